@@ -1,0 +1,40 @@
+/*
+ * nr_sampler.h: negative sampling for implicit feedback, run once per epoch.
+ *
+ * For every training positive (u, i) the sampler writes 1 + num_neg rows:
+ * (u, i, 1) followed by num_neg rows (u, j, 0) where each j is an item u has
+ * not interacted with (per the CSR matrix), drawn uniformly or in proportion to
+ * a popularity weight. The CSR matrix and the outputs are caller-owned.
+ *
+ * Rows of the CSR matrix must be sorted ascending (binary search). Positives
+ * are split into fixed blocks with their own random stream, so the result
+ * depends on seed only, not on the thread count.
+ */
+#ifndef NR_SAMPLER_H
+#define NR_SAMPLER_H
+
+#include <stdint.h>
+
+#include "neurec/nr_pool.h"
+#include "neurec/nr_status.h"
+
+struct nr_csr {
+    const int64_t *indptr;  /* n_rows + 1 */
+    const int32_t *indices; /* sorted within each row */
+    int64_t n_rows, n_cols;
+};
+
+/* Sample one epoch. cdf, if not NULL, is the cumulative item weight (n_cols
+ * doubles, last = total) for popularity sampling; NULL samples uniformly.
+ * Errors: NR_ERR_INDEX (a positive's user or item is out of range),
+ * NR_ERR_VALUE (a user with a positive has interacted with every item, or no
+ * item has weight left for them). */
+enum nr_status nr_sampler_epoch(const struct nr_csr *seen, const int64_t *pos_users,
+                                const int64_t *pos_items, int64_t n_pos, int64_t num_neg,
+                                const double *cdf, uint64_t seed, struct nr_pool *pool,
+                                int64_t *out_users, int64_t *out_items, float *out_labels);
+
+/* Fill perm[0..n) with a uniformly random permutation of 0..n-1 (Fisher-Yates). */
+void nr_sampler_permutation(int64_t *perm, int64_t n, uint64_t seed);
+
+#endif /* NR_SAMPLER_H */

@@ -1,0 +1,793 @@
+/*
+ * _core.c: the Python binding of neurec's C core (module neurec._core).
+ *
+ * The only file of the core that includes Python.h and NumPy. It checks every
+ * argument (dtype, contiguity, writability, sizes), borrows the arrays'
+ * buffers, releases the GIL around whole chunks of work and turns an
+ * enum nr_status into an exception through one cleanup path.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#define PY_ARRAY_UNIQUE_SYMBOL NEUREC_CORE_ARRAY_API
+#include <numpy/arrayobject.h>
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "neurec/nr_kernels.h"
+#include "neurec/nr_plan.h"
+#include "neurec/nr_pool.h"
+#include "neurec/nr_sampler.h"
+#include "neurec/nr_scoring.h"
+
+/* ------------------------------------------------------------------------ */
+/* the shared thread pool                                                    */
+
+/* One pool per process, shared by all plans; calls into it are serialised by
+ * pool_lock (taken with the GIL released, so other Python threads run). */
+static struct nr_pool *g_pool = NULL;
+static int g_threads = 0;
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int default_threads(void)
+{
+    const char *env = getenv("NEUREC_NUM_THREADS");
+    if (env && *env) {
+        long v = strtol(env, NULL, 10);
+        if (v >= 1 && v <= 1024)
+            return (int)v;
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n >= 1 ? (int)(n > 1024 ? 1024 : n) : 1;
+}
+
+static int raise_status(enum nr_status s, const char *what)
+{
+    switch (s) {
+    case NR_OK:
+        return 0;
+    case NR_ERR_NOMEM:
+        PyErr_Format(PyExc_MemoryError, "%s: out of memory", what);
+        break;
+    case NR_ERR_INDEX:
+        PyErr_Format(PyExc_IndexError, "%s: an id is negative or out of range", what);
+        break;
+    case NR_ABORTED:
+        PyErr_Format(PyExc_KeyboardInterrupt, "%s: aborted", what);
+        break;
+    case NR_ERR_TYPE:
+        PyErr_Format(PyExc_TypeError, "%s: %s", what, nr_status_str(s));
+        break;
+    default:
+        PyErr_Format(PyExc_ValueError, "%s: %s", what, nr_status_str(s));
+        break;
+    }
+    return -1;
+}
+
+/* Make sure the pool exists (with the GIL held). */
+static int pool_ensure(void)
+{
+    if (g_threads == 0)
+        g_threads = default_threads();
+    if (g_pool && nr_pool_size(g_pool) == g_threads)
+        return 0;
+    struct nr_pool *old = g_pool, *fresh = NULL;
+    enum nr_status s;
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&pool_lock);
+    nr_pool_free(old);
+    g_pool = NULL;
+    s = nr_pool_init(&fresh, g_threads);
+    g_pool = fresh;
+    pthread_mutex_unlock(&pool_lock);
+    Py_END_ALLOW_THREADS
+    return raise_status(s, "thread pool");
+}
+
+static PyObject *py_set_num_threads(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    long n = PyLong_AsLong(arg);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    if (n < 1 || n > 1024) {
+        PyErr_Format(PyExc_ValueError, "n must be between 1 and 1024, got %ld", n);
+        return NULL;
+    }
+    g_threads = (int)n;
+    if (pool_ensure() < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_get_num_threads(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    if (g_threads == 0)
+        g_threads = default_threads();
+    return PyLong_FromLong(g_threads);
+}
+
+/* ------------------------------------------------------------------------ */
+/* argument helpers                                                          */
+
+static int dtype_code(PyArrayObject *a, enum nr_dtype *out)
+{
+    switch (PyArray_TYPE(a)) {
+    case NPY_FLOAT32: *out = NR_DTYPE_F32; return 0;
+    case NPY_FLOAT64: *out = NR_DTYPE_F64; return 0;
+    case NPY_INT32: *out = NR_DTYPE_I32; return 0;
+    case NPY_INT64: *out = NR_DTYPE_I64; return 0;
+    default: return -1;
+    }
+}
+
+/* Borrow a read-only C-contiguous array as an nr_array (n rows, width values). */
+static int as_nr_array(PyObject *o, const char *name, struct nr_array *out)
+{
+    if (!PyArray_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a numpy array", name);
+        return -1;
+    }
+    PyArrayObject *a = (PyArrayObject *)o;
+    if (!PyArray_IS_C_CONTIGUOUS(a) || !PyArray_ISALIGNED(a) || PyArray_ISBYTESWAPPED(a)) {
+        PyErr_Format(PyExc_ValueError, "%s must be a C-contiguous, aligned, native-endian array "
+                     "(use np.ascontiguousarray)", name);
+        return -1;
+    }
+    if (dtype_code(a, &out->dtype) < 0) {
+        PyErr_Format(PyExc_TypeError, "%s must be float32, float64, int32 or int64", name);
+        return -1;
+    }
+    if (PyArray_NDIM(a) < 1) {
+        PyErr_Format(PyExc_ValueError, "%s must have at least one dimension", name);
+        return -1;
+    }
+    out->data = PyArray_DATA(a);
+    out->n = PyArray_DIM(a, 0);
+    out->width = out->n ? (int64_t)(PyArray_SIZE(a) / out->n) : 1;
+    if (out->n == 0) {
+        out->width = 1;
+        for (int i = 1; i < PyArray_NDIM(a); i++)
+            out->width *= PyArray_DIM(a, i);
+    }
+    return 0;
+}
+
+/* A writable C-contiguous array of exactly the given type; returns its data. */
+static void *writable(PyObject *o, int type, const char *name, npy_intp *size)
+{
+    if (!PyArray_Check(o) || PyArray_TYPE((PyArrayObject *)o) != type) {
+        PyErr_Format(PyExc_TypeError, "%s must be a numpy array of %s", name,
+                     type == NPY_FLOAT32 ? "float32" : (type == NPY_INT64 ? "int64" : "the right dtype"));
+        return NULL;
+    }
+    PyArrayObject *a = (PyArrayObject *)o;
+    if (!PyArray_IS_C_CONTIGUOUS(a) || !PyArray_ISWRITEABLE(a) || !PyArray_ISALIGNED(a) ||
+        PyArray_ISBYTESWAPPED(a)) {
+        PyErr_Format(PyExc_ValueError, "%s must be C-contiguous, aligned and writeable; neurec updates "
+                     "it in place and never copies it silently", name);
+        return NULL;
+    }
+    if (size)
+        *size = PyArray_SIZE(a);
+    return PyArray_DATA(a);
+}
+
+static const void *readonly(PyObject *o, int type, const char *tname, const char *name, npy_intp *size)
+{
+    if (!PyArray_Check(o) || PyArray_TYPE((PyArrayObject *)o) != type) {
+        PyErr_Format(PyExc_TypeError, "%s must be a numpy array of %s", name, tname);
+        return NULL;
+    }
+    PyArrayObject *a = (PyArrayObject *)o;
+    if (!PyArray_IS_C_CONTIGUOUS(a) || !PyArray_ISALIGNED(a) || PyArray_ISBYTESWAPPED(a)) {
+        PyErr_Format(PyExc_ValueError, "%s must be a C-contiguous %s array", name, tname);
+        return NULL;
+    }
+    if (size)
+        *size = PyArray_SIZE(a);
+    return PyArray_DATA(a);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Plan                                                                      */
+
+typedef struct {
+    PyObject_HEAD
+    struct nr_plan *plan;
+    struct nr_param *params;
+    int32_t n_params;
+    int32_t n_inputs;
+    int64_t out_size;
+    PyObject *keep; /* list of the arrays the params borrow */
+    struct nr_plan_desc desc;
+} PlanObject;
+
+static void Plan_dealloc(PlanObject *self)
+{
+    nr_plan_free(self->plan);
+    free(self->params);
+    Py_XDECREF(self->keep);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int parse_optim(PyObject *t, struct nr_optim *o)
+{
+    int kind, nesterov, centered, amsgrad;
+    float lr, b1, b2, eps, mom, rho;
+    if (!PyArg_ParseTuple(t, "iffffffppp", &kind, &lr, &b1, &b2, &eps, &mom, &rho, &nesterov,
+                          &centered, &amsgrad))
+        return -1;
+    if (kind < NR_OPTIM_SGD || kind > NR_OPTIM_RMSPROP) {
+        PyErr_SetString(PyExc_ValueError, "unknown optimizer kind");
+        return -1;
+    }
+    o->kind = (enum nr_optim_kind)kind;
+    o->lr = lr;
+    o->beta1 = b1;
+    o->beta2 = b2;
+    o->epsilon = eps;
+    o->momentum = mom;
+    o->rho = rho;
+    o->nesterov = nesterov;
+    o->centered = centered;
+    o->amsgrad = amsgrad;
+    return 0;
+}
+
+/* Plan(ops, value_sizes, params, n_inputs, output, logits, loss, optim, sparse)
+ *   ops: list of (kind, out, (in...), (p0, p1), act, flag, (d0..d5), rate)
+ *   params: list of (w float32 2-D, (slot0, slot1, slot2) float32|None,
+ *            row_steps int64|None, l2, is_table, frozen) */
+static PyObject *Plan_new(PyTypeObject *type, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"ops", "value_sizes", "params", "n_inputs", "output", "logits",
+                             "loss", "optim", "sparse", NULL};
+    PyObject *ops_o, *vs_o, *params_o, *optim_o;
+    int n_inputs, output, logits, loss, sparse;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!O!O!iiiiOp", kwlist, &PyList_Type, &ops_o,
+                                     &PyList_Type, &vs_o, &PyList_Type, &params_o, &n_inputs,
+                                     &output, &logits, &loss, &optim_o, &sparse))
+        return NULL;
+    PlanObject *self = (PlanObject *)type->tp_alloc(type, 0);
+    if (!self)
+        return NULL;
+    struct nr_op *ops = NULL;
+    int64_t *vs = NULL;
+    Py_ssize_t n_ops = PyList_GET_SIZE(ops_o), n_vals = PyList_GET_SIZE(vs_o);
+    Py_ssize_t n_params = PyList_GET_SIZE(params_o);
+    self->keep = PyList_New(0);
+    ops = calloc((size_t)(n_ops ? n_ops : 1), sizeof *ops);
+    vs = calloc((size_t)(n_vals ? n_vals : 1), sizeof *vs);
+    self->params = calloc((size_t)(n_params ? n_params : 1), sizeof *self->params);
+    if (!self->keep || !ops || !vs || !self->params) {
+        PyErr_NoMemory();
+        goto error;
+    }
+    if (loss < NR_LOSS_BCE || loss > NR_LOSS_MAE) {
+        PyErr_SetString(PyExc_ValueError, "unknown loss kind");
+        goto error;
+    }
+    for (Py_ssize_t i = 0; i < n_vals; i++) {
+        vs[i] = PyLong_AsLongLong(PyList_GET_ITEM(vs_o, i));
+        if (vs[i] == -1 && PyErr_Occurred())
+            goto error;
+    }
+    for (Py_ssize_t i = 0; i < n_ops; i++) {
+        PyObject *ins, *prm, *dims;
+        struct nr_op *op = &ops[i];
+        int kind, outv, act, flag;
+        float rate;
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(ops_o, i), "iiO!O!iiO!f", &kind, &outv, &PyTuple_Type, &ins,
+                              &PyTuple_Type, &prm, &act, &flag, &PyTuple_Type, &dims, &rate))
+            goto error;
+        if (PyTuple_GET_SIZE(ins) > NR_OP_MAX_IN || PyTuple_GET_SIZE(prm) != 2 || PyTuple_GET_SIZE(dims) != 6) {
+            PyErr_Format(PyExc_ValueError, "op %zd: at most %d inputs, 2 params and 6 dims", i, NR_OP_MAX_IN);
+            goto error;
+        }
+        op->kind = (enum nr_op_kind)kind;
+        op->out = outv;
+        op->n_in = (int32_t)PyTuple_GET_SIZE(ins);
+        for (int j = 0; j < op->n_in; j++)
+            op->in[j] = (int32_t)PyLong_AsLong(PyTuple_GET_ITEM(ins, j));
+        for (int j = 0; j < 2; j++)
+            op->param[j] = (int32_t)PyLong_AsLong(PyTuple_GET_ITEM(prm, j));
+        for (int j = 0; j < 6; j++)
+            op->dim[j] = PyLong_AsLongLong(PyTuple_GET_ITEM(dims, j));
+        if (PyErr_Occurred())
+            goto error;
+        op->act = act;
+        op->flag = flag;
+        op->rate = rate;
+    }
+    for (Py_ssize_t i = 0; i < n_params; i++) {
+        PyObject *w, *slots, *steps;
+        float l2;
+        int is_table, frozen;
+        struct nr_param *p = &self->params[i];
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(params_o, i), "OO!Ofpp", &w, &PyTuple_Type, &slots, &steps,
+                              &l2, &is_table, &frozen))
+            goto error;
+        npy_intp size;
+        char name[64];
+        snprintf(name, sizeof name, "parameter %zd", i);
+        p->w = writable(w, NPY_FLOAT32, name, &size);
+        if (!p->w)
+            goto error;
+        PyArrayObject *wa = (PyArrayObject *)w;
+        p->rows = PyArray_NDIM(wa) >= 1 ? PyArray_DIM(wa, 0) : 1;
+        p->cols = p->rows ? (int64_t)(size / p->rows) : 0;
+        if (PyList_Append(self->keep, w) < 0)
+            goto error;
+        if (PyTuple_GET_SIZE(slots) != 3) {
+            PyErr_SetString(PyExc_ValueError, "three optimizer slots expected");
+            goto error;
+        }
+        for (int j = 0; j < 3; j++) {
+            PyObject *s = PyTuple_GET_ITEM(slots, j);
+            if (s == Py_None)
+                continue;
+            npy_intp ss;
+            snprintf(name, sizeof name, "optimizer slot %d of parameter %zd", j, i);
+            p->slot[j] = writable(s, NPY_FLOAT32, name, &ss);
+            if (!p->slot[j])
+                goto error;
+            if (ss != size) {
+                PyErr_Format(PyExc_ValueError, "%s has %zd values, expected %zd", name, (Py_ssize_t)ss,
+                             (Py_ssize_t)size);
+                goto error;
+            }
+            if (PyList_Append(self->keep, s) < 0)
+                goto error;
+        }
+        if (steps != Py_None) {
+            npy_intp ss;
+            p->row_steps = writable(steps, NPY_INT64, "row_steps", &ss);
+            if (!p->row_steps)
+                goto error;
+            if (ss != p->rows) {
+                PyErr_SetString(PyExc_ValueError, "row_steps must have one entry per table row");
+                goto error;
+            }
+            if (PyList_Append(self->keep, steps) < 0)
+                goto error;
+        }
+        p->l2 = l2;
+        p->is_table = is_table;
+        p->frozen = frozen;
+    }
+    struct nr_plan_desc *d = &self->desc;
+    memset(d, 0, sizeof *d);
+    d->n_ops = (int32_t)n_ops;
+    d->ops = ops;
+    d->n_values = (int32_t)n_vals;
+    d->value_size = vs;
+    d->n_params = (int32_t)n_params;
+    d->params = self->params;
+    d->n_inputs = n_inputs;
+    d->output = output;
+    d->logits = logits;
+    d->loss = (enum nr_loss)loss;
+    d->sparse = sparse;
+    if (parse_optim(optim_o, &d->optim) < 0)
+        goto error;
+    if (output < 0 || output >= n_vals) {
+        PyErr_SetString(PyExc_ValueError, "output value out of range");
+        goto error;
+    }
+    self->n_params = (int32_t)n_params;
+    self->n_inputs = n_inputs;
+    self->out_size = vs[output];
+    enum nr_status s = nr_plan_init(&self->plan, d);
+    if (s != NR_OK) {
+        raise_status(s, "plan");
+        goto error;
+    }
+    free(ops);
+    free(vs);
+    d->ops = NULL;
+    d->value_size = NULL;
+    return (PyObject *)self;
+error:
+    free(ops);
+    free(vs);
+    Py_DECREF(self);
+    return NULL;
+}
+
+static PyObject *Plan_set_optimizer(PlanObject *self, PyObject *arg)
+{
+    struct nr_optim o;
+    if (parse_optim(arg, &o) < 0)
+        return NULL;
+    /* nr_plan keeps its own copy of the description; update both */
+    self->desc.optim = o;
+    nr_plan_set_optim(self->plan, &o);
+    Py_RETURN_NONE;
+}
+
+static int parse_inputs(PlanObject *self, PyObject *list, struct nr_array *arr, int64_t *n_rows)
+{
+    if (!PyList_Check(list) || PyList_GET_SIZE(list) != self->n_inputs) {
+        PyErr_Format(PyExc_ValueError, "expected a list of %d input arrays", self->n_inputs);
+        return -1;
+    }
+    for (int i = 0; i < self->n_inputs; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "input %d", i);
+        if (as_nr_array(PyList_GET_ITEM(list, i), name, &arr[i]) < 0)
+            return -1;
+        if (i > 0 && arr[i].n != arr[0].n) {
+            PyErr_Format(PyExc_ValueError, "input %d has %lld rows, input 0 has %lld", i,
+                         (long long)arr[i].n, (long long)arr[0].n);
+            return -1;
+        }
+    }
+    *n_rows = self->n_inputs ? arr[0].n : 0;
+    return 0;
+}
+
+static PyObject *stats_dict(const struct nr_fit_stats *st)
+{
+    npy_intp dims[1] = {NR_AUC_BINS};
+    PyObject *pos = PyArray_SimpleNew(1, dims, NPY_FLOAT64);
+    PyObject *neg = PyArray_SimpleNew(1, dims, NPY_FLOAT64);
+    if (!pos || !neg) {
+        Py_XDECREF(pos);
+        Py_XDECREF(neg);
+        return NULL;
+    }
+    memcpy(PyArray_DATA((PyArrayObject *)pos), st->auc_pos, sizeof st->auc_pos);
+    memcpy(PyArray_DATA((PyArrayObject *)neg), st->auc_neg, sizeof st->auc_neg);
+    return Py_BuildValue("{s:d,s:d,s:d,s:d,s:d,s:d,s:N,s:N}", "loss_sum", st->loss_sum, "samples",
+                         st->samples, "elements", st->elements, "correct", st->correct, "sq_err",
+                         st->sq_err, "abs_err", st->abs_err, "auc_pos", pos, "auc_neg", neg);
+}
+
+/* fit(inputs, y, idx, batch_size, step, seed) -> (step, stats) */
+static PyObject *Plan_fit(PlanObject *self, PyObject *args)
+{
+    PyObject *inputs_o, *y_o, *idx_o;
+    long long batch_size, step;
+    unsigned long long seed;
+    if (!PyArg_ParseTuple(args, "OOOLLK", &inputs_o, &y_o, &idx_o, &batch_size, &step, &seed))
+        return NULL;
+    struct nr_array *inputs = calloc((size_t)(self->n_inputs ? self->n_inputs : 1), sizeof *inputs);
+    struct nr_fit_stats *st = calloc(1, sizeof *st);
+    PyObject *result = NULL;
+    if (!inputs || !st) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int64_t n_rows;
+    if (parse_inputs(self, inputs_o, inputs, &n_rows) < 0)
+        goto done;
+    struct nr_array y;
+    if (as_nr_array(y_o, "y", &y) < 0)
+        goto done;
+    if (y.dtype != NR_DTYPE_F32 && y.dtype != NR_DTYPE_F64) {
+        PyErr_SetString(PyExc_TypeError, "y must be float32 or float64");
+        goto done;
+    }
+    if (y.n != n_rows || (y.width != 1 && y.width != self->out_size)) {
+        PyErr_Format(PyExc_ValueError, "y has shape (%lld, %lld); expected (%lld, 1) or (%lld, %lld)",
+                     (long long)y.n, (long long)y.width, (long long)n_rows, (long long)n_rows,
+                     (long long)self->out_size);
+        goto done;
+    }
+    npy_intp n_idx;
+    const int64_t *idx = readonly(idx_o, NPY_INT64, "int64", "idx", &n_idx);
+    if (!idx)
+        goto done;
+    for (npy_intp i = 0; i < n_idx; i++)
+        if (idx[i] < 0 || idx[i] >= n_rows) {
+            PyErr_Format(PyExc_IndexError, "idx[%zd] = %lld is outside [0, %lld)", (Py_ssize_t)i,
+                         (long long)idx[i], (long long)n_rows);
+            goto done;
+        }
+    if (batch_size < 1) {
+        PyErr_SetString(PyExc_ValueError, "batch_size must be >= 1");
+        goto done;
+    }
+    if (pool_ensure() < 0)
+        goto done;
+    int64_t st_step = step;
+    enum nr_status s;
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&pool_lock);
+    s = nr_plan_fit(self->plan, g_pool, inputs, &y, idx, n_idx, batch_size, &st_step, seed, st, NULL);
+    pthread_mutex_unlock(&pool_lock);
+    Py_END_ALLOW_THREADS
+    if (raise_status(s, "fit") < 0)
+        goto done;
+    PyObject *d = stats_dict(st);
+    if (d)
+        result = Py_BuildValue("LN", (long long)st_step, d);
+done:
+    free(inputs);
+    free(st);
+    return result;
+}
+
+/* predict(inputs, out): out is a float32 (n, out_size) array */
+static PyObject *Plan_predict(PlanObject *self, PyObject *args)
+{
+    PyObject *inputs_o, *out_o;
+    if (!PyArg_ParseTuple(args, "OO", &inputs_o, &out_o))
+        return NULL;
+    struct nr_array *inputs = calloc((size_t)(self->n_inputs ? self->n_inputs : 1), sizeof *inputs);
+    if (!inputs)
+        return PyErr_NoMemory();
+    PyObject *result = NULL;
+    int64_t n_rows;
+    npy_intp out_size;
+    float *out;
+    if (parse_inputs(self, inputs_o, inputs, &n_rows) < 0)
+        goto done;
+    out = writable(out_o, NPY_FLOAT32, "out", &out_size);
+    if (!out)
+        goto done;
+    if (out_size != n_rows * self->out_size) {
+        PyErr_SetString(PyExc_ValueError, "out has the wrong size");
+        goto done;
+    }
+    if (pool_ensure() < 0)
+        goto done;
+    enum nr_status s;
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&pool_lock);
+    s = nr_plan_predict(self->plan, g_pool, inputs, 0, n_rows, out);
+    pthread_mutex_unlock(&pool_lock);
+    Py_END_ALLOW_THREADS
+    if (raise_status(s, "predict") < 0)
+        goto done;
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    free(inputs);
+    return result;
+}
+
+static PyMethodDef Plan_methods[] = {
+    {"fit", (PyCFunction)Plan_fit, METH_VARARGS,
+     "fit(inputs, y, idx, batch_size, step, seed) -> (step, stats): train on rows idx in batches."},
+    {"predict", (PyCFunction)Plan_predict, METH_VARARGS,
+     "predict(inputs, out): forward pass over all rows into the float32 array out."},
+    {"set_optimizer", (PyCFunction)Plan_set_optimizer, METH_O,
+     "set_optimizer((kind, lr, beta1, beta2, eps, momentum, rho, nesterov, centered, amsgrad))."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject PlanType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "neurec._core.Plan",
+    .tp_basicsize = sizeof(PlanObject),
+    .tp_dealloc = (destructor)Plan_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A compiled model: ops, values and borrowed parameter arrays (internal).",
+    .tp_methods = Plan_methods,
+    .tp_new = Plan_new,
+};
+
+/* ------------------------------------------------------------------------ */
+/* sampling                                                                  */
+
+static PyObject *py_permutation(PyObject *self, PyObject *args)
+{
+    (void)self;
+    long long n;
+    unsigned long long seed;
+    if (!PyArg_ParseTuple(args, "LK", &n, &seed))
+        return NULL;
+    if (n < 0) {
+        PyErr_SetString(PyExc_ValueError, "n must be >= 0");
+        return NULL;
+    }
+    npy_intp dims[1] = {(npy_intp)n};
+    PyObject *out = PyArray_SimpleNew(1, dims, NPY_INT64);
+    if (!out)
+        return NULL;
+    int64_t *p = PyArray_DATA((PyArrayObject *)out);
+    Py_BEGIN_ALLOW_THREADS
+    nr_sampler_permutation(p, n, seed);
+    Py_END_ALLOW_THREADS
+    return out;
+}
+
+/* sample_epoch(indptr, indices, n_items, pos_users, pos_items, num_neg, cdf|None, seed,
+ *              out_users, out_items, out_labels) */
+static PyObject *py_sample_epoch(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *indptr_o, *indices_o, *pu_o, *pi_o, *cdf_o, *ou_o, *oi_o, *ol_o;
+    long long n_items, num_neg;
+    unsigned long long seed;
+    if (!PyArg_ParseTuple(args, "OOLOOLOKOOO", &indptr_o, &indices_o, &n_items, &pu_o, &pi_o, &num_neg,
+                          &cdf_o, &seed, &ou_o, &oi_o, &ol_o))
+        return NULL;
+    npy_intp n_ptr, n_ind, n_pu, n_pi, n_ou, n_oi, n_ol, n_cdf = 0;
+    const int64_t *indptr = readonly(indptr_o, NPY_INT64, "int64", "indptr", &n_ptr);
+    if (!indptr)
+        return NULL;
+    const int32_t *indices = readonly(indices_o, NPY_INT32, "int32", "indices", &n_ind);
+    if (!indices)
+        return NULL;
+    const int64_t *pu = readonly(pu_o, NPY_INT64, "int64", "users", &n_pu);
+    if (!pu)
+        return NULL;
+    const int64_t *pi = readonly(pi_o, NPY_INT64, "int64", "items", &n_pi);
+    if (!pi)
+        return NULL;
+    const double *cdf = NULL;
+    if (cdf_o != Py_None) {
+        cdf = readonly(cdf_o, NPY_FLOAT64, "float64", "cdf", &n_cdf);
+        if (!cdf)
+            return NULL;
+        if (n_cdf != n_items) {
+            PyErr_SetString(PyExc_ValueError, "cdf must have one entry per item");
+            return NULL;
+        }
+    }
+    int64_t *ou = writable(ou_o, NPY_INT64, "out_users", &n_ou);
+    if (!ou)
+        return NULL;
+    int64_t *oi = writable(oi_o, NPY_INT64, "out_items", &n_oi);
+    if (!oi)
+        return NULL;
+    float *ol = writable(ol_o, NPY_FLOAT32, "out_labels", &n_ol);
+    if (!ol)
+        return NULL;
+    if (n_pu != n_pi || num_neg < 0 || n_ou != n_pu * (1 + num_neg) || n_oi != n_ou || n_ol != n_ou ||
+        n_ptr < 1 || indptr[n_ptr - 1] != n_ind || n_items < 1) {
+        PyErr_SetString(PyExc_ValueError, "sample_epoch: inconsistent sizes");
+        return NULL;
+    }
+    struct nr_csr csr = {indptr, indices, n_ptr - 1, n_items};
+    if (pool_ensure() < 0)
+        return NULL;
+    enum nr_status s;
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&pool_lock);
+    s = nr_sampler_epoch(&csr, pu, pi, n_pu, num_neg, cdf, seed, g_pool, ou, oi, ol);
+    pthread_mutex_unlock(&pool_lock);
+    Py_END_ALLOW_THREADS
+    if (s == NR_ERR_VALUE) {
+        PyErr_SetString(PyExc_ValueError, "negative sampling: a user has interacted with every item, "
+                        "so no negative can be drawn; drop such users or lower num_negatives to 0");
+        return NULL;
+    }
+    if (raise_status(s, "negative sampling") < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------------ */
+/* scoring: the dot-product fast path of recommend                           */
+
+/* score_topk(user_vecs, item_vecs, item_bias|None, k, excl_indptr|None, excl_indices|None,
+ *            rows|None, out_ids, out_scores) */
+static PyObject *py_score_topk(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *u_o, *v_o, *b_o, *ip_o, *ix_o, *rows_o, *oid_o, *osc_o;
+    long long k;
+    if (!PyArg_ParseTuple(args, "OOOLOOOOO", &u_o, &v_o, &b_o, &k, &ip_o, &ix_o, &rows_o, &oid_o, &osc_o))
+        return NULL;
+    npy_intp nu_sz, nv_sz, nb = 0, nip = 0, nix = 0, nrows = 0, noid, nosc;
+    const float *u = readonly(u_o, NPY_FLOAT32, "float32", "user_vectors", &nu_sz);
+    if (!u)
+        return NULL;
+    const float *v = readonly(v_o, NPY_FLOAT32, "float32", "item_vectors", &nv_sz);
+    if (!v)
+        return NULL;
+    if (PyArray_NDIM((PyArrayObject *)u_o) != 2 || PyArray_NDIM((PyArrayObject *)v_o) != 2 ||
+        PyArray_DIM((PyArrayObject *)u_o, 1) != PyArray_DIM((PyArrayObject *)v_o, 1)) {
+        PyErr_SetString(PyExc_ValueError, "user_vectors and item_vectors must be 2-D with equal widths");
+        return NULL;
+    }
+    int64_t n_users = PyArray_DIM((PyArrayObject *)u_o, 0), n_items = PyArray_DIM((PyArrayObject *)v_o, 0);
+    int64_t dim = PyArray_DIM((PyArrayObject *)u_o, 1);
+    const float *bias = NULL;
+    if (b_o != Py_None) {
+        bias = readonly(b_o, NPY_FLOAT32, "float32", "item_bias", &nb);
+        if (!bias)
+            return NULL;
+        if (nb != n_items) {
+            PyErr_SetString(PyExc_ValueError, "item_bias must have one value per item");
+            return NULL;
+        }
+    }
+    const int64_t *indptr = NULL, *rows = NULL;
+    const int32_t *indices = NULL;
+    if (ip_o != Py_None) {
+        indptr = readonly(ip_o, NPY_INT64, "int64", "exclude indptr", &nip);
+        if (!indptr)
+            return NULL;
+        indices = readonly(ix_o, NPY_INT32, "int32", "exclude indices", &nix);
+        if (!indices)
+            return NULL;
+        rows = readonly(rows_o, NPY_INT64, "int64", "exclude rows", &nrows);
+        if (!rows)
+            return NULL;
+        if (nrows != n_users || nip < 1 || indptr[nip - 1] != nix) {
+            PyErr_SetString(PyExc_ValueError, "exclude: inconsistent CSR sizes");
+            return NULL;
+        }
+        for (npy_intp i = 0; i < nrows; i++)
+            if (rows[i] < -1 || rows[i] >= nip - 1) {
+                PyErr_SetString(PyExc_IndexError, "exclude: a user row is out of range");
+                return NULL;
+            }
+    }
+    int64_t *oid = writable(oid_o, NPY_INT64, "out_ids", &noid);
+    if (!oid)
+        return NULL;
+    float *osc = writable(osc_o, NPY_FLOAT32, "out_scores", &nosc);
+    if (!osc)
+        return NULL;
+    if (k < 1 || noid != n_users * k || nosc != n_users * k) {
+        PyErr_SetString(PyExc_ValueError, "out_ids and out_scores must be (n_users, k) with k >= 1");
+        return NULL;
+    }
+    if (pool_ensure() < 0)
+        return NULL;
+    struct nr_score_args a = {u, v, bias, n_users, n_items, dim, k, indptr, indices, rows, oid, osc};
+    enum nr_status s;
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&pool_lock);
+    s = nr_score_topk(&a, g_pool);
+    pthread_mutex_unlock(&pool_lock);
+    Py_END_ALLOW_THREADS
+    if (raise_status(s, "recommend") < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"set_num_threads", py_set_num_threads, METH_O, "set_num_threads(n): threads of the C core."},
+    {"get_num_threads", py_get_num_threads, METH_NOARGS, "get_num_threads() -> int."},
+    {"permutation", py_permutation, METH_VARARGS, "permutation(n, seed) -> int64 array."},
+    {"sample_epoch", py_sample_epoch, METH_VARARGS, "sample_epoch(...): one epoch of negatives."},
+    {"score_topk", py_score_topk, METH_VARARGS, "score_topk(...): dot-product scores and top-k."},
+    {NULL, NULL, 0, NULL},
+};
+
+static int core_exec(PyObject *m)
+{
+    if (PyArray_ImportNumPyAPI() < 0)
+        return -1;
+    if (PyType_Ready(&PlanType) < 0)
+        return -1;
+    Py_INCREF(&PlanType);
+    if (PyModule_AddObject(m, "Plan", (PyObject *)&PlanType) < 0) {
+        Py_DECREF(&PlanType);
+        return -1;
+    }
+    if (PyModule_AddIntConstant(m, "AUC_BINS", NR_AUC_BINS) < 0)
+        return -1;
+    return 0;
+}
+
+static PyModuleDef_Slot core_slots[] = {
+    {Py_mod_exec, core_exec},
+    {0, NULL},
+};
+
+static struct PyModuleDef core_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "neurec._core",
+    .m_doc = "neurec's C core: plan executor, optimizers, sampler, scoring, thread pool.",
+    .m_size = 0,
+    .m_methods = module_methods,
+    .m_slots = core_slots,
+};
+
+PyMODINIT_FUNC PyInit__core(void)
+{
+    return PyModuleDef_Init(&core_module);
+}

@@ -1,0 +1,1066 @@
+#include "neurec/nr_plan.h"
+#include "neurec/nr_kernels.h"
+#include "neurec/nr_rng.h"
+
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NR_MAX_THREADS 256
+
+/* One embedding table's per-batch sparse gradient: distinct rows in first-seen
+ * order and their summed gradients, found through an open-addressing hash. */
+struct table_grad {
+    int32_t param;
+    int64_t hcap;      /* hash slots, a power of two */
+    int64_t *hkeys;    /* row id or -1 */
+    int32_t *hslot;    /* index into rows/grad */
+    int64_t *rows;     /* distinct rows of this batch */
+    float *grad;       /* n_rows * cols */
+    int64_t n_rows;
+    int64_t max_rows;
+    float *dense;      /* rows * cols, only when updates are dense */
+};
+
+struct nr_plan {
+    struct nr_plan_desc d;     /* ops and value_size point into owned copies */
+    struct nr_op *ops;
+    int64_t *value_size;
+    int32_t *base;             /* storage owner of each value (aliases resolved) */
+    uint8_t *needs_grad;
+    uint8_t *skip_backward;    /* per op: the fused output activation */
+    int64_t cap;               /* samples per batch the scratch holds */
+    float **act;               /* per value: cap * size, NULL for aliases (use base) */
+    float **grad;
+    float **op_scratch;        /* per op (DOT, DROPOUT), cap * op_scratch_size */
+    int64_t *op_scratch_size;
+    int64_t dense_total;       /* floats in all non-table params */
+    int64_t *dense_off;        /* per param offset into a thread gradient buffer, -1 for tables */
+    float *tgrad;              /* NR_MAX_THREADS-capped: nth * dense_total */
+    int tgrad_threads;
+    struct nr_fit_stats *tstats;
+    int32_t n_tables;
+    struct table_grad *tables;
+    int64_t *ids_per_sample;   /* per param: sum of ids per sample over the ops using it */
+};
+
+/* ------------------------------------------------------------------------ */
+/* set-up                                                                    */
+
+static int64_t next_pow2(int64_t x)
+{
+    int64_t p = 1;
+    while (p < x)
+        p <<= 1;
+    return p;
+}
+
+static void free_scratch(struct nr_plan *p)
+{
+    if (p->act)
+        for (int v = 0; v < p->d.n_values; v++) {
+            free(p->act[v]);
+            free(p->grad[v]);
+            p->act[v] = p->grad[v] = NULL;
+        }
+    if (p->op_scratch)
+        for (int i = 0; i < p->d.n_ops; i++) {
+            free(p->op_scratch[i]);
+            p->op_scratch[i] = NULL;
+        }
+    for (int t = 0; t < p->n_tables; t++) {
+        struct table_grad *tg = &p->tables[t];
+        free(tg->hkeys);
+        free(tg->hslot);
+        free(tg->rows);
+        free(tg->grad);
+        tg->hkeys = NULL;
+        tg->hslot = NULL;
+        tg->rows = NULL;
+        tg->grad = NULL;
+    }
+    p->cap = 0;
+}
+
+void nr_plan_free(struct nr_plan *p)
+{
+    if (!p)
+        return;
+    free_scratch(p);
+    for (int t = 0; t < p->n_tables; t++)
+        free(p->tables[t].dense);
+    free(p->tables);
+    free(p->act);
+    free(p->grad);
+    free(p->op_scratch);
+    free(p->op_scratch_size);
+    free(p->ops);
+    free(p->value_size);
+    free(p->base);
+    free(p->needs_grad);
+    free(p->skip_backward);
+    free(p->dense_off);
+    free(p->tgrad);
+    free(p->tstats);
+    free(p->ids_per_sample);
+    free(p);
+}
+
+static int64_t dot_free(int64_t r, int64_t c, int64_t ax) { return ax == 0 ? c : r; }
+static int64_t dot_contract(int64_t r, int64_t c, int64_t ax) { return ax == 0 ? r : c; }
+
+static enum nr_status check_op(const struct nr_plan_desc *d, const struct nr_op *op)
+{
+    const int64_t *vs = d->value_size;
+    if (op->out < 0 || op->out >= d->n_values || op->n_in < 0 || op->n_in > NR_OP_MAX_IN)
+        return NR_ERR_VALUE;
+    int slot_input = op->kind == NR_OP_INPUT || op->kind == NR_OP_EMBEDDING;
+    for (int i = 0; i < op->n_in; i++) {
+        int32_t v = op->in[i];
+        if (v < 0 || v >= (slot_input ? d->n_inputs : d->n_values))
+            return NR_ERR_VALUE;
+    }
+    for (int i = 0; i < 2; i++)
+        if (op->param[i] >= d->n_params)
+            return NR_ERR_VALUE;
+    int64_t out = vs[op->out];
+    switch (op->kind) {
+    case NR_OP_INPUT:
+        return op->n_in == 1 && out == op->dim[0] ? NR_OK : NR_ERR_SHAPE;
+    case NR_OP_EMBEDDING: {
+        if (op->n_in != 1 || op->param[0] < 0)
+            return NR_ERR_VALUE;
+        const struct nr_param *t = &d->params[op->param[0]];
+        if (!t->is_table || t->cols != op->dim[1] || out != op->dim[0] * op->dim[1])
+            return NR_ERR_SHAPE;
+        return NR_OK;
+    }
+    case NR_OP_DENSE: {
+        if (op->n_in != 1 || op->param[0] < 0)
+            return NR_ERR_VALUE;
+        const struct nr_param *w = &d->params[op->param[0]];
+        if (w->rows != op->dim[1] || w->cols != op->dim[2])
+            return NR_ERR_SHAPE;
+        if (op->param[1] >= 0 && d->params[op->param[1]].rows * d->params[op->param[1]].cols != op->dim[2])
+            return NR_ERR_SHAPE;
+        if (vs[op->in[0]] != op->dim[0] * op->dim[1] || out != op->dim[0] * op->dim[2])
+            return NR_ERR_SHAPE;
+        return NR_OK;
+    }
+    case NR_OP_ACT:
+        if (op->n_in != 1 || op->act < NR_ACT_LINEAR || op->act > NR_ACT_SOFTMAX)
+            return NR_ERR_VALUE;
+        return vs[op->in[0]] == out && out == op->dim[0] * op->dim[1] ? NR_OK : NR_ERR_SHAPE;
+    case NR_OP_DOT: {
+        if (op->n_in != 2 || (op->dim[4] != 0 && op->dim[4] != 1) || (op->dim[5] != 0 && op->dim[5] != 1))
+            return NR_ERR_VALUE;
+        if (vs[op->in[0]] != op->dim[0] * op->dim[1] || vs[op->in[1]] != op->dim[2] * op->dim[3])
+            return NR_ERR_SHAPE;
+        if (dot_contract(op->dim[0], op->dim[1], op->dim[4]) != dot_contract(op->dim[2], op->dim[3], op->dim[5]))
+            return NR_ERR_SHAPE;
+        int64_t f = dot_free(op->dim[0], op->dim[1], op->dim[4]) * dot_free(op->dim[2], op->dim[3], op->dim[5]);
+        return f == out ? NR_OK : NR_ERR_SHAPE;
+    }
+    case NR_OP_CONCAT: {
+        if (op->n_in < 1 || op->dim[0] < 1)
+            return NR_ERR_VALUE;
+        int64_t s = 0;
+        for (int i = 0; i < op->n_in; i++) {
+            if (vs[op->in[i]] % op->dim[0])
+                return NR_ERR_SHAPE;
+            s += vs[op->in[i]];
+        }
+        return s == out ? NR_OK : NR_ERR_SHAPE;
+    }
+    case NR_OP_ADD:
+    case NR_OP_MUL:
+    case NR_OP_SUB:
+    case NR_OP_AVERAGE:
+        if (op->n_in < 1 || (op->kind == NR_OP_SUB && op->n_in != 2))
+            return NR_ERR_VALUE;
+        for (int i = 0; i < op->n_in; i++)
+            if (vs[op->in[i]] != out)
+                return NR_ERR_SHAPE;
+        return NR_OK;
+    case NR_OP_DROPOUT:
+        if (op->n_in != 1 || !(op->rate >= 0.0f && op->rate < 1.0f))
+            return NR_ERR_VALUE;
+        return vs[op->in[0]] == out ? NR_OK : NR_ERR_SHAPE;
+    case NR_OP_ALIAS:
+        return op->n_in == 1 && vs[op->in[0]] == out ? NR_OK : NR_ERR_SHAPE;
+    }
+    return NR_ERR_VALUE;
+}
+
+static int64_t op_scratch_floats(const struct nr_op *op)
+{
+    if (op->kind == NR_OP_DROPOUT)
+        return op->dim[0] > 0 ? op->dim[0] : 0; /* mask; size set at init */
+    if (op->kind != NR_OP_DOT)
+        return 0;
+    int64_t fa = dot_free(op->dim[0], op->dim[1], op->dim[4]);
+    int64_t fb = dot_free(op->dim[2], op->dim[3], op->dim[5]);
+    int64_t c = dot_contract(op->dim[0], op->dim[1], op->dim[4]);
+    /* A^T and B^T (normalised), their norms, and their gradients */
+    return 2 * (fa * c + fb * c) + fa + fb;
+}
+
+enum nr_status nr_plan_init(struct nr_plan **out, const struct nr_plan_desc *d)
+{
+    *out = NULL;
+    if (d->n_ops < 1 || d->n_values < 1 || d->output < 0 || d->output >= d->n_values ||
+        d->logits >= d->n_values || d->n_params < 0 || d->n_inputs < 0)
+        return NR_ERR_VALUE;
+    for (int v = 0; v < d->n_values; v++)
+        if (d->value_size[v] < 1)
+            return NR_ERR_SHAPE;
+    for (int i = 0; i < d->n_ops; i++) {
+        enum nr_status s = check_op(d, &d->ops[i]);
+        if (s != NR_OK)
+            return s;
+    }
+    struct nr_plan *p = calloc(1, sizeof *p);
+    if (!p)
+        return NR_ERR_NOMEM;
+    int nv = d->n_values, no = d->n_ops, np = d->n_params;
+    p->d = *d;
+    p->ops = malloc(sizeof *p->ops * (size_t)no);
+    p->value_size = malloc(sizeof *p->value_size * (size_t)nv);
+    p->base = malloc(sizeof *p->base * (size_t)nv);
+    p->needs_grad = calloc((size_t)nv, 1);
+    p->skip_backward = calloc((size_t)no, 1);
+    p->act = calloc((size_t)nv, sizeof *p->act);
+    p->grad = calloc((size_t)nv, sizeof *p->grad);
+    p->op_scratch = calloc((size_t)no, sizeof *p->op_scratch);
+    p->op_scratch_size = calloc((size_t)no, sizeof *p->op_scratch_size);
+    p->dense_off = malloc(sizeof *p->dense_off * (size_t)(np ? np : 1));
+    p->ids_per_sample = calloc((size_t)(np ? np : 1), sizeof *p->ids_per_sample);
+    p->tstats = calloc(NR_MAX_THREADS, sizeof *p->tstats);
+    if (!p->ops || !p->value_size || !p->base || !p->needs_grad || !p->skip_backward || !p->act ||
+        !p->grad || !p->op_scratch || !p->op_scratch_size || !p->dense_off || !p->ids_per_sample ||
+        !p->tstats) {
+        nr_plan_free(p);
+        return NR_ERR_NOMEM;
+    }
+    memcpy(p->ops, d->ops, sizeof *p->ops * (size_t)no);
+    memcpy(p->value_size, d->value_size, sizeof *p->value_size * (size_t)nv);
+    p->d.ops = p->ops;
+    p->d.value_size = p->value_size;
+    for (int v = 0; v < nv; v++)
+        p->base[v] = v;
+    for (int i = 0; i < no; i++) {
+        struct nr_op *op = &p->ops[i];
+        if (op->kind == NR_OP_ALIAS)
+            p->base[op->out] = p->base[op->in[0]];
+        if (op->kind == NR_OP_DROPOUT)
+            op->dim[0] = p->value_size[op->out];
+        p->op_scratch_size[i] = op_scratch_floats(op);
+        /* needs_grad: produced from a parameter, directly or through another value */
+        int ng = op->kind == NR_OP_EMBEDDING || op->kind == NR_OP_DENSE;
+        if (op->kind != NR_OP_INPUT && op->kind != NR_OP_EMBEDDING)
+            for (int j = 0; j < op->n_in; j++)
+                ng |= p->needs_grad[op->in[j]];
+        p->needs_grad[op->out] = (uint8_t)ng;
+        if (op->kind == NR_OP_EMBEDDING)
+            p->ids_per_sample[op->param[0]] += op->dim[0];
+    }
+    /* the output's sigmoid is fused into the loss when its logits are known */
+    if (d->logits >= 0) {
+        for (int i = 0; i < no; i++)
+            if (p->ops[i].out == d->output && p->ops[i].kind == NR_OP_ACT &&
+                p->ops[i].act == NR_ACT_SIGMOID && p->ops[i].in[0] == d->logits)
+                p->skip_backward[i] = 1;
+        if (d->loss != NR_LOSS_BCE) {
+            p->d.logits = -1;
+            memset(p->skip_backward, 0, (size_t)no);
+        }
+    }
+    int64_t off = 0;
+    int nt = 0;
+    for (int i = 0; i < np; i++) {
+        if (d->params[i].is_table) {
+            p->dense_off[i] = -1;
+            nt++;
+        } else {
+            p->dense_off[i] = off;
+            off += d->params[i].rows * d->params[i].cols;
+        }
+    }
+    p->dense_total = off;
+    p->n_tables = nt;
+    p->tables = calloc((size_t)(nt ? nt : 1), sizeof *p->tables);
+    if (!p->tables) {
+        nr_plan_free(p);
+        return NR_ERR_NOMEM;
+    }
+    nt = 0;
+    for (int i = 0; i < np; i++)
+        if (d->params[i].is_table) {
+            struct table_grad *tg = &p->tables[nt++];
+            tg->param = i;
+            if (!d->sparse && p->ids_per_sample[i] > 0) {
+                tg->dense = calloc((size_t)(d->params[i].rows * d->params[i].cols), sizeof(float));
+                if (!tg->dense) {
+                    nr_plan_free(p);
+                    return NR_ERR_NOMEM;
+                }
+            }
+        }
+    *out = p;
+    return NR_OK;
+}
+
+void nr_plan_set_optim(struct nr_plan *p, const struct nr_optim *o)
+{
+    p->d.optim = *o;
+}
+
+enum nr_status nr_plan_reserve(struct nr_plan *p, int64_t cap)
+{
+    if (cap <= p->cap)
+        return NR_OK;
+    free_scratch(p);
+    for (int v = 0; v < p->d.n_values; v++) {
+        if (p->base[v] != v)
+            continue;
+        size_t n = (size_t)(cap * p->value_size[v]);
+        p->act[v] = malloc(n * sizeof(float));
+        p->grad[v] = malloc(n * sizeof(float));
+        if (!p->act[v] || !p->grad[v])
+            goto nomem;
+    }
+    for (int i = 0; i < p->d.n_ops; i++)
+        if (p->op_scratch_size[i] > 0) {
+            p->op_scratch[i] = malloc((size_t)(cap * p->op_scratch_size[i]) * sizeof(float));
+            if (!p->op_scratch[i])
+                goto nomem;
+        }
+    for (int t = 0; t < p->n_tables; t++) {
+        struct table_grad *tg = &p->tables[t];
+        const struct nr_param *prm = &p->d.params[tg->param];
+        int64_t m = cap * p->ids_per_sample[tg->param];
+        tg->max_rows = m;
+        tg->hcap = next_pow2(2 * (m > 0 ? m : 1));
+        tg->hkeys = malloc((size_t)tg->hcap * sizeof *tg->hkeys);
+        tg->hslot = malloc((size_t)tg->hcap * sizeof *tg->hslot);
+        tg->rows = malloc((size_t)(m > 0 ? m : 1) * sizeof *tg->rows);
+        tg->grad = malloc((size_t)(m > 0 ? m : 1) * (size_t)prm->cols * sizeof(float));
+        if (!tg->hkeys || !tg->hslot || !tg->rows || !tg->grad)
+            goto nomem;
+        for (int64_t h = 0; h < tg->hcap; h++)
+            tg->hkeys[h] = -1;
+        tg->n_rows = 0;
+    }
+    p->cap = cap;
+    return NR_OK;
+nomem:
+    free_scratch(p);
+    return NR_ERR_NOMEM;
+}
+
+static float *act_of(const struct nr_plan *p, int v) { return p->act[p->base[v]]; }
+static float *grad_of(const struct nr_plan *p, int v) { return p->grad[p->base[v]]; }
+
+/* ------------------------------------------------------------------------ */
+/* reading the caller's arrays                                               */
+
+static inline float read_f(const struct nr_array *a, int64_t i)
+{
+    switch (a->dtype) {
+    case NR_DTYPE_F32: return ((const float *)a->data)[i];
+    case NR_DTYPE_F64: return (float)((const double *)a->data)[i];
+    case NR_DTYPE_I32: return (float)((const int32_t *)a->data)[i];
+    case NR_DTYPE_I64: return (float)((const int64_t *)a->data)[i];
+    }
+    return 0.0f;
+}
+
+static inline int64_t read_id(const struct nr_array *a, int64_t i)
+{
+    switch (a->dtype) {
+    case NR_DTYPE_F32: return (int64_t)((const float *)a->data)[i];
+    case NR_DTYPE_F64: return (int64_t)((const double *)a->data)[i];
+    case NR_DTYPE_I32: return ((const int32_t *)a->data)[i];
+    case NR_DTYPE_I64: return ((const int64_t *)a->data)[i];
+    }
+    return -1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* forward and backward over a block of samples                              */
+
+struct run_ctx {
+    struct nr_plan *p;
+    const struct nr_array *inputs;
+    const struct nr_array *y;
+    const int64_t *idx;     /* sample index of each batch row, or NULL: start + row */
+    int64_t start;
+    int64_t bs;             /* rows in this batch */
+    int training;
+    uint64_t seed;
+    int64_t step;
+    float *out;             /* predict: destination */
+    atomic_int bad_index;
+    int nth_tasks;
+    int32_t *task_owner;    /* per param: thread that updates it */
+};
+
+static inline int64_t sample_of(const struct run_ctx *c, int64_t row)
+{
+    return c->idx ? c->idx[row] : c->start + row;
+}
+
+/* X (r x cols) with contraction axis ax as A^T: (free x contract), row-major. */
+static void dot_load(float *at, const float *x, int64_t r, int64_t cols, int64_t ax)
+{
+    if (ax == 1 || cols == 1) {
+        memcpy(at, x, (size_t)(r * cols) * sizeof *at);
+        return;
+    }
+    for (int64_t i = 0; i < r; i++)
+        for (int64_t j = 0; j < cols; j++)
+            at[j * r + i] = x[i * cols + j];
+}
+
+static void dot_store_grad(float *gx, const float *gat, int64_t r, int64_t cols, int64_t ax)
+{
+    if (ax == 1 || cols == 1) {
+        for (int64_t i = 0; i < r * cols; i++)
+            gx[i] += gat[i];
+        return;
+    }
+    for (int64_t i = 0; i < r; i++)
+        for (int64_t j = 0; j < cols; j++)
+            gx[i * cols + j] += gat[j * r + i];
+}
+
+static void forward_block(struct run_ctx *c, int64_t b0, int64_t b1)
+{
+    struct nr_plan *p = c->p;
+    int64_t nb = b1 - b0;
+    if (nb <= 0)
+        return;
+    for (int oi = 0; oi < p->d.n_ops; oi++) {
+        const struct nr_op *op = &p->ops[oi];
+        int64_t so = p->value_size[op->out];
+        float *y = act_of(p, op->out) + b0 * so;
+        switch (op->kind) {
+        case NR_OP_INPUT: {
+            const struct nr_array *a = &c->inputs[op->in[0]];
+            int64_t w = a->width;
+            for (int64_t b = 0; b < nb; b++) {
+                int64_t s = sample_of(c, b0 + b);
+                if (a->dtype == NR_DTYPE_F32) {
+                    memcpy(y + b * w, (const float *)a->data + s * w, (size_t)w * sizeof(float));
+                } else {
+                    for (int64_t j = 0; j < w; j++)
+                        y[b * w + j] = read_f(a, s * w + j);
+                }
+            }
+            break;
+        }
+        case NR_OP_EMBEDDING: {
+            const struct nr_array *a = &c->inputs[op->in[0]];
+            const struct nr_param *t = &p->d.params[op->param[0]];
+            int64_t m = op->dim[0], dd = op->dim[1];
+            for (int64_t b = 0; b < nb; b++) {
+                int64_t s = sample_of(c, b0 + b);
+                for (int64_t j = 0; j < m; j++) {
+                    int64_t id = read_id(a, s * m + j);
+                    float *dst = y + (b * m + j) * dd;
+                    if (id < 0 || id >= t->rows) {
+                        atomic_store(&c->bad_index, 1);
+                        memset(dst, 0, (size_t)dd * sizeof *dst);
+                    } else {
+                        memcpy(dst, t->w + id * dd, (size_t)dd * sizeof *dst);
+                    }
+                }
+            }
+            break;
+        }
+        case NR_OP_DENSE: {
+            const float *x = act_of(p, op->in[0]) + b0 * p->value_size[op->in[0]];
+            const float *bias = op->param[1] >= 0 ? p->d.params[op->param[1]].w : NULL;
+            nr_dense_forward(y, x, p->d.params[op->param[0]].w, bias, nb * op->dim[0], op->dim[1], op->dim[2]);
+            break;
+        }
+        case NR_OP_ACT: {
+            const float *x = act_of(p, op->in[0]) + b0 * so;
+            nr_act_forward(y, x, (enum nr_act)op->act, nb * op->dim[0], op->dim[1]);
+            break;
+        }
+        case NR_OP_DOT: {
+            int64_t xr = op->dim[0], xc = op->dim[1], yr = op->dim[2], yc = op->dim[3];
+            int64_t ax = op->dim[4], ay = op->dim[5];
+            int64_t fa = dot_free(xr, xc, ax), fb = dot_free(yr, yc, ay), cc = dot_contract(xr, xc, ax);
+            int64_t sx = xr * xc, sy = yr * yc;
+            int64_t ss = p->op_scratch_size[oi];
+            for (int64_t b = 0; b < nb; b++) {
+                float *sc = p->op_scratch[oi] + (b0 + b) * ss;
+                float *at = sc, *bt = sc + fa * cc, *na = bt + fb * cc, *nbv = na + fa;
+                dot_load(at, act_of(p, op->in[0]) + (b0 + b) * sx, xr, xc, ax);
+                dot_load(bt, act_of(p, op->in[1]) + (b0 + b) * sy, yr, yc, ay);
+                if (op->flag) {
+                    for (int64_t i = 0; i < fa; i++) {
+                        float nrm = sqrtf(nr_dot(at + i * cc, at + i * cc, cc));
+                        nrm = nrm > 1e-12f ? nrm : 1e-12f;
+                        na[i] = nrm;
+                        for (int64_t k = 0; k < cc; k++)
+                            at[i * cc + k] /= nrm;
+                    }
+                    for (int64_t j = 0; j < fb; j++) {
+                        float nrm = sqrtf(nr_dot(bt + j * cc, bt + j * cc, cc));
+                        nrm = nrm > 1e-12f ? nrm : 1e-12f;
+                        nbv[j] = nrm;
+                        for (int64_t k = 0; k < cc; k++)
+                            bt[j * cc + k] /= nrm;
+                    }
+                }
+                float *yb = y + b * so;
+                for (int64_t i = 0; i < fa; i++)
+                    for (int64_t j = 0; j < fb; j++)
+                        yb[i * fb + j] = nr_dot(at + i * cc, bt + j * cc, cc);
+            }
+            break;
+        }
+        case NR_OP_CONCAT: {
+            int64_t outer = op->dim[0];
+            for (int64_t b = 0; b < nb; b++) {
+                float *yb = y + b * so;
+                for (int64_t o = 0; o < outer; o++)
+                    for (int i = 0; i < op->n_in; i++) {
+                        int64_t si = p->value_size[op->in[i]], inner = si / outer;
+                        memcpy(yb, act_of(p, op->in[i]) + (b0 + b) * si + o * inner, (size_t)inner * sizeof *yb);
+                        yb += inner;
+                    }
+            }
+            break;
+        }
+        case NR_OP_ADD:
+        case NR_OP_AVERAGE:
+        case NR_OP_MUL:
+        case NR_OP_SUB: {
+            int64_t n = nb * so;
+            const float *x0 = act_of(p, op->in[0]) + b0 * so;
+            memmove(y, x0, (size_t)n * sizeof *y);
+            for (int i = 1; i < op->n_in; i++) {
+                const float *xi = act_of(p, op->in[i]) + b0 * so;
+                if (op->kind == NR_OP_MUL)
+                    for (int64_t k = 0; k < n; k++)
+                        y[k] *= xi[k];
+                else if (op->kind == NR_OP_SUB)
+                    for (int64_t k = 0; k < n; k++)
+                        y[k] -= xi[k];
+                else
+                    for (int64_t k = 0; k < n; k++)
+                        y[k] += xi[k];
+            }
+            if (op->kind == NR_OP_AVERAGE) {
+                float inv = 1.0f / (float)op->n_in;
+                for (int64_t k = 0; k < n; k++)
+                    y[k] *= inv;
+            }
+            break;
+        }
+        case NR_OP_DROPOUT: {
+            const float *x = act_of(p, op->in[0]) + b0 * so;
+            if (!c->training || op->rate == 0.0f) {
+                memmove(y, x, (size_t)(nb * so) * sizeof *y);
+                break;
+            }
+            float keep = 1.0f / (1.0f - op->rate);
+            float *mask = p->op_scratch[oi] + b0 * so;
+            for (int64_t b = 0; b < nb; b++) {
+                /* the mask of a sample depends on (seed, step, sample, op) only,
+                 * not on the thread count */
+                struct nr_rng r;
+                nr_rng_seed(&r, c->seed ^ ((uint64_t)c->step << 20) ^ (uint64_t)oi,
+                            (uint64_t)sample_of(c, b0 + b));
+                for (int64_t k = 0; k < so; k++) {
+                    float m = nr_rng_uniform(&r) < op->rate ? 0.0f : keep;
+                    mask[b * so + k] = m;
+                    y[b * so + k] = x[b * so + k] * m;
+                }
+            }
+            break;
+        }
+        case NR_OP_ALIAS:
+            break;
+        }
+    }
+}
+
+static inline float clampf(float x, float lo, float hi) { return x < lo ? lo : (x > hi ? hi : x); }
+
+/* Loss, its gradient (written to the output or logits grad) and metrics for a block. */
+static void loss_block(struct run_ctx *c, int64_t b0, int64_t b1, struct nr_fit_stats *st)
+{
+    struct nr_plan *p = c->p;
+    int outv = p->d.output;
+    int64_t P = p->value_size[outv];
+    const float *pred = act_of(p, outv);
+    int fused = p->d.logits >= 0;
+    const float *z = fused ? act_of(p, p->d.logits) : NULL;
+    float *g = grad_of(p, fused ? p->d.logits : outv);
+    const struct nr_array *y = c->y;
+    int64_t yw = y->width;
+    float scale = 1.0f / (float)(c->bs * P);
+    const float eps = 1e-7f;
+    for (int64_t b = b0; b < b1; b++) {
+        int64_t s = sample_of(c, b);
+        double lsum = 0.0;
+        for (int64_t j = 0; j < P; j++) {
+            int64_t k = b * P + j;
+            float t = read_f(y, s * yw + (yw == 1 ? 0 : j));
+            float pr = pred[k];
+            float l, d;
+            switch (p->d.loss) {
+            case NR_LOSS_BCE:
+                if (fused) {
+                    float zz = z[k];
+                    l = fmaxf(zz, 0.0f) - zz * t + log1pf(expf(-fabsf(zz)));
+                    d = pr - t;
+                } else {
+                    float pc = clampf(pr, eps, 1.0f - eps);
+                    l = -(t * logf(pc) + (1.0f - t) * logf(1.0f - pc));
+                    d = (pr > eps && pr < 1.0f - eps) ? (pc - t) / (pc * (1.0f - pc)) : 0.0f;
+                }
+                break;
+            case NR_LOSS_BCE_LOGITS:
+                l = fmaxf(pr, 0.0f) - pr * t + log1pf(expf(-fabsf(pr)));
+                d = (pr >= 0.0f ? 1.0f / (1.0f + expf(-pr)) : expf(pr) / (1.0f + expf(pr))) - t;
+                break;
+            case NR_LOSS_MSE:
+                l = (pr - t) * (pr - t);
+                d = 2.0f * (pr - t);
+                break;
+            case NR_LOSS_MAE:
+            default:
+                l = fabsf(pr - t);
+                d = pr > t ? 1.0f : (pr < t ? -1.0f : 0.0f);
+                break;
+            }
+            g[k] = d * scale;
+            lsum += l;
+            float prob = p->d.loss == NR_LOSS_BCE_LOGITS ? 1.0f / (1.0f + expf(-pr)) : pr;
+            st->correct += (float)(prob > 0.5f) == t;
+            st->sq_err += (double)(pr - t) * (pr - t);
+            st->abs_err += fabs((double)(pr - t));
+            int bin = (int)(clampf(prob, 0.0f, 1.0f) * (NR_AUC_BINS - 1) + 0.5f);
+            st->auc_pos[bin] += t;
+            st->auc_neg[bin] += 1.0f - t;
+        }
+        st->loss_sum += lsum / (double)P;
+        st->samples += 1.0;
+        st->elements += (double)P;
+    }
+}
+
+static void backward_block(struct run_ctx *c, int ith, int64_t b0, int64_t b1)
+{
+    struct nr_plan *p = c->p;
+    int64_t nb = b1 - b0;
+    if (nb <= 0)
+        return;
+    float *tg = p->tgrad + (size_t)ith * (size_t)p->dense_total;
+    for (int oi = p->d.n_ops - 1; oi >= 0; oi--) {
+        const struct nr_op *op = &p->ops[oi];
+        if (p->skip_backward[oi] || !p->needs_grad[op->out])
+            continue;
+        int64_t so = p->value_size[op->out];
+        const float *gy = grad_of(p, op->out) + b0 * so;
+        switch (op->kind) {
+        case NR_OP_INPUT:
+        case NR_OP_EMBEDDING:
+        case NR_OP_ALIAS:
+            break;
+        case NR_OP_DENSE: {
+            int in = op->in[0];
+            int64_t si = p->value_size[in];
+            float *gx = p->needs_grad[in] ? grad_of(p, in) + b0 * si : NULL;
+            float *gw = tg + p->dense_off[op->param[0]];
+            float *gb = op->param[1] >= 0 ? tg + p->dense_off[op->param[1]] : NULL;
+            nr_dense_backward(gx, gw, gb, gy, act_of(p, in) + b0 * si, p->d.params[op->param[0]].w,
+                              nb * op->dim[0], op->dim[1], op->dim[2]);
+            break;
+        }
+        case NR_OP_ACT:
+            if (p->needs_grad[op->in[0]])
+                nr_act_backward(grad_of(p, op->in[0]) + b0 * so, gy, act_of(p, op->out) + b0 * so,
+                                (enum nr_act)op->act, nb * op->dim[0], op->dim[1]);
+            break;
+        case NR_OP_DOT: {
+            int64_t xr = op->dim[0], xc = op->dim[1], yr = op->dim[2], yc = op->dim[3];
+            int64_t ax = op->dim[4], ay = op->dim[5];
+            int64_t fa = dot_free(xr, xc, ax), fb = dot_free(yr, yc, ay), cc = dot_contract(xr, xc, ax);
+            int64_t ss = p->op_scratch_size[oi];
+            for (int64_t b = 0; b < nb; b++) {
+                float *sc = p->op_scratch[oi] + (b0 + b) * ss;
+                float *at = sc, *bt = sc + fa * cc, *na = bt + fb * cc, *nbv = na + fa;
+                float *ga = nbv + fb, *gbm = ga + fa * cc;
+                const float *gyb = gy + b * so;
+                memset(ga, 0, (size_t)((fa + fb) * cc) * sizeof *ga);
+                for (int64_t i = 0; i < fa; i++)
+                    for (int64_t j = 0; j < fb; j++) {
+                        float gij = gyb[i * fb + j];
+                        nr_axpy(ga + i * cc, bt + j * cc, gij, cc);
+                        nr_axpy(gbm + j * cc, at + i * cc, gij, cc);
+                    }
+                if (op->flag) {
+                    /* d(v/|v|) = (g - u (u.g)) / |v| with u = v/|v| */
+                    for (int64_t i = 0; i < fa; i++) {
+                        float ug = nr_dot(at + i * cc, ga + i * cc, cc);
+                        for (int64_t k = 0; k < cc; k++)
+                            ga[i * cc + k] = (ga[i * cc + k] - at[i * cc + k] * ug) / na[i];
+                    }
+                    for (int64_t j = 0; j < fb; j++) {
+                        float ug = nr_dot(bt + j * cc, gbm + j * cc, cc);
+                        for (int64_t k = 0; k < cc; k++)
+                            gbm[j * cc + k] = (gbm[j * cc + k] - bt[j * cc + k] * ug) / nbv[j];
+                    }
+                }
+                if (p->needs_grad[op->in[0]])
+                    dot_store_grad(grad_of(p, op->in[0]) + (b0 + b) * xr * xc, ga, xr, xc, ax);
+                if (p->needs_grad[op->in[1]])
+                    dot_store_grad(grad_of(p, op->in[1]) + (b0 + b) * yr * yc, gbm, yr, yc, ay);
+            }
+            break;
+        }
+        case NR_OP_CONCAT: {
+            int64_t outer = op->dim[0];
+            for (int64_t b = 0; b < nb; b++) {
+                const float *gb = gy + b * so;
+                for (int64_t o = 0; o < outer; o++)
+                    for (int i = 0; i < op->n_in; i++) {
+                        int64_t si = p->value_size[op->in[i]], inner = si / outer;
+                        if (p->needs_grad[op->in[i]]) {
+                            float *gx = grad_of(p, op->in[i]) + (b0 + b) * si + o * inner;
+                            for (int64_t k = 0; k < inner; k++)
+                                gx[k] += gb[k];
+                        }
+                        gb += inner;
+                    }
+            }
+            break;
+        }
+        case NR_OP_ADD:
+        case NR_OP_AVERAGE:
+        case NR_OP_SUB: {
+            int64_t n = nb * so;
+            float f = op->kind == NR_OP_AVERAGE ? 1.0f / (float)op->n_in : 1.0f;
+            for (int i = 0; i < op->n_in; i++) {
+                if (!p->needs_grad[op->in[i]])
+                    continue;
+                float fi = (op->kind == NR_OP_SUB && i == 1) ? -1.0f : f;
+                float *gx = grad_of(p, op->in[i]) + b0 * so;
+                for (int64_t k = 0; k < n; k++)
+                    gx[k] += fi * gy[k];
+            }
+            break;
+        }
+        case NR_OP_MUL: {
+            int64_t n = nb * so;
+            for (int i = 0; i < op->n_in; i++) {
+                if (!p->needs_grad[op->in[i]])
+                    continue;
+                float *gx = grad_of(p, op->in[i]) + b0 * so;
+                for (int64_t k = 0; k < n; k++) {
+                    float prod = gy[k];
+                    for (int j = 0; j < op->n_in; j++)
+                        if (j != i)
+                            prod *= act_of(p, op->in[j])[b0 * so + k];
+                    gx[k] += prod;
+                }
+            }
+            break;
+        }
+        case NR_OP_DROPOUT: {
+            if (!p->needs_grad[op->in[0]])
+                break;
+            float *gx = grad_of(p, op->in[0]) + b0 * so;
+            int64_t n = nb * so;
+            if (op->rate == 0.0f) {
+                for (int64_t k = 0; k < n; k++)
+                    gx[k] += gy[k];
+            } else {
+                const float *mask = p->op_scratch[oi] + b0 * so;
+                for (int64_t k = 0; k < n; k++)
+                    gx[k] += gy[k] * mask[k];
+            }
+            break;
+        }
+        }
+    }
+}
+
+static void block_of(int64_t n, int ith, int nth, int64_t *b0, int64_t *b1)
+{
+    *b0 = n * ith / nth;
+    *b1 = n * (ith + 1) / nth;
+}
+
+static void train_worker(void *vctx, int ith, int nth)
+{
+    struct run_ctx *c = vctx;
+    struct nr_plan *p = c->p;
+    int64_t b0, b1;
+    block_of(c->bs, ith, nth, &b0, &b1);
+    memset(p->tgrad + (size_t)ith * (size_t)p->dense_total, 0, (size_t)p->dense_total * sizeof(float));
+    if (b1 <= b0)
+        return;
+    forward_block(c, b0, b1);
+    for (int v = 0; v < p->d.n_values; v++)
+        if (p->base[v] == v && p->needs_grad[v])
+            memset(p->grad[v] + b0 * p->value_size[v], 0, (size_t)((b1 - b0) * p->value_size[v]) * sizeof(float));
+    loss_block(c, b0, b1, &p->tstats[ith]);
+    backward_block(c, ith, b0, b1);
+}
+
+static int64_t hash_row(int64_t r, int64_t mask)
+{
+    uint64_t h = (uint64_t)r * 0x9E3779B97F4A7C15ULL;
+    return (int64_t)(h >> 17) & mask;
+}
+
+static void update_table(struct run_ctx *c, struct table_grad *tg)
+{
+    struct nr_plan *p = c->p;
+    struct nr_param *prm = &p->d.params[tg->param];
+    int64_t d = prm->cols, mask = tg->hcap - 1;
+    tg->n_rows = 0;
+    for (int oi = 0; oi < p->d.n_ops; oi++) {
+        const struct nr_op *op = &p->ops[oi];
+        if (op->kind != NR_OP_EMBEDDING || op->param[0] != tg->param || !p->needs_grad[op->out])
+            continue;
+        const struct nr_array *a = &c->inputs[op->in[0]];
+        int64_t m = op->dim[0];
+        const float *g = grad_of(p, op->out);
+        for (int64_t b = 0; b < c->bs; b++) {
+            int64_t s = sample_of(c, b);
+            for (int64_t j = 0; j < m; j++) {
+                int64_t id = read_id(a, s * m + j);
+                if (id < 0 || id >= prm->rows)
+                    continue;
+                int64_t h = hash_row(id, mask);
+                while (tg->hkeys[h] != -1 && tg->hkeys[h] != id)
+                    h = (h + 1) & mask;
+                float *dst;
+                if (tg->hkeys[h] == -1) {
+                    tg->hkeys[h] = id;
+                    tg->hslot[h] = (int32_t)tg->n_rows;
+                    tg->rows[tg->n_rows] = id;
+                    dst = tg->grad + tg->n_rows * d;
+                    memcpy(dst, g + (b * m + j) * d, (size_t)d * sizeof *dst);
+                    tg->n_rows++;
+                } else {
+                    dst = tg->grad + (int64_t)tg->hslot[h] * d;
+                    nr_axpy(dst, g + (b * m + j) * d, 1.0f, d);
+                }
+            }
+        }
+    }
+    if (p->d.sparse) {
+        nr_optim_step_rows(&p->d.optim, prm, tg->rows, tg->n_rows, tg->grad);
+    } else if (tg->dense) {
+        memset(tg->dense, 0, (size_t)(prm->rows * d) * sizeof(float));
+        for (int64_t i = 0; i < tg->n_rows; i++)
+            memcpy(tg->dense + tg->rows[i] * d, tg->grad + i * d, (size_t)d * sizeof(float));
+        nr_optim_step_dense(&p->d.optim, prm, tg->dense, c->step);
+    }
+    for (int64_t i = 0; i < tg->n_rows; i++) {
+        int64_t h = hash_row(tg->rows[i], mask);
+        while (tg->hkeys[h] != tg->rows[i])
+            h = (h + 1) & mask;
+        tg->hkeys[h] = -1;
+    }
+    /* linear probing needs no tombstones here: every key is cleared */
+}
+
+static void update_worker(void *vctx, int ith, int nth)
+{
+    struct run_ctx *c = vctx;
+    struct nr_plan *p = c->p;
+    for (int i = 0; i < p->d.n_params; i++) {
+        if (c->task_owner[i] != ith)
+            continue;
+        struct nr_param *prm = &p->d.params[i];
+        if (prm->frozen)
+            continue;
+        if (prm->is_table) {
+            for (int t = 0; t < p->n_tables; t++)
+                if (p->tables[t].param == i)
+                    update_table(c, &p->tables[t]);
+            continue;
+        }
+        int64_t off = p->dense_off[i], n = prm->rows * prm->cols;
+        float *g = p->tgrad + off;
+        for (int t = 1; t < nth; t++)
+            nr_axpy(g, p->tgrad + (size_t)t * (size_t)p->dense_total + off, 1.0f, n);
+        nr_optim_step_dense(&p->d.optim, prm, g, c->step);
+    }
+}
+
+/* Longest-processing-time assignment of parameter updates to threads:
+ * deterministic for a given thread count. */
+static double task_cost(const struct nr_plan *p, int i, int nth, int64_t bs)
+{
+    const struct nr_param *prm = &p->d.params[i];
+    if (!prm->is_table)
+        return (double)(prm->rows * prm->cols) * (double)nth;
+    if (p->d.sparse)
+        return (double)(bs * p->ids_per_sample[i] * prm->cols) * 4.0;
+    return (double)(prm->rows * prm->cols) * 2.0;
+}
+
+static void assign_tasks(const struct nr_plan *p, int32_t *owner, int nth, int64_t bs)
+{
+    double load[NR_MAX_THREADS] = {0};
+    int np = p->d.n_params;
+    for (int i = 0; i < np; i++)
+        owner[i] = -1;
+    for (int k = 0; k < np; k++) {
+        int best = -1;
+        double bc = -1.0;
+        for (int i = 0; i < np; i++) {
+            if (owner[i] >= 0)
+                continue;
+            double cost = task_cost(p, i, nth, bs);
+            if (cost > bc) {
+                bc = cost;
+                best = i;
+            }
+        }
+        int t = 0;
+        for (int j = 1; j < nth; j++)
+            if (load[j] < load[t])
+                t = j;
+        owner[best] = t;
+        load[t] += bc;
+    }
+}
+
+static enum nr_status ensure_threads(struct nr_plan *p, int nth)
+{
+    if (p->tgrad && p->tgrad_threads >= nth)
+        return NR_OK;
+    float *t = malloc((size_t)nth * (size_t)(p->dense_total ? p->dense_total : 1) * sizeof(float));
+    if (!t)
+        return NR_ERR_NOMEM;
+    free(p->tgrad);
+    p->tgrad = t;
+    p->tgrad_threads = nth;
+    return NR_OK;
+}
+
+static int clamp_threads(struct nr_pool *pool)
+{
+    int nth = nr_pool_size(pool);
+    return nth > NR_MAX_THREADS ? NR_MAX_THREADS : nth;
+}
+
+static void stats_add(struct nr_fit_stats *dst, const struct nr_fit_stats *s)
+{
+    dst->loss_sum += s->loss_sum;
+    dst->samples += s->samples;
+    dst->elements += s->elements;
+    dst->correct += s->correct;
+    dst->sq_err += s->sq_err;
+    dst->abs_err += s->abs_err;
+    for (int i = 0; i < NR_AUC_BINS; i++) {
+        dst->auc_pos[i] += s->auc_pos[i];
+        dst->auc_neg[i] += s->auc_neg[i];
+    }
+}
+
+enum nr_status nr_plan_fit(struct nr_plan *p, struct nr_pool *pool, const struct nr_array *inputs,
+                           const struct nr_array *y, const int64_t *idx, int64_t n, int64_t batch_size,
+                           int64_t *step, uint64_t seed, struct nr_fit_stats *stats,
+                           const volatile int *abort)
+{
+    if (batch_size < 1 || n < 0)
+        return NR_ERR_VALUE;
+    enum nr_status s = nr_plan_reserve(p, batch_size);
+    if (s != NR_OK)
+        return s;
+    int nth = clamp_threads(pool);
+    s = ensure_threads(p, nth);
+    if (s != NR_OK)
+        return s;
+    int32_t *owner = malloc(sizeof *owner * (size_t)(p->d.n_params ? p->d.n_params : 1));
+    if (!owner)
+        return NR_ERR_NOMEM;
+    assign_tasks(p, owner, nth, batch_size);
+    memset(p->tstats, 0, sizeof *p->tstats * (size_t)nth);
+    struct run_ctx c;
+    memset(&c, 0, sizeof c);
+    c.p = p;
+    c.inputs = inputs;
+    c.y = y;
+    c.training = 1;
+    c.seed = seed;
+    c.task_owner = owner;
+    atomic_init(&c.bad_index, 0);
+    s = NR_OK;
+    for (int64_t start = 0; start < n; start += batch_size) {
+        if (abort && *abort) {
+            s = NR_ABORTED;
+            break;
+        }
+        c.idx = idx + start;
+        c.bs = n - start < batch_size ? n - start : batch_size;
+        c.step = *step + 1;
+        nr_pool_run(pool, train_worker, &c);
+        if (atomic_load(&c.bad_index)) {
+            s = NR_ERR_INDEX;
+            break;
+        }
+        nr_pool_run(pool, update_worker, &c);
+        *step += 1;
+    }
+    for (int t = 0; t < nth; t++)
+        stats_add(stats, &p->tstats[t]);
+    free(owner);
+    return s;
+}
+
+static void predict_worker(void *vctx, int ith, int nth)
+{
+    struct run_ctx *c = vctx;
+    struct nr_plan *p = c->p;
+    int64_t b0, b1;
+    block_of(c->bs, ith, nth, &b0, &b1);
+    if (b1 <= b0)
+        return;
+    forward_block(c, b0, b1);
+    int64_t P = p->value_size[p->d.output];
+    memcpy(c->out + b0 * P, act_of(p, p->d.output) + b0 * P, (size_t)((b1 - b0) * P) * sizeof(float));
+}
+
+enum nr_status nr_plan_predict(struct nr_plan *p, struct nr_pool *pool, const struct nr_array *inputs,
+                               int64_t start, int64_t n, float *out)
+{
+    if (n < 0)
+        return NR_ERR_VALUE;
+    int64_t cap = p->cap > 0 ? p->cap : 1024;
+    if (cap < 256)
+        cap = 256;
+    enum nr_status s = nr_plan_reserve(p, cap);
+    if (s != NR_OK)
+        return s;
+    struct run_ctx c;
+    memset(&c, 0, sizeof c);
+    c.p = p;
+    c.inputs = inputs;
+    atomic_init(&c.bad_index, 0);
+    int64_t P = p->value_size[p->d.output];
+    for (int64_t off = 0; off < n; off += cap) {
+        c.start = start + off;
+        c.bs = n - off < cap ? n - off : cap;
+        c.out = out + off * P;
+        nr_pool_run(pool, predict_worker, &c);
+        if (atomic_load(&c.bad_index))
+            return NR_ERR_INDEX;
+    }
+    return NR_OK;
+}

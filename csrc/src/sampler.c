@@ -1,0 +1,132 @@
+#include "neurec/nr_sampler.h"
+#include "neurec/nr_rng.h"
+
+#include <stdatomic.h>
+
+#define BLOCK 4096
+#define MAX_TRIES 64
+
+static int row_has(const int32_t *row, int64_t len, int64_t item)
+{
+    int64_t lo = 0, hi = len;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (row[mid] < item)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < len && row[lo] == item;
+}
+
+static int64_t draw(struct nr_rng *r, const double *cdf, int64_t n)
+{
+    if (!cdf)
+        return (int64_t)nr_rng_below(r, (uint64_t)n);
+    double u = (double)(nr_rng_next(r) >> 11) * (1.0 / 9007199254740992.0) * cdf[n - 1];
+    int64_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (cdf[mid] <= u)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* The k-th (0-based) item not in the sorted row, uniform fallback when
+ * rejection keeps failing for a user who has seen most items. */
+static int64_t kth_unseen(const int32_t *row, int64_t len, int64_t k)
+{
+    int64_t item = k;
+    for (int64_t i = 0; i < len && row[i] <= item; i++)
+        item++;
+    return item;
+}
+
+struct sampler_ctx {
+    const struct nr_csr *seen;
+    const int64_t *pu, *pi;
+    int64_t n_pos, num_neg;
+    const double *cdf;
+    uint64_t seed;
+    int64_t *ou, *oi;
+    float *ol;
+    atomic_int status;
+};
+
+static void sampler_worker(void *vctx, int ith, int nth)
+{
+    struct sampler_ctx *c = vctx;
+    const struct nr_csr *m = c->seen;
+    int64_t n_blocks = (c->n_pos + BLOCK - 1) / BLOCK;
+    int64_t stride = 1 + c->num_neg;
+    for (int64_t blk = ith; blk < n_blocks; blk += nth) {
+        struct nr_rng r;
+        nr_rng_seed(&r, c->seed, (uint64_t)blk);
+        int64_t end = (blk + 1) * BLOCK < c->n_pos ? (blk + 1) * BLOCK : c->n_pos;
+        for (int64_t k = blk * BLOCK; k < end; k++) {
+            int64_t u = c->pu[k], it = c->pi[k];
+            if (u < 0 || u >= m->n_rows || it < 0 || it >= m->n_cols) {
+                atomic_store(&c->status, NR_ERR_INDEX);
+                return;
+            }
+            const int32_t *row = m->indices + m->indptr[u];
+            int64_t len = m->indptr[u + 1] - m->indptr[u];
+            int64_t o = k * stride;
+            c->ou[o] = u;
+            c->oi[o] = it;
+            c->ol[o] = 1.0f;
+            if (len >= m->n_cols && c->num_neg > 0) {
+                atomic_store(&c->status, NR_ERR_VALUE);
+                return;
+            }
+            for (int64_t j = 1; j <= c->num_neg; j++) {
+                int64_t neg = -1;
+                for (int t = 0; t < MAX_TRIES; t++) {
+                    int64_t cand = draw(&r, c->cdf, m->n_cols);
+                    if (!row_has(row, len, cand)) {
+                        neg = cand;
+                        break;
+                    }
+                }
+                if (neg < 0) /* a heavy user: draw exactly among the unseen items */
+                    neg = kth_unseen(row, len, (int64_t)nr_rng_below(&r, (uint64_t)(m->n_cols - len)));
+                c->ou[o + j] = u;
+                c->oi[o + j] = neg;
+                c->ol[o + j] = 0.0f;
+            }
+        }
+    }
+}
+
+enum nr_status nr_sampler_epoch(const struct nr_csr *seen, const int64_t *pos_users,
+                                const int64_t *pos_items, int64_t n_pos, int64_t num_neg,
+                                const double *cdf, uint64_t seed, struct nr_pool *pool,
+                                int64_t *out_users, int64_t *out_items, float *out_labels)
+{
+    if (n_pos < 0 || num_neg < 0 || seen->n_cols < 1)
+        return NR_ERR_VALUE;
+    struct sampler_ctx c = {
+        .seen = seen, .pu = pos_users, .pi = pos_items, .n_pos = n_pos, .num_neg = num_neg,
+        .cdf = cdf, .seed = seed, .ou = out_users, .oi = out_items, .ol = out_labels,
+    };
+    atomic_init(&c.status, NR_OK);
+    nr_pool_run(pool, sampler_worker, &c);
+    return (enum nr_status)atomic_load(&c.status);
+}
+
+void nr_sampler_permutation(int64_t *perm, int64_t n, uint64_t seed)
+{
+    struct nr_rng r;
+    nr_rng_seed(&r, seed, 0x5EED);
+    for (int64_t i = 0; i < n; i++)
+        perm[i] = i;
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)nr_rng_below(&r, (uint64_t)(i + 1));
+        int64_t t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+}

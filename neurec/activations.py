@@ -1,0 +1,75 @@
+"""Activation functions, by Keras name.
+
+Each activation has a NumPy implementation (used for eager layer calls and as
+the reference in tests) and an integer code understood by the C core.
+"""
+from typing import Callable, Optional, Union
+
+import numpy as np
+
+__all__ = ["linear", "relu", "sigmoid", "tanh", "softmax", "get", "serialize"]
+
+
+def linear(x: np.ndarray) -> np.ndarray:
+    """Identity: ``linear(x) = x``."""
+    return np.asarray(x, dtype=np.float32)
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    """Rectified linear unit: ``max(x, 0)``."""
+    return np.maximum(np.asarray(x, dtype=np.float32), 0.0)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Logistic sigmoid ``1 / (1 + exp(-x))``, computed without overflow."""
+    x = np.asarray(x, dtype=np.float32)
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(np.float32)
+
+
+def tanh(x: np.ndarray) -> np.ndarray:
+    """Hyperbolic tangent."""
+    return np.tanh(np.asarray(x, dtype=np.float32))
+
+
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Softmax over ``axis`` (the last axis by default)."""
+    x = np.asarray(x, dtype=np.float32)
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return (e / e.sum(axis=axis, keepdims=True)).astype(np.float32)
+
+
+_BY_NAME = {"linear": linear, "relu": relu, "sigmoid": sigmoid, "tanh": tanh, "softmax": softmax}
+CODES = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "softmax": 4}
+
+
+def get(identifier: Union[None, str, Callable]) -> Callable:
+    """Return the activation function for a name, a function, or ``None`` (linear).
+
+    Raises:
+        ValueError: For an unknown name or a callable neurec cannot run in C.
+    """
+    if identifier is None:
+        return linear
+    if isinstance(identifier, str):
+        fn = _BY_NAME.get(identifier.lower())
+        if fn is None:
+            raise ValueError(
+                f"Unknown activation {identifier!r}; expected one of {sorted(_BY_NAME)}")
+        return fn
+    if callable(identifier) and getattr(identifier, "__name__", None) in _BY_NAME \
+            and _BY_NAME[identifier.__name__] is identifier:
+        return identifier
+    raise ValueError(
+        f"Unsupported activation {identifier!r}: neurec runs activations in C and supports "
+        f"{sorted(_BY_NAME)} (by name or as neurec.activations.<name>)")
+
+
+def serialize(fn: Optional[Callable]) -> str:
+    """Name of an activation function (``'linear'`` for ``None``)."""
+    return "linear" if fn is None else get(fn).__name__
+
+
+def code(fn: Optional[Callable]) -> int:
+    """The C core's code of an activation."""
+    return CODES[serialize(fn)]

@@ -1,0 +1,978 @@
+"""Interaction logs and CSR user x item matrices.
+
+An `InteractionLog` is what a data scientist starts with: equal-length arrays
+of users, items and, optionally, timestamps and values (a rating or a
+quantity), read from a CSV file or a DataFrame. `InteractionLog.to_implicit`
+turns ratings into implicit feedback, `InteractionLog.encode` maps raw ids to
+``0..n-1``, and `InteractionMatrix` stores the result as a CSR matrix whose
+arrays the C core borrows without copying (``indptr`` int64, ``indices``
+int32 sorted within each row, ``data`` float32)::
+
+    log = InteractionLog.read_csv("events.csv", user_col="user_id",
+                                  item_col="sku", time_col="ts")
+    log, users, items = log.to_implicit().encode()
+    matrix = log.to_matrix(shape=(len(users), len(items)))
+"""
+from __future__ import annotations
+
+import codecs
+import csv
+import gc
+import itertools
+import os
+import warnings
+from dataclasses import dataclass
+from typing import Any, Optional, Tuple, Union
+
+import numpy as np
+
+from neurec.data.encoders import IdEncoder, _as_id_array
+
+__all__ = ["InteractionMatrix", "InteractionLog"]
+
+_MATRIX_DEDUPE = ("sum", "max", "last", "first")
+_LOG_DEDUPE = ("latest", "first", "sum", None)
+_INT32_MAX = np.iinfo(np.int32).max
+_CSV_CHUNK = 1 << 18
+_ASCII_BASED = ("utf-8", "ascii", "latin-1", "iso8859-1", "cp1252", "utf-8-sig")
+
+
+# ---------------------------------------------------------------- validation
+def _int_ids(values: Any, name: str) -> np.ndarray:
+    """1-D int64 copy-free view of integer ids; raises on any other dtype."""
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise ValueError(f"`{name}` must be 1-D; got shape {arr.shape}.")
+    if arr.size == 0:
+        return np.empty(0, dtype=np.int64)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"`{name}` must hold integer ids 0..n-1; got dtype {arr.dtype}. "
+                        "Encode raw ids with IdEncoder (or InteractionLog.encode) first.")
+    if arr.dtype.kind == "u" and arr.dtype.itemsize == 8 and arr.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"`{name}` has ids too large for int64.")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def _check_range(ids: np.ndarray, upper: int, name: str, dim: str) -> None:
+    if ids.size == 0:
+        return
+    if ids.min() < 0:
+        pos = int(np.argmax(ids < 0))
+        raise ValueError(f"`{name}` must be non-negative; got {int(ids[pos])} at position "
+                         f"{pos}. Encode raw ids with IdEncoder first.")
+    if ids.max() >= upper:
+        pos = int(np.argmax(ids >= upper))
+        raise ValueError(f"`{name}` has id {int(ids[pos])} at position {pos}, out of range for "
+                         f"{upper} {dim}; pass a larger `shape` or fix the ids.")
+
+
+def _float_values(values: Any, n: int, name: str) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise ValueError(f"`{name}` must be 1-D with one value per interaction ({n}); "
+                         f"got shape {arr.shape}.")
+    if arr.size and arr.dtype.kind not in "iufb":
+        raise TypeError(f"`{name}` must be numeric; got dtype {arr.dtype}.")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if arr.size and not np.isfinite(arr).all():
+        pos = int(np.argmax(~np.isfinite(arr)))
+        raise ValueError(f"`{name}` must be finite; got {arr[pos]} at position {pos}. Drop or "
+                         "fill missing values first.")
+    return arr
+
+
+def _as_timestamps(values: Any, n: int, name: str) -> np.ndarray:
+    if not isinstance(values, np.ndarray) and hasattr(values, "to_numpy"):
+        values = values.to_numpy()
+    arr = np.asarray(values)
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise ValueError(f"`{name}` must be 1-D with one timestamp per interaction ({n}); "
+                         f"got shape {arr.shape}.")
+    if arr.size == 0:
+        return np.empty(0, dtype=np.int64)
+    kind = arr.dtype.kind
+    if kind == "M":
+        if np.isnat(arr).any():
+            pos = int(np.argmax(np.isnat(arr)))
+            raise ValueError(f"`{name}` has a missing time (NaT) at position {pos}.")
+        return arr.astype("datetime64[s]").astype(np.int64)
+    if kind == "O":
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"`{name}` must be integer timestamps or datetime64; got "
+                            f"objects such as {arr[0]!r}.") from None
+        kind = "f"
+    if kind == "f":
+        bad = ~np.isfinite(arr) | (arr != np.trunc(arr))
+        if bad.any():
+            pos = int(np.argmax(bad))
+            raise ValueError(f"`{name}` must be whole numbers (e.g. Unix seconds); got "
+                             f"{arr[pos]} at position {pos}.")
+        return arr.astype(np.int64)
+    if kind in "iub":
+        return np.ascontiguousarray(arr, dtype=np.int64)
+    raise TypeError(f"`{name}` must be integer timestamps or datetime64; got dtype "
+                    f"{arr.dtype}.")
+
+
+def _column(df: Any, col: Any, arg: str) -> np.ndarray:
+    if col not in df.columns:
+        raise ValueError(f"`{arg}`={col!r} is not a column of the DataFrame; columns are "
+                         f"{list(df.columns)}.")
+    series = df[col]
+    if getattr(series.dtype, "tz", None) is not None:  # tz-aware datetimes -> UTC datetime64
+        series = series.dt.tz_convert("UTC").dt.tz_localize(None)
+    return series.to_numpy()
+
+
+def _group_codes(ids: np.ndarray) -> Tuple[np.ndarray, int]:
+    """Codes 0..k-1 of ``ids`` (sorted order for sortable ids) and k."""
+    if ids.dtype.kind in "iu" and ids.size and ids.min() >= 0 and ids.max() < 4 * ids.size + 1024:
+        return ids.astype(np.int64, copy=False), int(ids.max()) + 1
+    if ids.dtype.kind == "O":
+        enc = IdEncoder()
+        codes = enc.fit_transform(ids)
+        return codes, len(enc)
+    uniq, inverse = np.unique(ids, return_inverse=True)
+    return inverse.reshape(-1).astype(np.int64, copy=False), len(uniq)
+
+
+def _pair_keys(users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """One int64 key per (user, item) pair, equal exactly when the pairs are equal."""
+    ucode, _ = _group_codes(users)
+    icode, n_items = _group_codes(items)
+    return ucode * max(n_items, 1) + icode
+
+
+# ------------------------------------------------------------------- matrix
+class InteractionMatrix:
+    """A user x item interaction matrix in CSR form, ready for the C core.
+
+    Row ``u`` holds the items of user ``u`` in
+    ``indices[indptr[u]:indptr[u + 1]]``, **sorted ascending with no
+    duplicates**, and their values in the same slice of ``data``. The arrays
+    are plain NumPy arrays (``indptr`` int64, ``indices`` int32, ``data``
+    float32, all C-contiguous); treat them as read-only, since the matrix
+    caches a lookup key built from them.
+
+    Build one with `from_arrays`, `from_pandas`, `from_scipy` or
+    `InteractionLog.to_matrix`; the constructor takes ready CSR arrays and
+    checks every invariant.
+
+    Args:
+        indptr: Row pointers, length ``n_users + 1``, starting at 0, non-decreasing.
+        indices: Item ids, sorted and distinct within each row.
+        data: One value per stored interaction.
+        shape: ``(n_users, n_items)``.
+
+    Raises:
+        ValueError: If any CSR invariant does not hold; the message names it.
+
+    Example:
+        >>> m = InteractionMatrix.from_arrays([0, 0, 1], [2, 0, 2])
+        >>> m.user_items(0)
+        array([0, 2])
+        >>> m.contains([0, 1], [1, 2])
+        array([False,  True])
+    """
+
+    def __init__(self, indptr: Any, indices: Any, data: Any, shape: Tuple[int, int]) -> None:
+        n_users, n_items = _check_shape(shape)
+        indptr = np.ascontiguousarray(indptr, dtype=np.int64)
+        indices = np.asarray(indices)
+        if indices.size and indices.dtype.kind not in "iu":
+            raise TypeError(f"`indices` must be integers; got dtype {indices.dtype}.")
+        indices_64 = indices.astype(np.int64, copy=False).ravel()
+        nnz = indices_64.size
+        if indptr.ndim != 1 or indptr.size != n_users + 1:
+            raise ValueError(f"`indptr` must have n_users + 1 = {n_users + 1} entries; got "
+                             f"shape {indptr.shape}.")
+        if indptr[0] != 0 or indptr[-1] != nnz or (np.diff(indptr) < 0).any():
+            raise ValueError("`indptr` must start at 0, never decrease, and end at "
+                             f"len(indices) = {nnz}.")
+        _check_range(indices_64, n_items, "indices", "items")
+        if nnz > 1:
+            row_start = np.zeros(nnz, dtype=bool)
+            row_start[indptr[:-1][np.diff(indptr) > 0]] = True
+            ok = (np.diff(indices_64) > 0) | row_start[1:]
+            if not ok.all():
+                pos = int(np.argmin(ok)) + 1
+                row = int(np.searchsorted(indptr, pos, side="right") - 1)
+                raise ValueError(f"`indices` must be sorted and distinct within each row; row "
+                                 f"{row} is not (position {pos}). Build the matrix with "
+                                 "InteractionMatrix.from_arrays, which sorts and dedupes.")
+        self.indptr = indptr
+        self.indices = np.ascontiguousarray(indices_64, dtype=np.int32)
+        self.data = _float_values(np.asarray(data).ravel(), nnz, "data")
+        self.shape = (n_users, n_items)
+        self._keys: Optional[np.ndarray] = None
+        self._bitmap: Any = None
+
+    @classmethod
+    def _trusted(cls, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
+                 shape: Tuple[int, int]) -> "InteractionMatrix":
+        self = cls.__new__(cls)
+        self.indptr, self.indices, self.data, self.shape = indptr, indices, data, shape
+        self._keys = None
+        self._bitmap = None
+        return self
+
+    # ------------------------------------------------------------ builders
+    @classmethod
+    def from_arrays(cls, users: Any, items: Any, values: Any = None,
+                    shape: Optional[Tuple[int, int]] = None,
+                    dedupe: str = "sum") -> "InteractionMatrix":
+        """Build a matrix from parallel arrays of (user, item[, value]).
+
+        Args:
+            users: 1-D integer user ids in ``[0, n_users)``.
+            items: 1-D integer item ids in ``[0, n_items)``, same length.
+            values: Optional 1-D values, same length; default 1.0 each.
+            shape: ``(n_users, n_items)``; default ``(max(users) + 1, max(items) + 1)``.
+            dedupe: How to combine repeated (user, item) pairs: ``'sum'``,
+                ``'max'``, ``'last'`` or ``'first'`` (in array order).
+
+        Returns:
+            An InteractionMatrix.
+
+        Raises:
+            TypeError: If ids are not integers.
+            ValueError: On negative or out-of-range ids, mismatched lengths,
+                non-finite values, or an unknown ``dedupe``.
+        """
+        if dedupe not in _MATRIX_DEDUPE:
+            raise ValueError(f"`dedupe` must be one of {_MATRIX_DEDUPE}; got {dedupe!r}.")
+        users = _int_ids(users, "users")
+        items = _int_ids(items, "items")
+        n = users.size
+        if items.size != n:
+            raise ValueError(f"`users` and `items` must have the same length; got {n} and "
+                             f"{items.size}.")
+        vals = (np.ones(n, dtype=np.float32) if values is None
+                else _float_values(values, n, "values"))
+        if shape is None:
+            shape = (int(users.max()) + 1 if n else 0, int(items.max()) + 1 if n else 0)
+        n_users, n_items = _check_shape(shape)
+        _check_range(users, n_users, "users", "users")
+        _check_range(items, n_items, "items", "items")
+        if n == 0:
+            return cls._trusted(np.zeros(n_users + 1, dtype=np.int64),
+                                np.empty(0, dtype=np.int32), np.empty(0, dtype=np.float32),
+                                (n_users, n_items))
+        if n_users * n_items < 2 ** 62:
+            key = users * n_items + items
+            if (np.diff(key) > 0).all():
+                order = None  # already CSR order, no duplicates
+            else:
+                order = np.argsort(key, kind="stable")
+                key = key[order]
+        else:  # pragma: no cover - needs > 4e18 cells
+            order = np.lexsort((items, users))
+            key = None
+        if order is not None:
+            users, items, vals = users[order], items[order], vals[order]
+            if key is None:  # pragma: no cover
+                new = np.ones(n, dtype=bool)
+                new[1:] = (users[1:] != users[:-1]) | (items[1:] != items[:-1])
+            else:
+                new = np.ones(n, dtype=bool)
+                new[1:] = key[1:] != key[:-1]
+            if not new.all():
+                starts = np.flatnonzero(new)
+                if dedupe == "sum":
+                    vals = np.add.reduceat(vals.astype(np.float64), starts).astype(np.float32)
+                elif dedupe == "max":
+                    vals = np.maximum.reduceat(vals, starts)
+                elif dedupe == "first":
+                    vals = vals[starts]
+                else:  # last
+                    ends = np.append(starts[1:], n) - 1
+                    vals = vals[ends]
+                users, items = users[starts], items[starts]
+        indptr = np.zeros(n_users + 1, dtype=np.int64)
+        np.cumsum(np.bincount(users, minlength=n_users), out=indptr[1:])
+        return cls._trusted(indptr, np.ascontiguousarray(items, dtype=np.int32),
+                            np.ascontiguousarray(vals, dtype=np.float32), (n_users, n_items))
+
+    @classmethod
+    def from_pandas(cls, df: Any, user_col: str = "user", item_col: str = "item",
+                    value_col: Optional[str] = None, shape: Optional[Tuple[int, int]] = None,
+                    dedupe: str = "sum") -> "InteractionMatrix":
+        """Build a matrix from DataFrame columns of encoded (integer) ids.
+
+        Args:
+            df: A pandas DataFrame.
+            user_col: Column of user ids in ``[0, n_users)``.
+            item_col: Column of item ids in ``[0, n_items)``.
+            value_col: Optional column of values; default 1.0 each.
+            shape: ``(n_users, n_items)``; default from the largest ids.
+            dedupe: As in `from_arrays`.
+
+        Returns:
+            An InteractionMatrix.
+
+        Raises:
+            ValueError: If a column is missing, plus everything `from_arrays` raises.
+        """
+        users = _column(df, user_col, "user_col")
+        items = _column(df, item_col, "item_col")
+        values = None if value_col is None else _column(df, value_col, "value_col")
+        return cls.from_arrays(users, items, values, shape=shape, dedupe=dedupe)
+
+    @classmethod
+    def from_scipy(cls, m: Any) -> "InteractionMatrix":
+        """Build a matrix from any ``scipy.sparse`` matrix or array (duplicates summed).
+
+        Args:
+            m: A scipy sparse matrix of shape ``(n_users, n_items)``.
+
+        Returns:
+            An InteractionMatrix with the same shape and entries (explicit
+            zeros are kept as stored entries).
+
+        Raises:
+            TypeError: If ``m`` is not a scipy sparse matrix.
+        """
+        if not hasattr(m, "tocoo") or not hasattr(m, "shape"):
+            raise TypeError(f"`m` must be a scipy.sparse matrix; got {type(m).__name__}.")
+        coo = m.tocoo()
+        return cls.from_arrays(np.asarray(coo.row), np.asarray(coo.col), np.asarray(coo.data),
+                               shape=tuple(int(s) for s in m.shape), dedupe="sum")
+
+    # ---------------------------------------------------------- conversion
+    def to_scipy(self) -> Any:
+        """Return a ``scipy.sparse.csr_matrix`` view of this matrix (scipy required).
+
+        Raises:
+            ImportError: If scipy is not installed.
+        """
+        try:
+            import scipy.sparse as sp
+        except ImportError as exc:  # pragma: no cover - scipy is in the test extra
+            raise ImportError("to_scipy() needs scipy: pip install scipy") from exc
+        return sp.csr_matrix((self.data, self.indices, self.indptr), shape=self.shape)
+
+    def to_coo(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return ``(users, items, values)``: int64, int64, float32, in CSR order."""
+        users = np.repeat(np.arange(self.shape[0], dtype=np.int64), np.diff(self.indptr))
+        return users, self.indices.astype(np.int64), self.data.copy()
+
+    # -------------------------------------------------------------- queries
+    @property
+    def nnz(self) -> int:
+        """Number of stored (user, item) pairs."""
+        return int(self.indices.size)
+
+    @property
+    def n_users(self) -> int:
+        """Number of rows."""
+        return self.shape[0]
+
+    @property
+    def n_items(self) -> int:
+        """Number of columns."""
+        return self.shape[1]
+
+    def user_items(self, u: int) -> np.ndarray:
+        """Return the items of user ``u``, sorted ascending (an int64 copy).
+
+        Raises:
+            ValueError: If ``u`` is not in ``[0, n_users)``.
+        """
+        if isinstance(u, (bool, np.bool_)) or not isinstance(u, (int, np.integer)):
+            raise TypeError(f"`u` must be an integer user id; got {type(u).__name__}.")
+        if not 0 <= u < self.shape[0]:
+            raise ValueError(f"`u` must be in [0, {self.shape[0]}); got {u}.")
+        return self.indices[self.indptr[u]:self.indptr[u + 1]].astype(np.int64)
+
+    def contains(self, users: Any, items: Any) -> np.ndarray:
+        """Whether each (user, item) pair is stored, vectorised.
+
+        ``users`` and ``items`` broadcast against each other, so
+        ``contains(u[:, None], candidates)`` checks a block of candidates per user.
+
+        Args:
+            users: Integer user ids in ``[0, n_users)``.
+            items: Integer item ids in ``[0, n_items)``.
+
+        Returns:
+            A bool array of the broadcast shape.
+
+        Raises:
+            ValueError: On out-of-range ids or shapes that do not broadcast.
+        """
+        u = np.asarray(users)
+        i = np.asarray(items)
+        for arr, name in ((u, "users"), (i, "items")):
+            if arr.size and arr.dtype.kind not in "iu":
+                raise TypeError(f"`{name}` must be integer ids; got dtype {arr.dtype}.")
+        try:
+            u, i = np.broadcast_arrays(u, i)
+        except ValueError:
+            raise ValueError(f"`users` of shape {u.shape} and `items` of shape {i.shape} do "
+                             "not broadcast together.") from None
+        out_shape = u.shape
+        u = u.astype(np.int64).ravel()
+        i = i.astype(np.int64).ravel()
+        _check_range(u, self.shape[0], "users", "users")
+        _check_range(i, self.shape[1], "items", "items")
+        if self.nnz == 0 or u.size == 0:
+            return np.zeros(out_shape, dtype=bool)
+        q = u * self.shape[1] + i
+        bitmap = self._lookup_bitmap()
+        if bitmap is not None:
+            hit = (bitmap[q >> 3] >> (q & 7).astype(np.uint8)) & 1
+            return hit.astype(bool).reshape(out_shape)
+        keys = self._lookup_keys()
+        pos = np.searchsorted(keys, q)
+        np.minimum(pos, keys.size - 1, out=pos)
+        return (keys[pos] == q).reshape(out_shape)
+
+    def _lookup_keys(self) -> np.ndarray:
+        """Sorted int64 ``user * n_items + item`` for every stored pair (cached)."""
+        if self._keys is None:
+            rows = np.repeat(np.arange(self.shape[0], dtype=np.int64), np.diff(self.indptr))
+            self._keys = rows * self.shape[1] + self.indices
+        return self._keys
+
+    def _lookup_bitmap(self) -> Optional[np.ndarray]:
+        """A bit per (user, item) cell, when that is at most twice the size of the keys.
+
+        A random lookup in a bitmap of a few MB stays in cache, where a binary
+        search through millions of keys does not: 10x faster `contains` on
+        dense data such as MovieLens. Sparse catalogues use the keys.
+        """
+        if self._bitmap is None:
+            cells = self.shape[0] * self.shape[1]
+            if cells // 8 > max(16 * self.nnz, 1 << 20):
+                self._bitmap = False
+            else:
+                keys = self._lookup_keys()
+                byte = keys >> 3
+                bits = np.left_shift(1, keys & 7).astype(np.uint8)
+                starts = np.flatnonzero(np.r_[True, byte[1:] != byte[:-1]])
+                bitmap = np.zeros(cells // 8 + 1, dtype=np.uint8)
+                bitmap[byte[starts]] = np.bitwise_or.reduceat(bits, starts)
+                self._bitmap = bitmap
+        return None if self._bitmap is False else self._bitmap
+
+    def item_counts(self) -> np.ndarray:
+        """Number of users per item (popularity), int64 of length ``n_items``."""
+        return np.bincount(self.indices, minlength=self.shape[1]).astype(np.int64)
+
+    def user_counts(self) -> np.ndarray:
+        """Number of items per user, int64 of length ``n_users``."""
+        return np.diff(self.indptr)
+
+    def __repr__(self) -> str:
+        cells = self.shape[0] * self.shape[1]
+        density = f", density {self.nnz / cells:.3%}" if cells else ""
+        return (f"<InteractionMatrix {self.shape[0]} users x {self.shape[1]} items, "
+                f"{self.nnz} interactions{density}>")
+
+
+def _check_shape(shape: Any) -> Tuple[int, int]:
+    try:
+        n_users, n_items = (int(s) for s in shape)
+        if any(int(s) != s for s in shape):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ValueError(f"`shape` must be a pair (n_users, n_items) of integers; got "
+                         f"{shape!r}.") from None
+    if n_users < 0 or n_items < 0:
+        raise ValueError(f"`shape` must be non-negative; got {shape!r}.")
+    if n_items > _INT32_MAX:
+        raise ValueError(f"n_items = {n_items} exceeds the int32 limit of CSR indices.")
+    return n_users, n_items
+
+
+# ---------------------------------------------------------------------- log
+@dataclass(eq=False, repr=False)
+class InteractionLog:
+    """An interaction log: parallel arrays of users, items and optional time and value.
+
+    Ids may be raw (strings, sparse integers) or encoded (``0..n-1``, see
+    `encode`). On construction the arrays are normalised: integer ids become
+    int64, ``timestamps`` int64 (datetime64 becomes Unix seconds), ``values``
+    float32 (a rating or a quantity).
+
+    Attributes:
+        users: 1-D array of user ids.
+        items: 1-D array of item ids, same length.
+        timestamps: Optional int64 array, same length.
+        values: Optional float32 array, same length.
+
+    Raises:
+        ValueError: On arrays of different lengths, missing ids, or
+            non-finite timestamps or values.
+    """
+
+    users: np.ndarray
+    items: np.ndarray
+    timestamps: Optional[np.ndarray] = None
+    values: Optional[np.ndarray] = None
+
+    def __post_init__(self) -> None:
+        self.users = _as_id_array(self.users, "users")
+        self.items = _as_id_array(self.items, "items")
+        n = self.users.shape[0]
+        if self.items.shape[0] != n:
+            raise ValueError(f"`users` and `items` must have the same length; got {n} and "
+                             f"{self.items.shape[0]}.")
+        if self.timestamps is not None:
+            self.timestamps = _as_timestamps(self.timestamps, n, "timestamps")
+        if self.values is not None:
+            if not isinstance(self.values, np.ndarray) and hasattr(self.values, "to_numpy"):
+                self.values = self.values.to_numpy()
+            self.values = _float_values(self.values, n, "values")
+
+    # ------------------------------------------------------------ builders
+    @classmethod
+    def from_arrays(cls, users: Any, items: Any, timestamps: Any = None,
+                    values: Any = None) -> "InteractionLog":
+        """Build a log from parallel array-likes (lists, arrays, Series).
+
+        Returns:
+            An InteractionLog.
+
+        Raises:
+            ValueError: As for the constructor.
+        """
+        return cls(users, items, timestamps, values)
+
+    @classmethod
+    def from_pandas(cls, df: Any, user_col: str = "user", item_col: str = "item",
+                    time_col: Optional[str] = None,
+                    value_col: Optional[str] = None) -> "InteractionLog":
+        """Build a log from DataFrame columns.
+
+        Args:
+            df: A pandas DataFrame.
+            user_col: Column of user ids (any hashable values).
+            item_col: Column of item ids.
+            time_col: Optional column of integer or datetime64 timestamps.
+            value_col: Optional numeric column (rating, quantity).
+
+        Returns:
+            An InteractionLog.
+
+        Raises:
+            ValueError: If a column is missing or holds missing values.
+        """
+        return cls(_column(df, user_col, "user_col"), _column(df, item_col, "item_col"),
+                   None if time_col is None else _column(df, time_col, "time_col"),
+                   None if value_col is None else _column(df, value_col, "value_col"))
+
+    @classmethod
+    def read_csv(cls, path: Union[str, os.PathLike], user_col: Union[str, int, None] = None,
+                 item_col: Union[str, int, None] = None,
+                 time_col: Union[str, int, None] = None,
+                 value_col: Union[str, int, None] = None, sep: str = ",",
+                 header: bool = True, encoding: str = "utf-8") -> "InteractionLog":
+        """Read a delimited text file of interactions (pandas not needed).
+
+        Every non-blank row must have as many fields as the header (or as the
+        first row when ``header=False``). Ids that all parse as integers
+        become int64, otherwise they stay strings. Timestamps may be integers
+        or ISO 8601 dates (stored as Unix seconds); values must be finite numbers.
+
+        Args:
+            path: The file.
+            user_col: Column name (or 0-based position) of user ids; default
+                ``'user'`` with a header, 0 without.
+            item_col: Column of item ids; default ``'item'`` with a header, 1 without.
+            time_col: Optional column of timestamps.
+            value_col: Optional column of ratings or quantities.
+            sep: Field delimiter, one character.
+            header: Whether the first line names the columns.
+            encoding: Text encoding of the file.
+
+        Returns:
+            An InteractionLog.
+
+        Raises:
+            ValueError: On a malformed row (wrong number of fields, empty id,
+                unparsable timestamp or value): the message gives the 1-based
+                line number and the line's text. Also if a column is not found.
+            FileNotFoundError: If ``path`` does not exist.
+        """
+        return _read_csv(cls, os.fspath(path), user_col, item_col, time_col, value_col, sep,
+                         header, encoding)
+
+    # --------------------------------------------------------- transforms
+    def _take(self, index: np.ndarray) -> "InteractionLog":
+        """Rows ``index`` (int positions or bool mask), skipping re-validation."""
+        out = InteractionLog.__new__(InteractionLog)
+        out.users = self.users[index]
+        out.items = self.items[index]
+        out.timestamps = None if self.timestamps is None else self.timestamps[index]
+        out.values = None if self.values is None else self.values[index]
+        return out
+
+    def to_implicit(self, threshold: Optional[float] = None,
+                    dedupe: Optional[str] = "latest") -> "InteractionLog":
+        """Turn the log into implicit feedback.
+
+        Keeps the rows with ``value >= threshold`` (for example ratings of 4
+        and 5), then collapses repeated (user, item) pairs into one row.
+
+        Args:
+            threshold: Minimum value to keep; None keeps every row. Needs ``values``.
+            dedupe: ``'latest'`` keeps the row with the largest timestamp (the
+                later row in the log on ties, or without timestamps);
+                ``'first'`` keeps the earliest (the earlier row on ties);
+                ``'sum'`` keeps one row whose value is the sum of the pair's
+                values (its count when the log has no values) and whose
+                timestamp is the latest; None keeps duplicates.
+
+        Returns:
+            A new InteractionLog; kept rows stay in log order (for ``'sum'``,
+            at the position of the pair's first row).
+
+        Raises:
+            ValueError: If ``threshold`` is given without values, or ``dedupe``
+                is unknown.
+        """
+        if dedupe not in _LOG_DEDUPE:
+            raise ValueError(f"`dedupe` must be one of {_LOG_DEDUPE}; got {dedupe!r}.")
+        log = self
+        if threshold is not None:
+            if self.values is None:
+                raise ValueError("`threshold` needs a log with values (ratings); this log has "
+                                 "none. Pass threshold=None.")
+            log = self._take(np.flatnonzero(self.values >= threshold))
+        if dedupe is None or len(log) == 0:
+            return log if log is not self else self._take(np.arange(len(self)))
+        key = _pair_keys(log.users, log.items)
+        n = len(log)
+        rows = np.arange(n)
+        if dedupe == "sum":
+            order = np.argsort(key, kind="stable")
+            skey = key[order]
+            starts = np.flatnonzero(np.r_[True, skey[1:] != skey[:-1]])
+            keep = order[starts]  # first row of each pair
+            vals = (np.ones(n, dtype=np.float64) if log.values is None
+                    else log.values.astype(np.float64))
+            sums = np.add.reduceat(vals[order], starts)
+            out_ts = None
+            if log.timestamps is not None:
+                out_ts = np.maximum.reduceat(log.timestamps[order], starts)
+            pos = np.argsort(keep, kind="stable")
+            out = log._take(keep[pos])
+            out.values = sums[pos].astype(np.float32)
+            if out_ts is not None:
+                out.timestamps = out_ts[pos]
+            return out
+        ts = log.timestamps if log.timestamps is not None else np.zeros(n, dtype=np.int64)
+        if dedupe == "latest":
+            order = np.lexsort((rows, ts, key))
+            last = np.r_[key[order][1:] != key[order][:-1], True]
+            keep = order[last]
+        else:  # first
+            order = np.lexsort((rows, ts, key))
+            first = np.r_[True, key[order][1:] != key[order][:-1]]
+            keep = order[first]
+        return log._take(np.sort(keep))
+
+    def encode(self, user_encoder: Optional[IdEncoder] = None,
+               item_encoder: Optional[IdEncoder] = None
+               ) -> Tuple["InteractionLog", IdEncoder, IdEncoder]:
+        """Map raw ids to contiguous int64 codes.
+
+        Args:
+            user_encoder: An encoder to reuse (say the training set's); None
+                fits a new one on this log's users (codes in order of first
+                appearance).
+            item_encoder: Likewise for items.
+
+        Returns:
+            ``(encoded_log, user_encoder, item_encoder)``. With a given encoder
+            created with ``unknown='ignore'``, rows with an unknown user or
+            item are dropped from the encoded log.
+
+        Raises:
+            ValueError: If a given encoder with ``unknown='error'`` meets an
+                unknown id.
+        """
+        if user_encoder is None:
+            user_encoder = IdEncoder()
+            ucodes = user_encoder.fit_transform(self.users)
+        else:
+            ucodes = user_encoder.transform(self.users)
+        if item_encoder is None:
+            item_encoder = IdEncoder()
+            icodes = item_encoder.fit_transform(self.items)
+        else:
+            icodes = item_encoder.transform(self.items)
+        out = self._take(slice(None))
+        out.users, out.items = ucodes, icodes
+        known = (ucodes >= 0) & (icodes >= 0)
+        if not known.all():
+            out = out._take(np.flatnonzero(known))
+        return out, user_encoder, item_encoder
+
+    def to_matrix(self, shape: Optional[Tuple[int, int]] = None,
+                  dedupe: str = "sum") -> InteractionMatrix:
+        """Build the CSR matrix of an encoded log (values, or 1.0 without values).
+
+        Args:
+            shape: ``(n_users, n_items)``; default from the largest ids. Pass
+                ``(len(user_encoder), len(item_encoder))`` to include ids that
+                this log (say a training split) does not contain.
+            dedupe: As in `InteractionMatrix.from_arrays`.
+
+        Returns:
+            An InteractionMatrix.
+
+        Raises:
+            TypeError: If the ids are not encoded integers.
+        """
+        return InteractionMatrix.from_arrays(self.users, self.items, self.values, shape=shape,
+                                             dedupe=dedupe)
+
+    def __len__(self) -> int:
+        return int(self.users.shape[0])
+
+    def __repr__(self) -> str:
+        extra = [name for name in ("timestamps", "values") if getattr(self, name) is not None]
+        with_ = f" with {' and '.join(extra)}" if extra else ""
+        return (f"<InteractionLog {len(self)} interactions{with_}, user ids {self.users.dtype}, "
+                f"item ids {self.items.dtype}>")
+
+
+# ---------------------------------------------------------------- CSV reader
+def _read_csv(cls, path, user_col, item_col, time_col, value_col, sep, header, encoding):
+    if not isinstance(sep, str) or len(sep) != 1 or sep in "\r\n\"":
+        raise ValueError(f"`sep` must be one character other than a quote or newline; got {sep!r}. For '::' files use "
+                         "neurec.data.read_movielens.")
+    if user_col is None:
+        user_col = "user" if header else 0
+    if item_col is None:
+        item_col = "item" if header else 1
+    wanted = {"user_col": user_col, "item_col": item_col, "time_col": time_col,
+              "value_col": value_col}
+    wanted = {arg: col for arg, col in wanted.items() if col is not None}
+    with open(path, "rb") as f:
+        raw = f.read()
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # millions of small lists would trigger the cycle collector again and again
+    try:
+        split = _split_csv_fast(raw, path, wanted, sep, header, encoding)
+        if split is None:
+            split = _split_csv_slow(path, wanted, sep, header, encoding)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    cols, row_pos_all = split
+
+    def fail(arg, k, what):
+        _raise_row(path, int(row_pos_all[k]), header, encoding, sep,
+                   f"{what} in column {wanted[arg]!r}, got {str(cols[arg][k])!r}")
+
+    ids = {}
+    for arg in ("user_col", "item_col"):
+        ids[arg] = _fast_numbers(cols[arg], np.int64)
+        if ids[arg] is None:
+            ids[arg] = np.array(cols[arg], dtype=str)
+            empty = ids[arg] == ""
+            if empty.any():
+                fail(arg, int(np.argmax(empty)), "expected an id")
+            ids[arg] = _parse_ids(ids[arg])
+    timestamps = None
+    if "time_col" in cols:
+        timestamps = _fast_numbers(cols["time_col"], np.int64)
+        if timestamps is None:
+            timestamps = _parse_times(np.array(cols["time_col"], dtype=str),
+                                      lambda k, what=None: fail("time_col", k, what or (
+                                          "expected an integer timestamp or ISO 8601 date")))
+    values = None
+    if "value_col" in cols:
+        values = _fast_numbers(cols["value_col"], np.float64)
+        if values is None:
+            values = _parse_floats(np.array(cols["value_col"], dtype=str),
+                                   lambda k: fail("value_col", k, "expected a finite number"))
+        finite = np.isfinite(values)
+        if not finite.all():
+            fail("value_col", int(np.argmin(finite)), "expected a finite number")
+    return cls(ids["user_col"], ids["item_col"], timestamps, values)
+
+
+def _fast_numbers(texts, dtype) -> Optional[np.ndarray]:
+    """Parse a list of numeric strings in one C call; None if any field is not a plain number."""
+    if not texts:
+        return np.empty(0, dtype=dtype)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DeprecationWarning)
+            out = np.fromstring(" ".join(texts), dtype=dtype, sep=" ")
+    except (ValueError, DeprecationWarning):
+        return None
+    return out if out.size == len(texts) else None
+
+
+def _header_and_index(names, first_len, wanted, path):
+    ncols = len(names) if names is not None else first_len
+    return ncols, {arg: _resolve_col(col, arg, names, ncols, path) for arg, col in wanted.items()}
+
+
+def _split_csv_fast(raw, path, wanted, sep, header, encoding):
+    """Columns of a file without quotes, split with a few whole-file operations.
+
+    Returns ``(columns, row_positions)`` or None when the file needs the csv
+    module (quotes, lone carriage returns, or an encoding that is not ASCII-based).
+    """
+    if ord(sep) > 127 or codecs.lookup(encoding).name not in _ASCII_BASED:
+        return None
+    if b'"' in raw:
+        return None
+    if b"\r" in raw:
+        raw = raw.replace(b"\r\n", b"\n")
+        if b"\r" in raw:
+            return None
+    text = raw.decode(encoding)
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    buf = np.frombuffer(raw, dtype=np.uint8)
+    nl = np.flatnonzero(buf == 10)
+    starts = np.r_[0, nl + 1][:len(lines)]
+    ends = np.r_[nl, buf.size][:len(lines)]
+    seps = np.flatnonzero(buf == ord(sep))
+    fields = np.searchsorted(seps, ends) - np.searchsorted(seps, starts) + 1
+    fields[ends == starts] = 0  # blank line
+    names = None
+    if header:
+        if not lines:
+            raise ValueError(f"{path}: the file is empty; expected a header line.")
+        names = lines[0].lstrip("\ufeff").split(sep)
+        lines, fields = lines[1:], fields[1:]
+    nonblank = np.flatnonzero(fields)
+    first_len = int(fields[nonblank[0]]) if nonblank.size else 0
+    ncols, index = _header_and_index(names, first_len, wanted, path)
+    bad = (fields != ncols) & (fields != 0)
+    if bad.any():
+        k = int(np.argmax(bad))
+        _raise_row(path, k, header, encoding, sep,
+                   f"expected {ncols} fields separated by {sep!r}, got {int(fields[k])}")
+    if nonblank.size != len(lines):
+        lines = [line for line in lines if line]
+    flat = sep.join(lines).split(sep) if lines else []
+    cols = {arg: flat[c::ncols] for arg, c in index.items()}
+    return cols, nonblank
+
+
+def _split_csv_slow(path, wanted, sep, header, encoding):
+    """Columns of any CSV file, through the csv module in chunks."""
+    with open(path, newline="", encoding=encoding) as f:
+        reader = csv.reader(f, delimiter=sep)
+        names = None
+        if header:
+            names = next(reader, None)
+            if names is None:
+                raise ValueError(f"{path}: the file is empty; expected a header line.")
+            if names and names[0].startswith("\ufeff"):
+                names[0] = names[0][1:]
+        rows = list(itertools.islice(reader, _CSV_CHUNK))
+        ncols, index = _header_and_index(names, next((len(r) for r in rows if r), 0), wanted,
+                                         path)
+        parts = {arg: [] for arg in index}
+        row_pos = []
+        offset = 0
+        while rows:
+            lens = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+            bad = (lens != ncols) & (lens != 0)
+            if bad.any():
+                k = int(np.argmax(bad))
+                _raise_row(path, offset + k, header, encoding, sep,
+                           f"expected {ncols} fields separated by {sep!r}, got {int(lens[k])}")
+            nonblank = np.flatnonzero(lens)
+            if nonblank.size != len(rows):
+                rows = [r for r in rows if r]
+            if rows:
+                columns = list(zip(*rows))
+                for arg, c in index.items():
+                    parts[arg].extend(columns[c])
+                row_pos.append(nonblank + offset)
+            offset += lens.size
+            rows = list(itertools.islice(reader, _CSV_CHUNK))
+    row_pos_all = np.concatenate(row_pos) if row_pos else np.empty(0, dtype=np.int64)
+    return parts, row_pos_all
+
+
+def _resolve_col(col, arg, names, ncols, path):
+    if isinstance(col, (int, np.integer)) and not isinstance(col, bool):
+        if not 0 <= col < ncols:
+            raise ValueError(f"`{arg}`={col} is out of range for {ncols} columns in {path}.")
+        return int(col)
+    if names is None:
+        raise ValueError(f"`{arg}`={col!r}: with header=False, give columns by 0-based "
+                         "position, e.g. user_col=0, item_col=1.")
+    if col not in names:
+        raise ValueError(f"`{arg}`={col!r} is not a column of {path}; the header has "
+                         f"{names}.")
+    return names.index(col)
+
+
+def _parse_ids(col: np.ndarray) -> np.ndarray:
+    try:
+        return col.astype(np.int64)
+    except (ValueError, OverflowError):
+        return col
+
+
+def _parse_times(col: np.ndarray, fail) -> np.ndarray:
+    """Integer strings are Unix timestamps; otherwise every row must be an ISO 8601 date."""
+    try:
+        return col.astype(np.int64)
+    except (ValueError, OverflowError):
+        pass
+    digits = np.char.isdigit(np.char.lstrip(np.char.strip(col), "-"))
+    if digits.any():  # integers mixed with something else: report the first non-integer
+        fail(int(np.argmin(digits)), "the column mixes integer timestamps and other text; "
+             "expected an integer timestamp")
+    try:
+        times = col.astype("datetime64[s]")
+        if not np.isnat(times).any():
+            return times.astype(np.int64)
+    except (ValueError, OverflowError):
+        pass
+    for k, text in enumerate(col.tolist()):  # error path only: find the offending row
+        try:
+            if not np.isnat(np.datetime64(text, "s")):
+                continue
+        except ValueError:
+            pass
+        fail(k)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _parse_floats(col: np.ndarray, fail) -> np.ndarray:
+    try:
+        vals = col.astype(np.float64)
+    except ValueError:
+        for k, text in enumerate(col.tolist()):  # error path only
+            try:
+                float(text)
+            except ValueError:
+                fail(k)
+        raise
+    finite = np.isfinite(vals)
+    if not finite.all():
+        fail(int(np.argmin(finite)))
+    return vals
+
+
+def _raise_row(path, row_pos, header, encoding, sep, what):
+    """Raise ValueError for the ``row_pos``-th data row, with its line number and text."""
+    with open(path, newline="", encoding=encoding) as f:
+        reader = csv.reader(f, delimiter=sep)
+        if header:
+            next(reader, None)
+        for _ in itertools.islice(reader, row_pos):
+            pass
+        next(reader, None)
+        lineno = reader.line_num
+    with open(path, encoding=encoding, errors="replace") as f:
+        text = next(itertools.islice(f, lineno - 1, None), "").rstrip("\r\n")
+    raise ValueError(f"{path}, line {lineno}: malformed row ({what}): {text!r}")

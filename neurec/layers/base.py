@@ -1,0 +1,206 @@
+"""Layer base class and symbolic tensors (the Keras functional API).
+
+Calling a layer on :class:`KerasTensor` objects records a :class:`Node` in the
+graph and returns new symbolic tensors whose shapes were inferred (and checked)
+right away. Calling a layer on NumPy arrays runs its NumPy reference
+implementation eagerly.
+"""
+import itertools
+import re
+from collections import defaultdict
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+_NAME_COUNTS: Dict[str, itertools.count] = defaultdict(itertools.count)
+
+
+def _snake(name: str) -> str:
+    s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s).lower()
+
+
+def unique_name(base: str) -> str:
+    """``base``, then ``base_1``, ``base_2``... (per process), as Keras names layers."""
+    n = next(_NAME_COUNTS[base])
+    return base if n == 0 else f"{base}_{n}"
+
+
+def format_shape(shape: Tuple) -> str:
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + \
+        ("," if len(shape) == 1 else "") + ")"
+
+
+class KerasTensor:
+    """A symbolic tensor: a shape (batch axis first, ``None``), a dtype and the
+    node that produced it."""
+
+    def __init__(self, shape: Tuple, dtype: str = "float32", node: "Optional[Node]" = None,
+                 index: int = 0, name: Optional[str] = None):
+        self.shape = tuple(None if d is None else int(d) for d in shape)
+        self.dtype = str(np.dtype(dtype))
+        self.node = node
+        self.index = index
+        self.name = name
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __repr__(self):
+        return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
+
+    def __array__(self, *a, **k):
+        raise TypeError("A symbolic KerasTensor has no value: build a Model and call predict()")
+
+
+class Node:
+    """One call of a layer: its input tensors and output tensors."""
+
+    def __init__(self, layer: "Layer", inputs: List[KerasTensor], outputs: List[KerasTensor]):
+        self.layer = layer
+        self.inputs = inputs
+        self.outputs = outputs
+        self.index = len(layer._nodes)
+        layer._nodes.append(self)
+
+
+class Layer:
+    """Base class of neurec layers, with Keras's names and conventions.
+
+    Subclasses implement ``build(input_shape)``, ``compute_output_shape`` and
+    ``call_numpy`` (the NumPy reference forward pass), plus ``get_config``.
+
+    Args:
+        name: Unique layer name (auto-generated from the class name if omitted).
+        trainable: Whether the layer's weights are updated by ``fit``.
+        dtype: Only ``'float32'`` weights are supported.
+    """
+
+    _n_inputs: Optional[int] = 1  # None: a list of 2+ tensors
+
+    def __init__(self, name: Optional[str] = None, trainable: bool = True, dtype: Any = None,
+                 **kwargs):
+        for k in ("input_shape", "batch_input_shape", "input_dim_legacy"):
+            kwargs.pop(k, None)
+        if kwargs:
+            raise TypeError(f"{type(self).__name__} got unexpected arguments {sorted(kwargs)}")
+        if dtype not in (None, "float32", np.float32) and str(dtype) != "float32":
+            raise ValueError(f"{type(self).__name__}: only float32 weights are supported, got {dtype}")
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ValueError(f"name must be a non-empty string, got {name!r}")
+        self.name = name or unique_name(_snake(type(self).__name__))
+        self.trainable = bool(trainable)
+        self.built = False
+        self._nodes: List[Node] = []
+        self._weights: List[Tuple[str, np.ndarray, Any]] = []  # (name, array, regularizer)
+
+    # -- weights ---------------------------------------------------------------
+    def add_weight(self, name: str, shape: Tuple[int, ...], initializer, regularizer=None) -> np.ndarray:
+        w = np.ascontiguousarray(initializer(tuple(int(s) for s in shape), "float32"), dtype=np.float32)
+        self._weights.append((name, w, regularizer))
+        return w
+
+    @property
+    def weights(self) -> List[np.ndarray]:
+        """The layer's weight arrays (live: the C core updates them in place)."""
+        return [w for _, w, _ in self._weights]
+
+    @property
+    def trainable_weights(self) -> List[np.ndarray]:
+        return self.weights if self.trainable else []
+
+    @property
+    def non_trainable_weights(self) -> List[np.ndarray]:
+        return [] if self.trainable else self.weights
+
+    def get_weights(self) -> List[np.ndarray]:
+        """Copies of the weights."""
+        return [w.copy() for w in self.weights]
+
+    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
+        """Copy ``weights`` into the layer's arrays in place (shapes must match).
+
+        Raises:
+            ValueError: On a count or shape mismatch, or non-finite values.
+        """
+        weights = list(weights)
+        if len(weights) != len(self._weights):
+            raise ValueError(f"Layer {self.name!r} expects {len(self._weights)} weight arrays, "
+                             f"got {len(weights)}")
+        for (nm, w, _), new in zip(self._weights, weights):
+            new = np.asarray(new)
+            if new.shape != w.shape:
+                raise ValueError(f"Layer {self.name!r} weight {nm!r} has shape {w.shape}; "
+                                 f"got {new.shape}")
+            if not np.all(np.isfinite(new)):
+                raise ValueError(f"Layer {self.name!r} weight {nm!r}: values must be finite")
+        for (_, w, _), new in zip(self._weights, weights):
+            np.copyto(w, np.asarray(new, dtype=np.float32))
+
+    def count_params(self) -> int:
+        return int(sum(w.size for w in self.weights))
+
+    # -- calling ---------------------------------------------------------------
+    def build(self, input_shape) -> None:
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def call_numpy(self, inputs, training: bool = False):
+        raise NotImplementedError
+
+    def _check_inputs(self, inputs):
+        if self._n_inputs == 1:
+            if isinstance(inputs, (list, tuple)):
+                if len(inputs) != 1:
+                    raise ValueError(f"Layer {self.name!r} ({type(self).__name__}) expects one "
+                                     f"input, got a list of {len(inputs)}")
+                inputs = inputs[0]
+            return inputs
+        if not isinstance(inputs, (list, tuple)) or len(inputs) < 2:
+            raise ValueError(f"Layer {self.name!r} ({type(self).__name__}) expects a list of at "
+                             f"least 2 inputs, got {type(inputs).__name__}")
+        return list(inputs)
+
+    def __call__(self, inputs, training: bool = False, **kwargs):
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}.__call__ got unexpected arguments {sorted(kwargs)}")
+        inputs = self._check_inputs(inputs)
+        flat = inputs if isinstance(inputs, list) else [inputs]
+        symbolic = [isinstance(t, KerasTensor) for t in flat]
+        if all(symbolic):
+            shapes = [t.shape for t in flat] if isinstance(inputs, list) else flat[0].shape
+            if not self.built:
+                self.build(shapes)
+                self.built = True
+            out_shape = self.compute_output_shape(shapes)
+            out = KerasTensor(out_shape, self._output_dtype(flat), name=None)
+            node = Node(self, flat, [out])
+            out.node = node
+            out.name = f"{self.name}" if node.index == 0 else f"{self.name}_{node.index}"
+            return out
+        if any(symbolic):
+            raise ValueError(f"Layer {self.name!r}: do not mix symbolic tensors and arrays")
+        arrays = [np.asarray(a) for a in flat]
+        shapes = [(None,) + a.shape[1:] for a in arrays]
+        if not self.built:
+            self.build(shapes if isinstance(inputs, list) else shapes[0])
+            self.built = True
+        self.compute_output_shape(shapes if isinstance(inputs, list) else shapes[0])
+        return self.call_numpy(arrays if isinstance(inputs, list) else arrays[0], training=training)
+
+    def _output_dtype(self, inputs) -> str:
+        return "float32"
+
+    # -- config ----------------------------------------------------------------
+    def get_config(self) -> Dict[str, Any]:
+        return {"name": self.name, "trainable": self.trainable}
+
+    @classmethod
+    def from_config(cls, config: Dict[str, Any]) -> "Layer":
+        return cls(**config)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name}, built={self.built}>"

@@ -1,0 +1,6 @@
+"""Models: the functional ``Model``, ``Sequential``, saving, and the NCF model zoo."""
+from neurec.models.model import Model
+from neurec.models.saving import load_model
+from neurec.models.sequential import Sequential
+
+__all__ = ["Model", "Sequential", "load_model"]

@@ -1,0 +1,81 @@
+"""Lowering of a functional graph to the C core's plan (see csrc/include/neurec/nr_plan.h)."""
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from neurec.layers.core import OP_INPUT, _size
+
+
+class PlanBuilder:
+    """Collects values, ops and parameters while layers lower their nodes."""
+
+    def __init__(self, model):
+        self.model = model
+        self.value_sizes: List[int] = []
+        self.ops: List[tuple] = []
+        self.tensor_value: Dict[int, int] = {}
+        self.input_slots: Dict[int, int] = {id(t): i for i, t in enumerate(model.inputs)}
+        self.input_value: Dict[int, int] = {}
+        self.params: List[Tuple] = []  # (layer, weight index, is_table)
+        self.param_index: Dict[Tuple[int, int], int] = {}
+        self.logits_of: Dict[int, Optional[int]] = {}
+        self.id_checks: List[Tuple[int, object]] = []  # (input slot, Embedding layer)
+
+    def new_value(self, tensor, size: int) -> int:
+        v = len(self.value_sizes)
+        self.value_sizes.append(int(size))
+        if tensor is not None:
+            self.tensor_value[id(tensor)] = v
+        return v
+
+    def input_slot(self, tensor) -> int:
+        try:
+            return self.input_slots[id(tensor)]
+        except KeyError:
+            raise ValueError(f"Tensor {tensor.name!r} is not an input of model "
+                             f"{self.model.name!r}") from None
+
+    def value(self, tensor) -> int:
+        """The value id holding ``tensor`` (an INPUT op reads model inputs as floats)."""
+        key = id(tensor)
+        if key in self.tensor_value:
+            return self.tensor_value[key]
+        if key in self.input_slots:
+            v = self.new_value(tensor, _size(tensor.shape))
+            self.op(OP_INPUT, v, [self.input_slots[key]], dims=(_size(tensor.shape),))
+            return v
+        raise ValueError(f"Tensor {tensor.name!r} used before it was computed")
+
+    def alias(self, out_tensor, in_tensor) -> None:
+        from neurec.layers.core import OP_ALIAS
+        src = self.value(in_tensor)
+        v = self.new_value(out_tensor, self.value_sizes[src])
+        self.op(OP_ALIAS, v, [src])
+        if src in self.logits_of:
+            self.logits_of[v] = self.logits_of[src]
+
+    def param(self, layer, index: int, table: bool = False) -> int:
+        key = (id(layer), index)
+        if key not in self.param_index:
+            self.param_index[key] = len(self.params)
+            self.params.append((layer, index, table))
+        return self.param_index[key]
+
+    def op(self, kind: int, out: int, ins: List[int], params=(-1, -1), act: int = 0,
+           flag: int = 0, dims=(), rate: float = 0.0) -> None:
+        dims = tuple(int(d) for d in dims) + (0,) * (6 - len(dims))
+        self.ops.append((int(kind), int(out), tuple(int(i) for i in ins),
+                         (int(params[0]), int(params[1])), int(act), int(flag), dims, float(rate)))
+
+
+def lower(model) -> PlanBuilder:
+    """Lower ``model``'s nodes, in topological order, into a PlanBuilder."""
+    b = PlanBuilder(model)
+    for node in model._nodes_in_order:
+        layer = node.layer
+        if not hasattr(layer, "_lower"):
+            raise ValueError(f"Layer {layer.name!r} ({type(layer).__name__}) cannot run in "
+                             "neurec's C core")
+        layer._lower(b, node)
+    b.output_value = b.value(model.outputs[0])
+    return b

@@ -1,0 +1,576 @@
+"""The functional ``Model``: build a graph of layers, compile, fit, predict, evaluate.
+
+A Model is described in Python and trained in C: ``compile`` lowers the graph
+to a plan that the C core runs for whole chunks of batches with the GIL
+released, returning to Python only to report progress, run callbacks and let
+Ctrl-C through.
+"""
+import time
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+
+from neurec import losses as losses_mod
+from neurec import metrics as metrics_mod
+from neurec import optimizers as optimizers_mod
+from neurec.layers.base import KerasTensor, Layer, format_shape
+from neurec.layers.core import Embedding, InputLayer
+from neurec.models import _data
+from neurec.models._plan import lower
+
+__all__ = ["Model"]
+
+_CHUNK_SECONDS = 0.2
+
+
+def _default_seed() -> int:
+    from neurec.initializers import _global_rng
+    return int(_global_rng().integers(0, 2**63 - 1))
+
+
+class Model:
+    """A model: a graph of layers from ``inputs`` to ``outputs`` (Keras functional API).
+
+    Example:
+        >>> from neurec.layers import Input, Embedding, Flatten, Dot, Dense
+        >>> from neurec.models import Model
+        >>> u, i = Input(shape=(1,)), Input(shape=(1,))
+        >>> eu = Flatten()(Embedding(100, 8)(u)); ei = Flatten()(Embedding(50, 8)(i))
+        >>> model = Model([u, i], Dense(1, activation='sigmoid')(Dot(axes=1)([eu, ei])))
+        >>> model.compile(optimizer='adam', loss='binary_crossentropy', metrics=['accuracy'])
+
+    Args:
+        inputs: A symbolic tensor from :func:`neurec.layers.Input`, or a list or dict of them.
+        outputs: The symbolic output tensor (neurec models have one output).
+        name: Model name (default ``'functional'``).
+
+    Raises:
+        ValueError: If the graph is disconnected or ``outputs`` is not reachable from ``inputs``.
+    """
+
+    def __init__(self, inputs=None, outputs=None, name: Optional[str] = None, **kwargs):
+        kwargs.pop("trainable", None)
+        if kwargs:
+            raise TypeError(f"Model got unexpected arguments {sorted(kwargs)}")
+        self.name = name or "functional"
+        self.stop_training = False
+        self.history = None
+        self.optimizer = None
+        self.loss = None
+        self.compiled_metrics: List[metrics_mod.Metric] = []
+        self._compiled = False
+        self._plan = None
+        self._builder = None
+        if inputs is not None or outputs is not None:
+            self._init_graph(inputs, outputs)
+
+    # -- graph -------------------------------------------------------------------
+    def _init_graph(self, inputs, outputs) -> None:
+        if isinstance(inputs, dict):
+            inputs = list(inputs.values())
+        if isinstance(inputs, KerasTensor):
+            inputs = [inputs]
+        if isinstance(outputs, (list, tuple)):
+            if len(outputs) != 1:
+                raise ValueError(f"neurec models have exactly one output, got {len(outputs)}")
+            outputs = outputs[0]
+        if isinstance(outputs, dict):
+            raise ValueError("neurec models have exactly one output; pass the tensor itself")
+        inputs = list(inputs or [])
+        for t in inputs + [outputs]:
+            if not isinstance(t, KerasTensor):
+                raise TypeError(f"Model inputs and outputs must be symbolic tensors (from Input and "
+                                f"layer calls), got {type(t).__name__}")
+        for t in inputs:
+            if not isinstance(t.node.layer, InputLayer):
+                raise ValueError(f"Model input {t.name!r} is not an Input(): pass the tensors "
+                                 "returned by neurec.layers.Input")
+        self.inputs = inputs
+        self.outputs = [outputs]
+        input_ids = {id(t) for t in inputs}
+        order, seen = [], set()
+
+        def visit(t: KerasTensor, path: tuple):
+            node = t.node
+            if id(node) in seen:
+                return
+            if isinstance(node.layer, InputLayer):
+                if id(t) not in input_ids:
+                    raise ValueError(
+                        f"Graph disconnected: output {outputs.name!r} needs Input {t.name!r}, which is "
+                        f"not in the model's inputs {[x.name for x in inputs]}")
+                seen.add(id(node))
+                return
+            if id(node) in path:
+                raise ValueError("The graph has a cycle")
+            for parent in node.inputs:
+                visit(parent, path + (id(node),))
+            seen.add(id(node))
+            order.append(node)
+
+        visit(outputs, ())
+        self._nodes_in_order = order
+        layers = [t.node.layer for t in inputs]
+        for node in order:
+            if node.layer not in layers:
+                layers.append(node.layer)
+        self._layers = layers
+        names = [l.name for l in layers]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"Layer names must be unique within a model; repeated: {sorted(dup)}")
+
+    @property
+    def layers(self) -> List[Layer]:
+        """The model's layers, inputs first, in topological order."""
+        return list(self._layers)
+
+    @property
+    def input_names(self) -> List[str]:
+        return [t.node.layer.name for t in self.inputs]
+
+    @property
+    def output_names(self) -> List[str]:
+        return [self.outputs[0].node.layer.name]
+
+    @property
+    def output_shape(self):
+        return self.outputs[0].shape
+
+    @property
+    def input_shape(self):
+        shapes = [t.shape for t in self.inputs]
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    @property
+    def output(self):
+        return self.outputs[0]
+
+    @property
+    def input(self):
+        return self.inputs[0] if len(self.inputs) == 1 else self.inputs
+
+    def get_layer(self, name: Optional[str] = None, index: Optional[int] = None) -> Layer:
+        """A layer by name or by index in :attr:`layers`.
+
+        Raises:
+            ValueError: If no layer matches.
+        """
+        if index is not None:
+            if not -len(self._layers) <= index < len(self._layers):
+                raise ValueError(f"index {index} out of range: the model has {len(self._layers)} layers")
+            return self._layers[index]
+        for layer in self._layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"No such layer: {name!r}. Existing layers: {[l.name for l in self._layers]}")
+
+    # -- weights -----------------------------------------------------------------
+    @property
+    def weights(self) -> List[np.ndarray]:
+        """Live weight arrays of every layer, in layer order."""
+        return [w for layer in self._layers for w in layer.weights]
+
+    @property
+    def trainable_weights(self) -> List[np.ndarray]:
+        return [w for layer in self._layers for w in layer.trainable_weights]
+
+    @property
+    def non_trainable_weights(self) -> List[np.ndarray]:
+        return [w for layer in self._layers for w in layer.non_trainable_weights]
+
+    def get_weights(self) -> List[np.ndarray]:
+        """Copies of all weights, in layer order."""
+        return [w.copy() for w in self.weights]
+
+    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
+        """Copy ``weights`` into the model's arrays in place.
+
+        Raises:
+            ValueError: If the number or shapes of the arrays do not match.
+        """
+        weights = list(weights)
+        if len(weights) != len(self.weights):
+            raise ValueError(f"Model {self.name!r} has {len(self.weights)} weight arrays, got {len(weights)}")
+        pos = 0
+        for layer in self._layers:
+            k = len(layer.weights)
+            if k:
+                layer.set_weights(weights[pos:pos + k])
+            pos += k
+
+    def count_params(self) -> int:
+        return int(sum(w.size for w in self.weights))
+
+    def _regularization_penalty(self) -> float:
+        total = 0.0
+        for layer in self._layers:
+            for _, w, reg in layer._weights:
+                if reg is not None:
+                    total += reg(w)
+        return total
+
+    # -- compile -----------------------------------------------------------------
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
+                weighted_metrics=None, run_eagerly: bool = False, steps_per_execution: int = 1,
+                jit_compile="auto", auto_scale_loss: bool = True) -> None:
+        """Configure the model for training, as ``keras.Model.compile``.
+
+        Args:
+            optimizer: Name (``'adam'``, ``'sgd'``, ``'adagrad'``, ``'rmsprop'``) or an
+                :mod:`neurec.optimizers` object.
+            loss: ``'binary_crossentropy'``, ``'mse'``, ``'mae'`` or a :mod:`neurec.losses` object.
+            metrics: List of ``'accuracy'``, ``'binary_accuracy'``, ``'auc'``, ``'mse'``, ``'mae'``
+                or :mod:`neurec.metrics` objects.
+            loss_weights, weighted_metrics: Not supported (one output, no sample weights).
+            run_eagerly, steps_per_execution, jit_compile, auto_scale_loss: Accepted for
+                compatibility; neurec always runs compiled C.
+
+        Raises:
+            ValueError: For an unknown optimizer, loss or metric.
+        """
+        self._require_graph()
+        if loss is None:
+            raise ValueError("compile: pass a loss, e.g. loss='binary_crossentropy'")
+        if loss_weights is not None or weighted_metrics:
+            raise ValueError("compile: loss_weights and weighted_metrics are not supported "
+                             "(neurec models have one output and no sample weights)")
+        self.optimizer = optimizers_mod.get(optimizer)
+        self.loss = losses_mod.get(loss)
+        if metrics is None:
+            metrics = []
+        if isinstance(metrics, dict):
+            metrics = [m for v in metrics.values() for m in (v if isinstance(v, (list, tuple)) else [v])]
+        if not isinstance(metrics, (list, tuple)):
+            metrics = [metrics]
+        last = self.output_shape[-1] or 1
+        self.compiled_metrics = [metrics_mod.get(m, self.loss, last) for m in metrics]
+        names = [m.name for m in self.compiled_metrics]
+        if len(set(names)) != len(names):
+            raise ValueError(f"compile: metric names must be unique, got {names}")
+        self._compile_config = {
+            "optimizer": optimizers_mod.serialize(self.optimizer),
+            "loss": losses_mod.serialize(self.loss),
+            "metrics": [m if isinstance(m, str) else metrics_mod.serialize(m) for m in metrics],
+        }
+        self._compiled = True
+        self._plan = None
+
+    @property
+    def metrics_names(self) -> List[str]:
+        return ["loss"] + [m.name for m in self.compiled_metrics]
+
+    def _require_graph(self):
+        if not hasattr(self, "inputs"):
+            raise ValueError(f"Model {self.name!r} has no graph yet: call it with inputs and "
+                             "outputs, or (Sequential) add an Input first")
+
+    def _get_plan(self):
+        from neurec import _core
+        if self._plan is not None:
+            return self._plan
+        self._require_graph()
+        b = lower(self)
+        params = []
+        opt = self.optimizer if self._compiled else optimizers_mod.SGD()
+        loss = self.loss if self._compiled else losses_mod.MeanSquaredError()
+        arrays, tables = [], []
+        for layer, idx, table in b.params:
+            arrays.append(layer._weights[idx][1])
+            tables.append(table)
+        opt.build(arrays, tables)
+        for k, (layer, idx, table) in enumerate(b.params):
+            _, w, reg = layer._weights[idx]
+            slots = opt._slots[k]
+            l2 = float(getattr(reg, "l2", 0.0)) if reg is not None else 0.0
+            params.append((w, tuple(slots[:3]), slots[3], l2, bool(table), not layer.trainable))
+        logits = b.logits_of.get(b.output_value)
+        logits = -1 if logits is None or not isinstance(loss, losses_mod.BinaryCrossentropy) \
+            or loss.from_logits else logits
+        self._plan = _core.Plan(b.ops, b.value_sizes, params, len(self.inputs), b.output_value,
+                                logits, loss.code, opt._c_tuple(), bool(opt.sparse_updates))
+        self._builder = b
+        self._plan_optimizer = opt
+        return self._plan
+
+    # -- training ----------------------------------------------------------------
+    def fit(self, x=None, y=None, batch_size: Optional[int] = None, epochs: int = 1,
+            verbose: Union[str, int] = "auto", callbacks=None, validation_split: float = 0.0,
+            validation_data=None, shuffle: bool = True, class_weight=None, sample_weight=None,
+            initial_epoch: int = 0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, validation_freq: int = 1, seed: Optional[int] = None):
+        """Train the model, as ``keras.Model.fit``.
+
+        ``x`` may be an array, a list of arrays (one per input), a dict keyed by
+        input name, pandas objects, or a :class:`neurec.data.NegativeSampler`
+        (then ``y`` is omitted and every epoch draws fresh negatives in C).
+
+        Args:
+            x: Input data.
+            y: Labels, shape ``(n,)``, ``(n, 1)`` or the output's shape.
+            batch_size: Samples per gradient step (default 32).
+            epochs: Index of the last epoch to train.
+            verbose: 0 silent, 1 progress bar, 2 one line per epoch, ``'auto'`` = 1.
+            callbacks: List of :class:`neurec.callbacks.Callback`.
+            validation_split: Share of the data (taken from the end, before shuffling)
+                held out for validation.
+            validation_data: ``(x_val, y_val)`` evaluated at the end of each epoch.
+            shuffle: Shuffle the samples every epoch (seeded).
+            initial_epoch: Epoch to start from (for resuming).
+            validation_freq: Validate every this many epochs.
+            seed: Seed of shuffling and dropout; default drawn from neurec's global RNG
+                (see :func:`neurec.utils.set_random_seed`). With one thread, the same
+                seed and initial weights give bit-identical results.
+
+        Returns:
+            A :class:`neurec.callbacks.History`.
+
+        Raises:
+            RuntimeError: If the model was not compiled.
+            ValueError: For invalid data (shapes, lengths, NaN, out-of-range ids).
+        """
+        from neurec import _core
+        from neurec.callbacks import CallbackList, History
+        if not self._compiled:
+            raise RuntimeError("You must compile the model before training: call "
+                               "model.compile(optimizer=..., loss=...) first")
+        if class_weight is not None or sample_weight is not None:
+            raise ValueError("fit: class_weight and sample_weight are not supported by neurec")
+        if steps_per_epoch is not None:
+            raise ValueError("fit: steps_per_epoch is not supported; every epoch covers the data once")
+        batch_size = self._check_batch_size(batch_size)
+        epochs = int(epochs)
+        if epochs < 0 or int(initial_epoch) < 0:
+            raise ValueError(f"epochs and initial_epoch must be >= 0, got {epochs}, {initial_epoch}")
+        if not 0.0 <= float(validation_split) < 1.0:
+            raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
+        verbose = 1 if verbose == "auto" else int(verbose)
+        plan = self._get_plan()
+        b = self._builder
+        out_size = int(np.prod(self.output_shape[1:]))
+        seed = _default_seed() if seed is None else int(seed)
+        sampler = x if hasattr(x, "_neurec_epoch") else None
+        if sampler is not None:
+            if y is not None:
+                raise ValueError("fit: y must be None when x is a NegativeSampler (it makes the labels)")
+            if validation_split:
+                raise ValueError("fit: validation_split is not supported with a NegativeSampler; "
+                                 "pass validation_data or a ranking callback")
+            sampler._check_model(self, b)
+            inputs = labels = None
+            n = sampler.num_samples
+        else:
+            inputs = _data.prepare_inputs(self, x, b)
+            n = inputs[0].shape[0]
+            labels = _data.prepare_labels(y, n, out_size)
+            if validation_split:
+                k = int(n * (1.0 - float(validation_split)))
+                if k <= 0 or k >= n:
+                    raise ValueError(f"validation_split={validation_split} leaves no training or no "
+                                     f"validation samples out of {n}")
+                validation_data = ([a[k:] for a in inputs], labels[k:])
+                inputs = [a[:k] for a in inputs]
+                labels = labels[:k]
+                n = k
+        val = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (list, tuple)) or len(validation_data) not in (2, 3):
+                raise ValueError("validation_data must be a tuple (x_val, y_val)")
+            vx = _data.prepare_inputs(self, validation_data[0], b)
+            vy = _data.prepare_labels(validation_data[1], vx[0].shape[0], out_size)
+            val = (vx, vy)
+        steps = -(-n // batch_size)
+        self.stop_training = False
+        cbs = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=self,
+                           verbose=verbose, epochs=epochs, steps=steps)
+        opt = self.optimizer
+        step = int(opt.iterations)
+        cbs.on_train_begin()
+        logs: Dict[str, float] = {}
+        chunk = 16
+        try:
+            for epoch in range(int(initial_epoch), epochs):
+                cbs.on_epoch_begin(epoch)
+                epoch_seed = (seed * 1000003 + epoch) % (2**64)
+                if sampler is not None:
+                    inputs, labels = sampler._neurec_epoch(epoch_seed)
+                    n = labels.shape[0]
+                    steps = -(-n // batch_size)
+                order = _core.permutation(n, epoch_seed) if shuffle else np.arange(n, dtype=np.int64)
+                totals = None
+                batch = 0
+                while batch < steps:
+                    nb = min(chunk, steps - batch)
+                    idx = order[batch * batch_size:min((batch + nb) * batch_size, n)]
+                    cbs.on_train_batch_begin(batch)
+                    plan.set_optimizer(opt._c_tuple())
+                    t0 = time.perf_counter()
+                    step, st = plan.fit(inputs, labels, idx, batch_size, step, epoch_seed)
+                    dt = time.perf_counter() - t0
+                    opt.iterations = step
+                    totals = st if totals is None else _merge_stats(totals, st)
+                    batch += nb
+                    chunk = max(1, min(4096, int(nb * _CHUNK_SECONDS / max(dt, 1e-6))))
+                    logs = self._logs_from_stats(totals)
+                    cbs.on_train_batch_end(batch - 1, logs)
+                    if self.stop_training:
+                        break
+                epoch_logs = self._logs_from_stats(totals) if totals is not None else {}
+                if "loss" in epoch_logs:
+                    epoch_logs["loss"] += self._regularization_penalty()
+                if val is not None and (epoch + 1) % int(validation_freq) == 0:
+                    vres = self._evaluate_arrays(val[0], val[1], batch_size)
+                    epoch_logs.update({"val_" + k: v for k, v in vres.items()})
+                cbs.on_epoch_end(epoch, epoch_logs)
+                logs = epoch_logs
+                if self.stop_training:
+                    break
+        finally:
+            opt.iterations = step
+        cbs.on_train_end(logs)
+        return self.history if self.history is not None else next(
+            (c for c in cbs.callbacks if isinstance(c, History)), None)
+
+    def _logs_from_stats(self, st) -> Dict[str, float]:
+        logs = {"loss": st["loss_sum"] / max(st["samples"], 1.0)}
+        for m in self.compiled_metrics:
+            logs[m.name] = float(m.from_stats(st))
+        return logs
+
+    @staticmethod
+    def _check_batch_size(batch_size) -> int:
+        if batch_size is None:
+            return 32
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        return int(batch_size)
+
+    # -- inference ---------------------------------------------------------------
+    def _predict_arrays(self, inputs: List[np.ndarray]) -> np.ndarray:
+        plan = self._get_plan()
+        n = inputs[0].shape[0]
+        out = np.empty((n,) + tuple(self.output_shape[1:]), dtype=np.float32)
+        plan.predict(inputs, out)
+        return out
+
+    def predict(self, x, batch_size: Optional[int] = None, verbose: Union[str, int] = "auto",
+                steps=None, callbacks=None) -> np.ndarray:
+        """Outputs for the samples of ``x``, computed in C across threads.
+
+        Args:
+            x: Input data (see :meth:`fit`).
+            batch_size: Accepted for compatibility (C picks its own blocks).
+            verbose: Ignored (prediction is a single C call).
+
+        Returns:
+            A float32 array of shape ``(n,) + output_shape[1:]``.
+
+        Raises:
+            ValueError: For invalid inputs (shapes, lengths, NaN, out-of-range ids).
+        """
+        self._check_batch_size(batch_size)
+        self._get_plan()
+        inputs = _data.prepare_inputs(self, x, self._builder)
+        return self._predict_arrays(inputs)
+
+    def predict_on_batch(self, x) -> np.ndarray:
+        """Same as :meth:`predict`."""
+        return self.predict(x)
+
+    def __call__(self, x, training: bool = False):
+        if isinstance(x, KerasTensor) or (isinstance(x, (list, tuple)) and x and
+                                          isinstance(x[0], KerasTensor)):
+            raise ValueError("Calling a neurec Model on symbolic tensors (nesting models) is not "
+                             "supported; build one graph from the layers instead")
+        return self.predict(x)
+
+    def _evaluate_arrays(self, inputs, labels, batch_size) -> Dict[str, float]:
+        pred = self._predict_arrays(inputs)
+        res = {"loss": self.loss(labels, pred) + self._regularization_penalty()}
+        for m in self.compiled_metrics:
+            res[m.name] = float(m.from_arrays(labels, pred))
+        return res
+
+    def evaluate(self, x=None, y=None, batch_size: Optional[int] = None,
+                 verbose: Union[str, int] = "auto", sample_weight=None, steps=None,
+                 callbacks=None, return_dict: bool = False):
+        """Loss and metrics on ``(x, y)``, as ``keras.Model.evaluate``.
+
+        Returns:
+            The loss alone if there are no metrics, else ``[loss, *metrics]``; or a dict
+            with ``return_dict=True``.
+
+        Raises:
+            RuntimeError: If the model was not compiled.
+            ValueError: For invalid data.
+        """
+        if not self._compiled:
+            raise RuntimeError("You must compile the model before evaluating it")
+        if sample_weight is not None:
+            raise ValueError("evaluate: sample_weight is not supported by neurec")
+        self._check_batch_size(batch_size)
+        self._get_plan()
+        inputs = _data.prepare_inputs(self, x, self._builder)
+        out_size = int(np.prod(self.output_shape[1:]))
+        labels = _data.prepare_labels(y, inputs[0].shape[0], out_size)
+        res = self._evaluate_arrays(inputs, labels, batch_size)
+        if verbose not in (0, "auto") and int(verbose) > 0:
+            print(" - ".join(f"{k}: {v:.4f}" for k, v in res.items()))
+        if return_dict:
+            return res
+        vals = list(res.values())
+        return vals[0] if len(vals) == 1 else vals
+
+    # -- summary, config, saving -------------------------------------------------
+    def summary(self, line_length: Optional[int] = None, positions=None, print_fn=None,
+                expand_nested: bool = False, show_trainable: bool = False) -> None:
+        """Print a table of layers, output shapes, parameter counts and connections."""
+        from neurec.models._summary import summary_text
+        text = summary_text(self, line_length)
+        (print_fn or print)(text)
+
+    def get_config(self) -> Dict[str, Any]:
+        from neurec.models.saving import functional_config
+        return functional_config(self)
+
+    @classmethod
+    def from_config(cls, config: Dict[str, Any], custom_objects=None) -> "Model":
+        from neurec.models.saving import functional_from_config
+        return functional_from_config(config, custom_objects)
+
+    def save(self, filepath, overwrite: bool = True, **kwargs) -> None:
+        """Save graph, weights, compile settings and optimizer state to one ``.neurec`` file.
+
+        The file is a zip of ``config.json`` and ``.npy`` arrays (no pickle), written
+        to a temporary file and renamed, so a crash never leaves a half-written model.
+
+        Raises:
+            ValueError: If ``filepath`` does not end in ``.neurec`` or ``.keras``.
+            FileExistsError: If it exists and ``overwrite`` is False.
+        """
+        from neurec.models.saving import save_model
+        save_model(self, filepath, overwrite=overwrite)
+
+    def save_weights(self, filepath, overwrite: bool = True) -> None:
+        """Save the weights alone to a ``.weights.npz`` file (atomically)."""
+        from neurec.models.saving import save_weights
+        save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath, skip_mismatch: bool = False) -> None:
+        """Load weights saved by :meth:`save_weights` (or a full ``.neurec`` file), in place.
+
+        Raises:
+            ValueError: If the file is corrupted or its shapes do not match.
+        """
+        from neurec.models.saving import load_weights
+        load_weights(self, filepath)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name}>"
+
+
+def _merge_stats(a, b):
+    out = {}
+    for k, v in a.items():
+        out[k] = v + b[k]
+    return out

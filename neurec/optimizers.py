@@ -1,0 +1,252 @@
+"""Optimizers with Keras names, arguments, defaults and update formulas.
+
+The update runs in C (``csrc/src/optim.c``). Optimizer state ("slots") is
+NumPy arrays owned by the optimizer, one set per trainable weight, updated in
+place.
+
+Embedding tables get **sparse updates** by default: a batch updates only the
+rows it touched, and Adam keeps a step count per row for its bias correction
+(like TensorFlow's LazyAdam). Pass ``sparse_updates=False`` for dense updates
+of every row every step, which reproduces Keras and PyTorch exactly.
+"""
+from typing import Any, Dict, List, Optional, Union
+
+import numpy as np
+
+__all__ = ["Optimizer", "SGD", "Adam", "Adagrad", "RMSprop", "get", "serialize"]
+
+
+def _positive(name: str, value: float, cls: str, allow_zero: bool = False) -> float:
+    value = float(value)
+    if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{cls}: {name} must be a {'non-negative' if allow_zero else 'positive'} "
+                         f"finite number, got {value}")
+    return value
+
+
+class Optimizer:
+    """Base class of neurec optimizers.
+
+    Attributes:
+        learning_rate: A float; callbacks such as ``LearningRateScheduler`` set it
+            between epochs.
+        iterations: Number of update steps taken.
+        sparse_updates: Whether embedding tables get lazy row updates.
+    """
+
+    kind = -1
+    n_slots = 0
+
+    def __init__(self, learning_rate: float, name: str, sparse_updates: bool = True, **kwargs):
+        for bad in ("clipnorm", "clipvalue", "global_clipnorm", "weight_decay", "use_ema"):
+            if kwargs.pop(bad, None) not in (None, False):
+                raise ValueError(f"{type(self).__name__}: argument {bad!r} is not supported by "
+                                 "neurec's C optimizers; use an L2 regularizer instead of weight_decay")
+        kwargs.pop("loss_scale_factor", None)
+        kwargs.pop("gradient_accumulation_steps", None)
+        kwargs.pop("ema_momentum", None)
+        kwargs.pop("ema_overwrite_frequency", None)
+        if kwargs:
+            raise TypeError(f"{type(self).__name__} got unexpected arguments {sorted(kwargs)}")
+        self.learning_rate = _positive("learning_rate", learning_rate, type(self).__name__)
+        self.name = name
+        self.sparse_updates = bool(sparse_updates)
+        self.iterations = 0
+        self._slots: List[tuple] = []
+
+    # -- state ---------------------------------------------------------------
+    def _slot_init(self, i: int) -> float:
+        return 0.0
+
+    def build(self, weights: List[np.ndarray], tables: List[bool]) -> None:
+        """Create zeroed slots for ``weights`` (kept if they already match)."""
+        if len(self._slots) == len(weights) and all(
+                s[0] is None or s[0].shape == w.shape for s, w in zip(self._slots, weights)):
+            return
+        self._slots = []
+        for w, is_table in zip(weights, tables):
+            slots = [np.full(w.shape, self._slot_init(i), dtype=np.float32)
+                     if self._uses_slot(i) else None for i in range(3)]
+            steps = (np.zeros(w.shape[0], dtype=np.int64)
+                     if is_table and self.kind == Adam.kind else None)
+            self._slots.append((*slots, steps))
+
+    def _uses_slot(self, i: int) -> bool:
+        return i < self.n_slots
+
+    def variables(self) -> List[np.ndarray]:
+        """All state arrays in a fixed order (for saving)."""
+        out = [np.array([self.iterations], dtype=np.int64)]
+        for s in self._slots:
+            out.extend(a for a in s if a is not None)
+        return out
+
+    def _c_tuple(self):
+        return (self.kind, self.learning_rate, getattr(self, "beta_1", 0.9),
+                getattr(self, "beta_2", 0.999), getattr(self, "epsilon", 1e-7),
+                getattr(self, "momentum", 0.0), getattr(self, "rho", 0.9),
+                bool(getattr(self, "nesterov", False)), bool(getattr(self, "centered", False)),
+                bool(getattr(self, "amsgrad", False)))
+
+    def get_config(self) -> Dict[str, Any]:
+        return {"name": self.name, "learning_rate": self.learning_rate,
+                "sparse_updates": self.sparse_updates}
+
+    @classmethod
+    def from_config(cls, config: Dict[str, Any]) -> "Optimizer":
+        return cls(**config)
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.get_config()})"
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional (Nesterov) momentum.
+
+    ``v = momentum * v - lr * g; w += v`` (Nesterov: ``w += momentum * v - lr * g``).
+
+    Args:
+        learning_rate: Step size (default 0.01).
+        momentum: In ``[0, 1)``.
+        nesterov: Use Nesterov momentum.
+        sparse_updates: Lazy updates of embedding rows (default True).
+    """
+
+    kind = 0
+
+    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
+                 name: str = "SGD", sparse_updates: bool = True, **kwargs):
+        super().__init__(learning_rate, name, sparse_updates, **kwargs)
+        self.momentum = float(momentum)
+        if not 0.0 <= self.momentum < 1.0:
+            raise ValueError(f"SGD: momentum must be in [0, 1), got {momentum}")
+        self.nesterov = bool(nesterov)
+
+    @property
+    def n_slots(self):
+        return 1 if self.momentum > 0 else 0
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba), Keras formula: ``w -= lr_t * m / (sqrt(v) + epsilon)``.
+
+    Args:
+        learning_rate: Step size (default 0.001).
+        beta_1, beta_2: Decay rates of the moment estimates.
+        epsilon: Added to ``sqrt(v)`` (Keras default 1e-7; PyTorch uses 1e-8).
+        amsgrad: Use the AMSGrad variant.
+        sparse_updates: Lazy Adam on embedding rows (per-row step counts);
+            ``False`` updates every row every step exactly like Keras/PyTorch.
+    """
+
+    kind = 1
+
+    def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-7, amsgrad: bool = False, name: str = "adam",
+                 sparse_updates: bool = True, **kwargs):
+        super().__init__(learning_rate, name, sparse_updates, **kwargs)
+        for nm, b in (("beta_1", beta_1), ("beta_2", beta_2)):
+            if not 0.0 <= float(b) < 1.0:
+                raise ValueError(f"Adam: {nm} must be in [0, 1), got {b}")
+        self.beta_1, self.beta_2 = float(beta_1), float(beta_2)
+        self.epsilon = _positive("epsilon", epsilon, "Adam", allow_zero=True)
+        self.amsgrad = bool(amsgrad)
+
+    @property
+    def n_slots(self):
+        return 3 if self.amsgrad else 2
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon, "amsgrad": self.amsgrad}
+
+
+class Adagrad(Optimizer):
+    """Adagrad: ``acc += g^2; w -= lr * g / sqrt(acc + epsilon)``.
+
+    Args:
+        learning_rate: Step size (default 0.001).
+        initial_accumulator_value: Starting value of the accumulators (0.1).
+        epsilon: Added inside the square root (1e-7).
+    """
+
+    kind = 2
+    n_slots = 1
+
+    def __init__(self, learning_rate: float = 0.001, initial_accumulator_value: float = 0.1,
+                 epsilon: float = 1e-7, name: str = "adagrad", sparse_updates: bool = True,
+                 **kwargs):
+        super().__init__(learning_rate, name, sparse_updates, **kwargs)
+        self.initial_accumulator_value = _positive(
+            "initial_accumulator_value", initial_accumulator_value, "Adagrad", allow_zero=True)
+        self.epsilon = _positive("epsilon", epsilon, "Adagrad", allow_zero=True)
+
+    def _slot_init(self, i):
+        return self.initial_accumulator_value
+
+    def get_config(self):
+        return {**super().get_config(), "initial_accumulator_value": self.initial_accumulator_value,
+                "epsilon": self.epsilon}
+
+
+class RMSprop(Optimizer):
+    """RMSprop: ``v = rho v + (1 - rho) g^2; w -= lr g / sqrt(v + epsilon)``.
+
+    Args:
+        learning_rate: Step size (default 0.001).
+        rho: Decay of the squared-gradient average (0.9).
+        momentum: Momentum on the increments (0.0).
+        epsilon: Added inside the square root (1e-7).
+        centered: Normalise by the centred second moment.
+    """
+
+    kind = 3
+
+    def __init__(self, learning_rate: float = 0.001, rho: float = 0.9, momentum: float = 0.0,
+                 epsilon: float = 1e-7, centered: bool = False, name: str = "rmsprop",
+                 sparse_updates: bool = True, **kwargs):
+        super().__init__(learning_rate, name, sparse_updates, **kwargs)
+        if not 0.0 <= float(rho) < 1.0:
+            raise ValueError(f"RMSprop: rho must be in [0, 1), got {rho}")
+        if not 0.0 <= float(momentum) < 1.0:
+            raise ValueError(f"RMSprop: momentum must be in [0, 1), got {momentum}")
+        self.rho, self.momentum = float(rho), float(momentum)
+        self.epsilon = _positive("epsilon", epsilon, "RMSprop", allow_zero=True)
+        self.centered = bool(centered)
+
+    def _uses_slot(self, i):
+        return i == 0 or (i == 1 and self.momentum > 0) or (i == 2 and self.centered)
+
+    def get_config(self):
+        return {**super().get_config(), "rho": self.rho, "momentum": self.momentum,
+                "epsilon": self.epsilon, "centered": self.centered}
+
+
+_BY_NAME = {"sgd": SGD, "adam": Adam, "adagrad": Adagrad, "rmsprop": RMSprop}
+_CLASSES = {c.__name__: c for c in (SGD, Adam, Adagrad, RMSprop)}
+
+
+def get(identifier: Union[str, Optimizer, dict]) -> Optimizer:
+    """Resolve ``'adam'``, ``'sgd'``, ``'adagrad'``, ``'rmsprop'``, a config or an object.
+
+    Raises:
+        ValueError: For an unknown optimizer.
+    """
+    if isinstance(identifier, Optimizer):
+        return identifier
+    if isinstance(identifier, str):
+        cls = _BY_NAME.get(identifier.lower())
+        if cls is None:
+            raise ValueError(f"Unknown optimizer {identifier!r}; expected one of {sorted(_BY_NAME)} "
+                             "or a neurec.optimizers.Optimizer object")
+        return cls()
+    if isinstance(identifier, dict) and identifier.get("class_name") in _CLASSES:
+        return _CLASSES[identifier["class_name"]].from_config(identifier.get("config", {}))
+    raise ValueError(f"Could not interpret optimizer {identifier!r}")
+
+
+def serialize(o: Optimizer) -> dict:
+    return {"class_name": type(o).__name__, "config": o.get_config()}
