@@ -48,6 +48,14 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def _loadavg() -> list[float] | None:
+    try:
+        with open("/proc/loadavg") as f:
+            return [float(x) for x in f.read().split()[:3]]
+    except OSError:
+        return None
+
+
 def _peak_rss_mb() -> float:
     # ru_maxrss is in KiB on Linux.
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -138,6 +146,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch_ncf
 
     t_wall = time.perf_counter()
+    load_before = _loadavg()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
@@ -275,6 +284,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "torch_interop_threads": torch.get_num_interop_threads(),
             "cpu_model": _cpu_model(),
             "cpu_count": os.cpu_count(),
+            "loadavg_before": load_before,
+            "loadavg_after": _loadavg(),
         },
         "data": {
             "num_users": data.num_users, "num_items": data.num_items,

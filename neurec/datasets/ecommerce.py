@@ -497,7 +497,7 @@ def _simulate(n_users, n_items, n_categories, n_segments, mean_purchases,
             score = scale * np.einsum("md,mkd->mk", user_vec[u], item_vec[cand])
             score -= _PRICE_SENSITIVITY * (band[cand]
                                            - seg_band[segment[u]][:, None]) ** 2
-            score += rng.gumbel(size=score.shape)
+            score -= np.log(rng.standard_exponential(score.shape))  # Gumbel noise
             was_seen = seen[rows[:, None], cand]
             score[was_seen] = -np.inf
             item = cand[rows, np.argmax(score, axis=1)]

@@ -57,15 +57,15 @@ def _core():
 
 
 def _num_threads() -> int:
-    try:
+    try:  # the thread count the rest of neurec uses (set_num_threads)
         from neurec import _threads
-    except ImportError:  # the lead's thread-count module is optional here
+        return int(_threads.get_num_threads())
+    except ImportError:  # neurec._core not built: _rank still works alone
         env = os.environ.get("NEUREC_NUM_THREADS", "")
         if env.isdigit() and int(env) > 0:
             return int(env)
         return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
             os.cpu_count() or 1)
-    return int(_threads.get_num_threads())
 
 
 def _check_k(k: Any, name: str = "k") -> int:

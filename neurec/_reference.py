@@ -1,0 +1,289 @@
+"""Pure-NumPy reference of the C core (float64): forward, backward, optimizers.
+
+This is the oracle the C kernels are tested against (STYLE.md rule 10). It is
+deliberately simple and slow: whole-batch NumPy with no fusion, no sparse
+tricks and no threads.
+"""
+from typing import Dict, List, Tuple
+
+import numpy as np
+
+from neurec import activations
+from neurec.layers import core, merging
+
+# ---------------------------------------------------------------------------
+# activations
+
+
+def act_forward(name: str, z: np.ndarray) -> np.ndarray:
+    if name == "linear":
+        return z
+    if name == "relu":
+        return np.maximum(z, 0)
+    if name == "sigmoid":
+        return 1.0 / (1.0 + np.exp(-z))
+    if name == "tanh":
+        return np.tanh(z)
+    if name == "softmax":
+        e = np.exp(z - z.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+    raise ValueError(name)
+
+
+def act_backward(name: str, y: np.ndarray, gy: np.ndarray) -> np.ndarray:
+    if name == "linear":
+        return gy
+    if name == "relu":
+        return gy * (y > 0)
+    if name == "sigmoid":
+        return gy * y * (1 - y)
+    if name == "tanh":
+        return gy * (1 - y * y)
+    if name == "softmax":
+        return y * (gy - (gy * y).sum(axis=-1, keepdims=True))
+    raise ValueError(name)
+
+
+# ---------------------------------------------------------------------------
+# losses (mean over every output value and sample)
+
+
+def loss_value(loss, y: np.ndarray, p: np.ndarray) -> float:
+    t = np.broadcast_to(y.reshape(y.shape[0], -1), p.reshape(p.shape[0], -1).shape)
+    p = p.reshape(p.shape[0], -1)
+    name = type(loss).__name__
+    if name == "BinaryCrossentropy":
+        if loss.from_logits:
+            e = np.maximum(p, 0) - p * t + np.log1p(np.exp(-np.abs(p)))
+        else:
+            e = -(t * np.log(p) + (1 - t) * np.log(1 - p))
+    elif name == "MeanSquaredError":
+        e = (p - t) ** 2
+    else:
+        e = np.abs(p - t)
+    return float(e.mean())
+
+
+def loss_grad(loss, y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    shape = p.shape
+    p2 = p.reshape(p.shape[0], -1)
+    t = np.broadcast_to(y.reshape(y.shape[0], -1), p2.shape)
+    name = type(loss).__name__
+    if name == "BinaryCrossentropy":
+        g = (1 / (1 + np.exp(-p2)) - t) if loss.from_logits else (p2 - t) / (p2 * (1 - p2))
+    elif name == "MeanSquaredError":
+        g = 2 * (p2 - t)
+    else:
+        g = np.sign(p2 - t)
+    return (g / p2.size).reshape(shape)
+
+
+# ---------------------------------------------------------------------------
+# graph
+
+
+def _dot_mats(layer, x, y):
+    ax, ay = layer._resolved((None,) + x.shape[1:], (None,) + y.shape[1:])
+    xm = np.moveaxis(x, ax, 1).reshape(x.shape[0], x.shape[ax], -1)
+    ym = np.moveaxis(y, ay, 1).reshape(y.shape[0], y.shape[ay], -1)
+    return ax, ay, xm, ym
+
+
+def _unmat(gm, like, axis):
+    moved = np.moveaxis(like, axis, 1)
+    return np.moveaxis(gm.reshape(moved.shape), 1, axis)
+
+
+def _w(params, layer, k):
+    if params is not None and (layer.name, k) in params:
+        return params[(layer.name, k)]
+    return layer.weights[k].astype(np.float64)
+
+
+def forward(model, inputs: List[np.ndarray], params=None) -> Tuple[np.ndarray, Dict[int, np.ndarray]]:
+    """Inference-mode forward pass; returns (output, values by tensor id).
+
+    ``params`` optionally maps (layer name, weight index) to float64 arrays used
+    instead of the layer's own weights (for finite differences in float64).
+    """
+    vals: Dict[int, np.ndarray] = {}
+    for t, a in zip(model.inputs, inputs):
+        vals[id(t)] = np.asarray(a, dtype=np.float64).reshape((a.shape[0],) + t.shape[1:])
+    for node in model._nodes_in_order:
+        layer = node.layer
+        xs = [vals[id(t)] for t in node.inputs]
+        if isinstance(layer, core.Embedding):
+            out = _w(params, layer, 0)[xs[0].astype(np.int64)]
+        elif isinstance(layer, core.Dense):
+            z = xs[0] @ _w(params, layer, 0)
+            if layer.use_bias:
+                z = z + _w(params, layer, 1)
+            vals[("pre", id(node))] = z
+            out = act_forward(activations.serialize(layer.activation), z)
+        elif isinstance(layer, core.Activation):
+            out = act_forward(activations.serialize(layer.activation), xs[0])
+        elif isinstance(layer, (core.Flatten, core.Reshape)):
+            out = xs[0].reshape((xs[0].shape[0],) + node.outputs[0].shape[1:])
+        elif isinstance(layer, core.Dropout):
+            out = xs[0]
+        elif isinstance(layer, merging.Dot):
+            x, y = xs
+            ax, ay, xm, ym = _dot_mats(layer, x, y)
+            if layer.normalize:
+                xm = xm / np.linalg.norm(xm, axis=1, keepdims=True)
+                ym = ym / np.linalg.norm(ym, axis=1, keepdims=True)
+            out = np.einsum("bci,bcj->bij", xm, ym).reshape((x.shape[0],) + node.outputs[0].shape[1:])
+        elif isinstance(layer, merging.Concatenate):
+            out = np.concatenate(xs, axis=layer._axis(xs[0].ndim))
+        elif isinstance(layer, merging.Multiply):
+            out = np.prod(np.stack(xs), axis=0)
+        elif isinstance(layer, merging.Add):
+            out = np.sum(np.stack(xs), axis=0)
+        elif isinstance(layer, merging.Subtract):
+            out = xs[0] - xs[1]
+        elif isinstance(layer, merging.Average):
+            out = np.mean(np.stack(xs), axis=0)
+        else:
+            raise TypeError(f"no reference for {type(layer).__name__}")
+        vals[id(node.outputs[0])] = out
+    return vals[id(model.outputs[0])], vals
+
+
+def gradients(model, inputs: List[np.ndarray], y: np.ndarray, loss, params=None) -> Tuple[float, Dict]:
+    """Loss and gradients of every weight, keyed by (layer name, weight index)."""
+    out, vals = forward(model, inputs, params)
+    grads: Dict[Tuple[str, int], np.ndarray] = {}
+    g: Dict[int, np.ndarray] = {id(model.outputs[0]): loss_grad(loss, y.astype(np.float64), out)}
+
+    def add(t, v):
+        g[id(t)] = g[id(t)] + v if id(t) in g else v
+
+    for node in reversed(model._nodes_in_order):
+        layer = node.layer
+        gy = g.get(id(node.outputs[0]))
+        if gy is None:
+            continue
+        xs = [vals[id(t)] for t in node.inputs]
+        if isinstance(layer, core.Embedding):
+            G = np.zeros(layer.embeddings.shape)
+            ids = xs[0].astype(np.int64).ravel()
+            np.add.at(G, ids, gy.reshape(-1, layer.output_dim))
+            grads[(layer.name, 0)] = grads.get((layer.name, 0), 0) + G
+        elif isinstance(layer, core.Dense):
+            y_out = vals[id(node.outputs[0])]
+            gz = act_backward(activations.serialize(layer.activation), y_out, gy)
+            x2 = xs[0].reshape(-1, xs[0].shape[-1])
+            g2 = gz.reshape(-1, layer.units)
+            grads[(layer.name, 0)] = grads.get((layer.name, 0), 0) + x2.T @ g2
+            if layer.use_bias:
+                grads[(layer.name, 1)] = grads.get((layer.name, 1), 0) + g2.sum(axis=0)
+            add(node.inputs[0], gz @ _w(params, layer, 0).T)
+        elif isinstance(layer, core.Activation):
+            add(node.inputs[0], act_backward(activations.serialize(layer.activation),
+                                             vals[id(node.outputs[0])], gy))
+        elif isinstance(layer, (core.Flatten, core.Reshape)):
+            add(node.inputs[0], gy.reshape(xs[0].shape))
+        elif isinstance(layer, core.Dropout):
+            add(node.inputs[0], gy)
+        elif isinstance(layer, merging.Dot):
+            x, y2 = xs
+            ax, ay, xm, ym = _dot_mats(layer, x, y2)
+            gm = gy.reshape(x.shape[0], xm.shape[2], ym.shape[2])
+            if layer.normalize:
+                nx = np.linalg.norm(xm, axis=1, keepdims=True)
+                ny = np.linalg.norm(ym, axis=1, keepdims=True)
+                ux, uy = xm / nx, ym / ny
+                gux = np.einsum("bij,bcj->bci", gm, uy)
+                guy = np.einsum("bij,bci->bcj", gm, ux)
+                gxm = (gux - ux * (ux * gux).sum(axis=1, keepdims=True)) / nx
+                gym = (guy - uy * (uy * guy).sum(axis=1, keepdims=True)) / ny
+            else:
+                gxm = np.einsum("bij,bcj->bci", gm, ym)
+                gym = np.einsum("bij,bci->bcj", gm, xm)
+            add(node.inputs[0], _unmat(gxm, x, ax))
+            add(node.inputs[1], _unmat(gym, y2, ay))
+        elif isinstance(layer, merging.Concatenate):
+            ax = layer._axis(xs[0].ndim)
+            cuts = np.cumsum([a.shape[ax] for a in xs])[:-1]
+            for t, part in zip(node.inputs, np.split(gy, cuts, axis=ax)):
+                add(t, part)
+        elif isinstance(layer, merging.Multiply):
+            for k, t in enumerate(node.inputs):
+                others = [xs[j] for j in range(len(xs)) if j != k]
+                add(t, gy * np.prod(np.stack(others), axis=0))
+        elif isinstance(layer, merging.Add):
+            for t in node.inputs:
+                add(t, gy)
+        elif isinstance(layer, merging.Subtract):
+            add(node.inputs[0], gy)
+            add(node.inputs[1], -gy)
+        elif isinstance(layer, merging.Average):
+            for t in node.inputs:
+                add(t, gy / len(xs))
+    return loss_value(loss, y.astype(np.float64), out), grads
+
+
+# ---------------------------------------------------------------------------
+# optimizers (one step on a whole array; Keras formulas)
+
+
+def optimizer_step(opt, w: np.ndarray, g: np.ndarray, state: dict, t: int, l2: float = 0.0):
+    """Apply one update to ``w`` (float64, in place) given gradient ``g``."""
+    g = g + 2 * l2 * w
+    lr = opt.learning_rate
+    kind = type(opt).__name__
+    if kind == "SGD":
+        if opt.momentum == 0:
+            w -= lr * g
+        else:
+            v = state.setdefault("v", np.zeros_like(w))
+            v[...] = opt.momentum * v - lr * g
+            w += opt.momentum * v - lr * g if opt.nesterov else v
+    elif kind == "Adam":
+        m = state.setdefault("m", np.zeros_like(w))
+        v = state.setdefault("v", np.zeros_like(w))
+        m += (g - m) * (1 - opt.beta_1)
+        v += (g * g - v) * (1 - opt.beta_2)
+        alpha = lr * np.sqrt(1 - opt.beta_2 ** t) / (1 - opt.beta_1 ** t)
+        if opt.amsgrad:
+            vh = state.setdefault("vh", np.zeros_like(w))
+            np.maximum(vh, v, out=vh)
+            w -= alpha * m / (np.sqrt(vh) + opt.epsilon)
+        else:
+            w -= alpha * m / (np.sqrt(v) + opt.epsilon)
+    elif kind == "Adagrad":
+        a = state.setdefault("a", np.full_like(w, opt.initial_accumulator_value))
+        a += g * g
+        w -= lr * g / np.sqrt(a + opt.epsilon)
+    elif kind == "RMSprop":
+        v = state.setdefault("v", np.zeros_like(w))
+        v[...] = opt.rho * v + (1 - opt.rho) * g * g
+        denom = v
+        if opt.centered:
+            mg = state.setdefault("mg", np.zeros_like(w))
+            mg[...] = opt.rho * mg + (1 - opt.rho) * g
+            denom = v - mg * mg
+        inc = lr * g / np.sqrt(denom + opt.epsilon)
+        if opt.momentum > 0:
+            mom = state.setdefault("mom", np.zeros_like(w))
+            mom[...] = opt.momentum * mom + inc
+            w -= mom
+        else:
+            w -= inc
+    else:
+        raise TypeError(kind)
+
+
+def optimizer_step_rows(opt, w: np.ndarray, g: np.ndarray, rows: np.ndarray, state: dict,
+                        row_steps: np.ndarray, l2: float = 0.0):
+    """Lazy update of the distinct ``rows`` of table ``w`` (per-row step counts for Adam)."""
+    for r in np.unique(rows):
+        row_steps[r] += 1
+        row_state = {k: v[r].copy() for k, v in state.items()}
+        wr = w[r].copy()
+        optimizer_step(opt, wr, g[r], row_state, int(row_steps[r]), l2)
+        w[r] = wr
+        for k, v in row_state.items():
+            if k not in state:
+                state[k] = np.full_like(w, opt.initial_accumulator_value) if k == "a" else np.zeros_like(w)
+            state[k][r] = v

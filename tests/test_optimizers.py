@@ -1,0 +1,119 @@
+"""Each optimizer step in C against the NumPy reference, in dense and sparse modes."""
+import numpy as np
+import pytest
+
+from neurec import _reference as ref
+from neurec import optimizers
+from neurec.layers import Embedding, Input
+from neurec.regularizers import L2
+
+from graphs import data_for, neumf
+
+OPTS = [
+    lambda s: optimizers.SGD(0.1, sparse_updates=s),
+    lambda s: optimizers.SGD(0.05, momentum=0.9, sparse_updates=s),
+    lambda s: optimizers.SGD(0.05, momentum=0.8, nesterov=True, sparse_updates=s),
+    lambda s: optimizers.Adam(0.01, sparse_updates=s),
+    lambda s: optimizers.Adam(0.01, amsgrad=True, sparse_updates=s),
+    lambda s: optimizers.Adagrad(0.05, sparse_updates=s),
+    lambda s: optimizers.RMSprop(0.01, sparse_updates=s),
+    lambda s: optimizers.RMSprop(0.01, momentum=0.5, centered=True, sparse_updates=s),
+]
+
+
+def run_reference(model, xs, y, opt, batch, sparse):
+    params = {(l.name, k): w.astype(np.float64) for l in model.layers for k, w in enumerate(l.weights)}
+    tables = {(l.name, 0) for l in model.layers if isinstance(l, Embedding)}
+    inputs_of = {}
+    for node in model._nodes_in_order:
+        if isinstance(node.layer, Embedding):
+            inputs_of.setdefault((node.layer.name, 0), []).append(model.inputs.index(node.inputs[0]))
+    states = {k: {} for k in params}
+    steps = {k: np.zeros(params[k].shape[0], np.int64) for k in tables}
+    n = len(y)
+    t = 0
+    for start in range(0, n, batch):
+        t += 1
+        sl = slice(start, start + batch)
+        bx = [x[sl] for x in xs]
+        _, g = ref.gradients(model, bx, y[sl], model.loss, params)
+        for key, w in params.items():
+            gk = g.get(key, np.zeros_like(w))
+            l2 = 0.0
+            if sparse and key in tables:
+                rows = np.concatenate([bx[i].ravel() for i in inputs_of[key]]).astype(np.int64)
+                ref.optimizer_step_rows(opt, w, gk, rows, states[key], steps[key], l2)
+            else:
+                ref.optimizer_step(opt, w, gk, states[key], t, l2)
+    return [params[(l.name, k)] for l in model.layers for k in range(len(l.weights))]
+
+
+@pytest.mark.parametrize("make", OPTS)
+@pytest.mark.parametrize("sparse", [False, True])
+def test_optimizer_steps_match_reference(make, sparse, one_thread):
+    model = neumf()
+    xs = data_for(model, 48, seed=11)
+    y = np.random.default_rng(12).integers(0, 2, 48).astype(np.float32)
+    model.compile(optimizer=make(sparse), loss="binary_crossentropy")
+    ref_opt = make(sparse)
+    want = run_reference(model, xs, y, ref_opt, 16, sparse)
+    model.fit(xs, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    assert model.optimizer.iterations == 3
+    for got, exp in zip(model.get_weights(), want):
+        np.testing.assert_allclose(got, exp, rtol=2e-5, atol=2e-6)
+
+
+def test_sparse_updates_leave_untouched_rows_alone(one_thread):
+    model = neumf()
+    xs = data_for(model, 32, seed=1)
+    xs[0][:] = xs[0] % 3  # users 0..2 only
+    y = np.ones(32, np.float32)
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    table = model.layers[2].embeddings
+    before = table.copy()
+    model.fit(xs, y, batch_size=8, epochs=2, verbose=0)
+    assert not np.array_equal(table[:3], before[:3])
+    np.testing.assert_array_equal(table[3:], before[3:])
+    model2 = neumf()
+    model2.compile(optimizer=optimizers.Adam(sparse_updates=False), loss="binary_crossentropy")
+    t2 = model2.layers[2].embeddings
+    b2 = t2.copy()
+    model2.fit(xs, y, batch_size=8, epochs=2, verbose=0)
+    # dense Adam moves rows with zero gradient too once their moments are non-zero
+    assert not np.array_equal(t2[:3], b2[:3])
+
+
+def test_l2_regularizer_gradient(one_thread):
+    from neurec.layers import Dense, Flatten
+    from neurec.models import Model
+    u = Input(shape=(1,))
+    emb = Embedding(10, 4, embeddings_regularizer=L2(0.1))
+    out = Dense(1, kernel_regularizer=L2(0.05))(Flatten()(emb(u)))
+    model = Model(u, out)
+    model.compile(optimizer=optimizers.SGD(1.0, sparse_updates=False), loss="mse")
+    x = np.arange(10)
+    y = np.zeros(10, np.float32)
+    w0 = model.get_weights()
+    _, g = ref.gradients(model, [x], y, model.loss)
+    model.fit(x, y, batch_size=10, epochs=1, shuffle=False, verbose=0)
+    w1 = model.get_weights()
+    want_emb = w0[0] - (g[(emb.name, 0)] + 2 * 0.1 * w0[0])
+    np.testing.assert_allclose(w1[0], want_emb, rtol=1e-5, atol=1e-6)
+    # the reported loss includes the penalty
+    res = model.evaluate(x, y, return_dict=True, verbose=0)
+    pen = 0.1 * np.sum(w1[0].astype(np.float64) ** 2) + 0.05 * np.sum(w1[1].astype(np.float64) ** 2)
+    pred = model.predict(x)
+    assert res["loss"] == pytest.approx(np.mean(pred.astype(np.float64) ** 2) + pen, rel=1e-5)
+
+
+def test_optimizer_arguments_validated():
+    with pytest.raises(ValueError, match="learning_rate"):
+        optimizers.Adam(learning_rate=-1)
+    with pytest.raises(ValueError, match="beta_1"):
+        optimizers.Adam(beta_1=1.5)
+    with pytest.raises(ValueError, match="momentum"):
+        optimizers.SGD(momentum=1.0)
+    with pytest.raises(ValueError, match="Unknown optimizer"):
+        optimizers.get("adamw2")
+    assert isinstance(optimizers.get("Adam"), optimizers.Adam)
+    assert optimizers.Adam().get_config()["epsilon"] == 1e-7
