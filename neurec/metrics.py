@@ -1,7 +1,7 @@
 """Metrics (Keras names) reported by ``fit`` and ``evaluate``.
 
 During ``fit`` the C core accumulates sums for every metric over each epoch
-(AUC from a 1,000-bin histogram of predictions, like Keras's thresholded AUC);
+(AUC from a 8,192-bin histogram of predictions, like Keras's thresholded AUC);
 ``evaluate`` computes them exactly from the predictions in NumPy. Ranking
 metrics (HR@K, NDCG@K, ...) live in :mod:`neurec.evaluation`.
 """
@@ -99,7 +99,7 @@ class AUC(Metric):
     """Area under the ROC curve of predictions against (possibly soft) labels.
 
     ``evaluate`` computes it exactly (ties count one half); ``fit`` from a
-    1,000-bin histogram of probabilities, accurate to about 1e-3.
+    8,192-bin histogram of probabilities, close to exact once predictions spread out.
     """
 
     default_name = "auc"

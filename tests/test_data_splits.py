@@ -160,13 +160,17 @@ def test_sample_negatives_dense_user_gets_exactly_the_complement():
         sample_negatives(m, [1, 0], num_negatives=5, exclude_items=[29, 29])
 
 
-def test_sample_negatives_is_roughly_uniform():
-    m = InteractionMatrix.from_arrays([0, 0], [0, 1], shape=(1, 12))
-    neg = sample_negatives(m, np.zeros(6000, dtype=np.int64), num_negatives=3, seed=4)
-    counts = np.bincount(neg.ravel(), minlength=12)
+@pytest.mark.parametrize("n_items, rows", [(12, 6000), (200, 20000)],
+                         ids=["complement-path", "rejection-path"])
+def test_sample_negatives_is_roughly_uniform(n_items, rows):
+    m = InteractionMatrix.from_arrays([0, 0], [0, 1], shape=(1, n_items))
+    neg = sample_negatives(m, np.zeros(rows, dtype=np.int64), num_negatives=3, seed=4)
+    counts = np.bincount(neg.ravel(), minlength=n_items)
     assert counts[:2].tolist() == [0, 0]
-    expected = 6000 * 3 / 10
-    assert np.all(np.abs(counts[2:] - expected) < 0.06 * expected)
+    expected = rows * 3 / (n_items - 2)
+    assert np.all(np.abs(counts[2:] - expected) < 6 * np.sqrt(expected))
+    first = np.bincount(neg[:, 0], minlength=n_items)[2:]  # order within a row is random too
+    assert np.all(np.abs(first - rows / (n_items - 2)) < 6 * np.sqrt(rows / (n_items - 2)))
 
 
 def test_sample_negatives_validation():

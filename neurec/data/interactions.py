@@ -264,6 +264,8 @@ class InteractionMatrix:
             key = users * n_items + items
             if (np.diff(key) > 0).all():
                 order = None  # already CSR order, no duplicates
+                if values is not None:
+                    vals = vals.copy()  # never alias the caller's array
             else:
                 order = np.argsort(key, kind="stable")
                 key = key[order]

@@ -187,7 +187,10 @@ def load_movielens(name: PathLike = "ml-100k", cache_dir: Optional[PathLike] = N
     _extract(archive, target)
     if not _find_ratings_file(target):
         shutil.rmtree(target, ignore_errors=True)
-        raise ValueError(f"{archive} holds no MovieLens ratings file ({', '.join(_RATING_FILES)}).")
+        os.remove(archive)
+        raise ValueError(f"The archive for {name} holds no MovieLens ratings file "
+                         f"({', '.join(_RATING_FILES)}); it was removed from the cache. "
+                         "Check `url`.")
     return read_movielens(target)
 
 

@@ -241,13 +241,8 @@ def sample_negatives(train_matrix: InteractionMatrix, users: Any, num_negatives:
                          f"has not interacted with (and not excluded), fewer than "
                          f"num_negatives={k}. Lower num_negatives or drop such users.")
     rng = np.random.default_rng(seed)
-    dense = allowed < 2 * k + 16
-    for r in np.flatnonzero(dense):  # rare: users who saw most of the catalogue
-        mask = np.ones(n_items, dtype=bool)
-        mask[train_matrix.user_items(int(users[r]))] = False
-        lo, hi = np.searchsorted(excl, [r * n_items, (r + 1) * n_items])
-        mask[excl[lo:hi] - r * n_items] = False
-        out[r] = rng.choice(np.flatnonzero(mask), size=k, replace=False)
+    dense = allowed < 2 * k + 16  # users who saw most of the catalogue: sample the complement
+    _complement_sample(train_matrix, users, excl, k, rng, np.flatnonzero(dense), out)
     todo = np.flatnonzero(~dense)
     a = allowed[todo].astype(np.float64)
     p = a / n_items  # chance that a draw is allowed
@@ -281,6 +276,36 @@ def _exclusion_keys(matrix: InteractionMatrix, users: np.ndarray, exclude_items:
     rows = np.broadcast_to(np.arange(users.size)[:, None], ex.shape)
     fresh = ~matrix.contains(users[:, None], ex)
     return np.unique(rows[fresh] * n_items + ex[fresh])
+
+
+def _complement_sample(matrix, users, excl, k, rng, rows, out):
+    """Fill ``out[rows]`` by ranking random priorities over each row's allowed items.
+
+    The k allowed items of smallest priority are a uniform random k-subset, and
+    sorting them by priority puts them in random order. Rows are processed in
+    blocks of about 4M cells.
+    """
+    n_items = matrix.shape[1]
+    block = max(1, (1 << 22) // max(n_items, 1))
+    for lo in range(0, rows.size, block):
+        r = rows[lo:lo + block]
+        u = users[r]
+        mask = np.ones((r.size, n_items), dtype=bool)
+        starts = matrix.indptr[u]
+        lens = matrix.indptr[u + 1] - starts
+        pos = np.repeat(starts - (np.cumsum(lens) - lens), lens) + np.arange(lens.sum())
+        mask[np.repeat(np.arange(r.size), lens), matrix.indices[pos]] = False
+        if excl.size:
+            local = np.full(users.size, -1, dtype=np.int64)
+            local[r] = np.arange(r.size)
+            mine = local[excl // n_items]
+            hit = mine >= 0
+            mask[mine[hit], excl[hit] % n_items] = False
+        priority = rng.random((r.size, n_items))
+        priority[~mask] = 2.0  # above every allowed item
+        chosen = np.argpartition(priority, k - 1, axis=1)[:, :k]
+        order = np.argsort(np.take_along_axis(priority, chosen, axis=1), axis=1)
+        out[r] = np.take_along_axis(chosen, order, axis=1)
 
 
 def _rejection_round(matrix, users, excl, k, rng, todo, draws, out):

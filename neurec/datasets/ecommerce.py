@@ -95,6 +95,7 @@ _SEGMENT_CONCENTRATION = 0.5          # per category; lower = more distinct segm
 _USER_CONCENTRATION = 4.0             # higher = customers closer to their segment
 _SEGMENT_TASTE_SHARE = 0.25           # share of taste variance common to a segment
 _PRICE_SENSITIVITY = 0.5
+_BROWSE_POWER = 0.5                   # listing order ~ popularity ** this
 _ACTIVITY_SHAPE = 1.0                 # Gamma shape of purchases per customer
 _MAX_SEEN_CELLS = 1 << 24             # bound on the customers x products "bought" mask
 
@@ -400,8 +401,10 @@ def _simulate(n_users, n_items, n_categories, n_segments, mean_purchases,
     cat_of = np.repeat(np.arange(C), sizes)
     rank = np.arange(n_items) - cat_start[cat_of]
     pop = (rank + 1.0) ** -zipf_exponent
-    within = np.cumsum(pop)
-    within -= (within[cat_start] - pop[cat_start])[cat_of]
+    shown = pop ** _BROWSE_POWER     # the shop's listing: popularity, flattened
+    log_rest = (1.0 - _BROWSE_POWER) * np.log(pop)   # the rest, in the choice
+    within = np.cumsum(shown)
+    within -= (within[cat_start] - shown[cat_start])[cat_of]
     within /= within[cat_end - 1][cat_of]
     within[cat_end - 1] = 1.0
     table = _guide_table(within, cat_of, sizes)
@@ -495,6 +498,7 @@ def _simulate(n_users, n_items, n_categories, n_segments, mean_purchases,
                                 rng.random(m * _N_CANDIDATES))
             cand = cand.reshape(m, _N_CANDIDATES)
             score = scale * np.einsum("md,mkd->mk", user_vec[u], item_vec[cand])
+            score += log_rest[cand]
             score -= _PRICE_SENSITIVITY * (band[cand]
                                            - seg_band[segment[u]][:, None]) ** 2
             score -= np.log(rng.standard_exponential(score.shape))  # Gumbel noise

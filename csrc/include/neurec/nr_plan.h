@@ -104,7 +104,7 @@ struct nr_plan_desc {
     int32_t sparse;             /* 1: embedding tables get lazy row updates; 0: dense updates */
 };
 
-#define NR_AUC_BINS 1000
+#define NR_AUC_BINS 8192
 
 /* Sums over the samples of a fit chunk, for the loss and metrics. */
 struct nr_fit_stats {
