@@ -127,7 +127,8 @@ def _column(df: Any, col: Any, arg: str) -> np.ndarray:
 
 
 def _group_codes(ids: np.ndarray) -> Tuple[np.ndarray, int]:
-    """Codes 0..k-1 of ``ids`` (sorted order for sortable ids) and k."""
+    """Group codes in ``[0, k)`` of ``ids`` (ordered like the ids when sortable; not all
+    codes need occur) and k."""
     if ids.dtype.kind in "iu" and ids.size and ids.min() >= 0 and ids.max() < 4 * ids.size + 1024:
         return ids.astype(np.int64, copy=False), int(ids.max()) + 1
     if ids.dtype.kind == "O":
@@ -667,14 +668,13 @@ class InteractionLog:
                 out.timestamps = out_ts[pos]
             return out
         ts = log.timestamps if log.timestamps is not None else np.zeros(n, dtype=np.int64)
+        order = np.lexsort((rows, ts, key))  # by pair, then time, then log position
+        skey = key[order]
+        boundary = skey[1:] != skey[:-1]
         if dedupe == "latest":
-            order = np.lexsort((rows, ts, key))
-            last = np.r_[key[order][1:] != key[order][:-1], True]
-            keep = order[last]
-        else:  # first
-            order = np.lexsort((rows, ts, key))
-            first = np.r_[True, key[order][1:] != key[order][:-1]]
-            keep = order[first]
+            keep = order[np.r_[boundary, True]]  # last row of each pair
+        else:
+            keep = order[np.r_[True, boundary]]  # first row of each pair
         return log._take(np.sort(keep))
 
     def encode(self, user_encoder: Optional[IdEncoder] = None,
@@ -746,8 +746,8 @@ class InteractionLog:
 # ---------------------------------------------------------------- CSV reader
 def _read_csv(cls, path, user_col, item_col, time_col, value_col, sep, header, encoding):
     if not isinstance(sep, str) or len(sep) != 1 or sep in "\r\n\"":
-        raise ValueError(f"`sep` must be one character other than a quote or newline; got {sep!r}. For '::' files use "
-                         "neurec.data.read_movielens.")
+        raise ValueError(f"`sep` must be one character other than a quote or newline; got "
+                         f"{sep!r}. For '::' files use neurec.data.read_movielens.")
     if user_col is None:
         user_col = "user" if header else 0
     if item_col is None:

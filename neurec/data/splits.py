@@ -230,9 +230,7 @@ def sample_negatives(train_matrix: InteractionMatrix, users: Any, num_negatives:
     if n == 0 or k == 0:
         return out
     # Exact number of items each row may draw from.
-    extra = np.zeros(n, dtype=np.int64)
-    if excl.size:
-        np.add.at(extra, excl // n_items, 1)
+    extra = np.bincount(excl // max(n_items, 1), minlength=n)
     allowed = n_items - train_matrix.user_counts()[users] - extra
     short = allowed < k
     if short.any():
@@ -254,7 +252,8 @@ def sample_negatives(train_matrix: InteractionMatrix, users: Any, num_negatives:
     return out
 
 
-def _exclusion_keys(matrix: InteractionMatrix, users: np.ndarray, exclude_items: Any) -> np.ndarray:
+def _exclusion_keys(matrix: InteractionMatrix, users: np.ndarray,
+                    exclude_items: Any) -> np.ndarray:
     """Sorted unique ``row * n_items + item`` of excluded items not already seen."""
     n_items = matrix.shape[1]
     if exclude_items is None:

@@ -101,7 +101,7 @@ def prepare_inputs(model, x, builder) -> List[np.ndarray]:
         if not (a.flags.c_contiguous and a.flags.aligned and a.dtype.isnative):
             a = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("="))
         if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
-            bad = int(np.flatnonzero(~np.isfinite(a.reshape(a.shape[0], -1)).any(axis=1))[0])
+            bad = int(np.flatnonzero((~np.isfinite(a.reshape(a.shape[0], -1))).any(axis=1))[0])
             raise ValueError(f"input {name!r} contains NaN or inf (first at sample {bad})")
         for layer in id_layers.get(slot, []):
             check_ids(a, layer, name)
@@ -114,11 +114,11 @@ def check_ids(a: np.ndarray, layer, name: str) -> None:
         if np.any(a != np.floor(a)):
             bad = np.flatnonzero((a != np.floor(a)).ravel())[0]
             raise ValueError(f"input {name!r} feeds Embedding {layer.name!r} but holds a non-integral "
-                             f"id {a.ravel()[bad]!r}; ids must be whole numbers")
+                             f"id {a.ravel()[bad].item()!r}; ids must be whole numbers")
     lo, hi = a.min(), a.max()
     if lo < 0 or hi >= layer.input_dim:
         bad = lo if lo < 0 else hi
-        raise ValueError(f"input {name!r} feeds Embedding {layer.name!r} with id {bad!r}, outside "
+        raise ValueError(f"input {name!r} feeds Embedding {layer.name!r} with id {bad.item()!r}, outside "
                          f"[0, input_dim={layer.input_dim}); enlarge input_dim or re-encode the ids")
 
 

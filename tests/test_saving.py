@@ -1,0 +1,117 @@
+"""save/load_model, save/load_weights: round trips, atomic writes, corrupted files."""
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+from neurec import callbacks
+from neurec.layers import Dense, Embedding, Flatten, Input, Multiply
+from neurec.models import Model, Sequential, load_model
+
+from graphs import data_for, merges, neumf, nmf_example
+
+
+def trained(make=neumf, n=400):
+    m = make()
+    m.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy", "auc"])
+    xs = data_for(m, n, seed=2)
+    y = np.random.default_rng(3).integers(0, 2, n).astype(np.float32)
+    m.fit(xs, y, epochs=2, batch_size=32, verbose=0)
+    return m, xs, y
+
+
+@pytest.mark.parametrize("make", [neumf, merges, nmf_example])
+def test_save_load_round_trip(tmp_path, make, one_thread):
+    m, xs, y = trained(make)
+    path = tmp_path / "m.neurec"
+    m.save(path)
+    m2 = load_model(path)
+    np.testing.assert_array_equal(m.predict(xs), m2.predict(xs))
+    assert [l.name for l in m2.layers] == [l.name for l in m.layers]
+    assert m2.optimizer.iterations == m.optimizer.iterations
+    assert m2.metrics_names == m.metrics_names
+    # training continues identically (optimizer state restored)
+    m.fit(xs, y, epochs=1, batch_size=32, verbose=0, seed=5)
+    m2.fit(xs, y, epochs=1, batch_size=32, verbose=0, seed=5)
+    for a, b in zip(m.get_weights(), m2.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_save_weights_round_trip_and_suffixes(tmp_path):
+    m, xs, _ = trained()
+    m.save_weights(tmp_path / "w.weights.npz")
+    m2 = neumf()
+    m2.load_weights(tmp_path / "w.weights.npz")
+    np.testing.assert_array_equal(m.predict(xs), m2.predict(xs))
+    with pytest.raises(ValueError, match=r"\.weights\.npz"):
+        m.save_weights(tmp_path / "w.h5")
+    with pytest.raises(ValueError, match=r"\.neurec"):
+        m.save(tmp_path / "m.pkl")
+
+
+def test_corrupted_files_raise_value_error(tmp_path):
+    m, _, _ = trained()
+    path = tmp_path / "m.neurec"
+    m.save(path)
+    data = path.read_bytes()
+    (tmp_path / "trunc.neurec").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="not a valid neurec file"):
+        load_model(tmp_path / "trunc.neurec")
+    flipped = bytearray(data)
+    flipped[len(flipped) // 3] ^= 0xFF
+    (tmp_path / "flip.neurec").write_bytes(bytes(flipped))
+    with pytest.raises(ValueError):
+        load_model(tmp_path / "flip.neurec")
+    (tmp_path / "junk.neurec").write_bytes(b"hello")
+    with pytest.raises(ValueError, match="not a valid neurec file"):
+        load_model(tmp_path / "junk.neurec")
+    with zipfile.ZipFile(tmp_path / "nocfg.neurec", "w") as z:
+        z.writestr("weights/00000.npy", b"")
+    with pytest.raises(ValueError, match="no config.json"):
+        load_model(tmp_path / "nocfg.neurec")
+    with pytest.raises(FileNotFoundError):
+        load_model(tmp_path / "missing.neurec")
+    other = Model(*(lambda u: (u, Dense(1)(u)))(Input(shape=(3,))))
+    with pytest.raises(ValueError, match="shape"):
+        other.load_weights(path)
+
+
+def test_atomic_save_leaves_old_file_on_failure(tmp_path, monkeypatch):
+    m, xs, _ = trained()
+    path = tmp_path / "m.neurec"
+    m.save(path)
+    before = path.read_bytes()
+    import neurec.models.saving as saving
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(saving, "_npy_bytes", boom)
+    with pytest.raises(OSError, match="disk full"):
+        m.save(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.neurec"]  # no temp file left
+
+
+def test_model_checkpoint_and_early_stopping_restore(tmp_path):
+    m = neumf()
+    m.compile(optimizer="adam", loss="binary_crossentropy")
+    xs = data_for(m, 300)
+    y = np.ones(300, np.float32)
+    ck = callbacks.ModelCheckpoint(str(tmp_path / "ep{epoch:02d}.neurec"))
+    m.fit(xs, y, epochs=2, batch_size=50, verbose=0, callbacks=[ck])
+    assert sorted(os.listdir(tmp_path)) == ["ep01.neurec", "ep02.neurec"]
+    m2 = load_model(tmp_path / "ep02.neurec")
+    np.testing.assert_array_equal(m.predict(xs), m2.predict(xs))
+
+
+def test_sequential_round_trip(tmp_path):
+    m = Sequential([Input(shape=(3,)), Dense(4, activation="tanh"), Dense(1)])
+    m.compile(optimizer="sgd", loss="mse")
+    x = np.random.default_rng(0).normal(size=(20, 3)).astype(np.float32)
+    m.fit(x, x.sum(1), epochs=1, verbose=0)
+    m.save(tmp_path / "s.neurec")
+    m2 = load_model(tmp_path / "s.neurec")
+    assert type(m2).__name__ == "Sequential"
+    np.testing.assert_array_equal(m.predict(x), m2.predict(x))
