@@ -230,34 +230,67 @@ def test_next_purchase_follows_complements(default):
     assert hit > base + 0.1
 
 
-def _self_vs_other_similarity(data):
-    # Cosine similarity of each customer's first-half and second-half
-    # purchases (popularity removed): with themselves vs with others.
+def _knn_vs_popularity_hits(data):
+    # Recommend 10 unseen products from each customer's first half of
+    # purchases, by item co-occurrence and by popularity; count the hits in
+    # the second half.
     n_users, n_items = data.user_ids.size, data.item_ids.size
     order = _per_user_order(data)
     u, i = data.user_index[order], data.item_index[order]
     starts = np.flatnonzero(np.r_[True, u[1:] != u[:-1]])
     sizes = np.diff(np.r_[starts, u.size])
     early = (np.arange(u.size) - np.repeat(starts, sizes)) < np.repeat(sizes // 2, sizes)
-    halves = []
-    for mask in (early, ~early):
-        m = np.zeros((n_users, n_items))
-        np.add.at(m, (u[mask], i[mask]), 1)
-        m -= m.mean(axis=0)
-        halves.append(m / np.linalg.norm(m, axis=1, keepdims=True))
-    sim = halves[0] @ halves[1].T
-    return np.diag(sim).mean(), (sim.sum() - np.trace(sim)) / (n_users * (n_users - 1))
+    first = np.zeros((n_users, n_items))
+    first[u[early], i[early]] = 1
+    second = np.zeros((n_users, n_items))
+    second[u[~early], i[~early]] = 1
+    scaled = first / np.sqrt(first.sum(axis=0) + 1)
+    sim = scaled.T @ scaled
+    np.fill_diagonal(sim, 0)
+    rows = np.arange(n_users)[:, None]
+    hits = []
+    for score in (first @ sim, np.broadcast_to(first.sum(axis=0), first.shape)):
+        score = np.where(first > 0, -np.inf, score)
+        hits.append(second[rows, np.argsort(-score, axis=1)[:, :10]].sum(axis=1).mean())
+    return hits
 
 
-def test_personal_taste_beyond_segment_and_category():
-    # One segment, one category: only personal taste (and price fit) can make
-    # a customer's later purchases resemble their earlier ones.
-    kw = dict(n_users=400, n_items=200, n_categories=1, n_segments=1,
-              mean_purchases=40, p_repeat=0.0, seed=5)
-    self_sim, other_sim = _self_vs_other_similarity(make_purchases(**kw))
-    assert self_sim > other_sim + 0.1
-    self0, other0 = _self_vs_other_similarity(make_purchases(**kw, taste_strength=0.0))
-    assert self0 - other0 < 0.5 * (self_sim - other_sim)
+def test_personal_taste_gives_collaborative_signal():
+    # One segment, one category: only personal taste can make co-occurrence
+    # beat popularity.
+    kw = dict(n_users=500, n_items=300, n_categories=1, n_segments=1,
+              mean_purchases=20, p_repeat=0.0, seed=5)
+    knn, pop = _knn_vs_popularity_hits(make_purchases(**kw))
+    assert knn > 1.2 * pop
+    knn0, pop0 = _knn_vs_popularity_hits(make_purchases(**kw, taste_strength=0.0))
+    assert knn0 < 1.1 * pop0
+
+
+def test_drift_moves_category_mix_towards_the_end():
+    def late_minus_early(drift):
+        data = make_purchases(n_users=1500, n_items=400, n_categories=10,
+                              mean_purchases=30, p_repeat=0.0,
+                              p_complement=0.0, drift=drift, seed=7)
+        order = _per_user_order(data)
+        u = data.user_index[order]
+        cat = data.item_category[data.item_index[order]]
+        starts = np.flatnonzero(np.r_[True, u[1:] != u[:-1]])
+        sizes = np.diff(np.r_[starts, u.size])
+        last = starts + sizes - 1
+        pos = np.arange(u.size) - np.repeat(starts, sizes)
+        early = pos < np.repeat((sizes - 1) // 2, sizes)
+        same = cat == np.repeat(cat[last], sizes)
+        same[last] = False
+        owner = np.repeat(np.arange(starts.size), sizes)
+        n_early = np.bincount(owner, early, starts.size)
+        n_late = np.bincount(owner, ~early, starts.size) - 1
+        share_early = np.bincount(owner, same & early, starts.size) / np.maximum(n_early, 1)
+        share_late = np.bincount(owner, same & ~early, starts.size) / np.maximum(n_late, 1)
+        both = (n_early > 0) & (n_late > 0)
+        return np.mean((share_late - share_early)[both])
+    drifting, steady = late_minus_early(1.0), late_minus_early(0.0)
+    assert drifting > 0.05
+    assert abs(steady) < 0.03
 
 
 def test_small_and_degenerate_sizes():
@@ -388,8 +421,9 @@ def test_to_pandas(small, tmp_path):
     assert np.allclose(back["price"].to_numpy(), df["price"].to_numpy())
 
 
-def test_load_purchases_as_frame():
+def test_load_purchases_as_frame(default):
     pytest.importorskip("pandas")
     df = load_purchases(as_frame=True)
-    assert len(df) == len(make_purchases())
+    assert len(df) == len(default)
+    assert np.array_equal(df["item_id"].to_numpy().astype(str), default.items)
     assert isinstance(load_purchases(), EcommerceData)

@@ -15,6 +15,7 @@ from neurec.data.encoders import IdEncoder
 from neurec.data.interactions import InteractionLog, InteractionMatrix
 from neurec.data.io import NCFDataset, read_ncf, write_ncf
 from neurec.data.movielens import load_movielens, read_movielens
+from neurec.data.sampling import NegativeSampler
 from neurec.data.splits import leave_one_out, random_holdout, sample_negatives, time_split
 
 __all__ = [
@@ -30,4 +31,5 @@ __all__ = [
     "random_holdout",
     "time_split",
     "sample_negatives",
+    "NegativeSampler",
 ]

@@ -29,8 +29,8 @@ Customers.
     centred on the category shares (concentration 0.5 per category, so
     segments differ clearly), a preferred price band, and a mean taste
     vector. A customer's own category mix is a Dirichlet draw around the
-    segment's (concentration 4), and their taste vector is a quarter segment,
-    three quarters personal (shares of variance): the personal part is the
+    segment's (concentration 2), and their taste vector is 10 % segment,
+    90 % personal (shares of variance): the personal part is the
     collaborative signal that segment averages cannot see. Tastes in
     categories drift: each customer also has a second, late category mix
     (drawn like the first) that their purchases move towards over their
@@ -51,13 +51,15 @@ A purchase, step by step (vectorised over all customers at once).
        * otherwise browse: pick a category from the customer's own mix
          (early or late, see ``drift``).
     3. Choice (complement and browse): the customer looks at 32 products of
-       the category, drawn by popularity, and buys one with probability
-       proportional to ``exp(taste_strength * <u, v> / sqrt(latent_dim)
-       - 0.5 * (price_band - segment_band) ** 2)``; products they already
-       bought are skipped (if all 32 were, a random other product is bought).
-       So purchases follow popularity x category mix x personal taste x price
-       fit, and the latest purchase depends on the earlier ones, which makes
-       leave-one-out by latest timestamp a meaningful task.
+       the category, listed with probability proportional to
+       ``sqrt(popularity)``, and buys one with probability proportional to
+       ``sqrt(popularity) * exp(taste_strength * <u, v> / sqrt(latent_dim)
+       - 0.5 * (price_band - segment_band) ** 2)`` (u, v: customer and
+       product taste vectors). Products they already bought are skipped (if
+       all 32 were, a random other product is bought). So purchases follow
+       popularity x category mix x personal taste x price fit, and the latest
+       purchase depends on the earlier ones, which makes leave-one-out by
+       latest timestamp a meaningful task.
     4. Quantity: ``1 + Poisson(0.5)`` for consumables, ``1 + Poisson(0.05)``
        otherwise (mostly 1).
 
@@ -92,8 +94,8 @@ _N_PRICE_BANDS = 5
 _N_COMPLEMENTS = 2
 _N_CANDIDATES = 32                    # products seen before buying one
 _SEGMENT_CONCENTRATION = 0.5          # per category; lower = more distinct segments
-_USER_CONCENTRATION = 4.0             # higher = customers closer to their segment
-_SEGMENT_TASTE_SHARE = 0.25           # share of taste variance common to a segment
+_USER_CONCENTRATION = 2.0             # higher = customers closer to their segment
+_SEGMENT_TASTE_SHARE = 0.1            # share of taste variance common to a segment
 _PRICE_SENSITIVITY = 0.5
 _BROWSE_POWER = 0.5                   # listing order ~ popularity ** this
 _ACTIVITY_SHAPE = 1.0                 # Gamma shape of purchases per customer
@@ -229,7 +231,7 @@ def _check_float(name: str, value, low: float, high: float = np.inf) -> float:
         raise TypeError(f"make_purchases: `{name}` must be a number, "
                         f"got {type(value).__name__} {value!r}.")
     value = float(value)
-    if not (low <= value <= high):  # also rejects NaN
+    if not (np.isfinite(value) and low <= value <= high):
         rng = f"in [{low}, {high}]" if np.isfinite(high) else f">= {low} and finite"
         raise ValueError(f"make_purchases: `{name}` must be {rng}, got {value}.")
     return value

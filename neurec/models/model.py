@@ -521,6 +521,57 @@ class Model:
         vals = list(res.values())
         return vals[0] if len(vals) == 1 else vals
 
+    # -- recommendation ------------------------------------------------------------
+    def recommend(self, users, k: int = 10, exclude=None, items=None, user_features=None,
+                  item_features=None, user_input: Optional[str] = None,
+                  item_input: Optional[str] = None, user_encoder=None, item_encoder=None,
+                  unknown: str = "error"):
+        """The ``k`` best items for each user, scored in C across all cores.
+
+        Works for any model with a user-id input and an item-id input (by default the
+        first two inputs). Dot-product models (``MF``, ``GMF``, ``Dot`` of two
+        embeddings) take a fused blocked multiply + top-K path; any other model is
+        scored over blocks of (user, item) pairs by the compiled plan.
+
+        Args:
+            users: User ids (indices, or raw ids with ``user_encoder``).
+            k: Items per user. If fewer than ``k`` candidates exist in the catalog,
+                ``min(k, candidates)`` columns are returned; a user with fewer unseen
+                items gets id ``-1`` (``None`` with an encoder) and score ``-inf`` in the
+                trailing columns.
+            exclude: Items to skip per user (usually the training interactions): a
+                ``(user_ids, item_ids)`` pair, a scipy.sparse matrix or a
+                :class:`neurec.data.InteractionMatrix`.
+            items: Optional candidate item ids (default: the whole catalog).
+            user_features, item_features: ``{input_name: array}`` side features indexed
+                by user / item id, for hybrid models with extra inputs.
+            user_input, item_input: Names of the id inputs when not the first two.
+            user_encoder, item_encoder: :class:`neurec.data.IdEncoder` objects: users are
+                given as raw ids and items are returned as raw ids.
+            unknown: ``'error'`` (default) raises for users outside the model's id range;
+                ``'popular'`` gives them the most popular candidate items (cold start),
+                popularity coming from the training data of a ``NegativeSampler`` fit or
+                from ``exclude``.
+
+        Returns:
+            ``(item_ids, scores)``, arrays of shape ``(len(users), k)``, best first; scores
+            are the model's outputs (popularity counts for cold-start users).
+
+        Raises:
+            ValueError: For unknown users (with ``unknown='error'``), ``k < 1``, bad ids.
+        """
+        from neurec.models.recommend import recommend
+        return recommend(self, users, k=k, exclude=exclude, items=items,
+                         user_features=user_features, item_features=item_features,
+                         user_input=user_input, item_input=item_input,
+                         user_encoder=user_encoder, item_encoder=item_encoder, unknown=unknown)
+
+    def score_items(self, users, items=None, user_features=None, item_features=None) -> np.ndarray:
+        """Model scores of every item (or ``items``) for each user, shape ``(len(users), n)``."""
+        from neurec.models.recommend import score_items
+        return score_items(self, users, items, user_features=user_features,
+                           item_features=item_features)
+
     # -- summary, config, saving -------------------------------------------------
     def summary(self, line_length: Optional[int] = None, positions=None, print_fn=None,
                 expand_nested: bool = False, show_trainable: bool = False) -> None:

@@ -1,0 +1,189 @@
+"""``NegativeSampler``: implicit-feedback training data with fresh negatives every epoch.
+
+Pass it to ``model.fit`` in place of ``x, y``. Each epoch the C core writes,
+for every observed (user, item) pair, the positive (label 1) followed by
+``num_negatives`` items the user has not interacted with (label 0), drawn
+uniformly or in proportion to ``popularity ** alpha``; rejection against the
+user's sorted CSR row, with no Python per sample. ``fit`` then shuffles and
+trains on them as usual.
+"""
+from typing import Any, Dict, Optional, Tuple, Union
+
+import numpy as np
+
+from neurec.data.interactions import InteractionLog, InteractionMatrix
+
+__all__ = ["NegativeSampler"]
+
+
+def as_matrix(interactions: Any, n_users: Optional[int] = None,
+              n_items: Optional[int] = None) -> InteractionMatrix:
+    """An InteractionMatrix from a matrix, a scipy.sparse matrix, a log or a (users, items) pair."""
+    if isinstance(interactions, InteractionMatrix):
+        return interactions
+    if isinstance(interactions, InteractionLog):
+        users, items = interactions.users, interactions.items
+    elif isinstance(interactions, tuple) and len(interactions) == 2:
+        users, items = interactions
+    elif hasattr(interactions, "tocsr"):
+        return InteractionMatrix.from_scipy(interactions)
+    else:
+        raise TypeError("interactions must be an InteractionMatrix, a scipy.sparse matrix, an "
+                        "InteractionLog or a (user_ids, item_ids) pair of arrays; got "
+                        f"{type(interactions).__name__}")
+    users = np.asarray(users)
+    items = np.asarray(items)
+    shape = None
+    if n_users is not None or n_items is not None:
+        shape = (int(n_users if n_users is not None else users.max() + 1),
+                 int(n_items if n_items is not None else items.max() + 1))
+    return InteractionMatrix.from_arrays(users, items, shape=shape, dedupe="max")
+
+
+class NegativeSampler:
+    """Training data for implicit feedback: positives plus fresh negatives each epoch.
+
+    Args:
+        interactions: Observed (user, item) pairs: an :class:`InteractionMatrix`, a
+            scipy.sparse matrix, an :class:`InteractionLog` or a ``(users, items)`` pair.
+            Duplicate pairs count once.
+        num_negatives: Negatives per positive (NCF uses 4).
+        distribution: ``'uniform'`` or ``'popularity'`` (items drawn in proportion to
+            ``count ** alpha``, as word2vec does with 0.75).
+        alpha: Exponent of popularity sampling.
+        seed: Base seed; the epoch's seed from ``fit`` is mixed in, so epochs differ
+            and runs repeat.
+        n_users, n_items: Table sizes when ``interactions`` does not imply them.
+        user_input, item_input: Names of the model inputs that take user and item ids
+            (default: the model's first and second inputs).
+        user_features, item_features: Dicts ``{input_name: array}`` of per-user / per-item
+            side features (row ``u`` describes user ``u``), gathered for every sample.
+
+    Raises:
+        ValueError: If there are no interactions, ``num_negatives`` is negative, or a user
+            has interacted with every item (no negative can be drawn).
+    """
+
+    def __init__(self, interactions: Any, num_negatives: int = 4, distribution: str = "uniform",
+                 alpha: float = 0.75, seed: Optional[int] = None, n_users: Optional[int] = None,
+                 n_items: Optional[int] = None, user_input: Optional[str] = None,
+                 item_input: Optional[str] = None,
+                 user_features: Optional[Dict[str, Any]] = None,
+                 item_features: Optional[Dict[str, Any]] = None):
+        if isinstance(num_negatives, bool) or not isinstance(num_negatives, (int, np.integer)) \
+                or num_negatives < 0:
+            raise ValueError(f"num_negatives must be an integer >= 0, got {num_negatives!r}")
+        if distribution not in ("uniform", "popularity"):
+            raise ValueError(f"distribution must be 'uniform' or 'popularity', got {distribution!r}")
+        self.matrix = as_matrix(interactions, n_users, n_items)
+        if self.matrix.nnz == 0:
+            raise ValueError("interactions is empty: there are no positives to train on")
+        self.num_negatives = int(num_negatives)
+        self.distribution = distribution
+        self.alpha = float(alpha)
+        self.seed = seed
+        n_items_ = self.matrix.shape[1]
+        counts = self.matrix.user_counts()
+        if self.num_negatives and np.any(counts >= n_items_):
+            bad = np.flatnonzero(counts >= n_items_)[:5].tolist()
+            raise ValueError(f"users {bad} have interacted with every item, so no negative can be "
+                             "drawn for them; drop them or use num_negatives=0")
+        users, items, _ = self.matrix.to_coo()
+        self._pos_users = np.ascontiguousarray(users, dtype=np.int64)
+        self._pos_items = np.ascontiguousarray(items, dtype=np.int64)
+        self._indptr = np.ascontiguousarray(self.matrix.indptr, dtype=np.int64)
+        self._indices = np.ascontiguousarray(self.matrix.indices, dtype=np.int32)
+        self._cdf = None
+        if distribution == "popularity":
+            w = self.matrix.item_counts().astype(np.float64) ** self.alpha
+            if w.sum() <= 0:
+                raise ValueError("popularity sampling needs at least one item with interactions")
+            self._cdf = np.ascontiguousarray(np.cumsum(w))
+        self.user_input, self.item_input = user_input, item_input
+        self.user_features = {k: np.asarray(v) for k, v in (user_features or {}).items()}
+        self.item_features = {k: np.asarray(v) for k, v in (item_features or {}).items()}
+        n = self.num_samples
+        self._u = np.empty(n, np.int64)
+        self._i = np.empty(n, np.int64)
+        self._y = np.empty(n, np.float32)
+        self._roles = None
+
+    @property
+    def num_samples(self) -> int:
+        """Samples per epoch: positives times ``1 + num_negatives``."""
+        return int(self._pos_users.size * (1 + self.num_negatives))
+
+    def item_popularity(self) -> np.ndarray:
+        """Interaction count of every item."""
+        return self.matrix.item_counts()
+
+    def sample(self, seed: int = 0) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One epoch of ``(users, items, labels)`` arrays (fresh arrays)."""
+        from neurec import _core
+        u = np.empty(self.num_samples, np.int64)
+        i = np.empty(self.num_samples, np.int64)
+        y = np.empty(self.num_samples, np.float32)
+        mixed = (int(seed) ^ (0 if self.seed is None else int(self.seed) * 0x9E3779B97F4A7C15)) % 2**64
+        _core.sample_epoch(self._indptr, self._indices, self.matrix.shape[1], self._pos_users,
+                           self._pos_items, self.num_negatives, self._cdf, mixed, u, i, y)
+        return u, i, y
+
+    # -- used by Model.fit ---------------------------------------------------------
+    def _check_model(self, model, builder) -> None:
+        from neurec.models import _data
+        names = model.input_names
+        uname = self.user_input or names[0]
+        iname = self.item_input or (names[1] if len(names) > 1 else None)
+        for nm in (uname, iname):
+            if nm not in names:
+                raise ValueError(f"NegativeSampler: the model has no input {nm!r} (inputs: {names})")
+        roles = []
+        for nm in names:
+            if nm == uname:
+                roles.append(("user", None))
+            elif nm == iname:
+                roles.append(("item", None))
+            elif nm in self.user_features:
+                roles.append(("user_feature", self.user_features[nm]))
+            elif nm in self.item_features:
+                roles.append(("item_feature", self.item_features[nm]))
+            else:
+                raise ValueError(f"NegativeSampler: model input {nm!r} is neither the user nor the "
+                                 "item input; pass its per-user or per-item values in "
+                                 "user_features= or item_features=")
+        self._roles = roles
+        self._builder = builder
+        self._model = model
+        n_users, n_items = self.matrix.shape
+        for slot, layer in builder.id_checks:
+            role = roles[slot][0]
+            size = n_users if role == "user" else n_items if role == "item" else None
+            if size is not None and size > layer.input_dim:
+                raise ValueError(f"NegativeSampler has {size} {role}s but Embedding {layer.name!r} "
+                                 f"has input_dim={layer.input_dim}")
+        model._item_popularity = self.item_popularity()
+
+    def _neurec_epoch(self, seed: int):
+        from neurec import _core
+        from neurec.models import _data
+        mixed = (int(seed) ^ (0 if self.seed is None else int(self.seed) * 0x9E3779B97F4A7C15)) % 2**64
+        _core.sample_epoch(self._indptr, self._indices, self.matrix.shape[1], self._pos_users,
+                           self._pos_items, self.num_negatives, self._cdf, mixed,
+                           self._u, self._i, self._y)
+        arrays = []
+        for (role, feats), t in zip(self._roles, self._model.inputs):
+            shape = (-1,) + tuple(t.shape[1:])
+            if role == "user":
+                arrays.append(self._u.reshape(shape))
+            elif role == "item":
+                arrays.append(self._i.reshape(shape))
+            else:
+                src = self._u if role == "user_feature" else self._i
+                arrays.append(np.ascontiguousarray(feats[src]).reshape(shape))
+        if any(r[0].endswith("feature") for r in self._roles):
+            arrays = _data.prepare_inputs(self._model, arrays, self._builder)
+        return arrays, self._y.reshape(-1, 1)
+
+    def __repr__(self):
+        return (f"NegativeSampler(positives={self._pos_users.size}, num_negatives={self.num_negatives}, "
+                f"distribution={self.distribution!r}, shape={self.matrix.shape})")

@@ -1,0 +1,323 @@
+"""Top-K recommendation and full-catalog scoring for (user, item) models.
+
+``Model.recommend`` scores every candidate item for each user and keeps the
+``k`` best, skipping items the user has already seen:
+
+* **Fast path.** When the model's score is a monotone function of a dot product
+  ``f(u) . g(i) + b(i)`` (``MF``, ``GMF``, or a Keras graph ``Dot`` of two
+  ``Flatten(Embedding(...))``, optionally plus id biases and a final
+  sigmoid/``Dense(1)``), item vectors are streamed in cache-sized blocks
+  through a fused multiply + top-K heap in C, across all cores.
+* **Generic path.** Any other model (NeuMF, MLP, hybrid models with side
+  features) is scored in C over blocks of (user, item) pairs with the
+  compiled plan, then the top-K is selected in C.
+
+Returned scores are always the model's own outputs for the chosen items.
+"""
+from typing import Any, Dict, Optional, Tuple
+
+import numpy as np
+
+from neurec import activations
+from neurec.layers.core import Activation, Dense, Embedding, Flatten, InputLayer
+from neurec.layers.merging import Add, Dot, Multiply
+
+_PAIRS_PER_BLOCK = 1 << 20
+
+
+def _producer(t):
+    return t.node.layer, t.node
+
+
+def _emb_of(t, input_tensor):
+    """If ``t`` is Flatten(Embedding(input_tensor)) return the Embedding layer."""
+    layer, node = _producer(t)
+    if not isinstance(layer, Flatten):
+        return None
+    src = node.inputs[0]
+    emb, en = _producer(src)
+    if isinstance(emb, Embedding) and en.inputs[0] is input_tensor and input_tensor.shape == (None, 1):
+        return emb
+    return None
+
+
+def dot_structure(model, u_in, i_in):
+    """Describe ``model`` as ``score = monotone(user_vec(u) . item_vec(i) + item_bias(i) + c(u))``.
+
+    Returns a function giving ``(user_vecs, item_vecs, item_bias)`` for the current
+    weights, or None when the model is not of that form.
+    """
+    t = model.outputs[0]
+    steps = []  # monotone transforms applied on top of the scalar, outermost first
+    while True:
+        layer, node = _producer(t)
+        src = node.inputs[0] if node.inputs else None
+        if isinstance(layer, Activation) and activations.serialize(layer.activation) in (
+                "sigmoid", "tanh", "linear") and t.shape == (None, 1):
+            t = src
+            continue
+        if isinstance(layer, Dense) and layer.units == 1 and src is not None and src.shape == (None, 1) \
+                and activations.serialize(layer.activation) in ("sigmoid", "tanh", "linear"):
+            steps.append(layer)
+            t = src
+            continue
+        break
+    layer, node = _producer(t)
+    gmf_dense = None
+    if isinstance(layer, Dense) and layer.units == 1 and activations.serialize(layer.activation) in (
+            "sigmoid", "tanh", "linear"):
+        inner, inode = _producer(node.inputs[0])
+        if isinstance(inner, Multiply) and len(inode.inputs) == 2:
+            gmf_dense = layer
+            t = node.inputs[0]
+            layer, node = inner, inode
+    terms = node.inputs if isinstance(layer, Add) else [t]
+    dot = None
+    ubias = ibias = None
+    for term in terms:
+        tl, tn = _producer(term)
+        if isinstance(tl, (Dot, Multiply)) and len(tn.inputs) == 2 and dot is None:
+            if isinstance(tl, Dot) and (tl.normalize or term.shape != (None, 1)):
+                return None
+            if isinstance(tl, Multiply) and gmf_dense is None:
+                return None
+            a, b = tn.inputs
+            eu, ei = _emb_of(a, u_in), _emb_of(b, i_in)
+            if eu is None or ei is None:
+                eu, ei = _emb_of(b, u_in), _emb_of(a, i_in)
+            if eu is None or ei is None or eu.output_dim != ei.output_dim:
+                return None
+            dot = (eu, ei)
+        elif term.shape == (None, 1) and _emb_of(term, u_in) is not None and ubias is None:
+            ubias = _emb_of(term, u_in)
+        elif term.shape == (None, 1) and _emb_of(term, i_in) is not None and ibias is None:
+            ibias = _emb_of(term, i_in)
+        else:
+            return None
+    if dot is None:
+        return None
+    eu, ei = dot
+
+    def build():
+        sign = 1.0
+        for d in steps:
+            w = float(d.kernel[0, 0])
+            if w == 0.0:
+                return None
+            sign *= np.sign(w)
+        uv = eu.embeddings.astype(np.float32, copy=True)
+        if gmf_dense is not None:
+            uv *= gmf_dense.kernel[:, 0][None, :]
+        uv *= sign
+        bias = None if ibias is None else np.ascontiguousarray(sign * ibias.embeddings[:, 0], np.float32)
+        return np.ascontiguousarray(uv), np.ascontiguousarray(ei.embeddings), bias
+
+    return build
+
+
+class _Roles:
+    """Which model input carries users, items and side features."""
+
+    def __init__(self, model, user_input, item_input, user_features, item_features):
+        names = model.input_names
+        if len(names) < 2:
+            raise ValueError("recommend needs a model with a user input and an item input")
+        self.uname = user_input or names[0]
+        self.iname = item_input or names[1]
+        for nm in (self.uname, self.iname):
+            if nm not in names:
+                raise ValueError(f"the model has no input {nm!r} (inputs: {names})")
+        self.user_features = {k: np.asarray(v) for k, v in (user_features or {}).items()}
+        self.item_features = {k: np.asarray(v) for k, v in (item_features or {}).items()}
+        self.names = names
+        for nm in names:
+            if nm not in (self.uname, self.iname) and nm not in self.user_features \
+                    and nm not in self.item_features:
+                raise ValueError(f"model input {nm!r} is a side feature: pass its values per user in "
+                                 f"user_features={{{nm!r}: array}} or per item in item_features=")
+        self.u_in = model.inputs[names.index(self.uname)]
+        self.i_in = model.inputs[names.index(self.iname)]
+        self.n_users = self._table_size(model, self.u_in)
+        self.n_items = self._table_size(model, self.i_in)
+        if self.n_items is None:
+            for k, v in self.item_features.items():
+                self.n_items = v.shape[0]
+        if self.n_items is None:
+            raise ValueError(f"cannot tell the number of items: input {self.iname!r} feeds no Embedding")
+
+    @staticmethod
+    def _table_size(model, tensor):
+        for node in model._nodes_in_order:
+            if isinstance(node.layer, Embedding) and node.inputs[0] is tensor:
+                return node.layer.input_dim
+        return None
+
+    def pair_inputs(self, users, items):
+        out = []
+        for nm in self.names:
+            if nm == self.uname:
+                out.append(users.reshape(-1, 1))
+            elif nm == self.iname:
+                out.append(items.reshape(-1, 1))
+            elif nm in self.user_features:
+                out.append(self.user_features[nm][users])
+            else:
+                out.append(self.item_features[nm][items])
+        return out
+
+
+def _pairs_scores(model, roles, users, items):
+    from neurec.models import _data
+    x = roles.pair_inputs(users, items)
+    plan = model._get_plan()
+    arrays = _data.prepare_inputs(model, x, model._builder)
+    out = np.empty((users.size, int(np.prod(model.output_shape[1:]))), np.float32)
+    plan.predict(arrays, out)
+    if out.shape[1] != 1:
+        raise ValueError(f"recommend needs a model with one score per (user, item); the output "
+                         f"shape is {model.output_shape}")
+    return out[:, 0]
+
+
+def score_items(model, users, items=None, user_input=None, item_input=None, user_features=None,
+                item_features=None) -> np.ndarray:
+    """Scores of every item (or of ``items``) for each user: ``(len(users), n_items)`` float32."""
+    roles = _Roles(model, user_input, item_input, user_features, item_features)
+    users = np.asarray(users, dtype=np.int64).ravel()
+    cand = np.arange(roles.n_items, dtype=np.int64) if items is None else \
+        np.asarray(items, dtype=np.int64).ravel()
+    out = np.empty((users.size, cand.size), np.float32)
+    per = max(1, _PAIRS_PER_BLOCK // max(cand.size, 1))
+    for s in range(0, users.size, per):
+        ub = users[s:s + per]
+        out[s:s + ub.size] = _pairs_scores(model, roles, np.repeat(ub, cand.size),
+                                           np.tile(cand, ub.size)).reshape(ub.size, cand.size)
+    return out
+
+
+def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
+              user_features: Optional[Dict[str, Any]] = None,
+              item_features: Optional[Dict[str, Any]] = None, user_input: Optional[str] = None,
+              item_input: Optional[str] = None, user_encoder=None, item_encoder=None,
+              unknown: str = "error") -> Tuple[np.ndarray, np.ndarray]:
+    from neurec import _core
+    from neurec.evaluation.metrics import _to_csr, top_k
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    if unknown not in ("error", "popular"):
+        raise ValueError(f"unknown must be 'error' or 'popular', got {unknown!r}")
+    roles = _Roles(model, user_input, item_input, user_features, item_features)
+    raw_users = np.asarray(users).ravel()
+    if raw_users.size == 0:
+        raise ValueError("users is empty: pass at least one user id")
+    if user_encoder is not None:
+        try:
+            u = np.asarray(user_encoder.transform(raw_users), dtype=np.int64)
+        except ValueError:
+            if unknown == "error":
+                raise
+            u = _transform_ignore(user_encoder, raw_users)
+    else:
+        if raw_users.dtype.kind not in "iu" and not (raw_users.dtype.kind == "f" and
+                                                     np.all(raw_users == np.floor(raw_users))):
+            raise TypeError("users must be integer ids (pass user_encoder= for raw ids)")
+        u = raw_users.astype(np.int64)
+    n_users = roles.n_users if roles.n_users is not None else int(u.max()) + 1
+    known = (u >= 0) & (u < n_users)
+    if not known.all() and unknown == "error":
+        bad = raw_users[~known][:5].tolist()
+        raise ValueError(f"unknown users {bad}: ids must be in [0, {n_users}); pass unknown='popular' "
+                         "to recommend popular items to new users")
+    n_items = roles.n_items
+    if items is not None:
+        cand = np.unique(np.asarray(items, dtype=np.int64).ravel())
+        if cand.size == 0 or cand.min() < 0 or cand.max() >= n_items:
+            raise ValueError(f"items must be a non-empty set of ids in [0, {n_items})")
+    else:
+        cand = None
+    n_cand = n_items if cand is None else cand.size
+    kk = min(int(k), n_cand)
+    indptr = indices = None
+    if exclude is not None:
+        indptr, indices, shape = _to_csr(exclude, "exclude", n_cols=n_items)
+        if shape[1] > n_items:
+            raise ValueError(f"exclude has {shape[1]} items but the model knows {n_items}")
+        if indptr.size - 1 < n_users:  # users without any row in exclude have nothing to skip
+            indptr = np.concatenate([indptr, np.full(n_users + 1 - indptr.size, indptr[-1], np.int64)])
+    ids = np.full((u.size, kk), -1, np.int64)
+    scores = np.full((u.size, kk), -np.inf, np.float32)
+    uk = np.flatnonzero(known)
+    ku = u[uk]
+    build = None
+    if cand is None and len(roles.names) == 2:
+        build = dot_structure(model, roles.u_in, roles.i_in)
+    vecs = build() if build is not None else None
+    if uk.size and vecs is not None:
+        uv, iv, ib = vecs
+        rows = ku.copy()
+        oid = np.empty((ku.size, kk), np.int64)
+        osc = np.empty((ku.size, kk), np.float32)
+        _core.score_topk(np.ascontiguousarray(uv[ku]), iv, ib, kk,
+                         indptr, indices if indptr is not None else None,
+                         rows if indptr is not None else None, oid, osc)
+        ids[uk] = oid
+    elif uk.size:
+        cols = np.arange(n_items, dtype=np.int64) if cand is None else cand
+        per = max(1, _PAIRS_PER_BLOCK // max(cols.size, 1))
+        for s in range(0, ku.size, per):
+            ub = ku[s:s + per]
+            block = _pairs_scores(model, roles, np.repeat(ub, cols.size),
+                                  np.tile(cols, ub.size)).reshape(ub.size, cols.size)
+            if cand is not None:
+                full = np.full((ub.size, n_items), np.nan, np.float32)
+                full[:, cand] = block
+                block = full
+            excl = None
+            if indptr is not None:
+                excl = (indptr, indices)
+            bi, _ = top_k(block, kk, exclude=_CSR(indptr, indices, n_items) if excl else None,
+                          users=ub if excl else None)
+            ids[uk[s:s + ub.size]] = bi
+    # exact model scores of the chosen items
+    valid = ids[uk] >= 0
+    if uk.size and valid.any():
+        rr = np.repeat(ku, kk).reshape(ku.size, kk)[valid]
+        sc = _pairs_scores(model, roles, rr, ids[uk][valid])
+        sub = scores[uk]
+        sub[valid] = sc
+        scores[uk] = sub
+    unk = np.flatnonzero(~known)
+    if unk.size:
+        pop = getattr(model, "_item_popularity", None)
+        if pop is None and indptr is not None:
+            pop = np.bincount(indices, minlength=n_items).astype(np.float32)
+        if pop is None:
+            raise ValueError("unknown='popular' needs item popularity: pass exclude= (the training "
+                             "interactions) or train with a NegativeSampler")
+        pop = np.asarray(pop, np.float32)
+        if cand is not None:
+            mask = np.full(n_items, np.nan, np.float32)
+            mask[cand] = pop[cand]
+            pop = mask
+        pi, ps = top_k(pop, kk, users=np.zeros(unk.size, np.int64))
+        ids[unk] = pi
+        scores[unk] = ps
+    if item_encoder is not None:
+        out = np.empty(ids.shape, dtype=object)
+        ok = ids >= 0
+        out[ok] = item_encoder.inverse_transform(ids[ok])
+        out[~ok] = None
+        return out, scores
+    return ids, scores
+
+
+class _CSR:
+    def __init__(self, indptr, indices, n_items):
+        self.indptr, self.indices, self.shape = indptr, indices, (indptr.size - 1, n_items)
+
+
+def _transform_ignore(enc, raw):
+    from neurec.data.encoders import IdEncoder
+    tmp = IdEncoder.from_config(enc.get_config())
+    tmp.unknown = "ignore"
+    return np.asarray(tmp.transform(raw), dtype=np.int64)

@@ -1,0 +1,181 @@
+"""The NCF model zoo (He et al., WWW 2017) and the MF baseline (Rendle et al., 2020).
+
+Each builder returns an ordinary :class:`neurec.models.Model` with inputs
+``[user_ids, item_ids]`` (shape ``(1,)`` each), so compile, fit, predict,
+summary, save and recommend all work. Defaults follow the paper's Keras code:
+embeddings ``N(0, 0.01)``, hidden layers ReLU, the prediction layer
+``Dense(1, sigmoid)`` with ``lecun_uniform`` weights.
+"""
+from typing import Optional, Sequence
+
+import numpy as np
+
+from neurec import initializers
+from neurec.layers import Add, Concatenate, Dense, Dot, Embedding, Flatten, Input, Multiply
+from neurec.models.model import Model
+from neurec.regularizers import L2
+
+__all__ = ["GMF", "MLP", "NeuMF", "MF", "neumf_from_pretrained"]
+
+
+def _check(num_users, num_items):
+    for nm, v in (("num_users", num_users), ("num_items", num_items)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{nm} must be a positive integer, got {v!r}")
+
+
+def _reg(x):
+    return L2(x) if x else None
+
+
+def _inputs():
+    return Input(shape=(1,), dtype="int64", name="user"), Input(shape=(1,), dtype="int64", name="item")
+
+
+def _emb(n, d, name, reg, stddev=0.01):
+    return Embedding(n, d, embeddings_initializer=initializers.RandomNormal(0.0, stddev),
+                     embeddings_regularizer=_reg(reg), name=name)
+
+
+def GMF(num_users: int, num_items: int, factors: int = 8, reg: float = 0.0,
+        name: str = "gmf") -> Model:
+    """Generalized Matrix Factorization: ``sigmoid(h . (p_u * q_i))``.
+
+    Args:
+        num_users, num_items: Sizes of the id ranges.
+        factors: Embedding size (the paper's "predictive factors", default 8).
+        reg: L2 penalty on the embeddings.
+        name: Model name.
+
+    Returns:
+        A Model with inputs ``[user, item]`` and output ``(None, 1)``.
+    """
+    _check(num_users, num_items)
+    u, i = _inputs()
+    pu = Flatten(name="gmf_user_flat")(_emb(num_users, factors, "gmf_user_embedding", reg)(u))
+    qi = Flatten(name="gmf_item_flat")(_emb(num_items, factors, "gmf_item_embedding", reg)(i))
+    out = Dense(1, activation="sigmoid", kernel_initializer="lecun_uniform", name="prediction")(
+        Multiply(name="gmf_product")([pu, qi]))
+    return Model([u, i], out, name=name)
+
+
+def _tower(u, i, num_users, num_items, layers, reg_layers):
+    layers = tuple(int(x) for x in layers)
+    if len(layers) < 1 or layers[0] % 2 or any(x < 1 for x in layers):
+        raise ValueError(f"layers must be positive sizes with an even first entry, got {layers}")
+    reg_layers = tuple(reg_layers) if reg_layers is not None else (0.0,) * len(layers)
+    if len(reg_layers) != len(layers):
+        raise ValueError("reg_layers must have one entry per layer")
+    half = layers[0] // 2
+    mu = Flatten(name="mlp_user_flat")(_emb(num_users, half, "mlp_user_embedding", reg_layers[0])(u))
+    mi = Flatten(name="mlp_item_flat")(_emb(num_items, half, "mlp_item_embedding", reg_layers[0])(i))
+    h = Concatenate(name="mlp_concat")([mu, mi])
+    for k, units in enumerate(layers[1:], start=1):
+        h = Dense(units, activation="relu", kernel_regularizer=_reg(reg_layers[k]), name=f"layer{k}")(h)
+    return h
+
+
+def MLP(num_users: int, num_items: int, layers: Sequence[int] = (64, 32, 16, 8),
+        reg_layers: Optional[Sequence[float]] = None, name: str = "mlp") -> Model:
+    """Multi-Layer Perceptron over concatenated user and item embeddings.
+
+    Args:
+        layers: Tower sizes; ``layers[0]`` is the concatenated embedding size (each
+            embedding is ``layers[0] // 2`` wide), the rest are ReLU layers.
+        reg_layers: L2 penalty per entry of ``layers``.
+
+    Returns:
+        A Model with inputs ``[user, item]`` and output ``(None, 1)``.
+    """
+    _check(num_users, num_items)
+    u, i = _inputs()
+    h = _tower(u, i, num_users, num_items, layers, reg_layers)
+    out = Dense(1, activation="sigmoid", kernel_initializer="lecun_uniform", name="prediction")(h)
+    return Model([u, i], out, name=name)
+
+
+def NeuMF(num_users: int, num_items: int, factors: int = 8, layers: Sequence[int] = (64, 32, 16, 8),
+          reg_mf: float = 0.0, reg_layers: Optional[Sequence[float]] = None,
+          name: str = "neumf") -> Model:
+    """Neural Matrix Factorization: GMF and MLP side by side, fused by ``Dense(1, sigmoid)``.
+
+    Args:
+        factors: GMF embedding size.
+        layers: MLP tower (see :func:`MLP`).
+        reg_mf: L2 penalty on the GMF embeddings.
+        reg_layers: L2 penalty per MLP layer.
+
+    Returns:
+        A Model with inputs ``[user, item]`` and output ``(None, 1)``.
+    """
+    _check(num_users, num_items)
+    u, i = _inputs()
+    pu = Flatten(name="gmf_user_flat")(_emb(num_users, factors, "gmf_user_embedding", reg_mf)(u))
+    qi = Flatten(name="gmf_item_flat")(_emb(num_items, factors, "gmf_item_embedding", reg_mf)(i))
+    g = Multiply(name="gmf_product")([pu, qi])
+    h = _tower(u, i, num_users, num_items, layers, reg_layers)
+    out = Dense(1, activation="sigmoid", kernel_initializer="lecun_uniform", name="prediction")(
+        Concatenate(name="neumf_concat")([g, h]))
+    return Model([u, i], out, name=name)
+
+
+def neumf_from_pretrained(gmf: Model, mlp: Model, alpha: float = 0.5, name: str = "neumf") -> Model:
+    """A NeuMF initialised from trained GMF and MLP models (the paper's pretraining).
+
+    Embeddings and hidden layers are copied; the prediction layer is
+    ``[alpha * h_gmf, (1 - alpha) * h_mlp]`` with bias ``alpha * b_gmf + (1 - alpha) * b_mlp``.
+
+    Raises:
+        ValueError: If the models' sizes do not fit together or alpha is outside [0, 1].
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    ge = gmf.get_layer("gmf_user_embedding").embeddings
+    me = mlp.get_layer("mlp_user_embedding").embeddings
+    n_items = gmf.get_layer("gmf_item_embedding").input_dim
+    if me.shape[0] != ge.shape[0] or mlp.get_layer("mlp_item_embedding").input_dim != n_items:
+        raise ValueError("GMF and MLP must have the same num_users and num_items")
+    sizes = [me.shape[1] * 2] + [l.units for l in mlp.layers if l.name.startswith("layer")]
+    model = NeuMF(ge.shape[0], n_items, factors=ge.shape[1], layers=sizes, name=name)
+    for layer in gmf.layers + mlp.layers:
+        if layer.name != "prediction" and layer.weights:
+            model.get_layer(layer.name).set_weights(layer.get_weights())
+    gk, gb = gmf.get_layer("prediction").get_weights()
+    mk, mb = mlp.get_layer("prediction").get_weights()
+    model.get_layer("prediction").set_weights(
+        [np.concatenate([alpha * gk, (1 - alpha) * mk]), alpha * gb + (1 - alpha) * mb])
+    return model
+
+
+def MF(num_users: int, num_items: int, factors: int = 64, use_bias: bool = True,
+       reg: float = 0.0, init_stddev: float = 0.1, name: str = "mf") -> Model:
+    """Dot-product matrix factorization with user, item and global biases.
+
+    ``score = sigmoid(w * (p_u . q_i + b_u + b_i) + b)`` trained with logistic loss: the
+    strong baseline of Rendle et al. (2020). ``recommend`` uses the blocked
+    dot-product fast path for it.
+
+    Args:
+        factors: Embedding size.
+        use_bias: Learn per-user and per-item biases.
+        reg: L2 penalty on embeddings and biases.
+        init_stddev: Standard deviation of the embedding initialisation.
+
+    Returns:
+        A Model with inputs ``[user, item]`` and output ``(None, 1)``.
+    """
+    _check(num_users, num_items)
+    u, i = _inputs()
+    pu = Flatten(name="mf_user_flat")(_emb(num_users, factors, "mf_user_embedding", reg, init_stddev)(u))
+    qi = Flatten(name="mf_item_flat")(_emb(num_items, factors, "mf_item_embedding", reg, init_stddev)(i))
+    s = Dot(axes=1, name="mf_dot")([pu, qi])
+    if use_bias:
+        bu = Flatten(name="mf_user_bias_flat")(Embedding(num_users, 1, embeddings_initializer="zeros",
+                                                         embeddings_regularizer=_reg(reg),
+                                                         name="mf_user_bias")(u))
+        bi = Flatten(name="mf_item_bias_flat")(Embedding(num_items, 1, embeddings_initializer="zeros",
+                                                         embeddings_regularizer=_reg(reg),
+                                                         name="mf_item_bias")(i))
+        s = Add(name="mf_sum")([s, bu, bi])
+    out = Dense(1, activation="sigmoid", kernel_initializer="ones", name="prediction")(s)
+    return Model([u, i], out, name=name)

@@ -1,0 +1,220 @@
+"""Parity of neurec's forward pass, gradients and optimizers with PyTorch.
+
+The same NeuMF-style graph is built in neurec and in ``torch.nn``; neurec's
+initial weights are copied into torch (``nn.Linear`` stores the kernel
+transposed), then both are trained on the same batches in the same order.
+Torch runs in float64, so it is the more precise side: a mismatch beyond the
+tolerance is neurec's to explain.
+
+Optimizer formulas compared (all with a constant learning rate):
+
+* Adam: neurec (Keras) steps ``lr*sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps)``;
+  torch divides by ``sqrt(v)/sqrt(1-b2^t) + eps``. They differ only in where
+  ``eps`` sits; with ``eps=1e-8`` the gap is far below the 1e-5 tolerance.
+* SGD with momentum: Keras ``v = mu*v - lr*g; w += v``, torch
+  ``b = mu*b + g; w -= lr*b``, so ``v == -lr*b`` while lr is constant
+  (Nesterov likewise).
+* Adagrad: Keras puts ``eps`` inside the square root, torch outside; the
+  accumulators start at 0.1, so a tiny ``eps`` (1e-10) makes both the same.
+"""
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from neurec import optimizers  # noqa: E402
+from neurec.layers import Concatenate, Dense, Embedding, Flatten, Input, Multiply  # noqa: E402
+from neurec.models import Model  # noqa: E402
+
+NU, NI = 37, 29
+BATCH, STEPS = 64, 5
+ATOL = 1e-5
+
+
+# -- the two models -------------------------------------------------------------------------
+def neurec_neumf(gmf_only=False):
+    """NeuMF: GMF (8) and MLP (16+16 -> 32 -> 16 -> 8) merged by Dense(1, sigmoid).
+
+    Returns the model and a dict of its layers by role, so weights are copied by
+    role rather than by position.
+    """
+    u, i = Input(shape=(1,)), Input(shape=(1,))
+    L = {"gu": Embedding(NU, 8), "gi": Embedding(NI, 8)}
+    gmf = Multiply()([Flatten()(L["gu"](u)), Flatten()(L["gi"](i))])
+    if gmf_only:
+        L["out"] = Dense(1, activation="sigmoid")
+        return Model([u, i], L["out"](gmf)), L
+    L.update(mu=Embedding(NU, 16), mi=Embedding(NI, 16), d1=Dense(32, activation="relu"),
+             d2=Dense(16, activation="relu"), d3=Dense(8, activation="relu"),
+             out=Dense(1, activation="sigmoid"))
+    h = Concatenate()([Flatten()(L["mu"](u)), Flatten()(L["mi"](i))])
+    h = L["d3"](L["d2"](L["d1"](h)))
+    return Model([u, i], L["out"](Concatenate()([gmf, h]))), L
+
+
+class TorchNeuMF(torch.nn.Module):
+    """The same graph in torch; ``forward`` returns logits."""
+
+    def __init__(self, gmf_only=False):
+        super().__init__()
+        nn = torch.nn
+        self.gmf_only = gmf_only
+        self.gu, self.gi = nn.Embedding(NU, 8), nn.Embedding(NI, 8)
+        if gmf_only:
+            self.out = nn.Linear(8, 1)
+        else:
+            self.mu, self.mi = nn.Embedding(NU, 16), nn.Embedding(NI, 16)
+            self.d1, self.d2, self.d3 = nn.Linear(32, 32), nn.Linear(32, 16), nn.Linear(16, 8)
+            self.out = nn.Linear(16, 1)
+        self.double()
+
+    def forward(self, u, i):
+        gmf = self.gu(u) * self.gi(i)
+        if self.gmf_only:
+            return self.out(gmf).squeeze(1)
+        h = torch.cat([self.mu(u), self.mi(i)], dim=1)
+        h = torch.relu(self.d3(torch.relu(self.d2(torch.relu(self.d1(h))))))
+        return self.out(torch.cat([gmf, h], dim=1)).squeeze(1)
+
+
+def copy_to_torch(layers, tm):
+    with torch.no_grad():
+        for role, layer in layers.items():
+            mod = getattr(tm, role)
+            w = layer.get_weights()
+            if isinstance(layer, Embedding):
+                mod.weight.copy_(torch.from_numpy(w[0].astype(np.float64)))
+            else:
+                mod.weight.copy_(torch.from_numpy(w[0].T.astype(np.float64)))
+                mod.bias.copy_(torch.from_numpy(w[1].astype(np.float64)))
+
+
+def assert_weights_match(layers, tm, atol=ATOL):
+    for role, layer in layers.items():
+        mod = getattr(tm, role)
+        w = layer.get_weights()
+        got = [w[0] if isinstance(layer, Embedding) else w[0].T] + w[1:]
+        want = [mod.weight.detach().numpy()] + ([] if isinstance(layer, Embedding)
+                                                else [mod.bias.detach().numpy()])
+        for k, (g, e) in enumerate(zip(got, want)):
+            np.testing.assert_allclose(g, e, rtol=0, atol=atol, err_msg=f"{role} weight {k}")
+
+
+def make_data(n, seed=0, users=None):
+    rng = np.random.default_rng(seed)
+    u = rng.integers(0, NU if users is None else users, n).astype(np.int64)
+    i = rng.integers(0, NI, n).astype(np.int64)
+    y = rng.integers(0, 2, n).astype(np.float32)
+    return u, i, y
+
+
+def train_torch(tm, opt, u, i, y, batch):
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    for s in range(0, len(y), batch):
+        opt.zero_grad()
+        ub, ib = torch.from_numpy(u[s:s + batch]), torch.from_numpy(i[s:s + batch])
+        loss = loss_fn(tm(ub, ib), torch.from_numpy(y[s:s + batch].astype(np.float64)))
+        loss.backward()
+        opt.step()
+
+
+def torch_predict(tm, u, i):
+    with torch.no_grad():
+        return torch.sigmoid(tm(torch.from_numpy(u), torch.from_numpy(i))).numpy()
+
+
+def run_pair(neurec_opt, torch_opt_fn, gmf_only=False, seed=0, data=None):
+    """Build, align and train both models; return (model, layers, torch model, data)."""
+    model, layers = neurec_neumf(gmf_only)
+    tm = TorchNeuMF(gmf_only)
+    copy_to_torch(layers, tm)
+    u, i, y = data if data is not None else make_data(BATCH * STEPS, seed)
+    model.compile(optimizer=neurec_opt, loss="binary_crossentropy")
+    model.fit([u, i], y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
+    train_torch(tm, torch_opt_fn(tm.parameters()), u, i, y, BATCH)
+    return model, layers, tm, (u, i, y)
+
+
+# -- tests ----------------------------------------------------------------------------------
+def test_initial_predictions_match(one_thread):
+    model, layers = neurec_neumf()
+    tm = TorchNeuMF()
+    copy_to_torch(layers, tm)
+    u, i, _ = make_data(500, seed=3)
+    got = model.predict([u, i], verbose=0).ravel()
+    want = torch_predict(tm, u, i)
+    np.testing.assert_allclose(got, want, rtol=0, atol=ATOL)
+    # the check has teeth: a transposed-but-not-copied kernel changes the scores
+    assert np.ptp(want) > 1e-4
+
+
+def test_dense_adam_matches_torch_adam(one_thread):
+    model, layers, tm, (u, i, y) = run_pair(
+        optimizers.Adam(0.01, 0.9, 0.999, 1e-8, sparse_updates=False),
+        lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.9, 0.999), eps=1e-8))
+    assert model.optimizer.iterations == STEPS
+    assert_weights_match(layers, tm)
+    np.testing.assert_allclose(model.predict([u, i], verbose=0).ravel(), torch_predict(tm, u, i),
+                               rtol=0, atol=ATOL)
+
+
+def test_training_moved_the_weights(one_thread):
+    """Guards the parity tests against vacuous passes (e.g. lr ignored)."""
+    model, layers = neurec_neumf()
+    before = model.get_weights()
+    u, i, y = make_data(BATCH * STEPS)
+    model.compile(optimizer=optimizers.Adam(0.01, epsilon=1e-8, sparse_updates=False),
+                  loss="binary_crossentropy")
+    model.fit([u, i], y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
+    for b, a in zip(before, model.get_weights()):
+        assert np.max(np.abs(a - b)) > 1e-3
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_sgd_momentum_matches_torch(one_thread, nesterov):
+    # Keras v = mu*v - lr*g equals torch's -lr*b with b = mu*b + g while lr is constant.
+    model, layers, tm, (u, i, y) = run_pair(
+        optimizers.SGD(0.1, momentum=0.9, nesterov=nesterov, sparse_updates=False),
+        lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=nesterov))
+    assert_weights_match(layers, tm)
+    np.testing.assert_allclose(model.predict([u, i], verbose=0).ravel(), torch_predict(tm, u, i),
+                               rtol=0, atol=ATOL)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_gmf_adagrad_matches_torch(one_thread, sparse):
+    # eps=1e-10: inside the sqrt (Keras/neurec) or outside (torch) makes no visible difference
+    # because the accumulators start at 0.1. Adagrad leaves rows with zero gradient untouched,
+    # so lazy and dense updates are the same maths here.
+    model, layers, tm, _ = run_pair(
+        optimizers.Adagrad(0.1, initial_accumulator_value=0.1, epsilon=1e-10,
+                           sparse_updates=sparse),
+        lambda p: torch.optim.Adagrad(p, lr=0.1, initial_accumulator_value=0.1, eps=1e-10),
+        gmf_only=True)
+    assert_weights_match(layers, tm)
+
+
+def test_lazy_adam_differs_from_dense_torch_adam(one_thread):
+    """Lazy (sparse) Adam skips rows a batch does not touch; dense Adam keeps moving them."""
+    rng = np.random.default_rng(5)
+    # batch 1 uses users 0..9, batch 2 only users 10..19: rows 0..9 are untouched in step 2
+    u = np.concatenate([rng.integers(0, 10, BATCH), rng.integers(10, 20, BATCH)]).astype(np.int64)
+    i = rng.integers(0, NI, 2 * BATCH).astype(np.int64)
+    y = rng.integers(0, 2, 2 * BATCH).astype(np.float32)
+    model, layers = neurec_neumf()
+    tm = TorchNeuMF()
+    copy_to_torch(layers, tm)
+    model.compile(optimizer=optimizers.Adam(0.01, epsilon=1e-8, sparse_updates=True),
+                  loss="binary_crossentropy")
+    model.fit([u[:BATCH], i[:BATCH]], y[:BATCH], batch_size=BATCH, shuffle=False, verbose=0)
+    after_one = layers["gu"].get_weights()[0]
+    model.fit([u[BATCH:], i[BATCH:]], y[BATCH:], batch_size=BATCH, shuffle=False, verbose=0)
+    after_two = layers["gu"].get_weights()[0]
+    train_torch(tm, torch.optim.Adam(tm.parameters(), lr=0.01, eps=1e-8), u, i, y, BATCH)
+    dense = tm.gu.weight.detach().numpy()
+    # lazy: rows 0..9 frozen in step 2; never-seen rows 20.. untouched throughout
+    np.testing.assert_array_equal(after_two[:10], after_one[:10])
+    assert not np.allclose(after_one[:10], dense[:10], rtol=0, atol=ATOL)
+    np.testing.assert_allclose(after_two[20:], dense[20:], rtol=0, atol=0)
+    # dense Adam moved rows 0..9 a second time by about lr (m/sqrt(v) is ~1 after one step)
+    assert np.max(np.abs(after_two[:10] - dense[:10])) > 1e-3
