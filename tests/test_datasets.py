@@ -111,7 +111,8 @@ def test_value_ranges(small):
     assert np.all(comp != np.arange(comp.shape[0])[:, None])
     # price bands are quintiles within each category
     for c in range(SMALL["n_categories"]):
-        p, b = small.item_price[small.item_category == c], small.item_price_band[small.item_category == c]
+        in_c = small.item_category == c
+        p, b = small.item_price[in_c], small.item_price_band[in_c]
         if b.size >= 5:
             assert p[b == 0].max() <= p[b == 4].min()
 
@@ -349,6 +350,8 @@ def test_guide_table_draw_equals_inverse_cdf():
     (dict(latent_dim=0), "latent_dim"),
     (dict(taste_strength=-1.0), "taste_strength"),
     (dict(zipf_exponent=-0.5), "zipf_exponent"),
+    (dict(zipf_exponent=50.0), "zipf_exponent"),
+    (dict(mean_purchases=1e12), "n_users \\* mean_purchases"),
     (dict(p_repeat=1.5), "p_repeat"),
     (dict(p_complement=-0.1), "p_complement"),
     (dict(p_repeat=0.6, p_complement=0.6), "p_repeat \\+ p_complement"),

@@ -99,6 +99,7 @@ _SEGMENT_TASTE_SHARE = 0.1            # share of taste variance common to a segm
 _PRICE_SENSITIVITY = 0.5
 _BROWSE_POWER = 0.5                   # listing order ~ popularity ** this
 _ACTIVITY_SHAPE = 1.0                 # Gamma shape of purchases per customer
+_MAX_PURCHASES = 1e9                  # memory guard (~100 bytes per purchase)
 _MAX_SEEN_CELLS = 1 << 24             # bound on the customers x products "bought" mask
 
 
@@ -248,6 +249,14 @@ def _rowwise_choice(cdf: np.ndarray, u: np.ndarray) -> np.ndarray:
     return np.minimum(out, cdf.shape[1] - 1)
 
 
+def _dirichlet_around(rng, mean: np.ndarray, concentration: float) -> np.ndarray:
+    # One Dirichlet(concentration * mean[k]) draw per row; a row whose gamma
+    # draws all underflow to 0 falls back to its mean.
+    g = rng.gamma(concentration * mean)
+    total = g.sum(axis=1, keepdims=True)
+    return np.where(total > 0, g / np.where(total > 0, total, 1.0), mean)
+
+
 def _guide_table(within: np.ndarray, cat_of: np.ndarray, sizes: np.ndarray):
     # Chen & Asau guide table: one searchsorted now, about one comparison per
     # draw later (a plain searchsorted per draw is several times slower).
@@ -299,15 +308,15 @@ def make_purchases(n_users: int = 5000,
         n_categories: Number of product categories (>= 1).
         n_segments: Number of customer segments (>= 1).
         mean_purchases: Mean purchases per customer (>= 2; every customer
-            has at least 2).
+            has at least 2; ``n_users * mean_purchases <= 1e9``).
         seed: Seed of ``numpy.random.default_rng``; the same seed gives
             bit-identical arrays. ``None`` draws fresh entropy.
         n_days: Length of the time window in days (>= 1).
         latent_dim: Size of the hidden taste vectors (>= 1).
         taste_strength: Weight of personal/segment taste in product choice
             (>= 0); 0 leaves popularity, category mix and price only.
-        zipf_exponent: Exponent of within-category popularity (>= 0);
-            0 is uniform, larger is more concentrated.
+        zipf_exponent: Exponent of within-category popularity (in
+            [0, 10]); 0 is uniform, larger is more concentrated.
         p_repeat: Probability that a purchase replenishes an earlier
             consumable (in [0, 1]).
         p_complement: Probability that a purchase is in a category
@@ -375,12 +384,17 @@ def _simulate(n_users, n_items, n_categories, n_segments, mean_purchases,
                          f"must be <= `n_items` ({n_items}): every category "
                          f"needs a product.")
     mean_purchases = _check_float("mean_purchases", mean_purchases, 2.0)
+    if n_users * mean_purchases > _MAX_PURCHASES:
+        raise ValueError(f"make_purchases: `n_users * mean_purchases` must be "
+                         f"<= {_MAX_PURCHASES:.0e}, got {n_users} * "
+                         f"{mean_purchases}; lower `mean_purchases` or "
+                         f"`n_users`.")
     if seed is not None:
         seed = _check_int("seed", seed, 0)
     n_days = _check_int("n_days", n_days, 1)
     d = _check_int("latent_dim", latent_dim, 1)
     taste_strength = _check_float("taste_strength", taste_strength, 0.0)
-    zipf_exponent = _check_float("zipf_exponent", zipf_exponent, 0.0)
+    zipf_exponent = _check_float("zipf_exponent", zipf_exponent, 0.0, 10.0)
     p_repeat = _check_float("p_repeat", p_repeat, 0.0, 1.0)
     p_complement = _check_float("p_complement", p_complement, 0.0, 1.0)
     if p_repeat + p_complement > 1.0:
@@ -436,15 +450,9 @@ def _simulate(n_users, n_items, n_categories, n_segments, mean_purchases,
                                          side="right"), S - 1)
     seg_mix = rng.dirichlet(np.maximum(_SEGMENT_CONCENTRATION * C * cat_share,
                                        1e-3), size=S)
-    g = rng.gamma(_USER_CONCENTRATION * seg_mix[segment])
-    total = g.sum(axis=1, keepdims=True)
-    user_mix = np.where(total > 0, g / np.where(total > 0, total, 1.0),
-                        seg_mix[segment])
+    user_mix = _dirichlet_around(rng, seg_mix[segment], _USER_CONCENTRATION)
+    late_mix = _dirichlet_around(rng, seg_mix[segment], _USER_CONCENTRATION)
     user_cdf = np.cumsum(user_mix, axis=1)
-    g = rng.gamma(_USER_CONCENTRATION * seg_mix[segment])
-    total = g.sum(axis=1, keepdims=True)
-    late_mix = np.where(total > 0, g / np.where(total > 0, total, 1.0),
-                        seg_mix[segment])
     late_cdf = np.cumsum(late_mix, axis=1)
     seg_band = rng.uniform(0.0, _N_PRICE_BANDS - 1.0, S)
     seg_taste = rng.standard_normal((S, d))
