@@ -41,11 +41,9 @@ rank_sources = ["csrc/py/_rank.c", "csrc/src/rank.c", "csrc/src/topk.c"]
 extensions = [
     Extension("neurec._core", core_sources, include_dirs=INCLUDE, define_macros=MACROS,
               extra_compile_args=CFLAGS, extra_link_args=LDFLAGS, libraries=["m"]),
+    Extension("neurec._rank", rank_sources, include_dirs=INCLUDE, define_macros=MACROS,
+              extra_compile_args=CFLAGS, extra_link_args=LDFLAGS, libraries=["m"]),
 ]
-if all(os.path.exists(p) for p in rank_sources):
-    extensions.append(
-        Extension("neurec._rank", rank_sources, include_dirs=INCLUDE, define_macros=MACROS,
-                  extra_compile_args=CFLAGS, extra_link_args=LDFLAGS, libraries=["m"]))
 
 # NEUREC_BUILD_ONLY=_rank builds one module alone (used while developing).
 only = os.environ.get("NEUREC_BUILD_ONLY")

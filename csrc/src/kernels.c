@@ -25,6 +25,68 @@ void nr_axpy(float *restrict y, const float *restrict x, float a, int64_t n)
         y[i] += a * x[i];
 }
 
+/* C (m x n, row stride ldc) (+)= A (m x kk) . B (kk x n, row stride ldb), where
+ * A[i][p] = a[i * ars + p * acs] (any strides: A is read one scalar at a time)
+ * and rows of B are contiguous. The micro-tile is 2 rows x 32 columns held in
+ * eight 8-float accumulators, so each B load feeds two FMAs and no C value is
+ * loaded or stored inside the kk loop. */
+#define NR_TN 32
+static inline void tile_2x32(float *restrict c0, float *restrict c1, const float *a0, const float *a1,
+                             int64_t acs, const float *restrict b, int64_t ldb, int64_t kk, int acc)
+{
+    float s0[NR_TN], s1[NR_TN];
+    for (int t = 0; t < NR_TN; t++) {
+        s0[t] = acc ? c0[t] : 0.0f;
+        s1[t] = acc ? c1[t] : 0.0f;
+    }
+    for (int64_t p = 0; p < kk; p++) {
+        float x0 = a0[p * acs], x1 = a1[p * acs];
+        const float *restrict bp = b + p * ldb;
+        for (int t = 0; t < NR_TN; t++) {
+            s0[t] += x0 * bp[t];
+            s1[t] += x1 * bp[t];
+        }
+    }
+    for (int t = 0; t < NR_TN; t++) {
+        c0[t] = s0[t];
+        c1[t] = s1[t];
+    }
+}
+
+static inline void tile_1xN(float *restrict c0, const float *a0, int64_t acs, const float *restrict b,
+                            int64_t ldb, int64_t kk, int64_t nn, int acc)
+{
+    float s0[NR_TN];
+    for (int64_t t = 0; t < nn; t++)
+        s0[t] = acc ? c0[t] : 0.0f;
+    for (int64_t p = 0; p < kk; p++) {
+        float x0 = a0[p * acs];
+        const float *restrict bp = b + p * ldb;
+        for (int64_t t = 0; t < nn; t++)
+            s0[t] += x0 * bp[t];
+    }
+    for (int64_t t = 0; t < nn; t++)
+        c0[t] = s0[t];
+}
+
+NR_MULTIVERSION
+void nr_gemm(float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs, const float *b,
+             int64_t ldb, int64_t m, int64_t n, int64_t kk, int accumulate)
+{
+    int64_t j0 = 0;
+    for (; j0 + NR_TN <= n; j0 += NR_TN) {
+        int64_t i = 0;
+        for (; i + 2 <= m; i += 2)
+            tile_2x32(c + i * ldc + j0, c + (i + 1) * ldc + j0, a + i * ars, a + (i + 1) * ars, acs,
+                      b + j0, ldb, kk, accumulate);
+        for (; i < m; i++)
+            tile_1xN(c + i * ldc + j0, a + i * ars, acs, b + j0, ldb, kk, NR_TN, accumulate);
+    }
+    if (j0 < n)
+        for (int64_t i = 0; i < m; i++)
+            tile_1xN(c + i * ldc + j0, a + i * ars, acs, b + j0, ldb, kk, n - j0, accumulate);
+}
+
 NR_MULTIVERSION
 void nr_dense_forward(float *restrict y, const float *restrict x, const float *restrict w,
                       const float *restrict b, int64_t rows, int64_t k, int64_t n)
@@ -45,55 +107,38 @@ void nr_dense_forward(float *restrict y, const float *restrict x, const float *r
         }
         return;
     }
-    for (int64_t r = 0; r < rows; r++) {
-        float *restrict yr = y + r * n;
-        const float *xr = x + r * k;
-        if (b)
-            memcpy(yr, b, (size_t)n * sizeof *yr);
-        else
-            memset(yr, 0, (size_t)n * sizeof *yr);
-        for (int64_t i = 0; i < k; i++) {
-            float xi = xr[i];
-            const float *restrict wi = w + i * n;
-            for (int64_t j = 0; j < n; j++)
-                yr[j] += xi * wi[j];
-        }
+    if (b) {
+        for (int64_t r = 0; r < rows; r++)
+            memcpy(y + r * n, b, (size_t)n * sizeof *y);
+        nr_gemm(y, n, x, k, 1, w, n, rows, n, k, 1);
+    } else {
+        nr_gemm(y, n, x, k, 1, w, n, rows, n, k, 0);
     }
 }
 
 NR_MULTIVERSION
 void nr_dense_backward(float *restrict gx, float *restrict gw, float *restrict gb,
                        const float *restrict gy, const float *restrict x, const float *restrict w,
-                       int64_t rows, int64_t k, int64_t n)
+                       float *restrict wt, int64_t rows, int64_t k, int64_t n)
 {
-    for (int64_t r = 0; r < rows; r++) {
-        const float *gyr = gy + r * n;
-        const float *xr = x + r * k;
-        if (gb)
+    if (gb)
+        for (int64_t r = 0; r < rows; r++)
             for (int64_t j = 0; j < n; j++)
-                gb[j] += gyr[j];
-        for (int64_t i = 0; i < k; i++) {
-            float xi = xr[i];
-            float *restrict gwi = gw + i * n;
-            for (int64_t j = 0; j < n; j++)
-                gwi[j] += xi * gyr[j];
-        }
-        if (gx) {
-            float *gxr = gx + r * k;
-            for (int64_t i = 0; i < k; i++) {
-                const float *wi = w + i * n;
-                float acc[8] = {0};
-                int64_t j = 0;
-                for (; j + 8 <= n; j += 8)
-                    for (int t = 0; t < 8; t++)
-                        acc[t] += wi[j + t] * gyr[j + t];
-                float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-                for (; j < n; j++)
-                    s += wi[j] * gyr[j];
-                gxr[i] += s;
-            }
-        }
+                gb[j] += gy[r * n + j];
+    /* gw (k x n) += x^T (k x rows) . gy (rows x n) */
+    nr_gemm(gw, n, x, 1, k, gy, n, k, n, rows, 1);
+    if (!gx)
+        return;
+    if (n == 1) {
+        for (int64_t r = 0; r < rows; r++)
+            nr_axpy(gx + r * k, w, gy[r], k);
+        return;
     }
+    /* gx (rows x k) += gy (rows x n) . w^T (n x k) */
+    for (int64_t i = 0; i < k; i++)
+        for (int64_t j = 0; j < n; j++)
+            wt[j * k + i] = w[i * n + j];
+    nr_gemm(gx, k, gy, n, 1, wt, k, rows, k, n, 1);
 }
 
 static inline float sigmoidf(float z)

@@ -38,6 +38,8 @@ struct nr_plan {
     int64_t dense_total;       /* floats in all non-table params */
     int64_t *dense_off;        /* per param offset into a thread gradient buffer, -1 for tables */
     float *tgrad;              /* NR_MAX_THREADS-capped: nth * dense_total */
+    float *twt;                /* nth * wt_max: per-thread transposed kernels */
+    int64_t wt_max;
     int tgrad_threads;
     struct nr_fit_stats *tstats;
     int32_t n_tables;
@@ -102,6 +104,7 @@ void nr_plan_free(struct nr_plan *p)
     free(p->skip_backward);
     free(p->dense_off);
     free(p->tgrad);
+    free(p->twt);
     free(p->tstats);
     free(p->ids_per_sample);
     free(p);
@@ -264,6 +267,8 @@ enum nr_status nr_plan_init(struct nr_plan **out, const struct nr_plan_desc *d)
         p->needs_grad[op->out] = (uint8_t)ng;
         if (op->kind == NR_OP_EMBEDDING)
             p->ids_per_sample[op->param[0]] += op->dim[0];
+        if (op->kind == NR_OP_DENSE && op->dim[1] * op->dim[2] > p->wt_max)
+            p->wt_max = op->dim[1] * op->dim[2];
     }
     /* the output's sigmoid is fused into the loss when its logits are known */
     if (d->logits >= 0) {
@@ -682,6 +687,7 @@ static void backward_block(struct run_ctx *c, int ith, int64_t b0, int64_t b1)
             float *gw = tg + p->dense_off[op->param[0]];
             float *gb = op->param[1] >= 0 ? tg + p->dense_off[op->param[1]] : NULL;
             nr_dense_backward(gx, gw, gb, gy, act_of(p, in) + b0 * si, p->d.params[op->param[0]].w,
+                              p->twt + (size_t)ith * (size_t)(p->wt_max ? p->wt_max : 1),
                               nb * op->dim[0], op->dim[1], op->dim[2]);
             break;
         }
@@ -945,10 +951,16 @@ static enum nr_status ensure_threads(struct nr_plan *p, int nth)
     if (p->tgrad && p->tgrad_threads >= nth)
         return NR_OK;
     float *t = malloc((size_t)nth * (size_t)(p->dense_total ? p->dense_total : 1) * sizeof(float));
-    if (!t)
+    float *w = malloc((size_t)nth * (size_t)(p->wt_max ? p->wt_max : 1) * sizeof(float));
+    if (!t || !w) {
+        free(t);
+        free(w);
         return NR_ERR_NOMEM;
+    }
     free(p->tgrad);
+    free(p->twt);
     p->tgrad = t;
+    p->twt = w;
     p->tgrad_threads = nth;
     return NR_OK;
 }

@@ -25,9 +25,15 @@ void nr_dense_forward(float *y, const float *x, const float *w, const float *b,
                       int64_t rows, int64_t k, int64_t n);
 
 /* Backward of nr_dense_forward for gy (rows*n):
- * gx (rows*k) += gy @ w^T when gx != NULL; gw (k*n) += x^T @ gy; gb (n) += sum of gy rows when gb != NULL. */
+ * gx (rows*k) += gy @ w^T when gx != NULL; gw (k*n) += x^T @ gy; gb (n) += sum of gy rows when gb != NULL.
+ * wt is caller scratch of k*n floats (receives w^T). */
 void nr_dense_backward(float *gx, float *gw, float *gb, const float *gy, const float *x,
-                       const float *w, int64_t rows, int64_t k, int64_t n);
+                       const float *w, float *wt, int64_t rows, int64_t k, int64_t n);
+
+/* c (m x n, row stride ldc) = or += A . B, with A[i][p] = a[i * ars + p * acs] (any
+ * strides) and B (kk x n) row-major with row stride ldb. Register-tiled 2 x 32. */
+void nr_gemm(float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs, const float *b,
+             int64_t ldb, int64_t m, int64_t n, int64_t kk, int accumulate);
 
 /* y = act(x) over rows*n values (softmax normalises each row of n). y may equal x. */
 void nr_act_forward(float *y, const float *x, enum nr_act act, int64_t rows, int64_t n);
