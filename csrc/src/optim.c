@@ -29,9 +29,14 @@ static void step_block(const struct nr_optim *o, float *restrict w, const float 
         }
         break;
     case NR_OPTIM_ADAM: {
-        double b1t = pow((double)o->beta1, (double)t);
-        double b2t = pow((double)o->beta2, (double)t);
-        float alpha = (float)((double)lr * sqrt(1.0 - b2t) / (1.0 - b1t));
+        float alpha;
+        if (o->adam_corr && t < o->adam_corr_len) {
+            alpha = lr * o->adam_corr[t];
+        } else {
+            double b1t = pow((double)o->beta1, (double)t);
+            double b2t = pow((double)o->beta2, (double)t);
+            alpha = (float)((double)lr * sqrt(1.0 - b2t) / (1.0 - b1t));
+        }
         float b1 = o->beta1, b2 = o->beta2, eps = o->epsilon;
         float c1 = 1.0f - b1, c2 = 1.0f - b2;
         if (!o->amsgrad) {
@@ -90,6 +95,18 @@ static void step_block(const struct nr_optim *o, float *restrict w, const float 
         }
         break;
     }
+    }
+}
+
+void nr_optim_adam_table(float *table, int64_t len, float beta1, float beta2)
+{
+    double b1t = 1.0, b2t = 1.0;
+    if (len > 0)
+        table[0] = 0.0f;
+    for (int64_t t = 1; t < len; t++) {
+        b1t *= (double)beta1;
+        b2t *= (double)beta2;
+        table[t] = (float)(sqrt(1.0 - b2t) / (1.0 - b1t));
     }
 }
 

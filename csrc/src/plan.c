@@ -8,6 +8,7 @@
 #include <string.h>
 
 #define NR_MAX_THREADS 256
+#define NR_ADAM_TABLE 65536
 
 /* One embedding table's per-batch sparse gradient: distinct rows in first-seen
  * order and their summed gradients, found through an open-addressing hash. */
@@ -44,11 +45,15 @@ struct nr_plan {
     struct nr_fit_stats *tstats;
     int32_t n_tables;
     struct table_grad *tables;
+    float *adam_corr;          /* NR_ADAM_TABLE entries for the current betas */
+    float corr_b1, corr_b2;
     int64_t *ids_per_sample;   /* per param: sum of ids per sample over the ops using it */
 };
 
 /* ------------------------------------------------------------------------ */
 /* set-up                                                                    */
+
+static void attach_adam_table(struct nr_plan *p);
 
 static int64_t next_pow2(int64_t x)
 {
@@ -107,6 +112,7 @@ void nr_plan_free(struct nr_plan *p)
     free(p->twt);
     free(p->tstats);
     free(p->ids_per_sample);
+    free(p->adam_corr);
     free(p);
 }
 
@@ -312,13 +318,39 @@ enum nr_status nr_plan_init(struct nr_plan **out, const struct nr_plan_desc *d)
                 }
             }
         }
+    attach_adam_table(p);
     *out = p;
     return NR_OK;
+}
+
+/* The Adam bias-correction table (the product uses float, the exact value of
+ * the formula in double rounded once; identical to computing it per step). */
+static void attach_adam_table(struct nr_plan *p)
+{
+    struct nr_optim *o = &p->d.optim;
+    o->adam_corr = NULL;
+    o->adam_corr_len = 0;
+    if (o->kind != NR_OPTIM_ADAM)
+        return;
+    if (!p->adam_corr) {
+        p->adam_corr = malloc(NR_ADAM_TABLE * sizeof(float));
+        if (!p->adam_corr)
+            return; /* fall back to pow() per step */
+        p->corr_b1 = p->corr_b2 = -1.0f;
+    }
+    if (p->corr_b1 != o->beta1 || p->corr_b2 != o->beta2) {
+        nr_optim_adam_table(p->adam_corr, NR_ADAM_TABLE, o->beta1, o->beta2);
+        p->corr_b1 = o->beta1;
+        p->corr_b2 = o->beta2;
+    }
+    o->adam_corr = p->adam_corr;
+    o->adam_corr_len = NR_ADAM_TABLE;
 }
 
 void nr_plan_set_optim(struct nr_plan *p, const struct nr_optim *o)
 {
     p->d.optim = *o;
+    attach_adam_table(p);
 }
 
 enum nr_status nr_plan_reserve(struct nr_plan *p, int64_t cap)

@@ -4,7 +4,8 @@
  *   gcc -std=c11 -O1 -g -Wall -Wextra -Werror -Icsrc/include \
  *       csrc/tests/test_core.c csrc/src/[a-z]*.c -lm -pthread -o test_core && ./test_core
  *
- * Sections: status, rng, pool, kernels, optimizers, plan, sampler, scoring.
+ * Sections: status, rng, pool, kernels (gemm, dense, activations, dot, axpy),
+ * optimizers, plan, sampler, scoring.
  * Every result is compared against a naive double-precision reference written
  * here, never against the code under test. Exits 0 when every check passes
  * and 1 otherwise; each failure goes to stderr with its section and line.
@@ -388,7 +389,9 @@ static void test_dense(void)
                     /* gx and gb are optional */
                     float *gx0 = xcalloc((size_t)(rows * k), sizeof *gx0);
                     memcpy(gx0, gx, (size_t)(rows * k) * sizeof *gx);
-                    nr_dense_backward(with_b ? gx : NULL, gw, with_b ? gb : NULL, gy, x, w, rows, k, n);
+                    float *wt = xcalloc((size_t)(k * n), sizeof *wt); /* caller scratch */
+                    nr_dense_backward(with_b ? gx : NULL, gw, with_b ? gb : NULL, gy, x, w, wt, rows, k, n);
+                    free(wt);
                     snprintf(what, sizeof what, "backward rows=%lld k=%lld n=%lld full=%d",
                              (long long)rows, (long long)k, (long long)n, with_b);
                     check_arr(what, gw, rgw, k * n, 1e-5, 1e-5);
@@ -401,6 +404,46 @@ static void test_dense(void)
                     free(gx0);
                     free(x), free(w), free(b), free(y), free(gy), free(gx), free(gw), free(gb);
                     free(ry), free(rgx), free(rgw), free(rgb);
+                }
+}
+
+static void test_gemm(void)
+{
+    g_section = "kernels/gemm";
+    char what[128];
+    const int64_t ms[] = {1, 2, 3, 5}, ns[] = {1, 7, 31, 32, 33, 65}, ks[] = {0, 1, 9};
+    for (int mi = 0; mi < 4; mi++)
+        for (int ni = 0; ni < 6; ni++)
+            for (int ki = 0; ki < 3; ki++)
+                for (int variant = 0; variant < 4; variant++) {
+                    /* variant bit 0: accumulate; bit 1: A read transposed (column strides) */
+                    int64_t m = ms[mi], n = ns[ni], kk = ks[ki], pad = 3;
+                    int acc = variant & 1, trans = variant >> 1;
+                    int64_t ldc = n + pad, ldb = n + 2;
+                    int64_t ars = trans ? 1 : kk + 1, acs = trans ? m : 1;
+                    int64_t a_len = trans ? (kk > 0 ? kk * m : 1) : m * (kk + 1);
+                    float *a = xcalloc((size_t)a_len, sizeof *a);
+                    float *b = xcalloc((size_t)(kk > 0 ? kk * ldb : 1), sizeof *b);
+                    float *c = xcalloc((size_t)(m * ldc), sizeof *c);
+                    double *ref = xcalloc((size_t)(m * ldc), sizeof *ref);
+                    fill(a, a_len, 1.0f);
+                    fill(b, kk * ldb, 1.0f);
+                    fill(c, m * ldc, 1.0f);
+                    for (int64_t i = 0; i < m; i++)
+                        for (int64_t j = 0; j < ldc; j++) {
+                            double v = c[i * ldc + j];
+                            if (j < n) {
+                                v = acc ? v : 0.0;
+                                for (int64_t p = 0; p < kk; p++)
+                                    v += (double)a[i * ars + p * acs] * b[p * ldb + j];
+                            }
+                            ref[i * ldc + j] = v; /* the padding columns stay as they were */
+                        }
+                    nr_gemm(c, ldc, a, ars, acs, b, ldb, m, n, kk, acc);
+                    snprintf(what, sizeof what, "m=%lld n=%lld k=%lld accumulate=%d transposed=%d",
+                             (long long)m, (long long)n, (long long)kk, acc, trans);
+                    check_arr(what, c, ref, m * ldc, 1e-5, 1e-5);
+                    free(a), free(b), free(c), free(ref);
                 }
 }
 
@@ -1614,6 +1657,7 @@ int main(void)
     test_status();
     test_rng();
     test_pool();
+    test_gemm();
     test_dense();
     test_act();
     test_dot_axpy();

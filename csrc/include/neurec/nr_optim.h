@@ -30,7 +30,13 @@ struct nr_optim {
     int nesterov;    /* SGD */
     int centered;    /* RMSprop */
     int amsgrad;     /* Adam: keep the running maximum of v in slot 3 */
+    const float *adam_corr;  /* optional table: adam_corr[t] = sqrt(1 - beta2^t) / (1 - beta1^t)
+                                for 1 <= t < adam_corr_len (borrowed; saves two pow() per row) */
+    int64_t adam_corr_len;
 };
+
+/* Fill table[t] = sqrt(1 - beta2^t) / (1 - beta1^t) for 1 <= t < len (table[0] = 0). */
+void nr_optim_adam_table(float *table, int64_t len, float beta1, float beta2);
 
 /* One trainable array and its optimizer state, all borrowed. */
 struct nr_param {
