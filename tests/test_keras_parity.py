@@ -5,6 +5,15 @@ The same graph is built twice, once with ``keras.layers`` and once with
 initial weights are copied into neurec layer by layer. neurec's Adam, loss and
 summary follow Keras's formulas and format, so predictions, weights after an
 epoch of Adam, and the summary's shapes and parameter counts must agree.
+
+One deliberate difference: for ``Dense(1, activation="sigmoid")`` +
+``binary_crossentropy``, neurec's ``fit`` differentiates the loss through the
+logit (gradient ``p - y``), while Keras (torch backend) clips ``p`` to
+``[1e-7, 1 - 1e-7]`` first, which zeroes the gradient of saturated samples. The
+NCF example concatenates raw ids into the Dense input, so with Keras's initial
+kernel about half the samples saturate; the training-parity test scales that
+kernel down to stay out of the clip, and a separate test pins which side is
+exact against a float64 NumPy gradient.
 """
 import os
 import re
@@ -78,8 +87,15 @@ def test_ncf_predictions_match(one_thread):
     assert np.ptp(want) > 1e-3  # scores vary, so the comparison has teeth
 
 
+def _shrink_dense(klayers, layers, factor):
+    kernel, bias = klayers[2].get_weights()
+    klayers[2].set_weights([kernel * factor, bias])
+    layers[2].set_weights([kernel * factor, bias])
+
+
 def test_ncf_one_epoch_of_adam_matches(one_thread):
     km, klayers, model, layers = twins(ncf_example)
+    _shrink_dense(klayers, layers, 0.01)  # keep every sample out of Keras's probability clip
     users, items, labels = planted(640, seed=1)
     before = [w.copy() for l in layers for w in l.get_weights()]
     km.compile(optimizer=keras.optimizers.Adam(learning_rate=0.01), loss="binary_crossentropy")
@@ -96,8 +112,33 @@ def test_ncf_one_epoch_of_adam_matches(one_thread):
         np.testing.assert_allclose(g, w, rtol=0, atol=1e-4, err_msg=f"weight {k}")
     # the mean training loss of the epoch agrees too
     assert h.history["loss"][0] == pytest.approx(kh.history["loss"][0], rel=1e-4)
-    np.testing.assert_allclose(model.predict([users, items], verbose=0),
-                               keras_predict(km, [users, items]), rtol=0, atol=1e-4)
+    kp = keras_predict(km, [users, items])
+    assert np.all((kp > 1e-6) & (kp < 1 - 1e-6))  # the clip never engaged
+    np.testing.assert_allclose(model.predict([users, items], verbose=0), kp, rtol=0, atol=1e-4)
+
+
+def test_saturated_sigmoid_keeps_its_gradient(one_thread):
+    """One SGD step on the unscaled example: neurec uses the exact ``p - y``, Keras clips."""
+    km, klayers, model, layers = twins(ncf_example)
+    users, items, labels = planted(64, seed=2)
+    kernel0 = layers[2].get_weights()[0].astype(np.float64)
+    bias0 = layers[2].get_weights()[1].astype(np.float64)
+    eu = layers[0].get_weights()[0][users].astype(np.float64)
+    ei = layers[1].get_weights()[0][items].astype(np.float64)
+    x = np.stack([(eu * ei).sum(1), users, items], axis=1)
+    p = 1.0 / (1.0 + np.exp(-(x @ kernel0 + bias0).ravel()))
+    clipped = (p < 1e-7) | (p > 1 - 1e-7)
+    assert 0.2 < clipped.mean() < 0.8
+    exact = kernel0 - 0.1 * x.T @ (p - labels)[:, None] / 64
+    masked = kernel0 - 0.1 * x.T @ np.where(clipped, 0.0, p - labels)[:, None] / 64
+    km.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1), loss="binary_crossentropy")
+    model.compile(optimizer=optimizers.SGD(0.1, sparse_updates=False), loss="binary_crossentropy")
+    km.fit([users.astype(np.float32), items.astype(np.float32)], labels, batch_size=64,
+           shuffle=False, verbose=0)
+    model.fit([users, items], labels, batch_size=64, shuffle=False, verbose=0)
+    assert np.max(np.abs(exact - masked)) > 1e-2
+    np.testing.assert_allclose(layers[2].get_weights()[0], exact, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(klayers[2].get_weights()[0], masked, rtol=1e-5, atol=1e-5)
 
 
 def _summary_rows(text):
