@@ -274,14 +274,52 @@ def optimizer_step(opt, w: np.ndarray, g: np.ndarray, state: dict, t: int, l2: f
         raise TypeError(kind)
 
 
+def _catch_up(opt, w, state, s, t):
+    kind = type(opt).__name__
+    if kind == "Adam":
+        r = opt.beta_1 if opt.amsgrad else opt.beta_1 / np.sqrt(opt.beta_2)
+        geo = sum(r ** j for j in range(1, s + 1))
+        alpha = opt.learning_rate * np.sqrt(1 - opt.beta_2 ** t) / (1 - opt.beta_1 ** t)
+        den = np.sqrt(state["vh"] if opt.amsgrad else state["v"]) + opt.epsilon
+        w -= alpha * geo * state["m"] / den
+        state["m"] *= opt.beta_1 ** s
+        state["v"] *= opt.beta_2 ** s
+    elif kind == "SGD" and opt.momentum > 0:
+        geo = sum(opt.momentum ** j for j in range(1, s + 1))
+        w += (opt.momentum * geo if opt.nesterov else geo) * state["v"]
+        state["v"] *= opt.momentum ** s
+    elif kind == "RMSprop":
+        state["v"] *= opt.rho ** s
+        if opt.centered:
+            state["mg"] *= opt.rho ** s
+        if opt.momentum > 0:
+            w -= sum(opt.momentum ** j for j in range(1, s + 1)) * state["mom"]
+            state["mom"] *= opt.momentum ** s
+
+
 def optimizer_step_rows(opt, w: np.ndarray, g: np.ndarray, rows: np.ndarray, state: dict,
-                        row_steps: np.ndarray, l2: float = 0.0):
-    """Lazy update of the distinct ``rows`` of table ``w`` (per-row step counts for Adam)."""
+                        row_steps: np.ndarray, l2: float = 0.0, t: int = 0):
+    """Lazy update of the distinct ``rows`` of table ``w`` at global step ``t``.
+
+    With ``opt.catch_up`` a row skipped for ``s`` steps first gets their decay in
+    closed form and ``row_steps`` holds each row's last step; otherwise
+    ``row_steps`` counts each row's own updates (Adam's bias correction).
+    """
     for r in np.unique(rows):
-        row_steps[r] += 1
+        for k in ("m", "v", "vh", "mg", "mom"):
+            pass
         row_state = {k: v[r].copy() for k, v in state.items()}
         wr = w[r].copy()
-        optimizer_step(opt, wr, g[r], row_state, int(row_steps[r]), l2)
+        if opt.catch_up:
+            last = int(row_steps[r])
+            if last > 0 and t - last > 1:
+                _catch_up(opt, wr, row_state, t - last - 1, t)
+            row_steps[r] = t
+            tr = t
+        else:
+            row_steps[r] += 1
+            tr = int(row_steps[r])
+        optimizer_step(opt, wr, g[r], row_state, tr, l2)
         w[r] = wr
         for k, v in row_state.items():
             if k not in state:

@@ -5,9 +5,14 @@ NumPy arrays owned by the optimizer, one set per trainable weight, updated in
 place.
 
 Embedding tables get **sparse updates** by default: a batch updates only the
-rows it touched, and Adam keeps a step count per row for its bias correction
-(like TensorFlow's LazyAdam). Pass ``sparse_updates=False`` for dense updates
-of every row every step, which reproduces Keras and PyTorch exactly.
+rows it touched, so the cost of a step grows with the batch, not with the
+catalog. Dense Adam would also keep moving untouched rows (their moments decay
+and keep pushing); with ``catch_up=True`` (the default) a row that comes back
+after ``s`` skipped steps first gets those steps' effect in closed form
+(``m * sum (b1/sqrt(b2))^j / (sqrt(v) + eps)``, ``m *= b1^s``, ``v *= b2^s``), which
+matches dense Adam's accuracy at lazy cost. ``catch_up=False`` is plain lazy
+Adam with per-row step counts (TensorFlow's LazyAdam). ``sparse_updates=False``
+updates every row every step and reproduces Keras and PyTorch exactly.
 """
 from typing import Any, Dict, List, Optional, Union
 
@@ -37,7 +42,8 @@ class Optimizer:
     kind = -1
     n_slots = 0
 
-    def __init__(self, learning_rate: float, name: str, sparse_updates: bool = True, **kwargs):
+    def __init__(self, learning_rate: float, name: str, sparse_updates: bool = True,
+                 catch_up: bool = True, **kwargs):
         for bad in ("clipnorm", "clipvalue", "global_clipnorm", "weight_decay", "use_ema"):
             if kwargs.pop(bad, None) not in (None, False):
                 raise ValueError(f"{type(self).__name__}: argument {bad!r} is not supported by "
@@ -51,6 +57,7 @@ class Optimizer:
         self.learning_rate = _positive("learning_rate", learning_rate, type(self).__name__)
         self.name = name
         self.sparse_updates = bool(sparse_updates)
+        self.catch_up = bool(catch_up)
         self.iterations = 0
         self._slots: List[tuple] = []
 
@@ -67,8 +74,7 @@ class Optimizer:
         for w, is_table in zip(weights, tables):
             slots = [np.full(w.shape, self._slot_init(i), dtype=np.float32)
                      if self._uses_slot(i) else None for i in range(3)]
-            steps = (np.zeros(w.shape[0], dtype=np.int64)
-                     if is_table and self.kind == Adam.kind else None)
+            steps = np.zeros(w.shape[0], dtype=np.int64) if is_table else None
             self._slots.append((*slots, steps))
 
     def _uses_slot(self, i: int) -> bool:
@@ -86,11 +92,11 @@ class Optimizer:
                 getattr(self, "beta_2", 0.999), getattr(self, "epsilon", 1e-7),
                 getattr(self, "momentum", 0.0), getattr(self, "rho", 0.9),
                 bool(getattr(self, "nesterov", False)), bool(getattr(self, "centered", False)),
-                bool(getattr(self, "amsgrad", False)))
+                bool(getattr(self, "amsgrad", False)), self.catch_up)
 
     def get_config(self) -> Dict[str, Any]:
         return {"name": self.name, "learning_rate": self.learning_rate,
-                "sparse_updates": self.sparse_updates}
+                "sparse_updates": self.sparse_updates, "catch_up": self.catch_up}
 
     @classmethod
     def from_config(cls, config: Dict[str, Any]) -> "Optimizer":
@@ -115,8 +121,8 @@ class SGD(Optimizer):
     kind = 0
 
     def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
-                 name: str = "SGD", sparse_updates: bool = True, **kwargs):
-        super().__init__(learning_rate, name, sparse_updates, **kwargs)
+                 name: str = "SGD", sparse_updates: bool = True, catch_up: bool = True, **kwargs):
+        super().__init__(learning_rate, name, sparse_updates, catch_up, **kwargs)
         self.momentum = float(momentum)
         if not 0.0 <= self.momentum < 1.0:
             raise ValueError(f"SGD: momentum must be in [0, 1), got {momentum}")
@@ -138,16 +144,19 @@ class Adam(Optimizer):
         beta_1, beta_2: Decay rates of the moment estimates.
         epsilon: Added to ``sqrt(v)`` (Keras default 1e-7; PyTorch uses 1e-8).
         amsgrad: Use the AMSGrad variant.
-        sparse_updates: Lazy Adam on embedding rows (per-row step counts);
+        sparse_updates: Update only the embedding rows a batch touched (default);
             ``False`` updates every row every step exactly like Keras/PyTorch.
+        catch_up: With sparse updates, apply the skipped steps' moment decay in
+            closed form when a row comes back (default; close to dense Adam);
+            ``False``: plain lazy Adam with per-row step counts.
     """
 
     kind = 1
 
     def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
                  epsilon: float = 1e-7, amsgrad: bool = False, name: str = "adam",
-                 sparse_updates: bool = True, **kwargs):
-        super().__init__(learning_rate, name, sparse_updates, **kwargs)
+                 sparse_updates: bool = True, catch_up: bool = True, **kwargs):
+        super().__init__(learning_rate, name, sparse_updates, catch_up, **kwargs)
         for nm, b in (("beta_1", beta_1), ("beta_2", beta_2)):
             if not 0.0 <= float(b) < 1.0:
                 raise ValueError(f"Adam: {nm} must be in [0, 1), got {b}")
@@ -178,8 +187,8 @@ class Adagrad(Optimizer):
 
     def __init__(self, learning_rate: float = 0.001, initial_accumulator_value: float = 0.1,
                  epsilon: float = 1e-7, name: str = "adagrad", sparse_updates: bool = True,
-                 **kwargs):
-        super().__init__(learning_rate, name, sparse_updates, **kwargs)
+                 catch_up: bool = True, **kwargs):
+        super().__init__(learning_rate, name, sparse_updates, catch_up, **kwargs)
         self.initial_accumulator_value = _positive(
             "initial_accumulator_value", initial_accumulator_value, "Adagrad", allow_zero=True)
         self.epsilon = _positive("epsilon", epsilon, "Adagrad", allow_zero=True)
@@ -207,8 +216,8 @@ class RMSprop(Optimizer):
 
     def __init__(self, learning_rate: float = 0.001, rho: float = 0.9, momentum: float = 0.0,
                  epsilon: float = 1e-7, centered: bool = False, name: str = "rmsprop",
-                 sparse_updates: bool = True, **kwargs):
-        super().__init__(learning_rate, name, sparse_updates, **kwargs)
+                 sparse_updates: bool = True, catch_up: bool = True, **kwargs):
+        super().__init__(learning_rate, name, sparse_updates, catch_up, **kwargs)
         if not 0.0 <= float(rho) < 1.0:
             raise ValueError(f"RMSprop: rho must be in [0, 1), got {rho}")
         if not 0.0 <= float(momentum) < 1.0:

@@ -21,8 +21,13 @@ import re
 import numpy as np
 import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
+pytest.importorskip("torch")
+os.environ["KERAS_BACKEND"] = "torch"
 keras = pytest.importorskip("keras")
+if keras.backend.backend() != "torch":  # keras was imported earlier with another backend
+    pytest.skip("these tests need Keras's torch backend", allow_module_level=True)
+# Keras 3.15 calls np.array(variable) internally, which NumPy 2 flags; not ours to fix
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
 import neurec.layers as nl  # noqa: E402
 import neurec.models as nm  # noqa: E402

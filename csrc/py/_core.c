@@ -218,11 +218,12 @@ static void Plan_dealloc(PlanObject *self)
 
 static int parse_optim(PyObject *t, struct nr_optim *o)
 {
-    int kind, nesterov, centered, amsgrad;
+    int kind, nesterov, centered, amsgrad, catch_up;
     float lr, b1, b2, eps, mom, rho;
-    if (!PyArg_ParseTuple(t, "iffffffppp", &kind, &lr, &b1, &b2, &eps, &mom, &rho, &nesterov,
-                          &centered, &amsgrad))
+    if (!PyArg_ParseTuple(t, "iffffffpppp", &kind, &lr, &b1, &b2, &eps, &mom, &rho, &nesterov,
+                          &centered, &amsgrad, &catch_up))
         return -1;
+    memset(o, 0, sizeof *o);
     if (kind < NR_OPTIM_SGD || kind > NR_OPTIM_RMSPROP) {
         PyErr_SetString(PyExc_ValueError, "unknown optimizer kind");
         return -1;
@@ -237,6 +238,7 @@ static int parse_optim(PyObject *t, struct nr_optim *o)
     o->nesterov = nesterov;
     o->centered = centered;
     o->amsgrad = amsgrad;
+    o->catch_up = catch_up;
     return 0;
 }
 
@@ -559,7 +561,7 @@ static PyMethodDef Plan_methods[] = {
     {"predict", (PyCFunction)Plan_predict, METH_VARARGS,
      "predict(inputs, out): forward pass over all rows into the float32 array out."},
     {"set_optimizer", (PyCFunction)Plan_set_optimizer, METH_O,
-     "set_optimizer((kind, lr, beta1, beta2, eps, momentum, rho, nesterov, centered, amsgrad))."},
+     "set_optimizer((kind, lr, beta1, beta2, eps, momentum, rho, nesterov, centered, amsgrad, catch_up))."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -30,8 +30,10 @@ static void step_block(const struct nr_optim *o, float *restrict w, const float 
         break;
     case NR_OPTIM_ADAM: {
         float alpha;
-        if (o->adam_corr && t < o->adam_corr_len) {
-            alpha = lr * o->adam_corr[t];
+        if (o->tables && o->tables->corr && t < o->tables->len) {
+            alpha = lr * o->tables->corr[t];
+        } else if (o->tables && o->tables->len >= 65536) {
+            alpha = lr; /* beta^t has underflowed: the correction is exactly 1 in float */
         } else {
             double b1t = pow((double)o->beta1, (double)t);
             double b2t = pow((double)o->beta2, (double)t);
@@ -98,15 +100,107 @@ static void step_block(const struct nr_optim *o, float *restrict w, const float 
     }
 }
 
-void nr_optim_adam_table(float *table, int64_t len, float beta1, float beta2)
+void nr_optim_tables_fill(struct nr_optim_tables *tb, const struct nr_optim *o)
 {
-    double b1t = 1.0, b2t = 1.0;
-    if (len > 0)
-        table[0] = 0.0f;
-    for (int64_t t = 1; t < len; t++) {
-        b1t *= (double)beta1;
-        b2t *= (double)beta2;
-        table[t] = (float)(sqrt(1.0 - b2t) / (1.0 - b1t));
+    double a1, a2, r;
+    if (o->kind == NR_OPTIM_ADAM) {
+        a1 = o->beta1;
+        a2 = o->beta2;
+        r = o->amsgrad ? o->beta1 : o->beta1 / sqrt((double)o->beta2);
+    } else {
+        a1 = o->momentum;
+        a2 = o->kind == NR_OPTIM_RMSPROP ? o->rho : 0.0;
+        r = o->momentum;
+    }
+    double p1 = 1.0, p2 = 1.0, pr = 1.0, geo = 0.0, b1t = 1.0, b2t = 1.0;
+    for (int64_t s = 0; s < tb->len; s++) {
+        if (s > 0) {
+            p1 *= a1;
+            p2 *= a2;
+            pr *= r;
+            geo += pr;
+            b1t *= o->beta1;
+            b2t *= o->beta2;
+        }
+        tb->p1[s] = (float)p1;
+        tb->p2[s] = (float)p2;
+        tb->geo[s] = (float)geo;
+        tb->corr[s] = s == 0 ? 0.0f : (float)(sqrt(1.0 - b2t) / (1.0 - b1t));
+    }
+}
+
+/* a^s and sum_{j=1..s} r^j, from the tables or computed */
+static void powers(const struct nr_optim *o, int64_t s, float *p1, float *p2, float *geo)
+{
+    const struct nr_optim_tables *tb = o->tables;
+    if (tb && s < tb->len) {
+        *p1 = tb->p1[s];
+        *p2 = tb->p2[s];
+        *geo = tb->geo[s];
+        return;
+    }
+    double a1, a2, r;
+    if (o->kind == NR_OPTIM_ADAM) {
+        a1 = o->beta1;
+        a2 = o->beta2;
+        r = o->amsgrad ? o->beta1 : o->beta1 / sqrt((double)o->beta2);
+    } else {
+        a1 = o->momentum;
+        a2 = o->kind == NR_OPTIM_RMSPROP ? o->rho : 0.0;
+        r = o->momentum;
+    }
+    *p1 = (float)pow(a1, (double)s);
+    *p2 = (float)pow(a2, (double)s);
+    *geo = r < 1.0 ? (float)(r * (1.0 - pow(r, (double)s)) / (1.0 - r)) : (float)s;
+}
+
+/* Bring a row's state forward over s skipped steps (see nr_optim.h). */
+static void catch_up_row(const struct nr_optim *o, float *w, float *s0, float *s1, float *s2,
+                         int64_t n, int64_t s, int64_t t)
+{
+    float p1, p2, geo;
+    powers(o, s, &p1, &p2, &geo);
+    switch (o->kind) {
+    case NR_OPTIM_SGD:
+        if (o->momentum > 0.0f && s0) {
+            float f = o->nesterov ? o->momentum * geo : geo;
+            for (int64_t i = 0; i < n; i++) {
+                w[i] += f * s0[i];
+                s0[i] *= p1;
+            }
+        }
+        break;
+    case NR_OPTIM_ADAM: {
+        float alpha;
+        if (o->tables && o->tables->corr && t < o->tables->len)
+            alpha = o->lr * o->tables->corr[t];
+        else if (o->tables && o->tables->len >= 65536)
+            alpha = o->lr;
+        else
+            alpha = (float)((double)o->lr * sqrt(1.0 - pow(o->beta2, (double)t)) /
+                            (1.0 - pow(o->beta1, (double)t)));
+        float f = alpha * geo, eps = o->epsilon;
+        for (int64_t i = 0; i < n; i++) {
+            float den = sqrtf(o->amsgrad ? s2[i] : s1[i]) + eps;
+            w[i] -= f * s0[i] / den;
+            s0[i] *= p1;
+            s1[i] *= p2;
+        }
+        break;
+    }
+    case NR_OPTIM_RMSPROP:
+        for (int64_t i = 0; i < n; i++) {
+            s0[i] *= p2;
+            if (o->centered && s2)
+                s2[i] *= p2;
+            if (o->momentum > 0.0f && s1) {
+                w[i] -= geo * s1[i];
+                s1[i] *= p1;
+            }
+        }
+        break;
+    case NR_OPTIM_ADAGRAD:
+        break;
     }
 }
 
@@ -118,16 +212,24 @@ void nr_optim_step_dense(const struct nr_optim *o, struct nr_param *p, const flo
 }
 
 void nr_optim_step_rows(const struct nr_optim *o, struct nr_param *p, const int64_t *ids,
-                        int64_t n, const float *g)
+                        int64_t n, const float *g, int64_t t)
 {
     int64_t c = p->cols;
     for (int64_t i = 0; i < n; i++) {
         int64_t r = ids[i];
         int64_t off = r * c;
-        int64_t t = 1;
-        if (p->row_steps)
-            t = ++p->row_steps[r];
-        step_block(o, p->w + off, g + i * c, slot_at(p->slot[0], off), slot_at(p->slot[1], off),
-                   slot_at(p->slot[2], off), c, t, p->l2);
+        float *s0 = slot_at(p->slot[0], off), *s1 = slot_at(p->slot[1], off), *s2 = slot_at(p->slot[2], off);
+        int64_t tr = t;
+        if (o->catch_up && p->row_steps) {
+            int64_t last = p->row_steps[r];
+            if (last > 0 && t - last > 1)
+                catch_up_row(o, p->w + off, s0, s1, s2, c, t - last - 1, t);
+            p->row_steps[r] = t;
+        } else if (p->row_steps) {
+            tr = ++p->row_steps[r];
+        } else {
+            tr = 1;
+        }
+        step_block(o, p->w + off, g + i * c, s0, s1, s2, c, tr, p->l2);
     }
 }

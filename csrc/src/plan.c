@@ -45,8 +45,9 @@ struct nr_plan {
     struct nr_fit_stats *tstats;
     int32_t n_tables;
     struct table_grad *tables;
-    float *adam_corr;          /* NR_ADAM_TABLE entries for the current betas */
-    float corr_b1, corr_b2;
+    float *tb_mem;             /* 4 * NR_ADAM_TABLE floats behind tb */
+    struct nr_optim_tables tb;
+    float tb_key[5];           /* hyper-parameters the tables were built for */
     int64_t *ids_per_sample;   /* per param: sum of ids per sample over the ops using it */
 };
 
@@ -112,7 +113,7 @@ void nr_plan_free(struct nr_plan *p)
     free(p->twt);
     free(p->tstats);
     free(p->ids_per_sample);
-    free(p->adam_corr);
+    free(p->tb_mem);
     free(p);
 }
 
@@ -323,28 +324,31 @@ enum nr_status nr_plan_init(struct nr_plan **out, const struct nr_plan_desc *d)
     return NR_OK;
 }
 
-/* The Adam bias-correction table (the product uses float, the exact value of
- * the formula in double rounded once; identical to computing it per step). */
+/* Power tables of the optimizer (Adam's bias correction, catch-up decays):
+ * rebuilt only when the hyper-parameters they depend on change. */
 static void attach_adam_table(struct nr_plan *p)
 {
     struct nr_optim *o = &p->d.optim;
-    o->adam_corr = NULL;
-    o->adam_corr_len = 0;
-    if (o->kind != NR_OPTIM_ADAM)
+    o->tables = NULL;
+    if (o->kind == NR_OPTIM_ADAGRAD || (o->kind == NR_OPTIM_SGD && o->momentum == 0.0f))
         return;
-    if (!p->adam_corr) {
-        p->adam_corr = malloc(NR_ADAM_TABLE * sizeof(float));
-        if (!p->adam_corr)
-            return; /* fall back to pow() per step */
-        p->corr_b1 = p->corr_b2 = -1.0f;
+    if (!p->tb_mem) {
+        p->tb_mem = malloc(4 * NR_ADAM_TABLE * sizeof(float));
+        if (!p->tb_mem)
+            return; /* fall back to pow() per row */
+        p->tb.len = NR_ADAM_TABLE;
+        p->tb.corr = p->tb_mem;
+        p->tb.p1 = p->tb_mem + NR_ADAM_TABLE;
+        p->tb.p2 = p->tb_mem + 2 * NR_ADAM_TABLE;
+        p->tb.geo = p->tb_mem + 3 * NR_ADAM_TABLE;
+        p->tb_key[0] = -1.0f;
     }
-    if (p->corr_b1 != o->beta1 || p->corr_b2 != o->beta2) {
-        nr_optim_adam_table(p->adam_corr, NR_ADAM_TABLE, o->beta1, o->beta2);
-        p->corr_b1 = o->beta1;
-        p->corr_b2 = o->beta2;
+    float key[5] = {(float)o->kind, o->beta1, o->beta2, o->momentum, o->rho + (o->amsgrad ? 10.0f : 0.0f)};
+    if (memcmp(key, p->tb_key, sizeof key) != 0) {
+        nr_optim_tables_fill(&p->tb, o);
+        memcpy(p->tb_key, key, sizeof key);
     }
-    o->adam_corr = p->adam_corr;
-    o->adam_corr_len = NR_ADAM_TABLE;
+    o->tables = &p->tb;
 }
 
 void nr_plan_set_optim(struct nr_plan *p, const struct nr_optim *o)
@@ -899,7 +903,7 @@ static void update_table(struct run_ctx *c, struct table_grad *tg)
         }
     }
     if (p->d.sparse) {
-        nr_optim_step_rows(&p->d.optim, prm, tg->rows, tg->n_rows, tg->grad);
+        nr_optim_step_rows(&p->d.optim, prm, tg->rows, tg->n_rows, tg->grad, c->step);
     } else if (tg->dense) {
         memset(tg->dense, 0, (size_t)(prm->rows * d) * sizeof(float));
         for (int64_t i = 0; i < tg->n_rows; i++)

@@ -682,8 +682,9 @@ static void test_optim(void)
         struct nr_param tp = {.w = tw, .rows = TR, .cols = C, .row_steps = steps, .l2 = oc->l2, .is_table = 1};
         for (int k = 0; k < 3; k++)
             tp.slot[k] = oc->used[k] ? ts[k] : NULL;
-        nr_optim_step_rows(&oc->o, &tp, ids1, 2, rg1);
-        nr_optim_step_rows(&oc->o, &tp, ids2, 2, rg2);
+        /* catch_up = 0: row_steps counts each row's own updates (the global step is unused) */
+        nr_optim_step_rows(&oc->o, &tp, ids1, 2, rg1, 1);
+        nr_optim_step_rows(&oc->o, &tp, ids2, 2, rg2, 2);
         snprintf(what, sizeof what, "%s rows w", oc->name);
         check_arr(what, tw, trw, TR * C, 1e-5, 1e-6);
         CHECKF(steps[0] == 0 && steps[1] == 2 && steps[2] == 0 && steps[3] == 0 && steps[4] == 1 &&
@@ -709,6 +710,163 @@ static void test_optim(void)
             check_arr(what, ts[k], ref, TR * C, 1e-5, 1e-7);
         }
     }
+}
+
+/* Power tables against double formulas; Adam gives the same step with and
+ * without them, also past the end of the table. */
+static void test_optim_tables(void)
+{
+    g_section = "optimizers/tables";
+    enum { LEN = 300 };
+    const struct nr_optim kinds[] = {
+        {.kind = NR_OPTIM_ADAM, .beta1 = 0.9f, .beta2 = 0.999f},
+        {.kind = NR_OPTIM_ADAM, .beta1 = 0.8f, .beta2 = 0.99f, .amsgrad = 1},
+        {.kind = NR_OPTIM_SGD, .momentum = 0.9f},
+        {.kind = NR_OPTIM_RMSPROP, .momentum = 0.5f, .rho = 0.95f},
+    };
+    float *mem = xcalloc(4 * LEN, sizeof *mem);
+    double *ref = xcalloc(4 * LEN, sizeof *ref);
+    char what[64];
+    for (int ki = 0; ki < 4; ki++) {
+        const struct nr_optim *o = &kinds[ki];
+        struct nr_optim_tables tb = {LEN, mem, mem + LEN, mem + 2 * LEN, mem + 3 * LEN};
+        nr_optim_tables_fill(&tb, o);
+        int adam = o->kind == NR_OPTIM_ADAM;
+        double a1 = adam ? o->beta1 : o->momentum;
+        double a2 = adam ? o->beta2 : o->kind == NR_OPTIM_RMSPROP ? o->rho : 0.0;
+        double r = adam ? (o->amsgrad ? o->beta1 : o->beta1 / sqrt((double)o->beta2)) : o->momentum;
+        double geo = 0.0;
+        for (int64_t t = 0; t < LEN; t++) {
+            if (t > 0)
+                geo += pow(r, (double)t);
+            ref[t] = t == 0 ? 0.0 : sqrt(1.0 - pow(o->beta2, (double)t)) / (1.0 - pow(o->beta1, (double)t));
+            ref[LEN + t] = pow(a1, (double)t);
+            ref[2 * LEN + t] = pow(a2, (double)t);
+            ref[3 * LEN + t] = geo;
+        }
+        if (adam) {
+            snprintf(what, sizeof what, "corr, kind %d", ki);
+            check_arr(what, tb.corr + 1, ref + 1, LEN - 1, 1e-5, 0.0);
+        }
+        snprintf(what, sizeof what, "p1, kind %d", ki);
+        check_arr(what, tb.p1, ref + LEN, LEN, 1e-5, 1e-30);
+        snprintf(what, sizeof what, "p2, kind %d", ki);
+        check_arr(what, tb.p2, ref + 2 * LEN, LEN, 1e-5, 1e-30);
+        snprintf(what, sizeof what, "geo, kind %d", ki);
+        check_arr(what, tb.geo, ref + 3 * LEN, LEN, 1e-5, 1e-7);
+    }
+    free(mem), free(ref);
+
+    /* Adam with and without tables: inside the table and past its end, with a
+     * beta2 so close to 1 that beta2^t has not underflowed at t = 70000 */
+    enum { BIG = 65536 };
+    float *big = xcalloc(4 * BIG, sizeof *big);
+    const float beta2s[2] = {0.999f, 0.99999f};
+    const int64_t ts[3] = {3, 1000, 70000};
+    for (int bi = 0; bi < 2; bi++)
+        for (int ti = 0; ti < 3; ti++) {
+            struct nr_optim o = {.kind = NR_OPTIM_ADAM, .lr = 0.01f, .beta1 = 0.9f, .beta2 = beta2s[bi], .epsilon = 1e-7f};
+            struct nr_optim_tables tb = {BIG, big, big + BIG, big + 2 * BIG, big + 3 * BIG};
+            nr_optim_tables_fill(&tb, &o);
+            float w[2][4], m[2][4] = {{0}}, v[2][4] = {{0}}, g[4] = {0.5f, -0.25f, 1.0f, -2.0f};
+            for (int k = 0; k < 4; k++)
+                w[0][k] = w[1][k] = 1.0f;
+            double rw[4];
+            double alpha = 0.01 * sqrt(1.0 - pow(beta2s[bi], (double)ts[ti])) / (1.0 - pow(0.9, (double)ts[ti]));
+            for (int k = 0; k < 4; k++) {
+                double mm = 0.1 * g[k], vv = (1.0 - beta2s[bi]) * g[k] * g[k];
+                rw[k] = 1.0 - alpha * mm / (sqrt(vv) + 1e-7);
+            }
+            for (int with = 0; with < 2; with++) {
+                o.tables = with ? &tb : NULL;
+                struct nr_param p = {.w = w[with], .rows = 1, .cols = 4, .slot = {m[with], v[with], NULL}};
+                nr_optim_step_dense(&o, &p, g, ts[ti]);
+                snprintf(what, sizeof what, "beta2 %.5f, t %lld, tables %d", (double)beta2s[bi], (long long)ts[ti], with);
+                check_arr(what, w[with], rw, 4, 2e-5, 1e-7);
+            }
+        }
+    free(big);
+}
+
+/* Lazy rows with catch_up = 1 equal dense updates in which the skipped steps
+ * had zero gradients (Adam: up to epsilon and the drift of the bias
+ * correction, small at large t). */
+static void test_optim_catch_up(void)
+{
+    g_section = "optimizers/catch-up";
+    enum { TR = 4, C = 3, LEN = 8192 };
+    const int64_t T0 = 5000;
+    /* schedule of touched rows per step; -1 ends a list */
+    const int64_t sched[6][4] = {{1, 2, -1}, {2, -1}, {2, 0, -1}, {-1}, {-1}, {1, 0, 2, -1}};
+    const struct ocase cases[] = {
+        {"momentum", {.kind = NR_OPTIM_SGD, .lr = 0.1f, .momentum = 0.9f}, 0.0f, {1, 0, 0}},
+        {"nesterov", {.kind = NR_OPTIM_SGD, .lr = 0.1f, .momentum = 0.7f, .nesterov = 1}, 0.0f, {1, 0, 0}},
+        {"rmsprop", {.kind = NR_OPTIM_RMSPROP, .lr = 0.01f, .rho = 0.9f, .epsilon = 1e-7f}, 0.0f, {1, 0, 0}},
+        {"rmsprop+momentum centered", {.kind = NR_OPTIM_RMSPROP, .lr = 0.01f, .rho = 0.8f, .epsilon = 1e-7f,
+                                       .momentum = 0.5f, .centered = 1}, 0.0f, {1, 1, 1}},
+        {"adam", {.kind = NR_OPTIM_ADAM, .lr = 0.01f, .beta1 = 0.9f, .beta2 = 0.999f, .epsilon = 1e-7f}, 0.0f, {1, 1, 0}},
+        {"amsgrad", {.kind = NR_OPTIM_ADAM, .lr = 0.01f, .beta1 = 0.8f, .beta2 = 0.99f, .epsilon = 1e-7f, .amsgrad = 1}, 0.0f, {1, 1, 1}},
+        {"adagrad", {.kind = NR_OPTIM_ADAGRAD, .lr = 0.1f, .epsilon = 1e-7f}, 0.0f, {1, 0, 0}},
+    };
+    float *mem = xcalloc(4 * LEN, sizeof *mem);
+    char what[96];
+    for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++)
+        for (int with_tables = 0; with_tables < 2; with_tables++) {
+            struct ocase oc = cases[ci];
+            oc.o.catch_up = 1;
+            struct nr_optim_tables tb = {LEN, mem, mem + LEN, mem + 2 * LEN, mem + 3 * LEN};
+            if (with_tables) {
+                nr_optim_tables_fill(&tb, &oc.o);
+                oc.o.tables = &tb;
+            }
+            float w[TR * C], sl[3][TR * C], g[6][TR * C];
+            int64_t steps[TR] = {0};
+            fill(w, TR * C, 1.0f);
+            for (int t = 0; t < 6; t++)
+                fill(g[t], TR * C, 1.0f);
+            memset(sl, 0, sizeof sl);
+            double rw[TR * C], rs[TR * C][3];
+            for (int i = 0; i < TR * C; i++) {
+                rw[i] = w[i];
+                rs[i][0] = rs[i][1] = rs[i][2] = 0.0;
+            }
+            struct nr_param p = {.w = w, .rows = TR, .cols = C, .row_steps = steps, .is_table = 1};
+            for (int k = 0; k < 3; k++)
+                p.slot[k] = oc.used[k] ? sl[k] : NULL;
+            for (int st = 0; st < 6; st++) {
+                int64_t t = T0 + 1 + st, ids[4], n = 0;
+                float gg[4 * C];
+                for (; sched[st][n] >= 0; n++) {
+                    ids[n] = sched[st][n];
+                    memcpy(gg + n * C, g[st] + ids[n] * C, C * sizeof(float));
+                }
+                nr_optim_step_rows(&oc.o, &p, ids, n, gg, t);
+                /* dense reference: every row steps; unlisted rows with a zero gradient */
+                for (int r = 0; r < TR; r++) {
+                    int listed = 0;
+                    for (int64_t j = 0; j < n; j++)
+                        listed |= ids[j] == r;
+                    for (int cc = 0; cc < C; cc++)
+                        ref_step(&oc, &rw[r * C + cc], rs[r * C + cc], listed ? g[st][r * C + cc] : 0.0, t);
+                }
+            }
+            int adam = oc.o.kind == NR_OPTIM_ADAM;
+            snprintf(what, sizeof what, "%s w (tables %d)", oc.name, with_tables);
+            check_arr(what, w, rw, TR * C, adam ? 1e-4 : 1e-5, 1e-6);
+            for (int k = 0; k < 3; k++) {
+                if (!oc.used[k])
+                    continue;
+                double ref[TR * C];
+                for (int i = 0; i < TR * C; i++)
+                    ref[i] = rs[i][k];
+                snprintf(what, sizeof what, "%s slot %d (tables %d)", oc.name, k, with_tables);
+                check_arr(what, sl[k], ref, TR * C, 1e-5, 1e-7);
+            }
+            CHECKF(steps[0] == T0 + 6 && steps[1] == T0 + 6 && steps[2] == T0 + 6 && steps[3] == 0,
+                   "%s: row_steps %lld %lld %lld %lld (the last step of each row)", oc.name,
+                   (long long)steps[0], (long long)steps[1], (long long)steps[2], (long long)steps[3]);
+        }
+    free(mem);
 }
 
 /* ---- plan ---------------------------------------------------------------- */
@@ -1662,6 +1820,8 @@ int main(void)
     test_act();
     test_dot_axpy();
     test_optim();
+    test_optim_tables();
+    test_optim_catch_up();
     test_plan_logistic(pool2);
     test_plan_embedding(pool2);
     test_plan_mix(pool2);

@@ -30,13 +30,37 @@ struct nr_optim {
     int nesterov;    /* SGD */
     int centered;    /* RMSprop */
     int amsgrad;     /* Adam: keep the running maximum of v in slot 3 */
-    const float *adam_corr;  /* optional table: adam_corr[t] = sqrt(1 - beta2^t) / (1 - beta1^t)
-                                for 1 <= t < adam_corr_len (borrowed; saves two pow() per row) */
-    int64_t adam_corr_len;
+    int catch_up;    /* lazy rows: apply the skipped steps' decay in closed form (see below) */
+    const struct nr_optim_tables *tables; /* optional precomputed powers (borrowed) */
 };
 
-/* Fill table[t] = sqrt(1 - beta2^t) / (1 - beta1^t) for 1 <= t < len (table[0] = 0). */
-void nr_optim_adam_table(float *table, int64_t len, float beta1, float beta2);
+/*
+ * Sparse (lazy) updates of embedding rows.
+ *
+ * A batch updates only the rows it touched. Dense Adam (or momentum SGD,
+ * RMSprop) would also move an untouched row: its moments decay and keep
+ * pushing it. With catch_up = 1, when a row is touched again after s skipped
+ * steps its state is brought forward in closed form before the step:
+ *   Adam: w -= alpha_t * m * sum_{j=1..s} (b1 / sqrt(b2))^j / (sqrt(v) + eps),
+ *         m *= b1^s, v *= b2^s   (amsgrad: sum of b1^j over sqrt(vhat))
+ *   SGD momentum: w += v * sum_{j=1..s} mu^j (Nesterov: times mu), v *= mu^s
+ *   RMSprop: v *= rho^s (centered: mean_grad too); momentum as SGD.
+ * This equals dense updates up to epsilon's effect and the change of Adam's
+ * bias correction over the skipped steps, at the cost of lazy updates.
+ * row_steps then holds the last step at which each row was updated and Adam
+ * uses the global step for its bias correction. With catch_up = 0 (TF's
+ * LazyAdam with per-row counts) row_steps counts each row's own updates.
+ */
+struct nr_optim_tables {
+    int64_t len;   /* entries of each table; index s (or t) < len */
+    float *corr;   /* Adam: sqrt(1 - b2^t) / (1 - b1^t) */
+    float *p1;     /* b1^s (Adam) or momentum^s */
+    float *p2;     /* b2^s (Adam) or rho^s (RMSprop) */
+    float *geo;    /* Adam: sum_{j<=s} (b1/sqrt(b2))^j (amsgrad: b1^j); momentum: sum mu^j */
+};
+
+/* Fill the tables (each of len floats, caller-owned) for o's hyper-parameters. */
+void nr_optim_tables_fill(struct nr_optim_tables *tb, const struct nr_optim *o);
 
 /* One trainable array and its optimizer state, all borrowed. */
 struct nr_param {
@@ -56,11 +80,10 @@ struct nr_param {
 void nr_optim_step_dense(const struct nr_optim *o, struct nr_param *p, const float *g, int64_t t);
 
 /* Lazy update of the n listed rows of p with their gradients g (n*cols values,
- * row i of g belongs to row ids[i] of p). Adam uses per-row step counts in
- * p->row_steps (incremented here) for the bias correction, like TF's
- * LazyAdam. Rows not listed are untouched, state included. ids must be
- * distinct and in range. */
+ * row i of g belongs to row ids[i] of p) at global step t >= 1 (see the
+ * comment on struct nr_optim_tables for catch_up and row_steps). Rows not
+ * listed are untouched, state included. ids must be distinct and in range. */
 void nr_optim_step_rows(const struct nr_optim *o, struct nr_param *p, const int64_t *ids,
-                        int64_t n, const float *g);
+                        int64_t n, const float *g, int64_t t);
 
 #endif /* NR_OPTIM_H */
