@@ -150,7 +150,8 @@ def test_heavy_user_gets_the_only_unseen_items():
     users = np.r_[np.zeros(seen.size, int), [1]]
     items = np.r_[seen, [5]]
     for dist in ("uniform", "popularity"):
-        s = NegativeSampler((users, items), num_negatives=50, distribution=dist, n_items=100, seed=0)
+        s = NegativeSampler((users, items), num_negatives=50, distribution=dist, n_items=100,
+                            seed=0)
         u, i, y = s.sample(seed=1)
         neg0 = i[(u == 0) & (y == 0)]
         assert set(np.unique(neg0).tolist()) <= {3, 97}

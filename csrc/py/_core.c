@@ -249,12 +249,12 @@ static int parse_optim(PyObject *t, struct nr_optim *o)
 static PyObject *Plan_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"ops", "value_sizes", "params", "n_inputs", "output", "logits",
-                             "loss", "optim", "sparse", NULL};
+                             "loss", "optim", "sparse", "hogwild", NULL};
     PyObject *ops_o, *vs_o, *params_o, *optim_o;
-    int n_inputs, output, logits, loss, sparse;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!O!O!iiiiOp", kwlist, &PyList_Type, &ops_o,
+    int n_inputs, output, logits, loss, sparse, hogwild = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!O!O!iiiiOp|p", kwlist, &PyList_Type, &ops_o,
                                      &PyList_Type, &vs_o, &PyList_Type, &params_o, &n_inputs,
-                                     &output, &logits, &loss, &optim_o, &sparse))
+                                     &output, &logits, &loss, &optim_o, &sparse, &hogwild))
         return NULL;
     PlanObject *self = (PlanObject *)type->tp_alloc(type, 0);
     if (!self)
@@ -376,6 +376,7 @@ static PyObject *Plan_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     d->logits = logits;
     d->loss = (enum nr_loss)loss;
     d->sparse = sparse;
+    d->hogwild = hogwild;
     if (parse_optim(optim_o, &d->optim) < 0)
         goto error;
     if (output < 0 || output >= n_vals) {

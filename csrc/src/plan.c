@@ -44,7 +44,10 @@ struct nr_plan {
     int tgrad_threads;
     struct nr_fit_stats *tstats;
     int32_t n_tables;
-    struct table_grad *tables;
+    struct table_grad *tables; /* per table: param and the dense-mode buffer */
+    struct table_grad *ttg;    /* per (thread, table): sparse gradient buffers */
+    int ttg_threads;
+    int64_t ttg_cap;
     float *tb_mem;             /* 4 * NR_ADAM_TABLE floats behind tb */
     struct nr_optim_tables tb;
     float tb_key[5];           /* hyper-parameters the tables were built for */
@@ -55,6 +58,9 @@ struct nr_plan {
 /* set-up                                                                    */
 
 static void attach_adam_table(struct nr_plan *p);
+struct run_ctx;
+static void update_table_sparse(struct run_ctx *c, int t, int ith, int nth, int64_t s0, int64_t s1,
+                                int hogwild);
 
 static int64_t next_pow2(int64_t x)
 {
@@ -62,6 +68,22 @@ static int64_t next_pow2(int64_t x)
     while (p < x)
         p <<= 1;
     return p;
+}
+
+static void free_ttg(struct nr_plan *p)
+{
+    if (p->ttg)
+        for (int64_t t = 0; t < (int64_t)p->ttg_threads * p->n_tables; t++) {
+            struct table_grad *tg = &p->ttg[t];
+            free(tg->hkeys);
+            free(tg->hslot);
+            free(tg->rows);
+            free(tg->grad);
+        }
+    free(p->ttg);
+    p->ttg = NULL;
+    p->ttg_threads = 0;
+    p->ttg_cap = 0;
 }
 
 static void free_scratch(struct nr_plan *p)
@@ -77,17 +99,6 @@ static void free_scratch(struct nr_plan *p)
             free(p->op_scratch[i]);
             p->op_scratch[i] = NULL;
         }
-    for (int t = 0; t < p->n_tables; t++) {
-        struct table_grad *tg = &p->tables[t];
-        free(tg->hkeys);
-        free(tg->hslot);
-        free(tg->rows);
-        free(tg->grad);
-        tg->hkeys = NULL;
-        tg->hslot = NULL;
-        tg->rows = NULL;
-        tg->grad = NULL;
-    }
     p->cap = 0;
 }
 
@@ -99,6 +110,7 @@ void nr_plan_free(struct nr_plan *p)
     for (int t = 0; t < p->n_tables; t++)
         free(p->tables[t].dense);
     free(p->tables);
+    free_ttg(p);
     free(p->act);
     free(p->grad);
     free(p->op_scratch);
@@ -377,22 +389,6 @@ enum nr_status nr_plan_reserve(struct nr_plan *p, int64_t cap)
             if (!p->op_scratch[i])
                 goto nomem;
         }
-    for (int t = 0; t < p->n_tables; t++) {
-        struct table_grad *tg = &p->tables[t];
-        const struct nr_param *prm = &p->d.params[tg->param];
-        int64_t m = cap * p->ids_per_sample[tg->param];
-        tg->max_rows = m;
-        tg->hcap = next_pow2(2 * (m > 0 ? m : 1));
-        tg->hkeys = malloc((size_t)tg->hcap * sizeof *tg->hkeys);
-        tg->hslot = malloc((size_t)tg->hcap * sizeof *tg->hslot);
-        tg->rows = malloc((size_t)(m > 0 ? m : 1) * sizeof *tg->rows);
-        tg->grad = malloc((size_t)(m > 0 ? m : 1) * (size_t)prm->cols * sizeof(float));
-        if (!tg->hkeys || !tg->hslot || !tg->rows || !tg->grad)
-            goto nomem;
-        for (int64_t h = 0; h < tg->hcap; h++)
-            tg->hkeys[h] = -1;
-        tg->n_rows = 0;
-    }
     p->cap = cap;
     return NR_OK;
 nomem:
@@ -857,6 +853,10 @@ static void train_worker(void *vctx, int ith, int nth)
             memset(p->grad[v] + b0 * p->value_size[v], 0, (size_t)((b1 - b0) * p->value_size[v]) * sizeof(float));
     loss_block(c, b0, b1, &p->tstats[ith]);
     backward_block(c, ith, b0, b1);
+    if (p->d.hogwild && p->d.sparse && !atomic_load(&c->bad_index))
+        for (int t = 0; t < p->n_tables; t++)
+            if (!p->d.params[p->tables[t].param].frozen)
+                update_table_sparse(c, t, ith, nth, b0, b1, 1);
 }
 
 static int64_t hash_row(int64_t r, int64_t mask)
@@ -865,15 +865,87 @@ static int64_t hash_row(int64_t r, int64_t mask)
     return (int64_t)(h >> 17) & mask;
 }
 
-static void update_table(struct run_ctx *c, struct table_grad *tg)
+/* Which thread owns a row in the sparse update phase: a hash, so popular ids
+ * (often the low ones) spread evenly. */
+static int row_owner(int64_t r, int nth)
+{
+    return nth == 1 ? 0 : (int)(((uint64_t)r * 0x9E3779B97F4A7C15ULL >> 33) % (uint64_t)nth);
+}
+
+/* Sum the gradients of table t over samples [s0, s1) of the batch into tg,
+ * keeping only rows with row_owner == ith (ith < 0: every row). Rows are summed
+ * in sample order, so the result does not depend on the thread count. */
+static void gather_table_grad(struct run_ctx *c, int t, struct table_grad *tg, int64_t s0,
+                              int64_t s1, int ith, int nth)
 {
     struct nr_plan *p = c->p;
-    struct nr_param *prm = &p->d.params[tg->param];
+    int param = p->tables[t].param;
+    struct nr_param *prm = &p->d.params[param];
     int64_t d = prm->cols, mask = tg->hcap - 1;
     tg->n_rows = 0;
     for (int oi = 0; oi < p->d.n_ops; oi++) {
         const struct nr_op *op = &p->ops[oi];
-        if (op->kind != NR_OP_EMBEDDING || op->param[0] != tg->param || !p->needs_grad[op->out])
+        if (op->kind != NR_OP_EMBEDDING || op->param[0] != param || !p->needs_grad[op->out])
+            continue;
+        const struct nr_array *a = &c->inputs[op->in[0]];
+        int64_t m = op->dim[0];
+        const float *g = grad_of(p, op->out);
+        for (int64_t b = s0; b < s1; b++) {
+            int64_t s = sample_of(c, b);
+            for (int64_t j = 0; j < m; j++) {
+                int64_t id = read_id(a, s * m + j);
+                if (id < 0 || id >= prm->rows || (ith >= 0 && row_owner(id, nth) != ith))
+                    continue;
+                int64_t h = hash_row(id, mask);
+                while (tg->hkeys[h] != -1 && tg->hkeys[h] != id)
+                    h = (h + 1) & mask;
+                if (tg->hkeys[h] == -1) {
+                    tg->hkeys[h] = id;
+                    tg->hslot[h] = (int32_t)tg->n_rows;
+                    tg->rows[tg->n_rows] = id;
+                    memcpy(tg->grad + tg->n_rows * d, g + (b * m + j) * d, (size_t)d * sizeof(float));
+                    tg->n_rows++;
+                } else {
+                    nr_axpy(tg->grad + (int64_t)tg->hslot[h] * d, g + (b * m + j) * d, 1.0f, d);
+                }
+            }
+        }
+    }
+    /* clear the hash (linear probing needs no tombstones: every key goes) */
+    for (int64_t i = 0; i < tg->n_rows; i++) {
+        int64_t h = hash_row(tg->rows[i], mask);
+        while (tg->hkeys[h] != tg->rows[i])
+            h = (h + 1) & mask;
+        tg->hkeys[h] = -1;
+    }
+}
+
+/* Sparse update of table t by thread ith: its own rows (or, in Hogwild mode,
+ * every row of its own samples [s0, s1), racing with the other threads). */
+static void update_table_sparse(struct run_ctx *c, int t, int ith, int nth, int64_t s0, int64_t s1,
+                                int hogwild)
+{
+    struct nr_plan *p = c->p;
+    struct table_grad *tg = &p->ttg[(int64_t)ith * p->n_tables + t];
+    struct nr_param *prm = &p->d.params[p->tables[t].param];
+    gather_table_grad(c, t, tg, s0, s1, hogwild ? -1 : ith, nth);
+    nr_optim_step_rows(&p->d.optim, prm, tg->rows, tg->n_rows, tg->grad, c->step);
+}
+
+/* Dense update of table t: thread ith owns the row range [r0, r1). */
+static void update_table_dense(struct run_ctx *c, int t, int ith, int nth)
+{
+    struct nr_plan *p = c->p;
+    int param = p->tables[t].param;
+    struct nr_param *prm = &p->d.params[param];
+    float *dense = p->tables[t].dense;
+    if (!dense)
+        return;
+    int64_t d = prm->cols, r0 = prm->rows * ith / nth, r1 = prm->rows * (ith + 1) / nth;
+    memset(dense + r0 * d, 0, (size_t)((r1 - r0) * d) * sizeof(float));
+    for (int oi = 0; oi < p->d.n_ops; oi++) {
+        const struct nr_op *op = &p->ops[oi];
+        if (op->kind != NR_OP_EMBEDDING || op->param[0] != param || !p->needs_grad[op->out])
             continue;
         const struct nr_array *a = &c->inputs[op->in[0]];
         int64_t m = op->dim[0];
@@ -882,41 +954,17 @@ static void update_table(struct run_ctx *c, struct table_grad *tg)
             int64_t s = sample_of(c, b);
             for (int64_t j = 0; j < m; j++) {
                 int64_t id = read_id(a, s * m + j);
-                if (id < 0 || id >= prm->rows)
-                    continue;
-                int64_t h = hash_row(id, mask);
-                while (tg->hkeys[h] != -1 && tg->hkeys[h] != id)
-                    h = (h + 1) & mask;
-                float *dst;
-                if (tg->hkeys[h] == -1) {
-                    tg->hkeys[h] = id;
-                    tg->hslot[h] = (int32_t)tg->n_rows;
-                    tg->rows[tg->n_rows] = id;
-                    dst = tg->grad + tg->n_rows * d;
-                    memcpy(dst, g + (b * m + j) * d, (size_t)d * sizeof *dst);
-                    tg->n_rows++;
-                } else {
-                    dst = tg->grad + (int64_t)tg->hslot[h] * d;
-                    nr_axpy(dst, g + (b * m + j) * d, 1.0f, d);
-                }
+                if (id >= r0 && id < r1)
+                    nr_axpy(dense + id * d, g + (b * m + j) * d, 1.0f, d);
             }
         }
     }
-    if (p->d.sparse) {
-        nr_optim_step_rows(&p->d.optim, prm, tg->rows, tg->n_rows, tg->grad, c->step);
-    } else if (tg->dense) {
-        memset(tg->dense, 0, (size_t)(prm->rows * d) * sizeof(float));
-        for (int64_t i = 0; i < tg->n_rows; i++)
-            memcpy(tg->dense + tg->rows[i] * d, tg->grad + i * d, (size_t)d * sizeof(float));
-        nr_optim_step_dense(&p->d.optim, prm, tg->dense, c->step);
-    }
-    for (int64_t i = 0; i < tg->n_rows; i++) {
-        int64_t h = hash_row(tg->rows[i], mask);
-        while (tg->hkeys[h] != tg->rows[i])
-            h = (h + 1) & mask;
-        tg->hkeys[h] = -1;
-    }
-    /* linear probing needs no tombstones here: every key is cleared */
+    struct nr_param part = *prm;
+    part.w = prm->w + r0 * d;
+    part.rows = r1 - r0;
+    for (int k = 0; k < 3; k++)
+        part.slot[k] = prm->slot[k] ? prm->slot[k] + r0 * d : NULL;
+    nr_optim_step_dense(&p->d.optim, &part, dense + r0 * d, c->step);
 }
 
 static void update_worker(void *vctx, int ith, int nth)
@@ -924,22 +972,24 @@ static void update_worker(void *vctx, int ith, int nth)
     struct run_ctx *c = vctx;
     struct nr_plan *p = c->p;
     for (int i = 0; i < p->d.n_params; i++) {
-        if (c->task_owner[i] != ith)
-            continue;
         struct nr_param *prm = &p->d.params[i];
-        if (prm->frozen)
+        if (prm->is_table || c->task_owner[i] != ith || prm->frozen)
             continue;
-        if (prm->is_table) {
-            for (int t = 0; t < p->n_tables; t++)
-                if (p->tables[t].param == i)
-                    update_table(c, &p->tables[t]);
-            continue;
-        }
         int64_t off = p->dense_off[i], n = prm->rows * prm->cols;
         float *g = p->tgrad + off;
         for (int t = 1; t < nth; t++)
             nr_axpy(g, p->tgrad + (size_t)t * (size_t)p->dense_total + off, 1.0f, n);
         nr_optim_step_dense(&p->d.optim, prm, g, c->step);
+    }
+    if (p->d.hogwild && p->d.sparse)
+        return; /* tables were updated by each thread right after its backward pass */
+    for (int t = 0; t < p->n_tables; t++) {
+        if (p->d.params[p->tables[t].param].frozen)
+            continue;
+        if (p->d.sparse)
+            update_table_sparse(c, t, ith, nth, 0, c->bs, 0);
+        else
+            update_table_dense(c, t, ith, nth);
     }
 }
 
@@ -948,11 +998,10 @@ static void update_worker(void *vctx, int ith, int nth)
 static double task_cost(const struct nr_plan *p, int i, int nth, int64_t bs)
 {
     const struct nr_param *prm = &p->d.params[i];
-    if (!prm->is_table)
-        return (double)(prm->rows * prm->cols) * (double)nth;
-    if (p->d.sparse)
-        return (double)(bs * p->ids_per_sample[i] * prm->cols) * 4.0;
-    return (double)(prm->rows * prm->cols) * 2.0;
+    (void)bs;
+    if (prm->is_table)
+        return -1.0; /* tables are split by rows across all threads */
+    return (double)(prm->rows * prm->cols) * (double)nth;
 }
 
 static void assign_tasks(const struct nr_plan *p, int32_t *owner, int nth, int64_t bs)
@@ -963,7 +1012,7 @@ static void assign_tasks(const struct nr_plan *p, int32_t *owner, int nth, int64
         owner[i] = -1;
     for (int k = 0; k < np; k++) {
         int best = -1;
-        double bc = -1.0;
+        double bc = -2.0;
         for (int i = 0; i < np; i++) {
             if (owner[i] >= 0)
                 continue;
@@ -978,12 +1027,49 @@ static void assign_tasks(const struct nr_plan *p, int32_t *owner, int nth, int64
             if (load[j] < load[t])
                 t = j;
         owner[best] = t;
-        load[t] += bc;
+        load[t] += bc > 0 ? bc : 0.0;
     }
+}
+
+static enum nr_status ensure_ttg(struct nr_plan *p, int nth)
+{
+    if (p->ttg && p->ttg_threads >= nth && p->ttg_cap >= p->cap)
+        return NR_OK;
+    free_ttg(p);
+    if (p->n_tables == 0)
+        return NR_OK;
+    p->ttg = calloc((size_t)nth * (size_t)p->n_tables, sizeof *p->ttg);
+    if (!p->ttg)
+        return NR_ERR_NOMEM;
+    p->ttg_threads = nth;
+    p->ttg_cap = p->cap;
+    for (int64_t k = 0; k < (int64_t)nth * p->n_tables; k++) {
+        struct table_grad *tg = &p->ttg[k];
+        tg->param = p->tables[k % p->n_tables].param;
+        const struct nr_param *prm = &p->d.params[tg->param];
+        int64_t m = p->cap * p->ids_per_sample[tg->param];
+        m = m > 0 ? m : 1;
+        tg->max_rows = m;
+        tg->hcap = next_pow2(2 * m);
+        tg->hkeys = malloc((size_t)tg->hcap * sizeof *tg->hkeys);
+        tg->hslot = malloc((size_t)tg->hcap * sizeof *tg->hslot);
+        tg->rows = malloc((size_t)m * sizeof *tg->rows);
+        tg->grad = malloc((size_t)m * (size_t)prm->cols * sizeof(float));
+        if (!tg->hkeys || !tg->hslot || !tg->rows || !tg->grad) {
+            free_ttg(p);
+            return NR_ERR_NOMEM;
+        }
+        for (int64_t h = 0; h < tg->hcap; h++)
+            tg->hkeys[h] = -1;
+    }
+    return NR_OK;
 }
 
 static enum nr_status ensure_threads(struct nr_plan *p, int nth)
 {
+    enum nr_status s = ensure_ttg(p, nth);
+    if (s != NR_OK)
+        return s;
     if (p->tgrad && p->tgrad_threads >= nth)
         return NR_OK;
     float *t = malloc((size_t)nth * (size_t)(p->dense_total ? p->dense_total : 1) * sizeof(float));

@@ -213,7 +213,7 @@ class Model:
     # -- compile -----------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
                 weighted_metrics=None, run_eagerly: bool = False, steps_per_execution: int = 1,
-                jit_compile="auto", auto_scale_loss: bool = True) -> None:
+                jit_compile="auto", auto_scale_loss: bool = True, hogwild: bool = False) -> None:
         """Configure the model for training, as ``keras.Model.compile``.
 
         Args:
@@ -225,6 +225,10 @@ class Model:
             loss_weights, weighted_metrics: Not supported (one output, no sample weights).
             run_eagerly, steps_per_execution, jit_compile, auto_scale_loss: Accepted for
                 compatibility; neurec always runs compiled C.
+            hogwild: With sparse embedding updates and several threads, let each thread
+                update the embedding rows of its own samples right after its backward pass,
+                without synchronisation (as word2vec and LightFM do). Faster; results then
+                vary from run to run. Default False: deterministic for a fixed thread count.
 
         Raises:
             ValueError: For an unknown optimizer, loss or metric.
@@ -248,7 +252,9 @@ class Model:
         names = [m.name for m in self.compiled_metrics]
         if len(set(names)) != len(names):
             raise ValueError(f"compile: metric names must be unique, got {names}")
+        self.hogwild = bool(hogwild)
         self._compile_config = {
+            "hogwild": self.hogwild,
             "optimizer": optimizers_mod.serialize(self.optimizer),
             "loss": losses_mod.serialize(self.loss),
             "metrics": [m if isinstance(m, str) else metrics_mod.serialize(m) for m in metrics],
@@ -288,7 +294,8 @@ class Model:
         logits = -1 if logits is None or not isinstance(loss, losses_mod.BinaryCrossentropy) \
             or loss.from_logits else logits
         self._plan = _core.Plan(b.ops, b.value_sizes, params, len(self.inputs), b.output_value,
-                                logits, loss.code, opt._c_tuple(), bool(opt.sparse_updates))
+                                logits, loss.code, opt._c_tuple(), bool(opt.sparse_updates),
+                                bool(getattr(self, "hogwild", False)))
         self._builder = b
         self._plan_optimizer = opt
         return self._plan

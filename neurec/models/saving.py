@@ -236,7 +236,8 @@ def load_model(filepath, custom_objects: Optional[dict] = None, compile: bool = 
             try:
                 model.compile(optimizer=optimizers.get(comp["optimizer"]),
                               loss=losses.get(comp["loss"]),
-                              metrics=[m if isinstance(m, str) else metrics.get(m) for m in comp["metrics"]])
+                              metrics=[m if isinstance(m, str) else metrics.get(m) for m in comp["metrics"]],
+                              hogwild=bool(comp.get("hogwild", False)))
             except (KeyError, TypeError) as e:
                 raise ValueError(f"{filepath}: invalid compile settings ({e!r})") from None
             n_vars = int(cfg.get("optimizer_variables", 0))

@@ -14,9 +14,11 @@
  *
  * Threads. Thread ith of nth takes a contiguous block of each batch for the
  * forward and backward passes; dense-parameter gradients go to per-thread
- * buffers that are summed in thread order, and each parameter's update runs
- * on one thread. Embedding gradients are summed per distinct row in sample
- * order. For a fixed thread count results are bit-for-bit reproducible.
+ * buffers that are summed in thread order, and each dense parameter's update
+ * runs on one thread. Embedding tables are split by rows: each thread sums the
+ * gradients of the rows it owns over the whole batch, in sample order, and
+ * updates them. For a fixed thread count results are bit-for-bit
+ * reproducible (Hogwild mode excepted).
  *
  * Ownership. The plan owns its scratch (nr_plan_init / nr_plan_free). It
  * borrows parameters, optimizer slots and the caller's arrays only for the
@@ -102,6 +104,10 @@ struct nr_plan_desc {
                                    set and loss is BCE, the loss is computed stably from logits */
     struct nr_optim optim;
     int32_t sparse;             /* 1: embedding tables get lazy row updates; 0: dense updates */
+    int32_t hogwild;            /* with sparse: each thread updates the rows of its own samples
+                                   right after its backward pass, without synchronisation (rows
+                                   shared by two threads' samples race, as in word2vec/LightFM);
+                                   faster, not reproducible with more than one thread */
 };
 
 #define NR_AUC_BINS 8192
