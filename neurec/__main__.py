@@ -91,7 +91,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     train, test = leave_one_out(log)
     n_users, n_items = len(uenc), len(ienc)
     matrix = train.to_matrix(shape=(n_users, n_items), dedupe="max")
-    negatives = sample_negatives(matrix, test.users, 99, seed=args.seed, exclude_items=test.items)
+    # 99 negatives per test user (the NCF protocol), fewer when the catalog is too small
+    unseen = n_items - matrix.user_counts()[test.users] - 1
+    n_neg = int(min(99, unseen.min())) if len(test) else 0
+    if n_neg < 1:
+        raise SystemExit("neurec: some users have interacted with every item; nothing to evaluate")
+    if n_neg < 99:
+        print(f"note: the catalog is small, so each held-out item is ranked among {n_neg} "
+              "sampled negatives instead of 99")
+    negatives = sample_negatives(matrix, test.users, n_neg, seed=args.seed, exclude_items=test.items)
     print(f"data: {source}")
     print(f"      {n_users:,} users, {n_items:,} items, {matrix.nnz:,} training interactions, "
           f"{len(test):,} held-out ({time.perf_counter() - t0:.1f}s)")

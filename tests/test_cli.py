@@ -90,8 +90,6 @@ def test_seeded_runs_repeat(tmp_path, capsys):
     assert outs[0] == outs[1]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: with a small catalog (--items 120) the CLI crashes in "
-                   "sample_negatives(..., 99) because some users have fewer than 99 unseen items")
 def test_small_catalog_runs(tmp_path, capsys):
     assert main(["--users", "300", "--items", "120", "--epochs", "2", "--verbose", "0",
                  "--output", str(tmp_path / "recs.csv")]) == 0

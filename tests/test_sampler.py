@@ -371,13 +371,11 @@ def test_feature_ids_out_of_embedding_range_raise():
         model.fit(s, epochs=1, verbose=0)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a side-feature array shorter than the id range "
-                   "raises a bare IndexError from inside fit instead of a ValueError naming it")
 def test_feature_array_too_short_raises_value_error():
     m, ug, ig = _planted_matrix()
     model = _hybrid(200, 100, 5, 5)
     model.compile(optimizer="adam", loss="binary_crossentropy")
-    s = NegativeSampler(m, item_features={"category": ig[:90], "price": np.ones(100)},
-                        user_features={"segment": ug})
-    with pytest.raises(ValueError, match="category"):
+    with pytest.raises(ValueError, match=r"item_features\['category'\] has 90 rows"):
+        s = NegativeSampler(m, item_features={"category": ig[:90], "price": np.ones(100)},
+                            user_features={"segment": ug})
         model.fit(s, epochs=1, verbose=0)

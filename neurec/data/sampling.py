@@ -102,6 +102,12 @@ class NegativeSampler:
         self.user_input, self.item_input = user_input, item_input
         self.user_features = {k: np.asarray(v) for k, v in (user_features or {}).items()}
         self.item_features = {k: np.asarray(v) for k, v in (item_features or {}).items()}
+        for what, feats, n in (("user_features", self.user_features, self.matrix.shape[0]),
+                               ("item_features", self.item_features, self.matrix.shape[1])):
+            for k, v in feats.items():
+                if v.ndim == 0 or v.shape[0] < n:
+                    raise ValueError(f"{what}[{k!r}] has {v.shape[0] if v.ndim else 0} rows but there "
+                                     f"are {n} ids: give one row per id")
         n = self.num_samples
         self._u = np.empty(n, np.int64)
         self._i = np.empty(n, np.int64)

@@ -562,7 +562,10 @@ class Model:
 
         Returns:
             ``(item_ids, scores)``, arrays of shape ``(len(users), k)``, best first; scores
-            are the model's outputs (popularity counts for cold-start users).
+            are the model's outputs (popularity counts for cold-start users). Equal
+            outputs are ordered by item id, except on the dot-product fast path, where
+            outputs that tie in float32 (a saturated sigmoid) are ordered by the exact
+            score before the final activation.
 
         Raises:
             ValueError: For unknown users (with ``unknown='error'``), ``k < 1``, bad ids.

@@ -130,6 +130,9 @@ class _Roles:
         self.user_features = {k: np.asarray(v) for k, v in (user_features or {}).items()}
         self.item_features = {k: np.asarray(v) for k, v in (item_features or {}).items()}
         self.names = names
+        for k in list(self.user_features) + list(self.item_features):
+            if k not in names:
+                raise ValueError(f"feature {k!r} is not a model input (inputs: {names})")
         for nm in names:
             if nm not in (self.uname, self.iname) and nm not in self.user_features \
                     and nm not in self.item_features:
@@ -144,6 +147,14 @@ class _Roles:
                 self.n_items = v.shape[0]
         if self.n_items is None:
             raise ValueError(f"cannot tell the number of items: input {self.iname!r} feeds no Embedding")
+        for k, v in self.item_features.items():
+            if v.ndim == 0 or v.shape[0] < self.n_items:
+                raise ValueError(f"item_features[{k!r}] has {v.shape[0] if v.ndim else 0} rows but the "
+                                 f"catalog has {self.n_items} items: give one row per item id")
+        for k, v in self.user_features.items():
+            if v.ndim == 0 or (self.n_users is not None and v.shape[0] < self.n_users):
+                raise ValueError(f"user_features[{k!r}] has {v.shape[0] if v.ndim else 0} rows but there "
+                                 f"are {self.n_users} users: give one row per user id")
 
     @staticmethod
     def _table_size(model, tensor):
