@@ -172,3 +172,12 @@ def test_verbose_progress_output(capsys):
     model.fit([u, i], y, epochs=1, batch_size=64, verbose=2)
     out = capsys.readouterr().out
     assert "10/10 - " in out
+
+
+def test_sequential_accepts_keras2_input_shape():
+    m = Sequential([Dense(4, activation="relu", input_shape=(3,)), Dense(1)])
+    assert m.output_shape == (None, 1)
+    m.compile(optimizer="adam", loss="mse")
+    x = np.ones((10, 3), np.float32)
+    m.fit(x, np.ones(10), epochs=1, verbose=0)
+    assert m.predict(x).shape == (10, 1)

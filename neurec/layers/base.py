@@ -81,8 +81,11 @@ class Layer:
 
     def __init__(self, name: Optional[str] = None, trainable: bool = True, dtype: Any = None,
                  **kwargs):
-        for k in ("input_shape", "batch_input_shape", "input_dim_legacy"):
-            kwargs.pop(k, None)
+        # Keras 2 style: Dense(8, input_shape=(4,)) as the first layer of a Sequential
+        self._input_shape_arg = kwargs.pop("input_shape", None)
+        bis = kwargs.pop("batch_input_shape", None)
+        if self._input_shape_arg is None and bis is not None:
+            self._input_shape_arg = tuple(bis)[1:]
         if kwargs:
             raise TypeError(f"{type(self).__name__} got unexpected arguments {sorted(kwargs)}")
         if dtype not in (None, "float32", np.float32) and str(dtype) != "float32":

@@ -48,6 +48,9 @@ class Sequential(Model):
             return
         if not isinstance(layer, Layer):
             raise ValueError(f"Sequential.add expects a Layer, got {type(layer).__name__}")
+        if not self._stack and self._input_tensor is None and \
+                getattr(layer, "_input_shape_arg", None) is not None:
+            self._input_tensor = Input(shape=tuple(layer._input_shape_arg))
         self._stack.append(layer)
         if rebuild and self._input_tensor is not None:
             self._rebuild()
