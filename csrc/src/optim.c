@@ -100,18 +100,24 @@ static void step_block(const struct nr_optim *o, float *restrict w, const float 
     }
 }
 
+/* The bases of the catch-up powers: p1 = a1^s, p2 = a2^s, geo = sum_{j<=s} r^j. */
+static void decay_bases(const struct nr_optim *o, double *a1, double *a2, double *r)
+{
+    if (o->kind == NR_OPTIM_ADAM) {
+        *a1 = o->beta1;
+        *a2 = o->beta2;
+        *r = o->amsgrad ? o->beta1 : o->beta1 / sqrt((double)o->beta2);
+    } else {
+        *a1 = o->momentum;
+        *a2 = o->kind == NR_OPTIM_RMSPROP ? o->rho : 0.0;
+        *r = o->momentum;
+    }
+}
+
 void nr_optim_tables_fill(struct nr_optim_tables *tb, const struct nr_optim *o)
 {
     double a1, a2, r;
-    if (o->kind == NR_OPTIM_ADAM) {
-        a1 = o->beta1;
-        a2 = o->beta2;
-        r = o->amsgrad ? o->beta1 : o->beta1 / sqrt((double)o->beta2);
-    } else {
-        a1 = o->momentum;
-        a2 = o->kind == NR_OPTIM_RMSPROP ? o->rho : 0.0;
-        r = o->momentum;
-    }
+    decay_bases(o, &a1, &a2, &r);
     double p1 = 1.0, p2 = 1.0, pr = 1.0, geo = 0.0, b1t = 1.0, b2t = 1.0;
     for (int64_t s = 0; s < tb->len; s++) {
         if (s > 0) {
@@ -140,15 +146,7 @@ static void powers(const struct nr_optim *o, int64_t s, float *p1, float *p2, fl
         return;
     }
     double a1, a2, r;
-    if (o->kind == NR_OPTIM_ADAM) {
-        a1 = o->beta1;
-        a2 = o->beta2;
-        r = o->amsgrad ? o->beta1 : o->beta1 / sqrt((double)o->beta2);
-    } else {
-        a1 = o->momentum;
-        a2 = o->kind == NR_OPTIM_RMSPROP ? o->rho : 0.0;
-        r = o->momentum;
-    }
+    decay_bases(o, &a1, &a2, &r);
     *p1 = (float)pow(a1, (double)s);
     *p2 = (float)pow(a2, (double)s);
     *geo = r < 1.0 ? (float)(r * (1.0 - pow(r, (double)s)) / (1.0 - r)) : (float)s;
