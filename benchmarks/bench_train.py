@@ -399,25 +399,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parses the command line (see module docstring)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dataset", default="ml-100k")
-    p.add_argument("--reps", type=int, default=5, help="timed repetitions per contender")
-    p.add_argument("--threads", default="1,2", help="comma-separated thread counts")
+    p.add_argument("--reps", type=int, default=3, help="timed repetitions per contender")
+    p.add_argument("--threads", default=None,
+                   help="comma-separated thread counts (default 1,2; --quick: 1)")
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-keras", action="store_true")
     p.add_argument("--keras-reps", type=int, default=1)
-    p.add_argument("--quick", action="store_true", help="smoke run: 40k-sample epochs, 1 rep")
+    p.add_argument("--keras-threads", default="1",
+                   help="thread counts for Keras (default 1: Keras on 2 busy cores is very slow)")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: 20k-sample epochs, 1 rep, 1 thread")
     p.add_argument("--name", default=None, help="result name (default train_<dataset>[_quick])")
     args = p.parse_args(argv)
+    if args.threads is None:
+        args.threads = "1" if args.quick else "1,2"
     try:
         args.threads = [int(x) for x in args.threads.split(",") if x]
+        args.keras_threads = [int(x) for x in args.keras_threads.split(",") if x]
     except ValueError:
-        p.error(f"--threads must be comma-separated integers such as 1,2; got {args.threads!r}")
+        p.error("--threads and --keras-threads must be comma-separated integers such as 1,2")
     args.models = [m for m in args.models.split(",") if m]
     bad = [m for m in args.models if m not in MODELS]
     if bad:
         p.error(f"--models must be among {MODELS}; got {bad}")
-    if args.reps < 1 or args.keras_reps < 1 or not args.threads or min(args.threads) < 1:
-        p.error("--reps, --keras-reps and every --threads entry must be >= 1")
+    if args.reps < 1 or args.keras_reps < 1 or not args.threads or min(args.threads) < 1 \
+            or not args.keras_threads or min(args.keras_threads) < 1:
+        p.error("--reps, --keras-reps and every --threads / --keras-threads entry must be >= 1")
     return args
 
 
@@ -430,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t_start = time.perf_counter()
     data = ncf_data.load_dataset(args.dataset)
-    max_samples = 40_000 if args.quick else None
+    max_samples = 20_000 if args.quick else None
     reps = 1 if args.quick else args.reps
     epochs = _presample(data, reps, args.seed, max_samples)
     info = common.machine_info()
@@ -442,7 +450,8 @@ def main(argv: list[str] | None = None) -> int:
               for m in args.models]
     keras_res = None
     if not args.no_keras:
-        keras_res = bench_keras(data, epochs, args.threads, 1 if args.quick else args.keras_reps,
+        keras_res = bench_keras(data, epochs, args.keras_threads,
+                                1 if args.quick else args.keras_reps,
                                 args.seed)
     memory = bench_memory(data, epochs[0], args.seed)
     neurec.set_num_threads(max(args.threads))

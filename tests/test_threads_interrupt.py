@@ -78,3 +78,33 @@ def test_ctrl_c_stops_fit_cleanly():
     h = model.fit([u[:5000], i[:5000]], y[:5000], epochs=1, batch_size=256, verbose=0)
     assert np.isfinite(h.history["loss"][0])
     assert model.optimizer.iterations == steps + 20
+
+
+def _train(threads, hogwild, seed=3):
+    neurec.set_num_threads(threads)
+    neurec.utils.set_random_seed(seed)
+    u, i, y = big_data(20_000, seed=1)
+    y = ((u + i) % 2).astype(np.float32)
+    model = NeuMF(500, 400)
+    model.compile(optimizer="adam", loss="binary_crossentropy", hogwild=hogwild)
+    h = model.fit([u, i], y, epochs=2, batch_size=256, verbose=0, seed=5)
+    return model.get_weights(), h.history["loss"]
+
+
+def test_table_updates_do_not_depend_on_thread_count_and_hogwild_trains():
+    old = neurec.get_num_threads()
+    try:
+        w1, l1 = _train(1, False)
+        w1h, _ = _train(1, True)
+        for a, b in zip(w1, w1h):  # one thread: Hogwild is the same computation
+            np.testing.assert_array_equal(a, b)
+        w2, l2 = _train(2, False)
+        w2b, _ = _train(2, False)
+        for a, b in zip(w2, w2b):  # deterministic for a fixed thread count
+            np.testing.assert_array_equal(a, b)
+        _, l2h = _train(2, True)
+        # a row shared by both halves of a batch gets two half-batch steps: close, not equal
+        assert l2h[-1] < l2h[0] - 0.1 and abs(l2h[-1] - l1[-1]) < 0.1
+        assert abs(l2[-1] - l1[-1]) < 1e-3
+    finally:
+        neurec.set_num_threads(old)
