@@ -181,3 +181,19 @@ def test_sequential_accepts_keras2_input_shape():
     x = np.ones((10, 3), np.float32)
     m.fit(x, np.ones(10), epochs=1, verbose=0)
     assert m.predict(x).shape == (10, 1)
+
+
+def test_contiguous_native_inputs_are_not_copied():
+    from neurec.models import _data
+    model = gmf()
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    model._get_plan()
+    u = np.arange(30, dtype=np.int64)
+    i = (np.arange(30) % 20).astype(np.int32)
+    xs = _data.prepare_inputs(model, [u, i], model._builder)
+    assert np.shares_memory(xs[0], u) and np.shares_memory(xs[1], i)
+    y = np.ones(30, np.float64)
+    assert np.shares_memory(_data.prepare_labels(y, 30, 1), y)
+    # other dtypes / layouts are converted once, visibly, before the C loop
+    xs = _data.prepare_inputs(model, [u.astype(np.int16), i[::-1]], model._builder)
+    assert not np.shares_memory(xs[1], i) and xs[0].dtype == np.int64
