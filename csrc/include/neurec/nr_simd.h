@@ -1,9 +1,9 @@
 /*
  * nr_simd.h: runtime CPU dispatch for hot kernels.
  *
- * NR_MULTIVERSION marks a function that GCC compiles twice, once for the
- * portable baseline and once for x86-64-v3 (AVX2 + FMA), choosing between them
- * when the library loads (GNU ifunc). The default build never uses
+ * NR_MULTIVERSION marks a function that GCC compiles three times, for the
+ * portable baseline, x86-64-v3 (AVX2 + FMA) and x86-64-v4 (AVX-512), choosing
+ * among them when the library loads (GNU ifunc). The default build never uses
  * -march=native. Define NR_NO_MULTIVERSION (e.g. for sanitizer builds) to get
  * only the portable version.
  */
@@ -12,7 +12,7 @@
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
     defined(__linux__) && !defined(NR_NO_MULTIVERSION)
-#define NR_MULTIVERSION __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define NR_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define NR_MULTIVERSION
 #endif
