@@ -57,10 +57,10 @@ done
 echo "sanitize: building in $SRC"
 (
     cd "$SRC"
-    CC="$CC" \
     # float-cast-overflow is not part of GCC's -fsanitize=undefined; it names
     # NaN/huge float -> int conversions (for example a NaN prediction turned
     # into a histogram bin) instead of letting them become wild indices.
+    CC="$CC" \
     NEUREC_CFLAGS="-fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=undefined,float-cast-overflow -fno-omit-frame-pointer -DNR_NO_MULTIVERSION" \
     NEUREC_LDFLAGS="-fsanitize=address,undefined" \
         "$PYTHON" setup.py -q build_ext --inplace --parallel 2 >"$WORK/build.log" 2>&1

@@ -9,28 +9,12 @@
 #include <string.h>
 
 #define ITEM_BLOCK 1024
+#define USER_BLOCK 16
 
 struct score_ctx {
     const struct nr_score_args *a;
     atomic_int status;
 };
-
-/* s[j] = bias[j] + sum_c u[c] * vt[c * nb + j]: axpy-shaped so it vectorises. */
-NR_MULTIVERSION
-static void score_block(float *restrict s, const float *restrict u, const float *restrict vt,
-                        const float *restrict bias, int64_t nb, int64_t dim)
-{
-    if (bias)
-        memcpy(s, bias, (size_t)nb * sizeof *s);
-    else
-        memset(s, 0, (size_t)nb * sizeof *s);
-    for (int64_t c = 0; c < dim; c++) {
-        float uc = u[c];
-        const float *restrict row = vt + c * nb;
-        for (int64_t j = 0; j < nb; j++)
-            s[j] += uc * row[j];
-    }
-}
 
 static void score_worker(void *vctx, int ith, int nth)
 {
@@ -40,12 +24,12 @@ static void score_worker(void *vctx, int ith, int nth)
     if (u1 <= u0)
         return;
     float *vt = malloc((size_t)(a->dim * ITEM_BLOCK) * sizeof *vt);
-    float *s = malloc((size_t)ITEM_BLOCK * sizeof *s);
+    float *sc = malloc((size_t)(USER_BLOCK * ITEM_BLOCK) * sizeof *sc);
     struct nr_topk *heaps = malloc((size_t)(u1 - u0) * sizeof *heaps);
-    if (!vt || !s || !heaps) {
+    if (!vt || !sc || !heaps) {
         atomic_store(&c->status, NR_ERR_NOMEM);
         free(vt);
-        free(s);
+        free(sc);
         free(heaps);
         return;
     }
@@ -61,17 +45,27 @@ static void score_worker(void *vctx, int ith, int nth)
         for (int64_t j = 0; j < nb; j++)
             for (int64_t cc = 0; cc < a->dim; cc++)
                 vt[cc * nb + j] = a->item_vecs[(i0 + j) * a->dim + cc];
-        const float *bias = a->item_bias ? a->item_bias + i0 : NULL;
-        for (int64_t u = u0; u < u1; u++) {
-            score_block(s, a->user_vecs + u * a->dim, vt, bias, nb, a->dim);
-            const int32_t *ex = NULL;
-            int64_t n_ex = 0;
-            if (a->excl_indptr && a->excl_rows && a->excl_rows[u] >= 0) {
-                int64_t r = a->excl_rows[u];
-                ex = a->excl_indices + a->excl_indptr[r];
-                n_ex = a->excl_indptr[r + 1] - a->excl_indptr[r];
+        for (int64_t ub = u0; ub < u1; ub += USER_BLOCK) {
+            int64_t mu = u1 - ub < USER_BLOCK ? u1 - ub : USER_BLOCK;
+            /* scores of mu users x nb items: a register-tiled product (BLAS-like) */
+            for (int64_t r = 0; r < mu; r++) {
+                if (a->item_bias)
+                    memcpy(sc + r * nb, a->item_bias + i0, (size_t)nb * sizeof *sc);
+                else
+                    memset(sc + r * nb, 0, (size_t)nb * sizeof *sc);
             }
-            nr_topk_push_block(&heaps[u - u0], s, nb, i0, ex, n_ex);
+            nr_gemm(sc, nb, a->user_vecs + ub * a->dim, a->dim, 1, vt, nb, mu, nb, a->dim, 1);
+            for (int64_t r = 0; r < mu; r++) {
+                int64_t u = ub + r;
+                const int32_t *ex = NULL;
+                int64_t n_ex = 0;
+                if (a->excl_indptr && a->excl_rows && a->excl_rows[u] >= 0) {
+                    int64_t row = a->excl_rows[u];
+                    ex = a->excl_indices + a->excl_indptr[row];
+                    n_ex = a->excl_indptr[row + 1] - a->excl_indptr[row];
+                }
+                nr_topk_push_block(&heaps[u - u0], sc + r * nb, nb, i0, ex, n_ex);
+            }
         }
     }
     for (int64_t u = u0; u < u1; u++) {
@@ -83,7 +77,7 @@ static void score_worker(void *vctx, int ith, int nth)
         }
     }
     free(vt);
-    free(s);
+    free(sc);
     free(heaps);
 }
 

@@ -954,7 +954,7 @@ static double lr_epoch(struct nr_plan *plan, struct nr_pool *pool, struct lr_fix
     return loss;
 }
 
-static void test_plan_logistic(struct nr_pool *pool2)
+static void test_plan_logistic(struct nr_pool *pool2, struct nr_pool *pool3)
 {
     g_section = "plan/logistic";
     struct lr_fixture *f = xcalloc(1, sizeof *f);
@@ -1033,6 +1033,26 @@ static void test_plan_logistic(struct nr_pool *pool2)
     check_arr("predict with 2 threads", out2, ref, LR_N, 1e-5, 1e-6);
     CHECK(nr_plan_predict(plan, NULL, &f->in, 0, 0, out2) == NR_OK);
     CHECK(nr_plan_predict(plan, NULL, &f->in, 0, -1, out2) == NR_ERR_VALUE);
+
+    /* a batch larger than the scratch (regrows it after predict), then batches
+     * smaller than the thread count (idle threads) */
+    {
+        int64_t all[LR_N];
+        for (int64_t i = 0; i < LR_N; i++)
+            all[i] = LR_N - 1 - i;
+        struct nr_fit_stats *gst = new_stats();
+        int64_t s0 = step;
+        CHECK(nr_plan_fit(plan, pool3, &f->in, &f->lab, all, LR_N, 1000, &step, 2, gst, NULL) == NR_OK);
+        CHECK(nr_plan_fit(plan, pool3, &f->in, &f->lab, all, 7, 2, &step, 2, gst, NULL) == NR_OK);
+        CHECK(nr_plan_fit(plan, pool3, &f->in, &f->lab, all, 1, 1, &step, 2, gst, NULL) == NR_OK);
+        CHECKF(step == s0 + 1 + 4 + 1 && gst->samples == LR_N + 8, "step %lld samples %g",
+               (long long)(step - s0), gst->samples);
+        free(gst);
+        for (int64_t i = 0; i < LR_N; i++)
+            ref[i] = lr_pred(f, i);
+        CHECK(nr_plan_predict(plan, pool3, &f->in, 0, LR_N, out) == NR_OK);
+        check_arr("predict after regrowing the scratch", out, ref, LR_N, 1e-5, 1e-6);
+    }
 
     /* abort, bad batch size, and a zero learning rate through nr_plan_set_optim */
     float keep[LR_K + 1];
@@ -1247,6 +1267,177 @@ static void test_plan_embedding(struct nr_pool *pool2)
         nr_plan_free(plan);
     }
     free(f), free(f0);
+}
+
+/*
+ * Several ids per sample and a table shared by two ops:
+ *   ue  = EMBEDDING(users, U)                    (4)
+ *   ui  = EMBEDDING(users, I)   (same table I)   (4)
+ *   bag = EMBEDDING(items[3], I)                 (3 x 4)
+ *   pb  = DENSE(bag) per row, 4 -> 1             (3)
+ *   z   = DENSE(CONCAT(ue, ui, pb)) 11 -> 1 + b  (1), out = sigmoid(z)
+ */
+enum { B_U = 5, B_I = 7, B_D = 4, B_M = 3, B_N = 9, B_F = 2 * B_D + B_M };
+struct bag_fixture {
+    int64_t users[B_N], items[B_N * B_M];
+    float labels[B_N];
+    float U[B_U * B_D], I[B_I * B_D], K1[B_D], K2[B_F], B[1];
+    struct nr_param prm[5];
+    struct nr_op ops[7];
+    int64_t vsize[7];
+    struct nr_plan_desc d;
+    struct nr_array in[2], lab;
+};
+
+static void bag_setup(struct bag_fixture *f)
+{
+    memset(f, 0, sizeof *f);
+    for (int n = 0; n < B_N; n++) {
+        f->users[n] = n % B_U;
+        for (int j = 0; j < B_M; j++) /* repeats inside a bag: ids 1 and 2 twice */
+            f->items[n * B_M + j] = (n + (j == 2 ? 0 : j)) % B_I;
+        f->labels[n] = (float)(n % 3 == 0);
+    }
+    fill(f->U, B_U * B_D, 0.5f);
+    fill(f->I, B_I * B_D, 0.5f);
+    fill(f->K1, B_D, 1.0f);
+    fill(f->K2, B_F, 1.0f);
+    f->B[0] = 0.1f;
+    f->prm[0] = (struct nr_param){.w = f->U, .rows = B_U, .cols = B_D, .is_table = 1};
+    f->prm[1] = (struct nr_param){.w = f->I, .rows = B_I, .cols = B_D, .is_table = 1};
+    f->prm[2] = (struct nr_param){.w = f->K1, .rows = B_D, .cols = 1};
+    f->prm[3] = (struct nr_param){.w = f->K2, .rows = B_F, .cols = 1};
+    f->prm[4] = (struct nr_param){.w = f->B, .rows = 1, .cols = 1};
+    f->ops[0] = (struct nr_op){.kind = NR_OP_EMBEDDING, .out = 0, .n_in = 1, .in = {0}, .param = {0, -1}, .dim = {1, B_D}};
+    f->ops[1] = (struct nr_op){.kind = NR_OP_EMBEDDING, .out = 1, .n_in = 1, .in = {0}, .param = {1, -1}, .dim = {1, B_D}};
+    f->ops[2] = (struct nr_op){.kind = NR_OP_EMBEDDING, .out = 2, .n_in = 1, .in = {1}, .param = {1, -1}, .dim = {B_M, B_D}};
+    f->ops[3] = (struct nr_op){.kind = NR_OP_DENSE, .out = 3, .n_in = 1, .in = {2}, .param = {2, -1}, .dim = {B_M, B_D, 1}};
+    f->ops[4] = (struct nr_op){.kind = NR_OP_CONCAT, .out = 4, .n_in = 3, .in = {0, 1, 3}, .param = {-1, -1}, .dim = {1}};
+    f->ops[5] = (struct nr_op){.kind = NR_OP_DENSE, .out = 5, .n_in = 1, .in = {4}, .param = {3, 4}, .dim = {1, B_F, 1}};
+    f->ops[6] = (struct nr_op){.kind = NR_OP_ACT, .out = 6, .n_in = 1, .in = {5}, .param = {-1, -1}, .act = NR_ACT_SIGMOID, .dim = {1, 1}};
+    const int64_t vs[7] = {B_D, B_D, B_M * B_D, B_M, B_F, 1, 1};
+    memcpy(f->vsize, vs, sizeof vs);
+    f->d = (struct nr_plan_desc){
+        .n_ops = 7, .ops = f->ops, .n_values = 7, .value_size = f->vsize, .n_params = 5, .params = f->prm,
+        .n_inputs = 2, .output = 6, .loss = NR_LOSS_BCE, .logits = 5,
+        .optim = {.kind = NR_OPTIM_SGD, .lr = 0.2f}, .sparse = 1,
+    };
+    f->in[0] = (struct nr_array){f->users, NR_DTYPE_I64, B_N, 1};
+    f->in[1] = (struct nr_array){f->items, NR_DTYPE_I64, B_N, B_M};
+    f->lab = (struct nr_array){f->labels, NR_DTYPE_F32, B_N, 1};
+}
+
+static void bag_repoint(struct bag_fixture *f)
+{
+    f->prm[0].w = f->U, f->prm[1].w = f->I, f->prm[2].w = f->K1, f->prm[3].w = f->K2, f->prm[4].w = f->B;
+    f->d.ops = f->ops, f->d.value_size = f->vsize, f->d.params = f->prm;
+    f->in[0].data = f->users, f->in[1].data = f->items, f->lab.data = f->labels;
+}
+
+static void test_plan_bag(struct nr_pool *pool2, struct nr_pool *pool3)
+{
+    g_section = "plan/bag-of-ids";
+    struct bag_fixture *f = xcalloc(1, sizeof *f), *f0 = xcalloc(1, sizeof *f0);
+    bag_setup(f);
+    memcpy(f0, f, sizeof *f);
+    bag_repoint(f0);
+    /* one SGD step over all 9 samples, by hand */
+    double gU[B_U * B_D] = {0}, gI[B_I * B_D] = {0}, gK1[B_D] = {0}, gK2[B_F] = {0}, gB = 0.0;
+    for (int n = 0; n < B_N; n++) {
+        int64_t u = f->users[n];
+        const int64_t *bag = f->items + n * B_M;
+        double feat[B_F], z = f->B[0];
+        for (int c = 0; c < B_D; c++) {
+            feat[c] = f->U[u * B_D + c];
+            feat[B_D + c] = f->I[u * B_D + c];
+        }
+        for (int j = 0; j < B_M; j++) {
+            double a = 0.0;
+            for (int c = 0; c < B_D; c++)
+                a += (double)f->I[bag[j] * B_D + c] * f->K1[c];
+            feat[2 * B_D + j] = a;
+        }
+        for (int c = 0; c < B_F; c++)
+            z += feat[c] * f->K2[c];
+        double d = (sigm(z) - f->labels[n]) / B_N;
+        gB += d;
+        for (int c = 0; c < B_F; c++)
+            gK2[c] += d * feat[c];
+        for (int c = 0; c < B_D; c++) {
+            gU[u * B_D + c] += d * f->K2[c];
+            gI[u * B_D + c] += d * f->K2[B_D + c];
+            for (int j = 0; j < B_M; j++) {
+                gI[bag[j] * B_D + c] += d * f->K2[2 * B_D + j] * f->K1[c];
+                gK1[c] += d * f->K2[2 * B_D + j] * f->I[bag[j] * B_D + c];
+            }
+        }
+    }
+    double rU[B_U * B_D], rI[B_I * B_D], rK1[B_D], rK2[B_F], rB = f->B[0] - 0.2 * gB;
+    for (int k = 0; k < B_U * B_D; k++)
+        rU[k] = f->U[k] - 0.2 * gU[k];
+    for (int k = 0; k < B_I * B_D; k++)
+        rI[k] = f->I[k] - 0.2 * gI[k];
+    for (int k = 0; k < B_D; k++)
+        rK1[k] = f->K1[k] - 0.2 * gK1[k];
+    for (int k = 0; k < B_F; k++)
+        rK2[k] = f->K2[k] - 0.2 * gK2[k];
+    struct nr_pool *pools[3] = {NULL, pool2, pool3};
+    for (int mode = 0; mode < 6; mode++) { /* thread count x {sparse, dense} */
+        memcpy(f, f0, sizeof *f);
+        bag_repoint(f);
+        f->d.sparse = mode < 3;
+        struct nr_plan *plan = NULL;
+        CHECK(nr_plan_init(&plan, &f->d) == NR_OK);
+        if (!plan)
+            continue;
+        int64_t idx[B_N], step = 0;
+        for (int n = 0; n < B_N; n++)
+            idx[n] = (n * 4) % B_N;
+        struct nr_fit_stats *st = new_stats();
+        CHECK(nr_plan_fit(plan, pools[mode % 3], f->in, &f->lab, idx, B_N, B_N, &step, 1, st, NULL) == NR_OK);
+        char what[64];
+        snprintf(what, sizeof what, "user table, %d threads, sparse %d", nr_pool_size(pools[mode % 3]), f->d.sparse);
+        check_arr(what, f->U, rU, B_U * B_D, 1e-5, 1e-6);
+        snprintf(what, sizeof what, "shared item table, %d threads, sparse %d", nr_pool_size(pools[mode % 3]), f->d.sparse);
+        check_arr(what, f->I, rI, B_I * B_D, 1e-5, 1e-6);
+        check_arr("per-row dense kernel", f->K1, rK1, B_D, 1e-5, 1e-6);
+        check_arr("output kernel", f->K2, rK2, B_F, 1e-5, 1e-6);
+        check_arr("output bias", f->B, &rB, 1, 1e-5, 1e-6);
+        free(st);
+        nr_plan_free(plan);
+    }
+
+    /* Hogwild: with one thread identical to the synchronous sparse update;
+     * with two it runs (rows shared between threads race by design) */
+    struct bag_fixture *h = xcalloc(1, sizeof *h);
+    for (int hw = 0; hw < 3; hw++) {
+        struct bag_fixture *g = hw == 0 ? f : h;
+        memcpy(g, f0, sizeof *g);
+        bag_repoint(g);
+        g->d.hogwild = hw > 0;
+        struct nr_plan *plan = NULL;
+        CHECK(nr_plan_init(&plan, &g->d) == NR_OK);
+        if (!plan)
+            continue;
+        int64_t perm[B_N], step = 0;
+        struct nr_fit_stats *st = new_stats();
+        for (int e = 0; e < 20; e++) {
+            nr_sampler_permutation(perm, B_N, (uint64_t)e);
+            CHECK(nr_plan_fit(plan, hw == 2 ? pool2 : NULL, g->in, &g->lab, perm, B_N, 2, &step, 1, st, NULL) == NR_OK);
+        }
+        if (hw == 1)
+            CHECKF(memcmp(f->U, h->U, sizeof f->U) == 0 && memcmp(f->I, h->I, sizeof f->I) == 0 &&
+                   memcmp(f->K2, h->K2, sizeof f->K2) == 0, "1-thread Hogwild differs from the synchronous update");
+        if (hw == 2) {
+            int finite = 1;
+            for (int k = 0; k < B_I * B_D; k++)
+                finite &= isfinite(h->I[k]);
+            CHECK(finite && memcmp(h->I, f0->I, sizeof h->I) != 0);
+        }
+        free(st);
+        nr_plan_free(plan);
+    }
+    free(h), free(f), free(f0);
 }
 
 /*
@@ -1780,6 +1971,7 @@ static void test_scoring(struct nr_pool *pool2, struct nr_pool *pool3)
 static void regress_nan_prediction_auc_bin(void)
 {
     g_section = "regress/nan-prediction-auc-bin";
+    fprintf(stderr, "test_core: running %s (a crash here is that bug)\n", g_section);
     struct lr_fixture *f = xcalloc(1, sizeof *f);
     for (int loss = 0; loss < 2; loss++) {
         lr_setup(f, 0);
@@ -1822,8 +2014,9 @@ int main(void)
     test_optim();
     test_optim_tables();
     test_optim_catch_up();
-    test_plan_logistic(pool2);
+    test_plan_logistic(pool2, pool3);
     test_plan_embedding(pool2);
+    test_plan_bag(pool2, pool3);
     test_plan_mix(pool2);
     test_plan_init_errors();
     test_sampler(pool2);

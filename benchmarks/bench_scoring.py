@@ -1,0 +1,377 @@
+"""Full-catalog top-10 for every user, neurec vs PyTorch, NumPy BLAS and implicit, side by side.
+
+Usage (from the repository root; long runs under ``nice``):
+    nice -n 5 python benchmarks/bench_scoring.py                 # ml-100k and ml-1m, 1 and 2 threads
+    python benchmarks/bench_scoring.py --quick                   # smoke run (< 60 s)
+
+For every user: score all items, drop the user's training items, keep the 10 best.
+
+- neurec ``model.recommend(users, k=10, exclude=train_matrix)``: NeuMF takes the generic path
+  (compiled plan over blocks of (user, item) pairs + top-K in C); MF and GMF take the fused
+  dot-product + top-K fast path.
+- PyTorch, NeuMF: the same weights copied into ``torch_ncf.NeuMF``; blocks of users x all items
+  (about 1M pairs per block) through ``forward`` under ``inference_mode``, seen items set to
+  -inf, ``torch.topk``.
+- PyTorch, dot product (MF, GMF): ``U_block @ V.T`` (``torch.mm``) + mask + ``torch.topk``, on
+  the folded vectors (GMF: ``p_u * h``; MF: ``w * p_u`` with the item bias as an extra column;
+  user-only terms and the final sigmoid do not change a user's ranking).
+- NumPy, dot product: the "BLAS-bound" reference, ``U_block @ V.T`` + mask +
+  ``np.argpartition`` + sort of the 10, BLAS threads limited with threadpoolctl.
+- implicit (C++ top-K over BLAS) ``recommend(..., filter_already_liked_items=True)`` with the
+  same folded vectors set as its factors.
+- ``model.predict`` throughput (NeuMF, random pairs) vs torch forward in blocks.
+
+Models are trained for ``--train-epochs`` (default 1) so that scores are not ties; the top-10
+lists of the peers are compared with neurec's (mean overlap of the 10-item sets).
+Repetitions alternate between contenders in one process; medians and median ratios reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from typing import Any, Callable
+
+import numpy as np
+
+import common
+import ncf_data
+
+K = 10
+PAIRS_PER_BLOCK = 1 << 20
+
+
+def _train(kind: str, data: ncf_data.NCFData, epochs: int, seed: int) -> Any:
+    import neurec
+    from neurec.data import NegativeSampler
+    from neurec.models import GMF, MF, NeuMF
+
+    nu, ni = data.num_users, data.num_items
+    if kind == "neumf":
+        model = NeuMF(nu, ni, factors=8, layers=(64, 32, 16, 8))
+    elif kind == "gmf":
+        model = GMF(nu, ni, factors=8)
+    else:
+        model = MF(nu, ni, factors=64)
+    model.compile(optimizer=neurec.optimizers.Adam(1e-3), loss="binary_crossentropy")
+    if epochs:
+        sampler = NegativeSampler((data.train_users, data.train_items), num_negatives=4,
+                                  seed=seed, n_users=nu, n_items=ni)
+        model.fit(sampler, epochs=epochs, batch_size=256, verbose=0, seed=seed)
+    return model
+
+
+def folded_vectors(model: Any, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """User and item vectors whose dot product ranks items as the model does.
+
+    GMF ``sigmoid(h . (p * q) + b)`` -> ``(p * h, q)``; MF ``sigmoid(w (p . q + b_u + b_i) + b)``
+    -> ``([w p, w], [q, b_i])`` (user-only terms dropped: they do not change a user's ranking).
+
+    Returns:
+        ``(U, V)``: C-contiguous float32 arrays of shape ``(num_users, d)`` and ``(num_items, d)``.
+    """
+    if kind == "gmf":
+        p = model.get_layer("gmf_user_embedding").get_weights()[0]
+        q = model.get_layer("gmf_item_embedding").get_weights()[0]
+        h = model.get_layer("prediction").get_weights()[0][:, 0]
+        return np.ascontiguousarray(p * h, np.float32), np.ascontiguousarray(q, np.float32)
+    if kind == "mf":
+        p = model.get_layer("mf_user_embedding").get_weights()[0]
+        q = model.get_layer("mf_item_embedding").get_weights()[0]
+        bi = model.get_layer("mf_item_bias").get_weights()[0]
+        w = float(model.get_layer("prediction").get_weights()[0][0, 0])
+        u = np.hstack([w * p, np.full((p.shape[0], 1), w, np.float32)])
+        v = np.hstack([q, bi.reshape(-1, 1)])
+        return np.ascontiguousarray(u, np.float32), np.ascontiguousarray(v, np.float32)
+    raise ValueError(f"kind must be 'gmf' or 'mf', got {kind!r}.")
+
+
+def torch_neumf_from(model: Any) -> Any:
+    """A ``torch_ncf.NeuMF`` holding a copy of a neurec NeuMF's weights (same scores)."""
+    import torch
+
+    import torch_ncf
+
+    g = model.get_layer
+    nu, f = g("gmf_user_embedding").get_weights()[0].shape
+    ni = g("gmf_item_embedding").get_weights()[0].shape[0]
+    half = g("mlp_user_embedding").get_weights()[0].shape[1]
+    layers = [2 * half] + [g(f"layer{k}").get_weights()[0].shape[1] for k in (1, 2, 3)]
+    tm = torch_ncf.NeuMF(nu, ni, factors=f, layers=layers)
+    with torch.no_grad():
+        tm.mf_user_embedding.weight.copy_(torch.from_numpy(g("gmf_user_embedding").get_weights()[0]))
+        tm.mf_item_embedding.weight.copy_(torch.from_numpy(g("gmf_item_embedding").get_weights()[0]))
+        tm.mlp_user_embedding.weight.copy_(torch.from_numpy(g("mlp_user_embedding").get_weights()[0]))
+        tm.mlp_item_embedding.weight.copy_(torch.from_numpy(g("mlp_item_embedding").get_weights()[0]))
+        for k, lin in zip((1, 2, 3), (tm.tower[0], tm.tower[2], tm.tower[4])):
+            w, b = g(f"layer{k}").get_weights()
+            lin.weight.copy_(torch.from_numpy(np.ascontiguousarray(w.T)))
+            lin.bias.copy_(torch.from_numpy(b))
+        w, b = g("prediction").get_weights()
+        tm.prediction.weight.copy_(torch.from_numpy(np.ascontiguousarray(w.T)))
+        tm.prediction.bias.copy_(torch.from_numpy(b))
+    tm.eval()
+    return tm
+
+
+def _seen_block(data: ncf_data.NCFData, s: int, e: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols) of the training items of consecutive users ``s..e-1`` (rows from 0)."""
+    lo, hi = data.indptr[s], data.indptr[e]
+    rows = np.repeat(np.arange(e - s), np.diff(data.indptr[s:e + 1]))
+    return rows, data.train_items[lo:hi]
+
+
+def torch_topk_neumf(tm: Any, data: ncf_data.NCFData, k: int = K) -> np.ndarray:
+    """Top-k of every user with a torch NeuMF: blocks of users x all items, mask, topk."""
+    import torch
+
+    nu, ni = data.num_users, data.num_items
+    per = max(1, PAIRS_PER_BLOCK // ni)
+    items = torch.arange(ni, dtype=torch.int64)
+    out = np.empty((nu, k), np.int64)
+    with torch.inference_mode():
+        for s in range(0, nu, per):
+            e = min(nu, s + per)
+            users = torch.arange(s, e, dtype=torch.int64)
+            scores = tm(users.repeat_interleave(ni), items.repeat(e - s)).view(e - s, ni)
+            rows, cols = _seen_block(data, s, e)
+            scores[torch.from_numpy(rows), torch.from_numpy(cols)] = float("-inf")
+            out[s:e] = torch.topk(scores, k, dim=1).indices.numpy()
+    return out
+
+
+def torch_topk_dot(u: Any, v: Any, data: ncf_data.NCFData, k: int = K,
+                   users_per_block: int = 1024) -> np.ndarray:
+    """Top-k of every user with ``torch.mm`` of folded vectors + mask + ``torch.topk``."""
+    import torch
+
+    nu = data.num_users
+    out = np.empty((nu, k), np.int64)
+    vt = v.t()
+    with torch.inference_mode():
+        for s in range(0, nu, users_per_block):
+            e = min(nu, s + users_per_block)
+            scores = torch.mm(u[s:e], vt)
+            rows, cols = _seen_block(data, s, e)
+            scores[torch.from_numpy(rows), torch.from_numpy(cols)] = float("-inf")
+            out[s:e] = torch.topk(scores, k, dim=1).indices.numpy()
+    return out
+
+
+def numpy_topk_dot(u: np.ndarray, v: np.ndarray, data: ncf_data.NCFData, k: int = K,
+                   users_per_block: int = 1024) -> np.ndarray:
+    """Top-k of every user with NumPy BLAS ``U @ V.T`` + mask + ``argpartition`` + sort."""
+    nu = data.num_users
+    out = np.empty((nu, k), np.int64)
+    vt = np.ascontiguousarray(v.T)
+    for s in range(0, nu, users_per_block):
+        e = min(nu, s + users_per_block)
+        scores = u[s:e] @ vt
+        rows, cols = _seen_block(data, s, e)
+        scores[rows, cols] = -np.inf
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
+        out[s:e] = np.take_along_axis(part, order, axis=1)
+    return out
+
+
+def overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean share of common ids between the rows of two (n, k) top-k id arrays."""
+    a = np.sort(a, axis=1)
+    b = np.sort(b, axis=1)
+    common_ = [np.intersect1d(x, y, assume_unique=True).size for x, y in zip(a, b)]
+    return float(np.mean(common_) / a.shape[1])
+
+
+def bench_dataset(name: str, threads: list[int], reps: int, train_epochs: int, seed: int,
+                  predict_pairs: int) -> dict[str, Any]:
+    """All contenders on one dataset at each thread count."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    import neurec
+    from neurec.data import InteractionMatrix
+
+    data = ncf_data.load_dataset(name)
+    nu, ni = data.num_users, data.num_items
+    common.set_threads(max(threads))
+    t0 = time.perf_counter()
+    models = {kind: _train(kind, data, train_epochs, seed) for kind in ("neumf", "gmf", "mf")}
+    train_s = time.perf_counter() - t0
+    matrix = InteractionMatrix.from_arrays(data.train_users, data.train_items, shape=(nu, ni))
+    users = np.arange(nu, dtype=np.int64)
+    tm = torch_neumf_from(models["neumf"])
+    folded = {kind: folded_vectors(models[kind], kind) for kind in ("gmf", "mf")}
+    folded_t = {k: (torch.from_numpy(u), torch.from_numpy(v)) for k, (u, v) in folded.items()}
+    implicit_models = {}
+    user_items = None
+    try:
+        import scipy.sparse as sp
+        from implicit.cpu.als import AlternatingLeastSquares
+
+        user_items = sp.csr_matrix((np.ones(data.num_train, np.float32), data.train_items,
+                                    data.indptr), shape=(nu, ni))
+        for kind, (u, v) in folded.items():
+            with warnings.catch_warnings():  # its OpenBLAS-threads advice is about ALS training
+                warnings.simplefilter("ignore", RuntimeWarning)
+                m = AlternatingLeastSquares(factors=u.shape[1], random_state=seed)
+            m.user_factors, m.item_factors = u, v
+            implicit_models[kind] = m
+    except ImportError as e:  # pragma: no cover - optional peer
+        print(f"implicit not available: {e}")
+    rng = np.random.default_rng(seed)
+    pu = rng.integers(0, nu, predict_pairs, dtype=np.int64)
+    pi = rng.integers(0, ni, predict_pairs, dtype=np.int64)
+    results: dict[str, Any] = {}
+
+    def nr_rec(kind: str) -> Callable[[int], np.ndarray]:
+        return lambda rep: models[kind].recommend(users, k=K, exclude=matrix)[0]
+
+    def imp_rec(kind: str) -> Callable[[int], np.ndarray]:
+        return lambda rep: implicit_models[kind].recommend(users, user_items, N=K)[0]
+
+    def torch_predict(rep: int) -> np.ndarray:
+        out = np.empty(predict_pairs, np.float32)
+        step = 1 << 18
+        with torch.inference_mode():
+            for s in range(0, predict_pairs, step):
+                out[s:s + step] = torch.sigmoid(tm(torch.from_numpy(pu[s:s + step]),
+                                                   torch.from_numpy(pi[s:s + step]))).numpy()
+        return out
+
+    for t in threads:
+        common.set_threads(t)
+        for m in implicit_models.values():
+            m.num_threads = t
+        with threadpool_limits(limits=t):
+            runs: dict[str, Callable[[int], Any]] = {
+                "neurec NeuMF (generic)": nr_rec("neumf"),
+                "torch NeuMF forward+topk": lambda rep: torch_topk_neumf(tm, data),
+            }
+            for kind in ("mf", "gmf"):
+                fam = kind.upper()
+                runs[f"neurec {fam} (dot fast path)"] = nr_rec(kind)
+                runs[f"torch {fam} mm+topk"] = (
+                    lambda rep, kind=kind: torch_topk_dot(*folded_t[kind], data))
+                runs[f"numpy {fam} BLAS+argpartition"] = (
+                    lambda rep, kind=kind: numpy_topk_dot(*folded[kind], data))
+                if kind in implicit_models:
+                    runs[f"implicit {fam} topk"] = imp_rec(kind)
+            runs["neurec NeuMF predict"] = lambda rep: models["neumf"].predict([pu, pi])
+            runs["torch NeuMF forward"] = torch_predict
+            outputs: dict[str, Any] = {}
+
+            def keep(nm: str, fn: Callable[[int], Any]) -> Callable[[int], Any]:
+                def run(rep: int) -> Any:
+                    outputs[nm] = fn(rep)
+                return run
+
+            times = common.alternate({nm: keep(nm, fn) for nm, fn in runs.items()}, reps)
+        ref = {"NeuMF": "neurec NeuMF (generic)", "MF": "neurec MF (dot fast path)",
+               "GMF": "neurec GMF (dot fast path)"}
+        res: dict[str, Any] = {}
+        for nm, ts in times.items():
+            is_pred = nm.endswith("predict") or nm.endswith("forward")
+            r = common.summarize(ts, predict_pairs if is_pred else nu)
+            fam = next(f for f in ("NeuMF", "GMF", "MF") if f" {f} " in f" {nm} ")
+            base = "neurec NeuMF predict" if is_pred else ref[fam]
+            r["family"] = fam + (" predict" if is_pred else " top-10")
+            r["ratio_vs_neurec"] = common.median_ratio(ts, times[base])  # peer time / neurec time
+            if not is_pred:
+                r["top10_overlap_with_neurec"] = overlap(
+                    np.asarray(outputs[nm]).reshape(nu, K), np.asarray(outputs[base]).reshape(nu, K))
+            else:
+                r["max_abs_diff_vs_neurec"] = float(np.max(np.abs(
+                    np.asarray(outputs[nm]).reshape(-1) - np.asarray(outputs[base]).reshape(-1))))
+            res[nm] = r
+            unit = "pairs/s" if is_pred else "users/s"
+            print(f"[{name} t={t}] {nm:30s} {r['median_s'] * 1000:9.1f} ms  {r['per_s']:12,.0f} {unit}"
+                  f"  x{r['ratio_vs_neurec']:.2f} of neurec time", flush=True)
+        results[t] = res
+    return {"dataset": name, "num_users": nu, "num_items": ni, "num_train": data.num_train,
+            "train_epochs": train_epochs, "train_s": train_s, "predict_pairs": predict_pairs,
+            "neurec_threads_default": neurec.get_num_threads(), "threads": results}
+
+
+def _markdown(rec: dict[str, Any]) -> str:
+    lines = ["# Full-catalog top-10 for every user: neurec vs PyTorch, NumPy BLAS, implicit", "",
+             common.machine_md(rec["machine"]), "",
+             "Every user, all items scored, training items excluded, top 10. Median of "
+             f"{rec['config']['reps']} alternating repetitions; `time / neurec` is the median "
+             "per-repetition ratio of the peer's time to neurec's for the same model "
+             "(> 1: neurec faster). `overlap` = mean share of the 10 ids equal to neurec's "
+             "(same weights). Predict rows: NeuMF on random (user, item) pairs.", ""]
+    for ds in rec["datasets"]:
+        lines += [f"## {ds['dataset']} ({ds['num_users']:,} users x {ds['num_items']:,} items)", ""]
+        rows = []
+        for t, res in ds["threads"].items():
+            for nm, r in res.items():
+                is_pred = "predict" in r["family"]
+                rows.append([t, nm, r["median_s"] * 1000,
+                             f"{r['per_s']:,.0f} {'pairs' if is_pred else 'users'}/s",
+                             f"{r['ratio_vs_neurec']:.2f}",
+                             f"{r['top10_overlap_with_neurec']:.3f}" if not is_pred
+                             else f"max abs diff {r['max_abs_diff_vs_neurec']:.1e}"])
+        lines.append(common.md_table(["threads", "contender", "median ms", "throughput",
+                                      "time / neurec", "overlap"], rows))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parses the command line (see module docstring)."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--datasets", default="ml-100k,ml-1m")
+    p.add_argument("--threads", default=None, help="comma-separated (default 1,2; --quick: 1)")
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--train-epochs", type=int, default=1)
+    p.add_argument("--predict-pairs", type=int, default=2_000_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true", help="smoke run: ml-100k, 1 thread, 1 rep")
+    p.add_argument("--name", default=None)
+    args = p.parse_args(argv)
+    if args.threads is None:
+        args.threads = "1" if args.quick else "1,2"
+    try:
+        args.threads = [int(x) for x in args.threads.split(",") if x]
+    except ValueError:
+        p.error(f"--threads must be comma-separated integers such as 1,2; got {args.threads!r}")
+    if not args.threads or min(args.threads) < 1 or args.reps < 1 or args.predict_pairs < 1:
+        p.error("--threads entries, --reps and --predict-pairs must be >= 1")
+    args.datasets = ["ml-100k"] if args.quick else [d for d in args.datasets.split(",") if d]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    args = parse_args(argv)
+    import torch  # noqa: F401
+
+    import neurec  # noqa: F401
+
+    try:
+        import implicit  # noqa: F401
+    except ImportError:
+        pass
+    t_start = time.perf_counter()
+    info = common.machine_info()
+    common.print_machine(info)
+    reps = 1 if args.quick else args.reps
+    pairs = 200_000 if args.quick else args.predict_pairs
+    datasets = [bench_dataset(d, args.threads, reps, args.train_epochs, args.seed, pairs)
+                for d in args.datasets]
+    info["loadavg_end"] = common.loadavg()
+    rec = {"benchmark": "scoring", "machine": info,
+           "config": {"datasets": args.datasets, "threads": args.threads, "reps": reps, "k": K,
+                      "train_epochs": args.train_epochs, "quick": args.quick},
+           "datasets": datasets, "wall_s": time.perf_counter() - t_start}
+    name = args.name or "scoring" + ("_quick" if args.quick else "")
+    common.write_results(name, rec, _markdown(rec))
+    print(f"wall {rec['wall_s']:.1f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
