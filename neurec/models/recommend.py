@@ -19,7 +19,7 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 
 from neurec import activations
-from neurec.layers.core import Activation, Dense, Embedding, Flatten, InputLayer
+from neurec.layers.core import Activation, Dense, Embedding, Flatten, Input, InputLayer
 from neurec.layers.merging import Add, Dot, Multiply
 
 _PAIRS_PER_BLOCK = 1 << 20
@@ -177,6 +177,109 @@ class _Roles:
         return out
 
 
+def hoisted_pair_model(model, roles):
+    """A faster model for scoring many (user, item) pairs, or None.
+
+    Every tensor that depends on the user id alone is computed once per user,
+    every one that depends on the item id alone once per item, and both are
+    looked up per pair from tables (Embedding layers holding the precomputed
+    values). A ``Dense`` over ``Concatenate([user parts, item parts])`` (NCF's MLP
+    tower input) is split: ``x_u W_u`` becomes a user table and ``x_i W_i + b`` an
+    item table, so a pair costs an addition instead of the widest matrix product.
+    Precomputation runs in float64 (``neurec._reference``): scores agree with
+    ``predict`` to ~1e-6, and ``recommend`` reports ``predict``'s exact values.
+    """
+    from neurec import _reference
+    from neurec.layers.core import Activation as Act, Reshape
+    from neurec.layers.merging import Add as AddL, Concatenate
+    from neurec.models.model import Model
+    if len(roles.names) != 2 or roles.n_users is None:
+        return None
+    u_in, i_in = roles.u_in, roles.i_in
+    side = {id(u_in): "u", id(i_in): "i"}
+    for node in model._nodes_in_order:
+        sides = {side[id(t)] for t in node.inputs}
+        side[id(node.outputs[0])] = sides.pop() if len(sides) == 1 else "p"
+    if side[id(model.outputs[0])] != "p":
+        return None
+    # precompute every user-only and item-only tensor
+    nu, ni = roles.n_users, roles.n_items
+    users = np.arange(nu, dtype=np.int64).reshape(-1, 1)
+    items = np.arange(ni, dtype=np.int64).reshape(-1, 1)
+    uslot, islot = model.inputs.index(u_in), model.inputs.index(i_in)
+
+    def values(ids, slot, other_n):
+        xs = [None, None]
+        xs[slot] = ids
+        xs[1 - slot] = np.zeros((ids.shape[0], 1), np.int64)
+        return _reference.forward(model, xs)[1]
+
+    uvals, ivals = values(users, uslot, ni), values(items, islot, nu)
+    nu_in = Input(shape=(1,), dtype="int64")
+    ni_in = Input(shape=(1,), dtype="int64")
+    mapped = {}
+    tables = []
+
+    def lookup(table, shape, user_side):
+        table = np.ascontiguousarray(table.reshape(table.shape[0], -1), np.float32)
+        emb = Embedding(table.shape[0], table.shape[1], embeddings_initializer="zeros")
+        emb.embeddings[...] = table
+        tables.append(emb)
+        out = Flatten()(emb(nu_in if user_side else ni_in))
+        return out if len(shape) == 2 else Reshape(shape[1:])(out)
+
+    def get(t):
+        if id(t) in mapped:
+            return mapped[id(t)]
+        s_ = side[id(t)]
+        if s_ == "p":
+            raise KeyError
+        mapped[id(t)] = lookup((uvals if s_ == "u" else ivals)[id(t)], t.shape, s_ == "u")
+        return mapped[id(t)]
+
+    split = 0
+    for node in model._nodes_in_order:
+        out = node.outputs[0]
+        if side[id(out)] != "p":
+            continue
+        layer = node.layer
+        src = node.inputs[0] if node.inputs else None
+        cat = src.node.layer if src is not None else None
+        if isinstance(layer, Dense) and isinstance(cat, Concatenate) and len(src.shape) == 2 \
+                and side[id(src)] == "p" and all(side[id(t)] in "ui" for t in src.node.inputs):
+            w = layer.kernel.astype(np.float64)
+            zu = np.zeros((nu, layer.units))
+            zi = np.zeros((ni, layer.units)) + (layer.bias if layer.use_bias else 0.0)
+            row = 0
+            for part in src.node.inputs:
+                width = part.shape[-1]
+                if side[id(part)] == "u":
+                    zu += uvals[id(part)].reshape(nu, -1) @ w[row:row + width]
+                else:
+                    zi += ivals[id(part)].reshape(ni, -1) @ w[row:row + width]
+                row += width
+            z = AddL()([lookup(zu, (None, layer.units), True), lookup(zi, (None, layer.units), False)])
+            act = activations.serialize(layer.activation)
+            mapped[id(out)] = Act(act)(z) if act != "linear" else z
+            split += 1
+            continue
+        try:
+            ins = [get(t) for t in node.inputs]
+        except KeyError:
+            return None
+        clone = type(layer).from_config({k: v for k, v in layer.get_config().items() if k != "name"})
+        res = clone(ins if layer._n_inputs is None else ins[0])
+        if layer.weights:
+            clone.set_weights(layer.get_weights())
+        mapped[id(out)] = res
+    if not split:
+        return None  # nothing expensive to hoist: the plain model is as fast
+    inputs = [nu_in, ni_in] if uslot == 0 else [ni_in, nu_in]
+    fast = Model(inputs, mapped[id(model.outputs[0])], name=model.name + "_scoring")
+    fast._hoisted = True
+    return fast
+
+
 def _pairs_scores(model, roles, users, items):
     from neurec.models import _data
     x = roles.pair_inputs(users, items)
@@ -273,11 +376,15 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
                          rows if indptr is not None else None, oid, osc)
         ids[uk] = oid
     elif uk.size:
+        scorer, sroles = model, roles
+        fast = hoisted_pair_model(model, roles)
+        if fast is not None:
+            scorer, sroles = fast, _Roles(fast, None, None, None, None)
         cols = np.arange(n_items, dtype=np.int64) if cand is None else cand
         per = max(1, _PAIRS_PER_BLOCK // max(cols.size, 1))
         for s in range(0, ku.size, per):
             ub = ku[s:s + per]
-            block = _pairs_scores(model, roles, np.repeat(ub, cols.size),
+            block = _pairs_scores(scorer, sroles, np.repeat(ub, cols.size),
                                   np.tile(cols, ub.size)).reshape(ub.size, cols.size)
             if cand is not None:
                 full = np.full((ub.size, n_items), np.nan, np.float32)
