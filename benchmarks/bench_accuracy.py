@@ -40,32 +40,40 @@ BATCH = 256
 LR = 1e-3
 EPS = 1e-8
 
-#: MF settings: (factors, learning rate, negatives, L2).
+#: MF settings: (factors, learning rate, negatives, L2, init stddev).
 MF_SWEEP = (
-    (32, 1e-3, 4, 0.0),
-    (32, 5e-3, 4, 0.0),
-    (32, 5e-3, 4, 1e-4),
-    (32, 2e-3, 8, 1e-4),
-    (64, 1e-3, 4, 0.0),
-    (64, 2e-3, 8, 1e-4),
-    (64, 5e-3, 8, 1e-4),
-    (64, 2e-3, 8, 1e-3),
+    (32, 1e-3, 4, 0.0, 0.1),
+    (32, 5e-3, 4, 0.0, 0.1),
+    (32, 5e-3, 4, 1e-4, 0.1),
+    (32, 2e-3, 8, 1e-4, 0.1),
+    (64, 1e-3, 4, 0.0, 0.1),
+    (64, 2e-3, 8, 1e-4, 0.1),
+    (64, 5e-3, 8, 1e-4, 0.1),
+    (64, 2e-3, 8, 1e-3, 0.1),
+    (32, 1e-3, 4, 0.0, 0.01),
+    (32, 1e-3, 8, 0.0, 0.01),
+    (64, 1e-3, 8, 0.0, 0.01),
+    (64, 2e-3, 8, 1e-5, 0.01),
 )
 
 
 def _mf_name(cfg: tuple) -> str:
-    f, lr, neg, reg = cfg
-    return f"mf f{f} lr{lr:g} n{neg} l2{reg:g}"
+    f, lr, neg, reg, init = cfg
+    return f"mf f{f} lr{lr:g} n{neg} l2 {reg:g} init {init:g}"
 
 
 def _parse_mf(text: str) -> tuple:
-    """``"64,0.002,8,1e-4"`` -> (64, 0.002, 8, 0.0001)."""
+    """``"64,0.002,8,1e-4[,0.01]"`` -> (64, 0.002, 8, 0.0001, 0.01); init stddev defaults to 0.1."""
     try:
-        f, lr, neg, reg = text.split(",")
-        return int(f), float(lr), int(neg), float(reg)
+        parts = text.split(",")
+        if len(parts) not in (4, 5):
+            raise ValueError
+        init = float(parts[4]) if len(parts) == 5 else 0.1
+        return int(parts[0]), float(parts[1]), int(parts[2]), float(parts[3]), init
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"--mf takes factors,lr,negatives,l2 such as 64,0.002,8,1e-4; got {text!r}") from None
+            f"--mf takes factors,lr,negatives,l2[,init_stddev] such as 64,0.002,8,1e-4,0.01; "
+            f"got {text!r}") from None
 
 
 class _NeurecRun:
@@ -85,8 +93,8 @@ class _NeurecRun:
         elif kind == "neumf":
             self.model = NeuMF(nu, ni, factors=8, layers=(64, 32, 16, 8))
         elif kind == "mf":
-            factors, lr, neg, reg = mf
-            self.model = MF(nu, ni, factors=factors, reg=reg)
+            factors, lr, neg, reg, init = mf
+            self.model = MF(nu, ni, factors=factors, reg=reg, init_stddev=init)
         else:
             raise ValueError(f"unknown model {kind!r}")
         self.model.compile(optimizer=neurec.optimizers.Adam(lr, epsilon=EPS),
@@ -213,9 +221,9 @@ def run_mf(cfg: tuple, data: ncf_data.NCFData, epochs: int, seed: int, max_rows:
     print(f"[{_mf_name(cfg)}] best epoch {s['best_epoch']} HR {s['best_hr10']:.4f} NDCG "
           f"{s['best_ndcg10']:.4f} | last HR {s['last_hr10']:.4f} NDCG {s['last_ndcg10']:.4f} | "
           f"{s['median_epoch_s']:.1f}s/epoch", flush=True)
-    f, lr, neg, reg = cfg
+    f, lr, neg, reg, init = cfg
     return {"model": "mf", "name": _mf_name(cfg),
-            "config": {"factors": f, "lr": lr, "num_neg": neg, "l2": reg},
+            "config": {"factors": f, "lr": lr, "num_neg": neg, "l2": reg, "init_stddev": init},
             "neurec": {"history": hist, "summary": s}}
 
 
@@ -285,8 +293,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="models also trained in torch (default: all on ml-100k, neumf elsewhere)")
     p.add_argument("--models", default=",".join(NCF_MODELS))
     p.add_argument("--mf", type=_parse_mf, action="append", default=None,
-                   help="MF setting factors,lr,negatives,l2 (repeatable); default: the sweep on "
-                        "ml-100k, 64,0.002,8,0.0001 elsewhere; 'none' to skip")
+                   help="MF setting factors,lr,negatives,l2[,init_stddev] (repeatable); default: "
+                        "the sweep on ml-100k, 64,0.002,8,0.0001 elsewhere")
     p.add_argument("--no-mf", action="store_true")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
@@ -325,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.mf:
         mf_cfgs = args.mf
     else:
-        mf_cfgs = list(MF_SWEEP) if small else [(64, 2e-3, 8, 1e-4)]
+        mf_cfgs = list(MF_SWEEP) if small else [(64, 2e-3, 8, 1e-4, 0.1)]
     if args.quick:
         mf_cfgs = mf_cfgs[:1]
     info = c.machine_info()

@@ -452,14 +452,24 @@ static PyObject *stats_dict(const struct nr_fit_stats *st)
                          st->sq_err, "abs_err", st->abs_err, "auc_pos", pos, "auc_neg", neg);
 }
 
-/* fit(inputs, y, idx, batch_size, step, seed) -> (step, stats) */
+/* fit(inputs, y, idx, batch_size, step, seed) -> stats
+ * step is a 1-element int64 array, advanced in place batch by batch, so the count
+ * is right even when a KeyboardInterrupt is raised as this call returns. */
 static PyObject *Plan_fit(PlanObject *self, PyObject *args)
 {
-    PyObject *inputs_o, *y_o, *idx_o;
-    long long batch_size, step;
+    PyObject *inputs_o, *y_o, *idx_o, *step_o;
+    long long batch_size;
     unsigned long long seed;
-    if (!PyArg_ParseTuple(args, "OOOLLK", &inputs_o, &y_o, &idx_o, &batch_size, &step, &seed))
+    if (!PyArg_ParseTuple(args, "OOOLOK", &inputs_o, &y_o, &idx_o, &batch_size, &step_o, &seed))
         return NULL;
+    npy_intp n_step;
+    int64_t *step_p = writable(step_o, NPY_INT64, "step", &n_step);
+    if (!step_p)
+        return NULL;
+    if (n_step != 1) {
+        PyErr_SetString(PyExc_ValueError, "step must be a 1-element int64 array");
+        return NULL;
+    }
     struct nr_array *inputs = calloc((size_t)(self->n_inputs ? self->n_inputs : 1), sizeof *inputs);
     struct nr_fit_stats *st = calloc(1, sizeof *st);
     PyObject *result = NULL;
@@ -499,18 +509,15 @@ static PyObject *Plan_fit(PlanObject *self, PyObject *args)
     }
     if (pool_ensure() < 0)
         goto done;
-    int64_t st_step = step;
     enum nr_status s;
     Py_BEGIN_ALLOW_THREADS
     pthread_mutex_lock(&pool_lock);
-    s = nr_plan_fit(self->plan, g_pool, inputs, &y, idx, n_idx, batch_size, &st_step, seed, st, NULL);
+    s = nr_plan_fit(self->plan, g_pool, inputs, &y, idx, n_idx, batch_size, step_p, seed, st, NULL);
     pthread_mutex_unlock(&pool_lock);
     Py_END_ALLOW_THREADS
     if (raise_status(s, "fit") < 0)
         goto done;
-    PyObject *d = stats_dict(st);
-    if (d)
-        result = Py_BuildValue("LN", (long long)st_step, d);
+    result = stats_dict(st);
 done:
     free(inputs);
     free(st);
@@ -558,7 +565,7 @@ done:
 
 static PyMethodDef Plan_methods[] = {
     {"fit", (PyCFunction)Plan_fit, METH_VARARGS,
-     "fit(inputs, y, idx, batch_size, step, seed) -> (step, stats): train on rows idx in batches."},
+     "fit(inputs, y, idx, batch_size, step, seed) -> stats: train on rows idx in batches; step is a 1-element int64 array advanced in place."},
     {"predict", (PyCFunction)Plan_predict, METH_VARARGS,
      "predict(inputs, out): forward pass over all rows into the float32 array out."},
     {"set_optimizer", (PyCFunction)Plan_set_optimizer, METH_O,

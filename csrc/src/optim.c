@@ -32,8 +32,8 @@ static void step_block(const struct nr_optim *o, float *restrict w, const float 
         float alpha;
         if (o->tables && o->tables->corr && t < o->tables->len) {
             alpha = lr * o->tables->corr[t];
-        } else if (o->tables && o->tables->len >= 65536) {
-            alpha = lr; /* beta^t has underflowed: the correction is exactly 1 in float */
+        } else if (o->tables && o->tables->corr_saturated) {
+            alpha = lr; /* beta^t is below float precision: the correction is 1 */
         } else {
             double b1t = pow((double)o->beta1, (double)t);
             double b2t = pow((double)o->beta2, (double)t);
@@ -133,6 +133,7 @@ void nr_optim_tables_fill(struct nr_optim_tables *tb, const struct nr_optim *o)
         tb->geo[s] = (float)geo;
         tb->corr[s] = s == 0 ? 0.0f : (float)(sqrt(1.0 - b2t) / (1.0 - b1t));
     }
+    tb->corr_saturated = b1t < 1e-9 && b2t < 1e-9;
 }
 
 /* a^s and sum_{j=1..s} r^j, from the tables or computed */
@@ -172,7 +173,7 @@ static void catch_up_row(const struct nr_optim *o, float *w, float *s0, float *s
         float alpha;
         if (o->tables && o->tables->corr && t < o->tables->len)
             alpha = o->lr * o->tables->corr[t];
-        else if (o->tables && o->tables->len >= 65536)
+        else if (o->tables && o->tables->corr_saturated)
             alpha = o->lr;
         else
             alpha = (float)((double)o->lr * sqrt(1.0 - pow(o->beta2, (double)t)) /

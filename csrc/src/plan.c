@@ -684,9 +684,11 @@ static void loss_block(struct run_ctx *c, int64_t b0, int64_t b1, struct nr_fit_
             st->correct += (float)(prob > 0.5f) == t;
             st->sq_err += (double)(pr - t) * (pr - t);
             st->abs_err += fabs((double)(pr - t));
-            int bin = (int)(clampf(prob, 0.0f, 1.0f) * (NR_AUC_BINS - 1) + 0.5f);
-            st->auc_pos[bin] += t;
-            st->auc_neg[bin] += 1.0f - t;
+            if (prob == prob) { /* a NaN prediction (diverged weights) has no bin */
+                int bin = (int)(clampf(prob, 0.0f, 1.0f) * (NR_AUC_BINS - 1) + 0.5f);
+                st->auc_pos[bin] += t;
+                st->auc_neg[bin] += 1.0f - t;
+            }
         }
         st->loss_sum += lsum / (double)P;
         st->samples += 1.0;

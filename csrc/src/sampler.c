@@ -35,6 +35,42 @@ static int64_t draw(struct nr_rng *r, const double *cdf, int64_t n)
     return lo;
 }
 
+/* Popularity fallback: draw an unseen item in proportion to its weight, by
+ * walking the catalog (O(n_items), only for users rejection keeps failing on).
+ * Returns -1 when every unseen item has weight 0. */
+static int64_t weighted_unseen(struct nr_rng *r, const double *cdf, int64_t n, const int32_t *row,
+                               int64_t len)
+{
+    double total = 0.0;
+    int64_t k = 0;
+    for (int64_t it = 0; it < n; it++) {
+        if (k < len && row[k] == it) {
+            k++;
+            continue;
+        }
+        total += cdf[it] - (it ? cdf[it - 1] : 0.0);
+    }
+    if (!(total > 0.0))
+        return -1;
+    double u = (double)(nr_rng_next(r) >> 11) * (1.0 / 9007199254740992.0) * total;
+    int64_t last = -1;
+    k = 0;
+    for (int64_t it = 0; it < n; it++) {
+        if (k < len && row[k] == it) {
+            k++;
+            continue;
+        }
+        double w = cdf[it] - (it ? cdf[it - 1] : 0.0);
+        if (w > 0.0) {
+            last = it;
+            if (u < w)
+                return it;
+            u -= w;
+        }
+    }
+    return last; /* rounding at the very end */
+}
+
 /* The k-th (0-based) item not in the sorted row, uniform fallback when
  * rejection keeps failing for a user who has seen most items. */
 static int64_t kth_unseen(const int32_t *row, int64_t len, int64_t k)
@@ -91,7 +127,11 @@ static void sampler_worker(void *vctx, int ith, int nth)
                         break;
                     }
                 }
-                if (neg < 0) /* a heavy user: draw exactly among the unseen items */
+                /* a heavy user: draw exactly among the unseen items, by weight, or
+                 * uniformly when none of them has any weight */
+                if (neg < 0 && c->cdf)
+                    neg = weighted_unseen(&r, c->cdf, m->n_cols, row, len);
+                if (neg < 0)
                     neg = kth_unseen(row, len, (int64_t)nr_rng_below(&r, (uint64_t)(m->n_cols - len)));
                 c->ou[o + j] = u;
                 c->oi[o + j] = neg;

@@ -391,7 +391,7 @@ class Model:
         cbs = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=self,
                            verbose=verbose, epochs=epochs, steps=steps)
         opt = self.optimizer
-        step = int(opt.iterations)
+        step = np.array([int(opt.iterations)], dtype=np.int64)  # advanced in place by C
         cbs.on_train_begin()
         logs: Dict[str, float] = {}
         chunk = 16
@@ -412,9 +412,9 @@ class Model:
                     cbs.on_train_batch_begin(batch)
                     plan.set_optimizer(opt._c_tuple())
                     t0 = time.perf_counter()
-                    step, st = plan.fit(inputs, labels, idx, batch_size, step, epoch_seed)
+                    st = plan.fit(inputs, labels, idx, batch_size, step, epoch_seed)
                     dt = time.perf_counter() - t0
-                    opt.iterations = step
+                    opt.iterations = int(step[0])
                     totals = st if totals is None else _merge_stats(totals, st)
                     batch += nb
                     chunk = max(1, min(4096, int(nb * _CHUNK_SECONDS / max(dt, 1e-6))))
@@ -433,7 +433,7 @@ class Model:
                 if self.stop_training:
                     break
         finally:
-            opt.iterations = step
+            opt.iterations = int(step[0])
         cbs.on_train_end(logs)
         return self.history if self.history is not None else next(
             (c for c in cbs.callbacks if isinstance(c, History)), None)

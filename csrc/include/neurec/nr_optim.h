@@ -57,6 +57,7 @@ struct nr_optim_tables {
     float *p1;     /* b1^s (Adam) or momentum^s */
     float *p2;     /* b2^s (Adam) or rho^s (RMSprop) */
     float *geo;    /* Adam: sum_{j<=s} (b1/sqrt(b2))^j (amsgrad: b1^j); momentum: sum mu^j */
+    int corr_saturated; /* beta1^len and beta2^len are below float precision: corr(t >= len) = 1 */
 };
 
 /* Fill the tables (each of len floats, caller-owned) for o's hyper-parameters. */

@@ -26,9 +26,11 @@ struct nr_csr {
 
 /* Sample one epoch. cdf, if not NULL, is the cumulative item weight (n_cols
  * doubles, last = total) for popularity sampling; NULL samples uniformly.
+ * A user for whom rejection keeps failing (one who has seen most items) gets
+ * an exact draw among the unseen items: by weight, or uniformly when none of
+ * them has any weight.
  * Errors: NR_ERR_INDEX (a positive's user or item is out of range),
- * NR_ERR_VALUE (a user with a positive has interacted with every item, or no
- * item has weight left for them). */
+ * NR_ERR_VALUE (a user with a positive has interacted with every item). */
 enum nr_status nr_sampler_epoch(const struct nr_csr *seen, const int64_t *pos_users,
                                 const int64_t *pos_items, int64_t n_pos, int64_t num_neg,
                                 const double *cdf, uint64_t seed, struct nr_pool *pool,
