@@ -107,7 +107,8 @@ struct nr_plan_desc {
     int32_t hogwild;            /* with sparse: each thread updates the rows of its own samples
                                    right after its backward pass, without synchronisation (rows
                                    shared by two threads' samples race, as in word2vec/LightFM);
-                                   faster, not reproducible with more than one thread */
+                                   faster, not reproducible with more than one thread; a bad id
+                                   may leave its batch partly applied (Python checks ids first) */
 };
 
 #define NR_AUC_BINS 8192
