@@ -11,7 +11,9 @@ fixed negatives (HR@10, NDCG@10, ties in favour of the test item).
 
 Throughput: ``samples`` = positives + negatives seen in an epoch. ``train_samples_per_s``
 counts only the mini-batch loop; ``total_samples_per_s`` also counts negative sampling,
-shuffling, tensor conversion and evaluation of that epoch.
+shuffling, tensor conversion and evaluation of that epoch. ``train_cpu_s`` is the process CPU
+time of the loop (all threads): on a shared machine, ``train_cpu_s / (threads * train_s)`` well
+below 1 means the run was starved by other processes. ``loadavg_before/after`` are recorded too.
 
 The JSON (default ``benchmarks/results/torch_<dataset>_<model>_t<threads>_e<epochs>_s<seed>
 [_<tag>].json``) holds the config, the environment, per-epoch metrics and a summary.
@@ -20,10 +22,7 @@ The JSON (default ``benchmarks/results/torch_<dataset>_<model>_t<threads>_e<epoc
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import resource
 import sys
 import time
 from typing import Any
@@ -32,88 +31,14 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import _bench_common as bc  # noqa: E402
 import ncf_data  # noqa: E402
-
-RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _loadavg() -> list[float] | None:
-    try:
-        with open("/proc/loadavg") as f:
-            return [float(x) for x in f.read().split()[:3]]
-    except OSError:
-        return None
-
-
-def _peak_rss_mb() -> float:
-    # ru_maxrss is in KiB on Linux.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _parse_layers(text: str) -> tuple[int, ...]:
-    try:
-        layers = tuple(int(x) for x in text.strip("[]() ").split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--layers must be comma-separated integers such as 64,32,16,8; got {text!r}"
-        ) from None
-    if not layers:
-        raise argparse.ArgumentTypeError("--layers must list at least one width, e.g. 64,32,16,8")
-    return layers
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Parses the command line (see module docstring)."""
-    p = argparse.ArgumentParser(description="PyTorch NCF baseline (neurec benchmarks)")
-    p.add_argument("--dataset", default="ml-100k",
-                   help="ml-100k | ml-1m | sports | beauty, or a path prefix of NCF files")
-    p.add_argument("--data-dir", default=None, help="folder of the split folders "
-                   "(default $NEUREC_DATA or /work/shared/data)")
-    p.add_argument("--model", default="neumf", choices=["gmf", "mlp", "neumf", "mf"])
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quick", action="store_true",
-                   help="smoke run: <= 2 epochs, <= 50k samples per epoch, 300 test users")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--num-neg", type=int, default=4)
-    p.add_argument("--lr", type=float, default=0.001)
-    p.add_argument("--optimizer", default="adam", choices=["adam", "sparse_adam", "sgd", "adagrad"],
-                   help="adam: dense torch.optim.Adam over all parameters (Keras-like, default); "
-                        "sparse_adam: sparse embedding grads + SparseAdam, Adam for dense layers")
-    p.add_argument("--factors", type=int, default=None,
-                   help="GMF/NeuMF factor (default 8) or MF factor (default 32)")
-    p.add_argument("--layers", type=_parse_layers, default=(64, 32, 16, 8))
-    p.add_argument("--init-std", type=float, default=0.01)
-    p.add_argument("--final-init", default="glorot_uniform",
-                   choices=["glorot_uniform", "lecun_uniform"])
-    p.add_argument("--l2", type=float, default=0.0,
-                   help="L2 on the rows a batch touches: loss += l2 * mean(||rows||^2)")
-    p.add_argument("--weight-decay", type=float, default=0.0,
-                   help="optimizer weight_decay (dense: decays every parameter every step)")
-    p.add_argument("--full-eval", action="store_true",
-                   help="also run the full-ranking protocol after the last epoch")
-    p.add_argument("--out", default=None, help="JSON output path")
-    p.add_argument("--tag", default="", help="suffix for the default output name")
-    p.add_argument("--no-save", action="store_true", help="do not write JSON")
-    args = p.parse_args(argv)
-    for name in ("epochs", "threads", "batch_size"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    if args.num_neg < 0:
-        p.error(f"--num-neg must be >= 0, got {args.num_neg}")
-    return args
+    """Parses the command line (see module docstring and ``--help``)."""
+    return bc.parse_args("PyTorch NCF baseline (neurec benchmarks)",
+                         ["adam", "sparse_adam", "sgd", "adagrad"], argv)
 
 
 def _make_optimizer(model: Any, args: argparse.Namespace) -> list[Any]:
@@ -146,7 +71,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch_ncf
 
     t_wall = time.perf_counter()
-    load_before = _loadavg()
+    load_before = bc.loadavg()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
@@ -154,10 +79,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     data = ncf_data.load_dataset(args.dataset, args.data_dir)
     load_s = time.perf_counter() - t0
-
-    epochs = min(args.epochs, 2) if args.quick else args.epochs
-    max_samples = 50_000 if args.quick else None
-    eval_rows = 300 if args.quick else None
+    epochs, max_samples, eval_rows = bc.quick_limits(args)
 
     model = torch_ncf.build_model(
         args.model, data.num_users, data.num_items, factors=args.factors, layers=args.layers,
@@ -200,7 +122,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         model.train()
         n = users.size
         loss_sum = torch.zeros((), dtype=torch.float64)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for s in range(0, n, bs):
             u, i, y = u_t[s:s + bs], i_t[s:s + bs], y_t[s:s + bs]
             logits = model(u, i)
@@ -214,26 +136,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 opt.step()
             loss_sum += loss.detach() * y.shape[0]
         train_s = time.perf_counter() - t0
+        train_cpu_s = time.process_time() - c0
 
         t0 = time.perf_counter()
         hr, ndcg = ncf_data.evaluate_sampled(score, data, max_rows=eval_rows)
         eval_s = time.perf_counter() - t0
-        rec = {
-            "epoch": epoch,
-            "loss": float(loss_sum) / n,
-            "hr10": hr,
-            "ndcg10": ndcg,
-            "samples": int(n),
-            "sample_s": sample_s,
-            "train_s": train_s,
-            "eval_s": eval_s,
-            "train_samples_per_s": n / train_s,
-            "total_samples_per_s": n / (sample_s + train_s + eval_s),
-        }
+        rec = bc.epoch_record(epoch, float(loss_sum) / n, hr, ndcg, n, sample_s, train_s,
+                              train_cpu_s, eval_s)
         history.append(rec)
-        print(f"epoch {epoch:3d} loss={rec['loss']:.4f} HR@10={hr:.4f} NDCG@10={ndcg:.4f} | "
-              f"train {train_s:.2f}s ({rec['train_samples_per_s']:,.0f} samples/s) "
-              f"sample {sample_s:.2f}s eval {eval_s:.2f}s", flush=True)
+        bc.print_epoch(rec)
 
     full = None
     if args.full_eval:
@@ -242,51 +153,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         full = {"hr10": fhr, "ndcg10": fndcg, "seconds": time.perf_counter() - t0}
         print(f"full-ranking HR@10={fhr:.4f} NDCG@10={fndcg:.4f} ({full['seconds']:.1f}s)")
 
-    wall_s = time.perf_counter() - t_wall
-    best = max(history, key=lambda r: r["hr10"])
-    tot_samples = sum(r["samples"] for r in history)
-    tot_train = sum(r["train_s"] for r in history)
-    tot_all = sum(r["sample_s"] + r["train_s"] + r["eval_s"] for r in history)
-    summary = {
-        "final_hr10": history[-1]["hr10"],
-        "final_ndcg10": history[-1]["ndcg10"],
-        "best_epoch": best["epoch"],
-        "best_hr10": best["hr10"],
-        "best_ndcg10": best["ndcg10"],
-        "train_samples_per_s": tot_samples / tot_train,
-        "median_epoch_train_samples_per_s": float(
-            np.median([r["train_samples_per_s"] for r in history])),
-        "total_samples_per_s": tot_samples / tot_all,
-        "wall_s": wall_s,
-        "peak_rss_mb": _peak_rss_mb(),
-        "full_ranking": full,
-    }
-    print(f"best epoch {best['epoch']}: HR@10={best['hr10']:.4f} NDCG@10={best['ndcg10']:.4f} | "
-          f"train {summary['train_samples_per_s']:,.0f} samples/s, incl. sampling+eval "
-          f"{summary['total_samples_per_s']:,.0f} samples/s | wall {wall_s:.1f}s | "
-          f"peak RSS {summary['peak_rss_mb']:.0f} MB", flush=True)
-
+    summary = bc.summarize(history, time.perf_counter() - t_wall, full)
     config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()}
     config.update(effective_epochs=epochs, max_samples_per_epoch=max_samples,
                   eval_rows=eval_rows, loss="BCEWithLogits (sigmoid + BCE)",
-                  adam="torch.optim.Adam betas (0.9, 0.999) eps 1e-8, dense over all rows",
+                  optimizer_detail=("torch.optim.Adam betas (0.9, 0.999) eps 1e-8, dense: "
+                                    "updates every row of every table each step"
+                                    if args.optimizer == "adam" else args.optimizer),
                   dense_init="hidden glorot_uniform, zero bias; prediction " + args.final_init,
                   embedding_init=f"normal(0, {args.init_std})",
                   tie_rule="rank = number of candidates with strictly higher score")
     return {
         "framework": "pytorch-eager",
         "config": config,
-        "environment": {
-            "torch_version": torch.__version__,
-            "numpy_version": np.__version__,
-            "python": platform.python_version(),
-            "torch_threads": torch.get_num_threads(),
-            "torch_interop_threads": torch.get_num_interop_threads(),
-            "cpu_model": _cpu_model(),
-            "cpu_count": os.cpu_count(),
-            "loadavg_before": load_before,
-            "loadavg_after": _loadavg(),
-        },
+        "environment": bc.environment(load_before),
         "data": {
             "num_users": data.num_users, "num_items": data.num_items,
             "num_train": data.num_train, "num_test": int(data.test_users.size),
@@ -298,28 +178,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _default_out(args: argparse.Namespace) -> str:
-    ds = os.path.basename(args.dataset) if args.dataset not in ncf_data.DATASETS else args.dataset
-    name = f"torch_{ds}_{args.model}_t{args.threads}_e{args.epochs}_s{args.seed}"
-    if args.quick:
-        name += "_quick"
-    if args.tag:
-        name += f"_{args.tag}"
-    return os.path.join(RESULTS_DIR, name + ".json")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the process exit code."""
     args = parse_args(argv)
     result = run(args)
     if not args.no_save:
-        out = args.out or _default_out(args)
-        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-        tmp = out + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(result, f, indent=1)
-        os.replace(tmp, out)
-        print(f"wrote {out}")
+        bc.write_json(result, args.out or bc.default_out("torch", args, ncf_data.DATASETS))
     return 0
 
 

@@ -224,3 +224,78 @@ def test_bench_end_to_end_writes_json_and_learns(tmp_path):
     assert res["summary"]["train_samples_per_s"] > 0
     # ... so check the ranking with NDCG: the positive must beat the unseen-group negatives.
     assert res["summary"]["final_ndcg10"] > 0.9
+
+
+# ---------------------------------------------------------------------------------------------
+# Keras side (optional: skipped when keras is not installed)
+# ---------------------------------------------------------------------------------------------
+
+
+def _keras():
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    return pytest.importorskip("keras")
+
+
+@pytest.mark.parametrize("name", ["gmf", "mlp", "neumf", "mf"])
+def test_keras_and_torch_models_compute_the_same_function(name):
+    torch = pytest.importorskip("torch")
+    _keras()
+    import bench_keras_baseline
+    import torch_ncf
+
+    nu, ni = 13, 17
+    tm = torch_ncf.build_model(name, nu, ni, init_std=0.3)
+    km = bench_keras_baseline.build_keras_model(name, nu, ni)
+    assert km.count_params() == sum(p.numel() for p in tm.parameters())
+
+    def put(layer, *arrays):
+        km.get_layer(layer).set_weights([np.asarray(a, dtype=np.float32) for a in arrays])
+
+    def lin(mod):
+        return mod.weight.detach().numpy().T, mod.bias.detach().numpy()
+
+    emb = {"gmf": [("mf_embedding_user", "user_embedding"), ("mf_embedding_item", "item_embedding")],
+           "mf": [("mf_embedding_user", "user_embedding"), ("mf_embedding_item", "item_embedding"),
+                  ("user_bias", "user_bias"), ("item_bias", "item_bias")],
+           "mlp": [("mlp_embedding_user", "user_embedding"),
+                   ("mlp_embedding_item", "item_embedding")],
+           "neumf": [("mf_embedding_user", "mf_user_embedding"),
+                     ("mf_embedding_item", "mf_item_embedding"),
+                     ("mlp_embedding_user", "mlp_user_embedding"),
+                     ("mlp_embedding_item", "mlp_item_embedding")]}[name]
+    for k_name, t_name in emb:
+        put(k_name, getattr(tm, t_name).weight.detach().numpy())
+    if name in ("mlp", "neumf"):
+        linears = [m for m in tm.tower if isinstance(m, torch.nn.Linear)]
+        for k, mod in enumerate(linears, 1):
+            put(f"layer{k}", *lin(mod))
+    if name == "mf":
+        with torch.no_grad():
+            tm.global_bias.fill_(0.25)
+        put("global_bias", [0.25])
+    else:
+        put("prediction", *lin(tm.prediction))
+
+    rng = np.random.default_rng(0)
+    u = rng.integers(0, nu, 50)
+    i = rng.integers(0, ni, 50)
+    with torch.no_grad():
+        expected = torch.sigmoid(tm(torch.from_numpy(u), torch.from_numpy(i))).numpy()
+    got = km.predict([u[:, None].astype(np.int32), i[:, None].astype(np.int32)], verbose=0)
+    np.testing.assert_allclose(got.reshape(-1), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_keras_bench_quick_run_writes_json(tmp_path):
+    pytest.importorskip("torch")
+    _keras()
+    import bench_keras_baseline
+
+    prefix = _random_split(tmp_path)
+    out = tmp_path / "k.json"
+    assert bench_keras_baseline.main(["--dataset", prefix, "--model", "neumf", "--epochs", "2",
+                                      "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["framework"] == "keras3-torch"
+    assert [r["epoch"] for r in res["epochs"]] == [1, 2]
+    assert res["epochs"][0]["samples"] == 30 * 8 * 5
+    assert 0.0 <= res["summary"]["final_hr10"] <= 1.0

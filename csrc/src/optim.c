@@ -6,8 +6,7 @@
 
 /* Update n contiguous values w[0..n) with gradient g, state slots s0..s2 at the
  * same offset; t is the step count used for Adam's bias correction. */
-NR_MULTIVERSION
-static void step_block(const struct nr_optim *o, float *restrict w, const float *restrict g,
+static inline __attribute__((always_inline)) void step_block(const struct nr_optim *o, float *restrict w, const float *restrict g,
                        float *restrict s0, float *restrict s1, float *restrict s2,
                        int64_t n, int64_t t, float l2)
 {
@@ -154,7 +153,7 @@ static void powers(const struct nr_optim *o, int64_t s, float *p1, float *p2, fl
 }
 
 /* Bring a row's state forward over s skipped steps (see nr_optim.h). */
-static void catch_up_row(const struct nr_optim *o, float *w, float *s0, float *s1, float *s2,
+static inline __attribute__((always_inline)) void catch_up_row(const struct nr_optim *o, float *w, float *s0, float *s1, float *s2,
                          int64_t n, int64_t s, int64_t t)
 {
     float p1, p2, geo;
@@ -205,11 +204,13 @@ static void catch_up_row(const struct nr_optim *o, float *w, float *s0, float *s
 
 static float *slot_at(float *s, int64_t off) { return s ? s + off : NULL; }
 
+NR_MULTIVERSION
 void nr_optim_step_dense(const struct nr_optim *o, struct nr_param *p, const float *g, int64_t t)
 {
     step_block(o, p->w, g, p->slot[0], p->slot[1], p->slot[2], p->rows * p->cols, t, p->l2);
 }
 
+NR_MULTIVERSION
 void nr_optim_step_rows(const struct nr_optim *o, struct nr_param *p, const int64_t *ids,
                         int64_t n, const float *g, int64_t t)
 {
