@@ -54,6 +54,8 @@ MF_SWEEP = (
     (32, 1e-3, 8, 0.0, 0.01),
     (64, 1e-3, 8, 0.0, 0.01),
     (64, 2e-3, 8, 1e-5, 0.01),
+    (64, 1e-3, 4, 1e-5, 0.01),
+    (64, 1e-3, 4, 3e-5, 0.01),
 )
 
 
@@ -267,7 +269,14 @@ def _markdown(rec: dict[str, Any]) -> str:
                   "NDCG .410. Our ML-1M training file is reconstructed (see the data's "
                   "PROVENANCE.md); the test files are the paper's."]
     lines += ["", "s/epoch: neurec = whole epoch incl. in-C sampling; torch = mini-batch loop "
-              "only (sampling excluded). Both under the same machine load."]
+              "only (sampling excluded). Both under the same machine load. Full-ranking: the "
+              "test item among all items the user has not trained on (after the last epoch)."]
+    if rec["mf"]:
+        lines += ["", "MF rows: `neurec.models.MF(factors, reg=l2, init_stddev=init)` (dot product "
+                  "+ user/item biases, sigmoid, logistic loss), Adam at the given lr, n negatives "
+                  "per positive. `reg` adds 2·reg·w to the gradient of each embedding row a batch "
+                  "touches, once per batch (≈ `bench_torch_baseline.py --l2` divided by the batch "
+                  "size)."]
     for r in rec["ncf"]:
         lines += ["", f"## {r['model']} per epoch", ""]
         hn = r["neurec"]["history"]

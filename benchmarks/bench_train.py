@@ -391,8 +391,20 @@ def _markdown(rec: dict[str, Any]) -> str:
                        ["torch (dense Adam)", t["params_mb"], t["optimizer_state_mb"],
                         f"grads {t['grads_mb']:.1f}", t["peak_growth_mb"], t["peak_rss_mb"]]]),
                   "", "Peak RSS growth = kernel peak-RSS mark (reset just before) minus RSS before "
-                  "the model is built; it includes allocator and library warm-up."]
+                  "the model is built; it includes allocator and library warm-up. Runs go in the order "
+                  "of the table, so a later run can reuse memory an earlier one freed (torch's "
+                  "~0 MB here); `bench_scale.py` measures memory where the tables are large."]
     return "\n".join(lines)
+
+
+def rewrite_markdown(json_path: str) -> None:
+    """Regenerates the markdown report from a result JSON (after a change of the report only)."""
+    import json
+
+    with open(json_path) as f:
+        rec = json.load(f)
+    name = os.path.basename(json_path)[len("neurec_"):-len(".json")]
+    common.write_results(name, rec, _markdown(rec), os.path.dirname(json_path))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -82,6 +82,20 @@ def _version(module: str) -> str | None:
     return str(getattr(mod, "__version__", "unknown"))
 
 
+def git_commit() -> str | None:
+    """The repository's HEAD commit (read-only ``git rev-parse``), with ``+dirty`` if modified."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_DIR,
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=REPO_DIR, capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (head + ("+dirty" if dirty.strip() else "")) or None
+
+
 def machine_info() -> dict[str, Any]:
     """CPU model, cores, SIMD flags, clock, load, library versions and thread counts.
 
@@ -101,6 +115,7 @@ def machine_info() -> dict[str, Any]:
         "loadavg": loadavg(),
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "git_commit": git_commit(),
         "versions": {m: _version(m) for m in ("numpy", "neurec", "torch", "keras", "implicit")
                      if m in sys.modules},
     }
@@ -310,7 +325,7 @@ def machine_md(info: dict[str, Any]) -> str:
     vers = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
     return (f"Machine: {info['cpu_model']}, {info['usable_cores']} cores, "
             f"{info['cpu_mhz']:.0f} MHz, {simd}; load average {info['loadavg']}; "
-            f"Python {info['python']}; {vers}.")
+            f"Python {info['python']}; {vers}; neurec commit {info.get('git_commit')}.")
 
 
 def _json_default(o: Any) -> Any:

@@ -16,7 +16,7 @@
 
 /* Spin this many rounds before sleeping: long enough to cover the gap between
  * two batches of one fit call, short enough to not burn a core when idle. */
-#define NR_POOL_SPIN 200000
+#define NR_POOL_SPIN 50000
 
 struct nr_pool {
     int n_threads;
