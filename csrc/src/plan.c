@@ -868,10 +868,14 @@ static int64_t hash_row(int64_t r, int64_t mask)
 }
 
 /* Which thread owns a row in the sparse update phase: a hash, so popular ids
- * (often the low ones) spread evenly. */
-static int row_owner(int64_t r, int nth)
+ * (often the low ones) spread evenly, of the row's 64-byte cache line, so two
+ * threads never write the same line of a table or its optimizer slots. */
+static int row_owner(int64_t r, int64_t cols, int nth)
 {
-    return nth == 1 ? 0 : (int)(((uint64_t)r * 0x9E3779B97F4A7C15ULL >> 33) % (uint64_t)nth);
+    if (nth == 1)
+        return 0;
+    uint64_t line = (uint64_t)(r * cols) / 16u;
+    return (int)((line * 0x9E3779B97F4A7C15ULL >> 33) % (uint64_t)nth);
 }
 
 /* Sum the gradients of table t over samples [s0, s1) of the batch into tg,
@@ -896,7 +900,7 @@ static void gather_table_grad(struct run_ctx *c, int t, struct table_grad *tg, i
             int64_t s = sample_of(c, b);
             for (int64_t j = 0; j < m; j++) {
                 int64_t id = read_id(a, s * m + j);
-                if (id < 0 || id >= prm->rows || (ith >= 0 && row_owner(id, nth) != ith))
+                if (id < 0 || id >= prm->rows || (ith >= 0 && row_owner(id, d, nth) != ith))
                     continue;
                 int64_t h = hash_row(id, mask);
                 while (tg->hkeys[h] != -1 && tg->hkeys[h] != id)
