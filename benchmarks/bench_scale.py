@@ -123,8 +123,6 @@ def _build_torch(n: int, sparse: bool, seed: int) -> tuple[Any, list]:
 def run_size(n: int, contenders: list[str], positives: int, reps: int, cap: float, threads: int,
              seed: int) -> dict[str, Any]:
     """Child-process body: all requested contenders at one table size, alternating."""
-    import torch
-
     import neurec
     from neurec.data import NegativeSampler
     from neurec.models import NeuMF
@@ -200,7 +198,7 @@ def run_size(n: int, contenders: list[str], positives: int, reps: int, cap: floa
             res["partial"] = bool(res["reps"][0]["partial"])
     out["process_peak_rss_mb"] = common.peak_rss_mb()
     out["machine"] = common.machine_info()
-    del state
+    state.clear()
     gc.collect()
     return out
 

@@ -397,16 +397,6 @@ def _markdown(rec: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def rewrite_markdown(json_path: str) -> None:
-    """Regenerates the markdown report from a result JSON (after a change of the report only)."""
-    import json
-
-    with open(json_path) as f:
-        rec = json.load(f)
-    name = os.path.basename(json_path)[len("neurec_"):-len(".json")]
-    common.write_results(name, rec, _markdown(rec), os.path.dirname(json_path))
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parses the command line (see module docstring)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])

@@ -308,7 +308,7 @@ def fmt(x: Any, digits: int = 3) -> str:
         return f"{x:,.0f}"
     if abs(x) >= 100:
         return f"{x:.1f}"
-    return f"{x:.{digits}g}" if abs(x) < 1 else f"{x:.{digits}g}"
+    return f"{x:.{digits}g}"
 
 
 def md_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
