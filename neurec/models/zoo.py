@@ -148,7 +148,7 @@ def neumf_from_pretrained(gmf: Model, mlp: Model, alpha: float = 0.5, name: str 
 
 
 def MF(num_users: int, num_items: int, factors: int = 64, use_bias: bool = True,
-       reg: float = 0.0, init_stddev: float = 0.1, name: str = "mf") -> Model:
+       reg: float = 0.0, init_stddev: float = 0.01, name: str = "mf") -> Model:
     """Dot-product matrix factorization with user, item and global biases.
 
     ``score = sigmoid(w * (p_u . q_i + b_u + b_i) + b)`` trained with logistic loss: the
@@ -159,7 +159,8 @@ def MF(num_users: int, num_items: int, factors: int = 64, use_bias: bool = True,
         factors: Embedding size.
         use_bias: Learn per-user and per-item biases.
         reg: L2 penalty on embeddings and biases.
-        init_stddev: Standard deviation of the embedding initialisation.
+        init_stddev: Standard deviation of the embedding initialisation (0.01; 0.1 trained
+            worse in every benchmark setting).
 
     Returns:
         A Model with inputs ``[user, item]`` and output ``(None, 1)``.
