@@ -5,38 +5,19 @@ from __future__ import annotations
 import json
 import os
 import platform
-import resource
 from typing import Any, Sequence
 
 import numpy as np
+
+# machine facts live in common.py (shared with the bench_*.py scripts)
+from common import _cpuinfo, loadavg, peak_rss_mb  # noqa: E402,F401
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
 def cpu_model() -> str:
     """CPU model name from /proc/cpuinfo (or platform.processor())."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def loadavg() -> list[float] | None:
-    """The 1/5/15-minute load averages, or None where /proc/loadavg does not exist."""
-    try:
-        with open("/proc/loadavg") as f:
-            return [float(x) for x in f.read().split()[:3]]
-    except OSError:
-        return None
-
-
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process in MiB (ru_maxrss is KiB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return _cpuinfo().get("model name") or platform.processor() or "unknown"
 
 
 def environment(load_before: list[float] | None) -> dict[str, Any]:
@@ -123,6 +104,30 @@ def summarize(history: Sequence[dict[str, Any]], wall_s: float,
           f"{s['total_samples_per_s']:,.0f} samples/s | wall {wall_s:.1f}s | peak RSS "
           f"{s['peak_rss_mb']:.0f} MB", flush=True)
     return s
+
+
+def result_record(framework: str, args: Any, load_before: list[float] | None, data: Any,
+                  load_s: float, init_eval: dict[str, float], history: Sequence[dict[str, Any]],
+                  summary: dict[str, Any], **config: Any) -> dict[str, Any]:
+    """The JSON record of one baseline run: arguments + run-specific config, environment, data
+    sizes, the pre-training evaluation, per-epoch history and summary."""
+    cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()}
+    cfg.update(config, dense_init="hidden glorot_uniform, zero bias; prediction " + args.final_init,
+               embedding_init=f"normal(0, {args.init_std})",
+               tie_rule="rank = number of candidates with strictly higher score")
+    return {
+        "framework": framework,
+        "config": cfg,
+        "environment": environment(load_before),
+        "data": {
+            "num_users": data.num_users, "num_items": data.num_items,
+            "num_train": data.num_train, "num_test": int(data.test_users.size),
+            "num_test_negatives": int(data.test_negatives.shape[1]), "load_s": load_s,
+        },
+        "init_eval": init_eval,
+        "epochs": history,
+        "summary": summary,
+    }
 
 
 def write_json(result: dict[str, Any], path: str) -> None:

@@ -194,26 +194,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"full-ranking HR@10={fhr:.4f} NDCG@10={fndcg:.4f} ({full['seconds']:.1f}s)")
 
     summary = bc.summarize(history, time.perf_counter() - t_wall, full)
-    config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()}
-    config.update(effective_epochs=epochs, max_samples_per_epoch=max_samples,
-                  eval_rows=eval_rows, loss="keras binary_crossentropy on sigmoid output",
-                  optimizer_detail=f"keras.optimizers.{type(opt).__name__}, epsilon 1e-8 (Adam)",
-                  dense_init="hidden glorot_uniform, zero bias; prediction " + args.final_init,
-                  embedding_init=f"normal(0, {args.init_std})",
-                  tie_rule="rank = number of candidates with strictly higher score")
-    return {
-        "framework": f"keras3-{backend}",
-        "config": config,
-        "environment": bc.environment(load_before),
-        "data": {
-            "num_users": data.num_users, "num_items": data.num_items,
-            "num_train": data.num_train, "num_test": int(data.test_users.size),
-            "num_test_negatives": int(data.test_negatives.shape[1]), "load_s": load_s,
-        },
-        "init_eval": {"hr10": hr0, "ndcg10": ndcg0, "seconds": init_eval_s},
-        "epochs": history,
-        "summary": summary,
-    }
+    return bc.result_record(f"keras3-{backend}", args, load_before, data, load_s,
+                            {"hr10": hr0, "ndcg10": ndcg0, "seconds": init_eval_s}, history, summary,
+                            effective_epochs=epochs, max_samples_per_epoch=max_samples,
+                            eval_rows=eval_rows, loss="keras binary_crossentropy on sigmoid output",
+                            optimizer_detail=f"keras.optimizers.{type(opt).__name__}, epsilon 1e-8 (Adam)")
 
 
 def main(argv: list[str] | None = None) -> int:
