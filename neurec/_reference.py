@@ -306,8 +306,6 @@ def optimizer_step_rows(opt, w: np.ndarray, g: np.ndarray, rows: np.ndarray, sta
     ``row_steps`` counts each row's own updates (Adam's bias correction).
     """
     for r in np.unique(rows):
-        for k in ("m", "v", "vh", "mg", "mom"):
-            pass
         row_state = {k: v[r].copy() for k, v in state.items()}
         wr = w[r].copy()
         if opt.catch_up:

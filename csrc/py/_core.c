@@ -205,7 +205,6 @@ typedef struct {
     int32_t n_inputs;
     int64_t out_size;
     PyObject *keep; /* list of the arrays the params borrow */
-    struct nr_plan_desc desc;
 } PlanObject;
 
 static void Plan_dealloc(PlanObject *self)
@@ -363,7 +362,7 @@ static PyObject *Plan_new(PyTypeObject *type, PyObject *args, PyObject *kw)
         p->is_table = is_table;
         p->frozen = frozen;
     }
-    struct nr_plan_desc *d = &self->desc;
+    struct nr_plan_desc desc, *d = &desc;
     memset(d, 0, sizeof *d);
     d->n_ops = (int32_t)n_ops;
     d->ops = ops;
@@ -391,10 +390,8 @@ static PyObject *Plan_new(PyTypeObject *type, PyObject *args, PyObject *kw)
         raise_status(s, "plan");
         goto error;
     }
-    free(ops);
+    free(ops); /* nr_plan_init copied them */
     free(vs);
-    d->ops = NULL;
-    d->value_size = NULL;
     return (PyObject *)self;
 error:
     free(ops);
@@ -408,8 +405,6 @@ static PyObject *Plan_set_optimizer(PlanObject *self, PyObject *arg)
     struct nr_optim o;
     if (parse_optim(arg, &o) < 0)
         return NULL;
-    /* nr_plan keeps its own copy of the description; update both */
-    self->desc.optim = o;
     nr_plan_set_optim(self->plan, &o);
     Py_RETURN_NONE;
 }

@@ -93,18 +93,8 @@ void nr_dense_forward(float *restrict y, const float *restrict x, const float *r
 {
     if (n == 1) {
         float b0 = b ? b[0] : 0.0f;
-        for (int64_t r = 0; r < rows; r++) {
-            const float *xr = x + r * k;
-            float acc[8] = {0};
-            int64_t i = 0;
-            for (; i + 8 <= k; i += 8)
-                for (int t = 0; t < 8; t++)
-                    acc[t] += xr[i + t] * w[i + t];
-            float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-            for (; i < k; i++)
-                s += xr[i] * w[i];
-            y[r] = s + b0;
-        }
+        for (int64_t r = 0; r < rows; r++)
+            y[r] = nr_dot(x + r * k, w, k) + b0;
         return;
     }
     if (b) {

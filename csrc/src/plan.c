@@ -8,7 +8,7 @@
 #include <string.h>
 
 #define NR_MAX_THREADS 256
-#define NR_ADAM_TABLE 65536
+#define NR_OPTIM_TABLE 65536
 
 /* One embedding table's per-batch sparse gradient: distinct rows in first-seen
  * order and their summed gradients, found through an open-addressing hash. */
@@ -48,7 +48,7 @@ struct nr_plan {
     struct table_grad *ttg;    /* per (thread, table): sparse gradient buffers */
     int ttg_threads;
     int64_t ttg_cap;
-    float *tb_mem;             /* 4 * NR_ADAM_TABLE floats behind tb */
+    float *tb_mem;             /* 4 * NR_OPTIM_TABLE floats behind tb */
     struct nr_optim_tables tb;
     float tb_key[5];           /* hyper-parameters the tables were built for */
     int64_t *ids_per_sample;   /* per param: sum of ids per sample over the ops using it */
@@ -57,7 +57,7 @@ struct nr_plan {
 /* ------------------------------------------------------------------------ */
 /* set-up                                                                    */
 
-static void attach_adam_table(struct nr_plan *p);
+static void attach_optim_tables(struct nr_plan *p);
 struct run_ctx;
 static void update_table_sparse(struct run_ctx *c, int t, int ith, int nth, int64_t s0, int64_t s1,
                                 int hogwild);
@@ -331,28 +331,28 @@ enum nr_status nr_plan_init(struct nr_plan **out, const struct nr_plan_desc *d)
                 }
             }
         }
-    attach_adam_table(p);
+    attach_optim_tables(p);
     *out = p;
     return NR_OK;
 }
 
 /* Power tables of the optimizer (Adam's bias correction, catch-up decays):
  * rebuilt only when the hyper-parameters they depend on change. */
-static void attach_adam_table(struct nr_plan *p)
+static void attach_optim_tables(struct nr_plan *p)
 {
     struct nr_optim *o = &p->d.optim;
     o->tables = NULL;
     if (o->kind == NR_OPTIM_ADAGRAD || (o->kind == NR_OPTIM_SGD && o->momentum == 0.0f))
         return;
     if (!p->tb_mem) {
-        p->tb_mem = malloc(4 * NR_ADAM_TABLE * sizeof(float));
+        p->tb_mem = malloc(4 * NR_OPTIM_TABLE * sizeof(float));
         if (!p->tb_mem)
             return; /* fall back to pow() per row */
-        p->tb.len = NR_ADAM_TABLE;
+        p->tb.len = NR_OPTIM_TABLE;
         p->tb.corr = p->tb_mem;
-        p->tb.p1 = p->tb_mem + NR_ADAM_TABLE;
-        p->tb.p2 = p->tb_mem + 2 * NR_ADAM_TABLE;
-        p->tb.geo = p->tb_mem + 3 * NR_ADAM_TABLE;
+        p->tb.p1 = p->tb_mem + NR_OPTIM_TABLE;
+        p->tb.p2 = p->tb_mem + 2 * NR_OPTIM_TABLE;
+        p->tb.geo = p->tb_mem + 3 * NR_OPTIM_TABLE;
         p->tb_key[0] = -1.0f;
     }
     float key[5] = {(float)o->kind, o->beta1, o->beta2, o->momentum, o->rho + (o->amsgrad ? 10.0f : 0.0f)};
@@ -366,7 +366,7 @@ static void attach_adam_table(struct nr_plan *p)
 void nr_plan_set_optim(struct nr_plan *p, const struct nr_optim *o)
 {
     p->d.optim = *o;
-    attach_adam_table(p);
+    attach_optim_tables(p);
 }
 
 enum nr_status nr_plan_reserve(struct nr_plan *p, int64_t cap)

@@ -125,14 +125,18 @@ class NegativeSampler:
 
     def sample(self, seed: int = 0) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One epoch of ``(users, items, labels)`` arrays (fresh arrays)."""
-        from neurec import _core
         u = np.empty(self.num_samples, np.int64)
         i = np.empty(self.num_samples, np.int64)
         y = np.empty(self.num_samples, np.float32)
+        self._draw(seed, u, i, y)
+        return u, i, y
+
+    def _draw(self, seed: int, u: np.ndarray, i: np.ndarray, y: np.ndarray) -> None:
+        """Fill ``u, i, y`` with one epoch drawn in C for ``seed`` mixed with the sampler's seed."""
+        from neurec import _core
         mixed = (int(seed) ^ (0 if self.seed is None else int(self.seed) * 0x9E3779B97F4A7C15)) % 2**64
         _core.sample_epoch(self._indptr, self._indices, self.matrix.shape[1], self._pos_users,
                            self._pos_items, self.num_negatives, self._cdf, mixed, u, i, y)
-        return u, i, y
 
     # -- used by Model.fit ---------------------------------------------------------
     def _check_model(self, model, builder) -> None:
@@ -170,12 +174,8 @@ class NegativeSampler:
         model._item_popularity = self.item_popularity()
 
     def _neurec_epoch(self, seed: int):
-        from neurec import _core
         from neurec.models import _data
-        mixed = (int(seed) ^ (0 if self.seed is None else int(self.seed) * 0x9E3779B97F4A7C15)) % 2**64
-        _core.sample_epoch(self._indptr, self._indices, self.matrix.shape[1], self._pos_users,
-                           self._pos_items, self.num_negatives, self._cdf, mixed,
-                           self._u, self._i, self._y)
+        self._draw(seed, self._u, self._i, self._y)
         arrays = []
         for (role, feats), t in zip(self._roles, self._model.inputs):
             shape = (-1,) + tuple(t.shape[1:])

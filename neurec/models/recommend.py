@@ -293,6 +293,17 @@ def _pairs_scores(model, roles, users, items):
     return out[:, 0]
 
 
+def _score_blocks(scorer, roles, users, cols):
+    """Yield ``(start, users_block, scores)`` with ``scores`` of shape
+    ``(len(users_block), len(cols))``, in blocks of about ``_PAIRS_PER_BLOCK`` pairs."""
+    per = max(1, _PAIRS_PER_BLOCK // max(cols.size, 1))
+    tiled = np.tile(cols, min(per, users.size))
+    for s in range(0, users.size, per):
+        ub = users[s:s + per]
+        scores = _pairs_scores(scorer, roles, np.repeat(ub, cols.size), tiled[:ub.size * cols.size])
+        yield s, ub, scores.reshape(ub.size, cols.size)
+
+
 def score_items(model, users, items=None, user_input=None, item_input=None, user_features=None,
                 item_features=None) -> np.ndarray:
     """Scores of every item (or of ``items``) for each user: ``(len(users), n_items)`` float32."""
@@ -301,11 +312,8 @@ def score_items(model, users, items=None, user_input=None, item_input=None, user
     cand = np.arange(roles.n_items, dtype=np.int64) if items is None else \
         np.asarray(items, dtype=np.int64).ravel()
     out = np.empty((users.size, cand.size), np.float32)
-    per = max(1, _PAIRS_PER_BLOCK // max(cand.size, 1))
-    for s in range(0, users.size, per):
-        ub = users[s:s + per]
-        out[s:s + ub.size] = _pairs_scores(model, roles, np.repeat(ub, cand.size),
-                                           np.tile(cand, ub.size)).reshape(ub.size, cand.size)
+    for s, ub, block in _score_blocks(model, roles, users, cand):
+        out[s:s + ub.size] = block
     return out
 
 
@@ -315,6 +323,8 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
               item_input: Optional[str] = None, user_encoder=None, item_encoder=None,
               unknown: str = "error") -> Tuple[np.ndarray, np.ndarray]:
     from neurec import _core
+    from neurec.evaluation.metrics import _core as rank_core
+    from neurec.evaluation.metrics import _num_threads as num_threads
     from neurec.evaluation.metrics import _to_csr, top_k
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
@@ -381,20 +391,15 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
         if fast is not None:
             scorer, sroles = fast, _Roles(fast, None, None, None, None)
         cols = np.arange(n_items, dtype=np.int64) if cand is None else cand
-        per = max(1, _PAIRS_PER_BLOCK // max(cols.size, 1))
-        for s in range(0, ku.size, per):
-            ub = ku[s:s + per]
-            block = _pairs_scores(scorer, sroles, np.repeat(ub, cols.size),
-                                  np.tile(cols, ub.size)).reshape(ub.size, cols.size)
+        for s, ub, block in _score_blocks(scorer, sroles, ku, cols):
             if cand is not None:
                 full = np.full((ub.size, n_items), np.nan, np.float32)
                 full[:, cand] = block
                 block = full
-            excl = None
-            if indptr is not None:
-                excl = (indptr, indices)
-            bi, _ = top_k(block, kk, exclude=_CSR(indptr, indices, n_items) if excl else None,
-                          users=ub if excl else None)
+            # exclude was converted and checked once above; the C top-K reads it as is
+            bi, _ = rank_core().topk_rows(block, kk, indptr=indptr, indices=indices,
+                                         row_users=ub if indptr is not None else None,
+                                         n_threads=num_threads())
             ids[uk[s:s + ub.size]] = bi
     # exact model scores of the chosen items
     valid = ids[uk] >= 0
@@ -427,11 +432,6 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
         out[~ok] = None
         return out, scores
     return ids, scores
-
-
-class _CSR:
-    def __init__(self, indptr, indices, n_items):
-        self.indptr, self.indices, self.shape = indptr, indices, (indptr.size - 1, n_items)
 
 
 def _transform_ignore(enc, raw):

@@ -49,9 +49,7 @@ def functional_config(model) -> Dict[str, Any]:
     return {
         "class_name": type(model).__name__,
         "name": model.name,
-        "layers": [{"class_name": type(l).__name__, "config": l.get_config()} for l in model.layers_all()]
-        if hasattr(model, "layers_all") else
-        [{"class_name": type(l).__name__, "config": l.get_config()} for l in model._layers],
+        "layers": [{"class_name": type(l).__name__, "config": l.get_config()} for l in model._layers],
         "nodes": nodes,
         "input_layers": [[t.node.layer.name, 0, 0] for t in model.inputs],
         "output_layers": [list(node_ids[id(out.node)]) + [out.index]],
@@ -91,15 +89,10 @@ def functional_from_config(config: Dict[str, Any], custom_objects=None):
     if config.get("class_name") == "Sequential":
         model = Sequential(name=config.get("name"))
         model._input_tensor = inputs[0]
-        model._stack = [n.layer for n in _nodes(inputs, outputs)]
         model._init_graph(inputs, outputs)
+        model._stack = [n.layer for n in model._nodes_in_order]
         return model
     return Model(inputs, outputs, name=config.get("name"))
-
-
-def _nodes(inputs, output):
-    from neurec.models.model import Model
-    return Model(inputs, output)._nodes_in_order
 
 
 def _atomic_write(path: str, write_fn, overwrite: bool) -> None:
@@ -278,8 +271,6 @@ def load_weights(model, filepath) -> None:
         with np.load(filepath, allow_pickle=False) as data:
             keys = sorted(data.files)
             arrays = [data[k] for k in keys]
-    except ValueError:
-        raise
     except Exception as e:
         raise ValueError(f"{filepath} is not a valid weights file ({e})") from None
     _assign(model.weights, arrays, filepath)
