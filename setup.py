@@ -13,7 +13,8 @@ Environment variables:
   CI, or ``-fsanitize=address,undefined -fno-omit-frame-pointer``).
 * ``NEUREC_LDFLAGS``: extra linker flags, appended.
 
-No ``-march=native`` and no ``-ffast-math``: wider SIMD is selected at run time
+No ``-march=native`` and no ``-ffast-math`` (only ``-fno-math-errno``: C never reads
+``errno``, and without it GCC cannot vectorize ``sqrtf``): wider SIMD is selected at run time
 through GCC function multi-versioning (see ``csrc/include/neurec/nr_simd.h``).
 """
 import glob
@@ -25,7 +26,7 @@ import numpy as np
 from setuptools import Extension, setup
 
 CFLAGS = ["-O3", "-std=c11", "-Wall", "-Wextra", "-pthread", "-fno-strict-aliasing",
-          "-ffp-contract=fast"]
+          "-fno-math-errno", "-ffp-contract=fast"]
 LDFLAGS = ["-pthread"]
 if sys.platform == "darwin":
     CFLAGS.remove("-pthread")

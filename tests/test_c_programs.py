@@ -46,7 +46,7 @@ FLAVOURS = {
 }
 # The extension flags of setup.py (CFLAGS and MACROS), plus -Werror and -fPIC.
 EXT_FLAGS = ["-O3", "-std=c11", "-Wall", "-Wextra", "-Werror", "-pthread", "-fno-strict-aliasing",
-             "-ffp-contract=fast", "-fPIC", "-DNPY_NO_DEPRECATED_API=NPY_2_0_API_VERSION"]
+             "-fno-math-errno", "-ffp-contract=fast", "-fPIC", "-DNPY_NO_DEPRECATED_API=NPY_2_0_API_VERSION"]
 COMPILE_TIMEOUT = 180
 RUN_TIMEOUT = 120
 LSAN_UNAVAILABLE = ("LeakSanitizer has encountered a fatal error", "LeakSanitizer does not work under ptrace")

@@ -4,65 +4,88 @@
 #include <math.h>
 #include <stddef.h>
 
+/* The element loops below take every hyper-parameter as a local and every
+ * array as restrict so that GCC vectorizes them (the build has
+ * -fno-strict-aliasing, under which a store through a float pointer would
+ * otherwise force the optimizer struct to be re-read each iteration). */
+static inline __attribute__((always_inline)) void
+adam_loop(float *restrict w, const float *restrict g, float *restrict m, float *restrict v,
+          int64_t n, float alpha, float c1, float c2, float eps, float two_l2)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float gi = g[i] + two_l2 * w[i];
+        float mi = m[i] + (gi - m[i]) * c1;
+        float vi = v[i] + (gi * gi - v[i]) * c2;
+        m[i] = mi;
+        v[i] = vi;
+        w[i] -= alpha * mi / (sqrtf(vi) + eps);
+    }
+}
+
+static inline __attribute__((always_inline)) void
+amsgrad_loop(float *restrict w, const float *restrict g, float *restrict m, float *restrict v,
+             float *restrict vh, int64_t n, float alpha, float c1, float c2, float eps, float two_l2)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float gi = g[i] + two_l2 * w[i];
+        float mi = m[i] + (gi - m[i]) * c1;
+        float vi = v[i] + (gi * gi - v[i]) * c2;
+        float hi = vh[i] > vi ? vh[i] : vi;
+        m[i] = mi;
+        v[i] = vi;
+        vh[i] = hi;
+        w[i] -= alpha * mi / (sqrtf(hi) + eps);
+    }
+}
+
+/* Adam's step size at step t: lr * sqrt(1 - b2^t) / (1 - b1^t). */
+static inline float adam_alpha(const struct nr_optim *o, int64_t t)
+{
+    const struct nr_optim_tables *tb = o->tables;
+    if (tb && tb->corr && t < tb->len)
+        return o->lr * tb->corr[t];
+    if (tb && tb->corr_saturated)
+        return o->lr; /* beta^t is below float precision: the correction is 1 */
+    return (float)((double)o->lr * sqrt(1.0 - pow(o->beta2, (double)t)) /
+                   (1.0 - pow(o->beta1, (double)t)));
+}
+
 /* Update n contiguous values w[0..n) with gradient g, state slots s0..s2 at the
  * same offset; t is the step count used for Adam's bias correction. */
 static inline __attribute__((always_inline)) void step_block(const struct nr_optim *o, float *restrict w, const float *restrict g,
                        float *restrict s0, float *restrict s1, float *restrict s2,
                        int64_t n, int64_t t, float l2)
 {
-    float lr = o->lr;
-    float two_l2 = 2.0f * l2;
+    const float lr = o->lr, two_l2 = 2.0f * l2, eps = o->epsilon;
     switch (o->kind) {
-    case NR_OPTIM_SGD:
-        if (o->momentum == 0.0f) {
+    case NR_OPTIM_SGD: {
+        const float mu = o->momentum;
+        if (mu == 0.0f) {
             for (int64_t i = 0; i < n; i++)
                 w[i] -= lr * (g[i] + two_l2 * w[i]);
-        } else {
-            float mu = o->momentum;
+        } else if (o->nesterov) {
             for (int64_t i = 0; i < n; i++) {
                 float gi = g[i] + two_l2 * w[i];
                 float v = mu * s0[i] - lr * gi;
                 s0[i] = v;
-                w[i] += o->nesterov ? mu * v - lr * gi : v;
+                w[i] += mu * v - lr * gi;
+            }
+        } else {
+            for (int64_t i = 0; i < n; i++) {
+                float gi = g[i] + two_l2 * w[i];
+                float v = mu * s0[i] - lr * gi;
+                s0[i] = v;
+                w[i] += v;
             }
         }
         break;
+    }
     case NR_OPTIM_ADAM: {
-        float alpha;
-        if (o->tables && o->tables->corr && t < o->tables->len) {
-            alpha = lr * o->tables->corr[t];
-        } else if (o->tables && o->tables->corr_saturated) {
-            alpha = lr; /* beta^t is below float precision: the correction is 1 */
-        } else {
-            double b1t = pow((double)o->beta1, (double)t);
-            double b2t = pow((double)o->beta2, (double)t);
-            alpha = (float)((double)lr * sqrt(1.0 - b2t) / (1.0 - b1t));
-        }
-        float b1 = o->beta1, b2 = o->beta2, eps = o->epsilon;
-        float c1 = 1.0f - b1, c2 = 1.0f - b2;
-        if (!o->amsgrad) {
-            for (int64_t i = 0; i < n; i++) {
-                float gi = g[i] + two_l2 * w[i];
-                float m = s0[i] + (gi - s0[i]) * c1;
-                float v = s1[i] + (gi * gi - s1[i]) * c2;
-                s0[i] = m;
-                s1[i] = v;
-                w[i] -= alpha * m / (sqrtf(v) + eps);
-            }
-        } else {
-            for (int64_t i = 0; i < n; i++) {
-                float gi = g[i] + two_l2 * w[i];
-                float m = s0[i] + (gi - s0[i]) * c1;
-                float v = s1[i] + (gi * gi - s1[i]) * c2;
-                float vh = s2[i] > v ? s2[i] : v;
-                s0[i] = m;
-                s1[i] = v;
-                s2[i] = vh;
-                w[i] -= alpha * m / (sqrtf(vh) + eps);
-            }
-        }
-        (void)b1;
-        (void)b2;
+        const float alpha = adam_alpha(o, t), c1 = 1.0f - o->beta1, c2 = 1.0f - o->beta2;
+        if (!o->amsgrad)
+            adam_loop(w, g, s0, s1, n, alpha, c1, c2, eps, two_l2);
+        else
+            amsgrad_loop(w, g, s0, s1, s2, n, alpha, c1, c2, eps, two_l2);
         break;
     }
     case NR_OPTIM_ADAGRAD:
@@ -70,17 +93,18 @@ static inline __attribute__((always_inline)) void step_block(const struct nr_opt
             float gi = g[i] + two_l2 * w[i];
             float a = s0[i] + gi * gi;
             s0[i] = a;
-            w[i] -= lr * gi / sqrtf(a + o->epsilon);
+            w[i] -= lr * gi / sqrtf(a + eps);
         }
         break;
     case NR_OPTIM_RMSPROP: {
-        float rho = o->rho, eps = o->epsilon, mu = o->momentum;
+        const float rho = o->rho, mu = o->momentum;
+        const int centered = o->centered;
         for (int64_t i = 0; i < n; i++) {
             float gi = g[i] + two_l2 * w[i];
             float v = rho * s0[i] + (1.0f - rho) * gi * gi;
             s0[i] = v;
             float denom = v;
-            if (o->centered) {
+            if (centered) {
                 float mg = rho * s2[i] + (1.0f - rho) * gi;
                 s2[i] = mg;
                 denom = v - mg * mg;
@@ -153,15 +177,16 @@ static void powers(const struct nr_optim *o, int64_t s, float *p1, float *p2, fl
 }
 
 /* Bring a row's state forward over s skipped steps (see nr_optim.h). */
-static inline __attribute__((always_inline)) void catch_up_row(const struct nr_optim *o, float *w, float *s0, float *s1, float *s2,
-                         int64_t n, int64_t s, int64_t t)
+static inline __attribute__((always_inline)) void
+catch_up_row(const struct nr_optim *o, float *restrict w, float *restrict s0, float *restrict s1,
+             float *restrict s2, int64_t n, int64_t s, int64_t t)
 {
     float p1, p2, geo;
     powers(o, s, &p1, &p2, &geo);
     switch (o->kind) {
     case NR_OPTIM_SGD:
         if (o->momentum > 0.0f && s0) {
-            float f = o->nesterov ? o->momentum * geo : geo;
+            const float f = o->nesterov ? o->momentum * geo : geo;
             for (int64_t i = 0; i < n; i++) {
                 w[i] += f * s0[i];
                 s0[i] *= p1;
@@ -169,34 +194,30 @@ static inline __attribute__((always_inline)) void catch_up_row(const struct nr_o
         }
         break;
     case NR_OPTIM_ADAM: {
-        float alpha;
-        if (o->tables && o->tables->corr && t < o->tables->len)
-            alpha = o->lr * o->tables->corr[t];
-        else if (o->tables && o->tables->corr_saturated)
-            alpha = o->lr;
-        else
-            alpha = (float)((double)o->lr * sqrt(1.0 - pow(o->beta2, (double)t)) /
-                            (1.0 - pow(o->beta1, (double)t)));
-        float f = alpha * geo, eps = o->epsilon;
+        const float f = adam_alpha(o, t) * geo, eps = o->epsilon;
+        const float *restrict den = o->amsgrad ? s2 : s1;
+        for (int64_t i = 0; i < n; i++)
+            w[i] -= f * s0[i] / (sqrtf(den[i]) + eps);
         for (int64_t i = 0; i < n; i++) {
-            float den = sqrtf(o->amsgrad ? s2[i] : s1[i]) + eps;
-            w[i] -= f * s0[i] / den;
             s0[i] *= p1;
             s1[i] *= p2;
         }
         break;
     }
-    case NR_OPTIM_RMSPROP:
-        for (int64_t i = 0; i < n; i++) {
+    case NR_OPTIM_RMSPROP: {
+        const int centered = o->centered && s2, mom = o->momentum > 0.0f && s1;
+        for (int64_t i = 0; i < n; i++)
             s0[i] *= p2;
-            if (o->centered && s2)
+        if (centered)
+            for (int64_t i = 0; i < n; i++)
                 s2[i] *= p2;
-            if (o->momentum > 0.0f && s1) {
+        if (mom)
+            for (int64_t i = 0; i < n; i++) {
                 w[i] -= geo * s1[i];
                 s1[i] *= p1;
             }
-        }
         break;
+    }
     case NR_OPTIM_ADAGRAD:
         break;
     }
