@@ -26,37 +26,56 @@ void nr_axpy(float *restrict y, const float *restrict x, float a, int64_t n)
 }
 
 /* C (m x n, row stride ldc) (+)= A (m x kk) . B (kk x n, row stride ldb), where
- * A[i][p] = a[i * ars + p * acs] (any strides: A is read one scalar at a time)
- * and rows of B are contiguous. The micro-tile is 2 rows x 32 columns held in
- * eight 8-float accumulators, so each B load feeds two FMAs and no C value is
- * loaded or stored inside the kk loop. */
-#define NR_TN 32
-static inline void tile_2x32(float *restrict c0, float *restrict c1, const float *a0, const float *a1,
-                             int64_t acs, const float *restrict b, int64_t ldb, int64_t kk, int acc)
-{
-    float s0[NR_TN], s1[NR_TN];
-    for (int t = 0; t < NR_TN; t++) {
-        s0[t] = acc ? c0[t] : 0.0f;
-        s1[t] = acc ? c1[t] : 0.0f;
-    }
-    for (int64_t p = 0; p < kk; p++) {
-        float x0 = a0[p * acs], x1 = a1[p * acs];
-        const float *restrict bp = b + p * ldb;
-        for (int t = 0; t < NR_TN; t++) {
-            s0[t] += x0 * bp[t];
-            s1[t] += x1 * bp[t];
-        }
-    }
-    for (int t = 0; t < NR_TN; t++) {
-        c0[t] = s0[t];
-        c1[t] = s1[t];
-    }
-}
+ * A[i][p] = a[i * ars + p * acs] (any strides: A is read one scalar at a time
+ * and broadcast) and rows of B are contiguous.
+ *
+ * Micro-kernels hold an MR x (8 * NV) block of C in MR * NV eight-float vector
+ * accumulators (GCC vector extensions: one ymm register each on AVX2, a pair
+ * of xmm on the baseline) for the whole kk loop, so C is loaded and stored
+ * once per block and each B row segment loaded feeds MR multiply-adds. Shapes
+ * keep at most 8 accumulators plus the B vectors within AVX2's 16 registers:
+ * 2 x 32, 4 x 16 and 8 x 8 columns, so the narrow layers of an NCF tower
+ * (16 and 8 units) get full-width kernels too; fewer than 8 leftover columns
+ * go through a scalar kernel. */
+typedef float nr_v8 __attribute__((vector_size(32), aligned(4)));
 
+#define NR_GEMM_KERNEL(MR, NV)                                                                      \
+    static inline __attribute__((always_inline)) void kern_##MR##x##NV(                            \
+        float *restrict c, int64_t ldc, const float *restrict a, int64_t ars, int64_t acs,          \
+        const float *restrict b, int64_t ldb, int64_t kk, int acc)                                  \
+    {                                                                                               \
+        nr_v8 s[MR][NV];                                                                            \
+        for (int r = 0; r < MR; r++)                                                                \
+            for (int v = 0; v < NV; v++)                                                            \
+                s[r][v] = acc ? *(const nr_v8 *)(c + r * ldc + 8 * v) : (nr_v8){0};                 \
+        for (int64_t p = 0; p < kk; p++) {                                                          \
+            const float *restrict bp = b + p * ldb;                                                 \
+            nr_v8 bv[NV];                                                                           \
+            for (int v = 0; v < NV; v++)                                                            \
+                bv[v] = *(const nr_v8 *)(bp + 8 * v);                                               \
+            for (int r = 0; r < MR; r++) {                                                          \
+                float x = a[r * ars + p * acs];                                                     \
+                for (int v = 0; v < NV; v++)                                                        \
+                    s[r][v] += x * bv[v];                                                           \
+            }                                                                                       \
+        }                                                                                           \
+        for (int r = 0; r < MR; r++)                                                                \
+            for (int v = 0; v < NV; v++)                                                            \
+                *(nr_v8 *)(c + r * ldc + 8 * v) = s[r][v];                                          \
+    }
+
+NR_GEMM_KERNEL(2, 4)
+NR_GEMM_KERNEL(1, 4)
+NR_GEMM_KERNEL(4, 2)
+NR_GEMM_KERNEL(1, 2)
+NR_GEMM_KERNEL(8, 1)
+NR_GEMM_KERNEL(1, 1)
+
+/* The last nn < 8 columns of one row. */
 static inline void tile_1xN(float *restrict c0, const float *a0, int64_t acs, const float *restrict b,
                             int64_t ldb, int64_t kk, int64_t nn, int acc)
 {
-    float s0[NR_TN];
+    float s0[8];
     for (int64_t t = 0; t < nn; t++)
         s0[t] = acc ? c0[t] : 0.0f;
     for (int64_t p = 0; p < kk; p++) {
@@ -69,22 +88,31 @@ static inline void tile_1xN(float *restrict c0, const float *a0, int64_t acs, co
         c0[t] = s0[t];
 }
 
+/* One column panel of width 8 * NV over all m rows: MR rows at a time, then single rows. */
+#define NR_GEMM_PANEL(MR, NV)                                                                       \
+    do {                                                                                            \
+        int64_t i_ = 0;                                                                             \
+        for (; i_ + MR <= m; i_ += MR)                                                              \
+            kern_##MR##x##NV(c + i_ * ldc + j, ldc, a + i_ * ars, ars, acs, b + j, ldb, kk,         \
+                             accumulate);                                                           \
+        for (; i_ < m; i_++)                                                                        \
+            kern_1x##NV(c + i_ * ldc + j, ldc, a + i_ * ars, ars, acs, b + j, ldb, kk, accumulate); \
+    } while (0)
+
 NR_MULTIVERSION
 void nr_gemm(float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs, const float *b,
              int64_t ldb, int64_t m, int64_t n, int64_t kk, int accumulate)
 {
-    int64_t j0 = 0;
-    for (; j0 + NR_TN <= n; j0 += NR_TN) {
-        int64_t i = 0;
-        for (; i + 2 <= m; i += 2)
-            tile_2x32(c + i * ldc + j0, c + (i + 1) * ldc + j0, a + i * ars, a + (i + 1) * ars, acs,
-                      b + j0, ldb, kk, accumulate);
-        for (; i < m; i++)
-            tile_1xN(c + i * ldc + j0, a + i * ars, acs, b + j0, ldb, kk, NR_TN, accumulate);
-    }
-    if (j0 < n)
+    int64_t j = 0;
+    for (; j + 32 <= n; j += 32)
+        NR_GEMM_PANEL(2, 4);
+    for (; j + 16 <= n; j += 16)
+        NR_GEMM_PANEL(4, 2);
+    for (; j + 8 <= n; j += 8)
+        NR_GEMM_PANEL(8, 1);
+    if (j < n)
         for (int64_t i = 0; i < m; i++)
-            tile_1xN(c + i * ldc + j0, a + i * ars, acs, b + j0, ldb, kk, n - j0, accumulate);
+            tile_1xN(c + i * ldc + j, a + i * ars, acs, b + j, ldb, kk, n - j, accumulate);
 }
 
 NR_MULTIVERSION

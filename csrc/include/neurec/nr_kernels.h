@@ -31,7 +31,7 @@ void nr_dense_backward(float *gx, float *gw, float *gb, const float *gy, const f
                        const float *w, float *wt, int64_t rows, int64_t k, int64_t n);
 
 /* c (m x n, row stride ldc) = or += A . B, with A[i][p] = a[i * ars + p * acs] (any
- * strides) and B (kk x n) row-major with row stride ldb. Register-tiled 2 x 32. */
+ * strides) and B (kk x n) row-major with row stride ldb. Register-tiled (2 x 32, 4 x 16, 8 x 8). */
 void nr_gemm(float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs, const float *b,
              int64_t ldb, int64_t m, int64_t n, int64_t kk, int accumulate);
 
