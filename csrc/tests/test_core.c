@@ -411,9 +411,11 @@ static void test_gemm(void)
 {
     g_section = "kernels/gemm";
     char what[128];
-    const int64_t ms[] = {1, 2, 3, 5}, ns[] = {1, 7, 31, 32, 33, 65}, ks[] = {0, 1, 9};
-    for (int mi = 0; mi < 4; mi++)
-        for (int ni = 0; ni < 6; ni++)
+    /* every micro-kernel (2 x 32, 4 x 16, 8 x 8) with its row and column remainders */
+    const int64_t ms[] = {1, 2, 3, 5, 8, 11}, ns[] = {1, 7, 8, 15, 16, 24, 31, 32, 33, 57, 65};
+    const int64_t ks[] = {0, 1, 9};
+    for (int mi = 0; mi < 6; mi++)
+        for (int ni = 0; ni < 11; ni++)
             for (int ki = 0; ki < 3; ki++)
                 for (int variant = 0; variant < 4; variant++) {
                     /* variant bit 0: accumulate; bit 1: A read transposed (column strides) */
