@@ -238,6 +238,14 @@ void nr_optim_step_rows(const struct nr_optim *o, struct nr_param *p, const int6
     int64_t c = p->cols;
     for (int64_t i = 0; i < n; i++) {
         int64_t r = ids[i];
+        if (i + 2 < n) {
+            /* the rows are scattered over tables larger than L1: ask for a later row early */
+            int64_t q = ids[i + 2] * c;
+            __builtin_prefetch(p->w + q, 1);
+            for (int k = 0; k < 3; k++)
+                if (p->slot[k])
+                    __builtin_prefetch(p->slot[k] + q, 1);
+        }
         int64_t off = r * c;
         float *s0 = slot_at(p->slot[0], off), *s1 = slot_at(p->slot[1], off), *s2 = slot_at(p->slot[2], off);
         int64_t tr = t;

@@ -45,7 +45,8 @@ struct nr_plan {
     struct nr_fit_stats *tstats;
     int32_t n_tables;
     struct table_grad *tables; /* per table: param and the dense-mode buffer */
-    struct table_grad *ttg;    /* per (thread, table): sparse gradient buffers */
+    struct table_grad *ttg;    /* per (thread, table): sparse gradients of the thread's samples,
+                                  then per (thread, table): the merged rows the thread owns */
     int ttg_threads;
     int64_t ttg_cap;
     float *tb_mem;             /* 4 * NR_OPTIM_TABLE floats behind tb */
@@ -54,13 +55,24 @@ struct nr_plan {
     int64_t *ids_per_sample;   /* per param: sum of ids per sample over the ops using it */
 };
 
+/* Thread ith's gradient sums for table t over its own samples, and the rows it
+ * owns merged over all threads. */
+static struct table_grad *local_tg(const struct nr_plan *p, int ith, int t)
+{
+    return &p->ttg[(int64_t)ith * p->n_tables + t];
+}
+
+static struct table_grad *merged_tg(const struct nr_plan *p, int ith, int t)
+{
+    return &p->ttg[((int64_t)p->ttg_threads + ith) * p->n_tables + t];
+}
+
 /* ------------------------------------------------------------------------ */
 /* set-up                                                                    */
 
 static void attach_optim_tables(struct nr_plan *p);
 struct run_ctx;
-static void update_table_sparse(struct run_ctx *c, int t, int ith, int nth, int64_t s0, int64_t s1,
-                                int hogwild);
+static void gather_table_grad(struct run_ctx *c, int t, struct table_grad *tg, int64_t s0, int64_t s1);
 
 static int64_t next_pow2(int64_t x)
 {
@@ -73,7 +85,7 @@ static int64_t next_pow2(int64_t x)
 static void free_ttg(struct nr_plan *p)
 {
     if (p->ttg)
-        for (int64_t t = 0; t < (int64_t)p->ttg_threads * p->n_tables; t++) {
+        for (int64_t t = 0; t < 2 * (int64_t)p->ttg_threads * p->n_tables; t++) {
             struct table_grad *tg = &p->ttg[t];
             free(tg->hkeys);
             free(tg->hslot);
@@ -847,6 +859,9 @@ static void train_worker(void *vctx, int ith, int nth)
     int64_t b0, b1;
     block_of(c->bs, ith, nth, &b0, &b1);
     memset(p->tgrad + (size_t)ith * (size_t)p->dense_total, 0, (size_t)p->dense_total * sizeof(float));
+    if (p->d.sparse)
+        for (int t = 0; t < p->n_tables; t++)
+            local_tg(p, ith, t)->n_rows = 0;
     if (b1 <= b0)
         return;
     forward_block(c, b0, b1);
@@ -855,10 +870,18 @@ static void train_worker(void *vctx, int ith, int nth)
             memset(p->grad[v] + b0 * p->value_size[v], 0, (size_t)((b1 - b0) * p->value_size[v]) * sizeof(float));
     loss_block(c, b0, b1, &p->tstats[ith]);
     backward_block(c, ith, b0, b1);
-    if (p->d.hogwild && p->d.sparse && !atomic_load(&c->bad_index))
-        for (int t = 0; t < p->n_tables; t++)
-            if (!p->d.params[p->tables[t].param].frozen)
-                update_table_sparse(c, t, ith, nth, b0, b1, 1);
+    if (!p->d.sparse || atomic_load(&c->bad_index))
+        return;
+    /* each thread sums the table gradients of its own samples; Hogwild applies them at once */
+    for (int t = 0; t < p->n_tables; t++) {
+        struct nr_param *prm = &p->d.params[p->tables[t].param];
+        if (prm->frozen)
+            continue;
+        struct table_grad *tg = local_tg(p, ith, t);
+        gather_table_grad(c, t, tg, b0, b1);
+        if (p->d.hogwild)
+            nr_optim_step_rows(&p->d.optim, prm, tg->rows, tg->n_rows, tg->grad, c->step);
+    }
 }
 
 static int64_t hash_row(int64_t r, int64_t mask)
@@ -878,16 +901,44 @@ static int row_owner(int64_t r, int64_t cols, int nth)
     return (int)((line * 0x9E3779B97F4A7C15ULL >> 33) % (uint64_t)nth);
 }
 
-/* Sum the gradients of table t over samples [s0, s1) of the batch into tg,
- * keeping only rows with row_owner == ith (ith < 0: every row). Rows are summed
- * in sample order, so the result does not depend on the thread count. */
-static void gather_table_grad(struct run_ctx *c, int t, struct table_grad *tg, int64_t s0,
-                              int64_t s1, int ith, int nth)
+/* Add gradient g (d floats) of row id to tg: a new row is appended in
+ * first-seen order, a known one accumulated. */
+static inline void tg_add(struct table_grad *tg, int64_t id, const float *g, int64_t d)
+{
+    int64_t mask = tg->hcap - 1, h = hash_row(id, mask);
+    while (tg->hkeys[h] != -1 && tg->hkeys[h] != id)
+        h = (h + 1) & mask;
+    if (tg->hkeys[h] == -1) {
+        tg->hkeys[h] = id;
+        tg->hslot[h] = (int32_t)tg->n_rows;
+        tg->rows[tg->n_rows] = id;
+        memcpy(tg->grad + tg->n_rows * d, g, (size_t)d * sizeof(float));
+        tg->n_rows++;
+    } else {
+        nr_axpy(tg->grad + (int64_t)tg->hslot[h] * d, g, 1.0f, d);
+    }
+}
+
+/* Empty tg's hash (linear probing needs no tombstones: every key goes). */
+static void tg_clear_hash(struct table_grad *tg)
+{
+    int64_t mask = tg->hcap - 1;
+    for (int64_t i = 0; i < tg->n_rows; i++) {
+        int64_t h = hash_row(tg->rows[i], mask);
+        while (tg->hkeys[h] != tg->rows[i])
+            h = (h + 1) & mask;
+        tg->hkeys[h] = -1;
+    }
+}
+
+/* Sum the gradients of table t over samples [s0, s1) of the batch into tg, in
+ * sample order. */
+static void gather_table_grad(struct run_ctx *c, int t, struct table_grad *tg, int64_t s0, int64_t s1)
 {
     struct nr_plan *p = c->p;
     int param = p->tables[t].param;
     struct nr_param *prm = &p->d.params[param];
-    int64_t d = prm->cols, mask = tg->hcap - 1;
+    int64_t d = prm->cols;
     tg->n_rows = 0;
     for (int oi = 0; oi < p->d.n_ops; oi++) {
         const struct nr_op *op = &p->ops[oi];
@@ -900,42 +951,31 @@ static void gather_table_grad(struct run_ctx *c, int t, struct table_grad *tg, i
             int64_t s = sample_of(c, b);
             for (int64_t j = 0; j < m; j++) {
                 int64_t id = read_id(a, s * m + j);
-                if (id < 0 || id >= prm->rows || (ith >= 0 && row_owner(id, d, nth) != ith))
-                    continue;
-                int64_t h = hash_row(id, mask);
-                while (tg->hkeys[h] != -1 && tg->hkeys[h] != id)
-                    h = (h + 1) & mask;
-                if (tg->hkeys[h] == -1) {
-                    tg->hkeys[h] = id;
-                    tg->hslot[h] = (int32_t)tg->n_rows;
-                    tg->rows[tg->n_rows] = id;
-                    memcpy(tg->grad + tg->n_rows * d, g + (b * m + j) * d, (size_t)d * sizeof(float));
-                    tg->n_rows++;
-                } else {
-                    nr_axpy(tg->grad + (int64_t)tg->hslot[h] * d, g + (b * m + j) * d, 1.0f, d);
-                }
+                if (id >= 0 && id < prm->rows)
+                    tg_add(tg, id, g + (b * m + j) * d, d);
             }
         }
     }
-    /* clear the hash (linear probing needs no tombstones: every key goes) */
-    for (int64_t i = 0; i < tg->n_rows; i++) {
-        int64_t h = hash_row(tg->rows[i], mask);
-        while (tg->hkeys[h] != tg->rows[i])
-            h = (h + 1) & mask;
-        tg->hkeys[h] = -1;
-    }
+    tg_clear_hash(tg);
 }
 
-/* Sparse update of table t by thread ith: its own rows (or, in Hogwild mode,
- * every row of its own samples [s0, s1), racing with the other threads). */
-static void update_table_sparse(struct run_ctx *c, int t, int ith, int nth, int64_t s0, int64_t s1,
-                                int hogwild)
+/* The rows of table t that thread ith owns, their gradients summed over the
+ * threads' partial sums in thread order (deterministic for a thread count). */
+static struct table_grad *merge_table_grad(struct nr_plan *p, int t, int ith, int nth)
 {
-    struct nr_plan *p = c->p;
-    struct table_grad *tg = &p->ttg[(int64_t)ith * p->n_tables + t];
-    struct nr_param *prm = &p->d.params[p->tables[t].param];
-    gather_table_grad(c, t, tg, s0, s1, hogwild ? -1 : ith, nth);
-    nr_optim_step_rows(&p->d.optim, prm, tg->rows, tg->n_rows, tg->grad, c->step);
+    if (nth == 1)
+        return local_tg(p, 0, t);
+    struct table_grad *mg = merged_tg(p, ith, t);
+    int64_t d = p->d.params[p->tables[t].param].cols;
+    mg->n_rows = 0;
+    for (int src = 0; src < nth; src++) {
+        const struct table_grad *tg = local_tg(p, src, t);
+        for (int64_t i = 0; i < tg->n_rows; i++)
+            if (row_owner(tg->rows[i], d, nth) == ith)
+                tg_add(mg, tg->rows[i], tg->grad + i * d, d);
+    }
+    tg_clear_hash(mg);
+    return mg;
 }
 
 /* Dense update of table t: thread ith owns the row range [r0, r1). */
@@ -990,12 +1030,15 @@ static void update_worker(void *vctx, int ith, int nth)
     if (p->d.hogwild && p->d.sparse)
         return; /* tables were updated by each thread right after its backward pass */
     for (int t = 0; t < p->n_tables; t++) {
-        if (p->d.params[p->tables[t].param].frozen)
+        struct nr_param *prm = &p->d.params[p->tables[t].param];
+        if (prm->frozen)
             continue;
-        if (p->d.sparse)
-            update_table_sparse(c, t, ith, nth, 0, c->bs, 0);
-        else
+        if (p->d.sparse) {
+            struct table_grad *mg = merge_table_grad(p, t, ith, nth);
+            nr_optim_step_rows(&p->d.optim, prm, mg->rows, mg->n_rows, mg->grad, c->step);
+        } else {
             update_table_dense(c, t, ith, nth);
+        }
     }
 }
 
@@ -1044,12 +1087,12 @@ static enum nr_status ensure_ttg(struct nr_plan *p, int nth)
     free_ttg(p);
     if (p->n_tables == 0)
         return NR_OK;
-    p->ttg = calloc((size_t)nth * (size_t)p->n_tables, sizeof *p->ttg);
+    p->ttg = calloc(2 * (size_t)nth * (size_t)p->n_tables, sizeof *p->ttg);
     if (!p->ttg)
         return NR_ERR_NOMEM;
     p->ttg_threads = nth;
     p->ttg_cap = p->cap;
-    for (int64_t k = 0; k < (int64_t)nth * p->n_tables; k++) {
+    for (int64_t k = 0; k < 2 * (int64_t)nth * p->n_tables; k++) {
         struct table_grad *tg = &p->ttg[k];
         tg->param = p->tables[k % p->n_tables].param;
         const struct nr_param *prm = &p->d.params[tg->param];

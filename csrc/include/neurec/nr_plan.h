@@ -15,10 +15,12 @@
  * Threads. Thread ith of nth takes a contiguous block of each batch for the
  * forward and backward passes; dense-parameter gradients go to per-thread
  * buffers that are summed in thread order, and each dense parameter's update
- * runs on one thread. Embedding tables are split by rows: each thread sums the
- * gradients of the rows it owns over the whole batch, in sample order, and
- * updates them. For a fixed thread count results are bit-for-bit
- * reproducible (Hogwild mode excepted).
+ * runs on one thread. Embedding-table gradients are summed per thread over its
+ * own samples (in sample order) at the end of its backward pass; tables are
+ * then split by rows: each thread adds up the partial sums of the rows it owns
+ * in thread order and updates them. For a fixed thread count results are
+ * bit-for-bit reproducible (Hogwild mode excepted); one thread sums each row
+ * in sample order.
  *
  * Ownership. The plan owns its scratch (nr_plan_init / nr_plan_free). It
  * borrows parameters, optimizer slots and the caller's arrays only for the
