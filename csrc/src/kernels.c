@@ -170,6 +170,13 @@ static inline float sigmoidf(float z)
     return e / (1.0f + e);
 }
 
+static void relu_forward(float *restrict y, const float *restrict x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+NR_MULTIVERSION
 void nr_act_forward(float *y, const float *x, enum nr_act act, int64_t rows, int64_t n)
 {
     int64_t total = rows * n;
@@ -179,8 +186,11 @@ void nr_act_forward(float *y, const float *x, enum nr_act act, int64_t rows, int
             memcpy(y, x, (size_t)total * sizeof *y);
         break;
     case NR_ACT_RELU:
-        for (int64_t i = 0; i < total; i++)
-            y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        if (y == x)
+            for (int64_t i = 0; i < total; i++)
+                y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+        else
+            relu_forward(y, x, total);
         break;
     case NR_ACT_SIGMOID:
         for (int64_t i = 0; i < total; i++)
@@ -210,8 +220,11 @@ void nr_act_forward(float *y, const float *x, enum nr_act act, int64_t rows, int
     }
 }
 
-void nr_act_backward(float *gx, const float *gy, const float *y, enum nr_act act,
-                     int64_t rows, int64_t n)
+/* gx, gy and y are distinct buffers here: restrict lets the loops vectorize
+ * (branch-free selects instead of a mispredicted branch per ReLU unit). */
+NR_MULTIVERSION
+void nr_act_backward(float *restrict gx, const float *restrict gy, const float *restrict y,
+                     enum nr_act act, int64_t rows, int64_t n)
 {
     int64_t total = rows * n;
     switch (act) {

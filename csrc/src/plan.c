@@ -484,6 +484,23 @@ static void dot_store_grad(float *gx, const float *gat, int64_t r, int64_t cols,
             gx[i * cols + j] += gat[j * r + i];
 }
 
+/* Rows of large tables miss the caches: the gather asks for the rows of the
+ * sample this many places ahead while it copies the current one. */
+#define NR_PREFETCH_AHEAD 4
+
+static inline void prefetch_rows(const struct nr_array *a, const struct nr_param *t, int64_t s,
+                                 int64_t m, int64_t dd)
+{
+    for (int64_t j = 0; j < m; j++) {
+        int64_t id = read_id(a, s * m + j);
+        if (id < 0 || id >= t->rows)
+            continue;
+        const char *row = (const char *)(t->w + id * dd);
+        for (int64_t off = 0; off < dd * (int64_t)sizeof(float); off += 64)
+            __builtin_prefetch(row + off, 0);
+    }
+}
+
 static void forward_block(struct run_ctx *c, int64_t b0, int64_t b1)
 {
     struct nr_plan *p = c->p;
@@ -515,6 +532,8 @@ static void forward_block(struct run_ctx *c, int64_t b0, int64_t b1)
             int64_t m = op->dim[0], dd = op->dim[1];
             for (int64_t b = 0; b < nb; b++) {
                 int64_t s = sample_of(c, b0 + b);
+                if (b + NR_PREFETCH_AHEAD < nb)
+                    prefetch_rows(a, t, sample_of(c, b0 + b + NR_PREFETCH_AHEAD), m, dd);
                 for (int64_t j = 0; j < m; j++) {
                     int64_t id = read_id(a, s * m + j);
                     float *dst = y + (b * m + j) * dd;
@@ -708,6 +727,13 @@ static void loss_block(struct run_ctx *c, int64_t b0, int64_t b1, struct nr_fit_
     }
 }
 
+/* gx[k] += gy[k] * x[k]: gradient buffers never overlap activations. */
+static void mul_add(float *restrict gx, const float *restrict gy, const float *restrict x, int64_t n)
+{
+    for (int64_t k = 0; k < n; k++)
+        gx[k] += gy[k] * x[k];
+}
+
 static void backward_block(struct run_ctx *c, int ith, int64_t b0, int64_t b1)
 {
     struct nr_plan *p = c->p;
@@ -817,6 +843,10 @@ static void backward_block(struct run_ctx *c, int ith, int64_t b0, int64_t b1)
                 if (!p->needs_grad[op->in[i]])
                     continue;
                 float *gx = grad_of(p, op->in[i]) + b0 * so;
+                if (op->n_in == 2) { /* the GMF product: one vectorizable pass */
+                    mul_add(gx, gy, act_of(p, op->in[1 - i]) + b0 * so, n);
+                    continue;
+                }
                 for (int64_t k = 0; k < n; k++) {
                     float prod = gy[k];
                     for (int j = 0; j < op->n_in; j++)

@@ -38,7 +38,7 @@ void nr_gemm(float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs, co
 /* y = act(x) over rows*n values (softmax normalises each row of n). y may equal x. */
 void nr_act_forward(float *y, const float *x, enum nr_act act, int64_t rows, int64_t n);
 
-/* gx += dact(x) * gy given the activation output y (and input x, used by relu). */
+/* gx += dact(x) * gy given the activation output y; gx must not overlap gy or y. */
 void nr_act_backward(float *gx, const float *gy, const float *y, enum nr_act act,
                      int64_t rows, int64_t n);
 
