@@ -100,8 +100,8 @@ static inline void tile_1xN(float *restrict c0, const float *a0, int64_t acs, co
     } while (0)
 
 NR_MULTIVERSION
-void nr_gemm(float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs, const float *b,
-             int64_t ldb, int64_t m, int64_t n, int64_t kk, int accumulate)
+static void gemm_v8(float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs, const float *b,
+                    int64_t ldb, int64_t m, int64_t n, int64_t kk, int accumulate)
 {
     int64_t j = 0;
     for (; j + 32 <= n; j += 32)
@@ -113,6 +113,89 @@ void nr_gemm(float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs, co
     if (j < n)
         for (int64_t i = 0; i < m; i++)
             tile_1xN(c + i * ldc + j, a + i * ars, acs, b + j, ldb, kk, n - j, accumulate);
+}
+
+#if NR_HAVE_V4_KERNELS
+/* The same scheme with sixteen-float vectors for CPUs with AVX-512 (32 vector
+ * registers): 6 x 32 and 12 x 16 blocks, twelve accumulators each, reach about
+ * 2.5x the eight-float kernels on the tower and scoring shapes. Eight-column
+ * panels and leftovers reuse the kernels above. */
+typedef float nr_v16 __attribute__((vector_size(64), aligned(4)));
+
+#define NR_GEMM_KERNEL16(MR, NV)                                                                    \
+    static inline __attribute__((always_inline)) NR_V4 void kern16_##MR##x##NV(                    \
+        float *restrict c, int64_t ldc, const float *restrict a, int64_t ars, int64_t acs,          \
+        const float *restrict b, int64_t ldb, int64_t kk, int acc)                                  \
+    {                                                                                               \
+        nr_v16 s[MR][NV];                                                                           \
+        for (int r = 0; r < MR; r++)                                                                \
+            for (int v = 0; v < NV; v++)                                                            \
+                s[r][v] = acc ? *(const nr_v16 *)(c + r * ldc + 16 * v) : (nr_v16){0};              \
+        for (int64_t p = 0; p < kk; p++) {                                                          \
+            const float *restrict bp = b + p * ldb;                                                 \
+            nr_v16 bv[NV];                                                                          \
+            for (int v = 0; v < NV; v++)                                                            \
+                bv[v] = *(const nr_v16 *)(bp + 16 * v);                                             \
+            for (int r = 0; r < MR; r++) {                                                          \
+                float x = a[r * ars + p * acs];                                                     \
+                for (int v = 0; v < NV; v++)                                                        \
+                    s[r][v] += x * bv[v];                                                           \
+            }                                                                                       \
+        }                                                                                           \
+        for (int r = 0; r < MR; r++)                                                                \
+            for (int v = 0; v < NV; v++)                                                            \
+                *(nr_v16 *)(c + r * ldc + 16 * v) = s[r][v];                                        \
+    }
+
+NR_GEMM_KERNEL16(6, 2)
+NR_GEMM_KERNEL16(2, 2)
+NR_GEMM_KERNEL16(1, 2)
+NR_GEMM_KERNEL16(12, 1)
+NR_GEMM_KERNEL16(4, 1)
+NR_GEMM_KERNEL16(1, 1)
+
+/* MR rows at a time, then MR2 rows, then single rows. */
+#define NR_GEMM_PANEL16(MR, MR2, NV)                                                                \
+    do {                                                                                            \
+        int64_t i_ = 0;                                                                             \
+        for (; i_ + MR <= m; i_ += MR)                                                              \
+            kern16_##MR##x##NV(c + i_ * ldc + j, ldc, a + i_ * ars, ars, acs, b + j, ldb, kk,       \
+                               accumulate);                                                         \
+        for (; i_ + MR2 <= m; i_ += MR2)                                                            \
+            kern16_##MR2##x##NV(c + i_ * ldc + j, ldc, a + i_ * ars, ars, acs, b + j, ldb, kk,      \
+                                accumulate);                                                        \
+        for (; i_ < m; i_++)                                                                        \
+            kern16_1x##NV(c + i_ * ldc + j, ldc, a + i_ * ars, ars, acs, b + j, ldb, kk,            \
+                          accumulate);                                                              \
+    } while (0)
+
+NR_V4
+static void gemm_v16(float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs, const float *b,
+                     int64_t ldb, int64_t m, int64_t n, int64_t kk, int accumulate)
+{
+    int64_t j = 0;
+    for (; j + 32 <= n; j += 32)
+        NR_GEMM_PANEL16(6, 2, 2);
+    for (; j + 16 <= n; j += 16)
+        NR_GEMM_PANEL16(12, 4, 1);
+    for (; j + 8 <= n; j += 8)
+        NR_GEMM_PANEL(8, 1);
+    if (j < n)
+        for (int64_t i = 0; i < m; i++)
+            tile_1xN(c + i * ldc + j, a + i * ars, acs, b + j, ldb, kk, n - j, accumulate);
+}
+#endif
+
+void nr_gemm(float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs, const float *b,
+             int64_t ldb, int64_t m, int64_t n, int64_t kk, int accumulate)
+{
+#if NR_HAVE_V4_KERNELS
+    if (NR_CPU_IS_V4()) {
+        gemm_v16(c, ldc, a, ars, acs, b, ldb, m, n, kk, accumulate);
+        return;
+    }
+#endif
+    gemm_v8(c, ldc, a, ars, acs, b, ldb, m, n, kk, accumulate);
 }
 
 NR_MULTIVERSION

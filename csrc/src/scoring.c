@@ -10,6 +10,10 @@
 
 #define ITEM_BLOCK 1024
 #define USER_BLOCK 16
+/* Row stride of the item block and the score block: ITEM_BLOCK plus one cache
+ * line, so the dim rows the micro-kernel walks down are not 4 KiB apart (which
+ * maps them all to one L1 set and halves the product's speed). */
+#define LD (ITEM_BLOCK + 16)
 
 struct score_ctx {
     const struct nr_score_args *a;
@@ -23,8 +27,8 @@ static void score_worker(void *vctx, int ith, int nth)
     int64_t u0 = a->n_users * ith / nth, u1 = a->n_users * (ith + 1) / nth;
     if (u1 <= u0)
         return;
-    float *vt = malloc((size_t)(a->dim * ITEM_BLOCK) * sizeof *vt);
-    float *sc = malloc((size_t)(USER_BLOCK * ITEM_BLOCK) * sizeof *sc);
+    float *vt = malloc((size_t)(a->dim * LD) * sizeof *vt);
+    float *sc = malloc((size_t)(USER_BLOCK * LD) * sizeof *sc);
     struct nr_topk *heaps = malloc((size_t)(u1 - u0) * sizeof *heaps);
     if (!vt || !sc || !heaps) {
         atomic_store(&c->status, NR_ERR_NOMEM);
@@ -44,17 +48,17 @@ static void score_worker(void *vctx, int ith, int nth)
         int64_t nb = a->n_items - i0 < ITEM_BLOCK ? a->n_items - i0 : ITEM_BLOCK;
         for (int64_t j = 0; j < nb; j++)
             for (int64_t cc = 0; cc < a->dim; cc++)
-                vt[cc * nb + j] = a->item_vecs[(i0 + j) * a->dim + cc];
+                vt[cc * LD + j] = a->item_vecs[(i0 + j) * a->dim + cc];
         for (int64_t ub = u0; ub < u1; ub += USER_BLOCK) {
             int64_t mu = u1 - ub < USER_BLOCK ? u1 - ub : USER_BLOCK;
             /* scores of mu users x nb items: a register-tiled product (BLAS-like) */
             for (int64_t r = 0; r < mu; r++) {
                 if (a->item_bias)
-                    memcpy(sc + r * nb, a->item_bias + i0, (size_t)nb * sizeof *sc);
+                    memcpy(sc + r * LD, a->item_bias + i0, (size_t)nb * sizeof *sc);
                 else
-                    memset(sc + r * nb, 0, (size_t)nb * sizeof *sc);
+                    memset(sc + r * LD, 0, (size_t)nb * sizeof *sc);
             }
-            nr_gemm(sc, nb, a->user_vecs + ub * a->dim, a->dim, 1, vt, nb, mu, nb, a->dim, 1);
+            nr_gemm(sc, LD, a->user_vecs + ub * a->dim, a->dim, 1, vt, LD, mu, nb, a->dim, 1);
             for (int64_t r = 0; r < mu; r++) {
                 int64_t u = ub + r;
                 const int32_t *ex = NULL;
@@ -64,7 +68,7 @@ static void score_worker(void *vctx, int ith, int nth)
                     ex = a->excl_indices + a->excl_indptr[row];
                     n_ex = a->excl_indptr[row + 1] - a->excl_indptr[row];
                 }
-                nr_topk_push_block(&heaps[u - u0], sc + r * nb, nb, i0, ex, n_ex);
+                nr_topk_push_block(&heaps[u - u0], sc + r * LD, nb, i0, ex, n_ex);
             }
         }
     }

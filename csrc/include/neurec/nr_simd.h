@@ -13,8 +13,13 @@
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
     defined(__linux__) && !defined(NR_NO_MULTIVERSION)
 #define NR_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+/* Kernels written for 16-float (AVX-512) vectors, chosen at run time. */
+#define NR_HAVE_V4_KERNELS 1
+#define NR_V4 __attribute__((target("arch=x86-64-v4")))
+#define NR_CPU_IS_V4() __builtin_cpu_supports("x86-64-v4")
 #else
 #define NR_MULTIVERSION
+#define NR_HAVE_V4_KERNELS 0
 #endif
 
 #endif /* NR_SIMD_H */
