@@ -1,5 +1,9 @@
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
 
 #include "neurec/nr_topk.h"
 
@@ -51,6 +55,22 @@ void nr_topk_reset(struct nr_topk *h)
     h->size = 0;
 }
 
+/* Whether any of x[0..16) is >= t (NaN never is). */
+static inline int nr__topk_any_ge(const float *x, float t)
+{
+#if defined(__SSE2__)
+    const __m128 tv = _mm_set1_ps(t);
+    __m128 m = _mm_or_ps(_mm_or_ps(_mm_cmpge_ps(_mm_loadu_ps(x), tv), _mm_cmpge_ps(_mm_loadu_ps(x + 4), tv)),
+                         _mm_or_ps(_mm_cmpge_ps(_mm_loadu_ps(x + 8), tv), _mm_cmpge_ps(_mm_loadu_ps(x + 12), tv)));
+    return _mm_movemask_ps(m) != 0;
+#else
+    int any = 0;
+    for (int l = 0; l < 16; l++)
+        any |= x[l] >= t;
+    return any;
+#endif
+}
+
 /* Push a contiguous id range with no exclusions. */
 static void nr__topk_push_range(struct nr_topk *h, const float *scores,
                                 int64_t n, int64_t first_id)
@@ -77,6 +97,11 @@ static void nr__topk_push_range(struct nr_topk *h, const float *scores,
     float min_s = hs[0];
     int64_t min_id = hi[0];
     for (; j < n; j++) {
+        /* skip sixteen scores at once when none reaches the root (the usual case) */
+        while (j + 16 <= n && !nr__topk_any_ge(scores + j, min_s))
+            j += 16;
+        if (j >= n)
+            break;
         const float s = scores[j];
         if (!(s >= min_s)) /* also rejects NaN */
             continue;
