@@ -928,7 +928,8 @@ static int row_owner(int64_t r, int64_t cols, int nth)
     if (nth == 1)
         return 0;
     uint64_t line = (uint64_t)(r * cols) / 16u;
-    return (int)((line * 0x9E3779B97F4A7C15ULL >> 33) % (uint64_t)nth);
+    uint64_t h = (line * 0x9E3779B97F4A7C15ULL) >> 32; /* 32 well-mixed bits */
+    return (int)((h * (uint64_t)nth) >> 32);            /* in [0, nth) without a division */
 }
 
 /* Add gradient g (d floats) of row id to tg: a new row is appended in
