@@ -231,6 +231,24 @@ void nr_optim_step_dense(const struct nr_optim *o, struct nr_param *p, const flo
     step_block(o, p->w, g, p->slot[0], p->slot[1], p->slot[2], p->rows * p->cols, t, p->l2);
 }
 
+/* The rows are scattered over tables that may be far larger than the caches:
+ * ask for every line of the row this many places ahead (parameters, optimizer
+ * slots, step count) while the current one is updated. */
+#define NR_ROW_PREFETCH 4
+
+static inline void prefetch_row(const struct nr_param *p, int64_t r)
+{
+    int64_t off = r * p->cols, bytes = p->cols * (int64_t)sizeof(float);
+    for (int64_t b = 0; b < bytes; b += 64) {
+        __builtin_prefetch((const char *)(p->w + off) + b, 1);
+        for (int k = 0; k < 3; k++)
+            if (p->slot[k])
+                __builtin_prefetch((const char *)(p->slot[k] + off) + b, 1);
+    }
+    if (p->row_steps)
+        __builtin_prefetch(p->row_steps + r, 1);
+}
+
 NR_MULTIVERSION
 void nr_optim_step_rows(const struct nr_optim *o, struct nr_param *p, const int64_t *ids,
                         int64_t n, const float *g, int64_t t)
@@ -238,14 +256,8 @@ void nr_optim_step_rows(const struct nr_optim *o, struct nr_param *p, const int6
     int64_t c = p->cols;
     for (int64_t i = 0; i < n; i++) {
         int64_t r = ids[i];
-        if (i + 2 < n) {
-            /* the rows are scattered over tables larger than L1: ask for a later row early */
-            int64_t q = ids[i + 2] * c;
-            __builtin_prefetch(p->w + q, 1);
-            for (int k = 0; k < 3; k++)
-                if (p->slot[k])
-                    __builtin_prefetch(p->slot[k] + q, 1);
-        }
+        if (i + NR_ROW_PREFETCH < n)
+            prefetch_row(p, ids[i + NR_ROW_PREFETCH]);
         int64_t off = r * c;
         float *s0 = slot_at(p->slot[0], off), *s1 = slot_at(p->slot[1], off), *s2 = slot_at(p->slot[2], off);
         int64_t tr = t;
