@@ -73,6 +73,7 @@ static struct table_grad *merged_tg(const struct nr_plan *p, int ith, int t)
 static void attach_optim_tables(struct nr_plan *p);
 struct run_ctx;
 static void gather_table_grad(struct run_ctx *c, int t, struct table_grad *tg, int64_t s0, int64_t s1);
+static void tg_reset(struct table_grad *tg);
 
 static int64_t next_pow2(int64_t x)
 {
@@ -891,7 +892,7 @@ static void train_worker(void *vctx, int ith, int nth)
     memset(p->tgrad + (size_t)ith * (size_t)p->dense_total, 0, (size_t)p->dense_total * sizeof(float));
     if (p->d.sparse)
         for (int t = 0; t < p->n_tables; t++)
-            local_tg(p, ith, t)->n_rows = 0;
+            tg_reset(local_tg(p, ith, t));
     if (b1 <= b0)
         return;
     forward_block(c, b0, b1);
@@ -920,18 +921,6 @@ static int64_t hash_row(int64_t r, int64_t mask)
     return (int64_t)(h >> 17) & mask;
 }
 
-/* Which thread owns a row in the sparse update phase: a hash, so popular ids
- * (often the low ones) spread evenly, of the row's 64-byte cache line, so two
- * threads never write the same line of a table or its optimizer slots. */
-static int row_owner(int64_t r, int64_t cols, int nth)
-{
-    if (nth == 1)
-        return 0;
-    uint64_t line = (uint64_t)(r * cols) / 16u;
-    uint64_t h = (line * 0x9E3779B97F4A7C15ULL) >> 32; /* 32 well-mixed bits */
-    return (int)((h * (uint64_t)nth) >> 32);            /* in [0, nth) without a division */
-}
-
 /* Add gradient g (d floats) of row id to tg: a new row is appended in
  * first-seen order, a known one accumulated. */
 static inline void tg_add(struct table_grad *tg, int64_t id, const float *g, int64_t d)
@@ -950,8 +939,22 @@ static inline void tg_add(struct table_grad *tg, int64_t id, const float *g, int
     }
 }
 
-/* Empty tg's hash (linear probing needs no tombstones: every key goes). */
-static void tg_clear_hash(struct table_grad *tg)
+/* Where row id sits in tg's rows, or -1. */
+static inline int64_t tg_find(const struct table_grad *tg, int64_t id)
+{
+    int64_t mask = tg->hcap - 1, h = hash_row(id, mask);
+    while (tg->hkeys[h] != -1) {
+        if (tg->hkeys[h] == id)
+            return tg->hslot[h];
+        h = (h + 1) & mask;
+    }
+    return -1;
+}
+
+/* Empty tg, its hash included (linear probing needs no tombstones: every key
+ * goes). The hash of a batch stays valid until the next batch's reset, so the
+ * update phase can look rows up in every thread's sums. */
+static void tg_reset(struct table_grad *tg)
 {
     int64_t mask = tg->hcap - 1;
     for (int64_t i = 0; i < tg->n_rows; i++) {
@@ -960,17 +963,17 @@ static void tg_clear_hash(struct table_grad *tg)
             h = (h + 1) & mask;
         tg->hkeys[h] = -1;
     }
+    tg->n_rows = 0;
 }
 
-/* Sum the gradients of table t over samples [s0, s1) of the batch into tg, in
- * sample order. */
+/* Sum the gradients of table t over samples [s0, s1) of the batch into tg (reset
+ * before), in sample order. */
 static void gather_table_grad(struct run_ctx *c, int t, struct table_grad *tg, int64_t s0, int64_t s1)
 {
     struct nr_plan *p = c->p;
     int param = p->tables[t].param;
     struct nr_param *prm = &p->d.params[param];
     int64_t d = prm->cols;
-    tg->n_rows = 0;
     for (int oi = 0; oi < p->d.n_ops; oi++) {
         const struct nr_op *op = &p->ops[oi];
         if (op->kind != NR_OP_EMBEDDING || op->param[0] != param || !p->needs_grad[op->out])
@@ -987,25 +990,52 @@ static void gather_table_grad(struct run_ctx *c, int t, struct table_grad *tg, i
             }
         }
     }
-    tg_clear_hash(tg);
 }
 
-/* The rows of table t that thread ith owns, their gradients summed over the
- * threads' partial sums in thread order (deterministic for a thread count). */
+/* The rows of table t that thread ith updates, with their gradients: a row in
+ * its own sums only goes as it is; a row that several threads saw is updated by
+ * the first of them, with the partial sums added in thread order (so results
+ * are deterministic for a thread count). Only shared rows read other threads'
+ * buffers: with large tables almost every row stays on the core that gathered it. */
 static struct table_grad *merge_table_grad(struct nr_plan *p, int t, int ith, int nth)
 {
+    struct table_grad *mine = local_tg(p, ith, t);
     if (nth == 1)
-        return local_tg(p, 0, t);
+        return mine;
     struct table_grad *mg = merged_tg(p, ith, t);
     int64_t d = p->d.params[p->tables[t].param].cols;
+    int64_t at[NR_MAX_THREADS];
     mg->n_rows = 0;
-    for (int src = 0; src < nth; src++) {
-        const struct table_grad *tg = local_tg(p, src, t);
-        for (int64_t i = 0; i < tg->n_rows; i++)
-            if (row_owner(tg->rows[i], d, nth) == ith)
-                tg_add(mg, tg->rows[i], tg->grad + i * d, d);
+    for (int64_t i = 0; i < mine->n_rows; i++) {
+        int64_t r = mine->rows[i];
+        int first = ith, shared = 0;
+        for (int src = 0; src < nth; src++) {
+            at[src] = src == ith ? i : tg_find(local_tg(p, src, t), r);
+            if (src != ith && at[src] >= 0) {
+                shared = 1;
+                first = src < first ? src : first;
+            }
+        }
+        if (first != ith)
+            continue; /* an earlier thread updates it */
+        float *dst = mg->grad + mg->n_rows * d;
+        mg->rows[mg->n_rows++] = r;
+        if (!shared) {
+            memcpy(dst, mine->grad + i * d, (size_t)d * sizeof(float));
+            continue;
+        }
+        int started = 0;
+        for (int src = 0; src < nth; src++) {
+            if (at[src] < 0)
+                continue;
+            const float *g = local_tg(p, src, t)->grad + at[src] * d;
+            if (!started)
+                memcpy(dst, g, (size_t)d * sizeof(float));
+            else
+                nr_axpy(dst, g, 1.0f, d);
+            started = 1;
+        }
     }
-    tg_clear_hash(mg);
     return mg;
 }
 

@@ -16,11 +16,11 @@
  * forward and backward passes; dense-parameter gradients go to per-thread
  * buffers that are summed in thread order, and each dense parameter's update
  * runs on one thread. Embedding-table gradients are summed per thread over its
- * own samples (in sample order) at the end of its backward pass; tables are
- * then split by rows: each thread adds up the partial sums of the rows it owns
- * in thread order and updates them. For a fixed thread count results are
- * bit-for-bit reproducible (Hogwild mode excepted); one thread sums each row
- * in sample order.
+ * own samples (in sample order) at the end of its backward pass. In the update
+ * phase each thread updates the rows only it saw; a row several threads saw is
+ * updated by the first of them with the partial sums added in thread order.
+ * For a fixed thread count results are bit-for-bit reproducible (Hogwild mode
+ * excepted); one thread sums each row in sample order.
  *
  * Ownership. The plan owns its scratch (nr_plan_init / nr_plan_free). It
  * borrows parameters, optimizer slots and the caller's arrays only for the
