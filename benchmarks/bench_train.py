@@ -19,7 +19,8 @@ What it measures (PROTOCOL.md, "Speed"):
   process; the table reports median samples/s and the median of per-repetition ratios.
 - GFLOP/s of neurec's loop: 3 x (dense-layer MACs of the forward pass) x 2 flops per sample
   (forward + two backward products; embedding gathers/updates and elementwise ops ignored),
-  against a nominal peak of cores x 2 FMA units x 8 fp32 lanes x 2 x clock (``cpu MHz``).
+  against a nominal peak of cores x 2 FMA units x 8 fp32 lanes x 2 x clock (``cpu MHz``), and
+  against a measured one (threads x one core's AVX2 FMA-loop throughput, compiled with gcc here).
 - Keras 3 (``KERAS_BACKEND=torch``), NeuMF, one epoch per thread count, alternated with neurec.
 - Peak RSS growth of one neurec fit (model build + optimizer state + scratch) beside the bytes of
   its inputs, parameters and optimizer state; the same for torch.
@@ -171,7 +172,7 @@ def _sampler(data: ncf_data.NCFData, seed: int) -> Any:
 
 
 def bench_model(name: str, data: ncf_data.NCFData, epochs: list, threads: list[int], reps: int,
-                seed: int, with_dense: bool) -> dict[str, Any]:
+                seed: int, with_dense: bool, fma_core: float | None = None) -> dict[str, Any]:
     """Alternating neurec / torch / neurec-with-sampler epochs at each thread count."""
     nu, ni = data.num_users, data.num_items
     nr = build_neurec(name, nu, ni)
@@ -228,6 +229,9 @@ def bench_model(name: str, data: ncf_data.NCFData, epochs: list, threads: list[i
         res["neurec_gflops"] = res["neurec"]["per_s"] * flops / 1e9
         res["peak_gflops"] = common.peak_gflops(t, common.cpu_mhz())
         res["share_of_peak"] = res["neurec_gflops"] / res["peak_gflops"]
+        if fma_core:
+            res["measured_peak_gflops"] = t * fma_core
+            res["share_of_measured_peak"] = res["neurec_gflops"] / res["measured_peak_gflops"]
         out["threads"][t] = res
         r = res["ratio_vs_torch"]
         print(f"[{name} t={t}] neurec {res['neurec']['per_s']:,.0f}/s | torch "
@@ -355,7 +359,10 @@ def _markdown(rec: dict[str, Any]) -> str:
                           f"({r['ratio_vs_torch']['neurec_dense_adam']:.2f}x)")
                          if "neurec_dense_adam" in r else "—",
                          f"{r['neurec_gflops']:.2f} / {r['peak_gflops']:.0f} "
-                         f"({100 * r['share_of_peak']:.1f}%)"])
+                         f"({100 * r['share_of_peak']:.1f}%)"
+                         + (f"; / {r['measured_peak_gflops']:.0f} measured "
+                            f"({100 * r['share_of_measured_peak']:.1f}%)"
+                            if r.get("measured_peak_gflops") else "")])
     lines.append(common.md_table(
         ["model", "threads", "torch samples/s", "neurec samples/s", "neurec / torch",
          "neurec+sampler samples/s", "sampler / torch", "neurec dense Adam", "neurec GFLOP/s / peak"],
@@ -363,7 +370,10 @@ def _markdown(rec: dict[str, Any]) -> str:
     lines += ["", "GFLOP/s counts 3 x the forward dense-layer MACs x 2 flops per sample "
               f"(NeuMF {6 * forward_macs('neumf'):,} flops, MLP {6 * forward_macs('mlp'):,}, "
               f"GMF {6 * forward_macs('gmf')}); peak = cores x 2 FMA x 8 lanes x 2 x "
-              f"{info['cpu_mhz']:.0f} MHz (AVX2 width; the default build has no -march=native). "
+              f"{info['cpu_mhz']:.0f} MHz (AVX2 width; the default build has no -march=native); "
+              "measured peak = threads x one core's throughput of an AVX2 FMA loop "
+              f"({info.get('measured_fma_gflops_per_core') or float('nan'):.0f} GFLOP/s: the cores run "
+              "above the base clock). "
               "GMF's arithmetic is trivial, so its GFLOP/s is not meaningful."]
     k = rec.get("keras")
     if k and "threads" in k:
@@ -445,10 +455,12 @@ def main(argv: list[str] | None = None) -> int:
     epochs = _presample(data, reps, args.seed, max_samples)
     info = common.machine_info()
     common.print_machine(info)
+    fma_core = common.measured_fma_gflops()
+    print(f"measured FMA peak of one core (AVX2 width): {fma_core} GFLOP/s", flush=True)
     print(f"data {args.dataset}: {data.num_users} users, {data.num_items} items, "
           f"{data.num_train} positives, {epochs[0][0].size} samples per timed epoch", flush=True)
     models = [bench_model(m, data, epochs, args.threads, reps, args.seed,
-                          with_dense=(m == "neumf"))
+                          with_dense=(m == "neumf"), fma_core=fma_core)
               for m in args.models]
     keras_res = None
     if not args.no_keras:
@@ -459,6 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     neurec.set_num_threads(max(args.threads))
     info = common.machine_info()
     info["loadavg_end"] = common.loadavg()
+    info["measured_fma_gflops_per_core"] = fma_core
     rec = {"benchmark": "train", "machine": info,
            "config": {"dataset": args.dataset, "reps": reps, "threads": args.threads,
                       "batch_size": BATCH, "lr": LR, "epsilon": EPS, "num_neg": NUM_NEG,
