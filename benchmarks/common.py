@@ -296,7 +296,7 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
 
 
 def alternate(runs: dict[str, Callable[[int], Any]], reps: int,
-              warmup: bool = True) -> dict[str, list[float]]:
+              warmup: bool = True, settle: float = 0.3) -> dict[str, list[float]]:
     """Times several contenders in alternation: rep 0 of each, then rep 1 of each, ...
 
     Args:
@@ -304,6 +304,9 @@ def alternate(runs: dict[str, Callable[[int], Any]], reps: int,
             the data of that repetition). Insertion order is the order within a round.
         reps: timed rounds.
         warmup: run one untimed round first (rep index -1).
+        settle: seconds to sleep before each timed call. OpenMP (torch, implicit) and OpenBLAS
+            worker threads busy-wait for a while after their last parallel region; without a
+            pause they take a core from whichever contender runs next.
 
     Returns:
         ``{name: [seconds per rep]}``.
@@ -316,6 +319,8 @@ def alternate(runs: dict[str, Callable[[int], Any]], reps: int,
     times: dict[str, list[float]] = {name: [] for name in runs}
     for rep in range(reps):
         for name, fn in runs.items():
+            if settle > 0:
+                time.sleep(settle)
             _, dt = timed(lambda: fn(rep))
             times[name].append(dt)
     return times
