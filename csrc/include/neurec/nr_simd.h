@@ -16,7 +16,11 @@
 /* Kernels written for 16-float (AVX-512) vectors, chosen at run time. */
 #define NR_HAVE_V4_KERNELS 1
 #define NR_V4 __attribute__((target("arch=x86-64-v4")))
-#define NR_CPU_IS_V4() __builtin_cpu_supports("x86-64-v4")
+/* the AVX-512 subsets x86-64-v4 implies (older GCCs lack the "x86-64-v4" name here) */
+#define NR_CPU_IS_V4()                                                                   \
+    (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&         \
+     __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&        \
+     __builtin_cpu_supports("avx512cd"))
 #else
 #define NR_MULTIVERSION
 #define NR_HAVE_V4_KERNELS 0
