@@ -15,6 +15,8 @@ What it measures (PROTOCOL.md, "Speed"):
 - neurec's default optimizer is sparse (lazy, row-wise) Adam; torch uses dense ``torch.optim.Adam``
   as the NCF code's Keras does. A "neurec dense Adam" row (``sparse_updates=False``, updates every
   row every step like torch) separates the optimizer's share of the speed-up from the rest.
+- At 2+ threads, a "neurec hogwild" column (``compile(hogwild=True)``: each thread trains whole
+  batches and applies its updates at once, not reproducible).
 - Repetitions alternate (neurec, torch, neurec sampler, ..., then the next repetition) in one
   process; the table reports median samples/s and the median of per-repetition ratios.
 - GFLOP/s of neurec's loop: 3 x (dense-layer MACs of the forward pass) x 2 flops per sample
@@ -77,8 +79,10 @@ def forward_macs(name: str, factors: int = FACTORS, layers: tuple[int, ...] = LA
     raise ValueError(f"name must be one of {MODELS}, got {name!r}.")
 
 
-def build_neurec(name: str, num_users: int, num_items: int, dense: bool = False) -> Any:
-    """A compiled neurec model (Adam lr 1e-3, eps 1e-8, BCE); ``dense`` = dense Adam updates."""
+def build_neurec(name: str, num_users: int, num_items: int, dense: bool = False,
+                 hogwild: bool = False) -> Any:
+    """A compiled neurec model (Adam lr 1e-3, eps 1e-8, BCE); ``dense`` = dense Adam updates,
+    ``hogwild`` = batch-level Hogwild training across threads."""
     import neurec
     from neurec.models import GMF, MLP, NeuMF
 
@@ -91,7 +95,7 @@ def build_neurec(name: str, num_users: int, num_items: int, dense: bool = False)
     else:
         raise ValueError(f"name must be one of {MODELS}, got {name!r}.")
     model.compile(optimizer=neurec.optimizers.Adam(LR, epsilon=EPS, sparse_updates=not dense),
-                  loss="binary_crossentropy")
+                  loss="binary_crossentropy", hogwild=hogwild)
     return model
 
 
@@ -178,6 +182,7 @@ def bench_model(name: str, data: ncf_data.NCFData, epochs: list, threads: list[i
     nr = build_neurec(name, nu, ni)
     nr_s = build_neurec(name, nu, ni)
     nr_d = build_neurec(name, nu, ni, dense=True) if with_dense else None
+    nr_h = build_neurec(name, nu, ni, hogwild=True) if max(threads) > 1 else None
     tm, topt = build_torch(name, nu, ni, seed)
     sampler = _sampler(data, seed)
     n_samples = epochs[0][0].size
@@ -215,6 +220,8 @@ def bench_model(name: str, data: ncf_data.NCFData, epochs: list, threads: list[i
                                                  "neurec_sampler": run_sampler}
         if nr_d is not None:
             runs["neurec_dense_adam"] = run_neurec(nr_d)
+        if nr_h is not None and t > 1:
+            runs["neurec_hogwild"] = run_neurec(nr_h)
         times = common.alternate(runs, reps)
         res: dict[str, Any] = {}
         for key, ts in times.items():
@@ -238,6 +245,8 @@ def bench_model(name: str, data: ncf_data.NCFData, epochs: list, threads: list[i
               f"{res['torch']['per_s']:,.0f}/s | neurec+sampler {res['neurec_sampler']['per_s']:,.0f}/s"
               + (f" | neurec dense Adam {res['neurec_dense_adam']['per_s']:,.0f}/s"
                  if "neurec_dense_adam" in res else "")
+              + (f" | neurec hogwild {res['neurec_hogwild']['per_s']:,.0f}/s"
+                 if "neurec_hogwild" in res else "")
               + f" | ratio {r['neurec']:.2f}x (sampler {r['neurec_sampler']:.2f}x) | "
               f"{res['neurec_gflops']:.2f} GFLOP/s = {100 * res['share_of_peak']:.1f}% of "
               f"{res['peak_gflops']:.0f}", flush=True)
@@ -358,6 +367,9 @@ def _markdown(rec: dict[str, Any]) -> str:
                          (f"{r['neurec_dense_adam']['per_s']:,.0f} "
                           f"({r['ratio_vs_torch']['neurec_dense_adam']:.2f}x)")
                          if "neurec_dense_adam" in r else "—",
+                         (f"{r['neurec_hogwild']['per_s']:,.0f} "
+                          f"({r['ratio_vs_torch']['neurec_hogwild']:.2f}x)")
+                         if "neurec_hogwild" in r else "—",
                          f"{r['neurec_gflops']:.2f} / {r['peak_gflops']:.0f} "
                          f"({100 * r['share_of_peak']:.1f}%)"
                          + (f"; / {r['measured_peak_gflops']:.0f} measured "
@@ -365,7 +377,8 @@ def _markdown(rec: dict[str, Any]) -> str:
                             if r.get("measured_peak_gflops") else "")])
     lines.append(common.md_table(
         ["model", "threads", "torch samples/s", "neurec samples/s", "neurec / torch",
-         "neurec+sampler samples/s", "sampler / torch", "neurec dense Adam", "neurec GFLOP/s / peak"],
+         "neurec+sampler samples/s", "sampler / torch", "neurec dense Adam", "neurec hogwild",
+         "neurec GFLOP/s / peak"],
         rows))
     lines += ["", "GFLOP/s counts 3 x the forward dense-layer MACs x 2 flops per sample "
               f"(NeuMF {6 * forward_macs('neumf'):,} flops, MLP {6 * forward_macs('mlp'):,}, "

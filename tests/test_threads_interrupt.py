@@ -108,3 +108,35 @@ def test_table_updates_do_not_depend_on_thread_count_and_hogwild_trains():
         assert abs(l2[-1] - l1[-1]) < 1e-3
     finally:
         neurec.set_num_threads(old)
+
+
+def test_batch_level_hogwild_counts_every_batch_and_stops_on_ctrl_c():
+    """With hogwild=True and 2 threads each thread trains whole batches on its own."""
+    old = neurec.get_num_threads()
+    try:
+        neurec.set_num_threads(2)
+        u, i, y = big_data(20_000, seed=2)
+        y = ((u + i) % 2).astype(np.float32)
+        model = NeuMF(500, 400)
+        model.compile(optimizer="adam", loss="binary_crossentropy", hogwild=True)
+        h = model.fit([u, i], y, epochs=3, batch_size=256, verbose=0, seed=1)
+        assert model.optimizer.iterations == 3 * 79  # ceil(20000 / 256) batches per epoch
+        assert h.history["loss"][-1] < h.history["loss"][0] - 0.1
+        for w in model.get_weights():
+            assert np.all(np.isfinite(w))
+
+        bu, bi, by = big_data(1_000_000)
+        timer = threading.Timer(0.3, _thread.interrupt_main)
+        timer.start()
+        start = time.perf_counter()
+        with pytest.raises(KeyboardInterrupt):
+            model.fit([bu, bi], by, epochs=50, batch_size=256, verbose=0)
+        assert time.perf_counter() - start < 3.0
+        timer.cancel()
+        steps = model.optimizer.iterations
+        assert steps > 3 * 79
+        h = model.fit([u[:5000], i[:5000]], y[:5000], epochs=1, batch_size=256, verbose=0)
+        assert np.isfinite(h.history["loss"][0])
+        assert model.optimizer.iterations == steps + 20
+    finally:
+        neurec.set_num_threads(old)

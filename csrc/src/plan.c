@@ -452,13 +452,14 @@ struct run_ctx {
     int64_t step;
     float *out;             /* predict: destination */
     atomic_int bad_index;
+    int64_t row0;           /* scratch row of the batch's first sample (batch-level Hogwild) */
     int nth;                /* threads this call uses (<= the pool's) */
     int32_t *task_owner;    /* per param: thread that updates it */
 };
 
 static inline int64_t sample_of(const struct run_ctx *c, int64_t row)
 {
-    return c->idx ? c->idx[row] : c->start + row;
+    return c->idx ? c->idx[row - c->row0] : c->start + row - c->row0;
 }
 
 /* X (r x cols) with contraction axis ax as A^T: (free x contract), row-major. */
@@ -1228,10 +1229,15 @@ static int64_t sample_work(const struct nr_plan *p)
 }
 
 /* Threads for rows samples at a time: the pool's, capped by the grain (and NR_MAX_THREADS). */
-static int clamp_threads(const struct nr_plan *p, struct nr_pool *pool, int64_t rows)
+static int pool_threads(struct nr_pool *pool)
 {
     int nth = nr_pool_size(pool);
-    nth = nth > NR_MAX_THREADS ? NR_MAX_THREADS : nth;
+    return nth > NR_MAX_THREADS ? NR_MAX_THREADS : nth;
+}
+
+static int clamp_threads(const struct nr_plan *p, struct nr_pool *pool, int64_t rows)
+{
+    int nth = pool_threads(pool);
     int64_t by_work = rows * sample_work(p) / NR_GRAIN;
     by_work = by_work < 1 ? 1 : by_work;
     return by_work < nth ? (int)by_work : nth;
@@ -1261,6 +1267,101 @@ static void stats_add(struct nr_fit_stats *dst, const struct nr_fit_stats *s)
     }
 }
 
+/* Batch-level Hogwild: thread ith trains whole batches ith, ith + nth, ... of
+ * the chunk in its own scratch rows [ith * cap, ith * cap + bs) and applies
+ * every update (tables and dense weights) at once, without waiting for the
+ * other threads (as word2vec and LightFM do). One hand-off per chunk. */
+struct hog_ctx {
+    struct run_ctx *c;        /* per thread */
+    const int64_t *idx;
+    int64_t n, batch_size, step0;
+    const volatile int *abort;
+    atomic_llong done;        /* batches completed */
+};
+
+static void hogwild_worker(void *vctx, int ith, int pool_nth)
+{
+    struct hog_ctx *h = vctx;
+    struct run_ctx *c = &h->c[ith];
+    int nth = c->nth;
+    (void)pool_nth;
+    if (ith >= nth)
+        return;
+    struct nr_plan *p = c->p;
+    int64_t n_batches = (h->n + h->batch_size - 1) / h->batch_size;
+    float *tg = p->tgrad + (size_t)ith * (size_t)p->dense_total;
+    c->row0 = ith * h->batch_size;
+    for (int64_t k = ith; k < n_batches; k += nth) {
+        if ((h->abort && *h->abort) || atomic_load(&c->bad_index))
+            break;
+        int64_t start = k * h->batch_size;
+        c->idx = h->idx ? h->idx + start : NULL;
+        c->start = start;
+        c->bs = h->n - start < h->batch_size ? h->n - start : h->batch_size;
+        c->step = h->step0 + k + 1;
+        int64_t b0 = c->row0, b1 = c->row0 + c->bs;
+        memset(tg, 0, (size_t)p->dense_total * sizeof(float));
+        for (int t = 0; t < p->n_tables; t++)
+            tg_reset(local_tg(p, ith, t));
+        forward_block(c, b0, b1);
+        for (int v = 0; v < p->d.n_values; v++)
+            if (p->base[v] == v && p->needs_grad[v])
+                memset(p->grad[v] + b0 * p->value_size[v], 0,
+                       (size_t)((b1 - b0) * p->value_size[v]) * sizeof(float));
+        loss_block(c, b0, b1, &p->tstats[ith]);
+        backward_block(c, ith, b0, b1);
+        if (atomic_load(&c->bad_index))
+            break;
+        for (int t = 0; t < p->n_tables; t++) {
+            struct nr_param *prm = &p->d.params[p->tables[t].param];
+            if (prm->frozen)
+                continue;
+            struct table_grad *g = local_tg(p, ith, t);
+            gather_table_grad(c, t, g, b0, b1);
+            nr_optim_step_rows(&p->d.optim, prm, g->rows, g->n_rows, g->grad, c->step);
+        }
+        for (int i = 0; i < p->d.n_params; i++) {
+            struct nr_param *prm = &p->d.params[i];
+            if (!prm->is_table && !prm->frozen)
+                nr_optim_step_dense(&p->d.optim, prm, tg + p->dense_off[i], c->step);
+        }
+        atomic_fetch_add(&h->done, 1);
+    }
+}
+
+static enum nr_status fit_hogwild(struct nr_plan *p, struct nr_pool *pool, const struct nr_array *inputs,
+                                  const struct nr_array *y, const int64_t *idx, int64_t n,
+                                  int64_t batch_size, int64_t *step, uint64_t seed, int nth,
+                                  const volatile int *abort)
+{
+    struct run_ctx *cs = calloc((size_t)nth, sizeof *cs);
+    if (!cs)
+        return NR_ERR_NOMEM;
+    for (int t = 0; t < nth; t++) {
+        cs[t].p = p;
+        cs[t].inputs = inputs;
+        cs[t].y = y;
+        cs[t].training = 1;
+        cs[t].seed = seed;
+        cs[t].nth = nth;
+        atomic_init(&cs[t].bad_index, 0);
+    }
+    struct hog_ctx h = {.c = cs, .idx = idx, .n = n, .batch_size = batch_size, .step0 = *step,
+                        .abort = abort};
+    atomic_init(&h.done, 0);
+    nr_pool_run(pool, hogwild_worker, &h);
+    enum nr_status s = NR_OK;
+    for (int t = 0; t < nth; t++)
+        if (atomic_load(&cs[t].bad_index))
+            s = NR_ERR_INDEX;
+    int64_t done = (int64_t)atomic_load(&h.done);
+    *step += done;
+    if (s == NR_OK && done < (n + batch_size - 1) / batch_size)
+        s = NR_ABORTED;
+    free(cs);
+    return s;
+}
+
 enum nr_status nr_plan_fit(struct nr_plan *p, struct nr_pool *pool, const struct nr_array *inputs,
                            const struct nr_array *y, const int64_t *idx, int64_t n, int64_t batch_size,
                            int64_t *step, uint64_t seed, struct nr_fit_stats *stats,
@@ -1271,10 +1372,21 @@ enum nr_status nr_plan_fit(struct nr_plan *p, struct nr_pool *pool, const struct
     enum nr_status s = nr_plan_reserve(p, batch_size);
     if (s != NR_OK)
         return s;
-    int nth = clamp_threads(p, pool, batch_size);
+    /* batch-level Hogwild hands off once per call, so any batch is worth a thread */
+    int hog = p->d.hogwild && p->d.sparse && pool_threads(pool) > 1 && n > batch_size;
+    int nth = hog ? pool_threads(pool) : clamp_threads(p, pool, batch_size);
+    if (hog && (s = nr_plan_reserve(p, batch_size * nth)) != NR_OK)
+        return s; /* batch-level Hogwild: one batch of scratch rows per thread */
     s = ensure_threads(p, nth);
     if (s != NR_OK)
         return s;
+    if (hog) {
+        memset(p->tstats, 0, sizeof *p->tstats * (size_t)nth);
+        s = fit_hogwild(p, pool, inputs, y, idx, n, batch_size, step, seed, nth, abort);
+        for (int t = 0; t < nth; t++)
+            stats_add(stats, &p->tstats[t]);
+        return s;
+    }
     int32_t *owner = malloc(sizeof *owner * (size_t)(p->d.n_params ? p->d.n_params : 1));
     if (!owner)
         return NR_ERR_NOMEM;

@@ -19,8 +19,11 @@
  * own samples (in sample order) at the end of its backward pass. In the update
  * phase each thread updates the rows only it saw; a row several threads saw is
  * updated by the first of them with the partial sums added in thread order.
- * For a fixed thread count results are bit-for-bit reproducible (Hogwild mode
- * excepted); one thread sums each row in sample order.
+ * For a fixed thread count results are bit-for-bit reproducible; one thread
+ * sums each row in sample order. In Hogwild mode (sparse, more than one
+ * thread) each thread instead trains whole batches in its own scratch rows and
+ * applies every update at once, racing with the others. Batches with little
+ * work run on fewer threads (a grain per thread, see plan.c).
  *
  * Ownership. The plan owns its scratch (nr_plan_init / nr_plan_free). It
  * borrows parameters, optimizer slots and the caller's arrays only for the
