@@ -103,8 +103,9 @@ def test_table_updates_do_not_depend_on_thread_count_and_hogwild_trains():
         for a, b in zip(w2, w2b):  # deterministic for a fixed thread count
             np.testing.assert_array_equal(a, b)
         _, l2h = _train(2, True)
-        # a row shared by both halves of a batch gets two half-batch steps: close, not equal
-        assert l2h[-1] < l2h[0] - 0.1 and abs(l2h[-1] - l1[-1]) < 0.1
+        # batch-level Hogwild: each thread steps its own batches against the shared weights,
+        # racing with the other; it trains as well, along another path
+        assert l2h[-1] < l2h[0] - 0.1 and abs(l2h[-1] - l1[-1]) < 0.25
         assert abs(l2[-1] - l1[-1]) < 1e-3
     finally:
         neurec.set_num_threads(old)

@@ -39,20 +39,22 @@ void nr_axpy(float *restrict y, const float *restrict x, float a, int64_t n)
  * go through a scalar kernel. */
 typedef float nr_v8 __attribute__((vector_size(32), aligned(4)));
 
-#define NR_GEMM_KERNEL(MR, NV)                                                                      \
-    static inline __attribute__((always_inline)) void kern_##MR##x##NV(                            \
+/* PFX_MRxNV: an MR x (L * NV) block of C in vectors VT of L floats; ATTR is a
+ * target attribute (empty for the multiversioned kernels). */
+#define NR_GEMM_KERNEL(PFX, VT, L, ATTR, MR, NV)                                                   \
+    static inline __attribute__((always_inline)) ATTR void PFX##_##MR##x##NV(                      \
         float *restrict c, int64_t ldc, const float *restrict a, int64_t ars, int64_t acs,          \
         const float *restrict b, int64_t ldb, int64_t kk, int acc)                                  \
     {                                                                                               \
-        nr_v8 s[MR][NV];                                                                            \
+        VT s[MR][NV];                                                                               \
         for (int r = 0; r < MR; r++)                                                                \
             for (int v = 0; v < NV; v++)                                                            \
-                s[r][v] = acc ? *(const nr_v8 *)(c + r * ldc + 8 * v) : (nr_v8){0};                 \
+                s[r][v] = acc ? *(const VT *)(c + r * ldc + L * v) : (VT){0};                       \
         for (int64_t p = 0; p < kk; p++) {                                                          \
             const float *restrict bp = b + p * ldb;                                                 \
-            nr_v8 bv[NV];                                                                           \
+            VT bv[NV];                                                                              \
             for (int v = 0; v < NV; v++)                                                            \
-                bv[v] = *(const nr_v8 *)(bp + 8 * v);                                               \
+                bv[v] = *(const VT *)(bp + L * v);                                                  \
             for (int r = 0; r < MR; r++) {                                                          \
                 float x = a[r * ars + p * acs];                                                     \
                 for (int v = 0; v < NV; v++)                                                        \
@@ -61,15 +63,31 @@ typedef float nr_v8 __attribute__((vector_size(32), aligned(4)));
         }                                                                                           \
         for (int r = 0; r < MR; r++)                                                                \
             for (int v = 0; v < NV; v++)                                                            \
-                *(nr_v8 *)(c + r * ldc + 8 * v) = s[r][v];                                          \
+                *(VT *)(c + r * ldc + L * v) = s[r][v];                                             \
     }
 
-NR_GEMM_KERNEL(2, 4)
-NR_GEMM_KERNEL(1, 4)
-NR_GEMM_KERNEL(4, 2)
-NR_GEMM_KERNEL(1, 2)
-NR_GEMM_KERNEL(8, 1)
-NR_GEMM_KERNEL(1, 1)
+/* One column panel over all m rows with PFX kernels: MR rows at a time, then
+ * MR2 rows, then single rows (uses c, a, b, strides, m, kk, accumulate, j). */
+#define NR_GEMM_PANEL(PFX, MR, MR2, NV)                                                             \
+    do {                                                                                            \
+        int64_t i_ = 0;                                                                             \
+        for (; i_ + MR <= m; i_ += MR)                                                              \
+            PFX##_##MR##x##NV(c + i_ * ldc + j, ldc, a + i_ * ars, ars, acs, b + j, ldb, kk,        \
+                              accumulate);                                                          \
+        for (; i_ + MR2 <= m; i_ += MR2)                                                            \
+            PFX##_##MR2##x##NV(c + i_ * ldc + j, ldc, a + i_ * ars, ars, acs, b + j, ldb, kk,       \
+                               accumulate);                                                         \
+        for (; i_ < m; i_++)                                                                        \
+            PFX##_1x##NV(c + i_ * ldc + j, ldc, a + i_ * ars, ars, acs, b + j, ldb, kk,             \
+                         accumulate);                                                               \
+    } while (0)
+
+NR_GEMM_KERNEL(kern8, nr_v8, 8, , 2, 4)
+NR_GEMM_KERNEL(kern8, nr_v8, 8, , 1, 4)
+NR_GEMM_KERNEL(kern8, nr_v8, 8, , 4, 2)
+NR_GEMM_KERNEL(kern8, nr_v8, 8, , 1, 2)
+NR_GEMM_KERNEL(kern8, nr_v8, 8, , 8, 1)
+NR_GEMM_KERNEL(kern8, nr_v8, 8, , 1, 1)
 
 /* The last nn < 8 columns of one row. */
 static inline void tile_1xN(float *restrict c0, const float *a0, int64_t acs, const float *restrict b,
@@ -88,28 +106,17 @@ static inline void tile_1xN(float *restrict c0, const float *a0, int64_t acs, co
         c0[t] = s0[t];
 }
 
-/* One column panel of width 8 * NV over all m rows: MR rows at a time, then single rows. */
-#define NR_GEMM_PANEL(MR, NV)                                                                       \
-    do {                                                                                            \
-        int64_t i_ = 0;                                                                             \
-        for (; i_ + MR <= m; i_ += MR)                                                              \
-            kern_##MR##x##NV(c + i_ * ldc + j, ldc, a + i_ * ars, ars, acs, b + j, ldb, kk,         \
-                             accumulate);                                                           \
-        for (; i_ < m; i_++)                                                                        \
-            kern_1x##NV(c + i_ * ldc + j, ldc, a + i_ * ars, ars, acs, b + j, ldb, kk, accumulate); \
-    } while (0)
-
 NR_MULTIVERSION
 static void gemm_v8(float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs, const float *b,
                     int64_t ldb, int64_t m, int64_t n, int64_t kk, int accumulate)
 {
     int64_t j = 0;
     for (; j + 32 <= n; j += 32)
-        NR_GEMM_PANEL(2, 4);
+        NR_GEMM_PANEL(kern8, 2, 1, 4);
     for (; j + 16 <= n; j += 16)
-        NR_GEMM_PANEL(4, 2);
+        NR_GEMM_PANEL(kern8, 4, 1, 2);
     for (; j + 8 <= n; j += 8)
-        NR_GEMM_PANEL(8, 1);
+        NR_GEMM_PANEL(kern8, 8, 1, 1);
     if (j < n)
         for (int64_t i = 0; i < m; i++)
             tile_1xN(c + i * ldc + j, a + i * ars, acs, b + j, ldb, kk, n - j, accumulate);
@@ -122,52 +129,12 @@ static void gemm_v8(float *c, int64_t ldc, const float *a, int64_t ars, int64_t 
  * panels and leftovers reuse the kernels above. */
 typedef float nr_v16 __attribute__((vector_size(64), aligned(4)));
 
-#define NR_GEMM_KERNEL16(MR, NV)                                                                    \
-    static inline __attribute__((always_inline)) NR_V4 void kern16_##MR##x##NV(                    \
-        float *restrict c, int64_t ldc, const float *restrict a, int64_t ars, int64_t acs,          \
-        const float *restrict b, int64_t ldb, int64_t kk, int acc)                                  \
-    {                                                                                               \
-        nr_v16 s[MR][NV];                                                                           \
-        for (int r = 0; r < MR; r++)                                                                \
-            for (int v = 0; v < NV; v++)                                                            \
-                s[r][v] = acc ? *(const nr_v16 *)(c + r * ldc + 16 * v) : (nr_v16){0};              \
-        for (int64_t p = 0; p < kk; p++) {                                                          \
-            const float *restrict bp = b + p * ldb;                                                 \
-            nr_v16 bv[NV];                                                                          \
-            for (int v = 0; v < NV; v++)                                                            \
-                bv[v] = *(const nr_v16 *)(bp + 16 * v);                                             \
-            for (int r = 0; r < MR; r++) {                                                          \
-                float x = a[r * ars + p * acs];                                                     \
-                for (int v = 0; v < NV; v++)                                                        \
-                    s[r][v] += x * bv[v];                                                           \
-            }                                                                                       \
-        }                                                                                           \
-        for (int r = 0; r < MR; r++)                                                                \
-            for (int v = 0; v < NV; v++)                                                            \
-                *(nr_v16 *)(c + r * ldc + 16 * v) = s[r][v];                                        \
-    }
-
-NR_GEMM_KERNEL16(6, 2)
-NR_GEMM_KERNEL16(2, 2)
-NR_GEMM_KERNEL16(1, 2)
-NR_GEMM_KERNEL16(12, 1)
-NR_GEMM_KERNEL16(4, 1)
-NR_GEMM_KERNEL16(1, 1)
-
-/* MR rows at a time, then MR2 rows, then single rows. */
-#define NR_GEMM_PANEL16(MR, MR2, NV)                                                                \
-    do {                                                                                            \
-        int64_t i_ = 0;                                                                             \
-        for (; i_ + MR <= m; i_ += MR)                                                              \
-            kern16_##MR##x##NV(c + i_ * ldc + j, ldc, a + i_ * ars, ars, acs, b + j, ldb, kk,       \
-                               accumulate);                                                         \
-        for (; i_ + MR2 <= m; i_ += MR2)                                                            \
-            kern16_##MR2##x##NV(c + i_ * ldc + j, ldc, a + i_ * ars, ars, acs, b + j, ldb, kk,      \
-                                accumulate);                                                        \
-        for (; i_ < m; i_++)                                                                        \
-            kern16_1x##NV(c + i_ * ldc + j, ldc, a + i_ * ars, ars, acs, b + j, ldb, kk,            \
-                          accumulate);                                                              \
-    } while (0)
+NR_GEMM_KERNEL(kern16, nr_v16, 16, NR_V4, 6, 2)
+NR_GEMM_KERNEL(kern16, nr_v16, 16, NR_V4, 2, 2)
+NR_GEMM_KERNEL(kern16, nr_v16, 16, NR_V4, 1, 2)
+NR_GEMM_KERNEL(kern16, nr_v16, 16, NR_V4, 12, 1)
+NR_GEMM_KERNEL(kern16, nr_v16, 16, NR_V4, 4, 1)
+NR_GEMM_KERNEL(kern16, nr_v16, 16, NR_V4, 1, 1)
 
 NR_V4
 static void gemm_v16(float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs, const float *b,
@@ -175,11 +142,11 @@ static void gemm_v16(float *c, int64_t ldc, const float *a, int64_t ars, int64_t
 {
     int64_t j = 0;
     for (; j + 32 <= n; j += 32)
-        NR_GEMM_PANEL16(6, 2, 2);
+        NR_GEMM_PANEL(kern16, 6, 2, 2);
     for (; j + 16 <= n; j += 16)
-        NR_GEMM_PANEL16(12, 4, 1);
+        NR_GEMM_PANEL(kern16, 12, 4, 1);
     for (; j + 8 <= n; j += 8)
-        NR_GEMM_PANEL(8, 1);
+        NR_GEMM_PANEL(kern8, 8, 1, 1);
     if (j < n)
         for (int64_t i = 0; i < m; i++)
             tile_1xN(c + i * ldc + j, a + i * ars, acs, b + j, ldb, kk, n - j, accumulate);

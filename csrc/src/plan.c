@@ -884,16 +884,12 @@ static void block_of(int64_t n, int ith, int nth, int64_t *b0, int64_t *b1)
     *b1 = n * (ith + 1) / nth;
 }
 
-static void train_worker(void *vctx, int ith, int pool_nth)
+/* Forward, loss and backward of batch rows [b0, b1) by thread ith, then the
+ * sums of its samples' table gradients (applied at once when apply_rows:
+ * Hogwild). */
+static void train_rows(struct run_ctx *c, int ith, int64_t b0, int64_t b1, int apply_rows)
 {
-    struct run_ctx *c = vctx;
-    int nth = c->nth;
-    (void)pool_nth;
-    if (ith >= nth)
-        return;
     struct nr_plan *p = c->p;
-    int64_t b0, b1;
-    block_of(c->bs, ith, nth, &b0, &b1);
     memset(p->tgrad + (size_t)ith * (size_t)p->dense_total, 0, (size_t)p->dense_total * sizeof(float));
     if (p->d.sparse)
         for (int t = 0; t < p->n_tables; t++)
@@ -908,16 +904,27 @@ static void train_worker(void *vctx, int ith, int pool_nth)
     backward_block(c, ith, b0, b1);
     if (!p->d.sparse || atomic_load(&c->bad_index))
         return;
-    /* each thread sums the table gradients of its own samples; Hogwild applies them at once */
     for (int t = 0; t < p->n_tables; t++) {
         struct nr_param *prm = &p->d.params[p->tables[t].param];
         if (prm->frozen)
             continue;
         struct table_grad *tg = local_tg(p, ith, t);
         gather_table_grad(c, t, tg, b0, b1);
-        if (p->d.hogwild)
+        if (apply_rows)
             nr_optim_step_rows(&p->d.optim, prm, tg->rows, tg->n_rows, tg->grad, c->step);
     }
+}
+
+static void train_worker(void *vctx, int ith, int pool_nth)
+{
+    struct run_ctx *c = vctx;
+    int nth = c->nth;
+    (void)pool_nth;
+    if (ith >= nth)
+        return;
+    int64_t b0, b1;
+    block_of(c->bs, ith, nth, &b0, &b1);
+    train_rows(c, ith, b0, b1, c->p->d.hogwild);
 }
 
 static int64_t hash_row(int64_t r, int64_t mask)
@@ -1299,27 +1306,9 @@ static void hogwild_worker(void *vctx, int ith, int pool_nth)
         c->start = start;
         c->bs = h->n - start < h->batch_size ? h->n - start : h->batch_size;
         c->step = h->step0 + k + 1;
-        int64_t b0 = c->row0, b1 = c->row0 + c->bs;
-        memset(tg, 0, (size_t)p->dense_total * sizeof(float));
-        for (int t = 0; t < p->n_tables; t++)
-            tg_reset(local_tg(p, ith, t));
-        forward_block(c, b0, b1);
-        for (int v = 0; v < p->d.n_values; v++)
-            if (p->base[v] == v && p->needs_grad[v])
-                memset(p->grad[v] + b0 * p->value_size[v], 0,
-                       (size_t)((b1 - b0) * p->value_size[v]) * sizeof(float));
-        loss_block(c, b0, b1, &p->tstats[ith]);
-        backward_block(c, ith, b0, b1);
+        train_rows(c, ith, c->row0, c->row0 + c->bs, 1);
         if (atomic_load(&c->bad_index))
             break;
-        for (int t = 0; t < p->n_tables; t++) {
-            struct nr_param *prm = &p->d.params[p->tables[t].param];
-            if (prm->frozen)
-                continue;
-            struct table_grad *g = local_tg(p, ith, t);
-            gather_table_grad(c, t, g, b0, b1);
-            nr_optim_step_rows(&p->d.optim, prm, g->rows, g->n_rows, g->grad, c->step);
-        }
         for (int i = 0; i < p->d.n_params; i++) {
             struct nr_param *prm = &p->d.params[i];
             if (!prm->is_table && !prm->frozen)
