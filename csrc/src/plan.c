@@ -1,6 +1,7 @@
 #include "neurec/nr_plan.h"
 #include "neurec/nr_kernels.h"
 #include "neurec/nr_rng.h"
+#include "neurec/nr_simd.h"
 
 #include <math.h>
 #include <stdatomic.h>
@@ -486,6 +487,29 @@ static void dot_store_grad(float *gx, const float *gat, int64_t r, int64_t cols,
             gx[i * cols + j] += gat[j * r + i];
 }
 
+/* Short copies (an embedding row, a concatenation part) inline: a libc call per
+ * 32-128 bytes cost more than the copy. */
+static inline void copy_floats(float *restrict dst, const float *restrict src, int64_t n)
+{
+    for (int64_t k = 0; k < n; k++)
+        dst[k] = src[k];
+}
+
+/* y = x0 op x1 element-wise (ADD/AVERAGE: +, SUB: -, MUL: *); y is a fresh value. */
+static void binary_op(float *restrict y, const float *restrict x0, const float *restrict x1, int64_t n,
+                      enum nr_op_kind kind)
+{
+    if (kind == NR_OP_MUL)
+        for (int64_t k = 0; k < n; k++)
+            y[k] = x0[k] * x1[k];
+    else if (kind == NR_OP_SUB)
+        for (int64_t k = 0; k < n; k++)
+            y[k] = x0[k] - x1[k];
+    else
+        for (int64_t k = 0; k < n; k++)
+            y[k] = x0[k] + x1[k];
+}
+
 /* Rows of large tables miss the caches: the gather asks for the rows of the
  * sample this many places ahead while it copies the current one. */
 #define NR_PREFETCH_AHEAD 4
@@ -503,6 +527,7 @@ static inline void prefetch_rows(const struct nr_array *a, const struct nr_param
     }
 }
 
+NR_MULTIVERSION
 static void forward_block(struct run_ctx *c, int64_t b0, int64_t b1)
 {
     struct nr_plan *p = c->p;
@@ -543,7 +568,7 @@ static void forward_block(struct run_ctx *c, int64_t b0, int64_t b1)
                         atomic_store(&c->bad_index, 1);
                         memset(dst, 0, (size_t)dd * sizeof *dst);
                     } else {
-                        memcpy(dst, t->w + id * dd, (size_t)dd * sizeof *dst);
+                        copy_floats(dst, t->w + id * dd, dd);
                     }
                 }
             }
@@ -601,7 +626,7 @@ static void forward_block(struct run_ctx *c, int64_t b0, int64_t b1)
                 for (int64_t o = 0; o < outer; o++)
                     for (int i = 0; i < op->n_in; i++) {
                         int64_t si = p->value_size[op->in[i]], inner = si / outer;
-                        memcpy(yb, act_of(p, op->in[i]) + (b0 + b) * si + o * inner, (size_t)inner * sizeof *yb);
+                        copy_floats(yb, act_of(p, op->in[i]) + (b0 + b) * si + o * inner, inner);
                         yb += inner;
                     }
             }
@@ -613,8 +638,11 @@ static void forward_block(struct run_ctx *c, int64_t b0, int64_t b1)
         case NR_OP_SUB: {
             int64_t n = nb * so;
             const float *x0 = act_of(p, op->in[0]) + b0 * so;
-            memmove(y, x0, (size_t)n * sizeof *y);
-            for (int i = 1; i < op->n_in; i++) {
+            if (op->n_in >= 2)
+                binary_op(y, x0, act_of(p, op->in[1]) + b0 * so, n, (enum nr_op_kind)op->kind);
+            else
+                memmove(y, x0, (size_t)n * sizeof *y);
+            for (int i = 2; i < op->n_in; i++) {
                 const float *xi = act_of(p, op->in[i]) + b0 * so;
                 if (op->kind == NR_OP_MUL)
                     for (int64_t k = 0; k < n; k++)
@@ -1436,13 +1464,13 @@ enum nr_status nr_plan_predict(struct nr_plan *p, struct nr_pool *pool, const st
 {
     if (n < 0)
         return NR_ERR_VALUE;
-    /* blocks of at least 256 and up to 4096 samples (about 16 MB of scratch at
-     * most, unless training already reserved more): large enough for every
-     * thread to get a share worth the hand-off */
+    /* blocks of 256 to 4096 samples with about 1 MB of scratch (unless training
+     * reserved more): the values of a block stay in L2, and every thread's
+     * share is still worth the hand-off (< 1 us) */
     int64_t per_sample = 0;
     for (int v = 0; v < p->d.n_values; v++)
         per_sample += 2 * p->value_size[v] * (int64_t)sizeof(float);
-    int64_t cap = per_sample > 0 ? ((int64_t)16 << 20) / per_sample : 4096;
+    int64_t cap = per_sample > 0 ? ((int64_t)1 << 20) / per_sample : 4096;
     cap = cap > 4096 ? 4096 : (cap < 256 ? 256 : cap);
     cap = p->cap > cap ? p->cap : cap;
     enum nr_status s = nr_plan_reserve(p, cap);
