@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import time
 from typing import Any, Sequence
 
 import numpy as np
@@ -60,6 +61,30 @@ def epoch_record(epoch: int, loss: float, hr: float, ndcg: float, n: int, sample
         "train_samples_per_s": n / train_s,
         "total_samples_per_s": n / (sample_s + train_s + eval_s),
     }
+
+
+def evaluate_epoch(score: Any, data: Any, eval_rows: int | None, epoch: int, loss: float, n: int,
+                   sample_s: float, train_s: float, train_cpu_s: float) -> dict[str, Any]:
+    """Sampled HR@10 / NDCG@10 after an epoch, as a printed ``epoch_record``."""
+    import ncf_data
+
+    t0 = time.perf_counter()
+    hr, ndcg = ncf_data.evaluate_sampled(score, data, max_rows=eval_rows)
+    rec = epoch_record(epoch, loss, hr, ndcg, n, sample_s, train_s, train_cpu_s,
+                       time.perf_counter() - t0)
+    print_epoch(rec)
+    return rec
+
+
+def full_ranking(score: Any, data: Any) -> dict[str, Any]:
+    """Full-ranking HR@10 / NDCG@10 (rank among all unseen items), printed."""
+    import ncf_data
+
+    t0 = time.perf_counter()
+    fhr, fndcg = ncf_data.evaluate_full(score, data)
+    full = {"hr10": fhr, "ndcg10": fndcg, "seconds": time.perf_counter() - t0}
+    print(f"full-ranking HR@10={fhr:.4f} NDCG@10={fndcg:.4f} ({full['seconds']:.1f}s)")
+    return full
 
 
 def print_epoch(r: dict[str, Any]) -> None:

@@ -352,17 +352,13 @@ def main(argv: list[str] | None = None) -> int:
     ncf = [run_pair(m, data, epochs, torch_epochs if m in torch_models else 0, args.seed,
                     max_rows, max_torch, full_eval=not args.quick) for m in models]
     mf = [run_mf(cfg, data, epochs, args.seed, max_rows) for cfg in mf_cfgs]
-    info["loadavg_end"] = c.loadavg()
-    rec = {"benchmark": "accuracy", "machine": info,
-           "config": {"dataset": args.dataset, "epochs": epochs, "torch_epochs": torch_epochs,
-                      "torch_models": torch_models, "threads": args.threads, "seed": args.seed,
-                      "batch_size": BATCH, "lr": LR, "epsilon": EPS, "quick": args.quick,
-                      "eval_rows": max_rows},
-           "ncf": ncf, "mf": mf, "wall_s": time.perf_counter() - t_start}
-    name = args.name or f"accuracy_{args.dataset}" + ("_quick" if args.quick else "")
-    c.write_results(name, rec, _markdown(rec))
-    print(f"wall {rec['wall_s']:.1f}s")
-    return 0
+    return c.finish(
+        "accuracy", args.name or f"accuracy_{args.dataset}" + ("_quick" if args.quick else ""),
+        info, {"dataset": args.dataset, "epochs": epochs, "torch_epochs": torch_epochs,
+               "torch_models": torch_models, "threads": args.threads, "seed": args.seed,
+               "batch_size": BATCH, "lr": LR, "epsilon": EPS, "quick": args.quick,
+               "eval_rows": max_rows},
+        {"ncf": ncf, "mf": mf}, t_start, _markdown)
 
 
 if __name__ == "__main__":

@@ -178,20 +178,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         train_s = time.perf_counter() - t0
         train_cpu_s = time.process_time() - c0
 
-        t0 = time.perf_counter()
-        hr, ndcg = ncf_data.evaluate_sampled(score, data, max_rows=eval_rows)
-        eval_s = time.perf_counter() - t0
-        rec = bc.epoch_record(epoch, float(hist.history["loss"][0]), hr, ndcg, users.size,
-                              sample_s, train_s, train_cpu_s, eval_s)
-        history.append(rec)
-        bc.print_epoch(rec)
+        history.append(bc.evaluate_epoch(score, data, eval_rows, epoch,
+                                         float(hist.history["loss"][0]), users.size, sample_s,
+                                         train_s, train_cpu_s))
 
-    full = None
-    if args.full_eval:
-        t0 = time.perf_counter()
-        fhr, fndcg = ncf_data.evaluate_full(score, data)
-        full = {"hr10": fhr, "ndcg10": fndcg, "seconds": time.perf_counter() - t0}
-        print(f"full-ranking HR@10={fhr:.4f} NDCG@10={fndcg:.4f} ({full['seconds']:.1f}s)")
+    full = bc.full_ranking(score, data) if args.full_eval else None
 
     summary = bc.summarize(history, time.perf_counter() - t_wall, full)
     return bc.result_record(f"keras3-{backend}", args, load_before, data, load_s,

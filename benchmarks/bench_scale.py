@@ -360,16 +360,11 @@ def main(argv: list[str] | None = None) -> int:
                     capped.add(c)
             merged.update({k: v for k, v in r.items() if k not in ("results",)})
         sizes.append(merged)
-    info["loadavg_end"] = common.loadavg()
-    rec = {"benchmark": "scale", "machine": info,
-           "config": {"sizes": args.sizes, "positives": args.positives, "reps": args.reps,
-                      "cap": args.cap, "threads": args.threads, "mem_budget_gb": args.mem_budget_gb,
-                      "quick": args.quick},
-           "sizes": sizes, "wall_s": time.perf_counter() - t_start}
-    name = args.name or "scale" + ("_quick" if args.quick else "")
-    common.write_results(name, rec, _markdown(rec))
-    print(f"wall {rec['wall_s']:.1f}s")
-    return 0
+    return common.finish(
+        "scale", args.name or "scale" + ("_quick" if args.quick else ""), info,
+        {"sizes": args.sizes, "positives": args.positives, "reps": args.reps, "cap": args.cap,
+         "threads": args.threads, "mem_budget_gb": args.mem_budget_gb, "quick": args.quick},
+        {"sizes": sizes}, t_start, _markdown)
 
 
 if __name__ == "__main__":

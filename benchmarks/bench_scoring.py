@@ -362,15 +362,11 @@ def main(argv: list[str] | None = None) -> int:
     pairs = 200_000 if args.quick else args.predict_pairs
     datasets = [bench_dataset(d, args.threads, reps, args.train_epochs, args.seed, pairs)
                 for d in args.datasets]
-    info["loadavg_end"] = common.loadavg()
-    rec = {"benchmark": "scoring", "machine": info,
-           "config": {"datasets": args.datasets, "threads": args.threads, "reps": reps, "k": K,
-                      "train_epochs": args.train_epochs, "quick": args.quick},
-           "datasets": datasets, "wall_s": time.perf_counter() - t_start}
-    name = args.name or "scoring" + ("_quick" if args.quick else "")
-    common.write_results(name, rec, _markdown(rec))
-    print(f"wall {rec['wall_s']:.1f}s")
-    return 0
+    return common.finish(
+        "scoring", args.name or "scoring" + ("_quick" if args.quick else ""), info,
+        {"datasets": args.datasets, "threads": args.threads, "reps": reps, "k": K,
+         "train_epochs": args.train_epochs, "quick": args.quick},
+        {"datasets": datasets}, t_start, _markdown)
 
 
 if __name__ == "__main__":

@@ -483,19 +483,13 @@ def main(argv: list[str] | None = None) -> int:
     memory = bench_memory(data, epochs[0], args.seed)
     neurec.set_num_threads(max(args.threads))
     info = common.machine_info()
-    info["loadavg_end"] = common.loadavg()
     info["measured_fma_gflops_per_core"] = fma_core
-    rec = {"benchmark": "train", "machine": info,
-           "config": {"dataset": args.dataset, "reps": reps, "threads": args.threads,
-                      "batch_size": BATCH, "lr": LR, "epsilon": EPS, "num_neg": NUM_NEG,
-                      "factors": FACTORS, "layers": list(LAYERS), "quick": args.quick,
-                      "seed": args.seed},
-           "models": models, "keras": keras_res, "memory": memory,
-           "wall_s": time.perf_counter() - t_start}
-    name = args.name or f"train_{args.dataset}" + ("_quick" if args.quick else "")
-    common.write_results(name, rec, _markdown(rec))
-    print(f"wall {rec['wall_s']:.1f}s")
-    return 0
+    return common.finish(
+        "train", args.name or f"train_{args.dataset}" + ("_quick" if args.quick else ""), info,
+        {"dataset": args.dataset, "reps": reps, "threads": args.threads, "batch_size": BATCH,
+         "lr": LR, "epsilon": EPS, "num_neg": NUM_NEG, "factors": FACTORS, "layers": list(LAYERS),
+         "quick": args.quick, "seed": args.seed},
+        {"models": models, "keras": keras_res, "memory": memory}, t_start, _markdown)
 
 
 if __name__ == "__main__":

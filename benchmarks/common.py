@@ -419,8 +419,39 @@ def write_results(name: str, record: dict[str, Any], markdown: str,
     """
     folder = results_dir or RESULTS_DIR
     jpath = os.path.join(folder, f"neurec_{name}.json")
-    mpath = os.path.join(folder, f"{name}.md")
     _atomic_write(jpath, json.dumps(record, indent=1, default=_json_default))
+    print(f"wrote {jpath}", flush=True)
+    return jpath, write_markdown(name, markdown, folder)
+
+
+def write_markdown(name: str, markdown: str, results_dir: str | None = None) -> str:
+    """Writes ``<name>.md`` into the results folder (atomically) and returns its path."""
+    mpath = os.path.join(results_dir or RESULTS_DIR, f"{name}.md")
     _atomic_write(mpath, markdown.rstrip() + "\n")
-    print(f"wrote {jpath}\nwrote {mpath}", flush=True)
-    return jpath, mpath
+    print(f"wrote {mpath}", flush=True)
+    return mpath
+
+
+def finish(benchmark: str, name: str, info: dict[str, Any], config: dict[str, Any],
+           payload: dict[str, Any], t_start: float,
+           markdown: Callable[[dict[str, Any]], str]) -> int:
+    """The end of every ``bench_*.py`` main: one record, its JSON and markdown, the wall time.
+
+    Args:
+        benchmark: record kind (``"train"``, ``"scoring"``, ...).
+        name: result name (files ``neurec_<name>.json`` and ``<name>.md``).
+        info: machine info; ``loadavg_end`` is added here.
+        config: the run's settings.
+        payload: the results, merged into the record.
+        t_start: ``time.perf_counter()`` at the start of the run.
+        markdown: renders the record as the markdown report.
+
+    Returns:
+        0, the process exit code.
+    """
+    info["loadavg_end"] = loadavg()
+    rec = {"benchmark": benchmark, "machine": info, "config": config, **payload,
+           "wall_s": time.perf_counter() - t_start}
+    write_results(name, rec, markdown(rec))
+    print(f"wall {rec['wall_s']:.1f}s")
+    return 0

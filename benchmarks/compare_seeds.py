@@ -18,6 +18,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+import common  # noqa: E402  (benchmarks/common.py, beside this script)
 
 
 def run_neurec(model_name, seed, epochs, prefix, threads):
@@ -80,8 +81,7 @@ def main():
     text = (f"# neurec vs PyTorch over seeds {args.seeds} (ml-100k, {args.epochs} epochs)\n\n"
             + "\n".join(out) + "\n")
     print(text)
-    with open(os.path.join(HERE, "results", "compare_seeds_ml-100k.md"), "w") as f:
-        f.write(text)
+    common.write_markdown("compare_seeds_ml-100k", text)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+import common  # noqa: E402  (benchmarks/common.py, beside this script)
 
 
 def run(name, seed, prefix, max_epochs):
@@ -72,8 +73,7 @@ def main():
             "NeuMF: paper defaults (factor 8, [64,32,16,8], Adam 1e-3, 4 negatives).\n\n"
             + "\n".join(lines) + "\n")
     print(text)
-    with open(os.path.join(HERE, "results", "mf_vs_neumf_ml-100k.md"), "w") as f:
-        f.write(text)
+    common.write_markdown("mf_vs_neumf_ml-100k", text)
 
 
 if __name__ == "__main__":
