@@ -52,11 +52,17 @@ def GMF(num_users: int, num_items: int, factors: int = 8, reg: float = 0.0,
     """
     _check(num_users, num_items)
     u, i = _inputs()
+    g = _gmf(u, i, num_users, num_items, factors, reg)
+    out = Dense(1, activation="sigmoid", kernel_initializer="lecun_uniform", name="prediction")(g)
+    return Model([u, i], out, name=name)
+
+
+def _gmf(u, i, num_users, num_items, factors, reg):
+    """GMF's element-wise product of the user and item embeddings (layer names shared by GMF,
+    NeuMF and ``neumf_from_pretrained``)."""
     pu = Flatten(name="gmf_user_flat")(_emb(num_users, factors, "gmf_user_embedding", reg)(u))
     qi = Flatten(name="gmf_item_flat")(_emb(num_items, factors, "gmf_item_embedding", reg)(i))
-    out = Dense(1, activation="sigmoid", kernel_initializer="lecun_uniform", name="prediction")(
-        Multiply(name="gmf_product")([pu, qi]))
-    return Model([u, i], out, name=name)
+    return Multiply(name="gmf_product")([pu, qi])
 
 
 def _tower(u, i, num_users, num_items, layers, reg_layers):
@@ -110,9 +116,7 @@ def NeuMF(num_users: int, num_items: int, factors: int = 8, layers: Sequence[int
     """
     _check(num_users, num_items)
     u, i = _inputs()
-    pu = Flatten(name="gmf_user_flat")(_emb(num_users, factors, "gmf_user_embedding", reg_mf)(u))
-    qi = Flatten(name="gmf_item_flat")(_emb(num_items, factors, "gmf_item_embedding", reg_mf)(i))
-    g = Multiply(name="gmf_product")([pu, qi])
+    g = _gmf(u, i, num_users, num_items, factors, reg_mf)
     h = _tower(u, i, num_users, num_items, layers, reg_layers)
     out = Dense(1, activation="sigmoid", kernel_initializer="lecun_uniform", name="prediction")(
         Concatenate(name="neumf_concat")([g, h]))
