@@ -4,7 +4,7 @@ This is the oracle the C kernels are tested against (STYLE.md rule 10). It is
 deliberately simple and slow: whole-batch NumPy with no fusion, no sparse
 tricks and no threads.
 """
-from typing import Dict, List, Tuple
+from typing import Dict, List, Tuple, Optional
 
 import numpy as np
 
@@ -100,16 +100,19 @@ def _w(params, layer, k):
     return layer.weights[k].astype(np.float64)
 
 
-def forward(model, inputs: List[np.ndarray], params=None) -> Tuple[np.ndarray, Dict[int, np.ndarray]]:
+def forward(model, inputs: List[np.ndarray], params=None,
+            nodes=None) -> Tuple[Optional[np.ndarray], Dict[int, np.ndarray]]:
     """Inference-mode forward pass; returns (output, values by tensor id).
 
     ``params`` optionally maps (layer name, weight index) to float64 arrays used
     instead of the layer's own weights (for finite differences in float64).
+    ``nodes`` restricts the pass to those nodes (in model order, closed under
+    their inputs); the output is then None unless it was computed.
     """
     vals: Dict[int, np.ndarray] = {}
     for t, a in zip(model.inputs, inputs):
         vals[id(t)] = np.asarray(a, dtype=np.float64).reshape((a.shape[0],) + t.shape[1:])
-    for node in model._nodes_in_order:
+    for node in model._nodes_in_order if nodes is None else nodes:
         layer = node.layer
         xs = [vals[id(t)] for t in node.inputs]
         if isinstance(layer, core.Embedding):
@@ -146,7 +149,7 @@ def forward(model, inputs: List[np.ndarray], params=None) -> Tuple[np.ndarray, D
         else:
             raise TypeError(f"no reference for {type(layer).__name__}")
         vals[id(node.outputs[0])] = out
-    return vals[id(model.outputs[0])], vals
+    return vals.get(id(model.outputs[0])), vals
 
 
 def gradients(model, inputs: List[np.ndarray], y: np.ndarray, loss, params=None) -> Tuple[float, Dict]:

@@ -14,7 +14,7 @@ matches dense Adam's accuracy at lazy cost. ``catch_up=False`` is plain lazy
 Adam with per-row step counts (TensorFlow's LazyAdam). ``sparse_updates=False``
 updates every row every step and reproduces Keras and PyTorch exactly.
 """
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Union
 
 import numpy as np
 

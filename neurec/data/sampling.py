@@ -7,7 +7,7 @@ uniformly or in proportion to ``popularity ** alpha``; rejection against the
 user's sorted CSR row, with no Python per sample. ``fit`` then shuffles and
 trains on them as usual.
 """
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
@@ -140,7 +140,6 @@ class NegativeSampler:
 
     # -- used by Model.fit ---------------------------------------------------------
     def _check_model(self, model, builder) -> None:
-        from neurec.models import _data
         names = model.input_names
         uname = self.user_input or names[0]
         iname = self.item_input or (names[1] if len(names) > 1 else None)

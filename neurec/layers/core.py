@@ -1,5 +1,5 @@
 """Core layers: Input, Embedding, Dense, Flatten, Reshape, Activation, Dropout."""
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Optional, Sequence
 
 import numpy as np
 

@@ -1,5 +1,5 @@
 """Merging layers: Dot, Concatenate, Multiply, Add, Subtract, Average."""
-from typing import Optional, Sequence, Tuple, Union
+from typing import Sequence, Tuple, Union
 
 import numpy as np
 

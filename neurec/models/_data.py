@@ -3,7 +3,7 @@
 Arrays that are already C-contiguous int32/int64/float32/float64 are passed to
 the C core as they are (no copy). Anything else is converted once, here.
 """
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List
 
 import numpy as np
 

@@ -1,8 +1,6 @@
 """Lowering of a functional graph to the C core's plan (see csrc/include/neurec/nr_plan.h)."""
 from typing import Dict, List, Optional, Tuple
 
-import numpy as np
-
 from neurec.layers.core import OP_INPUT, _size
 
 
@@ -15,7 +13,6 @@ class PlanBuilder:
         self.ops: List[tuple] = []
         self.tensor_value: Dict[int, int] = {}
         self.input_slots: Dict[int, int] = {id(t): i for i, t in enumerate(model.inputs)}
-        self.input_value: Dict[int, int] = {}
         self.params: List[Tuple] = []  # (layer, weight index, is_table)
         self.param_index: Dict[Tuple[int, int], int] = {}
         self.logits_of: Dict[int, Optional[int]] = {}

@@ -8,9 +8,9 @@ from neurec.layers.base import format_shape
 def _fmt_bytes(n: int) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
-            return f"{n:.2f} {unit}"
+            break
         n /= 1024.0
-    return f"{n:.2f} GB"
+    return f"{n:.2f} {unit}"
 
 
 def summary_text(model, line_length=None) -> str:

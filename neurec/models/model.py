@@ -13,8 +13,8 @@ import numpy as np
 from neurec import losses as losses_mod
 from neurec import metrics as metrics_mod
 from neurec import optimizers as optimizers_mod
-from neurec.layers.base import KerasTensor, Layer, format_shape
-from neurec.layers.core import Embedding, InputLayer
+from neurec.layers.base import KerasTensor, Layer
+from neurec.layers.core import InputLayer
 from neurec.models import _data
 from neurec.models._plan import lower
 
@@ -298,7 +298,6 @@ class Model:
                                 logits, loss.code, opt._c_tuple(), bool(opt.sparse_updates),
                                 bool(getattr(self, "hogwild", False)))
         self._builder = b
-        self._plan_optimizer = opt
         return self._plan
 
     # -- training ----------------------------------------------------------------
@@ -358,6 +357,7 @@ class Model:
         out_size = int(np.prod(self.output_shape[1:]))
         seed = _default_seed() if seed is None else int(seed)
         sampler = x if hasattr(x, "_neurec_epoch") else None
+        val = None
         if sampler is not None:
             if y is not None:
                 raise ValueError("fit: y must be None when x is a NegativeSampler (it makes the labels)")
@@ -376,12 +376,12 @@ class Model:
                 if k <= 0 or k >= n:
                     raise ValueError(f"validation_split={validation_split} leaves no training or no "
                                      f"validation samples out of {n}")
-                validation_data = ([a[k:] for a in inputs], labels[k:])
+                # the tail of arrays already checked: no second validation
+                val = ([a[k:] for a in inputs], labels[k:])
                 inputs = [a[:k] for a in inputs]
                 labels = labels[:k]
                 n = k
-        val = None
-        if validation_data is not None:
+        if validation_data is not None and not validation_split:
             if not isinstance(validation_data, (list, tuple)) or len(validation_data) not in (2, 3):
                 raise ValueError("validation_data must be a tuple (x_val, y_val)")
             vx = _data.prepare_inputs(self, validation_data[0], b)
@@ -427,7 +427,7 @@ class Model:
                 if "loss" in epoch_logs:
                     epoch_logs["loss"] += self._regularization_penalty()
                 if val is not None and (epoch + 1) % int(validation_freq) == 0:
-                    vres = self._evaluate_arrays(val[0], val[1], batch_size)
+                    vres = self._evaluate_arrays(val[0], val[1])
                     epoch_logs.update({"val_" + k: v for k, v in vres.items()})
                 cbs.on_epoch_end(epoch, epoch_logs)
                 logs = epoch_logs
@@ -492,7 +492,7 @@ class Model:
                              "supported; build one graph from the layers instead")
         return self.predict(x)
 
-    def _evaluate_arrays(self, inputs, labels, batch_size) -> Dict[str, float]:
+    def _evaluate_arrays(self, inputs, labels) -> Dict[str, float]:
         pred = self._predict_arrays(inputs)
         res = {"loss": self.loss(labels, pred) + self._regularization_penalty()}
         for m in self.compiled_metrics:
@@ -521,7 +521,7 @@ class Model:
         inputs = _data.prepare_inputs(self, x, self._builder)
         out_size = int(np.prod(self.output_shape[1:]))
         labels = _data.prepare_labels(y, inputs[0].shape[0], out_size)
-        res = self._evaluate_arrays(inputs, labels, batch_size)
+        res = self._evaluate_arrays(inputs, labels)
         if verbose not in (0, "auto") and int(verbose) > 0:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in res.items()))
         if return_dict:

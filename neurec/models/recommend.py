@@ -19,7 +19,7 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 
 from neurec import activations
-from neurec.layers.core import Activation, Dense, Embedding, Flatten, Input, InputLayer
+from neurec.layers.core import Activation, Dense, Embedding, Flatten, Input
 from neurec.layers.merging import Add, Dot, Multiply
 
 _PAIRS_PER_BLOCK = 1 << 20
@@ -44,8 +44,9 @@ def _emb_of(t, input_tensor):
 def dot_structure(model, u_in, i_in):
     """Describe ``model`` as ``score = monotone(user_vec(u) . item_vec(i) + item_bias(i) + c(u))``.
 
-    Returns a function giving ``(user_vecs, item_vecs, item_bias)`` for the current
-    weights, or None when the model is not of that form.
+    Returns a function of user ids giving ``(user_vecs of those users, item_vecs,
+    item_bias)`` for the current weights (or None when a scale is zero), or None when
+    the model is not of that form.
     """
     t = model.outputs[0]
     steps = []  # monotone transforms applied on top of the scalar, outermost first
@@ -98,14 +99,14 @@ def dot_structure(model, u_in, i_in):
         return None
     eu, ei = dot
 
-    def build():
+    def build(users):
         sign = 1.0
         for d in steps:
             w = float(d.kernel[0, 0])
             if w == 0.0:
                 return None
             sign *= np.sign(w)
-        uv = eu.embeddings.astype(np.float32, copy=True)
+        uv = eu.embeddings[users].astype(np.float32, copy=False)  # the rows asked for, a copy
         if gmf_dense is not None:
             uv *= gmf_dense.kernel[:, 0][None, :]
         uv *= sign
@@ -208,13 +209,15 @@ def hoisted_pair_model(model, roles):
     items = np.arange(ni, dtype=np.int64).reshape(-1, 1)
     uslot, islot = model.inputs.index(u_in), model.inputs.index(i_in)
 
-    def values(ids, slot, other_n):
+    def values(ids, slot, s_):
+        # only the nodes on one side: the pair part of the model is not run
         xs = [None, None]
         xs[slot] = ids
         xs[1 - slot] = np.zeros((ids.shape[0], 1), np.int64)
-        return _reference.forward(model, xs)[1]
+        nodes = [n for n in model._nodes_in_order if side[id(n.outputs[0])] == s_]
+        return _reference.forward(model, xs, nodes=nodes)[1]
 
-    uvals, ivals = values(users, uslot, ni), values(items, islot, nu)
+    uvals, ivals = values(users, uslot, "u"), values(items, islot, "i")
     nu_in = Input(shape=(1,), dtype="int64")
     ni_in = Input(shape=(1,), dtype="int64")
     mapped = {}
@@ -276,7 +279,6 @@ def hoisted_pair_model(model, roles):
         return None  # nothing expensive to hoist: the plain model is as fast
     inputs = [nu_in, ni_in] if uslot == 0 else [ni_in, nu_in]
     fast = Model(inputs, mapped[id(model.outputs[0])], name=model.name + "_scoring")
-    fast._hoisted = True
     return fast
 
 
@@ -375,13 +377,13 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
     build = None
     if cand is None and len(roles.names) == 2:
         build = dot_structure(model, roles.u_in, roles.i_in)
-    vecs = build() if build is not None else None
-    if uk.size and vecs is not None:
+    vecs = build(ku) if build is not None and uk.size else None
+    if vecs is not None:
         uv, iv, ib = vecs
         rows = ku.copy()
         oid = np.empty((ku.size, kk), np.int64)
         osc = np.empty((ku.size, kk), np.float32)
-        _core.score_topk(np.ascontiguousarray(uv[ku]), iv, ib, kk,
+        _core.score_topk(uv, iv, ib, kk,
                          indptr, indices if indptr is not None else None,
                          rows if indptr is not None else None, oid, osc)
         ids[uk] = oid

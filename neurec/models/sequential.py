@@ -1,7 +1,6 @@
 """``Sequential``: a linear stack of layers."""
 from typing import List, Optional
 
-import numpy as np
 
 from neurec.layers.base import KerasTensor, Layer
 from neurec.layers.core import Input, InputLayer
