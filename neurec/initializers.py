@@ -129,16 +129,21 @@ class RandomNormal(Initializer):
         return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
 
 
+def _truncated_standard_normal(g: np.random.Generator, shape) -> np.ndarray:
+    """Standard normal draws with values beyond two standard deviations redrawn."""
+    out = g.normal(0.0, 1.0, size=shape)
+    bad = np.abs(out) > 2.0
+    while bad.any():
+        out[bad] = g.normal(0.0, 1.0, size=int(bad.sum()))
+        bad = np.abs(out) > 2.0
+    return out
+
+
 class TruncatedNormal(RandomNormal):
     """Normal truncated to two standard deviations (values beyond are redrawn)."""
 
     def __call__(self, shape, dtype="float32"):
-        g = self._gen()
-        out = g.normal(0.0, 1.0, size=shape)
-        bad = np.abs(out) > 2.0
-        while bad.any():
-            out[bad] = g.normal(0.0, 1.0, size=int(bad.sum()))
-            bad = np.abs(out) > 2.0
+        out = _truncated_standard_normal(self._gen(), shape)
         return (self.mean + self.stddev * out).astype(dtype)
 
 
@@ -156,12 +161,7 @@ class _VarianceScaling(Initializer):
             lim = math.sqrt(3.0 * var)
             return g.uniform(-lim, lim, size=shape).astype(dtype)
         std = math.sqrt(var) / 0.87962566103423978
-        out = g.normal(0.0, 1.0, size=shape)
-        bad = np.abs(out) > 2.0
-        while bad.any():
-            out[bad] = g.normal(0.0, 1.0, size=int(bad.sum()))
-            bad = np.abs(out) > 2.0
-        return (std * out).astype(dtype)
+        return (std * _truncated_standard_normal(g, shape)).astype(dtype)
 
 
 class GlorotUniform(_VarianceScaling):

@@ -139,9 +139,14 @@ def _group_codes(ids: np.ndarray) -> Tuple[np.ndarray, int]:
     return inverse.reshape(-1).astype(np.int64, copy=False), len(uniq)
 
 
-def _pair_keys(users: np.ndarray, items: np.ndarray) -> np.ndarray:
-    """One int64 key per (user, item) pair, equal exactly when the pairs are equal."""
-    ucode, _ = _group_codes(users)
+def _pair_keys(users: np.ndarray, items: np.ndarray,
+               ucode: Optional[np.ndarray] = None) -> np.ndarray:
+    """One int64 key per (user, item) pair, equal exactly when the pairs are equal.
+
+    ``ucode`` may pass ``_group_codes(users)[0]`` when the caller has it already.
+    """
+    if ucode is None:
+        ucode, _ = _group_codes(users)
     icode, n_items = _group_codes(items)
     return ucode * max(n_items, 1) + icode
 

@@ -34,12 +34,13 @@ def _as_log(log: Any) -> InteractionLog:
                     f"[, values]]); got {type(log).__name__}.")
 
 
-def _drop_shared_pairs(log: InteractionLog, keep_mask: np.ndarray,
-                       other_mask: np.ndarray) -> np.ndarray:
-    """Clear ``keep_mask`` rows whose (user, item) pair also occurs under ``other_mask``."""
+def _drop_shared_pairs(log: InteractionLog, keep_mask: np.ndarray, other_mask: np.ndarray,
+                       ucode: Optional[np.ndarray] = None) -> np.ndarray:
+    """Clear ``keep_mask`` rows whose (user, item) pair also occurs under ``other_mask``
+    (``ucode``: the caller's ``_group_codes(log.users)[0]``, if it has them)."""
     if not other_mask.any():
         return keep_mask
-    keys = _pair_keys(log.users, log.items)
+    keys = _pair_keys(log.users, log.items, ucode)
     return keep_mask & ~np.isin(keys, keys[other_mask])
 
 
@@ -79,7 +80,7 @@ def leave_one_out(log: Any, seed: int = 0) -> Tuple[InteractionLog, InteractionL
     test_rows = order[is_last & ~is_first]  # groups of size >= 2, sorted by user
     test_mask = np.zeros(n, dtype=bool)
     test_mask[test_rows] = True
-    train_mask = _drop_shared_pairs(log, ~test_mask, test_mask)
+    train_mask = _drop_shared_pairs(log, ~test_mask, test_mask, ucode)
     return log._take(np.flatnonzero(train_mask)), log._take(test_rows)
 
 
@@ -119,7 +120,7 @@ def random_holdout(log: Any, test_fraction: float = 0.2,
     rank = np.arange(n) - group_start[su]
     test_mask = np.zeros(n, dtype=bool)
     test_mask[order[rank < n_test[su]]] = True
-    train_mask = _drop_shared_pairs(log, ~test_mask, test_mask)
+    train_mask = _drop_shared_pairs(log, ~test_mask, test_mask, ucode)
     return log._take(np.flatnonzero(train_mask)), log._take(np.flatnonzero(test_mask))
 
 

@@ -154,7 +154,11 @@ def _to_csr(obj: Any, name: str, n_rows: Optional[int] = None,
         np.cumsum(np.bincount(u, minlength=rows), out=indptr[1:])
         return indptr, indices, (rows, cols)
 
-    if hasattr(obj, "tocsr"):  # scipy.sparse
+    from neurec.data.interactions import InteractionMatrix
+
+    if isinstance(obj, InteractionMatrix):  # its constructor checked every invariant below
+        indptr, indices, shape = obj.indptr, obj.indices, (int(obj.shape[0]), int(obj.shape[1]))
+    elif hasattr(obj, "tocsr"):  # scipy.sparse
         m = obj.tocsr(copy=True)
         m.eliminate_zeros()
         m.sum_duplicates()  # also sorts the indices of every row
@@ -248,7 +252,8 @@ def auc(pos_scores: Any, neg_scores: Any) -> float:
 # ---------------------------------------------------------------------------
 # Metrics from ranks
 # ---------------------------------------------------------------------------
-def _score(ranks: Any, k: int, indptr: Any = None, aucs: Any = None) -> tuple:
+def _checked_ranks(ranks: Any, indptr: Any = None, aucs: Any = None) -> tuple:
+    """``(ranks, indptr, aucs)`` converted and checked for the C scorer."""
     r = _as_ranks(ranks)
     p = _as_indptr(indptr, r.size)
     a = None
@@ -256,6 +261,11 @@ def _score(ranks: Any, k: int, indptr: Any = None, aucs: Any = None) -> tuple:
         a = np.ascontiguousarray(aucs, dtype=np.float64)
         if a.shape != r.shape:
             raise ValueError(f"aucs must have one entry per rank ({r.size}), got shape {a.shape}")
+    return r, p, a
+
+
+def _score(ranks: Any, k: int, indptr: Any = None, aucs: Any = None) -> tuple:
+    r, p, a = _checked_ranks(ranks, indptr, aucs)
     return _core().score(r, _check_k(k), indptr=p, auc=a)
 
 
@@ -289,8 +299,10 @@ def ranking_metrics(ranks: Any, k: Union[int, Sequence] = 10, indptr: Any = None
         {'hr@10': 0.666..., 'ndcg@10': 0.476..., 'mrr': 0.442...}
     """
     out: dict = {}
-    for kk in _check_ks(k):
-        means, users = _score(ranks, kk, indptr, aucs)
+    ks = _check_ks(k)
+    r, p, a = _checked_ranks(ranks, indptr, aucs)  # once for every cutoff
+    for kk in ks:
+        means, users = _core().score(r, kk, indptr=p, auc=a)
         src = users if per_user else {m: float(v) for m, v in means.items() if m != "n_users"}
         out[f"hr@{kk}"] = src["hr"]
         out[f"ndcg@{kk}"] = src["ndcg"]
