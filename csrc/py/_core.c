@@ -201,7 +201,6 @@ typedef struct {
     PyObject_HEAD
     struct nr_plan *plan;
     struct nr_param *params;
-    int32_t n_params;
     int32_t n_inputs;
     int64_t out_size;
     PyObject *keep; /* list of the arrays the params borrow */
@@ -382,7 +381,6 @@ static PyObject *Plan_new(PyTypeObject *type, PyObject *args, PyObject *kw)
         PyErr_SetString(PyExc_ValueError, "output value out of range");
         goto error;
     }
-    self->n_params = (int32_t)n_params;
     self->n_inputs = n_inputs;
     self->out_size = vs[output];
     enum nr_status s = nr_plan_init(&self->plan, d);

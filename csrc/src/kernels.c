@@ -106,21 +106,26 @@ static inline void tile_1xN(float *restrict c0, const float *a0, int64_t acs, co
         c0[t] = s0[t];
 }
 
-NR_MULTIVERSION
-static void gemm_v8(float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs, const float *b,
-                    int64_t ldb, int64_t m, int64_t n, int64_t kk, int accumulate)
-{
-    int64_t j = 0;
-    for (; j + 32 <= n; j += 32)
-        NR_GEMM_PANEL(kern8, 2, 1, 4);
-    for (; j + 16 <= n; j += 16)
-        NR_GEMM_PANEL(kern8, 4, 1, 2);
-    for (; j + 8 <= n; j += 8)
-        NR_GEMM_PANEL(kern8, 8, 1, 1);
-    if (j < n)
-        for (int64_t i = 0; i < m; i++)
-            tile_1xN(c + i * ldc + j, a + i * ars, acs, b + j, ldb, kk, n - j, accumulate);
-}
+/* A gemm over column panels: 32 wide with PANEL32, 16 wide with PANEL16, then
+ * 8 wide with the eight-float kernels and the scalar tail. */
+#define NR_GEMM_DRIVER(NAME, ATTR, PANEL32, PANEL16)                                               \
+    ATTR static void NAME(float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs,         \
+                          const float *b, int64_t ldb, int64_t m, int64_t n, int64_t kk,            \
+                          int accumulate)                                                           \
+    {                                                                                               \
+        int64_t j = 0;                                                                              \
+        for (; j + 32 <= n; j += 32)                                                                \
+            PANEL32;                                                                                \
+        for (; j + 16 <= n; j += 16)                                                                \
+            PANEL16;                                                                                \
+        for (; j + 8 <= n; j += 8)                                                                  \
+            NR_GEMM_PANEL(kern8, 8, 1, 1);                                                          \
+        if (j < n)                                                                                  \
+            for (int64_t i = 0; i < m; i++)                                                         \
+                tile_1xN(c + i * ldc + j, a + i * ars, acs, b + j, ldb, kk, n - j, accumulate);     \
+    }
+
+NR_GEMM_DRIVER(gemm_v8, NR_MULTIVERSION, NR_GEMM_PANEL(kern8, 2, 1, 4), NR_GEMM_PANEL(kern8, 4, 1, 2))
 
 #if NR_HAVE_V4_KERNELS
 /* The same scheme with sixteen-float vectors for CPUs with AVX-512 (32 vector
@@ -136,21 +141,7 @@ NR_GEMM_KERNEL(kern16, nr_v16, 16, NR_V4, 12, 1)
 NR_GEMM_KERNEL(kern16, nr_v16, 16, NR_V4, 4, 1)
 NR_GEMM_KERNEL(kern16, nr_v16, 16, NR_V4, 1, 1)
 
-NR_V4
-static void gemm_v16(float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs, const float *b,
-                     int64_t ldb, int64_t m, int64_t n, int64_t kk, int accumulate)
-{
-    int64_t j = 0;
-    for (; j + 32 <= n; j += 32)
-        NR_GEMM_PANEL(kern16, 6, 2, 2);
-    for (; j + 16 <= n; j += 16)
-        NR_GEMM_PANEL(kern16, 12, 4, 1);
-    for (; j + 8 <= n; j += 8)
-        NR_GEMM_PANEL(kern8, 8, 1, 1);
-    if (j < n)
-        for (int64_t i = 0; i < m; i++)
-            tile_1xN(c + i * ldc + j, a + i * ars, acs, b + j, ldb, kk, n - j, accumulate);
-}
+NR_GEMM_DRIVER(gemm_v16, NR_V4, NR_GEMM_PANEL(kern16, 6, 2, 2), NR_GEMM_PANEL(kern16, 12, 4, 1))
 #endif
 
 void nr_gemm(float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs, const float *b,

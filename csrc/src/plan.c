@@ -21,7 +21,6 @@ struct table_grad {
     int64_t *rows;     /* distinct rows of this batch */
     float *grad;       /* n_rows * cols */
     int64_t n_rows;
-    int64_t max_rows;
     float *dense;      /* rows * cols, only when updates are dense */
 };
 
@@ -545,7 +544,7 @@ static void forward_block(struct run_ctx *c, int64_t b0, int64_t b1)
             for (int64_t b = 0; b < nb; b++) {
                 int64_t s = sample_of(c, b0 + b);
                 if (a->dtype == NR_DTYPE_F32) {
-                    memcpy(y + b * w, (const float *)a->data + s * w, (size_t)w * sizeof(float));
+                    copy_floats(y + b * w, (const float *)a->data + s * w, w);
                 } else {
                     for (int64_t j = 0; j < w; j++)
                         y[b * w + j] = read_f(a, s * w + j);
@@ -1149,16 +1148,15 @@ static void update_worker(void *vctx, int ith, int pool_nth)
 
 /* Longest-processing-time assignment of parameter updates to threads:
  * deterministic for a given thread count. */
-static double task_cost(const struct nr_plan *p, int i, int nth, int64_t bs)
+static double task_cost(const struct nr_plan *p, int i)
 {
     const struct nr_param *prm = &p->d.params[i];
-    (void)bs;
     if (prm->is_table)
-        return -1.0; /* tables are split by rows across all threads */
-    return (double)(prm->rows * prm->cols) * (double)nth;
+        return -1.0; /* tables are updated by the threads that saw their rows */
+    return (double)(prm->rows * prm->cols);
 }
 
-static void assign_tasks(const struct nr_plan *p, int32_t *owner, int nth, int64_t bs)
+static void assign_tasks(const struct nr_plan *p, int32_t *owner, int nth)
 {
     double load[NR_MAX_THREADS] = {0};
     int np = p->d.n_params;
@@ -1170,7 +1168,7 @@ static void assign_tasks(const struct nr_plan *p, int32_t *owner, int nth, int64
         for (int i = 0; i < np; i++) {
             if (owner[i] >= 0)
                 continue;
-            double cost = task_cost(p, i, nth, bs);
+            double cost = task_cost(p, i);
             if (cost > bc) {
                 bc = cost;
                 best = i;
@@ -1185,9 +1183,11 @@ static void assign_tasks(const struct nr_plan *p, int32_t *owner, int nth, int64
     }
 }
 
-static enum nr_status ensure_ttg(struct nr_plan *p, int nth)
+/* Per-thread table-gradient buffers for batches of up to rows samples (sized
+ * by the training batch, not by the scratch capacity that predict may raise). */
+static enum nr_status ensure_ttg(struct nr_plan *p, int nth, int64_t rows)
 {
-    if (p->ttg && p->ttg_threads >= nth && p->ttg_cap >= p->cap)
+    if (p->ttg && p->ttg_threads >= nth && p->ttg_cap >= rows)
         return NR_OK;
     free_ttg(p);
     if (p->n_tables == 0)
@@ -1196,14 +1196,13 @@ static enum nr_status ensure_ttg(struct nr_plan *p, int nth)
     if (!p->ttg)
         return NR_ERR_NOMEM;
     p->ttg_threads = nth;
-    p->ttg_cap = p->cap;
+    p->ttg_cap = rows;
     for (int64_t k = 0; k < 2 * (int64_t)nth * p->n_tables; k++) {
         struct table_grad *tg = &p->ttg[k];
         tg->param = p->tables[k % p->n_tables].param;
         const struct nr_param *prm = &p->d.params[tg->param];
-        int64_t m = p->cap * p->ids_per_sample[tg->param];
+        int64_t m = rows * p->ids_per_sample[tg->param];
         m = m > 0 ? m : 1;
-        tg->max_rows = m;
         tg->hcap = next_pow2(2 * m);
         tg->hkeys = malloc((size_t)tg->hcap * sizeof *tg->hkeys);
         tg->hslot = malloc((size_t)tg->hcap * sizeof *tg->hslot);
@@ -1219,9 +1218,9 @@ static enum nr_status ensure_ttg(struct nr_plan *p, int nth)
     return NR_OK;
 }
 
-static enum nr_status ensure_threads(struct nr_plan *p, int nth)
+static enum nr_status ensure_threads(struct nr_plan *p, int nth, int64_t rows)
 {
-    enum nr_status s = ensure_ttg(p, nth);
+    enum nr_status s = ensure_ttg(p, nth, rows);
     if (s != NR_OK)
         return s;
     if (p->tgrad && p->tgrad_threads >= nth)
@@ -1379,36 +1378,30 @@ static enum nr_status fit_hogwild(struct nr_plan *p, struct nr_pool *pool, const
     return s;
 }
 
-enum nr_status nr_plan_fit(struct nr_plan *p, struct nr_pool *pool, const struct nr_array *inputs,
-                           const struct nr_array *y, const int64_t *idx, int64_t n, int64_t batch_size,
-                           int64_t *step, uint64_t seed, struct nr_fit_stats *stats,
-                           const volatile int *abort)
+/* Every input array has the width its INPUT or EMBEDDING ops read per sample
+ * (the forward pass strides by it). */
+static enum nr_status check_input_widths(const struct nr_plan *p, const struct nr_array *inputs)
 {
-    if (batch_size < 1 || n < 0)
-        return NR_ERR_VALUE;
-    enum nr_status s = nr_plan_reserve(p, batch_size);
-    if (s != NR_OK)
-        return s;
-    /* batch-level Hogwild hands off once per call, so any batch is worth a thread */
-    int hog = p->d.hogwild && p->d.sparse && pool_threads(pool) > 1 && n > batch_size;
-    int nth = hog ? pool_threads(pool) : clamp_threads(p, pool, batch_size);
-    if (hog && (s = nr_plan_reserve(p, batch_size * nth)) != NR_OK)
-        return s; /* batch-level Hogwild: one batch of scratch rows per thread */
-    s = ensure_threads(p, nth);
-    if (s != NR_OK)
-        return s;
-    if (hog) {
-        memset(p->tstats, 0, sizeof *p->tstats * (size_t)nth);
-        s = fit_hogwild(p, pool, inputs, y, idx, n, batch_size, step, seed, nth, abort);
-        for (int t = 0; t < nth; t++)
-            stats_add(stats, &p->tstats[t]);
-        return s;
+    for (int oi = 0; oi < p->d.n_ops; oi++) {
+        const struct nr_op *op = &p->ops[oi];
+        if ((op->kind == NR_OP_INPUT || op->kind == NR_OP_EMBEDDING) &&
+            inputs[op->in[0]].width != op->dim[0])
+            return NR_ERR_SHAPE;
     }
+    return NR_OK;
+}
+
+/* The default mode: every batch split across nth threads, a train phase and an
+ * update phase per batch. */
+static enum nr_status fit_batches(struct nr_plan *p, struct nr_pool *pool,
+                                  const struct nr_array *inputs, const struct nr_array *y,
+                                  const int64_t *idx, int64_t n, int64_t batch_size, int64_t *step,
+                                  uint64_t seed, int nth, const volatile int *abort)
+{
     int32_t *owner = malloc(sizeof *owner * (size_t)(p->d.n_params ? p->d.n_params : 1));
     if (!owner)
         return NR_ERR_NOMEM;
-    assign_tasks(p, owner, nth, batch_size);
-    memset(p->tstats, 0, sizeof *p->tstats * (size_t)nth);
+    assign_tasks(p, owner, nth);
     struct run_ctx c;
     memset(&c, 0, sizeof c);
     c.p = p;
@@ -1419,7 +1412,7 @@ enum nr_status nr_plan_fit(struct nr_plan *p, struct nr_pool *pool, const struct
     c.task_owner = owner;
     c.nth = nth;
     atomic_init(&c.bad_index, 0);
-    s = NR_OK;
+    enum nr_status s = NR_OK;
     for (int64_t start = 0; start < n; start += batch_size) {
         if (abort && *abort) {
             s = NR_ABORTED;
@@ -1436,9 +1429,35 @@ enum nr_status nr_plan_fit(struct nr_plan *p, struct nr_pool *pool, const struct
         run_on(pool, update_worker, &c);
         *step += 1;
     }
+    free(owner);
+    return s;
+}
+
+enum nr_status nr_plan_fit(struct nr_plan *p, struct nr_pool *pool, const struct nr_array *inputs,
+                           const struct nr_array *y, const int64_t *idx, int64_t n, int64_t batch_size,
+                           int64_t *step, uint64_t seed, struct nr_fit_stats *stats,
+                           const volatile int *abort)
+{
+    if (batch_size < 1 || n < 0)
+        return NR_ERR_VALUE;
+    if (check_input_widths(p, inputs) != NR_OK)
+        return NR_ERR_SHAPE;
+    enum nr_status s = nr_plan_reserve(p, batch_size);
+    if (s != NR_OK)
+        return s;
+    /* batch-level Hogwild hands off once per call, so any batch is worth a thread */
+    int hog = p->d.hogwild && p->d.sparse && pool_threads(pool) > 1 && n > batch_size;
+    int nth = hog ? pool_threads(pool) : clamp_threads(p, pool, batch_size);
+    if (hog && (s = nr_plan_reserve(p, batch_size * nth)) != NR_OK)
+        return s; /* batch-level Hogwild: one batch of scratch rows per thread */
+    s = ensure_threads(p, nth, batch_size);
+    if (s != NR_OK)
+        return s;
+    memset(p->tstats, 0, sizeof *p->tstats * (size_t)nth);
+    s = hog ? fit_hogwild(p, pool, inputs, y, idx, n, batch_size, step, seed, nth, abort)
+            : fit_batches(p, pool, inputs, y, idx, n, batch_size, step, seed, nth, abort);
     for (int t = 0; t < nth; t++)
         stats_add(stats, &p->tstats[t]);
-    free(owner);
     return s;
 }
 
@@ -1464,6 +1483,8 @@ enum nr_status nr_plan_predict(struct nr_plan *p, struct nr_pool *pool, const st
 {
     if (n < 0)
         return NR_ERR_VALUE;
+    if (check_input_widths(p, inputs) != NR_OK)
+        return NR_ERR_SHAPE;
     /* blocks of 256 to 4096 samples with about 1 MB of scratch (unless training
      * reserved more): the values of a block stay in L2, and every thread's
      * share is still worth the hand-off (< 1 us) */
