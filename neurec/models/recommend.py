@@ -393,15 +393,23 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
         if fast is not None:
             scorer, sroles = fast, _Roles(fast, None, None, None, None)
         cols = np.arange(n_items, dtype=np.int64) if cand is None else cand
+        b_indptr, b_indices = indptr, indices
+        if cand is not None and indptr is not None:
+            # exclusions in candidate positions: blocks stay (users x candidates), and
+            # positions sort like the (sorted) candidate ids, so ties break the same way
+            pos = np.searchsorted(cand, indices)
+            hit = cand[np.minimum(pos, cand.size - 1)] == indices
+            row_of = np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
+            b_indptr = np.zeros_like(indptr)
+            np.cumsum(np.bincount(row_of[hit], minlength=indptr.size - 1), out=b_indptr[1:])
+            b_indices = pos[hit].astype(np.int32)
         for s, ub, block in _score_blocks(scorer, sroles, ku, cols):
-            if cand is not None:
-                full = np.full((ub.size, n_items), np.nan, np.float32)
-                full[:, cand] = block
-                block = full
             # exclude was converted and checked once above; the C top-K reads it as is
-            bi, _ = rank_core().topk_rows(block, kk, indptr=indptr, indices=indices,
+            bi, _ = rank_core().topk_rows(block, kk, indptr=b_indptr, indices=b_indices,
                                          row_users=ub if indptr is not None else None,
                                          n_threads=num_threads())
+            if cand is not None:
+                bi = np.where(bi >= 0, cand[np.maximum(bi, 0)], -1)
             ids[uk[s:s + ub.size]] = bi
     # exact model scores of the chosen items
     valid = ids[uk] >= 0
