@@ -159,10 +159,11 @@ def _write(path, model, matrix, uenc, ienc, top):
         with os.fdopen(fd, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["user_id", "rank", "item_id", "score"])
+            ok = ids >= 0
+            raw_items = np.empty(ids.shape, dtype=object)
+            raw_items[ok] = ienc.inverse_transform(ids[ok])  # one decode, not one per user
             for r in range(len(users)):
-                ok = ids[r] >= 0
-                items = ienc.inverse_transform(ids[r][ok])
-                for j, (it, sc) in enumerate(zip(items, scores[r][ok])):
+                for j, (it, sc) in enumerate(zip(raw_items[r][ok[r]], scores[r][ok[r]])):
                     w.writerow([raw_users[r], j + 1, it, f"{sc:.6f}"])
         os.replace(tmp, path)
     except BaseException:
