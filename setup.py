@@ -2,10 +2,16 @@
 
 The extension modules are compiled from ``csrc/``:
 
-* ``neurec._core``: the plan executor, kernels, optimizers, sampler, top-K and
-  thread pool (``csrc/src/*.c``) plus the only Python binding file that drives
+* ``neurec._core``: the plan executor, kernels, optimizers, sampler, top-K, SIMD
+  dispatch and thread pool (``csrc/src/*.c``) plus the Python binding that drives
   training (``csrc/py/_core.c``).
 * ``neurec._rank``: ranking metrics and top-K selection (``csrc/py/_rank.c``).
+
+Compilers: GCC >= 9 and clang on Linux/macOS (glibc and musl), MinGW-w64 GCC, and
+clang-cl on Windows (MSVC's ``cl.exe`` lacks the vector extensions the kernels are written
+in: when setuptools picks MSVC, the build switches to ``clang-cl.exe``, which ships with
+Visual Studio's "C++ Clang tools for Windows" component or LLVM, found on ``PATH`` or by
+``NEUREC_CLANG_CL``).
 
 Environment variables:
 
@@ -14,36 +20,90 @@ Environment variables:
 * ``NEUREC_LDFLAGS``: extra linker flags, appended.
 
 No ``-march=native`` and no ``-ffast-math`` (only ``-fno-math-errno``: C never reads
-``errno``, and without it GCC cannot vectorize ``sqrtf``): wider SIMD is selected at run time
-through GCC function multi-versioning (see ``csrc/include/neurec/nr_simd.h``).
+``errno``, and without it GCC cannot vectorize ``sqrtf``): the kernels are compiled once per
+SIMD level with ``__attribute__((target(...)))`` and chosen at run time (see
+``csrc/include/neurec/nr_simd.h``).
 """
 import glob
 import os
 import shlex
+import shutil
 import sys
 
 import numpy as np
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
-CFLAGS = ["-O3", "-std=c11", "-Wall", "-Wextra", "-pthread", "-fno-strict-aliasing",
-          "-fno-math-errno", "-ffp-contract=fast"]
-LDFLAGS = ["-pthread"]
-if sys.platform == "darwin":
-    CFLAGS.remove("-pthread")
-CFLAGS += shlex.split(os.environ.get("NEUREC_CFLAGS", ""))
-LDFLAGS += shlex.split(os.environ.get("NEUREC_LDFLAGS", ""))
+# GCC and clang (also MinGW-w64): C11, warnings, and no implicit declarations ever (a
+# missing prototype compiles to a call through int and fails only at import).
+GNU_CFLAGS = ["-O3", "-std=c11", "-Wall", "-Wextra", "-Werror=implicit-function-declaration",
+              "-fno-strict-aliasing", "-fno-math-errno", "-ffp-contract=fast"]
+# clang-cl: the same, spelled through /clang: where the MSVC driver has no equivalent.
+CLANG_CL_CFLAGS = ["/O2", "/clang:-O3", "/clang:-std=c11", "/W3",
+                   "/clang:-Werror=implicit-function-declaration", "/clang:-fno-strict-aliasing",
+                   "/clang:-fno-math-errno", "/clang:-ffp-contract=fast",
+                   "-D_CRT_SECURE_NO_WARNINGS"]
 
 INCLUDE = ["csrc/include", np.get_include()]
 MACROS = [("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")]
 
 core_sources = sorted(glob.glob("csrc/src/*.c")) + ["csrc/py/_core.c"]
-rank_sources = ["csrc/py/_rank.c", "csrc/src/rank.c", "csrc/src/topk.c"]
+rank_sources = ["csrc/py/_rank.c", "csrc/src/rank.c", "csrc/src/topk.c", "csrc/src/thread.c"]
+
+
+def _find_clang_cl():
+    """clang-cl.exe from NEUREC_CLANG_CL, PATH, or Visual Studio's LLVM component."""
+    explicit = os.environ.get("NEUREC_CLANG_CL")
+    if explicit:
+        return explicit
+    found = shutil.which("clang-cl")
+    if found:
+        return found
+    roots = [os.environ.get("ProgramFiles", r"C:\Program Files"),
+             os.environ.get("ProgramFiles(x86)", r"C:\Program Files (x86)")]
+    patterns = [os.path.join(r, "Microsoft Visual Studio", "*", "*", "VC", "Tools", "Llvm", "x64",
+                             "bin", "clang-cl.exe") for r in roots]
+    patterns.append(os.path.join(roots[0], "LLVM", "bin", "clang-cl.exe"))
+    for pattern in patterns:
+        hits = sorted(glob.glob(pattern))
+        if hits:
+            return hits[-1]
+    return None
+
+
+class BuildExt(build_ext):
+    """Compiler-specific flags; on Windows, clang-cl in place of cl.exe."""
+
+    def build_extensions(self):
+        cc = self.compiler
+        extra_c = shlex.split(os.environ.get("NEUREC_CFLAGS", ""))
+        extra_l = shlex.split(os.environ.get("NEUREC_LDFLAGS", ""))
+        if cc.compiler_type == "msvc":
+            clang_cl = _find_clang_cl()
+            if not clang_cl:
+                raise RuntimeError(
+                    "neurec's C core needs clang-cl on Windows (MSVC's cl.exe has no vector "
+                    "extensions): install Visual Studio's 'C++ Clang tools for Windows' component "
+                    "or LLVM, or set NEUREC_CLANG_CL to clang-cl.exe; or build with MinGW-w64")
+            if not getattr(cc, "initialized", False):
+                cc.initialize()
+            cc.cc = clang_cl
+            cflags, ldflags, libraries = CLANG_CL_CFLAGS, [], []
+        else:
+            cflags, ldflags, libraries = list(GNU_CFLAGS), [], ["m"]
+            if sys.platform not in ("win32", "cygwin", "darwin"):
+                cflags.append("-pthread")
+                ldflags.append("-pthread")
+        for ext in self.extensions:
+            ext.extra_compile_args = cflags + extra_c
+            ext.extra_link_args = ldflags + extra_l
+            ext.libraries = libraries
+        super().build_extensions()
+
 
 extensions = [
-    Extension("neurec._core", core_sources, include_dirs=INCLUDE, define_macros=MACROS,
-              extra_compile_args=CFLAGS, extra_link_args=LDFLAGS, libraries=["m"]),
-    Extension("neurec._rank", rank_sources, include_dirs=INCLUDE, define_macros=MACROS,
-              extra_compile_args=CFLAGS, extra_link_args=LDFLAGS, libraries=["m"]),
+    Extension("neurec._core", core_sources, include_dirs=INCLUDE, define_macros=MACROS),
+    Extension("neurec._rank", rank_sources, include_dirs=INCLUDE, define_macros=MACROS),
 ]
 
 # NEUREC_BUILD_ONLY=_rank builds one module alone (used while developing).
@@ -51,4 +111,4 @@ only = os.environ.get("NEUREC_BUILD_ONLY")
 if only:
     extensions = [e for e in extensions if e.name.split(".")[-1] == only]
 
-setup(ext_modules=extensions)
+setup(ext_modules=extensions, cmdclass={"build_ext": BuildExt})

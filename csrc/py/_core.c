@@ -10,38 +10,115 @@
 #include <Python.h>
 #define PY_ARRAY_UNIQUE_SYMBOL NEUREC_CORE_ARRAY_API
 #include <numpy/arrayobject.h>
+#ifndef NPY_2_0_API_VERSION
+#error "neurec must be compiled against NumPy >= 2.0 headers (pip install 'numpy>=2' in the build environment; the built module runs with NumPy >= 1.23)"
+#endif
 
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "neurec/nr_kernels.h"
 #include "neurec/nr_plan.h"
 #include "neurec/nr_pool.h"
 #include "neurec/nr_sampler.h"
 #include "neurec/nr_scoring.h"
+#include "neurec/nr_simd.h"
+#include "neurec/nr_thread.h"
 
 /* ------------------------------------------------------------------------ */
-/* the shared thread pool                                                    */
+/* thread pools                                                              */
 
-/* One pool per process, shared by all plans; calls into it are serialised by
- * pool_lock (taken with the GIL released, so other Python threads run). */
-static struct nr_pool *g_pool = NULL;
-static int g_threads = 0;
-static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Every long call borrows a pool of g_threads threads for its duration
+ * (pool_acquire / pool_release, with the GIL released) and returns it to a
+ * small free list, so calls from several Python threads (two models fitting
+ * at once, a server predicting) run concurrently instead of queueing on one
+ * pool, and a single-threaded user reuses one pool forever. A plan is used by
+ * one call at a time (its own lock, PlanObject.lock); the sampler and the
+ * scorer hold no shared state.
+ *
+ * The free list, g_threads and the lock are reset in a child process after
+ * fork(): the parent's worker threads do not exist there, so its pools are
+ * abandoned (never joined) and the child builds its own. */
+#define POOL_CACHE 4
+static nr_mutex_t g_pools_lock = NR_MUTEX_INITIALIZER;
+static struct nr_pool *g_idle[POOL_CACHE];
+static int g_n_idle = 0;
+static int g_threads = 0; /* guarded by g_pools_lock; 0 = not yet chosen */
 
 static int default_threads(void)
 {
     const char *env = getenv("NEUREC_NUM_THREADS");
     if (env && *env) {
-        long v = strtol(env, NULL, 10);
-        if (v >= 1 && v <= 1024)
+        char *end = NULL;
+        long v = strtol(env, &end, 10);
+        if (end && *end == '\0' && v >= 1 && v <= 1024)
             return (int)v;
     }
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n >= 1 ? (int)(n > 1024 ? 1024 : n) : 1;
+    int n = nr_cpu_count();
+    return n > 1024 ? 1024 : n;
 }
+
+/* Take a pool of the current size (creating one if none is idle). Called
+ * without the GIL. On failure returns NULL and sets *status. */
+static struct nr_pool *pool_acquire(enum nr_status *status)
+{
+    struct nr_pool *pool = NULL, *stale[POOL_CACHE];
+    int n_stale = 0, want;
+    nr_mutex_lock(&g_pools_lock);
+    if (g_threads == 0)
+        g_threads = default_threads();
+    want = g_threads;
+    while (g_n_idle > 0 && !pool) {
+        struct nr_pool *p = g_idle[--g_n_idle];
+        if (nr_pool_size(p) == want)
+            pool = p;
+        else
+            stale[n_stale++] = p;
+    }
+    nr_mutex_unlock(&g_pools_lock);
+    for (int i = 0; i < n_stale; i++)
+        nr_pool_free(stale[i]);
+    if (!pool)
+        *status = nr_pool_init(&pool, want);
+    return pool;
+}
+
+/* Give a pool back: kept for reuse if it still has the current size and the
+ * free list has room, else stopped. Called without the GIL. */
+static void pool_release(struct nr_pool *pool)
+{
+    if (!pool)
+        return;
+    nr_mutex_lock(&g_pools_lock);
+    int keep = nr_pool_size(pool) == g_threads && g_n_idle < POOL_CACHE;
+    if (keep)
+        g_idle[g_n_idle++] = pool;
+    nr_mutex_unlock(&g_pools_lock);
+    if (!keep)
+        nr_pool_free(pool);
+}
+
+#if !defined(_WIN32)
+static void pools_after_fork_in_child(void)
+{
+    /* Only this thread exists now; the idle pools' workers do not. */
+    nr_mutex_init(&g_pools_lock);
+    g_n_idle = 0;
+}
+#endif
+
+/* RUN_ON_POOL(status, call): with the GIL released, borrow a pool as `pool`,
+ * evaluate `status = call`, and give the pool back. */
+#define RUN_ON_POOL(STATUS, CALL)                               \
+    do {                                                        \
+        Py_BEGIN_ALLOW_THREADS                                  \
+        struct nr_pool *pool = pool_acquire(&(STATUS));         \
+        if (pool) {                                             \
+            STATUS = CALL;                                      \
+            pool_release(pool);                                 \
+        }                                                       \
+        Py_END_ALLOW_THREADS                                    \
+    } while (0)
 
 static int raise_status(enum nr_status s, const char *what)
 {
@@ -67,26 +144,6 @@ static int raise_status(enum nr_status s, const char *what)
     return -1;
 }
 
-/* Make sure the pool exists (with the GIL held). */
-static int pool_ensure(void)
-{
-    if (g_threads == 0)
-        g_threads = default_threads();
-    if (g_pool && nr_pool_size(g_pool) == g_threads)
-        return 0;
-    struct nr_pool *old = g_pool, *fresh = NULL;
-    enum nr_status s;
-    Py_BEGIN_ALLOW_THREADS
-    pthread_mutex_lock(&pool_lock);
-    nr_pool_free(old);
-    g_pool = NULL;
-    s = nr_pool_init(&fresh, g_threads);
-    g_pool = fresh;
-    pthread_mutex_unlock(&pool_lock);
-    Py_END_ALLOW_THREADS
-    return raise_status(s, "thread pool");
-}
-
 static PyObject *py_set_num_threads(PyObject *self, PyObject *arg)
 {
     (void)self;
@@ -97,9 +154,13 @@ static PyObject *py_set_num_threads(PyObject *self, PyObject *arg)
         PyErr_Format(PyExc_ValueError, "n must be between 1 and 1024, got %ld", n);
         return NULL;
     }
+    /* Pools of the old size finish the calls running on them and are
+     * stopped when given back. */
+    Py_BEGIN_ALLOW_THREADS
+    nr_mutex_lock(&g_pools_lock);
     g_threads = (int)n;
-    if (pool_ensure() < 0)
-        return NULL;
+    nr_mutex_unlock(&g_pools_lock);
+    Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }
 
@@ -107,9 +168,15 @@ static PyObject *py_get_num_threads(PyObject *self, PyObject *unused)
 {
     (void)self;
     (void)unused;
+    int n;
+    Py_BEGIN_ALLOW_THREADS
+    nr_mutex_lock(&g_pools_lock);
     if (g_threads == 0)
         g_threads = default_threads();
-    return PyLong_FromLong(g_threads);
+    n = g_threads;
+    nr_mutex_unlock(&g_pools_lock);
+    Py_END_ALLOW_THREADS
+    return PyLong_FromLong(n);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -204,11 +271,27 @@ typedef struct {
     int32_t n_inputs;
     int64_t out_size;
     PyObject *keep; /* list of the arrays the params borrow */
+    nr_mutex_t lock; /* one fit/predict of this plan at a time (its scratch) */
 } PlanObject;
+
+/* RUN_PLAN_ON_POOL(self, status, call): RUN_ON_POOL holding the plan's lock. */
+#define RUN_PLAN_ON_POOL(SELF, STATUS, CALL)                    \
+    do {                                                        \
+        Py_BEGIN_ALLOW_THREADS                                  \
+        nr_mutex_lock(&(SELF)->lock);                           \
+        struct nr_pool *pool = pool_acquire(&(STATUS));         \
+        if (pool) {                                             \
+            STATUS = CALL;                                      \
+            pool_release(pool);                                 \
+        }                                                       \
+        nr_mutex_unlock(&(SELF)->lock);                         \
+        Py_END_ALLOW_THREADS                                    \
+    } while (0)
 
 static void Plan_dealloc(PlanObject *self)
 {
     nr_plan_free(self->plan);
+    nr_mutex_destroy(&self->lock);
     free(self->params);
     Py_XDECREF(self->keep);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -257,6 +340,7 @@ static PyObject *Plan_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     PlanObject *self = (PlanObject *)type->tp_alloc(type, 0);
     if (!self)
         return NULL;
+    nr_mutex_init(&self->lock);
     struct nr_op *ops = NULL;
     int64_t *vs = NULL;
     Py_ssize_t n_ops = PyList_GET_SIZE(ops_o), n_vals = PyList_GET_SIZE(vs_o);
@@ -500,14 +584,9 @@ static PyObject *Plan_fit(PlanObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "batch_size must be >= 1");
         goto done;
     }
-    if (pool_ensure() < 0)
-        goto done;
-    enum nr_status s;
-    Py_BEGIN_ALLOW_THREADS
-    pthread_mutex_lock(&pool_lock);
-    s = nr_plan_fit(self->plan, g_pool, inputs, &y, idx, n_idx, batch_size, step_p, seed, st, NULL);
-    pthread_mutex_unlock(&pool_lock);
-    Py_END_ALLOW_THREADS
+    enum nr_status s = NR_OK;
+    RUN_PLAN_ON_POOL(self, s, nr_plan_fit(self->plan, pool, inputs, &y, idx, n_idx, batch_size, step_p,
+                                          seed, st, NULL));
     if (raise_status(s, "fit") < 0)
         goto done;
     result = stats_dict(st);
@@ -539,14 +618,8 @@ static PyObject *Plan_predict(PlanObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "out has the wrong size");
         goto done;
     }
-    if (pool_ensure() < 0)
-        goto done;
-    enum nr_status s;
-    Py_BEGIN_ALLOW_THREADS
-    pthread_mutex_lock(&pool_lock);
-    s = nr_plan_predict(self->plan, g_pool, inputs, 0, n_rows, out);
-    pthread_mutex_unlock(&pool_lock);
-    Py_END_ALLOW_THREADS
+    enum nr_status s = NR_OK;
+    RUN_PLAN_ON_POOL(self, s, nr_plan_predict(self->plan, pool, inputs, 0, n_rows, out));
     if (raise_status(s, "predict") < 0)
         goto done;
     Py_INCREF(Py_None);
@@ -651,14 +724,8 @@ static PyObject *py_sample_epoch(PyObject *self, PyObject *args)
         return NULL;
     }
     struct nr_csr csr = {indptr, indices, n_ptr - 1, n_items};
-    if (pool_ensure() < 0)
-        return NULL;
-    enum nr_status s;
-    Py_BEGIN_ALLOW_THREADS
-    pthread_mutex_lock(&pool_lock);
-    s = nr_sampler_epoch(&csr, pu, pi, n_pu, num_neg, cdf, seed, g_pool, ou, oi, ol);
-    pthread_mutex_unlock(&pool_lock);
-    Py_END_ALLOW_THREADS
+    enum nr_status s = NR_OK;
+    RUN_ON_POOL(s, nr_sampler_epoch(&csr, pu, pi, n_pu, num_neg, cdf, seed, pool, ou, oi, ol));
     if (s == NR_ERR_VALUE) {
         PyErr_SetString(PyExc_ValueError, "negative sampling: a user has interacted with every item, "
                         "so no negative can be drawn; drop such users or lower num_negatives to 0");
@@ -737,21 +804,74 @@ static PyObject *py_score_topk(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "out_ids and out_scores must be (n_users, k) with k >= 1");
         return NULL;
     }
-    if (pool_ensure() < 0)
-        return NULL;
     struct nr_score_args a = {u, v, bias, n_users, n_items, dim, k, indptr, indices, rows, oid, osc};
-    enum nr_status s;
-    Py_BEGIN_ALLOW_THREADS
-    pthread_mutex_lock(&pool_lock);
-    s = nr_score_topk(&a, g_pool);
-    pthread_mutex_unlock(&pool_lock);
-    Py_END_ALLOW_THREADS
+    enum nr_status s = NR_OK;
+    RUN_ON_POOL(s, nr_score_topk(&a, pool));
     if (raise_status(s, "recommend") < 0)
         return NULL;
     Py_RETURN_NONE;
 }
 
+/* ------------------------------------------------------------------------ */
+/* build and CPU facts (neurec.show_config)                                  */
+
+#if defined(__clang__)
+#define NR_COMPILER "clang " __clang_version__
+#elif defined(__GNUC__)
+#define NR_COMPILER "gcc " __VERSION__
+#elif defined(_MSC_VER)
+#define NR_COMPILER "msvc " NR_STR_(_MSC_VER)
+#else
+#define NR_COMPILER "unknown"
+#endif
+#define NR_STR_(x) NR_STR2_(x)
+#define NR_STR2_(x) #x
+
+static PyObject *py_build_info(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    PyObject *levels = PyList_New(0);
+    if (!levels)
+        return NULL;
+    for (int l = 0; l < NR_SIMD_N_LEVELS; l++) {
+#if !NR_SIMD_X86
+        if (l != NR_SIMD_BASELINE)
+            continue;
+#endif
+        PyObject *name = PyUnicode_FromString(nr_simd_name((enum nr_simd_level)l));
+        if (!name || PyList_Append(levels, name) < 0) {
+            Py_XDECREF(name);
+            Py_DECREF(levels);
+            return NULL;
+        }
+        Py_DECREF(name);
+    }
+    return Py_BuildValue("{s:s,s:N,s:s,s:s,s:i}", "compiler", NR_COMPILER, "simd_compiled", levels,
+                         "simd_supported", nr_simd_name(nr_simd_detect()), "simd_level",
+                         nr_simd_name(nr_simd_level()), "cpu_count", nr_cpu_count());
+}
+
+/* _set_simd_level(name) -> the level in force (capped at what the CPU has). */
+static PyObject *py_set_simd_level(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    const char *name = PyUnicode_AsUTF8(arg);
+    if (!name)
+        return NULL;
+    int level = nr_simd_parse(name);
+    if (level < 0) {
+        PyErr_Format(PyExc_ValueError,
+                     "unknown SIMD level %R; use 'baseline', 'avx2' or 'avx512'", arg);
+        return NULL;
+    }
+    return PyUnicode_FromString(nr_simd_name(nr_simd_set_level((enum nr_simd_level)level)));
+}
+
 static PyMethodDef module_methods[] = {
+    {"build_info", py_build_info, METH_NOARGS, "build_info() -> dict of compiler and SIMD facts."},
+    {"_set_simd_level", py_set_simd_level, METH_O,
+     "_set_simd_level(name) -> name of the level in force (tests and benchmarks)."},
     {"set_num_threads", py_set_num_threads, METH_O, "set_num_threads(n): threads of the C core."},
     {"get_num_threads", py_get_num_threads, METH_NOARGS, "get_num_threads() -> int."},
     {"permutation", py_permutation, METH_VARARGS, "permutation(n, seed) -> int64 array."},
@@ -764,6 +884,16 @@ static int core_exec(PyObject *m)
 {
     if (PyArray_ImportNumPyAPI() < 0)
         return -1;
+#if !defined(_WIN32)
+    static int atfork_done = 0;
+    if (!atfork_done) {
+        if (pthread_atfork(NULL, NULL, pools_after_fork_in_child) != 0) {
+            PyErr_SetString(PyExc_RuntimeError, "neurec: pthread_atfork failed");
+            return -1;
+        }
+        atfork_done = 1;
+    }
+#endif
     if (PyType_Ready(&PlanType) < 0)
         return -1;
     Py_INCREF(&PlanType);

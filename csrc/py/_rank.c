@@ -6,17 +6,20 @@
  * TypeError (dtype) or ValueError (layout, shape) names the argument. The
  * Python wrappers in neurec/evaluation convert user input once before
  * calling here. The GIL is released around each whole computation; work is
- * split over n_threads pthreads by rows.
+ * split over n_threads threads by rows (nr_thread.h: POSIX or Win32).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <numpy/arrayobject.h>
+#ifndef NPY_2_0_API_VERSION
+#error "neurec must be compiled against NumPy >= 2.0 headers (pip install 'numpy>=2' in the build environment; the built module runs with NumPy >= 1.23)"
+#endif
 
 #include <math.h>
-#include <pthread.h>
 #include <stdint.h>
 
 #include "neurec/nr_rank.h"
+#include "neurec/nr_thread.h"
 #include "neurec/nr_topk.h"
 
 #define RK_MAX_THREADS 64
@@ -202,16 +205,16 @@ static enum nr_status rk_parallel(rk_job_fn fn, void *ctx, int64_t n, int n_thre
         return fn(ctx, 0, n);
 
     struct rk_job jobs[RK_MAX_THREADS];
-    pthread_t th[RK_MAX_THREADS];
+    nr_thread_t th[RK_MAX_THREADS];
     int started[RK_MAX_THREADS] = {0};
     for (int t = 0; t < n_threads; t++)
         jobs[t] = (struct rk_job){fn, ctx, n * t / n_threads, n * (t + 1) / n_threads, NR_OK};
     for (int t = 1; t < n_threads; t++)
-        started[t] = pthread_create(&th[t], NULL, rk_job_main, &jobs[t]) == 0;
+        started[t] = nr_thread_create(&th[t], rk_job_main, &jobs[t]) == 0;
     rk_job_main(&jobs[0]);
     for (int t = 1; t < n_threads; t++) {
         if (started[t])
-            pthread_join(th[t], NULL);
+            nr_thread_join(th[t]);
         else
             rk_job_main(&jobs[t]);
     }

@@ -4,9 +4,14 @@
 #include <math.h>
 #include <string.h>
 
-NR_MULTIVERSION
-float nr_dot(const float *a, const float *b, int64_t n)
+/* Every kernel is an always-inline NAME_impl(level, ...) body compiled once
+ * per SIMD level by NR_SIMD_CLONES (see nr_simd.h); the public nr_* functions
+ * dispatch to the clone of the current level. */
+
+static inline NR_ALWAYS_INLINE float dot_impl(enum nr_simd_level level, const float *a,
+                                              const float *b, int64_t n)
 {
+    (void)level;
     float acc[8] = {0};
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
@@ -18,9 +23,10 @@ float nr_dot(const float *a, const float *b, int64_t n)
     return s;
 }
 
-NR_MULTIVERSION
-void nr_axpy(float *restrict y, const float *restrict x, float a, int64_t n)
+static inline NR_ALWAYS_INLINE void axpy_impl(enum nr_simd_level level, float *restrict y,
+                                               const float *restrict x, float a, int64_t n)
 {
+    (void)level;
     for (int64_t i = 0; i < n; i++)
         y[i] += a * x[i];
 }
@@ -29,20 +35,29 @@ void nr_axpy(float *restrict y, const float *restrict x, float a, int64_t n)
  * A[i][p] = a[i * ars + p * acs] (any strides: A is read one scalar at a time
  * and broadcast) and rows of B are contiguous.
  *
- * Micro-kernels hold an MR x (8 * NV) block of C in MR * NV eight-float vector
- * accumulators (GCC vector extensions: one ymm register each on AVX2, a pair
- * of xmm on the baseline) for the whole kk loop, so C is loaded and stored
- * once per block and each B row segment loaded feeds MR multiply-adds. Shapes
- * keep at most 8 accumulators plus the B vectors within AVX2's 16 registers:
- * 2 x 32, 4 x 16 and 8 x 8 columns, so the narrow layers of an NCF tower
- * (16 and 8 units) get full-width kernels too; fewer than 8 leftover columns
- * go through a scalar kernel. */
+ * Micro-kernels hold an MR x (L * NV) block of C in MR * NV vector
+ * accumulators of L floats (GCC/clang vector extensions) for the whole kk
+ * loop, so C is loaded and stored once per block and each B row segment
+ * loaded feeds MR multiply-adds. Each level uses vectors as wide as its
+ * registers (a wider type would be split and spilled) and keeps the
+ * accumulators plus the B vectors within its register file:
+ *   baseline (16 x 16-byte registers on SSE2; NEON has 32): 16-, 8- and
+ *            4-column panels of 4-float vectors;
+ *   AVX2     (16 x 32 bytes): 2 x 32, 4 x 16 and 8 x 8 blocks of 8 floats;
+ *   AVX-512  (32 x 64 bytes): 6 x 32 and 12 x 16 blocks of 16 floats (about
+ *            2.5x the AVX2 kernels on the tower and scoring shapes), 8-wide
+ *            panels with the AVX2 kernels.
+ * The narrow layers of an NCF tower (16 and 8 units) get full-width kernels
+ * too; leftover columns go through a scalar kernel. The summation order of
+ * every C element is the same at every level. */
+typedef float nr_v4 __attribute__((vector_size(16), aligned(4)));
 typedef float nr_v8 __attribute__((vector_size(32), aligned(4)));
+typedef float nr_v16 __attribute__((vector_size(64), aligned(4)));
 
-/* PFX_MRxNV: an MR x (L * NV) block of C in vectors VT of L floats; ATTR is a
- * target attribute (empty for the multiversioned kernels). */
-#define NR_GEMM_KERNEL(PFX, VT, L, ATTR, MR, NV)                                                   \
-    static inline __attribute__((always_inline)) ATTR void PFX##_##MR##x##NV(                      \
+/* PFX_MRxNV: an MR x (L * NV) block of C in vectors VT of L floats. No
+ * target attribute: each is inlined into a clone of its level. */
+#define NR_GEMM_KERNEL(PFX, VT, L, MR, NV)                                                         \
+    static inline NR_ALWAYS_INLINE void PFX##_##MR##x##NV(                                          \
         float *restrict c, int64_t ldc, const float *restrict a, int64_t ars, int64_t acs,          \
         const float *restrict b, int64_t ldb, int64_t kk, int acc)                                  \
     {                                                                                               \
@@ -82,16 +97,37 @@ typedef float nr_v8 __attribute__((vector_size(32), aligned(4)));
                          accumulate);                                                               \
     } while (0)
 
-NR_GEMM_KERNEL(kern8, nr_v8, 8, , 2, 4)
-NR_GEMM_KERNEL(kern8, nr_v8, 8, , 1, 4)
-NR_GEMM_KERNEL(kern8, nr_v8, 8, , 4, 2)
-NR_GEMM_KERNEL(kern8, nr_v8, 8, , 1, 2)
-NR_GEMM_KERNEL(kern8, nr_v8, 8, , 8, 1)
-NR_GEMM_KERNEL(kern8, nr_v8, 8, , 1, 1)
+/* baseline: 4-float vectors; NEON's 32 registers take taller blocks */
+#if defined(__aarch64__) || defined(_M_ARM64)
+#define NR_V4_MR16 4
+#else
+#define NR_V4_MR16 2
+#endif
+NR_GEMM_KERNEL(kern4, nr_v4, 4, NR_V4_MR16, 4)
+NR_GEMM_KERNEL(kern4, nr_v4, 4, 1, 4)
+NR_GEMM_KERNEL(kern4, nr_v4, 4, 4, 2)
+NR_GEMM_KERNEL(kern4, nr_v4, 4, 1, 2)
+NR_GEMM_KERNEL(kern4, nr_v4, 4, 8, 1)
+NR_GEMM_KERNEL(kern4, nr_v4, 4, 1, 1)
+
+NR_GEMM_KERNEL(kern8, nr_v8, 8, 2, 4)
+NR_GEMM_KERNEL(kern8, nr_v8, 8, 1, 4)
+NR_GEMM_KERNEL(kern8, nr_v8, 8, 4, 2)
+NR_GEMM_KERNEL(kern8, nr_v8, 8, 1, 2)
+NR_GEMM_KERNEL(kern8, nr_v8, 8, 8, 1)
+NR_GEMM_KERNEL(kern8, nr_v8, 8, 1, 1)
+
+NR_GEMM_KERNEL(kern16, nr_v16, 16, 6, 2)
+NR_GEMM_KERNEL(kern16, nr_v16, 16, 2, 2)
+NR_GEMM_KERNEL(kern16, nr_v16, 16, 1, 2)
+NR_GEMM_KERNEL(kern16, nr_v16, 16, 12, 1)
+NR_GEMM_KERNEL(kern16, nr_v16, 16, 4, 1)
+NR_GEMM_KERNEL(kern16, nr_v16, 16, 1, 1)
 
 /* The last nn < 8 columns of one row. */
-static inline void tile_1xN(float *restrict c0, const float *a0, int64_t acs, const float *restrict b,
-                            int64_t ldb, int64_t kk, int64_t nn, int acc)
+static inline NR_ALWAYS_INLINE void tile_1xN(float *restrict c0, const float *a0, int64_t acs,
+                                             const float *restrict b, int64_t ldb, int64_t kk,
+                                             int64_t nn, int acc)
 {
     float s0[8];
     for (int64_t t = 0; t < nn; t++)
@@ -106,101 +142,119 @@ static inline void tile_1xN(float *restrict c0, const float *a0, int64_t acs, co
         c0[t] = s0[t];
 }
 
-/* A gemm over column panels: 32 wide with PANEL32, 16 wide with PANEL16, then
- * 8 wide with the eight-float kernels and the scalar tail. */
-#define NR_GEMM_DRIVER(NAME, ATTR, PANEL32, PANEL16)                                               \
-    ATTR static void NAME(float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs,         \
-                          const float *b, int64_t ldb, int64_t m, int64_t n, int64_t kk,            \
-                          int accumulate)                                                           \
+/* A gemm over column panels W1, W2 and W3 wide (PANEL1..3), then the scalar
+ * tail. */
+#define NR_GEMM_DRIVER(NAME, W1, PANEL1, W2, PANEL2, W3, PANEL3)                                   \
+    static inline NR_ALWAYS_INLINE void NAME(float *c, int64_t ldc, const float *a, int64_t ars,   \
+                                             int64_t acs, const float *b, int64_t ldb, int64_t m,  \
+                                             int64_t n, int64_t kk, int accumulate)                \
     {                                                                                               \
         int64_t j = 0;                                                                              \
-        for (; j + 32 <= n; j += 32)                                                                \
-            PANEL32;                                                                                \
-        for (; j + 16 <= n; j += 16)                                                                \
-            PANEL16;                                                                                \
-        for (; j + 8 <= n; j += 8)                                                                  \
-            NR_GEMM_PANEL(kern8, 8, 1, 1);                                                          \
+        for (; j + W1 <= n; j += W1)                                                                \
+            PANEL1;                                                                                 \
+        for (; j + W2 <= n; j += W2)                                                                \
+            PANEL2;                                                                                 \
+        for (; j + W3 <= n; j += W3)                                                                \
+            PANEL3;                                                                                 \
         if (j < n)                                                                                  \
             for (int64_t i = 0; i < m; i++)                                                         \
                 tile_1xN(c + i * ldc + j, a + i * ars, acs, b + j, ldb, kk, n - j, accumulate);     \
     }
 
-NR_GEMM_DRIVER(gemm_v8, NR_MULTIVERSION, NR_GEMM_PANEL(kern8, 2, 1, 4), NR_GEMM_PANEL(kern8, 4, 1, 2))
+NR_GEMM_DRIVER(gemm_v4, 16, NR_GEMM_PANEL(kern4, NR_V4_MR16, 1, 4), 8, NR_GEMM_PANEL(kern4, 4, 1, 2),
+               4, NR_GEMM_PANEL(kern4, 8, 1, 1))
+NR_GEMM_DRIVER(gemm_v8, 32, NR_GEMM_PANEL(kern8, 2, 1, 4), 16, NR_GEMM_PANEL(kern8, 4, 1, 2),
+               8, NR_GEMM_PANEL(kern8, 8, 1, 1))
+NR_GEMM_DRIVER(gemm_v16, 32, NR_GEMM_PANEL(kern16, 6, 2, 2), 16, NR_GEMM_PANEL(kern16, 12, 4, 1),
+               8, NR_GEMM_PANEL(kern8, 8, 1, 1))
 
-#if NR_HAVE_V4_KERNELS
-/* The same scheme with sixteen-float vectors for CPUs with AVX-512 (32 vector
- * registers): 6 x 32 and 12 x 16 blocks, twelve accumulators each, reach about
- * 2.5x the eight-float kernels on the tower and scoring shapes. Eight-column
- * panels and leftovers reuse the kernels above. */
-typedef float nr_v16 __attribute__((vector_size(64), aligned(4)));
-
-NR_GEMM_KERNEL(kern16, nr_v16, 16, NR_V4, 6, 2)
-NR_GEMM_KERNEL(kern16, nr_v16, 16, NR_V4, 2, 2)
-NR_GEMM_KERNEL(kern16, nr_v16, 16, NR_V4, 1, 2)
-NR_GEMM_KERNEL(kern16, nr_v16, 16, NR_V4, 12, 1)
-NR_GEMM_KERNEL(kern16, nr_v16, 16, NR_V4, 4, 1)
-NR_GEMM_KERNEL(kern16, nr_v16, 16, NR_V4, 1, 1)
-
-NR_GEMM_DRIVER(gemm_v16, NR_V4, NR_GEMM_PANEL(kern16, 6, 2, 2), NR_GEMM_PANEL(kern16, 12, 4, 1))
-#endif
-
-void nr_gemm(float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs, const float *b,
-             int64_t ldb, int64_t m, int64_t n, int64_t kk, int accumulate)
+static inline NR_ALWAYS_INLINE void gemm_impl(enum nr_simd_level level, float *c, int64_t ldc,
+                                              const float *a, int64_t ars, int64_t acs,
+                                              const float *b, int64_t ldb, int64_t m, int64_t n,
+                                              int64_t kk, int accumulate)
 {
-#if NR_HAVE_V4_KERNELS
-    if (NR_CPU_IS_V4()) {
+    if (level == NR_SIMD_AVX512)
         gemm_v16(c, ldc, a, ars, acs, b, ldb, m, n, kk, accumulate);
+    else if (level == NR_SIMD_AVX2)
+        gemm_v8(c, ldc, a, ars, acs, b, ldb, m, n, kk, accumulate);
+    else
+        gemm_v4(c, ldc, a, ars, acs, b, ldb, m, n, kk, accumulate);
+}
+
+#define GEMM_PARAMS                                                                            \
+    (float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs, const float *b,          \
+     int64_t ldb, int64_t m, int64_t n, int64_t kk, int accumulate)
+#define GEMM_ARGS (c, ldc, a, ars, acs, b, ldb, m, n, kk, accumulate)
+NR_SIMD_CLONES(gemm, GEMM_PARAMS, GEMM_ARGS)
+
+/* The gemm clone of a level known at compile time (a direct call: a clone of
+ * one level calls the gemm of the same level, never re-dispatches). */
+static inline NR_ALWAYS_INLINE void gemm_at(enum nr_simd_level level, float *c, int64_t ldc,
+                                            const float *a, int64_t ars, int64_t acs,
+                                            const float *b, int64_t ldb, int64_t m, int64_t n,
+                                            int64_t kk, int accumulate)
+{
+#if NR_SIMD_X86
+    if (level == NR_SIMD_AVX512) {
+        gemm_avx512 GEMM_ARGS;
+        return;
+    }
+    if (level == NR_SIMD_AVX2) {
+        gemm_avx2 GEMM_ARGS;
         return;
     }
 #endif
-    gemm_v8(c, ldc, a, ars, acs, b, ldb, m, n, kk, accumulate);
+    (void)level;
+    gemm_base GEMM_ARGS;
 }
 
-NR_MULTIVERSION
-void nr_dense_forward(float *restrict y, const float *restrict x, const float *restrict w,
-                      const float *restrict b, int64_t rows, int64_t k, int64_t n)
+static inline NR_ALWAYS_INLINE void dense_forward_impl(enum nr_simd_level level,
+                                                       float *restrict y, const float *restrict x,
+                                                       const float *restrict w,
+                                                       const float *restrict b, int64_t rows,
+                                                       int64_t k, int64_t n)
 {
     if (n == 1) {
         float b0 = b ? b[0] : 0.0f;
         for (int64_t r = 0; r < rows; r++)
-            y[r] = nr_dot(x + r * k, w, k) + b0;
+            y[r] = dot_impl(level, x + r * k, w, k) + b0;
         return;
     }
     if (b) {
         for (int64_t r = 0; r < rows; r++)
             memcpy(y + r * n, b, (size_t)n * sizeof *y);
-        nr_gemm(y, n, x, k, 1, w, n, rows, n, k, 1);
+        gemm_at(level, y, n, x, k, 1, w, n, rows, n, k, 1);
     } else {
-        nr_gemm(y, n, x, k, 1, w, n, rows, n, k, 0);
+        gemm_at(level, y, n, x, k, 1, w, n, rows, n, k, 0);
     }
 }
 
-NR_MULTIVERSION
-void nr_dense_backward(float *restrict gx, float *restrict gw, float *restrict gb,
-                       const float *restrict gy, const float *restrict x, const float *restrict w,
-                       float *restrict wt, int64_t rows, int64_t k, int64_t n)
+static inline NR_ALWAYS_INLINE void
+dense_backward_impl(enum nr_simd_level level, float *restrict gx, float *restrict gw,
+                    float *restrict gb, const float *restrict gy, const float *restrict x,
+                    const float *restrict w, float *restrict wt, int64_t rows, int64_t k, int64_t n)
 {
     if (gb)
         for (int64_t r = 0; r < rows; r++)
             for (int64_t j = 0; j < n; j++)
                 gb[j] += gy[r * n + j];
     /* gw (k x n) += x^T (k x rows) . gy (rows x n) */
-    nr_gemm(gw, n, x, 1, k, gy, n, k, n, rows, 1);
+    gemm_at(level, gw, n, x, 1, k, gy, n, k, n, rows, 1);
     if (!gx)
         return;
     if (n == 1) {
         for (int64_t r = 0; r < rows; r++)
-            nr_axpy(gx + r * k, w, gy[r], k);
+            axpy_impl(level, gx + r * k, w, gy[r], k);
         return;
     }
     /* gx (rows x k) += gy (rows x n) . w^T (n x k) */
     for (int64_t i = 0; i < k; i++)
         for (int64_t j = 0; j < n; j++)
             wt[j * k + i] = w[i * n + j];
-    nr_gemm(gx, k, gy, n, 1, wt, k, rows, k, n, 1);
+    gemm_at(level, gx, k, gy, n, 1, wt, k, rows, k, n, 1);
 }
 
-static inline float sigmoidf(float z)
+static inline NR_ALWAYS_INLINE float sigmoidf(float z)
 {
     /* Stable for both signs: exp of a non-positive number never overflows. */
     if (z >= 0.0f) {
@@ -211,15 +265,17 @@ static inline float sigmoidf(float z)
     return e / (1.0f + e);
 }
 
-static void relu_forward(float *restrict y, const float *restrict x, int64_t n)
+static inline NR_ALWAYS_INLINE void relu_forward(float *restrict y, const float *restrict x, int64_t n)
 {
     for (int64_t i = 0; i < n; i++)
         y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
-NR_MULTIVERSION
-void nr_act_forward(float *y, const float *x, enum nr_act act, int64_t rows, int64_t n)
+static inline NR_ALWAYS_INLINE void act_forward_impl(enum nr_simd_level level, float *y,
+                                                     const float *x, enum nr_act act, int64_t rows,
+                                                     int64_t n)
 {
+    (void)level;
     int64_t total = rows * n;
     switch (act) {
     case NR_ACT_LINEAR:
@@ -263,10 +319,12 @@ void nr_act_forward(float *y, const float *x, enum nr_act act, int64_t rows, int
 
 /* gx, gy and y are distinct buffers here: restrict lets the loops vectorize
  * (branch-free selects instead of a mispredicted branch per ReLU unit). */
-NR_MULTIVERSION
-void nr_act_backward(float *restrict gx, const float *restrict gy, const float *restrict y,
-                     enum nr_act act, int64_t rows, int64_t n)
+static inline NR_ALWAYS_INLINE void act_backward_impl(enum nr_simd_level level,
+                                                      float *restrict gx, const float *restrict gy,
+                                                      const float *restrict y, enum nr_act act,
+                                                      int64_t rows, int64_t n)
 {
+    (void)level;
     int64_t total = rows * n;
     switch (act) {
     case NR_ACT_LINEAR:
@@ -297,4 +355,62 @@ void nr_act_backward(float *restrict gx, const float *restrict gy, const float *
         }
         break;
     }
+}
+
+/* ---- the clones of every level and the public entry points --------------- */
+
+NR_SIMD_CLONES_RET(float, dot, (const float *a, const float *b, int64_t n), (a, b, n))
+NR_SIMD_CLONES(axpy, (float *y, const float *x, float a, int64_t n), (y, x, a, n))
+NR_SIMD_CLONES(dense_forward,
+               (float *y, const float *x, const float *w, const float *b, int64_t rows, int64_t k,
+                int64_t n),
+               (y, x, w, b, rows, k, n))
+NR_SIMD_CLONES(dense_backward,
+               (float *gx, float *gw, float *gb, const float *gy, const float *x, const float *w,
+                float *wt, int64_t rows, int64_t k, int64_t n),
+               (gx, gw, gb, gy, x, w, wt, rows, k, n))
+NR_SIMD_CLONES(act_forward, (float *y, const float *x, enum nr_act act, int64_t rows, int64_t n),
+               (y, x, act, rows, n))
+NR_SIMD_CLONES(act_backward,
+               (float *gx, const float *gy, const float *y, enum nr_act act, int64_t rows,
+                int64_t n),
+               (gx, gy, y, act, rows, n))
+
+float nr_dot(const float *a, const float *b, int64_t n)
+{
+    return NR_SIMD_DISPATCH_RET(dot, (a, b, n));
+}
+
+void nr_axpy(float *y, const float *x, float a, int64_t n)
+{
+    NR_SIMD_DISPATCH(axpy, (y, x, a, n));
+}
+
+void nr_gemm(float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs, const float *b,
+             int64_t ldb, int64_t m, int64_t n, int64_t kk, int accumulate)
+{
+    NR_SIMD_DISPATCH(gemm, GEMM_ARGS);
+}
+
+void nr_dense_forward(float *y, const float *x, const float *w, const float *b, int64_t rows,
+                      int64_t k, int64_t n)
+{
+    NR_SIMD_DISPATCH(dense_forward, (y, x, w, b, rows, k, n));
+}
+
+void nr_dense_backward(float *gx, float *gw, float *gb, const float *gy, const float *x,
+                       const float *w, float *wt, int64_t rows, int64_t k, int64_t n)
+{
+    NR_SIMD_DISPATCH(dense_backward, (gx, gw, gb, gy, x, w, wt, rows, k, n));
+}
+
+void nr_act_forward(float *y, const float *x, enum nr_act act, int64_t rows, int64_t n)
+{
+    NR_SIMD_DISPATCH(act_forward, (y, x, act, rows, n));
+}
+
+void nr_act_backward(float *gx, const float *gy, const float *y, enum nr_act act, int64_t rows,
+                     int64_t n)
+{
+    NR_SIMD_DISPATCH(act_backward, (gx, gy, y, act, rows, n));
 }

@@ -225,9 +225,11 @@ catch_up_row(const struct nr_optim *o, float *restrict w, float *restrict s0, fl
 
 static float *slot_at(float *s, int64_t off) { return s ? s + off : NULL; }
 
-NR_MULTIVERSION
-void nr_optim_step_dense(const struct nr_optim *o, struct nr_param *p, const float *g, int64_t t)
+static inline NR_ALWAYS_INLINE void step_dense_impl(enum nr_simd_level level,
+                                                    const struct nr_optim *o, struct nr_param *p,
+                                                    const float *g, int64_t t)
 {
+    (void)level;
     step_block(o, p->w, g, p->slot[0], p->slot[1], p->slot[2], p->rows * p->cols, t, p->l2);
 }
 
@@ -249,10 +251,12 @@ static inline void prefetch_row(const struct nr_param *p, int64_t r)
         __builtin_prefetch(p->row_steps + r, 1);
 }
 
-NR_MULTIVERSION
-void nr_optim_step_rows(const struct nr_optim *o, struct nr_param *p, const int64_t *ids,
-                        int64_t n, const float *g, int64_t t)
+static inline NR_ALWAYS_INLINE void step_rows_impl(enum nr_simd_level level,
+                                                   const struct nr_optim *o, struct nr_param *p,
+                                                   const int64_t *ids, int64_t n, const float *g,
+                                                   int64_t t)
 {
+    (void)level;
     int64_t c = p->cols;
     for (int64_t i = 0; i < n; i++) {
         int64_t r = ids[i];
@@ -273,4 +277,24 @@ void nr_optim_step_rows(const struct nr_optim *o, struct nr_param *p, const int6
         }
         step_block(o, p->w + off, g + i * c, s0, s1, s2, c, tr, p->l2);
     }
+}
+
+/* Compiled once per SIMD level (nr_simd.h): the element loops above are
+ * inlined into each clone and vectorised for its instruction set. */
+NR_SIMD_CLONES(step_dense, (const struct nr_optim *o, struct nr_param *p, const float *g, int64_t t),
+               (o, p, g, t))
+NR_SIMD_CLONES(step_rows,
+               (const struct nr_optim *o, struct nr_param *p, const int64_t *ids, int64_t n,
+                const float *g, int64_t t),
+               (o, p, ids, n, g, t))
+
+void nr_optim_step_dense(const struct nr_optim *o, struct nr_param *p, const float *g, int64_t t)
+{
+    NR_SIMD_DISPATCH(step_dense, (o, p, g, t));
+}
+
+void nr_optim_step_rows(const struct nr_optim *o, struct nr_param *p, const int64_t *ids,
+                        int64_t n, const float *g, int64_t t)
+{
+    NR_SIMD_DISPATCH(step_rows, (o, p, ids, n, g, t));
 }

@@ -488,14 +488,14 @@ static void dot_store_grad(float *gx, const float *gat, int64_t r, int64_t cols,
 
 /* Short copies (an embedding row, a concatenation part) inline: a libc call per
  * 32-128 bytes cost more than the copy. */
-static inline void copy_floats(float *restrict dst, const float *restrict src, int64_t n)
+static inline NR_ALWAYS_INLINE void copy_floats(float *restrict dst, const float *restrict src, int64_t n)
 {
     for (int64_t k = 0; k < n; k++)
         dst[k] = src[k];
 }
 
 /* y = x0 op x1 element-wise (ADD/AVERAGE: +, SUB: -, MUL: *); y is a fresh value. */
-static void binary_op(float *restrict y, const float *restrict x0, const float *restrict x1, int64_t n,
+static inline NR_ALWAYS_INLINE void binary_op(float *restrict y, const float *restrict x0, const float *restrict x1, int64_t n,
                       enum nr_op_kind kind)
 {
     if (kind == NR_OP_MUL)
@@ -526,9 +526,10 @@ static inline void prefetch_rows(const struct nr_array *a, const struct nr_param
     }
 }
 
-NR_MULTIVERSION
-static void forward_block(struct run_ctx *c, int64_t b0, int64_t b1)
+static inline NR_ALWAYS_INLINE void forward_block_impl(enum nr_simd_level level,
+                                                       struct run_ctx *c, int64_t b0, int64_t b1)
 {
+    (void)level;
     struct nr_plan *p = c->p;
     int64_t nb = b1 - b0;
     if (nb <= 0)
@@ -686,6 +687,15 @@ static void forward_block(struct run_ctx *c, int64_t b0, int64_t b1)
             break;
         }
     }
+}
+
+/* The forward pass compiled once per SIMD level (nr_simd.h): its inline
+ * copies and element-wise loops vectorise for each instruction set. */
+NR_SIMD_CLONES(forward_block, (struct run_ctx *c, int64_t b0, int64_t b1), (c, b0, b1))
+
+static void forward_block(struct run_ctx *c, int64_t b0, int64_t b1)
+{
+    NR_SIMD_DISPATCH(forward_block, (c, b0, b1));
 }
 
 static inline float clampf(float x, float lo, float hi) { return x < lo ? lo : (x > hi ? hi : x); }

@@ -1,15 +1,15 @@
-#define _POSIX_C_SOURCE 200809L
 #include "neurec/nr_pool.h"
+#include "neurec/nr_thread.h"
 
-#include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 
-#if defined(__x86_64__) || defined(__i386__)
+#if defined(__x86_64__) || defined(__i386__) || defined(_M_X64) || defined(_M_IX86)
 #include <immintrin.h>
 #define NR_PAUSE() _mm_pause()
+#elif (defined(__aarch64__) || defined(__arm__)) && (defined(__GNUC__) || defined(__clang__))
+#define NR_PAUSE() __asm__ volatile("yield")
 #else
 #define NR_PAUSE() ((void)0)
 #endif
@@ -20,9 +20,9 @@
 
 struct nr_pool {
     int n_threads;
-    pthread_t *threads;
-    pthread_mutex_t mutex;
-    pthread_cond_t cond;
+    nr_thread_t *threads;
+    nr_mutex_t mutex;
+    nr_cond_t cond;
     atomic_uint_fast64_t generation; /* bumped once per nr_pool_run */
     atomic_int done;                 /* workers finished with this generation */
     atomic_int stop;
@@ -51,17 +51,17 @@ static void *worker_main(void *p)
                 /* yield now and then: on an oversubscribed machine the thread
                  * that will publish the next job may need this core */
                 if ((spins & 1023) == 0)
-                    sched_yield();
+                    nr_thread_yield();
                 else
                     NR_PAUSE();
                 continue;
             }
-            pthread_mutex_lock(&pool->mutex);
+            nr_mutex_lock(&pool->mutex);
             pool->sleepers++;
             while (atomic_load(&pool->generation) == seen && !atomic_load(&pool->stop))
-                pthread_cond_wait(&pool->cond, &pool->mutex);
+                nr_cond_wait(&pool->cond, &pool->mutex);
             pool->sleepers--;
-            pthread_mutex_unlock(&pool->mutex);
+            nr_mutex_unlock(&pool->mutex);
             spins = 0;
             if (atomic_load(&pool->stop))
                 return NULL;
@@ -86,8 +86,8 @@ enum nr_status nr_pool_init(struct nr_pool **out, int n_threads)
     atomic_init(&pool->generation, 0);
     atomic_init(&pool->done, 0);
     atomic_init(&pool->stop, 0);
-    pthread_mutex_init(&pool->mutex, NULL);
-    pthread_cond_init(&pool->cond, NULL);
+    nr_mutex_init(&pool->mutex);
+    nr_cond_init(&pool->cond);
     if (n_threads > 1) {
         pool->threads = calloc((size_t)n_threads - 1, sizeof *pool->threads);
         if (!pool->threads) {
@@ -102,7 +102,7 @@ enum nr_status nr_pool_init(struct nr_pool **out, int n_threads)
             }
             arg->pool = pool;
             arg->ith = i;
-            if (pthread_create(&pool->threads[i - 1], NULL, worker_main, arg) != 0) {
+            if (nr_thread_create(&pool->threads[i - 1], worker_main, arg) != 0) {
                 free(arg);
                 nr_pool_free(pool);
                 return NR_ERR_NOMEM;
@@ -118,15 +118,15 @@ void nr_pool_free(struct nr_pool *pool)
 {
     if (!pool)
         return;
-    pthread_mutex_lock(&pool->mutex);
+    nr_mutex_lock(&pool->mutex);
     atomic_store(&pool->stop, 1);
     atomic_fetch_add(&pool->generation, 1);
-    pthread_cond_broadcast(&pool->cond);
-    pthread_mutex_unlock(&pool->mutex);
+    nr_cond_broadcast(&pool->cond);
+    nr_mutex_unlock(&pool->mutex);
     for (int i = 1; i < pool->n_threads; i++)
-        pthread_join(pool->threads[i - 1], NULL);
-    pthread_cond_destroy(&pool->cond);
-    pthread_mutex_destroy(&pool->mutex);
+        nr_thread_join(pool->threads[i - 1]);
+    nr_cond_destroy(&pool->cond);
+    nr_mutex_destroy(&pool->mutex);
     free(pool->threads);
     free(pool);
 }
@@ -145,16 +145,16 @@ void nr_pool_run(struct nr_pool *pool, nr_pool_fn fn, void *ctx)
     pool->fn = fn;
     pool->ctx = ctx;
     atomic_store_explicit(&pool->done, 0, memory_order_relaxed);
-    pthread_mutex_lock(&pool->mutex);
+    nr_mutex_lock(&pool->mutex);
     atomic_fetch_add_explicit(&pool->generation, 1, memory_order_release);
     if (pool->sleepers > 0)
-        pthread_cond_broadcast(&pool->cond);
-    pthread_mutex_unlock(&pool->mutex);
+        nr_cond_broadcast(&pool->cond);
+    nr_mutex_unlock(&pool->mutex);
     fn(ctx, 0, pool->n_threads);
     long spins = 0;
     while (atomic_load_explicit(&pool->done, memory_order_acquire) < pool->n_threads - 1) {
         if ((++spins & 255) == 0)
-            sched_yield();
+            nr_thread_yield();
         else
             NR_PAUSE();
     }

@@ -20,6 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#if defined(_WIN32)
+#include <windows.h>
+#endif
 
 #include "neurec/nr_kernels.h"
 #include "neurec/nr_optim.h"
@@ -28,6 +31,7 @@
 #include "neurec/nr_rng.h"
 #include "neurec/nr_sampler.h"
 #include "neurec/nr_scoring.h"
+#include "neurec/nr_simd.h"
 #include "neurec/nr_status.h"
 
 /* ---- harness ------------------------------------------------------------- */
@@ -269,8 +273,12 @@ static int pool_once(struct nr_pool *pool, struct pool_probe *pr)
 
 static void sleep_ms(long ms)
 {
+#if defined(_WIN32)
+    Sleep((DWORD)ms);
+#else
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
+#endif
 }
 
 static void test_pool(void)
@@ -1999,17 +2007,9 @@ static void regress_nan_prediction_auc_bin(void)
     free(f);
 }
 
-int main(void)
+/* Every check of the kernels, optimizers, plans and scoring, at one SIMD level. */
+static void run_all(struct nr_pool *pool2, struct nr_pool *pool3)
 {
-    setvbuf(stderr, NULL, _IONBF, 0);
-    struct nr_pool *pool2 = NULL, *pool3 = NULL;
-    if (nr_pool_init(&pool2, 2) != NR_OK || nr_pool_init(&pool3, 3) != NR_OK) {
-        fprintf(stderr, "test_core: cannot start the thread pools\n");
-        return 2;
-    }
-    test_status();
-    test_rng();
-    test_pool();
     test_gemm();
     test_dense();
     test_act();
@@ -2024,6 +2024,31 @@ int main(void)
     test_plan_init_errors();
     test_sampler(pool2);
     test_scoring(pool2, pool3);
+}
+
+int main(void)
+{
+    setvbuf(stderr, NULL, _IONBF, 0);
+    struct nr_pool *pool2 = NULL, *pool3 = NULL;
+    if (nr_pool_init(&pool2, 2) != NR_OK || nr_pool_init(&pool3, 3) != NR_OK) {
+        fprintf(stderr, "test_core: cannot start the thread pools\n");
+        return 2;
+    }
+    test_status();
+    test_rng();
+    test_pool();
+    /* every kernel level this CPU can run, best last (as the library runs) */
+    const enum nr_simd_level best = nr_simd_detect();
+    for (int level = NR_SIMD_BASELINE; level <= (int)best; level++) {
+        enum nr_simd_level got = nr_simd_set_level((enum nr_simd_level)level);
+        CHECKF(got == (enum nr_simd_level)level, "set level %d, got %d", level, (int)got);
+        CHECKF(nr_simd_level() == got, "level in force %d", (int)nr_simd_level());
+        int before = n_failed;
+        run_all(pool2, pool3);
+        fprintf(stderr, "test_core: kernels %s: %d failed\n", nr_simd_name(got), n_failed - before);
+    }
+    CHECK(nr_simd_parse("AVX2") == NR_SIMD_AVX2 && nr_simd_parse("neon") == NR_SIMD_BASELINE &&
+          nr_simd_parse("avx") == -1 && nr_simd_parse("") == -1);
     fprintf(stderr, "test_core: main checks done, %d of %d failed; running regressions\n", n_failed, n_checks);
     regress_nan_prediction_auc_bin();
     nr_pool_free(pool2);

@@ -1,5 +1,5 @@
 /*
- * nr_pool.h: a small persistent pthread pool.
+ * nr_pool.h: a small persistent thread pool (POSIX threads or Win32, nr_thread.h).
  *
  * nr_pool_run(pool, fn, ctx) calls fn(ctx, ith, nth) once for every ith in
  * [0, nth): the calling thread runs ith = 0 and the pool's workers the rest,
