@@ -61,7 +61,7 @@ echo "sanitize: building in $SRC"
     # NaN/huge float -> int conversions (for example a NaN prediction turned
     # into a histogram bin) instead of letting them become wild indices.
     CC="$CC" \
-    NEUREC_CFLAGS="-fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=undefined,float-cast-overflow -fno-omit-frame-pointer -DNR_NO_MULTIVERSION" \
+    NEUREC_CFLAGS="-fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=undefined,float-cast-overflow -fno-omit-frame-pointer" \
     NEUREC_LDFLAGS="-fsanitize=address,undefined" \
         "$PYTHON" setup.py -q build_ext --inplace --parallel 2 >"$WORK/build.log" 2>&1
 ) || { cat "$WORK/build.log" >&2; echo "sanitize: build failed" >&2; exit 1; }

@@ -31,19 +31,34 @@ uint64_t nr_rng_next(struct nr_rng *r)
     return result;
 }
 
+/* The 128-bit product a * b: the high half returned, the low half in *lo.
+ * Portable long multiplication where the compiler has no 128-bit integer
+ * (32-bit targets, MSVC); the same bits either way. */
+static inline uint64_t mul_128(uint64_t a, uint64_t b, uint64_t *lo)
+{
+#if defined(__SIZEOF_INT128__) && !defined(NR_NO_INT128)
+    unsigned __int128 m = (unsigned __int128)a * b;
+    *lo = (uint64_t)m;
+    return (uint64_t)(m >> 64);
+#else
+    const uint64_t a0 = a & 0xFFFFFFFFu, a1 = a >> 32, b0 = b & 0xFFFFFFFFu, b1 = b >> 32;
+    const uint64_t p00 = a0 * b0, p01 = a0 * b1, p10 = a1 * b0, p11 = a1 * b1;
+    const uint64_t mid = (p00 >> 32) + (p01 & 0xFFFFFFFFu) + (p10 & 0xFFFFFFFFu);
+    *lo = (mid << 32) | (p00 & 0xFFFFFFFFu);
+    return p11 + (p01 >> 32) + (p10 >> 32) + (mid >> 32);
+#endif
+}
+
 uint64_t nr_rng_below(struct nr_rng *r, uint64_t n)
 {
     /* Lemire: multiply-shift with rejection of the biased low zone. */
-    unsigned __int128 m = (unsigned __int128)nr_rng_next(r) * n;
-    uint64_t lo = (uint64_t)m;
+    uint64_t lo, hi = mul_128(nr_rng_next(r), n, &lo);
     if (lo < n) {
         uint64_t thresh = (0 - n) % n;
-        while (lo < thresh) {
-            m = (unsigned __int128)nr_rng_next(r) * n;
-            lo = (uint64_t)m;
-        }
+        while (lo < thresh)
+            hi = mul_128(nr_rng_next(r), n, &lo);
     }
-    return (uint64_t)(m >> 64);
+    return hi;
 }
 
 float nr_rng_uniform(struct nr_rng *r)

@@ -144,6 +144,26 @@ static uint64_t ref_xoshiro(uint64_t s[4])
     return result;
 }
 
+/* a * b as 128 bits, limb by limb (16-bit limbs: every partial product and
+ * carry sum is exact in a uint64_t; no __int128). */
+static void ref_mul_128(uint64_t a, uint64_t b, uint64_t *hi, uint64_t *lo)
+{
+    uint64_t al[4], bl[4], r[8] = {0};
+    for (int i = 0; i < 4; i++) {
+        al[i] = (a >> (16 * i)) & 0xFFFF;
+        bl[i] = (b >> (16 * i)) & 0xFFFF;
+    }
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++)
+            r[i + j] += al[i] * bl[j];
+    for (int k = 0; k < 7; k++) {
+        r[k + 1] += r[k] >> 16;
+        r[k] &= 0xFFFF;
+    }
+    *lo = r[0] | (r[1] << 16) | (r[2] << 32) | (r[3] << 48);
+    *hi = r[4] | (r[5] << 16) | (r[6] << 32) | (r[7] << 48);
+}
+
 static void test_rng(void)
 {
     g_section = "rng";
@@ -188,6 +208,29 @@ static void test_rng(void)
             zero += (z.s[0] | z.s[1] | z.s[2] | z.s[3]) == 0;
         }
     CHECK(zero == 0);
+
+    /* nr_rng_below is Lemire's multiply-shift: the high half of draw * n, with
+     * draws whose low half is below 2^64 mod n rejected. The reference here
+     * multiplies with doubles split in 16-bit limbs, independently of the
+     * library's 128-bit integer or 32-bit long multiplication (-DNR_NO_INT128
+     * builds, 32-bit targets), so both must give these exact values. */
+    {
+        const uint64_t ln[] = {3, 1000, (1ULL << 32) + 5, (1ULL << 63) + 1, UINT64_MAX, 0x9E3779B97F4A7C15ULL};
+        int bad = 0;
+        for (size_t i = 0; i < sizeof ln / sizeof *ln; i++) {
+            struct nr_rng got, ref;
+            nr_rng_seed(&got, 99, i);
+            nr_rng_seed(&ref, 99, i);
+            for (int j = 0; j < 2000; j++) {
+                uint64_t hi, lo;
+                do {
+                    ref_mul_128(nr_rng_next(&ref), ln[i], &hi, &lo);
+                } while (lo < (0 - ln[i]) % ln[i]);
+                bad += nr_rng_below(&got, ln[i]) != hi;
+            }
+        }
+        CHECKF(bad == 0, "nr_rng_below differs from the reference Lemire draw %d times", bad);
+    }
 
     /* nr_rng_below stays in range, including the rejection-heavy n = 2^63 + 1 */
     const uint64_t ns[] = {1, 2, 3, 7, 10, 1000, 1ULL << 32, (1ULL << 63) + 1, UINT64_MAX};
