@@ -54,6 +54,8 @@ for lib in "$ASAN_LIB" "$UBSAN_LIB"; do
     fi
 done
 
+# setup.py's metadata (an SPDX license string) needs setuptools >= 77
+"$PYTHON" -m pip install -q "setuptools>=77" >/dev/null
 echo "sanitize: building in $SRC"
 (
     cd "$SRC"
