@@ -145,3 +145,19 @@ def test_metrics_of_logits_with_from_logits_loss():
     h = model.fit(z[:, None], y, epochs=1, batch_size=32, verbose=0)
     assert h.history["accuracy"][0] == pytest.approx(got["accuracy"], abs=1e-12)
     assert h.history["mae"][0] == pytest.approx(got["mae"], rel=1e-5)
+
+
+def test_fit_and_evaluate_loss_include_the_l2_penalty():
+    """README: fit's loss includes the L2 penalties (evaluated at the end of each epoch)."""
+    from neurec import regularizers
+    x = Input(shape=(1,))
+    dense = Dense(1, kernel_initializer="ones", bias_initializer="zeros",
+                  kernel_regularizer=regularizers.L2(0.25))
+    dense.trainable = False
+    model = Model(x, dense(x))
+    model.compile(optimizer="sgd", loss="mse")
+    p, y = tied_data(seed=2)
+    data_loss = float(np.mean((p.astype(np.float64) - y) ** 2))
+    h = model.fit(p[:, None], y, epochs=1, batch_size=64, verbose=0)
+    assert h.history["loss"][0] == pytest.approx(data_loss + 0.25, rel=1e-5)
+    assert model.evaluate(p[:, None], y, verbose=0) == pytest.approx(data_loss + 0.25, rel=1e-6)
