@@ -288,10 +288,16 @@ def build(work: str, only: str = "") -> None:
         sys.exit(f"build failed:\n{out[-3000:]}")
 
 
-def run_tests(work: str, tests: List[str], timeout: float) -> Tuple[int, str]:
+def run_tests(work: str, tests: List[str], timeout: float, all_failures: bool = False
+              ) -> Tuple[int, str]:
     env = dict(os.environ, PYTHONPATH=work, PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg")
-    return sh([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests],
+    stop = ["-rf"] if all_failures else ["-x"]
+    return sh([sys.executable, "-m", "pytest", "-q", *stop, "-p", "no:cacheprovider", *tests],
               work, env, timeout)
+
+
+def failed_tests(out: str) -> List[str]:
+    return [line.split()[1] for line in out.splitlines() if line.startswith("FAILED ")]
 
 
 def module_of(m: Mutant) -> str:
@@ -304,6 +310,8 @@ def main(argv=None) -> int:
     ap.add_argument("--list", action="store_true", help="list the mutants and exit")
     ap.add_argument("--markdown", help="also write the report as a Markdown table to this file")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per test run")
+    ap.add_argument("--show-killers", action="store_true",
+                    help="run each subset to the end and list the tests that fail (slower)")
     args = ap.parse_args(argv)
 
     companions = {c for cs in GROUPS.values() for c in cs}
@@ -354,8 +362,10 @@ def main(argv=None) -> int:
                 if c_files:
                     build(work, "_rank" if c_files <= RANK_SOURCES else
                           ("_core" if not c_files & RANK_SOURCES else ""))
-                rc, out = run_tests(work, m.tests, args.timeout)
+                rc, out = run_tests(work, m.tests, args.timeout, args.show_killers)
                 m.result = "killed" if rc != 0 else "SURVIVED"
+                if args.show_killers:
+                    m.killers = failed_tests(out)
                 if rc == -9:
                     m.result = "killed (timeout)"
             finally:
@@ -367,6 +377,8 @@ def main(argv=None) -> int:
                           ("_core" if not c_files & RANK_SOURCES else ""))
             m.seconds = time.time() - t0
             print(f"{m.result:9s} {m.name:32s} {m.seconds:5.1f} s", flush=True)
+            for t in getattr(m, "killers", []):
+                print(f"          {t}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
