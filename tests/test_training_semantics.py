@@ -349,9 +349,11 @@ def test_hogwild_takes_its_own_update_path_within_its_accuracy_bound():
         assert same(w2, w2b)  # the default mode repeats exactly
         w2h, h2h = _hog_train(2, True)
         assert not same(w2h, w2) and not same(w2h, w1)
-        # README: "same accuracy"; the loss falls as far
-        assert abs(h2h["accuracy"][-1] - h2["accuracy"][-1]) < 0.02
-        assert h2h["loss"][-1] < h2h["loss"][0] - 0.05
-        assert abs(h2h["loss"][-1] - h1["loss"][-1]) < 0.03
+        # README: "same accuracy": Hogwild trains (the loss falls from 0.65 to about 0.38)
+        # and ends no worse than the deterministic mode (measured: 0.008-0.014 better
+        # accuracy, 0.022-0.027 lower loss over 12 runs, 6 of them with both cores loaded)
+        assert h2h["loss"][-1] < h2h["loss"][0] - 0.2
+        assert h2h["accuracy"][-1] > h2["accuracy"][-1] - 0.02
+        assert h2h["loss"][-1] < h1["loss"][-1] + 0.02
     finally:
         neurec.set_num_threads(old)
