@@ -79,6 +79,66 @@ def loss_grad(loss, y: np.ndarray, p: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------
+# dropout masks: the C core's counter-based RNG (csrc/src/rng.c, plan.c), re-implemented
+
+_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def _splitmix64(x: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    z = x
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x, z ^ (z >> np.uint64(31))
+
+
+def _rotl(x: np.ndarray, k: int) -> np.ndarray:
+    return (x << np.uint64(k)) | (x >> np.uint64(64 - k))
+
+
+def dropout_mask(rate: float, seed: int, step: int, op_index: int, samples: np.ndarray,
+                 width: int) -> np.ndarray:
+    """The mask the C core applies in a training step: 0 or ``1 / (1 - rate)``.
+
+    Mirrors ``NR_OP_DROPOUT`` in ``csrc/src/plan.c``: sample ``s`` of the batch at
+    global step ``step`` (1-based) draws ``width`` uniforms from xoshiro256**
+    seeded with ``(seed ^ (step << 20) ^ op_index, s)`` through splitmix64, and
+    drops an element when its uniform (24 random bits) is below ``rate``.
+
+    Args:
+        rate: The layer's rate, in ``(0, 1)``.
+        seed: The epoch seed the C core was given.
+        step: The optimizer step of the batch (``iterations + 1`` for the first).
+        op_index: Position of the Dropout op in the compiled plan.
+        samples: Row indices of the batch's samples in the training arrays.
+        width: Values per sample of the layer's output.
+
+    Returns:
+        A float64 array of shape ``(len(samples), width)``.
+    """
+    with np.errstate(over="ignore"):
+        key = (np.uint64(seed % 2**64) ^ (np.uint64(step % 2**44) << np.uint64(20))
+               ^ np.uint64(op_index))
+        x = key ^ (np.asarray(samples, dtype=np.uint64) * np.uint64(0xD1B54A32D192ED03))
+        s = []
+        for _ in range(4):
+            x, z = _splitmix64(x)
+            s.append(z)
+        u = np.empty((len(x), width), dtype=np.float32)
+        for k in range(width):
+            u[:, k] = (_rotl(s[1] * np.uint64(5), 7) * np.uint64(9) >> np.uint64(40)).astype(
+                np.float32) * np.float32(1.0 / 16777216.0)
+            t = s[1] << np.uint64(17)
+            s[2] ^= s[0]
+            s[3] ^= s[1]
+            s[1] ^= s[2]
+            s[0] ^= s[3]
+            s[2] ^= t
+            s[3] = _rotl(s[3], 45)
+    return np.where(u < np.float32(rate), 0.0, 1.0 / (1.0 - rate))
+
+
+# ---------------------------------------------------------------------------
 # graph
 
 
@@ -100,10 +160,13 @@ def _w(params, layer, k):
     return layer.weights[k].astype(np.float64)
 
 
-def forward(model, inputs: List[np.ndarray], params=None,
-            nodes=None) -> Tuple[Optional[np.ndarray], Dict[int, np.ndarray]]:
-    """Inference-mode forward pass; returns (output, values by tensor id).
+def forward(model, inputs: List[np.ndarray], params=None, nodes=None,
+            masks=None) -> Tuple[Optional[np.ndarray], Dict[int, np.ndarray]]:
+    """Forward pass; returns (output, values by tensor id).
 
+    Inference mode unless ``masks`` maps Dropout layer names to training masks
+    (arrays of the layer's output shape, 0 or ``1 / (1 - rate)``, e.g. from
+    :func:`dropout_mask`), which then multiply those layers' inputs.
     ``params`` optionally maps (layer name, weight index) to float64 arrays used
     instead of the layer's own weights (for finite differences in float64).
     ``nodes`` restricts the pass to those nodes (in model order, closed under
@@ -129,6 +192,8 @@ def forward(model, inputs: List[np.ndarray], params=None,
             out = xs[0].reshape((xs[0].shape[0],) + node.outputs[0].shape[1:])
         elif isinstance(layer, core.Dropout):
             out = xs[0]
+            if masks is not None and layer.name in masks:
+                out = out * np.reshape(masks[layer.name], out.shape)
         elif isinstance(layer, merging.Dot):
             x, y = xs
             ax, ay, xm, ym = _dot_mats(layer, x, y)
@@ -152,9 +217,13 @@ def forward(model, inputs: List[np.ndarray], params=None,
     return vals.get(id(model.outputs[0])), vals
 
 
-def gradients(model, inputs: List[np.ndarray], y: np.ndarray, loss, params=None) -> Tuple[float, Dict]:
-    """Loss and gradients of every weight, keyed by (layer name, weight index)."""
-    out, vals = forward(model, inputs, params)
+def gradients(model, inputs: List[np.ndarray], y: np.ndarray, loss, params=None,
+              masks=None) -> Tuple[float, Dict]:
+    """Loss and gradients of every weight, keyed by (layer name, weight index).
+
+    ``masks``: Dropout training masks by layer name, as in :func:`forward`.
+    """
+    out, vals = forward(model, inputs, params, masks=masks)
     grads: Dict[Tuple[str, int], np.ndarray] = {}
     g: Dict[int, np.ndarray] = {id(model.outputs[0]): loss_grad(loss, y.astype(np.float64), out)}
 
@@ -187,6 +256,8 @@ def gradients(model, inputs: List[np.ndarray], y: np.ndarray, loss, params=None)
         elif isinstance(layer, (core.Flatten, core.Reshape)):
             add(node.inputs[0], gy.reshape(xs[0].shape))
         elif isinstance(layer, core.Dropout):
+            if masks is not None and layer.name in masks:
+                gy = gy * np.reshape(masks[layer.name], gy.shape)
             add(node.inputs[0], gy)
         elif isinstance(layer, merging.Dot):
             x, y2 = xs

@@ -99,7 +99,15 @@ class AUC(Metric):
     """Area under the ROC curve of predictions against (possibly soft) labels.
 
     ``evaluate`` computes it exactly (ties count one half); ``fit`` from a
-    8,192-bin histogram of probabilities, close to exact once predictions spread out.
+    8,192-bin histogram of probabilities (bin ``round(p * 8191)``). Pairs in different
+    bins are ranked exactly and pairs sharing a bin count one half, so the binned value
+    is within half the share of positive-negative pairs whose predictions are less than
+    1/8191 apart of the exact AUC (exact when no pair is that close).
+
+    Args:
+        name: Name in logs (default ``'auc'``).
+        from_logits: Predictions are logits (set automatically for a
+            ``from_logits=True`` loss).
     """
 
     default_name = "auc"

@@ -47,11 +47,53 @@ def merges():
     c = Concatenate(axis=1)([s, d, a])                   # (None, 6, 5)
     h = Dense(3, activation="tanh")(c)                   # dense on 3-D
     h = Activation("softmax")(h)
-    dot2 = Dot(axes=2)([h, Reshape((6, 3))(Dense(3)(Flatten()(c)) if False else h)])  # (None, 6, 6)
+    r = Reshape((6, 3))(Dropout(0.25)(Dense(18)(Flatten()(c))))  # (None, 6, 3)
+    dot2 = Dot(axes=2)([h, r])                                  # (None, 6, 6)
     f = Flatten()(dot2)
     cos = Dot(axes=1, normalize=True)([Flatten()(eu), Flatten()(ei)])
-    out = Dense(1, activation="sigmoid")(Concatenate()([f, cos, Dropout(0.0)(Flatten()(d))]))
+    out = Dense(1, activation="sigmoid")(Concatenate()([f, cos, Dropout(0.5)(Flatten()(d))]))
     return Model([u, i], out)
+
+
+def dropout_tower():
+    """NeuMF-like tower with Dropout between Dense layers and before the output."""
+    u, i = Input(shape=(1,)), Input(shape=(1,))
+    h = Concatenate()([Flatten()(Embedding(NU, 6)(u)), Flatten()(Embedding(NI, 6)(i))])
+    h = Dropout(0.2)(Dense(16, activation="relu")(h))
+    h = Dropout(0.5)(Dense(8, activation="tanh")(h))
+    return Model([u, i], Dense(1, activation="sigmoid")(h))
+
+
+def dropout_masks(model, n, seed, step=1, samples=None):
+    """The C core's Dropout masks for a training step (see ``neurec._reference.dropout_mask``).
+
+    Args:
+        model: A compiled model (its plan is built here if needed).
+        n: Batch size.
+        seed: The seed given to ``fit`` (epoch 0's seed is derived from it as in ``fit``).
+        step: The batch's optimizer step (1 for a fresh optimizer's first batch).
+        samples: Row indices of the batch (default ``arange(n)``: ``shuffle=False``).
+
+    Returns:
+        ``{layer name: mask}`` for every Dropout layer with ``rate > 0``.
+    """
+    from neurec import _reference as ref
+    from neurec.layers.core import OP_DROPOUT
+    model._get_plan()
+    b = model._builder
+    epoch_seed = (seed * 1000003) % 2**64
+    samples = np.arange(n) if samples is None else samples
+    masks = {}
+    for node in model._nodes_in_order:
+        layer = node.layer
+        if isinstance(layer, Dropout) and layer.rate > 0:
+            v = b.tensor_value[id(node.outputs[0])]
+            oi = [k for k, op in enumerate(b.ops) if op[0] == OP_DROPOUT and op[1] == v]
+            assert len(oi) == 1
+            width = b.value_sizes[v]
+            masks[layer.name] = ref.dropout_mask(layer.rate, epoch_seed, step, oi[0], samples,
+                                                 width).reshape((n,) + node.outputs[0].shape[1:])
+    return masks
 
 
 def regression():
@@ -63,7 +105,8 @@ def regression():
     return Model([x, e], out)
 
 
-ALL = {"ncf": ncf_example, "nmf": nmf_example, "neumf": neumf, "merges": merges}
+ALL = {"ncf": ncf_example, "nmf": nmf_example, "neumf": neumf, "merges": merges,
+       "dropout_tower": dropout_tower}
 
 
 def data_for(model, n, seed=0):

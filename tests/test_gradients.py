@@ -6,21 +6,25 @@ import pytest
 from neurec import _reference as ref
 from neurec import losses, optimizers
 
-from graphs import ALL, data_for, ncf_example, neumf, regression
+from graphs import ALL, data_for, dropout_masks, ncf_example, neumf, regression
+
+SEED = 11  # fit's seed, which keys the Dropout masks
 
 
 def c_gradients(model, xs, y, loss):
     """Gradients computed by the C core: one full-batch SGD step with lr=1."""
     before = model.get_weights()
     model.compile(optimizer=optimizers.SGD(learning_rate=1.0), loss=loss)
-    model.fit(xs, y, batch_size=len(y), epochs=1, shuffle=False, verbose=0)
+    model.fit(xs, y, batch_size=len(y), epochs=1, shuffle=False, verbose=0, seed=SEED)
     after = model.get_weights()
     model.set_weights(before)
     return [b.astype(np.float64) - a for b, a in zip(before, after)]
 
 
 def ref_grad_list(model, xs, y, loss):
-    _, g = ref.gradients(model, xs, y, loss)
+    """Reference gradients under the masks the C core drew for ``c_gradients``'s step."""
+    masks = dropout_masks(model, len(y), SEED) if model._compiled else None
+    _, g = ref.gradients(model, xs, y, loss, masks=masks)
     out = []
     for layer in model.layers:
         for k, w in enumerate(layer.weights):
@@ -28,13 +32,13 @@ def ref_grad_list(model, xs, y, loss):
     return out
 
 
-def finite_diff(model, xs, y, loss, params, key, idx, h=1e-6):
+def finite_diff(model, xs, y, loss, params, key, idx, h=1e-6, masks=None):
     w = params[key]
     old = w[idx]
     w[idx] = old + h
-    lp = ref.loss_value(loss, y, ref.forward(model, xs, params)[0])
+    lp = ref.loss_value(loss, y, ref.forward(model, xs, params, masks=masks)[0])
     w[idx] = old - h
-    lm = ref.loss_value(loss, y, ref.forward(model, xs, params)[0])
+    lm = ref.loss_value(loss, y, ref.forward(model, xs, params, masks=masks)[0])
     w[idx] = old
     return (lp - lm) / (2 * h)
 
@@ -62,13 +66,15 @@ def test_reference_gradients_match_finite_differences(name, loss):
     params = {(l.name, k): w.astype(np.float64) * 5.0 for l in model.layers for k, w in enumerate(l.weights)}
     xs = data_for(model, 16, seed=3)
     y = np.random.default_rng(4).random(16)
-    _, g = ref.gradients(model, xs, y, loss, params)
+    masks = dropout_masks(model, 16, seed=6)  # training mode: Dropout layers apply a mask
+    assert all(np.any(m == 0) for m in masks.values())
+    _, g = ref.gradients(model, xs, y, loss, params, masks=masks)
     rng = np.random.default_rng(5)
     checked = 0
     for key, gw in g.items():
         for _ in range(4):
             idx = tuple(rng.integers(0, s) for s in gw.shape)
-            fd = finite_diff(model, xs, y, loss, params, key, idx)
+            fd = finite_diff(model, xs, y, loss, params, key, idx, masks=masks)
             assert abs(fd - gw[idx]) <= 1e-5 * max(1.0, abs(gw[idx])), (key, idx, fd, gw[idx])
             checked += 1
     assert checked >= 4 * len(model.weights) - 4

@@ -20,6 +20,11 @@ OPTS = [
     lambda s: optimizers.Adagrad(0.05, sparse_updates=s),
     lambda s: optimizers.RMSprop(0.01, sparse_updates=s),
     lambda s: optimizers.RMSprop(0.01, momentum=0.5, centered=True, sparse_updates=s),
+    # every hyperparameter away from its default, so each must reach C
+    lambda s: optimizers.Adam(0.02, beta_1=0.5, beta_2=0.9, epsilon=1e-3, sparse_updates=s),
+    lambda s: optimizers.Adagrad(0.05, initial_accumulator_value=0.5, epsilon=1e-2,
+                                 sparse_updates=s),
+    lambda s: optimizers.RMSprop(0.01, rho=0.5, epsilon=1e-3, sparse_updates=s),
 ]
 
 

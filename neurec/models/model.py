@@ -320,11 +320,14 @@ class Model:
             verbose: 0 silent, 1 progress bar, 2 one line per epoch, ``'auto'`` = 1.
             callbacks: List of :class:`neurec.callbacks.Callback`.
             validation_split: Share of the data (taken from the end, before shuffling)
-                held out for validation.
-            validation_data: ``(x_val, y_val)`` evaluated at the end of each epoch.
+                held out for validation. Ignored when ``validation_data`` is given.
+            validation_data: ``(x_val, y_val)`` evaluated at the end of each epoch;
+                it overrides ``validation_split`` (as in Keras).
             shuffle: Shuffle the samples every epoch (seeded).
             initial_epoch: Epoch to start from (for resuming).
-            validation_freq: Validate every this many epochs.
+            validation_freq: An int ``k``: validate every ``k`` epochs (after epochs
+                ``k, 2k, ...``, 1-based); or a list of the 1-based epochs after which
+                to validate (as in Keras).
             seed: Seed of shuffling and dropout; default drawn from neurec's global RNG
                 (see :func:`neurec.utils.set_random_seed`). With one thread, the same
                 seed and initial weights give bit-identical results.
@@ -356,6 +359,8 @@ class Model:
         b = self._builder
         out_size = int(np.prod(self.output_shape[1:]))
         seed = _default_seed() if seed is None else int(seed)
+        if validation_data is not None:
+            validation_split = 0.0  # Keras: validation_data overrides validation_split
         sampler = x if hasattr(x, "_neurec_epoch") else None
         val = None
         if sampler is not None:
@@ -381,7 +386,7 @@ class Model:
                 inputs = [a[:k] for a in inputs]
                 labels = labels[:k]
                 n = k
-        if validation_data is not None and not validation_split:
+        if validation_data is not None:
             if not isinstance(validation_data, (list, tuple)) or len(validation_data) not in (2, 3):
                 raise ValueError("validation_data must be a tuple (x_val, y_val)")
             vx = _data.prepare_inputs(self, validation_data[0], b)
@@ -426,7 +431,7 @@ class Model:
                 epoch_logs = self._logs_from_stats(totals) if totals is not None else {}
                 if "loss" in epoch_logs:
                     epoch_logs["loss"] += self._regularization_penalty()
-                if val is not None and (epoch + 1) % int(validation_freq) == 0:
+                if val is not None and _should_validate(epoch, validation_freq):
                     vres = self._evaluate_arrays(val[0], val[1])
                     epoch_logs.update({"val_" + k: v for k, v in vres.items()})
                 cbs.on_epoch_end(epoch, epoch_logs)
@@ -629,6 +634,14 @@ class Model:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}>"
+
+
+def _should_validate(epoch: int, validation_freq) -> bool:
+    """Keras's rule: an int ``k`` validates after every ``k``-th epoch, a list after
+    the 1-based epochs it names."""
+    if isinstance(validation_freq, (list, tuple, set, range)):
+        return epoch + 1 in validation_freq
+    return (epoch + 1) % int(validation_freq) == 0
 
 
 def _merge_stats(a, b):

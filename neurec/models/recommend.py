@@ -277,8 +277,8 @@ def hoisted_pair_model(model, roles):
         mapped[id(out)] = res
     if not split:
         return None  # nothing expensive to hoist: the plain model is as fast
-    inputs = [nu_in, ni_in] if uslot == 0 else [ni_in, nu_in]
-    fast = Model(inputs, mapped[id(model.outputs[0])], name=model.name + "_scoring")
+    # user ids first, whatever the model's order: the caller scores through default roles
+    fast = Model([nu_in, ni_in], mapped[id(model.outputs[0])], name=model.name + "_scoring")
     return fast
 
 

@@ -1,0 +1,438 @@
+"""A rerunnable mutation check of neurec's test suite.
+
+Each mutant is one textual substitution in one file (Python or C) that plants a bug. The
+script copies the repository (tracked and untracked-but-not-ignored files) to a temporary
+directory, builds the C extensions there once, checks that every test subset passes
+unmutated, then, for each mutant: applies it, rebuilds the extension if a C file changed,
+runs the mutant's test subset and records whether some test failed (the mutant is
+*killed*) or all passed (it *survived*), and restores the file. The report gives the kill
+rate per module and lists every mutant.
+
+It is a tool, not a test: pytest does not collect it. Run from the repository root::
+
+    python tests/mutation/run_mutants.py                 # all mutants, ~5 min on 2 cores
+    python tests/mutation/run_mutants.py --list          # the mutants, nothing run
+    python tests/mutation/run_mutants.py --only lr-not-passed,auc-flipped
+    python tests/mutation/run_mutants.py --markdown out.md
+
+Exit status: 0 if every mutant was killed, 1 if any survived, 2 on a setup error (a
+mutant's text not found exactly once, a build failure, or a test subset failing
+unmutated).
+
+The mutants marked ``issue`` are the bugs issue 15 planted that the suite used to miss.
+The extensions are built with this interpreter's setuptools (``setup.py build_ext``), so it
+needs the version ``pyproject.toml`` requires.
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import List, Tuple
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# test subsets
+T_GRAD = ["tests/test_gradients.py"]
+T_SEM = ["tests/test_training_semantics.py"]
+T_MET = ["tests/test_metric_values.py", "tests/test_model_api.py"]
+T_API = ["tests/test_public_api.py"]
+T_THR = ["tests/test_threads_interrupt.py"]
+T_CB = ["tests/test_callbacks.py", "tests/test_training_semantics.py"]
+T_PAR = ["tests/test_parity_fixtures.py", "tests/test_optimizers.py"]
+T_SAVE = ["tests/test_saving.py", "tests/test_public_api.py"]
+T_REC = ["tests/test_recommend.py", "tests/test_public_api.py"]
+
+
+@dataclass
+class Mutant:
+    """One planted bug: replace ``old`` (which must occur exactly once) by ``new``."""
+
+    name: str
+    path: str
+    old: str
+    new: str
+    tests: List[str]
+    issue: bool = False  # one of the bugs issue 15 lists
+    what: str = ""
+    result: str = field(default="", compare=False)
+    seconds: float = field(default=0.0, compare=False)
+
+
+M = Mutant
+MUTANTS: List[Mutant] = [
+    # -- the bugs issue 15 planted (all survived the suite before it) ----------------------
+    M("dropout-forward-unscaled", "csrc/src/plan.c",
+      "y[b * so + k] = x[b * so + k] * m;", "y[b * so + k] = x[b * so + k] * (m != 0.0f);",
+      T_GRAD + T_SEM, True, "Dropout's forward pass drops without scaling by 1/(1-rate)"),
+    M("dropout-backward-unscaled", "csrc/src/plan.c",
+      "gx[k] += gy[k] * mask[k];", "gx[k] += gy[k] * (mask[k] != 0.0f);",
+      T_GRAD, True, "Dropout's backward pass masks without the 1/(1-rate) scale"),
+    M("lr-not-passed", "neurec/models/model.py",
+      "                    plan.set_optimizer(opt._c_tuple())\n", "",
+      T_SEM, True, "a learning-rate change after compile never reaches the C optimizer"),
+    M("val-split-head", "neurec/models/model.py",
+      "val = ([a[k:] for a in inputs], labels[k:])\n                inputs = [a[:k] for a in inputs]\n"
+      "                labels = labels[:k]",
+      "val = ([a[:n - k] for a in inputs], labels[:n - k])\n"
+      "                inputs = [a[n - k:] for a in inputs]\n                labels = labels[n - k:]",
+      T_SEM + ["tests/test_model_api.py"], True, "validation_split holds out the head"),
+    M("stop-ignored", "neurec/models/model.py",
+      "                    cbs.on_train_batch_end(batch - 1, logs)\n"
+      "                    if self.stop_training:\n                        break\n",
+      "                    cbs.on_train_batch_end(batch - 1, logs)\n",
+      T_SEM, True, "stop_training set mid-epoch waits for the epoch's end"),
+    M("hogwild-dropped", "neurec/models/model.py",
+      'bool(getattr(self, "hogwild", False))', "False",
+      T_SEM, True, "compile(hogwild=True) is silently ignored"),
+    M("auc-flipped", "neurec/metrics.py",
+      "return float(np.sum(pos * (neg_below + 0.5 * neg)) / (tp * tn))",
+      "return 1.0 - float(np.sum(pos * (neg_below + 0.5 * neg)) / (tp * tn))",
+      T_MET, True, "AUC returned as 1 - AUC"),
+    M("ctrl-c-step-lost", "neurec/models/model.py",
+      "        finally:\n            opt.iterations = int(step[0])\n",
+      "        finally:\n            pass\n",
+      T_SEM + T_THR, True, "a chunk's steps are lost when KeyboardInterrupt hits as C returns"),
+    # -- model.py ------------------------------------------------------------------------
+    M("validation-split-wins", "neurec/models/model.py",
+      "        if validation_data is not None:\n            validation_split = 0.0",
+      "        if False:\n            validation_split = 0.0",
+      T_SEM, what="validation_split used although validation_data is given"),
+    M("validation-freq-off-by-one", "neurec/models/model.py",
+      "return (epoch + 1) % int(validation_freq) == 0", "return epoch % int(validation_freq) == 0",
+      T_SEM, what="int validation_freq counted from epoch 0"),
+    M("validation-freq-list-0-based", "neurec/models/model.py",
+      "return epoch + 1 in validation_freq", "return epoch in validation_freq",
+      T_SEM, what="list validation_freq read as 0-based epochs"),
+    M("trainable-weights-all", "neurec/models/model.py",
+      "for w in layer.trainable_weights]", "for w in layer.weights]",
+      T_API, what="Model.trainable_weights includes frozen layers"),
+    M("call-ignores-input", "neurec/models/model.py",
+      "                             \"supported; build one graph from the layers instead\")\n"
+      "        return self.predict(x)",
+      "                             \"supported; build one graph from the layers instead\")\n"
+      "        return self.predict(x)[::-1]",
+      T_API, what="Model.__call__ returns rows in the wrong order"),
+    M("penalty-not-in-fit-loss", "neurec/models/model.py",
+      'epoch_logs["loss"] += self._regularization_penalty()', "pass",
+      T_MET, what="fit's loss omits the L2 penalty"),
+    # -- metrics.py ----------------------------------------------------------------------
+    M("auc-ties-win", "neurec/metrics.py",
+      "np.sum(pos * (neg_below + 0.5 * neg))", "np.sum(pos * (neg_below + neg))",
+      T_MET, what="AUC counts tied pairs as wins"),
+    M("accuracy-threshold-inclusive", "neurec/metrics.py",
+      "return float(np.mean((p > self.threshold)", "return float(np.mean((p >= self.threshold)",
+      T_MET, what="evaluate's accuracy counts 0.5 as positive"),
+    M("accuracy-logits-no-sigmoid", "neurec/metrics.py",
+      "        if self.from_logits:\n            p = 1.0 / (1.0 + np.exp(-p))\n"
+      "        return float(np.mean((p > self.threshold)",
+      "        return float(np.mean((p > self.threshold)",
+      T_MET, what="accuracy thresholds logits at 0.5"),
+    M("mse-as-mae", "neurec/metrics.py",
+      "return float(np.mean((p - t) ** 2 * np.ones_like(p)))",
+      "return float(np.mean(np.abs(p - t) * np.ones_like(p)))",
+      T_MET, what="evaluate's mse is the mae"),
+    M("mae-from-sq-err", "neurec/metrics.py",
+      'return s["abs_err"] / max(s["elements"], 1.0)', 'return s["sq_err"] / max(s["elements"], 1.0)',
+      T_MET, what="fit's mae is the mse"),
+    # -- callbacks.py --------------------------------------------------------------------
+    M("scheduler-not-applied", "neurec/callbacks.py",
+      "        optimizer.learning_rate = float(lr)\n", "",
+      T_CB, what="LearningRateScheduler computes the rate but never sets it"),
+    M("plateau-no-factor", "neurec/callbacks.py",
+      "new_lr = max(old_lr * self.factor, self.min_lr)", "new_lr = max(old_lr, self.min_lr)",
+      T_CB, what="ReduceLROnPlateau never lowers the rate"),
+    M("terminate-on-nan-noop", "neurec/callbacks.py",
+      '            _print(f"Batch {batch}: Invalid loss, terminating training")\n'
+      "            self.model.stop_training = True",
+      '            _print(f"Batch {batch}: Invalid loss, terminating training")',
+      T_CB, what="TerminateOnNaN prints but does not stop"),
+    # -- initializers.py -----------------------------------------------------------------
+    M("glorot-fan-in", "neurec/initializers.py",
+      'scale, mode, distribution = 1.0, "fan_avg", "uniform"',
+      'scale, mode, distribution = 1.0, "fan_in", "uniform"',
+      T_API, what="GlorotUniform scales by fan_in"),
+    M("he-normal-scale-1", "neurec/initializers.py",
+      'scale, mode, distribution = 2.0, "fan_in", "truncated_normal"',
+      'scale, mode, distribution = 1.0, "fan_in", "truncated_normal"',
+      T_API, what="HeNormal uses scale 1"),
+    M("lecun-normal-fan-out", "neurec/initializers.py",
+      'scale, mode, distribution = 1.0, "fan_in", "truncated_normal"',
+      'scale, mode, distribution = 1.0, "fan_out", "truncated_normal"',
+      T_API, what="LecunNormal scales by fan_out"),
+    M("truncated-no-correction", "neurec/initializers.py",
+      "std = math.sqrt(var) / 0.87962566103423978", "std = math.sqrt(var)",
+      T_API, what="truncated variance-scaling draws lack Keras's 0.8796 correction"),
+    M("truncation-at-3-sigma", "neurec/initializers.py",
+      "    bad = np.abs(out) > 2.0\n    while bad.any():\n"
+      "        out[bad] = g.normal(0.0, 1.0, size=int(bad.sum()))\n        bad = np.abs(out) > 2.0",
+      "    bad = np.abs(out) > 3.0\n    while bad.any():\n"
+      "        out[bad] = g.normal(0.0, 1.0, size=int(bad.sum()))\n        bad = np.abs(out) > 3.0",
+      T_API, what="truncated normals cut at 3 standard deviations"),
+    M("fans-swapped", "neurec/initializers.py",
+      "        return shape[0], shape[1]", "        return shape[1], shape[0]",
+      T_API, what="fan_in and fan_out of 2-D kernels swapped"),
+    M("seed-ignored", "neurec/initializers.py",
+      "self._rng = None if seed is None else np.random.default_rng(seed)", "self._rng = None",
+      T_API, what="initializer seeds ignored (global generator used)"),
+    M("uniform-default-range", "neurec/initializers.py",
+      "def __init__(self, minval: float = -0.05, maxval: float = 0.05,",
+      "def __init__(self, minval: float = -0.1, maxval: float = 0.1,",
+      T_API, what="RandomUniform's default range is not Keras's"),
+    # -- optimizers.py -------------------------------------------------------------------
+    M("adam-default-epsilon", "neurec/optimizers.py",
+      "epsilon: float = 1e-7, amsgrad: bool = False", "epsilon: float = 1e-8, amsgrad: bool = False",
+      T_API, what="Adam's default epsilon is PyTorch's"),
+    M("rmsprop-default-rho", "neurec/optimizers.py",
+      "def __init__(self, learning_rate: float = 0.001, rho: float = 0.9,",
+      "def __init__(self, learning_rate: float = 0.001, rho: float = 0.99,",
+      T_API, what="RMSprop's default rho is PyTorch's"),
+    M("sgd-default-lr", "neurec/optimizers.py",
+      "def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0,",
+      "def __init__(self, learning_rate: float = 0.1, momentum: float = 0.0,",
+      T_API, what="SGD's default learning rate"),
+    M("adagrad-default-accumulator", "neurec/optimizers.py",
+      "initial_accumulator_value: float = 0.1,", "initial_accumulator_value: float = 0.0,",
+      T_API, what="Adagrad's default initial accumulator"),
+    M("rmsprop-rho-not-passed", "neurec/optimizers.py",
+      'getattr(self, "rho", 0.9),', "0.9,",
+      T_PAR, what="RMSprop's rho never reaches C"),
+    M("adam-beta2-not-passed", "neurec/optimizers.py",
+      'getattr(self, "beta_2", 0.999),', "0.999,",
+      T_PAR, what="Adam's beta_2 never reaches C"),
+    # -- saving.py / sequential.py / layers ----------------------------------------------
+    M("overwrite-ignored", "neurec/models/saving.py",
+      "    if os.path.exists(path) and not overwrite:", "    if False:",
+      T_SAVE, what="save(overwrite=False) replaces the file"),
+    M("load-compile-ignored", "neurec/models/saving.py",
+      "        if compile and comp:", "        if comp:",
+      T_SAVE, what="load_model(compile=False) compiles anyway"),
+    M("pop-first", "neurec/models/sequential.py",
+      "layer = self._stack.pop()", "layer = self._stack.pop(0)",
+      T_API, what="Sequential.pop removes the first layer"),
+    M("bias-regularizer-dropped", "neurec/layers/core.py",
+      "self.bias_regularizer = regularizers.get(bias_regularizer)", "self.bias_regularizer = None",
+      T_API, what="Dense(bias_regularizer=) ignored"),
+    M("dropout-rate-zero-in-c", "neurec/layers/core.py",
+      "b.op(OP_DROPOUT, out, [b.value(src)], rate=self.rate)",
+      "b.op(OP_DROPOUT, out, [b.value(src)], rate=0.0)",
+      T_GRAD + T_SEM, what="Dropout lowered to the C plan with rate 0"),
+    # -- recommend.py --------------------------------------------------------------------
+    M("item-input-ignored", "neurec/models/recommend.py",
+      "self.iname = item_input or names[1]", "self.iname = names[1]",
+      T_REC, what="recommend(item_input=) ignored"),
+    M("scoring-model-input-order", "neurec/models/recommend.py",
+      'fast = Model([nu_in, ni_in], mapped[id(model.outputs[0])], name=model.name + "_scoring")',
+      'fast = Model([nu_in, ni_in] if uslot == 0 else [ni_in, nu_in], mapped[id(model.outputs[0])],'
+      ' name=model.name + "_scoring")',
+      T_REC, what="the bug found by test_recommend_with_named_inputs_in_any_order"),
+    # -- C core ----------------------------------------------------------------------------
+    M("dropout-mask-per-batch", "csrc/src/plan.c",
+      "(uint64_t)sample_of(c, b0 + b));", "(uint64_t)0);",
+      T_GRAD, what="one Dropout mask for every sample of a batch"),
+    M("gil-held-in-fit", "csrc/py/_core.c",
+      "        Py_BEGIN_ALLOW_THREADS                                  \\\n"
+      "        nr_mutex_lock(&(SELF)->lock);",
+      "        {                                                       \\\n"
+      "        nr_mutex_lock(&(SELF)->lock);",
+      T_THR, what="a plan's fit and predict hold the GIL"),
+    M("gil-held-in-fit-end", "csrc/py/_core.c",
+      "        nr_mutex_unlock(&(SELF)->lock);                         \\\n"
+      "        Py_END_ALLOW_THREADS",
+      "        nr_mutex_unlock(&(SELF)->lock);                         \\\n"
+      "        }",
+      [], what="(companion of gil-held-in-fit, applied with it)"),
+    M("hogwild-never-taken", "csrc/src/plan.c",
+      "int hog = p->d.hogwild && p->d.sparse", "int hog = 0 && p->d.sparse",
+      T_SEM, what="the C core never takes the Hogwild path"),
+    M("hogwild-step-count", "csrc/src/plan.c",
+      "    *step += done;\n", "    *step += done - (done > 1);\n",
+      T_SEM + T_THR, what="Hogwild loses a step per chunk"),
+    M("accuracy-threshold-inclusive-c", "csrc/src/plan.c",
+      "st->correct += (float)(prob > 0.5f) == t;", "st->correct += (float)(prob >= 0.5f) == t;",
+      T_MET, what="fit's accuracy counts 0.5 as positive"),
+    M("mae-signed-c", "csrc/src/plan.c",
+      "st->abs_err += fabs((double)(pr - t));", "st->abs_err += (double)(pr - t);",
+      T_MET, what="fit's mae sums signed errors"),
+]
+
+# applied together (a mutant whose text spans two places)
+GROUPS = {"gil-held-in-fit": ["gil-held-in-fit-end"]}
+
+RANK_SOURCES = {"csrc/py/_rank.c", "csrc/src/rank.c"}
+
+
+def sh(cmd, cwd, env=None, timeout=None) -> Tuple[int, str]:
+    try:
+        p = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+        return p.returncode, p.stdout + p.stderr
+    except subprocess.TimeoutExpired as e:
+        return -9, f"timeout after {timeout} s: {e}"
+
+
+def copy_repo(dst: str) -> None:
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                           cwd=REPO, capture_output=True, check=True).stdout.split(b"\0")
+    for f in files:
+        f = f.decode()
+        if not f or not os.path.isfile(os.path.join(REPO, f)):
+            continue
+        os.makedirs(os.path.dirname(os.path.join(dst, f)) or dst, exist_ok=True)
+        shutil.copy2(os.path.join(REPO, f), os.path.join(dst, f))
+
+
+def check_build_env() -> str:
+    """Why ``setup.py build_ext`` cannot run in this interpreter ('' if it can): it uses the
+    environment's setuptools, not an isolated one, so pyproject's minimum applies here."""
+    import re
+    with open(os.path.join(REPO, "pyproject.toml")) as f:
+        m = re.search(r'"setuptools>=([0-9]+)', f.read())
+    try:
+        import setuptools
+    except ImportError:
+        return "setuptools is not installed"
+    if m and int(setuptools.__version__.split(".")[0]) < int(m.group(1)):
+        return (f"setuptools {setuptools.__version__} is older than pyproject.toml's "
+                f"setuptools>={m.group(1)}: pip install 'setuptools>={m.group(1)}'")
+    return ""
+
+
+def build(work: str, only: str = "") -> None:
+    env = dict(os.environ, NEUREC_CFLAGS="-O1")  # faster builds; -O1 is appended after -O3
+    if only:
+        env["NEUREC_BUILD_ONLY"] = only
+    # --force: mtimes are not trusted (a mutant and its revert can land within one tick)
+    rc, out = sh([sys.executable, "setup.py", "-q", "build_ext", "--inplace", "--force"], work, env)
+    if rc != 0:
+        sys.exit(f"build failed:\n{out[-3000:]}")
+
+
+def run_tests(work: str, tests: List[str], timeout: float, all_failures: bool = False
+              ) -> Tuple[int, str]:
+    env = dict(os.environ, PYTHONPATH=work, PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg")
+    stop = ["-rf"] if all_failures else ["-x"]
+    return sh([sys.executable, "-m", "pytest", "-q", *stop, "-p", "no:cacheprovider", *tests],
+              work, env, timeout)
+
+
+def failed_tests(out: str) -> List[str]:
+    return [line.split()[1] for line in out.splitlines() if line.startswith("FAILED ")]
+
+
+def module_of(m: Mutant) -> str:
+    return m.path
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--only", help="comma-separated mutant names")
+    ap.add_argument("--list", action="store_true", help="list the mutants and exit")
+    ap.add_argument("--markdown", help="also write the report as a Markdown table to this file")
+    ap.add_argument("--timeout", type=float, default=300.0, help="seconds per test run")
+    ap.add_argument("--show-killers", action="store_true",
+                    help="run each subset to the end and list the tests that fail (slower)")
+    args = ap.parse_args(argv)
+
+    companions = {c for cs in GROUPS.values() for c in cs}
+    mutants = [m for m in MUTANTS if m.name not in companions]
+    if args.only:
+        names = set(args.only.split(","))
+        unknown = names - {m.name for m in mutants}
+        if unknown:
+            sys.exit(f"unknown mutants: {sorted(unknown)}")
+        mutants = [m for m in mutants if m.name in names]
+    by_name = {m.name: m for m in MUTANTS}
+    if args.list:
+        for m in mutants:
+            print(f"{m.name:32s} {m.path:28s} {'issue ' if m.issue else ''}{m.what}")
+        return 0
+
+    problem = check_build_env()
+    if problem:
+        print(f"setup error: {problem}")
+        return 2
+    start = time.time()
+    work = tempfile.mkdtemp(prefix="neurec-mutants-")
+    try:
+        copy_repo(work)
+        # every mutant's text must occur exactly once, or the run is meaningless
+        for m in MUTANTS:
+            with open(os.path.join(work, m.path)) as f:
+                n = f.read().count(m.old)
+            if n != 1:
+                print(f"setup error: mutant {m.name}: text found {n} times in {m.path}")
+                return 2
+        build(work)
+        subsets = sorted({t for m in mutants for t in m.tests})
+        rc, out = run_tests(work, subsets, args.timeout)
+        if rc != 0:
+            print(f"setup error: the unmutated tests fail:\n{out[-3000:]}")
+            return 2
+        print(f"baseline: {len(subsets)} test files pass unmutated ({time.time() - start:.0f} s)")
+        for m in mutants:
+            group = [m] + [by_name[c] for c in GROUPS.get(m.name, [])]
+            originals = {}
+            for g in group:
+                p = os.path.join(work, g.path)
+                originals.setdefault(p, open(p).read())
+                with open(p) as f:
+                    text = f.read()
+                with open(p, "w") as f:
+                    f.write(text.replace(g.old, g.new, 1))
+            c_files = {g.path for g in group if g.path.startswith("csrc/")}
+            t0 = time.time()
+            try:
+                if c_files:
+                    build(work, "_rank" if c_files <= RANK_SOURCES else
+                          ("_core" if not c_files & RANK_SOURCES else ""))
+                rc, out = run_tests(work, m.tests, args.timeout, args.show_killers)
+                m.result = "killed" if rc != 0 else "SURVIVED"
+                if args.show_killers:
+                    m.killers = failed_tests(out)
+                if rc == -9:
+                    m.result = "killed (timeout)"
+            finally:
+                for p, text in originals.items():
+                    with open(p, "w") as f:
+                        f.write(text)
+                if c_files:
+                    build(work, "_rank" if c_files <= RANK_SOURCES else
+                          ("_core" if not c_files & RANK_SOURCES else ""))
+            m.seconds = time.time() - t0
+            print(f"{m.result:9s} {m.name:32s} {m.seconds:5.1f} s", flush=True)
+            for t in getattr(m, "killers", []):
+                print(f"          {t}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    # report per module
+    modules = {}
+    for m in mutants:
+        k = module_of(m)
+        modules.setdefault(k, [0, 0])
+        modules[k][1] += 1
+        modules[k][0] += m.result.startswith("killed")
+    killed = sum(k for k, _ in modules.values())
+    lines = ["| module | killed / mutants |", "|---|---|"]
+    for k in sorted(modules):
+        lines.append(f"| `{k}` | {modules[k][0]} / {modules[k][1]} |")
+    lines.append(f"| **total** | **{killed} / {len(mutants)}** |")
+    lines += ["", "| mutant | module | bug | result |", "|---|---|---|---|"]
+    for m in mutants:
+        lines.append(f"| `{m.name}`{' (issue 15)' if m.issue else ''} | `{m.path}` | {m.what} | "
+                     f"{m.result} |")
+    report = "\n".join(lines)
+    print()
+    print(report)
+    print(f"\n{killed}/{len(mutants)} killed in {time.time() - start:.0f} s")
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(report + "\n")
+    return 0 if killed == len(mutants) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
