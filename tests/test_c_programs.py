@@ -15,6 +15,7 @@ toolchain found here (CI installs them all; each one missing is skipped):
 * ``portable``: gcc without the 128-bit integer and without SIMD clones, as a
   32-bit target or an unknown compiler builds it;
 * ``clang`` and ``gcc-11``: the other compilers of a user's machine;
+* ``musl``: gcc against musl libc (Alpine, musllinux wheels; no GNU ifunc);
 * ``mingw``: MinGW-w64 for Windows x86-64 (Win32 threads), run under Wine;
 * ``aarch64``: the aarch64 cross gcc (NEON baseline), run under qemu-user.
 
@@ -69,6 +70,7 @@ TOOLCHAINS = {
     "portable": Toolchain("gcc", ("-O2", "-pthread", "-DNR_NO_INT128", "-DNR_NO_MULTIVERSION")),
     "clang": Toolchain("clang", ("-O2", "-pthread")),
     "gcc-11": Toolchain("gcc-11", ("-O2", "-pthread")),
+    "musl": Toolchain("musl-gcc", ("-O2", "-pthread")),
     "mingw": Toolchain("x86_64-w64-mingw32-gcc", ("-O2",), libs=(), runner=("wine",),
                        exe_suffix=".exe", needs=("wine",), env={"WINEDEBUG": "-all"}),
     "aarch64": Toolchain("aarch64-linux-gnu-gcc", ("-O2", "-pthread"),
