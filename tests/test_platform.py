@@ -288,3 +288,36 @@ def test_forked_child_can_predict_with_the_parents_model():
         neurec.set_num_threads(old)
     assert child.exitcode == 0
     np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() on this platform")
+def test_fork_while_another_thread_predicts_with_the_same_model():
+    """The model's lock was held by a thread that does not exist in the child."""
+    model = _model()
+    rng = np.random.default_rng(5)
+    big_u, big_i = rng.integers(0, 2000, 3_000_000), rng.integers(0, 3000, 3_000_000)
+    u, i = rng.integers(0, 2000, 5000), rng.integers(0, 3000, 5000)
+    expected = model.predict([u, i], verbose=0)
+    started = threading.Event()
+
+    def busy():
+        started.set()
+        model.predict([big_u, big_i], verbose=0)
+
+    t = threading.Thread(target=busy)
+    t.start()
+    started.wait(30)
+    time.sleep(0.05)  # inside the C call, holding the model's lock
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_child_predict, args=(model, u, i, queue))
+    child.start()
+    try:
+        got = queue.get(timeout=120)
+        child.join(60)
+    finally:
+        if child.is_alive():
+            child.kill()
+        t.join(120)
+    assert child.exitcode == 0
+    np.testing.assert_array_equal(got, expected)

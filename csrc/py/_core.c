@@ -44,6 +44,9 @@ static nr_mutex_t g_pools_lock = NR_MUTEX_INITIALIZER;
 static struct nr_pool *g_idle[POOL_CACHE];
 static int g_n_idle = 0;
 static int g_threads = 0; /* guarded by g_pools_lock; 0 = not yet chosen */
+/* Bumped in a forked child: a plan whose lock was taken before the fork (by a
+ * thread that does not exist in the child) re-creates it on first use. */
+static long g_fork_generation = 0;
 
 static int default_threads(void)
 {
@@ -104,6 +107,7 @@ static void pools_after_fork_in_child(void)
     /* Only this thread exists now; the idle pools' workers do not. */
     nr_mutex_init(&g_pools_lock);
     g_n_idle = 0;
+    g_fork_generation++;
 }
 #endif
 
@@ -272,11 +276,17 @@ typedef struct {
     int64_t out_size;
     PyObject *keep; /* list of the arrays the params borrow */
     nr_mutex_t lock; /* one fit/predict of this plan at a time (its scratch) */
+    long lock_generation; /* g_fork_generation when lock was initialised */
 } PlanObject;
 
 /* RUN_PLAN_ON_POOL(self, status, call): RUN_ON_POOL holding the plan's lock. */
 #define RUN_PLAN_ON_POOL(SELF, STATUS, CALL)                    \
     do {                                                        \
+        if ((SELF)->lock_generation != g_fork_generation) {     \
+            /* with the GIL: no other thread is between here */ \
+            nr_mutex_init(&(SELF)->lock);                       \
+            (SELF)->lock_generation = g_fork_generation;        \
+        }                                                       \
         Py_BEGIN_ALLOW_THREADS                                  \
         nr_mutex_lock(&(SELF)->lock);                           \
         struct nr_pool *pool = pool_acquire(&(STATUS));         \
@@ -341,6 +351,7 @@ static PyObject *Plan_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     if (!self)
         return NULL;
     nr_mutex_init(&self->lock);
+    self->lock_generation = g_fork_generation;
     struct nr_op *ops = NULL;
     int64_t *vs = NULL;
     Py_ssize_t n_ops = PyList_GET_SIZE(ops_o), n_vals = PyList_GET_SIZE(vs_o);
