@@ -16,6 +16,7 @@ toolchain found here (CI installs them all; each one missing is skipped):
   32-bit target or an unknown compiler builds it;
 * ``clang`` and ``gcc-11``: the other compilers of a user's machine;
 * ``musl``: gcc against musl libc (Alpine, musllinux wheels; no GNU ifunc);
+* ``i386``: the i686 cross gcc (32-bit x86 with x87 float math), run natively;
 * ``mingw``: MinGW-w64 for Windows x86-64 (Win32 threads), run under Wine;
 * ``aarch64``: the aarch64 cross gcc (NEON baseline), run under qemu-user.
 
@@ -71,6 +72,13 @@ TOOLCHAINS = {
     "clang": Toolchain("clang", ("-O2", "-pthread")),
     "gcc-11": Toolchain("gcc-11", ("-O2", "-pthread")),
     "musl": Toolchain("musl-gcc", ("-O2", "-pthread")),
+    # x87 float math (FLT_EVAL_METHOD 2), 32-bit size_t and pointers, no __int128
+    # (the i686 cross gcc: Debian's gcc-multilib would remove the aarch64 cross compiler; the
+    # programs run natively through the cross libc's loader)
+    "i386": Toolchain("i686-linux-gnu-gcc", ("-O2", "-pthread", "-Wno-psabi"),
+                      runner=("/usr/i686-linux-gnu/lib/ld-linux.so.2", "--library-path",
+                              "/usr/i686-linux-gnu/lib"),
+                      needs=("/usr/i686-linux-gnu/lib/ld-linux.so.2",)),
     "mingw": Toolchain("x86_64-w64-mingw32-gcc", ("-O2",), libs=(), runner=("wine",),
                        exe_suffix=".exe", needs=("wine",), env={"WINEDEBUG": "-all"}),
     "aarch64": Toolchain("aarch64-linux-gnu-gcc", ("-O2", "-pthread"),
@@ -88,7 +96,7 @@ EXT_FLAGS = ["-O3", "-std=c11", "-Wall", "-Wextra", "-Werror", "-Werror=implicit
 
 def _missing(tc: Toolchain) -> str | None:
     for exe in (tc.cc, *tc.needs):
-        if shutil.which(exe) is None:
+        if (not Path(exe).exists()) if os.path.isabs(exe) else shutil.which(exe) is None:
             return f"{exe} is not installed"
     return None
 

@@ -314,7 +314,8 @@ static void test_score(void)
     CHECK_CLOSE(m.recall, 2.0 / 3.0);
     CHECK_CLOSE(m.map, (1.0 + 0.25) / 3.0);
     CHECK_CLOSE(m.auc, 0.75); /* NaN user skipped */
-    CHECK(hr[2] == 0.0 && nd[1] == 1.0 / log2(5.0) && isnan(au[2]));
+    CHECK(hr[2] == 0.0 && isnan(au[2]));
+    CHECK_CLOSE(nd[1], 1.0 / log2(5.0)); /* not ==: x87 keeps the right side in long double */
 
     /* Several positives: user 0 ranks {5, 0, 0} -> positions 0, 1, 7;
      * user 1 has none; user 2 one positive at rank 2. k = 5. */
