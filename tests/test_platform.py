@@ -264,6 +264,22 @@ def _child_predict(model, u, i, queue):
     queue.put(model.predict([u, i], verbose=0))
 
 
+def _predict_in_forked_child(model, u, i) -> np.ndarray:
+    """model.predict([u, i]) in a fork()ed child; fails (and kills it) if it hangs."""
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_child_predict, args=(model, u, i, queue))
+    child.start()
+    try:
+        got = queue.get(timeout=120)
+        child.join(60)
+    finally:
+        if child.is_alive():  # hung: do not leave it spinning
+            child.kill()
+    assert child.exitcode == 0
+    return got
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() on this platform")
 def test_forked_child_can_predict_with_the_parents_model():
     """Regression: the child's first predict spun forever on the parent's pool."""
@@ -274,19 +290,9 @@ def test_forked_child_can_predict_with_the_parents_model():
     neurec.set_num_threads(2)  # the parent's pool has worker threads before the fork
     try:
         expected = model.predict([u, i], verbose=0)
-        ctx = multiprocessing.get_context("fork")
-        queue = ctx.Queue()
-        child = ctx.Process(target=_child_predict, args=(model, u, i, queue))
-        child.start()
-        try:
-            got = queue.get(timeout=120)
-            child.join(60)
-        finally:
-            if child.is_alive():  # hung: do not leave it spinning
-                child.kill()
+        got = _predict_in_forked_child(model, u, i)
     finally:
         neurec.set_num_threads(old)
-    assert child.exitcode == 0
     np.testing.assert_array_equal(got, expected)
 
 
@@ -308,16 +314,8 @@ def test_fork_while_another_thread_predicts_with_the_same_model():
     t.start()
     started.wait(30)
     time.sleep(0.05)  # inside the C call, holding the model's lock
-    ctx = multiprocessing.get_context("fork")
-    queue = ctx.Queue()
-    child = ctx.Process(target=_child_predict, args=(model, u, i, queue))
-    child.start()
     try:
-        got = queue.get(timeout=120)
-        child.join(60)
+        got = _predict_in_forked_child(model, u, i)
     finally:
-        if child.is_alive():
-            child.kill()
         t.join(120)
-    assert child.exitcode == 0
     np.testing.assert_array_equal(got, expected)
