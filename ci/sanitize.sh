@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Run neurec's test suite against extension modules built with AddressSanitizer
-# and UndefinedBehaviorSanitizer.
+# and UndefinedBehaviorSanitizer, or (SANITIZER=thread) ThreadSanitizer.
 #
 #   ci/sanitize.sh                 # the default selection (see below)
 #   ci/sanitize.sh tests/test_saving.py -k roundtrip   # any pytest arguments
+#   SANITIZER=thread ci/sanitize.sh                    # TSan: the threaded tests
 #
 # The repository is copied (tracked and untracked-but-not-ignored files, so no
 # build/ or *.so) to a temporary directory, the modules are built in place
@@ -14,13 +15,22 @@
 # The C test programs get their own sanitizer builds with leak detection in
 # tests/test_c_programs.py.
 #
-# Environment: PYTHON (default python3), CC (default gcc), KEEP=1 keeps the
-# temporary copy for inspection.
+# Under TSan, Hogwild's intended races are suppressed by name
+# (csrc/tests/tsan.supp); NumPy and Python are not instrumented, so only the
+# core's own memory accesses are checked (against each other and against the
+# locks and atomics every library shares through the preloaded runtime).
+#
+# Environment: PYTHON (default python3), CC (default gcc), SANITIZER (address,
+# the default, or thread), KEEP=1 keeps the temporary copy for inspection.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON="${PYTHON:-python3}"
+# the interpreter itself, not a wrapper script (pyenv's shims are bash, and a
+# sanitizer runtime preloaded into bash may crash it)
+PYTHON="$("$PYTHON" -c 'import sys; print(sys.executable)')"
 CC="${CC:-gcc}"
+SANITIZER="${SANITIZER:-address}"
 start=$SECONDS
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/neurec-sanitize.XXXXXX")"
@@ -45,11 +55,30 @@ else
 fi
 
 # --- build the extension modules with the sanitizers ------------------------
-ASAN_LIB="$("$CC" -print-file-name=libasan.so)"
-UBSAN_LIB="$("$CC" -print-file-name=libubsan.so)"
-for lib in "$ASAN_LIB" "$UBSAN_LIB"; do
+case "$SANITIZER" in
+address)
+    RUNTIMES=("$("$CC" -print-file-name=libasan.so)" "$("$CC" -print-file-name=libubsan.so)")
+    # float-cast-overflow is not part of GCC's -fsanitize=undefined; it names
+    # NaN/huge float -> int conversions (for example a NaN prediction turned
+    # into a histogram bin) instead of letting them become wild indices.
+    SAN_CFLAGS="-fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=undefined,float-cast-overflow -fno-omit-frame-pointer"
+    SAN_LDFLAGS="-fsanitize=address,undefined"
+    SAN_SYMBOL="__asan_init"
+    ;;
+thread)
+    RUNTIMES=("$("$CC" -print-file-name=libtsan.so)")
+    SAN_CFLAGS="-fsanitize=thread -fno-omit-frame-pointer -g"
+    SAN_LDFLAGS="-fsanitize=thread"
+    SAN_SYMBOL="__tsan_init"
+    ;;
+*)
+    echo "sanitize: SANITIZER must be address or thread, not '$SANITIZER'" >&2
+    exit 2
+    ;;
+esac
+for lib in "${RUNTIMES[@]}"; do
     if [[ "$lib" != /* || ! -e "$lib" ]]; then
-        echo "sanitize: $CC has no sanitizer runtime ($lib); install libasan/libubsan" >&2
+        echo "sanitize: $CC has no sanitizer runtime ($lib); install lib${SANITIZER:0:1}san" >&2
         exit 2
     fi
 done
@@ -59,38 +88,39 @@ done
 echo "sanitize: building in $SRC"
 (
     cd "$SRC"
-    # float-cast-overflow is not part of GCC's -fsanitize=undefined; it names
-    # NaN/huge float -> int conversions (for example a NaN prediction turned
-    # into a histogram bin) instead of letting them become wild indices.
-    CC="$CC" \
-    NEUREC_CFLAGS="-fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=undefined,float-cast-overflow -fno-omit-frame-pointer" \
-    NEUREC_LDFLAGS="-fsanitize=address,undefined" \
+    CC="$CC" NEUREC_CFLAGS="$SAN_CFLAGS" NEUREC_LDFLAGS="$SAN_LDFLAGS" \
         "$PYTHON" setup.py -q build_ext --inplace --parallel 2 >"$WORK/build.log" 2>&1
 ) || { cat "$WORK/build.log" >&2; echo "sanitize: build failed" >&2; exit 1; }
 build_done=$SECONDS
 
-export LD_PRELOAD="$ASAN_LIB $UBSAN_LIB"
+export LD_PRELOAD="${RUNTIMES[*]}"
 export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:report_signal_unsafe=0:suppressions=$SRC/csrc/tests/tsan.supp"
 export PYTHONPATH="$SRC${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONDONTWRITEBYTECODE=1
 export MPLBACKEND=Agg
 
 cd "$SRC"
 # make sure the sanitized modules are the ones imported
-"$PYTHON" - "$SRC" <<'PY'
+"$PYTHON" - "$SRC" "$SAN_SYMBOL" <<'PY'
 import sys
 import neurec._core, neurec._rank
-src = sys.argv[1]
+src, symbol = sys.argv[1], sys.argv[2].encode()
 for m in (neurec._core, neurec._rank):
     assert m.__file__.startswith(src), f"{m.__name__} imported from {m.__file__}, not {src}"
     with open(m.__file__, "rb") as f:
-        assert b"__asan_init" in f.read(), f"{m.__file__} is not built with AddressSanitizer"
+        assert symbol in f.read(), f"{m.__file__} is not built with the sanitizer ({symbol})"
 print("sanitize: importing", neurec._core.__file__)
 PY
 
 if [[ $# -gt 0 ]]; then
     args=("$@")
+elif [[ "$SANITIZER" == thread ]]; then
+    # the tests whose C calls run on several threads at once (not the fork tests: TSan
+    # cannot start threads in the child of a multi-threaded process)
+    args=(tests/test_thread_stress.py tests/test_platform.py tests/test_threads_interrupt.py
+          -k "not simd_level and not environment_variable and not fork")
 else
     # Excluded:
     # - notebook: runs the notebooks in separate Jupyter kernel processes,

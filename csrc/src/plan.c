@@ -921,6 +921,15 @@ static void block_of(int64_t n, int ith, int nth, int64_t *b0, int64_t *b1)
     *b1 = n * (ith + 1) / nth;
 }
 
+/* Hogwild's row updates: every thread writes the rows its samples touched while
+ * the others read and write them, unsynchronised by design (its own name so
+ * that ThreadSanitizer's suppressions, csrc/tests/tsan.supp, can name it). */
+static void hogwild_step_rows(const struct nr_optim *o, struct nr_param *prm, const int64_t *rows,
+                              int64_t n_rows, const float *grad, int64_t step)
+{
+    nr_optim_step_rows(o, prm, rows, n_rows, grad, step);
+}
+
 /* Forward, loss and backward of batch rows [b0, b1) by thread ith, then the
  * sums of its samples' table gradients (applied at once when apply_rows:
  * Hogwild). */
@@ -948,7 +957,7 @@ static void train_rows(struct run_ctx *c, int ith, int64_t b0, int64_t b1, int a
         struct table_grad *tg = local_tg(p, ith, t);
         gather_table_grad(c, t, tg, b0, b1);
         if (apply_rows)
-            nr_optim_step_rows(&p->d.optim, prm, tg->rows, tg->n_rows, tg->grad, c->step);
+            hogwild_step_rows(&p->d.optim, prm, tg->rows, tg->n_rows, tg->grad, c->step);
     }
 }
 
