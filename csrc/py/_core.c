@@ -595,6 +595,13 @@ static PyObject *Plan_fit(PlanObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "batch_size must be >= 1");
         goto done;
     }
+    /* the step count drives Adam's bias correction: it must leave room for every batch */
+    if (*step_p < 0 || *step_p > INT64_MAX - (n_idx / batch_size + 1)) {
+        PyErr_Format(PyExc_ValueError, "step = %lld is outside [0, 2**63 - batches): the optimizer's "
+                     "step count (optimizer.iterations) is corrupted; reset it to 0 or reload the "
+                     "model", (long long)*step_p);
+        goto done;
+    }
     enum nr_status s = NR_OK;
     RUN_PLAN_ON_POOL(self, s, nr_plan_fit(self->plan, pool, inputs, &y, idx, n_idx, batch_size, step_p,
                                           seed, st, NULL));
