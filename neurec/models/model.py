@@ -17,15 +17,12 @@ from neurec import optimizers as optimizers_mod
 from neurec.layers.base import KerasTensor, Layer
 from neurec.layers.core import InputLayer
 from neurec.models import _data
+from neurec.models._chunks import run_chunked
 from neurec.models._plan import lower
 
 __all__ = ["Model"]
 
 _CHUNK_SECONDS = 0.2
-# predict runs in calls of about this long, so Ctrl-C (checked between calls) stops it promptly
-_PREDICT_CHUNK_SECONDS = 0.1
-
-
 def _check_int(fn: str, name: str, value: Any, minimum: int, hint: str) -> int:
     """``value`` as an int >= minimum; TypeError/ValueError naming the argument otherwise."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -54,22 +51,6 @@ def _check_seed(fn: str, seed: Any) -> Optional[int]:
     if not 0 <= int(seed) < 2**64:
         raise ValueError(f"{fn}: seed must be in [0, 2**64), got {seed!r}; pass e.g. seed=42")
     return int(seed)
-
-
-def _run_chunked(fn, n: int, target_seconds: float = _PREDICT_CHUNK_SECONDS) -> None:
-    """Call ``fn(start, stop)`` over ``[0, n)`` in chunks of about ``target_seconds``.
-
-    Each C call releases the GIL and cannot be interrupted; between calls Python checks
-    for signals, so Ctrl-C stops a large predict within about ``target_seconds``.
-    """
-    start, rows = 0, 8192
-    while start < n:
-        stop = min(n, start + rows)
-        t0 = time.perf_counter()
-        fn(start, stop)
-        dt = time.perf_counter() - t0
-        rows = max(1024, min(1 << 24, int((stop - start) * target_seconds / max(dt, 1e-6))))
-        start = stop
 
 
 def _default_seed() -> int:
@@ -532,7 +513,7 @@ class Model:
         plan = self._get_plan()
         n = inputs[0].shape[0]
         out = np.empty((n,) + tuple(self.output_shape[1:]), dtype=np.float32)
-        _run_chunked(lambda s, e: plan.predict([a[s:e] for a in inputs], out[s:e]), n)
+        run_chunked(lambda s, e: plan.predict([a[s:e] for a in inputs], out[s:e]), n)
         return out
 
     def predict(self, x, batch_size: Optional[int] = None, verbose: Union[str, int] = "auto",
