@@ -580,3 +580,29 @@ def test_ctrl_c_stops_a_large_recommend_promptly():
     finally:
         timer.cancel()
     assert time.perf_counter() - t0 < 0.3 + 1.5
+
+
+# --------------------------------------------------------------- found by tests/test_fuzz.py
+def test_read_ncf_with_empty_files_returns_an_empty_dataset_not_index_error(tmp_path):
+    prefix = str(tmp_path / "d")
+    for suffix in (".train.rating", ".test.rating", ".test.negative"):
+        open(prefix + suffix, "w").close()
+    ds = read_ncf(prefix)
+    assert len(ds.train) == 0 and ds.test_users.size == 0 and ds.test_negatives.shape[0] == 0
+
+
+def test_csv_lone_minus_sign_is_not_read_as_id_zero(tmp_path):
+    # np.fromstring reads a lone "-" as 0 (or joins it to the next number)
+    path = tmp_path / "sign.csv"
+    path.write_text("user,item\n5,1\n-,2\n")
+    log = InteractionLog.read_csv(path)
+    assert log.users.dtype.kind != "i" and list(log.users) == ["5", "-"]
+
+
+def test_ncf_lone_minus_sign_is_a_malformed_line(tmp_path):
+    prefix = str(tmp_path / "d")
+    open(prefix + ".train.rating", "w").write("0\t1\t1\n1\t2\t-\n")
+    open(prefix + ".test.rating", "w").write("0\t1\t1\n")
+    open(prefix + ".test.negative", "w").write("(0,1)\t2\n")
+    with pytest.raises(ValueError, match="line 2"):
+        read_ncf(prefix)

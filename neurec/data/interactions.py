@@ -20,6 +20,7 @@ import csv
 import gc
 import itertools
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from typing import Any, Optional, Tuple, Union
@@ -39,6 +40,7 @@ _CSV_CHUNK = 1 << 18
 MAX_LINE_BYTES = 1 << 20
 _SCAN_BLOCK = 1 << 24
 _INT64 = np.iinfo(np.int64)
+_LONE_SIGN = re.compile(r"(?:^|\s)[+-](?=\s|$)")
 _ASCII_BASED = ("utf-8", "ascii", "latin-1", "iso8859-1", "cp1252", "utf-8-sig")
 
 
@@ -858,10 +860,13 @@ def _fast_numbers(texts, dtype) -> Optional[np.ndarray]:
     """Parse a list of numeric strings in one C call; None if any field is not a plain number."""
     if not texts:
         return np.empty(0, dtype=dtype)
+    joined = " ".join(texts)
+    if _LONE_SIGN.search(joined):  # np.fromstring reads "-" as 0 or joins it to the next number
+        return None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", DeprecationWarning)
-            out = np.fromstring(" ".join(texts), dtype=dtype, sep=" ")
+            out = np.fromstring(joined, dtype=dtype, sep=" ")
     except (ValueError, DeprecationWarning):
         return None
     return out if out.size == len(texts) else None

@@ -18,6 +18,7 @@ import functools
 import glob
 import itertools
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Tuple, Union
@@ -34,6 +35,7 @@ _WRITE_CHUNK = 1 << 17
 # error messages quote at most this many characters of the offending line
 _QUOTE_CHARS = 120
 _INT64 = np.iinfo(np.int64)
+_LONE_SIGN = re.compile(rb"(?:^|\s)[+-](?=\s|$)")
 
 
 def _quote(text: str, limit: int = _QUOTE_CHARS) -> str:
@@ -104,7 +106,9 @@ def _parse_numeric_table(data: bytes, source: str, first_lineno: int = 1,
         line = int(nonblank[np.argmax(wrong)])
         fail(line, f"expected {width} fields like the first line, got {int(counts[line])}")
     table = None
-    for dtype in (np.int64, np.float64):
+    # np.fromstring reads a lone sign as 0 or joins it to the next number: such a file is
+    # malformed, and _locate_bad_token names the line
+    for dtype in (() if _LONE_SIGN.search(data) else (np.int64, np.float64)):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", DeprecationWarning)
@@ -162,6 +166,9 @@ def _int_column(table: np.ndarray, j: int, source: str, name: str,
             raise ValueError(f"{source}: {name} must fit in a 64-bit integer; got {col[big][0]} "
                              f"in data row {int(np.argmax(big)) + 1}. Re-encode the ids.")
         col = col.astype(np.int64)
+    if nonnegative and col.size and col.max() == _INT64.max:  # num_users = max id + 1 must fit
+        raise ValueError(f"{source}: {name} must be below 2**63 - 1; got {int(col.max())} in data "
+                         f"row {int(np.argmax(col)) + 1}. Re-encode the ids.")
     if nonnegative and col.size and col.min() < 0:
         raise ValueError(f"{source}: {name} must be non-negative ids; got {int(col.min())} in "
                          f"data row {int(np.argmin(col)) + 1}.")
@@ -283,6 +290,8 @@ def read_ncf(prefix: PathLike) -> NCFDataset:
                          f"{te_users.size}; each test case needs one line of negatives.")
     if table.shape[0] and table.shape[1] < 2:
         raise ValueError(f"{neg_path}: each line must start with '(user,item)'.")
+    if table.shape[0] == 0:  # no test cases (empty files): nothing to compare
+        table = np.empty((0, 2), dtype=np.int64)
     neg_users = _int_column(table, 0, neg_path, "user ids")
     neg_items = _int_column(table, 1, neg_path, "item ids")
     mismatch = (neg_users != te_users) | (neg_items != te_items)
