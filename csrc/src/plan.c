@@ -42,7 +42,9 @@ struct nr_plan {
     float *twt;                /* nth * wt_max: per-thread transposed kernels */
     int64_t wt_max;
     int tgrad_threads;
-    struct nr_fit_stats *tstats;
+    struct nr_fit_stats *tstats;  /* per training thread (128 KB each: sized by use, not by
+                                     NR_MAX_THREADS, which made every plan a 32 MB calloc) */
+    int tstats_threads;
     int32_t n_tables;
     struct table_grad *tables; /* per table: param and the dense-mode buffer */
     struct table_grad *ttg;    /* per (thread, table): sparse gradients of the thread's samples,
@@ -288,10 +290,8 @@ enum nr_status nr_plan_init(struct nr_plan **out, const struct nr_plan_desc *d)
     p->op_scratch_size = calloc((size_t)no, sizeof *p->op_scratch_size);
     p->dense_off = malloc(sizeof *p->dense_off * (size_t)(np ? np : 1));
     p->ids_per_sample = calloc((size_t)(np ? np : 1), sizeof *p->ids_per_sample);
-    p->tstats = calloc(NR_MAX_THREADS, sizeof *p->tstats);
     if (!p->ops || !p->value_size || !p->base || !p->needs_grad || !p->skip_backward || !p->act ||
-        !p->grad || !p->op_scratch || !p->op_scratch_size || !p->dense_off || !p->ids_per_sample ||
-        !p->tstats) {
+        !p->grad || !p->op_scratch || !p->op_scratch_size || !p->dense_off || !p->ids_per_sample) {
         nr_plan_free(p);
         return NR_ERR_NOMEM;
     }
@@ -1270,6 +1270,14 @@ static enum nr_status ensure_threads(struct nr_plan *p, int nth, int64_t rows)
     enum nr_status s = ensure_ttg(p, nth, rows);
     if (s != NR_OK)
         return s;
+    if (p->tstats_threads < nth) {
+        struct nr_fit_stats *st = calloc((size_t)nth, sizeof *st);
+        if (!st)
+            return NR_ERR_NOMEM;
+        free(p->tstats);
+        p->tstats = st;
+        p->tstats_threads = nth;
+    }
     if (p->tgrad && p->tgrad_threads >= nth)
         return NR_OK;
     int64_t tb, wb;
