@@ -606,3 +606,21 @@ def test_ncf_lone_minus_sign_is_a_malformed_line(tmp_path):
     open(prefix + ".test.negative", "w").write("(0,1)\t2\n")
     with pytest.raises(ValueError, match="line 2"):
         read_ncf(prefix)
+
+
+def test_save_load_then_fit_is_bit_identical_to_fit_on_the_saved_model(tmp_path, one_thread):
+    # the README's determinism rule: optimizer state and step counts round-trip exactly
+    from neurec.models import NeuMF
+    rng = np.random.default_rng(0)
+    x = [rng.integers(0, 30, 3000), rng.integers(0, 20, 3000)]
+    y = (rng.random(3000) < .5).astype(np.float32)
+    a = NeuMF(30, 20)
+    a.compile(optimizer=optimizers.Adam(catch_up=False), loss="binary_crossentropy")
+    a.fit(x, y, epochs=2, verbose=0, seed=7)
+    a.save(tmp_path / "d.neurec")
+    b = load_model(tmp_path / "d.neurec")
+    a.fit(x, y, epochs=1, verbose=0, seed=9)
+    b.fit(x, y, epochs=1, verbose=0, seed=9)
+    assert b.optimizer.iterations == a.optimizer.iterations
+    for p, q in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(p, q)

@@ -360,8 +360,7 @@ def _restore_optimizer(z, cfg, model, filepath) -> None:
                 if arr.dtype.kind != "i" or (arr.size and (arr.min() < 0 or arr.max() > iterations)):
                     raise _corrupt(filepath, f"{label} holds per-row step counts outside [0, "
                                              f"iterations={iterations}] or of dtype {arr.dtype}")
-            elif j in opt.nonnegative_slots and arr.size and arr.dtype.kind == "f" \
-                    and np.nanmin(arr) < 0:
+            elif j in opt.nonnegative_slots and arr.dtype.kind == "f" and (arr < 0).any():
                 raise _corrupt(filepath, f"{label} holds negative second-moment values (a sum of "
                                          "squares is never negative)")
             live.append(a)
