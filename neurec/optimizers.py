@@ -59,8 +59,8 @@ class Optimizer:
     """Base class of neurec optimizers.
 
     Attributes:
-        learning_rate: A positive finite float; callbacks such as
-            ``LearningRateScheduler`` set it between epochs (NaN, inf, 0 or a
+        learning_rate: A finite float >= 0; callbacks such as
+            ``LearningRateScheduler`` set it between epochs (NaN, inf or a
             negative rate raise ``ValueError``).
         iterations: Number of update steps taken, an int in ``[0, 2**62]``
             (anything else raises ``TypeError``/``ValueError``).
@@ -84,7 +84,7 @@ class Optimizer:
         kwargs.pop("ema_overwrite_frequency", None)
         if kwargs:
             raise TypeError(f"{type(self).__name__} got unexpected arguments {sorted(kwargs)}")
-        self.learning_rate = _positive("learning_rate", learning_rate, type(self).__name__)
+        self.learning_rate = learning_rate
         self.name = name
         self.sparse_updates = bool(sparse_updates)
         self.catch_up = bool(catch_up)
@@ -99,7 +99,9 @@ class Optimizer:
 
     @learning_rate.setter
     def learning_rate(self, value: float) -> None:
-        self._learning_rate = _positive("learning_rate", value, type(self).__name__)
+        # 0 is allowed (a schedule may freeze training, as in Keras); NaN, inf and < 0 are not
+        self._learning_rate = _positive("learning_rate", value, type(self).__name__,
+                                        allow_zero=True)
 
     @property
     def iterations(self) -> int:

@@ -362,7 +362,7 @@ def test_fit_rejects_non_integer_epochs(epochs):
     assert m.optimizer.iterations == 0
 
 
-@pytest.mark.parametrize("lr", [float("nan"), float("inf"), -0.1, 0.0])
+@pytest.mark.parametrize("lr", [float("nan"), float("inf"), -0.1, "0.1", None])
 def test_bad_learning_rate_attribute_is_rejected(lr):
     opt = optimizers.Adam()
     with pytest.raises(ValueError, match="learning_rate"):
