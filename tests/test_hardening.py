@@ -624,3 +624,21 @@ def test_save_load_then_fit_is_bit_identical_to_fit_on_the_saved_model(tmp_path,
     assert b.optimizer.iterations == a.optimizer.iterations
     for p, q in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_array_equal(p, q)
+
+
+def test_binding_size_products_cannot_overflow():
+    # n_pu * (1 + num_neg) and n_users * k were signed products of Python-given sizes
+    from neurec import _core
+    indptr = np.array([0, 1], np.int64)
+    indices = np.array([0], np.int32)
+    pu = np.zeros(1, np.int64)
+    out_i, out_f = np.zeros(2, np.int64), np.zeros(2, np.float32)
+    for num_neg in (2**62, 2**63 - 1):
+        with pytest.raises(ValueError, match="num_negatives"):
+            _core.sample_epoch(indptr, indices, 3, pu, pu, num_neg, None, 0, out_i, out_i.copy(),
+                               out_f)
+    u = np.ones((3, 4), np.float32)
+    oid, osc = np.zeros((3, 2), np.int64), np.zeros((3, 2), np.float32)
+    for k in (2**62, 2**63 - 1):
+        with pytest.raises(ValueError):
+            _core.score_topk(u, u, None, k, None, None, None, oid.ravel(), osc.ravel())

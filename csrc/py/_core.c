@@ -736,7 +736,13 @@ static PyObject *py_sample_epoch(PyObject *self, PyObject *args)
     float *ol = writable(ol_o, NPY_FLOAT32, "out_labels", &n_ol);
     if (!ol)
         return NULL;
-    if (n_pu != n_pi || num_neg < 0 || n_ou != n_pu * (1 + num_neg) || n_oi != n_ou || n_ol != n_ou ||
+    /* sizes come from Python: no product below may overflow (signed overflow is undefined) */
+    if (num_neg < 0 || num_neg > INT64_MAX / 2 || (n_pu && 1 + num_neg > INT64_MAX / n_pu)) {
+        PyErr_Format(PyExc_ValueError, "sample_epoch: num_negatives = %lld is out of range for %lld "
+                     "positives", num_neg, (long long)n_pu);
+        return NULL;
+    }
+    if (n_pu != n_pi || n_ou != n_pu * (1 + num_neg) || n_oi != n_ou || n_ol != n_ou ||
         n_ptr < 1 || indptr[n_ptr - 1] != n_ind || n_items < 1) {
         PyErr_SetString(PyExc_ValueError, "sample_epoch: inconsistent sizes");
         return NULL;
@@ -818,7 +824,7 @@ static PyObject *py_score_topk(PyObject *self, PyObject *args)
     float *osc = writable(osc_o, NPY_FLOAT32, "out_scores", &nosc);
     if (!osc)
         return NULL;
-    if (k < 1 || noid != n_users * k || nosc != n_users * k) {
+    if (k < 1 || (n_users && k > INT64_MAX / n_users) || noid != n_users * k || nosc != n_users * k) {
         PyErr_SetString(PyExc_ValueError, "out_ids and out_scores must be (n_users, k) with k >= 1");
         return NULL;
     }
