@@ -108,7 +108,8 @@ def _parse_numeric_table(data: bytes, source: str, first_lineno: int = 1,
     table = None
     # np.fromstring reads a lone sign as 0 or joins it to the next number: such a file is
     # malformed, and _locate_bad_token names the line
-    for dtype in (() if _LONE_SIGN.search(data) else (np.int64, np.float64)):
+    lone_sign = (b"-" in data or b"+" in data) and _LONE_SIGN.search(data)
+    for dtype in (() if lone_sign else (np.int64, np.float64)):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", DeprecationWarning)
