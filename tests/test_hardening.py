@@ -642,3 +642,10 @@ def test_binding_size_products_cannot_overflow():
     for k in (2**62, 2**63 - 1):
         with pytest.raises(ValueError):
             _core.score_topk(u, u, None, k, None, None, None, oid.ravel(), osc.ravel())
+
+
+def test_evaluate_bad_verbose_names_the_argument():
+    m, x, y = tiny()
+    with pytest.raises(ValueError, match="verbose"):
+        m.evaluate(x, y, verbose="loud")
+    assert m.evaluate(x, y, verbose=0) == m.evaluate(x, y, verbose="auto")

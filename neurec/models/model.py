@@ -571,13 +571,14 @@ class Model:
             raise RuntimeError("You must compile the model before evaluating it")
         if sample_weight is not None:
             raise ValueError("evaluate: sample_weight is not supported by neurec")
+        verbose_level = _check_verbose("evaluate", verbose)
         self._check_batch_size(batch_size)
         self._get_plan()
         inputs = _data.prepare_inputs(self, x, self._builder)
         out_size = int(np.prod(self.output_shape[1:]))
         labels = _data.prepare_labels(y, inputs[0].shape[0], out_size)
         res = self._evaluate_arrays(inputs, labels)
-        if verbose not in (0, "auto") and int(verbose) > 0:
+        if verbose_level > 0 and verbose != "auto":
             print(" - ".join(f"{k}: {v:.4f}" for k, v in res.items()))
         if return_dict:
             return res
