@@ -11,7 +11,7 @@ Linux (``ru_maxrss`` in KiB). Needs ~1.1 GB of free disk for the 1 GiB-line CSV.
 """
 import argparse
 import os
-import resource
+import re
 import subprocess
 import sys
 import tempfile
@@ -205,16 +205,22 @@ def main() -> None:
         print(f"| {name} | {r['outcome']} | {r['seconds']:.2f} s | {rss} |", flush=True)
     if args.fuzz:
         env = {**os.environ, "NEUREC_FUZZ_EXAMPLES": str(args.fuzz)}
+        runner = ("import re, resource, sys, pytest\n"
+                  "rc = pytest.main(['-q', '-p', 'no:cacheprovider', '--hypothesis-show-statistics',"
+                  " 'tests/test_fuzz.py'])\n"
+                  "print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+                  "sys.exit(int(rc))\n")
         t0 = time.perf_counter()
-        r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                            "--hypothesis-show-statistics", "tests/test_fuzz.py"],
-                           capture_output=True, text=True, env=env, cwd=ROOT)
-        rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        passing = [l for l in r.stdout.splitlines() if "passing examples" in l]
-        total = sum(int(l.split(":")[1].split("passing")[0].strip().split()[0]) for l in passing)
-        print(f"\nfuzz x{args.fuzz}: {total} passing cases, exit {r.returncode}, "
-              f"{time.perf_counter() - t0:.0f} s, peak RSS of the runs so far {rss / 1024:.0f} MB")
-        print(r.stdout.splitlines()[-1])
+        r = subprocess.run([sys.executable, "-c", runner], capture_output=True, text=True, env=env,
+                           cwd=ROOT)
+        dt = time.perf_counter() - t0
+        counts = [tuple(int(v) for v in m) for m in
+                  re.findall(r"(\d+) passing, (\d+) failing", r.stdout)]
+        rss = next((int(l.split()[1]) for l in r.stdout.splitlines() if l.startswith("RSS ")), 0)
+        print(f"\nfuzz x{args.fuzz}: {sum(c[0] for c in counts)} passing cases, "
+              f"{sum(c[1] for c in counts)} failing, pytest exit {r.returncode}, {dt:.0f} s, "
+              f"peak RSS {rss / 1024:.0f} MB")
+        print("\n".join(l for l in r.stdout.splitlines() if "passed" in l or "Warning" in l))
 
 
 if __name__ == "__main__":

@@ -649,3 +649,19 @@ def test_evaluate_bad_verbose_names_the_argument():
     with pytest.raises(ValueError, match="verbose"):
         m.evaluate(x, y, verbose="loud")
     assert m.evaluate(x, y, verbose=0) == m.evaluate(x, y, verbose="auto")
+
+
+def test_csv_blank_id_is_not_read_as_zero(tmp_path):
+    # np.fromstring(" ") is [0]: a file whose only id is blank must not become user 0
+    path = tmp_path / "blank.csv"
+    path.write_text(" ,1\n")
+    with pytest.raises(ValueError, match="expected an id"):
+        InteractionLog.read_csv(path, header=False)
+
+
+def test_recommend_users_beyond_int64_are_rejected_not_wrapped():
+    m, x, y = tiny()
+    with pytest.raises((ValueError, TypeError), match="users"):
+        m.recommend(np.array([0, 2**63], dtype=np.uint64), k=2)
+    with pytest.raises(TypeError, match="users"):
+        m.recommend([0.0, 9.3e18], k=2)

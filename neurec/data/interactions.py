@@ -798,7 +798,7 @@ def _read_csv(cls, path, user_col, item_col, time_col, value_col, sep, header, e
             check_int64(arg, ids[arg])
         if ids[arg] is None:
             ids[arg] = np.array(cols[arg], dtype=str)
-            empty = ids[arg] == ""
+            empty = np.char.strip(ids[arg]) == ""
             if empty.any():
                 fail(arg, int(np.argmax(empty)), "expected an id")
             ids[arg] = _parse_ids(ids[arg])
@@ -861,6 +861,8 @@ def _fast_numbers(texts, dtype) -> Optional[np.ndarray]:
     if not texts:
         return np.empty(0, dtype=dtype)
     joined = " ".join(texts)
+    if joined.isspace():  # np.fromstring reads a blank string as [0]
+        return None
     # np.fromstring reads a lone "-" as 0 or joins it to the next number (the regex runs only
     # when there is a sign at all: ids rarely have one, and it costs 4x the parse)
     if ("-" in joined or "+" in joined) and _LONE_SIGN.search(joined):

@@ -26,8 +26,9 @@ from neurec.layers.merging import Add, Dot, Multiply
 _PAIRS_PER_BLOCK = 1 << 20
 
 
-def _as_ids(values: Any, name: str) -> np.ndarray:
-    """int64 ids from integers or whole-number floats; fractional ids are an error, not truncated."""
+def _as_ids(values: Any, name: str, fractional: type = ValueError) -> np.ndarray:
+    """int64 ids from integers or whole-number floats; fractional ids raise ``fractional``
+    (they must never be truncated to another id)."""
     a = np.asarray(values)
     if a.dtype == object or a.dtype.kind not in "iuf":
         raise TypeError(f"{name} must be integer ids, got dtype {a.dtype}; map raw ids with an "
@@ -36,10 +37,10 @@ def _as_ids(values: Any, name: str) -> np.ndarray:
     if a.dtype.kind == "f":
         bad = ~np.isfinite(a) | (a != np.trunc(a)) | (np.abs(a) >= 2.0**63)
         if bad.any():
-            raise ValueError(f"{name} must be whole-number ids, got {a[bad][0]!r}; truncating it "
-                             "would silently score another id")
+            raise fractional(f"{name} must be integer ids (whole numbers), got {a[bad][0]!r}; "
+                             "truncating it would silently score another id")
     elif a.dtype == np.uint64 and a.size and a.max() > np.iinfo(np.int64).max:
-        raise ValueError(f"{name}: ids exceed int64")
+        raise ValueError(f"{name}: id {a.max()} does not fit in int64; ids are 0..n-1")
     return a.astype(np.int64)
 
 
@@ -361,10 +362,9 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
                 raise
             u = _transform_ignore(user_encoder, raw_users)
     else:
-        if raw_users.dtype.kind not in "iu" and not (raw_users.dtype.kind == "f" and
-                                                     np.all(raw_users == np.floor(raw_users))):
+        if raw_users.dtype == object or raw_users.dtype.kind not in "iuf":
             raise TypeError("users must be integer ids (pass user_encoder= for raw ids)")
-        u = raw_users.astype(np.int64)
+        u = _as_ids(raw_users, "users", fractional=TypeError)
     n_users = roles.n_users if roles.n_users is not None else int(u.max()) + 1
     known = (u >= 0) & (u < n_users)
     if not known.all() and unknown == "error":
