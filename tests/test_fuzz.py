@@ -4,7 +4,8 @@ Property-based (``hypothesis``) over ``load_model`` (mutated bytes of a real sav
 mutated members with valid CRCs, crafted zips), ``InteractionLog.read_csv``, ``read_ncf`` and
 the arguments of ``fit``/``predict``/``recommend``. Every case must either work or raise a
 ``ValueError``/``TypeError`` (``FileNotFoundError`` where a file is missing): anything else
-(another exception, a crash of the process, a hang caught by the deadline) fails.
+(another exception, a NumPy ``RuntimeWarning`` such as an invalid cast, a crash of the
+process, a hang) fails.
 
 Bounded for CI: ``NEUREC_FUZZ_EXAMPLES`` scales the number of cases (default 1, i.e. the
 per-test ``max_examples`` below; ``ci/sanitize.sh`` runs the same suite against the ASan/UBSan
@@ -31,6 +32,8 @@ from neurec.data import InteractionLog, read_ncf  # noqa: E402
 from neurec.models import GMF, NeuMF, load_model  # noqa: E402
 
 SCALE = max(1, int(os.environ.get("NEUREC_FUZZ_EXAMPLES", "1")))
+# a NumPy RuntimeWarning (invalid cast, overflow) inside neurec is a silent wrong result
+pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 OK_ERRORS = (ValueError, TypeError)
 
 

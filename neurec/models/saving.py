@@ -14,6 +14,7 @@ import io
 import json
 import os
 import re
+import warnings
 import zipfile
 from typing import Any, Dict, List, Optional
 
@@ -192,7 +193,8 @@ def _npy_header(z: zipfile.ZipFile, name: str, filepath) -> _NpyHeader:
     """Shape and dtype of a stored .npy member, from its header alone (no allocation)."""
     info = z.getinfo(name)
     try:
-        with z.open(info) as f:
+        with z.open(info) as f, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # numpy's literal_eval of a mangled header warns
             version = np.lib.format.read_magic(f)
             if version == (1, 0):
                 shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
