@@ -665,3 +665,36 @@ def test_recommend_users_beyond_int64_are_rejected_not_wrapped():
         m.recommend(np.array([0, 2**63], dtype=np.uint64), k=2)
     with pytest.raises(TypeError, match="users"):
         m.recommend([0.0, 9.3e18], k=2)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="kill -9")
+def test_kill_9_during_save_leaves_a_temp_file_that_the_next_save_removes(tmp_path):
+    import signal
+    import subprocess
+    from neurec._atomic import TEMP_SUFFIX, clean_stale_temps
+    target = tmp_path / "big.neurec"
+    code = ("import sys, numpy as np\n"
+            "from neurec.models import GMF\n"
+            "m = GMF(2_000_000, 10, factors=16)\n"  # a 128 MB table: each save takes a while
+            "while True:\n"
+            "    m.save(sys.argv[1])\n")
+    p = subprocess.Popen([sys.executable, "-c", code, str(target)])
+    try:
+        deadline = time.time() + 60
+        temps = []
+        while not temps and time.time() < deadline:
+            temps = [n for n in os.listdir(tmp_path) if n.endswith(TEMP_SUFFIX)]
+            time.sleep(0.01)
+        assert temps, "the child never started a save"
+        os.kill(p.pid, signal.SIGKILL)
+    finally:
+        p.kill()
+        p.wait()
+    left = [n for n in os.listdir(tmp_path) if n.endswith(TEMP_SUFFIX)]
+    assert left  # kill -9 leaves the temp file behind
+    if target.exists():  # an earlier complete save, never a torn one
+        load_model(target, compile=False)
+    # a dead writer's temp is removed once it is over a minute old (here: "now" is later)
+    removed = clean_stale_temps(str(target), now=time.time() + 120)
+    assert sorted(os.path.basename(r) for r in removed) == sorted(left)
+    assert not [n for n in os.listdir(tmp_path) if n.endswith(TEMP_SUFFIX)]
