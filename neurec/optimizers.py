@@ -14,6 +14,7 @@ matches dense Adam's accuracy at lazy cost. ``catch_up=False`` is plain lazy
 Adam with per-row step counts (TensorFlow's LazyAdam). ``sparse_updates=False``
 updates every row every step and reproduces Keras and PyTorch exactly.
 """
+import numbers
 from typing import Any, Dict, List, Union
 
 import numpy as np
@@ -22,6 +23,9 @@ __all__ = ["Optimizer", "SGD", "Adam", "Adagrad", "RMSprop", "get", "serialize"]
 
 
 def _positive(name: str, value: float, cls: str, allow_zero: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
+        raise ValueError(f"{cls}: {name} must be a {'non-negative' if allow_zero else 'positive'} "
+                         f"finite number, got {value!r}")
     value = float(value)
     if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
         raise ValueError(f"{cls}: {name} must be a {'non-negative' if allow_zero else 'positive'} "
@@ -29,18 +33,44 @@ def _positive(name: str, value: float, cls: str, allow_zero: bool = False) -> fl
     return value
 
 
+# Steps one optimizer may count: far beyond any training run, far below 2^63 so that
+# the C core's step arithmetic (t + batches of a call) can never wrap around.
+MAX_ITERATIONS = 2**62
+
+
+def check_iterations(value: Any, what: str = "iterations") -> int:
+    """``value`` as a step count in ``[0, MAX_ITERATIONS]``.
+
+    Raises:
+        TypeError: If ``value`` is not an integer.
+        ValueError: If it is out of range.
+    """
+    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
+        raise TypeError(f"{what} must be an integer step count, got {value!r}; "
+                        "set it to 0 to restart Adam's bias correction")
+    value = int(value)
+    if not 0 <= value <= MAX_ITERATIONS:
+        raise ValueError(f"{what} must be in [0, 2**62], got {value}; a negative or huge step "
+                         "count would corrupt the optimizer (reset it to 0)")
+    return value
+
+
 class Optimizer:
     """Base class of neurec optimizers.
 
     Attributes:
-        learning_rate: A float; callbacks such as ``LearningRateScheduler`` set it
-            between epochs.
-        iterations: Number of update steps taken.
+        learning_rate: A finite float >= 0; callbacks such as
+            ``LearningRateScheduler`` set it between epochs (NaN, inf or a
+            negative rate raise ``ValueError``).
+        iterations: Number of update steps taken, an int in ``[0, 2**62]``
+            (anything else raises ``TypeError``/``ValueError``).
         sparse_updates: Whether embedding tables get lazy row updates.
     """
 
     kind = -1
     n_slots = 0
+    # slots that hold sums of squares (checked >= 0 when a model file is loaded)
+    nonnegative_slots: tuple = ()
 
     def __init__(self, learning_rate: float, name: str, sparse_updates: bool = True,
                  catch_up: bool = True, **kwargs):
@@ -54,12 +84,32 @@ class Optimizer:
         kwargs.pop("ema_overwrite_frequency", None)
         if kwargs:
             raise TypeError(f"{type(self).__name__} got unexpected arguments {sorted(kwargs)}")
-        self.learning_rate = _positive("learning_rate", learning_rate, type(self).__name__)
+        self.learning_rate = learning_rate
         self.name = name
         self.sparse_updates = bool(sparse_updates)
         self.catch_up = bool(catch_up)
         self.iterations = 0
         self._slots: List[tuple] = []
+
+    # Both enter the C core's arithmetic (Adam's bias-correction tables are indexed by the
+    # step), so they are checked where they are set, whoever sets them.
+    @property
+    def learning_rate(self) -> float:
+        return self._learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        # 0 is allowed (a schedule may freeze training, as in Keras); NaN, inf and < 0 are not
+        self._learning_rate = _positive("learning_rate", value, type(self).__name__,
+                                        allow_zero=True)
+
+    @property
+    def iterations(self) -> int:
+        return self._iterations
+
+    @iterations.setter
+    def iterations(self, value: int) -> None:
+        self._iterations = check_iterations(value, f"{type(self).__name__}.iterations")
 
     # -- state ---------------------------------------------------------------
     def _slot_init(self, i: int) -> float:
@@ -152,6 +202,7 @@ class Adam(Optimizer):
     """
 
     kind = 1
+    nonnegative_slots = (1, 2)
 
     def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
                  epsilon: float = 1e-7, amsgrad: bool = False, name: str = "adam",
@@ -184,6 +235,7 @@ class Adagrad(Optimizer):
 
     kind = 2
     n_slots = 1
+    nonnegative_slots = (0,)
 
     def __init__(self, learning_rate: float = 0.001, initial_accumulator_value: float = 0.1,
                  epsilon: float = 1e-7, name: str = "adagrad", sparse_updates: bool = True,
@@ -213,6 +265,7 @@ class RMSprop(Optimizer):
     """
 
     kind = 3
+    nonnegative_slots = (0,)
 
     def __init__(self, learning_rate: float = 0.001, rho: float = 0.9, momentum: float = 0.0,
                  epsilon: float = 1e-7, centered: bool = False, name: str = "rmsprop",

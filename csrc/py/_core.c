@@ -595,6 +595,13 @@ static PyObject *Plan_fit(PlanObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "batch_size must be >= 1");
         goto done;
     }
+    /* the step count drives Adam's bias correction: it must leave room for every batch */
+    if (*step_p < 0 || *step_p > INT64_MAX - (n_idx / batch_size + 1)) {
+        PyErr_Format(PyExc_ValueError, "step = %lld is outside [0, 2**63 - batches): the optimizer's "
+                     "step count (optimizer.iterations) is corrupted; reset it to 0 or reload the "
+                     "model", (long long)*step_p);
+        goto done;
+    }
     enum nr_status s = NR_OK;
     RUN_PLAN_ON_POOL(self, s, nr_plan_fit(self->plan, pool, inputs, &y, idx, n_idx, batch_size, step_p,
                                           seed, st, NULL));
@@ -729,7 +736,13 @@ static PyObject *py_sample_epoch(PyObject *self, PyObject *args)
     float *ol = writable(ol_o, NPY_FLOAT32, "out_labels", &n_ol);
     if (!ol)
         return NULL;
-    if (n_pu != n_pi || num_neg < 0 || n_ou != n_pu * (1 + num_neg) || n_oi != n_ou || n_ol != n_ou ||
+    /* sizes come from Python: no product below may overflow (signed overflow is undefined) */
+    if (num_neg < 0 || num_neg > INT64_MAX / 2 || (n_pu && 1 + num_neg > INT64_MAX / n_pu)) {
+        PyErr_Format(PyExc_ValueError, "sample_epoch: num_negatives = %lld is out of range for %lld "
+                     "positives", num_neg, (long long)n_pu);
+        return NULL;
+    }
+    if (n_pu != n_pi || n_ou != n_pu * (1 + num_neg) || n_oi != n_ou || n_ol != n_ou ||
         n_ptr < 1 || indptr[n_ptr - 1] != n_ind || n_items < 1) {
         PyErr_SetString(PyExc_ValueError, "sample_epoch: inconsistent sizes");
         return NULL;
@@ -811,7 +824,7 @@ static PyObject *py_score_topk(PyObject *self, PyObject *args)
     float *osc = writable(osc_o, NPY_FLOAT32, "out_scores", &nosc);
     if (!osc)
         return NULL;
-    if (k < 1 || noid != n_users * k || nosc != n_users * k) {
+    if (k < 1 || (n_users && k > INT64_MAX / n_users) || noid != n_users * k || nosc != n_users * k) {
         PyErr_SetString(PyExc_ValueError, "out_ids and out_scores must be (n_users, k) with k >= 1");
         return NULL;
     }

@@ -42,6 +42,8 @@ amsgrad_loop(float *restrict w, const float *restrict g, float *restrict m, floa
 static inline float adam_alpha(const struct nr_optim *o, int64_t t)
 {
     const struct nr_optim_tables *tb = o->tables;
+    if (t < 1)
+        return 0.0f; /* no step has been taken: nothing to correct (and no table index < 0) */
     if (tb && tb->corr && t < tb->len)
         return o->lr * tb->corr[t];
     if (tb && tb->corr_saturated)
@@ -163,6 +165,8 @@ void nr_optim_tables_fill(struct nr_optim_tables *tb, const struct nr_optim *o)
 static void powers(const struct nr_optim *o, int64_t s, float *p1, float *p2, float *geo)
 {
     const struct nr_optim_tables *tb = o->tables;
+    if (s < 0)
+        s = 0; /* callers pass s >= 0; never index a table below 0 */
     if (tb && s < tb->len) {
         *p1 = tb->p1[s];
         *p2 = tb->p2[s];
@@ -266,12 +270,16 @@ static inline NR_ALWAYS_INLINE void step_rows_impl(enum nr_simd_level level,
         float *s0 = slot_at(p->slot[0], off), *s1 = slot_at(p->slot[1], off), *s2 = slot_at(p->slot[2], off);
         int64_t tr = t;
         if (o->catch_up && p->row_steps) {
+            /* a step count outside [1, t) (a corrupted or crafted state) means no catch-up */
             int64_t last = p->row_steps[r];
-            if (last > 0 && t - last > 1)
+            if (last > 0 && last < t - 1)
                 catch_up_row(o, p->w + off, s0, s1, s2, c, t - last - 1, t);
             p->row_steps[r] = t;
         } else if (p->row_steps) {
-            tr = ++p->row_steps[r];
+            /* a row cannot have taken more steps than the optimizer (nor fewer than 0) */
+            int64_t own = p->row_steps[r];
+            tr = own >= 0 && own < t ? own + 1 : t;
+            p->row_steps[r] = tr;
         } else {
             tr = 1;
         }

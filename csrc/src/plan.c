@@ -42,7 +42,9 @@ struct nr_plan {
     float *twt;                /* nth * wt_max: per-thread transposed kernels */
     int64_t wt_max;
     int tgrad_threads;
-    struct nr_fit_stats *tstats;
+    struct nr_fit_stats *tstats;  /* per training thread (128 KB each: sized by use, not by
+                                     NR_MAX_THREADS, which made every plan a 32 MB calloc) */
+    int tstats_threads;
     int32_t n_tables;
     struct table_grad *tables; /* per table: param and the dense-mode buffer */
     struct table_grad *ttg;    /* per (thread, table): sparse gradients of the thread's samples,
@@ -75,12 +77,29 @@ struct run_ctx;
 static void gather_table_grad(struct run_ctx *c, int t, struct table_grad *tg, int64_t s0, int64_t s1);
 static void tg_reset(struct table_grad *tg);
 
+/* The smallest power of two >= x, for 0 < x <= 2^62 (callers check). */
 static int64_t next_pow2(int64_t x)
 {
     int64_t p = 1;
     while (p < x)
         p <<= 1;
     return p;
+}
+
+/* Byte and element counts come from the caller (batch sizes, table widths):
+ * every product that sizes an allocation is checked, so an absurd request
+ * fails with NR_ERR_NOMEM instead of wrapping around to a small buffer. */
+#define NR_ALLOC_MAX ((int64_t)1 << 62)
+
+/* *out = a * b * c for non-negative factors; 0 when the product exceeds NR_ALLOC_MAX. */
+static int size_mul(int64_t a, int64_t b, int64_t c, int64_t *out)
+{
+    int64_t ab, abc;
+    if (a < 0 || b < 0 || c < 0 || __builtin_mul_overflow(a, b, &ab) ||
+        __builtin_mul_overflow(ab, c, &abc) || abc > NR_ALLOC_MAX || (uint64_t)abc > SIZE_MAX)
+        return 0;
+    *out = abc;
+    return 1;
 }
 
 static void free_ttg(struct nr_plan *p)
@@ -271,10 +290,8 @@ enum nr_status nr_plan_init(struct nr_plan **out, const struct nr_plan_desc *d)
     p->op_scratch_size = calloc((size_t)no, sizeof *p->op_scratch_size);
     p->dense_off = malloc(sizeof *p->dense_off * (size_t)(np ? np : 1));
     p->ids_per_sample = calloc((size_t)(np ? np : 1), sizeof *p->ids_per_sample);
-    p->tstats = calloc(NR_MAX_THREADS, sizeof *p->tstats);
     if (!p->ops || !p->value_size || !p->base || !p->needs_grad || !p->skip_backward || !p->act ||
-        !p->grad || !p->op_scratch || !p->op_scratch_size || !p->dense_off || !p->ids_per_sample ||
-        !p->tstats) {
+        !p->grad || !p->op_scratch || !p->op_scratch_size || !p->dense_off || !p->ids_per_sample) {
         nr_plan_free(p);
         return NR_ERR_NOMEM;
     }
@@ -384,21 +401,32 @@ void nr_plan_set_optim(struct nr_plan *p, const struct nr_optim *o)
 
 enum nr_status nr_plan_reserve(struct nr_plan *p, int64_t cap)
 {
+    if (cap < 0)
+        return NR_ERR_VALUE;
     if (cap <= p->cap)
         return NR_OK;
+    /* check every size before freeing the current scratch: on error the plan keeps it */
+    int64_t bytes = 0;
+    for (int v = 0; v < p->d.n_values; v++)
+        if (p->base[v] == v && !size_mul(cap, p->value_size[v], sizeof(float), &bytes))
+            return NR_ERR_NOMEM;
+    for (int i = 0; i < p->d.n_ops; i++)
+        if (!size_mul(cap, p->op_scratch_size[i], sizeof(float), &bytes))
+            return NR_ERR_NOMEM;
     free_scratch(p);
     for (int v = 0; v < p->d.n_values; v++) {
         if (p->base[v] != v)
             continue;
-        size_t n = (size_t)(cap * p->value_size[v]);
-        p->act[v] = malloc(n * sizeof(float));
-        p->grad[v] = malloc(n * sizeof(float));
+        size_mul(cap, p->value_size[v], sizeof(float), &bytes);
+        p->act[v] = malloc((size_t)bytes);
+        p->grad[v] = malloc((size_t)bytes);
         if (!p->act[v] || !p->grad[v])
             goto nomem;
     }
     for (int i = 0; i < p->d.n_ops; i++)
         if (p->op_scratch_size[i] > 0) {
-            p->op_scratch[i] = malloc((size_t)(cap * p->op_scratch_size[i]) * sizeof(float));
+            size_mul(cap, p->op_scratch_size[i], sizeof(float), &bytes);
+            p->op_scratch[i] = malloc((size_t)bytes);
             if (!p->op_scratch[i])
                 goto nomem;
         }
@@ -1211,6 +1239,15 @@ static enum nr_status ensure_ttg(struct nr_plan *p, int nth, int64_t rows)
     free_ttg(p);
     if (p->n_tables == 0)
         return NR_OK;
+    int64_t bytes = 0;
+    for (int t = 0; t < p->n_tables; t++) {
+        const struct nr_param *prm = &p->d.params[p->tables[t].param];
+        int64_t m;
+        /* a hash of up to 4 m slots (8 + 4 bytes each), m row ids, m gradient rows */
+        if (!size_mul(rows, p->ids_per_sample[p->tables[t].param], 1, &m) ||
+            !size_mul(m, 4 * 12 + 8, 1, &bytes) || !size_mul(m, prm->cols, sizeof(float), &bytes))
+            return NR_ERR_NOMEM;
+    }
     p->ttg = calloc(2 * (size_t)nth * (size_t)p->n_tables, sizeof *p->ttg);
     if (!p->ttg)
         return NR_ERR_NOMEM;
@@ -1242,10 +1279,22 @@ static enum nr_status ensure_threads(struct nr_plan *p, int nth, int64_t rows)
     enum nr_status s = ensure_ttg(p, nth, rows);
     if (s != NR_OK)
         return s;
+    if (p->tstats_threads < nth) {
+        struct nr_fit_stats *st = calloc((size_t)nth, sizeof *st);
+        if (!st)
+            return NR_ERR_NOMEM;
+        free(p->tstats);
+        p->tstats = st;
+        p->tstats_threads = nth;
+    }
     if (p->tgrad && p->tgrad_threads >= nth)
         return NR_OK;
-    float *t = malloc((size_t)nth * (size_t)(p->dense_total ? p->dense_total : 1) * sizeof(float));
-    float *w = malloc((size_t)nth * (size_t)(p->wt_max ? p->wt_max : 1) * sizeof(float));
+    int64_t tb, wb;
+    if (!size_mul(nth, p->dense_total ? p->dense_total : 1, sizeof(float), &tb) ||
+        !size_mul(nth, p->wt_max ? p->wt_max : 1, sizeof(float), &wb))
+        return NR_ERR_NOMEM;
+    float *t = malloc((size_t)tb);
+    float *w = malloc((size_t)wb);
     if (!t || !w) {
         free(t);
         free(w);
@@ -1326,6 +1375,7 @@ static void stats_add(struct nr_fit_stats *dst, const struct nr_fit_stats *s)
  * other threads (as word2vec and LightFM do). One hand-off per chunk. */
 struct hog_ctx {
     struct run_ctx *c;        /* per thread */
+    int nth;                  /* entries of c: threads that train (<= the pool's) */
     const int64_t *idx;
     int64_t n, batch_size, step0;
     const volatile int *abort;
@@ -1335,11 +1385,12 @@ struct hog_ctx {
 static void hogwild_worker(void *vctx, int ith, int pool_nth)
 {
     struct hog_ctx *h = vctx;
+    (void)pool_nth;
+    /* the pool may have more threads than c has entries (NR_MAX_THREADS): check first */
+    if (ith >= h->nth)
+        return;
     struct run_ctx *c = &h->c[ith];
     int nth = c->nth;
-    (void)pool_nth;
-    if (ith >= nth)
-        return;
     struct nr_plan *p = c->p;
     int64_t n_batches = (h->n + h->batch_size - 1) / h->batch_size;
     float *tg = p->tgrad + (size_t)ith * (size_t)p->dense_total;
@@ -1381,8 +1432,8 @@ static enum nr_status fit_hogwild(struct nr_plan *p, struct nr_pool *pool, const
         cs[t].nth = nth;
         atomic_init(&cs[t].bad_index, 0);
     }
-    struct hog_ctx h = {.c = cs, .idx = idx, .n = n, .batch_size = batch_size, .step0 = *step,
-                        .abort = abort};
+    struct hog_ctx h = {.c = cs, .nth = nth, .idx = idx, .n = n, .batch_size = batch_size,
+                        .step0 = *step, .abort = abort};
     atomic_init(&h.done, 0);
     nr_pool_run(pool, hogwild_worker, &h);
     enum nr_status s = NR_OK;
@@ -1459,6 +1510,14 @@ enum nr_status nr_plan_fit(struct nr_plan *p, struct nr_pool *pool, const struct
 {
     if (batch_size < 1 || n < 0)
         return NR_ERR_VALUE;
+    /* one batch of every sample is the same training as any larger batch size, and
+     * keeps the scratch (and the products below) bounded by the data */
+    if (batch_size > n)
+        batch_size = n > 0 ? n : 1;
+    /* the step count comes from Python (a model file, a public attribute): it must
+     * stay in [0, INT64_MAX - batches] so the optimizer's step t >= 1 never wraps */
+    if (*step < 0 || *step > INT64_MAX - (n / batch_size + 1))
+        return NR_ERR_VALUE;
     if (check_input_widths(p, inputs) != NR_OK)
         return NR_ERR_SHAPE;
     enum nr_status s = nr_plan_reserve(p, batch_size);
@@ -1467,7 +1526,10 @@ enum nr_status nr_plan_fit(struct nr_plan *p, struct nr_pool *pool, const struct
     /* batch-level Hogwild hands off once per call, so any batch is worth a thread */
     int hog = p->d.hogwild && p->d.sparse && pool_threads(pool) > 1 && n > batch_size;
     int nth = hog ? pool_threads(pool) : clamp_threads(p, pool, batch_size);
-    if (hog && (s = nr_plan_reserve(p, batch_size * nth)) != NR_OK)
+    int64_t hog_rows = 0;
+    if (hog && !size_mul(batch_size, nth, 1, &hog_rows))
+        return NR_ERR_NOMEM;
+    if (hog && (s = nr_plan_reserve(p, hog_rows)) != NR_OK)
         return s; /* batch-level Hogwild: one batch of scratch rows per thread */
     s = ensure_threads(p, nth, batch_size);
     if (s != NR_OK)

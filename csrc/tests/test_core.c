@@ -2050,6 +2050,73 @@ static void regress_nan_prediction_auc_bin(void)
     free(f);
 }
 
+/* Issue 9: a huge batch size must not wrap the scratch size around (cap *
+ * value_size * 4 overflowed in nr_plan_reserve), and a step count from a
+ * crafted model file must be refused, not index Adam's tables below 0. */
+static void regress_reserve_overflow_and_bad_steps(void)
+{
+    g_section = "regress/reserve-overflow-and-bad-steps";
+    fprintf(stderr, "test_core: running %s (a crash here is that bug)\n", g_section);
+    struct lr_fixture *f = xcalloc(1, sizeof *f);
+    lr_setup(f, 0);
+    lr_weights(f);
+    lr_use_adam(f, 0.05f);
+    struct nr_plan *plan = NULL;
+    CHECK(nr_plan_init(&plan, &f->d) == NR_OK);
+    if (plan) {
+        const int64_t caps[] = {(int64_t)1 << 62, ((int64_t)1 << 61) + 3, INT64_MAX, -1};
+        for (int i = 0; i < 4; i++) {
+            enum nr_status s = nr_plan_reserve(plan, caps[i]);
+            CHECKF(s == (caps[i] < 0 ? NR_ERR_VALUE : NR_ERR_NOMEM), "reserve(%lld): %s",
+                   (long long)caps[i], nr_status_str(s));
+        }
+        int64_t idx[4] = {0, 1, 2, 3};
+        const int64_t bad[] = {-1, -70000, INT64_MAX, INT64_MAX - 2};
+        for (int i = 0; i < 4; i++) {
+            int64_t step = bad[i];
+            struct nr_fit_stats *st = new_stats();
+            enum nr_status s = nr_plan_fit(plan, NULL, &f->in, &f->lab, idx, 4, 2, &step, 1, st, NULL);
+            CHECKF(s == NR_ERR_VALUE && step == bad[i], "fit at step %lld: %s", (long long)bad[i],
+                   nr_status_str(s));
+            free(st);
+        }
+        /* a batch far above the sample count trains one batch of them all */
+        int64_t step = 0;
+        struct nr_fit_stats *st = new_stats();
+        enum nr_status s = nr_plan_fit(plan, NULL, &f->in, &f->lab, idx, 4, (int64_t)1 << 62, &step, 1,
+                                       st, NULL);
+        CHECKF(s == NR_OK && step == 1 && st->samples == 4.0, "huge batch: %s, step %lld",
+               nr_status_str(s), (long long)step);
+        free(st);
+        nr_plan_free(plan);
+    }
+    free(f);
+    /* the optimizer itself never indexes its tables with a step < 1 */
+    float w[4] = {1, 1, 1, 1}, g[4] = {1, 1, 1, 1}, m[4] = {0}, v[4] = {0};
+    int64_t rs[2] = {-100000, INT64_MAX}, ids[2] = {0, 1};
+    struct nr_optim o = {.kind = NR_OPTIM_ADAM, .lr = 0.1f, .beta1 = 0.9f, .beta2 = 0.999f,
+                         .epsilon = 1e-7f};
+    struct nr_optim_tables tb = {.len = 16};
+    float mem[64];
+    tb.corr = mem;
+    tb.p1 = mem + 16;
+    tb.p2 = mem + 32;
+    tb.geo = mem + 48;
+    nr_optim_tables_fill(&tb, &o);
+    o.tables = &tb;
+    struct nr_param prm = {.w = w, .rows = 2, .cols = 2, .slot = {m, v, NULL}, .row_steps = rs};
+    for (int catch_up = 0; catch_up < 2; catch_up++) {
+        o.catch_up = catch_up;
+        rs[0] = -100000;
+        rs[1] = INT64_MAX;
+        nr_optim_step_rows(&o, &prm, ids, 2, g, 5);
+        CHECKF(rs[0] >= 0 && rs[0] <= 5 && rs[1] >= 0 && rs[1] <= 5, "row steps %lld %lld",
+               (long long)rs[0], (long long)rs[1]);
+        for (int i = 0; i < 4; i++)
+            CHECKF(isfinite(w[i]), "w[%d] = %g", i, w[i]);
+    }
+}
+
 /* Every check of the kernels, optimizers, plans and scoring, at one SIMD level. */
 static void run_all(struct nr_pool *pool2, struct nr_pool *pool3)
 {
@@ -2094,6 +2161,7 @@ int main(void)
           nr_simd_parse("avx") == -1 && nr_simd_parse("") == -1);
     fprintf(stderr, "test_core: main checks done, %d of %d failed; running regressions\n", n_failed, n_checks);
     regress_nan_prediction_auc_bin();
+    regress_reserve_overflow_and_bad_steps();
     nr_pool_free(pool2);
     nr_pool_free(pool3);
     if (n_failed) {

@@ -20,6 +20,7 @@ import csv
 import gc
 import itertools
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from typing import Any, Optional, Tuple, Union
@@ -34,6 +35,12 @@ _MATRIX_DEDUPE = ("sum", "max", "last", "first")
 _LOG_DEDUPE = ("latest", "first", "sum", None)
 _INT32_MAX = np.iinfo(np.int32).max
 _CSV_CHUNK = 1 << 18
+# Longest accepted line of a CSV file (bytes). A longer line is a corrupted or hostile file:
+# it is reported before the file is read into memory (splitting it would cost ~5x its size).
+MAX_LINE_BYTES = 1 << 20
+_SCAN_BLOCK = 1 << 24
+_INT64 = np.iinfo(np.int64)
+_LONE_SIGN = re.compile(r"(?:^|\s)[+-](?=\s|$)")
 _ASCII_BASED = ("utf-8", "ascii", "latin-1", "iso8859-1", "cp1252", "utf-8-sig")
 
 
@@ -760,8 +767,7 @@ def _read_csv(cls, path, user_col, item_col, time_col, value_col, sep, header, e
     wanted = {"user_col": user_col, "item_col": item_col, "time_col": time_col,
               "value_col": value_col}
     wanted = {arg: col for arg, col in wanted.items() if col is not None}
-    with open(path, "rb") as f:
-        raw = f.read()
+    raw = _read_bounded(path, MAX_LINE_BYTES)
     gc_was_enabled = gc.isenabled()
     gc.disable()  # millions of small lists would trigger the cycle collector again and again
     try:
@@ -775,20 +781,32 @@ def _read_csv(cls, path, user_col, item_col, time_col, value_col, sep, header, e
 
     def fail(arg, k, what):
         _raise_row(path, int(row_pos_all[k]), header, encoding, sep,
-                   f"{what} in column {wanted[arg]!r}, got {str(cols[arg][k])!r}")
+                   f"{what} in column {wanted[arg]!r}, got {str(cols[arg][k])[:60]!r}")
+
+    def check_int64(arg, values):
+        # np.fromstring saturates beyond int64: two different huge ids would become one
+        edge = np.flatnonzero((values == _INT64.max) | (values == _INT64.min))
+        for k in edge.tolist():  # values at the very limits only
+            if not _INT64.min <= int(cols[arg][k]) <= _INT64.max:
+                fail(arg, k, "the number does not fit in a 64-bit integer (int64); re-encode "
+                     "these ids (e.g. map them to smaller integers) before reading")
 
     ids = {}
     for arg in ("user_col", "item_col"):
         ids[arg] = _fast_numbers(cols[arg], np.int64)
+        if ids[arg] is not None:
+            check_int64(arg, ids[arg])
         if ids[arg] is None:
             ids[arg] = np.array(cols[arg], dtype=str)
-            empty = ids[arg] == ""
+            empty = np.char.strip(ids[arg]) == ""
             if empty.any():
                 fail(arg, int(np.argmax(empty)), "expected an id")
             ids[arg] = _parse_ids(ids[arg])
     timestamps = None
     if "time_col" in cols:
         timestamps = _fast_numbers(cols["time_col"], np.int64)
+        if timestamps is not None:
+            check_int64("time_col", timestamps)
         if timestamps is None:
             timestamps = _parse_times(np.array(cols["time_col"], dtype=str),
                                       lambda k, what=None: fail("time_col", k, what or (
@@ -805,14 +823,54 @@ def _read_csv(cls, path, user_col, item_col, time_col, value_col, sep, header, e
     return cls(ids["user_col"], ids["item_col"], timestamps, values)
 
 
+def _read_bounded(path: str, max_line: int) -> bytes:
+    """The file's bytes, after checking block by block that no line exceeds ``max_line``.
+
+    The check streams over the file first (16 MiB at a time), so a file with a huge line
+    fails with a clear error at the cost of one block of memory, not of the whole file.
+
+    Raises:
+        ValueError: Naming the 1-based line number and the limit.
+    """
+    with open(path, "rb") as f:
+        line_start, lineno, pos = 0, 1, 0
+        while True:
+            block = f.read(_SCAN_BLOCK)
+            if not block:
+                break
+            nl = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)
+            ends = np.r_[nl + pos, pos + len(block)]
+            starts = np.r_[line_start, nl + pos + 1]
+            too_long = np.flatnonzero(ends - starts > max_line)
+            if too_long.size:
+                k = int(too_long[0])
+                raise ValueError(
+                    f"{path}, line {lineno + k}: the line is longer than {max_line} bytes "
+                    f"(neurec.data.interactions.MAX_LINE_BYTES); a CSV of interactions has short "
+                    "lines: check the separator and quoting, or split the file")
+            lineno += nl.size
+            if nl.size:
+                line_start = int(nl[-1]) + pos + 1
+            pos += len(block)
+        f.seek(0)
+        return f.read()
+
+
 def _fast_numbers(texts, dtype) -> Optional[np.ndarray]:
     """Parse a list of numeric strings in one C call; None if any field is not a plain number."""
     if not texts:
         return np.empty(0, dtype=dtype)
+    joined = " ".join(texts)
+    if joined.isspace():  # np.fromstring reads a blank string as [0]
+        return None
+    # np.fromstring reads a lone "-" as 0 or joins it to the next number (the regex runs only
+    # when there is a sign at all: ids rarely have one, and it costs 4x the parse)
+    if ("-" in joined or "+" in joined) and _LONE_SIGN.search(joined):
+        return None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", DeprecationWarning)
-            out = np.fromstring(" ".join(texts), dtype=dtype, sep=" ")
+            out = np.fromstring(joined, dtype=dtype, sep=" ")
     except (ValueError, DeprecationWarning):
         return None
     return out if out.size == len(texts) else None
@@ -871,6 +929,15 @@ def _split_csv_fast(raw, path, wanted, sep, header, encoding):
 
 def _split_csv_slow(path, wanted, sep, header, encoding):
     """Columns of any CSV file, through the csv module in chunks."""
+    try:
+        return _split_csv_slow_unchecked(path, wanted, sep, header, encoding)
+    except csv.Error as e:
+        raise ValueError(f"{path}: malformed CSV ({e}); fields are limited to "
+                         f"{csv.field_size_limit()} characters and lines to {MAX_LINE_BYTES} "
+                         "bytes") from None
+
+
+def _split_csv_slow_unchecked(path, wanted, sep, header, encoding):
     with open(path, newline="", encoding=encoding) as f:
         reader = csv.reader(f, delimiter=sep)
         names = None
@@ -982,4 +1049,5 @@ def _raise_row(path, row_pos, header, encoding, sep, what):
         lineno = reader.line_num
     with open(path, encoding=encoding, errors="replace") as f:
         text = next(itertools.islice(f, lineno - 1, None), "").rstrip("\r\n")
-    raise ValueError(f"{path}, line {lineno}: malformed row ({what}): {text!r}")
+    shown = repr(text) if len(text) <= 120 else f"{text[:120]!r}... ({len(text) - 120} more characters)"
+    raise ValueError(f"{path}, line {lineno}: malformed row ({what}): {shown}")

@@ -18,26 +18,42 @@ import functools
 import glob
 import itertools
 import os
-import tempfile
+import re
 import warnings
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from neurec._atomic import atomic_write_many
 from neurec.data.interactions import InteractionLog, InteractionMatrix
 
 __all__ = ["NCFDataset", "read_ncf", "write_ncf"]
 
 PathLike = Union[str, os.PathLike]
 _WRITE_CHUNK = 1 << 17
+# error messages quote at most this many characters of the offending line
+_QUOTE_CHARS = 120
+_INT64 = np.iinfo(np.int64)
+_LONE_SIGN = re.compile(rb"(?:^|\s)[+-](?=\s|$)")
 
 
-# -------------------------------------------------------------- fast parsing
+def _quote(text: str, limit: int = _QUOTE_CHARS) -> str:
+    """``repr`` of ``text``, shortened to ``limit`` characters with a count of the rest."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text) - limit} more characters)"
+
+
 def _line_text(data: bytes, index: int) -> str:
     """Text of the 0-based line ``index`` of ``data`` (error path only)."""
-    lines = data.split(b"\n")
-    line = lines[index] if index < len(lines) else b""
+    start = 0
+    for _ in range(index):
+        start = data.find(b"\n", start) + 1
+        if start == 0:
+            return ""
+    end = data.find(b"\n", start)
+    line = data[start:end if end >= 0 else len(data)]
     return line.rstrip(b"\r").decode("utf-8", errors="replace")
 
 
@@ -65,7 +81,7 @@ def _parse_numeric_table(data: bytes, source: str, first_lineno: int = 1,
 
     def fail(line_index: int, what: str) -> None:
         raise ValueError(f"{source}, line {first_lineno + line_index}: {what}: "
-                         f"{_line_text(original, line_index)!r}")
+                         f"{_quote(_line_text(original, line_index))}")
 
     buf = np.frombuffer(data, dtype=np.uint8)
     if buf.size == 0:
@@ -90,7 +106,10 @@ def _parse_numeric_table(data: bytes, source: str, first_lineno: int = 1,
         line = int(nonblank[np.argmax(wrong)])
         fail(line, f"expected {width} fields like the first line, got {int(counts[line])}")
     table = None
-    for dtype in (np.int64, np.float64):
+    # np.fromstring reads a lone sign as 0 or joins it to the next number: such a file is
+    # malformed, and _locate_bad_token names the line
+    lone_sign = (b"-" in data or b"+" in data) and _LONE_SIGN.search(data)
+    for dtype in (() if lone_sign else (np.int64, np.float64)):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", DeprecationWarning)
@@ -100,6 +119,11 @@ def _parse_numeric_table(data: bytes, source: str, first_lineno: int = 1,
         if flat.size == nonblank.size * width:
             table = flat.reshape(nonblank.size, width)
             break
+    if table is not None and table.dtype == np.int64 and table.size:
+        # np.fromstring saturates integers beyond int64 (two huge ids would merge)
+        edge = (table == _INT64.max) | (table == _INT64.min)
+        if edge.any():
+            _check_int64_tokens(data, nonblank, width, np.argwhere(edge), fail)
     if table is None:
         _locate_bad_token(data, nonblank, fail)
         raise ValueError(f"{source}: could not parse the numbers in this file.")  # pragma: no cover
@@ -109,6 +133,17 @@ def _parse_numeric_table(data: bytes, source: str, first_lineno: int = 1,
     return table
 
 
+def _check_int64_tokens(data: bytes, nonblank: np.ndarray, width: int, cells: np.ndarray,
+                        fail) -> None:
+    """Fail on the first of ``cells`` (row, column) whose text is outside int64."""
+    for row, col in cells.tolist():  # only values at the int64 limits: error path or rare
+        line = _line_text(data, int(nonblank[row]))
+        token = line.split()[col]
+        if not _INT64.min <= int(token) <= _INT64.max:
+            fail(int(nonblank[row]), f"{_quote(token, 40)} does not fit in a 64-bit integer "
+                 f"(ids must be in [0, {_INT64.max}]); re-encode the ids")
+
+
 def _locate_bad_token(data: bytes, nonblank: np.ndarray, fail) -> None:
     lines = data.split(b"\n")
     for index in nonblank.tolist():  # error path only
@@ -116,7 +151,7 @@ def _locate_bad_token(data: bytes, nonblank: np.ndarray, fail) -> None:
             try:
                 float(token)
             except ValueError:
-                fail(index, f"expected a number, got {token.decode('utf-8', 'replace')!r}")
+                fail(index, f"expected a number, got {_quote(token.decode('utf-8', 'replace'), 40)}")
 
 
 def _int_column(table: np.ndarray, j: int, source: str, name: str,
@@ -127,7 +162,14 @@ def _int_column(table: np.ndarray, j: int, source: str, name: str,
         if bad.any():
             raise ValueError(f"{source}: {name} must be integers; got {col[bad][0]} in data "
                              f"row {int(np.argmax(bad)) + 1}.")
+        big = np.abs(col) >= 2.0**63
+        if big.any():
+            raise ValueError(f"{source}: {name} must fit in a 64-bit integer; got {col[big][0]} "
+                             f"in data row {int(np.argmax(big)) + 1}. Re-encode the ids.")
         col = col.astype(np.int64)
+    if nonnegative and col.size and col.max() == _INT64.max:  # num_users = max id + 1 must fit
+        raise ValueError(f"{source}: {name} must be below 2**63 - 1; got {int(col.max())} in data "
+                         f"row {int(np.argmax(col)) + 1}. Re-encode the ids.")
     if nonnegative and col.size and col.min() < 0:
         raise ValueError(f"{source}: {name} must be non-negative ids; got {int(col.min())} in "
                          f"data row {int(np.argmin(col)) + 1}.")
@@ -249,6 +291,8 @@ def read_ncf(prefix: PathLike) -> NCFDataset:
                          f"{te_users.size}; each test case needs one line of negatives.")
     if table.shape[0] and table.shape[1] < 2:
         raise ValueError(f"{neg_path}: each line must start with '(user,item)'.")
+    if table.shape[0] == 0:  # no test cases (empty files): nothing to compare
+        table = np.empty((0, 2), dtype=np.int64)
     neg_users = _int_column(table, 0, neg_path, "user ids")
     neg_items = _int_column(table, 1, neg_path, "item ids")
     mismatch = (neg_users != te_users) | (neg_items != te_items)
@@ -275,22 +319,12 @@ def read_ncf(prefix: PathLike) -> NCFDataset:
 
 
 # ------------------------------------------------------------------ writing
-def _atomic_write(path: str, chunks) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.",
-                               suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="ascii", newline="\n") as f:
-            for chunk in chunks:
-                f.write(chunk)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise
+def _text_writer(chunks):
+    """A write function for atomic_write_many that writes ASCII text chunks."""
+    def write(f) -> None:
+        for chunk in chunks:
+            f.write(chunk.encode("ascii"))
+    return write
 
 
 def _format_rows(row_fmt: str, columns: Sequence[np.ndarray]):
@@ -332,8 +366,9 @@ def write_ncf(prefix: PathLike, train_log: InteractionLog, test_log: Interaction
 
     Ratings are the logs' values (1 without values), written as integers
     when they are whole; a timestamp column is written when the log has one.
-    Each file is written to a temporary file and renamed, so readers never see
-    a half-written file.
+    The three files are written to temporary files and renamed only once all
+    three are complete, so readers never see a half-written file and a failure
+    (a full disk, an exception) leaves the previous files untouched.
 
     Args:
         prefix: Path prefix; parent directories are created.
@@ -358,9 +393,9 @@ def write_ncf(prefix: PathLike, train_log: InteractionLog, test_log: Interaction
     test_items = _encoded_ids(test_log.items, "test_log.items")
     train_chunks = _rating_chunks(train_log, "train_log")
     test_chunks = _rating_chunks(test_log, "test_log")
-    _atomic_write(f"{prefix}.train.rating", train_chunks)
-    _atomic_write(f"{prefix}.test.rating", test_chunks)
     k = neg.shape[1]
     columns = [test_users, test_items] + [neg[:, j].astype(np.int64) for j in range(k)]
-    _atomic_write(f"{prefix}.test.negative",
-                  _format_rows("(%d,%d)" + "\t%d" * k + "\n", columns))
+    neg_chunks = _format_rows("(%d,%d)" + "\t%d" * k + "\n", columns)
+    atomic_write_many([(f"{prefix}.train.rating", _text_writer(train_chunks)),
+                       (f"{prefix}.test.rating", _text_writer(test_chunks)),
+                       (f"{prefix}.test.negative", _text_writer(neg_chunks))])

@@ -60,8 +60,9 @@ class NegativeSampler:
             side features (row ``u`` describes user ``u``), gathered for every sample.
 
     Raises:
-        ValueError: If there are no interactions, ``num_negatives`` is negative, or a user
-            has interacted with every item (no negative can be drawn).
+        ValueError: If there are no interactions, ``num_negatives`` is negative, ``alpha``
+            is NaN, infinite or negative, or a user has interacted with every item (no
+            negative can be drawn).
     """
 
     def __init__(self, interactions: Any, num_negatives: int = 4, distribution: str = "uniform",
@@ -80,6 +81,10 @@ class NegativeSampler:
             raise ValueError("interactions is empty: there are no positives to train on")
         self.num_negatives = int(num_negatives)
         self.distribution = distribution
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(alpha) or alpha < 0:
+            raise ValueError(f"alpha must be a finite number >= 0 (0 = uniform, 0.75 = word2vec's "
+                             f"choice, 1 = proportional to popularity), got {alpha!r}")
         self.alpha = float(alpha)
         self.seed = seed
         n_items_ = self.matrix.shape[1]

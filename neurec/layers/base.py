@@ -5,14 +5,40 @@ graph and returns new symbolic tensors whose shapes were inferred (and checked)
 right away. Calling a layer on NumPy arrays runs its NumPy reference
 implementation eagerly.
 """
+import contextlib
+import contextvars
 import itertools
 import re
-from collections import defaultdict
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from collections import Counter, defaultdict
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 _NAME_COUNTS: Dict[str, itertools.count] = defaultdict(itertools.count)
+
+# While a model file is loaded: the weight shapes the file holds, and the file's name.
+_EXPECTED_SHAPES: contextvars.ContextVar = contextvars.ContextVar("neurec_expected_shapes",
+                                                                  default=None)
+
+
+@contextlib.contextmanager
+def expect_weight_shapes(shapes: Iterable[Tuple[int, ...]], source: str) -> Iterator[None]:
+    """Only allow weights of these shapes to be created while the context is active.
+
+    ``load_model`` builds the layers of an untrusted config inside this context: each
+    ``add_weight`` must match a shape the file actually holds (each stored array once)
+    **before** the weight is allocated, so a small file declaring
+    ``Embedding(input_dim=10**8)`` fails at once instead of allocating gigabytes.
+
+    Args:
+        shapes: The shapes of the stored weight arrays (a multiset).
+        source: Name of the file, for error messages.
+    """
+    token = _EXPECTED_SHAPES.set((Counter(tuple(int(d) for d in s) for s in shapes), source))
+    try:
+        yield
+    finally:
+        _EXPECTED_SHAPES.reset(token)
 
 
 def _snake(name: str) -> str:
@@ -100,7 +126,18 @@ class Layer:
 
     # -- weights ---------------------------------------------------------------
     def add_weight(self, name: str, shape: Tuple[int, ...], initializer, regularizer=None) -> np.ndarray:
-        w = np.ascontiguousarray(initializer(tuple(int(s) for s in shape), "float32"), dtype=np.float32)
+        shape = tuple(int(s) for s in shape)
+        expected = _EXPECTED_SHAPES.get()
+        if expected is not None:
+            counts, source = expected
+            if counts[shape] <= 0:
+                raise ValueError(
+                    f"{source}: layer {self.name!r} ({type(self).__name__}) declares a weight "
+                    f"{name!r} of shape {shape}, but the file holds no (further) array of that "
+                    "shape: config.json does not match the stored weights (corrupted or crafted "
+                    "file; re-save the model)")
+            counts[shape] -= 1
+        w = np.ascontiguousarray(initializer(shape, "float32"), dtype=np.float32)
         self._weights.append((name, w, regularizer))
         return w
 

@@ -5,6 +5,7 @@ to a plan that the C core runs for whole chunks of batches with the GIL
 released, returning to Python only to report progress, run callbacks and let
 Ctrl-C through.
 """
+import numbers
 import time
 from typing import Any, Dict, List, Optional, Sequence, Union
 
@@ -16,11 +17,40 @@ from neurec import optimizers as optimizers_mod
 from neurec.layers.base import KerasTensor, Layer
 from neurec.layers.core import InputLayer
 from neurec.models import _data
+from neurec.models._chunks import run_chunked
 from neurec.models._plan import lower
 
 __all__ = ["Model"]
 
 _CHUNK_SECONDS = 0.2
+def _check_int(fn: str, name: str, value: Any, minimum: int, hint: str) -> int:
+    """``value`` as an int >= minimum; TypeError/ValueError naming the argument otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{fn}: {name} must be an integer, got {value!r}; {hint}")
+    if value < minimum:
+        raise ValueError(f"{fn}: {name} must be >= {minimum}, got {value!r}; {hint}")
+    return int(value)
+
+
+def _check_verbose(fn: str, verbose: Any) -> int:
+    if verbose == "auto" and isinstance(verbose, str):
+        return 1
+    if isinstance(verbose, bool) or not isinstance(verbose, (int, np.integer)) \
+            or verbose not in (0, 1, 2):
+        raise ValueError(f"{fn}: verbose must be 'auto', 0 (silent), 1 (progress bar) or 2 (one "
+                         f"line per epoch), got {verbose!r}")
+    return int(verbose)
+
+
+def _check_seed(fn: str, seed: Any) -> Optional[int]:
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"{fn}: seed must be an integer in [0, 2**64) or None, got {seed!r}; "
+                        "pass e.g. seed=42")
+    if not 0 <= int(seed) < 2**64:
+        raise ValueError(f"{fn}: seed must be in [0, 2**64), got {seed!r}; pass e.g. seed=42")
+    return int(seed)
 
 
 def _default_seed() -> int:
@@ -337,7 +367,11 @@ class Model:
 
         Raises:
             RuntimeError: If the model was not compiled.
-            ValueError: For invalid data (shapes, lengths, NaN, out-of-range ids).
+            TypeError: If ``epochs``, ``initial_epoch``, ``validation_freq`` or ``seed``
+                is not an integer, or ``shuffle`` not a bool.
+            ValueError: For invalid data (shapes, lengths, NaN, out-of-range ids) or an
+                argument out of range (``validation_freq < 1``, ``verbose`` not in
+                ``'auto', 0, 1, 2``, a negative seed).
         """
         from neurec import _core
         from neurec.callbacks import CallbackList, History
@@ -349,16 +383,29 @@ class Model:
         if steps_per_epoch is not None:
             raise ValueError("fit: steps_per_epoch is not supported; every epoch covers the data once")
         batch_size = self._check_batch_size(batch_size)
-        epochs = int(epochs)
-        if epochs < 0 or int(initial_epoch) < 0:
-            raise ValueError(f"epochs and initial_epoch must be >= 0, got {epochs}, {initial_epoch}")
-        if not 0.0 <= float(validation_split) < 1.0:
-            raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
-        verbose = 1 if verbose == "auto" else int(verbose)
+        # Keras semantics: epochs is the index of the last epoch, an int (2.7 must not run 2)
+        epochs = _check_int("fit", "epochs", epochs, 0, "pass a whole number of epochs, e.g. epochs=3")
+        initial_epoch = _check_int("fit", "initial_epoch", initial_epoch, 0,
+                                   "pass the index of the first epoch to run, e.g. initial_epoch=0")
+        hint_freq = "validate every k epochs (k >= 1, e.g. validation_freq=1) or after the " \
+                    "1-based epochs of a list (e.g. validation_freq=[1, 5, 10])"
+        if isinstance(validation_freq, (list, tuple, set, range)):
+            validation_freq = [_check_int("fit", "validation_freq", e, 1, hint_freq)
+                               for e in validation_freq]
+        else:
+            validation_freq = _check_int("fit", "validation_freq", validation_freq, 1, hint_freq)
+        if isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real) \
+                or not 0.0 <= float(validation_split) < 1.0:
+            raise ValueError(f"fit: validation_split must be a number in [0, 1), got "
+                             f"{validation_split!r}; e.g. validation_split=0.1")
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TypeError(f"fit: shuffle must be True or False, got {shuffle!r}")
+        verbose = _check_verbose("fit", verbose)
+        seed = _check_seed("fit", seed)
         plan = self._get_plan()
         b = self._builder
         out_size = int(np.prod(self.output_shape[1:]))
-        seed = _default_seed() if seed is None else int(seed)
+        seed = _default_seed() if seed is None else seed
         if validation_data is not None:
             validation_split = 0.0  # Keras: validation_data overrides validation_split
         sampler = x if hasattr(x, "_neurec_epoch") else None
@@ -392,6 +439,9 @@ class Model:
             vx = _data.prepare_inputs(self, validation_data[0], b)
             vy = _data.prepare_labels(validation_data[1], vx[0].shape[0], out_size)
             val = (vx, vy)
+        # a batch larger than the data is one batch of all of it: cap it, so the C core's
+        # scratch is sized by the data, not by the argument
+        batch_size = min(batch_size, max(n, 1))
         steps = -(-n // batch_size)
         self.stop_training = False
         cbs = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=self,
@@ -463,7 +513,7 @@ class Model:
         plan = self._get_plan()
         n = inputs[0].shape[0]
         out = np.empty((n,) + tuple(self.output_shape[1:]), dtype=np.float32)
-        plan.predict(inputs, out)
+        run_chunked(lambda s, e: plan.predict([a[s:e] for a in inputs], out[s:e]), n)
         return out
 
     def predict(self, x, batch_size: Optional[int] = None, verbose: Union[str, int] = "auto",
@@ -521,13 +571,14 @@ class Model:
             raise RuntimeError("You must compile the model before evaluating it")
         if sample_weight is not None:
             raise ValueError("evaluate: sample_weight is not supported by neurec")
+        verbose_level = _check_verbose("evaluate", verbose)
         self._check_batch_size(batch_size)
         self._get_plan()
         inputs = _data.prepare_inputs(self, x, self._builder)
         out_size = int(np.prod(self.output_shape[1:]))
         labels = _data.prepare_labels(y, inputs[0].shape[0], out_size)
         res = self._evaluate_arrays(inputs, labels)
-        if verbose not in (0, "auto") and int(verbose) > 0:
+        if verbose_level > 0 and verbose != "auto":
             print(" - ".join(f"{k}: {v:.4f}" for k, v in res.items()))
         if return_dict:
             return res

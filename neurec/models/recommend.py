@@ -19,10 +19,29 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 
 from neurec import activations
+from neurec.models._chunks import run_chunked
 from neurec.layers.core import Activation, Dense, Embedding, Flatten, Input
 from neurec.layers.merging import Add, Dot, Multiply
 
 _PAIRS_PER_BLOCK = 1 << 20
+
+
+def _as_ids(values: Any, name: str, fractional: type = ValueError) -> np.ndarray:
+    """int64 ids from integers or whole-number floats; fractional ids raise ``fractional``
+    (they must never be truncated to another id)."""
+    a = np.asarray(values)
+    if a.dtype == object or a.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be integer ids, got dtype {a.dtype}; map raw ids with an "
+                        "IdEncoder first")
+    a = a.ravel()
+    if a.dtype.kind == "f":
+        bad = ~np.isfinite(a) | (a != np.trunc(a)) | (np.abs(a) >= 2.0**63)
+        if bad.any():
+            raise fractional(f"{name} must be integer ids (whole numbers), got {a[bad][0]!r}; "
+                             "truncating it would silently score another id")
+    elif a.dtype == np.uint64 and a.size and a.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{name}: id {a.max()} does not fit in int64; ids are 0..n-1")
+    return a.astype(np.int64)
 
 
 def _producer(t):
@@ -310,9 +329,8 @@ def score_items(model, users, items=None, user_input=None, item_input=None, user
                 item_features=None) -> np.ndarray:
     """Scores of every item (or of ``items``) for each user: ``(len(users), n_items)`` float32."""
     roles = _Roles(model, user_input, item_input, user_features, item_features)
-    users = np.asarray(users, dtype=np.int64).ravel()
-    cand = np.arange(roles.n_items, dtype=np.int64) if items is None else \
-        np.asarray(items, dtype=np.int64).ravel()
+    users = _as_ids(users, "users")
+    cand = np.arange(roles.n_items, dtype=np.int64) if items is None else _as_ids(items, "items")
     out = np.empty((users.size, cand.size), np.float32)
     for s, ub, block in _score_blocks(model, roles, users, cand):
         out[s:s + ub.size] = block
@@ -344,10 +362,9 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
                 raise
             u = _transform_ignore(user_encoder, raw_users)
     else:
-        if raw_users.dtype.kind not in "iu" and not (raw_users.dtype.kind == "f" and
-                                                     np.all(raw_users == np.floor(raw_users))):
+        if raw_users.dtype == object or raw_users.dtype.kind not in "iuf":
             raise TypeError("users must be integer ids (pass user_encoder= for raw ids)")
-        u = raw_users.astype(np.int64)
+        u = _as_ids(raw_users, "users", fractional=TypeError)
     n_users = roles.n_users if roles.n_users is not None else int(u.max()) + 1
     known = (u >= 0) & (u < n_users)
     if not known.all() and unknown == "error":
@@ -356,7 +373,7 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
                          "to recommend popular items to new users")
     n_items = roles.n_items
     if items is not None:
-        cand = np.unique(np.asarray(items, dtype=np.int64).ravel())
+        cand = np.unique(_as_ids(items, "items"))
         if cand.size == 0 or cand.min() < 0 or cand.max() >= n_items:
             raise ValueError(f"items must be a non-empty set of ids in [0, {n_items})")
     else:
@@ -383,9 +400,16 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
         rows = ku.copy()
         oid = np.empty((ku.size, kk), np.int64)
         osc = np.empty((ku.size, kk), np.float32)
-        _core.score_topk(uv, iv, ib, kk,
-                         indptr, indices if indptr is not None else None,
-                         rows if indptr is not None else None, oid, osc)
+
+        def score(s, e):  # users [s, e): short C calls so that Ctrl-C gets through
+            _core.score_topk(uv[s:e], iv, ib, kk,
+                             indptr, indices if indptr is not None else None,
+                             rows[s:e] if indptr is not None else None, oid[s:e], osc[s:e])
+
+        per_user = max(1, iv.shape[0] * iv.shape[1])
+        min_users = 64 * num_threads()
+        run_chunked(score, ku.size, first=max(min_users, (1 << 26) // per_user),
+                    minimum=min_users)
         ids[uk] = oid
     elif uk.size:
         scorer, sroles = model, roles

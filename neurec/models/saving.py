@@ -13,13 +13,15 @@ dtype and raises ``ValueError`` on a corrupted file.
 import io
 import json
 import os
-import tempfile
+import re
+import warnings
 import zipfile
 from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from neurec.layers.base import KerasTensor
+from neurec._atomic import atomic_write
+from neurec.layers.base import KerasTensor, expect_weight_shapes
 
 FORMAT = 1
 MODEL_SUFFIXES = (".neurec", ".keras")
@@ -99,27 +101,30 @@ def _atomic_write(path: str, write_fn, overwrite: bool) -> None:
     path = os.fspath(path)
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".neurec-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write_fn(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(path, write_fn)
 
 
 def _npy_bytes(a: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(a), allow_pickle=False)
     return buf.getvalue()
+
+
+def _check_finite_state(model, opt_vars: List[np.ndarray], fn: str = "model.save") -> None:
+    """Refuse to save NaN/inf weights: such a file could never be loaded back."""
+    for layer in model._layers:
+        for name, w, _ in layer._weights:
+            if not np.isfinite(w).all():
+                raise ValueError(
+                    f"{fn}: weight {name!r} of layer {layer.name!r} holds NaN or inf "
+                    f"({int(np.size(w) - np.isfinite(w).sum())} values): training diverged. Nothing "
+                    "was written. Lower the learning rate, add TerminateOnNaN, or save from a "
+                    "checkpoint taken before the divergence (ModelCheckpoint(save_best_only=True))")
+    for i, v in enumerate(opt_vars):
+        if v.dtype.kind == "f" and not np.isfinite(v).all():
+            raise ValueError(f"model.save: optimizer state array {i} holds NaN or inf (training "
+                             "diverged). Nothing was written; recompile to reset the optimizer or "
+                             "save from an earlier checkpoint")
 
 
 def save_model(model, filepath, overwrite: bool = True) -> None:
@@ -138,10 +143,15 @@ def save_model(model, filepath, overwrite: bool = True) -> None:
             opt_vars = model.optimizer.variables()
         cfg["optimizer_variables"] = len(opt_vars)
     weights = model.weights
+    _check_finite_state(model, opt_vars)
+    config_bytes = json.dumps(cfg, indent=1).encode("utf-8")
+    if len(config_bytes) > MAX_CONFIG_BYTES:
+        raise ValueError(f"model.save: the model's config is {len(config_bytes)} bytes, above the "
+                         f"{MAX_CONFIG_BYTES}-byte limit load_model enforces; use fewer layers")
 
     def write(f):
         with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as z:
-            z.writestr("config.json", json.dumps(cfg, indent=1))
+            z.writestr("config.json", config_bytes)
             for i, w in enumerate(weights):
                 z.writestr(f"weights/{i:05d}.npy", _npy_bytes(w))
             for i, v in enumerate(opt_vars):
@@ -155,46 +165,221 @@ def _version() -> str:
     return neurec.__version__
 
 
-def _read_npy(z: zipfile.ZipFile, name: str) -> np.ndarray:
+# -- loading untrusted files ---------------------------------------------------------
+# A model file is untrusted input. Loading never runs code (no pickle, no eval): it reads
+# JSON and raw .npy arrays, accepts only the members `save` writes (stored, uncompressed,
+# each once, with sizes that match their headers) and checks every shape against the
+# config before anything is allocated.
+MAX_CONFIG_BYTES = 16 * 2**20
+MAX_ARRAYS = 100_000
+_MEMBER = re.compile(r"(config\.json|(weights|optimizer)/[0-9]{5}\.npy)\Z")
+_WEIGHTS_MEMBER = re.compile(r"w[0-9]{5}\.npy\Z")  # save_weights (np.savez) files
+_NPY_DTYPES = {np.dtype("<f4"), np.dtype("<f8"), np.dtype("<i8"), np.dtype("<i4")}
+
+
+class _NpyHeader:
+    __slots__ = ("name", "shape", "dtype", "fortran", "offset")
+
+    def __init__(self, name, shape, dtype, fortran, offset):
+        self.name, self.shape, self.dtype, self.fortran, self.offset = name, shape, dtype, fortran, offset
+
+
+def _corrupt(filepath, what: str) -> ValueError:
+    return ValueError(f"{filepath} is not a valid neurec model file: {what}. Loading refuses "
+                      "corrupted or crafted files; re-save the model with model.save")
+
+
+def _npy_header(z: zipfile.ZipFile, name: str, filepath) -> _NpyHeader:
+    """Shape and dtype of a stored .npy member, from its header alone (no allocation)."""
+    info = z.getinfo(name)
     try:
-        data = z.read(name)
+        with z.open(info) as f, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # numpy's literal_eval of a mangled header warns
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise ValueError(f"unsupported .npy version {version}")
+            offset = f.tell()
+    except Exception as e:  # numpy raises ValueError/SyntaxError/... on a bad header
+        raise _corrupt(filepath, f"{name} is not a valid .npy array ({type(e).__name__}: {e})") \
+            from None
+    if dtype not in _NPY_DTYPES:
+        raise _corrupt(filepath, f"{name} has dtype {dtype}; neurec files hold float32 weights "
+                                 "and int64 step counts only")
+    count = 1
+    for d in shape:
+        count *= int(d)
+    if info.file_size != offset + count * dtype.itemsize:
+        raise _corrupt(filepath, f"{name} declares shape {shape} ({count * dtype.itemsize} bytes) "
+                                 f"but holds {info.file_size - offset} bytes of data")
+    return _NpyHeader(name, tuple(int(d) for d in shape), dtype, bool(fortran), offset)
+
+
+def _read_npy(z: zipfile.ZipFile, name: str, filepath="model file") -> np.ndarray:
+    try:
+        z.getinfo(name)
     except KeyError:
-        raise ValueError(f"corrupted neurec file: {name} is missing") from None
-    try:
-        return np.load(io.BytesIO(data), allow_pickle=False)
-    except Exception as e:
-        raise ValueError(f"corrupted neurec file: {name} is not a valid .npy array ({e})") from None
+        raise _corrupt(filepath, f"{name} is missing") from None
+    h = _npy_header(z, name, filepath)
+    data = z.read(name)  # size checked against the header: at most the file's size
+    a = np.frombuffer(data, dtype=h.dtype, offset=h.offset)
+    return a.reshape(h.shape, order="F" if h.fortran else "C")
 
 
-def _open_zip(filepath) -> zipfile.ZipFile:
+def _check_members(z: zipfile.ZipFile, filepath, weights_only: bool = False) -> None:
+    file_size = os.path.getsize(filepath)
+    infos = z.infolist()
+    if len(infos) > 2 * MAX_ARRAYS + 1:
+        raise _corrupt(filepath, f"it has {len(infos)} members")
+    seen = set()
+    for info in infos:
+        name = info.filename
+        shown = name if len(name) <= 80 else name[:80] + "..."
+        if not (_WEIGHTS_MEMBER if weights_only else _MEMBER).match(name):
+            raise _corrupt(filepath, f"unexpected member {shown!r} (a neurec file holds only "
+                                     + ("wNNNNN.npy arrays" if weights_only else
+                                        "config.json, weights/NNNNN.npy and optimizer/NNNNN.npy")
+                                     + ")")
+        if name in seen:
+            raise _corrupt(filepath, f"member {name!r} appears more than once")
+        seen.add(name)
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise _corrupt(filepath, f"member {name!r} is compressed (method {info.compress_type}); "
+                                     "model.save writes stored members only")
+        if info.flag_bits & 0x1:
+            raise _corrupt(filepath, f"member {name!r} is encrypted")
+        if info.file_size != info.compress_size or info.file_size > file_size:
+            raise _corrupt(filepath, f"member {name!r} declares {info.file_size} bytes in a "
+                                     f"{file_size}-byte file")
+    if weights_only:
+        return
+    if "config.json" not in seen:
+        raise ValueError(f"{filepath} is not a neurec model file (no config.json)")
+    if z.getinfo("config.json").file_size > MAX_CONFIG_BYTES:
+        raise _corrupt(filepath, f"config.json is larger than {MAX_CONFIG_BYTES} bytes")
+
+
+def _open_zip(filepath, weights_only: bool = False) -> zipfile.ZipFile:
     filepath = os.fspath(filepath)
     if not os.path.exists(filepath):
         raise FileNotFoundError(f"No such file: {filepath}")
     try:
         z = zipfile.ZipFile(filepath)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError,
+            NotImplementedError) as e:
+        raise ValueError(f"{filepath} is not a valid neurec file (corrupted or truncated zip: {e})") \
+            from None
+    try:
+        _check_members(z, filepath, weights_only)
         bad = z.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError) as e:
-        raise ValueError(f"{filepath} is not a valid neurec file (corrupted or truncated zip: {e})") from None
+    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as e:
+        z.close()
+        raise ValueError(f"{filepath} is not a valid neurec file (corrupted zip: {e})") from None
+    except BaseException:
+        z.close()
+        raise
     if bad is not None:
         z.close()
         raise ValueError(f"{filepath} is corrupted: member {bad} fails its CRC check")
     return z
 
 
-def _assign(targets: List[np.ndarray], arrays: List[np.ndarray], what: str) -> None:
+def _assign(targets: List[np.ndarray], arrays: List[np.ndarray], what: str,
+            names: Optional[List[str]] = None) -> None:
     if len(targets) != len(arrays):
         raise ValueError(f"{what}: expected {len(targets)} arrays, the file has {len(arrays)}")
     for i, (t, a) in enumerate(zip(targets, arrays)):
+        label = names[i] if names else f"array {i}"
         if a.shape != t.shape:
-            raise ValueError(f"{what}: array {i} has shape {a.shape}, the model expects {t.shape}")
-        if a.dtype.kind not in "fi" or not np.all(np.isfinite(a)):
-            raise ValueError(f"{what}: array {i} has invalid dtype {a.dtype} or non-finite values")
+            raise ValueError(f"{what}: {label} has shape {a.shape}, the model expects {t.shape}")
+        if a.dtype.kind not in "fi" or (t.dtype.kind == "i" and a.dtype.kind != "i"):
+            raise ValueError(f"{what}: {label} has dtype {a.dtype}, expected {t.dtype}")
+        if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+            raise ValueError(f"{what}: {label} holds NaN or inf values (a diverged or corrupted "
+                             "model); neurec refuses to load non-finite weights")
     for t, a in zip(targets, arrays):
         np.copyto(t, a.astype(t.dtype, copy=False))
 
 
+def _load_json(z: zipfile.ZipFile, filepath) -> dict:
+    try:
+        cfg = json.loads(z.read("config.json").decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{filepath}: config.json is corrupted ({e})") from None
+    except RecursionError:
+        raise ValueError(f"{filepath}: config.json is nested too deeply to be a neurec config "
+                         "(corrupted or crafted file)") from None
+    if not isinstance(cfg, dict) or cfg.get("format") != FORMAT or not isinstance(cfg.get("model"), dict):
+        raise ValueError(f"{filepath}: unsupported or missing format version in config.json")
+    return cfg
+
+
+def _stored(z: zipfile.ZipFile, folder: str, filepath) -> List[str]:
+    """Names of folder/00000.npy ... in order; they must be numbered 0..n-1."""
+    names = sorted(n for n in z.namelist() if n.startswith(folder + "/"))
+    for i, n in enumerate(names):
+        if n != f"{folder}/{i:05d}.npy":
+            raise _corrupt(filepath, f"{folder}/ arrays must be numbered from 00000 without gaps; "
+                                     f"found {n!r} at position {i}")
+    return names
+
+
+def _restore_optimizer(z, cfg, model, filepath) -> None:
+    from neurec.optimizers import check_iterations
+    n_vars = cfg.get("optimizer_variables", 0)
+    names = _stored(z, "optimizer", filepath)
+    if isinstance(n_vars, bool) or not isinstance(n_vars, int) or n_vars != len(names):
+        raise _corrupt(filepath, f"optimizer_variables={n_vars!r} but the file holds "
+                                 f"{len(names)} optimizer arrays")
+    if not n_vars:
+        return
+    opt = model.optimizer
+    model._get_plan()
+    targets = opt.variables()
+    headers = [_npy_header(z, n, filepath) for n in names]
+    if len(headers) != len(targets) or any(h.shape != t.shape for h, t in zip(headers, targets)):
+        raise ValueError(f"{filepath}: optimizer state does not match the model (expected "
+                         f"{len(targets)} arrays of shapes {[t.shape for t in targets][:6]}...)")
+    it = _read_npy(z, names[0], filepath)
+    if it.dtype.kind != "i":
+        raise _corrupt(filepath, f"optimizer iterations (optimizer/00000.npy) has dtype {it.dtype}; "
+                                 "a step count is an integer")
+    try:
+        iterations = check_iterations(int(it[0]), "optimizer iterations")
+    except (TypeError, ValueError) as e:
+        raise _corrupt(filepath, str(e)) from None
+    arrays = [_read_npy(z, n, filepath) for n in names[1:]]
+    live, labels, k = [], [], 0
+    for slots in opt._slots:
+        for j, a in enumerate(slots):
+            if a is None:
+                continue
+            arr, label = arrays[k], names[k + 1]
+            if j == 3:  # per-row step counts: integers in [0, iterations]
+                if arr.dtype.kind != "i" or (arr.size and (arr.min() < 0 or arr.max() > iterations)):
+                    raise _corrupt(filepath, f"{label} holds per-row step counts outside [0, "
+                                             f"iterations={iterations}] or of dtype {arr.dtype}")
+            elif j in opt.nonnegative_slots and arr.dtype.kind == "f" and (arr < 0).any():
+                raise _corrupt(filepath, f"{label} holds negative second-moment values (a sum of "
+                                         "squares is never negative)")
+            live.append(a)
+            labels.append(label)
+            k += 1
+    _assign(live, arrays, f"{filepath} optimizer state", labels)
+    opt.iterations = iterations
+
+
 def load_model(filepath, custom_objects: Optional[dict] = None, compile: bool = True, safe_mode=True):
     """Load a model saved with ``model.save``.
+
+    The file is untrusted input: loading never runs code (no pickle), accepts only the
+    stored (uncompressed) members ``model.save`` writes, each once, and checks every
+    array's shape against the config before allocating anything, so a crafted file
+    fails with ``ValueError`` instead of crashing or exhausting memory (see the README's
+    "Security and robustness").
 
     Args:
         filepath: Path of a ``.neurec`` file.
@@ -206,23 +391,26 @@ def load_model(filepath, custom_objects: Optional[dict] = None, compile: bool = 
 
     Raises:
         FileNotFoundError: If the file does not exist.
-        ValueError: If the file is corrupted or inconsistent.
+        ValueError: If the file is corrupted, crafted or inconsistent (the message names
+            the member and what is wrong with it).
     """
     with _open_zip(filepath) as z:
-        try:
-            cfg = json.loads(z.read("config.json").decode("utf-8"))
-        except KeyError:
-            raise ValueError(f"{filepath} is not a neurec model file (no config.json)") from None
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ValueError(f"{filepath}: config.json is corrupted ({e})") from None
-        if not isinstance(cfg, dict) or cfg.get("format") != FORMAT or "model" not in cfg:
-            raise ValueError(f"{filepath}: unsupported or missing format version")
-        model = functional_from_config(cfg["model"], custom_objects)
-        weights = [_read_npy(z, f"weights/{i:05d}.npy") for i in range(len(model.weights))]
-        extra = [n for n in z.namelist() if n.startswith("weights/")]
-        if len(extra) != len(weights):
-            raise ValueError(f"{filepath}: has {len(extra)} weight arrays, the model expects {len(weights)}")
-        _assign(model.weights, weights, f"{filepath} weights")
+        cfg = _load_json(z, filepath)
+        names = _stored(z, "weights", filepath)
+        headers = [_npy_header(z, n, filepath) for n in names]
+        with expect_weight_shapes([h.shape for h in headers], os.fspath(filepath)):
+            try:
+                model = functional_from_config(cfg["model"], custom_objects)
+            except RecursionError:
+                raise ValueError(f"{filepath}: the model graph in config.json is nested too "
+                                 "deeply") from None
+            except (AttributeError, OverflowError) as e:
+                raise ValueError(f"{filepath}: invalid model config ({e!r})") from None
+        if len(names) != len(model.weights):
+            raise ValueError(f"{filepath}: has {len(names)} weight arrays, the model expects "
+                             f"{len(model.weights)}")
+        weights = [_read_npy(z, n, filepath) for n in names]
+        _assign(model.weights, weights, f"{filepath} weights", names)
         comp = cfg.get("compile")
         if compile and comp:
             from neurec import losses, metrics, optimizers
@@ -231,18 +419,9 @@ def load_model(filepath, custom_objects: Optional[dict] = None, compile: bool = 
                               loss=losses.get(comp["loss"]),
                               metrics=[m if isinstance(m, str) else metrics.get(m) for m in comp["metrics"]],
                               hogwild=bool(comp.get("hogwild", False)))
-            except (KeyError, TypeError) as e:
+            except (KeyError, TypeError, ValueError, AttributeError) as e:
                 raise ValueError(f"{filepath}: invalid compile settings ({e!r})") from None
-            n_vars = int(cfg.get("optimizer_variables", 0))
-            if n_vars:
-                model._get_plan()
-                targets = model.optimizer.variables()
-                arrays = [_read_npy(z, f"optimizer/{i:05d}.npy") for i in range(n_vars)]
-                if len(arrays) != len(targets) or arrays[0].shape != (1,):
-                    raise ValueError(f"{filepath}: optimizer state does not match the model")
-                model.optimizer.iterations = int(arrays[0][0])
-                live = [a for s in model.optimizer._slots for a in s if a is not None]
-                _assign(live, arrays[1:], f"{filepath} optimizer state")
+            _restore_optimizer(z, cfg, model, filepath)
     return model
 
 
@@ -251,6 +430,7 @@ def save_weights(model, filepath, overwrite: bool = True) -> None:
     if not filepath.endswith(WEIGHTS_SUFFIX):
         raise ValueError(f"save_weights: the file name must end in '{WEIGHTS_SUFFIX}', got {filepath!r}")
     arrays = {f"w{i:05d}": w for i, w in enumerate(model.weights)}
+    _check_finite_state(model, [], "save_weights")
 
     def write(f):
         np.savez(f, **arrays)
@@ -262,15 +442,23 @@ def load_weights(model, filepath) -> None:
     filepath = os.fspath(filepath)
     if filepath.endswith(MODEL_SUFFIXES):
         with _open_zip(filepath) as z:
-            arrays = [_read_npy(z, f"weights/{i:05d}.npy") for i in range(len(model.weights))]
-        _assign(model.weights, arrays, filepath)
+            names = _stored(z, "weights", filepath)
+            headers = [_npy_header(z, n, filepath) for n in names]
+            if len(names) != len(model.weights) or any(
+                    h.shape != w.shape for h, w in zip(headers, model.weights)):
+                raise ValueError(f"{filepath}: its {len(names)} weight arrays do not match the "
+                                 f"model's {len(model.weights)} (shapes differ)")
+            arrays = [_read_npy(z, n, filepath) for n in names]
+        _assign(model.weights, arrays, filepath, names)
         return
-    z = _open_zip(filepath)
-    z.close()
-    try:
-        with np.load(filepath, allow_pickle=False) as data:
-            keys = sorted(data.files)
-            arrays = [data[k] for k in keys]
-    except Exception as e:
-        raise ValueError(f"{filepath} is not a valid weights file ({e})") from None
-    _assign(model.weights, arrays, filepath)
+    with _open_zip(filepath, weights_only=True) as z:
+        names = sorted(z.namelist())
+        if names != [f"w{i:05d}.npy" for i in range(len(names))]:
+            raise _corrupt(filepath, "weight arrays must be numbered w00000.npy, w00001.npy, ...")
+        headers = [_npy_header(z, n, filepath) for n in names]
+        if len(names) != len(model.weights) or any(
+                h.shape != w.shape for h, w in zip(headers, model.weights)):
+            raise ValueError(f"{filepath}: its {len(names)} weight arrays do not match the "
+                             f"model's {len(model.weights)} (shapes differ)")
+        arrays = [_read_npy(z, n, filepath) for n in names]
+    _assign(model.weights, arrays, filepath, names)

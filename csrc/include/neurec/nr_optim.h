@@ -83,7 +83,10 @@ void nr_optim_step_dense(const struct nr_optim *o, struct nr_param *p, const flo
 /* Lazy update of the n listed rows of p with their gradients g (n*cols values,
  * row i of g belongs to row ids[i] of p) at global step t >= 1 (see the
  * comment on struct nr_optim_tables for catch_up and row_steps). Rows not
- * listed are untouched, state included. ids must be distinct and in range. */
+ * listed are untouched, state included. ids must be distinct and in range.
+ * A row step count outside its valid range ([0, t) before the step: a crafted
+ * or corrupted state) is treated as "no skipped steps" (catch_up) or as t
+ * (per-row counts) and overwritten; it never indexes a table out of bounds. */
 void nr_optim_step_rows(const struct nr_optim *o, struct nr_param *p, const int64_t *ids,
                         int64_t n, const float *g, int64_t t);
 

@@ -144,7 +144,8 @@ void nr_plan_free(struct nr_plan *plan);
 void nr_plan_set_optim(struct nr_plan *plan, const struct nr_optim *optim);
 
 /* Make sure scratch holds batches of up to cap samples. Errors: NR_ERR_NOMEM
- * (the plan keeps its previous capacity). */
+ * (also when a size computation would overflow; the plan keeps its previous
+ * capacity), NR_ERR_VALUE for cap < 0. */
 enum nr_status nr_plan_reserve(struct nr_plan *plan, int64_t cap);
 
 /* Train on the samples idx[0..n) in batches of batch_size (the last one may
@@ -152,8 +153,10 @@ enum nr_status nr_plan_reserve(struct nr_plan *plan, int64_t cap);
  * labels (width 1 or the output size). *step is the optimizer step count,
  * incremented once per batch. seed drives dropout. stats is accumulated into
  * (not cleared). abort, if not NULL, is polled between batches.
- * Errors: NR_ERR_INDEX (an embedding id out of range: the offending batch is
- * not applied), NR_ERR_NOMEM, NR_ABORTED. */
+ * A batch_size above n trains one batch of n samples (the same result).
+ * Errors: NR_ERR_VALUE (batch_size < 1, n < 0, or *step outside
+ * [0, INT64_MAX - batches]: nothing is trained), NR_ERR_INDEX (an embedding id
+ * out of range: the offending batch is not applied), NR_ERR_NOMEM, NR_ABORTED. */
 enum nr_status nr_plan_fit(struct nr_plan *plan, struct nr_pool *pool,
                            const struct nr_array *inputs, const struct nr_array *y,
                            const int64_t *idx, int64_t n, int64_t batch_size,
