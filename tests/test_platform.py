@@ -173,6 +173,18 @@ def _model(seed=0, users=2000, items=3000):
     return m
 
 
+def _predict_in_one_c_call(model, u, i) -> np.ndarray:
+    """Like model.predict, but as ONE call into C (Model.predict splits the work into
+    ~0.1 s calls so that Ctrl-C gets through), which holds its pool and the model's lock
+    from start to end."""
+    from neurec.models import _data
+    plan = model._get_plan()
+    inputs = _data.prepare_inputs(model, [u, i], model._builder)
+    out = np.empty((len(u), 1), dtype=np.float32)
+    plan.predict(inputs, out)
+    return out
+
+
 def test_set_num_threads_racing_predictions_is_safe():
     """Regression: set_num_threads freed the pool another thread was running on."""
     model = _model()
@@ -223,7 +235,7 @@ def test_two_models_run_concurrently_not_queued():
     def run_long():
         stamps["long_start"] = time.perf_counter()
         started.set()
-        long_model.predict([lu, li], verbose=0)
+        _predict_in_one_c_call(long_model, lu, li)
         stamps["long_end"] = time.perf_counter()
 
     t = threading.Thread(target=run_long)
@@ -308,7 +320,7 @@ def test_fork_while_another_thread_predicts_with_the_same_model():
 
     def busy():
         started.set()
-        model.predict([big_u, big_i], verbose=0)
+        _predict_in_one_c_call(model, big_u, big_i)
 
     t = threading.Thread(target=busy)
     t.start()

@@ -62,7 +62,9 @@ static enum nr_simd_level detect(void) { return NR_SIMD_BASELINE; }
 #endif
 
 static atomic_int g_detected = -1; /* what the CPU supports */
-static atomic_int g_level = -1;    /* what runs: detected, capped */
+/* what runs: detected, capped (nr_simd.h reads it inline; atomics through the
+ * GCC/clang builtins, which the header can use without <stdatomic.h>) */
+int nr_simd_cached_level_ = -1;
 
 enum nr_simd_level nr_simd_detect(void)
 {
@@ -76,7 +78,7 @@ enum nr_simd_level nr_simd_detect(void)
 
 enum nr_simd_level nr_simd_level(void)
 {
-    int v = atomic_load_explicit(&g_level, memory_order_relaxed);
+    int v = __atomic_load_n(&nr_simd_cached_level_, __ATOMIC_RELAXED);
     if (v >= 0)
         return (enum nr_simd_level)v;
     v = (int)nr_simd_detect();
@@ -87,7 +89,7 @@ enum nr_simd_level nr_simd_level(void)
             v = cap;
     }
     /* Two threads racing here compute the same value. */
-    atomic_store_explicit(&g_level, v, memory_order_relaxed);
+    __atomic_store_n(&nr_simd_cached_level_, v, __ATOMIC_RELAXED);
     return (enum nr_simd_level)v;
 }
 
@@ -98,7 +100,7 @@ enum nr_simd_level nr_simd_set_level(enum nr_simd_level level)
         v = 0;
     if (v > best)
         v = best;
-    atomic_store_explicit(&g_level, v, memory_order_relaxed);
+    __atomic_store_n(&nr_simd_cached_level_, v, __ATOMIC_RELAXED);
     return (enum nr_simd_level)v;
 }
 

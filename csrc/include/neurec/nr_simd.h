@@ -57,6 +57,20 @@ enum nr_simd_level {
  * Thread-safe; the first call detects, later calls read a cached value. */
 enum nr_simd_level nr_simd_level(void);
 
+/* The cached level (-1 until the first nr_simd_level call); read through
+ * nr_simd_level_now, which every dispatch uses: an inline relaxed load, no
+ * call, on the hot path. */
+extern int nr_simd_cached_level_;
+static inline enum nr_simd_level nr_simd_level_now(void)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    int v = __atomic_load_n(&nr_simd_cached_level_, __ATOMIC_RELAXED);
+    return v >= 0 ? (enum nr_simd_level)v : nr_simd_level();
+#else
+    return nr_simd_level();
+#endif
+}
+
 /* The best level this CPU and OS support (ignores the caps). Thread-safe. */
 enum nr_simd_level nr_simd_detect(void);
 
@@ -98,7 +112,7 @@ int nr_simd_parse(const char *name);
     NR_SIMD_CLONE_RET_(NR_TARGET_AVX512, avx512, NR_SIMD_AVX512, RET, NAME, PARAMS, ARGS)
 #define NR_SIMD_DISPATCH(NAME, ARGS)   \
     do {                               \
-        switch (nr_simd_level()) {     \
+        switch (nr_simd_level_now()) { \
         case NR_SIMD_AVX512:           \
             NAME##_avx512 ARGS;        \
             break;                     \
@@ -111,8 +125,8 @@ int nr_simd_parse(const char *name);
         }                              \
     } while (0)
 #define NR_SIMD_DISPATCH_RET(NAME, ARGS)                                                 \
-    (nr_simd_level() == NR_SIMD_AVX512 ? NAME##_avx512 ARGS                              \
-     : nr_simd_level() == NR_SIMD_AVX2 ? NAME##_avx2 ARGS                                \
+    (nr_simd_level_now() == NR_SIMD_AVX512 ? NAME##_avx512 ARGS                          \
+     : nr_simd_level_now() == NR_SIMD_AVX2 ? NAME##_avx2 ARGS                            \
                                        : NAME##_base ARGS)
 #else
 #define NR_SIMD_CLONES(NAME, PARAMS, ARGS) \
