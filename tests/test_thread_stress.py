@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import traceback
 
 import numpy as np
 
@@ -56,8 +57,8 @@ def test_everything_at_once_from_many_threads(tmp_path):
                 while time.monotonic() < deadline:
                     body()
                     counts[name] = counts.get(name, 0) + 1
-            except BaseException as e:  # noqa: BLE001 - reported by the main thread
-                errors.append((name, e))
+            except BaseException:  # noqa: BLE001 - reported by the main thread
+                errors.append(f"in {name}:\n{traceback.format_exc()}")
         return threading.Thread(target=run, name=name)
 
     def fit_trained():
@@ -95,5 +96,5 @@ def test_everything_at_once_from_many_threads(tmp_path):
     finally:
         neurec.set_num_threads(old_threads)
     assert not hung, f"threads still running long after the deadline: {hung}"
-    assert not errors, errors[0]
+    assert not errors, "\n".join(errors)
     assert set(counts) == {w.name for w in workers}, counts  # every kind of call ran
