@@ -18,6 +18,8 @@ toolchain found here (CI installs them all; each one missing is skipped):
 * ``musl``: gcc against musl libc (Alpine, musllinux wheels; no GNU ifunc);
 * ``i386``: the i686 cross gcc (32-bit x86 with x87 float math), run natively;
 * ``mingw``: MinGW-w64 for Windows x86-64 (Win32 threads), run under Wine;
+* ``clang-mingw``: clang targeting Windows x86-64 (the compiler of the Windows
+  wheels, there as clang-cl), on MinGW-w64's headers, run under Wine;
 * ``aarch64``: the aarch64 cross gcc (NEON baseline), run under qemu-user.
 
 The core is compiled to objects once per toolchain and shared by the programs.
@@ -62,6 +64,15 @@ class Toolchain:
     env: dict = field(default_factory=dict, hash=False)
 
 
+def _mingw_libgcc_dir() -> str:
+    """Where MinGW-w64's libgcc lives (clang targeting MinGW does not find it by itself)."""
+    gcc = shutil.which("x86_64-w64-mingw32-gcc")
+    if gcc is None:
+        return "."
+    out = subprocess.run([gcc, "-print-libgcc-file-name"], capture_output=True, text=True)
+    return str(Path(out.stdout.strip()).parent) if out.returncode == 0 else "."
+
+
 TOOLCHAINS = {
     "gcc": Toolchain("gcc", ("-O2", "-pthread")),
     "sanitize": Toolchain("gcc", (*SANITIZE, "-pthread")),
@@ -81,6 +92,10 @@ TOOLCHAINS = {
                       needs=("/usr/i686-linux-gnu/lib/ld-linux.so.2",)),
     "mingw": Toolchain("x86_64-w64-mingw32-gcc", ("-O2",), libs=(), runner=("wine",),
                        exe_suffix=".exe", needs=("wine",), env={"WINEDEBUG": "-all"}),
+    # clang for Windows (as clang-cl compiles the wheels), on MinGW-w64's headers and libraries
+    "clang-mingw": Toolchain("clang", ("--target=x86_64-w64-mingw32", "-O2"),
+                             libs=(f"-L{_mingw_libgcc_dir()}",), runner=("wine",), exe_suffix=".exe",
+                             needs=("wine", "x86_64-w64-mingw32-gcc"), env={"WINEDEBUG": "-all"}),
     "aarch64": Toolchain("aarch64-linux-gnu-gcc", ("-O2", "-pthread"),
                          runner=("qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"),
                          needs=("qemu-aarch64",)),
