@@ -70,5 +70,6 @@ def check_simd_env() -> None:
     value = os.environ.get("NEUREC_SIMD")
     if value and value.strip().lower() not in _LEVEL_NAMES:
         import warnings
-        warnings.warn(f"NEUREC_SIMD={value!r} is not a SIMD level and is ignored; use one of "
-                      "'baseline', 'avx2' or 'avx512'", RuntimeWarning, stacklevel=3)
+        warnings.warn(f"NEUREC_SIMD={value!r} is not a SIMD level and is ignored; use "
+                      "'avx512', 'avx2' or 'baseline' (also spelled 'sse2', 'neon', 'generic')",
+                      RuntimeWarning, stacklevel=3)

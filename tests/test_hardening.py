@@ -150,6 +150,36 @@ def test_catch_up_row_steps_from_the_future_are_harmless():
     assert all(np.isfinite(w).all() for w in m.get_weights())
 
 
+@pytest.mark.parametrize("catch_up", [True, False])
+def test_saved_model_loads_after_iterations_were_reset(tmp_path, catch_up):
+    """Regression: resetting iterations to 0 and training on left per-row steps above
+    iterations, which save wrote and load_model then refused (an unloadable file)."""
+    m, x, y = tiny(optimizers.Adam(catch_up=catch_up))
+    m.optimizer.iterations = 0
+    m.fit([a[:64] for a in x], y[:64], epochs=1, batch_size=32, verbose=0)
+    path = tmp_path / "reset.neurec"
+    m.save(path)
+    loaded = load_model(path)
+    assert loaded.optimizer.iterations == m.optimizer.iterations
+    for a, b in zip(loaded.optimizer.variables(), m.optimizer.variables()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_float64_weights_beyond_float32_range_are_rejected(tmp_path):
+    """Regression: 1e39 in a float64 member passed the finiteness check and became inf."""
+    m, x, y = tiny()
+    path = tmp_path / "m.neurec"
+    m.save(path)
+    files = members(path)
+    w = np.load(io.BytesIO(files["weights/00000.npy"])).astype(np.float64)
+    w.flat[0] = 1e39
+    files["weights/00000.npy"] = npy(w)
+    bad = tmp_path / "bad.neurec"
+    rewrite(bad, list(files.items()))
+    with pytest.raises(ValueError, match="NaN or inf|range"):
+        load_model(bad)
+
+
 # --------------------------------------------------------------- 3: overflow in reserve
 def test_fit_batch_size_2_pow_62_does_not_overflow():
     m, x, y = tiny()
@@ -295,6 +325,26 @@ def test_csv_line_longer_than_the_limit_fails_with_line_number(tmp_path):
         InteractionLog.read_csv(path)
     assert len(str(e.value)) < 500
     assert rss_bytes() - before < 8 * MAX_LINE_BYTES + 64 * 2**20
+
+
+@pytest.mark.parametrize("eol", [b"\r", b"\r\n"])
+def test_csv_with_cr_line_ends_over_the_limit_in_total_still_reads(tmp_path, eol):
+    """Regression: only LF ended a line, so a CR-only file longer than MAX_LINE_BYTES in
+    total was one 'line' too long."""
+    from neurec.data.interactions import MAX_LINE_BYTES
+    n = MAX_LINE_BYTES // 4 + 1000
+    path = tmp_path / "cr.csv"
+    path.write_bytes(b"user,item" + eol + b"".join(b"%d,%d" % (k % 97, k % 89) + eol
+                                                     for k in range(n)))
+    assert path.stat().st_size > MAX_LINE_BYTES
+    log = InteractionLog.read_csv(path, user_col="user", item_col="item")
+    assert len(log) == n
+    # and a too-long line is still numbered right (lines 1-3 are short, line 4 long)
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"user,item" + eol + b"1,2" + eol + b"3,4" + eol + b"5,"
+                    + b"9" * (MAX_LINE_BYTES + 10) + eol)
+    with pytest.raises(ValueError, match=r"line 4\b"):
+        InteractionLog.read_csv(bad, user_col="user", item_col="item")
 
 
 def test_csv_quoted_field_longer_than_the_limit_fails_clearly(tmp_path):

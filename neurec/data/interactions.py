@@ -838,17 +838,25 @@ def _read_bounded(path: str, max_line: int) -> bytes:
             block = f.read(_SCAN_BLOCK)
             if not block:
                 break
-            nl = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)
+            b = np.frombuffer(block, dtype=np.uint8)
+            is_lf, is_cr = b == 10, b == 13
+            # LF, CRLF and CR-only (old Mac) files: both bytes end a line; a line's number
+            # counts LFs and lone CRs (a CR right before an LF ends the same line)
+            nl = np.flatnonzero(is_lf | is_cr)
+            lone_cr = is_cr.copy()
+            lone_cr[:-1] &= ~is_lf[1:]
+            breaks = (is_lf | lone_cr)[nl]
             ends = np.r_[nl + pos, pos + len(block)]
             starts = np.r_[line_start, nl + pos + 1]
             too_long = np.flatnonzero(ends - starts > max_line)
             if too_long.size:
                 k = int(too_long[0])
                 raise ValueError(
-                    f"{path}, line {lineno + k}: the line is longer than {max_line} bytes "
-                    f"(neurec.data.interactions.MAX_LINE_BYTES); a CSV of interactions has short "
-                    "lines: check the separator and quoting, or split the file")
-            lineno += nl.size
+                    f"{path}, line {lineno + int(breaks[:k].sum())}: the line is longer than "
+                    f"{max_line} bytes (neurec.data.interactions.MAX_LINE_BYTES); a CSV of "
+                    "interactions has short lines: check the separator and quoting, or split "
+                    "the file")
+            lineno += int(breaks.sum())
             if nl.size:
                 line_start = int(nl[-1]) + pos + 1
             pos += len(block)

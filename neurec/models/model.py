@@ -35,8 +35,9 @@ def _check_int(fn: str, name: str, value: Any, minimum: int, hint: str) -> int:
 def _check_verbose(fn: str, verbose: Any) -> int:
     if verbose == "auto" and isinstance(verbose, str):
         return 1
-    if isinstance(verbose, bool) or not isinstance(verbose, (int, np.integer)) \
-            or verbose not in (0, 1, 2):
+    if isinstance(verbose, (bool, np.bool_)):  # Keras accepts verbose=True/False
+        return int(verbose)
+    if not isinstance(verbose, (int, np.integer)) or verbose not in (0, 1, 2):
         raise ValueError(f"{fn}: verbose must be 'auto', 0 (silent), 1 (progress bar) or 2 (one "
                          f"line per epoch), got {verbose!r}")
     return int(verbose)
@@ -398,8 +399,10 @@ class Model:
                 or not 0.0 <= float(validation_split) < 1.0:
             raise ValueError(f"fit: validation_split must be a number in [0, 1), got "
                              f"{validation_split!r}; e.g. validation_split=0.1")
-        if not isinstance(shuffle, (bool, np.bool_)):
+        if not isinstance(shuffle, (bool, np.bool_)) and not (
+                isinstance(shuffle, (int, np.integer)) and shuffle in (0, 1)):
             raise TypeError(f"fit: shuffle must be True or False, got {shuffle!r}")
+        shuffle = bool(shuffle)
         verbose = _check_verbose("fit", verbose)
         seed = _check_seed("fit", seed)
         plan = self._get_plan()

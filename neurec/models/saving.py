@@ -110,18 +110,27 @@ def _npy_bytes(a: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def _all_finite(a: np.ndarray) -> bool:
+    """No NaN or inf in a float array, without an array-sized temporary (NaN carries
+    through min and max)."""
+    if a.size == 0 or a.dtype.kind != "f":
+        return True
+    with np.errstate(invalid="ignore"):
+        return bool(np.isfinite(a.min()) and np.isfinite(a.max()))
+
+
 def _check_finite_state(model, opt_vars: List[np.ndarray], fn: str = "model.save") -> None:
     """Refuse to save NaN/inf weights: such a file could never be loaded back."""
     for layer in model._layers:
         for name, w, _ in layer._weights:
-            if not np.isfinite(w).all():
+            if not _all_finite(w):
                 raise ValueError(
                     f"{fn}: weight {name!r} of layer {layer.name!r} holds NaN or inf "
                     f"({int(np.size(w) - np.isfinite(w).sum())} values): training diverged. Nothing "
                     "was written. Lower the learning rate, add TerminateOnNaN, or save from a "
                     "checkpoint taken before the divergence (ModelCheckpoint(save_best_only=True))")
     for i, v in enumerate(opt_vars):
-        if v.dtype.kind == "f" and not np.isfinite(v).all():
+        if not _all_finite(v):
             raise ValueError(f"model.save: optimizer state array {i} holds NaN or inf (training "
                              "diverged). Nothing was written; recompile to reset the optimizer or "
                              "save from an earlier checkpoint")
@@ -297,11 +306,20 @@ def _assign(targets: List[np.ndarray], arrays: List[np.ndarray], what: str,
             raise ValueError(f"{what}: {label} has shape {a.shape}, the model expects {t.shape}")
         if a.dtype.kind not in "fi" or (t.dtype.kind == "i" and a.dtype.kind != "i"):
             raise ValueError(f"{what}: {label} has dtype {a.dtype}, expected {t.dtype}")
-        if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
-            raise ValueError(f"{what}: {label} holds NaN or inf values (a diverged or corrupted "
-                             "model); neurec refuses to load non-finite weights")
-    for t, a in zip(targets, arrays):
-        np.copyto(t, a.astype(t.dtype, copy=False))
+    # cast first (a float64 of 1e39 becomes inf in float32), check, and only then assign:
+    # a bad array leaves the model untouched
+    cast = []
+    for i, (t, a) in enumerate(zip(targets, arrays)):
+        with np.errstate(over="ignore"):
+            c = a.astype(t.dtype, copy=False)
+        if not _all_finite(c):
+            label = names[i] if names else f"array {i}"
+            raise ValueError(f"{what}: {label} holds NaN or inf values, or values beyond "
+                             f"{t.dtype}'s range (a diverged or corrupted model); neurec refuses "
+                             "to load non-finite weights")
+        cast.append(c)
+    for t, c in zip(targets, cast):
+        np.copyto(t, c)
 
 
 def _load_json(z: zipfile.ZipFile, filepath) -> dict:
@@ -328,7 +346,7 @@ def _stored(z: zipfile.ZipFile, folder: str, filepath) -> List[str]:
 
 
 def _restore_optimizer(z, cfg, model, filepath) -> None:
-    from neurec.optimizers import check_iterations
+    from neurec.optimizers import MAX_ITERATIONS, check_iterations
     n_vars = cfg.get("optimizer_variables", 0)
     names = _stored(z, "optimizer", filepath)
     if isinstance(n_vars, bool) or not isinstance(n_vars, int) or n_vars != len(names):
@@ -358,11 +376,16 @@ def _restore_optimizer(z, cfg, model, filepath) -> None:
             if a is None:
                 continue
             arr, label = arrays[k], names[k + 1]
-            if j == 3:  # per-row step counts: integers in [0, iterations]
-                if arr.dtype.kind != "i" or (arr.size and (arr.min() < 0 or arr.max() > iterations)):
+            if j == 3:
+                # per-row step counts: integers in [0, 2**62]. Not bounded by `iterations`:
+                # resetting iterations to 0 (or saving while another thread fits) leaves rows
+                # whose last step is "in the future", which the C core handles (no catch-up)
+                if arr.dtype.kind != "i" or (arr.size and (arr.min() < 0 or
+                                                           arr.max() > MAX_ITERATIONS)):
                     raise _corrupt(filepath, f"{label} holds per-row step counts outside [0, "
-                                             f"iterations={iterations}] or of dtype {arr.dtype}")
-            elif j in opt.nonnegative_slots and arr.dtype.kind == "f" and (arr < 0).any():
+                                             f"2**62] or of dtype {arr.dtype}")
+            elif (j in opt.nonnegative_slots and arr.dtype.kind == "f" and arr.size
+                  and arr.min() < 0):
                 raise _corrupt(filepath, f"{label} holds negative second-moment values (a sum of "
                                          "squares is never negative)")
             live.append(a)

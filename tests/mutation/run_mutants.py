@@ -389,11 +389,19 @@ def main(argv=None) -> int:
                     build(work, "_rank" if c_files <= RANK_SOURCES else
                           ("_core" if not c_files & RANK_SOURCES else ""))
                 rc, out = run_tests(work, m.tests, args.timeout, args.show_killers)
-                m.result = "killed" if rc != 0 else "SURVIVED"
+                # pytest: 1 = tests failed (killed); a crash of the interpreter (negative: a
+                # signal) or a hang count too; 2-5 (interrupted, internal/usage error, nothing
+                # collected) mean the mutant broke the test run itself: an error, not a kill
+                if rc == 0:
+                    m.result = "SURVIVED"
+                elif rc == -9:
+                    m.result = "killed (timeout)"
+                elif rc == 1 or rc < 0:
+                    m.result = "killed"
+                else:
+                    m.result = f"ERROR (pytest exit {rc})"
                 if args.show_killers:
                     m.killers = failed_tests(out)
-                if rc == -9:
-                    m.result = "killed (timeout)"
             finally:
                 for p, text in originals.items():
                     with open(p, "w") as f:
