@@ -138,7 +138,7 @@ def test_full_sweep_solves_users_then_items_exactly():
     """After one Cholesky epoch, item rows are the exact solution given the user rows."""
     m = _matrix()
     model = MF(NU, NI, factors=F, use_bias=False)
-    model.compile(optimizer=ALS(alpha=1.0, regularization=0.2, solver="cholesky"))
+    model.compile(optimizer=ALS(alpha=1.0, regularization=0.2, nu=0.0, solver="cholesky"))
     model.fit(m, epochs=1, verbose=0)
     X = model.get_layer("mf_user_embedding").embeddings
     Y = model.get_layer("mf_item_embedding").embeddings
@@ -265,7 +265,7 @@ def test_gmf_and_functional_dot_graph_train_with_als():
     eu = Flatten()(Embedding(NU, F, name="eu")(u))
     ei = Flatten()(Embedding(NI, F, name="ei")(i))
     model = Model([u, i], Dot(axes=1)([eu, ei]))
-    model.compile(optimizer=ALS(solver="cholesky", regularization=0.2))
+    model.compile(optimizer=ALS(alpha=2.0, solver="cholesky", regularization=0.2, nu=0.0))
     model.fit(m, epochs=2, verbose=0)
     X = model.get_layer("eu").embeddings
     np.testing.assert_allclose(model.get_layer("ei").embeddings,
@@ -338,3 +338,107 @@ def test_misuse_raises_with_the_fix():
     Z = np.zeros((NI, F), np.float32)
     with pytest.raises(ValueError, match="positive"):
         _core.als_solve(*_raw_args(m, X, Z, None, 1.0, 0.0, 0.0, 1, 1), 0, NU)
+
+
+def test_from_ials_starts_gmf_and_neumf_from_the_factors():
+    from neurec.models import from_ials
+    m = _matrix()
+    mf = MF(NU, NI, factors=F, use_bias=False)
+    mf.compile(optimizer=ALS(regularization=0.2))
+    mf.fit(m, epochs=3, verbose=0)
+    P = mf.get_layer("mf_user_embedding").embeddings
+    Q = mf.get_layer("mf_item_embedding").embeddings
+    gmf = from_ials(mf, "gmf", scale=2.0)
+    np.testing.assert_array_equal(gmf.get_layer("gmf_user_embedding").embeddings, P)
+    users, items = np.repeat(np.arange(NU), NI), np.tile(np.arange(NI), NU)
+    want = 1 / (1 + np.exp(-2.0 * np.einsum("ij,ij->i", P[users].astype(np.float64), Q[items])))
+    np.testing.assert_allclose(gmf.predict([users, items])[:, 0], want, rtol=1e-5)
+    neumf = from_ials(mf, "neumf", layers=(8, 4))
+    np.testing.assert_array_equal(neumf.get_layer("gmf_item_embedding").embeddings, Q)
+    e = neumf.get_layer("mlp_user_embedding").embeddings
+    np.testing.assert_array_equal(e, P[:, :4])
+    np.testing.assert_array_equal(neumf.get_layer("prediction").kernel[:F], np.ones((F, 1)))
+    wide = from_ials(mf, "mlp", layers=(16, 4))
+    e = wide.get_layer("mlp_item_embedding").embeddings
+    np.testing.assert_array_equal(e[:, :F], Q)
+    assert not e[:, F:].any()
+    neumf.compile(optimizer="adam", loss="binary_crossentropy")
+    neumf.fit([users, items], (_dense(m) > 0).ravel().astype(np.float32), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="architecture"):
+        from_ials(mf, "dnn")
+    with pytest.raises(ValueError, match="dot-product"):
+        from_ials(neumf)
+
+
+def _big_matrix(nu=3000, ni=2000, density=0.03, seed=5):
+    rng = np.random.default_rng(seed)
+    n = int(nu * ni * density)
+    return InteractionMatrix.from_arrays(rng.integers(0, nu, n), rng.integers(0, ni, n),
+                                         shape=(nu, ni))
+
+
+def test_als_fit_releases_the_gil(monkeypatch, one_thread):
+    """A Python thread ticks while the row solves run in C (with the GIL held it could tick
+    only at the calls' edges)."""
+    import threading
+    import time
+    m = _big_matrix()
+    model = MF(3000, 2000, factors=48)
+    model.compile(optimizer=ALS(solver="cholesky"))
+    state = {"in_c": False, "calls": 0, "ticks": 0}
+    real = _core.als_solve
+
+    def wrapped(*a):
+        state["in_c"] = True
+        state["calls"] += 1
+        try:
+            return real(*a)
+        finally:
+            state["in_c"] = False
+
+    monkeypatch.setattr(_core, "als_solve", wrapped)
+    done = threading.Event()
+
+    def ticker():
+        while not done.is_set():
+            if state["in_c"]:
+                state["ticks"] += 1
+            time.sleep(0.0005)
+
+    t = threading.Thread(target=ticker)
+    t.start()
+    try:
+        model.fit(m, epochs=1, verbose=0)
+    finally:
+        done.set()
+        t.join()
+    assert state["calls"] >= 2
+    assert state["ticks"] > 3 * state["calls"] + 10
+
+
+def test_ctrl_c_stops_als_fit_and_keeps_a_consistent_model():
+    import _thread
+    import threading
+    from neurec.callbacks import LambdaCallback
+    m = _big_matrix(600, 500, 0.05)
+    model = MF(600, 500, factors=16, use_bias=True)
+    model.compile(optimizer=ALS())
+    first = threading.Event()
+    cb = LambdaCallback(on_train_batch_end=lambda b, logs: first.set())
+
+    def send():
+        first.wait()
+        _thread.interrupt_main()
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(m, epochs=100_000, verbose=0, callbacks=[cb])
+    sender.join()
+    assert 0 <= model.optimizer.iterations < 100_000
+    # the user side solved before the interrupt reached the layers (biases are written back)
+    assert model.get_layer("mf_user_bias").embeddings.any()
+    for w in model.get_weights():
+        assert np.all(np.isfinite(w))
+    h = model.fit(m, epochs=1, verbose=0)
+    assert np.isfinite(h.history["loss"][0])
