@@ -108,6 +108,7 @@ class ALSTrainer:
         self.P = self._gather(parts.user, parts.user_bias)
         self.Q = self._gather(parts.item, parts.item_bias)
         self.chunk = {"u": self.nu, "i": self.ni}
+        self._cached: Dict[str, list] = {}
 
     def _prepare_layers(self) -> None:
         p = self.parts
@@ -151,18 +152,19 @@ class ALSTrainer:
         off = None if off is None else np.ascontiguousarray(off, np.float32)
         return y, off
 
-    def _args(self, side: str, x, solver: Optional[int] = None, csr=None):
+    def _args(self, side: str, x, solver: Optional[int] = None, csr=None, gram: bool = True):
         from neurec import _core
         y, off = self._fixed(side)
         d = y.shape[1]
-        gram = np.empty((d, d), np.float32)
-        yo = np.empty(d, np.float32) if off is not None else None
-        _core.als_gram(y, off, gram, yo)
+        g = np.zeros((d, d), np.float32)
+        yo = np.zeros(d, np.float32) if off is not None else None
+        if gram:  # (not needed for the regularization term alone)
+            _core.als_gram(y, off, g, yo)
         if csr is None:
             csr = self.u_csr if side == "u" else self.i_csr
         indptr, indices, values = csr
         o = self.opt
-        return [indptr, indices, values, x, y, off, gram, yo, float(o.alpha),
+        return [indptr, indices, values, x, y, off, g, yo, float(o.alpha),
                 float(o.regularization), float(o.nu),
                 _SOLVERS[o.solver] if solver is None else solver, int(o.cg_steps)]
 
@@ -170,7 +172,8 @@ class ALSTrainer:
         from neurec import _core
         x = self.P if side == "u" else self.Q
         n = x.shape[0]
-        args = self._args(side, x)
+        # the users' system at the current items was already formed for the objective
+        args = self._cached.pop(side, None) or self._args(side, x)
         r0 = 0
         while r0 < n:
             r1 = min(n, r0 + self.chunk[side])
@@ -186,8 +189,10 @@ class ALSTrainer:
         """The full iALS objective at the current factors."""
         from neurec import _core
         ua = self._args("u", self.P)
-        ia = self._args("i", self.Q)
-        return _core.als_loss(*ua, 0, self.nu, True) + _core.als_loss(*ia, 0, self.ni, False)
+        ia = self._args("i", self.Q, gram=False)
+        loss = _core.als_loss(*ua, 0, self.nu, True) + _core.als_loss(*ia, 0, self.ni, False)
+        self._cached["u"] = ua  # valid until the items move: the next user half-sweep uses it
+        return loss
 
 
 def fit(model, x, y=None, epochs: int = 1, verbose="auto", callbacks=None,
