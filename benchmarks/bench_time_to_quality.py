@@ -24,6 +24,7 @@ Run: ``nice -n 5 python benchmarks/bench_time_to_quality.py`` (all data sets, ~1
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -46,10 +47,10 @@ from neurec.optimizers import ALS  # noqa: E402
 # plus one nu=0 twin (implicit's model exactly) and, for implicit, the issue's setting.
 NEUREC_GRID = {
     "ml-1m": [(64, 8, 30, 1, 12), (64, 4, 30, 1, 12), (128, 8, 60, 1, 12), (128, 8, 60, 0, 12),
-              (128, 8, 100, 1, 12), (192, 8, 100, 1, 12)],
+              (128, 8, 60, 0.5, 12), (64, 8, 30, 0.5, 12)],
     "ml-100k": [(64, 8, 10, 1, 15), (64, 8, 30, 1, 15), (128, 8, 30, 1, 15), (128, 8, 60, 1, 15),
-                (32, 8, 10, 1, 15), (64, 8, 30, 0, 15)],
-    "beauty": [(64, 8, 3, 1, 15), (64, 8, 10, 1, 15), (64, 8, 30, 1, 15), (128, 8, 10, 1, 15),
+                (64, 8, 30, 0.5, 15), (64, 8, 30, 0, 15)],
+    "beauty": [(64, 8, 10, 0.5, 15), (64, 8, 10, 1, 15), (64, 8, 30, 1, 15), (128, 8, 10, 1, 15),
                (128, 8, 30, 1, 15), (128, 8, 10, 0, 15)],
 }
 # implicit: (factors, alpha, regularization, iterations); implicit's confidence is alpha * r
@@ -206,7 +207,8 @@ def run_pretrained(ds, m, ials_cfg, arch, epochs, lr, seed=0):
 # ----------------------------------------------------------------------------------------------
 
 
-def bench_dataset(name: str, threads: int, reps: int, quick: bool, pretrain: bool) -> dict:
+def bench_dataset(name: str, threads: int, reps: int, quick: bool, pretrain: bool,
+                  seeds: bool = False, grid_only: dict | None = None) -> dict:
     ds = load_dataset(name)
     m = matrix_of(ds)
     print(f"\n== {name}: {ds.num_users} users x {ds.num_items} items, {m.nnz} training "
@@ -215,6 +217,9 @@ def bench_dataset(name: str, threads: int, reps: int, quick: bool, pretrain: boo
     igrid = IMPLICIT_GRID[name][:2] if quick else IMPLICIT_GRID[name]
     bgrid = BPR_GRID[name][:1] if quick else BPR_GRID[name]
     grid: dict[str, list] = {"neurec_ials": [], "implicit_als": [], "implicit_bpr": []}
+    if grid_only:  # the best configurations given: skip the grid search
+        ngrid, igrid, bgrid = [grid_only["neurec_ials"]], [grid_only["implicit_als"]], \
+            [grid_only["implicit_bpr"]]
     for cn, ci in zip(ngrid, igrid):  # alternate the two ALS grids
         r = run_neurec_ials(ds, m, cn)
         grid["neurec_ials"].append({"config": cn, **{k: r[k] for k in r if k != "curve"}})
@@ -237,18 +242,19 @@ def bench_dataset(name: str, threads: int, reps: int, quick: bool, pretrain: boo
 
     best = {k: pick(k) for k in grid}
     default_implicit = IMPLICIT_GRID[name][0]
-    runs: dict[str, Callable[[], Any]] = {
-        "neurec_ials": lambda: run_neurec_ials(ds, m, best["neurec_ials"]),
-        "implicit_als": lambda: run_implicit_als(ds, m, best["implicit_als"], threads),
-        "implicit_als_issue_config": lambda: run_implicit_als(ds, m, default_implicit, threads),
-        "implicit_bpr": lambda: run_implicit_bpr(ds, m, best["implicit_bpr"], threads),
+    runs: dict[str, Callable[[int], Any]] = {
+        "neurec_ials": lambda sd: run_neurec_ials(ds, m, best["neurec_ials"], seed=sd),
+        "implicit_als": lambda sd: run_implicit_als(ds, m, best["implicit_als"], threads, seed=sd),
+        "implicit_als_issue_config": lambda sd: run_implicit_als(ds, m, default_implicit, threads,
+                                                                 seed=sd),
+        "implicit_bpr": lambda sd: run_implicit_bpr(ds, m, best["implicit_bpr"], threads, seed=sd),
     }
     reps_of = {k: (reps if k != "implicit_bpr" else 1) for k in runs}
     results: dict[str, list] = {k: [] for k in runs}
     for rep in range(reps):
         for k, fn in runs.items():
             if rep < reps_of[k]:
-                results[k].append(fn())
+                results[k].append(fn(rep if seeds else 0))
                 time.sleep(0.3)
     summary: dict[str, Any] = {}
     for k, rs in results.items():
@@ -256,6 +262,9 @@ def bench_dataset(name: str, threads: int, reps: int, quick: bool, pretrain: boo
         summary[k] = {
             "config": best.get(k, default_implicit), "best_hr": first["best_hr"],
             "best_ndcg": first["best_ndcg"], "best_epoch": first["best_epoch"],
+            "best_hr_all": [r["best_hr"] for r in rs], "best_ndcg_all": [r["best_ndcg"] for r in rs],
+            "best_hr_mean": float(np.mean([r["best_hr"] for r in rs])),
+            "best_ndcg_mean": float(np.mean([r["best_ndcg"] for r in rs])),
             "time_to_best_s": float(np.median([r["time_to_best_s"] for r in rs])),
             "time_to_best_s_all": [r["time_to_best_s"] for r in rs],
             "total_train_s": float(np.median([r["total_train_s"] for r in rs])),
@@ -293,14 +302,19 @@ def markdown(rec: dict) -> str:
              f"Threads: {rec['config']['threads']} for every contender; sampled metrics over "
              "99 fixed negatives (NCF protocol), full ranking over every unseen item; "
              "configurations picked on the test metric from the grids in the JSON; "
-             f"times are medians of {rec['config']['reps']} alternating runs (BPR: 1).", ""]
+             f"times are medians of {rec['config']['reps']} alternating runs (BPR: 1)"
+             + ("; best HR/NDCG are means over seeds 0.." + str(rec['config']['reps'] - 1) +
+                " (each contender's initial factors)" if rec["config"].get("seeds") else
+                "; best HR/NDCG of seed 0") + ".", ""]
     for d in rec["datasets"]:
         s = d["summary"]
         lines += [f"## {d['dataset']} ({d['users']} users x {d['items']} items, {d['nnz']} "
                   "interactions)", ""]
         rows = []
         for k, v in s.items():
-            rows.append([k, str(v["config"]), f"{v['best_hr']:.4f}", f"{v['best_ndcg']:.4f}",
+            hr, nd = (v.get("best_hr_mean", v["best_hr"]), v.get("best_ndcg_mean", v["best_ndcg"])) \
+                if rec["config"].get("seeds") else (v["best_hr"], v["best_ndcg"])
+            rows.append([k, str(v["config"]), f"{hr:.4f}", f"{nd:.4f}",
                          f"{v['time_to_best_s']:.2f}", f"{v['total_train_s']:.2f}",
                          f"{v.get('full_hr@10', float('nan')):.4f}",
                          f"{v.get('full_ndcg@10', float('nan')):.4f}"] +
@@ -321,6 +335,12 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--no-pretrain", action="store_true")
     ap.add_argument("--name", default=None)
+    ap.add_argument("--seeds", action="store_true",
+                    help="repetition r uses seed r (initial factors) for every contender; the "
+                    "tables then give mean best HR / NDCG over the seeds")
+    ap.add_argument("--configs", default=None,
+                    help="skip the grid: a JSON dict {dataset: {neurec_ials: [...], "
+                    "implicit_als: [...], implicit_bpr: [...]}}")
     args = ap.parse_args()
     from threadpoolctl import threadpool_limits
     t_start = time.perf_counter()
@@ -329,11 +349,15 @@ def main() -> int:
     common.print_machine(info)
     # implicit's own advice: OpenBLAS's pool fights its threads (it warns otherwise)
     with threadpool_limits(1, "blas"):
+        fixed = json.loads(args.configs) if args.configs else {}
         out = [bench_dataset(d, args.threads, 1 if args.quick else args.reps, args.quick,
-                             not args.no_pretrain) for d in args.datasets.split(",")]
+                             not args.no_pretrain, args.seeds,
+                             {k: tuple(v) for k, v in fixed[d].items()} if d in fixed else None)
+               for d in args.datasets.split(",")]
     name = args.name or ("time_to_quality_quick" if args.quick else "time_to_quality")
     config = {"threads": args.threads, "reps": 1 if args.quick else args.reps,
-              "datasets": args.datasets, "quick": args.quick}
+              "datasets": args.datasets, "quick": args.quick, "seeds": args.seeds,
+              "configs": args.configs}
     return common.finish("time_to_quality", name, info, config, {"datasets": out}, t_start,
                          markdown)
 
