@@ -43,14 +43,32 @@ static inline NR_ALWAYS_INLINE void v_axpy(float *restrict y, const float *restr
         y[i] += a * x[i];
 }
 
-/* out = G v for a symmetric n x n G (rows of G summed: contiguous axpys). */
+/* out = G v for a symmetric n x n G, as the sum over j of v[j] G[j, :]. Columns
+ * go in blocks of 64 whose sums stay in registers for the whole j loop (an
+ * axpy over all n columns per j would load and store out n times); every
+ * element is summed in the same order (j ascending) either way. */
+#define SYMV_BLOCK 64
 static inline NR_ALWAYS_INLINE void v_symv(float *restrict out, const float *restrict g,
                                            const float *restrict v, int64_t n)
 {
-    for (int64_t i = 0; i < n; i++)
-        out[i] = 0.0f;
-    for (int64_t j = 0; j < n; j++)
-        v_axpy(out, g + j * n, v[j], n);
+    int64_t i0 = 0;
+    for (; i0 + SYMV_BLOCK <= n; i0 += SYMV_BLOCK) {
+        float acc[SYMV_BLOCK] = {0};
+        for (int64_t j = 0; j < n; j++) {
+            const float vj = v[j];
+            const float *restrict gj = g + j * n + i0;
+            for (int t = 0; t < SYMV_BLOCK; t++)
+                acc[t] += vj * gj[t];
+        }
+        for (int t = 0; t < SYMV_BLOCK; t++)
+            out[i0 + t] = acc[t];
+    }
+    if (i0 < n) {
+        for (int64_t i = i0; i < n; i++)
+            out[i] = 0.0f;
+        for (int64_t j = 0; j < n; j++)
+            v_axpy(out + i0, g + j * n + i0, v[j], n - i0);
+    }
 }
 
 static inline NR_ALWAYS_INLINE double d_dot(const double *restrict a, const double *restrict b,
