@@ -339,8 +339,8 @@ class ALS(Optimizer):
         ValueError: For a negative or non-finite argument or an unknown solver.
 
     Example:
-        >>> model = neurec.models.MF(n_users, n_items, factors=64)
-        >>> model.compile(optimizer=neurec.optimizers.ALS(alpha=2.0, regularization=0.05))
+        >>> model = neurec.models.MF(n_users, n_items, factors=64, use_bias=False)
+        >>> model.compile(optimizer=neurec.optimizers.ALS(alpha=8.0, regularization=30.0, nu=1.0))
         >>> model.fit(train_matrix, epochs=10)        # an InteractionMatrix or scipy.sparse
         >>> model.recommend([0, 1], k=10, exclude=train_matrix)
     """
