@@ -329,9 +329,9 @@ class ALS(Optimizer):
         solver: ``'cg'`` (default: ``cg_steps`` conjugate-gradient steps from
             the current value, as implicit's ``cg_steps``) or ``'cholesky'``
             (exact, float64). Measured on ML-1M (``bench_als_solvers.py``, 2
-            threads): CG is 2.3x, 5.7x and 14x faster per sweep at 64, 128 and
-            256 factors, to within 0.006 HR@10 after 8 sweeps; at 32 factors
-            Cholesky was as fast (0.7x CG's time) and exact: prefer it there.
+            threads, three runs): CG is 1.8-2.5x, 5.7-6.6x and 9-15x faster per
+            sweep at 64, 128 and 256 factors, to within 0.006 HR@10 after 8
+            sweeps; at 32 factors Cholesky took 0.7-1.8x CG's time and is exact.
         cg_steps: Conjugate-gradient steps per row and sweep (>= 1).
         name: Optimizer name.
 
