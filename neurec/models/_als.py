@@ -13,11 +13,11 @@ Bias augmentation (``MF(use_bias=True)``): with ``f`` factors, user rows are
 side is ``[p_u, 1]`` with offset ``b_u``. A model with only one of the two
 biases augments only that side.
 """
-import time
 from typing import Any, Dict, Optional
 
 import numpy as np
 
+from neurec.models._chunks import run_chunked
 from neurec.models.recommend import DotParts, dot_parts
 
 _CHUNK_SECONDS = 0.2
@@ -107,7 +107,6 @@ class ALSTrainer:
         # there is no bias to append)
         self.P = self._gather(parts.user, parts.user_bias)
         self.Q = self._gather(parts.item, parts.item_bias)
-        self.chunk = {"u": self.nu, "i": self.ni}
         self._cached: Dict[str, list] = {}
 
     def _prepare_layers(self) -> None:
@@ -174,16 +173,14 @@ class ALSTrainer:
         n = x.shape[0]
         # the users' system at the current items was already formed for the objective
         args = self._cached.pop(side, None) or self._args(side, x)
-        r0 = 0
-        while r0 < n:
-            r1 = min(n, r0 + self.chunk[side])
-            t0 = time.perf_counter()
+
+        def solve(r0: int, r1: int) -> None:
             _core.als_solve(*args, r0, r1)
-            dt = time.perf_counter() - t0
-            self.chunk[side] = max(64, int((r1 - r0) * _CHUNK_SECONDS / max(dt, 1e-6)))
-            r0 = r1
             if on_chunk is not None:
                 on_chunk()
+
+        # C calls of about _CHUNK_SECONDS, so Ctrl-C gets through between them
+        run_chunked(solve, n, target_seconds=_CHUNK_SECONDS, first=4096, minimum=64)
 
     def objective(self) -> float:
         """The full iALS objective at the current factors."""
