@@ -442,3 +442,16 @@ def test_ctrl_c_stops_als_fit_and_keeps_a_consistent_model():
         assert np.all(np.isfinite(w))
     h = model.fit(m, epochs=1, verbose=0)
     assert np.isfinite(h.history["loss"][0])
+
+
+def test_stored_zeros_are_not_interactions():
+    m = _matrix()
+    zeros = InteractionMatrix(m.indptr, m.indices, np.where(np.arange(m.nnz) % 3 == 0, 0.0, m.data),
+                              m.shape)
+    dense = _dense(zeros)
+    model = MF(NU, NI, factors=F, use_bias=False)
+    model.compile(optimizer=ALS(alpha=1.0, regularization=0.2, nu=1.0, solver="cholesky"))
+    model.fit(zeros, epochs=1, verbose=0)
+    X = model.get_layer("mf_user_embedding").embeddings
+    Y = model.get_layer("mf_item_embedding").embeddings
+    np.testing.assert_allclose(Y, _ref_rows(dense.T, X, None, 1.0, 0.2, 1.0), rtol=2e-5, atol=2e-5)

@@ -73,12 +73,19 @@ def as_interaction_matrix(x: Any, parts: DotParts, what: str = "x"):
 def _csr(m, n_rows: int):
     """(indptr int64 of n_rows + 1, indices int32, values float32 or None) of m."""
     indptr = np.ascontiguousarray(m.indptr, np.int64)
+    indices = np.ascontiguousarray(m.indices, np.int32)
+    values = np.ascontiguousarray(m.data, np.float32)
+    keep = values != 0
+    if not keep.all():  # stored zeros are not interactions (p_ui = 1 only where r_ui > 0)
+        rows = np.repeat(np.arange(indptr.size - 1), np.diff(indptr))[keep]
+        indptr = np.zeros(indptr.size, np.int64)
+        np.cumsum(np.bincount(rows, minlength=indptr.size - 1), out=indptr[1:])
+        indices, values = np.ascontiguousarray(indices[keep]), np.ascontiguousarray(values[keep])
     if indptr.size - 1 < n_rows:
         indptr = np.concatenate([indptr, np.full(n_rows + 1 - indptr.size, indptr[-1], np.int64)])
-    values = np.ascontiguousarray(m.data, np.float32)
     if values.size and np.all(values == 1.0):
         values = None
-    return indptr, np.ascontiguousarray(m.indices, np.int32), values
+    return indptr, indices, values
 
 
 def _transpose(indptr, indices, values, n_cols: int):
@@ -101,7 +108,7 @@ class ALSTrainer:
         self.ib = parts.item_bias is not None
         self.u_csr = _csr(matrix, self.nu)
         self.i_csr = _transpose(*self.u_csr, self.ni)
-        self.nnz = int(self.u_csr[1].size)
+        self.nnz = int(self.u_csr[1].size)  # stored zeros dropped
         self._prepare_layers()
         # P = [p, b_u?], Q = [q, b_i?]: the rows solved (the embeddings themselves when
         # there is no bias to append)
