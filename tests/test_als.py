@@ -455,3 +455,22 @@ def test_stored_zeros_are_not_interactions():
     X = model.get_layer("mf_user_embedding").embeddings
     Y = model.get_layer("mf_item_embedding").embeddings
     np.testing.assert_allclose(Y, _ref_rows(dense.T, X, None, 1.0, 0.2, 1.0), rtol=2e-5, atol=2e-5)
+
+
+def test_fit_accepts_a_sampler_or_scipy_matrix_as_the_same_data():
+    from neurec.data import NegativeSampler
+    m = _matrix(values=False)
+
+    def train(x):
+        neurec.utils.set_random_seed(3)
+        model = MF(NU, NI, factors=F)
+        model.compile(optimizer=ALS())
+        model.fit(x, epochs=2, verbose=0)
+        return model.get_weights()
+
+    want = train(m)
+    for a, b in zip(want, train(NegativeSampler(m, num_negatives=0))):
+        np.testing.assert_array_equal(a, b)
+    sparse = pytest.importorskip("scipy.sparse")
+    for a, b in zip(want, train(sparse.csr_matrix(_dense(m)))):
+        np.testing.assert_array_equal(a, b)
