@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "neurec/nr_als.h"
 #include "neurec/nr_kernels.h"
 #include "neurec/nr_plan.h"
 #include "neurec/nr_pool.h"
@@ -837,6 +838,144 @@ static PyObject *py_score_topk(PyObject *self, PyObject *args)
 }
 
 /* ------------------------------------------------------------------------ */
+/* iALS: Gramian, row solves and objective                                   */
+
+/* als_gram(y, offset|None, gram_out, yo_out|None): gram = y^T y, yo = y^T offset. */
+static PyObject *py_als_gram(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *y_o, *off_o, *g_o, *yo_o;
+    if (!PyArg_ParseTuple(args, "OOOO", &y_o, &off_o, &g_o, &yo_o))
+        return NULL;
+    npy_intp ny, ng, noff = 0, nyo = 0;
+    const float *y = readonly(y_o, NPY_FLOAT32, "float32", "y", &ny);
+    if (!y)
+        return NULL;
+    if (PyArray_NDIM((PyArrayObject *)y_o) != 2) {
+        PyErr_SetString(PyExc_ValueError, "als_gram: y must be 2-D");
+        return NULL;
+    }
+    int64_t n = PyArray_DIM((PyArrayObject *)y_o, 0), dim = PyArray_DIM((PyArrayObject *)y_o, 1);
+    const float *off = NULL;
+    if (off_o != Py_None) {
+        off = readonly(off_o, NPY_FLOAT32, "float32", "offset", &noff);
+        if (!off)
+            return NULL;
+    }
+    float *g = writable(g_o, NPY_FLOAT32, "gram", &ng);
+    if (!g)
+        return NULL;
+    float *yo = NULL;
+    if (yo_o != Py_None) {
+        yo = writable(yo_o, NPY_FLOAT32, "yo", &nyo);
+        if (!yo)
+            return NULL;
+    }
+    if (dim < 1 || ng != dim * dim || (off && noff != n) || (yo && nyo != dim)) {
+        PyErr_SetString(PyExc_ValueError, "als_gram: inconsistent sizes");
+        return NULL;
+    }
+    enum nr_status s = NR_OK;
+    RUN_ON_POOL(s, nr_als_gram(g, yo, y, off, n, dim, pool));
+    if (raise_status(s, "als_gram") < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* Parse (indptr, indices, values|None, x, y, offset|None, gram, yo|None, alpha, reg, nu,
+ * solver, cg_steps, row0, row1) into *a. */
+static int parse_als(PyObject *args, struct nr_als_args *a, int *data)
+{
+    PyObject *ip_o, *ix_o, *val_o, *x_o, *y_o, *off_o, *g_o, *yo_o;
+    float alpha, reg, nu;
+    int solver, cg_steps;
+    long long row0, row1;
+    *data = 0;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOfffiiLL|p", &ip_o, &ix_o, &val_o, &x_o, &y_o, &off_o,
+                          &g_o, &yo_o, &alpha, &reg, &nu, &solver, &cg_steps, &row0, &row1, data))
+        return -1;
+    memset(a, 0, sizeof *a);
+    npy_intp nip, nix, nval = 0, nx, ny, noff = 0, ng, nyo = 0;
+    if (!(a->indptr = readonly(ip_o, NPY_INT64, "int64", "indptr", &nip)))
+        return -1;
+    if (!(a->indices = readonly(ix_o, NPY_INT32, "int32", "indices", &nix)))
+        return -1;
+    if (val_o != Py_None && !(a->values = readonly(val_o, NPY_FLOAT32, "float32", "values", &nval)))
+        return -1;
+    if (!(a->x = writable(x_o, NPY_FLOAT32, "x", &nx)))
+        return -1;
+    if (!(a->y = readonly(y_o, NPY_FLOAT32, "float32", "y", &ny)))
+        return -1;
+    if (off_o != Py_None && !(a->offset = readonly(off_o, NPY_FLOAT32, "float32", "offset", &noff)))
+        return -1;
+    if (!(a->gram = readonly(g_o, NPY_FLOAT32, "float32", "gram", &ng)))
+        return -1;
+    if (yo_o != Py_None && !(a->yo = readonly(yo_o, NPY_FLOAT32, "float32", "yo", &nyo)))
+        return -1;
+    if (PyArray_NDIM((PyArrayObject *)x_o) != 2 || PyArray_NDIM((PyArrayObject *)y_o) != 2 ||
+        PyArray_DIM((PyArrayObject *)x_o, 1) != PyArray_DIM((PyArrayObject *)y_o, 1)) {
+        PyErr_SetString(PyExc_ValueError, "als: x and y must be 2-D with equal widths");
+        return -1;
+    }
+    a->n_rows = PyArray_DIM((PyArrayObject *)x_o, 0);
+    a->n_cols = PyArray_DIM((PyArrayObject *)y_o, 0);
+    a->dim = PyArray_DIM((PyArrayObject *)x_o, 1);
+    if (nip != a->n_rows + 1 || a->indptr[0] != 0 || a->indptr[nip - 1] != nix ||
+        (a->values && nval != nix) || (a->offset && noff != a->n_cols) ||
+        ng != a->dim * a->dim || (a->yo && nyo != a->dim) || (a->offset && !a->yo)) {
+        PyErr_SetString(PyExc_ValueError, "als: inconsistent sizes (indptr, values, offset, gram, yo)");
+        return -1;
+    }
+    a->alpha = alpha;
+    a->reg = reg;
+    a->nu = nu;
+    a->solver = (enum nr_als_solver)solver;
+    a->cg_steps = cg_steps;
+    a->row0 = row0;
+    a->row1 = row1;
+    return 0;
+}
+
+/* als_solve(indptr, indices, values|None, x, y, offset|None, gram, yo|None, alpha, reg, nu,
+ *           solver, cg_steps, row0, row1): solve rows [row0, row1) of x in place. */
+static PyObject *py_als_solve(PyObject *self, PyObject *args)
+{
+    (void)self;
+    struct nr_als_args a;
+    int data;
+    if (parse_als(args, &a, &data) < 0)
+        return NULL;
+    enum nr_status s = NR_OK;
+    RUN_ON_POOL(s, nr_als_solve_rows(&a, pool));
+    if (s == NR_ERR_VALUE) {
+        PyErr_SetString(PyExc_ValueError,
+                        "ALS: invalid arguments or data (negative or non-finite interaction values, "
+                        "a CSR row pointer that decreases, or a system that is not positive "
+                        "definite: use regularization > 0)");
+        return NULL;
+    }
+    if (raise_status(s, "ALS") < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* als_loss(<as als_solve>, data) -> float: the rows' part of the objective. */
+static PyObject *py_als_loss(PyObject *self, PyObject *args)
+{
+    (void)self;
+    struct nr_als_args a;
+    int data;
+    if (parse_als(args, &a, &data) < 0)
+        return NULL;
+    double out = 0.0;
+    enum nr_status s = NR_OK;
+    RUN_ON_POOL(s, nr_als_loss(&a, data, &out, pool));
+    if (raise_status(s, "ALS objective") < 0)
+        return NULL;
+    return PyFloat_FromDouble(out);
+}
+
+/* ------------------------------------------------------------------------ */
 /* build and CPU facts (neurec.show_config)                                  */
 
 #if defined(__clang__)
@@ -901,6 +1040,9 @@ static PyMethodDef module_methods[] = {
     {"permutation", py_permutation, METH_VARARGS, "permutation(n, seed) -> int64 array."},
     {"sample_epoch", py_sample_epoch, METH_VARARGS, "sample_epoch(...): one epoch of negatives."},
     {"score_topk", py_score_topk, METH_VARARGS, "score_topk(...): dot-product scores and top-k."},
+    {"als_gram", py_als_gram, METH_VARARGS, "als_gram(y, offset, gram, yo): Gramian y^T y and y^T offset."},
+    {"als_solve", py_als_solve, METH_VARARGS, "als_solve(...): iALS solve of a range of rows, in place."},
+    {"als_loss", py_als_loss, METH_VARARGS, "als_loss(..., data) -> float: iALS objective of the rows."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -938,7 +1080,7 @@ static PyModuleDef_Slot core_slots[] = {
 static struct PyModuleDef core_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "neurec._core",
-    .m_doc = "neurec's C core: plan executor, optimizers, sampler, scoring, thread pool.",
+    .m_doc = "neurec's C core: plan executor, optimizers, sampler, scoring, iALS, thread pool.",
     .m_size = 0,
     .m_methods = module_methods,
     .m_slots = core_slots,

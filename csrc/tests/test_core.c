@@ -24,6 +24,7 @@
 #include <windows.h>
 #endif
 
+#include "neurec/nr_als.h"
 #include "neurec/nr_kernels.h"
 #include "neurec/nr_optim.h"
 #include "neurec/nr_plan.h"
@@ -2118,6 +2119,149 @@ static void regress_reserve_overflow_and_bad_steps(void)
 }
 
 /* Every check of the kernels, optimizers, plans and scoring, at one SIMD level. */
+/* ------------------------------------------------------------------------ */
+/* iALS: row solves against a dense float64 reference                        */
+
+#define ALS_R 9
+#define ALS_C 7
+#define ALS_D 3
+
+/* Solve the dim x dim system a x = b in place (Gaussian elimination, partial pivoting). */
+static void ref_solve(double *a, double *b, int n)
+{
+    for (int k = 0; k < n; k++) {
+        int piv = k;
+        for (int i = k + 1; i < n; i++)
+            if (fabs(a[i * n + k]) > fabs(a[piv * n + k]))
+                piv = i;
+        for (int j = 0; j < n; j++) {
+            double t = a[k * n + j];
+            a[k * n + j] = a[piv * n + j];
+            a[piv * n + j] = t;
+        }
+        double t = b[k];
+        b[k] = b[piv];
+        b[piv] = t;
+        for (int i = k + 1; i < n; i++) {
+            double f = a[i * n + k] / a[k * n + k];
+            for (int j = k; j < n; j++)
+                a[i * n + j] -= f * a[k * n + j];
+            b[i] -= f * b[k];
+        }
+    }
+    for (int i = n - 1; i >= 0; i--) {
+        double s2 = b[i];
+        for (int j = i + 1; j < n; j++)
+            s2 -= a[i * n + j] * b[j];
+        b[i] = s2 / a[i * n + i];
+    }
+}
+
+static void test_als(struct nr_pool *pool2, struct nr_pool *pool3)
+{
+    g_section = "als";
+    double r[ALS_R][ALS_C];
+    int64_t indptr[ALS_R + 1];
+    int32_t indices[ALS_R * ALS_C];
+    float values[ALS_R * ALS_C], y[ALS_C * ALS_D], off[ALS_C], x0[ALS_R * ALS_D];
+    float gram[ALS_D * ALS_D], yo[ALS_D];
+    int64_t nnz = 0;
+    for (int u = 0; u < ALS_R; u++) {
+        indptr[u] = nnz;
+        for (int j = 0; j < ALS_C; j++) {
+            r[u][j] = 0.0;
+            if (u != 0 && (u == 1 || t_unif() < 0.4)) { /* row 0 empty, row 1 full */
+                r[u][j] = 1.0 + (double)(t_next() % 4);
+                indices[nnz] = j;
+                values[nnz++] = (float)r[u][j];
+            }
+        }
+    }
+    indptr[ALS_R] = nnz;
+    fill(y, ALS_C * ALS_D, 0.6f);
+    fill(off, ALS_C, 0.3f);
+    fill(x0, ALS_R * ALS_D, 0.3f);
+    const float alpha = 1.5f, reg = 0.2f, nu = 1.0f;
+    CHECK(nr_als_gram(gram, yo, y, off, ALS_C, ALS_D, pool3) == NR_OK);
+    double want[ALS_R][ALS_D];
+    for (int u = 0; u < ALS_R; u++) {
+        double a[ALS_D * ALS_D] = {0}, b[ALS_D] = {0}, rs = 0.0;
+        for (int j = 0; j < ALS_C; j++)
+            rs += r[u][j];
+        double lam = reg * pow(1.0 + alpha * rs / ALS_C, nu);
+        for (int j = 0; j < ALS_C; j++) {
+            double c = 1.0 + alpha * r[u][j], p = r[u][j] > 0 ? 1.0 : 0.0;
+            for (int i = 0; i < ALS_D; i++) {
+                b[i] += c * (p - off[j]) * y[j * ALS_D + i];
+                for (int k = 0; k < ALS_D; k++)
+                    a[i * ALS_D + k] += c * y[j * ALS_D + i] * y[j * ALS_D + k];
+            }
+        }
+        for (int i = 0; i < ALS_D; i++)
+            a[i * ALS_D + i] += lam;
+        ref_solve(a, b, ALS_D);
+        for (int i = 0; i < ALS_D; i++)
+            want[u][i] = b[i];
+    }
+    float x[ALS_R * ALS_D];
+    struct nr_als_args a = {indptr, indices, values, ALS_R, ALS_C, ALS_D, x, y, off, gram, yo,
+                            alpha, reg, nu, NR_ALS_CHOLESKY, 1, 0, ALS_R};
+    memcpy(x, x0, sizeof x);
+    CHECK(nr_als_solve_rows(&a, pool2) == NR_OK);
+    check_arr("cholesky rows", x, &want[0][0], ALS_R * ALS_D, 1e-4, 1e-5);
+    a.solver = NR_ALS_CG;
+    a.cg_steps = 40;
+    memcpy(x, x0, sizeof x);
+    CHECK(nr_als_solve_rows(&a, pool3) == NR_OK);
+    check_arr("cg rows (converged)", x, &want[0][0], ALS_R * ALS_D, 1e-3, 1e-4);
+
+    /* objective: data term of the rows + their penalty, against the dense sum */
+    double got_loss = 0.0, want_loss = 0.0;
+    CHECK(nr_als_loss(&a, 1, &got_loss, pool2) == NR_OK);
+    for (int u = 0; u < ALS_R; u++) {
+        double rs = 0.0, xx = 0.0;
+        for (int j = 0; j < ALS_C; j++) {
+            double c = 1.0 + alpha * r[u][j], p = r[u][j] > 0 ? 1.0 : 0.0, s2 = off[j];
+            for (int i = 0; i < ALS_D; i++)
+                s2 += (double)x[u * ALS_D + i] * y[j * ALS_D + i];
+            want_loss += c * (p - s2) * (p - s2);
+            rs += r[u][j];
+        }
+        for (int i = 0; i < ALS_D; i++)
+            xx += (double)x[u * ALS_D + i] * x[u * ALS_D + i];
+        want_loss += reg * pow(1.0 + alpha * rs / ALS_C, nu) * xx;
+    }
+    CHECKF(close_enough(got_loss, want_loss, 1e-5, 1e-6), "loss %.9g want %.9g", got_loss, want_loss);
+
+    /* a few CG steps: the same bits with 1, 2 and 3 threads */
+    float xa[ALS_R * ALS_D], xb[ALS_R * ALS_D], xc[ALS_R * ALS_D];
+    a.cg_steps = 2;
+    memcpy(xa, x0, sizeof xa);
+    memcpy(xb, x0, sizeof xb);
+    memcpy(xc, x0, sizeof xc);
+    a.x = xa;
+    CHECK(nr_als_solve_rows(&a, NULL) == NR_OK);
+    a.x = xb;
+    CHECK(nr_als_solve_rows(&a, pool2) == NR_OK);
+    a.x = xc;
+    CHECK(nr_als_solve_rows(&a, pool3) == NR_OK);
+    CHECK(memcmp(xa, xb, sizeof xa) == 0 && memcmp(xa, xc, sizeof xa) == 0);
+
+    /* errors */
+    a.x = x;
+    a.cg_steps = 0;
+    CHECK(nr_als_solve_rows(&a, NULL) == NR_ERR_VALUE);
+    a.cg_steps = 2;
+    a.row1 = ALS_R + 1;
+    CHECK(nr_als_solve_rows(&a, NULL) == NR_ERR_VALUE);
+    a.row1 = ALS_R;
+    indices[2] = ALS_C;
+    CHECK(nr_als_solve_rows(&a, pool2) == NR_ERR_INDEX);
+    indices[2] = 0;
+    a.alpha = -1.0f;
+    CHECK(nr_als_solve_rows(&a, NULL) == NR_ERR_VALUE);
+}
+
 static void run_all(struct nr_pool *pool2, struct nr_pool *pool3)
 {
     test_gemm();
@@ -2134,6 +2278,7 @@ static void run_all(struct nr_pool *pool2, struct nr_pool *pool3)
     test_plan_init_errors();
     test_sampler(pool2);
     test_scoring(pool2, pool3);
+    test_als(pool2, pool3);
 }
 
 int main(void)

@@ -248,9 +248,12 @@ class Model:
         """Configure the model for training, as ``keras.Model.compile``.
 
         Args:
-            optimizer: Name (``'adam'``, ``'sgd'``, ``'adagrad'``, ``'rmsprop'``) or an
-                :mod:`neurec.optimizers` object.
-            loss: ``'binary_crossentropy'``, ``'mse'``, ``'mae'`` or a :mod:`neurec.losses` object.
+            optimizer: Name (``'adam'``, ``'sgd'``, ``'adagrad'``, ``'rmsprop'``, ``'als'``) or
+                an :mod:`neurec.optimizers` object. :class:`neurec.optimizers.ALS` (implicit
+                alternating least squares) trains dot-product models (``MF``, ``GMF``, a
+                ``Dot`` of two embeddings) on an interaction matrix: then ``fit(matrix)``.
+            loss: ``'binary_crossentropy'``, ``'mse'``, ``'mae'`` or a :mod:`neurec.losses` object
+                (optional with ALS, default ``'mse'``: used by ``evaluate`` only).
             metrics: List of ``'accuracy'``, ``'binary_accuracy'``, ``'auc'``, ``'mse'``, ``'mae'``
                 or :mod:`neurec.metrics` objects.
             loss_weights, weighted_metrics: Not supported (one output, no sample weights).
@@ -263,9 +266,16 @@ class Model:
                 Default False: deterministic for a fixed thread count.
 
         Raises:
-            ValueError: For an unknown optimizer, loss or metric.
+            ValueError: For an unknown optimizer, loss or metric, or ALS on a model that is
+                not a dot product.
         """
         self._require_graph()
+        if isinstance(optimizer, optimizers_mod.ALS) or (isinstance(optimizer, str) and
+                                                          optimizer.lower() == "als"):
+            from neurec.models._als import als_parts
+            als_parts(self)  # raises, naming the fix, for a model that is not a dot product
+            if loss is None:
+                loss = "mse"  # for evaluate(); ALS minimises its own weighted squared error
         if loss is None:
             raise ValueError("compile: pass a loss, e.g. loss='binary_crossentropy'")
         if loss_weights is not None or weighted_metrics:
@@ -342,6 +352,10 @@ class Model:
         ``x`` may be an array, a list of arrays (one per input), a dict keyed by
         input name, pandas objects, or a :class:`neurec.data.NegativeSampler`
         (then ``y`` is omitted and every epoch draws fresh negatives in C).
+        With ``optimizer=ALS``, ``x`` is the interaction matrix (an
+        :class:`neurec.data.InteractionMatrix` or scipy.sparse matrix), ``y`` is
+        omitted, an epoch is one sweep over users then items, and the ``loss``
+        logged is the iALS objective divided by the number of interactions.
 
         Args:
             x: Input data.
@@ -379,6 +393,13 @@ class Model:
         if not self._compiled:
             raise RuntimeError("You must compile the model before training: call "
                                "model.compile(optimizer=..., loss=...) first")
+        if isinstance(self.optimizer, optimizers_mod.ALS):
+            if validation_split or validation_data is not None:
+                raise ValueError("fit with optimizer=ALS: validation_split/validation_data are "
+                                 "not supported; pass a neurec.evaluation.RankingMetrics callback")
+            from neurec.models import _als
+            return _als.fit(self, x, y, epochs=epochs, verbose=verbose, callbacks=callbacks,
+                            initial_epoch=initial_epoch)
         if class_weight is not None or sample_weight is not None:
             raise ValueError("fit: class_weight and sample_weight are not supported by neurec")
         if steps_per_epoch is not None:
@@ -635,6 +656,40 @@ class Model:
                          user_features=user_features, item_features=item_features,
                          user_input=user_input, item_input=item_input,
                          user_encoder=user_encoder, item_encoder=item_encoder, unknown=unknown)
+
+    def partial_fit_users(self, users, interactions, optimizer=None) -> np.ndarray:
+        """Fold in users: solve their vectors exactly with the item side held fixed.
+
+        Each user's vector (and bias, for ``MF(use_bias=True)``) is the exact
+        iALS solution for their interactions (one Cholesky row solve, with the
+        ALS settings of ``optimizer``, else the model's own ALS optimizer, else
+        ``ALS()``'s defaults). Ids beyond the user table grow it (new rows start
+        at zero); every other row, the items and the rest of the model stay as
+        they are. ``recommend`` serves the new users at once.
+
+        Args:
+            users: 1-D array of distinct integer user ids (existing or new).
+            interactions: An :class:`neurec.data.InteractionMatrix` or scipy.sparse
+                matrix with one row per entry of ``users`` and one column per item.
+            optimizer: An :class:`neurec.optimizers.ALS` giving alpha, regularization
+                and nu (optional).
+
+        Returns:
+            The users' new vectors, float32 ``(len(users), factors)``.
+
+        Raises:
+            ValueError: If the model is not a dot product, or users/interactions
+                disagree in size or hold invalid values.
+            TypeError: If ``interactions`` is not a sparse matrix.
+
+        Example:
+            >>> model.compile(optimizer=neurec.optimizers.ALS()); model.fit(train, epochs=10)
+            >>> new = InteractionMatrix.from_arrays([0, 0], [3, 7], shape=(1, n_items))
+            >>> model.partial_fit_users([n_users], new)    # one new user
+            >>> model.recommend([n_users], k=10)
+        """
+        from neurec.models._als import partial_fit_users
+        return partial_fit_users(self, users, interactions, optimizer)
 
     def score_items(self, users, items=None, user_features=None, item_features=None) -> np.ndarray:
         """Model scores of every item (or ``items``) for each user, shape ``(len(users), n)``."""

@@ -60,13 +60,26 @@ def _emb_of(t, input_tensor):
     return None
 
 
-def dot_structure(model, u_in, i_in):
-    """Describe ``model`` as ``score = monotone(user_vec(u) . item_vec(i) + item_bias(i) + c(u))``.
+class DotParts:
+    """The layers of a model whose score is ``monotone(p_u . q_i (+ b_u) (+ b_i))``.
 
-    Returns a function of user ids giving ``(user_vecs of those users, item_vecs,
-    item_bias)`` for the current weights (or None when a scale is zero), or None when
-    the model is not of that form.
+    Attributes:
+        user, item: The user and item ``Embedding`` layers of the product.
+        user_bias, item_bias: ``Embedding(n, 1)`` bias layers or None.
+        gmf_dense: GMF's ``Dense(1)`` over ``Multiply([p_u, q_i])`` (its kernel weights
+            the factors), or None for a ``Dot``.
+        steps: ``Dense(1)`` layers applied to the scalar score, outermost first.
     """
+
+    def __init__(self, user, item, user_bias, item_bias, gmf_dense, steps):
+        self.user, self.item = user, item
+        self.user_bias, self.item_bias = user_bias, item_bias
+        self.gmf_dense, self.steps = gmf_dense, steps
+
+
+def dot_parts(model, u_in, i_in) -> Optional[DotParts]:
+    """The :class:`DotParts` of ``model`` with user input ``u_in`` and item input
+    ``i_in``, or None when its score is not a monotone function of a dot product."""
     t = model.outputs[0]
     steps = []  # monotone transforms applied on top of the scalar, outermost first
     while True:
@@ -116,7 +129,21 @@ def dot_structure(model, u_in, i_in):
             return None
     if dot is None:
         return None
-    eu, ei = dot
+    return DotParts(dot[0], dot[1], ubias, ibias, gmf_dense, steps)
+
+
+def dot_structure(model, u_in, i_in):
+    """Describe ``model`` as ``score = monotone(user_vec(u) . item_vec(i) + item_bias(i) + c(u))``.
+
+    Returns a function of user ids giving ``(user_vecs of those users, item_vecs,
+    item_bias)`` for the current weights (or None when a scale is zero), or None when
+    the model is not of that form.
+    """
+    parts = dot_parts(model, u_in, i_in)
+    if parts is None:
+        return None
+    eu, ei, ibias, gmf_dense, steps = parts.user, parts.item, parts.item_bias, parts.gmf_dense, \
+        parts.steps
 
     def build(users):
         sign = 1.0

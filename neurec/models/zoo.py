@@ -15,7 +15,7 @@ from neurec.layers import Add, Concatenate, Dense, Dot, Embedding, Flatten, Inpu
 from neurec.models.model import Model
 from neurec.regularizers import L2
 
-__all__ = ["GMF", "MLP", "NeuMF", "MF", "neumf_from_pretrained"]
+__all__ = ["GMF", "MLP", "NeuMF", "MF", "neumf_from_pretrained", "from_ials"]
 
 
 def _check(num_users, num_items):
@@ -184,3 +184,69 @@ def MF(num_users: int, num_items: int, factors: int = 64, use_bias: bool = True,
         s = Add(name="mf_sum")([s, bu, bi])
     out = Dense(1, activation="sigmoid", kernel_initializer="ones", name="prediction")(s)
     return Model([u, i], out, name=name)
+
+
+def from_ials(als_model: Model, architecture: str = "neumf", layers: Sequence[int] = (64, 32, 16, 8),
+              scale: float = 1.0, name: Optional[str] = None) -> Model:
+    """A GMF, MLP or NeuMF whose embeddings start from iALS factors (NCF pretraining, with iALS).
+
+    The NCF paper pretrains NeuMF from trained GMF and MLP models
+    (:func:`neumf_from_pretrained`); iALS factors are a faster and stronger start.
+    The user/item factors ``p_u, q_i`` of ``als_model`` (a dot-product model trained
+    with :class:`neurec.optimizers.ALS`) initialise GMF's embeddings, and their
+    first ``layers[0] // 2`` columns MLP's (zero-padded when the tower is wider);
+    GMF's prediction weights are ``scale`` (so its logit starts as
+    ``scale * p_u . q_i``). Fine-tune the result with Adam and a NegativeSampler.
+
+    Args:
+        als_model: A trained dot-product model (``MF``, ``GMF``, a ``Dot`` graph).
+        architecture: ``'neumf'``, ``'gmf'`` or ``'mlp'``.
+        layers: The MLP tower (``'mlp'`` and ``'neumf'``).
+        scale: Initial weight of each factor product in GMF's prediction layer
+            (NeuMF's GMF half gets ``scale``, its MLP half starts at ``lecun_uniform``).
+        name: Model name (default: the architecture).
+
+    Returns:
+        An uncompiled Model with inputs ``[user, item]``.
+
+    Raises:
+        ValueError: If ``als_model`` is not a dot-product model or ``architecture`` is unknown.
+
+    Example:
+        >>> mf = MF(n_users, n_items, factors=64, use_bias=False)
+        >>> mf.compile(optimizer=neurec.optimizers.ALS(alpha=8, regularization=30, nu=1))
+        >>> mf.fit(train_matrix, epochs=8)
+        >>> neumf = from_ials(mf, "neumf")
+        >>> neumf.compile(optimizer="adam", loss="binary_crossentropy")
+        >>> neumf.fit(NegativeSampler(train_matrix, 4), epochs=3, batch_size=256)
+    """
+    from neurec.models._als import als_parts
+    if architecture not in ("neumf", "gmf", "mlp"):
+        raise ValueError(f"architecture must be 'neumf', 'gmf' or 'mlp', got {architecture!r}")
+    parts = als_parts(als_model)
+    p, q = parts.user.embeddings, parts.item.embeddings
+    nu_, ni_, f = p.shape[0], q.shape[0], p.shape[1]
+    name = name or architecture
+    if architecture == "gmf":
+        model = GMF(nu_, ni_, factors=f, name=name)
+    elif architecture == "mlp":
+        model = MLP(nu_, ni_, layers=layers, name=name)
+    else:
+        model = NeuMF(nu_, ni_, factors=f, layers=layers, name=name)
+    if architecture in ("gmf", "neumf"):
+        model.get_layer("gmf_user_embedding").embeddings[...] = p
+        model.get_layer("gmf_item_embedding").embeddings[...] = q
+    if architecture in ("mlp", "neumf"):
+        half = model.get_layer("mlp_user_embedding").output_dim
+        k = min(half, f)
+        for lname, src in (("mlp_user_embedding", p), ("mlp_item_embedding", q)):
+            e = model.get_layer(lname).embeddings
+            e[...] = 0.0
+            e[:, :k] = src[:, :k]
+    pred = model.get_layer("prediction")
+    if architecture == "gmf":
+        pred.kernel[...] = scale
+        pred.bias[...] = 0.0
+    elif architecture == "neumf":
+        pred.kernel[:f] = scale
+    return model

@@ -45,6 +45,7 @@ T_CB = ["tests/test_callbacks.py", "tests/test_training_semantics.py"]
 T_PAR = ["tests/test_parity_fixtures.py", "tests/test_optimizers.py"]
 T_SAVE = ["tests/test_saving.py", "tests/test_public_api.py"]
 T_REC = ["tests/test_recommend.py", "tests/test_public_api.py"]
+T_ALS = ["tests/test_als.py"]
 
 
 @dataclass
@@ -257,6 +258,25 @@ MUTANTS: List[Mutant] = [
     M("mae-signed-c", "csrc/src/plan.c",
       "st->abs_err += fabs((double)(pr - t));", "st->abs_err += (double)(pr - t);",
       T_MET, what="fit's mae sums signed errors"),
+    M("als-cg-no-warm-start", "csrc/src/als.c",
+      "    float *restrict x = a->x + u * d;\n    const int64_t b0 = a->indptr[u], b1 = a->indptr[u + 1];\n    /* r = b - A x */",
+      "    float *restrict x = a->x + u * d;\n    const int64_t b0 = a->indptr[u], b1 = a->indptr[u + 1];\n    memset(x, 0, (size_t)d * sizeof *x);",
+      T_ALS, what="CG restarts every row from zero (no warm start)"),
+    M("als-confidence-no-one", "csrc/src/als.c",
+      "const float c = 1.0f + a->alpha * rv;", "const float c = a->alpha * rv;",
+      T_ALS, what="Cholesky's confidence is alpha * r (implicit's convention), not 1 + alpha * r"),
+    M("als-reg-not-scaled", "csrc/src/als.c",
+      "    if (a->nu == 0.0f || a->n_cols == 0)", "    if (1)",
+      T_ALS, what="frequency-scaled regularization ignored"),
+    M("als-offset-dropped", "csrc/src/als.c",
+      "            const double w = (double)c * (1.0 - o) + o;", "            const double w = c;",
+      T_ALS, what="the fixed side's bias is ignored in the Cholesky right-hand side"),
+    M("als-bias-not-written-back", "neurec/models/_als.py",
+      "            p.user_bias.embeddings[:, 0] = self.P[:, f]", "            pass",
+      T_ALS, what="the user biases ALS solves never reach the layer"),
+    M("als-items-not-solved", "neurec/models/_als.py",
+      '            for b, side in enumerate("ui"):', '            for b, side in enumerate("u"):',
+      T_ALS, what="an epoch solves the users only"),
 ]
 
 # applied together (a mutant whose text spans two places)
