@@ -166,9 +166,9 @@ def test_extension_modules_use_no_gnu_ifunc():
 # ---- thread pools -------------------------------------------------------------------------------
 
 
-def _model(seed=0, users=2000, items=3000):
+def _model(seed=0, users=2000, items=3000, layers=(64, 32, 16, 8)):
     neurec.utils.set_random_seed(seed)
-    m = NeuMF(users, items, factors=8, layers=(64, 32, 16, 8))
+    m = NeuMF(users, items, factors=8, layers=layers)
     m.compile(optimizer="adam", loss="binary_crossentropy")
     return m
 
@@ -229,8 +229,10 @@ def test_two_models_run_concurrently_not_queued():
     after another; each must end before the long call does. Behind a global lock only a
     short call that happened to start before the long one entered C could end first, so
     the check holds for all of them only if calls really run side by side (no timing
-    threshold: the long call is ~100x the short ones)."""
-    long_model, short_model = _model(0), _model(1, users=50, items=50)
+    threshold: the long call, a wide tower on 3M samples, takes ~1 s and the short ones
+    ~1 ms)."""
+    long_model = _model(0, layers=(256, 128, 64, 32))
+    short_model = _model(1, users=50, items=50)
     rng = np.random.default_rng(2)
     n_long = 3_000_000
     lu, li = rng.integers(0, 2000, n_long), rng.integers(0, 3000, n_long)
