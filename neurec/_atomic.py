@@ -113,18 +113,26 @@ def _open_temp(target: str) -> Tuple[str, BinaryIO]:
     raise FileExistsError(f"could not create a temporary file next to {target}")
 
 
-def atomic_write_many(files: Sequence[Tuple[str, Writer]]) -> None:
+def atomic_write_many(files: Sequence[Tuple[str, Writer]], overwrite: bool = True) -> None:
     """Write several files all-or-nothing (as far as the file system allows).
 
     Each ``write(f)`` gets a binary file object. Every file is written to its temporary
-    file and flushed to disk first; only then are they renamed over their targets, in order.
-    If any write fails, every temporary file is removed and no target changes.
+    file and flushed to disk first, and every target is checked to be replaceable (not a
+    directory); only then are they renamed over their targets, in order. If any write or
+    check fails, every temporary file is removed and no target changes. The renames
+    themselves are one system call per file: should the file system fail, or Ctrl-C land,
+    between two of them, the files renamed so far are already the new ones.
 
     Args:
         files: ``(target path, write function)`` pairs.
+        overwrite: With ``False``, a target that exists raises ``FileExistsError``, also
+            when another process creates it while this one writes (the new file is
+            published with a hard link, which never replaces; where the file system has
+            no hard links, a check just before the rename).
 
     Raises:
-        Whatever a write function or the file system raises (``OSError`` for a full disk).
+        Whatever a write function or the file system raises (``OSError`` for a full disk),
+        ``IsADirectoryError`` for a target that is a directory, ``FileExistsError``.
     """
     temps: List[str] = []
     try:
@@ -136,8 +144,27 @@ def atomic_write_many(files: Sequence[Tuple[str, Writer]]) -> None:
                 write(f)
                 f.flush()
                 os.fsync(f.fileno())
+        for target, _ in files:
+            if os.path.isdir(target):
+                raise IsADirectoryError(f"{target} is a directory; choose a file path")
+            if not overwrite and os.path.lexists(target):
+                raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
         for tmp, (target, _) in zip(temps, files):
-            os.replace(tmp, target)
+            if overwrite:
+                os.replace(tmp, target)
+                continue
+            try:
+                os.link(tmp, target)  # fails if target exists, whoever created it
+            except FileExistsError:
+                raise FileExistsError(f"{target} exists; pass overwrite=True to replace it") \
+                    from None
+            except OSError:  # no hard links here (FAT, some network file systems)
+                if os.path.lexists(target):
+                    raise FileExistsError(f"{target} exists; pass overwrite=True to replace "
+                                          "it") from None
+                os.replace(tmp, target)
+                continue
+            os.unlink(tmp)
     except BaseException:
         for tmp in temps:
             try:
@@ -147,6 +174,6 @@ def atomic_write_many(files: Sequence[Tuple[str, Writer]]) -> None:
         raise
 
 
-def atomic_write(target: str, write: Writer) -> None:
+def atomic_write(target: str, write: Writer, overwrite: bool = True) -> None:
     """Write one file atomically (see :func:`atomic_write_many`)."""
-    atomic_write_many([(target, write)])
+    atomic_write_many([(target, write)], overwrite=overwrite)

@@ -748,3 +748,31 @@ def test_kill_9_during_save_leaves_a_temp_file_that_the_next_save_removes(tmp_pa
     removed = clean_stale_temps(str(target), now=time.time() + 120)
     assert sorted(os.path.basename(r) for r in removed) == sorted(left)
     assert not [n for n in os.listdir(tmp_path) if n.endswith(TEMP_SUFFIX)]
+
+
+def test_save_without_overwrite_never_replaces_a_file_created_meanwhile(tmp_path):
+    """Regression: save(overwrite=False) checked, wrote, then os.replace'd: a file another
+    process created in between was overwritten."""
+    from neurec._atomic import atomic_write
+    target = tmp_path / "m.neurec"
+
+    def write(f):
+        target.write_bytes(b"theirs")  # another process wins the race
+        f.write(b"ours")
+
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        atomic_write(str(target), write, overwrite=False)
+    assert target.read_bytes() == b"theirs"
+    assert [p.name for p in tmp_path.iterdir()] == ["m.neurec"]  # no temp file left
+
+
+def test_atomic_write_many_checks_every_target_before_renaming_any(tmp_path):
+    from neurec._atomic import atomic_write_many
+    first, second = tmp_path / "a.txt", tmp_path / "b"
+    first.write_bytes(b"old")
+    second.mkdir()
+    with pytest.raises(IsADirectoryError, match="is a directory"):
+        atomic_write_many([(str(first), lambda f: f.write(b"new")),
+                           (str(second), lambda f: f.write(b"new"))])
+    assert first.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b"]

@@ -368,7 +368,9 @@ def write_ncf(prefix: PathLike, train_log: InteractionLog, test_log: Interaction
     when they are whole; a timestamp column is written when the log has one.
     The three files are written to temporary files and renamed only once all
     three are complete, so readers never see a half-written file and a failure
-    (a full disk, an exception) leaves the previous files untouched.
+    while writing (a full disk, an exception) leaves the previous files
+    untouched. The three renames are separate system calls: a crash between
+    them leaves some files new and some old.
 
     Args:
         prefix: Path prefix; parent directories are created.

@@ -99,9 +99,9 @@ def functional_from_config(config: Dict[str, Any], custom_objects=None):
 
 def _atomic_write(path: str, write_fn, overwrite: bool) -> None:
     path = os.fspath(path)
-    if os.path.exists(path) and not overwrite:
+    if os.path.exists(path) and not overwrite:  # fail before the work of writing
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-    atomic_write(path, write_fn)
+    atomic_write(path, write_fn, overwrite=overwrite)  # and if it appeared meanwhile
 
 
 def _npy_bytes(a: np.ndarray) -> bytes:
