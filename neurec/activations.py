@@ -7,6 +7,8 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 
+from neurec import _core
+
 __all__ = ["linear", "relu", "sigmoid", "tanh", "softmax", "get", "serialize"]
 
 
@@ -40,7 +42,8 @@ def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
 
 
 _BY_NAME = {"linear": linear, "relu": relu, "sigmoid": sigmoid, "tanh": tanh, "softmax": softmax}
-CODES = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "softmax": 4}
+# the C core's activation codes, declared once in C (csrc/include/neurec/nr_names.h)
+CODES = dict(_core.ACTIVATIONS)
 
 
 def get(identifier: Union[None, str, Callable]) -> Callable:

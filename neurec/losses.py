@@ -10,6 +10,8 @@ from typing import Any, Dict, Union
 
 import numpy as np
 
+from neurec import _core
+
 __all__ = ["Loss", "BinaryCrossentropy", "MeanSquaredError", "MeanAbsoluteError",
            "binary_crossentropy", "mean_squared_error", "mean_absolute_error", "mse", "mae", "get"]
 
@@ -66,7 +68,7 @@ class BinaryCrossentropy(Loss):
 
     def __init__(self, from_logits: bool = False):
         self.from_logits = bool(from_logits)
-        self.code = 1 if self.from_logits else 0
+        self.code = _core.LOSSES["bce_logits" if self.from_logits else "bce"]
 
     def elementwise(self, t, p):
         if self.from_logits:
@@ -82,7 +84,7 @@ class MeanSquaredError(Loss):
     """Mean of squared errors."""
 
     name = "mean_squared_error"
-    code = 2
+    code = _core.LOSSES["mse"]
 
     def elementwise(self, t, p):
         return (p - t) ** 2
@@ -92,7 +94,7 @@ class MeanAbsoluteError(Loss):
     """Mean of absolute errors."""
 
     name = "mean_absolute_error"
-    code = 3
+    code = _core.LOSSES["mae"]
 
     def elementwise(self, t, p):
         return np.abs(p - t)

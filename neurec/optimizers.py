@@ -19,6 +19,8 @@ from typing import Any, Dict, List, Union
 
 import numpy as np
 
+from neurec import _core
+
 __all__ = ["Optimizer", "SGD", "Adam", "Adagrad", "RMSprop", "ALS", "get", "serialize"]
 
 
@@ -168,7 +170,7 @@ class SGD(Optimizer):
         sparse_updates: Lazy updates of embedding rows (default True).
     """
 
-    kind = 0
+    kind = _core.OPTIMIZERS["sgd"]
 
     def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
                  name: str = "SGD", sparse_updates: bool = True, catch_up: bool = True, **kwargs):
@@ -201,7 +203,7 @@ class Adam(Optimizer):
             ``False``: plain lazy Adam with per-row step counts.
     """
 
-    kind = 1
+    kind = _core.OPTIMIZERS["adam"]
     nonnegative_slots = (1, 2)
 
     def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
@@ -233,7 +235,7 @@ class Adagrad(Optimizer):
         epsilon: Added inside the square root (1e-7).
     """
 
-    kind = 2
+    kind = _core.OPTIMIZERS["adagrad"]
     n_slots = 1
     nonnegative_slots = (0,)
 
@@ -264,7 +266,7 @@ class RMSprop(Optimizer):
         centered: Normalise by the centred second moment.
     """
 
-    kind = 3
+    kind = _core.OPTIMIZERS["rmsprop"]
     nonnegative_slots = (0,)
 
     def __init__(self, learning_rate: float = 0.001, rho: float = 0.9, momentum: float = 0.0,
@@ -345,7 +347,8 @@ class ALS(Optimizer):
         >>> model.recommend([0, 1], k=10, exclude=train_matrix)
     """
 
-    kind = 0  # never reaches the C optimizers: ALS models are trained by neurec.models._als
+    # never reaches the C optimizers: ALS models are trained by neurec.models._als
+    kind = _core.OPTIMIZERS["sgd"]
     n_slots = 0
     SOLVERS = ("cg", "cholesky")
 

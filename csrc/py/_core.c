@@ -19,6 +19,7 @@
 
 #include "neurec/nr_als.h"
 #include "neurec/nr_kernels.h"
+#include "neurec/nr_names.h"
 #include "neurec/nr_plan.h"
 #include "neurec/nr_pool.h"
 #include "neurec/nr_sampler.h"
@@ -1046,6 +1047,28 @@ static PyMethodDef module_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+/* Module attribute `attr`: a dict of names[i] -> i for i < n (the declared ABI, nr_names.h). */
+static int add_names(PyObject *m, const char *attr, const char *const *names, int n)
+{
+    PyObject *d = PyDict_New();
+    if (!d)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        PyObject *v = PyLong_FromLong(i);
+        if (!v || PyDict_SetItemString(d, names[i], v) < 0) {
+            Py_XDECREF(v);
+            Py_DECREF(d);
+            return -1;
+        }
+        Py_DECREF(v);
+    }
+    if (PyModule_AddObject(m, attr, d) < 0) {
+        Py_DECREF(d);
+        return -1;
+    }
+    return 0;
+}
+
 static int core_exec(PyObject *m)
 {
     if (PyArray_ImportNumPyAPI() < 0)
@@ -1068,6 +1091,15 @@ static int core_exec(PyObject *m)
         return -1;
     }
     if (PyModule_AddIntConstant(m, "AUC_BINS", NR_AUC_BINS) < 0)
+        return -1;
+    const char *status_names[NR_STATUS_COUNT];
+    for (int i = 0; i < NR_STATUS_COUNT; i++)
+        status_names[i] = nr_status_str((enum nr_status)i);
+    if (add_names(m, "OPS", nr_op_names, NR_OP_COUNT) < 0 ||
+        add_names(m, "ACTIVATIONS", nr_act_names, NR_ACT_COUNT) < 0 ||
+        add_names(m, "LOSSES", nr_loss_names, NR_LOSS_COUNT) < 0 ||
+        add_names(m, "OPTIMIZERS", nr_optim_names, NR_OPTIM_COUNT) < 0 ||
+        add_names(m, "STATUSES", status_names, NR_STATUS_COUNT) < 0)
         return -1;
     return 0;
 }

@@ -3,14 +3,17 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from neurec import activations, initializers, regularizers
+from neurec import _core, activations, initializers, regularizers
 from neurec.layers.base import KerasTensor, Layer, Node, format_shape, unique_name
 
 __all__ = ["Input", "InputLayer", "Embedding", "Dense", "Flatten", "Reshape", "Activation", "Dropout"]
 
-# op kinds of the C plan (csrc/include/neurec/nr_plan.h)
-OP_INPUT, OP_EMBEDDING, OP_DENSE, OP_ACT, OP_DOT, OP_CONCAT, OP_ADD, OP_MUL, OP_DROPOUT, \
-    OP_ALIAS, OP_SUB, OP_AVERAGE = range(12)
+# the op kinds of the C plan (csrc/include/neurec/nr_plan.h), declared once in C (csrc/include/neurec/nr_names.h)
+_OPS = _core.OPS
+OP_INPUT, OP_EMBEDDING, OP_DENSE, OP_ACT = _OPS["input"], _OPS["embedding"], _OPS["dense"], _OPS["act"]
+OP_DOT, OP_CONCAT, OP_ADD, OP_MUL = _OPS["dot"], _OPS["concat"], _OPS["add"], _OPS["mul"]
+OP_DROPOUT, OP_ALIAS, OP_SUB, OP_AVERAGE = (_OPS["dropout"], _OPS["alias"], _OPS["sub"],
+                                            _OPS["average"])
 
 
 def _size(shape) -> int:
