@@ -98,3 +98,35 @@ def test_everything_at_once_from_many_threads(tmp_path):
     assert not hung, f"threads still running long after the deadline: {hung}"
     assert not errors, "\n".join(errors)
     assert set(counts) == {w.name for w in workers}, counts  # every kind of call ran
+
+
+def test_fresh_model_used_from_two_threads_at_once_builds_one_plan():
+    """Regression: fit and predict on a model nobody had used yet both built its plan and
+    optimizer state (IndexError in one thread, 'optimizer slot 0 ... has 3200 values,
+    expected 2400' in the other): found by the stress test under ASan in CI."""
+    matrix = _matrix()
+    rng = np.random.default_rng(2)
+    u, i = rng.integers(0, N_USERS, 5000), rng.integers(0, N_ITEMS, 5000)
+    for trial in range(20):
+        model = NeuMF(N_USERS, N_ITEMS, factors=8, layers=(32, 16, 8))
+        model.compile(optimizer="adam", loss="binary_crossentropy")
+        barrier = threading.Barrier(3)
+        errors: list = []
+
+        def run(fn):
+            try:
+                barrier.wait(30)
+                fn()
+            except BaseException:  # noqa: BLE001 - reported below
+                errors.append(traceback.format_exc())
+
+        calls = [lambda: model.fit(NegativeSampler(matrix, num_negatives=1), epochs=1,
+                                   batch_size=512, verbose=0),
+                 lambda: model.predict([u, i], verbose=0),
+                 lambda: model.predict([u[:100], i[:100]], verbose=0)]
+        threads = [threading.Thread(target=run, args=(c,)) for c in calls]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert not errors, f"trial {trial}:\n" + "\n".join(errors)

@@ -6,6 +6,7 @@ released, returning to Python only to report progress, run callbacks and let
 Ctrl-C through.
 """
 import numbers
+import threading
 import time
 from typing import Any, Dict, List, Optional, Sequence, Union
 
@@ -19,6 +20,9 @@ from neurec.layers.core import InputLayer
 from neurec.models import _data
 from neurec.models._chunks import run_chunked
 from neurec.models._plan import lower
+
+# serialises building models' plans on first use (rare and quick; see Model._get_plan)
+_PLAN_LOCK = threading.RLock()
 
 __all__ = ["Model"]
 
@@ -314,9 +318,19 @@ class Model:
                              "outputs, or (Sequential) add an Input first")
 
     def _get_plan(self):
-        from neurec import _core
-        if self._plan is not None:
+        plan = self._plan
+        if plan is not None:
+            return plan
+        # Built on first use: two threads using a fresh model at once (fit in one, predict in
+        # another) would both build the optimizer state and the plan; one builds, the other
+        # waits and takes it.
+        with _PLAN_LOCK:
+            if self._plan is None:
+                self._build_plan()
             return self._plan
+
+    def _build_plan(self):
+        from neurec import _core
         self._require_graph()
         b = lower(self)
         params = []
@@ -335,11 +349,11 @@ class Model:
         logits = b.logits_of.get(b.output_value)
         logits = -1 if logits is None or not isinstance(loss, losses_mod.BinaryCrossentropy) \
             or loss.from_logits else logits
-        self._plan = _core.Plan(b.ops, b.value_sizes, params, len(self.inputs), b.output_value,
-                                logits, loss.code, opt._c_tuple(), bool(opt.sparse_updates),
-                                bool(getattr(self, "hogwild", False)))
-        self._builder = b
-        return self._plan
+        plan = _core.Plan(b.ops, b.value_sizes, params, len(self.inputs), b.output_value,
+                          logits, loss.code, opt._c_tuple(), bool(opt.sparse_updates),
+                          bool(getattr(self, "hogwild", False)))
+        self._builder = b  # before _plan: a thread that sees the plan also sees its builder
+        self._plan = plan
 
     # -- training ----------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size: Optional[int] = None, epochs: int = 1,
