@@ -1,6 +1,6 @@
 """Pure-NumPy reference of the C core (float64): forward, backward, optimizers.
 
-This is the oracle the C kernels are tested against (STYLE.md rule 10). It is
+This is the oracle every C kernel is tested against (each op's parity test). It is
 deliberately simple and slow: whole-batch NumPy with no fusion, no sparse
 tricks and no threads.
 """

@@ -2,7 +2,7 @@
 
 Metrics and top-K selection run in C (``neurec._rank``) with the GIL
 released. Tie rule everywhere: only candidates scored *strictly* higher rank
-above a held-out item (PROTOCOL.md).
+above a held-out item (the README's "Ranking tie rule").
 
     from neurec.evaluation import evaluate_sampled, evaluate_full, RankingMetrics
 

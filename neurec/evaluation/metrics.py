@@ -2,7 +2,7 @@
 
 A *rank* is the 0-based position of a held-out (positive) item among its
 candidates: the number of candidate negatives the model scored **strictly
-higher**. Tie rule (see PROTOCOL.md): a positive tied with negatives ranks
+higher**. Tie rule (as in the README): a positive tied with negatives ranks
 above all of them, and counts 1/2 per tied negative in AUC. A NaN positive
 score ranks last (AUC 0); a NaN negative ranks below every non-NaN positive,
 so a model that outputs NaN never gains from it.

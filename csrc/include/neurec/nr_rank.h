@@ -6,7 +6,7 @@
  * rank. Then *score*: turn those counts into HR@K, NDCG@K, MRR, AUC,
  * precision@K, recall@K and MAP@K, per user and as means.
  *
- * Tie rule (PROTOCOL.md): only strictly higher scores go above. A positive
+ * Tie rule (the README's "Ranking tie rule"): only strictly higher scores go above. A positive
  * tied with negatives ranks above all of them; in AUC a tie counts 1/2.
  *
  * NaN rule: a NaN positive score ranks last (below every candidate, AUC 0);
