@@ -113,18 +113,26 @@ static void pools_after_fork_in_child(void)
 }
 #endif
 
-/* RUN_ON_POOL(status, call): with the GIL released, borrow a pool as `pool`,
- * evaluate `status = call`, and give the pool back. */
-#define RUN_ON_POOL(STATUS, CALL)                               \
+/* RUN_ON_POOL_LOCKED(lock, status, call): with the GIL released, take `lock`
+ * (an nr_mutex_t *, or NULL for none), borrow a pool as `pool`, evaluate
+ * `status = call`, give the pool back and release the lock.
+ * RUN_ON_POOL(status, call) is the same without a lock. */
+#define RUN_ON_POOL_LOCKED(LOCK, STATUS, CALL)                  \
     do {                                                        \
+        nr_mutex_t *lock_ = (LOCK);                             \
         Py_BEGIN_ALLOW_THREADS                                  \
+        if (lock_)                                              \
+            nr_mutex_lock(lock_);                               \
         struct nr_pool *pool = pool_acquire(&(STATUS));         \
         if (pool) {                                             \
             STATUS = CALL;                                      \
             pool_release(pool);                                 \
         }                                                       \
+        if (lock_)                                              \
+            nr_mutex_unlock(lock_);                             \
         Py_END_ALLOW_THREADS                                    \
     } while (0)
+#define RUN_ON_POOL(STATUS, CALL) RUN_ON_POOL_LOCKED(NULL, STATUS, CALL)
 
 static int raise_status(enum nr_status s, const char *what)
 {
@@ -281,24 +289,20 @@ typedef struct {
     long lock_generation; /* g_fork_generation when lock was initialised */
 } PlanObject;
 
+/* The plan's lock, re-created first if it was made before a fork (a parent
+ * thread that does not exist here may hold it). Called with the GIL, so no
+ * other thread is between the check and the re-creation. */
+static nr_mutex_t *plan_lock(PlanObject *self)
+{
+    if (self->lock_generation != g_fork_generation) {
+        nr_mutex_init(&self->lock);
+        self->lock_generation = g_fork_generation;
+    }
+    return &self->lock;
+}
+
 /* RUN_PLAN_ON_POOL(self, status, call): RUN_ON_POOL holding the plan's lock. */
-#define RUN_PLAN_ON_POOL(SELF, STATUS, CALL)                    \
-    do {                                                        \
-        if ((SELF)->lock_generation != g_fork_generation) {     \
-            /* with the GIL: no other thread is between here */ \
-            nr_mutex_init(&(SELF)->lock);                       \
-            (SELF)->lock_generation = g_fork_generation;        \
-        }                                                       \
-        Py_BEGIN_ALLOW_THREADS                                  \
-        nr_mutex_lock(&(SELF)->lock);                           \
-        struct nr_pool *pool = pool_acquire(&(STATUS));         \
-        if (pool) {                                             \
-            STATUS = CALL;                                      \
-            pool_release(pool);                                 \
-        }                                                       \
-        nr_mutex_unlock(&(SELF)->lock);                         \
-        Py_END_ALLOW_THREADS                                    \
-    } while (0)
+#define RUN_PLAN_ON_POOL(SELF, STATUS, CALL) RUN_ON_POOL_LOCKED(plan_lock(SELF), STATUS, CALL)
 
 static void Plan_dealloc(PlanObject *self)
 {
