@@ -13,6 +13,7 @@ cheap.
 import importlib as _importlib
 
 from neurec._config import check_simd_env as _check_simd_env
+from neurec._config import show_config
 
 __version__ = "0.1.0"
 
@@ -43,34 +44,6 @@ def get_num_threads() -> int:
     """Return the number of threads the C core uses."""
     from neurec import _threads
     return _threads.get_num_threads()
-
-
-def show_config(mode: str = "stdout"):
-    """Show the compiler, the SIMD kernels in use and the thread count of this build.
-
-    Args:
-        mode: ``"stdout"`` prints the report; ``"dicts"`` returns it as nested dicts.
-
-    Returns:
-        ``None``, or the report as dicts with ``mode="dicts"``.
-
-    Raises:
-        ValueError: If ``mode`` is neither ``"stdout"`` nor ``"dicts"``.
-
-    Example:
-
-    >>> import neurec
-    >>> neurec.show_config()  # doctest: +SKIP
-    neurec:
-      version: 0.1.0
-    ...
-    simd:
-      compiled: sse2, avx2, avx512
-      supported: avx512
-      level: avx512
-    """
-    from neurec import _config
-    return _config.show_config(mode)
 
 
 _check_simd_env()

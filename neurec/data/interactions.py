@@ -20,13 +20,12 @@ import csv
 import gc
 import itertools
 import os
-import re
-import warnings
 from dataclasses import dataclass
 from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 
+from neurec.data._numbers import at_int64_limits, fits_int64, fromstring, has_lone_sign
 from neurec.data.encoders import IdEncoder, _as_id_array
 
 __all__ = ["InteractionMatrix", "InteractionLog"]
@@ -39,8 +38,6 @@ _CSV_CHUNK = 1 << 18
 # it is reported before the file is read into memory (splitting it would cost ~5x its size).
 MAX_LINE_BYTES = 1 << 20
 _SCAN_BLOCK = 1 << 24
-_INT64 = np.iinfo(np.int64)
-_LONE_SIGN = re.compile(r"(?:^|\s)[+-](?=\s|$)")
 _ASCII_BASED = ("utf-8", "ascii", "latin-1", "iso8859-1", "cp1252", "utf-8-sig")
 
 
@@ -785,9 +782,8 @@ def _read_csv(cls, path, user_col, item_col, time_col, value_col, sep, header, e
 
     def check_int64(arg, values):
         # np.fromstring saturates beyond int64: two different huge ids would become one
-        edge = np.flatnonzero((values == _INT64.max) | (values == _INT64.min))
-        for k in edge.tolist():  # values at the very limits only
-            if not _INT64.min <= int(cols[arg][k]) <= _INT64.max:
+        for k in np.flatnonzero(at_int64_limits(values)).tolist():  # values at the limits only
+            if not fits_int64(cols[arg][k]):
                 fail(arg, k, "the number does not fit in a 64-bit integer (int64); re-encode "
                      "these ids (e.g. map them to smaller integers) before reading")
 
@@ -871,17 +867,10 @@ def _fast_numbers(texts, dtype) -> Optional[np.ndarray]:
     joined = " ".join(texts)
     if joined.isspace():  # np.fromstring reads a blank string as [0]
         return None
-    # np.fromstring reads a lone "-" as 0 or joins it to the next number (the regex runs only
-    # when there is a sign at all: ids rarely have one, and it costs 4x the parse)
-    if ("-" in joined or "+" in joined) and _LONE_SIGN.search(joined):
+    if has_lone_sign(joined):  # np.fromstring would read it as 0 or glue it to a number
         return None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", DeprecationWarning)
-            out = np.fromstring(joined, dtype=dtype, sep=" ")
-    except (ValueError, DeprecationWarning):
-        return None
-    return out if out.size == len(texts) else None
+    out = fromstring(joined, dtype)
+    return out if out is not None and out.size == len(texts) else None
 
 
 def _header_and_index(names, first_len, wanted, path):

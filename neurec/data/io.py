@@ -18,14 +18,13 @@ import functools
 import glob
 import itertools
 import os
-import re
-import warnings
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from neurec._atomic import atomic_write_many
+from neurec.data._numbers import INT64, at_int64_limits, fits_int64, fromstring, has_lone_sign
 from neurec.data.interactions import InteractionLog, InteractionMatrix
 
 __all__ = ["NCFDataset", "read_ncf", "write_ncf"]
@@ -34,8 +33,6 @@ PathLike = Union[str, os.PathLike]
 _WRITE_CHUNK = 1 << 17
 # error messages quote at most this many characters of the offending line
 _QUOTE_CHARS = 120
-_INT64 = np.iinfo(np.int64)
-_LONE_SIGN = re.compile(rb"(?:^|\s)[+-](?=\s|$)")
 
 
 def _quote(text: str, limit: int = _QUOTE_CHARS) -> str:
@@ -108,20 +105,14 @@ def _parse_numeric_table(data: bytes, source: str, first_lineno: int = 1,
     table = None
     # np.fromstring reads a lone sign as 0 or joins it to the next number: such a file is
     # malformed, and _locate_bad_token names the line
-    lone_sign = (b"-" in data or b"+" in data) and _LONE_SIGN.search(data)
-    for dtype in (() if lone_sign else (np.int64, np.float64)):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", DeprecationWarning)
-                flat = np.fromstring(data, dtype=dtype, sep=" ")
-        except (ValueError, DeprecationWarning):
-            continue
-        if flat.size == nonblank.size * width:
+    for dtype in (() if has_lone_sign(data) else (np.int64, np.float64)):
+        flat = fromstring(data, dtype)
+        if flat is not None and flat.size == nonblank.size * width:
             table = flat.reshape(nonblank.size, width)
             break
     if table is not None and table.dtype == np.int64 and table.size:
         # np.fromstring saturates integers beyond int64 (two huge ids would merge)
-        edge = (table == _INT64.max) | (table == _INT64.min)
+        edge = at_int64_limits(table)
         if edge.any():
             _check_int64_tokens(data, nonblank, width, np.argwhere(edge), fail)
     if table is None:
@@ -139,9 +130,9 @@ def _check_int64_tokens(data: bytes, nonblank: np.ndarray, width: int, cells: np
     for row, col in cells.tolist():  # only values at the int64 limits: error path or rare
         line = _line_text(data, int(nonblank[row]))
         token = line.split()[col]
-        if not _INT64.min <= int(token) <= _INT64.max:
+        if not fits_int64(token):
             fail(int(nonblank[row]), f"{_quote(token, 40)} does not fit in a 64-bit integer "
-                 f"(ids must be in [0, {_INT64.max}]); re-encode the ids")
+                 f"(ids must be in [0, {INT64.max}]); re-encode the ids")
 
 
 def _locate_bad_token(data: bytes, nonblank: np.ndarray, fail) -> None:
@@ -167,7 +158,7 @@ def _int_column(table: np.ndarray, j: int, source: str, name: str,
             raise ValueError(f"{source}: {name} must fit in a 64-bit integer; got {col[big][0]} "
                              f"in data row {int(np.argmax(big)) + 1}. Re-encode the ids.")
         col = col.astype(np.int64)
-    if nonnegative and col.size and col.max() == _INT64.max:  # num_users = max id + 1 must fit
+    if nonnegative and col.size and col.max() == INT64.max:  # num_users = max id + 1 must fit
         raise ValueError(f"{source}: {name} must be below 2**63 - 1; got {int(col.max())} in data "
                          f"row {int(np.argmax(col)) + 1}. Re-encode the ids.")
     if nonnegative and col.size and col.min() < 0:

@@ -17,10 +17,9 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from neurec.models._chunks import run_chunked
+from neurec.models._chunks import FIT_CHUNK_SECONDS, run_chunked
 from neurec.models.recommend import DotParts, dot_parts
 
-_CHUNK_SECONDS = 0.2
 _SOLVERS = {"cg": 0, "cholesky": 1}
 
 
@@ -186,8 +185,8 @@ class ALSTrainer:
             if on_chunk is not None:
                 on_chunk()
 
-        # C calls of about _CHUNK_SECONDS, so Ctrl-C gets through between them
-        run_chunked(solve, n, target_seconds=_CHUNK_SECONDS, first=4096, minimum=64)
+        # C calls of about FIT_CHUNK_SECONDS, so Ctrl-C gets through between them
+        run_chunked(solve, n, target_seconds=FIT_CHUNK_SECONDS, first=4096, minimum=64)
 
     def objective(self) -> float:
         """The full iALS objective at the current factors."""

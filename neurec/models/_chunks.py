@@ -9,6 +9,16 @@ from typing import Callable
 
 # each C call of predict / recommend lasts about this long
 CHUNK_SECONDS = 0.1
+# each C call of fit (and of an ALS sweep) lasts about this long: callbacks and progress
+# bars run between them
+FIT_CHUNK_SECONDS = 0.2
+
+
+def next_chunk(done: int, seconds: float, target_seconds: float, minimum: int,
+               maximum: int) -> int:
+    """Units for the next call, so that it lasts ~``target_seconds`` given that the last
+    call did ``done`` units in ``seconds``; within ``[minimum, maximum]``."""
+    return max(minimum, min(maximum, int(done * target_seconds / max(seconds, 1e-6))))
 
 
 def run_chunked(fn: Callable[[int, int], None], n: int, target_seconds: float = CHUNK_SECONDS,
@@ -31,5 +41,5 @@ def run_chunked(fn: Callable[[int, int], None], n: int, target_seconds: float = 
         t0 = time.perf_counter()
         fn(start, stop)
         dt = time.perf_counter() - t0
-        rows = max(minimum, min(1 << 24, int((stop - start) * target_seconds / max(dt, 1e-6))))
+        rows = next_chunk(stop - start, dt, target_seconds, minimum, 1 << 24)
         start = stop

@@ -18,7 +18,7 @@ from neurec import optimizers as optimizers_mod
 from neurec.layers.base import KerasTensor, Layer
 from neurec.layers.core import InputLayer
 from neurec.models import _data
-from neurec.models._chunks import run_chunked
+from neurec.models._chunks import FIT_CHUNK_SECONDS, next_chunk, run_chunked
 from neurec.models._plan import lower
 
 # serialises building models' plans on first use (rare and quick; see Model._get_plan)
@@ -26,7 +26,7 @@ _PLAN_LOCK = threading.RLock()
 
 __all__ = ["Model"]
 
-_CHUNK_SECONDS = 0.2
+
 def _check_int(fn: str, name: str, value: Any, minimum: int, hint: str) -> int:
     """``value`` as an int >= minimum; TypeError/ValueError naming the argument otherwise."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -511,7 +511,7 @@ class Model:
                     opt.iterations = int(step[0])
                     totals = st if totals is None else _merge_stats(totals, st)
                     batch += nb
-                    chunk = max(1, min(4096, int(nb * _CHUNK_SECONDS / max(dt, 1e-6))))
+                    chunk = next_chunk(nb, dt, FIT_CHUNK_SECONDS, 1, 4096)
                     logs = self._logs_from_stats(totals)
                     cbs.on_train_batch_end(batch - 1, logs)
                     if self.stop_training:

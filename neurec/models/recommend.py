@@ -41,7 +41,7 @@ def _as_ids(values: Any, name: str, fractional: type = ValueError) -> np.ndarray
                              "truncating it would silently score another id")
     elif a.dtype == np.uint64 and a.size and a.max() > np.iinfo(np.int64).max:
         raise ValueError(f"{name}: id {a.max()} does not fit in int64; ids are 0..n-1")
-    return a.astype(np.int64)
+    return a.astype(np.int64, copy=False)  # ids already int64: no copy
 
 
 def _producer(t):

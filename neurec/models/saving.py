@@ -461,27 +461,27 @@ def save_weights(model, filepath, overwrite: bool = True) -> None:
     _atomic_write(filepath, write, overwrite)
 
 
+def _read_weight_members(z, names: List[str], model, filepath) -> List[np.ndarray]:
+    """The weight arrays ``names`` of an open file, their headers checked against the
+    model's weights before any array is read."""
+    headers = [_npy_header(z, n, filepath) for n in names]
+    if len(names) != len(model.weights) or any(
+            h.shape != w.shape for h, w in zip(headers, model.weights)):
+        raise ValueError(f"{filepath}: its {len(names)} weight arrays do not match the "
+                         f"model's {len(model.weights)} (shapes differ)")
+    return [_read_npy(z, n, filepath) for n in names]
+
+
 def load_weights(model, filepath) -> None:
     filepath = os.fspath(filepath)
     if filepath.endswith(MODEL_SUFFIXES):
         with _open_zip(filepath) as z:
             names = _stored(z, "weights", filepath)
-            headers = [_npy_header(z, n, filepath) for n in names]
-            if len(names) != len(model.weights) or any(
-                    h.shape != w.shape for h, w in zip(headers, model.weights)):
-                raise ValueError(f"{filepath}: its {len(names)} weight arrays do not match the "
-                                 f"model's {len(model.weights)} (shapes differ)")
-            arrays = [_read_npy(z, n, filepath) for n in names]
-        _assign(model.weights, arrays, filepath, names)
-        return
-    with _open_zip(filepath, weights_only=True) as z:
-        names = sorted(z.namelist())
-        if names != [f"w{i:05d}.npy" for i in range(len(names))]:
-            raise _corrupt(filepath, "weight arrays must be numbered w00000.npy, w00001.npy, ...")
-        headers = [_npy_header(z, n, filepath) for n in names]
-        if len(names) != len(model.weights) or any(
-                h.shape != w.shape for h, w in zip(headers, model.weights)):
-            raise ValueError(f"{filepath}: its {len(names)} weight arrays do not match the "
-                             f"model's {len(model.weights)} (shapes differ)")
-        arrays = [_read_npy(z, n, filepath) for n in names]
+            arrays = _read_weight_members(z, names, model, filepath)
+    else:
+        with _open_zip(filepath, weights_only=True) as z:
+            names = sorted(z.namelist())
+            if names != [f"w{i:05d}.npy" for i in range(len(names))]:
+                raise _corrupt(filepath, "weight arrays must be numbered w00000.npy, w00001.npy, ...")
+            arrays = _read_weight_members(z, names, model, filepath)
     _assign(model.weights, arrays, filepath, names)
