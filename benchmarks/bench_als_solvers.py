@@ -24,7 +24,6 @@ import common  # noqa: E402
 from ncf_data import load_dataset  # noqa: E402
 
 import neurec  # noqa: E402
-from neurec.data import InteractionMatrix  # noqa: E402
 from neurec.evaluation import evaluate_sampled  # noqa: E402
 from neurec.models import MF  # noqa: E402
 from neurec.models._als import ALSTrainer, als_parts  # noqa: E402
@@ -62,8 +61,7 @@ def main() -> int:
     info = common.machine_info()
     common.print_machine(info)
     ds = load_dataset(args.dataset)
-    m = InteractionMatrix.from_arrays(ds.train_users, ds.train_items,
-                                      shape=(ds.num_users, ds.num_items))
+    m = ds.train_matrix()
     rows = []
     for f in (int(x) for x in args.factors.split(",")):
         times = {"cg": [], "cholesky": []}

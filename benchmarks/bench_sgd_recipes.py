@@ -24,7 +24,6 @@ import os
 import sys
 import time
 
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
@@ -32,7 +31,7 @@ from ncf_data import load_dataset  # noqa: E402
 
 import neurec  # noqa: E402
 from neurec.callbacks import LambdaCallback, LearningRateScheduler  # noqa: E402
-from neurec.data import InteractionMatrix, NegativeSampler  # noqa: E402
+from neurec.data import NegativeSampler  # noqa: E402
 from neurec.evaluation import evaluate_sampled  # noqa: E402
 from neurec.models import MF, NeuMF  # noqa: E402
 from neurec.optimizers import Adagrad, Adam  # noqa: E402
@@ -92,8 +91,7 @@ def main() -> int:
     info = common.machine_info()
     common.print_machine(info)
     ds = load_dataset(args.dataset)
-    m = InteractionMatrix.from_arrays(ds.train_users, ds.train_items,
-                                      shape=(ds.num_users, ds.num_items))
+    m = ds.train_matrix()
     out = {}
     for mn in args.models.split(","):
         out[mn] = {}

@@ -37,7 +37,7 @@ import common  # noqa: E402
 from ncf_data import load_dataset  # noqa: E402
 
 import neurec  # noqa: E402
-from neurec.data import InteractionMatrix, NegativeSampler  # noqa: E402
+from neurec.data import NegativeSampler  # noqa: E402
 from neurec.evaluation import evaluate_full, evaluate_sampled  # noqa: E402
 from neurec.models import MF, from_ials  # noqa: E402
 from neurec.optimizers import ALS  # noqa: E402
@@ -123,11 +123,6 @@ def time_to(curve: list, target: float) -> float | None:
     return None
 
 
-def matrix_of(ds) -> InteractionMatrix:
-    return InteractionMatrix.from_arrays(ds.train_users, ds.train_items,
-                                         shape=(ds.num_users, ds.num_items))
-
-
 def full_metrics(scorer, ds, m) -> dict[str, float]:
     r = evaluate_full(scorer, ds.test_users, ds.test_items, m)
     return {"full_hr@10": float(r["hr@10"]), "full_ndcg@10": float(r["ndcg@10"])}
@@ -210,7 +205,7 @@ def run_pretrained(ds, m, ials_cfg, arch, epochs, lr, seed=0):
 def bench_dataset(name: str, threads: int, reps: int, quick: bool, pretrain: bool,
                   seeds: bool = False, grid_only: dict | None = None) -> dict:
     ds = load_dataset(name)
-    m = matrix_of(ds)
+    m = ds.train_matrix()
     print(f"\n== {name}: {ds.num_users} users x {ds.num_items} items, {m.nnz} training "
           f"interactions", flush=True)
     ngrid = NEUREC_GRID[name][:2] if quick else NEUREC_GRID[name]

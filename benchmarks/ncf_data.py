@@ -65,6 +65,12 @@ class NCFData:
         """Number of training positives."""
         return int(self.train_users.shape[0])
 
+    def train_matrix(self):
+        """The training positives as a ``neurec.data.InteractionMatrix``."""
+        from neurec.data import InteractionMatrix
+        return InteractionMatrix.from_arrays(self.train_users, self.train_items,
+                                             shape=(self.num_users, self.num_items))
+
 
 # ----------------------------------------------------------------------------------------------
 # Reading
