@@ -208,6 +208,10 @@ MUTANTS: List[Mutant] = [
     M("overwrite-ignored", "neurec/models/saving.py",
       "    if os.path.exists(path) and not overwrite:", "    if False:",
       T_SAVE, what="save(overwrite=False) replaces the file"),
+    M("overwrite-ignored-write", "neurec/models/saving.py",
+      "atomic_write(path, write_fn, overwrite=overwrite)",
+      "atomic_write(path, write_fn, overwrite=True)",
+      [], what="(companion of overwrite-ignored: the write itself may replace)"),
     M("load-compile-ignored", "neurec/models/saving.py",
       "        if compile and comp:", "        if comp:",
       T_SAVE, what="load_model(compile=False) compiles anyway"),
@@ -236,14 +240,14 @@ MUTANTS: List[Mutant] = [
       T_GRAD, what="one Dropout mask for every sample of a batch"),
     M("gil-held-in-fit", "csrc/py/_core.c",
       "        Py_BEGIN_ALLOW_THREADS                                  \\\n"
-      "        nr_mutex_lock(&(SELF)->lock);",
+      "        if (lock_)",
       "        {                                                       \\\n"
-      "        nr_mutex_lock(&(SELF)->lock);",
-      T_THR, what="a plan's fit and predict hold the GIL"),
+      "        if (lock_)",
+      T_THR, what="the core's calls (fit, predict, ...) hold the GIL"),
     M("gil-held-in-fit-end", "csrc/py/_core.c",
-      "        nr_mutex_unlock(&(SELF)->lock);                         \\\n"
+      "            nr_mutex_unlock(lock_);                             \\\n"
       "        Py_END_ALLOW_THREADS",
-      "        nr_mutex_unlock(&(SELF)->lock);                         \\\n"
+      "            nr_mutex_unlock(lock_);                             \\\n"
       "        }",
       [], what="(companion of gil-held-in-fit, applied with it)"),
     M("hogwild-never-taken", "csrc/src/plan.c",
@@ -280,7 +284,7 @@ MUTANTS: List[Mutant] = [
 ]
 
 # applied together (a mutant whose text spans two places)
-GROUPS = {"gil-held-in-fit": ["gil-held-in-fit-end"]}
+GROUPS = {"gil-held-in-fit": ["gil-held-in-fit-end"], "overwrite-ignored": ["overwrite-ignored-write"]}
 
 RANK_SOURCES = {"csrc/py/_rank.c", "csrc/src/rank.c"}
 
