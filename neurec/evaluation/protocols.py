@@ -16,7 +16,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from neurec.evaluation.metrics import (_as_ids, _check_k, _check_ks, _core, _num_threads,
+from neurec.evaluation.ranking import (_as_ids, _check_k, _check_ks, _core, _num_threads,
                                        _to_csr, ranking_metrics)
 
 __all__ = ["evaluate_sampled", "evaluate_full"]
