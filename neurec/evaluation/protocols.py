@@ -6,7 +6,7 @@ score per (user, item) pair as an ``(n, 1)`` array. A model that also has
 ``score_items(user_ids)`` returning an ``(n_users, n_items)`` float32 block
 is scored through it in the full protocol (faster: no id arrays).
 
-Ranks, ties and NaN follow `neurec.evaluation.metrics`: only strictly
+Ranks, ties and NaN follow `neurec.evaluation.ranking`: only strictly
 higher-scored candidates go above a positive.
 """
 from __future__ import annotations
