@@ -184,7 +184,7 @@ def test_lambda_callback_rejects_bad_hooks():
     ("val_map", "max"),
 ])
 def test_auto_mode_inference(monitor, mode):
-    assert cbm._infer_mode(monitor) == mode
+    assert cbm.monitor._infer_mode(monitor) == mode
 
 
 def test_early_stopping_patience():
