@@ -495,6 +495,32 @@ def test_reduce_lr_on_plateau_cooldown_and_max_mode():
         ReduceLROnPlateau(factor=1.0)
 
 
+# (monitor, two values, min_delta, whether the second value improves on the first). Changes of
+# exactly min_delta fall either side in float64; the rule is Keras 3's MonitorCallback one,
+# ``value - min_delta > best`` (max) / ``value + min_delta < best`` (min), with |min_delta|.
+IMPROVEMENT_EDGES = [
+    ("val_loss", [0.0313, 0.0312], 1e-4, False),  # 0.0312 < 0.0313 - 1e-4 holds in float64
+    ("val_hr@10", [0.0312, 0.0313], 1e-4, True),  # 0.0313 > 0.0312 + 1e-4 does not
+    ("val_loss", [1.0, 1.0], -0.5, False),        # a negative min_delta counts as |min_delta|
+    ("val_auc", [0.5, 0.5], -0.5, False),
+]
+
+
+@pytest.mark.xfail(strict=True, reason="ReduceLROnPlateau has its own improvement test")
+@pytest.mark.parametrize("monitor, values, min_delta, improves", IMPROVEMENT_EDGES)
+def test_monitor_callbacks_share_one_improvement_rule(monitor, values, min_delta, improves):
+    """Regression: ReduceLROnPlateau tested ``current < best - min_delta`` and kept the sign
+    of ``min_delta``, while EarlyStopping and ModelCheckpoint tested
+    ``current + min_delta < best`` with ``abs(min_delta)``: on the same values one could
+    count an improvement that the other did not."""
+    logs = [{monitor: v} for v in values]
+    es = EarlyStopping(monitor=monitor, min_delta=min_delta, patience=1)
+    _fit([es], logs)
+    assert (es.stopped_epoch == 0) == improves
+    rl = ReduceLROnPlateau(monitor=monitor, min_delta=min_delta, patience=1, factor=0.5)
+    model, _ = _fit([rl], logs, model=FakeModel(lr=0.1))
+    assert (model.optimizer.learning_rate == 0.1) == improves
+
 def test_terminate_on_nan_stops_within_epoch():
     model = FakeModel()
     logs = [{"loss": 0.5}, {"loss": math.nan}, {"loss": 0.1}]
