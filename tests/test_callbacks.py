@@ -506,7 +506,6 @@ IMPROVEMENT_EDGES = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="ReduceLROnPlateau has its own improvement test")
 @pytest.mark.parametrize("monitor, values, min_delta, improves", IMPROVEMENT_EDGES)
 def test_monitor_callbacks_share_one_improvement_rule(monitor, values, min_delta, improves):
     """Regression: ReduceLROnPlateau tested ``current < best - min_delta`` and kept the sign

@@ -22,7 +22,9 @@ Monitored quantities and ``mode="auto"``:
     A monitor whose name (without a ``val_`` prefix) contains ``acc``,
     ``auc``, ``hr@``, ``ndcg``, ``mrr``, ``precision`` or ``recall``, or is
     ``map``/``map@K``, is maximised; every other quantity (``loss``, ``mse``,
-    ...) is minimised.
+    ...) is minimised. `EarlyStopping`, `ModelCheckpoint` and
+    `ReduceLROnPlateau` share one improvement test, that of their base class
+    `neurec.callbacks.monitor.MonitorCallback`.
 """
 from neurec.callbacks.base import Callback, History
 from neurec.callbacks.callback_list import CallbackList

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from neurec.callbacks.base import Callback, _print
-from neurec.callbacks.monitor import _check_mode, _MonitorMixin
+from neurec.callbacks.base import _print
+from neurec.callbacks.monitor import MonitorCallback
 
 __all__ = ["EarlyStopping"]
 
@@ -19,7 +19,7 @@ def _copy_weights(weights: Iterable[Any]) -> list[np.ndarray]:
     return [np.array(w, copy=True) for w in weights]
 
 
-class EarlyStopping(_MonitorMixin, Callback):
+class EarlyStopping(MonitorCallback):
     """Stops training when a monitored quantity has stopped improving.
 
     Keras 3 semantics: after every epoch from ``start_from_epoch`` on, the
@@ -65,7 +65,6 @@ class EarlyStopping(_MonitorMixin, Callback):
         restore_best_weights: bool = False,
         start_from_epoch: int = 0,
     ) -> None:
-        super().__init__()
         if not isinstance(monitor, str):
             raise TypeError(f"EarlyStopping `monitor` must be a metric name "
                             f"string; received {monitor!r}.")
@@ -75,11 +74,9 @@ class EarlyStopping(_MonitorMixin, Callback):
         if start_from_epoch < 0:
             raise ValueError("EarlyStopping `start_from_epoch` must be >= 0; "
                              f"received start_from_epoch={start_from_epoch}.")
-        self.monitor = monitor
-        self.min_delta = abs(min_delta)
+        super().__init__(monitor, mode, min_delta=min_delta)
         self.patience = patience
         self.verbose = verbose
-        self.mode = _check_mode(mode, "EarlyStopping")
         self.baseline = baseline
         self.restore_best_weights = restore_best_weights
         self.start_from_epoch = start_from_epoch

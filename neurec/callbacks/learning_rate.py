@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import inspect
-import math
 import numbers
 import warnings
 from collections.abc import Callable
@@ -10,7 +9,7 @@ from collections.abc import Callable
 import numpy as np
 
 from neurec.callbacks.base import Callback, _print
-from neurec.callbacks.monitor import _check_mode, _infer_mode
+from neurec.callbacks.monitor import MonitorCallback
 
 __all__ = ["LearningRateScheduler", "ReduceLROnPlateau"]
 
@@ -80,7 +79,7 @@ class LearningRateScheduler(Callback):
             logs["learning_rate"] = float(optimizer.learning_rate)
 
 
-class ReduceLROnPlateau(Callback):
+class ReduceLROnPlateau(MonitorCallback):
     """Reduces the learning rate when a monitored quantity stops improving.
 
     Writes the current rate to ``logs["learning_rate"]`` every epoch.
@@ -91,7 +90,8 @@ class ReduceLROnPlateau(Callback):
         patience: Epochs without improvement before reducing.
         verbose: ``1`` prints a message on each reduction.
         mode: ``"min"``, ``"max"`` or ``"auto"``.
-        min_delta: Threshold for a change to count as an improvement.
+        min_delta: Smallest change that counts as an improvement (the rule
+            of `MonitorCallback`, shared with `EarlyStopping`).
         cooldown: Epochs to wait after a reduction before counting again.
         min_lr: Lower bound on the learning rate.
 
@@ -110,31 +110,21 @@ class ReduceLROnPlateau(Callback):
         cooldown: int = 0,
         min_lr: float = 0.0,
     ) -> None:
-        super().__init__()
         if factor >= 1.0:
             raise ValueError("ReduceLROnPlateau does not support a factor >= 1.0. "
                              f"Received factor={factor}")
-        self.monitor = monitor
+        super().__init__(monitor, mode, min_delta=min_delta)
         self.factor = factor
         self.patience = patience
         self.verbose = verbose
-        self.mode = _check_mode(mode, "ReduceLROnPlateau")
-        self.min_delta = min_delta
         self.cooldown = cooldown
         self.min_lr = min_lr
         self._reset()
 
     def _reset(self):
-        mode = _infer_mode(self.monitor) if self.mode == "auto" else self.mode
-        self._maximize = mode == "max"
-        self.best = -math.inf if self._maximize else math.inf
+        self.best = self._worst()
         self.cooldown_counter = 0
         self.wait = 0
-
-    def _better(self, current, best) -> bool:
-        if self._maximize:
-            return current > best + self.min_delta
-        return current < best - self.min_delta
 
     def in_cooldown(self) -> bool:
         """Returns whether the callback is in its post-reduction cooldown."""
@@ -157,7 +147,7 @@ class ReduceLROnPlateau(Callback):
         if self.in_cooldown():
             self.cooldown_counter -= 1
             self.wait = 0
-        if self._better(current, self.best):
+        if self._is_improvement(current, self.best):
             self.best = current
             self.wait = 0
         elif not self.in_cooldown():

@@ -5,8 +5,8 @@ import numbers
 import os
 import warnings
 
-from neurec.callbacks.base import Callback, _print
-from neurec.callbacks.monitor import _check_mode, _MonitorMixin
+from neurec.callbacks.base import _print
+from neurec.callbacks.monitor import MonitorCallback
 
 __all__ = ["ModelCheckpoint"]
 
@@ -14,7 +14,7 @@ _MODEL_SUFFIX = ".neurec"
 _WEIGHTS_SUFFIX = ".weights.npz"
 
 
-class ModelCheckpoint(_MonitorMixin, Callback):
+class ModelCheckpoint(MonitorCallback):
     """Saves the model or its weights during training.
 
     Args:
@@ -55,15 +55,12 @@ class ModelCheckpoint(_MonitorMixin, Callback):
         save_freq: str | int = "epoch",
         initial_value_threshold: float | None = None,
     ) -> None:
-        super().__init__()
-        self.filepath = os.fspath(filepath)
-        self.monitor = monitor
+        filepath = os.fspath(filepath)
+        super().__init__(monitor, mode, baseline=initial_value_threshold)
+        self.filepath = filepath
         self.verbose = verbose
         self.save_best_only = save_best_only
         self.save_weights_only = save_weights_only
-        self.mode = _check_mode(mode, "ModelCheckpoint")
-        self.min_delta = 0.0
-        self.best = initial_value_threshold
         if save_freq != "epoch" and (
                 not isinstance(save_freq, numbers.Integral)
                 or isinstance(save_freq, bool) or save_freq < 1):

@@ -1,9 +1,19 @@
-"""Direction and improvement test shared by the callbacks that monitor a quantity."""
+"""`MonitorCallback`: the base of the callbacks that watch one quantity of the logs.
+
+`EarlyStopping`, `ModelCheckpoint` and `ReduceLROnPlateau` decide whether a
+monitored value is an improvement with the one rule defined here (Keras 3's
+``MonitorCallback``): with ``d = abs(min_delta)``, ``value`` improves on
+``reference`` when ``value - d > reference`` (``mode="max"``) or
+``value + d < reference`` (``mode="min"``); any value improves on ``None``.
+"""
 from __future__ import annotations
 
 import math
 import warnings
 
+from neurec.callbacks.base import Callback
+
+__all__ = ["MonitorCallback"]
 
 _MAX_MARKERS = ("acc", "auc", "hr@", "ndcg", "mrr", "precision", "recall")
 
@@ -18,28 +28,55 @@ def _infer_mode(monitor: str) -> str:
     return "min"
 
 
-def _check_mode(mode: str, owner: str) -> str:
-    if mode not in ("auto", "min", "max"):
-        warnings.warn(f"{owner} mode '{mode}' is unknown, fallback to auto mode.",
-                      stacklevel=3)
-        return "auto"
-    return mode
+class MonitorCallback(Callback):
+    """Base class for callbacks that monitor a quantity of the epoch logs.
 
+    It holds what is monitored and in which direction, and the improvement
+    test its subclasses share; it is not meant to be used directly.
 
-class _MonitorMixin:
-    """Direction and improvement test shared by the monitoring callbacks."""
+    Args:
+        monitor: Name of the quantity in the logs, e.g. ``"val_loss"`` or
+            ``"val_hr@10"``.
+        mode: ``"min"``, ``"max"`` or ``"auto"``: with ``"auto"`` the direction
+            is inferred from the name (see `neurec.callbacks`). Another value
+            warns and falls back to ``"auto"``.
+        baseline: Initial best value; ``None`` leaves ``best`` unset until a
+            subclass calls `_worst` (as in Keras, this is not
+            ``EarlyStopping``'s ``baseline``).
+        min_delta: Smallest change that counts as an improvement; its sign is
+            ignored.
 
-    monitor: str
-    mode: str
-    min_delta: float
+    Attributes:
+        best: The best value seen so far (or the initial one).
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        mode: str = "auto",
+        baseline: float | None = None,
+        min_delta: float = 0,
+    ) -> None:
+        super().__init__()
+        if mode not in ("auto", "min", "max"):
+            warnings.warn(f"{type(self).__name__} mode '{mode}' is unknown, fallback to "
+                          "auto mode.", stacklevel=3)  # the line that built the subclass
+            mode = "auto"
+        self.monitor = monitor
+        self.mode = mode
+        self.min_delta = abs(min_delta)
+        self.best = baseline
 
     def _resolve_mode(self) -> str:
+        """``'min'`` or ``'max'``: ``mode``, or the direction ``monitor``'s name implies."""
         return _infer_mode(self.monitor) if self.mode == "auto" else self.mode
 
     def _worst(self) -> float:
+        """The value every other value improves on: ``inf`` to minimise, ``-inf`` to maximise."""
         return -math.inf if self._resolve_mode() == "max" else math.inf
 
-    def _is_improvement(self, value, reference) -> bool:
+    def _is_improvement(self, value: float, reference: float | None) -> bool:
+        """Whether ``value`` beats ``reference`` by more than ``min_delta``."""
         if reference is None:
             return True
         if self._resolve_mode() == "max":
