@@ -514,6 +514,33 @@ def test_saved_files_respect_the_umask(tmp_path):
     assert stat.S_IMODE(os.stat(tmp_path / "b.neurec").st_mode) == 0o600
 
 
+def test_atomic_directory_replaces_the_old_one_only_once_filled(tmp_path):
+    from neurec._atomic import atomic_directory, temp_name
+    target = tmp_path / "ds"
+
+    def fill(text):
+        return lambda path: open(os.path.join(path, "a.txt"), "w").write(text)
+
+    atomic_directory(str(target), fill("one"))
+    assert (target / "a.txt").read_text() == "one"
+
+    def disk_full(path):
+        fill("half")(path)
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError):
+        atomic_directory(str(target), disk_full)
+    assert os.listdir(tmp_path) == ["ds"] and (target / "a.txt").read_text() == "one"
+    stale = tmp_path / temp_name(str(target), pid=_dead_pid())  # a killed extraction's
+    stale.mkdir()
+    (stale / "a.txt").write_text("half")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    atomic_directory(str(target), fill("two"))
+    assert os.listdir(tmp_path) == ["ds"] and os.listdir(target) == ["a.txt"]
+    assert (target / "a.txt").read_text() == "two"
+
+
 def test_failed_write_ncf_leaves_the_old_files_untouched(tmp_path, monkeypatch):
     import neurec.data.io as nio
     prefix = str(tmp_path / "d")
