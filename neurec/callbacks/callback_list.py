@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -124,50 +124,31 @@ class CallbackList(Callback):
         for callback in self.callbacks:
             getattr(callback, hook)(batch, logs)
 
-    def on_batch_begin(self, batch, logs=None):
-        self._call_batch("on_batch_begin", batch, logs, pythonify=False)
 
-    def on_batch_end(self, batch, logs=None):
-        self._call_batch("on_batch_end", batch, logs)
+def _forward(hook: str) -> Callable:
+    """The `CallbackList` method that calls ``hook`` on every callback, in order.
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self._call("on_epoch_begin", logs, epoch)
+    Batch-end logs are passed as Python floats (`_pythonify_logs`), except for
+    prediction batches; batch-begin logs are passed as given.
+    """
+    if "batch" in hook:
+        pythonify = hook.endswith("_end") and "predict" not in hook
 
-    def on_epoch_end(self, epoch, logs=None):
-        self._call("on_epoch_end", logs, epoch)
+        def forward(self, batch, logs=None):
+            self._call_batch(hook, batch, logs, pythonify)
+    elif "epoch" in hook:
+        def forward(self, epoch, logs=None):
+            self._call(hook, logs, epoch)
+    else:
+        def forward(self, logs=None):
+            self._call(hook, logs)
+    forward.__name__ = hook
+    forward.__qualname__ = f"CallbackList.{hook}"
+    forward.__doc__ = f"Calls ``{hook}`` on every callback, in order."
+    return forward
 
-    def on_train_batch_begin(self, batch, logs=None):
-        self._call_batch("on_train_batch_begin", batch, logs, pythonify=False)
 
-    def on_train_batch_end(self, batch, logs=None):
-        self._call_batch("on_train_batch_end", batch, logs)
-
-    def on_test_batch_begin(self, batch, logs=None):
-        self._call_batch("on_test_batch_begin", batch, logs, pythonify=False)
-
-    def on_test_batch_end(self, batch, logs=None):
-        self._call_batch("on_test_batch_end", batch, logs)
-
-    def on_predict_batch_begin(self, batch, logs=None):
-        self._call_batch("on_predict_batch_begin", batch, logs, pythonify=False)
-
-    def on_predict_batch_end(self, batch, logs=None):
-        self._call_batch("on_predict_batch_end", batch, logs, pythonify=False)
-
-    def on_train_begin(self, logs=None):
-        self._call("on_train_begin", logs)
-
-    def on_train_end(self, logs=None):
-        self._call("on_train_end", logs)
-
-    def on_test_begin(self, logs=None):
-        self._call("on_test_begin", logs)
-
-    def on_test_end(self, logs=None):
-        self._call("on_test_end", logs)
-
-    def on_predict_begin(self, logs=None):
-        self._call("on_predict_begin", logs)
-
-    def on_predict_end(self, logs=None):
-        self._call("on_predict_end", logs)
+for _hook in dir(Callback):
+    if _hook.startswith("on_"):
+        setattr(CallbackList, _hook, _forward(_hook))
+del _hook
