@@ -520,6 +520,24 @@ def test_monitor_callbacks_share_one_improvement_rule(monitor, values, min_delta
     model, _ = _fit([rl], logs, model=FakeModel(lr=0.1))
     assert (model.optimizer.learning_rate == 0.1) == improves
 
+def test_monitor_callbacks_warn_when_the_monitor_is_missing(tmp_path):
+    logs = [{"loss": 1.0}, {"loss": 2.0}, {"loss": 3.0}]
+    es = EarlyStopping(monitor="val_auc", patience=0)
+    with pytest.warns(UserWarning, match=r"^Early stopping conditioned on metric `val_auc` "
+                      r"which is not available\. Available metrics are: loss$"):
+        model, _ = _fit([es], logs)
+    assert not model.stop_training
+    rl = ReduceLROnPlateau(monitor="val_auc", patience=0)
+    with pytest.warns(UserWarning, match=r"^Learning rate reduction is conditioned on metric "
+                      r"`val_auc` which is not available\. Available metrics are: "
+                      r"loss,learning_rate\.$"):
+        model, _ = _fit([rl], logs, model=FakeModel(lr=0.1))
+    assert model.optimizer.learning_rate == 0.1
+    ckpt = ModelCheckpoint(str(tmp_path / "m.neurec"), monitor="val_auc", save_best_only=True)
+    with pytest.warns(UserWarning, match=r"^Can save best model only with val_auc available\.$"):
+        model, _ = _fit([ckpt], logs)
+    assert len(model.saved) == 3  # saved anyway, as in Keras 3
+
 def test_terminate_on_nan_stops_within_epoch():
     model = FakeModel()
     logs = [{"loss": 0.5}, {"loss": math.nan}, {"loss": 0.1}]

@@ -1,7 +1,6 @@
 """`EarlyStopping`: stops training when a monitored quantity stops improving."""
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -53,6 +52,9 @@ class EarlyStopping(MonitorCallback):
     Raises:
         ValueError: If ``patience`` or ``start_from_epoch`` is negative.
     """
+
+    _missing_monitor_warning = ("Early stopping conditioned on metric `{monitor}` which is not "
+                                "available. Available metrics are: {available}")
 
     def __init__(
         self,
@@ -123,13 +125,3 @@ class EarlyStopping(MonitorCallback):
                        f"{self.best_epoch + 1}.")
             self.model.set_weights(self.best_weights)
 
-    def get_monitor_value(self, logs: dict | None) -> float | None:
-        """Returns the monitored value from ``logs``, warning if it is missing."""
-        logs = logs or {}
-        value = logs.get(self.monitor)
-        if value is None:
-            warnings.warn(
-                f"Early stopping conditioned on metric `{self.monitor}` which "
-                f"is not available. Available metrics are: {','.join(logs)}",
-                stacklevel=2)
-        return value

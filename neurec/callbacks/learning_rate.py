@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import inspect
 import numbers
-import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -99,6 +98,9 @@ class ReduceLROnPlateau(MonitorCallback):
         ValueError: If ``factor >= 1``.
     """
 
+    _missing_monitor_warning = ("Learning rate reduction is conditioned on metric `{monitor}` "
+                                "which is not available. Available metrics are: {available}.")
+
     def __init__(
         self,
         monitor: str = "val_loss",
@@ -137,12 +139,8 @@ class ReduceLROnPlateau(MonitorCallback):
         logs = {} if logs is None else logs
         optimizer = _get_optimizer(self.model, "ReduceLROnPlateau")
         logs["learning_rate"] = float(optimizer.learning_rate)
-        current = logs.get(self.monitor)
+        current = self.get_monitor_value(logs)
         if current is None:
-            warnings.warn(
-                f"Learning rate reduction is conditioned on metric `{self.monitor}` "
-                f"which is not available. Available metrics are: {','.join(logs)}.",
-                stacklevel=2)
             return
         if self.in_cooldown():
             self.cooldown_counter -= 1

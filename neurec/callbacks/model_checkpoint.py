@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numbers
 import os
-import warnings
 
 from neurec.callbacks.base import _print
 from neurec.callbacks.monitor import MonitorCallback
@@ -43,6 +42,8 @@ class ModelCheckpoint(MonitorCallback):
         KeyError: At save time, if ``filepath`` names a key absent from the
             logs.
     """
+
+    _missing_monitor_warning = "Can save best model only with {monitor} available."
 
     def __init__(
         self,
@@ -115,11 +116,8 @@ class ModelCheckpoint(MonitorCallback):
             if self.verbose > 0:
                 _print(f"\nEpoch {epoch + 1}: saving model to {filepath}")
             return True
-        current = logs.get(self.monitor)
+        current = self.get_monitor_value(logs)
         if current is None:
-            warnings.warn(
-                f"Can save best model only with {self.monitor} available.",
-                stacklevel=3)
             return True
         if self.best is None:
             self.best = self._worst()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping
 
 from neurec.callbacks.base import Callback
 
@@ -50,6 +51,11 @@ class MonitorCallback(Callback):
         best: The best value seen so far (or the initial one).
     """
 
+    # The warning when ``monitor`` is missing from the logs; subclasses word it
+    # for what they cannot do (Keras's messages).
+    _missing_monitor_warning = ("{name} is conditioned on metric `{monitor}` which is not "
+                                "available. Available metrics are: {available}")
+
     def __init__(
         self,
         monitor: str = "val_loss",
@@ -66,6 +72,16 @@ class MonitorCallback(Callback):
         self.mode = mode
         self.min_delta = abs(min_delta)
         self.best = baseline
+
+    def get_monitor_value(self, logs: Mapping | None) -> float | None:
+        """Returns the monitored value from ``logs``, warning if it is missing."""
+        logs = logs or {}
+        value = logs.get(self.monitor)
+        if value is None:
+            warnings.warn(self._missing_monitor_warning.format(
+                name=type(self).__name__, monitor=self.monitor, available=",".join(logs)),
+                stacklevel=2)
+        return value
 
     def _resolve_mode(self) -> str:
         """``'min'`` or ``'max'``: ``mode``, or the direction ``monitor``'s name implies."""
