@@ -151,6 +151,9 @@ MUTANTS: List[Mutant] = [
       "            self.model.stop_training = True",
       '            _print(f"Batch {batch}: Invalid loss, terminating training")',
       T_CB, what="TerminateOnNaN prints but does not stop"),
+    M("min-delta-ignored", "neurec/callbacks/monitor.py",
+      "return bool(value + self.min_delta < reference)", "return bool(value < reference)",
+      T_CB, what="the monitors' shared improvement test ignores min_delta in min mode"),
     # -- initializers.py -----------------------------------------------------------------
     M("glorot-fan-in", "neurec/initializers.py",
       'scale, mode, distribution = 1.0, "fan_avg", "uniform"',
