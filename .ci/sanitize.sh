@@ -2,9 +2,9 @@
 # Run neurec's test suite against extension modules built with AddressSanitizer
 # and UndefinedBehaviorSanitizer, or (SANITIZER=thread) ThreadSanitizer.
 #
-#   ci/sanitize.sh                 # the default selection (see below)
-#   ci/sanitize.sh tests/test_saving.py -k roundtrip   # any pytest arguments
-#   SANITIZER=thread ci/sanitize.sh                    # TSan: the threaded tests
+#   .ci/sanitize.sh                 # the default selection (see below)
+#   .ci/sanitize.sh tests/test_saving.py -k roundtrip   # any pytest arguments
+#   SANITIZER=thread .ci/sanitize.sh                    # TSan: the threaded tests
 #
 # The repository is copied (tracked and untracked-but-not-ignored files, so no
 # build/ or *.so) to a temporary directory, the modules are built in place

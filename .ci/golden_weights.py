@@ -3,9 +3,9 @@
 A refactor that must not change results ("behaviour and results unchanged") is checked by
 running this before and after it on the same machine and build flags and comparing:
 
-    python ci/golden_weights.py > before.json
+    python .ci/golden_weights.py > before.json
     ... change ...
-    python ci/golden_weights.py > after.json && diff before.json after.json
+    python .ci/golden_weights.py > after.json && diff before.json after.json
 
 The hashes depend on the CPU's SIMD level and the compiler, so they are not stored in the
 repository; only the two runs on one machine are comparable.
