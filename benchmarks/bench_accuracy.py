@@ -5,9 +5,9 @@ Usage (from the repository root; long runs under ``nice``):
     nice -n 5 python benchmarks/bench_accuracy.py --dataset ml-1m     # neurec 20 epochs, torch 1 epoch
     python benchmarks/bench_accuracy.py --quick                       # smoke run (< 60 s)
 
-Protocol (PROTOCOL.md): leave-one-out split, 4 fresh negatives per positive every epoch (8 where
-an MF setting says so), BCE, Adam lr 1e-3, batch 256, seed 0; after every epoch the test item is
-ranked among its 99 fixed negatives (HR@10, NDCG@10; ties in favour of the test item). neurec
+Protocol (docs/PROTOCOL.md): leave-one-out split, 4 fresh negatives per positive every epoch (8
+where an MF setting says so), BCE, Adam lr 1e-3, batch 256, seed 0; after every epoch the test item
+is ranked among its 99 fixed negatives (HR@10, NDCG@10; ties in favour of the test item). neurec
 trains with its in-C sampler and default sparse (lazy, row-wise) Adam; torch with NumPy-sampled
 epochs and dense ``torch.optim.Adam`` (``bench_torch_baseline.py``'s loop). Epochs of the two
 frameworks alternate in one process. Both evaluate with the same metric code

@@ -4,7 +4,7 @@ Usage (from the repository root):
     nice -n 10 python benchmarks/bench_torch_baseline.py --dataset ml-100k --model neumf \
         --epochs 20 --threads 1 --seed 0
 
-Protocol (PROTOCOL.md): every epoch draws ``--num-neg`` fresh negatives per training positive
+Protocol (docs/PROTOCOL.md): every epoch draws ``--num-neg`` fresh negatives per training positive
 (vectorised NumPy rejection sampling against the training set), shuffles, trains with BCE in
 mini-batches of ``--batch-size``; then the sampled protocol ranks each test item among its 99
 fixed negatives (HR@10, NDCG@10, ties in favour of the test item).

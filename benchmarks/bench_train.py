@@ -4,7 +4,7 @@ Usage (from the repository root; long runs under ``nice``):
     nice -n 5 python benchmarks/bench_train.py               # full: ml-100k, 5 reps, 1 and 2 threads
     python benchmarks/bench_train.py --quick                 # smoke run (< 60 s)
 
-What it measures (PROTOCOL.md, "Speed"):
+What it measures (docs/PROTOCOL.md, "Speed"):
 - NeuMF (factor 8, tower [64, 32, 16, 8]), GMF (factor 8) and MLP ([64, 32, 16, 8]), batch 256,
   Adam lr 1e-3 (eps 1e-8 in both), BCE, 4 negatives per positive, on ml-100k-ncf.
 - Per-epoch training time on the *same pre-sampled, pre-shuffled epoch arrays* for neurec

