@@ -25,7 +25,7 @@ import numpy as np
 os.environ.setdefault("KERAS_BACKEND", "torch")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import _bench_common as bc  # noqa: E402
+import common  # noqa: E402
 import ncf_data  # noqa: E402
 
 
@@ -114,8 +114,8 @@ def build_keras_model(name: str, num_users: int, num_items: int, factors: int | 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parses the command line (same flags as bench_torch_baseline.py)."""
-    args = bc.parse_args("Keras 3 NCF baseline (neurec benchmarks)", ["adam", "sgd", "adagrad"],
-                         argv)
+    args = common.parse_args("Keras 3 NCF baseline (neurec benchmarks)",
+                             ["adam", "sgd", "adagrad"], argv)
     if args.l2 > 0:
         raise SystemExit("--l2 (row-wise L2) is only implemented in the PyTorch baseline.")
     return args
@@ -131,14 +131,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         torch.set_num_threads(args.threads)
     t_wall = time.perf_counter()
-    load_before = bc.loadavg()
+    load_before = common.loadavg()
     keras.utils.set_random_seed(args.seed)
     rng = np.random.default_rng(args.seed)
 
     t0 = time.perf_counter()
     data = ncf_data.load_dataset(args.dataset, args.data_dir)
     load_s = time.perf_counter() - t0
-    epochs, max_samples, eval_rows = bc.quick_limits(args)
+    epochs, max_samples, eval_rows = common.quick_limits(args)
 
     model = build_keras_model(args.model, data.num_users, data.num_items, args.factors,
                               args.layers, args.init_std, args.final_init, args.seed)
@@ -178,18 +178,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         train_s = time.perf_counter() - t0
         train_cpu_s = time.process_time() - c0
 
-        history.append(bc.evaluate_epoch(score, data, eval_rows, epoch,
-                                         float(hist.history["loss"][0]), users.size, sample_s,
-                                         train_s, train_cpu_s))
+        history.append(common.evaluate_epoch(score, data, eval_rows, epoch,
+                                             float(hist.history["loss"][0]), users.size, sample_s,
+                                             train_s, train_cpu_s))
 
-    full = bc.full_ranking(score, data) if args.full_eval else None
+    full = common.full_ranking(score, data) if args.full_eval else None
 
-    summary = bc.summarize(history, time.perf_counter() - t_wall, full)
-    return bc.result_record(f"keras3-{backend}", args, load_before, data, load_s,
-                            {"hr10": hr0, "ndcg10": ndcg0, "seconds": init_eval_s}, history, summary,
-                            effective_epochs=epochs, max_samples_per_epoch=max_samples,
-                            eval_rows=eval_rows, loss="keras binary_crossentropy on sigmoid output",
-                            optimizer_detail=f"keras.optimizers.{type(opt).__name__}, epsilon 1e-8 (Adam)")
+    summary = common.summarize_epochs(history, time.perf_counter() - t_wall, full)
+    init_eval = {"hr10": hr0, "ndcg10": ndcg0, "seconds": init_eval_s}
+    detail = f"keras.optimizers.{type(opt).__name__}, epsilon 1e-8 (Adam)"
+    return common.result_record(f"keras3-{backend}", args, load_before, data, load_s, init_eval,
+                                history, summary, effective_epochs=epochs,
+                                max_samples_per_epoch=max_samples, eval_rows=eval_rows,
+                                loss="keras binary_crossentropy on sigmoid output",
+                                optimizer_detail=detail)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     result = run(args)
     if not args.no_save:
-        bc.write_json(result, args.out or bc.default_out("keras", args, ncf_data.DATASETS))
+        common.write_json(result, args.out or common.default_out("keras", args, ncf_data.DATASETS))
     return 0
 
 

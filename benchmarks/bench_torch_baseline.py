@@ -31,14 +31,14 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import _bench_common as bc  # noqa: E402
+import common  # noqa: E402
 import ncf_data  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parses the command line (see module docstring and ``--help``)."""
-    return bc.parse_args("PyTorch NCF baseline (neurec benchmarks)",
-                         ["adam", "sparse_adam", "sgd", "adagrad"], argv)
+    return common.parse_args("PyTorch NCF baseline (neurec benchmarks)",
+                             ["adam", "sparse_adam", "sgd", "adagrad"], argv)
 
 
 def _make_optimizer(model: Any, args: argparse.Namespace) -> list[Any]:
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch_ncf
 
     t_wall = time.perf_counter()
-    load_before = bc.loadavg()
+    load_before = common.loadavg()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     data = ncf_data.load_dataset(args.dataset, args.data_dir)
     load_s = time.perf_counter() - t0
-    epochs, max_samples, eval_rows = bc.quick_limits(args)
+    epochs, max_samples, eval_rows = common.quick_limits(args)
 
     model = torch_ncf.build_model(
         args.model, data.num_users, data.num_items, factors=args.factors, layers=args.layers,
@@ -138,19 +138,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         train_s = time.perf_counter() - t0
         train_cpu_s = time.process_time() - c0
 
-        history.append(bc.evaluate_epoch(score, data, eval_rows, epoch, float(loss_sum) / n, n,
-                                         sample_s, train_s, train_cpu_s))
+        history.append(common.evaluate_epoch(score, data, eval_rows, epoch, float(loss_sum) / n, n,
+                                             sample_s, train_s, train_cpu_s))
 
-    full = bc.full_ranking(score, data) if args.full_eval else None
+    full = common.full_ranking(score, data) if args.full_eval else None
 
-    summary = bc.summarize(history, time.perf_counter() - t_wall, full)
-    return bc.result_record("pytorch-eager", args, load_before, data, load_s,
-                            {"hr10": hr0, "ndcg10": ndcg0, "seconds": init_eval_s}, history, summary,
-                            effective_epochs=epochs, max_samples_per_epoch=max_samples,
-                            eval_rows=eval_rows, loss="BCEWithLogits (sigmoid + BCE)",
-                            optimizer_detail=("torch.optim.Adam betas (0.9, 0.999) eps 1e-8, dense: "
-                                              "updates every row of every table each step"
-                                              if args.optimizer == "adam" else args.optimizer))
+    summary = common.summarize_epochs(history, time.perf_counter() - t_wall, full)
+    init_eval = {"hr10": hr0, "ndcg10": ndcg0, "seconds": init_eval_s}
+    detail = ("torch.optim.Adam betas (0.9, 0.999) eps 1e-8, dense: updates every row of every "
+              "table each step" if args.optimizer == "adam" else args.optimizer)
+    return common.result_record("pytorch-eager", args, load_before, data, load_s, init_eval,
+                                history, summary, effective_epochs=epochs,
+                                max_samples_per_epoch=max_samples, eval_rows=eval_rows,
+                                loss="BCEWithLogits (sigmoid + BCE)", optimizer_detail=detail)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     result = run(args)
     if not args.no_save:
-        bc.write_json(result, args.out or bc.default_out("torch", args, ncf_data.DATASETS))
+        common.write_json(result, args.out or common.default_out("torch", args, ncf_data.DATASETS))
     return 0
 
 
