@@ -8,7 +8,7 @@ The models are the NCF code's functional graphs in Keras 3 spelling (Input(shape
 Embedding(RandomNormal(stddev=0.01)), Flatten, Multiply / Concatenate, Dense(relu) tower,
 Dense(1, sigmoid)); compiled with Adam(lr, epsilon=1e-8) and binary cross-entropy. Every epoch
 calls ``model.fit(..., epochs=1, batch_size=256)`` on fresh negatives from ``ncf_data`` (the
-same sampler and evaluation as the PyTorch baseline). Output: ``results/keras_*.json`` with the
+same sampler and evaluation as the PyTorch baseline). Output: ``results/runs/keras_*.json`` with the
 same fields as ``bench_torch_baseline.py``.
 """
 

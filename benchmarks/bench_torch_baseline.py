@@ -15,8 +15,9 @@ shuffling, tensor conversion and evaluation of that epoch. ``train_cpu_s`` is th
 time of the loop (all threads): on a shared machine, ``train_cpu_s / (threads * train_s)`` well
 below 1 means the run was starved by other processes. ``loadavg_before/after`` are recorded too.
 
-The JSON (default ``benchmarks/results/torch_<dataset>_<model>_t<threads>_e<epochs>_s<seed>
-[_<tag>].json``) holds the config, the environment, per-epoch metrics and a summary.
+The JSON (default ``benchmarks/results/runs/torch_<dataset>_<model>_t<threads>_e<epochs>_s<seed>
+[_quick][_<tag>].json``, a per-run log git ignores; ``results/baselines.md`` summarises the runs)
+holds the config, the environment, per-epoch metrics and a summary.
 """
 
 from __future__ import annotations

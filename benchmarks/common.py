@@ -5,9 +5,13 @@ one process and alternates their repetitions (neurec, peer, neurec, peer, ...), 
 from other jobs on a shared machine hits both; it reports medians and the median of the
 per-repetition ratios (see ``alternate``).
 
-Output: ``write_results(name, record, markdown)`` writes ``results/neurec_<name>.json`` and
-``results/<name>.md`` atomically. The last section holds the helpers of the PyTorch / Keras
-baseline scripts (``bench_torch_baseline.py``, ``bench_keras_baseline.py``).
+Output (see README.md, "Results"): ``write_results(name, record, markdown)`` writes
+``results/<name>.json`` (the record: config, machine, every repetition) and
+``results/<name>.md`` (the tables) atomically, ``<name>`` being
+``<benchmark>[_<dataset>][_<variant>]``. The per-run JSON of the PyTorch / Keras baseline
+scripts (``bench_torch_baseline.py``, ``bench_keras_baseline.py``, whose helpers are the last
+section here) goes to ``results/runs/``, which git ignores; ``results/baselines.md`` summarises
+those runs.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ import numpy as np
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_DIR = os.path.dirname(BENCH_DIR)
 RESULTS_DIR = os.path.join(BENCH_DIR, "results")
+#: Per-run logs of the baseline scripts (ignored by git; summarised in results/baselines.md).
+RUNS_DIR = os.path.join(RESULTS_DIR, "runs")
 
 # The repository root first, so that ``import neurec`` finds the working tree (with its
 # in-place built C core) when the scripts are run as ``python benchmarks/bench_*.py``.
@@ -423,7 +429,7 @@ def write_json(record: dict[str, Any], path: str) -> str:
 
 def write_results(name: str, record: dict[str, Any], markdown: str,
                   results_dir: str | None = None) -> tuple[str, str]:
-    """Writes ``neurec_<name>.json`` and ``<name>.md`` into the results folder (atomically).
+    """Writes ``<name>.json`` and ``<name>.md`` into the results folder (atomically).
 
     Args:
         name: result name, e.g. ``"train_ml-100k"``.
@@ -435,7 +441,7 @@ def write_results(name: str, record: dict[str, Any], markdown: str,
         The two paths written.
     """
     folder = results_dir or RESULTS_DIR
-    jpath = write_json(record, os.path.join(folder, f"neurec_{name}.json"))
+    jpath = write_json(record, os.path.join(folder, f"{name}.json"))
     return jpath, write_markdown(name, markdown, folder)
 
 
@@ -454,7 +460,7 @@ def finish(benchmark: str, name: str, info: dict[str, Any], config: dict[str, An
 
     Args:
         benchmark: record kind (``"train"``, ``"scoring"``, ...).
-        name: result name (files ``neurec_<name>.json`` and ``<name>.md``).
+        name: result name (files ``<name>.json`` and ``<name>.md``).
         info: machine info; ``loadavg_end`` is added here.
         config: the run's settings.
         payload: the results, merged into the record.
@@ -612,7 +618,7 @@ def result_record(framework: str, args: Any, load_before: list[float] | None, da
 def default_out(framework: str, args: Any, datasets: Sequence[str]) -> str:
     """The per-run output path of a baseline script.
 
-    ``results/<framework>_<dataset>_<model>_t<threads>_e<epochs>_s<seed>[_quick][_tag].json``
+    ``results/runs/<framework>_<dataset>_<model>_t<threads>_e<epochs>_s<seed>[_quick][_tag].json``
     """
     ds = args.dataset if args.dataset in datasets else os.path.basename(args.dataset)
     name = f"{framework}_{ds}_{args.model}_t{args.threads}_e{args.epochs}_s{args.seed}"
@@ -620,7 +626,7 @@ def default_out(framework: str, args: Any, datasets: Sequence[str]) -> str:
         name += "_quick"
     if args.tag:
         name += f"_{args.tag}"
-    return os.path.join(RESULTS_DIR, name + ".json")
+    return os.path.join(RUNS_DIR, name + ".json")
 
 
 def _parse_layers(text: str) -> tuple[int, ...]:

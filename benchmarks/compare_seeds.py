@@ -3,7 +3,7 @@
 A single seed on ml-100k (943 test users) has a standard error of about 0.015 in
 HR@10, as large as the differences being judged, so this script compares means
 over seeds at the same epoch count. PyTorch runs come from
-``bench_torch_baseline.py`` (its JSON results are reused when present).
+``bench_torch_baseline.py`` (its JSON results in ``results/runs/`` are reused when present).
 
     python benchmarks/compare_seeds.py --models neumf gmf --seeds 0 1 2 --epochs 20
 """
@@ -41,7 +41,7 @@ def run_neurec(model_name, seed, epochs, prefix, threads):
 
 
 def run_torch(model_name, seed, epochs):
-    path = os.path.join(HERE, "results", f"torch_ml-100k_{model_name}_t1_e{epochs}_s{seed}.json")
+    path = os.path.join(common.RUNS_DIR, f"torch_ml-100k_{model_name}_t1_e{epochs}_s{seed}.json")
     if not os.path.exists(path):
         subprocess.run([sys.executable, os.path.join(HERE, "bench_torch_baseline.py"), "--dataset",
                         "ml-100k", "--model", model_name, "--epochs", str(epochs), "--seed", str(seed),
