@@ -1,6 +1,9 @@
-"""Tests of the benchmark helpers (run: python -m pytest benchmarks/test_benchmarks.py -q).
+"""The benchmarks' own code: every script starts, and the metric code behind every number.
 
-They build tiny NCF files in tmp_path; no shared data is needed.
+``benchmarks/ncf_data.py`` is the data, sampler and HR/NDCG code every benchmark (neurec,
+PyTorch, Keras) is scored with, so its tie rule and metrics are checked here like the package's
+own. The tests build tiny NCF files in tmp_path and need no data set; the PyTorch and Keras
+baselines are checked where those are installed (the ``bench`` extra).
 """
 
 from __future__ import annotations
@@ -8,14 +11,51 @@ from __future__ import annotations
 import json
 import math
 import os
+import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+BENCH_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
+if not os.path.isfile(os.path.join(BENCH_DIR, "ncf_data.py")):
+    pytest.skip("no benchmarks/ beside tests/", allow_module_level=True)
+sys.path.insert(0, BENCH_DIR)
 
 import ncf_data  # noqa: E402
+
+# The scripts a user runs (the rest are modules they import).
+SCRIPTS = sorted(f for f in os.listdir(BENCH_DIR) if f.endswith(".py")
+                 and f not in ("common.py", "ncf_data.py", "torch_ncf.py"))
+
+
+def test_every_benchmark_script_starts():
+    """``--help`` of every script, in one child process: imports and argument parsers work
+    without the optional peers (torch, keras, implicit are imported only when a run needs them).
+    """
+    code = """
+import contextlib, io, os, runpy, sys
+failed = []
+sys.path.insert(0, os.path.dirname(sys.argv[1]))  # as `python benchmarks/<script>.py` does
+for path in sys.argv[1:]:
+    sys.argv = [path, "--help"]
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            runpy.run_path(path, run_name="__main__")
+        failed.append((path, "no exit"))
+    except SystemExit as e:
+        if e.code not in (0, None) or "usage:" not in out.getvalue():
+            failed.append((path, f"exit {e.code}"))
+    except Exception as e:
+        failed.append((path, repr(e)))
+print(failed)
+sys.exit(1 if failed else 0)
+"""
+    assert len(SCRIPTS) >= 10, SCRIPTS
+    r = subprocess.run([sys.executable, "-c", code] + [os.path.join(BENCH_DIR, f) for f in SCRIPTS],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
 
 
 def _write_split(tmp_path, train_rows, test_rows, negatives, name="toy"):
