@@ -10,6 +10,7 @@ running this before and after it on the same machine and build flags and compari
 The hashes depend on the CPU's SIMD level and the compiler, so they are not stored in the
 repository; only the two runs on one machine are comparable.
 """
+
 import hashlib
 import json
 import sys
@@ -52,8 +53,12 @@ def main():
     cases = [
         ("gmf", lambda: models.GMF(n_users, n_items, 8), "adam", "binary_crossentropy"),
         ("mlp", lambda: models.MLP(n_users, n_items, [32, 16, 8]), "adam", "binary_crossentropy"),
-        ("neumf", lambda: models.NeuMF(n_users, n_items, 8, [32, 16, 8]), "adam",
-         "binary_crossentropy"),
+        (
+            "neumf",
+            lambda: models.NeuMF(n_users, n_items, 8, [32, 16, 8]),
+            "adam",
+            "binary_crossentropy",
+        ),
         ("mf", lambda: models.MF(n_users, n_items, 16), "adagrad", "binary_crossentropy"),
         ("keras", lambda: keras_style(n_users, n_items), "rmsprop", "mse"),
         ("keras_sgd", lambda: keras_style(n_users, n_items), "sgd", "binary_crossentropy"),

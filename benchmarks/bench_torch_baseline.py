@@ -38,22 +38,25 @@ import ncf_data  # noqa: E402
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parses the command line (see module docstring and ``--help``)."""
-    return common.parse_args("PyTorch NCF baseline (neurec benchmarks)",
-                             ["adam", "sparse_adam", "sgd", "adagrad"], argv)
+    return common.parse_args(
+        "PyTorch NCF baseline (neurec benchmarks)", ["adam", "sparse_adam", "sgd", "adagrad"], argv
+    )
 
 
 def _make_optimizer(model: Any, args: argparse.Namespace) -> list[Any]:
     import torch
 
     if args.optimizer == "sparse_adam":
-        sparse = [p for m in model.modules() if isinstance(m, torch.nn.Embedding)
-                  for p in m.parameters()]
+        sparse = [
+            p for m in model.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters()
+        ]
         ids = {id(p) for p in sparse}
         dense = [p for p in model.parameters() if id(p) not in ids]
         opts = [torch.optim.SparseAdam(sparse, lr=args.lr, eps=1e-8)]
         if dense:
-            opts.append(torch.optim.Adam(dense, lr=args.lr, eps=1e-8,
-                                         weight_decay=args.weight_decay))
+            opts.append(
+                torch.optim.Adam(dense, lr=args.lr, eps=1e-8, weight_decay=args.weight_decay)
+            )
         return opts
     params = model.parameters()
     if args.optimizer == "adam":
@@ -83,8 +86,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     epochs, max_samples, eval_rows = common.quick_limits(args)
 
     model = torch_ncf.build_model(
-        args.model, data.num_users, data.num_items, factors=args.factors, layers=args.layers,
-        init_std=args.init_std, final_init=args.final_init,
+        args.model,
+        data.num_users,
+        data.num_items,
+        factors=args.factors,
+        layers=args.layers,
+        init_std=args.init_std,
+        final_init=args.final_init,
         sparse=args.optimizer == "sparse_adam",
     )
     opts = _make_optimizer(model, args)
@@ -98,17 +106,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         out = np.empty(users.size, dtype=np.float32)
         step = 1 << 16
         for s in range(0, users.size, step):
-            u = torch.from_numpy(users[s:s + step])
-            i = torch.from_numpy(items[s:s + step])
-            out[s:s + step] = model(u, i).numpy()
+            u = torch.from_numpy(users[s : s + step])
+            i = torch.from_numpy(items[s : s + step])
+            out[s : s + step] = model(u, i).numpy()
         return out
 
     t0 = time.perf_counter()
     hr0, ndcg0 = ncf_data.evaluate_sampled(score, data, max_rows=eval_rows)
     init_eval_s = time.perf_counter() - t0
-    print(f"[torch {args.model} {args.dataset}] users={data.num_users} items={data.num_items} "
-          f"train={data.num_train} test={data.test_users.size} threads={args.threads} | "
-          f"init HR@10={hr0:.4f} NDCG@10={ndcg0:.4f}", flush=True)
+    print(
+        f"[torch {args.model} {args.dataset}] users={data.num_users} items={data.num_items} "
+        f"train={data.num_train} test={data.test_users.size} threads={args.threads} | "
+        f"init HR@10={hr0:.4f} NDCG@10={ndcg0:.4f}",
+        flush=True,
+    )
 
     history = []
     bs = args.batch_size
@@ -125,7 +136,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         loss_sum = torch.zeros((), dtype=torch.float64)
         t0, c0 = time.perf_counter(), time.process_time()
         for s in range(0, n, bs):
-            u, i, y = u_t[s:s + bs], i_t[s:s + bs], y_t[s:s + bs]
+            u, i, y = u_t[s : s + bs], i_t[s : s + bs], y_t[s : s + bs]
             logits = model(u, i)
             loss = F.binary_cross_entropy_with_logits(logits, y)
             if use_l2:
@@ -139,19 +150,45 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         train_s = time.perf_counter() - t0
         train_cpu_s = time.process_time() - c0
 
-        history.append(common.evaluate_epoch(score, data, eval_rows, epoch, float(loss_sum) / n, n,
-                                             sample_s, train_s, train_cpu_s))
+        history.append(
+            common.evaluate_epoch(
+                score,
+                data,
+                eval_rows,
+                epoch,
+                float(loss_sum) / n,
+                n,
+                sample_s,
+                train_s,
+                train_cpu_s,
+            )
+        )
 
     full = common.full_ranking(score, data) if args.full_eval else None
 
     summary = common.summarize_epochs(history, time.perf_counter() - t_wall, full)
     init_eval = {"hr10": hr0, "ndcg10": ndcg0, "seconds": init_eval_s}
-    detail = ("torch.optim.Adam betas (0.9, 0.999) eps 1e-8, dense: updates every row of every "
-              "table each step" if args.optimizer == "adam" else args.optimizer)
-    return common.result_record("pytorch-eager", args, load_before, data, load_s, init_eval,
-                                history, summary, effective_epochs=epochs,
-                                max_samples_per_epoch=max_samples, eval_rows=eval_rows,
-                                loss="BCEWithLogits (sigmoid + BCE)", optimizer_detail=detail)
+    detail = (
+        "torch.optim.Adam betas (0.9, 0.999) eps 1e-8, dense: updates every row of every "
+        "table each step"
+        if args.optimizer == "adam"
+        else args.optimizer
+    )
+    return common.result_record(
+        "pytorch-eager",
+        args,
+        load_before,
+        data,
+        load_s,
+        init_eval,
+        history,
+        summary,
+        effective_epochs=epochs,
+        max_samples_per_epoch=max_samples,
+        eval_rows=eval_rows,
+        loss="BCEWithLogits (sigmoid + BCE)",
+        optimizer_detail=detail,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
