@@ -25,8 +25,11 @@ sys.path.insert(0, BENCH_DIR)
 import ncf_data  # noqa: E402
 
 # The scripts a user runs (the rest are modules they import).
-SCRIPTS = sorted(f for f in os.listdir(BENCH_DIR) if f.endswith(".py")
-                 and f not in ("common.py", "ncf_data.py", "torch_ncf.py"))
+SCRIPTS = sorted(
+    f
+    for f in os.listdir(BENCH_DIR)
+    if f.endswith(".py") and f not in ("common.py", "ncf_data.py", "torch_ncf.py")
+)
 
 
 def test_every_benchmark_script_starts():
@@ -53,8 +56,12 @@ print(failed)
 sys.exit(1 if failed else 0)
 """
     assert len(SCRIPTS) >= 10, SCRIPTS
-    r = subprocess.run([sys.executable, "-c", code] + [os.path.join(BENCH_DIR, f) for f in SCRIPTS],
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-c", code] + [os.path.join(BENCH_DIR, f) for f in SCRIPTS],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
 
 
@@ -129,8 +136,9 @@ def test_sample_negatives_never_returns_training_items_and_covers_the_rest():
 def test_sample_negatives_raises_when_user_has_every_item():
     keys = np.arange(3, dtype=np.int64)  # user 0 owns items 0, 1, 2 of 3
     with pytest.raises(ValueError, match="max_rounds"):
-        ncf_data.sample_negatives(np.zeros(4, np.int64), 3, keys, np.random.default_rng(0),
-                                  max_rounds=5)
+        ncf_data.sample_negatives(
+            np.zeros(4, np.int64), 3, keys, np.random.default_rng(0), max_rounds=5
+        )
 
 
 def test_make_epoch_sizes_labels_and_rejection(tmp_path):
@@ -180,7 +188,7 @@ def test_evaluate_full_matches_brute_force(tmp_path):
 
     ranks = []
     for u, t in zip(d.test_users, d.test_items):
-        seen = set(d.train_items[d.indptr[u]:d.indptr[u + 1]].tolist())
+        seen = set(d.train_items[d.indptr[u] : d.indptr[u + 1]].tolist())
         cand = [j for j in range(d.num_items) if j not in seen]
         ranks.append(sum(table[u, j] > table[u, t] for j in cand))
     expected = ncf_data.rank_metrics(np.array(ranks), k=5)
@@ -197,7 +205,8 @@ def test_models_shapes_and_keras_style_init():
     import torch_ncf
 
     torch.manual_seed(0)
-    u = torch.tensor([0, 1, 2]); i = torch.tensor([3, 4, 5])
+    u = torch.tensor([0, 1, 2])
+    i = torch.tensor([3, 4, 5])
     for name in ("gmf", "mlp", "neumf", "mf"):
         m = torch_ncf.build_model(name, 500, 600)
         assert m(u, i).shape == (3,)
@@ -216,7 +225,8 @@ def test_gmf_forward_matches_manual_formula():
     import torch_ncf
 
     m = torch_ncf.GMF(5, 7, factors=4)
-    u = torch.tensor([1, 4]); i = torch.tensor([6, 0])
+    u = torch.tensor([1, 4])
+    i = torch.tensor([6, 0])
     x = m.user_embedding.weight[u] * m.item_embedding.weight[i]
     expected = x @ m.prediction.weight[0] + m.prediction.bias[0]
     torch.testing.assert_close(m(u, i), expected)
@@ -251,9 +261,24 @@ def test_bench_end_to_end_writes_json_and_learns(tmp_path):
         negs.append(rng.choice(other, size=9, replace=False).tolist())
     prefix = _write_split(tmp_path, train, test, negs)
     out = tmp_path / "r.json"
-    rc = bench_torch_baseline.main([
-        "--dataset", prefix, "--model", "gmf", "--epochs", "30", "--lr", "0.05",
-        "--batch-size", "64", "--seed", "1", "--out", str(out)])
+    rc = bench_torch_baseline.main(
+        [
+            "--dataset",
+            prefix,
+            "--model",
+            "gmf",
+            "--epochs",
+            "30",
+            "--lr",
+            "0.05",
+            "--batch-size",
+            "64",
+            "--seed",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     res = json.loads(out.read_text())
     assert len(res["epochs"]) == 30
@@ -294,15 +319,22 @@ def test_keras_and_torch_models_compute_the_same_function(name):
     def lin(mod):
         return mod.weight.detach().numpy().T, mod.bias.detach().numpy()
 
-    emb = {"gmf": [("mf_embedding_user", "user_embedding"), ("mf_embedding_item", "item_embedding")],
-           "mf": [("mf_embedding_user", "user_embedding"), ("mf_embedding_item", "item_embedding"),
-                  ("user_bias", "user_bias"), ("item_bias", "item_bias")],
-           "mlp": [("mlp_embedding_user", "user_embedding"),
-                   ("mlp_embedding_item", "item_embedding")],
-           "neumf": [("mf_embedding_user", "mf_user_embedding"),
-                     ("mf_embedding_item", "mf_item_embedding"),
-                     ("mlp_embedding_user", "mlp_user_embedding"),
-                     ("mlp_embedding_item", "mlp_item_embedding")]}[name]
+    emb = {
+        "gmf": [("mf_embedding_user", "user_embedding"), ("mf_embedding_item", "item_embedding")],
+        "mf": [
+            ("mf_embedding_user", "user_embedding"),
+            ("mf_embedding_item", "item_embedding"),
+            ("user_bias", "user_bias"),
+            ("item_bias", "item_bias"),
+        ],
+        "mlp": [("mlp_embedding_user", "user_embedding"), ("mlp_embedding_item", "item_embedding")],
+        "neumf": [
+            ("mf_embedding_user", "mf_user_embedding"),
+            ("mf_embedding_item", "mf_item_embedding"),
+            ("mlp_embedding_user", "mlp_user_embedding"),
+            ("mlp_embedding_item", "mlp_item_embedding"),
+        ],
+    }[name]
     for k_name, t_name in emb:
         put(k_name, getattr(tm, t_name).weight.detach().numpy())
     if name in ("mlp", "neumf"):
@@ -332,8 +364,12 @@ def test_keras_bench_quick_run_writes_json(tmp_path):
 
     prefix = _random_split(tmp_path)
     out = tmp_path / "k.json"
-    assert bench_keras_baseline.main(["--dataset", prefix, "--model", "neumf", "--epochs", "2",
-                                      "--out", str(out)]) == 0
+    assert (
+        bench_keras_baseline.main(
+            ["--dataset", prefix, "--model", "neumf", "--epochs", "2", "--out", str(out)]
+        )
+        == 0
+    )
     res = json.loads(out.read_text())
     assert res["framework"] == "keras3-torch"
     assert [r["epoch"] for r in res["epochs"]] == [1, 2]
