@@ -1,13 +1,13 @@
 """Ranking quality per epoch, neurec vs PyTorch (torch_ncf.py), on the NCF protocol.
 
 Usage (from the repository root; long runs under ``nice``):
-    nice -n 5 python benchmarks/bench_accuracy.py                     # ml-100k, 20 epochs, + MF sweep
-    nice -n 5 python benchmarks/bench_accuracy.py --dataset ml-1m     # neurec 20 epochs, torch 1 epoch
-    python benchmarks/bench_accuracy.py --quick                       # smoke run (< 60 s)
+    nice -n 5 python benchmarks/bench_accuracy.py                  # ml-100k, 20 epochs, + MF sweep
+    nice -n 5 python benchmarks/bench_accuracy.py --dataset ml-1m  # neurec 20 epochs, torch 1 epoch
+    python benchmarks/bench_accuracy.py --quick                    # smoke run (< 60 s)
 
-Protocol (PROTOCOL.md): leave-one-out split, 4 fresh negatives per positive every epoch (8 where
-an MF setting says so), BCE, Adam lr 1e-3, batch 256, seed 0; after every epoch the test item is
-ranked among its 99 fixed negatives (HR@10, NDCG@10; ties in favour of the test item). neurec
+Protocol (docs/PROTOCOL.md): leave-one-out split, 4 fresh negatives per positive every epoch (8
+where an MF setting says so), BCE, Adam lr 1e-3, batch 256, seed 0; after every epoch the test item
+is ranked among its 99 fixed negatives (HR@10, NDCG@10; ties in favour of the test item). neurec
 trains with its in-C sampler and default sparse (lazy, row-wise) Adam; torch with NumPy-sampled
 epochs and dense ``torch.optim.Adam`` (``bench_torch_baseline.py``'s loop). Epochs of the two
 frameworks alternate in one process. Both evaluate with the same metric code
@@ -75,7 +75,8 @@ def _parse_mf(text: str) -> tuple:
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"--mf takes factors,lr,negatives,l2[,init_stddev] such as 64,0.002,8,1e-4,0.01; "
-            f"got {text!r}") from None
+            f"got {text!r}"
+        ) from None
 
 
 class _NeurecRun:
@@ -99,18 +100,30 @@ class _NeurecRun:
             self.model = MF(nu, ni, factors=factors, reg=reg, init_stddev=init)
         else:
             raise ValueError(f"unknown model {kind!r}")
-        self.model.compile(optimizer=neurec.optimizers.Adam(lr, epsilon=EPS),
-                           loss="binary_crossentropy")
-        self.sampler = NegativeSampler((data.train_users, data.train_items), num_negatives=neg,
-                                       seed=seed, n_users=nu, n_items=ni)
+        self.model.compile(
+            optimizer=neurec.optimizers.Adam(lr, epsilon=EPS), loss="binary_crossentropy"
+        )
+        self.sampler = NegativeSampler(
+            (data.train_users, data.train_items),
+            num_negatives=neg,
+            seed=seed,
+            n_users=nu,
+            n_items=ni,
+        )
         self.seed = seed
         self.epoch = 0
 
     def train_epoch(self) -> tuple[float, float]:
         """Trains one more epoch; returns (loss, seconds)."""
         t0 = time.perf_counter()
-        hist = self.model.fit(self.sampler, epochs=self.epoch + 1, initial_epoch=self.epoch,
-                              batch_size=BATCH, verbose=0, seed=self.seed)
+        hist = self.model.fit(
+            self.sampler,
+            epochs=self.epoch + 1,
+            initial_epoch=self.epoch,
+            batch_size=BATCH,
+            verbose=0,
+            seed=self.seed,
+        )
         dt = time.perf_counter() - t0
         self.epoch += 1
         return float(hist.history["loss"][-1]), dt
@@ -149,8 +162,9 @@ class _TorchRun:
         step = 1 << 16
         with torch.inference_mode():
             for s in range(0, users.size, step):
-                out[s:s + step] = self.model(torch.from_numpy(users[s:s + step]),
-                                             torch.from_numpy(items[s:s + step])).numpy()
+                out[s : s + step] = self.model(
+                    torch.from_numpy(users[s : s + step]), torch.from_numpy(items[s : s + step])
+                ).numpy()
         return out
 
 
@@ -163,14 +177,27 @@ def _summary(hist: list[dict[str, Any]]) -> dict[str, Any]:
     trained = [h for h in hist if h["epoch"] > 0]
     best = max(trained, key=lambda h: h["hr10"])
     last = trained[-1]
-    return {"best_epoch": best["epoch"], "best_hr10": best["hr10"], "best_ndcg10": best["ndcg10"],
-            "last_epoch": last["epoch"], "last_hr10": last["hr10"], "last_ndcg10": last["ndcg10"],
-            "median_epoch_s": float(np.median([h["train_s"] for h in trained]))}
+    return {
+        "best_epoch": best["epoch"],
+        "best_hr10": best["hr10"],
+        "best_ndcg10": best["ndcg10"],
+        "last_epoch": last["epoch"],
+        "last_hr10": last["hr10"],
+        "last_ndcg10": last["ndcg10"],
+        "median_epoch_s": float(np.median([h["train_s"] for h in trained])),
+    }
 
 
-def run_pair(kind: str, data: ncf_data.NCFData, epochs: int, torch_epochs: int, seed: int,
-             max_rows: int | None, max_torch_samples: int | None, full_eval: bool
-             ) -> dict[str, Any]:
+def run_pair(
+    kind: str,
+    data: ncf_data.NCFData,
+    epochs: int,
+    torch_epochs: int,
+    seed: int,
+    max_rows: int | None,
+    max_torch_samples: int | None,
+    full_eval: bool,
+) -> dict[str, Any]:
     """neurec and torch for one NCF model, epochs alternating; returns both histories."""
     from neurec.evaluation import evaluate_full, evaluate_sampled
 
@@ -181,38 +208,54 @@ def run_pair(kind: str, data: ncf_data.NCFData, epochs: int, torch_epochs: int, 
     for ep in range(1, epochs + 1):
         loss, dt = nr.train_epoch()
         h_nr.append({"epoch": ep, **_eval(nr, data, max_rows), "loss": loss, "train_s": dt})
-        line = (f"[{kind}] epoch {ep:2d} neurec HR {h_nr[-1]['hr10']:.4f} NDCG "
-                f"{h_nr[-1]['ndcg10']:.4f} ({dt:.1f}s)")
+        line = (
+            f"[{kind}] epoch {ep:2d} neurec HR {h_nr[-1]['hr10']:.4f} NDCG "
+            f"{h_nr[-1]['ndcg10']:.4f} ({dt:.1f}s)"
+        )
         if tr is not None and ep <= torch_epochs:
             loss, dt = tr.train_epoch(max_torch_samples)
             h_t.append({"epoch": ep, **_eval(tr, data, max_rows), "loss": loss, "train_s": dt})
-            line += (f" | torch HR {h_t[-1]['hr10']:.4f} NDCG {h_t[-1]['ndcg10']:.4f} "
-                     f"({dt:.1f}s)")
+            line += f" | torch HR {h_t[-1]['hr10']:.4f} NDCG {h_t[-1]['ndcg10']:.4f} ({dt:.1f}s)"
         print(line, flush=True)
     n = data.test_users.size if max_rows is None else max_rows
-    own = evaluate_sampled(nr.model, data.test_users[:n], data.test_items[:n],
-                           data.test_negatives[:n], k=10)
+    own = evaluate_sampled(
+        nr.model, data.test_users[:n], data.test_items[:n], data.test_negatives[:n], k=10
+    )
     out: dict[str, Any] = {
-        "model": kind, "neurec": {"history": h_nr, "summary": _summary(h_nr),
-                                  "neurec_evaluate_sampled_last": own}}
+        "model": kind,
+        "neurec": {"history": h_nr, "summary": _summary(h_nr), "neurec_evaluate_sampled_last": own},
+    }
     if full_eval:
         t0 = time.perf_counter()
-        full = evaluate_full(nr.model, data.test_users, data.test_items,
-                             (data.train_users, data.train_items), k=10, n_items=data.num_items)
-        out["neurec"]["full_ranking_last"] = {"hr10": full["hr@10"], "ndcg10": full["ndcg@10"],
-                                              "seconds": time.perf_counter() - t0}
+        full = evaluate_full(
+            nr.model,
+            data.test_users,
+            data.test_items,
+            (data.train_users, data.train_items),
+            k=10,
+            n_items=data.num_items,
+        )
+        out["neurec"]["full_ranking_last"] = {
+            "hr10": full["hr@10"],
+            "ndcg10": full["ndcg@10"],
+            "seconds": time.perf_counter() - t0,
+        }
     if tr is not None:
         out["torch"] = {"history": h_t, "summary": _summary(h_t)}
         if full_eval and torch_epochs == epochs:
             t0 = time.perf_counter()
             fhr, fndcg = ncf_data.evaluate_full(tr.score, data)
-            out["torch"]["full_ranking_last"] = {"hr10": fhr, "ndcg10": fndcg,
-                                                 "seconds": time.perf_counter() - t0}
+            out["torch"]["full_ranking_last"] = {
+                "hr10": fhr,
+                "ndcg10": fndcg,
+                "seconds": time.perf_counter() - t0,
+            }
     return out
 
 
-def run_mf(cfg: tuple, data: ncf_data.NCFData, epochs: int, seed: int, max_rows: int | None
-           ) -> dict[str, Any]:
+def run_mf(
+    cfg: tuple, data: ncf_data.NCFData, epochs: int, seed: int, max_rows: int | None
+) -> dict[str, Any]:
     """neurec MF for one setting; returns its history."""
     nr = _NeurecRun("mf", data, seed, mf=cfg)
     hist = [{"epoch": 0, **_eval(nr, data, max_rows), "loss": None, "train_s": 0.0}]
@@ -220,13 +263,19 @@ def run_mf(cfg: tuple, data: ncf_data.NCFData, epochs: int, seed: int, max_rows:
         loss, dt = nr.train_epoch()
         hist.append({"epoch": ep, **_eval(nr, data, max_rows), "loss": loss, "train_s": dt})
     s = _summary(hist)
-    print(f"[{_mf_name(cfg)}] best epoch {s['best_epoch']} HR {s['best_hr10']:.4f} NDCG "
-          f"{s['best_ndcg10']:.4f} | last HR {s['last_hr10']:.4f} NDCG {s['last_ndcg10']:.4f} | "
-          f"{s['median_epoch_s']:.1f}s/epoch", flush=True)
+    print(
+        f"[{_mf_name(cfg)}] best epoch {s['best_epoch']} HR {s['best_hr10']:.4f} NDCG "
+        f"{s['best_ndcg10']:.4f} | last HR {s['last_hr10']:.4f} NDCG {s['last_ndcg10']:.4f} | "
+        f"{s['median_epoch_s']:.1f}s/epoch",
+        flush=True,
+    )
     f, lr, neg, reg, init = cfg
-    return {"model": "mf", "name": _mf_name(cfg),
-            "config": {"factors": f, "lr": lr, "num_neg": neg, "l2": reg, "init_stddev": init},
-            "neurec": {"history": hist, "summary": s}}
+    return {
+        "model": "mf",
+        "name": _mf_name(cfg),
+        "config": {"factors": f, "lr": lr, "num_neg": neg, "l2": reg, "init_stddev": init},
+        "neurec": {"history": hist, "summary": s},
+    }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -238,45 +287,95 @@ def _markdown(rec: dict[str, Any]) -> str:
     import common as c
 
     cfg = rec["config"]
-    lines = [f"# Ranking quality: neurec vs PyTorch ({cfg['dataset']}, seed {cfg['seed']})", "",
-             c.machine_md(rec["machine"]), "",
-             f"NCF protocol: HR@10 / NDCG@10 of the test item among its 99 fixed negatives after "
-             f"each epoch; batch {BATCH}, Adam lr {LR} (MF: its own lr), 4 fresh negatives per "
-             f"positive per epoch; neurec: in-C sampler, sparse lazy Adam, {cfg['threads']} "
-             f"thread(s); torch: dense Adam. neurec {cfg['epochs']} epochs, torch "
-             f"{cfg['torch_epochs']} epoch(s).", "", "## Summary", ""]
+    lines = [
+        f"# Ranking quality: neurec vs PyTorch ({cfg['dataset']}, seed {cfg['seed']})",
+        "",
+        c.machine_md(rec["machine"]),
+        "",
+        f"NCF protocol: HR@10 / NDCG@10 of the test item among its 99 fixed negatives after "
+        f"each epoch; batch {BATCH}, Adam lr {LR} (MF: its own lr), 4 fresh negatives per "
+        f"positive per epoch; neurec: in-C sampler, sparse lazy Adam, {cfg['threads']} "
+        f"thread(s); torch: dense Adam. neurec {cfg['epochs']} epochs, torch "
+        f"{cfg['torch_epochs']} epoch(s).",
+        "",
+        "## Summary",
+        "",
+    ]
     rows = []
     for r in rec["ncf"]:
         for fw in ("neurec", "torch"):
             if fw in r:
                 s = r[fw]["summary"]
                 full = r[fw].get("full_ranking_last")
-                rows.append([r["model"], fw, s["best_epoch"], f"{s['best_hr10']:.4f}",
-                             f"{s['best_ndcg10']:.4f}", s["last_epoch"], f"{s['last_hr10']:.4f}",
-                             f"{s['last_ndcg10']:.4f}",
-                             f"{full['hr10']:.4f} / {full['ndcg10']:.4f}" if full else "—",
-                             f"{s['median_epoch_s']:.2f}"])
+                rows.append(
+                    [
+                        r["model"],
+                        fw,
+                        s["best_epoch"],
+                        f"{s['best_hr10']:.4f}",
+                        f"{s['best_ndcg10']:.4f}",
+                        s["last_epoch"],
+                        f"{s['last_hr10']:.4f}",
+                        f"{s['last_ndcg10']:.4f}",
+                        f"{full['hr10']:.4f} / {full['ndcg10']:.4f}" if full else "—",
+                        f"{s['median_epoch_s']:.2f}",
+                    ]
+                )
     for r in rec["mf"]:
         s = r["neurec"]["summary"]
-        rows.append([r["name"], "neurec", s["best_epoch"], f"{s['best_hr10']:.4f}",
-                     f"{s['best_ndcg10']:.4f}", s["last_epoch"], f"{s['last_hr10']:.4f}",
-                     f"{s['last_ndcg10']:.4f}", "—", f"{s['median_epoch_s']:.2f}"])
-    lines.append(c.md_table(["model", "framework", "best epoch", "best HR@10", "best NDCG@10",
-                             "last epoch", "last HR@10", "last NDCG@10",
-                             "full-ranking HR/NDCG (last)", "s/epoch"], rows))
+        rows.append(
+            [
+                r["name"],
+                "neurec",
+                s["best_epoch"],
+                f"{s['best_hr10']:.4f}",
+                f"{s['best_ndcg10']:.4f}",
+                s["last_epoch"],
+                f"{s['last_hr10']:.4f}",
+                f"{s['last_ndcg10']:.4f}",
+                "—",
+                f"{s['median_epoch_s']:.2f}",
+            ]
+        )
+    lines.append(
+        c.md_table(
+            [
+                "model",
+                "framework",
+                "best epoch",
+                "best HR@10",
+                "best NDCG@10",
+                "last epoch",
+                "last HR@10",
+                "last NDCG@10",
+                "full-ranking HR/NDCG (last)",
+                "s/epoch",
+            ],
+            rows,
+        )
+    )
     if cfg["dataset"] == "ml-1m":
-        lines += ["", "Paper (NCF, Table 2, ML-1M): NeuMF factor 8 without pretraining HR .688 / "
-                  "NDCG .410. Our ML-1M training file is reconstructed (see the data's "
-                  "PROVENANCE.md); the test files are the paper's."]
-    lines += ["", "s/epoch: neurec = whole epoch incl. in-C sampling; torch = mini-batch loop "
-              "only (sampling excluded). Both under the same machine load. Full-ranking: the "
-              "test item among all items the user has not trained on (after the last epoch)."]
+        lines += [
+            "",
+            "Paper (NCF, Table 2, ML-1M): NeuMF factor 8 without pretraining HR .688 / "
+            "NDCG .410. Our ML-1M training file is reconstructed (see the data's "
+            "PROVENANCE.md); the test files are the paper's.",
+        ]
+    lines += [
+        "",
+        "s/epoch: neurec = whole epoch incl. in-C sampling; torch = mini-batch loop "
+        "only (sampling excluded). Both under the same machine load. Full-ranking: the "
+        "test item among all items the user has not trained on (after the last epoch).",
+    ]
     if rec["mf"]:
-        lines += ["", "MF rows: `neurec.models.MF(factors, reg=l2, init_stddev=init)` (dot product "
-                  "+ user/item biases, sigmoid, logistic loss), Adam at the given lr, n negatives "
-                  "per positive. `reg` adds 2·reg·w to the gradient of each embedding row a batch "
-                  "touches, once per batch (≈ `bench_torch_baseline.py --l2` divided by the batch "
-                  "size)."]
+        lines += [
+            "",
+            "MF rows: `neurec.models.MF(factors, reg=l2, init_stddev=init)` (dot product "
+            "+ user/item biases, sigmoid, logistic loss), Adam at the given lr, n negatives "
+            "per positive. `reg` adds 2·reg·w to the gradient of each embedding row a batch "
+            "touches, once per batch (≈ `bench_torch_baseline.py --l2` divided by the batch "
+            "size).",
+        ]
     for r in rec["ncf"]:
         lines += ["", f"## {r['model']} per epoch", ""]
         hn = r["neurec"]["history"]
@@ -284,10 +383,20 @@ def _markdown(rec: dict[str, Any]) -> str:
         rows = []
         for k, h in enumerate(hn):
             t = ht[k] if k < len(ht) else None
-            rows.append([h["epoch"], f"{h['hr10']:.4f}", f"{h['ndcg10']:.4f}",
-                         f"{t['hr10']:.4f}" if t else "—", f"{t['ndcg10']:.4f}" if t else "—"])
-        lines.append(c.md_table(["epoch", "neurec HR@10", "neurec NDCG@10", "torch HR@10",
-                                 "torch NDCG@10"], rows))
+            rows.append(
+                [
+                    h["epoch"],
+                    f"{h['hr10']:.4f}",
+                    f"{h['ndcg10']:.4f}",
+                    f"{t['hr10']:.4f}" if t else "—",
+                    f"{t['ndcg10']:.4f}" if t else "—",
+                ]
+            )
+        lines.append(
+            c.md_table(
+                ["epoch", "neurec HR@10", "neurec NDCG@10", "torch HR@10", "torch NDCG@10"], rows
+            )
+        )
     return "\n".join(lines)
 
 
@@ -296,19 +405,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dataset", default="ml-100k")
     p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--torch-epochs", type=int, default=None,
-                   help="torch epochs (default: --epochs on ml-100k, 1 elsewhere)")
-    p.add_argument("--torch-models", default=None,
-                   help="models also trained in torch (default: all on ml-100k, neumf elsewhere)")
+    p.add_argument(
+        "--torch-epochs",
+        type=int,
+        default=None,
+        help="torch epochs (default: --epochs on ml-100k, 1 elsewhere)",
+    )
+    p.add_argument(
+        "--torch-models",
+        default=None,
+        help="models also trained in torch (default: all on ml-100k, neumf elsewhere)",
+    )
     p.add_argument("--models", default=",".join(NCF_MODELS))
-    p.add_argument("--mf", type=_parse_mf, action="append", default=None,
-                   help="MF setting factors,lr,negatives,l2[,init_stddev] (repeatable); default: "
-                        "the sweep on ml-100k, 64,0.002,8,0.0001 elsewhere")
+    p.add_argument(
+        "--mf",
+        type=_parse_mf,
+        action="append",
+        default=None,
+        help="MF setting factors,lr,negatives,l2[,init_stddev] (repeatable); default: "
+        "the sweep on ml-100k, 64,0.002,8,0.0001 elsewhere",
+    )
     p.add_argument("--no-mf", action="store_true")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quick", action="store_true",
-                   help="smoke run: 2 epochs, 300 test users, NeuMF and one MF, torch 20k samples")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 2 epochs, 300 test users, NeuMF and one MF, torch 20k samples",
+    )
     p.add_argument("--name", default=None)
     args = p.parse_args(argv)
     if args.epochs < 1 or args.threads < 1:
@@ -333,8 +457,11 @@ def main(argv: list[str] | None = None) -> int:
     torch_epochs = args.torch_epochs if args.torch_epochs is not None else (epochs if small else 1)
     torch_epochs = min(torch_epochs, epochs)
     models = ["neumf"] if args.quick else [m for m in args.models.split(",") if m]
-    torch_models = (args.torch_models.split(",") if args.torch_models is not None
-                    else (models if small else ["neumf"]))
+    torch_models = (
+        args.torch_models.split(",")
+        if args.torch_models is not None
+        else (models if small else ["neumf"])
+    )
     max_rows = 300 if args.quick else None
     max_torch = 20_000 if args.quick else None
     if args.no_mf:
@@ -347,18 +474,46 @@ def main(argv: list[str] | None = None) -> int:
         mf_cfgs = mf_cfgs[:1]
     info = c.machine_info()
     c.print_machine(info)
-    print(f"data {args.dataset}: {data.num_users} users, {data.num_items} items, "
-          f"{data.num_train} positives; threads {args.threads}", flush=True)
-    ncf = [run_pair(m, data, epochs, torch_epochs if m in torch_models else 0, args.seed,
-                    max_rows, max_torch, full_eval=not args.quick) for m in models]
+    print(
+        f"data {args.dataset}: {data.num_users} users, {data.num_items} items, "
+        f"{data.num_train} positives; threads {args.threads}",
+        flush=True,
+    )
+    ncf = [
+        run_pair(
+            m,
+            data,
+            epochs,
+            torch_epochs if m in torch_models else 0,
+            args.seed,
+            max_rows,
+            max_torch,
+            full_eval=not args.quick,
+        )
+        for m in models
+    ]
     mf = [run_mf(cfg, data, epochs, args.seed, max_rows) for cfg in mf_cfgs]
     return c.finish(
-        "accuracy", args.name or f"accuracy_{args.dataset}" + ("_quick" if args.quick else ""),
-        info, {"dataset": args.dataset, "epochs": epochs, "torch_epochs": torch_epochs,
-               "torch_models": torch_models, "threads": args.threads, "seed": args.seed,
-               "batch_size": BATCH, "lr": LR, "epsilon": EPS, "quick": args.quick,
-               "eval_rows": max_rows},
-        {"ncf": ncf, "mf": mf}, t_start, _markdown)
+        "accuracy",
+        args.name or f"accuracy_{args.dataset}" + ("_quick" if args.quick else ""),
+        info,
+        {
+            "dataset": args.dataset,
+            "epochs": epochs,
+            "torch_epochs": torch_epochs,
+            "torch_models": torch_models,
+            "threads": args.threads,
+            "seed": args.seed,
+            "batch_size": BATCH,
+            "lr": LR,
+            "epsilon": EPS,
+            "quick": args.quick,
+            "eval_rows": max_rows,
+        },
+        {"ncf": ncf, "mf": mf},
+        t_start,
+        _markdown,
+    )
 
 
 if __name__ == "__main__":

@@ -59,12 +59,16 @@ print(n / dt, cfg["simd"]["level"], cfg["build"]["compiler"])
 def copy_tree(dst: Path, commit: str | None) -> None:
     """The tracked files of the work tree (or of ``commit``) into ``dst``."""
     if commit:
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit], check=True,
-                                 capture_output=True).stdout
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", commit], check=True, capture_output=True
+        ).stdout
         subprocess.run(["tar", "-x", "-C", str(dst)], input=archive, check=True)
         return
-    files = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others",
-                            "--exclude-standard"], check=True, capture_output=True).stdout
+    files = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        check=True,
+        capture_output=True,
+    ).stdout
     for name in files.decode().split("\0"):
         if name and (ROOT / name).is_file():
             (dst / name).parent.mkdir(parents=True, exist_ok=True)
@@ -79,8 +83,13 @@ def build(name: str, cc: str, commit: str | None, workdir: Path) -> Path:
     env = dict(os.environ, CC=cc)
     env.pop("NEUREC_CFLAGS", None)
     t = time.perf_counter()
-    proc = subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=dst,
-                          env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "setup.py", "-q", "build_ext", "--inplace"],
+        cwd=dst,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         raise SystemExit(f"build {name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     print(f"built {name} with {cc} in {time.perf_counter() - t:.0f} s", flush=True)
@@ -94,10 +103,18 @@ def run_once(tree: Path, simd: str | None, n: int) -> tuple[float, str]:
         env["NEUREC_SIMD"] = simd
     runner = RUNNER
     if not (tree / "neurec" / "_config.py").exists():  # an older commit: no show_config
-        runner = runner.replace('cfg = neurec.show_config(mode="dicts")',
-                                'cfg = {"simd": {"level": "ifunc"}, "build": {"compiler": "?"}}')
-    out = subprocess.run([sys.executable, "-c", runner, str(n)], cwd=tempfile.gettempdir(),
-                         env=env, capture_output=True, text=True, timeout=600)
+        runner = runner.replace(
+            'cfg = neurec.show_config(mode="dicts")',
+            'cfg = {"simd": {"level": "ifunc"}, "build": {"compiler": "?"}}',
+        )
+    out = subprocess.run(
+        [sys.executable, "-c", runner, str(n)],
+        cwd=tempfile.gettempdir(),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if out.returncode != 0:
         raise SystemExit(f"run in {tree} failed:\n{out.stderr[-3000:]}")
     rate, level, _ = out.stdout.split(maxsplit=2)
@@ -106,14 +123,20 @@ def run_once(tree: Path, simd: str | None, n: int) -> tuple[float, str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--cc", action="append", help="compilers to build with (default: gcc, clang, "
-                    "gcc-11 where installed)")
+    ap.add_argument(
+        "--cc",
+        action="append",
+        help="compilers to build with (default: gcc, clang, gcc-11 where installed)",
+    )
     ap.add_argument("--ref", help="also build this git commit with gcc (before/after)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--samples", type=int, default=500_000)
     ap.add_argument("--quick", action="store_true", help="2 rounds of 100K samples")
-    ap.add_argument("--levels", default="avx512,avx2,baseline",
-                    help="NEUREC_SIMD values to run each build at (comma-separated)")
+    ap.add_argument(
+        "--levels",
+        default="avx512,avx2,baseline",
+        help="NEUREC_SIMD values to run each build at (comma-separated)",
+    )
     args = ap.parse_args()
     if args.quick:
         args.rounds, args.samples = 2, 100_000
@@ -137,24 +160,52 @@ def main() -> None:
                 rate, level = run_once(trees[p[0]], p[1], args.samples)
                 rates[p].append(rate)
                 chosen[p] = level
-            print(f"round {r + 1}/{args.rounds}: " + ", ".join(
-                f"{p[0]}/{chosen[p]} {rates[p][-1] / 1e6:.2f}M" for p in pairs), flush=True)
+            print(
+                f"round {r + 1}/{args.rounds}: "
+                + ", ".join(f"{p[0]}/{chosen[p]} {rates[p][-1] / 1e6:.2f}M" for p in pairs),
+                flush=True,
+            )
     rows = []
     for p in pairs:
         med = statistics.median(rates[p])
         # per-round ratios to the first pair: the rounds alternate, so load that comes and goes
         # hits both sides of a ratio alike
         ratio = statistics.median(a / b for a, b in zip(rates[p], rates[pairs[0]]))
-        rows.append([p[0], p[1] or "(ifunc)", chosen[p], f"{med / 1e6:.2f}M",
-                     f"{max(rates[p]) / 1e6:.2f}M",
-                     f"{min(rates[p]) / 1e6:.2f}-{max(rates[p]) / 1e6:.2f}M", f"{ratio:.2f}"])
-    table = common.md_table(["build", "NEUREC_SIMD", "kernels run", "samples/s (median)", "best",
-                             "range", "vs first row (median of per-round ratios)"], rows)
+        rows.append(
+            [
+                p[0],
+                p[1] or "(ifunc)",
+                chosen[p],
+                f"{med / 1e6:.2f}M",
+                f"{max(rates[p]) / 1e6:.2f}M",
+                f"{min(rates[p]) / 1e6:.2f}-{max(rates[p]) / 1e6:.2f}M",
+                f"{ratio:.2f}",
+            ]
+        )
+    table = common.md_table(
+        [
+            "build",
+            "NEUREC_SIMD",
+            "kernels run",
+            "samples/s (median)",
+            "best",
+            "range",
+            "vs first row (median of per-round ratios)",
+        ],
+        rows,
+    )
     print(table)
-    md = (f"# NeuMF training speed per build (1 thread, {args.samples:,} samples, "
-          f"{args.rounds} alternating rounds)\n\n{common.machine_md(info)}\n\n{table}\n")
-    record = {"pairs": [{"build": p[0], "simd": p[1], "level": chosen[p], "rates": rates[p]}
-                        for p in pairs], "samples": args.samples, "rounds": args.rounds}
+    md = (
+        f"# NeuMF training speed per build (1 thread, {args.samples:,} samples, "
+        f"{args.rounds} alternating rounds)\n\n{common.machine_md(info)}\n\n{table}\n"
+    )
+    record = {
+        "pairs": [
+            {"build": p[0], "simd": p[1], "level": chosen[p], "rates": rates[p]} for p in pairs
+        ],
+        "samples": args.samples,
+        "rounds": args.rounds,
+    }
     common.write_results("builds", {"machine": info, **record}, md)
 
 

@@ -26,7 +26,7 @@ static double now(void)
 
 int main(void)
 {
-    static const int shapes[][3] = {{256, 32, 64}, {256, 16, 64}, {256, 16, 32},
+    static const int shapes[][3] = {{256, 32, 64}, {256, 16, 64},  {256, 16, 32},
                                     {256, 8, 16},  {1024, 64, 64}, {4096, 128, 64}};
     const int n_shapes = (int)(sizeof shapes / sizeof *shapes);
     for (int level = NR_SIMD_BASELINE; level <= (int)nr_simd_detect(); level++) {

@@ -8,7 +8,7 @@ The models are the NCF code's functional graphs in Keras 3 spelling (Input(shape
 Embedding(RandomNormal(stddev=0.01)), Flatten, Multiply / Concatenate, Dense(relu) tower,
 Dense(1, sigmoid)); compiled with Adam(lr, epsilon=1e-8) and binary cross-entropy. Every epoch
 calls ``model.fit(..., epochs=1, batch_size=256)`` on fresh negatives from ``ncf_data`` (the
-same sampler and evaluation as the PyTorch baseline). Output: ``results/keras_*.json`` with the
+same sampler and evaluation as the PyTorch baseline). Output: ``results/runs/keras_*.json`` with the
 same fields as ``bench_torch_baseline.py``.
 """
 
@@ -18,14 +18,15 @@ import argparse
 import os
 import sys
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import _bench_common as bc  # noqa: E402
+import common  # noqa: E402
 import ncf_data  # noqa: E402
 
 
@@ -42,9 +43,16 @@ def _global_bias_layer(keras: Any) -> type:
     return GlobalBias
 
 
-def build_keras_model(name: str, num_users: int, num_items: int, factors: int | None = None,
-                      layers: Sequence[int] = (64, 32, 16, 8), init_std: float = 0.01,
-                      final_init: str = "glorot_uniform", seed: int = 0) -> Any:
+def build_keras_model(
+    name: str,
+    num_users: int,
+    num_items: int,
+    factors: int | None = None,
+    layers: Sequence[int] = (64, 32, 16, 8),
+    init_std: float = 0.01,
+    final_init: str = "glorot_uniform",
+    seed: int = 0,
+) -> Any:
     """Builds a Keras 3 functional NCF model (GMF, MLP, NeuMF) or logistic MF with biases.
 
     Args:
@@ -78,8 +86,7 @@ def build_keras_model(name: str, num_users: int, num_items: int, factors: int | 
         return L.Embedding(num, dim, embeddings_initializer=init, name=nm)
 
     def final(nm: str = "prediction") -> Any:
-        init = keras.initializers.get({"class_name": final_init,
-                                       "config": {"seed": next(seeds)}})
+        init = keras.initializers.get({"class_name": final_init, "config": {"seed": next(seeds)}})
         return L.Dense(1, activation="sigmoid", kernel_initializer=init, name=nm)
 
     def tower(x: Any) -> Any:
@@ -114,8 +121,9 @@ def build_keras_model(name: str, num_users: int, num_items: int, factors: int | 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parses the command line (same flags as bench_torch_baseline.py)."""
-    args = bc.parse_args("Keras 3 NCF baseline (neurec benchmarks)", ["adam", "sgd", "adagrad"],
-                         argv)
+    args = common.parse_args(
+        "Keras 3 NCF baseline (neurec benchmarks)", ["adam", "sgd", "adagrad"], argv
+    )
     if args.l2 > 0:
         raise SystemExit("--l2 (row-wise L2) is only implemented in the PyTorch baseline.")
     return args
@@ -131,20 +139,29 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         torch.set_num_threads(args.threads)
     t_wall = time.perf_counter()
-    load_before = bc.loadavg()
+    load_before = common.loadavg()
     keras.utils.set_random_seed(args.seed)
     rng = np.random.default_rng(args.seed)
 
     t0 = time.perf_counter()
     data = ncf_data.load_dataset(args.dataset, args.data_dir)
     load_s = time.perf_counter() - t0
-    epochs, max_samples, eval_rows = bc.quick_limits(args)
+    epochs, max_samples, eval_rows = common.quick_limits(args)
 
-    model = build_keras_model(args.model, data.num_users, data.num_items, args.factors,
-                              args.layers, args.init_std, args.final_init, args.seed)
+    model = build_keras_model(
+        args.model,
+        data.num_users,
+        data.num_items,
+        args.factors,
+        args.layers,
+        args.init_std,
+        args.final_init,
+        args.seed,
+    )
     if args.optimizer == "adam":
-        opt = keras.optimizers.Adam(learning_rate=args.lr, epsilon=1e-8,
-                                    weight_decay=args.weight_decay or None)
+        opt = keras.optimizers.Adam(
+            learning_rate=args.lr, epsilon=1e-8, weight_decay=args.weight_decay or None
+        )
     elif args.optimizer == "adagrad":
         opt = keras.optimizers.Adagrad(learning_rate=args.lr)
     else:
@@ -152,16 +169,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     model.compile(optimizer=opt, loss="binary_crossentropy")
 
     def score(users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        p = model.predict([users[:, None].astype(np.int32), items[:, None].astype(np.int32)],
-                          batch_size=1 << 16, verbose=0)
+        p = model.predict(
+            [users[:, None].astype(np.int32), items[:, None].astype(np.int32)],
+            batch_size=1 << 16,
+            verbose=0,
+        )
         return np.asarray(p).reshape(-1)
 
     t0 = time.perf_counter()
     hr0, ndcg0 = ncf_data.evaluate_sampled(score, data, max_rows=eval_rows)
     init_eval_s = time.perf_counter() - t0
-    print(f"[keras/{backend} {args.model} {args.dataset}] users={data.num_users} "
-          f"items={data.num_items} train={data.num_train} threads={args.threads} | "
-          f"init HR@10={hr0:.4f} NDCG@10={ndcg0:.4f}", flush=True)
+    print(
+        f"[keras/{backend} {args.model} {args.dataset}] users={data.num_users} "
+        f"items={data.num_items} train={data.num_train} threads={args.threads} | "
+        f"init HR@10={hr0:.4f} NDCG@10={ndcg0:.4f}",
+        flush=True,
+    )
 
     history = []
     for epoch in range(1, epochs + 1):
@@ -173,23 +196,46 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         sample_s = time.perf_counter() - t0
 
         t0, c0 = time.perf_counter(), time.process_time()
-        hist = model.fit(x, labels, batch_size=args.batch_size, epochs=1, shuffle=False,
-                         verbose=0)  # rows are already shuffled by make_epoch
+        hist = model.fit(
+            x, labels, batch_size=args.batch_size, epochs=1, shuffle=False, verbose=0
+        )  # rows are already shuffled by make_epoch
         train_s = time.perf_counter() - t0
         train_cpu_s = time.process_time() - c0
 
-        history.append(bc.evaluate_epoch(score, data, eval_rows, epoch,
-                                         float(hist.history["loss"][0]), users.size, sample_s,
-                                         train_s, train_cpu_s))
+        history.append(
+            common.evaluate_epoch(
+                score,
+                data,
+                eval_rows,
+                epoch,
+                float(hist.history["loss"][0]),
+                users.size,
+                sample_s,
+                train_s,
+                train_cpu_s,
+            )
+        )
 
-    full = bc.full_ranking(score, data) if args.full_eval else None
+    full = common.full_ranking(score, data) if args.full_eval else None
 
-    summary = bc.summarize(history, time.perf_counter() - t_wall, full)
-    return bc.result_record(f"keras3-{backend}", args, load_before, data, load_s,
-                            {"hr10": hr0, "ndcg10": ndcg0, "seconds": init_eval_s}, history, summary,
-                            effective_epochs=epochs, max_samples_per_epoch=max_samples,
-                            eval_rows=eval_rows, loss="keras binary_crossentropy on sigmoid output",
-                            optimizer_detail=f"keras.optimizers.{type(opt).__name__}, epsilon 1e-8 (Adam)")
+    summary = common.summarize_epochs(history, time.perf_counter() - t_wall, full)
+    init_eval = {"hr10": hr0, "ndcg10": ndcg0, "seconds": init_eval_s}
+    detail = f"keras.optimizers.{type(opt).__name__}, epsilon 1e-8 (Adam)"
+    return common.result_record(
+        f"keras3-{backend}",
+        args,
+        load_before,
+        data,
+        load_s,
+        init_eval,
+        history,
+        summary,
+        effective_epochs=epochs,
+        max_samples_per_epoch=max_samples,
+        eval_rows=eval_rows,
+        loss="keras binary_crossentropy on sigmoid output",
+        optimizer_detail=detail,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     result = run(args)
     if not args.no_save:
-        bc.write_json(result, args.out or bc.default_out("keras", args, ncf_data.DATASETS))
+        common.write_json(result, args.out or common.default_out("keras", args, ncf_data.DATASETS))
     return 0
 
 

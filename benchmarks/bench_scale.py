@@ -63,25 +63,37 @@ def table_bytes(n: int, contender: str) -> int:
 
 
 def synthetic(n: int, positives: int, seed: int) -> ncf_data.NCFData:
-    """``positives`` unique uniform (user, item) pairs over N x N, as an ``NCFData`` (no test rows)."""
+    """``positives`` unique uniform (user, item) pairs over N x N, as an ``NCFData`` (no tests)."""
     rng = np.random.default_rng(seed)
-    keys = np.unique(rng.integers(0, n, positives, dtype=np.int64) * n
-                     + rng.integers(0, n, positives, dtype=np.int64))
+    keys = np.unique(
+        rng.integers(0, n, positives, dtype=np.int64) * n
+        + rng.integers(0, n, positives, dtype=np.int64)
+    )
     while keys.size < positives:  # top up the few duplicates
-        extra = rng.integers(0, n, positives - keys.size, dtype=np.int64) * n \
-            + rng.integers(0, n, positives - keys.size, dtype=np.int64)
+        extra = rng.integers(0, n, positives - keys.size, dtype=np.int64) * n + rng.integers(
+            0, n, positives - keys.size, dtype=np.int64
+        )
         keys = np.unique(np.concatenate([keys, extra]))
     users, items = keys // n, keys % n
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(users, minlength=n), out=indptr[1:])
     empty = np.zeros(0, np.int64)
-    return ncf_data.NCFData(num_users=n, num_items=n, train_users=users, train_items=items,
-                            train_keys=keys, indptr=indptr, test_users=empty, test_items=empty,
-                            test_negatives=np.zeros((0, 99), np.int64))
+    return ncf_data.NCFData(
+        num_users=n,
+        num_items=n,
+        train_users=users,
+        train_items=items,
+        train_keys=keys,
+        indptr=indptr,
+        test_users=empty,
+        test_items=empty,
+        test_negatives=np.zeros((0, 99), np.int64),
+    )
 
 
-def _torch_epoch_capped(model: Any, opts: list, u: np.ndarray, i: np.ndarray, y: np.ndarray,
-                        cap: float) -> tuple[int, float]:
+def _torch_epoch_capped(
+    model: Any, opts: list, u: np.ndarray, i: np.ndarray, y: np.ndarray, cap: float
+) -> tuple[int, float]:
     """The torch mini-batch loop, stopped after ``cap`` seconds; returns (samples, seconds)."""
     import torch
     import torch.nn.functional as F
@@ -91,8 +103,9 @@ def _torch_epoch_capped(model: Any, opts: list, u: np.ndarray, i: np.ndarray, y:
     t0 = time.perf_counter()
     done = 0
     for s in range(0, u.size, BATCH):
-        loss = F.binary_cross_entropy_with_logits(model(u_t[s:s + BATCH], i_t[s:s + BATCH]),
-                                                  y_t[s:s + BATCH])
+        loss = F.binary_cross_entropy_with_logits(
+            model(u_t[s : s + BATCH], i_t[s : s + BATCH]), y_t[s : s + BATCH]
+        )
         for o in opts:
             o.zero_grad(set_to_none=True)
         loss.backward()
@@ -116,12 +129,15 @@ def _build_torch(n: int, sparse: bool, seed: int) -> tuple[Any, list]:
     emb = [p for m in model.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters()]
     ids = {id(p) for p in emb}
     dense = [p for p in model.parameters() if id(p) not in ids]
-    return model, [torch.optim.SparseAdam(emb, lr=LR, eps=1e-8),
-                   torch.optim.Adam(dense, lr=LR, eps=1e-8)]
+    return model, [
+        torch.optim.SparseAdam(emb, lr=LR, eps=1e-8),
+        torch.optim.Adam(dense, lr=LR, eps=1e-8),
+    ]
 
 
-def run_size(n: int, contenders: list[str], positives: int, reps: int, cap: float, threads: int,
-             seed: int) -> dict[str, Any]:
+def run_size(
+    n: int, contenders: list[str], positives: int, reps: int, cap: float, threads: int, seed: int
+) -> dict[str, Any]:
     """Child-process body: all requested contenders at one table size, alternating."""
     import neurec
     from neurec.data import NegativeSampler
@@ -133,17 +149,29 @@ def run_size(n: int, contenders: list[str], positives: int, reps: int, cap: floa
     u, i, y = ncf_data.make_epoch(data, NUM_NEG, np.random.default_rng(seed))
     gen_s = time.perf_counter() - t0
     samples = int(u.size)
-    out: dict[str, Any] = {"rows_per_table": n, "positives": data.num_train, "samples": samples,
-                           "data_s": gen_s, "threads": threads, "results": {}}
+    out: dict[str, Any] = {
+        "rows_per_table": n,
+        "positives": data.num_train,
+        "samples": samples,
+        "data_s": gen_s,
+        "threads": threads,
+        "results": {},
+    }
     state: dict[str, Any] = {}
 
     def build(c: str) -> None:
         if c == "neurec":
             m = NeuMF(n, n, factors=FACTORS, layers=LAYERS)
-            m.compile(optimizer=neurec.optimizers.Adam(LR, epsilon=1e-8),
-                      loss="binary_crossentropy")
-            sampler = NegativeSampler((data.train_users, data.train_items),
-                                      num_negatives=NUM_NEG, seed=seed, n_users=n, n_items=n)
+            m.compile(
+                optimizer=neurec.optimizers.Adam(LR, epsilon=1e-8), loss="binary_crossentropy"
+            )
+            sampler = NegativeSampler(
+                (data.train_users, data.train_items),
+                num_negatives=NUM_NEG,
+                seed=seed,
+                n_users=n,
+                n_items=n,
+            )
             state[c] = (m, sampler)
         else:
             state[c] = _build_torch(n, c == "torch_sparse", seed)
@@ -152,18 +180,37 @@ def run_size(n: int, contenders: list[str], positives: int, reps: int, cap: floa
         rec: dict[str, Any] = {}
         if c == "neurec":
             m, sampler = state[c]
-            _, dt = common.timed(lambda: m.fit([u, i], y, batch_size=BATCH, epochs=1,
-                                               shuffle=False, verbose=0, seed=seed))
+            _, dt = common.timed(
+                lambda: m.fit(
+                    [u, i], y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0, seed=seed
+                )
+            )
             rec["arrays"] = {"samples": samples, "seconds": dt, "per_s": samples / dt}
-            _, dt = common.timed(lambda: m.fit(sampler, epochs=rep + 2, initial_epoch=rep + 1,
-                                               batch_size=BATCH, verbose=0, seed=seed))
-            rec["sampler"] = {"samples": sampler.num_samples, "seconds": dt,
-                              "per_s": sampler.num_samples / dt}
+            _, dt = common.timed(
+                lambda: m.fit(
+                    sampler,
+                    epochs=rep + 2,
+                    initial_epoch=rep + 1,
+                    batch_size=BATCH,
+                    verbose=0,
+                    seed=seed,
+                )
+            )
+            rec["sampler"] = {
+                "samples": sampler.num_samples,
+                "seconds": dt,
+                "per_s": sampler.num_samples / dt,
+            }
         else:
             model, opts = state[c]
             done, dt = _torch_epoch_capped(model, opts, u, i, y, cap)
-            rec = {"samples": done, "seconds": dt, "per_s": done / dt, "partial": done < samples,
-                   "projected_epoch_s": dt * samples / max(done, 1)}
+            rec = {
+                "samples": done,
+                "seconds": dt,
+                "per_s": done / dt,
+                "partial": done < samples,
+                "projected_epoch_s": dt * samples / max(done, 1),
+            }
         return rec
 
     for c in contenders:
@@ -177,10 +224,17 @@ def run_size(n: int, contenders: list[str], positives: int, reps: int, cap: floa
             return r
 
         r0, mem = common.measure_peak(first)
-        out["results"][c] = {"reps": [r0], "memory": mem,
-                             "estimated_table_state_mb": table_bytes(n, c) / 2 ** 20}
-        print(f"  [{n:>10,}] {c:12s} build {r0['build_s']:.1f}s | "
-              + _fmt_rec(c, r0) + f" | peak RSS growth {mem['peak_growth_mb']:,.0f} MB", flush=True)
+        out["results"][c] = {
+            "reps": [r0],
+            "memory": mem,
+            "estimated_table_state_mb": table_bytes(n, c) / 2**20,
+        }
+        print(
+            f"  [{n:>10,}] {c:12s} build {r0['build_s']:.1f}s | "
+            + _fmt_rec(c, r0)
+            + f" | peak RSS growth {mem['peak_growth_mb']:,.0f} MB",
+            flush=True,
+        )
     for rep in range(1, reps):
         for c in contenders:
             if c != "neurec" and out["results"][c]["reps"][0].get("partial"):
@@ -205,8 +259,10 @@ def run_size(n: int, contenders: list[str], positives: int, reps: int, cap: floa
 
 def _fmt_rec(c: str, r: dict[str, Any]) -> str:
     if c == "neurec":
-        return (f"arrays {r['arrays']['per_s']:,.0f}/s ({r['arrays']['seconds']:.1f}s) | sampler "
-                f"{r['sampler']['per_s']:,.0f}/s ({r['sampler']['seconds']:.1f}s)")
+        return (
+            f"arrays {r['arrays']['per_s']:,.0f}/s ({r['arrays']['seconds']:.1f}s) | sampler "
+            f"{r['sampler']['per_s']:,.0f}/s ({r['sampler']['seconds']:.1f}s)"
+        )
     tag = f" PARTIAL, projected epoch {r['projected_epoch_s']:,.0f}s" if r["partial"] else ""
     return f"{r['per_s']:,.0f}/s ({r['seconds']:.1f}s){tag}"
 
@@ -215,15 +271,34 @@ def _child(n: int, contenders: list[str], args: argparse.Namespace) -> dict[str,
     """Runs ``run_size`` in a fresh ``nice``-inherited Python process and returns its record."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         path = f.name
-    cmd = [sys.executable, os.path.abspath(__file__), "--child-size", str(n),
-           "--child-contenders", ",".join(contenders), "--child-out", path,
-           "--positives", str(args.positives), "--reps", str(args.reps), "--cap", str(args.cap),
-           "--threads", str(args.threads), "--seed", str(args.seed)]
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--child-size",
+        str(n),
+        "--child-contenders",
+        ",".join(contenders),
+        "--child-out",
+        path,
+        "--positives",
+        str(args.positives),
+        "--reps",
+        str(args.reps),
+        "--cap",
+        str(args.cap),
+        "--threads",
+        str(args.threads),
+        "--seed",
+        str(args.seed),
+    ]
     proc = subprocess.run(cmd)
     try:
         if proc.returncode != 0:
-            return {"rows_per_table": n, "error": f"child exited with {proc.returncode}",
-                    "contenders": contenders}
+            return {
+                "rows_per_table": n,
+                "error": f"child exited with {proc.returncode}",
+                "contenders": contenders,
+            }
         with open(path) as f:
             return json.load(f)
     finally:
@@ -232,16 +307,21 @@ def _child(n: int, contenders: list[str], args: argparse.Namespace) -> dict[str,
 
 def _markdown(rec: dict[str, Any]) -> str:
     cfg = rec["config"]
-    lines = ["# Training cost vs table size: neurec vs PyTorch (NeuMF, synthetic)", "",
-             common.machine_md(rec["machine"]), "",
-             f"{cfg['positives']:,} positives x (1 + {NUM_NEG}) = "
-             f"{cfg['positives'] * (1 + NUM_NEG):,} samples per epoch at every size; N users and "
-             f"N items; batch {BATCH}, Adam lr {LR}; {cfg['threads']} thread(s); median of "
-             f"{cfg['reps']} epochs (torch: epochs stop after {cfg['cap']:.0f} s — *partial* — "
-             "and the throughput of the batches run is reported; larger sizes then skip that "
-             "variant). Peak RSS growth = build + first epoch of that contender, measured with "
-             "the kernel's peak-RSS mark reset just before; `tables+state` is the estimate of "
-             "embedding tables + gradients + optimizer state.", ""]
+    lines = [
+        "# Training cost vs table size: neurec vs PyTorch (NeuMF, synthetic)",
+        "",
+        common.machine_md(rec["machine"]),
+        "",
+        f"{cfg['positives']:,} positives x (1 + {NUM_NEG}) = "
+        f"{cfg['positives'] * (1 + NUM_NEG):,} samples per epoch at every size; N users and "
+        f"N items; batch {BATCH}, Adam lr {LR}; {cfg['threads']} thread(s); median of "
+        f"{cfg['reps']} epochs (torch: epochs stop after {cfg['cap']:.0f} s — *partial* — "
+        "and the throughput of the batches run is reported; larger sizes then skip that "
+        "variant). Peak RSS growth = build + first epoch of that contender, measured with "
+        "the kernel's peak-RSS mark reset just before; `tables+state` is the estimate of "
+        "embedding tables + gradients + optimizer state.",
+        "",
+    ]
     rows = []
     for s in rec["sizes"]:
         n = s["rows_per_table"]
@@ -251,26 +331,61 @@ def _markdown(rec: dict[str, Any]) -> str:
         base = s["results"].get("neurec", {}).get("arrays_per_s")
         for c, r in s["results"].items():
             if c == "neurec":
-                rows.append([n, "neurec (sparse Adam), pre-sampled", r["arrays_per_s"], "1.00",
-                             r["memory"]["peak_growth_mb"], r["estimated_table_state_mb"],
-                             r["reps"][0]["build_s"]])
-                rows.append([n, "neurec (sparse Adam), in-C sampler", r["sampler_per_s"],
-                             f"{r['sampler_per_s'] / base:.2f}" if base else "—", "(same model)",
-                             "—", "—"])
+                rows.append(
+                    [
+                        n,
+                        "neurec (sparse Adam), pre-sampled",
+                        r["arrays_per_s"],
+                        "1.00",
+                        r["memory"]["peak_growth_mb"],
+                        r["estimated_table_state_mb"],
+                        r["reps"][0]["build_s"],
+                    ]
+                )
+                rows.append(
+                    [
+                        n,
+                        "neurec (sparse Adam), in-C sampler",
+                        r["sampler_per_s"],
+                        f"{r['sampler_per_s'] / base:.2f}" if base else "—",
+                        "(same model)",
+                        "—",
+                        "—",
+                    ]
+                )
             else:
                 label = {"torch_dense": "torch dense Adam", "torch_sparse": "torch SparseAdam"}[c]
                 if r.get("partial"):
                     label += f" (partial, epoch ≈ {r['reps'][0]['projected_epoch_s']:,.0f} s)"
                 if s.get("separate_process", {}).get(c):
                     label += " [separate process]"
-                rows.append([n, label, r["per_s"], f"{r['per_s'] / base:.3f}" if base else "—",
-                             r["memory"]["peak_growth_mb"], r["estimated_table_state_mb"],
-                             r["reps"][0]["build_s"]])
+                rows.append(
+                    [
+                        n,
+                        label,
+                        r["per_s"],
+                        f"{r['per_s'] / base:.3f}" if base else "—",
+                        r["memory"]["peak_growth_mb"],
+                        r["estimated_table_state_mb"],
+                        r["reps"][0]["build_s"],
+                    ]
+                )
         for c, why in s.get("skipped", {}).items():
             rows.append([n, f"{c}: skipped ({why})", "—", "—", "—", "—", "—"])
-    lines.append(common.md_table(["rows per table", "contender", "samples/s",
-                                  "speed vs neurec", "peak RSS growth MB", "tables+state MB",
-                                  "build s"], rows))
+    lines.append(
+        common.md_table(
+            [
+                "rows per table",
+                "contender",
+                "samples/s",
+                "speed vs neurec",
+                "peak RSS growth MB",
+                "tables+state MB",
+                "build s",
+            ],
+            rows,
+        )
+    )
     return "\n".join(lines)
 
 
@@ -282,12 +397,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--reps", type=int, default=2)
     p.add_argument("--cap", type=float, default=120.0, help="seconds per torch epoch")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--mem-budget-gb", type=float, default=12.0,
-                   help="max estimated tables+state held by one child process")
+    p.add_argument(
+        "--mem-budget-gb",
+        type=float,
+        default=12.0,
+        help="max estimated tables+state held by one child process",
+    )
     p.add_argument("--contenders", default=",".join(CONTENDERS))
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quick", action="store_true",
-                   help="smoke run: sizes 10K and 100K, 20k positives, 1 rep, 10 s cap")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: sizes 10K and 100K, 20k positives, 1 rep, 10 s cap",
+    )
     p.add_argument("--name", default=None)
     p.add_argument("--child-size", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--child-contenders", default=None, help=argparse.SUPPRESS)
@@ -311,8 +433,15 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     args = parse_args(argv)
     if args.child_size is not None:
-        rec = run_size(args.child_size, args.child_contenders.split(","), args.positives,
-                       args.reps, args.cap, args.threads, args.seed)
+        rec = run_size(
+            args.child_size,
+            args.child_contenders.split(","),
+            args.positives,
+            args.reps,
+            args.cap,
+            args.threads,
+            args.seed,
+        )
         with open(args.child_out, "w") as f:
             json.dump(rec, f, default=float)
         return 0
@@ -323,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     info = common.machine_info()
     common.print_machine(info)
-    budget = args.mem_budget_gb * 2 ** 30
+    budget = args.mem_budget_gb * 2**30
     capped: set[str] = set()
     sizes = []
     for n in args.sizes:
@@ -333,8 +462,9 @@ def main(argv: list[str] | None = None) -> int:
         want = [c for c in args.contenders if c not in capped]
         skipped = {c: "hit the time cap at a smaller size" for c in args.contenders if c in capped}
         fits = [c for c in want if table_bytes(n, c) <= budget]
-        skipped.update({c: f"~{table_bytes(n, c) / 2 ** 30:.1f} GB > budget" for c in want
-                        if c not in fits})
+        skipped.update(
+            {c: f"~{table_bytes(n, c) / 2**30:.1f} GB > budget" for c in want if c not in fits}
+        )
         groups: list[list[str]] = []
         for c in fits:  # first-fit into child processes under the memory budget
             for g in groups:
@@ -344,8 +474,12 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 groups.append([c])
         print(f"size {n:,}: processes {groups} skipped {skipped}", flush=True)
-        merged: dict[str, Any] = {"rows_per_table": n, "results": {}, "skipped": skipped,
-                                  "separate_process": {}}
+        merged: dict[str, Any] = {
+            "rows_per_table": n,
+            "results": {},
+            "skipped": skipped,
+            "separate_process": {},
+        }
         for g in groups:
             r = _child(n, g, args)
             if "error" in r:
@@ -361,10 +495,22 @@ def main(argv: list[str] | None = None) -> int:
             merged.update({k: v for k, v in r.items() if k not in ("results",)})
         sizes.append(merged)
     return common.finish(
-        "scale", args.name or "scale" + ("_quick" if args.quick else ""), info,
-        {"sizes": args.sizes, "positives": args.positives, "reps": args.reps, "cap": args.cap,
-         "threads": args.threads, "mem_budget_gb": args.mem_budget_gb, "quick": args.quick},
-        {"sizes": sizes}, t_start, _markdown)
+        "scale",
+        args.name or "scale" + ("_quick" if args.quick else ""),
+        info,
+        {
+            "sizes": args.sizes,
+            "positives": args.positives,
+            "reps": args.reps,
+            "cap": args.cap,
+            "threads": args.threads,
+            "mem_budget_gb": args.mem_budget_gb,
+            "quick": args.quick,
+        },
+        {"sizes": sizes},
+        t_start,
+        _markdown,
+    )
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Full-catalog top-10 for every user, neurec vs PyTorch, NumPy BLAS and implicit, side by side.
 
 Usage (from the repository root; long runs under ``nice``):
-    nice -n 5 python benchmarks/bench_scoring.py                 # ml-100k and ml-1m, 1 and 2 threads
-    python benchmarks/bench_scoring.py --quick                   # smoke run (< 60 s)
+    nice -n 5 python benchmarks/bench_scoring.py                # ml-100k and ml-1m, 1 and 2 threads
+    python benchmarks/bench_scoring.py --quick                  # smoke run (< 60 s)
 
 For every user: score all items, drop the user's training items, keep the 10 best.
 
@@ -57,8 +57,9 @@ def _train(kind: str, data: ncf_data.NCFData, epochs: int, seed: int) -> Any:
         model = MF(nu, ni, factors=64)
     model.compile(optimizer=neurec.optimizers.Adam(1e-3), loss="binary_crossentropy")
     if epochs:
-        sampler = NegativeSampler((data.train_users, data.train_items), num_negatives=4,
-                                  seed=seed, n_users=nu, n_items=ni)
+        sampler = NegativeSampler(
+            (data.train_users, data.train_items), num_negatives=4, seed=seed, n_users=nu, n_items=ni
+        )
         model.fit(sampler, epochs=epochs, batch_size=256, verbose=0, seed=seed)
     return model
 
@@ -101,10 +102,18 @@ def torch_neumf_from(model: Any) -> Any:
     layers = [2 * half] + [g(f"layer{k}").get_weights()[0].shape[1] for k in (1, 2, 3)]
     tm = torch_ncf.NeuMF(nu, ni, factors=f, layers=layers)
     with torch.no_grad():
-        tm.mf_user_embedding.weight.copy_(torch.from_numpy(g("gmf_user_embedding").get_weights()[0]))
-        tm.mf_item_embedding.weight.copy_(torch.from_numpy(g("gmf_item_embedding").get_weights()[0]))
-        tm.mlp_user_embedding.weight.copy_(torch.from_numpy(g("mlp_user_embedding").get_weights()[0]))
-        tm.mlp_item_embedding.weight.copy_(torch.from_numpy(g("mlp_item_embedding").get_weights()[0]))
+        tm.mf_user_embedding.weight.copy_(
+            torch.from_numpy(g("gmf_user_embedding").get_weights()[0])
+        )
+        tm.mf_item_embedding.weight.copy_(
+            torch.from_numpy(g("gmf_item_embedding").get_weights()[0])
+        )
+        tm.mlp_user_embedding.weight.copy_(
+            torch.from_numpy(g("mlp_user_embedding").get_weights()[0])
+        )
+        tm.mlp_item_embedding.weight.copy_(
+            torch.from_numpy(g("mlp_item_embedding").get_weights()[0])
+        )
         for k, lin in zip((1, 2, 3), (tm.tower[0], tm.tower[2], tm.tower[4])):
             w, b = g(f"layer{k}").get_weights()
             lin.weight.copy_(torch.from_numpy(np.ascontiguousarray(w.T)))
@@ -119,7 +128,7 @@ def torch_neumf_from(model: Any) -> Any:
 def _seen_block(data: ncf_data.NCFData, s: int, e: int) -> tuple[np.ndarray, np.ndarray]:
     """(rows, cols) of the training items of consecutive users ``s..e-1`` (rows from 0)."""
     lo, hi = data.indptr[s], data.indptr[e]
-    rows = np.repeat(np.arange(e - s), np.diff(data.indptr[s:e + 1]))
+    rows = np.repeat(np.arange(e - s), np.diff(data.indptr[s : e + 1]))
     return rows, data.train_items[lo:hi]
 
 
@@ -142,8 +151,9 @@ def torch_topk_neumf(tm: Any, data: ncf_data.NCFData, k: int = K) -> np.ndarray:
     return out
 
 
-def torch_topk_dot(u: Any, v: Any, data: ncf_data.NCFData, k: int = K,
-                   users_per_block: int = 1024) -> np.ndarray:
+def torch_topk_dot(
+    u: Any, v: Any, data: ncf_data.NCFData, k: int = K, users_per_block: int = 1024
+) -> np.ndarray:
     """Top-k of every user with ``torch.mm`` of folded vectors + mask + ``torch.topk``."""
     import torch
 
@@ -160,8 +170,9 @@ def torch_topk_dot(u: Any, v: Any, data: ncf_data.NCFData, k: int = K,
     return out
 
 
-def numpy_topk_dot(u: np.ndarray, v: np.ndarray, data: ncf_data.NCFData, k: int = K,
-                   users_per_block: int = 1024) -> np.ndarray:
+def numpy_topk_dot(
+    u: np.ndarray, v: np.ndarray, data: ncf_data.NCFData, k: int = K, users_per_block: int = 1024
+) -> np.ndarray:
     """Top-k of every user with NumPy BLAS ``U @ V.T`` + mask + ``argpartition`` + sort."""
     nu = data.num_users
     out = np.empty((nu, k), np.int64)
@@ -185,8 +196,9 @@ def overlap(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(common_) / a.shape[1])
 
 
-def bench_dataset(name: str, threads: list[int], reps: int, train_epochs: int, seed: int,
-                  predict_pairs: int) -> dict[str, Any]:
+def bench_dataset(
+    name: str, threads: list[int], reps: int, train_epochs: int, seed: int, predict_pairs: int
+) -> dict[str, Any]:
     """All contenders on one dataset at each thread count."""
     import torch
     from threadpoolctl import threadpool_limits
@@ -211,8 +223,9 @@ def bench_dataset(name: str, threads: list[int], reps: int, train_epochs: int, s
         import scipy.sparse as sp
         from implicit.cpu.als import AlternatingLeastSquares
 
-        user_items = sp.csr_matrix((np.ones(data.num_train, np.float32), data.train_items,
-                                    data.indptr), shape=(nu, ni))
+        user_items = sp.csr_matrix(
+            (np.ones(data.num_train, np.float32), data.train_items, data.indptr), shape=(nu, ni)
+        )
         for kind, (u, v) in folded.items():
             with warnings.catch_warnings():  # its OpenBLAS-threads advice is about ALS training
                 warnings.simplefilter("ignore", RuntimeWarning)
@@ -237,8 +250,9 @@ def bench_dataset(name: str, threads: list[int], reps: int, train_epochs: int, s
         step = 1 << 18
         with torch.inference_mode():
             for s in range(0, predict_pairs, step):
-                out[s:s + step] = torch.sigmoid(tm(torch.from_numpy(pu[s:s + step]),
-                                                   torch.from_numpy(pi[s:s + step]))).numpy()
+                out[s : s + step] = torch.sigmoid(
+                    tm(torch.from_numpy(pu[s : s + step]), torch.from_numpy(pi[s : s + step]))
+                ).numpy()
         return out
 
     for t in threads:
@@ -253,10 +267,12 @@ def bench_dataset(name: str, threads: list[int], reps: int, train_epochs: int, s
             for kind in ("mf", "gmf"):
                 fam = kind.upper()
                 runs[f"neurec {fam} (dot fast path)"] = nr_rec(kind)
-                runs[f"torch {fam} mm+topk"] = (
-                    lambda rep, kind=kind: torch_topk_dot(*folded_t[kind], data))
-                runs[f"numpy {fam} BLAS+argpartition"] = (
-                    lambda rep, kind=kind: numpy_topk_dot(*folded[kind], data))
+                runs[f"torch {fam} mm+topk"] = lambda rep, kind=kind: torch_topk_dot(
+                    *folded_t[kind], data
+                )
+                runs[f"numpy {fam} BLAS+argpartition"] = lambda rep, kind=kind: numpy_topk_dot(
+                    *folded[kind], data
+                )
                 if kind in implicit_models:
                     runs[f"implicit {fam} topk"] = imp_rec(kind)
             runs["neurec NeuMF predict"] = lambda rep: models["neumf"].predict([pu, pi])
@@ -265,12 +281,16 @@ def bench_dataset(name: str, threads: list[int], reps: int, train_epochs: int, s
 
             def keep(nm: str, fn: Callable[[int], Any]) -> Callable[[int], Any]:
                 def run(rep: int) -> Any:
-                    outputs[nm] = fn(rep)
+                    outputs[nm] = fn(rep)  # noqa: B023 (called within this iteration)
+
                 return run
 
             times = common.alternate({nm: keep(nm, fn) for nm, fn in runs.items()}, reps)
-        ref = {"NeuMF": "neurec NeuMF (generic)", "MF": "neurec MF (dot fast path)",
-               "GMF": "neurec GMF (dot fast path)"}
+        ref = {
+            "NeuMF": "neurec NeuMF (generic)",
+            "MF": "neurec MF (dot fast path)",
+            "GMF": "neurec GMF (dot fast path)",
+        }
         res: dict[str, Any] = {}
         for nm, ts in times.items():
             is_pred = nm.endswith("predict") or nm.endswith("forward")
@@ -281,41 +301,76 @@ def bench_dataset(name: str, threads: list[int], reps: int, train_epochs: int, s
             r["ratio_vs_neurec"] = common.median_ratio(ts, times[base])  # peer time / neurec time
             if not is_pred:
                 r["top10_overlap_with_neurec"] = overlap(
-                    np.asarray(outputs[nm]).reshape(nu, K), np.asarray(outputs[base]).reshape(nu, K))
+                    np.asarray(outputs[nm]).reshape(nu, K), np.asarray(outputs[base]).reshape(nu, K)
+                )
             else:
-                r["max_abs_diff_vs_neurec"] = float(np.max(np.abs(
-                    np.asarray(outputs[nm]).reshape(-1) - np.asarray(outputs[base]).reshape(-1))))
+                r["max_abs_diff_vs_neurec"] = float(
+                    np.max(
+                        np.abs(
+                            np.asarray(outputs[nm]).reshape(-1)
+                            - np.asarray(outputs[base]).reshape(-1)
+                        )
+                    )
+                )
             res[nm] = r
             unit = "pairs/s" if is_pred else "users/s"
-            print(f"[{name} t={t}] {nm:30s} {r['median_s'] * 1000:9.1f} ms  {r['per_s']:12,.0f} {unit}"
-                  f"  x{r['ratio_vs_neurec']:.2f} of neurec time", flush=True)
+            print(
+                f"[{name} t={t}] {nm:30s} {r['median_s'] * 1000:9.1f} ms  "
+                f"{r['per_s']:12,.0f} {unit}"
+                f"  x{r['ratio_vs_neurec']:.2f} of neurec time",
+                flush=True,
+            )
         results[t] = res
-    return {"dataset": name, "num_users": nu, "num_items": ni, "num_train": data.num_train,
-            "train_epochs": train_epochs, "train_s": train_s, "predict_pairs": predict_pairs,
-            "neurec_threads_default": neurec.get_num_threads(), "threads": results}
+    return {
+        "dataset": name,
+        "num_users": nu,
+        "num_items": ni,
+        "num_train": data.num_train,
+        "train_epochs": train_epochs,
+        "train_s": train_s,
+        "predict_pairs": predict_pairs,
+        "neurec_threads_default": neurec.get_num_threads(),
+        "threads": results,
+    }
 
 
 def _markdown(rec: dict[str, Any]) -> str:
-    lines = ["# Full-catalog top-10 for every user: neurec vs PyTorch, NumPy BLAS, implicit", "",
-             common.machine_md(rec["machine"]), "",
-             "Every user, all items scored, training items excluded, top 10. Median of "
-             f"{rec['config']['reps']} alternating repetitions; `time / neurec` is the median "
-             "per-repetition ratio of the peer's time to neurec's for the same model "
-             "(> 1: neurec faster). `overlap` = mean share of the 10 ids equal to neurec's "
-             "(same weights). Predict rows: NeuMF on random (user, item) pairs.", ""]
+    lines = [
+        "# Full-catalog top-10 for every user: neurec vs PyTorch, NumPy BLAS, implicit",
+        "",
+        common.machine_md(rec["machine"]),
+        "",
+        "Every user, all items scored, training items excluded, top 10. Median of "
+        f"{rec['config']['reps']} alternating repetitions; `time / neurec` is the median "
+        "per-repetition ratio of the peer's time to neurec's for the same model "
+        "(> 1: neurec faster). `overlap` = mean share of the 10 ids equal to neurec's "
+        "(same weights). Predict rows: NeuMF on random (user, item) pairs.",
+        "",
+    ]
     for ds in rec["datasets"]:
         lines += [f"## {ds['dataset']} ({ds['num_users']:,} users x {ds['num_items']:,} items)", ""]
         rows = []
         for t, res in ds["threads"].items():
             for nm, r in res.items():
                 is_pred = "predict" in r["family"]
-                rows.append([t, nm, r["median_s"] * 1000,
-                             f"{r['per_s']:,.0f} {'pairs' if is_pred else 'users'}/s",
-                             f"{r['ratio_vs_neurec']:.2f}",
-                             f"{r['top10_overlap_with_neurec']:.3f}" if not is_pred
-                             else f"max abs diff {r['max_abs_diff_vs_neurec']:.1e}"])
-        lines.append(common.md_table(["threads", "contender", "median ms", "throughput",
-                                      "time / neurec", "overlap"], rows))
+                rows.append(
+                    [
+                        t,
+                        nm,
+                        r["median_s"] * 1000,
+                        f"{r['per_s']:,.0f} {'pairs' if is_pred else 'users'}/s",
+                        f"{r['ratio_vs_neurec']:.2f}",
+                        f"{r['top10_overlap_with_neurec']:.3f}"
+                        if not is_pred
+                        else f"max abs diff {r['max_abs_diff_vs_neurec']:.1e}",
+                    ]
+                )
+        lines.append(
+            common.md_table(
+                ["threads", "contender", "median ms", "throughput", "time / neurec", "overlap"],
+                rows,
+            )
+        )
         lines.append("")
     return "\n".join(lines)
 
@@ -360,13 +415,26 @@ def main(argv: list[str] | None = None) -> int:
     common.print_machine(info)
     reps = 1 if args.quick else args.reps
     pairs = 200_000 if args.quick else args.predict_pairs
-    datasets = [bench_dataset(d, args.threads, reps, args.train_epochs, args.seed, pairs)
-                for d in args.datasets]
+    datasets = [
+        bench_dataset(d, args.threads, reps, args.train_epochs, args.seed, pairs)
+        for d in args.datasets
+    ]
     return common.finish(
-        "scoring", args.name or "scoring" + ("_quick" if args.quick else ""), info,
-        {"datasets": args.datasets, "threads": args.threads, "reps": reps, "k": K,
-         "train_epochs": args.train_epochs, "quick": args.quick},
-        {"datasets": datasets}, t_start, _markdown)
+        "scoring",
+        args.name or "scoring" + ("_quick" if args.quick else ""),
+        info,
+        {
+            "datasets": args.datasets,
+            "threads": args.threads,
+            "reps": reps,
+            "k": K,
+            "train_epochs": args.train_epochs,
+            "quick": args.quick,
+        },
+        {"datasets": datasets},
+        t_start,
+        _markdown,
+    )
 
 
 if __name__ == "__main__":

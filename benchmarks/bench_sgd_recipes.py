@@ -17,6 +17,7 @@ Recipes:
 
 Run: ``nice -n 5 python benchmarks/bench_sgd_recipes.py`` (~3 min on ml-100k).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,12 +25,10 @@ import os
 import sys
 import time
 
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
-from ncf_data import load_dataset  # noqa: E402
-
 import neurec  # noqa: E402
+from ncf_data import load_dataset  # noqa: E402
 from neurec.callbacks import LambdaCallback, LearningRateScheduler  # noqa: E402
 from neurec.data import NegativeSampler  # noqa: E402
 from neurec.evaluation import evaluate_sampled  # noqa: E402
@@ -63,8 +62,15 @@ def run(ds, m, model_name, recipe, epochs, seed=0):
     def on_end(epoch, logs):
         t = time.perf_counter()
         res = evaluate_sampled(model, ds.test_users, ds.test_items, ds.test_negatives)
-        points.append((epoch + 1, (epoch + 1) * per_epoch, t - clock["t0"] - clock["eval"],
-                       float(res["hr@10"]), float(res["ndcg@10"])))
+        points.append(
+            (
+                epoch + 1,
+                (epoch + 1) * per_epoch,
+                t - clock["t0"] - clock["eval"],
+                float(res["hr@10"]),
+                float(res["ndcg@10"]),
+            )
+        )
         clock["eval"] += time.perf_counter() - t
 
     cbs = [LambdaCallback(on_epoch_end=on_end)]
@@ -74,8 +80,14 @@ def run(ds, m, model_name, recipe, epochs, seed=0):
     clock["t0"] = time.perf_counter()
     model.fit(sampler, epochs=epochs, batch_size=r["batch"], verbose=0, callbacks=cbs, seed=seed)
     best = max(points, key=lambda p: (p[3], -p[1]))
-    return {"best_hr": best[3], "best_ndcg": best[4], "best_epoch": best[0],
-            "samples_to_best": best[1], "seconds_to_best": best[2], "curve": points}
+    return {
+        "best_hr": best[3],
+        "best_ndcg": best[4],
+        "best_epoch": best[0],
+        "samples_to_best": best[1],
+        "seconds_to_best": best[2],
+        "curve": points,
+    }
 
 
 def main() -> int:
@@ -98,35 +110,76 @@ def main() -> int:
         for rc in args.recipes.split(","):
             res = run(ds, m, mn, rc, args.epochs)
             out[mn][rc] = res
-            print(f"{mn} {rc}: best HR {res['best_hr']:.4f} / {res['best_ndcg']:.4f} at epoch "
-                  f"{res['best_epoch']} ({res['samples_to_best'] / 1e6:.1f}M samples, "
-                  f"{res['seconds_to_best']:.1f}s)", flush=True)
+            print(
+                f"{mn} {rc}: best HR {res['best_hr']:.4f} / {res['best_ndcg']:.4f} at epoch "
+                f"{res['best_epoch']} ({res['samples_to_best'] / 1e6:.1f}M samples, "
+                f"{res['seconds_to_best']:.1f}s)",
+                flush=True,
+            )
         plateau = out[mn]["base"]["best_hr"] - 0.005 if "base" in out[mn] else None
-        for rc, res in out[mn].items():
+        for res in out[mn].values():
             hit = [p for p in res["curve"] if plateau is not None and p[3] >= plateau]
             res["samples_to_base_plateau"] = hit[0][1] if hit else None
             res["seconds_to_base_plateau"] = hit[0][2] if hit else None
 
     def md(rec):
-        lines = [f"# SGD/Adam recipes: samples to best HR@10 ({rec['config']['dataset']})", "",
-                 common.machine_md(rec["machine"]), "",
-                 f"{rec['config']['epochs']} epochs, seed 0, {rec['config']['threads']} threads; "
-                 "samples = positives + negatives; 'to base plateau' = first epoch at or above the "
-                 "base recipe's best HR@10 - 0.005.", ""]
+        lines = [
+            f"# SGD/Adam recipes: samples to best HR@10 ({rec['config']['dataset']})",
+            "",
+            common.machine_md(rec["machine"]),
+            "",
+            f"{rec['config']['epochs']} epochs, seed 0, {rec['config']['threads']} threads; "
+            "samples = positives + negatives; 'to base plateau' = first epoch at or above the "
+            "base recipe's best HR@10 - 0.005.",
+            "",
+        ]
         for mn, rs in rec["results"].items():
-            rows = [[rc, f"{r['best_hr']:.4f}", f"{r['best_ndcg']:.4f}", r["best_epoch"],
-                     f"{r['samples_to_best'] / 1e6:.1f}M", f"{r['seconds_to_best']:.1f}",
-                     "—" if r["samples_to_base_plateau"] is None else
-                     f"{r['samples_to_base_plateau'] / 1e6:.1f}M",
-                     "—" if r["seconds_to_base_plateau"] is None else
-                     f"{r['seconds_to_base_plateau']:.1f}"] for rc, r in rs.items()]
-            lines += [f"## {mn}", "", common.md_table(
-                ["recipe", "best HR@10", "best NDCG@10", "best epoch", "samples to best",
-                 "s to best", "samples to base plateau", "s to base plateau"], rows), ""]
+            rows = [
+                [
+                    rc,
+                    f"{r['best_hr']:.4f}",
+                    f"{r['best_ndcg']:.4f}",
+                    r["best_epoch"],
+                    f"{r['samples_to_best'] / 1e6:.1f}M",
+                    f"{r['seconds_to_best']:.1f}",
+                    "—"
+                    if r["samples_to_base_plateau"] is None
+                    else f"{r['samples_to_base_plateau'] / 1e6:.1f}M",
+                    "—"
+                    if r["seconds_to_base_plateau"] is None
+                    else f"{r['seconds_to_base_plateau']:.1f}",
+                ]
+                for rc, r in rs.items()
+            ]
+            lines += [
+                f"## {mn}",
+                "",
+                common.md_table(
+                    [
+                        "recipe",
+                        "best HR@10",
+                        "best NDCG@10",
+                        "best epoch",
+                        "samples to best",
+                        "s to best",
+                        "samples to base plateau",
+                        "s to base plateau",
+                    ],
+                    rows,
+                ),
+                "",
+            ]
         return "\n".join(lines)
 
-    return common.finish("sgd_recipes", f"sgd_recipes_{args.dataset}", info, vars(args),
-                         {"results": out}, t_start, md)
+    return common.finish(
+        "sgd_recipes",
+        f"sgd_recipes_{args.dataset}",
+        info,
+        vars(args),
+        {"results": out},
+        t_start,
+        md,
+    )
 
 
 if __name__ == "__main__":

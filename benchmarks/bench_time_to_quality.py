@@ -21,6 +21,7 @@ Protocol:
 Run: ``nice -n 5 python benchmarks/bench_time_to_quality.py`` (all data sets, ~10 min),
 ``--datasets ml-100k --quick`` (~30 s).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,9 +35,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
-from ncf_data import load_dataset  # noqa: E402
-
 import neurec  # noqa: E402
+from ncf_data import load_dataset  # noqa: E402
 from neurec.data import NegativeSampler  # noqa: E402
 from neurec.evaluation import evaluate_full, evaluate_sampled  # noqa: E402
 from neurec.models import MF, from_ials  # noqa: E402
@@ -46,22 +46,58 @@ from neurec.optimizers import ALS  # noqa: E402
 # The grids mirror each other: neurec's (f, a, reg, nu=1) against implicit's (f, a + 1, reg),
 # plus one nu=0 twin (implicit's model exactly) and, for implicit, the issue's setting.
 NEUREC_GRID = {
-    "ml-1m": [(64, 8, 30, 1, 12), (64, 4, 30, 1, 12), (128, 8, 60, 1, 12), (128, 8, 60, 0, 12),
-              (128, 8, 60, 0.5, 12), (64, 8, 30, 0.5, 12)],
-    "ml-100k": [(64, 8, 10, 1, 15), (64, 8, 30, 1, 15), (128, 8, 30, 1, 15), (128, 8, 60, 1, 15),
-                (64, 8, 30, 0.5, 15), (64, 8, 30, 0, 15)],
-    "beauty": [(64, 8, 10, 0.5, 15), (64, 8, 10, 1, 15), (64, 8, 30, 1, 15), (128, 8, 10, 1, 15),
-               (128, 8, 30, 1, 15), (128, 8, 10, 0, 15)],
+    "ml-1m": [
+        (64, 8, 30, 1, 12),
+        (64, 4, 30, 1, 12),
+        (128, 8, 60, 1, 12),
+        (128, 8, 60, 0, 12),
+        (128, 8, 60, 0.5, 12),
+        (64, 8, 30, 0.5, 12),
+    ],
+    "ml-100k": [
+        (64, 8, 10, 1, 15),
+        (64, 8, 30, 1, 15),
+        (128, 8, 30, 1, 15),
+        (128, 8, 60, 1, 15),
+        (64, 8, 30, 0.5, 15),
+        (64, 8, 30, 0, 15),
+    ],
+    "beauty": [
+        (64, 8, 10, 0.5, 15),
+        (64, 8, 10, 1, 15),
+        (64, 8, 30, 1, 15),
+        (128, 8, 10, 1, 15),
+        (128, 8, 30, 1, 15),
+        (128, 8, 10, 0, 15),
+    ],
 }
 # implicit: (factors, alpha, regularization, iterations); implicit's confidence is alpha * r
 # (so its alpha = 1 + neurec's alpha for 0/1 data). The first entry is the issue's setting.
 IMPLICIT_GRID = {
-    "ml-1m": [(64, 2, 0.01, 15), (64, 9, 30, 15), (64, 5, 30, 15), (128, 9, 60, 15),
-              (128, 9, 100, 15), (192, 9, 100, 15)],
-    "ml-100k": [(64, 2, 0.01, 15), (64, 9, 10, 15), (64, 9, 30, 15), (128, 9, 30, 15),
-                (128, 9, 60, 15), (32, 9, 10, 15)],
-    "beauty": [(64, 2, 0.01, 15), (64, 9, 3, 15), (64, 9, 10, 15), (64, 9, 30, 15),
-               (128, 9, 10, 15), (128, 9, 30, 15)],
+    "ml-1m": [
+        (64, 2, 0.01, 15),
+        (64, 9, 30, 15),
+        (64, 5, 30, 15),
+        (128, 9, 60, 15),
+        (128, 9, 100, 15),
+        (192, 9, 100, 15),
+    ],
+    "ml-100k": [
+        (64, 2, 0.01, 15),
+        (64, 9, 10, 15),
+        (64, 9, 30, 15),
+        (128, 9, 30, 15),
+        (128, 9, 60, 15),
+        (32, 9, 10, 15),
+    ],
+    "beauty": [
+        (64, 2, 0.01, 15),
+        (64, 9, 3, 15),
+        (64, 9, 10, 15),
+        (64, 9, 30, 15),
+        (128, 9, 10, 15),
+        (128, 9, 30, 15),
+    ],
 }
 # implicit BPR: (factors, learning_rate, regularization, iterations)
 BPR_GRID = {
@@ -111,9 +147,14 @@ class Curve:
 
     def summary(self) -> dict[str, Any]:
         best = max(self.points, key=lambda p: (p[2], -p[1]))
-        return {"best_hr": best[2], "best_ndcg": best[3], "best_epoch": best[0],
-                "time_to_best_s": best[1], "total_train_s": self.points[-1][1],
-                "curve": [list(p) for p in self.points]}
+        return {
+            "best_hr": best[2],
+            "best_ndcg": best[3],
+            "best_epoch": best[0],
+            "time_to_best_s": best[1],
+            "total_train_s": self.points[-1][1],
+            "curve": [list(p) for p in self.points],
+        }
 
 
 def time_to(curve: list, target: float) -> float | None:
@@ -148,13 +189,22 @@ def run_neurec_ials(ds, m, cfg, seed=0, keep=False):
 
 def run_implicit_als(ds, m, cfg, threads, seed=0, keep=False):
     from implicit.cpu.als import AlternatingLeastSquares
+
     f, alpha, reg, iters = cfg
     csr = m.to_scipy().tocsr().astype(np.float32)
-    model = AlternatingLeastSquares(factors=f, alpha=alpha, regularization=reg, iterations=iters,
-                                    num_threads=threads, random_state=seed)
+    model = AlternatingLeastSquares(
+        factors=f,
+        alpha=alpha,
+        regularization=reg,
+        iterations=iters,
+        num_threads=threads,
+        random_state=seed,
+    )
     curve = Curve(ds)
-    cb = lambda it, elapsed, loss: curve.record(it, FactorScorer(model.user_factors,  # noqa: E731
-                                                                 model.item_factors))
+
+    def cb(it, elapsed, loss):
+        return curve.record(it, FactorScorer(model.user_factors, model.item_factors))
+
     curve.start()
     model.fit(csr, show_progress=False, callback=cb)
     out = curve.summary()
@@ -163,13 +213,21 @@ def run_implicit_als(ds, m, cfg, threads, seed=0, keep=False):
 
 def run_implicit_bpr(ds, m, cfg, threads, seed=0, keep=False):
     from implicit.cpu.bpr import BayesianPersonalizedRanking
+
     f, lr, reg, iters = cfg
     csr = m.to_scipy().tocsr().astype(np.float32)
-    model = BayesianPersonalizedRanking(factors=f, learning_rate=lr, regularization=reg,
-                                        iterations=iters, num_threads=threads, random_state=seed)
+    model = BayesianPersonalizedRanking(
+        factors=f,
+        learning_rate=lr,
+        regularization=reg,
+        iterations=iters,
+        num_threads=threads,
+        random_state=seed,
+    )
     curve = Curve(ds, every=5)
     cb = lambda it, *rest: curve.record(  # noqa: E731
-        it, FactorScorer(model.user_factors, model.item_factors))
+        it, FactorScorer(model.user_factors, model.item_factors)
+    )
     curve.start()
     model.fit(csr, show_progress=False, callback=cb)
     out = curve.summary()
@@ -202,35 +260,54 @@ def run_pretrained(ds, m, ials_cfg, arch, epochs, lr, seed=0):
 # ----------------------------------------------------------------------------------------------
 
 
-def bench_dataset(name: str, threads: int, reps: int, quick: bool, pretrain: bool,
-                  seeds: bool = False, grid_only: dict | None = None) -> dict:
+def bench_dataset(
+    name: str,
+    threads: int,
+    reps: int,
+    quick: bool,
+    pretrain: bool,
+    seeds: bool = False,
+    grid_only: dict | None = None,
+) -> dict:
     ds = load_dataset(name)
     m = ds.train_matrix()
-    print(f"\n== {name}: {ds.num_users} users x {ds.num_items} items, {m.nnz} training "
-          f"interactions", flush=True)
+    print(
+        f"\n== {name}: {ds.num_users} users x {ds.num_items} items, {m.nnz} training interactions",
+        flush=True,
+    )
     ngrid = NEUREC_GRID[name][:2] if quick else NEUREC_GRID[name]
     igrid = IMPLICIT_GRID[name][:2] if quick else IMPLICIT_GRID[name]
     bgrid = BPR_GRID[name][:1] if quick else BPR_GRID[name]
     grid: dict[str, list] = {"neurec_ials": [], "implicit_als": [], "implicit_bpr": []}
     if grid_only:  # the best configurations given: skip the grid search
-        ngrid, igrid, bgrid = [grid_only["neurec_ials"]], [grid_only["implicit_als"]], \
-            [grid_only["implicit_bpr"]]
+        ngrid, igrid, bgrid = (
+            [grid_only["neurec_ials"]],
+            [grid_only["implicit_als"]],
+            [grid_only["implicit_bpr"]],
+        )
     for cn, ci in zip(ngrid, igrid):  # alternate the two ALS grids
         r = run_neurec_ials(ds, m, cn)
         grid["neurec_ials"].append({"config": cn, **{k: r[k] for k in r if k != "curve"}})
-        print(f"neurec iALS {cn}: best {r['best_hr']:.4f}/{r['best_ndcg']:.4f} at "
-              f"{r['time_to_best_s']:.2f}s", flush=True)
+        print(
+            f"neurec iALS {cn}: best {r['best_hr']:.4f}/{r['best_ndcg']:.4f} at "
+            f"{r['time_to_best_s']:.2f}s",
+            flush=True,
+        )
         time.sleep(0.3)
         r = run_implicit_als(ds, m, ci, threads)
         grid["implicit_als"].append({"config": ci, **{k: r[k] for k in r if k != "curve"}})
-        print(f"implicit ALS {ci}: best {r['best_hr']:.4f}/{r['best_ndcg']:.4f} at "
-              f"{r['time_to_best_s']:.2f}s", flush=True)
+        print(
+            f"implicit ALS {ci}: best {r['best_hr']:.4f}/{r['best_ndcg']:.4f} at "
+            f"{r['time_to_best_s']:.2f}s",
+            flush=True,
+        )
         time.sleep(0.3)
     for cb in bgrid:
         r = run_implicit_bpr(ds, m, cb, threads)
         grid["implicit_bpr"].append({"config": cb, **{k: r[k] for k in r if k != "curve"}})
-        print(f"implicit BPR {cb}: best {r['best_hr']:.4f} at {r['time_to_best_s']:.2f}s",
-              flush=True)
+        print(
+            f"implicit BPR {cb}: best {r['best_hr']:.4f} at {r['time_to_best_s']:.2f}s", flush=True
+        )
 
     def pick(key):
         return max(grid[key], key=lambda g: (g["best_hr"], -g["time_to_best_s"]))["config"]
@@ -240,8 +317,9 @@ def bench_dataset(name: str, threads: int, reps: int, quick: bool, pretrain: boo
     runs: dict[str, Callable[[int], Any]] = {
         "neurec_ials": lambda sd: run_neurec_ials(ds, m, best["neurec_ials"], seed=sd),
         "implicit_als": lambda sd: run_implicit_als(ds, m, best["implicit_als"], threads, seed=sd),
-        "implicit_als_issue_config": lambda sd: run_implicit_als(ds, m, default_implicit, threads,
-                                                                 seed=sd),
+        "implicit_als_issue_config": lambda sd: run_implicit_als(
+            ds, m, default_implicit, threads, seed=sd
+        ),
         "implicit_bpr": lambda sd: run_implicit_bpr(ds, m, best["implicit_bpr"], threads, seed=sd),
     }
     reps_of = {k: (reps if k != "implicit_bpr" else 1) for k in runs}
@@ -255,21 +333,27 @@ def bench_dataset(name: str, threads: int, reps: int, quick: bool, pretrain: boo
     for k, rs in results.items():
         first = rs[0]
         summary[k] = {
-            "config": best.get(k, default_implicit), "best_hr": first["best_hr"],
-            "best_ndcg": first["best_ndcg"], "best_epoch": first["best_epoch"],
-            "best_hr_all": [r["best_hr"] for r in rs], "best_ndcg_all": [r["best_ndcg"] for r in rs],
+            "config": best.get(k, default_implicit),
+            "best_hr": first["best_hr"],
+            "best_ndcg": first["best_ndcg"],
+            "best_epoch": first["best_epoch"],
+            "best_hr_all": [r["best_hr"] for r in rs],
+            "best_ndcg_all": [r["best_ndcg"] for r in rs],
             "best_hr_mean": float(np.mean([r["best_hr"] for r in rs])),
             "best_ndcg_mean": float(np.mean([r["best_ndcg"] for r in rs])),
             "time_to_best_s": float(np.median([r["time_to_best_s"] for r in rs])),
             "time_to_best_s_all": [r["time_to_best_s"] for r in rs],
             "total_train_s": float(np.median([r["total_train_s"] for r in rs])),
-            "curves": [r["curve"] for r in rs]}
+            "curves": [r["curve"] for r in rs],
+        }
     imp_best = summary["implicit_als"]["best_hr"]
     targets = sorted(set(TARGETS.get(name, []) + [round(imp_best, 4)]))
-    for k, s in summary.items():
-        s["time_to"] = {f"{t:.4f}": (float(np.median(v)) if all(x is not None for x in v) else None)
-                        for t in targets
-                        for v in [[time_to(c, t) for c in s["curves"]]]}
+    for s in summary.values():
+        s["time_to"] = {
+            f"{t:.4f}": (float(np.median(v)) if all(x is not None for x in v) else None)
+            for t in targets
+            for v in [[time_to(c, t) for c in s["curves"]]]
+        }
     # full ranking of the final models of the best configurations
     r, model = run_neurec_ials(ds, m, best["neurec_ials"], keep=True)
     summary["neurec_ials"].update(full_metrics(model, ds, m))
@@ -282,42 +366,97 @@ def bench_dataset(name: str, threads: int, reps: int, quick: bool, pretrain: boo
         ep = 3
         for arch in ("gmf", "neumf"):
             res = run_pretrained(ds, m, cfg, arch, ep, 1e-4)
-            summary[f"{arch}_from_ials"] = {"config": {"ials": cfg, "fine_tune_epochs": ep,
-                                                       "adam_lr": 1e-4, "negatives": 4},
-                                            "time_to": {}, **res, "curves": [res["curve"]]}
-            print(f"{arch} from iALS: start {res['curve'][0][2]:.4f}, best {res['best_hr']:.4f} "
-                  f"after {res['time_to_best_s']:.1f}s", flush=True)
-    return {"dataset": name, "users": ds.num_users, "items": ds.num_items, "nnz": m.nnz,
-            "grid": grid, "summary": summary, "targets": targets}
+            summary[f"{arch}_from_ials"] = {
+                "config": {"ials": cfg, "fine_tune_epochs": ep, "adam_lr": 1e-4, "negatives": 4},
+                "time_to": {},
+                **res,
+                "curves": [res["curve"]],
+            }
+            print(
+                f"{arch} from iALS: start {res['curve'][0][2]:.4f}, best {res['best_hr']:.4f} "
+                f"after {res['time_to_best_s']:.1f}s",
+                flush=True,
+            )
+    return {
+        "dataset": name,
+        "users": ds.num_users,
+        "items": ds.num_items,
+        "nnz": m.nnz,
+        "grid": grid,
+        "summary": summary,
+        "targets": targets,
+    }
 
 
 def markdown(rec: dict) -> str:
-    lines = ["# Time to quality: neurec iALS vs implicit ALS / BPR", "",
-             common.machine_md(rec["machine"]), "",
-             f"Threads: {rec['config']['threads']} for every contender; sampled metrics over "
-             "99 fixed negatives (NCF protocol), full ranking over every unseen item; "
-             "configurations picked on the test metric from the grids in the JSON; "
-             f"times are medians of {rec['config']['reps']} alternating runs (BPR: 1)"
-             + ("; best HR/NDCG are means over seeds 0.." + str(rec['config']['reps'] - 1) +
-                " (each contender's initial factors)" if rec["config"].get("seeds") else
-                "; best HR/NDCG of seed 0") + ".", ""]
+    lines = [
+        "# Time to quality: neurec iALS vs implicit ALS / BPR",
+        "",
+        common.machine_md(rec["machine"]),
+        "",
+        f"Threads: {rec['config']['threads']} for every contender; sampled metrics over "
+        "99 fixed negatives (NCF protocol), full ranking over every unseen item; "
+        "configurations picked on the test metric from the grids in the JSON; "
+        f"times are medians of {rec['config']['reps']} alternating runs (BPR: 1)"
+        + (
+            "; best HR/NDCG are means over seeds 0.."
+            + str(rec["config"]["reps"] - 1)
+            + " (each contender's initial factors)"
+            if rec["config"].get("seeds")
+            else "; best HR/NDCG of seed 0"
+        )
+        + ".",
+        "",
+    ]
     for d in rec["datasets"]:
         s = d["summary"]
-        lines += [f"## {d['dataset']} ({d['users']} users x {d['items']} items, {d['nnz']} "
-                  "interactions)", ""]
+        lines += [
+            f"## {d['dataset']} ({d['users']} users x {d['items']} items, {d['nnz']} interactions)",
+            "",
+        ]
         rows = []
         for k, v in s.items():
-            hr, nd = (v.get("best_hr_mean", v["best_hr"]), v.get("best_ndcg_mean", v["best_ndcg"])) \
-                if rec["config"].get("seeds") else (v["best_hr"], v["best_ndcg"])
-            rows.append([k, str(v["config"]), f"{hr:.4f}", f"{nd:.4f}",
-                         f"{v['time_to_best_s']:.2f}", f"{v['total_train_s']:.2f}",
-                         f"{v.get('full_hr@10', float('nan')):.4f}",
-                         f"{v.get('full_ndcg@10', float('nan')):.4f}"] +
-                        [("—" if v["time_to"].get(f"{t:.4f}") is None else
-                          f"{v['time_to'][f'{t:.4f}']:.2f}") for t in d["targets"]])
-        lines.append(common.md_table(
-            ["contender", "config", "best HR@10", "best NDCG@10", "s to best", "s total",
-             "full HR@10", "full NDCG@10"] + [f"s to HR {t:.4f}" for t in d["targets"]], rows))
+            hr, nd = (
+                (v.get("best_hr_mean", v["best_hr"]), v.get("best_ndcg_mean", v["best_ndcg"]))
+                if rec["config"].get("seeds")
+                else (v["best_hr"], v["best_ndcg"])
+            )
+            rows.append(
+                [
+                    k,
+                    str(v["config"]),
+                    f"{hr:.4f}",
+                    f"{nd:.4f}",
+                    f"{v['time_to_best_s']:.2f}",
+                    f"{v['total_train_s']:.2f}",
+                    f"{v.get('full_hr@10', float('nan')):.4f}",
+                    f"{v.get('full_ndcg@10', float('nan')):.4f}",
+                ]
+                + [
+                    (
+                        "—"
+                        if v["time_to"].get(f"{t:.4f}") is None
+                        else f"{v['time_to'][f'{t:.4f}']:.2f}"
+                    )
+                    for t in d["targets"]
+                ]
+            )
+        lines.append(
+            common.md_table(
+                [
+                    "contender",
+                    "config",
+                    "best HR@10",
+                    "best NDCG@10",
+                    "s to best",
+                    "s total",
+                    "full HR@10",
+                    "full NDCG@10",
+                ]
+                + [f"s to HR {t:.4f}" for t in d["targets"]],
+                rows,
+            )
+        )
         lines.append("")
     return "\n".join(lines)
 
@@ -330,14 +469,21 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--no-pretrain", action="store_true")
     ap.add_argument("--name", default=None)
-    ap.add_argument("--seeds", action="store_true",
-                    help="repetition r uses seed r (initial factors) for every contender; the "
-                    "tables then give mean best HR / NDCG over the seeds")
-    ap.add_argument("--configs", default=None,
-                    help="skip the grid: a JSON dict {dataset: {neurec_ials: [...], "
-                    "implicit_als: [...], implicit_bpr: [...]}}")
+    ap.add_argument(
+        "--seeds",
+        action="store_true",
+        help="repetition r uses seed r (initial factors) for every contender; the "
+        "tables then give mean best HR / NDCG over the seeds",
+    )
+    ap.add_argument(
+        "--configs",
+        default=None,
+        help="skip the grid: a JSON dict {dataset: {neurec_ials: [...], "
+        "implicit_als: [...], implicit_bpr: [...]}}",
+    )
     args = ap.parse_args()
     from threadpoolctl import threadpool_limits
+
     t_start = time.perf_counter()
     neurec.set_num_threads(args.threads)
     info = common.machine_info()
@@ -345,16 +491,30 @@ def main() -> int:
     # implicit's own advice: OpenBLAS's pool fights its threads (it warns otherwise)
     with threadpool_limits(1, "blas"):
         fixed = json.loads(args.configs) if args.configs else {}
-        out = [bench_dataset(d, args.threads, 1 if args.quick else args.reps, args.quick,
-                             not args.no_pretrain, args.seeds,
-                             {k: tuple(v) for k, v in fixed[d].items()} if d in fixed else None)
-               for d in args.datasets.split(",")]
+        out = [
+            bench_dataset(
+                d,
+                args.threads,
+                1 if args.quick else args.reps,
+                args.quick,
+                not args.no_pretrain,
+                args.seeds,
+                {k: tuple(v) for k, v in fixed[d].items()} if d in fixed else None,
+            )
+            for d in args.datasets.split(",")
+        ]
     name = args.name or ("time_to_quality_quick" if args.quick else "time_to_quality")
-    config = {"threads": args.threads, "reps": 1 if args.quick else args.reps,
-              "datasets": args.datasets, "quick": args.quick, "seeds": args.seeds,
-              "configs": args.configs}
-    return common.finish("time_to_quality", name, info, config, {"datasets": out}, t_start,
-                         markdown)
+    config = {
+        "threads": args.threads,
+        "reps": 1 if args.quick else args.reps,
+        "datasets": args.datasets,
+        "quick": args.quick,
+        "seeds": args.seeds,
+        "configs": args.configs,
+    }
+    return common.finish(
+        "time_to_quality", name, info, config, {"datasets": out}, t_start, markdown
+    )
 
 
 if __name__ == "__main__":

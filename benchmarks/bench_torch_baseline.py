@@ -4,7 +4,7 @@ Usage (from the repository root):
     nice -n 10 python benchmarks/bench_torch_baseline.py --dataset ml-100k --model neumf \
         --epochs 20 --threads 1 --seed 0
 
-Protocol (PROTOCOL.md): every epoch draws ``--num-neg`` fresh negatives per training positive
+Protocol (docs/PROTOCOL.md): every epoch draws ``--num-neg`` fresh negatives per training positive
 (vectorised NumPy rejection sampling against the training set), shuffles, trains with BCE in
 mini-batches of ``--batch-size``; then the sampled protocol ranks each test item among its 99
 fixed negatives (HR@10, NDCG@10, ties in favour of the test item).
@@ -15,8 +15,9 @@ shuffling, tensor conversion and evaluation of that epoch. ``train_cpu_s`` is th
 time of the loop (all threads): on a shared machine, ``train_cpu_s / (threads * train_s)`` well
 below 1 means the run was starved by other processes. ``loadavg_before/after`` are recorded too.
 
-The JSON (default ``benchmarks/results/torch_<dataset>_<model>_t<threads>_e<epochs>_s<seed>
-[_<tag>].json``) holds the config, the environment, per-epoch metrics and a summary.
+The JSON (default ``benchmarks/results/runs/torch_<dataset>_<model>_t<threads>_e<epochs>_s<seed>
+[_quick][_<tag>].json``, a per-run log git ignores; ``results/baselines.md`` summarises the runs)
+holds the config, the environment, per-epoch metrics and a summary.
 """
 
 from __future__ import annotations
@@ -31,28 +32,31 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import _bench_common as bc  # noqa: E402
+import common  # noqa: E402
 import ncf_data  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parses the command line (see module docstring and ``--help``)."""
-    return bc.parse_args("PyTorch NCF baseline (neurec benchmarks)",
-                         ["adam", "sparse_adam", "sgd", "adagrad"], argv)
+    return common.parse_args(
+        "PyTorch NCF baseline (neurec benchmarks)", ["adam", "sparse_adam", "sgd", "adagrad"], argv
+    )
 
 
 def _make_optimizer(model: Any, args: argparse.Namespace) -> list[Any]:
     import torch
 
     if args.optimizer == "sparse_adam":
-        sparse = [p for m in model.modules() if isinstance(m, torch.nn.Embedding)
-                  for p in m.parameters()]
+        sparse = [
+            p for m in model.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters()
+        ]
         ids = {id(p) for p in sparse}
         dense = [p for p in model.parameters() if id(p) not in ids]
         opts = [torch.optim.SparseAdam(sparse, lr=args.lr, eps=1e-8)]
         if dense:
-            opts.append(torch.optim.Adam(dense, lr=args.lr, eps=1e-8,
-                                         weight_decay=args.weight_decay))
+            opts.append(
+                torch.optim.Adam(dense, lr=args.lr, eps=1e-8, weight_decay=args.weight_decay)
+            )
         return opts
     params = model.parameters()
     if args.optimizer == "adam":
@@ -71,7 +75,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch_ncf
 
     t_wall = time.perf_counter()
-    load_before = bc.loadavg()
+    load_before = common.loadavg()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
@@ -79,11 +83,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     data = ncf_data.load_dataset(args.dataset, args.data_dir)
     load_s = time.perf_counter() - t0
-    epochs, max_samples, eval_rows = bc.quick_limits(args)
+    epochs, max_samples, eval_rows = common.quick_limits(args)
 
     model = torch_ncf.build_model(
-        args.model, data.num_users, data.num_items, factors=args.factors, layers=args.layers,
-        init_std=args.init_std, final_init=args.final_init,
+        args.model,
+        data.num_users,
+        data.num_items,
+        factors=args.factors,
+        layers=args.layers,
+        init_std=args.init_std,
+        final_init=args.final_init,
         sparse=args.optimizer == "sparse_adam",
     )
     opts = _make_optimizer(model, args)
@@ -97,17 +106,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         out = np.empty(users.size, dtype=np.float32)
         step = 1 << 16
         for s in range(0, users.size, step):
-            u = torch.from_numpy(users[s:s + step])
-            i = torch.from_numpy(items[s:s + step])
-            out[s:s + step] = model(u, i).numpy()
+            u = torch.from_numpy(users[s : s + step])
+            i = torch.from_numpy(items[s : s + step])
+            out[s : s + step] = model(u, i).numpy()
         return out
 
     t0 = time.perf_counter()
     hr0, ndcg0 = ncf_data.evaluate_sampled(score, data, max_rows=eval_rows)
     init_eval_s = time.perf_counter() - t0
-    print(f"[torch {args.model} {args.dataset}] users={data.num_users} items={data.num_items} "
-          f"train={data.num_train} test={data.test_users.size} threads={args.threads} | "
-          f"init HR@10={hr0:.4f} NDCG@10={ndcg0:.4f}", flush=True)
+    print(
+        f"[torch {args.model} {args.dataset}] users={data.num_users} items={data.num_items} "
+        f"train={data.num_train} test={data.test_users.size} threads={args.threads} | "
+        f"init HR@10={hr0:.4f} NDCG@10={ndcg0:.4f}",
+        flush=True,
+    )
 
     history = []
     bs = args.batch_size
@@ -124,7 +136,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         loss_sum = torch.zeros((), dtype=torch.float64)
         t0, c0 = time.perf_counter(), time.process_time()
         for s in range(0, n, bs):
-            u, i, y = u_t[s:s + bs], i_t[s:s + bs], y_t[s:s + bs]
+            u, i, y = u_t[s : s + bs], i_t[s : s + bs], y_t[s : s + bs]
             logits = model(u, i)
             loss = F.binary_cross_entropy_with_logits(logits, y)
             if use_l2:
@@ -138,19 +150,45 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         train_s = time.perf_counter() - t0
         train_cpu_s = time.process_time() - c0
 
-        history.append(bc.evaluate_epoch(score, data, eval_rows, epoch, float(loss_sum) / n, n,
-                                         sample_s, train_s, train_cpu_s))
+        history.append(
+            common.evaluate_epoch(
+                score,
+                data,
+                eval_rows,
+                epoch,
+                float(loss_sum) / n,
+                n,
+                sample_s,
+                train_s,
+                train_cpu_s,
+            )
+        )
 
-    full = bc.full_ranking(score, data) if args.full_eval else None
+    full = common.full_ranking(score, data) if args.full_eval else None
 
-    summary = bc.summarize(history, time.perf_counter() - t_wall, full)
-    return bc.result_record("pytorch-eager", args, load_before, data, load_s,
-                            {"hr10": hr0, "ndcg10": ndcg0, "seconds": init_eval_s}, history, summary,
-                            effective_epochs=epochs, max_samples_per_epoch=max_samples,
-                            eval_rows=eval_rows, loss="BCEWithLogits (sigmoid + BCE)",
-                            optimizer_detail=("torch.optim.Adam betas (0.9, 0.999) eps 1e-8, dense: "
-                                              "updates every row of every table each step"
-                                              if args.optimizer == "adam" else args.optimizer))
+    summary = common.summarize_epochs(history, time.perf_counter() - t_wall, full)
+    init_eval = {"hr10": hr0, "ndcg10": ndcg0, "seconds": init_eval_s}
+    detail = (
+        "torch.optim.Adam betas (0.9, 0.999) eps 1e-8, dense: updates every row of every "
+        "table each step"
+        if args.optimizer == "adam"
+        else args.optimizer
+    )
+    return common.result_record(
+        "pytorch-eager",
+        args,
+        load_before,
+        data,
+        load_s,
+        init_eval,
+        history,
+        summary,
+        effective_epochs=epochs,
+        max_samples_per_epoch=max_samples,
+        eval_rows=eval_rows,
+        loss="BCEWithLogits (sigmoid + BCE)",
+        optimizer_detail=detail,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     result = run(args)
     if not args.no_save:
-        bc.write_json(result, args.out or bc.default_out("torch", args, ncf_data.DATASETS))
+        common.write_json(result, args.out or common.default_out("torch", args, ncf_data.DATASETS))
     return 0
 
 

@@ -3,10 +3,11 @@
 A single seed on ml-100k (943 test users) has a standard error of about 0.015 in
 HR@10, as large as the differences being judged, so this script compares means
 over seeds at the same epoch count. PyTorch runs come from
-``bench_torch_baseline.py`` (its JSON results are reused when present).
+``bench_torch_baseline.py`` (its JSON results in ``results/runs/`` are reused when present).
 
     python benchmarks/compare_seeds.py --models neumf gmf --seeds 0 1 2 --epochs 20
 """
+
 import argparse
 import json
 import os
@@ -26,6 +27,7 @@ def run_neurec(model_name, seed, epochs, prefix, threads):
     from neurec.data import NegativeSampler, read_ncf
     from neurec.evaluation import evaluate_sampled
     from neurec.models import GMF, MLP, NeuMF
+
     neurec.set_num_threads(threads)
     ds = read_ncf(prefix)
     neurec.utils.set_random_seed(seed)
@@ -41,11 +43,28 @@ def run_neurec(model_name, seed, epochs, prefix, threads):
 
 
 def run_torch(model_name, seed, epochs):
-    path = os.path.join(HERE, "results", f"torch_ml-100k_{model_name}_t1_e{epochs}_s{seed}.json")
+    path = os.path.join(common.RUNS_DIR, f"torch_ml-100k_{model_name}_t1_e{epochs}_s{seed}.json")
     if not os.path.exists(path):
-        subprocess.run([sys.executable, os.path.join(HERE, "bench_torch_baseline.py"), "--dataset",
-                        "ml-100k", "--model", model_name, "--epochs", str(epochs), "--seed", str(seed),
-                        "--threads", "1", "--out", path], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                sys.executable,
+                os.path.join(HERE, "bench_torch_baseline.py"),
+                "--dataset",
+                "ml-100k",
+                "--model",
+                model_name,
+                "--epochs",
+                str(epochs),
+                "--seed",
+                str(seed),
+                "--threads",
+                "1",
+                "--out",
+                path,
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     with open(path) as f:
         d = json.load(f)
     return [(e["hr10"], e["ndcg10"]) for e in d["epochs"] if e["epoch"] >= 1]
@@ -66,20 +85,31 @@ def main():
             t = time.time()
             res["neurec"].append(run_neurec(m, s, args.epochs, args.prefix, args.threads))
             res["torch"].append(run_torch(m, s, args.epochs))
-            print(f"{m} seed {s}: neurec HR@10 {res['neurec'][-1][-1][0]:.4f}, torch "
-                  f"{res['torch'][-1][-1][0]:.4f} ({time.time() - t:.0f}s)", flush=True)
+            print(
+                f"{m} seed {s}: neurec HR@10 {res['neurec'][-1][-1][0]:.4f}, torch "
+                f"{res['torch'][-1][-1][0]:.4f} ({time.time() - t:.0f}s)",
+                flush=True,
+            )
         for fw in ("neurec", "torch"):
             a = np.array(res[fw])  # seeds x epochs x 2
             last = a[:, -1, :]
             best = a.max(axis=1)
             rows.append((m, fw, last.mean(0), last.std(0), best.mean(0)))
-    out = ["| model | framework | HR@10 (epoch %d, mean ± sd) | NDCG@10 | best-epoch HR@10 / NDCG@10 (mean) |"
-           % args.epochs, "|---|---|---|---|---|"]
+    out = [
+        f"| model | framework | HR@10 (epoch {args.epochs}, mean ± sd) | NDCG@10 "
+        "| best-epoch HR@10 / NDCG@10 (mean) |",
+        "|---|---|---|---|---|",
+    ]
     for m, fw, mean, sd, best in rows:
-        out.append(f"| {m} | {fw} | {mean[0]:.4f} ± {sd[0]:.4f} | {mean[1]:.4f} ± {sd[1]:.4f} | "
-                   f"{best[0]:.4f} / {best[1]:.4f} |")
-    text = (f"# neurec vs PyTorch over seeds {args.seeds} (ml-100k, {args.epochs} epochs)\n\n"
-            + "\n".join(out) + "\n")
+        out.append(
+            f"| {m} | {fw} | {mean[0]:.4f} ± {sd[0]:.4f} | {mean[1]:.4f} ± {sd[1]:.4f} | "
+            f"{best[0]:.4f} / {best[1]:.4f} |"
+        )
+    text = (
+        f"# neurec vs PyTorch over seeds {args.seeds} (ml-100k, {args.epochs} epochs)\n\n"
+        + "\n".join(out)
+        + "\n"
+    )
     print(text)
     common.write_markdown("compare_seeds_ml-100k", text)
 

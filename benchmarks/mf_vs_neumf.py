@@ -7,6 +7,7 @@ among its fixed 99 negatives, so the test set plays no part in choosing the epoc
 
     python benchmarks/mf_vs_neumf.py --seeds 0 1 2
 """
+
 import argparse
 import os
 import sys
@@ -26,6 +27,7 @@ def run(name, seed, prefix, max_epochs):
     from neurec.evaluation import RankingMetrics, evaluate_sampled
     from neurec.models import MF, NeuMF
     from neurec.optimizers import Adam
+
     ds = read_ncf(prefix)
     train, val = leave_one_out(ds.train)
     fit_matrix = train.to_matrix(shape=(ds.num_users, ds.num_items), dedupe="max")
@@ -40,8 +42,10 @@ def run(name, seed, prefix, max_epochs):
         opt, negs = Adam(1e-3), 4
     model.compile(optimizer=opt, loss="binary_crossentropy")
     sampler = NegativeSampler(fit_matrix, num_negatives=negs, seed=seed)
-    cbs = [RankingMetrics(val.users, val.items, negatives=val_neg, k=10, prefix="val_"),
-           EarlyStopping(monitor="val_hr@10", patience=4, restore_best_weights=True)]
+    cbs = [
+        RankingMetrics(val.users, val.items, negatives=val_neg, k=10, prefix="val_"),
+        EarlyStopping(monitor="val_hr@10", patience=4, restore_best_weights=True),
+    ]
     t = time.time()
     h = model.fit(sampler, epochs=max_epochs, batch_size=256, verbose=0, callbacks=cbs, seed=seed)
     r = evaluate_sampled(model, ds.test_users, ds.test_items, ds.test_negatives, k=10)
@@ -53,11 +57,17 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--prefix", default=os.path.join(os.environ.get("NEUREC_DATA", "/work/shared/data"),
-                                                    "ml-100k-ncf", "ml-100k"))
+    p.add_argument(
+        "--prefix",
+        default=os.path.join(
+            os.environ.get("NEUREC_DATA", "/work/shared/data"), "ml-100k-ncf", "ml-100k"
+        ),
+    )
     args = p.parse_args()
-    lines = ["| model | seed | test HR@10 | test NDCG@10 | epoch chosen on validation | fit s |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| model | seed | test HR@10 | test NDCG@10 | epoch chosen on validation | fit s |",
+        "|---|---|---|---|---|---|",
+    ]
     means = {}
     for name in ("mf", "neumf"):
         for s in args.seeds:
@@ -67,11 +77,17 @@ def main():
             print(lines[-1], flush=True)
     for name, v in means.items():
         a = np.array(v)
-        lines.append(f"| **{name} mean** | {len(v)} seeds | {a[:, 0].mean():.4f} | {a[:, 1].mean():.4f} | | |")
-    text = ("# MF vs NeuMF with validation-based early stopping (ml-100k)\n\n"
-            "MF: 64 factors, L2 1e-4 on touched rows, Adam 5e-4, 8 negatives, init N(0, 0.01). "
-            "NeuMF: paper defaults (factor 8, [64,32,16,8], Adam 1e-3, 4 negatives).\n\n"
-            + "\n".join(lines) + "\n")
+        lines.append(
+            f"| **{name} mean** | {len(v)} seeds | {a[:, 0].mean():.4f} "
+            f"| {a[:, 1].mean():.4f} | | |"
+        )
+    text = (
+        "# MF vs NeuMF with validation-based early stopping (ml-100k)\n\n"
+        "MF: 64 factors, L2 1e-4 on touched rows, Adam 5e-4, 8 negatives, init N(0, 0.01). "
+        "NeuMF: paper defaults (factor 8, [64,32,16,8], Adam 1e-3, 4 negatives).\n\n"
+        + "\n".join(lines)
+        + "\n"
+    )
     print(text)
     common.write_markdown("mf_vs_neumf_ml-100k", text)
 

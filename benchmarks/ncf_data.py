@@ -4,12 +4,13 @@ Framework-free (NumPy only) so that every benchmark (PyTorch, Keras, neurec) sha
 same data, sampler and metric code. Nothing here copies data anywhere: files are read in place
 from the data directory (default ``/work/shared/data`` or ``$NEUREC_DATA``).
 
-File format (see PROTOCOL.md):
-    PREFIX.train.rating, PREFIX.test.rating: ``user<TAB>item<TAB>rating[<TAB>timestamp]``, ids from 0.
+File format (see docs/PROTOCOL.md):
+    PREFIX.train.rating, PREFIX.test.rating: ``user<TAB>item<TAB>rating[<TAB>timestamp]``, ids
+    from 0.
     PREFIX.test.negative: ``(user,item)<TAB>neg_1<TAB>...<TAB>neg_n``.
 
-Metric rule (the tie rule of PROTOCOL.md): the rank of the test item is the number of candidates
-with a *strictly higher* score, so ties go in favour of the test item. HR@K = [rank < K];
+Metric rule (the tie rule of docs/PROTOCOL.md): the rank of the test item is the number of
+candidates with a *strictly higher* score, so ties go in favour of the test item. HR@K = [rank < K];
 NDCG@K = 1 / log2(rank + 2) if rank < K else 0.
 """
 
@@ -68,8 +69,10 @@ class NCFData:
     def train_matrix(self):
         """The training positives as a ``neurec.data.InteractionMatrix``."""
         from neurec.data import InteractionMatrix
-        return InteractionMatrix.from_arrays(self.train_users, self.train_items,
-                                             shape=(self.num_users, self.num_items))
+
+        return InteractionMatrix.from_arrays(
+            self.train_users, self.train_items, shape=(self.num_users, self.num_items)
+        )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -79,7 +82,7 @@ class NCFData:
 
 def _read_table(path: str) -> np.ndarray:
     """Reads a TAB-separated numeric file with a constant column count into float64 (n, cols)."""
-    with open(path, "r") as f:
+    with open(path) as f:
         text = f.read()
     first = text.split("\n", 1)[0]
     if not first.strip():
@@ -96,7 +99,7 @@ def _read_table(path: str) -> np.ndarray:
 
 def _read_negatives(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Reads a ``.test.negative`` file into (users, items, negatives)."""
-    with open(path, "r") as f:
+    with open(path) as f:
         text = f.read()
     first = text.split("\n", 1)[0]
     if not first.startswith("("):
@@ -177,8 +180,13 @@ def load_ncf(prefix: str) -> NCFData:
             f"{prefix}.test.rating and {prefix}.test.negative must list the same (user, item) "
             "pairs in the same order."
         )
-    for name, arr in (("train users", tu), ("train items", ti), ("test users", su),
-                      ("test items", si), ("negatives", negatives)):
+    for name, arr in (
+        ("train users", tu),
+        ("train items", ti),
+        ("test users", su),
+        ("test items", si),
+        ("negatives", negatives),
+    ):
         if arr.size and arr.min() < 0:
             raise ValueError(f"{name} in {prefix}.* contain negative ids; ids must start at 0.")
     num_users = int(max(tu.max(initial=-1), su.max(initial=-1))) + 1

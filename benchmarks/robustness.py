@@ -9,6 +9,7 @@ wall time and peak RSS (``ru_maxrss`` of the child), so a case that crashes (sig
 
 Linux (``ru_maxrss`` in KiB). Needs ~1.1 GB of free disk for the 1 GiB-line CSV.
 """
+
 import argparse
 import os
 import re
@@ -53,15 +54,18 @@ PRELUDE = textwrap.dedent("""
 CASES = {
     "8 KB model file declaring Embedding(input_dim=100_000_000)": """
         f = small_model(); cfg = json.loads(f["config.json"])
-        next(l for l in cfg["model"]["layers"] if l["class_name"] == "Embedding")["config"]["input_dim"] = 100_000_000
+        emb = next(l for l in cfg["model"]["layers"] if l["class_name"] == "Embedding")
+        emb["config"]["input_dim"] = 100_000_000
         f["config.json"] = json.dumps(cfg).encode(); p = os.path.join(D, "big.neurec")
         write_zip(p, f.items()); print("SIZE", os.path.getsize(p))
         outcome(lambda: load_model(p))
     """,
     ".npy header declaring 400 M floats in 200 bytes": """
-        f = small_model(); h = b"{'descr': '<f4', 'fortran_order': False, 'shape': (100000000, 4), }"
+        f = small_model()
+        h = b"{'descr': '<f4', 'fortran_order': False, 'shape': (100000000, 4), }"
         h += b" " * (118 - len(h)) + b"\\n"
-        f["weights/00000.npy"] = b"\\x93NUMPY\\x01\\x00" + len(h).to_bytes(2, "little") + h + bytes(64)
+        magic = b"\\x93NUMPY\\x01\\x00" + len(h).to_bytes(2, "little")
+        f["weights/00000.npy"] = magic + h + bytes(64)
         p = os.path.join(D, "hdr.neurec"); write_zip(p, f.items())
         outcome(lambda: load_model(p))
     """,
@@ -89,7 +93,8 @@ CASES = {
     """,
     "optimizer iterations = -70000 (was SIGSEGV at fit)": """
         f = small_model(); b = io.BytesIO(); np.save(b, np.array([-70000], np.int64))
-        f["optimizer/00000.npy"] = b.getvalue(); p = os.path.join(D, "neg.neurec"); write_zip(p, f.items())
+        f["optimizer/00000.npy"] = b.getvalue()
+        p = os.path.join(D, "neg.neurec"); write_zip(p, f.items())
         outcome(lambda: load_model(p))
     """,
     "fit(batch_size=2**62) on 200 samples": """
@@ -104,7 +109,8 @@ CASES = {
     """,
     "set_num_threads(300) + hogwild fit": """
         neurec.set_num_threads(300)
-        m = GMF(50, 40, factors=4); m.compile(optimizer="adam", loss="binary_crossentropy", hogwild=True)
+        m = GMF(50, 40, factors=4)
+        m.compile(optimizer="adam", loss="binary_crossentropy", hogwild=True)
         x = [np.arange(9600) % 50, np.arange(9600) % 40]
         outcome(lambda: m.fit(x, np.ones(9600, np.float32), batch_size=8, verbose=0))
     """,
@@ -176,8 +182,13 @@ def run_case(code: str, timeout: float = 300.0) -> dict:
         script = PRELUDE + textwrap.dedent(code)
         t0 = time.perf_counter()
         try:
-            r = subprocess.run([sys.executable, "-c", script, d], capture_output=True, text=True,
-                               timeout=timeout, cwd=ROOT)
+            r = subprocess.run(
+                [sys.executable, "-c", script, d],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                cwd=ROOT,
+            )
         except subprocess.TimeoutExpired:
             return {"outcome": f"HANG (> {timeout:.0f} s)", "seconds": timeout, "rss": None}
         dt = time.perf_counter() - t0
@@ -187,7 +198,9 @@ def run_case(code: str, timeout: float = 300.0) -> dict:
         for key in ("LATENCY", "GROWTH"):
             extra = next((l.split()[1] for l in lines if l.startswith(key + " ")), None)
             if extra is not None:
-                out = f"{out} ({key.lower()} {float(extra):.2f}{' s' if key == 'LATENCY' else ' MB'})"
+                out = (
+                    f"{out} ({key.lower()} {float(extra):.2f}{' s' if key == 'LATENCY' else ' MB'})"
+                )
         if r.returncode != 0:
             out = f"CRASH (exit {r.returncode}): {r.stderr.strip().splitlines()[-1:]}"
         return {"outcome": out, "seconds": dt, "rss": rss}
@@ -205,21 +218,27 @@ def main() -> None:
         print(f"| {name} | {r['outcome']} | {r['seconds']:.2f} s | {rss} |", flush=True)
     if args.fuzz:
         env = {**os.environ, "NEUREC_FUZZ_EXAMPLES": str(args.fuzz)}
-        runner = ("import re, resource, sys, pytest\n"
-                  "rc = pytest.main(['-q', '-p', 'no:cacheprovider', '--hypothesis-show-statistics',"
-                  " 'tests/test_fuzz.py'])\n"
-                  "print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
-                  "sys.exit(int(rc))\n")
+        runner = (
+            "import re, resource, sys, pytest\n"
+            "rc = pytest.main(['-q', '-p', 'no:cacheprovider', '--hypothesis-show-statistics',"
+            " 'tests/test_fuzz.py'])\n"
+            "print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+            "sys.exit(int(rc))\n"
+        )
         t0 = time.perf_counter()
-        r = subprocess.run([sys.executable, "-c", runner], capture_output=True, text=True, env=env,
-                           cwd=ROOT)
+        r = subprocess.run(
+            [sys.executable, "-c", runner], capture_output=True, text=True, env=env, cwd=ROOT
+        )
         dt = time.perf_counter() - t0
-        counts = [tuple(int(v) for v in m) for m in
-                  re.findall(r"(\d+) passing, (\d+) failing", r.stdout)]
+        counts = [
+            tuple(int(v) for v in m) for m in re.findall(r"(\d+) passing, (\d+) failing", r.stdout)
+        ]
         rss = next((int(l.split()[1]) for l in r.stdout.splitlines() if l.startswith("RSS ")), 0)
-        print(f"\nfuzz x{args.fuzz}: {sum(c[0] for c in counts)} passing cases, "
-              f"{sum(c[1] for c in counts)} failing, pytest exit {r.returncode}, {dt:.0f} s, "
-              f"peak RSS {rss / 1024:.0f} MB")
+        print(
+            f"\nfuzz x{args.fuzz}: {sum(c[0] for c in counts)} passing cases, "
+            f"{sum(c[1] for c in counts)} failing, pytest exit {r.returncode}, {dt:.0f} s, "
+            f"peak RSS {rss / 1024:.0f} MB"
+        )
         print("\n".join(l for l in r.stdout.splitlines() if "passed" in l or "Warning" in l))
 
 

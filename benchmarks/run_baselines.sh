@@ -1,5 +1,6 @@
 #!/bin/sh
-# Re-runs the recorded PyTorch / Keras baseline numbers (results/*.json), one job at a time.
+# Re-runs the PyTorch / Keras baseline runs summarised in results/baselines.md, one job at a
+# time (each writes its log to results/runs/, which git ignores).
 # Usage: sh benchmarks/run_baselines.sh  (from the repository root; about 25 min on 2 cores)
 set -e
 B="nice -n 10 python benchmarks/bench_torch_baseline.py"
@@ -7,7 +8,8 @@ K="nice -n 10 python benchmarks/bench_keras_baseline.py"
 for m in gmf mlp neumf; do
   $B --dataset ml-100k --model $m --epochs 20 --threads 1 --seed 0
 done
-# Best MF setting of results/mf_sweep (64 factors, 4 negatives, Adam 1e-3, row-wise L2 3e-3).
+# Best setting of the MF sweep in results/baselines.md (64 factors, 4 negatives, Adam 1e-3,
+# row-wise L2 3e-3).
 $B --dataset ml-100k --model mf --factors 64 --lr 0.001 --l2 3e-3 --epochs 20 --threads 1 --seed 0 --full-eval
 # Threads: 1 vs 2 side by side; libgomp's default spin-waiting vs OMP_WAIT_POLICY=PASSIVE.
 $B --dataset ml-100k --model neumf --epochs 5 --threads 1 --seed 0

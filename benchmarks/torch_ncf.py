@@ -27,7 +27,7 @@ clipping of probabilities to [1e-7, 1 - 1e-7].
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -57,9 +57,7 @@ def _embedding(num: int, dim: int, std: float, sparse: bool = False) -> nn.Embed
 
 def _check_sizes(num_users: int, num_items: int, **dims: int) -> None:
     if num_users < 1 or num_items < 1:
-        raise ValueError(
-            f"num_users and num_items must be >= 1, got {num_users} and {num_items}."
-        )
+        raise ValueError(f"num_users and num_items must be >= 1, got {num_users} and {num_items}.")
     for name, value in dims.items():
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}.")
@@ -87,9 +85,15 @@ class GMF(nn.Module):
         sparse: sparse embedding gradients (for ``torch.optim.SparseAdam``); default dense.
     """
 
-    def __init__(self, num_users: int, num_items: int, factors: int = 8,
-                 init_std: float = 0.01, final_init: str = "glorot_uniform",
-                 sparse: bool = False) -> None:
+    def __init__(
+        self,
+        num_users: int,
+        num_items: int,
+        factors: int = 8,
+        init_std: float = 0.01,
+        final_init: str = "glorot_uniform",
+        sparse: bool = False,
+    ) -> None:
         super().__init__()
         _check_sizes(num_users, num_items, factors=factors)
         self.user_embedding = _embedding(num_users, factors, init_std, sparse)
@@ -116,9 +120,15 @@ class MLP(nn.Module):
         sparse: sparse embedding gradients (for ``torch.optim.SparseAdam``); default dense.
     """
 
-    def __init__(self, num_users: int, num_items: int, layers: Sequence[int] = (64, 32, 16, 8),
-                 init_std: float = 0.01, final_init: str = "glorot_uniform",
-                 sparse: bool = False) -> None:
+    def __init__(
+        self,
+        num_users: int,
+        num_items: int,
+        layers: Sequence[int] = (64, 32, 16, 8),
+        init_std: float = 0.01,
+        final_init: str = "glorot_uniform",
+        sparse: bool = False,
+    ) -> None:
         super().__init__()
         layers = _check_layers(layers)
         _check_sizes(num_users, num_items)
@@ -156,9 +166,16 @@ class NeuMF(nn.Module):
         sparse: sparse embedding gradients (for ``torch.optim.SparseAdam``); default dense.
     """
 
-    def __init__(self, num_users: int, num_items: int, factors: int = 8,
-                 layers: Sequence[int] = (64, 32, 16, 8), init_std: float = 0.01,
-                 final_init: str = "glorot_uniform", sparse: bool = False) -> None:
+    def __init__(
+        self,
+        num_users: int,
+        num_items: int,
+        factors: int = 8,
+        layers: Sequence[int] = (64, 32, 16, 8),
+        init_std: float = 0.01,
+        final_init: str = "glorot_uniform",
+        sparse: bool = False,
+    ) -> None:
         super().__init__()
         layers = _check_layers(layers)
         _check_sizes(num_users, num_items, factors=factors)
@@ -190,8 +207,14 @@ class MF(nn.Module):
         sparse: sparse embedding gradients (for ``torch.optim.SparseAdam``); default dense.
     """
 
-    def __init__(self, num_users: int, num_items: int, factors: int = 32,
-                 init_std: float = 0.01, sparse: bool = False) -> None:
+    def __init__(
+        self,
+        num_users: int,
+        num_items: int,
+        factors: int = 32,
+        init_std: float = 0.01,
+        sparse: bool = False,
+    ) -> None:
         super().__init__()
         _check_sizes(num_users, num_items, factors=factors)
         self.user_embedding = _embedding(num_users, factors, init_std, sparse)
@@ -205,18 +228,33 @@ class MF(nn.Module):
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Returns logits of shape ``(batch,)``."""
         dot = (self.user_embedding(users) * self.item_embedding(items)).sum(-1)
-        return (dot + self.user_bias(users).squeeze(-1) + self.item_bias(items).squeeze(-1)
-                + self.global_bias)
+        return (
+            dot
+            + self.user_bias(users).squeeze(-1)
+            + self.item_bias(items).squeeze(-1)
+            + self.global_bias
+        )
 
     def l2_rows(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Per-example squared norm of the parameters the example touches, shape ``(batch,)``."""
-        return ((self.user_embedding(users) ** 2).sum(-1) + (self.item_embedding(items) ** 2).sum(-1)
-                + self.user_bias(users).squeeze(-1) ** 2 + self.item_bias(items).squeeze(-1) ** 2)
+        return (
+            (self.user_embedding(users) ** 2).sum(-1)
+            + (self.item_embedding(items) ** 2).sum(-1)
+            + self.user_bias(users).squeeze(-1) ** 2
+            + self.item_bias(items).squeeze(-1) ** 2
+        )
 
 
-def build_model(name: str, num_users: int, num_items: int, factors: int | None = None,
-                layers: Sequence[int] = (64, 32, 16, 8), init_std: float = 0.01,
-                final_init: str = "glorot_uniform", sparse: bool = False) -> nn.Module:
+def build_model(
+    name: str,
+    num_users: int,
+    num_items: int,
+    factors: int | None = None,
+    layers: Sequence[int] = (64, 32, 16, 8),
+    init_std: float = 0.01,
+    final_init: str = "glorot_uniform",
+    sparse: bool = False,
+) -> nn.Module:
     """Builds one of the models by name.
 
     Args:

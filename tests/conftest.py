@@ -5,7 +5,7 @@ import pytest
 
 import neurec
 
-# ci/package.sh runs the suite against an installed wheel or an in-place build:
+# .ci/package.sh runs the suite against an installed wheel or an in-place build:
 # make sure that is what was imported, not a source tree found first on sys.path.
 _expected = os.environ.get("NEUREC_TEST_IMPORT_FROM")
 if _expected and not os.path.realpath(neurec.__file__).startswith(os.path.realpath(_expected)):

@@ -118,7 +118,7 @@ def _missing(tc: Toolchain) -> str | None:
 
 def _env(detect_leaks: bool = True) -> dict:
     env = dict(os.environ)
-    # ci/sanitize.sh runs pytest with libasan preloaded: gcc and the programs
+    # .ci/sanitize.sh runs pytest with libasan preloaded: gcc and the programs
     # (which link their own runtime) must start without it.
     env.pop("LD_PRELOAD", None)
     # No detect_stack_use_after_return: ASan's fake stack frames are only 32-byte aligned, and

@@ -8,7 +8,7 @@ the arguments of ``fit``/``predict``/``recommend``. Every case must either work 
 process, a hang) fails.
 
 Bounded for CI: ``NEUREC_FUZZ_EXAMPLES`` scales the number of cases (default 1, i.e. the
-per-test ``max_examples`` below; ``ci/sanitize.sh`` runs the same suite against the ASan/UBSan
+per-test ``max_examples`` below; ``.ci/sanitize.sh`` runs the same suite against the ASan/UBSan
 build). ``NEUREC_FUZZ_EXAMPLES=20 python -m pytest tests/test_fuzz.py`` is the long run whose
 counts the README reports.
 """

@@ -81,7 +81,7 @@ def test_fixtures_are_small_and_name_their_sources():
 # ones; the other optimizers' sparse modes apply skipped steps when a row comes back, so
 # rows absent from the last batch still differ from dense updates at the end of the epoch.
 CASES = [(name, False) for name in sorted(OPTIMIZERS)] + [("adagrad", True)]
-# (no "torch" in the test names: ci/sanitize.sh deselects -k torch, and these need neither)
+# (no "torch" in the test names: .ci/sanitize.sh deselects -k torch, and these need neither)
 
 
 @pytest.mark.parametrize("name, sparse", CASES, ids=[f"{n}-{'sparse' if s else 'dense'}"

@@ -4,7 +4,7 @@ Several Python threads hammer two models (one shared by three of them) for a bou
 while another keeps changing the thread count. Nothing may crash, hang or corrupt a result:
 predictions of a model nobody trains must stay exactly what they were, recommendations must
 equal a brute-force top-K of its scores, and a model saved mid-run must load and predict
-like the one it was saved from. ``ci/sanitize.sh`` runs this under AddressSanitizer/UBSan;
+like the one it was saved from. ``.ci/sanitize.sh`` runs this under AddressSanitizer/UBSan;
 ``NEUREC_STRESS_SECONDS`` sets the duration (default 6 s).
 """
 from __future__ import annotations
