@@ -13,7 +13,6 @@ import codecs
 import csv
 import gc
 import itertools
-from typing import Optional, Tuple, Union
 
 import numpy as np
 
@@ -31,14 +30,14 @@ _ASCII_BASED = ("utf-8", "ascii", "latin-1", "iso8859-1", "cp1252", "utf-8-sig")
 
 def read_interaction_columns(
     path: str,
-    user_col: Union[str, int, None],
-    item_col: Union[str, int, None],
-    time_col: Union[str, int, None],
-    value_col: Union[str, int, None],
+    user_col: str | int | None,
+    item_col: str | int | None,
+    time_col: str | int | None,
+    value_col: str | int | None,
     sep: str,
     header: bool,
     encoding: str,
-) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Read the columns of a delimited file of interactions.
 
     The arguments and errors are those of `InteractionLog.read_csv`, which
@@ -155,7 +154,7 @@ def _read_bounded(path: str, max_line: int) -> bytes:
         return f.read()
 
 
-def _fast_numbers(texts, dtype) -> Optional[np.ndarray]:
+def _fast_numbers(texts, dtype) -> np.ndarray | None:
     """Parse a list of numeric strings in one C call; None if any field is not a plain number."""
     if not texts:
         return np.empty(0, dtype=dtype)
@@ -341,5 +340,7 @@ def _raise_row(path, row_pos, header, encoding, sep, what):
         lineno = reader.line_num
     with open(path, encoding=encoding, errors="replace") as f:
         text = next(itertools.islice(f, lineno - 1, None), "").rstrip("\r\n")
-    shown = repr(text) if len(text) <= 120 else f"{text[:120]!r}... ({len(text) - 120} more characters)"
+    shown = repr(text)
+    if len(text) > 120:
+        shown = f"{text[:120]!r}... ({len(text) - 120} more characters)"
     raise ValueError(f"{path}, line {lineno}: malformed row ({what}): {shown}")
