@@ -148,16 +148,17 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def _write(path, model, matrix, uenc, ienc, top):
     import csv
-    import os
-    import tempfile
+    import io
+
+    from neurec._atomic import atomic_write
     users = np.arange(len(uenc))
     ids, scores = model.recommend(users, k=top, exclude=matrix)
     raw_users = uenc.inverse_transform(users)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            w = csv.writer(f)
+
+    def write(f):
+        text = io.TextIOWrapper(f, newline="")  # the locale's encoding, as open(path, "w")
+        try:
+            w = csv.writer(text)
             w.writerow(["user_id", "rank", "item_id", "score"])
             ok = ids >= 0
             raw_items = np.empty(ids.shape, dtype=object)
@@ -165,11 +166,10 @@ def _write(path, model, matrix, uenc, ienc, top):
             for r in range(len(users)):
                 for j, (it, sc) in enumerate(zip(raw_items[r][ok[r]], scores[r][ok[r]])):
                     w.writerow([raw_users[r], j + 1, it, f"{sc:.6f}"])
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        finally:
+            text.detach()  # flushes; atomic_write closes f
+
+    atomic_write(path, write)
 
 
 if __name__ == "__main__":

@@ -1,21 +1,27 @@
-"""Atomic file writes shared by model saving and the NCF writer.
+"""Atomic file writes: the one place where neurec writes a temporary file and renames it.
 
-Every file is written to a temporary file in the target's directory, flushed to disk, then
-renamed over the target, so a reader never sees a half-written file. A group of files is
-renamed only once every member has been written, so a failure leaves the old group intact.
+Used by model saving, the NCF writer, the MovieLens download cache and the command line's
+recommendation file. Every file is written to a temporary file in the target's directory,
+flushed to disk, then renamed over the target, so a reader never sees a half-written file. A
+group of files is renamed only once every member has been written, so a failure leaves the
+old group intact. A directory (an extracted archive) is filled under a temporary name and
+renamed the same way by :func:`atomic_directory`.
 
 Temporary files are named ``.<target name>.<pid>.<random>.neurec-tmp``. A process killed
 mid-save (``kill -9``, power loss) leaves one behind; the next save of the same target removes
 those whose process is gone (and any older than a day), and never touches other files.
 Temporary files are created with mode ``0o666`` minus the umask, as ``open()`` would create
-the target itself.
+the target itself (directories ``0o777`` minus the umask), and are opened for reading too, so
+a write function may check what it wrote before the rename.
 """
 import os
 import secrets
+import shutil
 import time
 from typing import BinaryIO, Callable, List, Optional, Sequence, Tuple
 
-__all__ = ["TEMP_SUFFIX", "temp_name", "clean_stale_temps", "atomic_write", "atomic_write_many"]
+__all__ = ["TEMP_SUFFIX", "temp_name", "clean_stale_temps", "atomic_write", "atomic_write_many",
+           "atomic_directory"]
 
 TEMP_SUFFIX = ".neurec-tmp"
 # a dead writer's temp file goes once it is this old (a pid from another host sharing the
@@ -59,9 +65,10 @@ def _pid_alive(pid: int) -> bool:
 def clean_stale_temps(target: str, now: Optional[float] = None) -> List[str]:
     """Remove temporary files left by interrupted writes of ``target``.
 
-    Only files named by :func:`temp_name` for this target are considered; one is removed
-    when its writer process no longer exists (and it is over a minute old) or when it is
-    over a day old. Errors (a file removed concurrently, no permission) are ignored.
+    Only files (or directories, see :func:`atomic_directory`) named by :func:`temp_name` for
+    this target are considered; one is removed when its writer process no longer exists (and
+    it is over a minute old) or when it is over a day old. Errors (a file removed
+    concurrently, no permission) are ignored.
 
     Args:
         target: Path of the file about to be written.
@@ -92,7 +99,10 @@ def clean_stale_temps(target: str, now: Optional[float] = None) -> List[str]:
         dead = not _pid_alive(int(middle[0]))
         if (dead and age > DEAD_PID_GRACE_SECONDS) or age > STALE_SECONDS:
             try:
-                os.unlink(path)
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path)
+                else:
+                    os.unlink(path)
                 removed.append(path)
             except OSError:
                 pass
@@ -102,21 +112,21 @@ def clean_stale_temps(target: str, now: Optional[float] = None) -> List[str]:
 def _open_temp(target: str) -> Tuple[str, BinaryIO]:
     directory = os.path.dirname(os.path.abspath(target))
     os.makedirs(directory, exist_ok=True)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     for _ in range(100):
         path = os.path.join(directory, temp_name(target))
         try:
             fd = os.open(path, flags, 0o666)  # the umask applies, as for open(target, "wb")
         except FileExistsError:
             continue
-        return path, os.fdopen(fd, "wb")
+        return path, os.fdopen(fd, "w+b")
     raise FileExistsError(f"could not create a temporary file next to {target}")
 
 
 def atomic_write_many(files: Sequence[Tuple[str, Writer]], overwrite: bool = True) -> None:
     """Write several files all-or-nothing (as far as the file system allows).
 
-    Each ``write(f)`` gets a binary file object. Every file is written to its temporary
+    Each ``write(f)`` gets a binary file object, open for reading too. Every file is written to its temporary
     file and flushed to disk first, and every target is checked to be replaceable (not a
     directory); only then are they renamed over their targets, in order. If any write or
     check fails, every temporary file is removed and no target changes. The renames
@@ -177,3 +187,42 @@ def atomic_write_many(files: Sequence[Tuple[str, Writer]], overwrite: bool = Tru
 def atomic_write(target: str, write: Writer, overwrite: bool = True) -> None:
     """Write one file atomically (see :func:`atomic_write_many`)."""
     atomic_write_many([(target, write)], overwrite=overwrite)
+
+
+def atomic_directory(target: str, fill: Callable[[str], None]) -> None:
+    """Create the directory ``target`` atomically, replacing a directory already there.
+
+    ``fill(path)`` fills an empty temporary directory next to ``target`` (named by
+    :func:`temp_name`); once it returns, a directory at ``target`` is removed and the
+    temporary one renamed to ``target``. If ``fill`` (or the rename) fails, the temporary
+    directory is removed and ``target`` is as it was (unless the failure comes between the
+    removal and the rename: then there is no ``target``, never a partial one).
+
+    Args:
+        target: Path of the directory to create.
+        fill: Function that writes the directory's contents under the path it receives.
+
+    Raises:
+        Whatever ``fill`` or the file system raises; ``FileExistsError`` if no temporary
+        name is free.
+    """
+    clean_stale_temps(target)
+    directory = os.path.dirname(os.path.abspath(target))
+    os.makedirs(directory, exist_ok=True)
+    for _ in range(100):
+        tmp = os.path.join(directory, temp_name(target))
+        try:
+            os.mkdir(tmp)  # 0o777 minus the umask, as for os.mkdir(target)
+        except FileExistsError:
+            continue
+        break
+    else:
+        raise FileExistsError(f"could not create a temporary directory next to {target}")
+    try:
+        fill(tmp)
+        if os.path.isdir(target):
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

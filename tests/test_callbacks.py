@@ -184,7 +184,7 @@ def test_lambda_callback_rejects_bad_hooks():
     ("val_map", "max"),
 ])
 def test_auto_mode_inference(monitor, mode):
-    assert cbm._infer_mode(monitor) == mode
+    assert cbm.monitor._infer_mode(monitor) == mode
 
 
 def test_early_stopping_patience():
@@ -494,6 +494,49 @@ def test_reduce_lr_on_plateau_cooldown_and_max_mode():
     with pytest.raises(ValueError, match="factor"):
         ReduceLROnPlateau(factor=1.0)
 
+
+# (monitor, two values, min_delta, whether the second value improves on the first). Changes of
+# exactly min_delta fall either side in float64; the rule is Keras 3's MonitorCallback one,
+# ``value - min_delta > best`` (max) / ``value + min_delta < best`` (min), with |min_delta|.
+IMPROVEMENT_EDGES = [
+    ("val_loss", [0.0313, 0.0312], 1e-4, False),  # 0.0312 < 0.0313 - 1e-4 holds in float64
+    ("val_hr@10", [0.0312, 0.0313], 1e-4, True),  # 0.0313 > 0.0312 + 1e-4 does not
+    ("val_loss", [1.0, 1.0], -0.5, False),        # a negative min_delta counts as |min_delta|
+    ("val_auc", [0.5, 0.5], -0.5, False),
+]
+
+
+@pytest.mark.parametrize("monitor, values, min_delta, improves", IMPROVEMENT_EDGES)
+def test_monitor_callbacks_share_one_improvement_rule(monitor, values, min_delta, improves):
+    """Regression: ReduceLROnPlateau tested ``current < best - min_delta`` and kept the sign
+    of ``min_delta``, while EarlyStopping and ModelCheckpoint tested
+    ``current + min_delta < best`` with ``abs(min_delta)``: on the same values one could
+    count an improvement that the other did not."""
+    logs = [{monitor: v} for v in values]
+    es = EarlyStopping(monitor=monitor, min_delta=min_delta, patience=1)
+    _fit([es], logs)
+    assert (es.stopped_epoch == 0) == improves
+    rl = ReduceLROnPlateau(monitor=monitor, min_delta=min_delta, patience=1, factor=0.5)
+    model, _ = _fit([rl], logs, model=FakeModel(lr=0.1))
+    assert (model.optimizer.learning_rate == 0.1) == improves
+
+def test_monitor_callbacks_warn_when_the_monitor_is_missing(tmp_path):
+    logs = [{"loss": 1.0}, {"loss": 2.0}, {"loss": 3.0}]
+    es = EarlyStopping(monitor="val_auc", patience=0)
+    with pytest.warns(UserWarning, match=r"^Early stopping conditioned on metric `val_auc` "
+                      r"which is not available\. Available metrics are: loss$"):
+        model, _ = _fit([es], logs)
+    assert not model.stop_training
+    rl = ReduceLROnPlateau(monitor="val_auc", patience=0)
+    with pytest.warns(UserWarning, match=r"^Learning rate reduction is conditioned on metric "
+                      r"`val_auc` which is not available\. Available metrics are: "
+                      r"loss,learning_rate\.$"):
+        model, _ = _fit([rl], logs, model=FakeModel(lr=0.1))
+    assert model.optimizer.learning_rate == 0.1
+    ckpt = ModelCheckpoint(str(tmp_path / "m.neurec"), monitor="val_auc", save_best_only=True)
+    with pytest.warns(UserWarning, match=r"^Can save best model only with val_auc available\.$"):
+        model, _ = _fit([ckpt], logs)
+    assert len(model.saved) == 3  # saved anyway, as in Keras 3
 
 def test_terminate_on_nan_stops_within_epoch():
     model = FakeModel()

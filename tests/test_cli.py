@@ -1,6 +1,8 @@
 """The main job: ``python -m neurec`` run in-process through ``neurec.__main__.main``."""
 import csv
+import os
 import re
+import stat
 
 import numpy as np
 import pytest
@@ -47,7 +49,11 @@ def _check_recs(rows, top, n_users, seen=None):
 # ---------------------------------------------------------------- synthetic data
 def test_synthetic_run_prints_metrics_and_writes_csv(tmp_path, capsys):
     out_csv = tmp_path / "recs.csv"
-    assert main(SYNTH + ["--output", str(out_csv), "--top", "4", "--show", "2"]) == 0
+    umask = os.umask(0o022)
+    try:
+        assert main(SYNTH + ["--output", str(out_csv), "--top", "4", "--show", "2"]) == 0
+    finally:
+        os.umask(umask)
     out = capsys.readouterr().out
     assert "synthetic purchases" in out
     assert "300 users, 300 items" in out
@@ -71,7 +77,9 @@ def test_synthetic_run_prints_metrics_and_writes_csv(tmp_path, capsys):
     for j, cust in enumerate(shown):
         printed = [item for _, item, _ in lines[4 * j:4 * j + 4]]
         assert printed == [item for _, item, _ in by_user[cust]]
-    assert not list(tmp_path.glob("*.tmp"))          # no temporary file left behind
+    assert [p.name for p in tmp_path.iterdir()] == ["recs.csv"]  # no temporary file left
+    if os.name == "posix":  # made as open() makes a file (through mkstemp it was 0o600)
+        assert stat.S_IMODE(out_csv.stat().st_mode) == 0o644
 
 
 def test_verbose_zero_prints_no_progress(capsys):

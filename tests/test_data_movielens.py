@@ -2,6 +2,7 @@
 import http.server
 import io
 import os
+import stat
 import threading
 import zipfile
 
@@ -135,6 +136,24 @@ def test_download_extract_and_reuse_cache(tmp_path, server):
     os.remove(cache / "movielens" / "ml-100k" / "ml-100k" / "u.data")
     check_log(load_movielens("ml-100k", cache_dir=cache, download=False))
     assert hits == ["/ml-100k.zip"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_cache_respects_the_umask(tmp_path, server):
+    """Regression: the archive came from mkstemp (0o600) and the extracted directory from
+    mkdtemp (0o700) whatever the umask; both are now made as open() and mkdir() make them."""
+    base, routes, _ = server
+    routes["/ml-100k.zip"] = zip_bytes({"ml-100k/u.data": u_data()})
+    cache = tmp_path / "cache"
+    umask = os.umask(0o022)
+    try:
+        check_log(load_movielens("ml-100k", cache_dir=cache, url=f"{base}/ml-100k.zip"))
+    finally:
+        os.umask(umask)
+    root = cache / "movielens"
+    assert stat.S_IMODE((root / "ml-100k.zip").stat().st_mode) == 0o644
+    assert stat.S_IMODE((root / "ml-100k").stat().st_mode) == 0o755
+    assert sorted(os.listdir(root)) == ["ml-100k", "ml-100k.zip"]
 
 
 def test_default_cache_dir_is_neurec_home(tmp_path, server, monkeypatch):

@@ -9,7 +9,7 @@ from neurec.callbacks import CallbackList
 from neurec.evaluation import (PopularityModel, RankingMetrics, evaluate_full,
                                evaluate_sampled)
 from neurec.evaluation import protocols
-from neurec.evaluation.metrics import (_reference_metrics, _reference_ranks_full,
+from neurec.evaluation.ranking import (_reference_metrics, _reference_ranks_full,
                                        _reference_ranks_sampled)
 
 

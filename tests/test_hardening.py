@@ -228,6 +228,17 @@ def test_hogwild_with_300_threads_stays_in_bounds():
 
 
 # --------------------------------------------------------------- 6: denial of service
+def failed_load_peak(path, match=None):
+    """Peak bytes tracemalloc sees allocated while ``load_model(path)`` raises ValueError."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=match):
+            load_model(path)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def test_huge_embedding_in_small_model_file_fails_before_allocating(tmp_path):
     _, _, _, path = saved(tmp_path)
 
@@ -241,14 +252,8 @@ def test_huge_embedding_in_small_model_file_fails_before_allocating(tmp_path):
 
     bad = edited(tmp_path, path, grow)
     assert os.path.getsize(bad) < 64 * 1024
-    tracemalloc.start()
     t0 = time.perf_counter()
-    try:
-        with pytest.raises(ValueError, match="input_dim|shape"):
-            load_model(bad)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    peak = failed_load_peak(bad, match="input_dim|shape")
     assert time.perf_counter() - t0 < 5.0
     assert peak < 16 * 2**20, f"loading allocated {peak / 2**20:.0f} MB before failing"
 
@@ -259,14 +264,7 @@ def test_npy_header_declaring_a_huge_array_fails_before_allocating(tmp_path):
     header += b" " * (118 - len(header)) + b"\n"
     fake = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + b"\0" * 64
     bad = edited(tmp_path, path, lambda f: f.__setitem__("weights/00000.npy", fake))
-    tracemalloc.start()
-    try:
-        with pytest.raises(ValueError, match="weights/00000.npy"):
-            load_model(bad)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 16 * 2**20
+    assert failed_load_peak(bad, match="weights/00000.npy") < 16 * 2**20
 
 
 def test_compressed_members_are_rejected(tmp_path):
@@ -286,14 +284,7 @@ def test_zip_bomb_member_is_rejected_without_inflating(tmp_path):
             z.writestr(n, b)
         z.writestr("weights/99999.npy", b"\0" * (64 * 2**20), compress_type=zipfile.ZIP_DEFLATED)
     assert os.path.getsize(bad) < 2**20
-    tracemalloc.start()
-    try:
-        with pytest.raises(ValueError):
-            load_model(bad)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 16 * 2**20
+    assert failed_load_peak(bad) < 16 * 2**20
 
 
 def test_duplicate_config_json_is_rejected(tmp_path):
@@ -356,12 +347,17 @@ def test_csv_quoted_field_longer_than_the_limit_fails_clearly(tmp_path):
         InteractionLog.read_csv(path)
 
 
+def ncf_files(tmp_path, train):
+    """Prefix of NCF files whose train file holds ``train``, with one valid test case."""
+    prefix = tmp_path / "d"
+    (tmp_path / "d.train.rating").write_text(train)
+    (tmp_path / "d.test.rating").write_text("0\t1\t1\n")
+    (tmp_path / "d.test.negative").write_text("(0,1)\t2\n")
+    return str(prefix)
+
+
 def test_read_ncf_error_message_truncates_the_offending_line(tmp_path):
-    prefix = str(tmp_path / "d")
-    with open(prefix + ".train.rating", "w") as f:
-        f.write("0\t1\t1\n" + "1\t" + "2\t" * 100_000 + "x\n")
-    open(prefix + ".test.rating", "w").write("0\t1\t1\n")
-    open(prefix + ".test.negative", "w").write("(0,1)\t2\n")
+    prefix = ncf_files(tmp_path, "0\t1\t1\n" + "1\t" + "2\t" * 100_000 + "x\n")
     with pytest.raises(ValueError, match="line 2") as e:
         read_ncf(prefix)
     assert len(str(e.value)) < 1000
@@ -396,10 +392,7 @@ def test_csv_ids_above_int64_are_rejected_not_saturated(tmp_path):
 
 
 def test_ncf_ids_above_int64_are_rejected(tmp_path):
-    prefix = str(tmp_path / "d")
-    open(prefix + ".train.rating", "w").write("0\t1\t1\n99999999999999999999\t2\t1\n")
-    open(prefix + ".test.rating", "w").write("0\t1\t1\n")
-    open(prefix + ".test.negative", "w").write("(0,1)\t2\n")
+    prefix = ncf_files(tmp_path, "0\t1\t1\n99999999999999999999\t2\t1\n")
     with pytest.raises(ValueError, match="int64"):
         read_ncf(prefix)
 
@@ -512,6 +505,33 @@ def test_saved_files_respect_the_umask(tmp_path):
     assert stat.S_IMODE(os.stat(tmp_path / "a.neurec").st_mode) == 0o644
     assert stat.S_IMODE(os.stat(tmp_path / "a.weights.npz").st_mode) == 0o644
     assert stat.S_IMODE(os.stat(tmp_path / "b.neurec").st_mode) == 0o600
+
+
+def test_atomic_directory_replaces_the_old_one_only_once_filled(tmp_path):
+    from neurec._atomic import atomic_directory, temp_name
+    target = tmp_path / "ds"
+
+    def fill(text):
+        return lambda path: open(os.path.join(path, "a.txt"), "w").write(text)
+
+    atomic_directory(str(target), fill("one"))
+    assert (target / "a.txt").read_text() == "one"
+
+    def disk_full(path):
+        fill("half")(path)
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError):
+        atomic_directory(str(target), disk_full)
+    assert os.listdir(tmp_path) == ["ds"] and (target / "a.txt").read_text() == "one"
+    stale = tmp_path / temp_name(str(target), pid=_dead_pid())  # a killed extraction's
+    stale.mkdir()
+    (stale / "a.txt").write_text("half")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    atomic_directory(str(target), fill("two"))
+    assert os.listdir(tmp_path) == ["ds"] and os.listdir(target) == ["a.txt"]
+    assert (target / "a.txt").read_text() == "two"
 
 
 def test_failed_write_ncf_leaves_the_old_files_untouched(tmp_path, monkeypatch):
@@ -650,10 +670,7 @@ def test_csv_lone_minus_sign_is_not_read_as_id_zero(tmp_path):
 
 
 def test_ncf_lone_minus_sign_is_a_malformed_line(tmp_path):
-    prefix = str(tmp_path / "d")
-    open(prefix + ".train.rating", "w").write("0\t1\t1\n1\t2\t-\n")
-    open(prefix + ".test.rating", "w").write("0\t1\t1\n")
-    open(prefix + ".test.negative", "w").write("(0,1)\t2\n")
+    prefix = ncf_files(tmp_path, "0\t1\t1\n1\t2\t-\n")
     with pytest.raises(ValueError, match="line 2"):
         read_ncf(prefix)
 

@@ -26,9 +26,6 @@ PY_MAX_LINES = 700
 KNOWN_OVERSIZE = {
     "csrc/py/_core.c",
     "csrc/src/plan.c",
-    "neurec/callbacks.py",
-
-    "neurec/data/interactions.py",
     "neurec/models/model.py",
 }
 

@@ -16,7 +16,6 @@ import glob
 import os
 import re
 import shutil
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
@@ -24,6 +23,7 @@ from typing import Optional, Union
 
 import numpy as np
 
+from neurec._atomic import atomic_directory, atomic_write
 from neurec.data.interactions import InteractionLog
 from neurec.data.io import _int_column, _parse_numeric_table, _read_bytes
 
@@ -195,39 +195,32 @@ def load_movielens(name: PathLike = "ml-100k", cache_dir: Optional[PathLike] = N
 
 
 def _download(url: str, archive: str, hint: str) -> None:
-    directory = os.path.dirname(archive)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(archive)}.",
-                               suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            try:
-                with urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT) as response:
-                    shutil.copyfileobj(response, f, 1 << 20)
-            except (urllib.error.URLError, OSError) as exc:
-                reason = getattr(exc, "reason", exc)
-                raise ConnectionError(f"Could not download {url}: {reason}. {hint}") from exc
-        if not zipfile.is_zipfile(tmp):
+    """Download ``url`` to ``archive`` atomically, once it is checked to be a sound zip."""
+
+    def write(f):
+        try:
+            with urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT) as response:
+                shutil.copyfileobj(response, f, 1 << 20)
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ConnectionError(f"Could not download {url}: {reason}. {hint}") from exc
+        f.flush()
+        if not zipfile.is_zipfile(f):
             raise ValueError(f"The file downloaded from {url} is not a zip archive; nothing was "
                              f"saved. Check `url`. {hint}")
-        with zipfile.ZipFile(tmp) as zf:
+        with zipfile.ZipFile(f) as zf:
             bad = zf.testzip()
         if bad is not None:
             raise ValueError(f"The zip downloaded from {url} is corrupt (member {bad!r}); "
                              f"nothing was saved. {hint}")
-        os.replace(tmp, archive)
-    except BaseException:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise
+
+    atomic_write(archive, write)
 
 
 def _extract(archive: str, target: str) -> None:
-    directory = os.path.dirname(target)
-    tmp = tempfile.mkdtemp(dir=directory, prefix=f".{os.path.basename(target)}.")
-    try:
+    """Extract ``archive`` into the directory ``target`` atomically, replacing it."""
+
+    def fill(tmp):
         try:
             with zipfile.ZipFile(archive) as zf:
                 root = os.path.realpath(tmp)
@@ -240,9 +233,5 @@ def _extract(archive: str, target: str) -> None:
         except zipfile.BadZipFile as exc:
             raise ValueError(f"{archive} is not a valid zip archive ({exc}); delete it and "
                              "retry.") from exc
-        if os.path.isdir(target):
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    atomic_directory(target, fill)

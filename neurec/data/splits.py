@@ -19,8 +19,8 @@ from typing import Any, Optional, Tuple
 
 import numpy as np
 
-from neurec.data.interactions import (InteractionLog, InteractionMatrix, _group_codes,
-                                      _pair_keys)
+from neurec.data._arrays import _group_codes, _pair_keys
+from neurec.data.interactions import InteractionLog, InteractionMatrix
 
 __all__ = ["leave_one_out", "random_holdout", "time_split", "sample_negatives"]
 

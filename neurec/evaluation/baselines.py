@@ -5,7 +5,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from neurec.evaluation.metrics import _as_ids, _check_k, _to_csr, top_k
+from neurec.evaluation.ranking import _as_ids, _check_k, _to_csr, top_k
 
 __all__ = ["PopularityModel"]
 

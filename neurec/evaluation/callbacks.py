@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from typing import Any, Optional, Union
 
 from neurec.callbacks import Callback
-from neurec.evaluation.metrics import _check_k
+from neurec.evaluation.ranking import _check_k
 from neurec.evaluation.protocols import _FullTask, _SampledTask, _check_batch_size
 
 __all__ = ["RankingMetrics"]

@@ -6,7 +6,7 @@ score per (user, item) pair as an ``(n, 1)`` array. A model that also has
 ``score_items(user_ids)`` returning an ``(n_users, n_items)`` float32 block
 is scored through it in the full protocol (faster: no id arrays).
 
-Ranks, ties and NaN follow `neurec.evaluation.metrics`: only strictly
+Ranks, ties and NaN follow `neurec.evaluation.ranking`: only strictly
 higher-scored candidates go above a positive.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from neurec.evaluation.metrics import (_as_ids, _check_k, _check_ks, _core, _num_threads,
+from neurec.evaluation.ranking import (_as_ids, _check_k, _check_ks, _core, _num_threads,
                                        _to_csr, ranking_metrics)
 
 __all__ = ["evaluate_sampled", "evaluate_full"]

@@ -370,9 +370,9 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
               item_input: Optional[str] = None, user_encoder=None, item_encoder=None,
               unknown: str = "error") -> Tuple[np.ndarray, np.ndarray]:
     from neurec import _core
-    from neurec.evaluation.metrics import _core as rank_core
-    from neurec.evaluation.metrics import _num_threads as num_threads
-    from neurec.evaluation.metrics import _to_csr, top_k
+    from neurec.evaluation.ranking import _core as rank_core
+    from neurec.evaluation.ranking import _num_threads as num_threads
+    from neurec.evaluation.ranking import _to_csr, top_k
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
     if unknown not in ("error", "popular"):

@@ -139,18 +139,21 @@ MUTANTS: List[Mutant] = [
     M("mae-from-sq-err", "neurec/metrics.py",
       'return s["abs_err"] / max(s["elements"], 1.0)', 'return s["sq_err"] / max(s["elements"], 1.0)',
       T_MET, what="fit's mae is the mse"),
-    # -- callbacks.py --------------------------------------------------------------------
-    M("scheduler-not-applied", "neurec/callbacks.py",
+    # -- callbacks/ ----------------------------------------------------------------------
+    M("scheduler-not-applied", "neurec/callbacks/learning_rate.py",
       "        optimizer.learning_rate = float(lr)\n", "",
       T_CB, what="LearningRateScheduler computes the rate but never sets it"),
-    M("plateau-no-factor", "neurec/callbacks.py",
+    M("plateau-no-factor", "neurec/callbacks/learning_rate.py",
       "new_lr = max(old_lr * self.factor, self.min_lr)", "new_lr = max(old_lr, self.min_lr)",
       T_CB, what="ReduceLROnPlateau never lowers the rate"),
-    M("terminate-on-nan-noop", "neurec/callbacks.py",
+    M("terminate-on-nan-noop", "neurec/callbacks/terminate_on_nan.py",
       '            _print(f"Batch {batch}: Invalid loss, terminating training")\n'
       "            self.model.stop_training = True",
       '            _print(f"Batch {batch}: Invalid loss, terminating training")',
       T_CB, what="TerminateOnNaN prints but does not stop"),
+    M("min-delta-ignored", "neurec/callbacks/monitor.py",
+      "return bool(value + self.min_delta < reference)", "return bool(value < reference)",
+      T_CB, what="the monitors' shared improvement test ignores min_delta in min mode"),
     # -- initializers.py -----------------------------------------------------------------
     M("glorot-fan-in", "neurec/initializers.py",
       'scale, mode, distribution = 1.0, "fan_avg", "uniform"',

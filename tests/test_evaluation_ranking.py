@@ -13,7 +13,7 @@ import pytest
 from neurec import _rank
 from neurec.evaluation import (auc, hit_rate, map_at_k, mrr, ndcg, precision_at_k,
                                ranking_metrics, ranks_from_scores, recall_at_k)
-from neurec.evaluation.metrics import (_reference_metrics, _reference_ranks_full,
+from neurec.evaluation.ranking import (_reference_metrics, _reference_ranks_full,
                                        _reference_ranks_sampled)
 
 ROOT = Path(__file__).resolve().parents[1]
