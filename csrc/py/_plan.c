@@ -1,7 +1,9 @@
 /*
  * _plan.c: the type neurec._core.Plan, a compiled model (nr_plan.h).
  *
- * The plan is described by lists of positional tuples (neurec/models/_plan.py).
+ * The plan is described by keyword arguments and small descriptors read by
+ * field name (neurec/models/_plan.py defines them): each op an Op, each
+ * parameter a Param, the optimizer an OptimizerSpec (neurec/optimizers.py).
  */
 #include "module.h"
 #include "pools.h"
@@ -50,62 +52,108 @@ static void Plan_dealloc(PlanObject *self)
 /* ------------------------------------------------------------------------ */
 /* descriptors                                                               */
 
-/* (kind, lr, beta1, beta2, eps, momentum, rho, nesterov, centered, amsgrad, catch_up) */
-static int read_optim(PyObject *t, struct nr_optim *o)
+/* The optimizer descriptor (OptimizerSpec) into *o. */
+static int read_optim(PyObject *spec, struct nr_optim *o)
 {
-    int kind, nesterov, centered, amsgrad, catch_up;
-    float lr, b1, b2, eps, mom, rho;
-    if (!PyArg_ParseTuple(t, "iffffffpppp", &kind, &lr, &b1, &b2, &eps, &mom, &rho, &nesterov,
-                          &centered, &amsgrad, &catch_up))
-        return -1;
+    const char *w = "optimizer";
+    int kind;
     memset(o, 0, sizeof *o);
+    if (nr_field_int(spec, w, "kind", &kind) < 0 ||
+        nr_field_float(spec, w, "learning_rate", &o->lr) < 0 ||
+        nr_field_float(spec, w, "beta_1", &o->beta1) < 0 ||
+        nr_field_float(spec, w, "beta_2", &o->beta2) < 0 ||
+        nr_field_float(spec, w, "epsilon", &o->epsilon) < 0 ||
+        nr_field_float(spec, w, "momentum", &o->momentum) < 0 ||
+        nr_field_float(spec, w, "rho", &o->rho) < 0 ||
+        nr_field_bool(spec, w, "nesterov", &o->nesterov) < 0 ||
+        nr_field_bool(spec, w, "centered", &o->centered) < 0 ||
+        nr_field_bool(spec, w, "amsgrad", &o->amsgrad) < 0 ||
+        nr_field_bool(spec, w, "catch_up", &o->catch_up) < 0)
+        return -1;
     if (kind < 0 || kind >= NR_OPTIM_COUNT) {
         PyErr_Format(PyExc_ValueError, "unknown optimizer kind %d", kind);
         return -1;
     }
     o->kind = (enum nr_optim_kind)kind;
-    o->lr = lr;
-    o->beta1 = b1;
-    o->beta2 = b2;
-    o->epsilon = eps;
-    o->momentum = mom;
-    o->rho = rho;
-    o->nesterov = nesterov;
-    o->centered = centered;
-    o->amsgrad = amsgrad;
-    o->catch_up = catch_up;
     return 0;
 }
 
-/* (kind, out, (in...), (p0, p1), act, flag, (d0..d5), rate) into *op. */
+/* obj.<field>, a sequence of at most max_n ints, into out[]; *n gets its length. */
+static int read_ints(PyObject *obj, const char *what, const char *field, int64_t *out,
+                     Py_ssize_t max_n, Py_ssize_t *n)
+{
+    PyObject *v = nr_field_get(obj, what, field);
+    if (!v)
+        return -1;
+    PyObject *seq = PySequence_Fast(v, "");
+    Py_DECREF(v);
+    if (!seq) {
+        PyErr_Format(PyExc_TypeError, "%s: field '%s' must be a sequence of ints", what, field);
+        return -1;
+    }
+    *n = PySequence_Fast_GET_SIZE(seq);
+    if (*n > max_n) {
+        PyErr_Format(PyExc_ValueError, "%s: field '%s' has %zd entries, at most %zd allowed",
+                     what, field, *n, max_n);
+        Py_DECREF(seq);
+        return -1;
+    }
+    for (Py_ssize_t j = 0; j < *n; j++) {
+        out[j] = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(seq, j));
+        if (out[j] == -1 && PyErr_Occurred()) {
+            Py_DECREF(seq);
+            if (PyErr_ExceptionMatches(PyExc_TypeError))
+                PyErr_Format(PyExc_TypeError, "%s: field '%s' must be a sequence of ints", what,
+                             field);
+            return -1;
+        }
+    }
+    Py_DECREF(seq);
+    return 0;
+}
+
+static int fits_i32(int64_t v) { return v >= INT32_MIN && v <= INT32_MAX; }
+
+/* An Op(kind, out, inputs, params, act, flag, dims, rate) into *op. */
 static int read_op(PyObject *o, Py_ssize_t i, struct nr_op *op)
 {
-    PyObject *ins, *prm, *dims;
-    int kind, outv, act, flag;
-    float rate;
-    if (!PyArg_ParseTuple(o, "iiO!O!iiO!f", &kind, &outv, &PyTuple_Type, &ins, &PyTuple_Type,
-                          &prm, &act, &flag, &PyTuple_Type, &dims, &rate))
+    char what[32];
+    snprintf(what, sizeof what, "op %zd", i);
+    int kind, out, act, flag;
+    int64_t ins[NR_OP_MAX_IN], prm[2], dims[6] = {0};
+    Py_ssize_t n_in, n_prm, n_dims;
+    if (nr_field_int(o, what, "kind", &kind) < 0 || nr_field_int(o, what, "out", &out) < 0 ||
+        read_ints(o, what, "inputs", ins, NR_OP_MAX_IN, &n_in) < 0 ||
+        read_ints(o, what, "params", prm, 2, &n_prm) < 0 ||
+        nr_field_int(o, what, "act", &act) < 0 || nr_field_int(o, what, "flag", &flag) < 0 ||
+        read_ints(o, what, "dims", dims, 6, &n_dims) < 0 ||
+        nr_field_float(o, what, "rate", &op->rate) < 0)
         return -1;
-    if (PyTuple_GET_SIZE(ins) > NR_OP_MAX_IN || PyTuple_GET_SIZE(prm) != 2 ||
-        PyTuple_GET_SIZE(dims) != 6) {
-        PyErr_Format(PyExc_ValueError, "op %zd: at most %d inputs, 2 params and 6 dims", i,
-                     NR_OP_MAX_IN);
+    if (n_prm != 2) {
+        PyErr_Format(PyExc_ValueError, "%s: field 'params' must hold 2 parameter ids (-1: none)",
+                     what);
+        return -1;
+    }
+    for (Py_ssize_t j = 0; j < n_in; j++)
+        if (!fits_i32(ins[j])) {
+            PyErr_Format(PyExc_OverflowError, "%s: input id %lld is out of range", what,
+                         (long long)ins[j]);
+            return -1;
+        }
+    if (!fits_i32(prm[0]) || !fits_i32(prm[1])) {
+        PyErr_Format(PyExc_OverflowError, "%s: a parameter id is out of range", what);
         return -1;
     }
     op->kind = (enum nr_op_kind)kind;
-    op->out = outv;
-    op->n_in = (int32_t)PyTuple_GET_SIZE(ins);
-    for (int j = 0; j < op->n_in; j++)
-        op->in[j] = (int32_t)PyLong_AsLong(PyTuple_GET_ITEM(ins, j));
-    for (int j = 0; j < 2; j++)
-        op->param[j] = (int32_t)PyLong_AsLong(PyTuple_GET_ITEM(prm, j));
-    for (int j = 0; j < 6; j++)
-        op->dim[j] = PyLong_AsLongLong(PyTuple_GET_ITEM(dims, j));
-    if (PyErr_Occurred())
-        return -1;
+    op->out = out;
+    op->n_in = (int32_t)n_in;
+    for (Py_ssize_t j = 0; j < n_in; j++)
+        op->in[j] = (int32_t)ins[j];
+    op->param[0] = (int32_t)prm[0];
+    op->param[1] = (int32_t)prm[1];
     op->act = act;
     op->flag = flag;
-    op->rate = rate;
+    memcpy(op->dim, dims, sizeof op->dim);
     return 0;
 }
 
@@ -117,20 +165,18 @@ static int keep_array(PlanObject *self, struct nr_arg *a)
     return r;
 }
 
-/* (w float32 2-D, (slot0, slot1, slot2) float32|None, row_steps int64|None, l2, is_table,
- *  frozen) into *p. */
+/* A Param(weights, slots, row_steps, l2, is_table, frozen) into *p. */
 static int read_param(PlanObject *self, PyObject *o, Py_ssize_t i, struct nr_param *p)
 {
-    PyObject *w_o, *slots, *steps_o;
-    float l2;
-    int is_table, frozen;
-    if (!PyArg_ParseTuple(o, "OO!Ofpp", &w_o, &PyTuple_Type, &slots, &steps_o, &l2, &is_table,
-                          &frozen))
-        return -1;
     char what[32], name[64];
     snprintf(what, sizeof what, "parameter %zd", i);
     struct nr_arg w = {.name = what};
-    if (!nr_conv_f32_out(w_o, &w))
+    PyObject *field = nr_field_get(o, what, "weights");
+    if (!field)
+        return -1;
+    int ok = nr_conv_f32_out(field, &w);
+    Py_DECREF(field);
+    if (!ok)
         return -1;
     int64_t size = nr_arg_size(&w);
     p->w = nr_arg_data(&w);
@@ -138,29 +184,48 @@ static int read_param(PlanObject *self, PyObject *o, Py_ssize_t i, struct nr_par
     p->cols = p->rows ? size / p->rows : 0;
     if (keep_array(self, &w) < 0)
         return -1;
-    if (PyTuple_GET_SIZE(slots) != 3) {
-        PyErr_SetString(PyExc_ValueError, "three optimizer slots expected");
+
+    PyObject *slots = nr_field_get(o, what, "slots");
+    if (!slots)
+        return -1;
+    PyObject *seq = PySequence_Fast(slots, "");
+    Py_DECREF(slots);
+    if (!seq || PySequence_Fast_GET_SIZE(seq) != 3) {
+        Py_XDECREF(seq);
+        PyErr_Format(PyExc_ValueError, "%s: field 'slots' must hold three optimizer slots "
+                     "(arrays or None)", what);
         return -1;
     }
     for (int j = 0; j < 3; j++) {
         snprintf(name, sizeof name, "optimizer slot %d of parameter %zd", j, i);
         struct nr_arg s = {.name = name, .optional = 1};
-        if (!nr_conv_f32_out(PyTuple_GET_ITEM(slots, j), &s))
+        if (!nr_conv_f32_out(PySequence_Fast_GET_ITEM(seq, j), &s)) {
+            Py_DECREF(seq);
             return -1;
+        }
         if (!s.array)
             continue;
         if (nr_arg_size(&s) != size) {
             PyErr_Format(PyExc_ValueError, "%s has %lld values, expected %lld", name,
                          (long long)nr_arg_size(&s), (long long)size);
             Py_DECREF(s.array);
+            Py_DECREF(seq);
             return -1;
         }
         p->slot[j] = nr_arg_data(&s);
-        if (keep_array(self, &s) < 0)
+        if (keep_array(self, &s) < 0) {
+            Py_DECREF(seq);
             return -1;
+        }
     }
+    Py_DECREF(seq);
+
     struct nr_arg steps = {.name = "row_steps", .optional = 1};
-    if (!nr_conv_i64_out(steps_o, &steps))
+    if (!(field = nr_field_get(o, what, "row_steps")))
+        return -1;
+    ok = nr_conv_i64_out(field, &steps);
+    Py_DECREF(field);
+    if (!ok)
         return -1;
     if (steps.array) {
         if (nr_arg_size(&steps) != p->rows) {
@@ -172,23 +237,25 @@ static int read_param(PlanObject *self, PyObject *o, Py_ssize_t i, struct nr_par
         if (keep_array(self, &steps) < 0)
             return -1;
     }
-    p->l2 = l2;
-    p->is_table = is_table;
-    p->frozen = frozen;
-    return 0;
+    return nr_field_float(o, what, "l2", &p->l2) < 0 ||
+           nr_field_bool(o, what, "is_table", &p->is_table) < 0 ||
+           nr_field_bool(o, what, "frozen", &p->frozen) < 0 ? -1 : 0;
 }
 
 /* ------------------------------------------------------------------------ */
-/* Plan(ops, value_sizes, params, n_inputs, output, logits, loss, optim, sparse, hogwild=False)
- *   ops: list of (kind, out, (in...), (p0, p1), act, flag, (d0..d5), rate)
- *   params: list of (w, (slot0, slot1, slot2), row_steps, l2, is_table, frozen) */
+/* Plan(*, ops, value_sizes, params, n_inputs, output, logits, loss, optimizer, sparse,
+ *      hogwild=False)                                                        */
 
 static PyObject *Plan_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"ops", "value_sizes", "params", "n_inputs", "output", "logits",
-                             "loss", "optim", "sparse", "hogwild", NULL};
+                             "loss", "optimizer", "sparse", "hogwild", NULL};
     PyObject *ops_o, *vs_o, *params_o, *optim_o;
     int n_inputs, output, logits, loss, sparse, hogwild = 0;
+    if (PyTuple_GET_SIZE(args) != 0) {
+        PyErr_SetString(PyExc_TypeError, "Plan() takes keyword arguments only");
+        return NULL;
+    }
     if (!PyArg_ParseTupleAndKeywords(args, kw, "O!O!O!iiiiOp|p:Plan", kwlist, &PyList_Type,
                                      &ops_o, &PyList_Type, &vs_o, &PyList_Type, &params_o,
                                      &n_inputs, &output, &logits, &loss, &optim_o, &sparse,
@@ -464,8 +531,7 @@ static PyMethodDef Plan_methods[] = {
     {"predict", NR_PY_KW(Plan_predict), METH_VARARGS | METH_KEYWORDS,
      "predict(inputs, out): forward pass over all rows into the float32 array out."},
     {"set_optimizer", (PyCFunction)Plan_set_optimizer, METH_O,
-     "set_optimizer((kind, lr, beta1, beta2, eps, momentum, rho, nesterov, centered, amsgrad, "
-     "catch_up))."},
+     "set_optimizer(spec): the optimizer's new settings (an OptimizerSpec, read by field name)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -475,7 +541,11 @@ static PyTypeObject PlanType = {
     .tp_basicsize = sizeof(PlanObject),
     .tp_dealloc = (destructor)Plan_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "A compiled model: ops, values and borrowed parameter arrays (internal).",
+    .tp_doc = "Plan(*, ops, value_sizes, params, n_inputs, output, logits, loss, optimizer, "
+              "sparse, hogwild=False)\n--\n\n"
+              "A compiled model (internal): ops (list of Op), value sizes, parameters (list of "
+              "Param, whose arrays the plan borrows), the optimizer (OptimizerSpec). Descriptors "
+              "are read by field name; see neurec/models/_plan.py.",
     .tp_methods = Plan_methods,
     .tp_new = Plan_new,
 };

@@ -199,10 +199,10 @@ MUTANTS: List[Mutant] = [
       "initial_accumulator_value: float = 0.1,", "initial_accumulator_value: float = 0.0,",
       T_API, what="Adagrad's default initial accumulator"),
     M("rmsprop-rho-not-passed", "neurec/optimizers.py",
-      'getattr(self, "rho", 0.9),', "0.9,",
+      'rho=getattr(self, "rho", 0.9),', "rho=0.9,",
       T_PAR, what="RMSprop's rho never reaches C"),
     M("adam-beta2-not-passed", "neurec/optimizers.py",
-      'getattr(self, "beta_2", 0.999),', "0.999,",
+      'beta_2=getattr(self, "beta_2", 0.999),', "beta_2=0.999,",
       T_PAR, what="Adam's beta_2 never reaches C"),
     # -- saving.py / sequential.py / layers ----------------------------------------------
     M("overwrite-ignored", "neurec/models/saving.py",
