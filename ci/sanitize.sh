@@ -121,9 +121,10 @@ elif [[ "$SANITIZER" == thread ]]; then
     # one model from several threads, set_num_threads racing predict. Not the
     # fork tests (TSan cannot start threads in the child of a multi-threaded
     # process); the rest of the threaded tests pass too but take ~9 minutes.
+    # Also the ranking functions on the shared pools from two threads.
     export NEUREC_STRESS_SECONDS="${NEUREC_STRESS_SECONDS:-4}"
-    args=(tests/test_thread_stress.py tests/test_platform.py
-          -k "everything_at_once or racing or one_model_from_two")
+    args=(tests/test_thread_stress.py tests/test_platform.py tests/test_evaluation_metrics.py
+          -k "everything_at_once or racing or one_model_from_two or shared_pools")
 else
     # Excluded:
     # - notebook: runs the notebooks in separate Jupyter kernel processes,

@@ -154,6 +154,30 @@ def test_count_full_threads_agree_with_one_thread():
     np.testing.assert_array_equal(results[0][0], want_r)
 
 
+def test_ranking_runs_on_the_shared_pools_from_several_threads():
+    # Big enough to be split over the pool's threads; two Python threads borrow two pools.
+    from concurrent.futures import ThreadPoolExecutor
+    rng = np.random.default_rng(8)
+    scores = rng.random((400, 300)).astype(np.float32)
+    pos, neg = scores[:, 0].copy(), np.ascontiguousarray(scores[:, 1:])
+    pos_indptr = np.arange(401, dtype=np.int64)
+    pos_indices = np.zeros(400, np.int32)
+
+    def run(n_threads):
+        ids, top = _core.topk_rows(scores, 7, n_threads=n_threads)
+        ranks, aucs = _core.count_sampled(pos, neg, n_threads=n_threads)
+        above, full_aucs = np.empty(400, np.int64), np.empty(400)
+        _core.count_full(scores, pos_indptr, pos_indices, above, full_aucs, n_threads=n_threads)
+        return ids, top, ranks, aucs, above, full_aucs
+
+    want = run(1)
+    with ThreadPoolExecutor(2) as ex:
+        for got in ex.map(run, [0, 2, 0, 3]):
+            for g, w in zip(got, want):
+                np.testing.assert_array_equal(g, w)
+    np.testing.assert_array_equal(want[2], want[4])  # the positive is item 0 in both protocols
+
+
 def test_bindings_keep_reference_counts_on_success_and_error():
     s = np.random.default_rng(0).random((20, 50)).astype(np.float32)
     ip = np.arange(21, dtype=np.int64)
