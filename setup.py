@@ -1,11 +1,10 @@
 """Build script for neurec's C core.
 
-The extension modules are compiled from ``csrc/``:
-
-* ``neurec._core``: the plan executor, kernels, optimizers, sampler, top-K, SIMD
-  dispatch and thread pool (``csrc/src/*.c``) plus the Python binding that drives
-  training (``csrc/py/_core.c``).
-* ``neurec._rank``: ranking metrics and top-K selection (``csrc/py/_rank.c``).
+One extension module, ``neurec._core``, is compiled from ``csrc/``, every source once: the
+C core (``csrc/src/*.c``: plan executor, kernels, optimizers, sampler, scoring, iALS,
+ranking metrics, top-K, SIMD dispatch, thread pool) and its Python binding
+(``csrc/py/*.c``: one argument dialect and one thread-pool cache for training,
+recommendation and evaluation alike).
 
 Compilers: GCC >= 9 and clang on Linux/macOS (glibc and musl), MinGW-w64 GCC, and
 clang-cl on Windows (MSVC's ``cl.exe`` lacks the vector extensions the kernels are written
@@ -47,8 +46,7 @@ CLANG_CL_CFLAGS = ["/O2", "/clang:-O3", "/clang:-std=c11", "/W3",
 INCLUDE = ["csrc/include", np.get_include()]
 MACROS = [("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")]
 
-core_sources = sorted(glob.glob("csrc/src/*.c")) + ["csrc/py/_core.c"]
-rank_sources = ["csrc/py/_rank.c", "csrc/src/rank.c", "csrc/src/topk.c", "csrc/src/thread.c"]
+sources = sorted(glob.glob("csrc/src/*.c")) + sorted(glob.glob("csrc/py/*.c"))
 
 
 def _find_clang_cl():
@@ -102,13 +100,8 @@ class BuildExt(build_ext):
 
 
 extensions = [
-    Extension("neurec._core", core_sources, include_dirs=INCLUDE, define_macros=MACROS),
-    Extension("neurec._rank", rank_sources, include_dirs=INCLUDE, define_macros=MACROS),
+    Extension("neurec._core", sources, include_dirs=INCLUDE, define_macros=MACROS,
+              depends=sorted(glob.glob("csrc/include/neurec/*.h") + glob.glob("csrc/py/*.h"))),
 ]
-
-# NEUREC_BUILD_ONLY=_rank builds one module alone (used while developing).
-only = os.environ.get("NEUREC_BUILD_ONLY")
-if only:
-    extensions = [e for e in extensions if e.name.split(".")[-1] == only]
 
 setup(ext_modules=extensions, cmdclass={"build_ext": BuildExt})

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run neurec's test suite against extension modules built with AddressSanitizer
+# Run neurec's test suite against the extension module built with AddressSanitizer
 # and UndefinedBehaviorSanitizer, or (SANITIZER=thread) ThreadSanitizer.
 #
 #   .ci/sanitize.sh                 # the default selection (see below)
@@ -7,7 +7,7 @@
 #   SANITIZER=thread .ci/sanitize.sh                    # TSan: the threaded tests
 #
 # The repository is copied (tracked and untracked-but-not-ignored files, so no
-# build/ or *.so) to a temporary directory, the modules are built in place
+# build/ or *.so) to a temporary directory, the module is built in place
 # there with the sanitizer flags, and pytest runs from that copy with the ASan
 # and UBSan runtimes preloaded into the interpreter (Python itself is not
 # instrumented; ASan must still be the first library loaded). Leak detection
@@ -54,7 +54,7 @@ else
         --exclude='__pycache__' --exclude='*.egg-info' -cf - . | tar -C "$SRC" -xf -
 fi
 
-# --- build the extension modules with the sanitizers ------------------------
+# --- build the extension module with the sanitizers ------------------------
 case "$SANITIZER" in
 address)
     RUNTIMES=("$("$CC" -print-file-name=libasan.so)" "$("$CC" -print-file-name=libubsan.so)")
@@ -102,16 +102,15 @@ export PYTHONDONTWRITEBYTECODE=1
 export MPLBACKEND=Agg
 
 cd "$SRC"
-# make sure the sanitized modules are the ones imported
+# make sure the sanitized module is the one imported
 "$PYTHON" - "$SRC" "$SAN_SYMBOL" <<'PY'
 import sys
-import neurec._core, neurec._rank
+import neurec._core as m
 src, symbol = sys.argv[1], sys.argv[2].encode()
-for m in (neurec._core, neurec._rank):
-    assert m.__file__.startswith(src), f"{m.__name__} imported from {m.__file__}, not {src}"
-    with open(m.__file__, "rb") as f:
-        assert symbol in f.read(), f"{m.__file__} is not built with the sanitizer ({symbol})"
-print("sanitize: importing", neurec._core.__file__)
+assert m.__file__.startswith(src), f"{m.__name__} imported from {m.__file__}, not {src}"
+with open(m.__file__, "rb") as f:
+    assert symbol in f.read(), f"{m.__file__} is not built with the sanitizer ({symbol})"
+print("sanitize: importing", m.__file__)
 PY
 
 if [[ $# -gt 0 ]]; then
@@ -122,9 +121,10 @@ elif [[ "$SANITIZER" == thread ]]; then
     # one model from several threads, set_num_threads racing predict. Not the
     # fork tests (TSan cannot start threads in the child of a multi-threaded
     # process); the rest of the threaded tests pass too but take ~9 minutes.
+    # Also the ranking functions on the shared pools from two threads.
     export NEUREC_STRESS_SECONDS="${NEUREC_STRESS_SECONDS:-4}"
-    args=(tests/test_thread_stress.py tests/test_platform.py
-          -k "everything_at_once or racing or one_model_from_two")
+    args=(tests/test_thread_stress.py tests/test_platform.py tests/test_evaluation_metrics.py
+          -k "everything_at_once or racing or one_model_from_two or shared_pools")
 else
     # Excluded:
     # - notebook: runs the notebooks in separate Jupyter kernel processes,

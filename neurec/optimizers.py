@@ -15,7 +15,7 @@ Adam with per-row step counts (TensorFlow's LazyAdam). ``sparse_updates=False``
 updates every row every step and reproduces Keras and PyTorch exactly.
 """
 import numbers
-from typing import Any, Dict, List, Union
+from typing import Any, Dict, List, NamedTuple, Union
 
 import numpy as np
 
@@ -55,6 +55,22 @@ def check_iterations(value: Any, what: str = "iterations") -> int:
         raise ValueError(f"{what} must be in [0, 2**62], got {value}; a negative or huge step "
                          "count would corrupt the optimizer (reset it to 0)")
     return value
+
+
+class OptimizerSpec(NamedTuple):
+    """An optimizer's settings as the C core reads them, by field name (``struct nr_optim``)."""
+
+    kind: int              # neurec._core.OPTIMIZERS code
+    learning_rate: float
+    beta_1: float          # Adam
+    beta_2: float          # Adam
+    epsilon: float         # Adam, Adagrad, RMSprop
+    momentum: float        # SGD, RMSprop
+    rho: float             # RMSprop
+    nesterov: bool         # SGD
+    centered: bool         # RMSprop
+    amsgrad: bool          # Adam
+    catch_up: bool         # lazy rows: apply the skipped steps' decay in closed form
 
 
 class Optimizer:
@@ -139,12 +155,15 @@ class Optimizer:
             out.extend(a for a in s if a is not None)
         return out
 
-    def _c_tuple(self):
-        return (self.kind, self.learning_rate, getattr(self, "beta_1", 0.9),
-                getattr(self, "beta_2", 0.999), getattr(self, "epsilon", 1e-7),
-                getattr(self, "momentum", 0.0), getattr(self, "rho", 0.9),
-                bool(getattr(self, "nesterov", False)), bool(getattr(self, "centered", False)),
-                bool(getattr(self, "amsgrad", False)), self.catch_up)
+    def _c_tuple(self) -> "OptimizerSpec":
+        """The settings the C core reads (by field name) when a plan is built or updated."""
+        return OptimizerSpec(
+            kind=self.kind, learning_rate=self.learning_rate,
+            beta_1=getattr(self, "beta_1", 0.9), beta_2=getattr(self, "beta_2", 0.999),
+            epsilon=getattr(self, "epsilon", 1e-7), momentum=getattr(self, "momentum", 0.0),
+            rho=getattr(self, "rho", 0.9), nesterov=bool(getattr(self, "nesterov", False)),
+            centered=bool(getattr(self, "centered", False)),
+            amsgrad=bool(getattr(self, "amsgrad", False)), catch_up=self.catch_up)
 
     def get_config(self) -> Dict[str, Any]:
         return {"name": self.name, "learning_rate": self.learning_rate,

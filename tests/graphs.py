@@ -88,7 +88,7 @@ def dropout_masks(model, n, seed, step=1, samples=None):
         layer = node.layer
         if isinstance(layer, Dropout) and layer.rate > 0:
             v = b.tensor_value[id(node.outputs[0])]
-            oi = [k for k, op in enumerate(b.ops) if op[0] == OP_DROPOUT and op[1] == v]
+            oi = [k for k, op in enumerate(b.ops) if op.kind == OP_DROPOUT and op.out == v]
             assert len(oi) == 1
             width = b.value_sizes[v]
             masks[layer.name] = ref.dropout_mask(layer.rate, epoch_seed, step, oi[0], samples,

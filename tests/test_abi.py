@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from neurec import _core, activations, losses, optimizers
@@ -78,3 +79,85 @@ def test_no_c_enum_value_is_written_in_python_by_hand():
                 line = text[:m.start()].count("\n") + 1
                 offenders.append(f"{path.relative_to(ROOT)}:{line}: {m.group(0).strip()}")
     assert not offenders, "C enum values written by hand:\n" + "\n".join(offenders)
+
+
+# ---- plan descriptors: keyword arguments and named fields, never positional tuples ------------
+
+def _plan_kwargs(monkeypatch) -> dict:
+    """The keyword arguments Model._build_plan passes to _core.Plan (for a small GMF)."""
+    from neurec.models import GMF
+    seen = {}
+    real = _core.Plan
+
+    def record(*args, **kw):
+        assert not args, "Plan must be called with keyword arguments only"
+        seen.update(kw)
+        return real(**kw)
+
+    monkeypatch.setattr(_core, "Plan", record)
+    m = GMF(20, 15, factors=4)
+    m.compile(optimizer="adam", loss="binary_crossentropy")
+    m._get_plan()
+    monkeypatch.setattr(_core, "Plan", real)
+    return seen
+
+
+def _predict(plan, n=7):
+    ids = [np.arange(n, dtype=np.int64).reshape(n, 1) % 15, np.arange(n, dtype=np.int64)[::-1]
+           .reshape(n, 1).copy() % 15]
+    out = np.zeros((n, 1), np.float32)
+    plan.predict(ids, out)
+    return out
+
+
+def test_model_passes_named_descriptors(monkeypatch):
+    from neurec.models._plan import Op, Param
+    kw = _plan_kwargs(monkeypatch)
+    assert kw["ops"] and all(type(op) is Op for op in kw["ops"])
+    assert kw["params"] and all(type(p) is Param for p in kw["params"])
+    assert type(kw["optimizer"]) is optimizers.OptimizerSpec
+
+
+def test_plan_rejects_positional_arguments_and_plain_tuples(monkeypatch):
+    kw = _plan_kwargs(monkeypatch)
+    with pytest.raises(TypeError, match="keyword arguments only"):
+        _core.Plan(*kw.values())
+    for name, bad in [("ops", [tuple(kw["ops"][0])] + kw["ops"][1:]),
+                      ("params", [tuple(kw["params"][0])] + kw["params"][1:]),
+                      ("optimizer", tuple(kw["optimizer"]))]:
+        with pytest.raises(TypeError, match="by field name"):
+            _core.Plan(**dict(kw, **{name: bad}))
+    plan = _core.Plan(**kw)
+    with pytest.raises(TypeError, match="by field name"):
+        plan.set_optimizer(tuple(kw["optimizer"]))
+    with pytest.raises(TypeError, match="'learning_rate' must be a float"):
+        plan.set_optimizer(kw["optimizer"]._replace(learning_rate="fast"))
+
+
+def test_descriptor_fields_are_read_by_name_not_order(monkeypatch):
+    from types import SimpleNamespace
+    kw = _plan_kwargs(monkeypatch)
+
+    def shuffled(t):  # the same fields, in reverse order, in a type that is not a tuple
+        return SimpleNamespace(**dict(reversed(list(t._asdict().items()))))
+
+    same = _core.Plan(**dict(kw, ops=[shuffled(op) for op in kw["ops"]],
+                             params=[shuffled(p) for p in kw["params"]],
+                             optimizer=shuffled(kw["optimizer"])))
+    np.testing.assert_array_equal(_predict(same), _predict(_core.Plan(**kw)))
+
+
+@pytest.mark.parametrize("reader, fields", [
+    ("read_op", "neurec.models._plan.Op"),
+    ("read_param", "neurec.models._plan.Param"),
+    ("read_optim", "neurec.optimizers.OptimizerSpec"),
+])
+def test_c_reads_exactly_the_declared_fields(reader, fields):
+    import importlib
+    module, cls = fields.rsplit(".", 1)
+    declared = set(getattr(importlib.import_module(module), cls)._fields)
+    text = (ROOT / "csrc" / "py" / "_plan.c").read_text()
+    body = re.search(r"\nstatic int " + reader + r"\(.*?\n\}\n", text, re.S)
+    assert body, f"{reader} not found in csrc/py/_plan.c"
+    read = set(re.findall(r"\b(?:w|what), \"(\w+)\"", body.group(0)))
+    assert read == declared

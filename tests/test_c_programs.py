@@ -23,7 +23,7 @@ toolchain found here (CI installs them all; each one missing is skipped):
 * ``aarch64``: the aarch64 cross gcc (NEON baseline), run under qemu-user.
 
 The core is compiled to objects once per toolchain and shared by the programs.
-The last tests compile the extension modules' sources (core and ``csrc/py``)
+The last tests compile the extension module's sources (core and ``csrc/py``)
 with setup.py's flags plus ``-Werror`` with each native compiler.
 """
 from __future__ import annotations

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from neurec import _rank
+from neurec import _core
 from neurec.evaluation import (auc, hit_rate, map_at_k, mrr, ndcg, precision_at_k,
                                ranking_metrics, ranks_from_scores, recall_at_k)
 from neurec.evaluation.ranking import (_reference_metrics, _reference_ranks_full,
@@ -84,7 +84,7 @@ def test_count_sampled_matches_reference(seed):
     neg = np.round(rng.random((n, n_neg)), 1).astype(np.float32)
     pos[rng.random(n) < 0.01] = np.nan
     neg[rng.random((n, n_neg)) < 0.01] = np.nan
-    ranks, aucs = _rank.count_sampled(pos, neg, n_threads=2)
+    ranks, aucs = _core.count_sampled(pos, neg, n_threads=2)
     want_r, want_a = _reference_ranks_sampled(pos, neg)
     np.testing.assert_array_equal(ranks, want_r)
     np.testing.assert_allclose(aucs, want_a, rtol=0, atol=1e-12)
@@ -129,7 +129,7 @@ def test_count_full_matches_reference():
     ex_indices = np.concatenate(excluded).astype(np.int32)
     above = np.empty(pos_indices.size, np.int64)
     aucs = np.empty(pos_indices.size)
-    _rank.count_full(scores, pos_indptr, pos_indices, above, aucs, indptr=ex_indptr,
+    _core.count_full(scores, pos_indptr, pos_indices, above, aucs, indptr=ex_indptr,
                      indices=ex_indices, n_threads=2)
     want_r, want_a = _reference_ranks_full(scores, positives, excluded)
     np.testing.assert_array_equal(above, want_r)
@@ -146,12 +146,36 @@ def test_count_full_threads_agree_with_one_thread():
     for nt in (1, 2):
         above = np.empty(900, np.int64)
         aucs = np.empty(900)
-        _rank.count_full(scores, pos_indptr, pos_indices, above, aucs, n_threads=nt)
+        _core.count_full(scores, pos_indptr, pos_indices, above, aucs, n_threads=nt)
         results.append((above, aucs))
     np.testing.assert_array_equal(results[0][0], results[1][0])
     np.testing.assert_array_equal(results[0][1], results[1][1])
     want_r, _ = _reference_ranks_full(scores, positives, [[]] * 300)
     np.testing.assert_array_equal(results[0][0], want_r)
+
+
+def test_ranking_runs_on_the_shared_pools_from_several_threads():
+    # Big enough to be split over the pool's threads; two Python threads borrow two pools.
+    from concurrent.futures import ThreadPoolExecutor
+    rng = np.random.default_rng(8)
+    scores = rng.random((400, 300)).astype(np.float32)
+    pos, neg = scores[:, 0].copy(), np.ascontiguousarray(scores[:, 1:])
+    pos_indptr = np.arange(401, dtype=np.int64)
+    pos_indices = np.zeros(400, np.int32)
+
+    def run(n_threads):
+        ids, top = _core.topk_rows(scores, 7, n_threads=n_threads)
+        ranks, aucs = _core.count_sampled(pos, neg, n_threads=n_threads)
+        above, full_aucs = np.empty(400, np.int64), np.empty(400)
+        _core.count_full(scores, pos_indptr, pos_indices, above, full_aucs, n_threads=n_threads)
+        return ids, top, ranks, aucs, above, full_aucs
+
+    want = run(1)
+    with ThreadPoolExecutor(2) as ex:
+        for got in ex.map(run, [0, 2, 0, 3]):
+            for g, w in zip(got, want):
+                np.testing.assert_array_equal(g, w)
+    np.testing.assert_array_equal(want[2], want[4])  # the positive is item 0 in both protocols
 
 
 def test_bindings_keep_reference_counts_on_success_and_error():
@@ -163,13 +187,13 @@ def test_bindings_keep_reference_counts_on_success_and_error():
     arrays = (s, ip, ix, ab, au)
     before = [sys.getrefcount(a) for a in arrays]
     for _ in range(50):
-        _rank.topk_rows(s, 5, indptr=ip, indices=ix, row_users=ip[:20].copy())
-        _rank.count_full(s, ip, ix, ab, au, indptr=ip, indices=ix)
-        _rank.score(ab, 5, indptr=ip, auc=au)
-        with pytest.raises(ValueError):
-            _rank.count_full(s, ip, ix + 100, ab, au)  # item ids past n_items
+        _core.topk_rows(s, 5, indptr=ip, indices=ix, row_users=ip[:20].copy())
+        _core.count_full(s, ip, ix, ab, au, indptr=ip, indices=ix)
+        _core.score(ab, 5, indptr=ip, auc=au)
+        with pytest.raises(IndexError):
+            _core.count_full(s, ip, ix + 100, ab, au)  # item ids past n_items
         with pytest.raises(TypeError):
-            _rank.score(ab, 5, indptr=ip, auc=au.astype(np.float32))
+            _core.score(ab, 5, indptr=ip, auc=au.astype(np.float32))
     assert [sys.getrefcount(a) for a in arrays] == before
 
 
@@ -213,29 +237,29 @@ def test_binding_rejects_wrong_dtype_layout_and_shape():
     pos = np.zeros(4, np.float32)
     neg = np.zeros((4, 6), np.float32)
     with pytest.raises(TypeError, match="pos_scores must have dtype float32"):
-        _rank.count_sampled(pos.astype(np.float64), neg)
+        _core.count_sampled(pos.astype(np.float64), neg)
     with pytest.raises(TypeError, match="neg_scores must be a numpy.ndarray"):
-        _rank.count_sampled(pos, neg.tolist())
+        _core.count_sampled(pos, neg.tolist())
     with pytest.raises(ValueError, match="neg_scores must be C-contiguous"):
-        _rank.count_sampled(pos, np.zeros((6, 4), np.float32).T)
+        _core.count_sampled(pos, np.zeros((6, 4), np.float32).T)
     with pytest.raises(ValueError, match="pos_scores must be C-contiguous"):
-        _rank.count_sampled(np.zeros(8, np.float32)[::2], neg)
+        _core.count_sampled(np.zeros(8, np.float32)[::2], neg)
     with pytest.raises(ValueError, match="neg_scores must be 2-dimensional"):
-        _rank.count_sampled(pos, np.zeros(4, np.float32))
+        _core.count_sampled(pos, np.zeros(4, np.float32))
     with pytest.raises(ValueError, match="k must be a positive integer"):
-        _rank.score(np.zeros(3, np.int64), 0)
+        _core.score(np.zeros(3, np.int64), 0)
     with pytest.raises(TypeError, match="above must have dtype int64"):
-        _rank.score(np.zeros(3, np.int32), 5)
+        _core.score(np.zeros(3, np.int32), 5)
     above = np.zeros(2, np.int64)
     above.flags.writeable = False
     with pytest.raises(ValueError, match="out_above must be writeable"):
-        _rank.count_full(np.zeros((1, 5), np.float32), np.array([0, 2]),
+        _core.count_full(np.zeros((1, 5), np.float32), np.array([0, 2]),
                          np.array([1, 3], np.int32), above)
     with pytest.raises(ValueError, match="pos_indices must hold strictly ascending"):
-        _rank.count_full(np.zeros((1, 5), np.float32), np.array([0, 2]),
+        _core.count_full(np.zeros((1, 5), np.float32), np.array([0, 2]),
                          np.array([3, 1], np.int32), np.zeros(2, np.int64))
     with pytest.raises(ValueError, match="pos_indptr must have 2 entries"):
-        _rank.count_full(np.zeros((1, 5), np.float32), np.array([0, 1, 2]),
+        _core.count_full(np.zeros((1, 5), np.float32), np.array([0, 1, 2]),
                          np.array([1, 3], np.int32), np.zeros(2, np.int64))
 
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from neurec import _rank
+from neurec import _core
 from neurec.evaluation import PopularityModel, top_k
 
 
@@ -48,8 +48,8 @@ def test_topk_matches_brute_force_with_exclusions_ties_nan(k):
 def test_topk_without_exclusion_and_threads_agree():
     rng = np.random.default_rng(1)
     scores = np.round(rng.random((400, 1000)), 2).astype(np.float32)  # many ties
-    one = _rank.topk_rows(scores, 20, n_threads=1)
-    two = _rank.topk_rows(scores, 20, n_threads=2)
+    one = _core.topk_rows(scores, 20, n_threads=1)
+    two = _core.topk_rows(scores, 20, n_threads=2)
     want_ids, want = brute_topk(scores, 20)
     for ids, got in (one, two):
         np.testing.assert_array_equal(ids, want_ids)
@@ -98,24 +98,24 @@ def test_topk_bad_input_is_named():
     with pytest.raises(TypeError, match="exclude must be"):
         top_k(s, 2, exclude={0: [1]})
     with pytest.raises(TypeError, match="scores must have dtype float32"):
-        _rank.topk_rows(s.astype(np.float64), 2)
+        _core.topk_rows(s.astype(np.float64), 2)
     with pytest.raises(ValueError, match="scores must be C-contiguous"):
-        _rank.topk_rows(np.zeros((4, 3), np.float32).T, 2)
+        _core.topk_rows(np.zeros((4, 3), np.float32).T, 2)
     with pytest.raises(ValueError, match="k must be a positive integer"):
-        _rank.topk_rows(s, -1)
+        _core.topk_rows(s, -1)
     indptr = np.array([0, 1, 2], np.int64)
     indices = np.array([0, 1], np.int32)
     with pytest.raises(ValueError, match="indptr and indices must be given together"):
-        _rank.topk_rows(s, 2, indptr=indptr)
-    with pytest.raises(ValueError, match=r"row_users\[1\] = 5 is outside"):
-        _rank.topk_rows(s, 2, indptr=indptr, indices=indices,
+        _core.topk_rows(s, 2, indptr=indptr)
+    with pytest.raises(IndexError, match=r"row_users\[1\] = 5 is outside"):
+        _core.topk_rows(s, 2, indptr=indptr, indices=indices,
                         row_users=np.array([0, 5, 1], np.int64))
     with pytest.raises(ValueError, match="pass row_users"):
-        _rank.topk_rows(s, 2, indptr=indptr, indices=indices)
+        _core.topk_rows(s, 2, indptr=indptr, indices=indices)
     with pytest.raises(ValueError, match="indptr must be non-decreasing"):
-        _rank.topk_rows(s, 2, indptr=np.array([0, 2, 1, 2], np.int64), indices=indices)
+        _core.topk_rows(s, 2, indptr=np.array([0, 2, 1, 2], np.int64), indices=indices)
     with pytest.raises(TypeError, match="indices must have dtype int32"):
-        _rank.topk_rows(s, 2, indptr=indptr, indices=indices.astype(np.int64),
+        _core.topk_rows(s, 2, indptr=indptr, indices=indices.astype(np.int64),
                         row_users=np.zeros(3, np.int64))
 
 

@@ -1,86 +1,30 @@
 /*
- * _rank.c: the Python binding of neurec._rank (ranking metrics and top-K).
+ * _rank.c: bindings of the ranking metrics and top-K selection (nr_rank.h,
+ * nr_topk.h), the C side of neurec.evaluation.
  *
- * Every function borrows NumPy arrays in place: arguments must already have
- * the exact dtype, native byte order and C-contiguous layout; otherwise a
- * TypeError (dtype) or ValueError (layout, shape) names the argument. The
- * Python wrappers in neurec/evaluation convert user input once before
- * calling here. The GIL is released around each whole computation; work is
- * split over n_threads threads by rows (nr_thread.h: POSIX or Win32).
+ * Arguments are borrowed in place through the converters of convert.h; the
+ * Python wrappers in neurec/evaluation convert user input once before calling
+ * here. Work is split by rows over the threads of a borrowed pool (at most
+ * n_threads; 0, the default: all of them) with the GIL released
+ * (nr_py_run_rows); small inputs run on the calling thread alone.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <numpy/arrayobject.h>
-#ifndef NPY_2_0_API_VERSION
-#error "neurec must be compiled against NumPy >= 2.0 headers (pip install 'numpy>=2' in the build environment; the built module runs with NumPy >= 1.23)"
-#endif
-
-#include <math.h>
-#include <stdint.h>
+#include "module.h"
+#include "pools.h"
 
 #include "neurec/nr_rank.h"
-#include "neurec/nr_thread.h"
 #include "neurec/nr_topk.h"
 
-#define RK_MAX_THREADS 64
-
 /* ---------------------------------------------------------------------------
- * Argument checking
+ * Argument checks beyond the converters
  * ------------------------------------------------------------------------- */
 
-/* Borrow obj as an ndarray of dtype typenum with ndim in [min_nd, max_nd],
- * C-contiguous, aligned, native byte order (writeable if asked). Returns NULL
- * with TypeError/ValueError set. None gives NULL with no error when
- * allow_none. */
-static PyArrayObject *rk_array(PyObject *obj, const char *name, int typenum,
-                               const char *dtype_name, int min_nd, int max_nd,
-                               int writeable, int allow_none)
+/* indptr: n_rows + 1 (n_rows < 0: any number of) non-decreasing offsets into
+ * an array of n_values. */
+static int rk_check_indptr(const struct nr_arg *indptr, int64_t n_rows, int64_t n_values,
+                           const char *values_name)
 {
-    if (obj == NULL || (allow_none && obj == Py_None))
-        return NULL;
-    if (!PyArray_Check(obj)) {
-        PyErr_Format(PyExc_TypeError, "%s must be a numpy.ndarray of dtype %s, got %.200s",
-                     name, dtype_name, Py_TYPE(obj)->tp_name);
-        return NULL;
-    }
-    PyArrayObject *a = (PyArrayObject *)obj;
-    if (PyArray_TYPE(a) != typenum) {
-        PyErr_Format(PyExc_TypeError, "%s must have dtype %s, got %R; convert it with "
-                     "np.asarray(%s, dtype=np.%s)", name, dtype_name,
-                     (PyObject *)PyArray_DESCR(a), name, dtype_name);
-        return NULL;
-    }
-    const int nd = PyArray_NDIM(a);
-    if (nd < min_nd || nd > max_nd) {
-        if (min_nd == max_nd)
-            PyErr_Format(PyExc_ValueError, "%s must be %d-dimensional, got %d dimensions",
-                         name, min_nd, nd);
-        else
-            PyErr_Format(PyExc_ValueError, "%s must have %d to %d dimensions, got %d",
-                         name, min_nd, max_nd, nd);
-        return NULL;
-    }
-    if (!PyArray_IS_C_CONTIGUOUS(a) || !PyArray_ISALIGNED(a) || !PyArray_ISNOTSWAPPED(a)) {
-        PyErr_Format(PyExc_ValueError, "%s must be C-contiguous, aligned and in native byte "
-                     "order; pass np.ascontiguousarray(%s, dtype=np.%s)", name, name, dtype_name);
-        return NULL;
-    }
-    if (writeable && !PyArray_ISWRITEABLE(a)) {
-        PyErr_Format(PyExc_ValueError, "%s must be writeable", name);
-        return NULL;
-    }
-    return a;
-}
-
-#define RK_F32(obj, name, lo, hi) rk_array(obj, name, NPY_FLOAT32, "float32", lo, hi, 0, 0)
-#define RK_I64(obj, name) rk_array(obj, name, NPY_INT64, "int64", 1, 1, 0, 0)
-#define RK_I32(obj, name) rk_array(obj, name, NPY_INT32, "int32", 1, 1, 0, 0)
-
-/* indptr: n_rows + 1 non-decreasing offsets into an array of n_values. */
-static int rk_check_indptr(PyArrayObject *indptr, const char *name, int64_t n_rows,
-                           int64_t n_values, const char *values_name)
-{
-    const int64_t len = (int64_t)PyArray_DIM(indptr, 0);
+    const char *name = indptr->name;
+    const int64_t len = nr_arg_size(indptr);
     if (n_rows >= 0 && len != n_rows + 1) {
         PyErr_Format(PyExc_ValueError, "%s must have %lld entries (one more than the number "
                      "of rows), got %lld", name, (long long)(n_rows + 1), (long long)len);
@@ -90,7 +34,7 @@ static int rk_check_indptr(PyArrayObject *indptr, const char *name, int64_t n_ro
         PyErr_Format(PyExc_ValueError, "%s must have at least one entry", name);
         return -1;
     }
-    const int64_t *p = PyArray_DATA(indptr);
+    const int64_t *p = nr_arg_data(indptr);
     if (p[0] < 0) {
         PyErr_Format(PyExc_ValueError, "%s must not hold negative offsets", name);
         return -1;
@@ -110,129 +54,50 @@ static int rk_check_indptr(PyArrayObject *indptr, const char *name, int64_t n_ro
     return 0;
 }
 
-/* Optional exclusion CSR plus row -> CSR-row map. */
-static int rk_check_exclusion(PyObject *indptr_o, PyObject *indices_o, PyObject *users_o,
-                              int64_t n_rows, PyArrayObject **indptr,
-                              PyArrayObject **indices, PyArrayObject **users)
+/* The optional exclusion CSR (indptr, indices) and the row -> CSR-row map
+ * (users) for n_rows score rows (n_rows < 0: as many as users has). */
+static int rk_check_exclusion(const struct nr_arg *indptr, const struct nr_arg *indices,
+                              const struct nr_arg *users, int64_t n_rows)
 {
-    *indptr = *indices = *users = NULL;
-    if ((indptr_o == NULL || indptr_o == Py_None) != (indices_o == NULL || indices_o == Py_None)) {
+    if (!indptr->array != !indices->array) {
         PyErr_SetString(PyExc_ValueError, "indptr and indices must be given together (a CSR "
                         "matrix of excluded items) or both left as None");
         return -1;
     }
-    if (indptr_o != NULL && indptr_o != Py_None) {
-        if (!(*indptr = RK_I64(indptr_o, "indptr")) || !(*indices = RK_I32(indices_o, "indices")))
-            return -1;
-        if (rk_check_indptr(*indptr, "indptr", -1, (int64_t)PyArray_DIM(*indices, 0), "indices"))
-            return -1;
-    }
-    if (users_o != NULL && users_o != Py_None) {
-        if (!(*users = RK_I64(users_o, "row_users")))
-            return -1;
-        if (n_rows >= 0 && (int64_t)PyArray_DIM(*users, 0) != n_rows) {
+    if (indptr->array && rk_check_indptr(indptr, -1, nr_arg_size(indices), indices->name))
+        return -1;
+    const int64_t n_csr = nr_arg_size(indptr) - 1;
+    if (users->array) {
+        const int64_t n_users = nr_arg_size(users);
+        if (n_rows >= 0 && n_users != n_rows) {
             PyErr_Format(PyExc_ValueError, "row_users has %lld entries but there are %lld score "
-                         "rows", (long long)PyArray_DIM(*users, 0), (long long)n_rows);
+                         "rows", (long long)n_users, (long long)n_rows);
             return -1;
         }
-        if (*indptr != NULL) {
-            const int64_t n_csr = (int64_t)PyArray_DIM(*indptr, 0) - 1;
-            const int64_t *u = PyArray_DATA(*users);
-            for (npy_intp i = 0; i < PyArray_DIM(*users, 0); i++) {
-                if (u[i] < 0 || u[i] >= n_csr) {
-                    PyErr_Format(PyExc_ValueError, "row_users[%lld] = %lld is outside the "
-                                 "exclusion matrix rows [0, %lld)", (long long)i,
-                                 (long long)u[i], (long long)n_csr);
-                    return -1;
-                }
+        const int64_t *u = nr_arg_data(users);
+        for (int64_t i = 0; indptr->array && i < n_users; i++) {
+            if (u[i] < 0 || u[i] >= n_csr) {
+                PyErr_Format(PyExc_IndexError, "row_users[%lld] = %lld is outside the "
+                             "exclusion matrix rows [0, %lld)", (long long)i, (long long)u[i],
+                             (long long)n_csr);
+                return -1;
             }
         }
-    } else if (*indptr != NULL && n_rows > (int64_t)PyArray_DIM(*indptr, 0) - 1) {
+    } else if (indptr->array && n_rows > n_csr) {
         PyErr_Format(PyExc_ValueError, "there are %lld score rows but the exclusion matrix has "
-                     "only %lld rows; pass row_users", (long long)n_rows,
-                     (long long)(PyArray_DIM(*indptr, 0) - 1));
+                     "only %lld rows; pass row_users", (long long)n_rows, (long long)n_csr);
         return -1;
     }
     return 0;
 }
 
-static PyObject *rk_raise(enum nr_status st, const char *what)
-{
-    switch (st) {
-    case NR_OK:
-        break;
-    case NR_ERR_NOMEM:
-        return PyErr_NoMemory();
-    case NR_ERR_INDEX:
-        PyErr_Format(PyExc_ValueError, "%s: an id is out of range", what);
-        return NULL;
-    default:
-        PyErr_Format(PyExc_ValueError, "%s: invalid argument value", what);
-        return NULL;
-    }
-    PyErr_SetString(PyExc_SystemError, "rk_raise called with NR_OK");
-    return NULL;
-}
-
-/* ---------------------------------------------------------------------------
- * Threads: split [0, n) into n_threads contiguous blocks. If a thread cannot
- * be started, the caller runs its block itself.
- * ------------------------------------------------------------------------- */
-
-typedef enum nr_status (*rk_job_fn)(void *ctx, int64_t begin, int64_t end);
-
-struct rk_job {
-    rk_job_fn fn;
-    void *ctx;
-    int64_t begin, end;
-    enum nr_status st;
-};
-
-static void *rk_job_main(void *arg)
-{
-    struct rk_job *j = arg;
-    j->st = j->fn(j->ctx, j->begin, j->end);
-    return NULL;
-}
-
-static enum nr_status rk_parallel(rk_job_fn fn, void *ctx, int64_t n, int n_threads)
-{
-    if (n_threads > RK_MAX_THREADS)
-        n_threads = RK_MAX_THREADS;
-    if ((int64_t)n_threads > n)
-        n_threads = (int)n;
-    if (n_threads <= 1)
-        return fn(ctx, 0, n);
-
-    struct rk_job jobs[RK_MAX_THREADS];
-    nr_thread_t th[RK_MAX_THREADS];
-    int started[RK_MAX_THREADS] = {0};
-    for (int t = 0; t < n_threads; t++)
-        jobs[t] = (struct rk_job){fn, ctx, n * t / n_threads, n * (t + 1) / n_threads, NR_OK};
-    for (int t = 1; t < n_threads; t++)
-        started[t] = nr_thread_create(&th[t], rk_job_main, &jobs[t]) == 0;
-    rk_job_main(&jobs[0]);
-    for (int t = 1; t < n_threads; t++) {
-        if (started[t])
-            nr_thread_join(th[t]);
-        else
-            rk_job_main(&jobs[t]);
-    }
-    for (int t = 0; t < n_threads; t++)
-        if (jobs[t].st != NR_OK)
-            return jobs[t].st;
-    return NR_OK;
-}
-
 /* Spread rows over threads only when there is enough work to pay for them. */
 static int rk_threads_for(int n_threads, int64_t n_rows, int64_t work_per_row)
 {
-    if (n_threads < 1)
-        return 1;
     const int64_t total = n_rows * (work_per_row > 0 ? work_per_row : 1);
     if (total < (int64_t)1 << 16)
         return 1;
-    return n_threads;
+    return n_threads > 0 ? n_threads : NR_PY_MAX_THREADS; /* capped by the pool's size */
 }
 
 /* ---------------------------------------------------------------------------
@@ -257,74 +122,70 @@ static enum nr_status rk_topk_job(void *arg, int64_t b, int64_t e)
 }
 
 PyDoc_STRVAR(rk_topk_rows_doc,
-"topk_rows(scores, k, indptr=None, indices=None, row_users=None, n_threads=1)\n--\n\n"
+"topk_rows(scores, k, indptr=None, indices=None, row_users=None, n_threads=0)\n--\n\n"
 "Top-k item ids and scores of every row of a float32 score matrix.\n\n"
 "scores: (n_rows, n_items) float32, or (n_items,) float32 shared by all rows\n"
 "(n_rows = len(row_users), or 1). indptr (int64) / indices (int32, ascending per\n"
 "row): a CSR matrix of items to skip; row r uses CSR row row_users[r] (int64) or r.\n"
 "NaN scores are skipped. Returns (ids int64 (n_rows, k), scores float32 (n_rows, k)),\n"
-"best first, equal scores by ascending id; missing entries are id -1, score -inf.");
+"best first, equal scores by ascending id; missing entries are id -1, score -inf.\n"
+"n_threads: at most this many threads of the pool (0: all).");
 
 static PyObject *rk_topk_rows(PyObject *self, PyObject *args, PyObject *kwds)
 {
     (void)self;
     static char *kwlist[] = {"scores", "k", "indptr", "indices", "row_users", "n_threads", NULL};
-    PyObject *scores_o, *indptr_o = Py_None, *indices_o = Py_None, *users_o = Py_None;
+    struct nr_arg scores = {.name = "scores", .min_nd = 1, .max_nd = 2};
+    struct nr_arg indptr = {.name = "indptr", .min_nd = 1, .max_nd = 1, .optional = 1};
+    struct nr_arg indices = {.name = "indices", .min_nd = 1, .max_nd = 1, .optional = 1};
+    struct nr_arg users = {.name = "row_users", .min_nd = 1, .max_nd = 1, .optional = 1};
     Py_ssize_t k;
-    int n_threads = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "On|OOOi:topk_rows", kwlist, &scores_o, &k,
-                                     &indptr_o, &indices_o, &users_o, &n_threads))
+    int n_threads = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&n|O&O&O&i:topk_rows", kwlist,
+                                     nr_conv_f32_in, &scores, &k, nr_conv_i64_in, &indptr,
+                                     nr_conv_i32_in, &indices, nr_conv_i64_in, &users, &n_threads))
         return NULL;
-    if (k < 1)
-        return PyErr_Format(PyExc_ValueError, "k must be a positive integer, got %zd", k);
-    PyArrayObject *scores = RK_F32(scores_o, "scores", 1, 2);
-    if (scores == NULL)
-        return NULL;
-
+    PyObject *ids = NULL, *out = NULL, *result = NULL;
+    if (k < 1) {
+        PyErr_Format(PyExc_ValueError, "k must be a positive integer, got %zd", k);
+        goto done;
+    }
     int64_t n_rows, n_cols, stride;
-    if (PyArray_NDIM(scores) == 2) {
-        n_rows = (int64_t)PyArray_DIM(scores, 0);
-        n_cols = stride = (int64_t)PyArray_DIM(scores, 1);
+    if (PyArray_NDIM(scores.array) == 2) {
+        n_rows = nr_arg_dim(&scores, 0);
+        n_cols = stride = nr_arg_dim(&scores, 1);
     } else {
-        n_cols = (int64_t)PyArray_DIM(scores, 0);
+        n_cols = nr_arg_dim(&scores, 0);
         stride = 0;
         n_rows = -1; /* from row_users */
     }
-    PyArrayObject *indptr, *indices, *users;
-    if (rk_check_exclusion(indptr_o, indices_o, users_o, n_rows, &indptr, &indices, &users))
-        return NULL;
+    if (rk_check_exclusion(&indptr, &indices, &users, n_rows) < 0)
+        goto done;
     if (n_rows < 0)
-        n_rows = users ? (int64_t)PyArray_DIM(users, 0) : 1;
+        n_rows = users.array ? nr_arg_size(&users) : 1;
 
     npy_intp dims[2] = {(npy_intp)n_rows, (npy_intp)k};
-    PyObject *ids = PyArray_SimpleNew(2, dims, NPY_INT64);
-    PyObject *out = PyArray_SimpleNew(2, dims, NPY_FLOAT32);
+    ids = PyArray_SimpleNew(2, dims, NPY_INT64);
+    out = PyArray_SimpleNew(2, dims, NPY_FLOAT32);
     if (ids == NULL || out == NULL)
-        goto error;
-
+        goto done;
     struct rk_topk_ctx c = {
-        .scores = PyArray_DATA(scores), .n_cols = n_cols, .stride = stride, .k = (int64_t)k,
-        .n_csr = indptr ? (int64_t)PyArray_DIM(indptr, 0) - 1 : 0,
-        .indptr = indptr ? PyArray_DATA(indptr) : NULL,
-        .indices = indices ? PyArray_DATA(indices) : NULL,
-        .users = users ? PyArray_DATA(users) : NULL,
+        .scores = nr_arg_data(&scores), .n_cols = n_cols, .stride = stride, .k = (int64_t)k,
+        .n_csr = indptr.array ? nr_arg_size(&indptr) - 1 : 0,
+        .indptr = nr_arg_data(&indptr), .indices = nr_arg_data(&indices),
+        .users = nr_arg_data(&users),
         .ids = PyArray_DATA((PyArrayObject *)ids), .out = PyArray_DATA((PyArrayObject *)out),
     };
-    enum nr_status st;
-    const int nt = rk_threads_for(n_threads, n_rows, n_cols);
-    Py_BEGIN_ALLOW_THREADS
-    st = rk_parallel(rk_topk_job, &c, n_rows, nt);
-    Py_END_ALLOW_THREADS
-    if (st != NR_OK) {
-        rk_raise(st, "topk_rows");
-        goto error;
-    }
-    return Py_BuildValue("(NN)", ids, out);
-
-error:
+    enum nr_status st = nr_py_run_rows(rk_topk_job, &c, n_rows,
+                                       rk_threads_for(n_threads, n_rows, n_cols));
+    if (nr_py_raise(st, "topk_rows") < 0)
+        goto done;
+    result = Py_BuildValue("(OO)", ids, out);
+done:
     Py_XDECREF(ids);
     Py_XDECREF(out);
-    return NULL;
+    NR_ARGS_RELEASE(&scores, &indptr, &indices, &users);
+    return result;
 }
 
 /* ---------------------------------------------------------------------------
@@ -346,7 +207,7 @@ static enum nr_status rk_sampled_job(void *arg, int64_t b, int64_t e)
 }
 
 PyDoc_STRVAR(rk_count_sampled_doc,
-"count_sampled(pos_scores, neg_scores, n_threads=1)\n--\n\n"
+"count_sampled(pos_scores, neg_scores, n_threads=0)\n--\n\n"
 "Rank of each positive among its sampled negatives.\n\n"
 "pos_scores: (n,) float32; neg_scores: (n, n_neg) float32. Returns (ranks int64 (n,),\n"
 "auc float64 (n,)): ranks count negatives scored strictly higher; auc is the share\n"
@@ -356,47 +217,39 @@ static PyObject *rk_count_sampled(PyObject *self, PyObject *args, PyObject *kwds
 {
     (void)self;
     static char *kwlist[] = {"pos_scores", "neg_scores", "n_threads", NULL};
-    PyObject *pos_o, *neg_o;
-    int n_threads = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|i:count_sampled", kwlist, &pos_o, &neg_o,
-                                     &n_threads))
+    struct nr_arg pos = {.name = "pos_scores", .min_nd = 1, .max_nd = 1};
+    struct nr_arg neg = {.name = "neg_scores", .min_nd = 2, .max_nd = 2};
+    int n_threads = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&O&|i:count_sampled", kwlist, nr_conv_f32_in,
+                                     &pos, nr_conv_f32_in, &neg, &n_threads))
         return NULL;
-    PyArrayObject *pos = RK_F32(pos_o, "pos_scores", 1, 1);
-    if (pos == NULL)
-        return NULL;
-    PyArrayObject *neg = RK_F32(neg_o, "neg_scores", 2, 2);
-    if (neg == NULL)
-        return NULL;
-    const int64_t n = (int64_t)PyArray_DIM(pos, 0);
-    if ((int64_t)PyArray_DIM(neg, 0) != n)
-        return PyErr_Format(PyExc_ValueError, "neg_scores has %lld rows but pos_scores has %lld "
-                            "entries; they must match (one row of negatives per positive)",
-                            (long long)PyArray_DIM(neg, 0), (long long)n);
-
+    PyObject *ranks = NULL, *auc = NULL, *result = NULL;
+    const int64_t n = nr_arg_size(&pos);
+    if (nr_arg_dim(&neg, 0) != n) {
+        PyErr_Format(PyExc_ValueError, "neg_scores has %lld rows but pos_scores has %lld "
+                     "entries; they must match (one row of negatives per positive)",
+                     (long long)nr_arg_dim(&neg, 0), (long long)n);
+        goto done;
+    }
     npy_intp dims[1] = {(npy_intp)n};
-    PyObject *ranks = PyArray_SimpleNew(1, dims, NPY_INT64);
-    PyObject *auc = PyArray_SimpleNew(1, dims, NPY_FLOAT64);
+    ranks = PyArray_SimpleNew(1, dims, NPY_INT64);
+    auc = PyArray_SimpleNew(1, dims, NPY_FLOAT64);
     if (ranks == NULL || auc == NULL)
-        goto error;
+        goto done;
     struct rk_sampled_ctx c = {
-        .pos = PyArray_DATA(pos), .neg = PyArray_DATA(neg), .n_neg = (int64_t)PyArray_DIM(neg, 1),
+        .pos = nr_arg_data(&pos), .neg = nr_arg_data(&neg), .n_neg = nr_arg_dim(&neg, 1),
         .ranks = PyArray_DATA((PyArrayObject *)ranks), .auc = PyArray_DATA((PyArrayObject *)auc),
     };
-    enum nr_status st;
-    const int nt = rk_threads_for(n_threads, n, c.n_neg);
-    Py_BEGIN_ALLOW_THREADS
-    st = rk_parallel(rk_sampled_job, &c, n, nt);
-    Py_END_ALLOW_THREADS
-    if (st != NR_OK) {
-        rk_raise(st, "count_sampled");
-        goto error;
-    }
-    return Py_BuildValue("(NN)", ranks, auc);
-
-error:
+    enum nr_status st = nr_py_run_rows(rk_sampled_job, &c, n,
+                                       rk_threads_for(n_threads, n, c.n_neg));
+    if (nr_py_raise(st, "count_sampled") < 0)
+        goto done;
+    result = Py_BuildValue("(OO)", ranks, auc);
+done:
     Py_XDECREF(ranks);
     Py_XDECREF(auc);
-    return NULL;
+    NR_ARGS_RELEASE(&pos, &neg);
+    return result;
 }
 
 /* ---------------------------------------------------------------------------
@@ -422,7 +275,7 @@ static enum nr_status rk_full_job(void *arg, int64_t b, int64_t e)
 
 PyDoc_STRVAR(rk_count_full_doc,
 "count_full(scores, pos_indptr, pos_indices, out_above, out_auc=None, indptr=None,\n"
-"           indices=None, row_users=None, n_threads=1)\n--\n\n"
+"           indices=None, row_users=None, n_threads=0)\n--\n\n"
 "Rank every positive among all non-excluded items of its row.\n\n"
 "scores: (n_rows, n_items) float32. pos_indptr: (n_rows + 1,) int64 offsets into\n"
 "pos_indices (int32, strictly ascending per row; may start past 0). indptr/indices:\n"
@@ -434,60 +287,59 @@ static PyObject *rk_count_full(PyObject *self, PyObject *args, PyObject *kwds)
     (void)self;
     static char *kwlist[] = {"scores", "pos_indptr", "pos_indices", "out_above", "out_auc",
                              "indptr", "indices", "row_users", "n_threads", NULL};
-    PyObject *scores_o, *pip_o, *piv_o, *above_o, *auc_o = Py_None;
-    PyObject *indptr_o = Py_None, *indices_o = Py_None, *users_o = Py_None;
-    int n_threads = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOO|OOOOi:count_full", kwlist, &scores_o,
-                                     &pip_o, &piv_o, &above_o, &auc_o, &indptr_o, &indices_o,
-                                     &users_o, &n_threads))
+    struct nr_arg scores = {.name = "scores", .min_nd = 2, .max_nd = 2};
+    struct nr_arg pip = {.name = "pos_indptr", .min_nd = 1, .max_nd = 1};
+    struct nr_arg piv = {.name = "pos_indices", .min_nd = 1, .max_nd = 1};
+    struct nr_arg above = {.name = "out_above", .min_nd = 1, .max_nd = 1};
+    struct nr_arg auc = {.name = "out_auc", .min_nd = 1, .max_nd = 1, .optional = 1};
+    struct nr_arg indptr = {.name = "indptr", .min_nd = 1, .max_nd = 1, .optional = 1};
+    struct nr_arg indices = {.name = "indices", .min_nd = 1, .max_nd = 1, .optional = 1};
+    struct nr_arg users = {.name = "row_users", .min_nd = 1, .max_nd = 1, .optional = 1};
+    int n_threads = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&O&O&O&|O&O&O&O&i:count_full", kwlist,
+                                     nr_conv_f32_in, &scores, nr_conv_i64_in, &pip,
+                                     nr_conv_i32_in, &piv, nr_conv_i64_out, &above,
+                                     nr_conv_f64_out, &auc, nr_conv_i64_in, &indptr,
+                                     nr_conv_i32_in, &indices, nr_conv_i64_in, &users,
+                                     &n_threads))
         return NULL;
-    PyArrayObject *scores = RK_F32(scores_o, "scores", 2, 2);
-    if (scores == NULL)
-        return NULL;
-    const int64_t n_rows = (int64_t)PyArray_DIM(scores, 0);
-    PyArrayObject *pip = RK_I64(pip_o, "pos_indptr");
-    if (pip == NULL)
-        return NULL;
-    PyArrayObject *piv = RK_I32(piv_o, "pos_indices");
-    if (piv == NULL)
-        return NULL;
-    const int64_t n_pos = (int64_t)PyArray_DIM(piv, 0);
-    if (rk_check_indptr(pip, "pos_indptr", n_rows, n_pos, "pos_indices"))
-        return NULL;
-    PyArrayObject *above = rk_array(above_o, "out_above", NPY_INT64, "int64", 1, 1, 1, 0);
-    if (above == NULL)
-        return NULL;
-    PyArrayObject *auc = rk_array(auc_o, "out_auc", NPY_FLOAT64, "float64", 1, 1, 1, 1);
-    if (auc == NULL && PyErr_Occurred())
-        return NULL;
-    if ((int64_t)PyArray_DIM(above, 0) != n_pos ||
-        (auc != NULL && (int64_t)PyArray_DIM(auc, 0) != n_pos))
-        return PyErr_Format(PyExc_ValueError, "out_above and out_auc must have one entry per "
-                            "positive (%lld, like pos_indices)", (long long)n_pos);
-    PyArrayObject *indptr, *indices, *users;
-    if (rk_check_exclusion(indptr_o, indices_o, users_o, n_rows, &indptr, &indices, &users))
-        return NULL;
-
+    PyObject *result = NULL;
+    const int64_t n_rows = nr_arg_dim(&scores, 0), n_pos = nr_arg_size(&piv);
+    if (rk_check_indptr(&pip, n_rows, n_pos, piv.name) < 0)
+        goto done;
+    if (nr_arg_size(&above) != n_pos || (auc.array && nr_arg_size(&auc) != n_pos)) {
+        PyErr_Format(PyExc_ValueError, "out_above and out_auc must have one entry per "
+                     "positive (%lld, like pos_indices)", (long long)n_pos);
+        goto done;
+    }
+    if (rk_check_exclusion(&indptr, &indices, &users, n_rows) < 0)
+        goto done;
     struct rk_full_ctx c = {
-        .scores = PyArray_DATA(scores), .n_items = (int64_t)PyArray_DIM(scores, 1),
-        .n_csr = indptr ? (int64_t)PyArray_DIM(indptr, 0) - 1 : 0,
-        .pos_indptr = PyArray_DATA(pip), .pos_indices = PyArray_DATA(piv),
-        .indptr = indptr ? PyArray_DATA(indptr) : NULL,
-        .indices = indices ? PyArray_DATA(indices) : NULL,
-        .users = users ? PyArray_DATA(users) : NULL,
-        .above = PyArray_DATA(above), .auc = auc ? PyArray_DATA(auc) : NULL,
+        .scores = nr_arg_data(&scores), .n_items = nr_arg_dim(&scores, 1),
+        .n_csr = indptr.array ? nr_arg_size(&indptr) - 1 : 0,
+        .pos_indptr = nr_arg_data(&pip), .pos_indices = nr_arg_data(&piv),
+        .indptr = nr_arg_data(&indptr), .indices = nr_arg_data(&indices),
+        .users = nr_arg_data(&users), .above = nr_arg_data(&above), .auc = nr_arg_data(&auc),
     };
-    enum nr_status st;
-    const int nt = rk_threads_for(n_threads, n_rows, c.n_items);
-    Py_BEGIN_ALLOW_THREADS
-    st = rk_parallel(rk_full_job, &c, n_rows, nt);
-    Py_END_ALLOW_THREADS
-    if (st == NR_ERR_INDEX || st == NR_ERR_VALUE)
-        return PyErr_Format(PyExc_ValueError, "pos_indices must hold strictly ascending item "
-                            "ids in [0, %lld) within each row", (long long)c.n_items);
-    if (st != NR_OK)
-        return rk_raise(st, "count_full");
-    Py_RETURN_NONE;
+    enum nr_status st = nr_py_run_rows(rk_full_job, &c, n_rows,
+                                       rk_threads_for(n_threads, n_rows, c.n_items));
+    if (st == NR_ERR_INDEX) {
+        PyErr_Format(PyExc_IndexError, "pos_indices: an item id is outside [0, %lld)",
+                     (long long)c.n_items);
+        goto done;
+    }
+    if (st == NR_ERR_VALUE) {
+        PyErr_SetString(PyExc_ValueError, "pos_indices must hold strictly ascending item ids "
+                        "within each row");
+        goto done;
+    }
+    if (nr_py_raise(st, "count_full") < 0)
+        goto done;
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    NR_ARGS_RELEASE(&scores, &pip, &piv, &above, &auc, &indptr, &indices, &users);
+    return result;
 }
 
 /* ---------------------------------------------------------------------------
@@ -507,116 +359,72 @@ static PyObject *rk_score(PyObject *self, PyObject *args, PyObject *kwds)
 {
     (void)self;
     static char *kwlist[] = {"above", "k", "indptr", "auc", NULL};
-    PyObject *above_o, *indptr_o = Py_None, *auc_o = Py_None;
+    struct nr_arg above = {.name = "above", .min_nd = 1, .max_nd = 1};
+    struct nr_arg indptr = {.name = "indptr", .min_nd = 1, .max_nd = 1, .optional = 1};
+    struct nr_arg auc = {.name = "auc", .min_nd = 1, .max_nd = 1, .optional = 1};
     Py_ssize_t k;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "On|OO:score", kwlist, &above_o, &k, &indptr_o,
-                                     &auc_o))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&n|O&O&:score", kwlist, nr_conv_i64_in,
+                                     &above, &k, nr_conv_i64_in, &indptr, nr_conv_f64_in, &auc))
         return NULL;
-    if (k < 1)
-        return PyErr_Format(PyExc_ValueError, "k must be a positive integer, got %zd", k);
-    PyArrayObject *above = RK_I64(above_o, "above");
-    if (above == NULL)
-        return NULL;
-    const int64_t n_pos = (int64_t)PyArray_DIM(above, 0);
-    PyArrayObject *indptr = rk_array(indptr_o, "indptr", NPY_INT64, "int64", 1, 1, 0, 1);
-    if (indptr == NULL && PyErr_Occurred())
-        return NULL;
-    if (indptr != NULL && rk_check_indptr(indptr, "indptr", -1, n_pos, "above"))
-        return NULL;
-    PyArrayObject *auc = rk_array(auc_o, "auc", NPY_FLOAT64, "float64", 1, 1, 0, 1);
-    if (auc == NULL && PyErr_Occurred())
-        return NULL;
-    if (auc != NULL && (int64_t)PyArray_DIM(auc, 0) != n_pos)
-        return PyErr_Format(PyExc_ValueError, "auc has %lld entries but above has %lld; they "
-                            "must match", (long long)PyArray_DIM(auc, 0), (long long)n_pos);
-    const int64_t n_users = indptr ? (int64_t)PyArray_DIM(indptr, 0) - 1 : n_pos;
-
     static const char *names[7] = {"hr", "ndcg", "mrr", "precision", "recall", "map", "auc"};
     PyObject *arrs[7] = {NULL};
-    PyObject *per_user = NULL, *means_d = NULL;
+    PyObject *per_user = NULL, *means_d = NULL, *result = NULL;
+    const int64_t n_pos = nr_arg_size(&above);
+    if (k < 1) {
+        PyErr_Format(PyExc_ValueError, "k must be a positive integer, got %zd", k);
+        goto done;
+    }
+    if (indptr.array && rk_check_indptr(&indptr, -1, n_pos, above.name) < 0)
+        goto done;
+    if (auc.array && nr_arg_size(&auc) != n_pos) {
+        PyErr_Format(PyExc_ValueError, "auc has %lld entries but above has %lld; they "
+                     "must match", (long long)nr_arg_size(&auc), (long long)n_pos);
+        goto done;
+    }
+    const int64_t n_users = indptr.array ? nr_arg_size(&indptr) - 1 : n_pos;
     npy_intp dims[1] = {(npy_intp)n_users};
     for (int i = 0; i < 7; i++)
         if ((arrs[i] = PyArray_SimpleNew(1, dims, NPY_FLOAT64)) == NULL)
-            goto error;
+            goto done;
 #define RK_D(i) ((double *)PyArray_DATA((PyArrayObject *)arrs[i]))
     struct nr_rank_per_user pu = {RK_D(0), RK_D(1), RK_D(2), RK_D(3), RK_D(4), RK_D(5), RK_D(6)};
 #undef RK_D
     struct nr_rank_means m;
     enum nr_status st;
-    const int64_t *ip = indptr ? PyArray_DATA(indptr) : NULL;
-    const int64_t *ab = PyArray_DATA(above);
-    const double *au = auc ? PyArray_DATA(auc) : NULL;
+    const int64_t *ip = nr_arg_data(&indptr), *ab = nr_arg_data(&above);
+    const double *au = nr_arg_data(&auc);
     Py_BEGIN_ALLOW_THREADS
     st = nr_rank_score(ip, ab, au, n_users, (int64_t)k, &pu, &m);
     Py_END_ALLOW_THREADS
     if (st == NR_ERR_VALUE) {
         PyErr_SetString(PyExc_ValueError, "above must hold non-negative ranks");
-        goto error;
+        goto done;
     }
-    if (st != NR_OK) {
-        rk_raise(st, "score");
-        goto error;
-    }
+    if (nr_py_raise(st, "score") < 0)
+        goto done;
     means_d = Py_BuildValue("{sdsdsdsdsdsdsdsL}", "hr", m.hr, "ndcg", m.ndcg, "mrr", m.mrr,
                             "precision", m.precision, "recall", m.recall, "map", m.map,
                             "auc", m.auc, "n_users", (long long)m.n_users);
     if (means_d == NULL || (per_user = PyDict_New()) == NULL)
-        goto error;
+        goto done;
     for (int i = 0; i < 7; i++)
         if (PyDict_SetItemString(per_user, names[i], arrs[i]) < 0)
-            goto error;
-    for (int i = 0; i < 7; i++)
-        Py_DECREF(arrs[i]);
-    return Py_BuildValue("(NN)", means_d, per_user);
-
-error:
+            goto done;
+    result = Py_BuildValue("(OO)", means_d, per_user);
+done:
     for (int i = 0; i < 7; i++)
         Py_XDECREF(arrs[i]);
     Py_XDECREF(per_user);
     Py_XDECREF(means_d);
-    return NULL;
+    NR_ARGS_RELEASE(&above, &indptr, &auc);
+    return result;
 }
 
-/* ---------------------------------------------------------------------------
- * Module
- * ------------------------------------------------------------------------- */
-
-static PyMethodDef rk_methods[] = {
-    {"topk_rows", (PyCFunction)(void (*)(void))rk_topk_rows, METH_VARARGS | METH_KEYWORDS,
-     rk_topk_rows_doc},
-    {"count_sampled", (PyCFunction)(void (*)(void))rk_count_sampled, METH_VARARGS | METH_KEYWORDS,
+PyMethodDef nr_py_rank_methods[] = {
+    {"topk_rows", NR_PY_KW(rk_topk_rows), METH_VARARGS | METH_KEYWORDS, rk_topk_rows_doc},
+    {"count_sampled", NR_PY_KW(rk_count_sampled), METH_VARARGS | METH_KEYWORDS,
      rk_count_sampled_doc},
-    {"count_full", (PyCFunction)(void (*)(void))rk_count_full, METH_VARARGS | METH_KEYWORDS,
-     rk_count_full_doc},
-    {"score", (PyCFunction)(void (*)(void))rk_score, METH_VARARGS | METH_KEYWORDS, rk_score_doc},
+    {"count_full", NR_PY_KW(rk_count_full), METH_VARARGS | METH_KEYWORDS, rk_count_full_doc},
+    {"score", NR_PY_KW(rk_score), METH_VARARGS | METH_KEYWORDS, rk_score_doc},
     {NULL, NULL, 0, NULL},
 };
-
-static int rk_exec(PyObject *module)
-{
-    (void)module;
-    import_array1(-1);
-    return 0;
-}
-
-static PyModuleDef_Slot rk_slots[] = {
-    {Py_mod_exec, (void *)rk_exec},
-#if PY_VERSION_HEX >= 0x030C0000
-    {Py_mod_multiple_interpreters, Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED},
-#endif
-    {0, NULL},
-};
-
-static struct PyModuleDef rk_module = {
-    PyModuleDef_HEAD_INIT,
-    .m_name = "neurec._rank",
-    .m_doc = "Ranking metrics and top-K selection (C core of neurec.evaluation).",
-    .m_size = 0,
-    .m_methods = rk_methods,
-    .m_slots = rk_slots,
-};
-
-PyMODINIT_FUNC PyInit__rank(void)
-{
-    return PyModuleDef_Init(&rk_module);
-}

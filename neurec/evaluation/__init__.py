@@ -1,6 +1,6 @@
 """Ranking evaluation for recommenders: metrics, protocols, callback, baseline.
 
-Metrics and top-K selection run in C (``neurec._rank``) with the GIL
+Metrics and top-K selection run in C (``neurec._core``) with the GIL
 released. Tie rule everywhere: only candidates scored *strictly* higher rank
 above a held-out item (the README's "Ranking tie rule").
 

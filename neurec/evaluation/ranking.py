@@ -1,4 +1,4 @@
-"""Ranking metrics and top-K selection, computed in C (``neurec._rank``).
+"""Ranking metrics and top-K selection, computed in C (``neurec._core``).
 
 A *rank* is the 0-based position of a held-out (positive) item among its
 candidates: the number of candidate negatives the model scored **strictly
@@ -30,7 +30,6 @@ the tests use them as the oracle for the C code.
 from __future__ import annotations
 
 import numbers
-import os
 from collections.abc import Sequence
 from typing import Any, Optional, Union
 
@@ -49,23 +48,16 @@ _METRICS = ("hr", "ndcg", "mrr", "precision", "recall", "map", "auc")
 # ---------------------------------------------------------------------------
 def _core():
     try:
-        from neurec import _rank
+        from neurec import _core as core
     except ImportError as e:  # pragma: no cover - depends on the build
-        raise ImportError("neurec._rank (the C extension) is not built; run "
+        raise ImportError("neurec._core (the C extension) is not built; run "
                           "`pip install -e .` or `python setup.py build_ext --inplace`") from e
-    return _rank
+    return core
 
 
 def _num_threads() -> int:
-    try:  # the thread count the rest of neurec uses (set_num_threads)
-        from neurec import _threads
-        return int(_threads.get_num_threads())
-    except ImportError:  # neurec._core not built: _rank still works alone
-        env = os.environ.get("NEUREC_NUM_THREADS", "")
-        if env.isdigit() and int(env) > 0:
-            return int(env)
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
-            os.cpu_count() or 1)
+    from neurec import _threads  # the thread count the rest of neurec uses (set_num_threads)
+    return int(_threads.get_num_threads())
 
 
 def _check_k(k: Any, name: str = "k") -> int:

@@ -1,7 +1,38 @@
-"""Lowering of a functional graph to the C core's plan (see csrc/include/neurec/nr_plan.h)."""
-from typing import Dict, List, Optional, Tuple
+"""Lowering of a functional graph to the C core's plan (see csrc/include/neurec/nr_plan.h).
+
+The plan's descriptors are named tuples that the C binding (``csrc/py/_plan.c``) reads by
+field name, never by position: :class:`Op` (one ``struct nr_op``), :class:`Param` (one
+``struct nr_param``) and ``neurec.optimizers.OptimizerSpec`` (``struct nr_optim``).
+"""
+from typing import Dict, List, NamedTuple, Optional, Tuple
+
+import numpy as np
 
 from neurec.layers.core import OP_INPUT, _size
+
+
+class Op(NamedTuple):
+    """One op of the plan (``struct nr_op``)."""
+
+    kind: int                   # an OP_* code (neurec._core.OPS)
+    out: int                    # value id written
+    inputs: Tuple[int, ...]     # value ids read (INPUT, EMBEDDING: an input slot)
+    params: Tuple[int, int]     # parameter ids, -1 when absent
+    act: int                    # activation code, for ACT
+    flag: int                   # DOT: normalize
+    dims: Tuple[int, ...]       # up to 6 kind-specific sizes (the rest are 0)
+    rate: float                 # DROPOUT rate
+
+
+class Param(NamedTuple):
+    """One parameter the plan borrows (``struct nr_param``): C updates the arrays in place."""
+
+    weights: np.ndarray              # float32, C-contiguous, writeable
+    slots: Tuple[Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray]]
+    row_steps: Optional[np.ndarray]  # int64 per-row step counts (lazy Adam on tables)
+    l2: float                        # L2 penalty factor
+    is_table: bool                   # an embedding table (sparse gradients)
+    frozen: bool                     # never updated (a non-trainable layer's weight)
 
 
 class PlanBuilder:
@@ -10,7 +41,7 @@ class PlanBuilder:
     def __init__(self, model):
         self.model = model
         self.value_sizes: List[int] = []
-        self.ops: List[tuple] = []
+        self.ops: List[Op] = []
         self.tensor_value: Dict[int, int] = {}
         self.input_slots: Dict[int, int] = {id(t): i for i, t in enumerate(model.inputs)}
         self.params: List[Tuple] = []  # (layer, weight index, is_table)
@@ -60,9 +91,9 @@ class PlanBuilder:
 
     def op(self, kind: int, out: int, ins: List[int], params=(-1, -1), act: int = 0,
            flag: int = 0, dims=(), rate: float = 0.0) -> None:
-        dims = tuple(int(d) for d in dims) + (0,) * (6 - len(dims))
-        self.ops.append((int(kind), int(out), tuple(int(i) for i in ins),
-                         (int(params[0]), int(params[1])), int(act), int(flag), dims, float(rate)))
+        self.ops.append(Op(kind=int(kind), out=int(out), inputs=tuple(int(i) for i in ins),
+                           params=(int(params[0]), int(params[1])), act=int(act),
+                           flag=int(flag), dims=tuple(int(d) for d in dims), rate=float(rate)))
 
 
 def lower(model) -> PlanBuilder:

@@ -331,6 +331,7 @@ class Model:
 
     def _build_plan(self):
         from neurec import _core
+        from neurec.models._plan import Param
         self._require_graph()
         b = lower(self)
         params = []
@@ -345,13 +346,16 @@ class Model:
             _, w, reg = layer._weights[idx]
             slots = opt._slots[k]
             l2 = float(getattr(reg, "l2", 0.0)) if reg is not None else 0.0
-            params.append((w, tuple(slots[:3]), slots[3], l2, bool(table), not layer.trainable))
+            params.append(Param(weights=w, slots=tuple(slots[:3]), row_steps=slots[3], l2=l2,
+                                is_table=bool(table), frozen=not layer.trainable))
         logits = b.logits_of.get(b.output_value)
         logits = -1 if logits is None or not isinstance(loss, losses_mod.BinaryCrossentropy) \
             or loss.from_logits else logits
-        plan = _core.Plan(b.ops, b.value_sizes, params, len(self.inputs), b.output_value,
-                          logits, loss.code, opt._c_tuple(), bool(opt.sparse_updates),
-                          bool(getattr(self, "hogwild", False)))
+        plan = _core.Plan(ops=b.ops, value_sizes=b.value_sizes, params=params,
+                          n_inputs=len(self.inputs), output=b.output_value, logits=logits,
+                          loss=loss.code, optimizer=opt._c_tuple(),
+                          sparse=bool(opt.sparse_updates),
+                          hogwild=bool(getattr(self, "hogwild", False)))
         self._builder = b  # before _plan: a thread that sees the plan also sees its builder
         self._plan = plan
 

@@ -1,0 +1,31 @@
+/*
+ * module.h: what each binding file adds to the module neurec._core.
+ *
+ * _core.c defines the module; at exec time it adds every method table below
+ * (PyModule_AddFunctions) and the Plan type, so each concern keeps its own file
+ * and every C source is compiled once, into one extension module.
+ */
+#ifndef NR_PY_MODULE_H
+#define NR_PY_MODULE_H
+
+#include "convert.h"
+
+/* A METH_VARARGS | METH_KEYWORDS function as a method table's PyCFunction. */
+#define NR_PY_KW(F) ((PyCFunction)(void (*)(void))(F))
+
+/* _plan.c: add the type Plan (a compiled model) to module m. Returns 0, or -1
+ * with an error set. */
+int nr_py_plan_add_type(PyObject *m);
+
+/* _data.c: permutation, sample_epoch, score_topk. */
+extern PyMethodDef nr_py_data_methods[];
+
+/* _als.c: als_gram, als_solve, als_loss. */
+extern PyMethodDef nr_py_als_methods[];
+
+/* _rank.c: topk_rows, count_sampled, count_full, score. */
+extern PyMethodDef nr_py_rank_methods[];
+
+/* pools.h: set_num_threads, get_num_threads (declared there). */
+
+#endif /* NR_PY_MODULE_H */
