@@ -14,6 +14,8 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tupl
 
 import numpy as np
 
+from neurec._registry import register_serializable
+
 _NAME_COUNTS: Dict[str, itertools.count] = defaultdict(itertools.count)
 
 # While a model file is loaded: the weight shapes the file holds, and the file's name.
@@ -91,6 +93,7 @@ class Node:
         layer._nodes.append(self)
 
 
+@register_serializable()
 class Layer:
     """Base class of neurec layers, with Keras's names and conventions.
 

@@ -4,6 +4,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from neurec import _core, activations, initializers, regularizers
+from neurec._registry import register_serializable
 from neurec.layers.base import KerasTensor, Layer, Node, format_shape, unique_name
 
 __all__ = ["Input", "InputLayer", "Embedding", "Dense", "Flatten", "Reshape", "Activation", "Dropout"]
@@ -20,6 +21,7 @@ def _size(shape) -> int:
     return int(np.prod([d for d in shape[1:]], dtype=np.int64)) if len(shape) > 1 else 1
 
 
+@register_serializable()
 class InputLayer(Layer):
     """The layer behind :func:`Input`; it has no weights."""
 
@@ -79,6 +81,7 @@ def Input(shape=None, batch_size=None, dtype="float32", name: Optional[str] = No
     return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name, **kwargs).output
 
 
+@register_serializable()
 class Embedding(Layer):
     """Turns integer ids into dense vectors: a live ``(input_dim, output_dim)`` table.
 
@@ -153,6 +156,7 @@ class Embedding(Layer):
         b.id_checks.append((b.input_slot(src), self))
 
 
+@register_serializable()
 class Dense(Layer):
     """``output = activation(dot(input, kernel) + bias)`` over the last axis.
 
@@ -232,6 +236,7 @@ class Dense(Layer):
             b.logits_of[out] = pre if act == activations.CODES["sigmoid"] else None
 
 
+@register_serializable()
 class Flatten(Layer):
     """Flattens each sample to one axis: ``(batch, a, b) -> (batch, a * b)``. No copy."""
 
@@ -249,6 +254,7 @@ class Flatten(Layer):
         b.alias(node.outputs[0], node.inputs[0])
 
 
+@register_serializable()
 class Reshape(Layer):
     """Reshapes each sample to ``target_shape`` (one entry may be -1). No copy."""
 
@@ -278,6 +284,7 @@ class Reshape(Layer):
         b.alias(node.outputs[0], node.inputs[0])
 
 
+@register_serializable()
 class Activation(Layer):
     """Applies an activation function (``'relu'``, ``'sigmoid'``, ``'tanh'``, ...)."""
 
@@ -301,6 +308,7 @@ class Activation(Layer):
         b.logits_of[out] = b.value(src) if act == activations.CODES["sigmoid"] else None
 
 
+@register_serializable()
 class Dropout(Layer):
     """Zeroes a ``rate`` share of inputs during training, scaling the rest by ``1/(1-rate)``.
 

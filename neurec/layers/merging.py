@@ -3,6 +3,7 @@ from typing import Sequence, Tuple, Union
 
 import numpy as np
 
+from neurec._registry import register_serializable
 from neurec.layers.base import Layer, format_shape
 from neurec.layers.core import OP_ADD, OP_AVERAGE, OP_CONCAT, OP_DOT, OP_MUL, OP_SUB, _size
 
@@ -27,6 +28,7 @@ class _Merge(Layer):
         b.op(self._op, out, [b.value(t) for t in node.inputs])
 
 
+@register_serializable()
 class Add(_Merge):
     """Elementwise sum of a list of same-shape inputs."""
     _op = OP_ADD
@@ -35,6 +37,7 @@ class Add(_Merge):
         return np.sum(np.stack([np.asarray(x, np.float32) for x in xs]), axis=0)
 
 
+@register_serializable()
 class Multiply(_Merge):
     """Elementwise product of a list of same-shape inputs (GMF's interaction)."""
     _op = OP_MUL
@@ -46,6 +49,7 @@ class Multiply(_Merge):
         return out
 
 
+@register_serializable()
 class Subtract(_Merge):
     """``inputs[0] - inputs[1]``."""
     _op = OP_SUB
@@ -60,6 +64,7 @@ class Subtract(_Merge):
         return np.asarray(xs[0], np.float32) - np.asarray(xs[1], np.float32)
 
 
+@register_serializable()
 class Average(_Merge):
     """Elementwise mean of a list of same-shape inputs."""
     _op = OP_AVERAGE
@@ -68,6 +73,7 @@ class Average(_Merge):
         return np.mean(np.stack([np.asarray(x, np.float32) for x in xs]), axis=0)
 
 
+@register_serializable()
 class Concatenate(Layer):
     """Concatenates a list of inputs along ``axis`` (default -1, the last).
 
@@ -117,6 +123,7 @@ class Concatenate(Layer):
         b.op(OP_CONCAT, out, [b.value(t) for t in node.inputs], dims=(outer,))
 
 
+@register_serializable()
 class Dot(Layer):
     """Batch dot product of two tensors along ``axes``, as ``keras.layers.Dot``.
 
