@@ -5,7 +5,7 @@ import numpy as np
 
 from neurec import _core, activations, initializers, regularizers
 from neurec._registry import register_serializable
-from neurec.layers.base import KerasTensor, Layer, Node, format_shape, unique_name
+from neurec.layers.base import KerasTensor, Layer, Node, compute_dtype, format_shape, unique_name
 
 __all__ = ["Input", "InputLayer", "Embedding", "Dense", "Flatten", "Reshape", "Activation", "Dropout"]
 
@@ -125,10 +125,13 @@ class Embedding(Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape) + (self.output_dim,)
 
+    _takes_ids = True
+
     def _output_dtype(self, inputs):
         return "float32"
 
-    def call_numpy(self, ids, training=False):
+    def call_numpy(self, ids, training=False, weights=None):
+        table = self.embeddings if weights is None else weights[0]
         ids = np.asarray(ids)
         if ids.dtype.kind == "f":
             if not np.all(np.isfinite(ids)) or np.any(ids != np.floor(ids)):
@@ -136,7 +139,7 @@ class Embedding(Layer):
         ids = ids.astype(np.int64)
         if ids.size and (ids.min() < 0 or ids.max() >= self.input_dim):
             raise ValueError(f"Embedding {self.name!r}: ids must be in [0, input_dim={self.input_dim})")
-        return self.embeddings[ids]
+        return table[ids]
 
     def get_config(self):
         return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim,
@@ -206,10 +209,11 @@ class Dense(Layer):
                              f"{self.kernel.shape[0]}, got shape {format_shape(input_shape)}")
         return tuple(input_shape[:-1]) + (self.units,)
 
-    def call_numpy(self, x, training=False):
-        y = np.asarray(x, dtype=np.float32) @ self.kernel
+    def call_numpy(self, x, training=False, weights=None):
+        w = self.weights if weights is None else list(weights)
+        y = np.asarray(x, dtype=compute_dtype(x, *w)) @ w[0]
         if self.use_bias:
-            y = y + self.bias
+            y = y + w[1]
         return self.activation(y)
 
     def get_config(self):
@@ -246,7 +250,7 @@ class Flatten(Layer):
     def compute_output_shape(self, input_shape):
         return (input_shape[0], _size(input_shape))
 
-    def call_numpy(self, x, training=False):
+    def call_numpy(self, x, training=False, weights=None):
         x = np.asarray(x)
         return x.reshape(x.shape[0], -1)
 
@@ -273,7 +277,7 @@ class Reshape(Layer):
                              f"to {self.target_shape}")
         return (input_shape[0],) + shape
 
-    def call_numpy(self, x, training=False):
+    def call_numpy(self, x, training=False, weights=None):
         x = np.asarray(x)
         return x.reshape((x.shape[0],) + self.compute_output_shape((None,) + x.shape[1:])[1:])
 
@@ -292,8 +296,8 @@ class Activation(Layer):
         super().__init__(**kwargs)
         self.activation = activations.get(activation)
 
-    def call_numpy(self, x, training=False):
-        return self.activation(x)
+    def call_numpy(self, x, training=False, weights=None):
+        return self.activation(np.asarray(x, dtype=compute_dtype(x)))
 
     def get_config(self):
         return {**super().get_config(), "activation": activations.serialize(self.activation)}
@@ -325,12 +329,20 @@ class Dropout(Layer):
         self.rate = float(rate)
         self.seed = seed
 
-    def call_numpy(self, x, training=False):
-        x = np.asarray(x, dtype=np.float32)
+    def call_numpy(self, x, training=False, weights=None, mask=None):
+        """Inference: ``x``. Training: ``x * mask``, the mask drawn from ``seed`` unless given.
+
+        Args:
+            mask: The multipliers of a training step, 0 or ``1 / (1 - rate)`` (the C core's
+                masks come from ``neurec._reference.dropout_mask``).
+        """
+        x = np.asarray(x, dtype=compute_dtype(x))
         if not training or self.rate == 0:
             return x
-        rng = np.random.default_rng(self.seed)
-        return np.where(rng.random(x.shape) < self.rate, 0.0, x / (1 - self.rate)).astype(np.float32)
+        if mask is None:
+            rng = np.random.default_rng(self.seed)
+            mask = np.where(rng.random(x.shape) < self.rate, 0.0, 1.0 / (1.0 - self.rate))
+        return x * np.reshape(mask, x.shape).astype(x.dtype)
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}

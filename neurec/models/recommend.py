@@ -233,10 +233,10 @@ def hoisted_pair_model(model, roles):
     values). A ``Dense`` over ``Concatenate([user parts, item parts])`` (NCF's MLP
     tower input) is split: ``x_u W_u`` becomes a user table and ``x_i W_i + b`` an
     item table, so a pair costs an addition instead of the widest matrix product.
-    Precomputation runs in float64 (``neurec._reference``): scores agree with
+    Precomputation runs in float64 (the layers' ``call_numpy``): scores agree with
     ``predict`` to ~1e-6, and ``recommend`` reports ``predict``'s exact values.
     """
-    from neurec import _reference
+    from neurec.models._functional import run_numpy
     from neurec.layers.core import Activation as Act, Reshape
     from neurec.layers.merging import Add as AddL, Concatenate
     from neurec.models.model import Model
@@ -261,7 +261,7 @@ def hoisted_pair_model(model, roles):
         xs[slot] = ids
         xs[1 - slot] = np.zeros((ids.shape[0], 1), np.int64)
         nodes = [n for n in model._nodes_in_order if side[id(n.outputs[0])] == s_]
-        return _reference.forward(model, xs, nodes=nodes)[1]
+        return run_numpy(model, xs, nodes=nodes)[1]
 
     uvals, ivals = values(users, uslot, "u"), values(items, islot, "i")
     nu_in = Input(shape=(1,), dtype="int64")
