@@ -115,3 +115,35 @@ def test_sequential_round_trip(tmp_path):
     m2 = load_model(tmp_path / "s.neurec")
     assert type(m2).__name__ == "Sequential"
     np.testing.assert_array_equal(m.predict(x), m2.predict(x))
+
+
+def test_compile_config_round_trip_keeps_the_current_learning_rate():
+    import json
+
+    from neurec import losses, optimizers
+    m = neumf()
+    assert m.get_compile_config() is None
+    with pytest.raises(RuntimeError, match="compile"):
+        m.build_optimizer()
+    m.compile(optimizer=optimizers.Adam(0.01, amsgrad=True), loss="mse",
+              metrics=["mae", "auc"], hogwild=True)
+    m.optimizer.learning_rate = 0.003  # as a callback would
+    cfg = json.loads(json.dumps(m.get_compile_config()))
+    m2 = neumf()
+    m2.compile_from_config(cfg)
+    assert isinstance(m2.optimizer, optimizers.Adam) and m2.optimizer is not m.optimizer
+    assert m2.optimizer.get_config() == m.optimizer.get_config()
+    assert m2.optimizer.learning_rate == 0.003 and m2.optimizer.amsgrad
+    assert isinstance(m2.loss, losses.MeanSquaredError)
+    assert m2.metrics_names == m.metrics_names and m2.hogwild
+    assert not m2.optimizer.built  # created on first use, as before loading
+
+
+def test_a_model_saved_before_its_first_step_loads_without_optimizer_state(tmp_path):
+    m = neumf()
+    m.compile(optimizer="adam", loss="binary_crossentropy")
+    m.save(tmp_path / "fresh.neurec")
+    with zipfile.ZipFile(tmp_path / "fresh.neurec") as z:
+        assert not [n for n in z.namelist() if n.startswith("optimizer/")]
+    m2 = load_model(tmp_path / "fresh.neurec")
+    assert m2.optimizer.iterations == 0 and not m2.optimizer.built

@@ -299,6 +299,7 @@ def _grow(model, parts: DotParts, n: int) -> None:
                 emb._weights[k] = (name, new, reg)
         emb.embeddings = new
         emb.input_dim = n
+    # a new plan for the new tables; building it gives the optimizer fresh state (its
+    # slots and row steps no longer fit the user tables)
     model._plan = None
-    if model.optimizer is not None:
-        model.optimizer._slots = []
+    model._get_plan()

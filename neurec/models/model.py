@@ -308,6 +308,47 @@ class Model:
         self._compiled = True
         self._plan = None
 
+    def get_compile_config(self) -> Optional[Dict[str, Any]]:
+        """The settings of the last :meth:`compile` as JSON-serializable data, as in Keras 3.
+
+        The optimizer entry holds its current settings (a learning rate a callback changed
+        included). ``None`` if the model is not compiled.
+        """
+        if not self._compiled:
+            return None
+        config = dict(self._compile_config)
+        config["optimizer"] = optimizers_mod.serialize(self.optimizer)
+        return config
+
+    def compile_from_config(self, config: Dict[str, Any]) -> None:
+        """Compile with settings from :meth:`get_compile_config`, as in Keras 3.
+
+        Unlike Keras, the optimizer's state is not created here but on first use (see
+        :meth:`build_optimizer`).
+
+        Raises:
+            KeyError, TypeError, ValueError: For invalid settings.
+        """
+        self.compile(optimizer=optimizers_mod.get(config["optimizer"]),
+                     loss=losses_mod.get(config["loss"]),
+                     metrics=[m if isinstance(m, str) else metrics_mod.get(m)
+                              for m in config["metrics"]],
+                     hogwild=bool(config.get("hogwild", False)))
+
+    def build_optimizer(self) -> None:
+        """Create the optimizer's state (slots) for this model's weights now.
+
+        ``fit``, ``predict`` and ``evaluate`` create it on first use, with the C plan;
+        ``load_model`` calls this before it restores saved optimizer state into
+        ``model.optimizer`` (:meth:`neurec.optimizers.Optimizer.load_own_variables`).
+
+        Raises:
+            RuntimeError: If the model was not compiled.
+        """
+        if not self._compiled:
+            raise RuntimeError("build_optimizer: compile the model first")
+        self._get_plan()
+
     @property
     def metrics_names(self) -> List[str]:
         return ["loss"] + [m.name for m in self.compiled_metrics]

@@ -143,13 +143,13 @@ def save_model(model, filepath, overwrite: bool = True) -> None:
                          f"{filepath!r}; use save_weights for '{WEIGHTS_SUFFIX}'")
     model._require_graph()
     cfg = {"format": FORMAT, "neurec_version": _version(), "model": functional_config(model),
-           "compile": None}
+           "compile": model.get_compile_config()}
     opt_vars: List[np.ndarray] = []
-    if model._compiled:
-        cfg["compile"] = model._compile_config
-        cfg["compile"]["optimizer"]["config"] = model.optimizer.get_config()
-        if model._plan is not None or model.optimizer._slots:
-            opt_vars = model.optimizer.variables()
+    if cfg["compile"] is not None:
+        if model.optimizer.built:  # else the state is created (zeros) on first use
+            store: Dict[str, np.ndarray] = {}
+            model.optimizer.save_own_variables(store)
+            opt_vars = [store[str(i)] for i in range(len(store))]
         cfg["optimizer_variables"] = len(opt_vars)
     weights = model.weights
     _check_finite_state(model, opt_vars)
@@ -346,7 +346,6 @@ def _stored(z: zipfile.ZipFile, folder: str, filepath) -> List[str]:
 
 
 def _restore_optimizer(z, cfg, model, filepath) -> None:
-    from neurec.optimizers import MAX_ITERATIONS, check_iterations
     n_vars = cfg.get("optimizer_variables", 0)
     names = _stored(z, "optimizer", filepath)
     if isinstance(n_vars, bool) or not isinstance(n_vars, int) or n_vars != len(names):
@@ -354,45 +353,18 @@ def _restore_optimizer(z, cfg, model, filepath) -> None:
                                  f"{len(names)} optimizer arrays")
     if not n_vars:
         return
-    opt = model.optimizer
-    model._get_plan()
-    targets = opt.variables()
+    model.build_optimizer()
+    targets = model.optimizer.variables()
     headers = [_npy_header(z, n, filepath) for n in names]
     if len(headers) != len(targets) or any(h.shape != t.shape for h, t in zip(headers, targets)):
         raise ValueError(f"{filepath}: optimizer state does not match the model (expected "
                          f"{len(targets)} arrays of shapes {[t.shape for t in targets][:6]}...)")
-    it = _read_npy(z, names[0], filepath)
-    if it.dtype.kind != "i":
-        raise _corrupt(filepath, f"optimizer iterations (optimizer/00000.npy) has dtype {it.dtype}; "
-                                 "a step count is an integer")
+    # optimizer/0000k.npy holds variable k (variable 0: the step count)
+    store = {str(k): _read_npy(z, n, filepath) for k, n in enumerate(names)}
     try:
-        iterations = check_iterations(int(it[0]), "optimizer iterations")
-    except (TypeError, ValueError) as e:
-        raise _corrupt(filepath, str(e)) from None
-    arrays = [_read_npy(z, n, filepath) for n in names[1:]]
-    live, labels, k = [], [], 0
-    for slots in opt._slots:
-        for j, a in enumerate(slots):
-            if a is None:
-                continue
-            arr, label = arrays[k], names[k + 1]
-            if j == 3:
-                # per-row step counts: integers in [0, 2**62]. Not bounded by `iterations`:
-                # resetting iterations to 0 (or saving while another thread fits) leaves rows
-                # whose last step is "in the future", which the C core handles (no catch-up)
-                if arr.dtype.kind != "i" or (arr.size and (arr.min() < 0 or
-                                                           arr.max() > MAX_ITERATIONS)):
-                    raise _corrupt(filepath, f"{label} holds per-row step counts outside [0, "
-                                             f"2**62] or of dtype {arr.dtype}")
-            elif (j in opt.nonnegative_slots and arr.dtype.kind == "f" and arr.size
-                  and arr.min() < 0):
-                raise _corrupt(filepath, f"{label} holds negative second-moment values (a sum of "
-                                         "squares is never negative)")
-            live.append(a)
-            labels.append(label)
-            k += 1
-    _assign(live, arrays, f"{filepath} optimizer state", labels)
-    opt.iterations = iterations
+        model.optimizer.load_own_variables(store)
+    except ValueError as e:
+        raise _corrupt(filepath, f"optimizer state: {e}") from None
 
 
 def load_model(filepath, custom_objects: Optional[dict] = None, compile: bool = True, safe_mode=True):
@@ -436,12 +408,8 @@ def load_model(filepath, custom_objects: Optional[dict] = None, compile: bool = 
         _assign(model.weights, weights, f"{filepath} weights", names)
         comp = cfg.get("compile")
         if compile and comp:
-            from neurec import losses, metrics, optimizers
             try:
-                model.compile(optimizer=optimizers.get(comp["optimizer"]),
-                              loss=losses.get(comp["loss"]),
-                              metrics=[m if isinstance(m, str) else metrics.get(m) for m in comp["metrics"]],
-                              hogwild=bool(comp.get("hogwild", False)))
+                model.compile_from_config(comp)
             except (KeyError, TypeError, ValueError, AttributeError) as e:
                 raise ValueError(f"{filepath}: invalid compile settings ({e!r})") from None
             _restore_optimizer(z, cfg, model, filepath)
