@@ -4,12 +4,13 @@ import pytest
 import neurec.layers as L
 from neurec import _registry
 from neurec._registry import get_registered_name, get_registered_object, register_serializable
+from neurec.models import Model, Sequential
 
 
-def test_every_layer_class_is_registered_under_its_name():
+def test_every_layer_and_model_class_is_registered_under_its_name():
     layer_classes = [getattr(L, n) for n in L.__all__
                      if isinstance(getattr(L, n), type) and issubclass(getattr(L, n), L.Layer)]
-    for cls in layer_classes:
+    for cls in layer_classes + [Model, Sequential]:
         assert get_registered_name(cls) == cls.__name__
         assert get_registered_object(cls.__name__) is cls
     assert get_registered_object("KerasTensor") is None  # not serializable

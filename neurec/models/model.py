@@ -15,9 +15,9 @@ import numpy as np
 from neurec import losses as losses_mod
 from neurec import metrics as metrics_mod
 from neurec import optimizers as optimizers_mod
+from neurec._registry import get_registered_object, register_serializable
 from neurec.layers.base import KerasTensor, Layer
-from neurec.layers.core import InputLayer
-from neurec.models import _data
+from neurec.models import _data, _functional, saving
 from neurec.models._chunks import FIT_CHUNK_SECONDS, next_chunk, run_chunked
 from neurec.models._plan import lower
 
@@ -63,6 +63,7 @@ def _default_seed() -> int:
     return int(_global_rng().integers(0, 2**63 - 1))
 
 
+@register_serializable()
 class Model:
     """A model: a graph of layers from ``inputs`` to ``outputs`` (Keras functional API).
 
@@ -101,59 +102,10 @@ class Model:
 
     # -- graph -------------------------------------------------------------------
     def _init_graph(self, inputs, outputs) -> None:
-        if isinstance(inputs, dict):
-            inputs = list(inputs.values())
-        if isinstance(inputs, KerasTensor):
-            inputs = [inputs]
-        if isinstance(outputs, (list, tuple)):
-            if len(outputs) != 1:
-                raise ValueError(f"neurec models have exactly one output, got {len(outputs)}")
-            outputs = outputs[0]
-        if isinstance(outputs, dict):
-            raise ValueError("neurec models have exactly one output; pass the tensor itself")
-        inputs = list(inputs or [])
-        for t in inputs + [outputs]:
-            if not isinstance(t, KerasTensor):
-                raise TypeError(f"Model inputs and outputs must be symbolic tensors (from Input and "
-                                f"layer calls), got {type(t).__name__}")
-        for t in inputs:
-            if not isinstance(t.node.layer, InputLayer):
-                raise ValueError(f"Model input {t.name!r} is not an Input(): pass the tensors "
-                                 "returned by neurec.layers.Input")
+        inputs, output = _functional.check_endpoints(inputs, outputs)
         self.inputs = inputs
-        self.outputs = [outputs]
-        input_ids = {id(t) for t in inputs}
-        order, seen = [], set()
-
-        def visit(t: KerasTensor, path: tuple):
-            node = t.node
-            if id(node) in seen:
-                return
-            if isinstance(node.layer, InputLayer):
-                if id(t) not in input_ids:
-                    raise ValueError(
-                        f"Graph disconnected: output {outputs.name!r} needs Input {t.name!r}, which is "
-                        f"not in the model's inputs {[x.name for x in inputs]}")
-                seen.add(id(node))
-                return
-            if id(node) in path:
-                raise ValueError("The graph has a cycle")
-            for parent in node.inputs:
-                visit(parent, path + (id(node),))
-            seen.add(id(node))
-            order.append(node)
-
-        visit(outputs, ())
-        self._nodes_in_order = order
-        layers = [t.node.layer for t in inputs]
-        for node in order:
-            if node.layer not in layers:
-                layers.append(node.layer)
-        self._layers = layers
-        names = [l.name for l in layers]
-        dup = {n for n in names if names.count(n) > 1}
-        if dup:
-            raise ValueError(f"Layer names must be unique within a model; repeated: {sorted(dup)}")
+        self.outputs = [output]
+        self._nodes_in_order, self._layers = _functional.topological_order(inputs, output)
 
     @property
     def layers(self) -> List[Layer]:
@@ -761,13 +713,40 @@ class Model:
         (print_fn or print)(text)
 
     def get_config(self) -> Dict[str, Any]:
-        from neurec.models.saving import functional_config
-        return functional_config(self)
+        """The model's class, name, layers (each with its config) and connections, as
+        JSON-serializable data; :meth:`from_config` builds a new model from it.
+
+        Raises:
+            ValueError: If the model has no graph yet.
+        """
+        self._require_graph()
+        return _functional.graph_config(self)
 
     @classmethod
     def from_config(cls, config: Dict[str, Any], custom_objects=None) -> "Model":
-        from neurec.models.saving import functional_from_config
-        return functional_from_config(config, custom_objects)
+        """A new model, with new layers, from the output of :meth:`get_config`.
+
+        The model is of the class the config names when that is a registered model
+        class (``Sequential``), else a ``Model``.
+
+        Args:
+            config: A model config.
+            custom_objects: ``{class name: layer class}`` for layers that are not neurec's.
+
+        Raises:
+            ValueError: For an invalid config or an unknown layer class.
+        """
+        inputs, output = _functional.graph_from_config(config, custom_objects)
+        name = config.get("class_name")
+        target = get_registered_object(name) if isinstance(name, str) else None
+        if not (isinstance(target, type) and issubclass(target, Model)):
+            target = Model  # a subclass saved by its name loads as a functional Model
+        return target._from_graph(inputs, output, config.get("name"))
+
+    @classmethod
+    def _from_graph(cls, inputs: List[KerasTensor], output: KerasTensor,
+                    name: Optional[str]) -> "Model":
+        return cls(inputs, output, name=name)
 
     def save(self, filepath, overwrite: bool = True, **kwargs) -> None:
         """Save graph, weights, compile settings and optimizer state to one ``.neurec`` file.
@@ -779,13 +758,11 @@ class Model:
             ValueError: If ``filepath`` does not end in ``.neurec`` or ``.keras``.
             FileExistsError: If it exists and ``overwrite`` is False.
         """
-        from neurec.models.saving import save_model
-        save_model(self, filepath, overwrite=overwrite)
+        saving.save_model(self, filepath, overwrite=overwrite)
 
     def save_weights(self, filepath, overwrite: bool = True) -> None:
         """Save the weights alone to a ``.weights.npz`` file (atomically)."""
-        from neurec.models.saving import save_weights
-        save_weights(self, filepath, overwrite=overwrite)
+        saving.save_weights(self, filepath, overwrite=overwrite)
 
     def load_weights(self, filepath, skip_mismatch: bool = False) -> None:
         """Load weights saved by :meth:`save_weights` (or a full ``.neurec`` file), in place.
@@ -793,8 +770,7 @@ class Model:
         Raises:
             ValueError: If the file is corrupted or its shapes do not match.
         """
-        from neurec.models.saving import load_weights
-        load_weights(self, filepath)
+        saving.load_weights(self, filepath)
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}>"

@@ -206,12 +206,13 @@ MUTANTS: List[Mutant] = [
       T_PAR, what="Adam's beta_2 never reaches C"),
     # -- saving.py / sequential.py / layers ----------------------------------------------
     M("overwrite-ignored", "neurec/models/saving.py",
-      "    if os.path.exists(path) and not overwrite:", "    if False:",
+      "atomic_write(filepath, write_zip, overwrite=overwrite)",
+      "atomic_write(filepath, write_zip, overwrite=True)",
       T_SAVE, what="save(overwrite=False) replaces the file"),
-    M("overwrite-ignored-write", "neurec/models/saving.py",
-      "atomic_write(path, write_fn, overwrite=overwrite)",
-      "atomic_write(path, write_fn, overwrite=True)",
-      [], what="(companion of overwrite-ignored: the write itself may replace)"),
+    M("weights-overwrite-ignored", "neurec/models/saving.py",
+      "atomic_write(filepath, write_npz, overwrite=overwrite)",
+      "atomic_write(filepath, write_npz, overwrite=True)",
+      T_SAVE, what="save_weights(overwrite=False) replaces the file"),
     M("load-compile-ignored", "neurec/models/saving.py",
       "        if compile and comp:", "        if comp:",
       T_SAVE, what="load_model(compile=False) compiles anyway"),
@@ -284,7 +285,7 @@ MUTANTS: List[Mutant] = [
 ]
 
 # applied together (a mutant whose text spans two places)
-GROUPS = {"gil-held-in-fit": ["gil-held-in-fit-end"], "overwrite-ignored": ["overwrite-ignored-write"]}
+GROUPS = {"gil-held-in-fit": ["gil-held-in-fit-end"]}
 
 RANK_SOURCES = {"csrc/py/_rank.c", "csrc/src/rank.c"}
 
