@@ -125,6 +125,16 @@ class Embedding(Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape) + (self.output_dim,)
 
+    def _grow(self, input_dim: int) -> None:
+        """Make room for ids up to ``input_dim - 1``: a new table, the old rows first and
+        zeros after (ALS's fold-in of new users). Plans built before must be rebuilt."""
+        old = self.embeddings
+        new = np.zeros((int(input_dim), old.shape[1]), np.float32)
+        new[:old.shape[0]] = old
+        self._weights = [(name, new if w is old else w, reg) for name, w, reg in self._weights]
+        self.embeddings = new
+        self.input_dim = int(input_dim)
+
     _takes_ids = True
 
     def _output_dtype(self, inputs):

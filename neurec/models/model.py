@@ -12,14 +12,19 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
+from neurec import _core
 from neurec import losses as losses_mod
 from neurec import metrics as metrics_mod
 from neurec import optimizers as optimizers_mod
 from neurec._registry import get_registered_object, register_serializable
 from neurec.layers.base import KerasTensor, Layer
-from neurec.models import _data, _functional, saving
+from neurec.callbacks import CallbackList, History
+from neurec.initializers import _global_rng
+from neurec.models import _als, _data, _functional, saving
+from neurec.models import recommend as recommend_mod
 from neurec.models._chunks import FIT_CHUNK_SECONDS, next_chunk, run_chunked
 from neurec.models._plan import lower
+from neurec.models._summary import summary_text
 
 # serialises building models' plans on first use (rare and quick; see Model._get_plan)
 _PLAN_LOCK = threading.RLock()
@@ -59,7 +64,6 @@ def _check_seed(fn: str, seed: Any) -> Optional[int]:
 
 
 def _default_seed() -> int:
-    from neurec.initializers import _global_rng
     return int(_global_rng().integers(0, 2**63 - 1))
 
 
@@ -97,6 +101,7 @@ class Model:
         self._compiled = False
         self._plan = None
         self._builder = None
+        self._item_popularity = None  # of the last NegativeSampler fit, for recommend
         if inputs is not None or outputs is not None:
             self._init_graph(inputs, outputs)
 
@@ -228,8 +233,7 @@ class Model:
         self._require_graph()
         if isinstance(optimizer, optimizers_mod.ALS) or (isinstance(optimizer, str) and
                                                           optimizer.lower() == "als"):
-            from neurec.models._als import als_parts
-            als_parts(self)  # raises, naming the fix, for a model that is not a dot product
+            _als.als_parts(self)  # raises, naming the fix, for a model that is not a dot product
             if loss is None:
                 loss = "mse"  # for evaluate(); ALS minimises its own weighted squared error
         if loss is None:
@@ -395,8 +399,6 @@ class Model:
                 argument out of range (``validation_freq < 1``, ``verbose`` not in
                 ``'auto', 0, 1, 2``, a negative seed).
         """
-        from neurec import _core
-        from neurec.callbacks import CallbackList, History
         if not self._compiled:
             raise RuntimeError("You must compile the model before training: call "
                                "model.compile(optimizer=..., loss=...) first")
@@ -404,7 +406,6 @@ class Model:
             if validation_split or validation_data is not None:
                 raise ValueError("fit with optimizer=ALS: validation_split/validation_data are "
                                  "not supported; pass a neurec.evaluation.RankingMetrics callback")
-            from neurec.models import _als
             return _als.fit(self, x, y, epochs=epochs, verbose=verbose, callbacks=callbacks,
                             initial_epoch=initial_epoch)
         if class_weight is not None or sample_weight is not None:
@@ -447,7 +448,8 @@ class Model:
             if validation_split:
                 raise ValueError("fit: validation_split is not supported with a NegativeSampler; "
                                  "pass validation_data or a ranking callback")
-            sampler._check_model(self, b)
+            roles = sampler._check_model(self, b.id_checks)
+            self._item_popularity = sampler.item_popularity()  # for recommend(unknown='popular')
             inputs = labels = None
             n = sampler.num_samples
         else:
@@ -487,7 +489,8 @@ class Model:
                 cbs.on_epoch_begin(epoch)
                 epoch_seed = (seed * 1000003 + epoch) % (2**64)
                 if sampler is not None:
-                    inputs, labels = sampler._neurec_epoch(epoch_seed)
+                    inputs, labels = sampler._neurec_epoch(
+                        epoch_seed, self, roles, lambda a: _data.prepare_inputs(self, a, b))
                     n = labels.shape[0]
                     steps = -(-n // batch_size)
                 order = _core.permutation(n, epoch_seed) if shuffle else np.arange(n, dtype=np.int64)
@@ -658,11 +661,11 @@ class Model:
         Raises:
             ValueError: For unknown users (with ``unknown='error'``), ``k < 1``, bad ids.
         """
-        from neurec.models.recommend import recommend
-        return recommend(self, users, k=k, exclude=exclude, items=items,
-                         user_features=user_features, item_features=item_features,
-                         user_input=user_input, item_input=item_input,
-                         user_encoder=user_encoder, item_encoder=item_encoder, unknown=unknown)
+        return recommend_mod.recommend(
+            self, users, k=k, exclude=exclude, items=items, user_features=user_features,
+            item_features=item_features, user_input=user_input, item_input=item_input,
+            user_encoder=user_encoder, item_encoder=item_encoder, unknown=unknown,
+            item_popularity=self._item_popularity, make_model=Model)
 
     def partial_fit_users(self, users, interactions, optimizer=None) -> np.ndarray:
         """Fold in users: solve their vectors exactly with the item side held fixed.
@@ -695,20 +698,17 @@ class Model:
             >>> model.partial_fit_users([n_users], new)    # one new user
             >>> model.recommend([n_users], k=10)
         """
-        from neurec.models._als import partial_fit_users
-        return partial_fit_users(self, users, interactions, optimizer)
+        return _als.partial_fit_users(self, users, interactions, optimizer)
 
     def score_items(self, users, items=None, user_features=None, item_features=None) -> np.ndarray:
         """Model scores of every item (or ``items``) for each user, shape ``(len(users), n)``."""
-        from neurec.models.recommend import score_items
-        return score_items(self, users, items, user_features=user_features,
-                           item_features=item_features)
+        return recommend_mod.score_items(self, users, items, user_features=user_features,
+                                         item_features=item_features)
 
     # -- summary, config, saving -------------------------------------------------
     def summary(self, line_length: Optional[int] = None, positions=None, print_fn=None,
                 expand_nested: bool = False, show_trainable: bool = False) -> None:
         """Print a table of layers, output shapes, parameter counts and connections."""
-        from neurec.models._summary import summary_text
         text = summary_text(self, line_length)
         (print_fn or print)(text)
 
