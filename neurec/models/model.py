@@ -5,24 +5,19 @@ to a plan that the C core runs for whole chunks of batches with the GIL
 released, returning to Python only to report progress, run callbacks and let
 Ctrl-C through.
 """
-import numbers
 import threading
-import time
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
-from neurec import _core
 from neurec import losses as losses_mod
 from neurec import metrics as metrics_mod
 from neurec import optimizers as optimizers_mod
 from neurec._registry import get_registered_object, register_serializable
 from neurec.layers.base import KerasTensor, Layer
-from neurec.callbacks import CallbackList, History
-from neurec.initializers import _global_rng
-from neurec.models import _als, _data, _functional, saving
+from neurec.models import _als, _data, _functional, _training, saving
 from neurec.models import recommend as recommend_mod
-from neurec.models._chunks import FIT_CHUNK_SECONDS, next_chunk, run_chunked
+from neurec.models._chunks import run_chunked
 from neurec.models._plan import lower
 from neurec.models._summary import summary_text
 
@@ -30,41 +25,6 @@ from neurec.models._summary import summary_text
 _PLAN_LOCK = threading.RLock()
 
 __all__ = ["Model"]
-
-
-def _check_int(fn: str, name: str, value: Any, minimum: int, hint: str) -> int:
-    """``value`` as an int >= minimum; TypeError/ValueError naming the argument otherwise."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{fn}: {name} must be an integer, got {value!r}; {hint}")
-    if value < minimum:
-        raise ValueError(f"{fn}: {name} must be >= {minimum}, got {value!r}; {hint}")
-    return int(value)
-
-
-def _check_verbose(fn: str, verbose: Any) -> int:
-    if verbose == "auto" and isinstance(verbose, str):
-        return 1
-    if isinstance(verbose, (bool, np.bool_)):  # Keras accepts verbose=True/False
-        return int(verbose)
-    if not isinstance(verbose, (int, np.integer)) or verbose not in (0, 1, 2):
-        raise ValueError(f"{fn}: verbose must be 'auto', 0 (silent), 1 (progress bar) or 2 (one "
-                         f"line per epoch), got {verbose!r}")
-    return int(verbose)
-
-
-def _check_seed(fn: str, seed: Any) -> Optional[int]:
-    if seed is None:
-        return None
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"{fn}: seed must be an integer in [0, 2**64) or None, got {seed!r}; "
-                        "pass e.g. seed=42")
-    if not 0 <= int(seed) < 2**64:
-        raise ValueError(f"{fn}: seed must be in [0, 2**64), got {seed!r}; pass e.g. seed=42")
-    return int(seed)
-
-
-def _default_seed() -> int:
-    return int(_global_rng().integers(0, 2**63 - 1))
 
 
 @register_serializable()
@@ -412,127 +372,16 @@ class Model:
             raise ValueError("fit: class_weight and sample_weight are not supported by neurec")
         if steps_per_epoch is not None:
             raise ValueError("fit: steps_per_epoch is not supported; every epoch covers the data once")
-        batch_size = self._check_batch_size(batch_size)
-        # Keras semantics: epochs is the index of the last epoch, an int (2.7 must not run 2)
-        epochs = _check_int("fit", "epochs", epochs, 0, "pass a whole number of epochs, e.g. epochs=3")
-        initial_epoch = _check_int("fit", "initial_epoch", initial_epoch, 0,
-                                   "pass the index of the first epoch to run, e.g. initial_epoch=0")
-        hint_freq = "validate every k epochs (k >= 1, e.g. validation_freq=1) or after the " \
-                    "1-based epochs of a list (e.g. validation_freq=[1, 5, 10])"
-        if isinstance(validation_freq, (list, tuple, set, range)):
-            validation_freq = [_check_int("fit", "validation_freq", e, 1, hint_freq)
-                               for e in validation_freq]
-        else:
-            validation_freq = _check_int("fit", "validation_freq", validation_freq, 1, hint_freq)
-        if isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real) \
-                or not 0.0 <= float(validation_split) < 1.0:
-            raise ValueError(f"fit: validation_split must be a number in [0, 1), got "
-                             f"{validation_split!r}; e.g. validation_split=0.1")
-        if not isinstance(shuffle, (bool, np.bool_)) and not (
-                isinstance(shuffle, (int, np.integer)) and shuffle in (0, 1)):
-            raise TypeError(f"fit: shuffle must be True or False, got {shuffle!r}")
-        shuffle = bool(shuffle)
-        verbose = _check_verbose("fit", verbose)
-        seed = _check_seed("fit", seed)
+        opts = _training.fit_options(self._check_batch_size(batch_size), epochs, initial_epoch,
+                                     validation_freq, validation_split, shuffle, verbose, seed)
         plan = self._get_plan()
-        b = self._builder
-        out_size = int(np.prod(self.output_shape[1:]))
-        seed = _default_seed() if seed is None else seed
-        if validation_data is not None:
-            validation_split = 0.0  # Keras: validation_data overrides validation_split
-        sampler = x if hasattr(x, "_neurec_epoch") else None
-        val = None
-        if sampler is not None:
-            if y is not None:
-                raise ValueError("fit: y must be None when x is a NegativeSampler (it makes the labels)")
-            if validation_split:
-                raise ValueError("fit: validation_split is not supported with a NegativeSampler; "
-                                 "pass validation_data or a ranking callback")
-            roles = sampler._check_model(self, b.id_checks)
-            self._item_popularity = sampler.item_popularity()  # for recommend(unknown='popular')
-            inputs = labels = None
-            n = sampler.num_samples
-        else:
-            inputs = _data.prepare_inputs(self, x, b)
-            n = inputs[0].shape[0]
-            labels = _data.prepare_labels(y, n, out_size)
-            if validation_split:
-                k = int(n * (1.0 - float(validation_split)))
-                if k <= 0 or k >= n:
-                    raise ValueError(f"validation_split={validation_split} leaves no training or no "
-                                     f"validation samples out of {n}")
-                # the tail of arrays already checked: no second validation
-                val = ([a[k:] for a in inputs], labels[k:])
-                inputs = [a[:k] for a in inputs]
-                labels = labels[:k]
-                n = k
-        if validation_data is not None:
-            if not isinstance(validation_data, (list, tuple)) or len(validation_data) not in (2, 3):
-                raise ValueError("validation_data must be a tuple (x_val, y_val)")
-            vx = _data.prepare_inputs(self, validation_data[0], b)
-            vy = _data.prepare_labels(validation_data[1], vx[0].shape[0], out_size)
-            val = (vx, vy)
-        # a batch larger than the data is one batch of all of it: cap it, so the C core's
-        # scratch is sized by the data, not by the argument
-        batch_size = min(batch_size, max(n, 1))
-        steps = -(-n // batch_size)
-        self.stop_training = False
-        cbs = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=self,
-                           verbose=verbose, epochs=epochs, steps=steps)
-        opt = self.optimizer
-        step = np.array([int(opt.iterations)], dtype=np.int64)  # advanced in place by C
-        cbs.on_train_begin()
-        logs: Dict[str, float] = {}
-        chunk = 16
-        try:
-            for epoch in range(int(initial_epoch), epochs):
-                cbs.on_epoch_begin(epoch)
-                epoch_seed = (seed * 1000003 + epoch) % (2**64)
-                if sampler is not None:
-                    inputs, labels = sampler._neurec_epoch(
-                        epoch_seed, self, roles, lambda a: _data.prepare_inputs(self, a, b))
-                    n = labels.shape[0]
-                    steps = -(-n // batch_size)
-                order = _core.permutation(n, epoch_seed) if shuffle else np.arange(n, dtype=np.int64)
-                totals = None
-                batch = 0
-                while batch < steps:
-                    nb = min(chunk, steps - batch)
-                    idx = order[batch * batch_size:min((batch + nb) * batch_size, n)]
-                    cbs.on_train_batch_begin(batch)
-                    plan.set_optimizer(opt._c_tuple())
-                    t0 = time.perf_counter()
-                    st = plan.fit(inputs, labels, idx, batch_size, step, epoch_seed)
-                    dt = time.perf_counter() - t0
-                    opt.iterations = int(step[0])
-                    totals = st if totals is None else _merge_stats(totals, st)
-                    batch += nb
-                    chunk = next_chunk(nb, dt, FIT_CHUNK_SECONDS, 1, 4096)
-                    logs = self._logs_from_stats(totals)
-                    cbs.on_train_batch_end(batch - 1, logs)
-                    if self.stop_training:
-                        break
-                epoch_logs = self._logs_from_stats(totals) if totals is not None else {}
-                if "loss" in epoch_logs:
-                    epoch_logs["loss"] += self._regularization_penalty()
-                if val is not None and _should_validate(epoch, validation_freq):
-                    vres = self._evaluate_arrays(val[0], val[1])
-                    epoch_logs.update({"val_" + k: v for k, v in vres.items()})
-                cbs.on_epoch_end(epoch, epoch_logs)
-                logs = epoch_logs
-                if self.stop_training:
-                    break
-        finally:
-            opt.iterations = int(step[0])
-        cbs.on_train_end(logs)
-        return self.history if self.history is not None else next(
-            (c for c in cbs.callbacks if isinstance(c, History)), None)
-
-    def _logs_from_stats(self, st) -> Dict[str, float]:
-        logs = {"loss": st["loss_sum"] / max(st["samples"], 1.0)}
-        for m in self.compiled_metrics:
-            logs[m.name] = float(m.from_stats(st))
-        return logs
+        if opts.seed is None:
+            opts = opts._replace(seed=_training.default_seed())
+        data = _training.TrainingData(self, self._builder, x, y, opts.validation_split,
+                                      validation_data)
+        if data.sampler is not None:  # for recommend(unknown='popular')
+            self._item_popularity = data.sampler.item_popularity()
+        return _training.run(self, plan, data, opts, callbacks)
 
     @staticmethod
     def _check_batch_size(batch_size) -> int:
@@ -605,7 +454,7 @@ class Model:
             raise RuntimeError("You must compile the model before evaluating it")
         if sample_weight is not None:
             raise ValueError("evaluate: sample_weight is not supported by neurec")
-        verbose_level = _check_verbose("evaluate", verbose)
+        verbose_level = _training.check_verbose("evaluate", verbose)
         self._check_batch_size(batch_size)
         self._get_plan()
         inputs = _data.prepare_inputs(self, x, self._builder)
@@ -774,18 +623,3 @@ class Model:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}>"
-
-
-def _should_validate(epoch: int, validation_freq) -> bool:
-    """Keras's rule: an int ``k`` validates after every ``k``-th epoch, a list after
-    the 1-based epochs it names."""
-    if isinstance(validation_freq, (list, tuple, set, range)):
-        return epoch + 1 in validation_freq
-    return (epoch + 1) % int(validation_freq) == 0
-
-
-def _merge_stats(a, b):
-    out = {}
-    for k, v in a.items():
-        out[k] = v + b[k]
-    return out
