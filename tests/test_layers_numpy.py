@@ -107,3 +107,18 @@ def test_dropout_multiplies_by_its_mask(rate):
     mask = np.where(np.arange(x.size).reshape(x.shape) % 3 == 0, 0.0, 1 / (1 - rate))
     np.testing.assert_array_equal(layer.call_numpy(x, training=True, mask=mask),
                                   x * mask.astype(np.float32))
+
+
+def test_the_reference_forward_runs_in_float64():
+    u, i = Input(shape=(1,)), Input(shape=(1,))
+    eu, ei = Embedding(7, 3), Embedding(5, 3)
+    d = Dense(2, activation="tanh")
+    out = Dense(1, activation="sigmoid")(d(Concatenate()([Flatten()(eu(u)), Flatten()(ei(i))])))
+    model = Model([u, i], out)
+    xs = [np.arange(7) % 7, np.arange(7) % 5]
+    got = ref.forward(model, xs)[0]
+    assert got.dtype == np.float64
+    w = [a.astype(np.float64) for a in model.get_weights()]
+    h = np.tanh(np.concatenate([w[0][xs[0]], w[1][xs[1]]], axis=1) @ w[2] + w[3])
+    want = 1 / (1 + np.exp(-(h @ w[4] + w[5])))
+    np.testing.assert_allclose(got, want, rtol=1e-14)
