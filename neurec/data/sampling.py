@@ -11,6 +11,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from neurec import _core
 from neurec.data.interactions import InteractionLog, InteractionMatrix
 
 __all__ = ["NegativeSampler"]
@@ -137,7 +138,6 @@ class NegativeSampler:
 
     def _draw(self, seed: int, u: np.ndarray, i: np.ndarray, y: np.ndarray) -> None:
         """Fill ``u, i, y`` with one epoch drawn in C for ``seed`` mixed with the sampler's seed."""
-        from neurec import _core
         mixed = (int(seed) ^ (0 if self.seed is None else int(self.seed) * 0x9E3779B97F4A7C15)) % 2**64
         _core.sample_epoch(self._indptr, self._indices, self.matrix.shape[1], self._pos_users,
                            self._pos_items, self.num_negatives, self._cdf, mixed, u, i, y)
