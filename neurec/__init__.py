@@ -15,7 +15,7 @@ import importlib as _importlib
 from neurec._config import check_simd_env as _check_simd_env
 from neurec._config import show_config
 
-__version__ = "0.1.0"
+from neurec._version import __version__
 
 _SUBMODULES = (
     "layers", "models", "optimizers", "losses", "metrics", "callbacks",

@@ -12,7 +12,8 @@ _LEVEL_NAMES = ("baseline", "sse2", "neon", "generic", "avx2", "avx512")
 def _config() -> dict[str, Any]:
     import numpy as np
 
-    from neurec import __version__, _core
+    from neurec import _core
+    from neurec._version import __version__
     info = _core.build_info()
     return {
         "neurec": {"version": __version__, "path": os.path.dirname(os.path.abspath(__file__))},

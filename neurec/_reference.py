@@ -3,6 +3,11 @@
 This is the oracle every C kernel is tested against (each op's parity test). It is
 deliberately simple and slow: whole-batch NumPy with no fusion, no sparse
 tricks and no threads.
+
+The forward pass is the layers' own definition, ``Layer.call_numpy``, run on float64
+weights and inputs (:func:`forward`); this module adds what the layers do not define:
+the backward pass, the losses, the C core's Dropout masks and the optimizer updates. It
+is a test oracle: library code never imports it.
 """
 from typing import Dict, List, Tuple, Optional
 
@@ -10,24 +15,10 @@ import numpy as np
 
 from neurec import activations
 from neurec.layers import core, merging
+from neurec.models._functional import run_numpy
 
 # ---------------------------------------------------------------------------
-# activations
-
-
-def act_forward(name: str, z: np.ndarray) -> np.ndarray:
-    if name == "linear":
-        return z
-    if name == "relu":
-        return np.maximum(z, 0)
-    if name == "sigmoid":
-        return 1.0 / (1.0 + np.exp(-z))
-    if name == "tanh":
-        return np.tanh(z)
-    if name == "softmax":
-        e = np.exp(z - z.max(axis=-1, keepdims=True))
-        return e / e.sum(axis=-1, keepdims=True)
-    raise ValueError(name)
+# activations (their forward pass is neurec.activations)
 
 
 def act_backward(name: str, y: np.ndarray, gy: np.ndarray) -> np.ndarray:
@@ -162,7 +153,7 @@ def _w(params, layer, k):
 
 def forward(model, inputs: List[np.ndarray], params=None, nodes=None,
             masks=None) -> Tuple[Optional[np.ndarray], Dict[int, np.ndarray]]:
-    """Forward pass; returns (output, values by tensor id).
+    """Forward pass in float64; returns (output, values by tensor id).
 
     Inference mode unless ``masks`` maps Dropout layer names to training masks
     (arrays of the layer's output shape, 0 or ``1 / (1 - rate)``, e.g. from
@@ -171,50 +162,10 @@ def forward(model, inputs: List[np.ndarray], params=None, nodes=None,
     instead of the layer's own weights (for finite differences in float64).
     ``nodes`` restricts the pass to those nodes (in model order, closed under
     their inputs); the output is then None unless it was computed.
+
+    This is :func:`neurec.models._functional.run_numpy`: each layer's ``call_numpy``.
     """
-    vals: Dict[int, np.ndarray] = {}
-    for t, a in zip(model.inputs, inputs):
-        vals[id(t)] = np.asarray(a, dtype=np.float64).reshape((a.shape[0],) + t.shape[1:])
-    for node in model._nodes_in_order if nodes is None else nodes:
-        layer = node.layer
-        xs = [vals[id(t)] for t in node.inputs]
-        if isinstance(layer, core.Embedding):
-            out = _w(params, layer, 0)[xs[0].astype(np.int64)]
-        elif isinstance(layer, core.Dense):
-            z = xs[0] @ _w(params, layer, 0)
-            if layer.use_bias:
-                z = z + _w(params, layer, 1)
-            vals[("pre", id(node))] = z
-            out = act_forward(activations.serialize(layer.activation), z)
-        elif isinstance(layer, core.Activation):
-            out = act_forward(activations.serialize(layer.activation), xs[0])
-        elif isinstance(layer, (core.Flatten, core.Reshape)):
-            out = xs[0].reshape((xs[0].shape[0],) + node.outputs[0].shape[1:])
-        elif isinstance(layer, core.Dropout):
-            out = xs[0]
-            if masks is not None and layer.name in masks:
-                out = out * np.reshape(masks[layer.name], out.shape)
-        elif isinstance(layer, merging.Dot):
-            x, y = xs
-            ax, ay, xm, ym = _dot_mats(layer, x, y)
-            if layer.normalize:
-                xm = xm / np.linalg.norm(xm, axis=1, keepdims=True)
-                ym = ym / np.linalg.norm(ym, axis=1, keepdims=True)
-            out = np.einsum("bci,bcj->bij", xm, ym).reshape((x.shape[0],) + node.outputs[0].shape[1:])
-        elif isinstance(layer, merging.Concatenate):
-            out = np.concatenate(xs, axis=layer._axis(xs[0].ndim))
-        elif isinstance(layer, merging.Multiply):
-            out = np.prod(np.stack(xs), axis=0)
-        elif isinstance(layer, merging.Add):
-            out = np.sum(np.stack(xs), axis=0)
-        elif isinstance(layer, merging.Subtract):
-            out = xs[0] - xs[1]
-        elif isinstance(layer, merging.Average):
-            out = np.mean(np.stack(xs), axis=0)
-        else:
-            raise TypeError(f"no reference for {type(layer).__name__}")
-        vals[id(node.outputs[0])] = out
-    return vals.get(id(model.outputs[0])), vals
+    return run_numpy(model, inputs, weights=params, nodes=nodes, masks=masks)
 
 
 def gradients(model, inputs: List[np.ndarray], y: np.ndarray, loss, params=None,

@@ -1,7 +1,9 @@
 """Activation functions, by Keras name.
 
 Each activation has a NumPy implementation (used for eager layer calls and as
-the reference in tests) and an integer code understood by the C core.
+the reference in tests) and an integer code understood by the C core. The NumPy
+functions compute in float64 for float64 input (the reference's precision) and in
+float32 for anything else.
 """
 from typing import Callable, Optional, Union
 
@@ -12,33 +14,38 @@ from neurec import _core
 __all__ = ["linear", "relu", "sigmoid", "tanh", "softmax", "get", "serialize"]
 
 
+def _floats(x) -> np.ndarray:
+    x = np.asarray(x)
+    return x if x.dtype == np.float64 else np.asarray(x, dtype=np.float32)
+
+
 def linear(x: np.ndarray) -> np.ndarray:
     """Identity: ``linear(x) = x``."""
-    return np.asarray(x, dtype=np.float32)
+    return _floats(x)
 
 
 def relu(x: np.ndarray) -> np.ndarray:
     """Rectified linear unit: ``max(x, 0)``."""
-    return np.maximum(np.asarray(x, dtype=np.float32), 0.0)
+    return np.maximum(_floats(x), 0.0)
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """Logistic sigmoid ``1 / (1 + exp(-x))``, computed without overflow."""
-    x = np.asarray(x, dtype=np.float32)
+    x = _floats(x)
     e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(np.float32)
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
 
 
 def tanh(x: np.ndarray) -> np.ndarray:
     """Hyperbolic tangent."""
-    return np.tanh(np.asarray(x, dtype=np.float32))
+    return np.tanh(_floats(x))
 
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     """Softmax over ``axis`` (the last axis by default)."""
-    x = np.asarray(x, dtype=np.float32)
+    x = _floats(x)
     e = np.exp(x - x.max(axis=axis, keepdims=True))
-    return (e / e.sum(axis=axis, keepdims=True)).astype(np.float32)
+    return (e / e.sum(axis=axis, keepdims=True)).astype(x.dtype, copy=False)
 
 
 _BY_NAME = {"linear": linear, "relu": relu, "sigmoid": sigmoid, "tanh": tanh, "softmax": softmax}

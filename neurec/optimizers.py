@@ -15,7 +15,7 @@ Adam with per-row step counts (TensorFlow's LazyAdam). ``sparse_updates=False``
 updates every row every step and reproduces Keras and PyTorch exactly.
 """
 import numbers
-from typing import Any, Dict, List, NamedTuple, Union
+from typing import Any, Dict, List, Mapping, MutableMapping, NamedTuple, Union
 
 import numpy as np
 
@@ -87,6 +87,7 @@ class Optimizer:
 
     kind = -1
     n_slots = 0
+    _built = False
     # slots that hold sums of squares (checked >= 0 when a model file is loaded)
     nonnegative_slots: tuple = ()
 
@@ -133,29 +134,133 @@ class Optimizer:
     def _slot_init(self, i: int) -> float:
         return 0.0
 
+    @property
+    def built(self) -> bool:
+        """Whether the state (slots) exists: a model builds it on its first fit, predict or
+        evaluate (see :meth:`neurec.models.Model.build_optimizer`)."""
+        return self._built
+
     def build(self, weights: List[np.ndarray], tables: List[bool]) -> None:
-        """Create zeroed slots for ``weights`` (kept if they already match)."""
-        if len(self._slots) == len(weights) and all(
-                s[0] is None or s[0].shape == w.shape for s, w in zip(self._slots, weights)):
-            return
-        self._slots = []
-        for w, is_table in zip(weights, tables):
-            slots = [np.full(w.shape, self._slot_init(i), dtype=np.float32)
-                     if self._uses_slot(i) else None for i in range(3)]
-            steps = np.zeros(w.shape[0], dtype=np.int64) if is_table else None
-            self._slots.append((*slots, steps))
+        """Create zeroed slots for ``weights``; ``tables[k]`` says whether weight ``k`` is an
+        embedding table (lazy row updates, per-row step counts).
+
+        Slots that already match (same shapes, same tables) are kept, so recompiling with the
+        same optimizer object continues from its state.
+        """
+        tables = [bool(t) for t in tables]
+        if not self._state_fits(weights, tables):
+            self._slots = []
+            for w, is_table in zip(weights, tables):
+                slots = [np.full(w.shape, self._slot_init(i), dtype=np.float32)
+                         if self._uses_slot(i) else None for i in range(3)]
+                steps = np.zeros(w.shape[0], dtype=np.int64) if is_table else None
+                self._slots.append((*slots, steps))
+        self._built = True
+
+    def _state_fits(self, weights: List[np.ndarray], tables: List[bool]) -> bool:
+        if len(self._slots) != len(weights):
+            return False
+        for s, w, is_table in zip(self._slots, weights, tables):
+            if any(a is not None and a.shape != w.shape for a in s[:3]):
+                return False
+            if (s[3] is not None) != is_table or (is_table and s[3].shape != (w.shape[0],)):
+                return False
+        return True
 
     def _uses_slot(self, i: int) -> bool:
         return i < self.n_slots
 
     def variables(self) -> List[np.ndarray]:
-        """All state arrays in a fixed order (for saving)."""
+        """All state arrays in a fixed order: the step count ``[iterations]`` (int64), then
+        per weight its slots and, for an embedding table, its per-row step counts (int64).
+
+        The slot arrays are the live state, not copies.
+        """
         out = [np.array([self.iterations], dtype=np.int64)]
         for s in self._slots:
             out.extend(a for a in s if a is not None)
         return out
 
-    def _c_tuple(self) -> "OptimizerSpec":
+    def save_own_variables(self, store: MutableMapping[str, np.ndarray]) -> None:
+        """Put :meth:`variables` into ``store`` under the keys ``'0'``, ``'1'``, ...
+
+        Example:
+            >>> store = {}
+            >>> model.optimizer.save_own_variables(store)
+            >>> model2.optimizer.load_own_variables(store)   # a model of the same shapes
+        """
+        for i, v in enumerate(self.variables()):
+            store[str(i)] = v
+
+    def load_own_variables(self, store: Mapping[str, np.ndarray]) -> None:
+        """Restore the state :meth:`save_own_variables` stored, in place.
+
+        Every value is checked before any is assigned: on error the state is unchanged.
+
+        Args:
+            store: Arrays under the keys ``'0'``, ``'1'``, ... in :meth:`variables` order.
+
+        Raises:
+            ValueError: If the optimizer is not built yet, the number or a shape of the arrays
+                differs from :meth:`variables`, the step count or per-row step counts are not
+                integers in ``[0, 2**62]``, second moments are negative, or a value is NaN,
+                inf or beyond float32's range.
+        """
+        what = type(self).__name__
+        if not self.built:
+            raise ValueError(f"{what}.load_own_variables: the optimizer has no state yet; build "
+                             "it for its model first (model.build_optimizer())")
+        targets = self.variables()
+        keys = [str(i) for i in range(len(targets))]
+        if sorted(store) != sorted(keys):
+            raise ValueError(f"{what}.load_own_variables: expected {len(targets)} arrays (keys "
+                             f"'0'...'{len(targets) - 1}'), got {len(store)}")
+        values = [np.asarray(store[k]) for k in keys]
+        for k, t, v in zip(keys, targets, values):
+            if v.shape != t.shape:
+                raise ValueError(f"optimizer variable {k} has shape {v.shape}, the model's "
+                                 f"optimizer state has {t.shape}")
+        it = values[0]
+        if it.dtype.kind not in "iu":
+            raise ValueError(f"optimizer iterations (variable 0) has dtype {it.dtype}; a step "
+                             "count is an integer")
+        iterations = check_iterations(int(it[0]), "optimizer iterations")
+        cast, k = [], 1
+        for slots in self._slots:
+            for j, target in enumerate(slots):
+                if target is None:
+                    continue
+                cast.append(self._checked_slot(values[k], target, j, k))
+                k += 1
+        for t, c in zip(targets[1:], cast):
+            np.copyto(t, c)
+        self.iterations = iterations
+
+    def _checked_slot(self, value: np.ndarray, target: np.ndarray, j: int, k: int) -> np.ndarray:
+        """``value`` as the dtype of slot ``j`` (``target``), checked; raises ValueError."""
+        if j == 3:
+            # per-row step counts: integers in [0, 2**62]. Not bounded by `iterations`:
+            # resetting iterations to 0 (or saving while another thread fits) leaves rows
+            # whose last step is "in the future", which the C core handles (no catch-up)
+            if value.dtype.kind not in "iu" or (value.size and (
+                    value.min() < 0 or value.max() > MAX_ITERATIONS)):
+                raise ValueError(f"optimizer variable {k} holds per-row step counts outside "
+                                 f"[0, 2**62] or of dtype {value.dtype}")
+            return value.astype(np.int64, copy=False)
+        if value.dtype.kind not in "fiu":
+            raise ValueError(f"optimizer variable {k} has dtype {value.dtype}, expected "
+                             f"{target.dtype}")
+        with np.errstate(over="ignore"):  # a float64 of 1e39 becomes inf: refused below
+            c = value.astype(target.dtype, copy=False)
+        if c.size and not (np.isfinite(c.min()) and np.isfinite(c.max())):
+            raise ValueError(f"optimizer variable {k} holds NaN or inf values, or values beyond "
+                             f"{target.dtype}'s range (a diverged or corrupted state)")
+        if j in self.nonnegative_slots and c.size and c.min() < 0:
+            raise ValueError(f"optimizer variable {k} holds negative second-moment values (a sum "
+                             "of squares is never negative)")
+        return c
+
+    def _c_spec(self) -> "OptimizerSpec":
         """The settings the C core reads (by field name) when a plan is built or updated."""
         return OptimizerSpec(
             kind=self.kind, learning_rate=self.learning_rate,

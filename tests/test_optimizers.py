@@ -153,3 +153,81 @@ def test_optimizer_arguments_validated():
         optimizers.get("adamw2")
     assert isinstance(optimizers.get("Adam"), optimizers.Adam)
     assert optimizers.Adam().get_config()["epsilon"] == 1e-7
+
+
+# -- state: build, save_own_variables, load_own_variables ---------------------------------
+def _trained(opt):
+    model = neumf()
+    model.compile(optimizer=opt, loss="binary_crossentropy")
+    xs = data_for(model, 64, seed=2)
+    model.fit(xs, np.arange(64) % 2, batch_size=16, epochs=1, verbose=0, seed=1)
+    return model, xs
+
+
+@pytest.mark.parametrize("make", [lambda: optimizers.Adam(catch_up=False),
+                                  lambda: optimizers.RMSprop(momentum=0.5, centered=True),
+                                  lambda: optimizers.SGD()])
+def test_own_variables_round_trip_into_a_model_of_the_same_shapes(make):
+    a, xs = _trained(make())
+    store = {}
+    a.optimizer.save_own_variables(store)
+    assert sorted(store, key=int) == [str(i) for i in range(len(a.optimizer.variables()))]
+    b = neumf()
+    b.set_weights(a.get_weights())
+    b.compile(optimizer=make(), loss="binary_crossentropy")
+    assert not b.optimizer.built
+    b.build_optimizer()
+    assert b.optimizer.built
+    b.optimizer.load_own_variables(store)
+    assert b.optimizer.iterations == a.optimizer.iterations == 4
+    for x, y in zip(a.optimizer.variables(), b.optimizer.variables()):
+        np.testing.assert_array_equal(x, y)
+    a.fit(xs, np.arange(64) % 2, batch_size=16, epochs=1, verbose=0, shuffle=False)
+    b.fit(xs, np.arange(64) % 2, batch_size=16, epochs=1, verbose=0, shuffle=False)
+    for x, y in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_load_own_variables_checks_everything_before_assigning():
+    model, _ = _trained(optimizers.Adam(catch_up=False))
+    opt = model.optimizer
+    before = [v.copy() for v in opt.variables()]
+    good = {}
+    opt.save_own_variables(good)
+    good = {k: v.copy() for k, v in good.items()}
+    steps_key = next(k for k, v in good.items() if k != "0" and v.dtype == np.int64)
+    bad_cases = [
+        ({"0": np.array([-1], np.int64)}, "iterations"),
+        ({"0": np.array([2.0])}, "iterations"),
+        ({steps_key: np.full_like(good[steps_key], -3)}, "step"),
+        ({"2": -np.ones_like(good["2"])}, "negative"),        # Adam's v of the first weight
+        ({"1": np.full_like(good["1"], np.nan)}, "NaN"),
+        ({"1": np.ones((2, 2), np.float32)}, "shape"),
+    ]
+    for change, match in bad_cases:
+        store = {**good, **change}
+        store[str(len(good) - 1)] = store[str(len(good) - 1)] + 1  # a valid change, last
+        with pytest.raises(ValueError, match=match):
+            opt.load_own_variables(store)
+        for v, b in zip(opt.variables(), before):
+            np.testing.assert_array_equal(v, b)      # nothing was assigned
+    with pytest.raises(ValueError, match="expected"):
+        opt.load_own_variables({k: v for k, v in good.items() if k != "1"})
+    with pytest.raises(ValueError, match="build"):
+        optimizers.Adam().load_own_variables(good)
+
+
+def test_build_keeps_matching_state_and_renews_it_when_a_table_grows():
+    opt = optimizers.Adam(catch_up=False)
+    table, kernel = np.zeros((5, 3), np.float32), np.zeros((3, 1), np.float32)
+    opt.build([table, kernel], [True, False])
+    opt._slots[0][0][:] = 1.0
+    opt.build([table, kernel], [True, False])  # same shapes: the state carries over
+    assert opt._slots[0][0].max() == 1.0
+    opt.build([np.zeros((7, 3), np.float32), kernel], [True, False])
+    assert opt._slots[0][0].shape == (7, 3) and opt._slots[0][0].max() == 0.0
+    assert opt._slots[0][3].shape == (7,)
+    sgd = optimizers.SGD()  # no slots: only the per-row step counts say the table grew
+    sgd.build([table], [True])
+    sgd.build([np.zeros((9, 3), np.float32)], [True])
+    assert sgd._slots[0][3].shape == (9,)

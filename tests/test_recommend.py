@@ -484,3 +484,17 @@ def test_saturated_outputs_fast_path_breaks_ties_by_logit():
     for r in range(5):
         logits = np.sign(w) * (U[r] @ V[fast[r]].T + bi[fast[r]])
         assert np.all(np.diff(logits) <= 1e-5)
+
+
+@pytest.mark.parametrize("name", ["neumf", "mlp"])
+def test_the_function_without_a_scoring_model_class_gives_the_same_top_k(name):
+    """``recommend.recommend(make_model=None)`` scores the model itself (no precomputed
+    tables): slower, same results as ``Model.recommend``."""
+    from neurec.models import recommend as rec
+    model = _model(name, seed=4)
+    users = np.arange(NU)
+    train = InteractionMatrix.from_arrays(users, (users * 3) % NI, shape=(NU, NI))
+    want = model.recommend(users, k=7, exclude=train)
+    got = rec.recommend(model, users, k=7, exclude=train)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])

@@ -59,8 +59,8 @@ class _Recording(NegativeSampler):
         super().__init__(*a, **kw)
         self.epochs = []
 
-    def _neurec_epoch(self, seed):
-        arrays, y = super()._neurec_epoch(seed)
+    def _neurec_epoch(self, seed, *args, **kwargs):
+        arrays, y = super()._neurec_epoch(seed, *args, **kwargs)
         self.epochs.append(([a.copy() for a in arrays], y.copy()))
         return arrays, y
 
@@ -316,8 +316,13 @@ def test_side_features_are_gathered_per_sample():
     s = NegativeSampler(m, num_negatives=3, seed=1, item_features={"category": ig, "price": price},
                         user_features={"segment": ug})
     model._get_plan()                              # as fit does: plan, then check, then epochs
-    s._check_model(model, model._builder)
-    arrays, y = s._neurec_epoch(12345)
+    roles = s._check_model(model, model._builder.id_checks)
+    assert [r for r, _ in roles] == ["user", "item", "item_feature", "item_feature",
+                                     "user_feature"]
+    assert model._item_popularity is None           # the check changes neither object
+    checked = []
+    arrays, y = s._neurec_epoch(12345, model, roles, lambda a: checked.append(a) or a)
+    assert len(checked) == 1                        # side features went through fit's check
     assert len(arrays) == 5 and y.shape == (s.num_samples, 1)
     uu, ii = arrays[0].ravel(), arrays[1].ravel()
     ref_u, ref_i, ref_y = NegativeSampler(m, num_negatives=3, seed=1).sample(12345)

@@ -115,3 +115,77 @@ def test_sequential_round_trip(tmp_path):
     m2 = load_model(tmp_path / "s.neurec")
     assert type(m2).__name__ == "Sequential"
     np.testing.assert_array_equal(m.predict(x), m2.predict(x))
+
+
+def test_compile_config_round_trip_keeps_the_current_learning_rate():
+    import json
+
+    from neurec import losses, optimizers
+    m = neumf()
+    assert m.get_compile_config() is None
+    with pytest.raises(RuntimeError, match="compile"):
+        m.build_optimizer()
+    m.compile(optimizer=optimizers.Adam(0.01, amsgrad=True), loss="mse",
+              metrics=["mae", "auc"], hogwild=True)
+    m.optimizer.learning_rate = 0.003  # as a callback would
+    cfg = json.loads(json.dumps(m.get_compile_config()))
+    m2 = neumf()
+    m2.compile_from_config(cfg)
+    assert isinstance(m2.optimizer, optimizers.Adam) and m2.optimizer is not m.optimizer
+    assert m2.optimizer.get_config() == m.optimizer.get_config()
+    assert m2.optimizer.learning_rate == 0.003 and m2.optimizer.amsgrad
+    assert isinstance(m2.loss, losses.MeanSquaredError)
+    assert m2.metrics_names == m.metrics_names and m2.hogwild
+    assert not m2.optimizer.built  # created on first use, as before loading
+
+
+def test_a_model_saved_before_its_first_step_loads_without_optimizer_state(tmp_path):
+    m = neumf()
+    m.compile(optimizer="adam", loss="binary_crossentropy")
+    m.save(tmp_path / "fresh.neurec")
+    with zipfile.ZipFile(tmp_path / "fresh.neurec") as z:
+        assert not [n for n in z.namelist() if n.startswith("optimizer/")]
+    m2 = load_model(tmp_path / "fresh.neurec")
+    assert m2.optimizer.iterations == 0 and not m2.optimizer.built
+
+
+# -- files written by earlier versions ---------------------------------------------------
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "saved_models")
+OLD_FILES = ["neumf_adam", "merges_rmsprop", "sequential_sgd", "mf_als", "neumf_fresh",
+             "neumf_uncompiled"]
+
+
+@pytest.mark.parametrize("name", OLD_FILES)
+def test_files_written_before_the_models_refactor_load_and_resave_alike(name, tmp_path):
+    """``tests/fixtures/make_saved_models.py`` wrote these with the code of commit 29dd31d."""
+    import json
+
+    path = os.path.join(FIXTURES, f"{name}.neurec")
+    want = np.load(os.path.join(FIXTURES, f"{name}.expected.npz"))
+    m = load_model(path)
+    state = [want[f"optimizer_{k}"] for k in range(sum(f.startswith("optimizer_")
+                                                      for f in want.files))]
+    if state:
+        assert [v.shape for v in m.optimizer.variables()] == [v.shape for v in state]
+        for got, v in zip(m.optimizer.variables(), state):
+            np.testing.assert_array_equal(got, v)
+    else:
+        assert m.optimizer is None or (not m.optimizer.built and m.optimizer.iterations == 0)
+    # saving it again writes the same config and the same arrays
+    m.save(tmp_path / "again.neurec")
+    with zipfile.ZipFile(path) as old, zipfile.ZipFile(tmp_path / "again.neurec") as new:
+        assert sorted(old.namelist()) == sorted(new.namelist())
+        assert json.loads(old.read("config.json")) == json.loads(new.read("config.json"))
+        for member in old.namelist():
+            if member.endswith(".npy"):
+                assert old.read(member) == new.read(member), member
+    xs = [want[f"x{k}"] for k in range(len(m.inputs))]
+    np.testing.assert_allclose(m.predict(xs), want["predictions"], rtol=1e-5, atol=1e-7)
+
+
+def test_weights_file_written_before_the_models_refactor_loads():
+    m = neumf()
+    m.load_weights(os.path.join(FIXTURES, "weights.weights.npz"))
+    want = np.load(os.path.join(FIXTURES, "neumf_adam.expected.npz"))
+    np.testing.assert_allclose(m.predict([want["x0"], want["x1"]]), want["predictions"],
+                               rtol=1e-5, atol=1e-7)

@@ -7,10 +7,11 @@ uniformly or in proportion to ``popularity ** alpha``; rejection against the
 user's sorted CSR row, with no Python per sample. ``fit`` then shuffles and
 trains on them as usual.
 """
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from neurec import _core
 from neurec.data.interactions import InteractionLog, InteractionMatrix
 
 __all__ = ["NegativeSampler"]
@@ -117,7 +118,6 @@ class NegativeSampler:
         self._u = np.empty(n, np.int64)
         self._i = np.empty(n, np.int64)
         self._y = np.empty(n, np.float32)
-        self._roles = None
 
     @property
     def num_samples(self) -> int:
@@ -138,20 +138,34 @@ class NegativeSampler:
 
     def _draw(self, seed: int, u: np.ndarray, i: np.ndarray, y: np.ndarray) -> None:
         """Fill ``u, i, y`` with one epoch drawn in C for ``seed`` mixed with the sampler's seed."""
-        from neurec import _core
         mixed = (int(seed) ^ (0 if self.seed is None else int(self.seed) * 0x9E3779B97F4A7C15)) % 2**64
         _core.sample_epoch(self._indptr, self._indices, self.matrix.shape[1], self._pos_users,
                            self._pos_items, self.num_negatives, self._cdf, mixed, u, i, y)
 
-    # -- used by Model.fit ---------------------------------------------------------
-    def _check_model(self, model, builder) -> None:
+    # -- the hand-off to Model.fit: everything passes through arguments ----------------
+    def _check_model(self, model, id_checks: Sequence[Tuple[int, Any]]
+                     ) -> List[Tuple[str, Optional[np.ndarray]]]:
+        """The role of each input of ``model``, checked against the model.
+
+        Args:
+            model: The model ``fit`` trains (its input names).
+            id_checks: ``(input slot, Embedding layer)`` pairs: the tables the ids of each
+                input index.
+
+        Returns:
+            One ``(role, table)`` per input: ``('user', None)``, ``('item', None)``,
+            ``('user_feature', values)`` or ``('item_feature', values)``.
+
+        Raises:
+            ValueError: If an input has no role, or the sampler's ids do not fit a table.
+        """
         names = model.input_names
         uname = self.user_input or names[0]
         iname = self.item_input or (names[1] if len(names) > 1 else None)
         for nm in (uname, iname):
             if nm not in names:
                 raise ValueError(f"NegativeSampler: the model has no input {nm!r} (inputs: {names})")
-        roles = []
+        roles: List[Tuple[str, Optional[np.ndarray]]] = []
         for nm in names:
             if nm == uname:
                 roles.append(("user", None))
@@ -165,23 +179,32 @@ class NegativeSampler:
                 raise ValueError(f"NegativeSampler: model input {nm!r} is neither the user nor the "
                                  "item input; pass its per-user or per-item values in "
                                  "user_features= or item_features=")
-        self._roles = roles
-        self._builder = builder
-        self._model = model
         n_users, n_items = self.matrix.shape
-        for slot, layer in builder.id_checks:
+        for slot, layer in id_checks:
             role = roles[slot][0]
             size = n_users if role == "user" else n_items if role == "item" else None
             if size is not None and size > layer.input_dim:
                 raise ValueError(f"NegativeSampler has {size} {role}s but Embedding {layer.name!r} "
                                  f"has input_dim={layer.input_dim}")
-        model._item_popularity = self.item_popularity()
+        return roles
 
-    def _neurec_epoch(self, seed: int):
-        from neurec.models import _data
+    def _neurec_epoch(self, seed: int, model, roles: Sequence[Tuple[str, Optional[np.ndarray]]],
+                      prepare: Optional[Callable[[List[np.ndarray]], List[np.ndarray]]] = None
+                      ) -> Tuple[List[np.ndarray], np.ndarray]:
+        """One epoch of ``(inputs, labels)`` for ``model``, drawn in C for ``seed``.
+
+        The arrays are the sampler's buffers, overwritten by the next epoch.
+
+        Args:
+            seed: The epoch's seed.
+            model: The model (the shapes of its inputs).
+            roles: The inputs' roles, from :meth:`_check_model`.
+            prepare: Checks and converts the inputs when side features were gathered
+                (``fit`` passes its input validation); ids drawn here need no check.
+        """
         self._draw(seed, self._u, self._i, self._y)
         arrays = []
-        for (role, feats), t in zip(self._roles, self._model.inputs):
+        for (role, feats), t in zip(roles, model.inputs):
             shape = (-1,) + tuple(t.shape[1:])
             if role == "user":
                 arrays.append(self._u.reshape(shape))
@@ -190,8 +213,8 @@ class NegativeSampler:
             else:
                 src = self._u if role == "user_feature" else self._i
                 arrays.append(np.ascontiguousarray(feats[src]).reshape(shape))
-        if any(r[0].endswith("feature") for r in self._roles):
-            arrays = _data.prepare_inputs(self._model, arrays, self._builder)
+        if prepare is not None and any(r[0].endswith("feature") for r in roles):
+            arrays = prepare(arrays)
         return arrays, self._y.reshape(-1, 1)
 
     def __repr__(self):

@@ -14,6 +14,8 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tupl
 
 import numpy as np
 
+from neurec._registry import register_serializable
+
 _NAME_COUNTS: Dict[str, itertools.count] = defaultdict(itertools.count)
 
 # While a model file is loaded: the weight shapes the file holds, and the file's name.
@@ -50,6 +52,13 @@ def unique_name(base: str) -> str:
     """``base``, then ``base_1``, ``base_2``... (per process), as Keras names layers."""
     n = next(_NAME_COUNTS[base])
     return base if n == 0 else f"{base}_{n}"
+
+
+def compute_dtype(*arrays) -> np.dtype:
+    """float64 if any of ``arrays`` is float64, else float32: the precision ``call_numpy``
+    computes in (float32 as the C core; float64 for the NumPy reference)."""
+    return np.dtype(np.float64 if any(np.asarray(a).dtype == np.float64 for a in arrays)
+                    else np.float32)
 
 
 def format_shape(shape: Tuple) -> str:
@@ -91,11 +100,12 @@ class Node:
         layer._nodes.append(self)
 
 
+@register_serializable()
 class Layer:
     """Base class of neurec layers, with Keras's names and conventions.
 
     Subclasses implement ``build(input_shape)``, ``compute_output_shape`` and
-    ``call_numpy`` (the NumPy reference forward pass), plus ``get_config``.
+    ``call_numpy`` (the NumPy definition of the forward pass), plus ``get_config``.
 
     Args:
         name: Unique layer name (auto-generated from the class name if omitted).
@@ -104,6 +114,7 @@ class Layer:
     """
 
     _n_inputs: Optional[int] = 1  # None: a list of 2+ tensors
+    _takes_ids = False  # inputs are ids: an eager call passes them to call_numpy as they are
 
     def __init__(self, name: Optional[str] = None, trainable: bool = True, dtype: Any = None,
                  **kwargs):
@@ -188,7 +199,23 @@ class Layer:
     def compute_output_shape(self, input_shape):
         return input_shape
 
-    def call_numpy(self, inputs, training: bool = False):
+    def call_numpy(self, inputs, training: bool = False,
+                   weights: Optional[Sequence[np.ndarray]] = None):
+        """The layer's forward pass in NumPy: the definition of what it computes.
+
+        Calling the layer on arrays runs it; the NumPy reference the C kernels are tested
+        against (``neurec._reference``) runs it on float64 weights and inputs.
+
+        Args:
+            inputs: An array, or a list of arrays for a merging layer.
+            training: Training mode (only Dropout behaves differently).
+            weights: Arrays to compute with instead of the layer's own, in the order of
+                :attr:`weights` (e.g. float64 copies).
+
+        Returns:
+            The output array: float64 when an input or weight is float64, else float32
+            (see :func:`compute_dtype`); ids are never converted to floats.
+        """
         raise NotImplementedError
 
     def _check_inputs(self, inputs):
@@ -224,6 +251,8 @@ class Layer:
         if any(symbolic):
             raise ValueError(f"Layer {self.name!r}: do not mix symbolic tensors and arrays")
         arrays = [np.asarray(a) for a in flat]
+        if not self._takes_ids:  # as Keras, floats are cast to the compute dtype, float32
+            arrays = [a.astype(np.float32) if a.dtype == np.float64 else a for a in arrays]
         shapes = [(None,) + a.shape[1:] for a in arrays]
         if not self.built:
             self.build(shapes if isinstance(inputs, list) else shapes[0])

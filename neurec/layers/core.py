@@ -4,7 +4,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from neurec import _core, activations, initializers, regularizers
-from neurec.layers.base import KerasTensor, Layer, Node, format_shape, unique_name
+from neurec._registry import register_serializable
+from neurec.layers.base import KerasTensor, Layer, Node, compute_dtype, format_shape, unique_name
 
 __all__ = ["Input", "InputLayer", "Embedding", "Dense", "Flatten", "Reshape", "Activation", "Dropout"]
 
@@ -20,6 +21,7 @@ def _size(shape) -> int:
     return int(np.prod([d for d in shape[1:]], dtype=np.int64)) if len(shape) > 1 else 1
 
 
+@register_serializable()
 class InputLayer(Layer):
     """The layer behind :func:`Input`; it has no weights."""
 
@@ -79,6 +81,7 @@ def Input(shape=None, batch_size=None, dtype="float32", name: Optional[str] = No
     return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name, **kwargs).output
 
 
+@register_serializable()
 class Embedding(Layer):
     """Turns integer ids into dense vectors: a live ``(input_dim, output_dim)`` table.
 
@@ -122,10 +125,23 @@ class Embedding(Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape) + (self.output_dim,)
 
+    def _grow(self, input_dim: int) -> None:
+        """Make room for ids up to ``input_dim - 1``: a new table, the old rows first and
+        zeros after (ALS's fold-in of new users). Plans built before must be rebuilt."""
+        old = self.embeddings
+        new = np.zeros((int(input_dim), old.shape[1]), np.float32)
+        new[:old.shape[0]] = old
+        self._weights = [(name, new if w is old else w, reg) for name, w, reg in self._weights]
+        self.embeddings = new
+        self.input_dim = int(input_dim)
+
+    _takes_ids = True
+
     def _output_dtype(self, inputs):
         return "float32"
 
-    def call_numpy(self, ids, training=False):
+    def call_numpy(self, ids, training=False, weights=None):
+        table = self.embeddings if weights is None else weights[0]
         ids = np.asarray(ids)
         if ids.dtype.kind == "f":
             if not np.all(np.isfinite(ids)) or np.any(ids != np.floor(ids)):
@@ -133,7 +149,7 @@ class Embedding(Layer):
         ids = ids.astype(np.int64)
         if ids.size and (ids.min() < 0 or ids.max() >= self.input_dim):
             raise ValueError(f"Embedding {self.name!r}: ids must be in [0, input_dim={self.input_dim})")
-        return self.embeddings[ids]
+        return table[ids]
 
     def get_config(self):
         return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim,
@@ -153,6 +169,7 @@ class Embedding(Layer):
         b.id_checks.append((b.input_slot(src), self))
 
 
+@register_serializable()
 class Dense(Layer):
     """``output = activation(dot(input, kernel) + bias)`` over the last axis.
 
@@ -202,10 +219,11 @@ class Dense(Layer):
                              f"{self.kernel.shape[0]}, got shape {format_shape(input_shape)}")
         return tuple(input_shape[:-1]) + (self.units,)
 
-    def call_numpy(self, x, training=False):
-        y = np.asarray(x, dtype=np.float32) @ self.kernel
+    def call_numpy(self, x, training=False, weights=None):
+        w = self.weights if weights is None else list(weights)
+        y = np.asarray(x, dtype=compute_dtype(x, *w)) @ w[0]
         if self.use_bias:
-            y = y + self.bias
+            y = y + w[1]
         return self.activation(y)
 
     def get_config(self):
@@ -232,6 +250,7 @@ class Dense(Layer):
             b.logits_of[out] = pre if act == activations.CODES["sigmoid"] else None
 
 
+@register_serializable()
 class Flatten(Layer):
     """Flattens each sample to one axis: ``(batch, a, b) -> (batch, a * b)``. No copy."""
 
@@ -241,7 +260,7 @@ class Flatten(Layer):
     def compute_output_shape(self, input_shape):
         return (input_shape[0], _size(input_shape))
 
-    def call_numpy(self, x, training=False):
+    def call_numpy(self, x, training=False, weights=None):
         x = np.asarray(x)
         return x.reshape(x.shape[0], -1)
 
@@ -249,6 +268,7 @@ class Flatten(Layer):
         b.alias(node.outputs[0], node.inputs[0])
 
 
+@register_serializable()
 class Reshape(Layer):
     """Reshapes each sample to ``target_shape`` (one entry may be -1). No copy."""
 
@@ -267,7 +287,7 @@ class Reshape(Layer):
                              f"to {self.target_shape}")
         return (input_shape[0],) + shape
 
-    def call_numpy(self, x, training=False):
+    def call_numpy(self, x, training=False, weights=None):
         x = np.asarray(x)
         return x.reshape((x.shape[0],) + self.compute_output_shape((None,) + x.shape[1:])[1:])
 
@@ -278,6 +298,7 @@ class Reshape(Layer):
         b.alias(node.outputs[0], node.inputs[0])
 
 
+@register_serializable()
 class Activation(Layer):
     """Applies an activation function (``'relu'``, ``'sigmoid'``, ``'tanh'``, ...)."""
 
@@ -285,8 +306,8 @@ class Activation(Layer):
         super().__init__(**kwargs)
         self.activation = activations.get(activation)
 
-    def call_numpy(self, x, training=False):
-        return self.activation(x)
+    def call_numpy(self, x, training=False, weights=None):
+        return self.activation(np.asarray(x, dtype=compute_dtype(x)))
 
     def get_config(self):
         return {**super().get_config(), "activation": activations.serialize(self.activation)}
@@ -301,6 +322,7 @@ class Activation(Layer):
         b.logits_of[out] = b.value(src) if act == activations.CODES["sigmoid"] else None
 
 
+@register_serializable()
 class Dropout(Layer):
     """Zeroes a ``rate`` share of inputs during training, scaling the rest by ``1/(1-rate)``.
 
@@ -317,12 +339,20 @@ class Dropout(Layer):
         self.rate = float(rate)
         self.seed = seed
 
-    def call_numpy(self, x, training=False):
-        x = np.asarray(x, dtype=np.float32)
+    def call_numpy(self, x, training=False, weights=None, mask=None):
+        """Inference: ``x``. Training: ``x * mask``, the mask drawn from ``seed`` unless given.
+
+        Args:
+            mask: The multipliers of a training step, 0 or ``1 / (1 - rate)`` (the C core's
+                masks come from ``neurec._reference.dropout_mask``).
+        """
+        x = np.asarray(x, dtype=compute_dtype(x))
         if not training or self.rate == 0:
             return x
-        rng = np.random.default_rng(self.seed)
-        return np.where(rng.random(x.shape) < self.rate, 0.0, x / (1 - self.rate)).astype(np.float32)
+        if mask is None:
+            rng = np.random.default_rng(self.seed)
+            mask = np.where(rng.random(x.shape) < self.rate, 0.0, 1.0 / (1.0 - self.rate))
+        return x * np.reshape(mask, x.shape).astype(x.dtype)
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}

@@ -3,10 +3,17 @@ from typing import Sequence, Tuple, Union
 
 import numpy as np
 
-from neurec.layers.base import Layer, format_shape
+from neurec._registry import register_serializable
+from neurec.layers.base import Layer, compute_dtype, format_shape
 from neurec.layers.core import OP_ADD, OP_AVERAGE, OP_CONCAT, OP_DOT, OP_MUL, OP_SUB, _size
 
 __all__ = ["Dot", "Concatenate", "Multiply", "Add", "Subtract", "Average"]
+
+
+def _floats(xs):
+    """The inputs as arrays of one float dtype (see :func:`compute_dtype`)."""
+    dtype = compute_dtype(*xs)
+    return [np.asarray(x, dtype=dtype) for x in xs]
 
 
 class _Merge(Layer):
@@ -27,25 +34,29 @@ class _Merge(Layer):
         b.op(self._op, out, [b.value(t) for t in node.inputs])
 
 
+@register_serializable()
 class Add(_Merge):
     """Elementwise sum of a list of same-shape inputs."""
     _op = OP_ADD
 
-    def call_numpy(self, xs, training=False):
-        return np.sum(np.stack([np.asarray(x, np.float32) for x in xs]), axis=0)
+    def call_numpy(self, xs, training=False, weights=None):
+        return np.sum(np.stack(_floats(xs)), axis=0)
 
 
+@register_serializable()
 class Multiply(_Merge):
     """Elementwise product of a list of same-shape inputs (GMF's interaction)."""
     _op = OP_MUL
 
-    def call_numpy(self, xs, training=False):
-        out = np.asarray(xs[0], np.float32)
+    def call_numpy(self, xs, training=False, weights=None):
+        xs = _floats(xs)
+        out = xs[0]
         for x in xs[1:]:
-            out = out * np.asarray(x, np.float32)
+            out = out * x
         return out
 
 
+@register_serializable()
 class Subtract(_Merge):
     """``inputs[0] - inputs[1]``."""
     _op = OP_SUB
@@ -56,18 +67,21 @@ class Subtract(_Merge):
             raise ValueError(f"Subtract {self.name!r} expects exactly 2 inputs, got {len(inputs)}")
         return inputs
 
-    def call_numpy(self, xs, training=False):
-        return np.asarray(xs[0], np.float32) - np.asarray(xs[1], np.float32)
+    def call_numpy(self, xs, training=False, weights=None):
+        x, y = _floats(xs)
+        return x - y
 
 
+@register_serializable()
 class Average(_Merge):
     """Elementwise mean of a list of same-shape inputs."""
     _op = OP_AVERAGE
 
-    def call_numpy(self, xs, training=False):
-        return np.mean(np.stack([np.asarray(x, np.float32) for x in xs]), axis=0)
+    def call_numpy(self, xs, training=False, weights=None):
+        return np.mean(np.stack(_floats(xs)), axis=0)
 
 
+@register_serializable()
 class Concatenate(Layer):
     """Concatenates a list of inputs along ``axis`` (default -1, the last).
 
@@ -102,8 +116,8 @@ class Concatenate(Layer):
                     f"{format_shape(shapes[0])} and {format_shape(s)}")
         return shapes[0][:ax] + (sum(s[ax] for s in shapes),) + shapes[0][ax + 1:]
 
-    def call_numpy(self, xs, training=False):
-        xs = [np.asarray(x, np.float32) for x in xs]
+    def call_numpy(self, xs, training=False, weights=None):
+        xs = _floats(xs)
         return np.concatenate(xs, axis=self._axis(xs[0].ndim))
 
     def get_config(self):
@@ -117,6 +131,7 @@ class Concatenate(Layer):
         b.op(OP_CONCAT, out, [b.value(t) for t in node.inputs], dims=(outer,))
 
 
+@register_serializable()
 class Dot(Layer):
     """Batch dot product of two tensors along ``axes``, as ``keras.layers.Dot``.
 
@@ -176,8 +191,8 @@ class Dot(Layer):
                [d for i, d in enumerate(sy) if i not in (0, ay)]
         return (sx[0],) + (tuple(free) if free else (1,))
 
-    def call_numpy(self, xs, training=False):
-        x, y = (np.asarray(v, np.float64) for v in xs)
+    def call_numpy(self, xs, training=False, weights=None):
+        x, y = _floats(xs)
         ax, ay = self._resolved((None,) + x.shape[1:], (None,) + y.shape[1:])
         if self.normalize:
             x = x / np.maximum(np.linalg.norm(x, axis=ax, keepdims=True), 1e-12)
@@ -186,7 +201,7 @@ class Dot(Layer):
         ym = np.moveaxis(y, ay, 1).reshape(y.shape[0], y.shape[ay], -1)
         out = np.einsum("bci,bcj->bij", xm, ym)
         shape = self.compute_output_shape([(None,) + x.shape[1:], (None,) + y.shape[1:]])
-        return out.reshape((x.shape[0],) + shape[1:]).astype(np.float32)
+        return out.reshape((x.shape[0],) + shape[1:])
 
     def get_config(self):
         axes = list(self.axes) if isinstance(self.axes, tuple) else self.axes

@@ -17,8 +17,11 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
+from neurec import _core, optimizers
+from neurec.callbacks import CallbackList, History
+from neurec.data.interactions import InteractionMatrix
 from neurec.models._chunks import FIT_CHUNK_SECONDS, run_chunked
-from neurec.models.recommend import DotParts, dot_parts
+from neurec.models._dot import DotParts, dot_parts
 
 _SOLVERS = {"cg": 0, "cholesky": 1}
 
@@ -45,7 +48,6 @@ def als_parts(model) -> DotParts:
 
 def as_interaction_matrix(x: Any, parts: DotParts, what: str = "x"):
     """``x`` as an InteractionMatrix no larger than the model's tables."""
-    from neurec.data.interactions import InteractionMatrix
     if hasattr(x, "_neurec_epoch") and hasattr(x, "matrix"):  # a NegativeSampler
         x = x.matrix
     if isinstance(x, InteractionMatrix):
@@ -158,7 +160,6 @@ class ALSTrainer:
         return y, off
 
     def _args(self, side: str, x, solver: Optional[int] = None, csr=None, gram: bool = True):
-        from neurec import _core
         y, off = self._fixed(side)
         d = y.shape[1]
         g = np.zeros((d, d), np.float32)
@@ -174,7 +175,6 @@ class ALSTrainer:
                 _SOLVERS[o.solver] if solver is None else solver, int(o.cg_steps)]
 
     def half_sweep(self, side: str, on_chunk=None) -> None:
-        from neurec import _core
         x = self.P if side == "u" else self.Q
         n = x.shape[0]
         # the users' system at the current items was already formed for the objective
@@ -190,7 +190,6 @@ class ALSTrainer:
 
     def objective(self) -> float:
         """The full iALS objective at the current factors."""
-        from neurec import _core
         ua = self._args("u", self.P)
         ia = self._args("i", self.Q, gram=False)
         loss = _core.als_loss(*ua, 0, self.nu, True) + _core.als_loss(*ia, 0, self.ni, False)
@@ -201,7 +200,6 @@ class ALSTrainer:
 def fit(model, x, y=None, epochs: int = 1, verbose="auto", callbacks=None,
         initial_epoch: int = 0):
     """``Model.fit`` for a model compiled with ``optimizers.ALS`` (see there)."""
-    from neurec.callbacks import CallbackList, History
     parts = als_parts(model)
     matrix = as_interaction_matrix(x, parts)
     if y is not None:
@@ -242,8 +240,6 @@ def fit(model, x, y=None, epochs: int = 1, verbose="auto", callbacks=None,
 def partial_fit_users(model, users, interactions, opt=None) -> np.ndarray:
     """Solve the rows of ``users`` exactly against the fixed item side (see
     :meth:`neurec.models.Model.partial_fit_users`)."""
-    from neurec import optimizers
-    from neurec.data.interactions import InteractionMatrix
     parts = als_parts(model)
     if opt is None:
         opt = model.optimizer if isinstance(model.optimizer, optimizers.ALS) else optimizers.ALS()
@@ -278,7 +274,6 @@ def partial_fit_users(model, users, interactions, opt=None) -> np.ndarray:
     tr.Q = ALSTrainer._gather(parts.item, parts.item_bias)
     x = np.zeros((users.size, tr.f + (1 if tr.ub else 0)), np.float32)
     args = tr._args("u", x, solver=_SOLVERS["cholesky"], csr=_csr(m, users.size))
-    from neurec import _core
     _core.als_solve(*args, 0, users.size)
     parts.user.embeddings[users] = x[:, :tr.f]
     if tr.ub:
@@ -289,16 +284,9 @@ def partial_fit_users(model, users, interactions, opt=None) -> np.ndarray:
 def _grow(model, parts: DotParts, n: int) -> None:
     """Append zero rows to the user tables so that ids < n exist."""
     for emb in (parts.user, parts.user_bias):
-        if emb is None:
-            continue
-        old = emb.embeddings
-        new = np.zeros((n, old.shape[1]), np.float32)
-        new[:old.shape[0]] = old
-        for k, (name, w, reg) in enumerate(emb._weights):
-            if w is old:
-                emb._weights[k] = (name, new, reg)
-        emb.embeddings = new
-        emb.input_dim = n
+        if emb is not None:
+            emb._grow(n)
+    # a new plan for the new tables; building it gives the optimizer fresh state (its
+    # slots and row steps no longer fit the user tables)
     model._plan = None
-    if model.optimizer is not None:
-        model.optimizer._slots = []
+    model._get_plan()

@@ -59,7 +59,9 @@ def summary_text(model, line_length=None) -> str:
     lines.append(f" Total params: {total:,} ({_fmt_bytes(total * 4)})")
     lines.append(f" Trainable params: {trainable:,} ({_fmt_bytes(trainable * 4)})")
     lines.append(f" Non-trainable params: {total - trainable:,} ({_fmt_bytes((total - trainable) * 4)})")
-    if model._compiled and model.optimizer is not None and model.optimizer._slots:
-        n_opt = sum(a.size for s in model.optimizer._slots for a in s[:3] if a is not None)
+    opt = model.optimizer
+    if opt is not None and opt.built and model.weights:
+        # the slots (float32), not the step counts (int64)
+        n_opt = sum(v.size for v in opt.variables()[1:] if v.dtype.kind == "f")
         lines.append(f" Optimizer params: {n_opt:,} ({_fmt_bytes(n_opt * 4)})")
     return "\n".join(lines)

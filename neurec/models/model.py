@@ -5,9 +5,7 @@ to a plan that the C core runs for whole chunks of batches with the GIL
 released, returning to Python only to report progress, run callbacks and let
 Ctrl-C through.
 """
-import numbers
 import threading
-import time
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
@@ -15,11 +13,13 @@ import numpy as np
 from neurec import losses as losses_mod
 from neurec import metrics as metrics_mod
 from neurec import optimizers as optimizers_mod
+from neurec._registry import get_registered_object, register_serializable
 from neurec.layers.base import KerasTensor, Layer
-from neurec.layers.core import InputLayer
-from neurec.models import _data
-from neurec.models._chunks import FIT_CHUNK_SECONDS, next_chunk, run_chunked
+from neurec.models import _als, _data, _functional, _training, saving
+from neurec.models import recommend as recommend_mod
+from neurec.models._chunks import run_chunked
 from neurec.models._plan import lower
+from neurec.models._summary import summary_text
 
 # serialises building models' plans on first use (rare and quick; see Model._get_plan)
 _PLAN_LOCK = threading.RLock()
@@ -27,42 +27,7 @@ _PLAN_LOCK = threading.RLock()
 __all__ = ["Model"]
 
 
-def _check_int(fn: str, name: str, value: Any, minimum: int, hint: str) -> int:
-    """``value`` as an int >= minimum; TypeError/ValueError naming the argument otherwise."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{fn}: {name} must be an integer, got {value!r}; {hint}")
-    if value < minimum:
-        raise ValueError(f"{fn}: {name} must be >= {minimum}, got {value!r}; {hint}")
-    return int(value)
-
-
-def _check_verbose(fn: str, verbose: Any) -> int:
-    if verbose == "auto" and isinstance(verbose, str):
-        return 1
-    if isinstance(verbose, (bool, np.bool_)):  # Keras accepts verbose=True/False
-        return int(verbose)
-    if not isinstance(verbose, (int, np.integer)) or verbose not in (0, 1, 2):
-        raise ValueError(f"{fn}: verbose must be 'auto', 0 (silent), 1 (progress bar) or 2 (one "
-                         f"line per epoch), got {verbose!r}")
-    return int(verbose)
-
-
-def _check_seed(fn: str, seed: Any) -> Optional[int]:
-    if seed is None:
-        return None
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"{fn}: seed must be an integer in [0, 2**64) or None, got {seed!r}; "
-                        "pass e.g. seed=42")
-    if not 0 <= int(seed) < 2**64:
-        raise ValueError(f"{fn}: seed must be in [0, 2**64), got {seed!r}; pass e.g. seed=42")
-    return int(seed)
-
-
-def _default_seed() -> int:
-    from neurec.initializers import _global_rng
-    return int(_global_rng().integers(0, 2**63 - 1))
-
-
+@register_serializable()
 class Model:
     """A model: a graph of layers from ``inputs`` to ``outputs`` (Keras functional API).
 
@@ -96,64 +61,16 @@ class Model:
         self._compiled = False
         self._plan = None
         self._builder = None
+        self._item_popularity = None  # of the last NegativeSampler fit, for recommend
         if inputs is not None or outputs is not None:
             self._init_graph(inputs, outputs)
 
     # -- graph -------------------------------------------------------------------
     def _init_graph(self, inputs, outputs) -> None:
-        if isinstance(inputs, dict):
-            inputs = list(inputs.values())
-        if isinstance(inputs, KerasTensor):
-            inputs = [inputs]
-        if isinstance(outputs, (list, tuple)):
-            if len(outputs) != 1:
-                raise ValueError(f"neurec models have exactly one output, got {len(outputs)}")
-            outputs = outputs[0]
-        if isinstance(outputs, dict):
-            raise ValueError("neurec models have exactly one output; pass the tensor itself")
-        inputs = list(inputs or [])
-        for t in inputs + [outputs]:
-            if not isinstance(t, KerasTensor):
-                raise TypeError(f"Model inputs and outputs must be symbolic tensors (from Input and "
-                                f"layer calls), got {type(t).__name__}")
-        for t in inputs:
-            if not isinstance(t.node.layer, InputLayer):
-                raise ValueError(f"Model input {t.name!r} is not an Input(): pass the tensors "
-                                 "returned by neurec.layers.Input")
+        inputs, output = _functional.check_endpoints(inputs, outputs)
         self.inputs = inputs
-        self.outputs = [outputs]
-        input_ids = {id(t) for t in inputs}
-        order, seen = [], set()
-
-        def visit(t: KerasTensor, path: tuple):
-            node = t.node
-            if id(node) in seen:
-                return
-            if isinstance(node.layer, InputLayer):
-                if id(t) not in input_ids:
-                    raise ValueError(
-                        f"Graph disconnected: output {outputs.name!r} needs Input {t.name!r}, which is "
-                        f"not in the model's inputs {[x.name for x in inputs]}")
-                seen.add(id(node))
-                return
-            if id(node) in path:
-                raise ValueError("The graph has a cycle")
-            for parent in node.inputs:
-                visit(parent, path + (id(node),))
-            seen.add(id(node))
-            order.append(node)
-
-        visit(outputs, ())
-        self._nodes_in_order = order
-        layers = [t.node.layer for t in inputs]
-        for node in order:
-            if node.layer not in layers:
-                layers.append(node.layer)
-        self._layers = layers
-        names = [l.name for l in layers]
-        dup = {n for n in names if names.count(n) > 1}
-        if dup:
-            raise ValueError(f"Layer names must be unique within a model; repeated: {sorted(dup)}")
+        self.outputs = [output]
+        self._nodes_in_order, self._layers = _functional.topological_order(inputs, output)
 
     @property
     def layers(self) -> List[Layer]:
@@ -276,8 +193,7 @@ class Model:
         self._require_graph()
         if isinstance(optimizer, optimizers_mod.ALS) or (isinstance(optimizer, str) and
                                                           optimizer.lower() == "als"):
-            from neurec.models._als import als_parts
-            als_parts(self)  # raises, naming the fix, for a model that is not a dot product
+            _als.als_parts(self)  # raises, naming the fix, for a model that is not a dot product
             if loss is None:
                 loss = "mse"  # for evaluate(); ALS minimises its own weighted squared error
         if loss is None:
@@ -307,6 +223,47 @@ class Model:
         }
         self._compiled = True
         self._plan = None
+
+    def get_compile_config(self) -> Optional[Dict[str, Any]]:
+        """The settings of the last :meth:`compile` as JSON-serializable data, as in Keras 3.
+
+        The optimizer entry holds its current settings (a learning rate a callback changed
+        included). ``None`` if the model is not compiled.
+        """
+        if not self._compiled:
+            return None
+        config = dict(self._compile_config)
+        config["optimizer"] = optimizers_mod.serialize(self.optimizer)
+        return config
+
+    def compile_from_config(self, config: Dict[str, Any]) -> None:
+        """Compile with settings from :meth:`get_compile_config`, as in Keras 3.
+
+        Unlike Keras, the optimizer's state is not created here but on first use (see
+        :meth:`build_optimizer`).
+
+        Raises:
+            KeyError, TypeError, ValueError: For invalid settings.
+        """
+        self.compile(optimizer=optimizers_mod.get(config["optimizer"]),
+                     loss=losses_mod.get(config["loss"]),
+                     metrics=[m if isinstance(m, str) else metrics_mod.get(m)
+                              for m in config["metrics"]],
+                     hogwild=bool(config.get("hogwild", False)))
+
+    def build_optimizer(self) -> None:
+        """Create the optimizer's state (slots) for this model's weights now.
+
+        ``fit``, ``predict`` and ``evaluate`` create it on first use, with the C plan;
+        ``load_model`` calls this before it restores saved optimizer state into
+        ``model.optimizer`` (:meth:`neurec.optimizers.Optimizer.load_own_variables`).
+
+        Raises:
+            RuntimeError: If the model was not compiled.
+        """
+        if not self._compiled:
+            raise RuntimeError("build_optimizer: compile the model first")
+        self._get_plan()
 
     @property
     def metrics_names(self) -> List[str]:
@@ -353,7 +310,7 @@ class Model:
             or loss.from_logits else logits
         plan = _core.Plan(ops=b.ops, value_sizes=b.value_sizes, params=params,
                           n_inputs=len(self.inputs), output=b.output_value, logits=logits,
-                          loss=loss.code, optimizer=opt._c_tuple(),
+                          loss=loss.code, optimizer=opt._c_spec(),
                           sparse=bool(opt.sparse_updates),
                           hogwild=bool(getattr(self, "hogwild", False)))
         self._builder = b  # before _plan: a thread that sees the plan also sees its builder
@@ -406,8 +363,6 @@ class Model:
                 argument out of range (``validation_freq < 1``, ``verbose`` not in
                 ``'auto', 0, 1, 2``, a negative seed).
         """
-        from neurec import _core
-        from neurec.callbacks import CallbackList, History
         if not self._compiled:
             raise RuntimeError("You must compile the model before training: call "
                                "model.compile(optimizer=..., loss=...) first")
@@ -415,132 +370,22 @@ class Model:
             if validation_split or validation_data is not None:
                 raise ValueError("fit with optimizer=ALS: validation_split/validation_data are "
                                  "not supported; pass a neurec.evaluation.RankingMetrics callback")
-            from neurec.models import _als
             return _als.fit(self, x, y, epochs=epochs, verbose=verbose, callbacks=callbacks,
                             initial_epoch=initial_epoch)
         if class_weight is not None or sample_weight is not None:
             raise ValueError("fit: class_weight and sample_weight are not supported by neurec")
         if steps_per_epoch is not None:
             raise ValueError("fit: steps_per_epoch is not supported; every epoch covers the data once")
-        batch_size = self._check_batch_size(batch_size)
-        # Keras semantics: epochs is the index of the last epoch, an int (2.7 must not run 2)
-        epochs = _check_int("fit", "epochs", epochs, 0, "pass a whole number of epochs, e.g. epochs=3")
-        initial_epoch = _check_int("fit", "initial_epoch", initial_epoch, 0,
-                                   "pass the index of the first epoch to run, e.g. initial_epoch=0")
-        hint_freq = "validate every k epochs (k >= 1, e.g. validation_freq=1) or after the " \
-                    "1-based epochs of a list (e.g. validation_freq=[1, 5, 10])"
-        if isinstance(validation_freq, (list, tuple, set, range)):
-            validation_freq = [_check_int("fit", "validation_freq", e, 1, hint_freq)
-                               for e in validation_freq]
-        else:
-            validation_freq = _check_int("fit", "validation_freq", validation_freq, 1, hint_freq)
-        if isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real) \
-                or not 0.0 <= float(validation_split) < 1.0:
-            raise ValueError(f"fit: validation_split must be a number in [0, 1), got "
-                             f"{validation_split!r}; e.g. validation_split=0.1")
-        if not isinstance(shuffle, (bool, np.bool_)) and not (
-                isinstance(shuffle, (int, np.integer)) and shuffle in (0, 1)):
-            raise TypeError(f"fit: shuffle must be True or False, got {shuffle!r}")
-        shuffle = bool(shuffle)
-        verbose = _check_verbose("fit", verbose)
-        seed = _check_seed("fit", seed)
+        opts = _training.fit_options(self._check_batch_size(batch_size), epochs, initial_epoch,
+                                     validation_freq, validation_split, shuffle, verbose, seed)
         plan = self._get_plan()
-        b = self._builder
-        out_size = int(np.prod(self.output_shape[1:]))
-        seed = _default_seed() if seed is None else seed
-        if validation_data is not None:
-            validation_split = 0.0  # Keras: validation_data overrides validation_split
-        sampler = x if hasattr(x, "_neurec_epoch") else None
-        val = None
-        if sampler is not None:
-            if y is not None:
-                raise ValueError("fit: y must be None when x is a NegativeSampler (it makes the labels)")
-            if validation_split:
-                raise ValueError("fit: validation_split is not supported with a NegativeSampler; "
-                                 "pass validation_data or a ranking callback")
-            sampler._check_model(self, b)
-            inputs = labels = None
-            n = sampler.num_samples
-        else:
-            inputs = _data.prepare_inputs(self, x, b)
-            n = inputs[0].shape[0]
-            labels = _data.prepare_labels(y, n, out_size)
-            if validation_split:
-                k = int(n * (1.0 - float(validation_split)))
-                if k <= 0 or k >= n:
-                    raise ValueError(f"validation_split={validation_split} leaves no training or no "
-                                     f"validation samples out of {n}")
-                # the tail of arrays already checked: no second validation
-                val = ([a[k:] for a in inputs], labels[k:])
-                inputs = [a[:k] for a in inputs]
-                labels = labels[:k]
-                n = k
-        if validation_data is not None:
-            if not isinstance(validation_data, (list, tuple)) or len(validation_data) not in (2, 3):
-                raise ValueError("validation_data must be a tuple (x_val, y_val)")
-            vx = _data.prepare_inputs(self, validation_data[0], b)
-            vy = _data.prepare_labels(validation_data[1], vx[0].shape[0], out_size)
-            val = (vx, vy)
-        # a batch larger than the data is one batch of all of it: cap it, so the C core's
-        # scratch is sized by the data, not by the argument
-        batch_size = min(batch_size, max(n, 1))
-        steps = -(-n // batch_size)
-        self.stop_training = False
-        cbs = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=self,
-                           verbose=verbose, epochs=epochs, steps=steps)
-        opt = self.optimizer
-        step = np.array([int(opt.iterations)], dtype=np.int64)  # advanced in place by C
-        cbs.on_train_begin()
-        logs: Dict[str, float] = {}
-        chunk = 16
-        try:
-            for epoch in range(int(initial_epoch), epochs):
-                cbs.on_epoch_begin(epoch)
-                epoch_seed = (seed * 1000003 + epoch) % (2**64)
-                if sampler is not None:
-                    inputs, labels = sampler._neurec_epoch(epoch_seed)
-                    n = labels.shape[0]
-                    steps = -(-n // batch_size)
-                order = _core.permutation(n, epoch_seed) if shuffle else np.arange(n, dtype=np.int64)
-                totals = None
-                batch = 0
-                while batch < steps:
-                    nb = min(chunk, steps - batch)
-                    idx = order[batch * batch_size:min((batch + nb) * batch_size, n)]
-                    cbs.on_train_batch_begin(batch)
-                    plan.set_optimizer(opt._c_tuple())
-                    t0 = time.perf_counter()
-                    st = plan.fit(inputs, labels, idx, batch_size, step, epoch_seed)
-                    dt = time.perf_counter() - t0
-                    opt.iterations = int(step[0])
-                    totals = st if totals is None else _merge_stats(totals, st)
-                    batch += nb
-                    chunk = next_chunk(nb, dt, FIT_CHUNK_SECONDS, 1, 4096)
-                    logs = self._logs_from_stats(totals)
-                    cbs.on_train_batch_end(batch - 1, logs)
-                    if self.stop_training:
-                        break
-                epoch_logs = self._logs_from_stats(totals) if totals is not None else {}
-                if "loss" in epoch_logs:
-                    epoch_logs["loss"] += self._regularization_penalty()
-                if val is not None and _should_validate(epoch, validation_freq):
-                    vres = self._evaluate_arrays(val[0], val[1])
-                    epoch_logs.update({"val_" + k: v for k, v in vres.items()})
-                cbs.on_epoch_end(epoch, epoch_logs)
-                logs = epoch_logs
-                if self.stop_training:
-                    break
-        finally:
-            opt.iterations = int(step[0])
-        cbs.on_train_end(logs)
-        return self.history if self.history is not None else next(
-            (c for c in cbs.callbacks if isinstance(c, History)), None)
-
-    def _logs_from_stats(self, st) -> Dict[str, float]:
-        logs = {"loss": st["loss_sum"] / max(st["samples"], 1.0)}
-        for m in self.compiled_metrics:
-            logs[m.name] = float(m.from_stats(st))
-        return logs
+        if opts.seed is None:
+            opts = opts._replace(seed=_training.default_seed())
+        data = _training.TrainingData(self, self._builder, x, y, opts.validation_split,
+                                      validation_data)
+        if data.sampler is not None:  # for recommend(unknown='popular')
+            self._item_popularity = data.sampler.item_popularity()
+        return _training.run(self, plan, data, opts, callbacks)
 
     @staticmethod
     def _check_batch_size(batch_size) -> int:
@@ -613,7 +458,7 @@ class Model:
             raise RuntimeError("You must compile the model before evaluating it")
         if sample_weight is not None:
             raise ValueError("evaluate: sample_weight is not supported by neurec")
-        verbose_level = _check_verbose("evaluate", verbose)
+        verbose_level = _training.check_verbose("evaluate", verbose)
         self._check_batch_size(batch_size)
         self._get_plan()
         inputs = _data.prepare_inputs(self, x, self._builder)
@@ -669,11 +514,11 @@ class Model:
         Raises:
             ValueError: For unknown users (with ``unknown='error'``), ``k < 1``, bad ids.
         """
-        from neurec.models.recommend import recommend
-        return recommend(self, users, k=k, exclude=exclude, items=items,
-                         user_features=user_features, item_features=item_features,
-                         user_input=user_input, item_input=item_input,
-                         user_encoder=user_encoder, item_encoder=item_encoder, unknown=unknown)
+        return recommend_mod.recommend(
+            self, users, k=k, exclude=exclude, items=items, user_features=user_features,
+            item_features=item_features, user_input=user_input, item_input=item_input,
+            user_encoder=user_encoder, item_encoder=item_encoder, unknown=unknown,
+            item_popularity=self._item_popularity, make_model=Model)
 
     def partial_fit_users(self, users, interactions, optimizer=None) -> np.ndarray:
         """Fold in users: solve their vectors exactly with the item side held fixed.
@@ -706,31 +551,55 @@ class Model:
             >>> model.partial_fit_users([n_users], new)    # one new user
             >>> model.recommend([n_users], k=10)
         """
-        from neurec.models._als import partial_fit_users
-        return partial_fit_users(self, users, interactions, optimizer)
+        return _als.partial_fit_users(self, users, interactions, optimizer)
 
     def score_items(self, users, items=None, user_features=None, item_features=None) -> np.ndarray:
         """Model scores of every item (or ``items``) for each user, shape ``(len(users), n)``."""
-        from neurec.models.recommend import score_items
-        return score_items(self, users, items, user_features=user_features,
-                           item_features=item_features)
+        return recommend_mod.score_items(self, users, items, user_features=user_features,
+                                         item_features=item_features)
 
     # -- summary, config, saving -------------------------------------------------
     def summary(self, line_length: Optional[int] = None, positions=None, print_fn=None,
                 expand_nested: bool = False, show_trainable: bool = False) -> None:
         """Print a table of layers, output shapes, parameter counts and connections."""
-        from neurec.models._summary import summary_text
         text = summary_text(self, line_length)
         (print_fn or print)(text)
 
     def get_config(self) -> Dict[str, Any]:
-        from neurec.models.saving import functional_config
-        return functional_config(self)
+        """The model's class, name, layers (each with its config) and connections, as
+        JSON-serializable data; :meth:`from_config` builds a new model from it.
+
+        Raises:
+            ValueError: If the model has no graph yet.
+        """
+        self._require_graph()
+        return _functional.graph_config(self)
 
     @classmethod
     def from_config(cls, config: Dict[str, Any], custom_objects=None) -> "Model":
-        from neurec.models.saving import functional_from_config
-        return functional_from_config(config, custom_objects)
+        """A new model, with new layers, from the output of :meth:`get_config`.
+
+        The model is of the class the config names when that is a registered model
+        class (``Sequential``), else a ``Model``.
+
+        Args:
+            config: A model config.
+            custom_objects: ``{class name: layer class}`` for layers that are not neurec's.
+
+        Raises:
+            ValueError: For an invalid config or an unknown layer class.
+        """
+        inputs, output = _functional.graph_from_config(config, custom_objects)
+        name = config.get("class_name")
+        target = get_registered_object(name) if isinstance(name, str) else None
+        if not (isinstance(target, type) and issubclass(target, Model)):
+            target = Model  # a subclass saved by its name loads as a functional Model
+        return target._from_graph(inputs, output, config.get("name"))
+
+    @classmethod
+    def _from_graph(cls, inputs: List[KerasTensor], output: KerasTensor,
+                    name: Optional[str]) -> "Model":
+        return cls(inputs, output, name=name)
 
     def save(self, filepath, overwrite: bool = True, **kwargs) -> None:
         """Save graph, weights, compile settings and optimizer state to one ``.neurec`` file.
@@ -742,13 +611,11 @@ class Model:
             ValueError: If ``filepath`` does not end in ``.neurec`` or ``.keras``.
             FileExistsError: If it exists and ``overwrite`` is False.
         """
-        from neurec.models.saving import save_model
-        save_model(self, filepath, overwrite=overwrite)
+        saving.save_model(self, filepath, overwrite=overwrite)
 
     def save_weights(self, filepath, overwrite: bool = True) -> None:
         """Save the weights alone to a ``.weights.npz`` file (atomically)."""
-        from neurec.models.saving import save_weights
-        save_weights(self, filepath, overwrite=overwrite)
+        saving.save_weights(self, filepath, overwrite=overwrite)
 
     def load_weights(self, filepath, skip_mismatch: bool = False) -> None:
         """Load weights saved by :meth:`save_weights` (or a full ``.neurec`` file), in place.
@@ -756,23 +623,7 @@ class Model:
         Raises:
             ValueError: If the file is corrupted or its shapes do not match.
         """
-        from neurec.models.saving import load_weights
-        load_weights(self, filepath)
+        saving.load_weights(self, filepath)
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}>"
-
-
-def _should_validate(epoch: int, validation_freq) -> bool:
-    """Keras's rule: an int ``k`` validates after every ``k``-th epoch, a list after
-    the 1-based epochs it names."""
-    if isinstance(validation_freq, (list, tuple, set, range)):
-        return epoch + 1 in validation_freq
-    return (epoch + 1) % int(validation_freq) == 0
-
-
-def _merge_stats(a, b):
-    out = {}
-    for k, v in a.items():
-        out[k] = v + b[k]
-    return out

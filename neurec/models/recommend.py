@@ -14,14 +14,22 @@
 
 Returned scores are always the model's own outputs for the chosen items.
 """
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 
-from neurec import activations
+from neurec import _core, activations
+from neurec.data.encoders import IdEncoder
+from neurec.evaluation.ranking import _core as rank_core
+from neurec.evaluation.ranking import _num_threads as num_threads
+from neurec.evaluation.ranking import _to_csr, top_k
+from neurec.layers.core import Activation, Dense, Embedding, Flatten, Input, Reshape
+from neurec.layers.merging import Add, Concatenate
 from neurec.models._chunks import run_chunked
-from neurec.layers.core import Activation, Dense, Embedding, Flatten, Input
-from neurec.layers.merging import Add, Dot, Multiply
+from neurec.models._dot import dot_structure
+from neurec.models._functional import run_numpy
+
+__all__ = ["recommend", "score_items"]
 
 _PAIRS_PER_BLOCK = 1 << 20
 
@@ -42,124 +50,6 @@ def _as_ids(values: Any, name: str, fractional: type = ValueError) -> np.ndarray
     elif a.dtype == np.uint64 and a.size and a.max() > np.iinfo(np.int64).max:
         raise ValueError(f"{name}: id {a.max()} does not fit in int64; ids are 0..n-1")
     return a.astype(np.int64, copy=False)  # ids already int64: no copy
-
-
-def _producer(t):
-    return t.node.layer, t.node
-
-
-def _emb_of(t, input_tensor):
-    """If ``t`` is Flatten(Embedding(input_tensor)) return the Embedding layer."""
-    layer, node = _producer(t)
-    if not isinstance(layer, Flatten):
-        return None
-    src = node.inputs[0]
-    emb, en = _producer(src)
-    if isinstance(emb, Embedding) and en.inputs[0] is input_tensor and input_tensor.shape == (None, 1):
-        return emb
-    return None
-
-
-class DotParts:
-    """The layers of a model whose score is ``monotone(p_u . q_i (+ b_u) (+ b_i))``.
-
-    Attributes:
-        user, item: The user and item ``Embedding`` layers of the product.
-        user_bias, item_bias: ``Embedding(n, 1)`` bias layers or None.
-        gmf_dense: GMF's ``Dense(1)`` over ``Multiply([p_u, q_i])`` (its kernel weights
-            the factors), or None for a ``Dot``.
-        steps: ``Dense(1)`` layers applied to the scalar score, outermost first.
-    """
-
-    def __init__(self, user, item, user_bias, item_bias, gmf_dense, steps):
-        self.user, self.item = user, item
-        self.user_bias, self.item_bias = user_bias, item_bias
-        self.gmf_dense, self.steps = gmf_dense, steps
-
-
-def dot_parts(model, u_in, i_in) -> Optional[DotParts]:
-    """The :class:`DotParts` of ``model`` with user input ``u_in`` and item input
-    ``i_in``, or None when its score is not a monotone function of a dot product."""
-    t = model.outputs[0]
-    steps = []  # monotone transforms applied on top of the scalar, outermost first
-    while True:
-        layer, node = _producer(t)
-        src = node.inputs[0] if node.inputs else None
-        if isinstance(layer, Activation) and activations.serialize(layer.activation) in (
-                "sigmoid", "tanh", "linear") and t.shape == (None, 1):
-            t = src
-            continue
-        if isinstance(layer, Dense) and layer.units == 1 and src is not None and src.shape == (None, 1) \
-                and activations.serialize(layer.activation) in ("sigmoid", "tanh", "linear"):
-            steps.append(layer)
-            t = src
-            continue
-        break
-    layer, node = _producer(t)
-    gmf_dense = None
-    if isinstance(layer, Dense) and layer.units == 1 and activations.serialize(layer.activation) in (
-            "sigmoid", "tanh", "linear"):
-        inner, inode = _producer(node.inputs[0])
-        if isinstance(inner, Multiply) and len(inode.inputs) == 2:
-            gmf_dense = layer
-            t = node.inputs[0]
-            layer, node = inner, inode
-    terms = node.inputs if isinstance(layer, Add) else [t]
-    dot = None
-    ubias = ibias = None
-    for term in terms:
-        tl, tn = _producer(term)
-        if isinstance(tl, (Dot, Multiply)) and len(tn.inputs) == 2 and dot is None:
-            if isinstance(tl, Dot) and (tl.normalize or term.shape != (None, 1)):
-                return None
-            if isinstance(tl, Multiply) and gmf_dense is None:
-                return None
-            a, b = tn.inputs
-            eu, ei = _emb_of(a, u_in), _emb_of(b, i_in)
-            if eu is None or ei is None:
-                eu, ei = _emb_of(b, u_in), _emb_of(a, i_in)
-            if eu is None or ei is None or eu.output_dim != ei.output_dim:
-                return None
-            dot = (eu, ei)
-        elif term.shape == (None, 1) and _emb_of(term, u_in) is not None and ubias is None:
-            ubias = _emb_of(term, u_in)
-        elif term.shape == (None, 1) and _emb_of(term, i_in) is not None and ibias is None:
-            ibias = _emb_of(term, i_in)
-        else:
-            return None
-    if dot is None:
-        return None
-    return DotParts(dot[0], dot[1], ubias, ibias, gmf_dense, steps)
-
-
-def dot_structure(model, u_in, i_in):
-    """Describe ``model`` as ``score = monotone(user_vec(u) . item_vec(i) + item_bias(i) + c(u))``.
-
-    Returns a function of user ids giving ``(user_vecs of those users, item_vecs,
-    item_bias)`` for the current weights (or None when a scale is zero), or None when
-    the model is not of that form.
-    """
-    parts = dot_parts(model, u_in, i_in)
-    if parts is None:
-        return None
-    eu, ei, ibias, gmf_dense, steps = parts.user, parts.item, parts.item_bias, parts.gmf_dense, \
-        parts.steps
-
-    def build(users):
-        sign = 1.0
-        for d in steps:
-            w = float(d.kernel[0, 0])
-            if w == 0.0:
-                return None
-            sign *= np.sign(w)
-        uv = eu.embeddings[users].astype(np.float32, copy=False)  # the rows asked for, a copy
-        if gmf_dense is not None:
-            uv *= gmf_dense.kernel[:, 0][None, :]
-        uv *= sign
-        bias = None if ibias is None else np.ascontiguousarray(sign * ibias.embeddings[:, 0], np.float32)
-        return np.ascontiguousarray(uv), np.ascontiguousarray(ei.embeddings), bias
-
-    return build
 
 
 class _Roles:
@@ -224,7 +114,7 @@ class _Roles:
         return out
 
 
-def hoisted_pair_model(model, roles):
+def hoisted_pair_model(model, roles, make_model: Callable):
     """A faster model for scoring many (user, item) pairs, or None.
 
     Every tensor that depends on the user id alone is computed once per user,
@@ -233,13 +123,15 @@ def hoisted_pair_model(model, roles):
     values). A ``Dense`` over ``Concatenate([user parts, item parts])`` (NCF's MLP
     tower input) is split: ``x_u W_u`` becomes a user table and ``x_i W_i + b`` an
     item table, so a pair costs an addition instead of the widest matrix product.
-    Precomputation runs in float64 (``neurec._reference``): scores agree with
+    Precomputation runs in float64 (the layers' ``call_numpy``): scores agree with
     ``predict`` to ~1e-6, and ``recommend`` reports ``predict``'s exact values.
+
+    Args:
+        model: The model.
+        roles: Its user and item inputs.
+        make_model: ``make_model(inputs, output, name=)`` builds the faster model
+            (``neurec.models.Model``; passed in, so this module needs no model class).
     """
-    from neurec import _reference
-    from neurec.layers.core import Activation as Act, Reshape
-    from neurec.layers.merging import Add as AddL, Concatenate
-    from neurec.models.model import Model
     if len(roles.names) != 2 or roles.n_users is None:
         return None
     u_in, i_in = roles.u_in, roles.i_in
@@ -261,7 +153,7 @@ def hoisted_pair_model(model, roles):
         xs[slot] = ids
         xs[1 - slot] = np.zeros((ids.shape[0], 1), np.int64)
         nodes = [n for n in model._nodes_in_order if side[id(n.outputs[0])] == s_]
-        return _reference.forward(model, xs, nodes=nodes)[1]
+        return run_numpy(model, xs, nodes=nodes)[1]
 
     uvals, ivals = values(users, uslot, "u"), values(items, islot, "i")
     nu_in = Input(shape=(1,), dtype="int64")
@@ -307,9 +199,9 @@ def hoisted_pair_model(model, roles):
                 else:
                     zi += ivals[id(part)].reshape(ni, -1) @ w[row:row + width]
                 row += width
-            z = AddL()([lookup(zu, (None, layer.units), True), lookup(zi, (None, layer.units), False)])
+            z = Add()([lookup(zu, (None, layer.units), True), lookup(zi, (None, layer.units), False)])
             act = activations.serialize(layer.activation)
-            mapped[id(out)] = Act(act)(z) if act != "linear" else z
+            mapped[id(out)] = Activation(act)(z) if act != "linear" else z
             split += 1
             continue
         try:
@@ -324,17 +216,13 @@ def hoisted_pair_model(model, roles):
     if not split:
         return None  # nothing expensive to hoist: the plain model is as fast
     # user ids first, whatever the model's order: the caller scores through default roles
-    fast = Model([nu_in, ni_in], mapped[id(model.outputs[0])], name=model.name + "_scoring")
+    fast = make_model([nu_in, ni_in], mapped[id(model.outputs[0])], name=model.name + "_scoring")
     return fast
 
 
 def _pairs_scores(model, roles, users, items):
-    from neurec.models import _data
-    x = roles.pair_inputs(users, items)
-    plan = model._get_plan()
-    arrays = _data.prepare_inputs(model, x, model._builder)
-    out = np.empty((users.size, int(np.prod(model.output_shape[1:]))), np.float32)
-    plan.predict(arrays, out)
+    out = model.predict(roles.pair_inputs(users, items))
+    out = out.reshape(out.shape[0], -1)
     if out.shape[1] != 1:
         raise ValueError(f"recommend needs a model with one score per (user, item); the output "
                          f"shape is {model.output_shape}")
@@ -368,11 +256,17 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
               user_features: Optional[Dict[str, Any]] = None,
               item_features: Optional[Dict[str, Any]] = None, user_input: Optional[str] = None,
               item_input: Optional[str] = None, user_encoder=None, item_encoder=None,
-              unknown: str = "error") -> Tuple[np.ndarray, np.ndarray]:
-    from neurec import _core
-    from neurec.evaluation.ranking import _core as rank_core
-    from neurec.evaluation.ranking import _num_threads as num_threads
-    from neurec.evaluation.ranking import _to_csr, top_k
+              unknown: str = "error", item_popularity: Optional[np.ndarray] = None,
+              make_model: Optional[Callable] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """``Model.recommend`` (see there), for ``model``.
+
+    Args:
+        item_popularity: Interaction counts per item for ``unknown='popular'`` (else
+            counted from ``exclude``).
+        make_model: Builds the faster scoring model of :func:`hoisted_pair_model`
+            (``neurec.models.Model``); without it, models that are not dot products are
+            scored as they are (same results, slower).
+    """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
     if unknown not in ("error", "popular"):
@@ -440,7 +334,7 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
         ids[uk] = oid
     elif uk.size:
         scorer, sroles = model, roles
-        fast = hoisted_pair_model(model, roles)
+        fast = hoisted_pair_model(model, roles, make_model) if make_model is not None else None
         if fast is not None:
             scorer, sroles = fast, _Roles(fast, None, None, None, None)
         cols = np.arange(n_items, dtype=np.int64) if cand is None else cand
@@ -472,7 +366,7 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
         scores[uk] = sub
     unk = np.flatnonzero(~known)
     if unk.size:
-        pop = getattr(model, "_item_popularity", None)
+        pop = item_popularity
         if pop is None and indptr is not None:
             pop = np.bincount(indices, minlength=n_items).astype(np.float32)
         if pop is None:
@@ -496,7 +390,6 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
 
 
 def _transform_ignore(enc, raw):
-    from neurec.data.encoders import IdEncoder
     tmp = IdEncoder.from_config(enc.get_config())
     tmp.unknown = "ignore"
     return np.asarray(tmp.transform(raw), dtype=np.int64)

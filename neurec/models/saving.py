@@ -9,6 +9,12 @@ Layout of a ``.neurec`` file::
 Files are written to a temporary file in the same directory and renamed, so a
 crash never leaves a half-written model. Loading checks every name, shape and
 dtype and raises ``ValueError`` on a corrupted file.
+
+This module reads and writes files only. It never imports the model modules: it goes
+through the models' public methods (``get_config``/``from_config``,
+``get_compile_config``/``compile_from_config``, ``weights``) and the optimizer's
+(``save_own_variables``/``load_own_variables``), and finds the model class by name in the
+registry (``neurec._registry``), as Keras's ``saving_lib`` does.
 """
 import io
 import json
@@ -16,92 +22,18 @@ import os
 import re
 import warnings
 import zipfile
-from typing import Any, Dict, List, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 
+from neurec._version import __version__
 from neurec._atomic import atomic_write
-from neurec.layers.base import KerasTensor, expect_weight_shapes
+from neurec._registry import get_registered_object
+from neurec.layers.base import expect_weight_shapes
 
 FORMAT = 1
 MODEL_SUFFIXES = (".neurec", ".keras")
 WEIGHTS_SUFFIX = ".weights.npz"
-
-
-def _layer_classes(custom_objects=None) -> Dict[str, type]:
-    import neurec.layers as L
-    classes = {name: getattr(L, name) for name in L.__all__ if isinstance(getattr(L, name), type)}
-    classes.update(custom_objects or {})
-    return classes
-
-
-def functional_config(model) -> Dict[str, Any]:
-    node_ids: Dict[int, tuple] = {}
-    counts: Dict[str, int] = {}
-    for t in model.inputs:
-        node_ids[id(t.node)] = (t.node.layer.name, 0)
-    nodes = []
-    for node in model._nodes_in_order:
-        k = counts.get(node.layer.name, 0)
-        counts[node.layer.name] = k + 1
-        node_ids[id(node)] = (node.layer.name, k)
-        nodes.append({"layer": node.layer.name,
-                      "inbound": [list(node_ids[id(t.node)]) + [t.index] for t in node.inputs]})
-    out = model.outputs[0]
-    return {
-        "class_name": type(model).__name__,
-        "name": model.name,
-        "layers": [{"class_name": type(l).__name__, "config": l.get_config()} for l in model._layers],
-        "nodes": nodes,
-        "input_layers": [[t.node.layer.name, 0, 0] for t in model.inputs],
-        "output_layers": [list(node_ids[id(out.node)]) + [out.index]],
-    }
-
-
-def functional_from_config(config: Dict[str, Any], custom_objects=None):
-    from neurec.layers.core import InputLayer
-    from neurec.models.model import Model
-    from neurec.models.sequential import Sequential
-    classes = _layer_classes(custom_objects)
-    try:
-        layers = {}
-        for entry in config["layers"]:
-            cls = classes.get(entry["class_name"])
-            if cls is None:
-                raise ValueError(f"unknown layer class {entry['class_name']!r} (pass it in "
-                                 "custom_objects)")
-            layer = cls.from_config(dict(entry["config"]))
-            layers[layer.name] = layer
-        produced: Dict[tuple, KerasTensor] = {}
-        for name, layer in layers.items():
-            if isinstance(layer, InputLayer):
-                produced[(name, 0)] = layer.output
-        counts: Dict[str, int] = {}
-        for node in config["nodes"]:
-            layer = layers[node["layer"]]
-            ins = [produced[(lname, nidx)] for lname, nidx, _ in node["inbound"]]
-            out = layer(ins if len(ins) > 1 or layer._n_inputs is None else ins[0])
-            k = counts.get(layer.name, 0)
-            counts[layer.name] = k + 1
-            produced[(layer.name, k)] = out
-        inputs = [produced[(n, i)] for n, i, _ in config["input_layers"]]
-        outputs = produced[tuple(config["output_layers"][0][:2])]
-    except (KeyError, TypeError, IndexError) as e:
-        raise ValueError(f"invalid model config: {e!r}") from None
-    if config.get("class_name") == "Sequential":
-        model = Sequential(name=config.get("name"))
-        model._input_tensor = inputs[0]
-        model._init_graph(inputs, outputs)
-        model._stack = [n.layer for n in model._nodes_in_order]
-        return model
-    return Model(inputs, outputs, name=config.get("name"))
-
-
-def _atomic_write(path: str, write_fn, overwrite: bool) -> None:
-    path = os.fspath(path)
-    if os.path.exists(path) and not overwrite:  # fail before the work of writing
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-    atomic_write(path, write_fn, overwrite=overwrite)  # and if it appeared meanwhile
 
 
 def _npy_bytes(a: np.ndarray) -> bytes:
@@ -121,11 +53,11 @@ def _all_finite(a: np.ndarray) -> bool:
 
 def _check_finite_state(model, opt_vars: List[np.ndarray], fn: str = "model.save") -> None:
     """Refuse to save NaN/inf weights: such a file could never be loaded back."""
-    for layer in model._layers:
-        for name, w, _ in layer._weights:
+    for layer in model.layers:
+        for k, w in enumerate(layer.weights):
             if not _all_finite(w):
                 raise ValueError(
-                    f"{fn}: weight {name!r} of layer {layer.name!r} holds NaN or inf "
+                    f"{fn}: weight {k} {w.shape} of layer {layer.name!r} holds NaN or inf "
                     f"({int(np.size(w) - np.isfinite(w).sum())} values): training diverged. Nothing "
                     "was written. Lower the learning rate, add TerminateOnNaN, or save from a "
                     "checkpoint taken before the divergence (ModelCheckpoint(save_best_only=True))")
@@ -141,15 +73,14 @@ def save_model(model, filepath, overwrite: bool = True) -> None:
     if not filepath.endswith(MODEL_SUFFIXES):
         raise ValueError(f"model.save: the file name must end in '.neurec' (or '.keras'), got "
                          f"{filepath!r}; use save_weights for '{WEIGHTS_SUFFIX}'")
-    model._require_graph()
-    cfg = {"format": FORMAT, "neurec_version": _version(), "model": functional_config(model),
-           "compile": None}
+    cfg = {"format": FORMAT, "neurec_version": __version__, "model": model.get_config(),
+           "compile": model.get_compile_config()}
     opt_vars: List[np.ndarray] = []
-    if model._compiled:
-        cfg["compile"] = model._compile_config
-        cfg["compile"]["optimizer"]["config"] = model.optimizer.get_config()
-        if model._plan is not None or model.optimizer._slots:
-            opt_vars = model.optimizer.variables()
+    if cfg["compile"] is not None:
+        if model.optimizer.built:  # else the state is created (zeros) on first use
+            store: Dict[str, np.ndarray] = {}
+            model.optimizer.save_own_variables(store)
+            opt_vars = [store[str(i)] for i in range(len(store))]
         cfg["optimizer_variables"] = len(opt_vars)
     weights = model.weights
     _check_finite_state(model, opt_vars)
@@ -158,7 +89,7 @@ def save_model(model, filepath, overwrite: bool = True) -> None:
         raise ValueError(f"model.save: the model's config is {len(config_bytes)} bytes, above the "
                          f"{MAX_CONFIG_BYTES}-byte limit load_model enforces; use fewer layers")
 
-    def write(f):
+    def write_zip(f):
         with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as z:
             z.writestr("config.json", config_bytes)
             for i, w in enumerate(weights):
@@ -166,12 +97,7 @@ def save_model(model, filepath, overwrite: bool = True) -> None:
             for i, v in enumerate(opt_vars):
                 z.writestr(f"optimizer/{i:05d}.npy", _npy_bytes(v))
 
-    _atomic_write(filepath, write, overwrite)
-
-
-def _version() -> str:
-    import neurec
-    return neurec.__version__
+    atomic_write(filepath, write_zip, overwrite=overwrite)
 
 
 # -- loading untrusted files ---------------------------------------------------------
@@ -346,7 +272,6 @@ def _stored(z: zipfile.ZipFile, folder: str, filepath) -> List[str]:
 
 
 def _restore_optimizer(z, cfg, model, filepath) -> None:
-    from neurec.optimizers import MAX_ITERATIONS, check_iterations
     n_vars = cfg.get("optimizer_variables", 0)
     names = _stored(z, "optimizer", filepath)
     if isinstance(n_vars, bool) or not isinstance(n_vars, int) or n_vars != len(names):
@@ -354,45 +279,18 @@ def _restore_optimizer(z, cfg, model, filepath) -> None:
                                  f"{len(names)} optimizer arrays")
     if not n_vars:
         return
-    opt = model.optimizer
-    model._get_plan()
-    targets = opt.variables()
+    model.build_optimizer()
+    targets = model.optimizer.variables()
     headers = [_npy_header(z, n, filepath) for n in names]
     if len(headers) != len(targets) or any(h.shape != t.shape for h, t in zip(headers, targets)):
         raise ValueError(f"{filepath}: optimizer state does not match the model (expected "
                          f"{len(targets)} arrays of shapes {[t.shape for t in targets][:6]}...)")
-    it = _read_npy(z, names[0], filepath)
-    if it.dtype.kind != "i":
-        raise _corrupt(filepath, f"optimizer iterations (optimizer/00000.npy) has dtype {it.dtype}; "
-                                 "a step count is an integer")
+    # optimizer/0000k.npy holds variable k (variable 0: the step count)
+    store = {str(k): _read_npy(z, n, filepath) for k, n in enumerate(names)}
     try:
-        iterations = check_iterations(int(it[0]), "optimizer iterations")
-    except (TypeError, ValueError) as e:
-        raise _corrupt(filepath, str(e)) from None
-    arrays = [_read_npy(z, n, filepath) for n in names[1:]]
-    live, labels, k = [], [], 0
-    for slots in opt._slots:
-        for j, a in enumerate(slots):
-            if a is None:
-                continue
-            arr, label = arrays[k], names[k + 1]
-            if j == 3:
-                # per-row step counts: integers in [0, 2**62]. Not bounded by `iterations`:
-                # resetting iterations to 0 (or saving while another thread fits) leaves rows
-                # whose last step is "in the future", which the C core handles (no catch-up)
-                if arr.dtype.kind != "i" or (arr.size and (arr.min() < 0 or
-                                                           arr.max() > MAX_ITERATIONS)):
-                    raise _corrupt(filepath, f"{label} holds per-row step counts outside [0, "
-                                             f"2**62] or of dtype {arr.dtype}")
-            elif (j in opt.nonnegative_slots and arr.dtype.kind == "f" and arr.size
-                  and arr.min() < 0):
-                raise _corrupt(filepath, f"{label} holds negative second-moment values (a sum of "
-                                         "squares is never negative)")
-            live.append(a)
-            labels.append(label)
-            k += 1
-    _assign(live, arrays, f"{filepath} optimizer state", labels)
-    opt.iterations = iterations
+        model.optimizer.load_own_variables(store)
+    except ValueError as e:
+        raise _corrupt(filepath, f"optimizer state: {e}") from None
 
 
 def load_model(filepath, custom_objects: Optional[dict] = None, compile: bool = True, safe_mode=True):
@@ -423,7 +321,8 @@ def load_model(filepath, custom_objects: Optional[dict] = None, compile: bool = 
         headers = [_npy_header(z, n, filepath) for n in names]
         with expect_weight_shapes([h.shape for h in headers], os.fspath(filepath)):
             try:
-                model = functional_from_config(cfg["model"], custom_objects)
+                # Model.from_config builds the class the config names (Model, Sequential)
+                model = get_registered_object("Model").from_config(cfg["model"], custom_objects)
             except RecursionError:
                 raise ValueError(f"{filepath}: the model graph in config.json is nested too "
                                  "deeply") from None
@@ -436,12 +335,8 @@ def load_model(filepath, custom_objects: Optional[dict] = None, compile: bool = 
         _assign(model.weights, weights, f"{filepath} weights", names)
         comp = cfg.get("compile")
         if compile and comp:
-            from neurec import losses, metrics, optimizers
             try:
-                model.compile(optimizer=optimizers.get(comp["optimizer"]),
-                              loss=losses.get(comp["loss"]),
-                              metrics=[m if isinstance(m, str) else metrics.get(m) for m in comp["metrics"]],
-                              hogwild=bool(comp.get("hogwild", False)))
+                model.compile_from_config(comp)
             except (KeyError, TypeError, ValueError, AttributeError) as e:
                 raise ValueError(f"{filepath}: invalid compile settings ({e!r})") from None
             _restore_optimizer(z, cfg, model, filepath)
@@ -455,10 +350,10 @@ def save_weights(model, filepath, overwrite: bool = True) -> None:
     arrays = {f"w{i:05d}": w for i, w in enumerate(model.weights)}
     _check_finite_state(model, [], "save_weights")
 
-    def write(f):
+    def write_npz(f):
         np.savez(f, **arrays)
 
-    _atomic_write(filepath, write, overwrite)
+    atomic_write(filepath, write_npz, overwrite=overwrite)
 
 
 def _read_weight_members(z, names: List[str], model, filepath) -> List[np.ndarray]:

@@ -1,14 +1,16 @@
 """``Sequential``: a linear stack of layers."""
 from typing import List, Optional
 
-
+from neurec._registry import register_serializable
 from neurec.layers.base import KerasTensor, Layer
 from neurec.layers.core import Input, InputLayer
+from neurec.models._data import to_numpy
 from neurec.models.model import Model
 
 __all__ = ["Sequential"]
 
 
+@register_serializable()
 class Sequential(Model):
     """A stack of layers, each feeding the next, as ``keras.Sequential``.
 
@@ -76,12 +78,21 @@ class Sequential(Model):
             return
         if not self._stack:
             raise ValueError("Sequential model has no layers")
-        from neurec.models._data import to_numpy
         a = to_numpy(x[0] if isinstance(x, (list, tuple)) else x, "x")
         shape = a.shape[1:] or (1,)
         dtype = "int64" if a.dtype.kind in "iu" else "float32"
         self._input_tensor = Input(shape=shape, dtype=dtype)
         self._rebuild()
+
+    @classmethod
+    def _from_graph(cls, inputs: List[KerasTensor], output: KerasTensor,
+                    name: Optional[str]) -> "Sequential":
+        """The Sequential of a config's graph (see :meth:`Model.from_config`)."""
+        model = cls(name=name)
+        model._input_tensor = inputs[0]
+        model._init_graph(inputs, output)
+        model._stack = [n.layer for n in model._nodes_in_order]
+        return model
 
     def compile(self, *args, **kwargs):
         self._pending_compile = (args, kwargs)

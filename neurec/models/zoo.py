@@ -12,6 +12,7 @@ import numpy as np
 
 from neurec import initializers
 from neurec.layers import Add, Concatenate, Dense, Dot, Embedding, Flatten, Input, Multiply
+from neurec.models._als import als_parts
 from neurec.models.model import Model
 from neurec.regularizers import L2
 
@@ -220,7 +221,6 @@ def from_ials(als_model: Model, architecture: str = "neumf", layers: Sequence[in
         >>> neumf.compile(optimizer="adam", loss="binary_crossentropy")
         >>> neumf.fit(NegativeSampler(train_matrix, 4), epochs=3, batch_size=256)
     """
-    from neurec.models._als import als_parts
     if architecture not in ("neumf", "gmf", "mlp"):
         raise ValueError(f"architecture must be 'neumf', 'gmf' or 'mlp', got {architecture!r}")
     parts = als_parts(als_model)

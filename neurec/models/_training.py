@@ -1,0 +1,255 @@
+"""``Model.fit`` with a gradient optimizer: argument checks, training data, the epoch loop.
+
+The loop hands the C core chunks of batches of about ``FIT_CHUNK_SECONDS`` each (one
+``plan.fit`` call, GIL released); between chunks it reports progress, runs callbacks,
+honours ``model.stop_training`` and lets Ctrl-C through. The optimizer's step count lives
+in a one-element array the C core advances in place, so a chunk's steps are never lost.
+"""
+import numbers
+import time
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Union
+
+import numpy as np
+
+from neurec import _core
+from neurec.callbacks import CallbackList, History
+from neurec.initializers import _global_rng
+from neurec.models import _data
+from neurec.models._chunks import FIT_CHUNK_SECONDS, next_chunk
+
+ValidationFreq = Union[int, List[int]]
+
+
+# -- arguments ---------------------------------------------------------------------------
+def check_int(fn: str, name: str, value: Any, minimum: int, hint: str) -> int:
+    """``value`` as an int >= minimum; TypeError/ValueError naming the argument otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{fn}: {name} must be an integer, got {value!r}; {hint}")
+    if value < minimum:
+        raise ValueError(f"{fn}: {name} must be >= {minimum}, got {value!r}; {hint}")
+    return int(value)
+
+
+def check_verbose(fn: str, verbose: Any) -> int:
+    if verbose == "auto" and isinstance(verbose, str):
+        return 1
+    if isinstance(verbose, (bool, np.bool_)):  # Keras accepts verbose=True/False
+        return int(verbose)
+    if not isinstance(verbose, (int, np.integer)) or verbose not in (0, 1, 2):
+        raise ValueError(f"{fn}: verbose must be 'auto', 0 (silent), 1 (progress bar) or 2 (one "
+                         f"line per epoch), got {verbose!r}")
+    return int(verbose)
+
+
+def check_seed(fn: str, seed: Any) -> Optional[int]:
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"{fn}: seed must be an integer in [0, 2**64) or None, got {seed!r}; "
+                        "pass e.g. seed=42")
+    if not 0 <= int(seed) < 2**64:
+        raise ValueError(f"{fn}: seed must be in [0, 2**64), got {seed!r}; pass e.g. seed=42")
+    return int(seed)
+
+
+class FitOptions(NamedTuple):
+    """``fit``'s arguments, checked (see :func:`fit_options`)."""
+
+    batch_size: int
+    epochs: int
+    initial_epoch: int
+    validation_freq: ValidationFreq
+    validation_split: float
+    shuffle: bool
+    verbose: int
+    seed: Optional[int]  # None: draw one with default_seed()
+
+
+def default_seed() -> int:
+    """A seed from neurec's global RNG (see :func:`neurec.utils.set_random_seed`)."""
+    return int(_global_rng().integers(0, 2**63 - 1))
+
+
+def fit_options(batch_size: int, epochs: Any, initial_epoch: Any, validation_freq: Any,
+                validation_split: Any, shuffle: Any, verbose: Any, seed: Any) -> FitOptions:
+    """Check ``fit``'s arguments (Keras semantics).
+
+    Raises:
+        TypeError: If ``epochs``, ``initial_epoch``, ``validation_freq`` or ``seed`` is not
+            an integer, or ``shuffle`` not a bool.
+        ValueError: If an argument is out of range.
+    """
+    # Keras semantics: epochs is the index of the last epoch, an int (2.7 must not run 2)
+    epochs = check_int("fit", "epochs", epochs, 0, "pass a whole number of epochs, e.g. epochs=3")
+    initial_epoch = check_int("fit", "initial_epoch", initial_epoch, 0,
+                              "pass the index of the first epoch to run, e.g. initial_epoch=0")
+    hint_freq = "validate every k epochs (k >= 1, e.g. validation_freq=1) or after the " \
+                "1-based epochs of a list (e.g. validation_freq=[1, 5, 10])"
+    if isinstance(validation_freq, (list, tuple, set, range)):
+        validation_freq = [check_int("fit", "validation_freq", e, 1, hint_freq)
+                           for e in validation_freq]
+    else:
+        validation_freq = check_int("fit", "validation_freq", validation_freq, 1, hint_freq)
+    if isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real) \
+            or not 0.0 <= float(validation_split) < 1.0:
+        raise ValueError(f"fit: validation_split must be a number in [0, 1), got "
+                         f"{validation_split!r}; e.g. validation_split=0.1")
+    if not isinstance(shuffle, (bool, np.bool_)) and not (
+            isinstance(shuffle, (int, np.integer)) and shuffle in (0, 1)):
+        raise TypeError(f"fit: shuffle must be True or False, got {shuffle!r}")
+    verbose = check_verbose("fit", verbose)
+    seed = check_seed("fit", seed)
+    return FitOptions(batch_size, epochs, initial_epoch, validation_freq,
+                      float(validation_split), bool(shuffle), verbose, seed)
+
+
+# -- data --------------------------------------------------------------------------------
+class TrainingData:
+    """What ``fit`` trains on: checked arrays, or a NegativeSampler drawing every epoch.
+
+    Args:
+        model: The model; ``builder`` its plan's builder (the id checks of its inputs).
+        x, y: ``fit``'s data (``x`` a sampler and ``y`` None, or inputs and labels).
+        validation_split: Share of the arrays held out from the end (0 with a sampler).
+        validation_data: ``(x_val, y_val)``; it overrides ``validation_split`` (Keras).
+
+    Attributes:
+        sampler: The NegativeSampler, or None.
+        num_samples: Samples per epoch.
+        validation: ``(inputs, labels)`` to validate on, or None.
+
+    Raises:
+        ValueError: For invalid data, or a split that leaves either side empty.
+    """
+
+    def __init__(self, model, builder, x, y, validation_split: float, validation_data):
+        self.model, self.builder = model, builder
+        out_size = int(np.prod(model.output_shape[1:]))
+        if validation_data is not None:
+            validation_split = 0.0  # Keras: validation_data overrides validation_split
+        self.sampler = x if hasattr(x, "_neurec_epoch") else None
+        self.validation: Optional[Tuple[List[np.ndarray], np.ndarray]] = None
+        if self.sampler is not None:
+            if y is not None:
+                raise ValueError("fit: y must be None when x is a NegativeSampler (it makes the labels)")
+            if validation_split:
+                raise ValueError("fit: validation_split is not supported with a NegativeSampler; "
+                                 "pass validation_data or a ranking callback")
+            self._roles = self.sampler._check_model(model, builder.id_checks)
+            self.inputs = self.labels = None
+            self.num_samples = self.sampler.num_samples
+        else:
+            inputs = _data.prepare_inputs(model, x, builder)
+            n = inputs[0].shape[0]
+            labels = _data.prepare_labels(y, n, out_size)
+            if validation_split:
+                k = int(n * (1.0 - float(validation_split)))
+                if k <= 0 or k >= n:
+                    raise ValueError(f"validation_split={validation_split} leaves no training or no "
+                                     f"validation samples out of {n}")
+                # the tail of arrays already checked: no second validation
+                self.validation = ([a[k:] for a in inputs], labels[k:])
+                inputs = [a[:k] for a in inputs]
+                labels = labels[:k]
+                n = k
+            self.inputs, self.labels, self.num_samples = inputs, labels, n
+        if validation_data is not None:
+            if not isinstance(validation_data, (list, tuple)) or len(validation_data) not in (2, 3):
+                raise ValueError("validation_data must be a tuple (x_val, y_val)")
+            vx = _data.prepare_inputs(model, validation_data[0], builder)
+            vy = _data.prepare_labels(validation_data[1], vx[0].shape[0], out_size)
+            self.validation = (vx, vy)
+
+    def epoch(self, epoch_seed: int) -> Tuple[List[np.ndarray], np.ndarray]:
+        """The ``(inputs, labels)`` of one epoch: fresh negatives from a sampler."""
+        if self.sampler is None:
+            return self.inputs, self.labels
+        return self.sampler._neurec_epoch(
+            epoch_seed, self.model, self._roles,
+            lambda a: _data.prepare_inputs(self.model, a, self.builder))
+
+
+# -- the loop ----------------------------------------------------------------------------
+def run(model, plan, data: TrainingData, opts: FitOptions, callbacks) -> Optional[History]:
+    """Train ``model`` through its C ``plan`` for ``opts.initial_epoch .. opts.epochs - 1``.
+
+    Returns:
+        The model's History.
+    """
+    n = data.num_samples
+    # a batch larger than the data is one batch of all of it: cap it, so the C core's
+    # scratch is sized by the data, not by the argument
+    batch_size = min(opts.batch_size, max(n, 1))
+    steps = -(-n // batch_size)
+    model.stop_training = False
+    cbs = CallbackList(callbacks, add_history=True, add_progbar=opts.verbose != 0, model=model,
+                       verbose=opts.verbose, epochs=opts.epochs, steps=steps)
+    opt = model.optimizer
+    step = np.array([int(opt.iterations)], dtype=np.int64)  # advanced in place by C
+    cbs.on_train_begin()
+    logs: Dict[str, float] = {}
+    chunk = 16
+    try:
+        for epoch in range(opts.initial_epoch, opts.epochs):
+            cbs.on_epoch_begin(epoch)
+            epoch_seed = (opts.seed * 1000003 + epoch) % (2**64)
+            inputs, labels = data.epoch(epoch_seed)
+            n = labels.shape[0]
+            steps = -(-n // batch_size)
+            order = _core.permutation(n, epoch_seed) if opts.shuffle else np.arange(n, dtype=np.int64)
+            totals = None
+            batch = 0
+            while batch < steps:
+                nb = min(chunk, steps - batch)
+                idx = order[batch * batch_size:min((batch + nb) * batch_size, n)]
+                cbs.on_train_batch_begin(batch)
+                plan.set_optimizer(opt._c_spec())
+                t0 = time.perf_counter()
+                st = plan.fit(inputs, labels, idx, batch_size, step, epoch_seed)
+                dt = time.perf_counter() - t0
+                opt.iterations = int(step[0])
+                totals = st if totals is None else merge_stats(totals, st)
+                batch += nb
+                chunk = next_chunk(nb, dt, FIT_CHUNK_SECONDS, 1, 4096)
+                logs = logs_from_stats(model, totals)
+                cbs.on_train_batch_end(batch - 1, logs)
+                if model.stop_training:
+                    break
+            epoch_logs = logs_from_stats(model, totals) if totals is not None else {}
+            if "loss" in epoch_logs:
+                epoch_logs["loss"] += model._regularization_penalty()
+            if data.validation is not None and should_validate(epoch, opts.validation_freq):
+                vres = model._evaluate_arrays(*data.validation)
+                epoch_logs.update({"val_" + k: v for k, v in vres.items()})
+            cbs.on_epoch_end(epoch, epoch_logs)
+            logs = epoch_logs
+            if model.stop_training:
+                break
+    finally:
+        opt.iterations = int(step[0])
+    cbs.on_train_end(logs)
+    return model.history if model.history is not None else next(
+        (c for c in cbs.callbacks if isinstance(c, History)), None)
+
+
+def logs_from_stats(model, st) -> Dict[str, float]:
+    """The loss and metrics of the C core's running sums."""
+    logs = {"loss": st["loss_sum"] / max(st["samples"], 1.0)}
+    for m in model.compiled_metrics:
+        logs[m.name] = float(m.from_stats(st))
+    return logs
+
+
+def should_validate(epoch: int, validation_freq: ValidationFreq) -> bool:
+    """Keras's rule: an int ``k`` validates after every ``k``-th epoch, a list after
+    the 1-based epochs it names."""
+    if isinstance(validation_freq, (list, tuple, set, range)):
+        return epoch + 1 in validation_freq
+    return (epoch + 1) % int(validation_freq) == 0
+
+
+def merge_stats(a, b):
+    out = {}
+    for k, v in a.items():
+        out[k] = v + b[k]
+    return out
