@@ -87,7 +87,7 @@ class _NeurecRun:
         from neurec.data import NegativeSampler
         from neurec.models import GMF, MF, MLP, NeuMF
 
-        nu, ni = data.num_users, data.num_items
+        nu, ni = data.n_users, data.n_items
         lr, neg = LR, 4
         if kind == "gmf":
             self.model = GMF(nu, ni, factors=8)
@@ -140,7 +140,7 @@ class _TorchRun:
 
         from bench_train import build_torch
 
-        self.model, self.opt = build_torch(kind, data.num_users, data.num_items, seed)
+        self.model, self.opt = build_torch(kind, data.n_users, data.n_items, seed)
         self.rng = np.random.default_rng(seed)
         self.data = data
         self.torch = torch
@@ -233,7 +233,7 @@ def run_pair(
             data.test_items,
             (data.train_users, data.train_items),
             k=10,
-            n_items=data.num_items,
+            n_items=data.n_items,
         )
         out["neurec"]["full_ranking_last"] = {
             "hr10": full["hr@10"],
@@ -475,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
     info = c.machine_info()
     c.print_machine(info)
     print(
-        f"data {args.dataset}: {data.num_users} users, {data.num_items} items, "
+        f"data {args.dataset}: {data.n_users} users, {data.n_items} items, "
         f"{data.num_train} positives; threads {args.threads}",
         flush=True,
     )

@@ -32,7 +32,7 @@ from neurec.optimizers import ALS  # noqa: E402
 
 def trainer(ds, m, f, solver, cg_steps=3):
     neurec.utils.set_random_seed(0)
-    model = MF(ds.num_users, ds.num_items, factors=f, use_bias=False)
+    model = MF(ds.n_users, ds.n_items, factors=f, use_bias=False)
     model.compile(optimizer=ALS(alpha=8, regularization=30, nu=1, solver=solver, cg_steps=cg_steps))
     return model, ALSTrainer(model, als_parts(model), m, model.optimizer)
 
@@ -198,8 +198,8 @@ def compare_implicit(ds, m, factors, reps):
         with threadpool_limits(1, "blas"):
             for f in factors:
                 rng = np.random.default_rng(0)
-                y = rng.normal(0, 0.1, (ds.num_items, f)).astype(np.float32)
-                x0 = rng.normal(0, 0.1, (ds.num_users, f)).astype(np.float32)
+                y = rng.normal(0, 0.1, (ds.n_items, f)).astype(np.float32)
+                x0 = rng.normal(0, 0.1, (ds.n_users, f)).astype(np.float32)
                 tn, ti = [], []
                 for _ in range(reps):
                     x = x0.copy()
@@ -221,7 +221,7 @@ def compare_implicit(ds, m, factors, reps):
                         0,
                         3,
                         0,
-                        ds.num_users,
+                        ds.n_users,
                     )
                     tn.append(time.perf_counter() - t0)
                     time.sleep(0.2)

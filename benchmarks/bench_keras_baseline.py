@@ -45,8 +45,8 @@ def _global_bias_layer(keras: Any) -> type:
 
 def build_keras_model(
     name: str,
-    num_users: int,
-    num_items: int,
+    n_users: int,
+    n_items: int,
     factors: int | None = None,
     layers: Sequence[int] = (64, 32, 16, 8),
     init_std: float = 0.01,
@@ -57,8 +57,8 @@ def build_keras_model(
 
     Args:
         name: ``"gmf"``, ``"mlp"``, ``"neumf"`` or ``"mf"``.
-        num_users: user id count.
-        num_items: item id count.
+        n_users: user id count.
+        n_items: item id count.
         factors: GMF / NeuMF factor (default 8) or MF factor (default 32).
         layers: MLP tower; ``layers[0]`` is the concatenated embedding width.
         init_std: std of the normal embedding init.
@@ -99,11 +99,11 @@ def build_keras_model(
     i_in = keras.Input(shape=(1,), dtype="int32", name="item_input")
     f = factors or (32 if name == "mf" else 8)
     if name in ("gmf", "neumf", "mf"):
-        pu = L.Flatten()(emb(num_users, f, "mf_embedding_user")(u_in))
-        qi = L.Flatten()(emb(num_items, f, "mf_embedding_item")(i_in))
+        pu = L.Flatten()(emb(n_users, f, "mf_embedding_user")(u_in))
+        qi = L.Flatten()(emb(n_items, f, "mf_embedding_item")(i_in))
     if name in ("mlp", "neumf"):
-        mu = L.Flatten()(emb(num_users, layers[0] // 2, "mlp_embedding_user")(u_in))
-        mi = L.Flatten()(emb(num_items, layers[0] // 2, "mlp_embedding_item")(i_in))
+        mu = L.Flatten()(emb(n_users, layers[0] // 2, "mlp_embedding_user")(u_in))
+        mi = L.Flatten()(emb(n_items, layers[0] // 2, "mlp_embedding_item")(i_in))
         mlp = tower(L.Concatenate()([mu, mi]))
     if name == "gmf":
         out = final()(L.Multiply()([pu, qi]))
@@ -112,8 +112,8 @@ def build_keras_model(
     elif name == "neumf":
         out = final()(L.Concatenate()([L.Multiply()([pu, qi]), mlp]))
     else:
-        bu = L.Flatten()(emb(num_users, 1, "user_bias", "zeros")(u_in))
-        bi = L.Flatten()(emb(num_items, 1, "item_bias", "zeros")(i_in))
+        bu = L.Flatten()(emb(n_users, 1, "user_bias", "zeros")(u_in))
+        bi = L.Flatten()(emb(n_items, 1, "item_bias", "zeros")(i_in))
         logit = L.Add()([L.Dot(axes=1)([pu, qi]), bu, bi])
         out = L.Activation("sigmoid")(_global_bias_layer(keras)(name="global_bias")(logit))
     return keras.Model([u_in, i_in], out, name=name)
@@ -150,8 +150,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     model = build_keras_model(
         args.model,
-        data.num_users,
-        data.num_items,
+        data.n_users,
+        data.n_items,
         args.factors,
         args.layers,
         args.init_std,
@@ -180,8 +180,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     hr0, ndcg0 = ncf_data.evaluate_sampled(score, data, max_rows=eval_rows)
     init_eval_s = time.perf_counter() - t0
     print(
-        f"[keras/{backend} {args.model} {args.dataset}] users={data.num_users} "
-        f"items={data.num_items} train={data.num_train} threads={args.threads} | "
+        f"[keras/{backend} {args.model} {args.dataset}] users={data.n_users} "
+        f"items={data.n_items} train={data.num_train} threads={args.threads} | "
         f"init HR@10={hr0:.4f} NDCG@10={ndcg0:.4f}",
         flush=True,
     )

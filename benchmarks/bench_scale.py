@@ -79,8 +79,8 @@ def synthetic(n: int, positives: int, seed: int) -> ncf_data.NCFData:
     np.cumsum(np.bincount(users, minlength=n), out=indptr[1:])
     empty = np.zeros(0, np.int64)
     return ncf_data.NCFData(
-        num_users=n,
-        num_items=n,
+        n_users=n,
+        n_items=n,
         train_users=users,
         train_items=items,
         train_keys=keys,

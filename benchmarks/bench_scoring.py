@@ -48,7 +48,7 @@ def _train(kind: str, data: ncf_data.NCFData, epochs: int, seed: int) -> Any:
     from neurec.data import NegativeSampler
     from neurec.models import GMF, MF, NeuMF
 
-    nu, ni = data.num_users, data.num_items
+    nu, ni = data.n_users, data.n_items
     if kind == "neumf":
         model = NeuMF(nu, ni, factors=8, layers=(64, 32, 16, 8))
     elif kind == "gmf":
@@ -71,7 +71,7 @@ def folded_vectors(model: Any, kind: str) -> tuple[np.ndarray, np.ndarray]:
     -> ``([w p, w], [q, b_i])`` (user-only terms dropped: they do not change a user's ranking).
 
     Returns:
-        ``(U, V)``: C-contiguous float32 arrays of shape ``(num_users, d)`` and ``(num_items, d)``.
+        ``(U, V)``: C-contiguous float32 arrays of shape ``(n_users, d)`` and ``(n_items, d)``.
     """
     if kind == "gmf":
         p = model.get_layer("gmf_user_embedding").get_weights()[0]
@@ -136,7 +136,7 @@ def torch_topk_neumf(tm: Any, data: ncf_data.NCFData, k: int = K) -> np.ndarray:
     """Top-k of every user with a torch NeuMF: blocks of users x all items, mask, topk."""
     import torch
 
-    nu, ni = data.num_users, data.num_items
+    nu, ni = data.n_users, data.n_items
     per = max(1, PAIRS_PER_BLOCK // ni)
     items = torch.arange(ni, dtype=torch.int64)
     out = np.empty((nu, k), np.int64)
@@ -157,7 +157,7 @@ def torch_topk_dot(
     """Top-k of every user with ``torch.mm`` of folded vectors + mask + ``torch.topk``."""
     import torch
 
-    nu = data.num_users
+    nu = data.n_users
     out = np.empty((nu, k), np.int64)
     vt = v.t()
     with torch.inference_mode():
@@ -174,7 +174,7 @@ def numpy_topk_dot(
     u: np.ndarray, v: np.ndarray, data: ncf_data.NCFData, k: int = K, users_per_block: int = 1024
 ) -> np.ndarray:
     """Top-k of every user with NumPy BLAS ``U @ V.T`` + mask + ``argpartition`` + sort."""
-    nu = data.num_users
+    nu = data.n_users
     out = np.empty((nu, k), np.int64)
     vt = np.ascontiguousarray(v.T)
     for s in range(0, nu, users_per_block):
@@ -207,7 +207,7 @@ def bench_dataset(
     from neurec.data import InteractionMatrix
 
     data = ncf_data.load_dataset(name)
-    nu, ni = data.num_users, data.num_items
+    nu, ni = data.n_users, data.n_items
     common.set_threads(max(threads))
     t0 = time.perf_counter()
     models = {kind: _train(kind, data, train_epochs, seed) for kind in ("neumf", "gmf", "mf")}
@@ -323,8 +323,8 @@ def bench_dataset(
         results[t] = res
     return {
         "dataset": name,
-        "num_users": nu,
-        "num_items": ni,
+        "n_users": nu,
+        "n_items": ni,
         "num_train": data.num_train,
         "train_epochs": train_epochs,
         "train_s": train_s,
@@ -348,7 +348,7 @@ def _markdown(rec: dict[str, Any]) -> str:
         "",
     ]
     for ds in rec["datasets"]:
-        lines += [f"## {ds['dataset']} ({ds['num_users']:,} users x {ds['num_items']:,} items)", ""]
+        lines += [f"## {ds['dataset']} ({ds['n_users']:,} users x {ds['n_items']:,} items)", ""]
         rows = []
         for t, res in ds["threads"].items():
             for nm, r in res.items():

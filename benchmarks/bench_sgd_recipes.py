@@ -44,8 +44,8 @@ RECIPES = {
     "neg8_lr2": dict(opt=lambda: Adam(2e-3), batch=256, neg=8),
 }
 MODELS = {
-    "mf": lambda ds: MF(ds.num_users, ds.num_items, factors=64),
-    "neumf": lambda ds: NeuMF(ds.num_users, ds.num_items, factors=8),
+    "mf": lambda ds: MF(ds.n_users, ds.n_items, factors=64),
+    "neumf": lambda ds: NeuMF(ds.n_users, ds.n_items, factors=8),
 }
 
 

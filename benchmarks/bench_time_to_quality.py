@@ -177,7 +177,7 @@ def full_metrics(scorer, ds, m) -> dict[str, float]:
 def run_neurec_ials(ds, m, cfg, seed=0, keep=False):
     f, alpha, reg, nu, epochs = cfg
     neurec.utils.set_random_seed(seed)
-    model = MF(ds.num_users, ds.num_items, factors=f, use_bias=False)
+    model = MF(ds.n_users, ds.n_items, factors=f, use_bias=False)
     model.compile(optimizer=ALS(alpha=alpha, regularization=reg, nu=nu))
     curve = Curve(ds)
     cb = neurec.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: curve.record(e, model))
@@ -272,7 +272,7 @@ def bench_dataset(
     ds = load_dataset(name)
     m = ds.train_matrix()
     print(
-        f"\n== {name}: {ds.num_users} users x {ds.num_items} items, {m.nnz} training interactions",
+        f"\n== {name}: {ds.n_users} users x {ds.n_items} items, {m.nnz} training interactions",
         flush=True,
     )
     ngrid = NEUREC_GRID[name][:2] if quick else NEUREC_GRID[name]
@@ -379,8 +379,8 @@ def bench_dataset(
             )
     return {
         "dataset": name,
-        "users": ds.num_users,
-        "items": ds.num_items,
+        "users": ds.n_users,
+        "items": ds.n_items,
         "nnz": m.nnz,
         "grid": grid,
         "summary": summary,

@@ -87,8 +87,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     model = torch_ncf.build_model(
         args.model,
-        data.num_users,
-        data.num_items,
+        data.n_users,
+        data.n_items,
         factors=args.factors,
         layers=args.layers,
         init_std=args.init_std,
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     hr0, ndcg0 = ncf_data.evaluate_sampled(score, data, max_rows=eval_rows)
     init_eval_s = time.perf_counter() - t0
     print(
-        f"[torch {args.model} {args.dataset}] users={data.num_users} items={data.num_items} "
+        f"[torch {args.model} {args.dataset}] users={data.n_users} items={data.n_items} "
         f"train={data.num_train} test={data.test_users.size} threads={args.threads} | "
         f"init HR@10={hr0:.4f} NDCG@10={ndcg0:.4f}",
         flush=True,

@@ -80,7 +80,7 @@ def forward_macs(name: str, factors: int = FACTORS, layers: tuple[int, ...] = LA
 
 
 def build_neurec(
-    name: str, num_users: int, num_items: int, dense: bool = False, hogwild: bool = False
+    name: str, n_users: int, n_items: int, dense: bool = False, hogwild: bool = False
 ) -> Any:
     """A compiled neurec model (Adam lr 1e-3, eps 1e-8, BCE); ``dense`` = dense Adam updates,
     ``hogwild`` = batch-level Hogwild training across threads."""
@@ -88,11 +88,11 @@ def build_neurec(
     from neurec.models import GMF, MLP, NeuMF
 
     if name == "neumf":
-        model = NeuMF(num_users, num_items, factors=FACTORS, layers=LAYERS)
+        model = NeuMF(n_users, n_items, factors=FACTORS, layers=LAYERS)
     elif name == "gmf":
-        model = GMF(num_users, num_items, factors=FACTORS)
+        model = GMF(n_users, n_items, factors=FACTORS)
     elif name == "mlp":
-        model = MLP(num_users, num_items, layers=LAYERS)
+        model = MLP(n_users, n_items, layers=LAYERS)
     else:
         raise ValueError(f"name must be one of {MODELS}, got {name!r}.")
     model.compile(
@@ -103,18 +103,18 @@ def build_neurec(
     return model
 
 
-def build_torch(name: str, num_users: int, num_items: int, seed: int = 0) -> tuple[Any, Any]:
+def build_torch(name: str, n_users: int, n_items: int, seed: int = 0) -> tuple[Any, Any]:
     """A torch_ncf model and its dense ``torch.optim.Adam`` (lr 1e-3, eps 1e-8)."""
     import torch
 
     import torch_ncf
 
     torch.manual_seed(seed)
-    model = torch_ncf.build_model(name, num_users, num_items, factors=FACTORS, layers=LAYERS)
+    model = torch_ncf.build_model(name, n_users, n_items, factors=FACTORS, layers=LAYERS)
     return model, torch.optim.Adam(model.parameters(), lr=LR, eps=EPS)
 
 
-def build_keras_neumf(num_users: int, num_items: int) -> Any:
+def build_keras_neumf(n_users: int, n_items: int) -> Any:
     """NeuMF in Keras 3 (functional API), compiled with Adam and binary cross-entropy."""
     import keras
     from keras import layers as kl
@@ -122,10 +122,10 @@ def build_keras_neumf(num_users: int, num_items: int) -> Any:
     init = keras.initializers.RandomNormal(0.0, 0.01)
     u = keras.Input(shape=(1,), dtype="int64", name="user")
     i = keras.Input(shape=(1,), dtype="int64", name="item")
-    gu = kl.Flatten()(kl.Embedding(num_users, FACTORS, embeddings_initializer=init)(u))
-    gi = kl.Flatten()(kl.Embedding(num_items, FACTORS, embeddings_initializer=init)(i))
-    mu = kl.Flatten()(kl.Embedding(num_users, LAYERS[0] // 2, embeddings_initializer=init)(u))
-    mi = kl.Flatten()(kl.Embedding(num_items, LAYERS[0] // 2, embeddings_initializer=init)(i))
+    gu = kl.Flatten()(kl.Embedding(n_users, FACTORS, embeddings_initializer=init)(u))
+    gi = kl.Flatten()(kl.Embedding(n_items, FACTORS, embeddings_initializer=init)(i))
+    mu = kl.Flatten()(kl.Embedding(n_users, LAYERS[0] // 2, embeddings_initializer=init)(u))
+    mi = kl.Flatten()(kl.Embedding(n_items, LAYERS[0] // 2, embeddings_initializer=init)(i))
     h = kl.Concatenate()([mu, mi])
     for units in LAYERS[1:]:
         h = kl.Dense(units, activation="relu")(h)
@@ -187,8 +187,8 @@ def _sampler(data: ncf_data.NCFData, seed: int) -> Any:
         (data.train_users, data.train_items),
         num_negatives=NUM_NEG,
         seed=seed,
-        n_users=data.num_users,
-        n_items=data.num_items,
+        n_users=data.n_users,
+        n_items=data.n_items,
     )
 
 
@@ -203,7 +203,7 @@ def bench_model(
     fma_core: float | None = None,
 ) -> dict[str, Any]:
     """Alternating neurec / torch / neurec-with-sampler epochs at each thread count."""
-    nu, ni = data.num_users, data.num_items
+    nu, ni = data.n_users, data.n_items
     nr = build_neurec(name, nu, ni)
     nr_s = build_neurec(name, nu, ni)
     nr_d = build_neurec(name, nu, ni, dense=True) if with_dense else None
@@ -310,8 +310,8 @@ def bench_keras(
     except ImportError as e:  # pragma: no cover - optional peer
         return {"skipped": f"keras not importable: {e}"}
     keras.utils.set_random_seed(seed)
-    km = build_keras_neumf(data.num_users, data.num_items)
-    nr = build_neurec("neumf", data.num_users, data.num_items)
+    km = build_keras_neumf(data.n_users, data.n_items)
+    nr = build_neurec("neumf", data.n_users, data.n_items)
     n = epochs[0][0].size
     warm = min(5_000, n)
 
@@ -360,17 +360,17 @@ def bench_memory(data: ncf_data.NCFData, epoch: tuple, seed: int) -> dict[str, A
     holder: dict[str, Any] = {}
 
     def neurec_fit() -> None:
-        m = build_neurec("neumf", data.num_users, data.num_items)
+        m = build_neurec("neumf", data.n_users, data.n_items)
         m.fit([u, i], y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0, seed=seed)
         holder["nr"] = m
 
     def neurec_sampler_fit() -> None:
-        m = build_neurec("neumf", data.num_users, data.num_items)
+        m = build_neurec("neumf", data.n_users, data.n_items)
         m.fit(_sampler(data, seed), epochs=1, batch_size=BATCH, verbose=0, seed=seed)
         holder["nrs"] = m
 
     def torch_fit() -> None:
-        m, opt = build_torch("neumf", data.num_users, data.num_items, seed)
+        m, opt = build_torch("neumf", data.n_users, data.n_items, seed)
         torch_train_epoch(m, opt, u, i, y)
         holder["t"] = (m, opt)
 
@@ -628,7 +628,7 @@ def main(argv: list[str] | None = None) -> int:
     fma_core = common.measured_fma_gflops()
     print(f"measured FMA peak of one core (AVX2 width): {fma_core} GFLOP/s", flush=True)
     print(
-        f"data {args.dataset}: {data.num_users} users, {data.num_items} items, "
+        f"data {args.dataset}: {data.n_users} users, {data.n_items} items, "
         f"{data.num_train} positives, {epochs[0][0].size} samples per timed epoch",
         flush=True,
     )

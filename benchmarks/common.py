@@ -699,8 +699,8 @@ def result_record(
         "config": cfg,
         "environment": environment(load_before),
         "data": {
-            "num_users": data.num_users,
-            "num_items": data.num_items,
+            "n_users": data.n_users,
+            "n_items": data.n_items,
             "num_train": data.num_train,
             "num_test": int(data.test_users.size),
             "num_test_negatives": int(data.test_negatives.shape[1]),

@@ -31,7 +31,7 @@ def run_neurec(model_name, seed, epochs, prefix, threads):
     neurec.set_num_threads(threads)
     ds = read_ncf(prefix)
     neurec.utils.set_random_seed(seed)
-    model = {"neumf": NeuMF, "gmf": GMF, "mlp": MLP}[model_name](ds.num_users, ds.num_items)
+    model = {"neumf": NeuMF, "gmf": GMF, "mlp": MLP}[model_name](ds.n_users, ds.n_items)
     model.compile(optimizer="adam", loss="binary_crossentropy")
     sampler = NegativeSampler(ds.train_matrix, num_negatives=4, seed=seed)
     per_epoch = []

@@ -30,15 +30,15 @@ def run(name, seed, prefix, max_epochs):
 
     ds = read_ncf(prefix)
     train, val = leave_one_out(ds.train)
-    fit_matrix = train.to_matrix(shape=(ds.num_users, ds.num_items), dedupe="max")
+    fit_matrix = train.to_matrix(shape=(ds.n_users, ds.n_items), dedupe="max")
     extra = np.stack([val.items, ds.test_items[np.searchsorted(ds.test_users, val.users)]], axis=1)
     val_neg = sample_negatives(fit_matrix, val.users, 99, seed=seed, exclude_items=extra)
     neurec.utils.set_random_seed(seed)
     if name == "mf":
-        model = MF(ds.num_users, ds.num_items, factors=64, reg=1e-4, init_stddev=0.01)
+        model = MF(ds.n_users, ds.n_items, factors=64, reg=1e-4, init_stddev=0.01)
         opt, negs = Adam(5e-4), 8
     else:
-        model = NeuMF(ds.num_users, ds.num_items, factors=8, layers=(64, 32, 16, 8))
+        model = NeuMF(ds.n_users, ds.n_items, factors=8, layers=(64, 32, 16, 8))
         opt, negs = Adam(1e-3), 4
     model.compile(optimizer=opt, loss="binary_crossentropy")
     sampler = NegativeSampler(fit_matrix, num_negatives=negs, seed=seed)

@@ -40,19 +40,19 @@ class NCFData:
     """One NCF leave-one-out split held as NumPy arrays.
 
     Attributes:
-        num_users: number of user ids (max id + 1 over all three files).
-        num_items: number of item ids (max id + 1 over all three files).
+        n_users: number of user ids (max id + 1 over all three files).
+        n_items: number of item ids (max id + 1 over all three files).
         train_users, train_items: int64 arrays of the unique training positives (rating > 0),
             sorted by user then item.
-        train_keys: sorted int64 array ``user * num_items + item`` of the training positives,
+        train_keys: sorted int64 array ``user * n_items + item`` of the training positives,
             used for vectorised membership tests.
-        indptr: int64 CSR row pointer of the training matrix (``num_users + 1`` entries).
+        indptr: int64 CSR row pointer of the training matrix (``n_users + 1`` entries).
         test_users, test_items: int64 arrays, one held-out item per test row.
         test_negatives: int64 array ``(n_test, n_neg)`` of the fixed sampled negatives.
     """
 
-    num_users: int
-    num_items: int
+    n_users: int
+    n_items: int
     train_users: np.ndarray
     train_items: np.ndarray
     train_keys: np.ndarray
@@ -71,7 +71,7 @@ class NCFData:
         from neurec.data import InteractionMatrix
 
         return InteractionMatrix.from_arrays(
-            self.train_users, self.train_items, shape=(self.num_users, self.num_items)
+            self.train_users, self.train_items, shape=(self.n_users, self.n_items)
         )
 
 
@@ -189,15 +189,15 @@ def load_ncf(prefix: str) -> NCFData:
     ):
         if arr.size and arr.min() < 0:
             raise ValueError(f"{name} in {prefix}.* contain negative ids; ids must start at 0.")
-    num_users = int(max(tu.max(initial=-1), su.max(initial=-1))) + 1
-    num_items = int(max(ti.max(initial=-1), si.max(initial=-1), negatives.max(initial=-1))) + 1
-    keys = np.unique(tu * num_items + ti)
-    tu, ti = keys // num_items, keys % num_items
-    indptr = np.zeros(num_users + 1, dtype=np.int64)
-    np.cumsum(np.bincount(tu, minlength=num_users), out=indptr[1:])
+    n_users = int(max(tu.max(initial=-1), su.max(initial=-1))) + 1
+    n_items = int(max(ti.max(initial=-1), si.max(initial=-1), negatives.max(initial=-1))) + 1
+    keys = np.unique(tu * n_items + ti)
+    tu, ti = keys // n_items, keys % n_items
+    indptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(tu, minlength=n_users), out=indptr[1:])
     return NCFData(
-        num_users=num_users,
-        num_items=num_items,
+        n_users=n_users,
+        n_items=n_items,
         train_users=tu,
         train_items=ti,
         train_keys=keys,
@@ -220,7 +220,7 @@ def load_dataset(dataset: str, data_dir: str | None = None) -> NCFData:
 
 def sample_negatives(
     users: np.ndarray,
-    num_items: int,
+    n_items: int,
     train_keys: np.ndarray,
     rng: np.random.Generator,
     max_rounds: int = 1000,
@@ -230,12 +230,12 @@ def sample_negatives(
     Every round draws candidates for all still-rejected entries at once and rejects those that
     are training positives of their user (membership through ``np.searchsorted`` on the sorted
     ``train_keys``). The loop is over rounds, not samples: each round shrinks the rejected set
-    by a factor of roughly (user degree / num_items).
+    by a factor of roughly (user degree / n_items).
 
     Args:
         users: int64 user ids, one negative is drawn per entry.
-        num_items: size of the item catalog.
-        train_keys: sorted int64 ``user * num_items + item`` keys of the training positives.
+        n_items: size of the item catalog.
+        train_keys: sorted int64 ``user * n_items + item`` keys of the training positives.
         rng: NumPy generator (the only source of randomness).
         max_rounds: safety bound on rejection rounds.
 
@@ -243,24 +243,24 @@ def sample_negatives(
         int64 array of item ids, same shape as ``users``, none of them a training positive.
 
     Raises:
-        ValueError: if ``num_items`` < 1 or rejection does not finish in ``max_rounds`` (a user
+        ValueError: if ``n_items`` < 1 or rejection does not finish in ``max_rounds`` (a user
             who interacted with (nearly) every item).
     """
-    if num_items < 1:
-        raise ValueError(f"num_items must be >= 1, got {num_items}.")
+    if n_items < 1:
+        raise ValueError(f"n_items must be >= 1, got {n_items}.")
     users = np.asarray(users, dtype=np.int64)
-    items = rng.integers(0, num_items, size=users.shape, dtype=np.int64)
+    items = rng.integers(0, n_items, size=users.shape, dtype=np.int64)
     todo = np.arange(users.size)
     flat_u, flat_i = users.reshape(-1), items.reshape(-1)
     for _ in range(max_rounds):
-        keys = flat_u[todo] * num_items + flat_i[todo]
+        keys = flat_u[todo] * n_items + flat_i[todo]
         pos = np.searchsorted(train_keys, keys)
         pos[pos == train_keys.size] = 0
         hit = train_keys[pos] == keys if train_keys.size else np.zeros(keys.shape, bool)
         todo = todo[hit]
         if todo.size == 0:
             return items
-        flat_i[todo] = rng.integers(0, num_items, size=todo.size, dtype=np.int64)
+        flat_i[todo] = rng.integers(0, n_items, size=todo.size, dtype=np.int64)
     raise ValueError(
         f"negative sampling did not finish after max_rounds={max_rounds}: some users have "
         "interacted with (almost) every item; drop those users or raise max_rounds."
@@ -288,7 +288,7 @@ def make_epoch(
     if num_neg < 0:
         raise ValueError(f"num_neg must be >= 0, got {num_neg}.")
     neg_users = np.repeat(data.train_users, num_neg)
-    neg_items = sample_negatives(neg_users, data.num_items, data.train_keys, rng)
+    neg_items = sample_negatives(neg_users, data.n_items, data.train_keys, rng)
     users = np.concatenate([data.train_users, neg_users])
     items = np.concatenate([data.train_items, neg_items])
     labels = np.zeros(users.size, dtype=np.float32)
@@ -380,12 +380,12 @@ def evaluate_full(
         data: the split.
         k: cut-off.
         users_per_block: test rows scored per call of ``score_fn``
-            (``users_per_block * num_items`` pairs).
+            (``users_per_block * n_items`` pairs).
 
     Returns:
         ``(hr, ndcg)``.
     """
-    n, m = data.test_users.size, data.num_items
+    n, m = data.test_users.size, data.n_items
     ranks = np.empty(n, dtype=np.int64)
     all_items = np.arange(m, dtype=np.int64)
     for s in range(0, n, users_per_block):

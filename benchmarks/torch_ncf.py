@@ -55,9 +55,9 @@ def _embedding(num: int, dim: int, std: float, sparse: bool = False) -> nn.Embed
     return emb
 
 
-def _check_sizes(num_users: int, num_items: int, **dims: int) -> None:
-    if num_users < 1 or num_items < 1:
-        raise ValueError(f"num_users and num_items must be >= 1, got {num_users} and {num_items}.")
+def _check_sizes(n_users: int, n_items: int, **dims: int) -> None:
+    if n_users < 1 or n_items < 1:
+        raise ValueError(f"n_users and n_items must be >= 1, got {n_users} and {n_items}.")
     for name, value in dims.items():
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}.")
@@ -77,8 +77,8 @@ class GMF(nn.Module):
     """Generalized matrix factorization: Dense(1, sigmoid) on the elementwise product.
 
     Args:
-        num_users: user id count.
-        num_items: item id count.
+        n_users: user id count.
+        n_items: item id count.
         factors: embedding width (NCF default 8).
         init_std: std of the normal embedding init (NCF: 0.01).
         final_init: ``"glorot_uniform"`` (Keras default) or ``"lecun_uniform"`` (NCF code).
@@ -87,17 +87,17 @@ class GMF(nn.Module):
 
     def __init__(
         self,
-        num_users: int,
-        num_items: int,
+        n_users: int,
+        n_items: int,
         factors: int = 8,
         init_std: float = 0.01,
         final_init: str = "glorot_uniform",
         sparse: bool = False,
     ) -> None:
         super().__init__()
-        _check_sizes(num_users, num_items, factors=factors)
-        self.user_embedding = _embedding(num_users, factors, init_std, sparse)
-        self.item_embedding = _embedding(num_items, factors, init_std, sparse)
+        _check_sizes(n_users, n_items, factors=factors)
+        self.user_embedding = _embedding(n_users, factors, init_std, sparse)
+        self.item_embedding = _embedding(n_items, factors, init_std, sparse)
         self.prediction = nn.Linear(factors, 1)
         _init_dense(self.prediction, final_init)
 
@@ -111,8 +111,8 @@ class MLP(nn.Module):
     """NCF multi-layer perceptron on concatenated user/item embeddings.
 
     Args:
-        num_users: user id count.
-        num_items: item id count.
+        n_users: user id count.
+        n_items: item id count.
         layers: ``layers[0]`` is the width of the concatenated embeddings (each ``layers[0]/2``),
             then one ReLU Dense per further entry (NCF default ``(64, 32, 16, 8)``).
         init_std: std of the normal embedding init.
@@ -122,8 +122,8 @@ class MLP(nn.Module):
 
     def __init__(
         self,
-        num_users: int,
-        num_items: int,
+        n_users: int,
+        n_items: int,
         layers: Sequence[int] = (64, 32, 16, 8),
         init_std: float = 0.01,
         final_init: str = "glorot_uniform",
@@ -131,9 +131,9 @@ class MLP(nn.Module):
     ) -> None:
         super().__init__()
         layers = _check_layers(layers)
-        _check_sizes(num_users, num_items)
-        self.user_embedding = _embedding(num_users, layers[0] // 2, init_std, sparse)
-        self.item_embedding = _embedding(num_items, layers[0] // 2, init_std, sparse)
+        _check_sizes(n_users, n_items)
+        self.user_embedding = _embedding(n_users, layers[0] // 2, init_std, sparse)
+        self.item_embedding = _embedding(n_items, layers[0] // 2, init_std, sparse)
         self.tower = _tower(layers)
         self.prediction = nn.Linear(layers[-1], 1)
         _init_dense(self.prediction, final_init)
@@ -157,8 +157,8 @@ class NeuMF(nn.Module):
     """Neural matrix factorization: GMF branch and MLP branch concatenated into Dense(1, sigmoid).
 
     Args:
-        num_users: user id count.
-        num_items: item id count.
+        n_users: user id count.
+        n_items: item id count.
         factors: GMF embedding width (NCF default 8).
         layers: MLP tower (NCF default ``(64, 32, 16, 8)``).
         init_std: std of the normal embedding init.
@@ -168,8 +168,8 @@ class NeuMF(nn.Module):
 
     def __init__(
         self,
-        num_users: int,
-        num_items: int,
+        n_users: int,
+        n_items: int,
         factors: int = 8,
         layers: Sequence[int] = (64, 32, 16, 8),
         init_std: float = 0.01,
@@ -178,11 +178,11 @@ class NeuMF(nn.Module):
     ) -> None:
         super().__init__()
         layers = _check_layers(layers)
-        _check_sizes(num_users, num_items, factors=factors)
-        self.mf_user_embedding = _embedding(num_users, factors, init_std, sparse)
-        self.mf_item_embedding = _embedding(num_items, factors, init_std, sparse)
-        self.mlp_user_embedding = _embedding(num_users, layers[0] // 2, init_std, sparse)
-        self.mlp_item_embedding = _embedding(num_items, layers[0] // 2, init_std, sparse)
+        _check_sizes(n_users, n_items, factors=factors)
+        self.mf_user_embedding = _embedding(n_users, factors, init_std, sparse)
+        self.mf_item_embedding = _embedding(n_items, factors, init_std, sparse)
+        self.mlp_user_embedding = _embedding(n_users, layers[0] // 2, init_std, sparse)
+        self.mlp_item_embedding = _embedding(n_items, layers[0] // 2, init_std, sparse)
         self.tower = _tower(layers)
         self.prediction = nn.Linear(factors + layers[-1], 1)
         _init_dense(self.prediction, final_init)
@@ -200,8 +200,8 @@ class MF(nn.Module):
     """Logistic matrix factorization with biases: sigmoid(p_u . q_i + b_u + b_i + b).
 
     Args:
-        num_users: user id count.
-        num_items: item id count.
+        n_users: user id count.
+        n_items: item id count.
         factors: embedding width.
         init_std: std of the normal embedding init (biases start at zero).
         sparse: sparse embedding gradients (for ``torch.optim.SparseAdam``); default dense.
@@ -209,18 +209,18 @@ class MF(nn.Module):
 
     def __init__(
         self,
-        num_users: int,
-        num_items: int,
+        n_users: int,
+        n_items: int,
         factors: int = 32,
         init_std: float = 0.01,
         sparse: bool = False,
     ) -> None:
         super().__init__()
-        _check_sizes(num_users, num_items, factors=factors)
-        self.user_embedding = _embedding(num_users, factors, init_std, sparse)
-        self.item_embedding = _embedding(num_items, factors, init_std, sparse)
-        self.user_bias = nn.Embedding(num_users, 1, sparse=sparse)
-        self.item_bias = nn.Embedding(num_items, 1, sparse=sparse)
+        _check_sizes(n_users, n_items, factors=factors)
+        self.user_embedding = _embedding(n_users, factors, init_std, sparse)
+        self.item_embedding = _embedding(n_items, factors, init_std, sparse)
+        self.user_bias = nn.Embedding(n_users, 1, sparse=sparse)
+        self.item_bias = nn.Embedding(n_items, 1, sparse=sparse)
         nn.init.zeros_(self.user_bias.weight)
         nn.init.zeros_(self.item_bias.weight)
         self.global_bias = nn.Parameter(torch.zeros(()))
@@ -247,8 +247,8 @@ class MF(nn.Module):
 
 def build_model(
     name: str,
-    num_users: int,
-    num_items: int,
+    n_users: int,
+    n_items: int,
     factors: int | None = None,
     layers: Sequence[int] = (64, 32, 16, 8),
     init_std: float = 0.01,
@@ -259,8 +259,8 @@ def build_model(
 
     Args:
         name: ``"gmf"``, ``"mlp"``, ``"neumf"`` or ``"mf"``.
-        num_users: user id count.
-        num_items: item id count.
+        n_users: user id count.
+        n_items: item id count.
         factors: embedding width of GMF / NeuMF's GMF branch (default 8) or MF (default 32);
             ignored by MLP.
         layers: MLP tower for ``"mlp"`` and ``"neumf"``.
@@ -278,11 +278,11 @@ def build_model(
         raise ValueError(f"final_init must be one of {_INITS}, got {final_init!r}.")
     name = name.lower()
     if name == "gmf":
-        return GMF(num_users, num_items, factors or 8, init_std, final_init, sparse)
+        return GMF(n_users, n_items, factors or 8, init_std, final_init, sparse)
     if name == "mlp":
-        return MLP(num_users, num_items, layers, init_std, final_init, sparse)
+        return MLP(n_users, n_items, layers, init_std, final_init, sparse)
     if name == "neumf":
-        return NeuMF(num_users, num_items, factors or 8, layers, init_std, final_init, sparse)
+        return NeuMF(n_users, n_items, factors or 8, layers, init_std, final_init, sparse)
     if name == "mf":
-        return MF(num_users, num_items, factors or 32, init_std, sparse)
+        return MF(n_users, n_items, factors or 32, init_std, sparse)
     raise ValueError(f"model must be one of 'gmf', 'mlp', 'neumf', 'mf'; got {name!r}.")

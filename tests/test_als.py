@@ -307,7 +307,7 @@ def test_misuse_raises_with_the_fix():
         model.fit(np.ones((NU, NI)))
     with pytest.raises(ValueError, match="no labels"):
         model.fit(m, np.ones(m.nnz))
-    with pytest.raises(ValueError, match="num_users >= 40"):
+    with pytest.raises(ValueError, match="n_users >= 40"):
         model.fit(_matrix(nu=40))
     with pytest.raises(ValueError, match="RankingMetrics"):
         model.fit(m, validation_split=0.1)

@@ -77,14 +77,14 @@ def _write_split(tmp_path, train_rows, test_rows, negatives, name="toy"):
     return prefix
 
 
-def _random_split(tmp_path, num_users=30, num_items=40, per_user=8, num_neg=20, seed=0):
+def _random_split(tmp_path, n_users=30, n_items=40, per_user=8, num_neg=20, seed=0):
     rng = np.random.default_rng(seed)
     train, test, negs = [], [], []
-    for u in range(num_users):
-        items = rng.choice(num_items, size=per_user + 1, replace=False)
+    for u in range(n_users):
+        items = rng.choice(n_items, size=per_user + 1, replace=False)
         train += [(u, int(i), 1, 0) for i in items[:-1]]
         test.append((u, int(items[-1])))
-        pool = np.setdiff1d(np.arange(num_items), items)
+        pool = np.setdiff1d(np.arange(n_items), items)
         negs.append(rng.choice(pool, size=num_neg, replace=False).tolist())
     return _write_split(tmp_path, train, test, negs)
 
@@ -97,7 +97,7 @@ def test_load_ncf_dedupes_drops_nonpositive_and_counts(tmp_path):
         negatives=[[1, 4], [2, 5]],
     )
     d = ncf_data.load_ncf(prefix)
-    assert (d.num_users, d.num_items) == (2, 6)  # item 5 only appears as a negative
+    assert (d.n_users, d.n_items) == (2, 6)  # item 5 only appears as a negative
     assert d.train_users.tolist() == [0, 0, 1]
     assert d.train_items.tolist() == [0, 2, 0]
     assert d.indptr.tolist() == [0, 2, 3]
@@ -118,18 +118,18 @@ def test_resolve_prefix_unknown_name_raises():
 
 
 def test_sample_negatives_never_returns_training_items_and_covers_the_rest():
-    num_items = 10
+    n_items = 10
     users = np.array([0] * 6 + [1] * 2)
     items = np.array([0, 1, 2, 3, 4, 5, 7, 8])
-    keys = np.sort(users * num_items + items)
+    keys = np.sort(users * n_items + items)
     rng = np.random.default_rng(1)
     draw_u = np.repeat(np.array([0, 1]), 20_000)
-    neg = ncf_data.sample_negatives(draw_u, num_items, keys, rng)
+    neg = ncf_data.sample_negatives(draw_u, n_items, keys, rng)
     u0, u1 = neg[draw_u == 0], neg[draw_u == 1]
     assert set(u0.tolist()) == {6, 7, 8, 9}
     assert set(u1.tolist()) == set(range(10)) - {7, 8}
     # Uniform over the allowed items: each of the 4 allowed items for user 0 gets ~25%.
-    counts = np.bincount(u0, minlength=num_items)[6:]
+    counts = np.bincount(u0, minlength=n_items)[6:]
     assert np.all(np.abs(counts / u0.size - 0.25) < 0.02)
 
 
@@ -146,7 +146,7 @@ def test_make_epoch_sizes_labels_and_rejection(tmp_path):
     users, items, labels = ncf_data.make_epoch(d, 3, np.random.default_rng(0))
     assert users.size == items.size == labels.size == d.num_train * 4
     assert labels.sum() == d.num_train
-    keys = users * d.num_items + items
+    keys = users * d.n_items + items
     is_pos = np.isin(keys, d.train_keys)
     assert np.array_equal(is_pos, labels == 1.0)
     with pytest.raises(ValueError, match="num_neg"):
@@ -167,7 +167,7 @@ def test_tie_rule_and_metric_values():
 def test_evaluate_sampled_oracle_and_anti_oracle(tmp_path):
     d = ncf_data.load_ncf(_random_split(tmp_path))
     test_of = dict(zip(d.test_users.tolist(), d.test_items.tolist()))
-    truth = np.array([test_of[u] for u in range(d.num_users)])
+    truth = np.array([test_of[u] for u in range(d.n_users)])
 
     def oracle(u, i):
         return (truth[u] == i).astype(np.float32)
@@ -180,8 +180,8 @@ def test_evaluate_sampled_oracle_and_anti_oracle(tmp_path):
 
 
 def test_evaluate_full_matches_brute_force(tmp_path):
-    d = ncf_data.load_ncf(_random_split(tmp_path, num_users=12, num_items=30, per_user=5))
-    table = np.random.default_rng(3).normal(size=(d.num_users, d.num_items))
+    d = ncf_data.load_ncf(_random_split(tmp_path, n_users=12, n_items=30, per_user=5))
+    table = np.random.default_rng(3).normal(size=(d.n_users, d.n_items))
 
     def score(u, i):
         return table[u, i]
@@ -189,7 +189,7 @@ def test_evaluate_full_matches_brute_force(tmp_path):
     ranks = []
     for u, t in zip(d.test_users, d.test_items):
         seen = set(d.train_items[d.indptr[u] : d.indptr[u + 1]].tolist())
-        cand = [j for j in range(d.num_items) if j not in seen]
+        cand = [j for j in range(d.n_items) if j not in seen]
         ranks.append(sum(table[u, j] > table[u, t] for j in cand))
     expected = ncf_data.rank_metrics(np.array(ranks), k=5)
     assert ncf_data.evaluate_full(score, d, k=5, users_per_block=5) == pytest.approx(expected)

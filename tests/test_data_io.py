@@ -46,7 +46,7 @@ def test_round_trip(tmp_path, with_time, float_ratings):
     np.testing.assert_array_equal(data.test_items, test.items)
     np.testing.assert_array_equal(data.test_negatives, negatives)
     assert data.test_negatives.dtype == np.int64 and data.test_negatives.shape == (20, 99)
-    assert data.num_users == 20 and data.num_items == 60  # max id over all three files + 1
+    assert data.n_users == 20 and data.n_items == 60  # max id over all three files + 1
     assert data.test.users.tolist() == test.users.tolist()
     assert "20 users x 60 items" in repr(data)
 
@@ -71,7 +71,7 @@ def test_hand_written_files_and_directory_prefix(tmp_path):
     assert data.train.values.tolist() == [5, 3, 4] and data.train.timestamps is None
     assert data.test_timestamps.tolist() == [978824351, 978824352]
     assert data.test_negatives.tolist() == [[4, 5], [6, 1]]
-    assert (data.num_users, data.num_items) == (2, 7)
+    assert (data.n_users, data.n_items) == (2, 7)
 
 
 @pytest.mark.parametrize("name, text, line, fragment", [

@@ -263,8 +263,8 @@ def test_fuzz_read_ncf(train, test, neg, big):
         except ValueError as e:
             assert len(str(e)) < 1000
             return
-    assert ds.num_users >= 0 and ds.num_items >= 0
-    assert ds.num_users < 2**63 and ds.num_items < 2**63
+    assert ds.n_users >= 0 and ds.n_items >= 0
+    assert ds.n_users < 2**63 and ds.n_items < 2**63
 
 
 # ------------------------------------------------------------------------ arguments

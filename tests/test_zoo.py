@@ -294,9 +294,9 @@ def test_neumf_from_pretrained_rejects_mismatch_and_alpha():
     for alpha in (2, -0.1, 1.5, float("nan")):
         with pytest.raises(ValueError, match="alpha"):
             neumf_from_pretrained(gmf, mlp, alpha=alpha)
-    with pytest.raises(ValueError, match="num_users"):
+    with pytest.raises(ValueError, match="n_users"):
         neumf_from_pretrained(GMF(5, 6), MLP(4, 6, layers=(8, 4)))
-    with pytest.raises(ValueError, match="num_items"):
+    with pytest.raises(ValueError, match="n_items"):
         neumf_from_pretrained(GMF(5, 6), MLP(5, 7, layers=(8, 4)))
     with pytest.raises(ValueError):
         neumf_from_pretrained(mlp, gmf)   # swapped: no gmf_user_embedding in an MLP
@@ -304,9 +304,9 @@ def test_neumf_from_pretrained_rejects_mismatch_and_alpha():
 
 # ---------------------------------------------------------------- bad arguments
 @pytest.mark.parametrize("builder", [GMF, MLP, NeuMF, MF])
-@pytest.mark.parametrize("nu,ni,arg", [(0, 5, "num_users"), (5, 0, "num_items"),
-                                       (-3, 5, "num_users"), (2.5, 5, "num_users"),
-                                       (True, 5, "num_users"), (5, None, "num_items")])
+@pytest.mark.parametrize("nu,ni,arg", [(0, 5, "n_users"), (5, 0, "n_items"),
+                                       (-3, 5, "n_users"), (2.5, 5, "n_users"),
+                                       (True, 5, "n_users"), (5, None, "n_items")])
 def test_bad_sizes_raise(builder, nu, ni, arg):
     with pytest.raises(ValueError, match=arg):
         builder(nu, ni)

@@ -158,7 +158,7 @@ def _int_column(table: np.ndarray, j: int, source: str, name: str,
             raise ValueError(f"{source}: {name} must fit in a 64-bit integer; got {col[big][0]} "
                              f"in data row {int(np.argmax(big)) + 1}. Re-encode the ids.")
         col = col.astype(np.int64)
-    if nonnegative and col.size and col.max() == INT64.max:  # num_users = max id + 1 must fit
+    if nonnegative and col.size and col.max() == INT64.max:  # n_users = max id + 1 must fit
         raise ValueError(f"{source}: {name} must be below 2**63 - 1; got {int(col.max())} in data "
                          f"row {int(np.argmax(col)) + 1}. Re-encode the ids.")
     if nonnegative and col.size and col.min() < 0:
@@ -183,8 +183,8 @@ class NCFDataset:
         test_users: int64, one held-out user per test case.
         test_items: int64, the held-out positive item of each test case.
         test_negatives: int64 array ``(n_test, n_negatives)``, fixed negatives.
-        num_users: ``max user id + 1`` over all three files.
-        num_items: ``max item id + 1`` over all three files.
+        n_users: ``max user id + 1`` over all three files.
+        n_items: ``max item id + 1`` over all three files.
         test_values: Optional float32 ratings of the test rows.
         test_timestamps: Optional int64 timestamps of the test rows.
     """
@@ -193,16 +193,16 @@ class NCFDataset:
     test_users: np.ndarray
     test_items: np.ndarray
     test_negatives: np.ndarray
-    num_users: int
-    num_items: int
+    n_users: int
+    n_items: int
     test_values: Optional[np.ndarray] = None
     test_timestamps: Optional[np.ndarray] = None
 
     @functools.cached_property
     def train_matrix(self) -> InteractionMatrix:
-        """Binary CSR matrix ``(num_users, num_items)`` of the training pairs (cached)."""
+        """Binary CSR matrix ``(n_users, n_items)`` of the training pairs (cached)."""
         return InteractionMatrix.from_arrays(self.train.users, self.train.items,
-                                             shape=(self.num_users, self.num_items),
+                                             shape=(self.n_users, self.n_items),
                                              dedupe="first")
 
     @property
@@ -212,7 +212,7 @@ class NCFDataset:
                               self.test_values)
 
     def __repr__(self) -> str:
-        return (f"<NCFDataset {self.num_users} users x {self.num_items} items, "
+        return (f"<NCFDataset {self.n_users} users x {self.n_items} items, "
                 f"{len(self.train)} train rows, {len(self.test_users)} test cases x "
                 f"{self.test_negatives.shape[1]} negatives>")
 
@@ -304,8 +304,8 @@ def read_ncf(prefix: PathLike) -> NCFDataset:
 
     train = InteractionLog(tr_users, tr_items, tr_times, tr_values)
     return NCFDataset(train=train, test_users=te_users, test_items=te_items,
-                      test_negatives=negatives, num_users=top(tr_users, te_users),
-                      num_items=top(tr_items, te_items, negatives),
+                      test_negatives=negatives, n_users=top(tr_users, te_users),
+                      n_items=top(tr_items, te_items, negatives),
                       test_values=te_values, test_timestamps=te_times)
 
 

@@ -63,8 +63,8 @@ def as_interaction_matrix(x: Any, parts: DotParts, what: str = "x"):
     nu, ni = parts.user.input_dim, parts.item.input_dim
     if m.shape[0] > nu or m.shape[1] > ni:
         raise ValueError(f"{what} has shape {m.shape} but the model's tables hold {nu} users and "
-                         f"{ni} items: build the model with num_users >= {m.shape[0]} and "
-                         f"num_items >= {m.shape[1]}")
+                         f"{ni} items: build the model with n_users >= {m.shape[0]} and "
+                         f"n_items >= {m.shape[1]}")
     if m.data.size and (not np.all(np.isfinite(m.data)) or m.data.min() < 0):
         raise ValueError(f"{what}: interaction values must be finite and >= 0 (they set the "
                          "confidence 1 + alpha * r)")

@@ -19,8 +19,8 @@ from neurec.regularizers import L2
 __all__ = ["GMF", "MLP", "NeuMF", "MF", "neumf_from_pretrained", "from_ials"]
 
 
-def _check(num_users, num_items):
-    for nm, v in (("num_users", num_users), ("num_items", num_items)):
+def _check(n_users, n_items):
+    for nm, v in (("n_users", n_users), ("n_items", n_items)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f"{nm} must be a positive integer, got {v!r}")
 
@@ -38,12 +38,12 @@ def _emb(n, d, name, reg, stddev=0.01):
                      embeddings_regularizer=_reg(reg), name=name)
 
 
-def GMF(num_users: int, num_items: int, factors: int = 8, reg: float = 0.0,
+def GMF(n_users: int, n_items: int, factors: int = 8, reg: float = 0.0,
         name: str = "gmf") -> Model:
     """Generalized Matrix Factorization: ``sigmoid(h . (p_u * q_i))``.
 
     Args:
-        num_users, num_items: Sizes of the id ranges.
+        n_users, n_items: Sizes of the id ranges.
         factors: Embedding size (the paper's "predictive factors", default 8).
         reg: L2 penalty on the embeddings.
         name: Model name.
@@ -51,22 +51,22 @@ def GMF(num_users: int, num_items: int, factors: int = 8, reg: float = 0.0,
     Returns:
         A Model with inputs ``[user, item]`` and output ``(None, 1)``.
     """
-    _check(num_users, num_items)
+    _check(n_users, n_items)
     u, i = _inputs()
-    g = _gmf(u, i, num_users, num_items, factors, reg)
+    g = _gmf(u, i, n_users, n_items, factors, reg)
     out = Dense(1, activation="sigmoid", kernel_initializer="lecun_uniform", name="prediction")(g)
     return Model([u, i], out, name=name)
 
 
-def _gmf(u, i, num_users, num_items, factors, reg):
+def _gmf(u, i, n_users, n_items, factors, reg):
     """GMF's element-wise product of the user and item embeddings (layer names shared by GMF,
     NeuMF and ``neumf_from_pretrained``)."""
-    pu = Flatten(name="gmf_user_flat")(_emb(num_users, factors, "gmf_user_embedding", reg)(u))
-    qi = Flatten(name="gmf_item_flat")(_emb(num_items, factors, "gmf_item_embedding", reg)(i))
+    pu = Flatten(name="gmf_user_flat")(_emb(n_users, factors, "gmf_user_embedding", reg)(u))
+    qi = Flatten(name="gmf_item_flat")(_emb(n_items, factors, "gmf_item_embedding", reg)(i))
     return Multiply(name="gmf_product")([pu, qi])
 
 
-def _tower(u, i, num_users, num_items, layers, reg_layers):
+def _tower(u, i, n_users, n_items, layers, reg_layers):
     layers = tuple(int(x) for x in layers)
     if len(layers) < 1 or layers[0] % 2 or any(x < 1 for x in layers):
         raise ValueError(f"layers must be positive sizes with an even first entry, got {layers}")
@@ -74,15 +74,15 @@ def _tower(u, i, num_users, num_items, layers, reg_layers):
     if len(reg_layers) != len(layers):
         raise ValueError("reg_layers must have one entry per layer")
     half = layers[0] // 2
-    mu = Flatten(name="mlp_user_flat")(_emb(num_users, half, "mlp_user_embedding", reg_layers[0])(u))
-    mi = Flatten(name="mlp_item_flat")(_emb(num_items, half, "mlp_item_embedding", reg_layers[0])(i))
+    mu = Flatten(name="mlp_user_flat")(_emb(n_users, half, "mlp_user_embedding", reg_layers[0])(u))
+    mi = Flatten(name="mlp_item_flat")(_emb(n_items, half, "mlp_item_embedding", reg_layers[0])(i))
     h = Concatenate(name="mlp_concat")([mu, mi])
     for k, units in enumerate(layers[1:], start=1):
         h = Dense(units, activation="relu", kernel_regularizer=_reg(reg_layers[k]), name=f"layer{k}")(h)
     return h
 
 
-def MLP(num_users: int, num_items: int, layers: Sequence[int] = (64, 32, 16, 8),
+def MLP(n_users: int, n_items: int, layers: Sequence[int] = (64, 32, 16, 8),
         reg_layers: Optional[Sequence[float]] = None, name: str = "mlp") -> Model:
     """Multi-Layer Perceptron over concatenated user and item embeddings.
 
@@ -94,14 +94,14 @@ def MLP(num_users: int, num_items: int, layers: Sequence[int] = (64, 32, 16, 8),
     Returns:
         A Model with inputs ``[user, item]`` and output ``(None, 1)``.
     """
-    _check(num_users, num_items)
+    _check(n_users, n_items)
     u, i = _inputs()
-    h = _tower(u, i, num_users, num_items, layers, reg_layers)
+    h = _tower(u, i, n_users, n_items, layers, reg_layers)
     out = Dense(1, activation="sigmoid", kernel_initializer="lecun_uniform", name="prediction")(h)
     return Model([u, i], out, name=name)
 
 
-def NeuMF(num_users: int, num_items: int, factors: int = 8, layers: Sequence[int] = (64, 32, 16, 8),
+def NeuMF(n_users: int, n_items: int, factors: int = 8, layers: Sequence[int] = (64, 32, 16, 8),
           reg_mf: float = 0.0, reg_layers: Optional[Sequence[float]] = None,
           name: str = "neumf") -> Model:
     """Neural Matrix Factorization: GMF and MLP side by side, fused by ``Dense(1, sigmoid)``.
@@ -115,10 +115,10 @@ def NeuMF(num_users: int, num_items: int, factors: int = 8, layers: Sequence[int
     Returns:
         A Model with inputs ``[user, item]`` and output ``(None, 1)``.
     """
-    _check(num_users, num_items)
+    _check(n_users, n_items)
     u, i = _inputs()
-    g = _gmf(u, i, num_users, num_items, factors, reg_mf)
-    h = _tower(u, i, num_users, num_items, layers, reg_layers)
+    g = _gmf(u, i, n_users, n_items, factors, reg_mf)
+    h = _tower(u, i, n_users, n_items, layers, reg_layers)
     out = Dense(1, activation="sigmoid", kernel_initializer="lecun_uniform", name="prediction")(
         Concatenate(name="neumf_concat")([g, h]))
     return Model([u, i], out, name=name)
@@ -139,7 +139,7 @@ def neumf_from_pretrained(gmf: Model, mlp: Model, alpha: float = 0.5, name: str 
     me = mlp.get_layer("mlp_user_embedding").embeddings
     n_items = gmf.get_layer("gmf_item_embedding").input_dim
     if me.shape[0] != ge.shape[0] or mlp.get_layer("mlp_item_embedding").input_dim != n_items:
-        raise ValueError("GMF and MLP must have the same num_users and num_items")
+        raise ValueError("GMF and MLP must have the same n_users and n_items")
     sizes = [me.shape[1] * 2] + [l.units for l in mlp.layers if l.name.startswith("layer")]
     model = NeuMF(ge.shape[0], n_items, factors=ge.shape[1], layers=sizes, name=name)
     for layer in gmf.layers + mlp.layers:
@@ -152,7 +152,7 @@ def neumf_from_pretrained(gmf: Model, mlp: Model, alpha: float = 0.5, name: str 
     return model
 
 
-def MF(num_users: int, num_items: int, factors: int = 64, use_bias: bool = True,
+def MF(n_users: int, n_items: int, factors: int = 64, use_bias: bool = True,
        reg: float = 0.0, init_stddev: float = 0.01, name: str = "mf") -> Model:
     """Dot-product matrix factorization with user, item and global biases.
 
@@ -170,16 +170,16 @@ def MF(num_users: int, num_items: int, factors: int = 64, use_bias: bool = True,
     Returns:
         A Model with inputs ``[user, item]`` and output ``(None, 1)``.
     """
-    _check(num_users, num_items)
+    _check(n_users, n_items)
     u, i = _inputs()
-    pu = Flatten(name="mf_user_flat")(_emb(num_users, factors, "mf_user_embedding", reg, init_stddev)(u))
-    qi = Flatten(name="mf_item_flat")(_emb(num_items, factors, "mf_item_embedding", reg, init_stddev)(i))
+    pu = Flatten(name="mf_user_flat")(_emb(n_users, factors, "mf_user_embedding", reg, init_stddev)(u))
+    qi = Flatten(name="mf_item_flat")(_emb(n_items, factors, "mf_item_embedding", reg, init_stddev)(i))
     s = Dot(axes=1, name="mf_dot")([pu, qi])
     if use_bias:
-        bu = Flatten(name="mf_user_bias_flat")(Embedding(num_users, 1, embeddings_initializer="zeros",
+        bu = Flatten(name="mf_user_bias_flat")(Embedding(n_users, 1, embeddings_initializer="zeros",
                                                          embeddings_regularizer=_reg(reg),
                                                          name="mf_user_bias")(u))
-        bi = Flatten(name="mf_item_bias_flat")(Embedding(num_items, 1, embeddings_initializer="zeros",
+        bi = Flatten(name="mf_item_bias_flat")(Embedding(n_items, 1, embeddings_initializer="zeros",
                                                          embeddings_regularizer=_reg(reg),
                                                          name="mf_item_bias")(i))
         s = Add(name="mf_sum")([s, bu, bi])
