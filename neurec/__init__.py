@@ -14,7 +14,6 @@ import importlib as _importlib
 
 from neurec._config import check_simd_env as _check_simd_env
 from neurec._config import show_config
-
 from neurec._version import __version__
 
 _SUBMODULES = (

@@ -9,7 +9,7 @@ weights and inputs (:func:`forward`); this module adds what the layers do not de
 the backward pass, the losses, the C core's Dropout masks and the optimizer updates. It
 is a test oracle: library code never imports it.
 """
-from typing import Dict, List, Tuple, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 

@@ -172,7 +172,7 @@ class IdEncoder:
         return np.where(hit, self._sorted_codes[pos], -1).astype(np.int64, copy=False)
 
     # --------------------------------------------------------------- fitting
-    def fit(self, ids: Any) -> "IdEncoder":
+    def fit(self, ids: Any) -> IdEncoder:
         """Forget all ids, then learn the distinct values of ``ids``.
 
         Args:
@@ -188,7 +188,7 @@ class IdEncoder:
         self._reset()
         return self.partial_fit(ids)
 
-    def partial_fit(self, ids: Any) -> "IdEncoder":
+    def partial_fit(self, ids: Any) -> IdEncoder:
         """Add the ids not seen before, after the existing ones.
 
         Existing codes never change. ``add`` is an alias.
@@ -369,7 +369,7 @@ class IdEncoder:
         return {"unknown": self.unknown, "dtype": dtype, "classes": values}
 
     @classmethod
-    def from_config(cls, config: Dict[str, Any]) -> "IdEncoder":
+    def from_config(cls, config: Dict[str, Any]) -> IdEncoder:
         """Rebuild an encoder from the output of `get_config`.
 
         Args:

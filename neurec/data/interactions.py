@@ -21,10 +21,18 @@ from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 
-from neurec.data._arrays import (_as_timestamps, _check_range, _column, _float_values, _int_ids,
-                                 _pair_keys)
-from neurec.data.csv_reader import MAX_LINE_BYTES  # noqa: F401 (documented here too)
-from neurec.data.csv_reader import read_interaction_columns
+from neurec.data._arrays import (
+    _as_timestamps,
+    _check_range,
+    _column,
+    _float_values,
+    _int_ids,
+    _pair_keys,
+)
+from neurec.data.csv_reader import (
+    MAX_LINE_BYTES,  # noqa: F401 (documented here too)
+    read_interaction_columns,
+)
 from neurec.data.encoders import IdEncoder, _as_id_array
 
 __all__ = ["InteractionMatrix", "InteractionLog"]
@@ -100,7 +108,7 @@ class InteractionMatrix:
 
     @classmethod
     def _trusted(cls, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
-                 shape: Tuple[int, int]) -> "InteractionMatrix":
+                 shape: Tuple[int, int]) -> InteractionMatrix:
         self = cls.__new__(cls)
         self.indptr, self.indices, self.data, self.shape = indptr, indices, data, shape
         self._keys = None
@@ -111,7 +119,7 @@ class InteractionMatrix:
     @classmethod
     def from_arrays(cls, users: Any, items: Any, values: Any = None,
                     shape: Optional[Tuple[int, int]] = None,
-                    dedupe: str = "sum") -> "InteractionMatrix":
+                    dedupe: str = "sum") -> InteractionMatrix:
         """Build a matrix from parallel arrays of (user, item[, value]).
 
         Args:
@@ -189,7 +197,7 @@ class InteractionMatrix:
     @classmethod
     def from_pandas(cls, df: Any, user_col: str = "user", item_col: str = "item",
                     value_col: Optional[str] = None, shape: Optional[Tuple[int, int]] = None,
-                    dedupe: str = "sum") -> "InteractionMatrix":
+                    dedupe: str = "sum") -> InteractionMatrix:
         """Build a matrix from DataFrame columns of encoded (integer) ids.
 
         Args:
@@ -212,7 +220,7 @@ class InteractionMatrix:
         return cls.from_arrays(users, items, values, shape=shape, dedupe=dedupe)
 
     @classmethod
-    def from_scipy(cls, m: Any) -> "InteractionMatrix":
+    def from_scipy(cls, m: Any) -> InteractionMatrix:
         """Build a matrix from any ``scipy.sparse`` matrix or array (duplicates summed).
 
         Args:
@@ -421,7 +429,7 @@ class InteractionLog:
     # ------------------------------------------------------------ builders
     @classmethod
     def from_arrays(cls, users: Any, items: Any, timestamps: Any = None,
-                    values: Any = None) -> "InteractionLog":
+                    values: Any = None) -> InteractionLog:
         """Build a log from parallel array-likes (lists, arrays, Series).
 
         Returns:
@@ -435,7 +443,7 @@ class InteractionLog:
     @classmethod
     def from_pandas(cls, df: Any, user_col: str = "user", item_col: str = "item",
                     time_col: Optional[str] = None,
-                    value_col: Optional[str] = None) -> "InteractionLog":
+                    value_col: Optional[str] = None) -> InteractionLog:
         """Build a log from DataFrame columns.
 
         Args:
@@ -460,7 +468,7 @@ class InteractionLog:
                  item_col: Union[str, int, None] = None,
                  time_col: Union[str, int, None] = None,
                  value_col: Union[str, int, None] = None, sep: str = ",",
-                 header: bool = True, encoding: str = "utf-8") -> "InteractionLog":
+                 header: bool = True, encoding: str = "utf-8") -> InteractionLog:
         """Read a delimited text file of interactions (pandas not needed).
 
         Every non-blank row must have as many fields as the header (or as the
@@ -492,7 +500,7 @@ class InteractionLog:
                                              value_col, sep, header, encoding))
 
     # --------------------------------------------------------- transforms
-    def _take(self, index: np.ndarray) -> "InteractionLog":
+    def _take(self, index: np.ndarray) -> InteractionLog:
         """Rows ``index`` (int positions or bool mask), skipping re-validation."""
         out = InteractionLog.__new__(InteractionLog)
         out.users = self.users[index]
@@ -502,7 +510,7 @@ class InteractionLog:
         return out
 
     def to_implicit(self, threshold: Optional[float] = None,
-                    dedupe: Optional[str] = "latest") -> "InteractionLog":
+                    dedupe: Optional[str] = "latest") -> InteractionLog:
         """Turn the log into implicit feedback.
 
         Keeps the rows with ``value >= threshold`` (for example ratings of 4
@@ -567,7 +575,7 @@ class InteractionLog:
 
     def encode(self, user_encoder: Optional[IdEncoder] = None,
                item_encoder: Optional[IdEncoder] = None
-               ) -> Tuple["InteractionLog", IdEncoder, IdEncoder]:
+               ) -> Tuple[InteractionLog, IdEncoder, IdEncoder]:
         """Map raw ids to contiguous int64 codes.
 
         Args:

@@ -170,7 +170,7 @@ class EcommerceData:
             "price": self.item_price[self.item_index],
         }
 
-    def to_pandas(self) -> "pd.DataFrame":
+    def to_pandas(self) -> pd.DataFrame:
         """Return the purchase log as a pandas DataFrame.
 
         Returns:

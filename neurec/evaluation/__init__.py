@@ -12,9 +12,19 @@ above a held-out item (the README's "Ranking tie rule").
 """
 from neurec.evaluation.baselines import PopularityModel
 from neurec.evaluation.callbacks import RankingMetrics
-from neurec.evaluation.ranking import (auc, hit_rate, map_at_k, mrr, ndcg, precision_at_k,
-                                       ranking_metrics, ranks_from_scores, recall_at_k, top_k)
 from neurec.evaluation.protocols import evaluate_full, evaluate_sampled
+from neurec.evaluation.ranking import (
+                                       auc,
+                                       hit_rate,
+                                       map_at_k,
+                                       mrr,
+                                       ndcg,
+                                       precision_at_k,
+                                       ranking_metrics,
+                                       ranks_from_scores,
+                                       recall_at_k,
+                                       top_k,
+)
 
 __all__ = [
     "ranks_from_scores", "auc", "hit_rate", "ndcg", "mrr", "precision_at_k", "recall_at_k",

@@ -40,7 +40,7 @@ class PopularityModel:
             raise RuntimeError("PopularityModel is not fitted yet: call fit(interactions) first")
         return self.popularity_
 
-    def fit(self, interactions: Any, n_items: Optional[int] = None) -> "PopularityModel":
+    def fit(self, interactions: Any, n_items: Optional[int] = None) -> PopularityModel:
         """Counts each item's users.
 
         Args:

@@ -5,8 +5,8 @@ from collections.abc import Sequence
 from typing import Any, Optional, Union
 
 from neurec.callbacks import Callback
+from neurec.evaluation.protocols import _check_batch_size, _FullTask, _SampledTask
 from neurec.evaluation.ranking import _check_k
-from neurec.evaluation.protocols import _FullTask, _SampledTask, _check_batch_size
 
 __all__ = ["RankingMetrics"]
 

@@ -16,8 +16,15 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from neurec.evaluation.ranking import (_as_ids, _check_k, _check_ks, _core, _num_threads,
-                                       _to_csr, ranking_metrics)
+from neurec.evaluation.ranking import (
+    _as_ids,
+    _check_k,
+    _check_ks,
+    _core,
+    _num_threads,
+    _to_csr,
+    ranking_metrics,
+)
 
 __all__ = ["evaluate_sampled", "evaluate_full"]
 

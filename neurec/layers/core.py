@@ -9,7 +9,8 @@ from neurec.layers.base import KerasTensor, Layer, Node, compute_dtype, format_s
 
 __all__ = ["Input", "InputLayer", "Embedding", "Dense", "Flatten", "Reshape", "Activation", "Dropout"]
 
-# the op kinds of the C plan (csrc/include/neurec/nr_plan.h), declared once in C (csrc/include/neurec/nr_names.h)
+# the op kinds of the C plan (csrc/include/neurec/nr_plan.h), declared once in C
+# (csrc/include/neurec/nr_names.h)
 _OPS = _core.OPS
 OP_INPUT, OP_EMBEDDING, OP_DENSE, OP_ACT = _OPS["input"], _OPS["embedding"], _OPS["dense"], _OPS["act"]
 OP_DOT, OP_CONCAT, OP_ADD, OP_MUL = _OPS["dot"], _OPS["concat"], _OPS["add"], _OPS["mul"]

@@ -4,4 +4,5 @@ from neurec.models.saving import load_model
 from neurec.models.sequential import Sequential
 from neurec.models.zoo import GMF, MF, MLP, NeuMF, from_ials, neumf_from_pretrained
 
-__all__ = ["Model", "Sequential", "load_model", "GMF", "MLP", "NeuMF", "MF", "neumf_from_pretrained", "from_ials"]
+__all__ = ["Model", "Sequential", "load_model", "GMF", "MLP", "NeuMF", "MF",
+           "neumf_from_pretrained", "from_ials"]

@@ -80,7 +80,7 @@ class _Roles:
         self.n_users = self._table_size(model, self.u_in)
         self.n_items = self._table_size(model, self.i_in)
         if self.n_items is None:
-            for k, v in self.item_features.items():
+            for v in self.item_features.values():
                 self.n_items = v.shape[0]
         if self.n_items is None:
             raise ValueError(f"cannot tell the number of items: input {self.iname!r} feeds no Embedding")

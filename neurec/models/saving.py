@@ -26,9 +26,9 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from neurec._version import __version__
 from neurec._atomic import atomic_write
 from neurec._registry import get_registered_object
+from neurec._version import __version__
 from neurec.layers.base import expect_weight_shapes
 
 FORMAT = 1

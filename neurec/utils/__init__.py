@@ -19,6 +19,7 @@ def set_random_seed(seed: Optional[int]) -> None:
         ValueError: If ``seed`` is negative or not an integer.
     """
     import numpy as np
+
     from neurec.initializers import _reseed
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
         raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")

@@ -50,11 +50,11 @@ def _is_interactive() -> bool:
 
 def _format_eta(seconds: float) -> str:
     if seconds > 3600:
-        return "%d:%02d:%02d" % (seconds // 3600, (seconds % 3600) // 60,
-                                 seconds % 60)
+        s = int(seconds)
+        return f"{s // 3600}:{(s % 3600) // 60:02d}:{s % 60:02d}"
     if seconds > 60:
-        return "%d:%02d" % (seconds // 60, seconds % 60)
-    return "%ds" % seconds
+        return f"{int(seconds) // 60}:{int(seconds) % 60:02d}"
+    return f"{int(seconds)}s"
 
 
 def _format_time_per_unit(seconds: float, unit_name: str) -> str:
@@ -260,7 +260,7 @@ class Progbar:
             else:
                 bar = plain_bar
         else:
-            bar = plain_bar = "%7d/Unknown" % current
+            bar = plain_bar = f"{int(current):7d}/Unknown"
 
         if self.target and not finalize:
             clock = _format_eta(time_per_unit * (self.target - current))
