@@ -1,8 +1,21 @@
 """Small graphs covering every layer, used by several tests."""
 import numpy as np
 
-from neurec.layers import (Activation, Add, Average, Concatenate, Dense, Dot, Dropout, Embedding,
-                           Flatten, Input, Multiply, Reshape, Subtract)
+from neurec.layers import (
+    Activation,
+    Add,
+    Average,
+    Concatenate,
+    Dense,
+    Dot,
+    Dropout,
+    Embedding,
+    Flatten,
+    Input,
+    Multiply,
+    Reshape,
+    Subtract,
+)
 from neurec.models import Model
 
 NU, NI = 13, 11
@@ -113,7 +126,6 @@ def data_for(model, n, seed=0):
     rng = np.random.default_rng(seed)
     xs = []
     for t in model.inputs:
-        users = [n for l in model.layers if getattr(l, "input_dim", None)]
         # each input either feeds an Embedding (ids) or is a float feature
         dims = [l.input_dim for node in model._nodes_in_order for l in [node.layer]
                 if node.inputs and node.inputs[0] is t and hasattr(l, "input_dim")]

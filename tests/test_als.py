@@ -11,7 +11,7 @@ import pytest
 import neurec
 from neurec import _core
 from neurec.data import InteractionMatrix
-from neurec.layers import Dense, Dot, Embedding, Flatten, Input
+from neurec.layers import Dot, Embedding, Flatten, Input
 from neurec.models import GMF, MF, Model, NeuMF, load_model
 from neurec.optimizers import ALS
 
@@ -419,6 +419,7 @@ def test_als_fit_releases_the_gil(monkeypatch, one_thread):
 def test_ctrl_c_stops_als_fit_and_keeps_a_consistent_model():
     import _thread
     import threading
+
     from neurec.callbacks import LambdaCallback
     m = _big_matrix(600, 500, 0.05)
     model = MF(600, 500, factors=16, use_bias=True)

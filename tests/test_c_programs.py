@@ -147,7 +147,8 @@ def _compile_objects(sources: list, flags: list, outdir: Path, cc: str = "gcc") 
 
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as ex:
         results = list(ex.map(one, sources))
-    errors = [f"{src.relative_to(ROOT)}:\n{_tail(r.stdout + r.stderr)}" for _, src, r in results if r.returncode]
+    errors = [f"{src.relative_to(ROOT)}:\n{_tail(r.stdout + r.stderr)}"
+              for _, src, r in results if r.returncode]
     assert not errors, "compilation failed:\n" + "\n".join(errors)
     return [obj for obj, _, _ in results]
 

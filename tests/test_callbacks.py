@@ -13,8 +13,16 @@ import pytest
 
 from neurec import callbacks as cbm
 from neurec.callbacks import (
-    Callback, CallbackList, CSVLogger, EarlyStopping, History, LambdaCallback,
-    LearningRateScheduler, ModelCheckpoint, ProgbarLogger, ReduceLROnPlateau,
+    Callback,
+    CallbackList,
+    CSVLogger,
+    EarlyStopping,
+    History,
+    LambdaCallback,
+    LearningRateScheduler,
+    ModelCheckpoint,
+    ProgbarLogger,
+    ReduceLROnPlateau,
     TerminateOnNaN,
 )
 

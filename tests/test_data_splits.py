@@ -2,8 +2,14 @@
 import numpy as np
 import pytest
 
-from neurec.data import (InteractionLog, InteractionMatrix, leave_one_out, random_holdout,
-                         sample_negatives, time_split)
+from neurec.data import (
+    InteractionLog,
+    InteractionMatrix,
+    leave_one_out,
+    random_holdout,
+    sample_negatives,
+    time_split,
+)
 
 
 def pairs(log):

@@ -6,11 +6,18 @@ import numpy as np
 import pytest
 
 from neurec.callbacks import CallbackList
-from neurec.evaluation import (PopularityModel, RankingMetrics, evaluate_full,
-                               evaluate_sampled)
-from neurec.evaluation import protocols
-from neurec.evaluation.ranking import (_reference_metrics, _reference_ranks_full,
-                                       _reference_ranks_sampled)
+from neurec.evaluation import (
+    PopularityModel,
+    RankingMetrics,
+    evaluate_full,
+    evaluate_sampled,
+    protocols,
+)
+from neurec.evaluation.ranking import (
+    _reference_metrics,
+    _reference_ranks_full,
+    _reference_ranks_sampled,
+)
 
 
 class TableModel:

@@ -11,10 +11,22 @@ import numpy as np
 import pytest
 
 from neurec import _core
-from neurec.evaluation import (auc, hit_rate, map_at_k, mrr, ndcg, precision_at_k,
-                               ranking_metrics, ranks_from_scores, recall_at_k)
-from neurec.evaluation.ranking import (_reference_metrics, _reference_ranks_full,
-                                       _reference_ranks_sampled)
+from neurec.evaluation import (
+    auc,
+    hit_rate,
+    map_at_k,
+    mrr,
+    ndcg,
+    precision_at_k,
+    ranking_metrics,
+    ranks_from_scores,
+    recall_at_k,
+)
+from neurec.evaluation.ranking import (
+    _reference_metrics,
+    _reference_ranks_full,
+    _reference_ranks_sampled,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 L2 = math.log2

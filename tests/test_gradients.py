@@ -3,10 +3,9 @@ vs finite differences."""
 import numpy as np
 import pytest
 
+from graphs import ALL, data_for, dropout_masks, ncf_example, regression
 from neurec import _reference as ref
 from neurec import losses, optimizers
-
-from graphs import ALL, data_for, dropout_masks, ncf_example, neumf, regression
 
 SEED = 11  # fit's seed, which keys the Dropout masks
 

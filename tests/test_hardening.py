@@ -738,6 +738,7 @@ def test_recommend_users_beyond_int64_are_rejected_not_wrapped():
 def test_kill_9_during_save_leaves_a_temp_file_that_the_next_save_removes(tmp_path):
     import signal
     import subprocess
+
     from neurec._atomic import TEMP_SUFFIX, clean_stale_temps
     target = tmp_path / "big.neurec"
     code = ("import sys, numpy as np\n"

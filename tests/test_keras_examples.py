@@ -62,8 +62,6 @@ def test_ncf_example_with_pandas_inputs():
 def test_nmf_example_output_shape_and_learning():
     n_users, n_items, k, dim = 40, 30, 4, 6
     rng = np.random.default_rng(1)
-    U = rng.normal(size=(n_users, 3))
-    V = rng.normal(size=(n_items, 3))
     users = rng.integers(0, n_users, (3000, k))
     items = rng.integers(0, n_items, (3000, k))
     # planted: the label is 1 when most of the user ids fall in the first half

@@ -5,13 +5,24 @@ import warnings
 import numpy as np
 import pytest
 
+from graphs import ALL, data_for
 from neurec import _reference as ref
 from neurec import activations
-from neurec.layers import (Activation, Add, Average, Concatenate, Dense, Dot, Dropout,
-                           Embedding, Flatten, Input, Multiply, Subtract)
+from neurec.layers import (
+    Activation,
+    Add,
+    Average,
+    Concatenate,
+    Dense,
+    Dot,
+    Dropout,
+    Embedding,
+    Flatten,
+    Input,
+    Multiply,
+    Subtract,
+)
 from neurec.models import Model
-
-from graphs import ALL, data_for
 
 
 def test_eager_calls_compute_in_float32_like_keras():

@@ -1,14 +1,14 @@
 """Model API: fit/predict/evaluate options, summary, weights, Sequential, callbacks, seeds."""
 import io
+
 import numpy as np
 import pytest
 
 import neurec
+from graphs import data_for, neumf
 from neurec import callbacks, optimizers
 from neurec.layers import Dense, Dropout, Embedding, Flatten, Input, Multiply
 from neurec.models import Model, Sequential
-
-from graphs import data_for, neumf
 
 
 def gmf(nu=30, ni=20, seed=None):

@@ -2,12 +2,11 @@
 import numpy as np
 import pytest
 
+from graphs import data_for, neumf
 from neurec import _reference as ref
 from neurec import optimizers
 from neurec.layers import Embedding, Input
 from neurec.regularizers import L2
-
-from graphs import data_for, neumf
 
 OPTS = [
     lambda s: optimizers.Adam(0.01, sparse_updates=s, catch_up=False),

@@ -5,11 +5,10 @@ import zipfile
 import numpy as np
 import pytest
 
-from neurec import callbacks
-from neurec.layers import Dense, Embedding, Flatten, Input, Multiply
-from neurec.models import Model, Sequential, load_model
-
 from graphs import data_for, merges, neumf, nmf_example
+from neurec import callbacks
+from neurec.layers import Dense, Input
+from neurec.models import Model, Sequential, load_model
 
 
 def trained(make=neumf, n=400):

@@ -113,17 +113,17 @@ def test_fresh_model_used_from_two_threads_at_once_builds_one_plan():
         barrier = threading.Barrier(3)
         errors: list = []
 
-        def run(fn):
+        def run(fn, barrier=barrier, errors=errors):
             try:
                 barrier.wait(30)
                 fn()
             except BaseException:  # noqa: BLE001 - reported below
                 errors.append(traceback.format_exc())
 
-        calls = [lambda: model.fit(NegativeSampler(matrix, num_negatives=1), epochs=1,
-                                   batch_size=512, verbose=0),
-                 lambda: model.predict([u, i], verbose=0),
-                 lambda: model.predict([u[:100], i[:100]], verbose=0)]
+        calls = [lambda m=model: m.fit(NegativeSampler(matrix, num_negatives=1), epochs=1,
+                                       batch_size=512, verbose=0),
+                 lambda m=model: m.predict([u, i], verbose=0),
+                 lambda m=model: m.predict([u[:100], i[:100]], verbose=0)]
         threads = [threading.Thread(target=run, args=(c,)) for c in calls]
         for t in threads:
             t.start()

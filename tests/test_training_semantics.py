@@ -11,12 +11,11 @@ import numpy as np
 import pytest
 
 import neurec
+from graphs import data_for, dropout_masks, dropout_tower
 from neurec import _reference as ref
 from neurec import callbacks, losses, optimizers
 from neurec.layers import Dense, Embedding, Flatten, Input, Multiply
 from neurec.models import Model
-
-from graphs import data_for, dropout_masks, dropout_tower
 
 
 def gmf(nu=30, ni=20, k=8):
