@@ -66,10 +66,10 @@ class Mutant:
 M = Mutant
 MUTANTS: List[Mutant] = [
     # -- the bugs issue 15 planted (all survived the suite before it) ----------------------
-    M("dropout-forward-unscaled", "csrc/src/plan.c",
+    M("dropout-forward-unscaled", "csrc/src/plan_ops.c",
       "y[b * so + k] = x[b * so + k] * m;", "y[b * so + k] = x[b * so + k] * (m != 0.0f);",
       T_GRAD + T_SEM, True, "Dropout's forward pass drops without scaling by 1/(1-rate)"),
-    M("dropout-backward-unscaled", "csrc/src/plan.c",
+    M("dropout-backward-unscaled", "csrc/src/plan_ops.c",
       "gx[k] += gy[k] * mask[k];", "gx[k] += gy[k] * (mask[k] != 0.0f);",
       T_GRAD, True, "Dropout's backward pass masks without the 1/(1-rate) scale"),
     M("lr-not-passed", "neurec/models/model.py",
@@ -235,7 +235,7 @@ MUTANTS: List[Mutant] = [
       ' name=model.name + "_scoring")',
       T_REC, what="the bug found by test_recommend_with_named_inputs_in_any_order"),
     # -- C core ----------------------------------------------------------------------------
-    M("dropout-mask-per-batch", "csrc/src/plan.c",
+    M("dropout-mask-per-batch", "csrc/src/plan_ops.c",
       "(uint64_t)sample_of(c, b0 + b));", "(uint64_t)0);",
       T_GRAD, what="one Dropout mask for every sample of a batch"),
     M("gil-held-in-fit", "csrc/py/_core.c",
@@ -250,16 +250,16 @@ MUTANTS: List[Mutant] = [
       "            nr_mutex_unlock(lock_);                             \\\n"
       "        }",
       [], what="(companion of gil-held-in-fit, applied with it)"),
-    M("hogwild-never-taken", "csrc/src/plan.c",
+    M("hogwild-never-taken", "csrc/src/plan_run.c",
       "int hog = p->d.hogwild && p->d.sparse", "int hog = 0 && p->d.sparse",
       T_SEM, what="the C core never takes the Hogwild path"),
-    M("hogwild-step-count", "csrc/src/plan.c",
+    M("hogwild-step-count", "csrc/src/plan_run.c",
       "    *step += done;\n", "    *step += done - (done > 1);\n",
       T_SEM + T_THR, what="Hogwild loses a step per chunk"),
-    M("accuracy-threshold-inclusive-c", "csrc/src/plan.c",
+    M("accuracy-threshold-inclusive-c", "csrc/src/plan_loss.c",
       "st->correct += (float)(prob > 0.5f) == t;", "st->correct += (float)(prob >= 0.5f) == t;",
       T_MET, what="fit's accuracy counts 0.5 as positive"),
-    M("mae-signed-c", "csrc/src/plan.c",
+    M("mae-signed-c", "csrc/src/plan_loss.c",
       "st->abs_err += fabs((double)(pr - t));", "st->abs_err += (double)(pr - t);",
       T_MET, what="fit's mae sums signed errors"),
     M("als-cg-no-warm-start", "csrc/src/als.c",

@@ -23,7 +23,7 @@
  * sums each row in sample order. In Hogwild mode (sparse, more than one
  * thread) each thread instead trains whole batches in its own scratch rows and
  * applies every update at once, racing with the others. Batches with little
- * work run on fewer threads (a grain per thread, see plan.c).
+ * work run on fewer threads (a grain per thread, see plan_run.c).
  *
  * Ownership. The plan owns its scratch (nr_plan_init / nr_plan_free). It
  * borrows parameters, optimizer slots and the caller's arrays only for the
