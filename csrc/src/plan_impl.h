@@ -82,7 +82,6 @@ struct run_ctx {
     float *out;             /* predict: destination */
     atomic_int bad_index;
     int64_t row0;           /* scratch row of the batch's first sample (batch-level Hogwild) */
-    int nth;                /* threads this call uses (<= the pool's) */
     int32_t *task_owner;    /* per param: thread that updates it */
 };
 

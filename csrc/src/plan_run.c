@@ -6,6 +6,37 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* ------------------------------------------------------------------------ */
+/* threads                                                                   */
+
+struct run_on_call {
+    nr_pool_fn fn;
+    void *ctx;
+    int nth;
+};
+
+static void run_on_thread(void *vcall, int ith, int pool_nth)
+{
+    const struct run_on_call *call = vcall;
+    (void)pool_nth;
+    if (ith < call->nth)
+        call->fn(call->ctx, ith, call->nth);
+}
+
+/* Call fn(ctx, ith, nth) for every ith < nth and wait: inline when nth is 1
+ * (no hand-off), else on the pool, whose threads past nth (the grain, or
+ * NR_MAX_THREADS, may leave some idle) return at once. */
+static void run_on(struct nr_pool *pool, int nth, nr_pool_fn fn, void *ctx)
+{
+    if (nth == 1) {
+        fn(ctx, 0, 1);
+        return;
+    }
+    struct run_on_call call = {fn, ctx, nth};
+    nr_pool_run(pool, run_on_thread, &call);
+}
+
+/* Thread ith of nth takes the rows [b0, b1) of n. */
 static void block_of(int64_t n, int ith, int nth, int64_t *b0, int64_t *b1)
 {
     *b0 = n * ith / nth;
@@ -52,13 +83,9 @@ static void train_rows(struct run_ctx *c, int ith, int64_t b0, int64_t b1, int a
     }
 }
 
-static void train_worker(void *vctx, int ith, int pool_nth)
+static void train_worker(void *vctx, int ith, int nth)
 {
     struct run_ctx *c = vctx;
-    int nth = c->nth;
-    (void)pool_nth;
-    if (ith >= nth)
-        return;
     int64_t b0, b1;
     block_of(c->bs, ith, nth, &b0, &b1);
     train_rows(c, ith, b0, b1, c->p->d.hogwild);
@@ -99,13 +126,9 @@ static void update_table_dense(struct run_ctx *c, int t, int ith, int nth)
     nr_optim_step_dense(&p->d.optim, &part, dense + r0 * d, c->step);
 }
 
-static void update_worker(void *vctx, int ith, int pool_nth)
+static void update_worker(void *vctx, int ith, int nth)
 {
     struct run_ctx *c = vctx;
-    int nth = c->nth;
-    (void)pool_nth;
-    if (ith >= nth)
-        return;
     struct nr_plan *p = c->p;
     for (int i = 0; i < p->d.n_params; i++) {
         struct nr_param *prm = &p->d.params[i];
@@ -240,38 +263,22 @@ static int clamp_threads(const struct nr_plan *p, struct nr_pool *pool, int64_t 
     return by_work < nth ? (int)by_work : nth;
 }
 
-/* Run fn on c->nth threads: inline when that is one, else on the pool (whose
- * extra threads return at once; workers read their thread count from c). */
-static void run_on(struct nr_pool *pool, nr_pool_fn fn, struct run_ctx *c)
-{
-    if (c->nth == 1)
-        fn(c, 0, 1);
-    else
-        nr_pool_run(pool, fn, c);
-}
-
 /* Batch-level Hogwild: thread ith trains whole batches ith, ith + nth, ... of
  * the chunk in its own scratch rows [ith * cap, ith * cap + bs) and applies
  * every update (tables and dense weights) at once, without waiting for the
  * other threads (as word2vec and LightFM do). One hand-off per chunk. */
 struct hog_ctx {
     struct run_ctx *c;        /* per thread */
-    int nth;                  /* entries of c: threads that train (<= the pool's) */
     const int64_t *idx;
     int64_t n, batch_size, step0;
     const volatile int *abort;
     atomic_llong done;        /* batches completed */
 };
 
-static void hogwild_worker(void *vctx, int ith, int pool_nth)
+static void hogwild_worker(void *vctx, int ith, int nth)
 {
     struct hog_ctx *h = vctx;
-    (void)pool_nth;
-    /* the pool may have more threads than c has entries (NR_MAX_THREADS): check first */
-    if (ith >= h->nth)
-        return;
     struct run_ctx *c = &h->c[ith];
-    int nth = c->nth;
     struct nr_plan *p = c->p;
     int64_t n_batches = (h->n + h->batch_size - 1) / h->batch_size;
     float *tg = p->tgrad + (size_t)ith * (size_t)p->dense_total;
@@ -310,13 +317,12 @@ static enum nr_status fit_hogwild(struct nr_plan *p, struct nr_pool *pool, const
         cs[t].y = y;
         cs[t].training = 1;
         cs[t].seed = seed;
-        cs[t].nth = nth;
         atomic_init(&cs[t].bad_index, 0);
     }
-    struct hog_ctx h = {.c = cs, .nth = nth, .idx = idx, .n = n, .batch_size = batch_size,
+    struct hog_ctx h = {.c = cs, .idx = idx, .n = n, .batch_size = batch_size,
                         .step0 = *step, .abort = abort};
     atomic_init(&h.done, 0);
-    nr_pool_run(pool, hogwild_worker, &h);
+    run_on(pool, nth, hogwild_worker, &h);
     enum nr_status s = NR_OK;
     for (int t = 0; t < nth; t++)
         if (atomic_load(&cs[t].bad_index))
@@ -361,7 +367,6 @@ static enum nr_status fit_batches(struct nr_plan *p, struct nr_pool *pool,
     c.training = 1;
     c.seed = seed;
     c.task_owner = owner;
-    c.nth = nth;
     atomic_init(&c.bad_index, 0);
     enum nr_status s = NR_OK;
     for (int64_t start = 0; start < n; start += batch_size) {
@@ -372,12 +377,12 @@ static enum nr_status fit_batches(struct nr_plan *p, struct nr_pool *pool,
         c.idx = idx + start;
         c.bs = n - start < batch_size ? n - start : batch_size;
         c.step = *step + 1;
-        run_on(pool, train_worker, &c);
+        run_on(pool, nth, train_worker, &c);
         if (atomic_load(&c.bad_index)) {
             s = NR_ERR_INDEX;
             break;
         }
-        run_on(pool, update_worker, &c);
+        run_on(pool, nth, update_worker, &c);
         *step += 1;
     }
     free(owner);
@@ -423,13 +428,9 @@ enum nr_status nr_plan_fit(struct nr_plan *p, struct nr_pool *pool, const struct
     return s;
 }
 
-static void predict_worker(void *vctx, int ith, int pool_nth)
+static void predict_worker(void *vctx, int ith, int nth)
 {
     struct run_ctx *c = vctx;
-    int nth = c->nth;
-    (void)pool_nth;
-    if (ith >= nth)
-        return;
     struct nr_plan *p = c->p;
     int64_t b0, b1;
     block_of(c->bs, ith, nth, &b0, &b1);
@@ -469,8 +470,7 @@ enum nr_status nr_plan_predict(struct nr_plan *p, struct nr_pool *pool, const st
         c.start = start + off;
         c.bs = n - off < cap ? n - off : cap;
         c.out = out + off * P;
-        c.nth = clamp_threads(p, pool, c.bs);
-        run_on(pool, predict_worker, &c);
+        run_on(pool, clamp_threads(p, pool, c.bs), predict_worker, &c);
         if (atomic_load(&c.bad_index))
             return NR_ERR_INDEX;
     }
