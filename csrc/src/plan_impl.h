@@ -5,8 +5,10 @@
  *   plan.c         building: validation of the description, init/free, scratch
  *   plan_ops.c     the ops' forward and backward passes over a block of rows
  *   plan_loss.c    the loss, its gradient and the fit metrics
- *   plan_sparse.c  the sparse gradient store of the embedding tables
- *   plan_run.c     the runner: threads, grain, fit (batched and Hogwild), predict
+ *   plan_sparse.c  the embedding tables' gradients: the sparse store, the
+ *                  dense-mode sums
+ *   plan_run.c     the runner: threads, grain, the phases of a training step
+ *                  (compute, reduce, apply), fit (batched and Hogwild), predict
  */
 #ifndef NR_PLAN_IMPL_H
 #define NR_PLAN_IMPL_H
@@ -62,6 +64,10 @@ struct nr_plan {
                                   then per (thread, table): the merged rows the thread owns */
     int ttg_threads;
     int64_t ttg_cap;
+    struct nr_grad_part *parts; /* per (thread, table): what the reduce phase leaves for the
+                                   apply phase (ttg_threads * n_tables) */
+    nr_plan_reduce_fn reduce_hook;
+    void *reduce_ctx;
     float *tb_mem;             /* 4 * NR_OPTIM_TABLE floats behind tb */
     struct nr_optim_tables tb;
     float tb_key[5];           /* hyper-parameters the tables were built for */
@@ -159,7 +165,8 @@ static inline struct table_grad *local_tg(const struct nr_plan *p, int ith, int 
     return &p->ttg[(int64_t)ith * p->n_tables + t];
 }
 
-/* Per-thread stores for nth threads and batches of up to rows samples. */
+/* Per-thread stores (and the parts, struct nr_grad_part) for nth threads and
+ * batches of up to rows samples. */
 enum nr_status nr_plan_reserve_table_grads(struct nr_plan *p, int nth, int64_t rows);
 void nr_plan_free_table_grads(struct nr_plan *p);
 void nr_table_grad_reset(struct table_grad *tg);
@@ -168,5 +175,8 @@ void nr_table_grad_gather(struct run_ctx *c, int t, struct table_grad *tg, int64
 /* The rows of table t that thread ith updates, with their gradients summed over
  * the nth threads. */
 struct table_grad *nr_table_grad_merge(struct nr_plan *p, int t, int ith, int nth);
+/* Dense updates: sum the batch's gradients of table t's rows [r0, r1) into
+ * its dense buffer (which holds every row). */
+void nr_table_grad_dense(struct run_ctx *c, int t, int64_t r0, int64_t r1);
 
 #endif /* NR_PLAN_IMPL_H */

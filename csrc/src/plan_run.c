@@ -83,7 +83,11 @@ static void train_rows(struct run_ctx *c, int ith, int64_t b0, int64_t b1, int a
     }
 }
 
-static void train_worker(void *vctx, int ith, int nth)
+/* ------------------------------------------------------------------------ */
+/* the phases of a training step                                             */
+
+/* Compute: thread ith's block of the batch. */
+static void compute_worker(void *vctx, int ith, int nth)
 {
     struct run_ctx *c = vctx;
     int64_t b0, b1;
@@ -91,68 +95,120 @@ static void train_worker(void *vctx, int ith, int nth)
     train_rows(c, ith, b0, b1, c->p->d.hogwild);
 }
 
-/* Dense update of table t: thread ith owns the row range [r0, r1). */
-static void update_table_dense(struct run_ctx *c, int t, int ith, int nth)
+/* Reduce: thread ith sums the dense parameters it owns over the threads (into
+ * thread 0's buffer) and the table rows it will apply, and describes the
+ * latter in its parts. */
+static void reduce_phase(struct run_ctx *c, int ith, int nth)
 {
-    struct nr_plan *p = c->p;
-    int param = p->tables[t].param;
-    struct nr_param *prm = &p->d.params[param];
-    float *dense = p->tables[t].dense;
-    if (!dense)
-        return;
-    int64_t d = prm->cols, r0 = prm->rows * ith / nth, r1 = prm->rows * (ith + 1) / nth;
-    memset(dense + r0 * d, 0, (size_t)((r1 - r0) * d) * sizeof(float));
-    for (int oi = 0; oi < p->d.n_ops; oi++) {
-        const struct nr_op *op = &p->ops[oi];
-        if (op->kind != NR_OP_EMBEDDING || op->param[0] != param || !p->needs_grad[op->out])
-            continue;
-        const struct nr_array *a = &c->inputs[op->in[0]];
-        int64_t m = op->dim[0];
-        const float *g = grad_of(p, op->out);
-        for (int64_t b = 0; b < c->bs; b++) {
-            int64_t s = sample_of(c, b);
-            for (int64_t j = 0; j < m; j++) {
-                int64_t id = read_id(a, s * m + j);
-                if (id >= r0 && id < r1)
-                    nr_axpy(dense + id * d, g + (b * m + j) * d, 1.0f, d);
-            }
-        }
-    }
-    struct nr_param part = *prm;
-    part.w = prm->w + r0 * d;
-    part.rows = r1 - r0;
-    for (int k = 0; k < 3; k++)
-        part.slot[k] = prm->slot[k] ? prm->slot[k] + r0 * d : NULL;
-    nr_optim_step_dense(&p->d.optim, &part, dense + r0 * d, c->step);
-}
-
-static void update_worker(void *vctx, int ith, int nth)
-{
-    struct run_ctx *c = vctx;
     struct nr_plan *p = c->p;
     for (int i = 0; i < p->d.n_params; i++) {
-        struct nr_param *prm = &p->d.params[i];
+        const struct nr_param *prm = &p->d.params[i];
         if (prm->is_table || c->task_owner[i] != ith || prm->frozen)
             continue;
         int64_t off = p->dense_off[i], n = prm->rows * prm->cols;
         float *g = p->tgrad + off;
         for (int t = 1; t < nth; t++)
             nr_axpy(g, p->tgrad + (size_t)t * (size_t)p->dense_total + off, 1.0f, n);
-        nr_optim_step_dense(&p->d.optim, prm, g, c->step);
     }
     if (p->d.hogwild && p->d.sparse)
         return; /* tables were updated by each thread right after its backward pass */
     for (int t = 0; t < p->n_tables; t++) {
-        struct nr_param *prm = &p->d.params[p->tables[t].param];
+        const struct nr_param *prm = &p->d.params[p->tables[t].param];
+        struct nr_grad_part *part = &p->parts[(int64_t)ith * p->n_tables + t];
+        *part = (struct nr_grad_part){.param = p->tables[t].param, .cols = prm->cols};
         if (prm->frozen)
             continue;
         if (p->d.sparse) {
             struct table_grad *mg = nr_table_grad_merge(p, t, ith, nth);
-            nr_optim_step_rows(&p->d.optim, prm, mg->rows, mg->n_rows, mg->grad, c->step);
-        } else {
-            update_table_dense(c, t, ith, nth);
+            part->n_rows = mg->n_rows;
+            part->rows = mg->rows;
+            part->grad = mg->grad;
+        } else if (p->tables[t].dense) { /* NULL: no op reads the table */
+            int64_t r0, r1;
+            block_of(prm->rows, ith, nth, &r0, &r1);
+            nr_table_grad_dense(c, t, r0, r1);
+            part->first_row = r0;
+            part->n_rows = r1 - r0;
+            part->grad = p->tables[t].dense + r0 * prm->cols;
         }
     }
+}
+
+/* Apply: thread ith's optimizer steps, on what its reduce left. */
+static void apply_phase(struct run_ctx *c, int ith)
+{
+    struct nr_plan *p = c->p;
+    for (int i = 0; i < p->d.n_params; i++) {
+        struct nr_param *prm = &p->d.params[i];
+        if (prm->is_table || c->task_owner[i] != ith || prm->frozen)
+            continue;
+        nr_optim_step_dense(&p->d.optim, prm, p->tgrad + p->dense_off[i], c->step);
+    }
+    if (p->d.hogwild && p->d.sparse)
+        return;
+    for (int t = 0; t < p->n_tables; t++) {
+        struct nr_param *prm = &p->d.params[p->tables[t].param];
+        const struct nr_grad_part *part = &p->parts[(int64_t)ith * p->n_tables + t];
+        if (prm->frozen)
+            continue;
+        if (part->rows) {
+            nr_optim_step_rows(&p->d.optim, prm, part->rows, part->n_rows, part->grad, c->step);
+        } else if (part->grad) {
+            int64_t d = prm->cols, r0 = part->first_row;
+            struct nr_param rows = *prm;
+            rows.w = prm->w + r0 * d;
+            rows.rows = part->n_rows;
+            for (int k = 0; k < 3; k++)
+                rows.slot[k] = prm->slot[k] ? prm->slot[k] + r0 * d : NULL;
+            nr_optim_step_dense(&p->d.optim, &rows, part->grad, c->step);
+        }
+    }
+}
+
+static void reduce_worker(void *vctx, int ith, int nth)
+{
+    reduce_phase(vctx, ith, nth);
+}
+
+static void apply_worker(void *vctx, int ith, int nth)
+{
+    (void)nth;
+    apply_phase(vctx, ith);
+}
+
+/* Without a hook, apply may follow reduce on each thread without waiting for
+ * the others (a thread applies only what it reduced): one hand-off fewer. */
+static void update_worker(void *vctx, int ith, int nth)
+{
+    reduce_phase(vctx, ith, nth);
+    apply_phase(vctx, ith);
+}
+
+/* The reduce hook's view of the batch that nth threads just reduced. */
+static enum nr_status call_reduce_hook(struct run_ctx *c, int nth)
+{
+    struct nr_plan *p = c->p;
+    struct nr_batch_grads g = {
+        .step = c->step,
+        .n_samples = c->bs,
+        .n_params = p->d.n_params,
+        .dense = p->tgrad,
+        .dense_offset = p->dense_off,
+        .dense_size = p->dense_total,
+        .n_tables = p->n_tables,
+        .n_parts = nth * p->n_tables,
+        .parts = p->parts,
+    };
+    return p->reduce_hook(p->reduce_ctx, &g);
+}
+
+enum nr_status nr_plan_set_reduce_hook(struct nr_plan *p, nr_plan_reduce_fn fn, void *ctx)
+{
+    if (fn && p->d.hogwild && p->d.sparse)
+        return NR_ERR_VALUE;
+    p->reduce_hook = fn;
+    p->reduce_ctx = fn ? ctx : NULL;
+    return NR_OK;
 }
 
 /* Longest-processing-time assignment of parameter updates to threads:
@@ -348,8 +404,7 @@ static enum nr_status check_input_widths(const struct nr_plan *p, const struct n
     return NR_OK;
 }
 
-/* The default mode: every batch split across nth threads, a train phase and an
- * update phase per batch. */
+/* The default mode: every batch split across nth threads, in three phases. */
 static enum nr_status fit_batches(struct nr_plan *p, struct nr_pool *pool,
                                   const struct nr_array *inputs, const struct nr_array *y,
                                   const int64_t *idx, int64_t n, int64_t batch_size, int64_t *step,
@@ -377,12 +432,19 @@ static enum nr_status fit_batches(struct nr_plan *p, struct nr_pool *pool,
         c.idx = idx + start;
         c.bs = n - start < batch_size ? n - start : batch_size;
         c.step = *step + 1;
-        run_on(pool, nth, train_worker, &c);
+        run_on(pool, nth, compute_worker, &c);
         if (atomic_load(&c.bad_index)) {
             s = NR_ERR_INDEX;
             break;
         }
-        run_on(pool, nth, update_worker, &c);
+        if (p->reduce_hook) {
+            run_on(pool, nth, reduce_worker, &c);
+            if ((s = call_reduce_hook(&c, nth)) != NR_OK)
+                break;
+            run_on(pool, nth, apply_worker, &c);
+        } else {
+            run_on(pool, nth, update_worker, &c);
+        }
         *step += 1;
     }
     free(owner);

@@ -1,5 +1,6 @@
-/* The embedding tables' sparse gradient store: per thread and table, the
- * distinct rows a batch touched and their summed gradients. */
+/* The embedding tables' gradients: per thread and table, the distinct rows a
+ * batch touched and their summed gradients (sparse updates), or every row's
+ * sum (dense updates). */
 #include "plan_impl.h"
 
 #include "neurec/nr_kernels.h"
@@ -33,7 +34,9 @@ void nr_plan_free_table_grads(struct nr_plan *p)
             free(tg->grad);
         }
     free(p->ttg);
+    free(p->parts);
     p->ttg = NULL;
+    p->parts = NULL;
     p->ttg_threads = 0;
     p->ttg_cap = 0;
 }
@@ -181,8 +184,11 @@ enum nr_status nr_plan_reserve_table_grads(struct nr_plan *p, int nth, int64_t r
             return NR_ERR_NOMEM;
     }
     p->ttg = calloc(2 * (size_t)nth * (size_t)p->n_tables, sizeof *p->ttg);
-    if (!p->ttg)
+    p->parts = calloc((size_t)nth * (size_t)p->n_tables, sizeof *p->parts);
+    if (!p->ttg || !p->parts) {
+        nr_plan_free_table_grads(p);
         return NR_ERR_NOMEM;
+    }
     p->ttg_threads = nth;
     p->ttg_cap = rows;
     for (int64_t k = 0; k < 2 * (int64_t)nth * p->n_tables; k++) {
@@ -204,4 +210,29 @@ enum nr_status nr_plan_reserve_table_grads(struct nr_plan *p, int nth, int64_t r
             tg->hkeys[h] = -1;
     }
     return NR_OK;
+}
+
+void nr_table_grad_dense(struct run_ctx *c, int t, int64_t r0, int64_t r1)
+{
+    struct nr_plan *p = c->p;
+    int param = p->tables[t].param;
+    float *dense = p->tables[t].dense;
+    int64_t d = p->d.params[param].cols;
+    memset(dense + r0 * d, 0, (size_t)((r1 - r0) * d) * sizeof(float));
+    for (int oi = 0; oi < p->d.n_ops; oi++) {
+        const struct nr_op *op = &p->ops[oi];
+        if (op->kind != NR_OP_EMBEDDING || op->param[0] != param || !p->needs_grad[op->out])
+            continue;
+        const struct nr_array *a = &c->inputs[op->in[0]];
+        int64_t m = op->dim[0];
+        const float *g = grad_of(p, op->out);
+        for (int64_t b = 0; b < c->bs; b++) {
+            int64_t s = sample_of(c, b);
+            for (int64_t j = 0; j < m; j++) {
+                int64_t id = read_id(a, s * m + j);
+                if (id >= r0 && id < r1)
+                    nr_axpy(dense + id * d, g + (b * m + j) * d, 1.0f, d);
+            }
+        }
+    }
 }
