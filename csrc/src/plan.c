@@ -35,6 +35,7 @@ void nr_plan_free(struct nr_plan *p)
     for (int t = 0; t < p->n_tables; t++)
         free(p->tables[t].dense);
     free(p->tables);
+    free(p->table_of);
     nr_plan_free_table_grads(p);
     free(p->act);
     free(p->grad);
@@ -180,8 +181,10 @@ enum nr_status nr_plan_init(struct nr_plan **out, const struct nr_plan_desc *d)
     p->op_scratch_size = calloc((size_t)no, sizeof *p->op_scratch_size);
     p->dense_off = malloc(sizeof *p->dense_off * (size_t)(np ? np : 1));
     p->ids_per_sample = calloc((size_t)(np ? np : 1), sizeof *p->ids_per_sample);
+    p->table_of = malloc(sizeof *p->table_of * (size_t)(np ? np : 1));
     if (!p->ops || !p->value_size || !p->base || !p->needs_grad || !p->skip_backward || !p->act ||
-        !p->grad || !p->op_scratch || !p->op_scratch_size || !p->dense_off || !p->ids_per_sample) {
+        !p->grad || !p->op_scratch || !p->op_scratch_size || !p->dense_off || !p->ids_per_sample ||
+        !p->table_of) {
         nr_plan_free(p);
         return NR_ERR_NOMEM;
     }
@@ -225,9 +228,10 @@ enum nr_status nr_plan_init(struct nr_plan **out, const struct nr_plan_desc *d)
     for (int i = 0; i < np; i++) {
         if (d->params[i].is_table) {
             p->dense_off[i] = -1;
-            nt++;
+            p->table_of[i] = nt++;
         } else {
             p->dense_off[i] = off;
+            p->table_of[i] = -1;
             off += d->params[i].rows * d->params[i].cols;
         }
     }
@@ -238,14 +242,16 @@ enum nr_status nr_plan_init(struct nr_plan **out, const struct nr_plan_desc *d)
         nr_plan_free(p);
         return NR_ERR_NOMEM;
     }
-    nt = 0;
     for (int i = 0; i < np; i++)
         if (d->params[i].is_table) {
-            struct table_grad *tg = &p->tables[nt++];
-            tg->param = i;
+            struct plan_table *pt = &p->tables[p->table_of[i]];
+            pt->tab = nr_table_of_param(&d->params[i]);
+            pt->param = i;
+            pt->l2 = d->params[i].l2;
+            pt->frozen = d->params[i].frozen;
             if (!d->sparse && p->ids_per_sample[i] > 0) {
-                tg->dense = calloc((size_t)(d->params[i].rows * d->params[i].cols), sizeof(float));
-                if (!tg->dense) {
+                pt->dense = calloc((size_t)(pt->tab.rows * pt->tab.cols), sizeof(float));
+                if (!pt->dense) {
                     nr_plan_free(p);
                     return NR_ERR_NOMEM;
                 }

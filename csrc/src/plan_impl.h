@@ -20,21 +20,37 @@
 #include "neurec/nr_plan.h"
 #include "neurec/nr_pool.h"
 #include "neurec/nr_status.h"
+#include "neurec/nr_table.h"
 
 /* Threads a plan uses at most: per-thread arrays on the stack are this long. */
 #define NR_MAX_THREADS 256
 
+/* An embedding table of the plan: its storage, read through tab alone once
+ * the plan is built (ids are checked against tab.rows), and its settings. */
+struct plan_table {
+    struct nr_table tab;
+    int32_t param;     /* its parameter id */
+    float l2;
+    int frozen;
+    float *dense;      /* rows * cols gradient sums, only when updates are dense and an op
+                          reads the table */
+};
+
+/* The optimizer's view of a plan table. */
+static inline struct nr_param plan_table_param(const struct plan_table *pt)
+{
+    return nr_table_param(&pt->tab, pt->l2);
+}
+
 /* One embedding table's per-batch sparse gradient: distinct rows in first-seen
  * order and their summed gradients, found through an open-addressing hash. */
 struct table_grad {
-    int32_t param;
     int64_t hcap;      /* hash slots, a power of two */
     int64_t *hkeys;    /* row id or -1 */
     int32_t *hslot;    /* index into rows/grad */
     int64_t *rows;     /* distinct rows of this batch */
     float *grad;       /* n_rows * cols */
     int64_t n_rows;
-    float *dense;      /* rows * cols, only when updates are dense */
 };
 
 struct nr_plan {
@@ -59,7 +75,8 @@ struct nr_plan {
                                      NR_MAX_THREADS, which made every plan a 32 MB calloc) */
     int tstats_threads;
     int32_t n_tables;
-    struct table_grad *tables; /* per table: param and the dense-mode buffer */
+    struct plan_table *tables;
+    int32_t *table_of;         /* per param: its index in tables, -1 for dense parameters */
     struct table_grad *ttg;    /* per (thread, table): sparse gradients of the thread's samples,
                                   then per (thread, table): the merged rows the thread owns */
     int ttg_threads;

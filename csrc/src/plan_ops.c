@@ -49,7 +49,7 @@ static inline NR_ALWAYS_INLINE void copy_floats(float *restrict dst, const float
  * sample this many places ahead while it copies the current one. */
 #define NR_PREFETCH_AHEAD 4
 
-static inline void prefetch_rows(const struct nr_array *a, const struct nr_param *t, int64_t s,
+static inline void prefetch_rows(const struct nr_array *a, const struct nr_table *t, int64_t s,
                                  int64_t m, int64_t dd)
 {
     for (int64_t j = 0; j < m; j++) {
@@ -106,7 +106,7 @@ static inline NR_ALWAYS_INLINE void embedding_forward_impl(enum nr_simd_level le
     const struct nr_op *op = &c->p->ops[oi];
     float *y = out_rows(c->p, op, b0);
     const struct nr_array *a = &c->inputs[op->in[0]];
-    const struct nr_param *t = &c->p->d.params[op->param[0]];
+    const struct nr_table *t = &c->p->tables[c->p->table_of[op->param[0]]].tab;
     int64_t m = op->dim[0], dd = op->dim[1];
     for (int64_t b = 0; b < nb; b++) {
         int64_t s = sample_of(c, b0 + b);

@@ -46,10 +46,11 @@ static void block_of(int64_t n, int ith, int nth, int64_t *b0, int64_t *b1)
 /* Hogwild's row updates: every thread writes the rows its samples touched while
  * the others read and write them, unsynchronised by design (its own name so
  * that ThreadSanitizer's suppressions, csrc/tests/tsan.supp, can name it). */
-static void hogwild_step_rows(const struct nr_optim *o, struct nr_param *prm, const int64_t *rows,
-                              int64_t n_rows, const float *grad, int64_t step)
+static void hogwild_step_rows(const struct nr_optim *o, const struct plan_table *pt,
+                              const int64_t *rows, int64_t n_rows, const float *grad, int64_t step)
 {
-    nr_optim_step_rows(o, prm, rows, n_rows, grad, step);
+    struct nr_param prm = plan_table_param(pt);
+    nr_optim_step_rows(o, &prm, rows, n_rows, grad, step);
 }
 
 /* Forward, loss and backward of batch rows [b0, b1) by thread ith, then the
@@ -73,13 +74,12 @@ static void train_rows(struct run_ctx *c, int ith, int64_t b0, int64_t b1, int a
     if (!p->d.sparse || atomic_load(&c->bad_index))
         return;
     for (int t = 0; t < p->n_tables; t++) {
-        struct nr_param *prm = &p->d.params[p->tables[t].param];
-        if (prm->frozen)
+        if (p->tables[t].frozen)
             continue;
         struct table_grad *tg = local_tg(p, ith, t);
         nr_table_grad_gather(c, t, tg, b0, b1);
         if (apply_rows)
-            hogwild_step_rows(&p->d.optim, prm, tg->rows, tg->n_rows, tg->grad, c->step);
+            hogwild_step_rows(&p->d.optim, &p->tables[t], tg->rows, tg->n_rows, tg->grad, c->step);
     }
 }
 
@@ -113,23 +113,23 @@ static void reduce_phase(struct run_ctx *c, int ith, int nth)
     if (p->d.hogwild && p->d.sparse)
         return; /* tables were updated by each thread right after its backward pass */
     for (int t = 0; t < p->n_tables; t++) {
-        const struct nr_param *prm = &p->d.params[p->tables[t].param];
+        const struct plan_table *pt = &p->tables[t];
         struct nr_grad_part *part = &p->parts[(int64_t)ith * p->n_tables + t];
-        *part = (struct nr_grad_part){.param = p->tables[t].param, .cols = prm->cols};
-        if (prm->frozen)
+        *part = (struct nr_grad_part){.param = pt->param, .cols = pt->tab.cols};
+        if (pt->frozen)
             continue;
         if (p->d.sparse) {
             struct table_grad *mg = nr_table_grad_merge(p, t, ith, nth);
             part->n_rows = mg->n_rows;
             part->rows = mg->rows;
             part->grad = mg->grad;
-        } else if (p->tables[t].dense) { /* NULL: no op reads the table */
+        } else if (pt->dense) { /* NULL: no op reads the table */
             int64_t r0, r1;
-            block_of(prm->rows, ith, nth, &r0, &r1);
+            block_of(pt->tab.rows, ith, nth, &r0, &r1);
             nr_table_grad_dense(c, t, r0, r1);
             part->first_row = r0;
             part->n_rows = r1 - r0;
-            part->grad = p->tables[t].dense + r0 * prm->cols;
+            part->grad = pt->dense + r0 * pt->tab.cols;
         }
     }
 }
@@ -147,20 +147,20 @@ static void apply_phase(struct run_ctx *c, int ith)
     if (p->d.hogwild && p->d.sparse)
         return;
     for (int t = 0; t < p->n_tables; t++) {
-        struct nr_param *prm = &p->d.params[p->tables[t].param];
         const struct nr_grad_part *part = &p->parts[(int64_t)ith * p->n_tables + t];
-        if (prm->frozen)
+        if (p->tables[t].frozen)
             continue;
+        struct nr_param prm = plan_table_param(&p->tables[t]);
         if (part->rows) {
-            nr_optim_step_rows(&p->d.optim, prm, part->rows, part->n_rows, part->grad, c->step);
+            nr_optim_step_rows(&p->d.optim, &prm, part->rows, part->n_rows, part->grad, c->step);
         } else if (part->grad) {
-            int64_t d = prm->cols, r0 = part->first_row;
-            struct nr_param rows = *prm;
-            rows.w = prm->w + r0 * d;
-            rows.rows = part->n_rows;
-            for (int k = 0; k < 3; k++)
-                rows.slot[k] = prm->slot[k] ? prm->slot[k] + r0 * d : NULL;
-            nr_optim_step_dense(&p->d.optim, &rows, part->grad, c->step);
+            /* a dense part: rows first_row.. as a parameter of their own */
+            int64_t d = prm.cols, r0 = part->first_row;
+            prm.w += r0 * d;
+            prm.rows = part->n_rows;
+            for (int k = 0; k < NR_TABLE_SLOTS; k++)
+                prm.slot[k] = prm.slot[k] ? prm.slot[k] + r0 * d : NULL;
+            nr_optim_step_dense(&p->d.optim, &prm, part->grad, c->step);
         }
     }
 }

@@ -98,8 +98,8 @@ void nr_table_grad_gather(struct run_ctx *c, int t, struct table_grad *tg, int64
 {
     struct nr_plan *p = c->p;
     int param = p->tables[t].param;
-    struct nr_param *prm = &p->d.params[param];
-    int64_t d = prm->cols;
+    const struct nr_table *tab = &p->tables[t].tab;
+    int64_t d = tab->cols;
     for (int oi = 0; oi < p->d.n_ops; oi++) {
         const struct nr_op *op = &p->ops[oi];
         if (op->kind != NR_OP_EMBEDDING || op->param[0] != param || !p->needs_grad[op->out])
@@ -111,7 +111,7 @@ void nr_table_grad_gather(struct run_ctx *c, int t, struct table_grad *tg, int64
             int64_t s = sample_of(c, b);
             for (int64_t j = 0; j < m; j++) {
                 int64_t id = read_id(a, s * m + j);
-                if (id >= 0 && id < prm->rows)
+                if (id >= 0 && id < tab->rows)
                     tg_add(tg, id, g + (b * m + j) * d, d);
             }
         }
@@ -129,7 +129,7 @@ struct table_grad *nr_table_grad_merge(struct nr_plan *p, int t, int ith, int nt
     if (nth == 1)
         return mine;
     struct table_grad *mg = merged_tg(p, ith, t);
-    int64_t d = p->d.params[p->tables[t].param].cols;
+    int64_t d = p->tables[t].tab.cols;
     int64_t at[NR_MAX_THREADS];
     mg->n_rows = 0;
     for (int64_t i = 0; i < mine->n_rows; i++) {
@@ -176,11 +176,10 @@ enum nr_status nr_plan_reserve_table_grads(struct nr_plan *p, int nth, int64_t r
         return NR_OK;
     int64_t bytes = 0;
     for (int t = 0; t < p->n_tables; t++) {
-        const struct nr_param *prm = &p->d.params[p->tables[t].param];
         int64_t m;
         /* a hash of up to 4 m slots (8 + 4 bytes each), m row ids, m gradient rows */
         if (!size_mul(rows, p->ids_per_sample[p->tables[t].param], 1, &m) ||
-            !size_mul(m, 4 * 12 + 8, 1, &bytes) || !size_mul(m, prm->cols, sizeof(float), &bytes))
+            !size_mul(m, 4 * 12 + 8, 1, &bytes) || !size_mul(m, p->tables[t].tab.cols, sizeof(float), &bytes))
             return NR_ERR_NOMEM;
     }
     p->ttg = calloc(2 * (size_t)nth * (size_t)p->n_tables, sizeof *p->ttg);
@@ -193,15 +192,14 @@ enum nr_status nr_plan_reserve_table_grads(struct nr_plan *p, int nth, int64_t r
     p->ttg_cap = rows;
     for (int64_t k = 0; k < 2 * (int64_t)nth * p->n_tables; k++) {
         struct table_grad *tg = &p->ttg[k];
-        tg->param = p->tables[k % p->n_tables].param;
-        const struct nr_param *prm = &p->d.params[tg->param];
-        int64_t m = rows * p->ids_per_sample[tg->param];
+        const struct plan_table *pt = &p->tables[k % p->n_tables];
+        int64_t m = rows * p->ids_per_sample[pt->param];
         m = m > 0 ? m : 1;
         tg->hcap = next_pow2(2 * m);
         tg->hkeys = malloc((size_t)tg->hcap * sizeof *tg->hkeys);
         tg->hslot = malloc((size_t)tg->hcap * sizeof *tg->hslot);
         tg->rows = malloc((size_t)m * sizeof *tg->rows);
-        tg->grad = malloc((size_t)m * (size_t)prm->cols * sizeof(float));
+        tg->grad = malloc((size_t)m * (size_t)pt->tab.cols * sizeof(float));
         if (!tg->hkeys || !tg->hslot || !tg->rows || !tg->grad) {
             nr_plan_free_table_grads(p);
             return NR_ERR_NOMEM;
@@ -217,7 +215,7 @@ void nr_table_grad_dense(struct run_ctx *c, int t, int64_t r0, int64_t r1)
     struct nr_plan *p = c->p;
     int param = p->tables[t].param;
     float *dense = p->tables[t].dense;
-    int64_t d = p->d.params[param].cols;
+    int64_t d = p->tables[t].tab.cols;
     memset(dense + r0 * d, 0, (size_t)((r1 - r0) * d) * sizeof(float));
     for (int oi = 0; oi < p->d.n_ops; oi++) {
         const struct nr_op *op = &p->ops[oi];

@@ -5,7 +5,7 @@
  *       csrc/tests/test_core.c csrc/src/[a-z]*.c -lm -pthread -o test_core && ./test_core
  *
  * Sections: status, rng, pool, kernels (gemm, dense, activations, dot, axpy),
- * optimizers, plan (its reduce hook included), sampler, scoring.
+ * optimizers, tables, plan (its reduce hook included), sampler, scoring.
  * Every result is compared against a naive double-precision reference written
  * here, never against the code under test. Exits 0 when every check passes
  * and 1 otherwise; each failure goes to stderr with its section and line.
@@ -34,6 +34,7 @@
 #include "neurec/nr_scoring.h"
 #include "neurec/nr_simd.h"
 #include "neurec/nr_status.h"
+#include "neurec/nr_table.h"
 
 /* ---- harness ------------------------------------------------------------- */
 
@@ -921,6 +922,122 @@ static void test_optim_catch_up(void)
                    (long long)steps[0], (long long)steps[1], (long long)steps[2], (long long)steps[3]);
         }
     free(mem);
+}
+
+/* ---- tables -------------------------------------------------------------- */
+
+/* Lazy Adam steps on rows ids[0..n) of t at steps t0+1.. with fixed gradients. */
+static void table_steps(struct nr_table *t, const int64_t *ids, int64_t n, int64_t t0, int steps)
+{
+    const struct nr_optim adam = {.kind = NR_OPTIM_ADAM, .lr = 0.01f, .beta1 = 0.9f, .beta2 = 0.999f,
+                                  .epsilon = 1e-7f, .catch_up = 1};
+    float g[8 * 5];
+    for (int s = 0; s < steps; s++) {
+        for (int64_t k = 0; k < n * t->cols; k++)
+            g[k] = (float)sin(0.7 * (double)k + s);
+        struct nr_param prm = nr_table_param(t, 0.001f);
+        nr_optim_step_rows(&adam, &prm, ids, n, g, t0 + 1 + s);
+    }
+}
+
+/* Rows [r0, r1) of every array of a and b hold the same bits. */
+static int table_rows_same(const struct nr_table *a, const struct nr_table *b, int64_t r0, int64_t r1)
+{
+    size_t n = (size_t)((r1 - r0) * a->cols) * sizeof(float);
+    int same = memcmp(a->w + r0 * a->cols, b->w + r0 * b->cols, n) == 0;
+    for (int k = 0; k < NR_TABLE_SLOTS; k++)
+        if (a->slot[k])
+            same &= memcmp(a->slot[k] + r0 * a->cols, b->slot[k] + r0 * b->cols, n) == 0;
+    if (a->row_steps)
+        same &= memcmp(a->row_steps + r0, b->row_steps + r0, (size_t)(r1 - r0) * sizeof(int64_t)) == 0;
+    return same;
+}
+
+static void test_table_resize(void)
+{
+    g_section = "table/resize";
+    enum { C = 5, R0 = 3, R1 = 6, CAP = 8 };
+    /* arrays of CAP rows: weights, Adam's m and v, step counts */
+    struct store {
+        float w[CAP * C], m[CAP * C], v[CAP * C];
+        int64_t steps[CAP];
+    } *a = xcalloc(1, sizeof *a), *twin = xcalloc(1, sizeof *twin), *grown = xcalloc(1, sizeof *grown),
+      *init = xcalloc(1, sizeof *init);
+#define TABLE_OF(S, R) ((struct nr_table){.w = (S)->w, .rows = (R), .cols = C, .slot = {(S)->m, (S)->v, NULL}, \
+                                          .row_steps = (S)->steps})
+    fill(a->w, R0 * C, 0.5f);
+    struct nr_table t = TABLE_OF(a, R0), tw = TABLE_OF(twin, R0);
+    const int64_t ids01[2] = {0, 2}, ids2[1] = {1};
+    table_steps(&t, ids01, 2, 0, 3);
+    table_steps(&t, ids2, 1, 3, 1);
+    memcpy(twin, a, sizeof *a);
+
+    /* grow into new arrays whose new rows the caller initialised */
+    for (int k = 0; k < CAP * C; k++)
+        grown->w[k] = 0.25f * (float)k, grown->m[k] = -1.0f, grown->v[k] = 2.0f;
+    for (int r = 0; r < CAP; r++)
+        grown->steps[r] = 100 + r;
+    memcpy(init, grown, sizeof *grown);
+    struct nr_table to = TABLE_OF(grown, R1);
+    CHECK(nr_table_resize(&t, &to) == NR_OK);
+    CHECK(t.w == grown->w && t.slot[0] == grown->m && t.slot[1] == grown->v && !t.slot[2] &&
+          t.row_steps == grown->steps && t.rows == R1 && t.cols == C);
+    CHECKF(table_rows_same(&t, &tw, 0, R0), "%s", "old rows or their optimizer state changed");
+    struct nr_table ti = TABLE_OF(init, R1);
+    CHECKF(table_rows_same(&t, &ti, R0, CAP), "%s", "new rows are not the caller's");
+    /* the kept rows train on exactly as if nothing had happened */
+    table_steps(&t, ids01, 2, 4, 2);
+    table_steps(&tw, ids01, 2, 4, 2);
+    CHECKF(table_rows_same(&t, &tw, 0, R0), "%s", "a resized table trains differently");
+    const int64_t ids_new[2] = {1, R1 - 1};
+    table_steps(&t, ids_new, 2, 6, 1);
+    CHECK(t.row_steps[R1 - 1] == 7 && t.w[(R1 - 1) * C] != init->w[(R1 - 1) * C]);
+
+    /* in place, into room the arrays already have: only rows past the old end change */
+    memcpy(twin, grown, sizeof *grown);
+    to = TABLE_OF(grown, CAP);
+    CHECK(nr_table_resize(&t, &to) == NR_OK && t.rows == CAP && t.w == grown->w);
+    tw = TABLE_OF(twin, CAP);
+    CHECK(table_rows_same(&t, &tw, 0, CAP));
+
+    /* shrink into new arrays: the first rows survive */
+    struct store *small = xcalloc(1, sizeof *small);
+    to = TABLE_OF(small, 2);
+    CHECK(nr_table_resize(&t, &to) == NR_OK && t.rows == 2 && t.w == small->w);
+    CHECK(table_rows_same(&t, &tw, 0, 2));
+
+    /* errors leave both sides alone */
+    struct nr_table before = t;
+    memcpy(init, grown, sizeof *grown);
+    struct nr_table bad = TABLE_OF(grown, R1);
+    bad.cols = C + 1;
+    CHECK(nr_table_resize(&t, &bad) == NR_ERR_SHAPE);
+    bad = TABLE_OF(grown, -1);
+    CHECK(nr_table_resize(&t, &bad) == NR_ERR_SHAPE);
+    bad = TABLE_OF(grown, R1);
+    bad.slot[1] = NULL;
+    CHECK(nr_table_resize(&t, &bad) == NR_ERR_VALUE);
+    bad = TABLE_OF(grown, R1);
+    bad.slot[2] = grown->v;
+    CHECK(nr_table_resize(&t, &bad) == NR_ERR_VALUE);
+    bad = TABLE_OF(grown, R1);
+    bad.row_steps = NULL;
+    CHECK(nr_table_resize(&t, &bad) == NR_ERR_VALUE);
+    bad = TABLE_OF(grown, R1);
+    bad.w = NULL;
+    CHECK(nr_table_resize(&t, &bad) == NR_ERR_VALUE);
+    CHECK(memcmp(&t, &before, sizeof t) == 0 && memcmp(init, grown, sizeof *grown) == 0);
+
+    /* an empty table with no arrays (an id space not seen yet) grows like any other */
+    struct nr_table empty = {.rows = 0, .cols = C};
+    struct nr_table first = {.w = small->w, .rows = 2, .cols = C};
+    memcpy(init, small, sizeof *small);
+    CHECK(nr_table_resize(&empty, &first) == NR_OK && empty.rows == 2 && empty.w == small->w &&
+          memcmp(init, small, sizeof *small) == 0);
+    struct nr_table none = {.rows = 0, .cols = C};
+    CHECK(nr_table_resize(&empty, &none) == NR_OK && empty.rows == 0);
+#undef TABLE_OF
+    free(a), free(twin), free(grown), free(init), free(small);
 }
 
 /* ---- plan ---------------------------------------------------------------- */
@@ -2507,6 +2624,7 @@ static void run_all(struct nr_pool *pool2, struct nr_pool *pool3)
     test_optim();
     test_optim_tables();
     test_optim_catch_up();
+    test_table_resize();
     test_plan_logistic(pool2, pool3);
     test_plan_embedding(pool2);
     test_plan_bag(pool2, pool3);

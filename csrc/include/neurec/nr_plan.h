@@ -30,7 +30,9 @@
  *
  * Ownership. The plan owns its scratch (nr_plan_init / nr_plan_free). It
  * borrows parameters, optimizer slots and the caller's arrays only for the
- * duration of each call. A plan is not thread-safe: one call at a time.
+ * duration of each call. Each embedding table's arrays are taken into a table
+ * object (struct nr_table, nr_table.h) when the plan is built, and read
+ * through it from then on. A plan is not thread-safe: one call at a time.
  */
 #ifndef NR_PLAN_H
 #define NR_PLAN_H
