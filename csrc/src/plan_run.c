@@ -1,4 +1,5 @@
-/* The runner: threads, the grain policy, fit (batched and Hogwild) and predict. */
+/* The runner: threads, the grain policy, the phases of a training step (compute,
+ * reduce, apply), fit (batched and Hogwild) and predict. */
 #include "plan_impl.h"
 
 #include "neurec/nr_kernels.h"
