@@ -96,93 +96,118 @@ static void compute_worker(void *vctx, int ith, int nth)
     train_rows(c, ith, b0, b1, c->p->d.hogwild);
 }
 
-/* Reduce: thread ith sums the dense parameters it owns over the threads (into
- * thread 0's buffer) and the table rows it will apply, and describes the
- * latter in its parts. */
-static void reduce_phase(struct run_ctx *c, int ith, int nth)
+/* Reduce and apply, per parameter. Thread ith reduces and applies the dense
+ * parameters it owns (their sums go to thread 0's buffer) and, of each table,
+ * the rows its part (struct nr_grad_part) lists. */
+static int owns_dense(const struct run_ctx *c, int i, int ith)
 {
-    struct nr_plan *p = c->p;
-    for (int i = 0; i < p->d.n_params; i++) {
-        const struct nr_param *prm = &p->d.params[i];
-        if (prm->is_table || c->task_owner[i] != ith || prm->frozen)
-            continue;
-        int64_t off = p->dense_off[i], n = prm->rows * prm->cols;
-        float *g = p->tgrad + off;
-        for (int t = 1; t < nth; t++)
-            nr_axpy(g, p->tgrad + (size_t)t * (size_t)p->dense_total + off, 1.0f, n);
-    }
-    if (p->d.hogwild && p->d.sparse)
-        return; /* tables were updated by each thread right after its backward pass */
-    for (int t = 0; t < p->n_tables; t++) {
-        const struct plan_table *pt = &p->tables[t];
-        struct nr_grad_part *part = &p->parts[(int64_t)ith * p->n_tables + t];
-        *part = (struct nr_grad_part){.param = pt->param, .cols = pt->tab.cols};
-        if (pt->frozen)
-            continue;
-        if (p->d.sparse) {
-            struct table_grad *mg = nr_table_grad_merge(p, t, ith, nth);
-            part->n_rows = mg->n_rows;
-            part->rows = mg->rows;
-            part->grad = mg->grad;
-        } else if (pt->dense) { /* NULL: no op reads the table */
-            int64_t r0, r1;
-            block_of(pt->tab.rows, ith, nth, &r0, &r1);
-            nr_table_grad_dense(c, t, r0, r1);
-            part->first_row = r0;
-            part->n_rows = r1 - r0;
-            part->grad = pt->dense + r0 * pt->tab.cols;
-        }
-    }
+    const struct nr_param *prm = &c->p->d.params[i];
+    return !prm->is_table && c->task_owner[i] == ith && !prm->frozen;
 }
 
-/* Apply: thread ith's optimizer steps, on what its reduce left. */
-static void apply_phase(struct run_ctx *c, int ith)
+/* Tables of a Hogwild plan were updated by each thread right after its
+ * backward pass. */
+static int tables_reduced(const struct nr_plan *p) { return !(p->d.hogwild && p->d.sparse); }
+
+static void reduce_dense(struct run_ctx *c, int i, int nth)
 {
     struct nr_plan *p = c->p;
-    for (int i = 0; i < p->d.n_params; i++) {
-        struct nr_param *prm = &p->d.params[i];
-        if (prm->is_table || c->task_owner[i] != ith || prm->frozen)
-            continue;
-        nr_optim_step_dense(&p->d.optim, prm, p->tgrad + p->dense_off[i], c->step);
-    }
-    if (p->d.hogwild && p->d.sparse)
+    const struct nr_param *prm = &p->d.params[i];
+    int64_t off = p->dense_off[i], n = prm->rows * prm->cols;
+    float *g = p->tgrad + off;
+    for (int t = 1; t < nth; t++)
+        nr_axpy(g, p->tgrad + (size_t)t * (size_t)p->dense_total + off, 1.0f, n);
+}
+
+static void apply_dense(struct run_ctx *c, int i)
+{
+    struct nr_plan *p = c->p;
+    nr_optim_step_dense(&p->d.optim, &p->d.params[i], p->tgrad + p->dense_off[i], c->step);
+}
+
+static void reduce_table(struct run_ctx *c, int t, int ith, int nth)
+{
+    struct nr_plan *p = c->p;
+    const struct plan_table *pt = &p->tables[t];
+    struct nr_grad_part *part = &p->parts[(int64_t)ith * p->n_tables + t];
+    *part = (struct nr_grad_part){.param = pt->param, .cols = pt->tab.cols};
+    if (pt->frozen)
         return;
-    for (int t = 0; t < p->n_tables; t++) {
-        const struct nr_grad_part *part = &p->parts[(int64_t)ith * p->n_tables + t];
-        if (p->tables[t].frozen)
-            continue;
-        struct nr_param prm = plan_table_param(&p->tables[t]);
-        if (part->rows) {
-            nr_optim_step_rows(&p->d.optim, &prm, part->rows, part->n_rows, part->grad, c->step);
-        } else if (part->grad) {
-            /* a dense part: rows first_row.. as a parameter of their own */
-            int64_t d = prm.cols, r0 = part->first_row;
-            prm.w += r0 * d;
-            prm.rows = part->n_rows;
-            for (int k = 0; k < NR_TABLE_SLOTS; k++)
-                prm.slot[k] = prm.slot[k] ? prm.slot[k] + r0 * d : NULL;
-            nr_optim_step_dense(&p->d.optim, &prm, part->grad, c->step);
-        }
+    if (p->d.sparse) {
+        struct table_grad *mg = nr_table_grad_merge(p, t, ith, nth);
+        part->n_rows = mg->n_rows;
+        part->rows = mg->rows;
+        part->grad = mg->grad;
+    } else if (pt->dense) { /* NULL: no op reads the table */
+        int64_t r0, r1;
+        block_of(pt->tab.rows, ith, nth, &r0, &r1);
+        nr_table_grad_dense(c, t, r0, r1);
+        part->first_row = r0;
+        part->n_rows = r1 - r0;
+        part->grad = pt->dense + r0 * pt->tab.cols;
     }
 }
 
+static void apply_table(struct run_ctx *c, int t, int ith)
+{
+    struct nr_plan *p = c->p;
+    const struct nr_grad_part *part = &p->parts[(int64_t)ith * p->n_tables + t];
+    if (p->tables[t].frozen)
+        return;
+    struct nr_param prm = plan_table_param(&p->tables[t]);
+    if (part->rows) {
+        nr_optim_step_rows(&p->d.optim, &prm, part->rows, part->n_rows, part->grad, c->step);
+    } else if (part->grad) {
+        /* a dense part: rows first_row.. as a parameter of their own */
+        int64_t d = prm.cols, r0 = part->first_row;
+        prm.w += r0 * d;
+        prm.rows = part->n_rows;
+        for (int k = 0; k < NR_TABLE_SLOTS; k++)
+            prm.slot[k] = prm.slot[k] ? prm.slot[k] + r0 * d : NULL;
+        nr_optim_step_dense(&p->d.optim, &prm, part->grad, c->step);
+    }
+}
+
+/* Reduce, with a hook: every thread's sums must be complete before it runs. */
 static void reduce_worker(void *vctx, int ith, int nth)
 {
-    reduce_phase(vctx, ith, nth);
+    struct run_ctx *c = vctx;
+    for (int i = 0; i < c->p->d.n_params; i++)
+        if (owns_dense(c, i, ith))
+            reduce_dense(c, i, nth);
+    if (tables_reduced(c->p))
+        for (int t = 0; t < c->p->n_tables; t++)
+            reduce_table(c, t, ith, nth);
 }
 
 static void apply_worker(void *vctx, int ith, int nth)
 {
+    struct run_ctx *c = vctx;
     (void)nth;
-    apply_phase(vctx, ith);
+    for (int i = 0; i < c->p->d.n_params; i++)
+        if (owns_dense(c, i, ith))
+            apply_dense(c, i);
+    if (tables_reduced(c->p))
+        for (int t = 0; t < c->p->n_tables; t++)
+            apply_table(c, t, ith);
 }
 
-/* Without a hook, apply may follow reduce on each thread without waiting for
- * the others (a thread applies only what it reduced): one hand-off fewer. */
+/* Without a hook a thread applies what it reduced at once, parameter by
+ * parameter (it depends on no other thread's reduce): one hand-off fewer,
+ * and each gradient is stepped while it is still in cache. */
 static void update_worker(void *vctx, int ith, int nth)
 {
-    reduce_phase(vctx, ith, nth);
-    apply_phase(vctx, ith);
+    struct run_ctx *c = vctx;
+    for (int i = 0; i < c->p->d.n_params; i++)
+        if (owns_dense(c, i, ith)) {
+            reduce_dense(c, i, nth);
+            apply_dense(c, i);
+        }
+    if (tables_reduced(c->p))
+        for (int t = 0; t < c->p->n_tables; t++) {
+            reduce_table(c, t, ith, nth);
+            apply_table(c, t, ith);
+        }
 }
 
 /* The reduce hook's view of the batch that nth threads just reduced. */
