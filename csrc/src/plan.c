@@ -32,7 +32,7 @@ void nr_plan_free(struct nr_plan *p)
     if (!p)
         return;
     free_scratch(p);
-    for (int t = 0; t < p->n_tables; t++)
+    for (int t = 0; p->tables && t < p->n_tables; t++) /* NULL: init ran out of memory */
         free(p->tables[t].dense);
     free(p->tables);
     free(p->table_of);
