@@ -5,7 +5,7 @@
  *       csrc/tests/test_core.c csrc/src/[a-z]*.c -lm -pthread -o test_core && ./test_core
  *
  * Sections: status, rng, pool, kernels (gemm, dense, activations, dot, axpy),
- * optimizers, plan, sampler, scoring.
+ * optimizers, tables, plan (its reduce hook included), sampler, scoring.
  * Every result is compared against a naive double-precision reference written
  * here, never against the code under test. Exits 0 when every check passes
  * and 1 otherwise; each failure goes to stderr with its section and line.
@@ -34,6 +34,7 @@
 #include "neurec/nr_scoring.h"
 #include "neurec/nr_simd.h"
 #include "neurec/nr_status.h"
+#include "neurec/nr_table.h"
 
 /* ---- harness ------------------------------------------------------------- */
 
@@ -923,6 +924,122 @@ static void test_optim_catch_up(void)
     free(mem);
 }
 
+/* ---- tables -------------------------------------------------------------- */
+
+/* Lazy Adam steps on rows ids[0..n) of t at steps t0+1.. with fixed gradients. */
+static void table_steps(struct nr_table *t, const int64_t *ids, int64_t n, int64_t t0, int steps)
+{
+    const struct nr_optim adam = {.kind = NR_OPTIM_ADAM, .lr = 0.01f, .beta1 = 0.9f, .beta2 = 0.999f,
+                                  .epsilon = 1e-7f, .catch_up = 1};
+    float g[8 * 5];
+    for (int s = 0; s < steps; s++) {
+        for (int64_t k = 0; k < n * t->cols; k++)
+            g[k] = (float)sin(0.7 * (double)k + s);
+        struct nr_param prm = nr_table_param(t, 0.001f);
+        nr_optim_step_rows(&adam, &prm, ids, n, g, t0 + 1 + s);
+    }
+}
+
+/* Rows [r0, r1) of every array of a and b hold the same bits. */
+static int table_rows_same(const struct nr_table *a, const struct nr_table *b, int64_t r0, int64_t r1)
+{
+    size_t n = (size_t)((r1 - r0) * a->cols) * sizeof(float);
+    int same = memcmp(a->w + r0 * a->cols, b->w + r0 * b->cols, n) == 0;
+    for (int k = 0; k < NR_TABLE_SLOTS; k++)
+        if (a->slot[k])
+            same &= memcmp(a->slot[k] + r0 * a->cols, b->slot[k] + r0 * b->cols, n) == 0;
+    if (a->row_steps)
+        same &= memcmp(a->row_steps + r0, b->row_steps + r0, (size_t)(r1 - r0) * sizeof(int64_t)) == 0;
+    return same;
+}
+
+static void test_table_resize(void)
+{
+    g_section = "table/resize";
+    enum { C = 5, R0 = 3, R1 = 6, CAP = 8 };
+    /* arrays of CAP rows: weights, Adam's m and v, step counts */
+    struct store {
+        float w[CAP * C], m[CAP * C], v[CAP * C];
+        int64_t steps[CAP];
+    } *a = xcalloc(1, sizeof *a), *twin = xcalloc(1, sizeof *twin), *grown = xcalloc(1, sizeof *grown),
+      *init = xcalloc(1, sizeof *init);
+#define TABLE_OF(S, R) ((struct nr_table){.w = (S)->w, .rows = (R), .cols = C, .slot = {(S)->m, (S)->v, NULL}, \
+                                          .row_steps = (S)->steps})
+    fill(a->w, R0 * C, 0.5f);
+    struct nr_table t = TABLE_OF(a, R0), tw = TABLE_OF(twin, R0);
+    const int64_t ids01[2] = {0, 2}, ids2[1] = {1};
+    table_steps(&t, ids01, 2, 0, 3);
+    table_steps(&t, ids2, 1, 3, 1);
+    memcpy(twin, a, sizeof *a);
+
+    /* grow into new arrays whose new rows the caller initialised */
+    for (int k = 0; k < CAP * C; k++)
+        grown->w[k] = 0.25f * (float)k, grown->m[k] = -1.0f, grown->v[k] = 2.0f;
+    for (int r = 0; r < CAP; r++)
+        grown->steps[r] = 100 + r;
+    memcpy(init, grown, sizeof *grown);
+    struct nr_table to = TABLE_OF(grown, R1);
+    CHECK(nr_table_resize(&t, &to) == NR_OK);
+    CHECK(t.w == grown->w && t.slot[0] == grown->m && t.slot[1] == grown->v && !t.slot[2] &&
+          t.row_steps == grown->steps && t.rows == R1 && t.cols == C);
+    CHECKF(table_rows_same(&t, &tw, 0, R0), "%s", "old rows or their optimizer state changed");
+    struct nr_table ti = TABLE_OF(init, R1);
+    CHECKF(table_rows_same(&t, &ti, R0, CAP), "%s", "new rows are not the caller's");
+    /* the kept rows train on exactly as if nothing had happened */
+    table_steps(&t, ids01, 2, 4, 2);
+    table_steps(&tw, ids01, 2, 4, 2);
+    CHECKF(table_rows_same(&t, &tw, 0, R0), "%s", "a resized table trains differently");
+    const int64_t ids_new[2] = {1, R1 - 1};
+    table_steps(&t, ids_new, 2, 6, 1);
+    CHECK(t.row_steps[R1 - 1] == 7 && t.w[(R1 - 1) * C] != init->w[(R1 - 1) * C]);
+
+    /* in place, into room the arrays already have: only rows past the old end change */
+    memcpy(twin, grown, sizeof *grown);
+    to = TABLE_OF(grown, CAP);
+    CHECK(nr_table_resize(&t, &to) == NR_OK && t.rows == CAP && t.w == grown->w);
+    tw = TABLE_OF(twin, CAP);
+    CHECK(table_rows_same(&t, &tw, 0, CAP));
+
+    /* shrink into new arrays: the first rows survive */
+    struct store *small = xcalloc(1, sizeof *small);
+    to = TABLE_OF(small, 2);
+    CHECK(nr_table_resize(&t, &to) == NR_OK && t.rows == 2 && t.w == small->w);
+    CHECK(table_rows_same(&t, &tw, 0, 2));
+
+    /* errors leave both sides alone */
+    struct nr_table before = t;
+    memcpy(init, grown, sizeof *grown);
+    struct nr_table bad = TABLE_OF(grown, R1);
+    bad.cols = C + 1;
+    CHECK(nr_table_resize(&t, &bad) == NR_ERR_SHAPE);
+    bad = TABLE_OF(grown, -1);
+    CHECK(nr_table_resize(&t, &bad) == NR_ERR_SHAPE);
+    bad = TABLE_OF(grown, R1);
+    bad.slot[1] = NULL;
+    CHECK(nr_table_resize(&t, &bad) == NR_ERR_VALUE);
+    bad = TABLE_OF(grown, R1);
+    bad.slot[2] = grown->v;
+    CHECK(nr_table_resize(&t, &bad) == NR_ERR_VALUE);
+    bad = TABLE_OF(grown, R1);
+    bad.row_steps = NULL;
+    CHECK(nr_table_resize(&t, &bad) == NR_ERR_VALUE);
+    bad = TABLE_OF(grown, R1);
+    bad.w = NULL;
+    CHECK(nr_table_resize(&t, &bad) == NR_ERR_VALUE);
+    CHECK(memcmp(&t, &before, sizeof t) == 0 && memcmp(init, grown, sizeof *grown) == 0);
+
+    /* an empty table with no arrays (an id space not seen yet) grows like any other */
+    struct nr_table empty = {.rows = 0, .cols = C};
+    struct nr_table first = {.w = small->w, .rows = 2, .cols = C};
+    memcpy(init, small, sizeof *small);
+    CHECK(nr_table_resize(&empty, &first) == NR_OK && empty.rows == 2 && empty.w == small->w &&
+          memcmp(init, small, sizeof *small) == 0);
+    struct nr_table none = {.rows = 0, .cols = C};
+    CHECK(nr_table_resize(&empty, &none) == NR_OK && empty.rows == 0);
+#undef TABLE_OF
+    free(a), free(twin), free(grown), free(init), free(small);
+}
+
 /* ---- plan ---------------------------------------------------------------- */
 
 static struct nr_fit_stats *new_stats(void) { return xcalloc(1, sizeof(struct nr_fit_stats)); }
@@ -1665,6 +1782,242 @@ static void test_plan_mix(struct nr_pool *pool2)
     free(st), free(f), free(f0);
 }
 
+/*
+ * The reduce hook on a GMF graph with a 64 x 64 tower, heavy enough that a
+ * batch of 16 runs on both threads of pool2 despite the grain:
+ *   ue, ie = EMBEDDING(users), EMBEDDING(items)   (64 each)
+ *   out    = sigmoid(DENSE(relu(DENSE(MUL(ue, ie)) + b)))
+ */
+enum { H_U = 10, H_I = 12, H_D = 64, H_N = 120, H_B = 16, H_EPOCHS = 2 };
+struct hook_fixture {
+    int64_t users[H_N], items[H_N];
+    float labels[H_N];
+    float U[H_U * H_D], I[H_I * H_D], W[H_D * H_D], B[H_D], K[H_D];
+    struct nr_param prm[5];
+    struct nr_op ops[7];
+    int64_t vsize[7];
+    struct nr_plan_desc d;
+    struct nr_array in[2], lab;
+};
+
+static void hook_setup(struct hook_fixture *f, int sparse, float lr)
+{
+    memset(f, 0, sizeof *f);
+    for (int n = 0; n < H_N; n++) {
+        f->users[n] = n / H_I;
+        f->items[n] = n % H_I;
+        f->labels[n] = (float)((n / H_I + n % H_I) % 3 == 0);
+    }
+    /* the same weights on every call (not from the shared test generator) */
+    for (int k = 0; k < H_U * H_D; k++)
+        f->U[k] = 0.4f * (float)sin(0.37 * k + 1.0);
+    for (int k = 0; k < H_I * H_D; k++)
+        f->I[k] = 0.4f * (float)cos(0.53 * k);
+    for (int k = 0; k < H_D * H_D; k++)
+        f->W[k] = 0.2f * (float)sin(0.11 * k + 0.5);
+    for (int k = 0; k < H_D; k++)
+        f->B[k] = 0.01f * (float)(k % 5), f->K[k] = 0.3f * (float)cos(0.7 * k);
+    f->prm[0] = (struct nr_param){.w = f->U, .rows = H_U, .cols = H_D, .is_table = 1};
+    f->prm[1] = (struct nr_param){.w = f->I, .rows = H_I, .cols = H_D, .is_table = 1};
+    f->prm[2] = (struct nr_param){.w = f->W, .rows = H_D, .cols = H_D};
+    f->prm[3] = (struct nr_param){.w = f->B, .rows = 1, .cols = H_D};
+    f->prm[4] = (struct nr_param){.w = f->K, .rows = H_D, .cols = 1};
+    f->ops[0] = (struct nr_op){.kind = NR_OP_EMBEDDING, .out = 0, .n_in = 1, .in = {0}, .param = {0, -1}, .dim = {1, H_D}};
+    f->ops[1] = (struct nr_op){.kind = NR_OP_EMBEDDING, .out = 1, .n_in = 1, .in = {1}, .param = {1, -1}, .dim = {1, H_D}};
+    f->ops[2] = (struct nr_op){.kind = NR_OP_MUL, .out = 2, .n_in = 2, .in = {0, 1}, .param = {-1, -1}};
+    f->ops[3] = (struct nr_op){.kind = NR_OP_DENSE, .out = 3, .n_in = 1, .in = {2}, .param = {2, 3}, .dim = {1, H_D, H_D}};
+    f->ops[4] = (struct nr_op){.kind = NR_OP_ACT, .out = 4, .n_in = 1, .in = {3}, .param = {-1, -1}, .act = NR_ACT_RELU, .dim = {1, H_D}};
+    f->ops[5] = (struct nr_op){.kind = NR_OP_DENSE, .out = 5, .n_in = 1, .in = {4}, .param = {4, -1}, .dim = {1, H_D, 1}};
+    f->ops[6] = (struct nr_op){.kind = NR_OP_ACT, .out = 6, .n_in = 1, .in = {5}, .param = {-1, -1}, .act = NR_ACT_SIGMOID, .dim = {1, 1}};
+    const int64_t vs[7] = {H_D, H_D, H_D, H_D, H_D, 1, 1};
+    memcpy(f->vsize, vs, sizeof vs);
+    f->d = (struct nr_plan_desc){
+        .n_ops = 7, .ops = f->ops, .n_values = 7, .value_size = f->vsize, .n_params = 5, .params = f->prm,
+        .n_inputs = 2, .output = 6, .loss = NR_LOSS_BCE, .logits = 5,
+        .optim = {.kind = NR_OPTIM_SGD, .lr = lr}, .sparse = sparse,
+    };
+    f->in[0] = (struct nr_array){f->users, NR_DTYPE_I64, H_N, 1};
+    f->in[1] = (struct nr_array){f->items, NR_DTYPE_I64, H_N, 1};
+    f->lab = (struct nr_array){f->labels, NR_DTYPE_F32, H_N, 1};
+}
+
+enum hook_mode { HOOK_CHECK, HOOK_DOUBLE, HOOK_ZERO, HOOK_MOVE, HOOK_STOP };
+struct hook_probe {
+    enum hook_mode mode;
+    int calls, bad, max_threads;
+    int64_t last_step;
+    int64_t moved_rows[2][H_I];          /* HOOK_MOVE: every row of a table, in part 0 */
+    float moved_grad[2][H_I * H_D];
+};
+
+static enum nr_status probe_hook(void *ctx, struct nr_batch_grads *g)
+{
+    struct hook_probe *h = ctx;
+    h->calls++;
+    if (g->step != h->last_step + 1 || g->n_samples < 1 || g->n_samples > H_B || g->n_params != 5 ||
+        g->n_tables != 2 || g->n_parts < 2 || g->n_parts % 2 || g->dense_size != H_D * H_D + 2 * H_D ||
+        g->dense_offset[0] != -1 || g->dense_offset[1] != -1 || g->dense_offset[2] < 0)
+        h->bad++;
+    h->last_step = g->step;
+    int nth = g->n_parts / 2;
+    h->max_threads = nth > h->max_threads ? nth : h->max_threads;
+    for (int t = 0; t < 2; t++) {
+        const int64_t rows = t == 0 ? H_U : H_I;
+        int seen[H_I] = {0};
+        int64_t next = 0, total = 0;
+        for (int i = 0; i < nth; i++) {
+            const struct nr_grad_part *pt = &g->parts[i * 2 + t];
+            if (pt->param != t || pt->cols != H_D || pt->n_rows < 0 || (pt->n_rows > 0 && !pt->grad))
+                h->bad++;
+            for (int64_t r = 0; r < pt->n_rows; r++) {
+                int64_t id = pt->rows ? pt->rows[r] : pt->first_row + r;
+                if (id < 0 || id >= rows || seen[id]++)
+                    h->bad++;
+            }
+            if (!pt->rows && pt->first_row != next) /* dense parts: consecutive ranges */
+                h->bad++;
+            next = pt->rows ? next : pt->first_row + pt->n_rows;
+            total += pt->n_rows;
+        }
+        if (!g->parts[t].rows && next != rows)
+            h->bad++;
+        if (h->mode == HOOK_MOVE && g->parts[t].rows) {
+            int64_t k = 0;
+            for (int i = 0; i < nth; i++) {
+                struct nr_grad_part *pt = &g->parts[i * 2 + t];
+                memcpy(h->moved_rows[t] + k, pt->rows, (size_t)pt->n_rows * sizeof(int64_t));
+                memcpy(h->moved_grad[t] + k * H_D, pt->grad, (size_t)(pt->n_rows * H_D) * sizeof(float));
+                k += pt->n_rows;
+                pt->n_rows = 0;
+            }
+            g->parts[t].rows = h->moved_rows[t];
+            g->parts[t].grad = h->moved_grad[t];
+            g->parts[t].n_rows = total;
+        }
+    }
+    if (h->mode == HOOK_DOUBLE || h->mode == HOOK_ZERO) {
+        float f = h->mode == HOOK_DOUBLE ? 2.0f : 0.0f;
+        for (int64_t k = 0; k < g->dense_size; k++)
+            g->dense[k] *= f;
+        for (int i = 0; i < g->n_parts; i++)
+            for (int64_t k = 0; k < g->parts[i].n_rows * g->parts[i].cols; k++)
+                g->parts[i].grad[k] *= f;
+    }
+    return h->mode == HOOK_STOP && h->calls == 2 ? NR_ABORTED : NR_OK;
+}
+
+/* Train a fresh fixture for H_EPOCHS epochs (batches of H_B) with the hook, if
+ * any; the status of the first failing fit, or NR_OK. */
+static enum nr_status hook_train(struct hook_fixture *f, struct nr_pool *pool, struct hook_probe *h,
+                                 int64_t *step)
+{
+    struct nr_plan *plan = NULL;
+    enum nr_status s = nr_plan_init(&plan, &f->d);
+    CHECKF(s == NR_OK, "init: %s", nr_status_str(s));
+    if (!plan)
+        return s;
+    if (h)
+        CHECK(nr_plan_set_reduce_hook(plan, probe_hook, h) == NR_OK);
+    struct nr_fit_stats *st = new_stats();
+    int64_t perm[H_N];
+    *step = 0;
+    for (int e = 0; e < H_EPOCHS && s == NR_OK; e++) {
+        nr_sampler_permutation(perm, H_N, (uint64_t)e);
+        s = nr_plan_fit(plan, pool, f->in, &f->lab, perm, H_N, H_B, step, 9, st, NULL);
+    }
+    free(st);
+    nr_plan_free(plan);
+    return s;
+}
+
+static int hook_same(const struct hook_fixture *a, const struct hook_fixture *b)
+{
+    return memcmp(a->U, b->U, sizeof a->U) == 0 && memcmp(a->I, b->I, sizeof a->I) == 0 &&
+           memcmp(a->W, b->W, sizeof a->W) == 0 && memcmp(a->B, b->B, sizeof a->B) == 0 &&
+           memcmp(a->K, b->K, sizeof a->K) == 0;
+}
+
+static void test_plan_reduce_hook(struct nr_pool *pool2)
+{
+    g_section = "plan/reduce-hook";
+    struct hook_fixture *ref = xcalloc(1, sizeof *ref), *f = xcalloc(1, sizeof *f);
+    struct hook_probe *h = xcalloc(1, sizeof *h);
+    const int64_t batches = H_EPOCHS * ((H_N + H_B - 1) / H_B);
+    for (int sparse = 1; sparse >= 0; sparse--)
+        for (int threads = 1; threads <= 2; threads++) {
+            struct nr_pool *pool = threads == 2 ? pool2 : NULL;
+            int64_t step, step2;
+            hook_setup(ref, sparse, 0.1f);
+            CHECK(hook_train(ref, pool, NULL, &step) == NR_OK && step == batches);
+
+            /* a hook that only looks changes nothing; it sees every batch */
+            for (int mode = HOOK_CHECK; mode <= HOOK_MOVE; mode++) {
+                if (mode == HOOK_MOVE && !sparse)
+                    continue;
+                hook_setup(f, sparse, mode == HOOK_DOUBLE ? 0.05f : 0.1f);
+                struct hook_fixture *start = mode == HOOK_ZERO ? xcalloc(1, sizeof *start) : NULL;
+                if (start)
+                    memcpy(start, f, sizeof *f);
+                memset(h, 0, sizeof *h);
+                h->mode = (enum hook_mode)mode;
+                CHECK(hook_train(f, pool, h, &step2) == NR_OK && step2 == batches);
+                CHECKF(h->calls == batches && h->bad == 0 && h->max_threads == threads,
+                       "sparse=%d threads=%d mode %d: %d calls, %d bad, %d threads", sparse, threads,
+                       mode, h->calls, h->bad, h->max_threads);
+                /* doubled gradients at half the rate: SGD's step lr * g is the same
+                 * product; rows moved to one part: each row still stepped once */
+                if (mode != HOOK_ZERO)
+                    CHECKF(hook_same(f, ref), "sparse=%d threads=%d mode %d differs from no hook",
+                           sparse, threads, mode);
+                else
+                    CHECKF(hook_same(f, start), "sparse=%d threads=%d: zero gradients moved weights",
+                           sparse, threads);
+                free(start);
+            }
+
+            /* a failing hook stops the fit before its batch is applied */
+            struct hook_fixture *one = xcalloc(1, sizeof *one);
+            hook_setup(one, sparse, 0.1f);
+            struct nr_plan *plan = NULL;
+            CHECK(nr_plan_init(&plan, &one->d) == NR_OK);
+            if (plan) {
+                int64_t perm[H_N], s1 = 0;
+                nr_sampler_permutation(perm, H_N, 0);
+                struct nr_fit_stats *st = new_stats();
+                CHECK(nr_plan_fit(plan, pool, one->in, &one->lab, perm, H_B, H_B, &s1, 9, st, NULL) == NR_OK);
+                free(st);
+                nr_plan_free(plan);
+            }
+            hook_setup(f, sparse, 0.1f);
+            memset(h, 0, sizeof *h);
+            h->mode = HOOK_STOP;
+            CHECK(hook_train(f, pool, h, &step2) == NR_ABORTED);
+            CHECKF(step2 == 1 && h->calls == 2 && hook_same(f, one),
+                   "sparse=%d threads=%d: stop after %lld steps, %d calls", sparse, threads,
+                   (long long)step2, h->calls);
+            free(one);
+        }
+
+    /* Hogwild with sparse updates has no reduce phase: no hook */
+    hook_setup(f, 1, 0.1f);
+    f->d.hogwild = 1;
+    struct nr_plan *plan = NULL;
+    CHECK(nr_plan_init(&plan, &f->d) == NR_OK);
+    if (plan) {
+        CHECK(nr_plan_set_reduce_hook(plan, probe_hook, h) == NR_ERR_VALUE);
+        CHECK(nr_plan_set_reduce_hook(plan, NULL, NULL) == NR_OK);
+        nr_plan_free(plan);
+    }
+    f->d.sparse = 0;
+    plan = NULL;
+    CHECK(nr_plan_init(&plan, &f->d) == NR_OK);
+    if (plan) {
+        CHECK(nr_plan_set_reduce_hook(plan, probe_hook, h) == NR_OK);
+        nr_plan_free(plan);
+    }
+    free(ref), free(f), free(h);
+}
+
 /* nr_plan_init rejects inconsistent descriptions with the right status. */
 static void expect_init(const struct nr_plan_desc *d, enum nr_status want, const char *what)
 {
@@ -2271,10 +2624,12 @@ static void run_all(struct nr_pool *pool2, struct nr_pool *pool3)
     test_optim();
     test_optim_tables();
     test_optim_catch_up();
+    test_table_resize();
     test_plan_logistic(pool2, pool3);
     test_plan_embedding(pool2);
     test_plan_bag(pool2, pool3);
     test_plan_mix(pool2);
+    test_plan_reduce_hook(pool2);
     test_plan_init_errors();
     test_sampler(pool2);
     test_scoring(pool2, pool3);

@@ -12,22 +12,27 @@
  * as a contiguous (batch, value_size[v]) block. An ALIAS op (Flatten,
  * Reshape) shares its input's storage.
  *
- * Threads. Thread ith of nth takes a contiguous block of each batch for the
- * forward and backward passes; dense-parameter gradients go to per-thread
- * buffers that are summed in thread order, and each dense parameter's update
- * runs on one thread. Embedding-table gradients are summed per thread over its
- * own samples (in sample order) at the end of its backward pass. In the update
- * phase each thread updates the rows only it saw; a row several threads saw is
- * updated by the first of them with the partial sums added in thread order.
+ * Threads. A training step runs in three phases. Compute: thread ith of nth
+ * takes a contiguous block of the batch for the forward and backward passes;
+ * dense-parameter gradients go to per-thread buffers, and each thread sums its
+ * own samples' embedding-table gradients (in sample order). Reduce: each dense
+ * parameter's per-thread gradients are summed in thread order by one thread; a
+ * table row that several threads saw gets the partial sums added in thread
+ * order by the first of them. Apply: the optimizer steps, each dense
+ * parameter on the thread that reduced it, each table row on the thread that
+ * holds its sum. An optional reduce hook runs between reduce and apply (see
+ * nr_plan_set_reduce_hook).
  * For a fixed thread count results are bit-for-bit reproducible; one thread
  * sums each row in sample order. In Hogwild mode (sparse, more than one
  * thread) each thread instead trains whole batches in its own scratch rows and
  * applies every update at once, racing with the others. Batches with little
- * work run on fewer threads (a grain per thread, see plan.c).
+ * work run on fewer threads (a grain per thread, see plan_run.c).
  *
  * Ownership. The plan owns its scratch (nr_plan_init / nr_plan_free). It
  * borrows parameters, optimizer slots and the caller's arrays only for the
- * duration of each call. A plan is not thread-safe: one call at a time.
+ * duration of each call. Each embedding table's arrays are taken into a table
+ * object (struct nr_table, nr_table.h) when the plan is built, and read
+ * through it from then on. A plan is not thread-safe: one call at a time.
  */
 #ifndef NR_PLAN_H
 #define NR_PLAN_H
@@ -168,5 +173,61 @@ enum nr_status nr_plan_fit(struct nr_plan *plan, struct nr_pool *pool,
 enum nr_status nr_plan_predict(struct nr_plan *plan, struct nr_pool *pool,
                                const struct nr_array *inputs, int64_t start, int64_t n,
                                float *out);
+
+/*
+ * The reduce hook: the seam for data-parallel training across processes.
+ *
+ * Between the reduce and apply phases of every batch nr_plan_fit calls the
+ * plan's hook, if one is set, with the batch's gradients summed over the
+ * threads; the hook may change them in place before they are applied. A
+ * multi-process trainer allreduces there (averaging the dense buffer and
+ * merging the table rows of all processes), so that every process applies the
+ * same update; nothing in the kernels changes.
+ *
+ * Gradients are those of the batch's mean loss, without the L2 term (the
+ * optimizer adds it when it applies). Frozen parameters are not reduced: their
+ * part of the dense buffer is unspecified and their table parts are empty.
+ */
+
+/* The summed gradient of some rows of one embedding table. */
+struct nr_grad_part {
+    int32_t param;     /* the table's parameter id */
+    int64_t cols;      /* floats per row */
+    int64_t n_rows;
+    int64_t *rows;     /* sparse updates: the distinct row ids; NULL with dense updates, where
+                          the part is rows first_row .. first_row + n_rows - 1 in order */
+    int64_t first_row;
+    float *grad;       /* n_rows * cols floats: row i of the part first */
+};
+
+/* One batch's gradients, owned by the plan (valid during the hook's call). */
+struct nr_batch_grads {
+    int64_t step;                /* the optimizer step they are applied at (>= 1) */
+    int64_t n_samples;           /* samples in the batch */
+    int32_t n_params;
+    float *dense;                /* every non-table parameter's gradient */
+    const int64_t *dense_offset; /* per parameter: where its gradient starts in dense, -1 for
+                                    tables */
+    int64_t dense_size;          /* floats in dense */
+    int32_t n_tables;
+    int32_t n_parts;             /* threads of this fit * n_tables */
+    struct nr_grad_part *parts;  /* part (thread i, table t) at i * n_tables + t: the rows thread
+                                    i applies; a row appears in at most one part of its table */
+};
+
+/* A reduce hook. It may overwrite any gradient value; it may also point a
+ * sparse part's rows and grad at its own memory (valid until the apply phase
+ * ends, e.g. until the hook's next call) and change its n_rows, for example to
+ * apply the union of the rows every process saw; a table's rows must stay
+ * distinct across its parts and in range. It runs on the thread that called
+ * nr_plan_fit while no other thread of the plan runs, and must not call the
+ * plan. Returning anything but NR_OK stops the fit: that batch is not applied
+ * or counted, and nr_plan_fit returns the status. */
+typedef enum nr_status (*nr_plan_reduce_fn)(void *ctx, struct nr_batch_grads *grads);
+
+/* Set the plan's reduce hook (NULL, the default, removes it); ctx is passed to
+ * every call. Errors: NR_ERR_VALUE for a Hogwild plan with sparse updates,
+ * whose threads apply their table rows without a reduce phase. */
+enum nr_status nr_plan_set_reduce_hook(struct nr_plan *plan, nr_plan_reduce_fn fn, void *ctx);
 
 #endif /* NR_PLAN_H */
