@@ -20,10 +20,6 @@ ROOT = Path(__file__).resolve().parents[1]
 # programs in csrc/tests) up to C_MAX_LINES lines, modules of the package up to PY_MAX_LINES.
 C_MAX_LINES = 900
 PY_MAX_LINES = 700
-# The files over their limit today, being split on other branches. The test asserts that this
-# is exactly the set of offenders, so it fails when a new one appears and when a listed one is
-# fixed: then delete it here.
-KNOWN_OVERSIZE: set = set()
 
 # What a user gets (the sdist's package, C core, notebooks and documents) may not point outside
 # the repository: nobody who installs neurec has the folder it was developed beside.
@@ -50,7 +46,7 @@ def _text_files(names):
                 yield f
 
 
-def test_no_file_over_its_size_limit_but_the_known_ones():
+def test_no_file_over_its_size_limit():
     c_sources = [
         p
         for d in ("csrc/src", "csrc/py", "csrc/include")
@@ -61,12 +57,10 @@ def test_no_file_over_its_size_limit_but_the_known_ones():
     assert len(c_sources) > 10 and len(py_modules) > 10  # the globs found the tree
     sizes = {_rel(p): _lines(p) for p in c_sources + py_modules}
     over = {
-        f for f, n in sizes.items() if n > (C_MAX_LINES if f.startswith("csrc/") else PY_MAX_LINES)
+        f: n for f, n in sizes.items()
+        if n > (C_MAX_LINES if f.startswith("csrc/") else PY_MAX_LINES)
     }
-    new = {f: sizes[f] for f in over - KNOWN_OVERSIZE}
-    fixed = {f: sizes.get(f) for f in KNOWN_OVERSIZE - over}
-    assert not new, f"over the limit ({C_MAX_LINES} lines of C, {PY_MAX_LINES} of Python): {new}"
-    assert not fixed, f"now within the limit (or gone): remove them from KNOWN_OVERSIZE: {fixed}"
+    assert not over, f"over the limit ({C_MAX_LINES} lines of C, {PY_MAX_LINES} of Python): {over}"
 
 
 def test_shipped_files_point_nowhere_outside_the_repository():
