@@ -18,8 +18,8 @@ static PyObject *py_als_gram(PyObject *self, PyObject *args, PyObject *kw)
     struct nr_arg off_a = {.name = "offset", .optional = 1};
     struct nr_arg g_a = {.name = "gram"}, yo_a = {.name = "yo", .optional = 1};
     if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&O&:als_gram", kwlist, nr_conv_f32_in, &y_a,
-                                     nr_conv_f32_in, &off_a, nr_conv_f32_out, &g_a,
-                                     nr_conv_f32_out, &yo_a))
+                                     nr_conv_f32_in, &off_a, nr_conv_f32_out, &g_a, nr_conv_f32_out,
+                                     &yo_a))
         return NULL;
     PyObject *result = NULL;
     const int64_t n = nr_arg_dim(&y_a, 0), dim = nr_arg_dim(&y_a, 1);
@@ -56,16 +56,20 @@ static void als_release(struct als_arrays *c)
 static int parse_als(PyObject *args, PyObject *kw, const char *fname, struct nr_als_args *a,
                      struct als_arrays *c, int *data)
 {
-    static char *kwlist[] = {"indptr", "indices", "values", "x", "y", "offset", "gram", "yo",
-                             "alpha", "reg", "nu", "solver", "cg_steps", "row0", "row1", "data",
-                             NULL};
+    static char *kwlist[] = {"indptr",   "indices", "values", "x",    "y",  "offset",
+                             "gram",     "yo",      "alpha",  "reg",  "nu", "solver",
+                             "cg_steps", "row0",    "row1",   "data", NULL};
     char format[64];
     snprintf(format, sizeof format, "O&O&O&O&O&O&O&O&fffiiLL|p:%s", fname);
     *c = (struct als_arrays){
-        .ip = {.name = "indptr"}, .ix = {.name = "indices"},
-        .val = {.name = "values", .optional = 1}, .x = {.name = "x", .min_nd = 2, .max_nd = 2},
-        .y = {.name = "y", .min_nd = 2, .max_nd = 2}, .off = {.name = "offset", .optional = 1},
-        .g = {.name = "gram"}, .yo = {.name = "yo", .optional = 1},
+        .ip = {.name = "indptr"},
+        .ix = {.name = "indices"},
+        .val = {.name = "values", .optional = 1},
+        .x = {.name = "x", .min_nd = 2, .max_nd = 2},
+        .y = {.name = "y", .min_nd = 2, .max_nd = 2},
+        .off = {.name = "offset", .optional = 1},
+        .g = {.name = "gram"},
+        .yo = {.name = "yo", .optional = 1},
     };
     float alpha, reg, nu;
     int solver, cg_steps;
@@ -74,10 +78,9 @@ static int parse_als(PyObject *args, PyObject *kw, const char *fname, struct nr_
     memset(a, 0, sizeof *a);
     if (!PyArg_ParseTupleAndKeywords(args, kw, format, kwlist, nr_conv_i64_in, &c->ip,
                                      nr_conv_i32_in, &c->ix, nr_conv_f32_in, &c->val,
-                                     nr_conv_f32_out, &c->x, nr_conv_f32_in, &c->y,
-                                     nr_conv_f32_in, &c->off, nr_conv_f32_in, &c->g,
-                                     nr_conv_f32_in, &c->yo, &alpha, &reg, &nu, &solver,
-                                     &cg_steps, &row0, &row1, data))
+                                     nr_conv_f32_out, &c->x, nr_conv_f32_in, &c->y, nr_conv_f32_in,
+                                     &c->off, nr_conv_f32_in, &c->g, nr_conv_f32_in, &c->yo, &alpha,
+                                     &reg, &nu, &solver, &cg_steps, &row0, &row1, data))
         return -1;
     a->indptr = nr_arg_data(&c->ip);
     a->indices = nr_arg_data(&c->ix);
@@ -97,10 +100,10 @@ static int parse_als(PyObject *args, PyObject *kw, const char *fname, struct nr_
     const int64_t nip = nr_arg_size(&c->ip), nix = nr_arg_size(&c->ix);
     if (nip != a->n_rows + 1 || a->indptr[0] != 0 || a->indptr[nip - 1] != nix ||
         (a->values && nr_arg_size(&c->val) != nix) ||
-        (a->offset && nr_arg_size(&c->off) != a->n_cols) ||
-        nr_arg_size(&c->g) != a->dim * a->dim || (a->yo && nr_arg_size(&c->yo) != a->dim) ||
-        (a->offset && !a->yo)) {
-        PyErr_SetString(PyExc_ValueError, "als: inconsistent sizes (indptr, values, offset, gram, yo)");
+        (a->offset && nr_arg_size(&c->off) != a->n_cols) || nr_arg_size(&c->g) != a->dim * a->dim ||
+        (a->yo && nr_arg_size(&c->yo) != a->dim) || (a->offset && !a->yo)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "als: inconsistent sizes (indptr, values, offset, gram, yo)");
         return -1;
     }
     a->alpha = alpha;
@@ -127,10 +130,11 @@ static PyObject *py_als_solve(PyObject *self, PyObject *args, PyObject *kw)
     enum nr_status s = NR_OK;
     RUN_ON_POOL(s, nr_als_solve_rows(&a, pool));
     if (s == NR_ERR_VALUE) {
-        PyErr_SetString(PyExc_ValueError,
-                        "ALS: invalid arguments or data (negative or non-finite interaction values, "
-                        "a CSR row pointer that decreases, or a system that is not positive "
-                        "definite: use regularization > 0)");
+        PyErr_SetString(
+            PyExc_ValueError,
+            "ALS: invalid arguments or data (negative or non-finite interaction values, "
+            "a CSR row pointer that decreases, or a system that is not positive "
+            "definite: use regularization > 0)");
         goto done;
     }
     if (nr_py_raise(s, "ALS") < 0)

@@ -73,8 +73,8 @@ static PyObject *py_set_simd_level(PyObject *self, PyObject *arg)
         return NULL;
     int level = nr_simd_parse(name);
     if (level < 0) {
-        PyErr_Format(PyExc_ValueError,
-                     "unknown SIMD level %R; use 'baseline', 'avx2' or 'avx512'", arg);
+        PyErr_Format(PyExc_ValueError, "unknown SIMD level %R; use 'baseline', 'avx2' or 'avx512'",
+                     arg);
         return NULL;
     }
     return PyUnicode_FromString(nr_simd_name(nr_simd_set_level((enum nr_simd_level)level)));
@@ -158,7 +158,4 @@ static struct PyModuleDef core_module = {
     .m_slots = core_slots,
 };
 
-PyMODINIT_FUNC PyInit__core(void)
-{
-    return PyModuleDef_Init(&core_module);
-}
+PyMODINIT_FUNC PyInit__core(void) { return PyModuleDef_Init(&core_module); }

@@ -37,8 +37,9 @@ static PyObject *py_permutation(PyObject *self, PyObject *args, PyObject *kw)
 static PyObject *py_sample_epoch(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
-    static char *kwlist[] = {"indptr", "indices", "n_items", "users", "items", "num_negatives",
-                             "cdf", "seed", "out_users", "out_items", "out_labels", NULL};
+    static char *kwlist[] = {"indptr",    "indices",       "n_items",    "users",
+                             "items",     "num_negatives", "cdf",        "seed",
+                             "out_users", "out_items",     "out_labels", NULL};
     struct nr_arg ip = {.name = "indptr"}, ix = {.name = "indices"};
     struct nr_arg pu_a = {.name = "users"}, pi_a = {.name = "items"};
     struct nr_arg cdf_a = {.name = "cdf", .optional = 1};
@@ -61,13 +62,14 @@ static PyObject *py_sample_epoch(PyObject *self, PyObject *args, PyObject *kw)
     }
     /* sizes come from Python: no product below may overflow (signed overflow is undefined) */
     if (num_neg < 0 || num_neg > INT64_MAX / 2 || (n_pu && 1 + num_neg > INT64_MAX / n_pu)) {
-        PyErr_Format(PyExc_ValueError, "sample_epoch: num_negatives = %lld is out of range for %lld "
-                     "positives", num_neg, (long long)n_pu);
+        PyErr_Format(PyExc_ValueError,
+                     "sample_epoch: num_negatives = %lld is out of range for %lld "
+                     "positives",
+                     num_neg, (long long)n_pu);
         goto done;
     }
-    if (n_pu != nr_arg_size(&pi_a) || n_ou != n_pu * (1 + num_neg) ||
-        nr_arg_size(&oi_a) != n_ou || nr_arg_size(&ol_a) != n_ou || n_ptr < 1 ||
-        indptr[n_ptr - 1] != n_ind || n_items < 1) {
+    if (n_pu != nr_arg_size(&pi_a) || n_ou != n_pu * (1 + num_neg) || nr_arg_size(&oi_a) != n_ou ||
+        nr_arg_size(&ol_a) != n_ou || n_ptr < 1 || indptr[n_ptr - 1] != n_ind || n_items < 1) {
         PyErr_SetString(PyExc_ValueError, "sample_epoch: inconsistent sizes");
         goto done;
     }
@@ -77,7 +79,8 @@ static PyObject *py_sample_epoch(PyObject *self, PyObject *args, PyObject *kw)
                                     nr_arg_data(&cdf_a), seed, pool, nr_arg_data(&ou_a),
                                     nr_arg_data(&oi_a), nr_arg_data(&ol_a)));
     if (s == NR_ERR_VALUE) {
-        PyErr_SetString(PyExc_ValueError, "negative sampling: a user has interacted with every item, "
+        PyErr_SetString(PyExc_ValueError,
+                        "negative sampling: a user has interacted with every item, "
                         "so no negative can be drawn; drop such users or lower num_negatives to 0");
         goto done;
     }
@@ -97,8 +100,8 @@ done:
 static PyObject *py_score_topk(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
-    static char *kwlist[] = {"user_vectors", "item_vectors", "item_bias", "k", "indptr",
-                             "indices", "rows", "out_ids", "out_scores", NULL};
+    static char *kwlist[] = {"user_vectors", "item_vectors", "item_bias", "k",          "indptr",
+                             "indices",      "rows",         "out_ids",   "out_scores", NULL};
     struct nr_arg u_a = {.name = "user_vectors", .min_nd = 2, .max_nd = 2};
     struct nr_arg v_a = {.name = "item_vectors", .min_nd = 2, .max_nd = 2};
     struct nr_arg b_a = {.name = "item_bias", .optional = 1};
@@ -107,17 +110,17 @@ static PyObject *py_score_topk(PyObject *self, PyObject *args, PyObject *kw)
     struct nr_arg rows_a = {.name = "exclude rows", .optional = 1};
     struct nr_arg oid_a = {.name = "out_ids"}, osc_a = {.name = "out_scores"};
     long long k;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&LO&O&O&O&O&:score_topk", kwlist,
-                                     nr_conv_f32_in, &u_a, nr_conv_f32_in, &v_a, nr_conv_f32_in,
-                                     &b_a, &k, nr_conv_i64_in, &ip, nr_conv_i32_in, &ix,
-                                     nr_conv_i64_in, &rows_a, nr_conv_i64_out, &oid_a,
-                                     nr_conv_f32_out, &osc_a))
+    if (!PyArg_ParseTupleAndKeywords(
+            args, kw, "O&O&O&LO&O&O&O&O&:score_topk", kwlist, nr_conv_f32_in, &u_a, nr_conv_f32_in,
+            &v_a, nr_conv_f32_in, &b_a, &k, nr_conv_i64_in, &ip, nr_conv_i32_in, &ix,
+            nr_conv_i64_in, &rows_a, nr_conv_i64_out, &oid_a, nr_conv_f32_out, &osc_a))
         return NULL;
     PyObject *result = NULL;
     const int64_t n_users = nr_arg_dim(&u_a, 0), n_items = nr_arg_dim(&v_a, 0);
     const int64_t dim = nr_arg_dim(&u_a, 1);
     if (nr_arg_dim(&v_a, 1) != dim) {
-        PyErr_SetString(PyExc_ValueError, "user_vectors and item_vectors must be 2-D with equal widths");
+        PyErr_SetString(PyExc_ValueError,
+                        "user_vectors and item_vectors must be 2-D with equal widths");
         goto done;
     }
     if (b_a.array && nr_arg_size(&b_a) != n_items) {
@@ -142,13 +145,24 @@ static PyObject *py_score_topk(PyObject *self, PyObject *args, PyObject *kw)
             }
     }
     const int64_t noid = nr_arg_size(&oid_a), nosc = nr_arg_size(&osc_a);
-    if (k < 1 || (n_users && k > INT64_MAX / n_users) || noid != n_users * k || nosc != n_users * k) {
-        PyErr_SetString(PyExc_ValueError, "out_ids and out_scores must be (n_users, k) with k >= 1");
+    if (k < 1 || (n_users && k > INT64_MAX / n_users) || noid != n_users * k ||
+        nosc != n_users * k) {
+        PyErr_SetString(PyExc_ValueError,
+                        "out_ids and out_scores must be (n_users, k) with k >= 1");
         goto done;
     }
-    struct nr_score_args a = {nr_arg_data(&u_a), nr_arg_data(&v_a), nr_arg_data(&b_a), n_users,
-                              n_items, dim, k, indptr, indptr ? nr_arg_data(&ix) : NULL,
-                              indptr ? rows : NULL, nr_arg_data(&oid_a), nr_arg_data(&osc_a)};
+    struct nr_score_args a = {nr_arg_data(&u_a),
+                              nr_arg_data(&v_a),
+                              nr_arg_data(&b_a),
+                              n_users,
+                              n_items,
+                              dim,
+                              k,
+                              indptr,
+                              indptr ? nr_arg_data(&ix) : NULL,
+                              indptr ? rows : NULL,
+                              nr_arg_data(&oid_a),
+                              nr_arg_data(&osc_a)};
     enum nr_status s = NR_OK;
     RUN_ON_POOL(s, nr_score_topk(&a, pool));
     if (nr_py_raise(s, "recommend") < 0)

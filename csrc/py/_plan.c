@@ -93,8 +93,8 @@ static int read_ints(PyObject *obj, const char *what, const char *field, int64_t
     }
     *n = PySequence_Fast_GET_SIZE(seq);
     if (*n > max_n) {
-        PyErr_Format(PyExc_ValueError, "%s: field '%s' has %zd entries, at most %zd allowed",
-                     what, field, *n, max_n);
+        PyErr_Format(PyExc_ValueError, "%s: field '%s' has %zd entries, at most %zd allowed", what,
+                     field, *n, max_n);
         Py_DECREF(seq);
         return -1;
     }
@@ -192,8 +192,10 @@ static int read_param(PlanObject *self, PyObject *o, Py_ssize_t i, struct nr_par
     Py_DECREF(slots);
     if (!seq || PySequence_Fast_GET_SIZE(seq) != 3) {
         Py_XDECREF(seq);
-        PyErr_Format(PyExc_ValueError, "%s: field 'slots' must hold three optimizer slots "
-                     "(arrays or None)", what);
+        PyErr_Format(PyExc_ValueError,
+                     "%s: field 'slots' must hold three optimizer slots "
+                     "(arrays or None)",
+                     what);
         return -1;
     }
     for (int j = 0; j < 3; j++) {
@@ -238,8 +240,10 @@ static int read_param(PlanObject *self, PyObject *o, Py_ssize_t i, struct nr_par
             return -1;
     }
     return nr_field_float(o, what, "l2", &p->l2) < 0 ||
-           nr_field_bool(o, what, "is_table", &p->is_table) < 0 ||
-           nr_field_bool(o, what, "frozen", &p->frozen) < 0 ? -1 : 0;
+                   nr_field_bool(o, what, "is_table", &p->is_table) < 0 ||
+                   nr_field_bool(o, what, "frozen", &p->frozen) < 0
+               ? -1
+               : 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -248,18 +252,17 @@ static int read_param(PlanObject *self, PyObject *o, Py_ssize_t i, struct nr_par
 
 static PyObject *Plan_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"ops", "value_sizes", "params", "n_inputs", "output", "logits",
-                             "loss", "optimizer", "sparse", "hogwild", NULL};
+    static char *kwlist[] = {"ops",  "value_sizes", "params", "n_inputs", "output", "logits",
+                             "loss", "optimizer",   "sparse", "hogwild",  NULL};
     PyObject *ops_o, *vs_o, *params_o, *optim_o;
     int n_inputs, output, logits, loss, sparse, hogwild = 0;
     if (PyTuple_GET_SIZE(args) != 0) {
         PyErr_SetString(PyExc_TypeError, "Plan() takes keyword arguments only");
         return NULL;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!O!O!iiiiOp|p:Plan", kwlist, &PyList_Type,
-                                     &ops_o, &PyList_Type, &vs_o, &PyList_Type, &params_o,
-                                     &n_inputs, &output, &logits, &loss, &optim_o, &sparse,
-                                     &hogwild))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!O!O!iiiiOp|p:Plan", kwlist, &PyList_Type, &ops_o,
+                                     &PyList_Type, &vs_o, &PyList_Type, &params_o, &n_inputs,
+                                     &output, &logits, &loss, &optim_o, &sparse, &hogwild))
         return NULL;
     PlanObject *self = (PlanObject *)type->tp_alloc(type, 0);
     if (!self)
@@ -362,8 +365,8 @@ static void as_nr_array(const struct nr_arg *a, struct nr_array *out)
 
 /* The model's input arrays: a list of n_inputs arrays with as many rows each.
  * conv[] (n_inputs entries, zeroed) receives the references the caller releases. */
-static int read_inputs(PlanObject *self, PyObject *list, struct nr_arg *conv,
-                       struct nr_array *arr, int64_t *n_rows)
+static int read_inputs(PlanObject *self, PyObject *list, struct nr_arg *conv, struct nr_array *arr,
+                       int64_t *n_rows)
 {
     if (!PyList_Check(list) || PyList_GET_SIZE(list) != self->n_inputs) {
         PyErr_Format(PyExc_ValueError, "expected a list of %d input arrays", self->n_inputs);
@@ -425,9 +428,9 @@ static PyObject *Plan_fit(PlanObject *self, PyObject *args, PyObject *kw)
     struct nr_arg step_a = {.name = "step"};
     long long batch_size;
     unsigned long long seed;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO&O&LO&K:fit", kwlist, &inputs_o,
-                                     nr_conv_num_in, &y_a, nr_conv_i64_in, &idx_a, &batch_size,
-                                     nr_conv_i64_out, &step_a, &seed))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO&O&LO&K:fit", kwlist, &inputs_o, nr_conv_num_in,
+                                     &y_a, nr_conv_i64_in, &idx_a, &batch_size, nr_conv_i64_out,
+                                     &step_a, &seed))
         return NULL;
     PyObject *result = NULL;
     struct nr_arg *conv = calloc((size_t)(self->n_inputs ? self->n_inputs : 1), sizeof *conv);
@@ -452,8 +455,9 @@ static PyObject *Plan_fit(PlanObject *self, PyObject *args, PyObject *kw)
         goto done;
     }
     if (y.n != n_rows || (y.width != 1 && y.width != self->out_size)) {
-        PyErr_Format(PyExc_ValueError, "y has shape (%lld, %lld); expected (%lld, 1) or (%lld, %lld)",
-                     (long long)y.n, (long long)y.width, (long long)n_rows, (long long)n_rows,
+        PyErr_Format(PyExc_ValueError,
+                     "y has shape (%lld, %lld); expected (%lld, 1) or (%lld, %lld)", (long long)y.n,
+                     (long long)y.width, (long long)n_rows, (long long)n_rows,
                      (long long)self->out_size);
         goto done;
     }
@@ -470,14 +474,17 @@ static PyObject *Plan_fit(PlanObject *self, PyObject *args, PyObject *kw)
     }
     /* the step count drives Adam's bias correction: it must leave room for every batch */
     if (*step_p < 0 || *step_p > INT64_MAX - (n_idx / batch_size + 1)) {
-        PyErr_Format(PyExc_ValueError, "step = %lld is outside [0, 2**63 - batches): the optimizer's "
+        PyErr_Format(PyExc_ValueError,
+                     "step = %lld is outside [0, 2**63 - batches): the optimizer's "
                      "step count (optimizer.iterations) is corrupted; reset it to 0 or reload the "
-                     "model", (long long)*step_p);
+                     "model",
+                     (long long)*step_p);
         goto done;
     }
     enum nr_status s = NR_OK;
-    RUN_PLAN_ON_POOL(self, s, nr_plan_fit(self->plan, pool, inputs, &y, idx, n_idx, batch_size, step_p,
-                                          seed, st, NULL));
+    RUN_PLAN_ON_POOL(
+        self, s,
+        nr_plan_fit(self->plan, pool, inputs, &y, idx, n_idx, batch_size, step_p, seed, st, NULL));
     if (nr_py_raise(s, "fit") < 0)
         goto done;
     result = stats_dict(st);
@@ -494,8 +501,8 @@ static PyObject *Plan_predict(PlanObject *self, PyObject *args, PyObject *kw)
     static char *kwlist[] = {"inputs", "out", NULL};
     PyObject *inputs_o;
     struct nr_arg out_a = {.name = "out"};
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO&:predict", kwlist, &inputs_o,
-                                     nr_conv_f32_out, &out_a))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO&:predict", kwlist, &inputs_o, nr_conv_f32_out,
+                                     &out_a))
         return NULL;
     PyObject *result = NULL;
     struct nr_arg *conv = calloc((size_t)(self->n_inputs ? self->n_inputs : 1), sizeof *conv);
@@ -512,8 +519,8 @@ static PyObject *Plan_predict(PlanObject *self, PyObject *args, PyObject *kw)
         goto done;
     }
     enum nr_status s = NR_OK;
-    RUN_PLAN_ON_POOL(self, s, nr_plan_predict(self->plan, pool, inputs, 0, n_rows,
-                                              nr_arg_data(&out_a)));
+    RUN_PLAN_ON_POOL(self, s,
+                     nr_plan_predict(self->plan, pool, inputs, 0, n_rows, nr_arg_data(&out_a)));
     if (nr_py_raise(s, "predict") < 0)
         goto done;
     Py_INCREF(Py_None);
@@ -536,8 +543,7 @@ static PyMethodDef Plan_methods[] = {
 };
 
 static PyTypeObject PlanType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "neurec._core.Plan",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "neurec._core.Plan",
     .tp_basicsize = sizeof(PlanObject),
     .tp_dealloc = (destructor)Plan_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,

@@ -26,8 +26,10 @@ static int rk_check_indptr(const struct nr_arg *indptr, int64_t n_rows, int64_t 
     const char *name = indptr->name;
     const int64_t len = nr_arg_size(indptr);
     if (n_rows >= 0 && len != n_rows + 1) {
-        PyErr_Format(PyExc_ValueError, "%s must have %lld entries (one more than the number "
-                     "of rows), got %lld", name, (long long)(n_rows + 1), (long long)len);
+        PyErr_Format(PyExc_ValueError,
+                     "%s must have %lld entries (one more than the number "
+                     "of rows), got %lld",
+                     name, (long long)(n_rows + 1), (long long)len);
         return -1;
     }
     if (len < 1) {
@@ -41,8 +43,10 @@ static int rk_check_indptr(const struct nr_arg *indptr, int64_t n_rows, int64_t 
     }
     for (int64_t i = 1; i < len; i++) {
         if (p[i] < p[i - 1]) {
-            PyErr_Format(PyExc_ValueError, "%s must be non-decreasing (entry %lld is smaller "
-                         "than entry %lld)", name, (long long)i, (long long)(i - 1));
+            PyErr_Format(PyExc_ValueError,
+                         "%s must be non-decreasing (entry %lld is smaller "
+                         "than entry %lld)",
+                         name, (long long)i, (long long)(i - 1));
             return -1;
         }
     }
@@ -61,7 +65,7 @@ static int rk_check_exclusion(const struct nr_arg *indptr, const struct nr_arg *
 {
     if (!indptr->array != !indices->array) {
         PyErr_SetString(PyExc_ValueError, "indptr and indices must be given together (a CSR "
-                        "matrix of excluded items) or both left as None");
+                                          "matrix of excluded items) or both left as None");
         return -1;
     }
     if (indptr->array && rk_check_indptr(indptr, -1, nr_arg_size(indices), indices->name))
@@ -70,22 +74,27 @@ static int rk_check_exclusion(const struct nr_arg *indptr, const struct nr_arg *
     if (users->array) {
         const int64_t n_users = nr_arg_size(users);
         if (n_rows >= 0 && n_users != n_rows) {
-            PyErr_Format(PyExc_ValueError, "row_users has %lld entries but there are %lld score "
-                         "rows", (long long)n_users, (long long)n_rows);
+            PyErr_Format(PyExc_ValueError,
+                         "row_users has %lld entries but there are %lld score "
+                         "rows",
+                         (long long)n_users, (long long)n_rows);
             return -1;
         }
         const int64_t *u = nr_arg_data(users);
         for (int64_t i = 0; indptr->array && i < n_users; i++) {
             if (u[i] < 0 || u[i] >= n_csr) {
-                PyErr_Format(PyExc_IndexError, "row_users[%lld] = %lld is outside the "
-                             "exclusion matrix rows [0, %lld)", (long long)i, (long long)u[i],
-                             (long long)n_csr);
+                PyErr_Format(PyExc_IndexError,
+                             "row_users[%lld] = %lld is outside the "
+                             "exclusion matrix rows [0, %lld)",
+                             (long long)i, (long long)u[i], (long long)n_csr);
                 return -1;
             }
         }
     } else if (indptr->array && n_rows > n_csr) {
-        PyErr_Format(PyExc_ValueError, "there are %lld score rows but the exclusion matrix has "
-                     "only %lld rows; pass row_users", (long long)n_rows, (long long)n_csr);
+        PyErr_Format(PyExc_ValueError,
+                     "there are %lld score rows but the exclusion matrix has "
+                     "only %lld rows; pass row_users",
+                     (long long)n_rows, (long long)n_csr);
         return -1;
     }
     return 0;
@@ -121,15 +130,16 @@ static enum nr_status rk_topk_job(void *arg, int64_t b, int64_t e)
                         c->out + b * c->k);
 }
 
-PyDoc_STRVAR(rk_topk_rows_doc,
-"topk_rows(scores, k, indptr=None, indices=None, row_users=None, n_threads=0)\n--\n\n"
-"Top-k item ids and scores of every row of a float32 score matrix.\n\n"
-"scores: (n_rows, n_items) float32, or (n_items,) float32 shared by all rows\n"
-"(n_rows = len(row_users), or 1). indptr (int64) / indices (int32, ascending per\n"
-"row): a CSR matrix of items to skip; row r uses CSR row row_users[r] (int64) or r.\n"
-"NaN scores are skipped. Returns (ids int64 (n_rows, k), scores float32 (n_rows, k)),\n"
-"best first, equal scores by ascending id; missing entries are id -1, score -inf.\n"
-"n_threads: at most this many threads of the pool (0: all).");
+PyDoc_STRVAR(
+    rk_topk_rows_doc,
+    "topk_rows(scores, k, indptr=None, indices=None, row_users=None, n_threads=0)\n--\n\n"
+    "Top-k item ids and scores of every row of a float32 score matrix.\n\n"
+    "scores: (n_rows, n_items) float32, or (n_items,) float32 shared by all rows\n"
+    "(n_rows = len(row_users), or 1). indptr (int64) / indices (int32, ascending per\n"
+    "row): a CSR matrix of items to skip; row r uses CSR row row_users[r] (int64) or r.\n"
+    "NaN scores are skipped. Returns (ids int64 (n_rows, k), scores float32 (n_rows, k)),\n"
+    "best first, equal scores by ascending id; missing entries are id -1, score -inf.\n"
+    "n_threads: at most this many threads of the pool (0: all).");
 
 static PyObject *rk_topk_rows(PyObject *self, PyObject *args, PyObject *kwds)
 {
@@ -141,9 +151,9 @@ static PyObject *rk_topk_rows(PyObject *self, PyObject *args, PyObject *kwds)
     struct nr_arg users = {.name = "row_users", .min_nd = 1, .max_nd = 1, .optional = 1};
     Py_ssize_t k;
     int n_threads = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&n|O&O&O&i:topk_rows", kwlist,
-                                     nr_conv_f32_in, &scores, &k, nr_conv_i64_in, &indptr,
-                                     nr_conv_i32_in, &indices, nr_conv_i64_in, &users, &n_threads))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&n|O&O&O&i:topk_rows", kwlist, nr_conv_f32_in,
+                                     &scores, &k, nr_conv_i64_in, &indptr, nr_conv_i32_in, &indices,
+                                     nr_conv_i64_in, &users, &n_threads))
         return NULL;
     PyObject *ids = NULL, *out = NULL, *result = NULL;
     if (k < 1) {
@@ -170,14 +180,19 @@ static PyObject *rk_topk_rows(PyObject *self, PyObject *args, PyObject *kwds)
     if (ids == NULL || out == NULL)
         goto done;
     struct rk_topk_ctx c = {
-        .scores = nr_arg_data(&scores), .n_cols = n_cols, .stride = stride, .k = (int64_t)k,
+        .scores = nr_arg_data(&scores),
+        .n_cols = n_cols,
+        .stride = stride,
+        .k = (int64_t)k,
         .n_csr = indptr.array ? nr_arg_size(&indptr) - 1 : 0,
-        .indptr = nr_arg_data(&indptr), .indices = nr_arg_data(&indices),
+        .indptr = nr_arg_data(&indptr),
+        .indices = nr_arg_data(&indices),
         .users = nr_arg_data(&users),
-        .ids = PyArray_DATA((PyArrayObject *)ids), .out = PyArray_DATA((PyArrayObject *)out),
+        .ids = PyArray_DATA((PyArrayObject *)ids),
+        .out = PyArray_DATA((PyArrayObject *)out),
     };
-    enum nr_status st = nr_py_run_rows(rk_topk_job, &c, n_rows,
-                                       rk_threads_for(n_threads, n_rows, n_cols));
+    enum nr_status st =
+        nr_py_run_rows(rk_topk_job, &c, n_rows, rk_threads_for(n_threads, n_rows, n_cols));
     if (nr_py_raise(st, "topk_rows") < 0)
         goto done;
     result = Py_BuildValue("(OO)", ids, out);
@@ -202,16 +217,17 @@ struct rk_sampled_ctx {
 static enum nr_status rk_sampled_job(void *arg, int64_t b, int64_t e)
 {
     const struct rk_sampled_ctx *c = arg;
-    return nr_rank_count_sampled(c->pos + b, c->neg + b * c->n_neg, e - b, c->n_neg,
-                                 c->ranks + b, c->auc + b);
+    return nr_rank_count_sampled(c->pos + b, c->neg + b * c->n_neg, e - b, c->n_neg, c->ranks + b,
+                                 c->auc + b);
 }
 
-PyDoc_STRVAR(rk_count_sampled_doc,
-"count_sampled(pos_scores, neg_scores, n_threads=0)\n--\n\n"
-"Rank of each positive among its sampled negatives.\n\n"
-"pos_scores: (n,) float32; neg_scores: (n, n_neg) float32. Returns (ranks int64 (n,),\n"
-"auc float64 (n,)): ranks count negatives scored strictly higher; auc is the share\n"
-"of negatives scored below (ties 1/2). A NaN positive ranks last (AUC 0).");
+PyDoc_STRVAR(
+    rk_count_sampled_doc,
+    "count_sampled(pos_scores, neg_scores, n_threads=0)\n--\n\n"
+    "Rank of each positive among its sampled negatives.\n\n"
+    "pos_scores: (n,) float32; neg_scores: (n, n_neg) float32. Returns (ranks int64 (n,),\n"
+    "auc float64 (n,)): ranks count negatives scored strictly higher; auc is the share\n"
+    "of negatives scored below (ties 1/2). A NaN positive ranks last (AUC 0).");
 
 static PyObject *rk_count_sampled(PyObject *self, PyObject *args, PyObject *kwds)
 {
@@ -226,7 +242,8 @@ static PyObject *rk_count_sampled(PyObject *self, PyObject *args, PyObject *kwds
     PyObject *ranks = NULL, *auc = NULL, *result = NULL;
     const int64_t n = nr_arg_size(&pos);
     if (nr_arg_dim(&neg, 0) != n) {
-        PyErr_Format(PyExc_ValueError, "neg_scores has %lld rows but pos_scores has %lld "
+        PyErr_Format(PyExc_ValueError,
+                     "neg_scores has %lld rows but pos_scores has %lld "
                      "entries; they must match (one row of negatives per positive)",
                      (long long)nr_arg_dim(&neg, 0), (long long)n);
         goto done;
@@ -237,11 +254,14 @@ static PyObject *rk_count_sampled(PyObject *self, PyObject *args, PyObject *kwds
     if (ranks == NULL || auc == NULL)
         goto done;
     struct rk_sampled_ctx c = {
-        .pos = nr_arg_data(&pos), .neg = nr_arg_data(&neg), .n_neg = nr_arg_dim(&neg, 1),
-        .ranks = PyArray_DATA((PyArrayObject *)ranks), .auc = PyArray_DATA((PyArrayObject *)auc),
+        .pos = nr_arg_data(&pos),
+        .neg = nr_arg_data(&neg),
+        .n_neg = nr_arg_dim(&neg, 1),
+        .ranks = PyArray_DATA((PyArrayObject *)ranks),
+        .auc = PyArray_DATA((PyArrayObject *)auc),
     };
-    enum nr_status st = nr_py_run_rows(rk_sampled_job, &c, n,
-                                       rk_threads_for(n_threads, n, c.n_neg));
+    enum nr_status st =
+        nr_py_run_rows(rk_sampled_job, &c, n, rk_threads_for(n_threads, n, c.n_neg));
     if (nr_py_raise(st, "count_sampled") < 0)
         goto done;
     result = Py_BuildValue("(OO)", ranks, auc);
@@ -274,19 +294,19 @@ static enum nr_status rk_full_job(void *arg, int64_t b, int64_t e)
 }
 
 PyDoc_STRVAR(rk_count_full_doc,
-"count_full(scores, pos_indptr, pos_indices, out_above, out_auc=None, indptr=None,\n"
-"           indices=None, row_users=None, n_threads=0)\n--\n\n"
-"Rank every positive among all non-excluded items of its row.\n\n"
-"scores: (n_rows, n_items) float32. pos_indptr: (n_rows + 1,) int64 offsets into\n"
-"pos_indices (int32, strictly ascending per row; may start past 0). indptr/indices:\n"
-"optional CSR of excluded items, row r uses CSR row row_users[r] or r. Writes\n"
-"out_above (int64) and out_auc (float64), indexed like pos_indices. Returns None.");
+             "count_full(scores, pos_indptr, pos_indices, out_above, out_auc=None, indptr=None,\n"
+             "           indices=None, row_users=None, n_threads=0)\n--\n\n"
+             "Rank every positive among all non-excluded items of its row.\n\n"
+             "scores: (n_rows, n_items) float32. pos_indptr: (n_rows + 1,) int64 offsets into\n"
+             "pos_indices (int32, strictly ascending per row; may start past 0). indptr/indices:\n"
+             "optional CSR of excluded items, row r uses CSR row row_users[r] or r. Writes\n"
+             "out_above (int64) and out_auc (float64), indexed like pos_indices. Returns None.");
 
 static PyObject *rk_count_full(PyObject *self, PyObject *args, PyObject *kwds)
 {
     (void)self;
     static char *kwlist[] = {"scores", "pos_indptr", "pos_indices", "out_above", "out_auc",
-                             "indptr", "indices", "row_users", "n_threads", NULL};
+                             "indptr", "indices",    "row_users",   "n_threads", NULL};
     struct nr_arg scores = {.name = "scores", .min_nd = 2, .max_nd = 2};
     struct nr_arg pip = {.name = "pos_indptr", .min_nd = 1, .max_nd = 1};
     struct nr_arg piv = {.name = "pos_indices", .min_nd = 1, .max_nd = 1};
@@ -297,32 +317,38 @@ static PyObject *rk_count_full(PyObject *self, PyObject *args, PyObject *kwds)
     struct nr_arg users = {.name = "row_users", .min_nd = 1, .max_nd = 1, .optional = 1};
     int n_threads = 0;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&O&O&O&|O&O&O&O&i:count_full", kwlist,
-                                     nr_conv_f32_in, &scores, nr_conv_i64_in, &pip,
-                                     nr_conv_i32_in, &piv, nr_conv_i64_out, &above,
-                                     nr_conv_f64_out, &auc, nr_conv_i64_in, &indptr,
-                                     nr_conv_i32_in, &indices, nr_conv_i64_in, &users,
-                                     &n_threads))
+                                     nr_conv_f32_in, &scores, nr_conv_i64_in, &pip, nr_conv_i32_in,
+                                     &piv, nr_conv_i64_out, &above, nr_conv_f64_out, &auc,
+                                     nr_conv_i64_in, &indptr, nr_conv_i32_in, &indices,
+                                     nr_conv_i64_in, &users, &n_threads))
         return NULL;
     PyObject *result = NULL;
     const int64_t n_rows = nr_arg_dim(&scores, 0), n_pos = nr_arg_size(&piv);
     if (rk_check_indptr(&pip, n_rows, n_pos, piv.name) < 0)
         goto done;
     if (nr_arg_size(&above) != n_pos || (auc.array && nr_arg_size(&auc) != n_pos)) {
-        PyErr_Format(PyExc_ValueError, "out_above and out_auc must have one entry per "
-                     "positive (%lld, like pos_indices)", (long long)n_pos);
+        PyErr_Format(PyExc_ValueError,
+                     "out_above and out_auc must have one entry per "
+                     "positive (%lld, like pos_indices)",
+                     (long long)n_pos);
         goto done;
     }
     if (rk_check_exclusion(&indptr, &indices, &users, n_rows) < 0)
         goto done;
     struct rk_full_ctx c = {
-        .scores = nr_arg_data(&scores), .n_items = nr_arg_dim(&scores, 1),
+        .scores = nr_arg_data(&scores),
+        .n_items = nr_arg_dim(&scores, 1),
         .n_csr = indptr.array ? nr_arg_size(&indptr) - 1 : 0,
-        .pos_indptr = nr_arg_data(&pip), .pos_indices = nr_arg_data(&piv),
-        .indptr = nr_arg_data(&indptr), .indices = nr_arg_data(&indices),
-        .users = nr_arg_data(&users), .above = nr_arg_data(&above), .auc = nr_arg_data(&auc),
+        .pos_indptr = nr_arg_data(&pip),
+        .pos_indices = nr_arg_data(&piv),
+        .indptr = nr_arg_data(&indptr),
+        .indices = nr_arg_data(&indices),
+        .users = nr_arg_data(&users),
+        .above = nr_arg_data(&above),
+        .auc = nr_arg_data(&auc),
     };
-    enum nr_status st = nr_py_run_rows(rk_full_job, &c, n_rows,
-                                       rk_threads_for(n_threads, n_rows, c.n_items));
+    enum nr_status st =
+        nr_py_run_rows(rk_full_job, &c, n_rows, rk_threads_for(n_threads, n_rows, c.n_items));
     if (st == NR_ERR_INDEX) {
         PyErr_Format(PyExc_IndexError, "pos_indices: an item id is outside [0, %lld)",
                      (long long)c.n_items);
@@ -330,7 +356,7 @@ static PyObject *rk_count_full(PyObject *self, PyObject *args, PyObject *kwds)
     }
     if (st == NR_ERR_VALUE) {
         PyErr_SetString(PyExc_ValueError, "pos_indices must hold strictly ascending item ids "
-                        "within each row");
+                                          "within each row");
         goto done;
     }
     if (nr_py_raise(st, "count_full") < 0)
@@ -347,13 +373,13 @@ done:
  * ------------------------------------------------------------------------- */
 
 PyDoc_STRVAR(rk_score_doc,
-"score(above, k, indptr=None, auc=None)\n--\n\n"
-"Ranking metrics from ranks.\n\n"
-"above: int64 ranks (negatives strictly above each positive). indptr (int64,\n"
-"n_users + 1) groups several positives per user; None means one per user. auc:\n"
-"optional float64 per positive. Returns (means, per_user): dicts keyed 'hr', 'ndcg',\n"
-"'mrr', 'precision', 'recall', 'map', 'auc' (means also has 'n_users'); per-user\n"
-"values are float64 arrays, NaN for users without positives.");
+             "score(above, k, indptr=None, auc=None)\n--\n\n"
+             "Ranking metrics from ranks.\n\n"
+             "above: int64 ranks (negatives strictly above each positive). indptr (int64,\n"
+             "n_users + 1) groups several positives per user; None means one per user. auc:\n"
+             "optional float64 per positive. Returns (means, per_user): dicts keyed 'hr', 'ndcg',\n"
+             "'mrr', 'precision', 'recall', 'map', 'auc' (means also has 'n_users'); per-user\n"
+             "values are float64 arrays, NaN for users without positives.");
 
 static PyObject *rk_score(PyObject *self, PyObject *args, PyObject *kwds)
 {
@@ -363,8 +389,8 @@ static PyObject *rk_score(PyObject *self, PyObject *args, PyObject *kwds)
     struct nr_arg indptr = {.name = "indptr", .min_nd = 1, .max_nd = 1, .optional = 1};
     struct nr_arg auc = {.name = "auc", .min_nd = 1, .max_nd = 1, .optional = 1};
     Py_ssize_t k;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&n|O&O&:score", kwlist, nr_conv_i64_in,
-                                     &above, &k, nr_conv_i64_in, &indptr, nr_conv_f64_in, &auc))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&n|O&O&:score", kwlist, nr_conv_i64_in, &above,
+                                     &k, nr_conv_i64_in, &indptr, nr_conv_f64_in, &auc))
         return NULL;
     static const char *names[7] = {"hr", "ndcg", "mrr", "precision", "recall", "map", "auc"};
     PyObject *arrs[7] = {NULL};
@@ -377,8 +403,10 @@ static PyObject *rk_score(PyObject *self, PyObject *args, PyObject *kwds)
     if (indptr.array && rk_check_indptr(&indptr, -1, n_pos, above.name) < 0)
         goto done;
     if (auc.array && nr_arg_size(&auc) != n_pos) {
-        PyErr_Format(PyExc_ValueError, "auc has %lld entries but above has %lld; they "
-                     "must match", (long long)nr_arg_size(&auc), (long long)n_pos);
+        PyErr_Format(PyExc_ValueError,
+                     "auc has %lld entries but above has %lld; they "
+                     "must match",
+                     (long long)nr_arg_size(&auc), (long long)n_pos);
         goto done;
     }
     const int64_t n_users = indptr.array ? nr_arg_size(&indptr) - 1 : n_pos;
@@ -403,8 +431,8 @@ static PyObject *rk_score(PyObject *self, PyObject *args, PyObject *kwds)
     if (nr_py_raise(st, "score") < 0)
         goto done;
     means_d = Py_BuildValue("{sdsdsdsdsdsdsdsL}", "hr", m.hr, "ndcg", m.ndcg, "mrr", m.mrr,
-                            "precision", m.precision, "recall", m.recall, "map", m.map,
-                            "auc", m.auc, "n_users", (long long)m.n_users);
+                            "precision", m.precision, "recall", m.recall, "map", m.map, "auc",
+                            m.auc, "n_users", (long long)m.n_users);
     if (means_d == NULL || (per_user = PyDict_New()) == NULL)
         goto done;
     for (int i = 0; i < 7; i++)

@@ -38,8 +38,8 @@ static int convert(PyObject *obj, struct nr_arg *a, int type, int writeable)
         return Py_CLEANUP_SUPPORTED;
     const char *tname = dtype_name(type);
     if (!PyArray_Check(obj)) {
-        PyErr_Format(PyExc_TypeError, "%s must be a numpy.ndarray of dtype %s, got %.200s",
-                     a->name, tname, Py_TYPE(obj)->tp_name);
+        PyErr_Format(PyExc_TypeError, "%s must be a numpy.ndarray of dtype %s, got %.200s", a->name,
+                     tname, Py_TYPE(obj)->tp_name);
         return 0;
     }
     PyArrayObject *arr = (PyArrayObject *)obj;
@@ -48,36 +48,40 @@ static int convert(PyObject *obj, struct nr_arg *a, int type, int writeable)
             PyErr_Format(PyExc_TypeError, "%s must have dtype %s, got %R", a->name, tname,
                          (PyObject *)PyArray_DESCR(arr));
         else
-            PyErr_Format(PyExc_TypeError, "%s must have dtype %s, got %R; convert it with "
-                         "np.asarray(%s, dtype=np.%s)", a->name, tname,
-                         (PyObject *)PyArray_DESCR(arr), a->name, tname);
+            PyErr_Format(PyExc_TypeError,
+                         "%s must have dtype %s, got %R; convert it with "
+                         "np.asarray(%s, dtype=np.%s)",
+                         a->name, tname, (PyObject *)PyArray_DESCR(arr), a->name, tname);
         return 0;
     }
     const int nd = PyArray_NDIM(arr);
     if (nd < a->min_nd || (a->max_nd > 0 && nd > a->max_nd)) {
         if (a->min_nd == a->max_nd)
-            PyErr_Format(PyExc_ValueError, "%s must be %d-dimensional, got %d dimensions",
-                         a->name, a->min_nd, nd);
+            PyErr_Format(PyExc_ValueError, "%s must be %d-dimensional, got %d dimensions", a->name,
+                         a->min_nd, nd);
         else if (a->max_nd > 0)
-            PyErr_Format(PyExc_ValueError, "%s must have %d to %d dimensions, got %d",
-                         a->name, a->min_nd, a->max_nd, nd);
+            PyErr_Format(PyExc_ValueError, "%s must have %d to %d dimensions, got %d", a->name,
+                         a->min_nd, a->max_nd, nd);
         else
-            PyErr_Format(PyExc_ValueError, "%s must have at least %d dimension(s), got %d",
-                         a->name, a->min_nd, nd);
+            PyErr_Format(PyExc_ValueError, "%s must have at least %d dimension(s), got %d", a->name,
+                         a->min_nd, nd);
         return 0;
     }
     if (!PyArray_IS_C_CONTIGUOUS(arr) || !PyArray_ISALIGNED(arr) || !PyArray_ISNOTSWAPPED(arr)) {
         if (writeable)
-            PyErr_Format(PyExc_ValueError, "%s must be C-contiguous, aligned and in native byte "
-                         "order: neurec writes it in place and never copies it silently", a->name);
+            PyErr_Format(PyExc_ValueError,
+                         "%s must be C-contiguous, aligned and in native byte "
+                         "order: neurec writes it in place and never copies it silently",
+                         a->name);
         else
-            PyErr_Format(PyExc_ValueError, "%s must be C-contiguous, aligned and in native byte "
-                         "order; pass np.ascontiguousarray(%s)", a->name, a->name);
+            PyErr_Format(PyExc_ValueError,
+                         "%s must be C-contiguous, aligned and in native byte "
+                         "order; pass np.ascontiguousarray(%s)",
+                         a->name, a->name);
         return 0;
     }
     if (writeable && !PyArray_ISWRITEABLE(arr)) {
-        PyErr_Format(PyExc_ValueError, "%s must be writeable: neurec writes it in place",
-                     a->name);
+        PyErr_Format(PyExc_ValueError, "%s must be writeable: neurec writes it in place", a->name);
         return 0;
     }
     Py_INCREF(obj);
@@ -108,9 +112,10 @@ PyObject *nr_field_get(PyObject *obj, const char *what, const char *field)
 {
     PyObject *v = PyObject_GetAttrString(obj, field);
     if (!v && PyErr_ExceptionMatches(PyExc_AttributeError)) {
-        PyErr_Format(PyExc_TypeError, "%s has no field '%s' (a %.100s): the C core reads "
-                     "descriptors by field name, never by position", what, field,
-                     Py_TYPE(obj)->tp_name);
+        PyErr_Format(PyExc_TypeError,
+                     "%s has no field '%s' (a %.100s): the C core reads "
+                     "descriptors by field name, never by position",
+                     what, field, Py_TYPE(obj)->tp_name);
     }
     return v;
 }
@@ -185,23 +190,14 @@ int nr_field_bool(PyObject *obj, const char *what, const char *field, int *out)
 int nr_py_raise(enum nr_status s, const char *what)
 {
     switch (s) {
-    case NR_OK:
-        return 0;
-    case NR_ERR_NOMEM:
-        PyErr_Format(PyExc_MemoryError, "%s: out of memory", what);
-        break;
+    case NR_OK: return 0;
+    case NR_ERR_NOMEM: PyErr_Format(PyExc_MemoryError, "%s: out of memory", what); break;
     case NR_ERR_INDEX:
         PyErr_Format(PyExc_IndexError, "%s: an id is negative or out of range", what);
         break;
-    case NR_ABORTED:
-        PyErr_Format(PyExc_KeyboardInterrupt, "%s: aborted", what);
-        break;
-    case NR_ERR_TYPE:
-        PyErr_Format(PyExc_TypeError, "%s: %s", what, nr_status_str(s));
-        break;
-    default:
-        PyErr_Format(PyExc_ValueError, "%s: %s", what, nr_status_str(s));
-        break;
+    case NR_ABORTED: PyErr_Format(PyExc_KeyboardInterrupt, "%s: aborted", what); break;
+    case NR_ERR_TYPE: PyErr_Format(PyExc_TypeError, "%s: %s", what, nr_status_str(s)); break;
+    default: PyErr_Format(PyExc_ValueError, "%s: %s", what, nr_status_str(s)); break;
     }
     return -1;
 }

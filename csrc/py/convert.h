@@ -25,7 +25,8 @@
 #endif
 #include <numpy/arrayobject.h>
 #ifndef NPY_2_0_API_VERSION
-#error "neurec must be compiled against NumPy >= 2.0 headers (pip install 'numpy>=2' in the build environment; the built module runs with NumPy >= 1.23)"
+#error \
+    "neurec must be compiled against NumPy >= 2.0 headers (pip install 'numpy>=2' in the build environment; the built module runs with NumPy >= 1.23)"
 #endif
 
 #include <stddef.h>
@@ -72,8 +73,8 @@ int nr_conv_num_in(PyObject *obj, void *arg);
 
 /* Release the arrays of n arguments (NULL pointers and NULL arrays are skipped). */
 void nr_args_release(struct nr_arg *const *args, size_t n);
-#define NR_ARGS_RELEASE(...)                                                        \
-    nr_args_release((struct nr_arg *const[]){__VA_ARGS__},                          \
+#define NR_ARGS_RELEASE(...)                               \
+    nr_args_release((struct nr_arg *const[]){__VA_ARGS__}, \
                     sizeof((struct nr_arg *const[]){__VA_ARGS__}) / sizeof(struct nr_arg *))
 
 /* The data, element count and dimension i of a converted argument; NULL, 0 and

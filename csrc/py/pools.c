@@ -62,10 +62,7 @@ void nr_py_pool_release(struct nr_pool *pool)
         nr_pool_free(pool);
 }
 
-long nr_py_fork_generation(void)
-{
-    return g_fork_generation;
-}
+long nr_py_fork_generation(void) { return g_fork_generation; }
 
 #if !defined(_WIN32)
 static void pools_after_fork_in_child(void)
@@ -152,8 +149,7 @@ static PyObject *py_set_num_threads(PyObject *self, PyObject *arg)
     if (n == -1 && PyErr_Occurred())
         return NULL;
     if (n < 1 || n > NR_PY_MAX_THREADS) {
-        PyErr_Format(PyExc_ValueError, "n must be between 1 and %d, got %ld", NR_PY_MAX_THREADS,
-                     n);
+        PyErr_Format(PyExc_ValueError, "n must be between 1 and %d, got %ld", NR_PY_MAX_THREADS, n);
         return NULL;
     }
     /* Pools of the old size finish the calls running on them and are

@@ -45,20 +45,20 @@ long nr_py_fork_generation(void);
  * (an nr_mutex_t *, or NULL for none), borrow a pool as `pool`, evaluate
  * `status = call`, give the pool back and release the lock.
  * RUN_ON_POOL(status, call) is the same without a lock. */
-#define RUN_ON_POOL_LOCKED(LOCK, STATUS, CALL)                  \
-    do {                                                        \
-        nr_mutex_t *lock_ = (LOCK);                             \
-        Py_BEGIN_ALLOW_THREADS                                  \
-        if (lock_)                                              \
-            nr_mutex_lock(lock_);                               \
-        struct nr_pool *pool = nr_py_pool_acquire(&(STATUS));   \
-        if (pool) {                                             \
-            STATUS = CALL;                                      \
-            nr_py_pool_release(pool);                           \
-        }                                                       \
-        if (lock_)                                              \
-            nr_mutex_unlock(lock_);                             \
-        Py_END_ALLOW_THREADS                                    \
+#define RUN_ON_POOL_LOCKED(LOCK, STATUS, CALL)                \
+    do {                                                      \
+        nr_mutex_t *lock_ = (LOCK);                           \
+        Py_BEGIN_ALLOW_THREADS                                \
+        if (lock_)                                            \
+            nr_mutex_lock(lock_);                             \
+        struct nr_pool *pool = nr_py_pool_acquire(&(STATUS)); \
+        if (pool) {                                           \
+            STATUS = CALL;                                    \
+            nr_py_pool_release(pool);                         \
+        }                                                     \
+        if (lock_)                                            \
+            nr_mutex_unlock(lock_);                           \
+        Py_END_ALLOW_THREADS                                  \
     } while (0)
 #define RUN_ON_POOL(STATUS, CALL) RUN_ON_POOL_LOCKED(NULL, STATUS, CALL)
 

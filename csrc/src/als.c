@@ -166,7 +166,7 @@ static inline NR_ALWAYS_INLINE void cg_row_impl(enum nr_simd_level level,
     }
 }
 
-#define CG_PARAMS                                                                          \
+#define CG_PARAMS                                                                             \
     (const struct nr_als_args *a, int64_t u, float lam, float *restrict r, float *restrict p, \
      float *restrict ap)
 #define CG_ARGS (a, u, lam, r, p, ap)
@@ -396,8 +396,8 @@ static void gram_worker(void *vctx, int ith, int nth)
     }
 }
 
-enum nr_status nr_als_gram(float *gram, float *yo, const float *y, const float *offset,
-                           int64_t n, int64_t dim, struct nr_pool *pool)
+enum nr_status nr_als_gram(float *gram, float *yo, const float *y, const float *offset, int64_t n,
+                           int64_t dim, struct nr_pool *pool)
 {
     if (n < 0 || dim < 1 || !gram || (n > 0 && !y))
         return NR_ERR_VALUE;
@@ -496,8 +496,7 @@ static void loss_worker(void *vctx, int ith, int nth)
     free(gx);
 }
 
-enum nr_status nr_als_loss(const struct nr_als_args *a, int data, double *out,
-                           struct nr_pool *pool)
+enum nr_status nr_als_loss(const struct nr_als_args *a, int data, double *out, struct nr_pool *pool)
 {
     enum nr_status s = check_args(a);
     if (s != NR_OK)

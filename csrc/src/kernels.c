@@ -25,7 +25,7 @@ static inline NR_ALWAYS_INLINE float dot_impl(enum nr_simd_level level, const fl
 }
 
 static inline NR_ALWAYS_INLINE void axpy_impl(enum nr_simd_level level, float *restrict y,
-                                               const float *restrict x, float a, int64_t n)
+                                              const float *restrict x, float a, int64_t n)
 {
     (void)level;
     for (int64_t i = 0; i < n; i++)
@@ -63,52 +63,52 @@ typedef float nr_v16 __attribute__((vector_size(64), aligned(4)));
 #define NR_SPLAT(VT, L, x, value)  \
     VT x;                          \
     for (int l_ = 0; l_ < L; l_++) \
-        x[l_] = (value)
+    x[l_] = (value)
 #else
 #define NR_SPLAT(VT, L, x, value) const float x = (value)
 #endif
 
 /* PFX_MRxNV: an MR x (L * NV) block of C in vectors VT of L floats. No
  * target attribute: each is inlined into a clone of its level. */
-#define NR_GEMM_KERNEL(PFX, VT, L, MR, NV)                                                         \
-    static inline NR_ALWAYS_INLINE void PFX##_##MR##x##NV(                                          \
-        float *restrict c, int64_t ldc, const float *restrict a, int64_t ars, int64_t acs,          \
-        const float *restrict b, int64_t ldb, int64_t kk, int acc)                                  \
-    {                                                                                               \
-        VT s[MR][NV];                                                                               \
-        for (int r = 0; r < MR; r++)                                                                \
-            for (int v = 0; v < NV; v++)                                                            \
-                s[r][v] = acc ? *(const VT *)(c + r * ldc + L * v) : (VT){0};                       \
-        for (int64_t p = 0; p < kk; p++) {                                                          \
-            const float *restrict bp = b + p * ldb;                                                 \
-            VT bv[NV];                                                                              \
-            for (int v = 0; v < NV; v++)                                                            \
-                bv[v] = *(const VT *)(bp + L * v);                                                  \
-            for (int r = 0; r < MR; r++) {                                                          \
-                NR_SPLAT(VT, L, x, a[r * ars + p * acs]);                                           \
-                for (int v = 0; v < NV; v++)                                                        \
-                    s[r][v] += x * bv[v];                                                           \
-            }                                                                                       \
-        }                                                                                           \
-        for (int r = 0; r < MR; r++)                                                                \
-            for (int v = 0; v < NV; v++)                                                            \
-                *(VT *)(c + r * ldc + L * v) = s[r][v];                                             \
+#define NR_GEMM_KERNEL(PFX, VT, L, MR, NV)                                                 \
+    static inline NR_ALWAYS_INLINE void PFX##_##MR##x##NV(                                 \
+        float *restrict c, int64_t ldc, const float *restrict a, int64_t ars, int64_t acs, \
+        const float *restrict b, int64_t ldb, int64_t kk, int acc)                         \
+    {                                                                                      \
+        VT s[MR][NV];                                                                      \
+        for (int r = 0; r < MR; r++)                                                       \
+            for (int v = 0; v < NV; v++)                                                   \
+                s[r][v] = acc ? *(const VT *)(c + r * ldc + L * v) : (VT){0};              \
+        for (int64_t p = 0; p < kk; p++) {                                                 \
+            const float *restrict bp = b + p * ldb;                                        \
+            VT bv[NV];                                                                     \
+            for (int v = 0; v < NV; v++)                                                   \
+                bv[v] = *(const VT *)(bp + L * v);                                         \
+            for (int r = 0; r < MR; r++) {                                                 \
+                NR_SPLAT(VT, L, x, a[r * ars + p * acs]);                                  \
+                for (int v = 0; v < NV; v++)                                               \
+                    s[r][v] += x * bv[v];                                                  \
+            }                                                                              \
+        }                                                                                  \
+        for (int r = 0; r < MR; r++)                                                       \
+            for (int v = 0; v < NV; v++)                                                   \
+                *(VT *)(c + r * ldc + L * v) = s[r][v];                                    \
     }
 
 /* One column panel over all m rows with PFX kernels: MR rows at a time, then
  * MR2 rows, then single rows (uses c, a, b, strides, m, kk, accumulate, j). */
-#define NR_GEMM_PANEL(PFX, MR, MR2, NV)                                                             \
-    do {                                                                                            \
-        int64_t i_ = 0;                                                                             \
-        for (; i_ + MR <= m; i_ += MR)                                                              \
-            PFX##_##MR##x##NV(c + i_ * ldc + j, ldc, a + i_ * ars, ars, acs, b + j, ldb, kk,        \
-                              accumulate);                                                          \
-        for (; i_ + MR2 <= m; i_ += MR2)                                                            \
-            PFX##_##MR2##x##NV(c + i_ * ldc + j, ldc, a + i_ * ars, ars, acs, b + j, ldb, kk,       \
-                               accumulate);                                                         \
-        for (; i_ < m; i_++)                                                                        \
-            PFX##_1x##NV(c + i_ * ldc + j, ldc, a + i_ * ars, ars, acs, b + j, ldb, kk,             \
-                         accumulate);                                                               \
+#define NR_GEMM_PANEL(PFX, MR, MR2, NV)                                                       \
+    do {                                                                                      \
+        int64_t i_ = 0;                                                                       \
+        for (; i_ + MR <= m; i_ += MR)                                                        \
+            PFX##_##MR##x##NV(c + i_ * ldc + j, ldc, a + i_ * ars, ars, acs, b + j, ldb, kk,  \
+                              accumulate);                                                    \
+        for (; i_ + MR2 <= m; i_ += MR2)                                                      \
+            PFX##_##MR2##x##NV(c + i_ * ldc + j, ldc, a + i_ * ars, ars, acs, b + j, ldb, kk, \
+                               accumulate);                                                   \
+        for (; i_ < m; i_++)                                                                  \
+            PFX##_1x##NV(c + i_ * ldc + j, ldc, a + i_ * ars, ars, acs, b + j, ldb, kk,       \
+                         accumulate);                                                         \
     } while (0)
 
 /* baseline: 4-float vectors; NEON's 32 registers take taller blocks */
@@ -157,32 +157,32 @@ static inline NR_ALWAYS_INLINE void tile_1xN(float *restrict c0, const float *a0
 
 /* A gemm over column panels W1, W2 and W3 wide (PANEL1..3), then the scalar
  * tail. */
-#define NR_GEMM_DRIVER(NAME, W1, PANEL1, W2, PANEL2, W3, PANEL3)                                   \
-    static inline NR_ALWAYS_INLINE void NAME(float *c, int64_t ldc, const float *a, int64_t ars,   \
-                                             int64_t acs, const float *b, int64_t ldb, int64_t m,  \
-                                             int64_t n, int64_t kk, int accumulate)                \
-    {                                                                                               \
-        int64_t j = 0;                                                                              \
-        for (; j + W1 <= n; j += W1)                                                                \
-            PANEL1;                                                                                 \
-        for (; j + W2 <= n; j += W2)                                                                \
-            PANEL2;                                                                                 \
-        for (; j + W3 <= n; j += W3)                                                                \
-            PANEL3;                                                                                 \
-        if (j < n)                                                                                  \
-            for (int64_t i = 0; i < m; i++)                                                         \
-                tile_1xN(c + i * ldc + j, a + i * ars, acs, b + j, ldb, kk, n - j, accumulate);     \
+#define NR_GEMM_DRIVER(NAME, W1, PANEL1, W2, PANEL2, W3, PANEL3)                                  \
+    static inline NR_ALWAYS_INLINE void NAME(float *c, int64_t ldc, const float *a, int64_t ars,  \
+                                             int64_t acs, const float *b, int64_t ldb, int64_t m, \
+                                             int64_t n, int64_t kk, int accumulate)               \
+    {                                                                                             \
+        int64_t j = 0;                                                                            \
+        for (; j + W1 <= n; j += W1)                                                              \
+            PANEL1;                                                                               \
+        for (; j + W2 <= n; j += W2)                                                              \
+            PANEL2;                                                                               \
+        for (; j + W3 <= n; j += W3)                                                              \
+            PANEL3;                                                                               \
+        if (j < n)                                                                                \
+            for (int64_t i = 0; i < m; i++)                                                       \
+                tile_1xN(c + i * ldc + j, a + i * ars, acs, b + j, ldb, kk, n - j, accumulate);   \
     }
 
-NR_GEMM_DRIVER(gemm_v4, 16, NR_GEMM_PANEL(kern4, NR_V4_MR16, 1, 4), 8, NR_GEMM_PANEL(kern4, 4, 1, 2),
-               4, NR_GEMM_PANEL(kern4, 8, 1, 1))
+NR_GEMM_DRIVER(gemm_v4, 16, NR_GEMM_PANEL(kern4, NR_V4_MR16, 1, 4), 8,
+               NR_GEMM_PANEL(kern4, 4, 1, 2), 4, NR_GEMM_PANEL(kern4, 8, 1, 1))
 /* AVX2: 6 x 16 blocks (12 accumulators + 2 B vectors of the 16 registers) for every
  * 16-column panel; a 2 x 32 block was 1.3-1.7x slower on the 32-wide tower layers (2 FMAs
  * per B load instead of 6). The third panel width never comes up. */
-NR_GEMM_DRIVER(gemm_v8, 16, NR_GEMM_PANEL(kern8, 6, 2, 2), 8, NR_GEMM_PANEL(kern8, 8, 1, 1),
-               8, NR_GEMM_PANEL(kern8, 8, 1, 1))
-NR_GEMM_DRIVER(gemm_v16, 32, NR_GEMM_PANEL(kern16, 6, 2, 2), 16, NR_GEMM_PANEL(kern16, 12, 4, 1),
-               8, NR_GEMM_PANEL(kern8, 8, 1, 1))
+NR_GEMM_DRIVER(gemm_v8, 16, NR_GEMM_PANEL(kern8, 6, 2, 2), 8, NR_GEMM_PANEL(kern8, 8, 1, 1), 8,
+               NR_GEMM_PANEL(kern8, 8, 1, 1))
+NR_GEMM_DRIVER(gemm_v16, 32, NR_GEMM_PANEL(kern16, 6, 2, 2), 16, NR_GEMM_PANEL(kern16, 12, 4, 1), 8,
+               NR_GEMM_PANEL(kern8, 8, 1, 1))
 
 static inline NR_ALWAYS_INLINE void gemm_impl(enum nr_simd_level level, float *c, int64_t ldc,
                                               const float *a, int64_t ars, int64_t acs,
@@ -197,9 +197,9 @@ static inline NR_ALWAYS_INLINE void gemm_impl(enum nr_simd_level level, float *c
         gemm_v4(c, ldc, a, ars, acs, b, ldb, m, n, kk, accumulate);
 }
 
-#define GEMM_PARAMS                                                                            \
-    (float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs, const float *b,          \
-     int64_t ldb, int64_t m, int64_t n, int64_t kk, int accumulate)
+#define GEMM_PARAMS                                                                                \
+    (float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs, const float *b, int64_t ldb, \
+     int64_t m, int64_t n, int64_t kk, int accumulate)
 #define GEMM_ARGS (c, ldc, a, ars, acs, b, ldb, m, n, kk, accumulate)
 NR_SIMD_CLONES(gemm, GEMM_PARAMS, GEMM_ARGS)
 
@@ -224,8 +224,8 @@ static inline NR_ALWAYS_INLINE void gemm_at(enum nr_simd_level level, float *c, 
     gemm_base GEMM_ARGS;
 }
 
-static inline NR_ALWAYS_INLINE void dense_forward_impl(enum nr_simd_level level,
-                                                       float *restrict y, const float *restrict x,
+static inline NR_ALWAYS_INLINE void dense_forward_impl(enum nr_simd_level level, float *restrict y,
+                                                       const float *restrict x,
                                                        const float *restrict w,
                                                        const float *restrict b, int64_t rows,
                                                        int64_t k, int64_t n)
@@ -281,7 +281,8 @@ static inline NR_ALWAYS_INLINE float sigmoidf(float z)
     return e / (1.0f + e);
 }
 
-static inline NR_ALWAYS_INLINE void relu_forward(float *restrict y, const float *restrict x, int64_t n)
+static inline NR_ALWAYS_INLINE void relu_forward(float *restrict y, const float *restrict x,
+                                                 int64_t n)
 {
     for (int64_t i = 0; i < n; i++)
         y[i] = x[i] > 0.0f ? x[i] : 0.0f;
@@ -335,8 +336,8 @@ static inline NR_ALWAYS_INLINE void act_forward_impl(enum nr_simd_level level, f
 
 /* gx, gy and y are distinct buffers here: restrict lets the loops vectorize
  * (branch-free selects instead of a mispredicted branch per ReLU unit). */
-static inline NR_ALWAYS_INLINE void act_backward_impl(enum nr_simd_level level,
-                                                      float *restrict gx, const float *restrict gy,
+static inline NR_ALWAYS_INLINE void act_backward_impl(enum nr_simd_level level, float *restrict gx,
+                                                      const float *restrict gy,
                                                       const float *restrict y, enum nr_act act,
                                                       int64_t rows, int64_t n)
 {
@@ -397,10 +398,7 @@ float nr_dot(const float *a, const float *b, int64_t n)
     return NR_SIMD_DISPATCH_RET(dot, (a, b, n));
 }
 
-void nr_axpy(float *y, const float *x, float a, int64_t n)
-{
-    NR_SIMD_DISPATCH(axpy, (y, x, a, n));
-}
+void nr_axpy(float *y, const float *x, float a, int64_t n) { NR_SIMD_DISPATCH(axpy, (y, x, a, n)); }
 
 void nr_gemm(float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs, const float *b,
              int64_t ldb, int64_t m, int64_t n, int64_t kk, int accumulate)

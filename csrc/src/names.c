@@ -11,14 +11,17 @@
 _Static_assert(NR_OP_AVERAGE + 1 == NR_OP_COUNT, "nr_op_names: a new op needs its name");
 _Static_assert(NR_ACT_SOFTMAX + 1 == NR_ACT_COUNT, "nr_act_names: a new activation needs its name");
 _Static_assert(NR_LOSS_MAE + 1 == NR_LOSS_COUNT, "nr_loss_names: a new loss needs its name");
-_Static_assert(NR_OPTIM_RMSPROP + 1 == NR_OPTIM_COUNT, "nr_optim_names: a new optimizer needs its name");
+_Static_assert(NR_OPTIM_RMSPROP + 1 == NR_OPTIM_COUNT,
+               "nr_optim_names: a new optimizer needs its name");
 _Static_assert(NR_ABORTED + 1 == NR_STATUS_COUNT, "nr_status_str: a new status needs its name");
 
 const char *const nr_op_names[NR_OP_COUNT] = {
-    [NR_OP_INPUT] = "input",   [NR_OP_EMBEDDING] = "embedding", [NR_OP_DENSE] = "dense",
-    [NR_OP_ACT] = "act",       [NR_OP_DOT] = "dot",             [NR_OP_CONCAT] = "concat",
-    [NR_OP_ADD] = "add",       [NR_OP_MUL] = "mul",             [NR_OP_DROPOUT] = "dropout",
-    [NR_OP_ALIAS] = "alias",   [NR_OP_SUB] = "sub",             [NR_OP_AVERAGE] = "average",
+    [NR_OP_INPUT] = "input",     [NR_OP_EMBEDDING] = "embedding",
+    [NR_OP_DENSE] = "dense",     [NR_OP_ACT] = "act",
+    [NR_OP_DOT] = "dot",         [NR_OP_CONCAT] = "concat",
+    [NR_OP_ADD] = "add",         [NR_OP_MUL] = "mul",
+    [NR_OP_DROPOUT] = "dropout", [NR_OP_ALIAS] = "alias",
+    [NR_OP_SUB] = "sub",         [NR_OP_AVERAGE] = "average",
 };
 
 const char *const nr_act_names[NR_ACT_COUNT] = {

@@ -24,7 +24,8 @@ adam_loop(float *restrict w, const float *restrict g, float *restrict m, float *
 
 static inline __attribute__((always_inline)) void
 amsgrad_loop(float *restrict w, const float *restrict g, float *restrict m, float *restrict v,
-             float *restrict vh, int64_t n, float alpha, float c1, float c2, float eps, float two_l2)
+             float *restrict vh, int64_t n, float alpha, float c1, float c2, float eps,
+             float two_l2)
 {
     for (int64_t i = 0; i < n; i++) {
         float gi = g[i] + two_l2 * w[i];
@@ -54,9 +55,9 @@ static inline float adam_alpha(const struct nr_optim *o, int64_t t)
 
 /* Update n contiguous values w[0..n) with gradient g, state slots s0..s2 at the
  * same offset; t is the step count used for Adam's bias correction. */
-static inline __attribute__((always_inline)) void step_block(const struct nr_optim *o, float *restrict w, const float *restrict g,
-                       float *restrict s0, float *restrict s1, float *restrict s2,
-                       int64_t n, int64_t t, float l2)
+static inline __attribute__((always_inline)) void
+step_block(const struct nr_optim *o, float *restrict w, const float *restrict g, float *restrict s0,
+           float *restrict s1, float *restrict s2, int64_t n, int64_t t, float l2)
 {
     const float lr = o->lr, two_l2 = 2.0f * l2, eps = o->epsilon;
     switch (o->kind) {
@@ -222,8 +223,7 @@ catch_up_row(const struct nr_optim *o, float *restrict w, float *restrict s0, fl
             }
         break;
     }
-    case NR_OPTIM_ADAGRAD:
-        break;
+    case NR_OPTIM_ADAGRAD: break;
     }
 }
 
@@ -267,7 +267,8 @@ static inline NR_ALWAYS_INLINE void step_rows_impl(enum nr_simd_level level,
         if (i + NR_ROW_PREFETCH < n)
             prefetch_row(p, ids[i + NR_ROW_PREFETCH]);
         int64_t off = r * c;
-        float *s0 = slot_at(p->slot[0], off), *s1 = slot_at(p->slot[1], off), *s2 = slot_at(p->slot[2], off);
+        float *s0 = slot_at(p->slot[0], off), *s1 = slot_at(p->slot[1], off),
+              *s2 = slot_at(p->slot[2], off);
         int64_t tr = t;
         if (o->catch_up && p->row_steps) {
             /* a step count outside [1, t) (a corrupted or crafted state) means no catch-up */
@@ -289,7 +290,8 @@ static inline NR_ALWAYS_INLINE void step_rows_impl(enum nr_simd_level level,
 
 /* Compiled once per SIMD level (nr_simd.h): the element loops above are
  * inlined into each clone and vectorised for its instruction set. */
-NR_SIMD_CLONES(step_dense, (const struct nr_optim *o, struct nr_param *p, const float *g, int64_t t),
+NR_SIMD_CLONES(step_dense,
+               (const struct nr_optim *o, struct nr_param *p, const float *g, int64_t t),
                (o, p, g, t))
 NR_SIMD_CLONES(step_rows,
                (const struct nr_optim *o, struct nr_param *p, const int64_t *ids, int64_t n,
@@ -301,8 +303,8 @@ void nr_optim_step_dense(const struct nr_optim *o, struct nr_param *p, const flo
     NR_SIMD_DISPATCH(step_dense, (o, p, g, t));
 }
 
-void nr_optim_step_rows(const struct nr_optim *o, struct nr_param *p, const int64_t *ids,
-                        int64_t n, const float *g, int64_t t)
+void nr_optim_step_rows(const struct nr_optim *o, struct nr_param *p, const int64_t *ids, int64_t n,
+                        const float *g, int64_t t)
 {
     NR_SIMD_DISPATCH(step_rows, (o, p, ids, n, g, t));
 }

@@ -71,8 +71,7 @@ static enum nr_status check_op(const struct nr_plan_desc *d, const struct nr_op 
             return NR_ERR_VALUE;
     int64_t out = vs[op->out];
     switch (op->kind) {
-    case NR_OP_INPUT:
-        return op->n_in == 1 && out == op->dim[0] ? NR_OK : NR_ERR_SHAPE;
+    case NR_OP_INPUT: return op->n_in == 1 && out == op->dim[0] ? NR_OK : NR_ERR_SHAPE;
     case NR_OP_EMBEDDING: {
         if (op->n_in != 1 || op->param[0] < 0)
             return NR_ERR_VALUE;
@@ -87,7 +86,8 @@ static enum nr_status check_op(const struct nr_plan_desc *d, const struct nr_op 
         const struct nr_param *w = &d->params[op->param[0]];
         if (w->rows != op->dim[1] || w->cols != op->dim[2])
             return NR_ERR_SHAPE;
-        if (op->param[1] >= 0 && d->params[op->param[1]].rows * d->params[op->param[1]].cols != op->dim[2])
+        if (op->param[1] >= 0 &&
+            d->params[op->param[1]].rows * d->params[op->param[1]].cols != op->dim[2])
             return NR_ERR_SHAPE;
         if (vs[op->in[0]] != op->dim[0] * op->dim[1] || out != op->dim[0] * op->dim[2])
             return NR_ERR_SHAPE;
@@ -98,13 +98,16 @@ static enum nr_status check_op(const struct nr_plan_desc *d, const struct nr_op 
             return NR_ERR_VALUE;
         return vs[op->in[0]] == out && out == op->dim[0] * op->dim[1] ? NR_OK : NR_ERR_SHAPE;
     case NR_OP_DOT: {
-        if (op->n_in != 2 || (op->dim[4] != 0 && op->dim[4] != 1) || (op->dim[5] != 0 && op->dim[5] != 1))
+        if (op->n_in != 2 || (op->dim[4] != 0 && op->dim[4] != 1) ||
+            (op->dim[5] != 0 && op->dim[5] != 1))
             return NR_ERR_VALUE;
         if (vs[op->in[0]] != op->dim[0] * op->dim[1] || vs[op->in[1]] != op->dim[2] * op->dim[3])
             return NR_ERR_SHAPE;
-        if (dot_contract(op->dim[0], op->dim[1], op->dim[4]) != dot_contract(op->dim[2], op->dim[3], op->dim[5]))
+        if (dot_contract(op->dim[0], op->dim[1], op->dim[4]) !=
+            dot_contract(op->dim[2], op->dim[3], op->dim[5]))
             return NR_ERR_SHAPE;
-        int64_t f = dot_free(op->dim[0], op->dim[1], op->dim[4]) * dot_free(op->dim[2], op->dim[3], op->dim[5]);
+        int64_t f = dot_free(op->dim[0], op->dim[1], op->dim[4]) *
+                    dot_free(op->dim[2], op->dim[3], op->dim[5]);
         return f == out ? NR_OK : NR_ERR_SHAPE;
     }
     case NR_OP_CONCAT: {
@@ -132,8 +135,7 @@ static enum nr_status check_op(const struct nr_plan_desc *d, const struct nr_op 
         if (op->n_in != 1 || !(op->rate >= 0.0f && op->rate < 1.0f))
             return NR_ERR_VALUE;
         return vs[op->in[0]] == out ? NR_OK : NR_ERR_SHAPE;
-    case NR_OP_ALIAS:
-        return op->n_in == 1 && vs[op->in[0]] == out ? NR_OK : NR_ERR_SHAPE;
+    case NR_OP_ALIAS: return op->n_in == 1 && vs[op->in[0]] == out ? NR_OK : NR_ERR_SHAPE;
     }
     return NR_ERR_VALUE;
 }
@@ -281,7 +283,8 @@ static void attach_optim_tables(struct nr_plan *p)
         p->tb.geo = p->tb_mem + 3 * NR_OPTIM_TABLE;
         p->tb_key[0] = -1.0f;
     }
-    float key[5] = {(float)o->kind, o->beta1, o->beta2, o->momentum, o->rho + (o->amsgrad ? 10.0f : 0.0f)};
+    float key[5] = {(float)o->kind, o->beta1, o->beta2, o->momentum,
+                    o->rho + (o->amsgrad ? 10.0f : 0.0f)};
     if (memcmp(key, p->tb_key, sizeof key) != 0) {
         nr_optim_tables_fill(&p->tb, o);
         memcpy(p->tb_key, key, sizeof key);

@@ -39,7 +39,8 @@ static void dot_store_grad(float *gx, const float *gat, int64_t r, int64_t cols,
 
 /* Short copies (an embedding row, a concatenation part) inline: a libc call per
  * 32-128 bytes cost more than the copy. */
-static inline NR_ALWAYS_INLINE void copy_floats(float *restrict dst, const float *restrict src, int64_t n)
+static inline NR_ALWAYS_INLINE void copy_floats(float *restrict dst, const float *restrict src,
+                                                int64_t n)
 {
     for (int64_t k = 0; k < n; k++)
         dst[k] = src[k];
@@ -77,7 +78,7 @@ static inline float *out_rows(const struct nr_plan *p, const struct nr_op *op, i
  * by themselves. */
 typedef void (*forward_fn)(struct run_ctx *c, int oi, int64_t b0, int64_t nb);
 #define FORWARD_CLONES(NAME) \
-    NR_SIMD_CLONES(NAME, (struct run_ctx *c, int oi, int64_t b0, int64_t nb), (c, oi, b0, nb))
+    NR_SIMD_CLONES(NAME, (struct run_ctx * c, int oi, int64_t b0, int64_t nb), (c, oi, b0, nb))
 
 static inline NR_ALWAYS_INLINE void input_forward_impl(enum nr_simd_level level, struct run_ctx *c,
                                                        int oi, int64_t b0, int64_t nb)
@@ -99,8 +100,8 @@ static inline NR_ALWAYS_INLINE void input_forward_impl(enum nr_simd_level level,
 }
 FORWARD_CLONES(input_forward)
 
-static inline NR_ALWAYS_INLINE void embedding_forward_impl(enum nr_simd_level level, struct run_ctx *c,
-                                                           int oi, int64_t b0, int64_t nb)
+static inline NR_ALWAYS_INLINE void
+embedding_forward_impl(enum nr_simd_level level, struct run_ctx *c, int oi, int64_t b0, int64_t nb)
 {
     (void)level;
     const struct nr_op *op = &c->p->ops[oi];
@@ -250,21 +251,21 @@ static inline NR_ALWAYS_INLINE void merge_forward(struct run_ctx *c, int oi, int
     }
 }
 
-#define MERGE_FORWARD(NAME, KIND)                                                              \
+#define MERGE_FORWARD(NAME, KIND)                                                                \
     static inline NR_ALWAYS_INLINE void NAME##_impl(enum nr_simd_level level, struct run_ctx *c, \
-                                                    int oi, int64_t b0, int64_t nb)             \
-    {                                                                                          \
-        (void)level;                                                                           \
-        merge_forward(c, oi, b0, nb, KIND);                                                    \
-    }                                                                                          \
+                                                    int oi, int64_t b0, int64_t nb)              \
+    {                                                                                            \
+        (void)level;                                                                             \
+        merge_forward(c, oi, b0, nb, KIND);                                                      \
+    }                                                                                            \
     FORWARD_CLONES(NAME)
 MERGE_FORWARD(add_forward, NR_OP_ADD)
 MERGE_FORWARD(sub_forward, NR_OP_SUB)
 MERGE_FORWARD(mul_forward, NR_OP_MUL)
 MERGE_FORWARD(average_forward, NR_OP_AVERAGE)
 
-static inline NR_ALWAYS_INLINE void dropout_forward_impl(enum nr_simd_level level, struct run_ctx *c,
-                                                         int oi, int64_t b0, int64_t nb)
+static inline NR_ALWAYS_INLINE void
+dropout_forward_impl(enum nr_simd_level level, struct run_ctx *c, int oi, int64_t b0, int64_t nb)
 {
     (void)level;
     const struct nr_plan *p = c->p;
@@ -307,18 +308,12 @@ static void no_forward(struct run_ctx *c, int oi, int64_t b0, int64_t nb)
 #define ANY_LEVEL(FN) {FN, FN, FN}
 
 static const forward_fn forward_kernels[NR_OP_COUNT][NR_SIMD_N_LEVELS] = {
-    [NR_OP_INPUT] = BY_LEVEL(input_forward),
-    [NR_OP_EMBEDDING] = BY_LEVEL(embedding_forward),
-    [NR_OP_DENSE] = ANY_LEVEL(dense_forward),
-    [NR_OP_ACT] = ANY_LEVEL(act_forward),
-    [NR_OP_DOT] = BY_LEVEL(dot_forward),
-    [NR_OP_CONCAT] = BY_LEVEL(concat_forward),
-    [NR_OP_ADD] = BY_LEVEL(add_forward),
-    [NR_OP_MUL] = BY_LEVEL(mul_forward),
-    [NR_OP_DROPOUT] = BY_LEVEL(dropout_forward),
-    [NR_OP_ALIAS] = ANY_LEVEL(no_forward),
-    [NR_OP_SUB] = BY_LEVEL(sub_forward),
-    [NR_OP_AVERAGE] = BY_LEVEL(average_forward),
+    [NR_OP_INPUT] = BY_LEVEL(input_forward),     [NR_OP_EMBEDDING] = BY_LEVEL(embedding_forward),
+    [NR_OP_DENSE] = ANY_LEVEL(dense_forward),    [NR_OP_ACT] = ANY_LEVEL(act_forward),
+    [NR_OP_DOT] = BY_LEVEL(dot_forward),         [NR_OP_CONCAT] = BY_LEVEL(concat_forward),
+    [NR_OP_ADD] = BY_LEVEL(add_forward),         [NR_OP_MUL] = BY_LEVEL(mul_forward),
+    [NR_OP_DROPOUT] = BY_LEVEL(dropout_forward), [NR_OP_ALIAS] = ANY_LEVEL(no_forward),
+    [NR_OP_SUB] = BY_LEVEL(sub_forward),         [NR_OP_AVERAGE] = BY_LEVEL(average_forward),
 };
 
 void nr_plan_forward(struct run_ctx *c, int64_t b0, int64_t b1)
@@ -359,9 +354,10 @@ static void dense_backward(struct run_ctx *c, int ith, int oi, int64_t b0, int64
     float *gx = p->needs_grad[in] ? grad_of(p, in) + b0 * si : NULL;
     float *gw = tg + p->dense_off[op->param[0]];
     float *gb = op->param[1] >= 0 ? tg + p->dense_off[op->param[1]] : NULL;
-    nr_dense_backward(gx, gw, gb, out_grad(p, op, b0), act_of(p, in) + b0 * si, p->d.params[op->param[0]].w,
-                      p->twt + (size_t)ith * (size_t)(p->wt_max ? p->wt_max : 1),
-                      nb * op->dim[0], op->dim[1], op->dim[2]);
+    nr_dense_backward(gx, gw, gb, out_grad(p, op, b0), act_of(p, in) + b0 * si,
+                      p->d.params[op->param[0]].w,
+                      p->twt + (size_t)ith * (size_t)(p->wt_max ? p->wt_max : 1), nb * op->dim[0],
+                      op->dim[1], op->dim[2]);
 }
 
 static void act_backward(struct run_ctx *c, int ith, int oi, int64_t b0, int64_t nb)
@@ -371,8 +367,9 @@ static void act_backward(struct run_ctx *c, int ith, int oi, int64_t b0, int64_t
     const struct nr_op *op = &p->ops[oi];
     int64_t so = p->value_size[op->out];
     if (p->needs_grad[op->in[0]])
-        nr_act_backward(grad_of(p, op->in[0]) + b0 * so, out_grad(p, op, b0), act_of(p, op->out) + b0 * so,
-                        (enum nr_act)op->act, nb * op->dim[0], op->dim[1]);
+        nr_act_backward(grad_of(p, op->in[0]) + b0 * so, out_grad(p, op, b0),
+                        act_of(p, op->out) + b0 * so, (enum nr_act)op->act, nb * op->dim[0],
+                        op->dim[1]);
 }
 
 static void dot_backward(struct run_ctx *c, int ith, int oi, int64_t b0, int64_t nb)
@@ -461,7 +458,8 @@ static void linear_backward(struct run_ctx *c, int ith, int oi, int64_t b0, int6
 }
 
 /* gx[k] += gy[k] * x[k]: gradient buffers never overlap activations. */
-static void mul_add(float *restrict gx, const float *restrict gy, const float *restrict x, int64_t n)
+static void mul_add(float *restrict gx, const float *restrict gy, const float *restrict x,
+                    int64_t n)
 {
     for (int64_t k = 0; k < n; k++)
         gx[k] += gy[k] * x[k];
@@ -513,10 +511,12 @@ static void dropout_backward(struct run_ctx *c, int ith, int oi, int64_t b0, int
 }
 
 static const backward_fn backward_kernels[NR_OP_COUNT] = {
-    [NR_OP_INPUT] = no_backward,      [NR_OP_EMBEDDING] = no_backward, [NR_OP_DENSE] = dense_backward,
-    [NR_OP_ACT] = act_backward,       [NR_OP_DOT] = dot_backward,      [NR_OP_CONCAT] = concat_backward,
-    [NR_OP_ADD] = linear_backward,    [NR_OP_MUL] = mul_backward,      [NR_OP_DROPOUT] = dropout_backward,
-    [NR_OP_ALIAS] = no_backward,      [NR_OP_SUB] = linear_backward,   [NR_OP_AVERAGE] = linear_backward,
+    [NR_OP_INPUT] = no_backward,        [NR_OP_EMBEDDING] = no_backward,
+    [NR_OP_DENSE] = dense_backward,     [NR_OP_ACT] = act_backward,
+    [NR_OP_DOT] = dot_backward,         [NR_OP_CONCAT] = concat_backward,
+    [NR_OP_ADD] = linear_backward,      [NR_OP_MUL] = mul_backward,
+    [NR_OP_DROPOUT] = dropout_backward, [NR_OP_ALIAS] = no_backward,
+    [NR_OP_SUB] = linear_backward,      [NR_OP_AVERAGE] = linear_backward,
 };
 
 void nr_plan_backward(struct run_ctx *c, int ith, int64_t b0, int64_t b1)

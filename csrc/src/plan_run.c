@@ -60,7 +60,8 @@ static void hogwild_step_rows(const struct nr_optim *o, const struct plan_table 
 static void train_rows(struct run_ctx *c, int ith, int64_t b0, int64_t b1, int apply_rows)
 {
     struct nr_plan *p = c->p;
-    memset(p->tgrad + (size_t)ith * (size_t)p->dense_total, 0, (size_t)p->dense_total * sizeof(float));
+    memset(p->tgrad + (size_t)ith * (size_t)p->dense_total, 0,
+           (size_t)p->dense_total * sizeof(float));
     if (p->d.sparse)
         for (int t = 0; t < p->n_tables; t++)
             nr_table_grad_reset(local_tg(p, ith, t));
@@ -69,7 +70,8 @@ static void train_rows(struct run_ctx *c, int ith, int64_t b0, int64_t b1, int a
     nr_plan_forward(c, b0, b1);
     for (int v = 0; v < p->d.n_values; v++)
         if (p->base[v] == v && p->needs_grad[v])
-            memset(p->grad[v] + b0 * p->value_size[v], 0, (size_t)((b1 - b0) * p->value_size[v]) * sizeof(float));
+            memset(p->grad[v] + b0 * p->value_size[v], 0,
+                   (size_t)((b1 - b0) * p->value_size[v]) * sizeof(float));
     nr_plan_loss(c, b0, b1, &p->tstats[ith]);
     nr_plan_backward(c, ith, b0, b1);
     if (!p->d.sparse || atomic_load(&c->bad_index))
@@ -385,10 +387,10 @@ static void hogwild_worker(void *vctx, int ith, int nth)
     }
 }
 
-static enum nr_status fit_hogwild(struct nr_plan *p, struct nr_pool *pool, const struct nr_array *inputs,
-                                  const struct nr_array *y, const int64_t *idx, int64_t n,
-                                  int64_t batch_size, int64_t *step, uint64_t seed, int nth,
-                                  const volatile int *abort)
+static enum nr_status fit_hogwild(struct nr_plan *p, struct nr_pool *pool,
+                                  const struct nr_array *inputs, const struct nr_array *y,
+                                  const int64_t *idx, int64_t n, int64_t batch_size, int64_t *step,
+                                  uint64_t seed, int nth, const volatile int *abort)
 {
     struct run_ctx *cs = calloc((size_t)nth, sizeof *cs);
     if (!cs)
@@ -401,8 +403,8 @@ static enum nr_status fit_hogwild(struct nr_plan *p, struct nr_pool *pool, const
         cs[t].seed = seed;
         atomic_init(&cs[t].bad_index, 0);
     }
-    struct hog_ctx h = {.c = cs, .idx = idx, .n = n, .batch_size = batch_size,
-                        .step0 = *step, .abort = abort};
+    struct hog_ctx h = {
+        .c = cs, .idx = idx, .n = n, .batch_size = batch_size, .step0 = *step, .abort = abort};
     atomic_init(&h.done, 0);
     run_on(pool, nth, hogwild_worker, &h);
     enum nr_status s = NR_OK;
@@ -478,9 +480,9 @@ static enum nr_status fit_batches(struct nr_plan *p, struct nr_pool *pool,
 }
 
 enum nr_status nr_plan_fit(struct nr_plan *p, struct nr_pool *pool, const struct nr_array *inputs,
-                           const struct nr_array *y, const int64_t *idx, int64_t n, int64_t batch_size,
-                           int64_t *step, uint64_t seed, struct nr_fit_stats *stats,
-                           const volatile int *abort)
+                           const struct nr_array *y, const int64_t *idx, int64_t n,
+                           int64_t batch_size, int64_t *step, uint64_t seed,
+                           struct nr_fit_stats *stats, const volatile int *abort)
 {
     if (batch_size < 1 || n < 0)
         return NR_ERR_VALUE;
@@ -526,11 +528,12 @@ static void predict_worker(void *vctx, int ith, int nth)
         return;
     nr_plan_forward(c, b0, b1);
     int64_t P = p->value_size[p->d.output];
-    memcpy(c->out + b0 * P, act_of(p, p->d.output) + b0 * P, (size_t)((b1 - b0) * P) * sizeof(float));
+    memcpy(c->out + b0 * P, act_of(p, p->d.output) + b0 * P,
+           (size_t)((b1 - b0) * P) * sizeof(float));
 }
 
-enum nr_status nr_plan_predict(struct nr_plan *p, struct nr_pool *pool, const struct nr_array *inputs,
-                               int64_t start, int64_t n, float *out)
+enum nr_status nr_plan_predict(struct nr_plan *p, struct nr_pool *pool,
+                               const struct nr_array *inputs, int64_t start, int64_t n, float *out)
 {
     if (n < 0)
         return NR_ERR_VALUE;

@@ -179,7 +179,8 @@ enum nr_status nr_plan_reserve_table_grads(struct nr_plan *p, int nth, int64_t r
         int64_t m;
         /* a hash of up to 4 m slots (8 + 4 bytes each), m row ids, m gradient rows */
         if (!size_mul(rows, p->ids_per_sample[p->tables[t].param], 1, &m) ||
-            !size_mul(m, 4 * 12 + 8, 1, &bytes) || !size_mul(m, p->tables[t].tab.cols, sizeof(float), &bytes))
+            !size_mul(m, 4 * 12 + 8, 1, &bytes) ||
+            !size_mul(m, p->tables[t].tab.cols, sizeof(float), &bytes))
             return NR_ERR_NOMEM;
     }
     p->ttg = calloc(2 * (size_t)nth * (size_t)p->n_tables, sizeof *p->ttg);

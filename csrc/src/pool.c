@@ -131,10 +131,7 @@ void nr_pool_free(struct nr_pool *pool)
     free(pool);
 }
 
-int nr_pool_size(const struct nr_pool *pool)
-{
-    return pool ? pool->n_threads : 1;
-}
+int nr_pool_size(const struct nr_pool *pool) { return pool ? pool->n_threads : 1; }
 
 void nr_pool_run(struct nr_pool *pool, nr_pool_fn fn, void *ctx)
 {

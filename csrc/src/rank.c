@@ -8,9 +8,8 @@
  * Counting
  * ------------------------------------------------------------------------- */
 
-enum nr_status nr_rank_count_sampled(const float *pos_scores,
-                                     const float *neg_scores, int64_t n_users,
-                                     int64_t n_neg, int64_t *out_ranks,
+enum nr_status nr_rank_count_sampled(const float *pos_scores, const float *neg_scores,
+                                     int64_t n_users, int64_t n_neg, int64_t *out_ranks,
                                      double *out_auc)
 {
     if (n_users < 0 || n_neg < 0)
@@ -32,9 +31,9 @@ enum nr_status nr_rank_count_sampled(const float *pos_scores,
         }
         out_ranks[u] = above;
         if (out_auc != NULL)
-            out_auc[u] = n_neg > 0
-                ? ((double)(n_neg - above - equal) + 0.5 * (double)equal) / (double)n_neg
-                : NAN;
+            out_auc[u] =
+                n_neg > 0 ? ((double)(n_neg - above - equal) + 0.5 * (double)equal) / (double)n_neg
+                          : NAN;
     }
     return NR_OK;
 }
@@ -66,9 +65,8 @@ static int nr__cmp_scored_desc(const void *a, const void *b)
  * both are recorded as +1/-1 marks in the difference arrays d_above/d_eq
  * (m + 1 entries each) and summed afterwards, so each negative costs one
  * or two binary searches instead of m comparisons. */
-static inline void nr__count_range(const float *row, int64_t a, int64_t b,
-                                   const float *p, int64_t m, int64_t *d_above,
-                                   int64_t *d_eq)
+static inline void nr__count_range(const float *row, int64_t a, int64_t b, const float *p,
+                                   int64_t m, int64_t *d_above, int64_t *d_eq)
 {
     const float pmin = p[m - 1];
     for (int64_t t = a; t < b; t++) {
@@ -101,12 +99,10 @@ static inline void nr__count_range(const float *row, int64_t a, int64_t b,
     }
 }
 
-enum nr_status nr_rank_count_full(const float *scores, int64_t n_rows,
-                                  int64_t n_items, const int64_t *pos_indptr,
-                                  const int32_t *pos_indices,
-                                  const int64_t *ex_indptr,
-                                  const int32_t *ex_indices, int64_t n_ex_rows,
-                                  const int64_t *row_users, int64_t *out_above,
+enum nr_status nr_rank_count_full(const float *scores, int64_t n_rows, int64_t n_items,
+                                  const int64_t *pos_indptr, const int32_t *pos_indices,
+                                  const int64_t *ex_indptr, const int32_t *ex_indices,
+                                  int64_t n_ex_rows, const int64_t *row_users, int64_t *out_above,
                                   double *out_auc)
 {
     if (n_rows < 0 || n_items < 0)
@@ -212,8 +208,8 @@ enum nr_status nr_rank_count_full(const float *scores, int64_t n_rows,
             out_above[out] = ai;
             if (out_auc != NULL)
                 out_auc[out] = n_neg > 0
-                    ? ((double)(n_neg - ai - ei) + 0.5 * (double)ei) / (double)n_neg
-                    : NAN;
+                                   ? ((double)(n_neg - ai - ei) + 0.5 * (double)ei) / (double)n_neg
+                                   : NAN;
         }
     }
 
@@ -240,9 +236,8 @@ static inline void nr__put(double *dst, int64_t u, double v)
         dst[u] = v;
 }
 
-enum nr_status nr_rank_score(const int64_t *indptr, const int64_t *above,
-                             const double *auc, int64_t n_users, int64_t k,
-                             const struct nr_rank_per_user *per_user,
+enum nr_status nr_rank_score(const int64_t *indptr, const int64_t *above, const double *auc,
+                             int64_t n_users, int64_t k, const struct nr_rank_per_user *per_user,
                              struct nr_rank_means *means)
 {
     if (k < 1 || n_users < 0)

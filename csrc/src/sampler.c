@@ -132,7 +132,8 @@ static void sampler_worker(void *vctx, int ith, int nth)
                 if (neg < 0 && c->cdf)
                     neg = weighted_unseen(&r, c->cdf, m->n_cols, row, len);
                 if (neg < 0)
-                    neg = kth_unseen(row, len, (int64_t)nr_rng_below(&r, (uint64_t)(m->n_cols - len)));
+                    neg = kth_unseen(row, len,
+                                     (int64_t)nr_rng_below(&r, (uint64_t)(m->n_cols - len)));
                 c->ou[o + j] = u;
                 c->oi[o + j] = neg;
                 c->ol[o + j] = 0.0f;
@@ -149,8 +150,16 @@ enum nr_status nr_sampler_epoch(const struct nr_csr *seen, const int64_t *pos_us
     if (n_pos < 0 || num_neg < 0 || seen->n_cols < 1)
         return NR_ERR_VALUE;
     struct sampler_ctx c = {
-        .seen = seen, .pu = pos_users, .pi = pos_items, .n_pos = n_pos, .num_neg = num_neg,
-        .cdf = cdf, .seed = seed, .ou = out_users, .oi = out_items, .ol = out_labels,
+        .seen = seen,
+        .pu = pos_users,
+        .pi = pos_items,
+        .n_pos = n_pos,
+        .num_neg = num_neg,
+        .cdf = cdf,
+        .seed = seed,
+        .ou = out_users,
+        .oi = out_items,
+        .ol = out_labels,
     };
     atomic_init(&c.status, NR_OK);
     nr_pool_run(pool, sampler_worker, &c);

@@ -107,12 +107,9 @@ enum nr_simd_level nr_simd_set_level(enum nr_simd_level level)
 const char *nr_simd_name(enum nr_simd_level level)
 {
     switch (level) {
-    case NR_SIMD_AVX512:
-        return "avx512";
-    case NR_SIMD_AVX2:
-        return "avx2";
-    case NR_SIMD_BASELINE:
-        break;
+    case NR_SIMD_AVX512: return "avx512";
+    case NR_SIMD_AVX2: return "avx2";
+    case NR_SIMD_BASELINE: break;
     }
 #if defined(__aarch64__) || defined(_M_ARM64)
     return "neon";

@@ -50,18 +50,16 @@ static void nr__topk_sift_up(float *s, int64_t *id, int64_t i)
     id[i] = xi;
 }
 
-void nr_topk_reset(struct nr_topk *h)
-{
-    h->size = 0;
-}
+void nr_topk_reset(struct nr_topk *h) { h->size = 0; }
 
 /* Whether any of x[0..16) is >= t (NaN never is). */
 static inline int nr__topk_any_ge(const float *x, float t)
 {
 #if defined(__SSE2__)
     const __m128 tv = _mm_set1_ps(t);
-    __m128 m = _mm_or_ps(_mm_or_ps(_mm_cmpge_ps(_mm_loadu_ps(x), tv), _mm_cmpge_ps(_mm_loadu_ps(x + 4), tv)),
-                         _mm_or_ps(_mm_cmpge_ps(_mm_loadu_ps(x + 8), tv), _mm_cmpge_ps(_mm_loadu_ps(x + 12), tv)));
+    __m128 m = _mm_or_ps(
+        _mm_or_ps(_mm_cmpge_ps(_mm_loadu_ps(x), tv), _mm_cmpge_ps(_mm_loadu_ps(x + 4), tv)),
+        _mm_or_ps(_mm_cmpge_ps(_mm_loadu_ps(x + 8), tv), _mm_cmpge_ps(_mm_loadu_ps(x + 12), tv)));
     return _mm_movemask_ps(m) != 0;
 #else
     int any = 0;
@@ -72,8 +70,7 @@ static inline int nr__topk_any_ge(const float *x, float t)
 }
 
 /* Push a contiguous id range with no exclusions. */
-static void nr__topk_push_range(struct nr_topk *h, const float *scores,
-                                int64_t n, int64_t first_id)
+static void nr__topk_push_range(struct nr_topk *h, const float *scores, int64_t n, int64_t first_id)
 {
     float *hs = h->scores;
     int64_t *hi = h->ids;
@@ -116,9 +113,8 @@ static void nr__topk_push_range(struct nr_topk *h, const float *scores,
     }
 }
 
-void nr_topk_push_block(struct nr_topk *h, const float *scores, int64_t n,
-                        int64_t first_id, const int32_t *excluded,
-                        int64_t n_excluded)
+void nr_topk_push_block(struct nr_topk *h, const float *scores, int64_t n, int64_t first_id,
+                        const int32_t *excluded, int64_t n_excluded)
 {
     if (n <= 0 || h->k <= 0)
         return;
@@ -165,11 +161,10 @@ void nr_topk_sort(struct nr_topk *h)
     }
 }
 
-enum nr_status nr_topk_rows(const float *scores, int64_t n_rows,
-                            int64_t n_cols, int64_t row_stride, int64_t k,
-                            const int64_t *indptr, const int32_t *indices,
-                            int64_t n_csr_rows, const int64_t *row_users,
-                            int64_t *out_ids, float *out_scores)
+enum nr_status nr_topk_rows(const float *scores, int64_t n_rows, int64_t n_cols, int64_t row_stride,
+                            int64_t k, const int64_t *indptr, const int32_t *indices,
+                            int64_t n_csr_rows, const int64_t *row_users, int64_t *out_ids,
+                            float *out_scores)
 {
     if (k < 0 || n_rows < 0 || n_cols < 0 || row_stride < 0)
         return NR_ERR_VALUE;
@@ -185,7 +180,10 @@ enum nr_status nr_topk_rows(const float *scores, int64_t n_rows,
             n_ex = indptr[u + 1] - indptr[u];
         }
         struct nr_topk h = {
-            .k = k, .size = 0, .scores = out_scores + r * k, .ids = out_ids + r * k,
+            .k = k,
+            .size = 0,
+            .scores = out_scores + r * k,
+            .ids = out_ids + r * k,
         };
         nr_topk_push_block(&h, scores + r * row_stride, n_cols, 0, ex, n_ex);
         nr_topk_sort(&h);

@@ -42,27 +42,26 @@ static const char *g_section = "";
 static int n_failed = 0;
 static int n_checks = 0;
 
-#define CHECKF(cond, ...)                                                          \
-    do {                                                                           \
-        n_checks++;                                                                \
-        if (!(cond)) {                                                             \
-            n_failed++;                                                            \
-            fprintf(stderr, "FAIL [%s] %s:%d: %s: ", g_section, __FILE__, __LINE__, \
-                    #cond);                                                        \
-            fprintf(stderr, __VA_ARGS__);                                          \
-            fputc('\n', stderr);                                                   \
-        }                                                                          \
+#define CHECKF(cond, ...)                                                                   \
+    do {                                                                                    \
+        n_checks++;                                                                         \
+        if (!(cond)) {                                                                      \
+            n_failed++;                                                                     \
+            fprintf(stderr, "FAIL [%s] %s:%d: %s: ", g_section, __FILE__, __LINE__, #cond); \
+            fprintf(stderr, __VA_ARGS__);                                                   \
+            fputc('\n', stderr);                                                            \
+        }                                                                                   \
     } while (0)
 
 #define CHECK(cond) CHECKF(cond, "%s", "")
 
 /* Abort the section on an allocation failure of the test itself. */
-#define NEED(ptr)                                                               \
-    do {                                                                        \
-        if (!(ptr)) {                                                           \
+#define NEED(ptr)                                                                       \
+    do {                                                                                \
+        if (!(ptr)) {                                                                   \
             fprintf(stderr, "test_core: out of memory at %s:%d\n", __FILE__, __LINE__); \
-            exit(2);                                                            \
-        }                                                                       \
+            exit(2);                                                                    \
+        }                                                                               \
     } while (0)
 
 static void *xcalloc(size_t n, size_t size)
@@ -116,8 +115,8 @@ static double sigm(double z) { return 1.0 / (1.0 + exp(-z)); }
 static void test_status(void)
 {
     g_section = "status";
-    enum nr_status all[] = {NR_OK, NR_ERR_NOMEM, NR_ERR_SHAPE, NR_ERR_INDEX,
-                            NR_ERR_VALUE, NR_ERR_TYPE, NR_ABORTED};
+    enum nr_status all[] = {NR_OK,        NR_ERR_NOMEM, NR_ERR_SHAPE, NR_ERR_INDEX,
+                            NR_ERR_VALUE, NR_ERR_TYPE,  NR_ABORTED};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
         const char *s = nr_status_str(all[i]);
         CHECKF(s && strlen(s) > 0 && strcmp(s, "unknown status") != 0, "status %d", (int)all[i]);
@@ -217,7 +216,8 @@ static void test_rng(void)
      * library's 128-bit integer or 32-bit long multiplication (-DNR_NO_INT128
      * builds, 32-bit targets), so both must give these exact values. */
     {
-        const uint64_t ln[] = {3, 1000, (1ULL << 32) + 5, (1ULL << 63) + 1, UINT64_MAX, 0x9E3779B97F4A7C15ULL};
+        const uint64_t ln[] = {
+            3, 1000, (1ULL << 32) + 5, (1ULL << 63) + 1, UINT64_MAX, 0x9E3779B97F4A7C15ULL};
         int bad = 0;
         for (size_t i = 0; i < sizeof ln / sizeof *ln; i++) {
             struct nr_rng got, ref;
@@ -256,7 +256,10 @@ static void test_rng(void)
                "n = 2^63+1: %d below n/4, %d below n/2 of 20000", low, half);
     }
     /* roughly uniform: chi-square over 10 and 7 cells (p = 0.001 bounds) */
-    const struct { uint64_t n; double bound; } cells[] = {{10, 27.88}, {7, 22.46}};
+    const struct {
+        uint64_t n;
+        double bound;
+    } cells[] = {{10, 27.88}, {7, 22.46}};
     for (size_t i = 0; i < 2; i++) {
         int64_t cnt[10] = {0};
         const int draws = 100000;
@@ -265,7 +268,8 @@ static void test_rng(void)
         double chi = 0.0, e = (double)draws / (double)cells[i].n;
         for (uint64_t k = 0; k < cells[i].n; k++)
             chi += ((double)cnt[k] - e) * ((double)cnt[k] - e) / e;
-        CHECKF(chi < cells[i].bound, "n = %llu: chi-square %.2f", (unsigned long long)cells[i].n, chi);
+        CHECKF(chi < cells[i].bound, "n = %llu: chi-square %.2f", (unsigned long long)cells[i].n,
+               chi);
     }
     double sum = 0.0;
     int bad = 0;
@@ -443,7 +447,8 @@ static void test_dense(void)
                     float *gx0 = xcalloc((size_t)(rows * k), sizeof *gx0);
                     memcpy(gx0, gx, (size_t)(rows * k) * sizeof *gx);
                     float *wt = xcalloc((size_t)(k * n), sizeof *wt); /* caller scratch */
-                    nr_dense_backward(with_b ? gx : NULL, gw, with_b ? gb : NULL, gy, x, w, wt, rows, k, n);
+                    nr_dense_backward(with_b ? gx : NULL, gw, with_b ? gb : NULL, gy, x, w, wt,
+                                      rows, k, n);
                     free(wt);
                     snprintf(what, sizeof what, "backward rows=%lld k=%lld n=%lld full=%d",
                              (long long)rows, (long long)k, (long long)n, with_b);
@@ -452,7 +457,8 @@ static void test_dense(void)
                         check_arr(what, gx, rgx, rows * k, 1e-5, 1e-5);
                         check_arr(what, gb, rgb, n, 1e-5, 1e-5);
                     } else {
-                        CHECKF(memcmp(gx, gx0, (size_t)(rows * k) * sizeof *gx) == 0, "%s: gx touched", what);
+                        CHECKF(memcmp(gx, gx0, (size_t)(rows * k) * sizeof *gx) == 0,
+                               "%s: gx touched", what);
                     }
                     free(gx0);
                     free(x), free(w), free(b), free(y), free(gy), free(gx), free(gw), free(gb);
@@ -516,7 +522,8 @@ static void test_act(void)
 {
     g_section = "kernels/act";
     char what[96];
-    const enum nr_act acts[] = {NR_ACT_LINEAR, NR_ACT_RELU, NR_ACT_SIGMOID, NR_ACT_TANH, NR_ACT_SOFTMAX};
+    const enum nr_act acts[] = {NR_ACT_LINEAR, NR_ACT_RELU, NR_ACT_SIGMOID, NR_ACT_TANH,
+                                NR_ACT_SOFTMAX};
     for (int ai = 0; ai < 5; ai++)
         for (int ni = 0; ni < N_ODD; ni++) {
             enum nr_act act = acts[ai];
@@ -538,7 +545,8 @@ static void test_act(void)
                 for (int64_t j = 0; j < n; j++)
                     s += exp((double)xr[j] - m);
                 for (int64_t j = 0; j < n; j++)
-                    ry[r * n + j] = act == NR_ACT_SOFTMAX ? exp((double)xr[j] - m) / s : ref_act(act, xr[j]);
+                    ry[r * n + j] =
+                        act == NR_ACT_SOFTMAX ? exp((double)xr[j] - m) / s : ref_act(act, xr[j]);
             }
             nr_act_forward(y, x, act, rows, n);
             snprintf(what, sizeof what, "forward act=%d n=%lld", (int)act, (long long)n);
@@ -611,14 +619,45 @@ static const struct ocase ocases[] = {
     {"sgd", {.kind = NR_OPTIM_SGD, .lr = 0.1f}, 0.0f, {0, 0, 0}},
     {"sgd+l2", {.kind = NR_OPTIM_SGD, .lr = 0.1f}, 0.01f, {0, 0, 0}},
     {"momentum", {.kind = NR_OPTIM_SGD, .lr = 0.1f, .momentum = 0.9f}, 0.0f, {1, 0, 0}},
-    {"nesterov+l2", {.kind = NR_OPTIM_SGD, .lr = 0.05f, .momentum = 0.8f, .nesterov = 1}, 0.005f, {1, 0, 0}},
-    {"adam", {.kind = NR_OPTIM_ADAM, .lr = 0.01f, .beta1 = 0.9f, .beta2 = 0.999f, .epsilon = 1e-7f}, 0.0f, {1, 1, 0}},
-    {"adam+l2", {.kind = NR_OPTIM_ADAM, .lr = 0.02f, .beta1 = 0.8f, .beta2 = 0.99f, .epsilon = 1e-3f}, 0.01f, {1, 1, 0}},
-    {"amsgrad", {.kind = NR_OPTIM_ADAM, .lr = 0.01f, .beta1 = 0.9f, .beta2 = 0.999f, .epsilon = 1e-7f, .amsgrad = 1}, 0.0f, {1, 1, 1}},
+    {"nesterov+l2",
+     {.kind = NR_OPTIM_SGD, .lr = 0.05f, .momentum = 0.8f, .nesterov = 1},
+     0.005f,
+     {1, 0, 0}},
+    {"adam",
+     {.kind = NR_OPTIM_ADAM, .lr = 0.01f, .beta1 = 0.9f, .beta2 = 0.999f, .epsilon = 1e-7f},
+     0.0f,
+     {1, 1, 0}},
+    {"adam+l2",
+     {.kind = NR_OPTIM_ADAM, .lr = 0.02f, .beta1 = 0.8f, .beta2 = 0.99f, .epsilon = 1e-3f},
+     0.01f,
+     {1, 1, 0}},
+    {"amsgrad",
+     {.kind = NR_OPTIM_ADAM,
+      .lr = 0.01f,
+      .beta1 = 0.9f,
+      .beta2 = 0.999f,
+      .epsilon = 1e-7f,
+      .amsgrad = 1},
+     0.0f,
+     {1, 1, 1}},
     {"adagrad", {.kind = NR_OPTIM_ADAGRAD, .lr = 0.1f, .epsilon = 1e-7f}, 0.0f, {1, 0, 0}},
-    {"rmsprop", {.kind = NR_OPTIM_RMSPROP, .lr = 0.01f, .rho = 0.9f, .epsilon = 1e-7f}, 0.0f, {1, 0, 0}},
-    {"rmsprop+momentum", {.kind = NR_OPTIM_RMSPROP, .lr = 0.01f, .rho = 0.9f, .epsilon = 1e-7f, .momentum = 0.5f}, 0.0f, {1, 1, 0}},
-    {"rmsprop centered", {.kind = NR_OPTIM_RMSPROP, .lr = 0.01f, .rho = 0.8f, .epsilon = 1e-7f, .momentum = 0.3f, .centered = 1}, 0.001f, {1, 1, 1}},
+    {"rmsprop",
+     {.kind = NR_OPTIM_RMSPROP, .lr = 0.01f, .rho = 0.9f, .epsilon = 1e-7f},
+     0.0f,
+     {1, 0, 0}},
+    {"rmsprop+momentum",
+     {.kind = NR_OPTIM_RMSPROP, .lr = 0.01f, .rho = 0.9f, .epsilon = 1e-7f, .momentum = 0.5f},
+     0.0f,
+     {1, 1, 0}},
+    {"rmsprop centered",
+     {.kind = NR_OPTIM_RMSPROP,
+      .lr = 0.01f,
+      .rho = 0.8f,
+      .epsilon = 1e-7f,
+      .momentum = 0.3f,
+      .centered = 1},
+     0.001f,
+     {1, 1, 1}},
 };
 #define N_OCASES ((int)(sizeof ocases / sizeof *ocases))
 
@@ -734,7 +773,8 @@ static void test_optim(void)
                     ref_step(oc, &trw[r * C + cc], trs[r * C + cc], gg[j * C + cc], rstep[r]);
             }
         }
-        struct nr_param tp = {.w = tw, .rows = TR, .cols = C, .row_steps = steps, .l2 = oc->l2, .is_table = 1};
+        struct nr_param tp = {
+            .w = tw, .rows = TR, .cols = C, .row_steps = steps, .l2 = oc->l2, .is_table = 1};
         for (int k = 0; k < 3; k++)
             tp.slot[k] = oc->used[k] ? ts[k] : NULL;
         /* catch_up = 0: row_steps counts each row's own updates (the global step is unused) */
@@ -743,9 +783,10 @@ static void test_optim(void)
         snprintf(what, sizeof what, "%s rows w", oc->name);
         check_arr(what, tw, trw, TR * C, 1e-5, 1e-6);
         CHECKF(steps[0] == 0 && steps[1] == 2 && steps[2] == 0 && steps[3] == 0 && steps[4] == 1 &&
-               steps[5] == 1, "%s: row_steps %lld %lld %lld %lld %lld %lld", oc->name,
-               (long long)steps[0], (long long)steps[1], (long long)steps[2], (long long)steps[3],
-               (long long)steps[4], (long long)steps[5]);
+                   steps[5] == 1,
+               "%s: row_steps %lld %lld %lld %lld %lld %lld", oc->name, (long long)steps[0],
+               (long long)steps[1], (long long)steps[2], (long long)steps[3], (long long)steps[4],
+               (long long)steps[5]);
         const int untouched[3] = {0, 2, 3};
         for (int u = 0; u < 3; u++) {
             int r = untouched[u];
@@ -794,7 +835,9 @@ static void test_optim_tables(void)
         for (int64_t t = 0; t < LEN; t++) {
             if (t > 0)
                 geo += pow(r, (double)t);
-            ref[t] = t == 0 ? 0.0 : sqrt(1.0 - pow(o->beta2, (double)t)) / (1.0 - pow(o->beta1, (double)t));
+            ref[t] = t == 0
+                         ? 0.0
+                         : sqrt(1.0 - pow(o->beta2, (double)t)) / (1.0 - pow(o->beta1, (double)t));
             ref[LEN + t] = pow(a1, (double)t);
             ref[2 * LEN + t] = pow(a2, (double)t);
             ref[3 * LEN + t] = geo;
@@ -820,23 +863,30 @@ static void test_optim_tables(void)
     const int64_t ts[3] = {3, 1000, 70000};
     for (int bi = 0; bi < 2; bi++)
         for (int ti = 0; ti < 3; ti++) {
-            struct nr_optim o = {.kind = NR_OPTIM_ADAM, .lr = 0.01f, .beta1 = 0.9f, .beta2 = beta2s[bi], .epsilon = 1e-7f};
+            struct nr_optim o = {.kind = NR_OPTIM_ADAM,
+                                 .lr = 0.01f,
+                                 .beta1 = 0.9f,
+                                 .beta2 = beta2s[bi],
+                                 .epsilon = 1e-7f};
             struct nr_optim_tables tb = {BIG, big, big + BIG, big + 2 * BIG, big + 3 * BIG, 0};
             nr_optim_tables_fill(&tb, &o);
             float w[2][4], m[2][4] = {{0}}, v[2][4] = {{0}}, g[4] = {0.5f, -0.25f, 1.0f, -2.0f};
             for (int k = 0; k < 4; k++)
                 w[0][k] = w[1][k] = 1.0f;
             double rw[4];
-            double alpha = 0.01 * sqrt(1.0 - pow(beta2s[bi], (double)ts[ti])) / (1.0 - pow(0.9, (double)ts[ti]));
+            double alpha = 0.01 * sqrt(1.0 - pow(beta2s[bi], (double)ts[ti])) /
+                           (1.0 - pow(0.9, (double)ts[ti]));
             for (int k = 0; k < 4; k++) {
                 double mm = 0.1 * g[k], vv = (1.0 - beta2s[bi]) * g[k] * g[k];
                 rw[k] = 1.0 - alpha * mm / (sqrt(vv) + 1e-7);
             }
             for (int with = 0; with < 2; with++) {
                 o.tables = with ? &tb : NULL;
-                struct nr_param p = {.w = w[with], .rows = 1, .cols = 4, .slot = {m[with], v[with], NULL}};
+                struct nr_param p = {
+                    .w = w[with], .rows = 1, .cols = 4, .slot = {m[with], v[with], NULL}};
                 nr_optim_step_dense(&o, &p, g, ts[ti]);
-                snprintf(what, sizeof what, "beta2 %.5f, t %lld, tables %d", (double)beta2s[bi], (long long)ts[ti], with);
+                snprintf(what, sizeof what, "beta2 %.5f, t %lld, tables %d", (double)beta2s[bi],
+                         (long long)ts[ti], with);
                 check_arr(what, w[with], rw, 4, 2e-5, 1e-7);
             }
         }
@@ -855,12 +905,36 @@ static void test_optim_catch_up(void)
     const int64_t sched[6][4] = {{1, 2, -1}, {2, -1}, {2, 0, -1}, {-1}, {-1}, {1, 0, 2, -1}};
     const struct ocase cases[] = {
         {"momentum", {.kind = NR_OPTIM_SGD, .lr = 0.1f, .momentum = 0.9f}, 0.0f, {1, 0, 0}},
-        {"nesterov", {.kind = NR_OPTIM_SGD, .lr = 0.1f, .momentum = 0.7f, .nesterov = 1}, 0.0f, {1, 0, 0}},
-        {"rmsprop", {.kind = NR_OPTIM_RMSPROP, .lr = 0.01f, .rho = 0.9f, .epsilon = 1e-7f}, 0.0f, {1, 0, 0}},
-        {"rmsprop+momentum centered", {.kind = NR_OPTIM_RMSPROP, .lr = 0.01f, .rho = 0.8f, .epsilon = 1e-7f,
-                                       .momentum = 0.5f, .centered = 1}, 0.0f, {1, 1, 1}},
-        {"adam", {.kind = NR_OPTIM_ADAM, .lr = 0.01f, .beta1 = 0.9f, .beta2 = 0.999f, .epsilon = 1e-7f}, 0.0f, {1, 1, 0}},
-        {"amsgrad", {.kind = NR_OPTIM_ADAM, .lr = 0.01f, .beta1 = 0.8f, .beta2 = 0.99f, .epsilon = 1e-7f, .amsgrad = 1}, 0.0f, {1, 1, 1}},
+        {"nesterov",
+         {.kind = NR_OPTIM_SGD, .lr = 0.1f, .momentum = 0.7f, .nesterov = 1},
+         0.0f,
+         {1, 0, 0}},
+        {"rmsprop",
+         {.kind = NR_OPTIM_RMSPROP, .lr = 0.01f, .rho = 0.9f, .epsilon = 1e-7f},
+         0.0f,
+         {1, 0, 0}},
+        {"rmsprop+momentum centered",
+         {.kind = NR_OPTIM_RMSPROP,
+          .lr = 0.01f,
+          .rho = 0.8f,
+          .epsilon = 1e-7f,
+          .momentum = 0.5f,
+          .centered = 1},
+         0.0f,
+         {1, 1, 1}},
+        {"adam",
+         {.kind = NR_OPTIM_ADAM, .lr = 0.01f, .beta1 = 0.9f, .beta2 = 0.999f, .epsilon = 1e-7f},
+         0.0f,
+         {1, 1, 0}},
+        {"amsgrad",
+         {.kind = NR_OPTIM_ADAM,
+          .lr = 0.01f,
+          .beta1 = 0.8f,
+          .beta2 = 0.99f,
+          .epsilon = 1e-7f,
+          .amsgrad = 1},
+         0.0f,
+         {1, 1, 1}},
         {"adagrad", {.kind = NR_OPTIM_ADAGRAD, .lr = 0.1f, .epsilon = 1e-7f}, 0.0f, {1, 0, 0}},
     };
     float *mem = xcalloc(4 * LEN, sizeof *mem);
@@ -902,7 +976,8 @@ static void test_optim_catch_up(void)
                     for (int64_t j = 0; j < n; j++)
                         listed |= ids[j] == r;
                     for (int cc = 0; cc < C; cc++)
-                        ref_step(&oc, &rw[r * C + cc], rs[r * C + cc], listed ? g[st][r * C + cc] : 0.0, t);
+                        ref_step(&oc, &rw[r * C + cc], rs[r * C + cc],
+                                 listed ? g[st][r * C + cc] : 0.0, t);
                 }
             }
             int adam = oc.o.kind == NR_OPTIM_ADAM;
@@ -919,7 +994,8 @@ static void test_optim_catch_up(void)
             }
             CHECKF(steps[0] == T0 + 6 && steps[1] == T0 + 6 && steps[2] == T0 + 6 && steps[3] == 0,
                    "%s: row_steps %lld %lld %lld %lld (the last step of each row)", oc.name,
-                   (long long)steps[0], (long long)steps[1], (long long)steps[2], (long long)steps[3]);
+                   (long long)steps[0], (long long)steps[1], (long long)steps[2],
+                   (long long)steps[3]);
         }
     free(mem);
 }
@@ -929,8 +1005,12 @@ static void test_optim_catch_up(void)
 /* Lazy Adam steps on rows ids[0..n) of t at steps t0+1.. with fixed gradients. */
 static void table_steps(struct nr_table *t, const int64_t *ids, int64_t n, int64_t t0, int steps)
 {
-    const struct nr_optim adam = {.kind = NR_OPTIM_ADAM, .lr = 0.01f, .beta1 = 0.9f, .beta2 = 0.999f,
-                                  .epsilon = 1e-7f, .catch_up = 1};
+    const struct nr_optim adam = {.kind = NR_OPTIM_ADAM,
+                                  .lr = 0.01f,
+                                  .beta1 = 0.9f,
+                                  .beta2 = 0.999f,
+                                  .epsilon = 1e-7f,
+                                  .catch_up = 1};
     float g[8 * 5];
     for (int s = 0; s < steps; s++) {
         for (int64_t k = 0; k < n * t->cols; k++)
@@ -941,7 +1021,8 @@ static void table_steps(struct nr_table *t, const int64_t *ids, int64_t n, int64
 }
 
 /* Rows [r0, r1) of every array of a and b hold the same bits. */
-static int table_rows_same(const struct nr_table *a, const struct nr_table *b, int64_t r0, int64_t r1)
+static int table_rows_same(const struct nr_table *a, const struct nr_table *b, int64_t r0,
+                           int64_t r1)
 {
     size_t n = (size_t)((r1 - r0) * a->cols) * sizeof(float);
     int same = memcmp(a->w + r0 * a->cols, b->w + r0 * b->cols, n) == 0;
@@ -949,7 +1030,8 @@ static int table_rows_same(const struct nr_table *a, const struct nr_table *b, i
         if (a->slot[k])
             same &= memcmp(a->slot[k] + r0 * a->cols, b->slot[k] + r0 * b->cols, n) == 0;
     if (a->row_steps)
-        same &= memcmp(a->row_steps + r0, b->row_steps + r0, (size_t)(r1 - r0) * sizeof(int64_t)) == 0;
+        same &=
+            memcmp(a->row_steps + r0, b->row_steps + r0, (size_t)(r1 - r0) * sizeof(int64_t)) == 0;
     return same;
 }
 
@@ -961,10 +1043,14 @@ static void test_table_resize(void)
     struct store {
         float w[CAP * C], m[CAP * C], v[CAP * C];
         int64_t steps[CAP];
-    } *a = xcalloc(1, sizeof *a), *twin = xcalloc(1, sizeof *twin), *grown = xcalloc(1, sizeof *grown),
-      *init = xcalloc(1, sizeof *init);
-#define TABLE_OF(S, R) ((struct nr_table){.w = (S)->w, .rows = (R), .cols = C, .slot = {(S)->m, (S)->v, NULL}, \
-                                          .row_steps = (S)->steps})
+    } *a = xcalloc(1, sizeof *a), *twin = xcalloc(1, sizeof *twin),
+      *grown = xcalloc(1, sizeof *grown), *init = xcalloc(1, sizeof *init);
+#define TABLE_OF(S, R)                                 \
+    ((struct nr_table){.w = (S)->w,                    \
+                       .rows = (R),                    \
+                       .cols = C,                      \
+                       .slot = {(S)->m, (S)->v, NULL}, \
+                       .row_steps = (S)->steps})
     fill(a->w, R0 * C, 0.5f);
     struct nr_table t = TABLE_OF(a, R0), tw = TABLE_OF(twin, R0);
     const int64_t ids01[2] = {0, 2}, ids2[1] = {1};
@@ -1070,16 +1156,32 @@ static void lr_setup(struct lr_fixture *f, int fused)
     }
     f->prm[0] = (struct nr_param){.w = f->kw, .rows = LR_K, .cols = 1};
     f->prm[1] = (struct nr_param){.w = f->kb, .rows = 1, .cols = 1};
-    f->ops[0] = (struct nr_op){.kind = NR_OP_INPUT, .out = 0, .n_in = 1, .in = {0}, .param = {-1, -1}, .dim = {LR_K}};
-    f->ops[1] = (struct nr_op){.kind = NR_OP_DENSE, .out = 1, .n_in = 1, .in = {0}, .param = {0, 1}, .dim = {1, LR_K, 1}};
-    f->ops[2] = (struct nr_op){.kind = NR_OP_ACT, .out = 2, .n_in = 1, .in = {1}, .param = {-1, -1},
-                               .act = NR_ACT_SIGMOID, .dim = {1, 1}};
+    f->ops[0] = (struct nr_op){
+        .kind = NR_OP_INPUT, .out = 0, .n_in = 1, .in = {0}, .param = {-1, -1}, .dim = {LR_K}};
+    f->ops[1] = (struct nr_op){
+        .kind = NR_OP_DENSE, .out = 1, .n_in = 1, .in = {0}, .param = {0, 1}, .dim = {1, LR_K, 1}};
+    f->ops[2] = (struct nr_op){.kind = NR_OP_ACT,
+                               .out = 2,
+                               .n_in = 1,
+                               .in = {1},
+                               .param = {-1, -1},
+                               .act = NR_ACT_SIGMOID,
+                               .dim = {1, 1}};
     f->vsize[0] = LR_K;
     f->vsize[1] = f->vsize[2] = 1;
     f->d = (struct nr_plan_desc){
-        .n_ops = 3, .ops = f->ops, .n_values = 3, .value_size = f->vsize, .n_params = 2,
-        .params = f->prm, .n_inputs = 1, .output = 2, .loss = NR_LOSS_BCE, .logits = fused ? 1 : -1,
-        .optim = {.kind = NR_OPTIM_SGD, .lr = 0.5f}, .sparse = 1,
+        .n_ops = 3,
+        .ops = f->ops,
+        .n_values = 3,
+        .value_size = f->vsize,
+        .n_params = 2,
+        .params = f->prm,
+        .n_inputs = 1,
+        .output = 2,
+        .loss = NR_LOSS_BCE,
+        .logits = fused ? 1 : -1,
+        .optim = {.kind = NR_OPTIM_SGD, .lr = 0.5f},
+        .sparse = 1,
     };
     f->in = (struct nr_array){f->x, NR_DTYPE_F32, LR_N, LR_K};
     f->lab = (struct nr_array){f->y, NR_DTYPE_F32, LR_N, 1};
@@ -1096,7 +1198,8 @@ static void lr_weights(struct lr_fixture *f)
 
 static void lr_use_adam(struct lr_fixture *f, float lr)
 {
-    f->d.optim = (struct nr_optim){.kind = NR_OPTIM_ADAM, .lr = lr, .beta1 = 0.9f, .beta2 = 0.999f, .epsilon = 1e-7f};
+    f->d.optim = (struct nr_optim){
+        .kind = NR_OPTIM_ADAM, .lr = lr, .beta1 = 0.9f, .beta2 = 0.999f, .epsilon = 1e-7f};
     for (int p = 0; p < 2; p++) {
         f->prm[p].slot[0] = f->slots[p][0];
         f->prm[p].slot[1] = f->slots[p][1];
@@ -1118,7 +1221,8 @@ static double lr_epoch(struct nr_plan *plan, struct nr_pool *pool, struct lr_fix
     int64_t perm[LR_N];
     nr_sampler_permutation(perm, LR_N, seed);
     struct nr_fit_stats *st = new_stats();
-    enum nr_status s = nr_plan_fit(plan, pool, &f->in, &f->lab, perm, LR_N, batch, step, seed, st, NULL);
+    enum nr_status s =
+        nr_plan_fit(plan, pool, &f->in, &f->lab, perm, LR_N, batch, step, seed, st, NULL);
     CHECKF(s == NR_OK, "fit: %s", nr_status_str(s));
     double loss = st->samples > 0 ? st->loss_sum / st->samples : NAN;
     free(st);
@@ -1158,10 +1262,14 @@ static void test_plan_logistic(struct nr_pool *pool2, struct nr_pool *pool3)
         struct nr_fit_stats *st = new_stats();
         s = nr_plan_fit(plan, NULL, &f->in, &f->lab, idx, 8, 8, &step, 1, st, NULL);
         CHECKF(s == NR_OK && step == 1, "fit: %s, step %lld", nr_status_str(s), (long long)step);
-        check_arr(fused ? "one SGD step, kernel (fused logits)" : "one SGD step, kernel", f->kw, rw, LR_K, 1e-5, 1e-6);
-        check_arr(fused ? "one SGD step, bias (fused logits)" : "one SGD step, bias", f->kb, rw + LR_K, 1, 1e-5, 1e-6);
-        CHECKF(st->samples == 8.0 && st->elements == 8.0, "samples %g elements %g", st->samples, st->elements);
-        CHECKF(close_enough(st->loss_sum, loss, 1e-5, 1e-5), "loss_sum %.8g want %.8g", st->loss_sum, loss);
+        check_arr(fused ? "one SGD step, kernel (fused logits)" : "one SGD step, kernel", f->kw, rw,
+                  LR_K, 1e-5, 1e-6);
+        check_arr(fused ? "one SGD step, bias (fused logits)" : "one SGD step, bias", f->kb,
+                  rw + LR_K, 1, 1e-5, 1e-6);
+        CHECKF(st->samples == 8.0 && st->elements == 8.0, "samples %g elements %g", st->samples,
+               st->elements);
+        CHECKF(close_enough(st->loss_sum, loss, 1e-5, 1e-5), "loss_sum %.8g want %.8g",
+               st->loss_sum, loss);
         CHECKF(st->correct == correct, "correct %g want %d", st->correct, correct);
         double hist = 0.0;
         for (int b = 0; b < NR_AUC_BINS; b++)
@@ -1169,8 +1277,9 @@ static void test_plan_logistic(struct nr_pool *pool2, struct nr_pool *pool3)
         CHECKF(hist == 8.0, "AUC histogram holds %g samples", hist);
         /* stats accumulate across calls */
         s = nr_plan_fit(plan, NULL, &f->in, &f->lab, idx, 8, 3, &step, 1, st, NULL);
-        CHECKF(s == NR_OK && step == 4 && st->samples == 16.0, "second fit: %s step %lld samples %g",
-               nr_status_str(s), (long long)step, st->samples);
+        CHECKF(s == NR_OK && step == 4 && st->samples == 16.0,
+               "second fit: %s step %lld samples %g", nr_status_str(s), (long long)step,
+               st->samples);
         free(st);
         nr_plan_free(plan);
     }
@@ -1213,7 +1322,8 @@ static void test_plan_logistic(struct nr_pool *pool2, struct nr_pool *pool3)
             all[i] = LR_N - 1 - i;
         struct nr_fit_stats *gst = new_stats();
         int64_t s0 = step;
-        CHECK(nr_plan_fit(plan, pool3, &f->in, &f->lab, all, LR_N, 1000, &step, 2, gst, NULL) == NR_OK);
+        CHECK(nr_plan_fit(plan, pool3, &f->in, &f->lab, all, LR_N, 1000, &step, 2, gst, NULL) ==
+              NR_OK);
         CHECK(nr_plan_fit(plan, pool3, &f->in, &f->lab, all, 7, 2, &step, 2, gst, NULL) == NR_OK);
         CHECK(nr_plan_fit(plan, pool3, &f->in, &f->lab, all, 1, 1, &step, 2, gst, NULL) == NR_OK);
         CHECKF(step == s0 + 1 + 4 + 1 && gst->samples == LR_N + 8, "step %lld samples %g",
@@ -1234,9 +1344,11 @@ static void test_plan_logistic(struct nr_pool *pool2, struct nr_pool *pool3)
     nr_sampler_permutation(perm, LR_N, 3);
     struct nr_fit_stats *st = new_stats();
     int64_t step0 = step;
-    CHECK(nr_plan_fit(plan, NULL, &f->in, &f->lab, perm, LR_N, 32, &step, 1, st, &abort_flag) == NR_ABORTED);
+    CHECK(nr_plan_fit(plan, NULL, &f->in, &f->lab, perm, LR_N, 32, &step, 1, st, &abort_flag) ==
+          NR_ABORTED);
     CHECK(step == step0 && memcmp(keep, f->kw, sizeof f->kw) == 0 && keep[LR_K] == f->kb[0]);
-    CHECK(nr_plan_fit(plan, NULL, &f->in, &f->lab, perm, LR_N, 0, &step, 1, st, NULL) == NR_ERR_VALUE);
+    CHECK(nr_plan_fit(plan, NULL, &f->in, &f->lab, perm, LR_N, 0, &step, 1, st, NULL) ==
+          NR_ERR_VALUE);
     struct nr_optim sgd0 = {.kind = NR_OPTIM_SGD, .lr = 0.0f};
     nr_plan_set_optim(plan, &sgd0);
     CHECK(nr_plan_fit(plan, NULL, &f->in, &f->lab, perm, 64, 32, &step, 1, st, NULL) == NR_OK);
@@ -1304,18 +1416,36 @@ static void gmf_setup(struct gmf_fixture *f, int sparse)
     f->prm[0] = (struct nr_param){.w = f->U, .rows = G_U, .cols = G_D, .is_table = 1};
     f->prm[1] = (struct nr_param){.w = f->I, .rows = G_I, .cols = G_D, .is_table = 1};
     f->prm[2] = (struct nr_param){.w = f->K, .rows = G_D, .cols = 1};
-    f->ops[0] = (struct nr_op){.kind = NR_OP_EMBEDDING, .out = 0, .n_in = 1, .in = {0}, .param = {0, -1}, .dim = {1, G_D}};
-    f->ops[1] = (struct nr_op){.kind = NR_OP_EMBEDDING, .out = 1, .n_in = 1, .in = {1}, .param = {1, -1}, .dim = {1, G_D}};
-    f->ops[2] = (struct nr_op){.kind = NR_OP_MUL, .out = 2, .n_in = 2, .in = {0, 1}, .param = {-1, -1}};
-    f->ops[3] = (struct nr_op){.kind = NR_OP_DENSE, .out = 3, .n_in = 1, .in = {2}, .param = {2, -1}, .dim = {1, G_D, 1}};
-    f->ops[4] = (struct nr_op){.kind = NR_OP_ACT, .out = 4, .n_in = 1, .in = {3}, .param = {-1, -1},
-                               .act = NR_ACT_SIGMOID, .dim = {1, 1}};
+    f->ops[0] = (struct nr_op){
+        .kind = NR_OP_EMBEDDING, .out = 0, .n_in = 1, .in = {0}, .param = {0, -1}, .dim = {1, G_D}};
+    f->ops[1] = (struct nr_op){
+        .kind = NR_OP_EMBEDDING, .out = 1, .n_in = 1, .in = {1}, .param = {1, -1}, .dim = {1, G_D}};
+    f->ops[2] =
+        (struct nr_op){.kind = NR_OP_MUL, .out = 2, .n_in = 2, .in = {0, 1}, .param = {-1, -1}};
+    f->ops[3] = (struct nr_op){
+        .kind = NR_OP_DENSE, .out = 3, .n_in = 1, .in = {2}, .param = {2, -1}, .dim = {1, G_D, 1}};
+    f->ops[4] = (struct nr_op){.kind = NR_OP_ACT,
+                               .out = 4,
+                               .n_in = 1,
+                               .in = {3},
+                               .param = {-1, -1},
+                               .act = NR_ACT_SIGMOID,
+                               .dim = {1, 1}};
     f->vsize[0] = f->vsize[1] = f->vsize[2] = G_D;
     f->vsize[3] = f->vsize[4] = 1;
     f->d = (struct nr_plan_desc){
-        .n_ops = 5, .ops = f->ops, .n_values = 5, .value_size = f->vsize, .n_params = 3,
-        .params = f->prm, .n_inputs = 2, .output = 4, .loss = NR_LOSS_BCE, .logits = 3,
-        .optim = {.kind = NR_OPTIM_SGD, .lr = 0.3f}, .sparse = sparse,
+        .n_ops = 5,
+        .ops = f->ops,
+        .n_values = 5,
+        .value_size = f->vsize,
+        .n_params = 3,
+        .params = f->prm,
+        .n_inputs = 2,
+        .output = 4,
+        .loss = NR_LOSS_BCE,
+        .logits = 3,
+        .optim = {.kind = NR_OPTIM_SGD, .lr = 0.3f},
+        .sparse = sparse,
     };
     f->in[0] = (struct nr_array){f->users, NR_DTYPE_I64, G_N, 1};
     f->in[1] = (struct nr_array){f->items, NR_DTYPE_I32, G_N, 1};
@@ -1401,7 +1531,8 @@ static void test_plan_embedding(struct nr_pool *pool2)
 
     /* lazy Adam: per-row step counts and untouched rows; the loss goes down */
     gmf_setup(f, 1);
-    f->d.optim = (struct nr_optim){.kind = NR_OPTIM_ADAM, .lr = 0.05f, .beta1 = 0.9f, .beta2 = 0.999f, .epsilon = 1e-7f};
+    f->d.optim = (struct nr_optim){
+        .kind = NR_OPTIM_ADAM, .lr = 0.05f, .beta1 = 0.9f, .beta2 = 0.999f, .epsilon = 1e-7f};
     for (int p = 0; p < 3; p++) {
         f->prm[p].slot[0] = f->slots[p][0];
         f->prm[p].slot[1] = f->slots[p][1];
@@ -1417,10 +1548,11 @@ static void test_plan_embedding(struct nr_pool *pool2)
         struct nr_fit_stats *st = new_stats();
         CHECK(nr_plan_fit(plan, NULL, f->in, &f->lab, b1, 3, 3, &step, 1, st, NULL) == NR_OK);
         CHECKF(f->row_steps[0][0] == 1 && f->row_steps[0][1] == 1 && f->row_steps[0][2] == 0 &&
-               f->row_steps[1][0] == 1 && f->row_steps[1][1] == 1 && f->row_steps[1][2] == 0,
+                   f->row_steps[1][0] == 1 && f->row_steps[1][1] == 1 && f->row_steps[1][2] == 0,
                "row_steps users %lld %lld %lld items %lld %lld %lld", (long long)f->row_steps[0][0],
-               (long long)f->row_steps[0][1], (long long)f->row_steps[0][2], (long long)f->row_steps[1][0],
-               (long long)f->row_steps[1][1], (long long)f->row_steps[1][2]);
+               (long long)f->row_steps[0][1], (long long)f->row_steps[0][2],
+               (long long)f->row_steps[1][0], (long long)f->row_steps[1][1],
+               (long long)f->row_steps[1][2]);
         CHECK(memcmp(f->U + 2 * G_D, f0->U + 2 * G_D, (G_U - 2) * G_D * sizeof(float)) == 0);
         CHECK(memcmp(f->I + 2 * G_D, f0->I + 2 * G_D, (G_I - 2) * G_D * sizeof(float)) == 0);
         int64_t perm[G_N];
@@ -1428,7 +1560,8 @@ static void test_plan_embedding(struct nr_pool *pool2)
         for (int e = 0; e < 60; e++) {
             memset(st, 0, sizeof *st);
             nr_sampler_permutation(perm, G_N, (uint64_t)e);
-            CHECK(nr_plan_fit(plan, e % 2 ? pool2 : NULL, f->in, &f->lab, perm, G_N, 8, &step, 1, st, NULL) == NR_OK);
+            CHECK(nr_plan_fit(plan, e % 2 ? pool2 : NULL, f->in, &f->lab, perm, G_N, 8, &step, 1,
+                              st, NULL) == NR_OK);
             last = st->loss_sum / st->samples;
             if (e == 0)
                 first = last;
@@ -1479,19 +1612,48 @@ static void bag_setup(struct bag_fixture *f)
     f->prm[2] = (struct nr_param){.w = f->K1, .rows = B_D, .cols = 1};
     f->prm[3] = (struct nr_param){.w = f->K2, .rows = B_F, .cols = 1};
     f->prm[4] = (struct nr_param){.w = f->B, .rows = 1, .cols = 1};
-    f->ops[0] = (struct nr_op){.kind = NR_OP_EMBEDDING, .out = 0, .n_in = 1, .in = {0}, .param = {0, -1}, .dim = {1, B_D}};
-    f->ops[1] = (struct nr_op){.kind = NR_OP_EMBEDDING, .out = 1, .n_in = 1, .in = {0}, .param = {1, -1}, .dim = {1, B_D}};
-    f->ops[2] = (struct nr_op){.kind = NR_OP_EMBEDDING, .out = 2, .n_in = 1, .in = {1}, .param = {1, -1}, .dim = {B_M, B_D}};
-    f->ops[3] = (struct nr_op){.kind = NR_OP_DENSE, .out = 3, .n_in = 1, .in = {2}, .param = {2, -1}, .dim = {B_M, B_D, 1}};
-    f->ops[4] = (struct nr_op){.kind = NR_OP_CONCAT, .out = 4, .n_in = 3, .in = {0, 1, 3}, .param = {-1, -1}, .dim = {1}};
-    f->ops[5] = (struct nr_op){.kind = NR_OP_DENSE, .out = 5, .n_in = 1, .in = {4}, .param = {3, 4}, .dim = {1, B_F, 1}};
-    f->ops[6] = (struct nr_op){.kind = NR_OP_ACT, .out = 6, .n_in = 1, .in = {5}, .param = {-1, -1}, .act = NR_ACT_SIGMOID, .dim = {1, 1}};
+    f->ops[0] = (struct nr_op){
+        .kind = NR_OP_EMBEDDING, .out = 0, .n_in = 1, .in = {0}, .param = {0, -1}, .dim = {1, B_D}};
+    f->ops[1] = (struct nr_op){
+        .kind = NR_OP_EMBEDDING, .out = 1, .n_in = 1, .in = {0}, .param = {1, -1}, .dim = {1, B_D}};
+    f->ops[2] = (struct nr_op){.kind = NR_OP_EMBEDDING,
+                               .out = 2,
+                               .n_in = 1,
+                               .in = {1},
+                               .param = {1, -1},
+                               .dim = {B_M, B_D}};
+    f->ops[3] = (struct nr_op){.kind = NR_OP_DENSE,
+                               .out = 3,
+                               .n_in = 1,
+                               .in = {2},
+                               .param = {2, -1},
+                               .dim = {B_M, B_D, 1}};
+    f->ops[4] = (struct nr_op){
+        .kind = NR_OP_CONCAT, .out = 4, .n_in = 3, .in = {0, 1, 3}, .param = {-1, -1}, .dim = {1}};
+    f->ops[5] = (struct nr_op){
+        .kind = NR_OP_DENSE, .out = 5, .n_in = 1, .in = {4}, .param = {3, 4}, .dim = {1, B_F, 1}};
+    f->ops[6] = (struct nr_op){.kind = NR_OP_ACT,
+                               .out = 6,
+                               .n_in = 1,
+                               .in = {5},
+                               .param = {-1, -1},
+                               .act = NR_ACT_SIGMOID,
+                               .dim = {1, 1}};
     const int64_t vs[7] = {B_D, B_D, B_M * B_D, B_M, B_F, 1, 1};
     memcpy(f->vsize, vs, sizeof vs);
     f->d = (struct nr_plan_desc){
-        .n_ops = 7, .ops = f->ops, .n_values = 7, .value_size = f->vsize, .n_params = 5, .params = f->prm,
-        .n_inputs = 2, .output = 6, .loss = NR_LOSS_BCE, .logits = 5,
-        .optim = {.kind = NR_OPTIM_SGD, .lr = 0.2f}, .sparse = 1,
+        .n_ops = 7,
+        .ops = f->ops,
+        .n_values = 7,
+        .value_size = f->vsize,
+        .n_params = 5,
+        .params = f->prm,
+        .n_inputs = 2,
+        .output = 6,
+        .loss = NR_LOSS_BCE,
+        .logits = 5,
+        .optim = {.kind = NR_OPTIM_SGD, .lr = 0.2f},
+        .sparse = 1,
     };
     f->in[0] = (struct nr_array){f->users, NR_DTYPE_I64, B_N, 1};
     f->in[1] = (struct nr_array){f->items, NR_DTYPE_I64, B_N, B_M};
@@ -1500,7 +1662,8 @@ static void bag_setup(struct bag_fixture *f)
 
 static void bag_repoint(struct bag_fixture *f)
 {
-    f->prm[0].w = f->U, f->prm[1].w = f->I, f->prm[2].w = f->K1, f->prm[3].w = f->K2, f->prm[4].w = f->B;
+    f->prm[0].w = f->U, f->prm[1].w = f->I, f->prm[2].w = f->K1, f->prm[3].w = f->K2,
+    f->prm[4].w = f->B;
     f->d.ops = f->ops, f->d.value_size = f->vsize, f->d.params = f->prm;
     f->in[0].data = f->users, f->in[1].data = f->items, f->lab.data = f->labels;
 }
@@ -1565,11 +1728,14 @@ static void test_plan_bag(struct nr_pool *pool2, struct nr_pool *pool3)
         for (int n = 0; n < B_N; n++)
             idx[n] = (n * 4) % B_N;
         struct nr_fit_stats *st = new_stats();
-        CHECK(nr_plan_fit(plan, pools[mode % 3], f->in, &f->lab, idx, B_N, B_N, &step, 1, st, NULL) == NR_OK);
+        CHECK(nr_plan_fit(plan, pools[mode % 3], f->in, &f->lab, idx, B_N, B_N, &step, 1, st,
+                          NULL) == NR_OK);
         char what[64];
-        snprintf(what, sizeof what, "user table, %d threads, sparse %d", nr_pool_size(pools[mode % 3]), f->d.sparse);
+        snprintf(what, sizeof what, "user table, %d threads, sparse %d",
+                 nr_pool_size(pools[mode % 3]), f->d.sparse);
         check_arr(what, f->U, rU, B_U * B_D, 1e-5, 1e-6);
-        snprintf(what, sizeof what, "shared item table, %d threads, sparse %d", nr_pool_size(pools[mode % 3]), f->d.sparse);
+        snprintf(what, sizeof what, "shared item table, %d threads, sparse %d",
+                 nr_pool_size(pools[mode % 3]), f->d.sparse);
         check_arr(what, f->I, rI, B_I * B_D, 1e-5, 1e-6);
         check_arr("per-row dense kernel", f->K1, rK1, B_D, 1e-5, 1e-6);
         check_arr("output kernel", f->K2, rK2, B_F, 1e-5, 1e-6);
@@ -1594,11 +1760,13 @@ static void test_plan_bag(struct nr_pool *pool2, struct nr_pool *pool3)
         struct nr_fit_stats *st = new_stats();
         for (int e = 0; e < 20; e++) {
             nr_sampler_permutation(perm, B_N, (uint64_t)e);
-            CHECK(nr_plan_fit(plan, hw == 2 ? pool2 : NULL, g->in, &g->lab, perm, B_N, 2, &step, 1, st, NULL) == NR_OK);
+            CHECK(nr_plan_fit(plan, hw == 2 ? pool2 : NULL, g->in, &g->lab, perm, B_N, 2, &step, 1,
+                              st, NULL) == NR_OK);
         }
         if (hw == 1)
             CHECKF(memcmp(f->U, h->U, sizeof f->U) == 0 && memcmp(f->I, h->I, sizeof f->I) == 0 &&
-                   memcmp(f->K2, h->K2, sizeof f->K2) == 0, "1-thread Hogwild differs from the synchronous update");
+                       memcmp(f->K2, h->K2, sizeof f->K2) == 0,
+                   "1-thread Hogwild differs from the synchronous update");
         if (hw == 2) {
             int finite = 1;
             for (int k = 0; k < B_I * B_D; k++)
@@ -1623,7 +1791,25 @@ static void test_plan_bag(struct nr_pool *pool2, struct nr_pool *pool3)
  *   out    = sigmoid(ADD(z, t))                          (1)
  */
 enum { M_U = 6, M_I = 9, M_D = 4, M_H = 3, M_N = 54 };
-enum { V_UE, V_IE, V_GMF, V_CAT, V_H, V_HR, V_HD, V_CAT2, V_Z, V_DOT, V_COS, V_AVG, V_DIFF, V_T, V_SUM, V_OUT, V_COUNT };
+enum {
+    V_UE,
+    V_IE,
+    V_GMF,
+    V_CAT,
+    V_H,
+    V_HR,
+    V_HD,
+    V_CAT2,
+    V_Z,
+    V_DOT,
+    V_COS,
+    V_AVG,
+    V_DIFF,
+    V_T,
+    V_SUM,
+    V_OUT,
+    V_COUNT
+};
 struct mix_fixture {
     int32_t users[M_N], items[M_N];
     float labels[M_N];
@@ -1656,29 +1842,102 @@ static void mix_setup(struct mix_fixture *f)
     f->prm[4] = (struct nr_param){.w = f->W2, .rows = M_D + M_H, .cols = 1};
     f->prm[5] = (struct nr_param){.w = f->B2, .rows = 1, .cols = 1};
     int o = 0;
-    f->ops[o++] = (struct nr_op){.kind = NR_OP_EMBEDDING, .out = V_UE, .n_in = 1, .in = {0}, .param = {0, -1}, .dim = {1, M_D}};
-    f->ops[o++] = (struct nr_op){.kind = NR_OP_EMBEDDING, .out = V_IE, .n_in = 1, .in = {1}, .param = {1, -1}, .dim = {1, M_D}};
-    f->ops[o++] = (struct nr_op){.kind = NR_OP_MUL, .out = V_GMF, .n_in = 2, .in = {V_UE, V_IE}, .param = {-1, -1}};
-    f->ops[o++] = (struct nr_op){.kind = NR_OP_CONCAT, .out = V_CAT, .n_in = 2, .in = {V_UE, V_IE}, .param = {-1, -1}, .dim = {1}};
-    f->ops[o++] = (struct nr_op){.kind = NR_OP_DENSE, .out = V_H, .n_in = 1, .in = {V_CAT}, .param = {2, 3}, .dim = {1, 2 * M_D, M_H}};
-    f->ops[o++] = (struct nr_op){.kind = NR_OP_ACT, .out = V_HR, .n_in = 1, .in = {V_H}, .param = {-1, -1}, .act = NR_ACT_RELU, .dim = {1, M_H}};
-    f->ops[o++] = (struct nr_op){.kind = NR_OP_DROPOUT, .out = V_HD, .n_in = 1, .in = {V_HR}, .param = {-1, -1}, .rate = 0.25f};
-    f->ops[o++] = (struct nr_op){.kind = NR_OP_CONCAT, .out = V_CAT2, .n_in = 2, .in = {V_GMF, V_HD}, .param = {-1, -1}, .dim = {1}};
-    f->ops[o++] = (struct nr_op){.kind = NR_OP_DENSE, .out = V_Z, .n_in = 1, .in = {V_CAT2}, .param = {4, 5}, .dim = {1, M_D + M_H, 1}};
-    f->ops[o++] = (struct nr_op){.kind = NR_OP_DOT, .out = V_DOT, .n_in = 2, .in = {V_UE, V_IE}, .param = {-1, -1},
-                                 .flag = 1, .dim = {1, M_D, 1, M_D, 1, 1}};
-    f->ops[o++] = (struct nr_op){.kind = NR_OP_ALIAS, .out = V_COS, .n_in = 1, .in = {V_DOT}, .param = {-1, -1}};
-    f->ops[o++] = (struct nr_op){.kind = NR_OP_AVERAGE, .out = V_AVG, .n_in = 2, .in = {V_COS, V_COS}, .param = {-1, -1}};
-    f->ops[o++] = (struct nr_op){.kind = NR_OP_SUB, .out = V_DIFF, .n_in = 2, .in = {V_Z, V_AVG}, .param = {-1, -1}};
-    f->ops[o++] = (struct nr_op){.kind = NR_OP_ACT, .out = V_T, .n_in = 1, .in = {V_DIFF}, .param = {-1, -1}, .act = NR_ACT_TANH, .dim = {1, 1}};
-    f->ops[o++] = (struct nr_op){.kind = NR_OP_ADD, .out = V_SUM, .n_in = 3, .in = {V_Z, V_T, V_COS}, .param = {-1, -1}};
-    f->ops[o++] = (struct nr_op){.kind = NR_OP_ACT, .out = V_OUT, .n_in = 1, .in = {V_SUM}, .param = {-1, -1}, .act = NR_ACT_SIGMOID, .dim = {1, 1}};
-    const int64_t vs[V_COUNT] = {M_D, M_D, M_D, 2 * M_D, M_H, M_H, M_H, M_D + M_H, 1, 1, 1, 1, 1, 1, 1, 1};
+    f->ops[o++] = (struct nr_op){.kind = NR_OP_EMBEDDING,
+                                 .out = V_UE,
+                                 .n_in = 1,
+                                 .in = {0},
+                                 .param = {0, -1},
+                                 .dim = {1, M_D}};
+    f->ops[o++] = (struct nr_op){.kind = NR_OP_EMBEDDING,
+                                 .out = V_IE,
+                                 .n_in = 1,
+                                 .in = {1},
+                                 .param = {1, -1},
+                                 .dim = {1, M_D}};
+    f->ops[o++] = (struct nr_op){
+        .kind = NR_OP_MUL, .out = V_GMF, .n_in = 2, .in = {V_UE, V_IE}, .param = {-1, -1}};
+    f->ops[o++] = (struct nr_op){.kind = NR_OP_CONCAT,
+                                 .out = V_CAT,
+                                 .n_in = 2,
+                                 .in = {V_UE, V_IE},
+                                 .param = {-1, -1},
+                                 .dim = {1}};
+    f->ops[o++] = (struct nr_op){.kind = NR_OP_DENSE,
+                                 .out = V_H,
+                                 .n_in = 1,
+                                 .in = {V_CAT},
+                                 .param = {2, 3},
+                                 .dim = {1, 2 * M_D, M_H}};
+    f->ops[o++] = (struct nr_op){.kind = NR_OP_ACT,
+                                 .out = V_HR,
+                                 .n_in = 1,
+                                 .in = {V_H},
+                                 .param = {-1, -1},
+                                 .act = NR_ACT_RELU,
+                                 .dim = {1, M_H}};
+    f->ops[o++] = (struct nr_op){.kind = NR_OP_DROPOUT,
+                                 .out = V_HD,
+                                 .n_in = 1,
+                                 .in = {V_HR},
+                                 .param = {-1, -1},
+                                 .rate = 0.25f};
+    f->ops[o++] = (struct nr_op){.kind = NR_OP_CONCAT,
+                                 .out = V_CAT2,
+                                 .n_in = 2,
+                                 .in = {V_GMF, V_HD},
+                                 .param = {-1, -1},
+                                 .dim = {1}};
+    f->ops[o++] = (struct nr_op){.kind = NR_OP_DENSE,
+                                 .out = V_Z,
+                                 .n_in = 1,
+                                 .in = {V_CAT2},
+                                 .param = {4, 5},
+                                 .dim = {1, M_D + M_H, 1}};
+    f->ops[o++] = (struct nr_op){.kind = NR_OP_DOT,
+                                 .out = V_DOT,
+                                 .n_in = 2,
+                                 .in = {V_UE, V_IE},
+                                 .param = {-1, -1},
+                                 .flag = 1,
+                                 .dim = {1, M_D, 1, M_D, 1, 1}};
+    f->ops[o++] = (struct nr_op){
+        .kind = NR_OP_ALIAS, .out = V_COS, .n_in = 1, .in = {V_DOT}, .param = {-1, -1}};
+    f->ops[o++] = (struct nr_op){
+        .kind = NR_OP_AVERAGE, .out = V_AVG, .n_in = 2, .in = {V_COS, V_COS}, .param = {-1, -1}};
+    f->ops[o++] = (struct nr_op){
+        .kind = NR_OP_SUB, .out = V_DIFF, .n_in = 2, .in = {V_Z, V_AVG}, .param = {-1, -1}};
+    f->ops[o++] = (struct nr_op){.kind = NR_OP_ACT,
+                                 .out = V_T,
+                                 .n_in = 1,
+                                 .in = {V_DIFF},
+                                 .param = {-1, -1},
+                                 .act = NR_ACT_TANH,
+                                 .dim = {1, 1}};
+    f->ops[o++] = (struct nr_op){
+        .kind = NR_OP_ADD, .out = V_SUM, .n_in = 3, .in = {V_Z, V_T, V_COS}, .param = {-1, -1}};
+    f->ops[o++] = (struct nr_op){.kind = NR_OP_ACT,
+                                 .out = V_OUT,
+                                 .n_in = 1,
+                                 .in = {V_SUM},
+                                 .param = {-1, -1},
+                                 .act = NR_ACT_SIGMOID,
+                                 .dim = {1, 1}};
+    const int64_t vs[V_COUNT] = {M_D, M_D, M_D, 2 * M_D, M_H, M_H, M_H, M_D + M_H,
+                                 1,   1,   1,   1,       1,   1,   1,   1};
     memcpy(f->vsize, vs, sizeof vs);
     f->d = (struct nr_plan_desc){
-        .n_ops = o, .ops = f->ops, .n_values = V_COUNT, .value_size = f->vsize, .n_params = 6,
-        .params = f->prm, .n_inputs = 2, .output = V_OUT, .loss = NR_LOSS_BCE, .logits = V_SUM,
-        .optim = {.kind = NR_OPTIM_SGD, .lr = 0.5f}, .sparse = 1,
+        .n_ops = o,
+        .ops = f->ops,
+        .n_values = V_COUNT,
+        .value_size = f->vsize,
+        .n_params = 6,
+        .params = f->prm,
+        .n_inputs = 2,
+        .output = V_OUT,
+        .loss = NR_LOSS_BCE,
+        .logits = V_SUM,
+        .optim = {.kind = NR_OPTIM_SGD, .lr = 0.5f},
+        .sparse = 1,
     };
     f->in[0] = (struct nr_array){f->users, NR_DTYPE_I32, M_N, 1};
     f->in[1] = (struct nr_array){f->items, NR_DTYPE_I32, M_N, 1};
@@ -1767,12 +2026,15 @@ static void test_plan_mix(struct nr_pool *pool2)
         step = 0;
         for (int e = 0; e < 5; e++) {
             nr_sampler_permutation(perm, M_N, (uint64_t)e);
-            CHECK(nr_plan_fit(plan, r == 0 ? NULL : pool2, g->in, &g->lab, perm, M_N, 9, &step, 5, st, NULL) == NR_OK);
+            CHECK(nr_plan_fit(plan, r == 0 ? NULL : pool2, g->in, &g->lab, perm, M_N, 9, &step, 5,
+                              st, NULL) == NR_OK);
         }
         nr_plan_free(plan);
     }
-    CHECKF(memcmp(runs[1]->U, runs[2]->U, sizeof f->U) == 0 && memcmp(runs[1]->W1, runs[2]->W1, sizeof f->W1) == 0 &&
-           memcmp(runs[1]->W2, runs[2]->W2, sizeof f->W2) == 0, "two runs with 2 threads differ");
+    CHECKF(memcmp(runs[1]->U, runs[2]->U, sizeof f->U) == 0 &&
+               memcmp(runs[1]->W1, runs[2]->W1, sizeof f->W1) == 0 &&
+               memcmp(runs[1]->W2, runs[2]->W2, sizeof f->W2) == 0,
+           "two runs with 2 threads differ");
     double rw[2 * M_D * M_H];
     for (int k = 0; k < 2 * M_D * M_H; k++)
         rw[k] = runs[0]->W1[k];
@@ -1822,19 +2084,45 @@ static void hook_setup(struct hook_fixture *f, int sparse, float lr)
     f->prm[2] = (struct nr_param){.w = f->W, .rows = H_D, .cols = H_D};
     f->prm[3] = (struct nr_param){.w = f->B, .rows = 1, .cols = H_D};
     f->prm[4] = (struct nr_param){.w = f->K, .rows = H_D, .cols = 1};
-    f->ops[0] = (struct nr_op){.kind = NR_OP_EMBEDDING, .out = 0, .n_in = 1, .in = {0}, .param = {0, -1}, .dim = {1, H_D}};
-    f->ops[1] = (struct nr_op){.kind = NR_OP_EMBEDDING, .out = 1, .n_in = 1, .in = {1}, .param = {1, -1}, .dim = {1, H_D}};
-    f->ops[2] = (struct nr_op){.kind = NR_OP_MUL, .out = 2, .n_in = 2, .in = {0, 1}, .param = {-1, -1}};
-    f->ops[3] = (struct nr_op){.kind = NR_OP_DENSE, .out = 3, .n_in = 1, .in = {2}, .param = {2, 3}, .dim = {1, H_D, H_D}};
-    f->ops[4] = (struct nr_op){.kind = NR_OP_ACT, .out = 4, .n_in = 1, .in = {3}, .param = {-1, -1}, .act = NR_ACT_RELU, .dim = {1, H_D}};
-    f->ops[5] = (struct nr_op){.kind = NR_OP_DENSE, .out = 5, .n_in = 1, .in = {4}, .param = {4, -1}, .dim = {1, H_D, 1}};
-    f->ops[6] = (struct nr_op){.kind = NR_OP_ACT, .out = 6, .n_in = 1, .in = {5}, .param = {-1, -1}, .act = NR_ACT_SIGMOID, .dim = {1, 1}};
+    f->ops[0] = (struct nr_op){
+        .kind = NR_OP_EMBEDDING, .out = 0, .n_in = 1, .in = {0}, .param = {0, -1}, .dim = {1, H_D}};
+    f->ops[1] = (struct nr_op){
+        .kind = NR_OP_EMBEDDING, .out = 1, .n_in = 1, .in = {1}, .param = {1, -1}, .dim = {1, H_D}};
+    f->ops[2] =
+        (struct nr_op){.kind = NR_OP_MUL, .out = 2, .n_in = 2, .in = {0, 1}, .param = {-1, -1}};
+    f->ops[3] = (struct nr_op){
+        .kind = NR_OP_DENSE, .out = 3, .n_in = 1, .in = {2}, .param = {2, 3}, .dim = {1, H_D, H_D}};
+    f->ops[4] = (struct nr_op){.kind = NR_OP_ACT,
+                               .out = 4,
+                               .n_in = 1,
+                               .in = {3},
+                               .param = {-1, -1},
+                               .act = NR_ACT_RELU,
+                               .dim = {1, H_D}};
+    f->ops[5] = (struct nr_op){
+        .kind = NR_OP_DENSE, .out = 5, .n_in = 1, .in = {4}, .param = {4, -1}, .dim = {1, H_D, 1}};
+    f->ops[6] = (struct nr_op){.kind = NR_OP_ACT,
+                               .out = 6,
+                               .n_in = 1,
+                               .in = {5},
+                               .param = {-1, -1},
+                               .act = NR_ACT_SIGMOID,
+                               .dim = {1, 1}};
     const int64_t vs[7] = {H_D, H_D, H_D, H_D, H_D, 1, 1};
     memcpy(f->vsize, vs, sizeof vs);
     f->d = (struct nr_plan_desc){
-        .n_ops = 7, .ops = f->ops, .n_values = 7, .value_size = f->vsize, .n_params = 5, .params = f->prm,
-        .n_inputs = 2, .output = 6, .loss = NR_LOSS_BCE, .logits = 5,
-        .optim = {.kind = NR_OPTIM_SGD, .lr = lr}, .sparse = sparse,
+        .n_ops = 7,
+        .ops = f->ops,
+        .n_values = 7,
+        .value_size = f->vsize,
+        .n_params = 5,
+        .params = f->prm,
+        .n_inputs = 2,
+        .output = 6,
+        .loss = NR_LOSS_BCE,
+        .logits = 5,
+        .optim = {.kind = NR_OPTIM_SGD, .lr = lr},
+        .sparse = sparse,
     };
     f->in[0] = (struct nr_array){f->users, NR_DTYPE_I64, H_N, 1};
     f->in[1] = (struct nr_array){f->items, NR_DTYPE_I64, H_N, 1};
@@ -1855,8 +2143,9 @@ static enum nr_status probe_hook(void *ctx, struct nr_batch_grads *g)
     struct hook_probe *h = ctx;
     h->calls++;
     if (g->step != h->last_step + 1 || g->n_samples < 1 || g->n_samples > H_B || g->n_params != 5 ||
-        g->n_tables != 2 || g->n_parts < 2 || g->n_parts % 2 || g->dense_size != H_D * H_D + 2 * H_D ||
-        g->dense_offset[0] != -1 || g->dense_offset[1] != -1 || g->dense_offset[2] < 0)
+        g->n_tables != 2 || g->n_parts < 2 || g->n_parts % 2 ||
+        g->dense_size != H_D * H_D + 2 * H_D || g->dense_offset[0] != -1 ||
+        g->dense_offset[1] != -1 || g->dense_offset[2] < 0)
         h->bad++;
     h->last_step = g->step;
     int nth = g->n_parts / 2;
@@ -1867,7 +2156,8 @@ static enum nr_status probe_hook(void *ctx, struct nr_batch_grads *g)
         int64_t next = 0, total = 0;
         for (int i = 0; i < nth; i++) {
             const struct nr_grad_part *pt = &g->parts[i * 2 + t];
-            if (pt->param != t || pt->cols != H_D || pt->n_rows < 0 || (pt->n_rows > 0 && !pt->grad))
+            if (pt->param != t || pt->cols != H_D || pt->n_rows < 0 ||
+                (pt->n_rows > 0 && !pt->grad))
                 h->bad++;
             for (int64_t r = 0; r < pt->n_rows; r++) {
                 int64_t id = pt->rows ? pt->rows[r] : pt->first_row + r;
@@ -1886,7 +2176,8 @@ static enum nr_status probe_hook(void *ctx, struct nr_batch_grads *g)
             for (int i = 0; i < nth; i++) {
                 struct nr_grad_part *pt = &g->parts[i * 2 + t];
                 memcpy(h->moved_rows[t] + k, pt->rows, (size_t)pt->n_rows * sizeof(int64_t));
-                memcpy(h->moved_grad[t] + k * H_D, pt->grad, (size_t)(pt->n_rows * H_D) * sizeof(float));
+                memcpy(h->moved_grad[t] + k * H_D, pt->grad,
+                       (size_t)(pt->n_rows * H_D) * sizeof(float));
                 k += pt->n_rows;
                 pt->n_rows = 0;
             }
@@ -1962,16 +2253,16 @@ static void test_plan_reduce_hook(struct nr_pool *pool2)
                 h->mode = (enum hook_mode)mode;
                 CHECK(hook_train(f, pool, h, &step2) == NR_OK && step2 == batches);
                 CHECKF(h->calls == batches && h->bad == 0 && h->max_threads == threads,
-                       "sparse=%d threads=%d mode %d: %d calls, %d bad, %d threads", sparse, threads,
-                       mode, h->calls, h->bad, h->max_threads);
+                       "sparse=%d threads=%d mode %d: %d calls, %d bad, %d threads", sparse,
+                       threads, mode, h->calls, h->bad, h->max_threads);
                 /* doubled gradients at half the rate: SGD's step lr * g is the same
                  * product; rows moved to one part: each row still stepped once */
                 if (mode != HOOK_ZERO)
                     CHECKF(hook_same(f, ref), "sparse=%d threads=%d mode %d differs from no hook",
                            sparse, threads, mode);
                 else
-                    CHECKF(hook_same(f, start), "sparse=%d threads=%d: zero gradients moved weights",
-                           sparse, threads);
+                    CHECKF(hook_same(f, start),
+                           "sparse=%d threads=%d: zero gradients moved weights", sparse, threads);
                 free(start);
             }
 
@@ -1984,7 +2275,8 @@ static void test_plan_reduce_hook(struct nr_pool *pool2)
                 int64_t perm[H_N], s1 = 0;
                 nr_sampler_permutation(perm, H_N, 0);
                 struct nr_fit_stats *st = new_stats();
-                CHECK(nr_plan_fit(plan, pool, one->in, &one->lab, perm, H_B, H_B, &s1, 9, st, NULL) == NR_OK);
+                CHECK(nr_plan_fit(plan, pool, one->in, &one->lab, perm, H_B, H_B, &s1, 9, st,
+                                  NULL) == NR_OK);
                 free(st);
                 nr_plan_free(plan);
             }
@@ -2023,8 +2315,8 @@ static void expect_init(const struct nr_plan_desc *d, enum nr_status want, const
 {
     struct nr_plan *plan = (struct nr_plan *)&plan;
     enum nr_status s = nr_plan_init(&plan, d);
-    CHECKF(s == want && (want == NR_OK) == (plan != NULL), "%s: got %s (%d), want %s; out %s", what, nr_status_str(s), (int)s,
-           nr_status_str(want), plan ? "not NULL" : "NULL");
+    CHECKF(s == want && (want == NR_OK) == (plan != NULL), "%s: got %s (%d), want %s; out %s", what,
+           nr_status_str(s), (int)s, nr_status_str(want), plan ? "not NULL" : "NULL");
     if (s == NR_OK && plan)
         nr_plan_free(plan);
 }
@@ -2038,47 +2330,110 @@ static void test_plan_init_errors(void)
     struct nr_op ops[3];
     int64_t vs[3];
     struct nr_param prm[2];
-#define RESET()                                 \
-    do {                                        \
-        memcpy(ops, f->ops, sizeof ops);        \
-        memcpy(vs, f->vsize, sizeof vs);        \
-        memcpy(prm, f->prm, sizeof prm);        \
-        d = f->d;                               \
+#define RESET()                                         \
+    do {                                                \
+        memcpy(ops, f->ops, sizeof ops);                \
+        memcpy(vs, f->vsize, sizeof vs);                \
+        memcpy(prm, f->prm, sizeof prm);                \
+        d = f->d;                                       \
         d.ops = ops, d.value_size = vs, d.params = prm; \
     } while (0)
     RESET();
     expect_init(&d, NR_OK, "the valid description");
-    RESET(); d.n_ops = 0; expect_init(&d, NR_ERR_VALUE, "no ops");
-    RESET(); d.output = 3; expect_init(&d, NR_ERR_VALUE, "output past the values");
-    RESET(); d.output = -1; expect_init(&d, NR_ERR_VALUE, "negative output");
-    RESET(); d.logits = 3; expect_init(&d, NR_ERR_VALUE, "logits past the values");
-    RESET(); vs[2] = 0; expect_init(&d, NR_ERR_SHAPE, "empty value");
-    RESET(); ops[2].dim[1] = 2; expect_init(&d, NR_ERR_SHAPE, "act size disagrees");
-    RESET(); ops[2].act = 42; expect_init(&d, NR_ERR_VALUE, "unknown activation");
-    RESET(); prm[0].rows = 4; expect_init(&d, NR_ERR_SHAPE, "kernel rows disagree");
-    RESET(); prm[1].cols = 2; expect_init(&d, NR_ERR_SHAPE, "bias size disagrees");
-    RESET(); ops[1].param[0] = 2; expect_init(&d, NR_ERR_VALUE, "param past the params");
-    RESET(); ops[1].param[0] = -1; expect_init(&d, NR_ERR_VALUE, "dense without kernel");
-    RESET(); ops[1].out = 3; expect_init(&d, NR_ERR_VALUE, "op writes past the values");
-    RESET(); ops[1].in[0] = -2; expect_init(&d, NR_ERR_VALUE, "op reads a negative value");
-    RESET(); ops[1].n_in = NR_OP_MAX_IN + 1; expect_init(&d, NR_ERR_VALUE, "too many inputs");
-    RESET(); ops[0].in[0] = 1; expect_init(&d, NR_ERR_VALUE, "input slot past n_inputs");
-    RESET(); ops[0].dim[0] = 2; expect_init(&d, NR_ERR_SHAPE, "input width disagrees");
-    RESET(); vs[0] = 4; ops[0].dim[0] = 4; expect_init(&d, NR_ERR_SHAPE, "dense input size disagrees");
-    RESET(); ops[1].kind = NR_OP_EMBEDDING; ops[1].dim[0] = 1; ops[1].dim[1] = 1;
+    RESET();
+    d.n_ops = 0;
+    expect_init(&d, NR_ERR_VALUE, "no ops");
+    RESET();
+    d.output = 3;
+    expect_init(&d, NR_ERR_VALUE, "output past the values");
+    RESET();
+    d.output = -1;
+    expect_init(&d, NR_ERR_VALUE, "negative output");
+    RESET();
+    d.logits = 3;
+    expect_init(&d, NR_ERR_VALUE, "logits past the values");
+    RESET();
+    vs[2] = 0;
+    expect_init(&d, NR_ERR_SHAPE, "empty value");
+    RESET();
+    ops[2].dim[1] = 2;
+    expect_init(&d, NR_ERR_SHAPE, "act size disagrees");
+    RESET();
+    ops[2].act = 42;
+    expect_init(&d, NR_ERR_VALUE, "unknown activation");
+    RESET();
+    prm[0].rows = 4;
+    expect_init(&d, NR_ERR_SHAPE, "kernel rows disagree");
+    RESET();
+    prm[1].cols = 2;
+    expect_init(&d, NR_ERR_SHAPE, "bias size disagrees");
+    RESET();
+    ops[1].param[0] = 2;
+    expect_init(&d, NR_ERR_VALUE, "param past the params");
+    RESET();
+    ops[1].param[0] = -1;
+    expect_init(&d, NR_ERR_VALUE, "dense without kernel");
+    RESET();
+    ops[1].out = 3;
+    expect_init(&d, NR_ERR_VALUE, "op writes past the values");
+    RESET();
+    ops[1].in[0] = -2;
+    expect_init(&d, NR_ERR_VALUE, "op reads a negative value");
+    RESET();
+    ops[1].n_in = NR_OP_MAX_IN + 1;
+    expect_init(&d, NR_ERR_VALUE, "too many inputs");
+    RESET();
+    ops[0].in[0] = 1;
+    expect_init(&d, NR_ERR_VALUE, "input slot past n_inputs");
+    RESET();
+    ops[0].dim[0] = 2;
+    expect_init(&d, NR_ERR_SHAPE, "input width disagrees");
+    RESET();
+    vs[0] = 4;
+    ops[0].dim[0] = 4;
+    expect_init(&d, NR_ERR_SHAPE, "dense input size disagrees");
+    RESET();
+    ops[1].kind = NR_OP_EMBEDDING;
+    ops[1].dim[0] = 1;
+    ops[1].dim[1] = 1;
     expect_init(&d, NR_ERR_SHAPE, "embedding of a non-table");
-    RESET(); ops[2].kind = NR_OP_DROPOUT; ops[2].rate = 1.0f; expect_init(&d, NR_ERR_VALUE, "dropout rate 1");
-    RESET(); ops[2].kind = NR_OP_DROPOUT; ops[2].rate = NAN; expect_init(&d, NR_ERR_VALUE, "dropout rate NaN");
-    RESET(); ops[2].kind = NR_OP_SUB; expect_init(&d, NR_ERR_VALUE, "sub with one input");
-    RESET(); ops[2].kind = NR_OP_DOT; ops[2].n_in = 2; ops[2].in[1] = 1;
-    ops[2].dim[0] = 1, ops[2].dim[1] = 1, ops[2].dim[2] = 1, ops[2].dim[3] = 1, ops[2].dim[4] = 2, ops[2].dim[5] = 1;
+    RESET();
+    ops[2].kind = NR_OP_DROPOUT;
+    ops[2].rate = 1.0f;
+    expect_init(&d, NR_ERR_VALUE, "dropout rate 1");
+    RESET();
+    ops[2].kind = NR_OP_DROPOUT;
+    ops[2].rate = NAN;
+    expect_init(&d, NR_ERR_VALUE, "dropout rate NaN");
+    RESET();
+    ops[2].kind = NR_OP_SUB;
+    expect_init(&d, NR_ERR_VALUE, "sub with one input");
+    RESET();
+    ops[2].kind = NR_OP_DOT;
+    ops[2].n_in = 2;
+    ops[2].in[1] = 1;
+    ops[2].dim[0] = 1, ops[2].dim[1] = 1, ops[2].dim[2] = 1, ops[2].dim[3] = 1, ops[2].dim[4] = 2,
+    ops[2].dim[5] = 1;
     expect_init(&d, NR_ERR_VALUE, "dot axis 2");
-    RESET(); vs[2] = 1; ops[2].kind = NR_OP_DOT; ops[2].n_in = 2; ops[2].in[0] = 0; ops[2].in[1] = 1;
-    ops[2].dim[0] = 1, ops[2].dim[1] = 3, ops[2].dim[2] = 1, ops[2].dim[3] = 1, ops[2].dim[4] = 1, ops[2].dim[5] = 1;
+    RESET();
+    vs[2] = 1;
+    ops[2].kind = NR_OP_DOT;
+    ops[2].n_in = 2;
+    ops[2].in[0] = 0;
+    ops[2].in[1] = 1;
+    ops[2].dim[0] = 1, ops[2].dim[1] = 3, ops[2].dim[2] = 1, ops[2].dim[3] = 1, ops[2].dim[4] = 1,
+    ops[2].dim[5] = 1;
     expect_init(&d, NR_ERR_SHAPE, "dot contracts 3 with 1");
-    RESET(); ops[2].kind = NR_OP_CONCAT; ops[2].n_in = 2; ops[2].in[0] = 0; ops[2].in[1] = 1; ops[2].dim[0] = 1;
+    RESET();
+    ops[2].kind = NR_OP_CONCAT;
+    ops[2].n_in = 2;
+    ops[2].in[0] = 0;
+    ops[2].in[1] = 1;
+    ops[2].dim[0] = 1;
     expect_init(&d, NR_ERR_SHAPE, "concat sizes do not add up");
-    RESET(); ops[2].kind = (enum nr_op_kind)99; expect_init(&d, NR_ERR_VALUE, "unknown op kind");
+    RESET();
+    ops[2].kind = (enum nr_op_kind)99;
+    expect_init(&d, NR_ERR_VALUE, "unknown op kind");
 #undef RESET
     free(f);
 }
@@ -2106,7 +2461,9 @@ static void test_sampler(struct nr_pool *pool2)
     int64_t nnz = 0;
     for (int u = 0; u < S_USERS; u++) {
         for (int j = 0; j < S_ITEMS; j++) {
-            int seen = u == 5 ? j != 13 : u == 6 ? j != 13 && j != 14 : (j * 7 + u * 3) % (u + 2) == 0;
+            int seen = u == 5   ? j != 13
+                       : u == 6 ? j != 13 && j != 14
+                                : (j * 7 + u * 3) % (u + 2) == 0;
             if (seen)
                 indices[nnz++] = j;
         }
@@ -2130,10 +2487,14 @@ static void test_sampler(struct nr_pool *pool2)
         oi[r] = xcalloc((size_t)n_out, sizeof **oi);
         ol[r] = xcalloc((size_t)n_out, sizeof **ol);
     }
-    enum nr_status s0 = nr_sampler_epoch(&csr, pu, pi, n_pos, num_neg, NULL, 9, NULL, ou[0], oi[0], ol[0]);
-    enum nr_status s1 = nr_sampler_epoch(&csr, pu, pi, n_pos, num_neg, NULL, 9, pool2, ou[1], oi[1], ol[1]);
-    enum nr_status s2 = nr_sampler_epoch(&csr, pu, pi, n_pos, num_neg, NULL, 10, NULL, ou[2], oi[2], ol[2]);
-    CHECKF(s0 == NR_OK && s1 == NR_OK && s2 == NR_OK, "%s %s %s", nr_status_str(s0), nr_status_str(s1), nr_status_str(s2));
+    enum nr_status s0 =
+        nr_sampler_epoch(&csr, pu, pi, n_pos, num_neg, NULL, 9, NULL, ou[0], oi[0], ol[0]);
+    enum nr_status s1 =
+        nr_sampler_epoch(&csr, pu, pi, n_pos, num_neg, NULL, 9, pool2, ou[1], oi[1], ol[1]);
+    enum nr_status s2 =
+        nr_sampler_epoch(&csr, pu, pi, n_pos, num_neg, NULL, 10, NULL, ou[2], oi[2], ol[2]);
+    CHECKF(s0 == NR_OK && s1 == NR_OK && s2 == NR_OK, "%s %s %s", nr_status_str(s0),
+           nr_status_str(s1), nr_status_str(s2));
     int64_t bad_label = 0, bad_user = 0, bad_pos = 0, seen_neg = 0, range = 0;
     int64_t hits[S_ITEMS] = {0};
     for (int64_t k = 0; k < n_pos; k++)
@@ -2151,16 +2512,20 @@ static void test_sampler(struct nr_pool *pool2)
                     hits[oi[0][o]]++;
             }
         }
-    CHECKF(bad_label == 0 && bad_user == 0 && bad_pos == 0, "labels %lld users %lld positives %lld wrong",
-           (long long)bad_label, (long long)bad_user, (long long)bad_pos);
-    CHECKF(range == 0 && seen_neg == 0, "%lld negatives out of range, %lld already seen", (long long)range,
-           (long long)seen_neg);
+    CHECKF(bad_label == 0 && bad_user == 0 && bad_pos == 0,
+           "labels %lld users %lld positives %lld wrong", (long long)bad_label, (long long)bad_user,
+           (long long)bad_pos);
+    CHECKF(range == 0 && seen_neg == 0, "%lld negatives out of range, %lld already seen",
+           (long long)range, (long long)seen_neg);
     CHECKF(hits[13] > 0, "the heavy user's only unseen item was never drawn");
-    CHECKF(memcmp(oi[0], oi[1], (size_t)n_out * sizeof **oi) == 0 && memcmp(ou[0], ou[1], (size_t)n_out * sizeof **ou) == 0 &&
-           memcmp(ol[0], ol[1], (size_t)n_out * sizeof **ol) == 0, "1 and 2 threads give different samples");
+    CHECKF(memcmp(oi[0], oi[1], (size_t)n_out * sizeof **oi) == 0 &&
+               memcmp(ou[0], ou[1], (size_t)n_out * sizeof **ou) == 0 &&
+               memcmp(ol[0], ol[1], (size_t)n_out * sizeof **ol) == 0,
+           "1 and 2 threads give different samples");
     CHECK(memcmp(oi[0], oi[2], (size_t)n_out * sizeof **oi) != 0);
     /* the same seed again gives the same epoch */
-    CHECK(nr_sampler_epoch(&csr, pu, pi, n_pos, num_neg, NULL, 10, pool2, ou[1], oi[1], ol[1]) == NR_OK);
+    CHECK(nr_sampler_epoch(&csr, pu, pi, n_pos, num_neg, NULL, 10, pool2, ou[1], oi[1], ol[1]) ==
+          NR_OK);
     CHECK(memcmp(oi[1], oi[2], (size_t)n_out * sizeof **oi) == 0);
 
     /* roughly uniform over user 0's unseen items */
@@ -2177,7 +2542,8 @@ static void test_sampler(struct nr_pool *pool2)
         for (int j = 0; j < S_ITEMS; j++)
             if (!row_contains(indptr, indices, 0, j))
                 chi += ((double)cnt[j] - e) * ((double)cnt[j] - e) / e;
-        CHECKF(chi < 40.0, "user 0: chi-square %.1f over %lld unseen items", chi, (long long)unseen);
+        CHECKF(chi < 40.0, "user 0: chi-square %.1f over %lld unseen items", chi,
+               (long long)unseen);
     }
 
     /* popularity weights: items without weight are never drawn, also not by
@@ -2188,7 +2554,8 @@ static void test_sampler(struct nr_pool *pool2)
         acc += j % 4 == 2 ? 0.0 : j == 13 ? 0.5 : 1.0 + j;
         cdf[j] = acc;
     }
-    CHECK(nr_sampler_epoch(&csr, pu, pi, n_pos, num_neg, cdf, 9, pool2, ou[1], oi[1], ol[1]) == NR_OK);
+    CHECK(nr_sampler_epoch(&csr, pu, pi, n_pos, num_neg, cdf, 9, pool2, ou[1], oi[1], ol[1]) ==
+          NR_OK);
     int64_t zero_w = 0, seen_w = 0, zero_heavy = 0;
     for (int64_t k = 0; k < n_pos; k++)
         for (int64_t j = 1; j <= num_neg; j++) {
@@ -2197,10 +2564,13 @@ static void test_sampler(struct nr_pool *pool2)
             zero_heavy += it % 4 == 2 && pu[k] == 6;
             seen_w += row_contains(indptr, indices, pu[k], it);
         }
-    CHECKF(zero_w == 0 && seen_w == 0, "popularity sampling drew %lld zero-weight items (%lld for the heavy "
-           "user 6) and %lld seen items", (long long)zero_w, (long long)zero_heavy, (long long)seen_w);
+    CHECKF(zero_w == 0 && seen_w == 0,
+           "popularity sampling drew %lld zero-weight items (%lld for the heavy "
+           "user 6) and %lld seen items",
+           (long long)zero_w, (long long)zero_heavy, (long long)seen_w);
     {
-        /* a user whose unseen items all have zero weight: a uniform draw among them (nr_sampler.h) */
+        /* a user whose unseen items all have zero weight: a uniform draw among them (nr_sampler.h)
+         */
         int64_t ptr1[2] = {0, 3}, pu1[1] = {0}, pi1[1] = {1}, ou1[3], oi1[3];
         int32_t idx1[3] = {0, 1, 2};
         float ol1[3];
@@ -2223,7 +2593,8 @@ static void test_sampler(struct nr_pool *pool2)
     u5[0] = 0;
     CHECK(nr_sampler_epoch(&full, u5, i5, 1, 4, NULL, 1, NULL, uo, io, lo) == NR_ERR_VALUE);
     CHECK(nr_sampler_epoch(&full, u5, i5, 1, 4, NULL, 1, pool2, uo, io, lo) == NR_ERR_VALUE);
-    CHECK(nr_sampler_epoch(&full, u5, i5, 1, 0, NULL, 1, NULL, uo, io, lo) == NR_OK && lo[0] == 1.0f);
+    CHECK(nr_sampler_epoch(&full, u5, i5, 1, 0, NULL, 1, NULL, uo, io, lo) == NR_OK &&
+          lo[0] == 1.0f);
     u5[0] = S_USERS;
     CHECK(nr_sampler_epoch(&csr, u5, i5, 1, 4, NULL, 1, NULL, uo, io, lo) == NR_ERR_INDEX);
     u5[0] = -1;
@@ -2282,12 +2653,13 @@ static int cand_cmp(const void *a, const void *b)
     return (x->id > y->id) - (x->id < y->id);
 }
 
-static void score_case(struct nr_pool *pool, int64_t n_users, int64_t n_items, int64_t dim, int64_t k,
-                       int with_bias, int with_excl)
+static void score_case(struct nr_pool *pool, int64_t n_users, int64_t n_items, int64_t dim,
+                       int64_t k, int with_bias, int with_excl)
 {
     /* quarter-integer values: every score is exact in float and in double, so
      * ties are frequent and the tie rule (lower id first) is checked exactly */
-    float *uv = xcalloc((size_t)(n_users * dim), sizeof *uv), *iv = xcalloc((size_t)(n_items * dim), sizeof *iv);
+    float *uv = xcalloc((size_t)(n_users * dim), sizeof *uv),
+          *iv = xcalloc((size_t)(n_items * dim), sizeof *iv);
     float *bias = xcalloc((size_t)n_items, sizeof *bias);
     for (int64_t i = 0; i < n_users * dim; i++)
         uv[i] = (float)((int)(t_next() % 9) - 4) * 0.25f;
@@ -2295,7 +2667,8 @@ static void score_case(struct nr_pool *pool, int64_t n_users, int64_t n_items, i
         iv[i] = (float)((int)(t_next() % 9) - 4) * 0.25f;
     for (int64_t i = 0; i < n_items; i++)
         bias[i] = (float)((int)(t_next() % 5) - 2) * 0.5f;
-    /* exclusions: CSR row r excludes items with (j + r) % (r + 2) == 0; users map to rows, -1 = none */
+    /* exclusions: CSR row r excludes items with (j + r) % (r + 2) == 0; users map to rows, -1 =
+     * none */
     int64_t n_rows = 4;
     int64_t *indptr = xcalloc((size_t)n_rows + 1, sizeof *indptr);
     int32_t *indices = xcalloc((size_t)(n_rows * n_items), sizeof *indices);
@@ -2311,10 +2684,18 @@ static void score_case(struct nr_pool *pool, int64_t n_users, int64_t n_items, i
     int64_t *ids = xcalloc((size_t)(n_users * k), sizeof *ids);
     float *sc = xcalloc((size_t)(n_users * k), sizeof *sc);
     struct nr_score_args a = {
-        .user_vecs = uv, .item_vecs = iv, .item_bias = with_bias ? bias : NULL, .n_users = n_users,
-        .n_items = n_items, .dim = dim, .k = k, .excl_indptr = with_excl ? indptr : NULL,
-        .excl_indices = with_excl ? indices : NULL, .excl_rows = with_excl ? rows : NULL,
-        .out_ids = ids, .out_scores = sc,
+        .user_vecs = uv,
+        .item_vecs = iv,
+        .item_bias = with_bias ? bias : NULL,
+        .n_users = n_users,
+        .n_items = n_items,
+        .dim = dim,
+        .k = k,
+        .excl_indptr = with_excl ? indptr : NULL,
+        .excl_indices = with_excl ? indices : NULL,
+        .excl_rows = with_excl ? rows : NULL,
+        .out_ids = ids,
+        .out_scores = sc,
     };
     enum nr_status s = nr_score_topk(&a, pool);
     CHECKF(s == NR_OK, "%s", nr_status_str(s));
@@ -2343,10 +2724,13 @@ static void score_case(struct nr_pool *pool, int64_t n_users, int64_t n_items, i
                 first_bad = u;
         }
     }
-    CHECKF(bad_users == 0, "users=%lld items=%lld dim=%lld k=%lld bias=%d excl=%d threads=%d: %lld users differ "
-           "from brute force, first %lld", (long long)n_users, (long long)n_items, (long long)dim, (long long)k,
-           with_bias, with_excl, nr_pool_size(pool), (long long)bad_users, (long long)first_bad);
-    free(uv), free(iv), free(bias), free(indptr), free(indices), free(rows), free(ids), free(sc), free(all);
+    CHECKF(bad_users == 0,
+           "users=%lld items=%lld dim=%lld k=%lld bias=%d excl=%d threads=%d: %lld users differ "
+           "from brute force, first %lld",
+           (long long)n_users, (long long)n_items, (long long)dim, (long long)k, with_bias,
+           with_excl, nr_pool_size(pool), (long long)bad_users, (long long)first_bad);
+    free(uv), free(iv), free(bias), free(indptr), free(indices), free(rows), free(ids), free(sc),
+        free(all);
 }
 
 static void test_scoring(struct nr_pool *pool2, struct nr_pool *pool3)
@@ -2364,8 +2748,14 @@ static void test_scoring(struct nr_pool *pool2, struct nr_pool *pool3)
     score_case(pool2, 0, 40, 4, 5, 1, 0);            /* no users */
     int64_t ids[4];
     float sc[4], v[4] = {1, 2, 3, 4};
-    struct nr_score_args a = {.user_vecs = v, .item_vecs = v, .n_users = 1, .n_items = 1, .dim = 4, .k = 0,
-                              .out_ids = ids, .out_scores = sc};
+    struct nr_score_args a = {.user_vecs = v,
+                              .item_vecs = v,
+                              .n_users = 1,
+                              .n_items = 1,
+                              .dim = 4,
+                              .k = 0,
+                              .out_ids = ids,
+                              .out_scores = sc};
     CHECK(nr_score_topk(&a, NULL) == NR_ERR_VALUE);
     a.k = 1;
     a.n_items = -1;
@@ -2429,7 +2819,8 @@ static void regress_reserve_overflow_and_bad_steps(void)
         for (int i = 0; i < 4; i++) {
             int64_t step = bad[i];
             struct nr_fit_stats *st = new_stats();
-            enum nr_status s = nr_plan_fit(plan, NULL, &f->in, &f->lab, idx, 4, 2, &step, 1, st, NULL);
+            enum nr_status s =
+                nr_plan_fit(plan, NULL, &f->in, &f->lab, idx, 4, 2, &step, 1, st, NULL);
             CHECKF(s == NR_ERR_VALUE && step == bad[i], "fit at step %lld: %s", (long long)bad[i],
                    nr_status_str(s));
             free(st);
@@ -2437,8 +2828,8 @@ static void regress_reserve_overflow_and_bad_steps(void)
         /* a batch far above the sample count trains one batch of them all */
         int64_t step = 0;
         struct nr_fit_stats *st = new_stats();
-        enum nr_status s = nr_plan_fit(plan, NULL, &f->in, &f->lab, idx, 4, (int64_t)1 << 62, &step, 1,
-                                       st, NULL);
+        enum nr_status s =
+            nr_plan_fit(plan, NULL, &f->in, &f->lab, idx, 4, (int64_t)1 << 62, &step, 1, st, NULL);
         CHECKF(s == NR_OK && step == 1 && st->samples == 4.0, "huge batch: %s, step %lld",
                nr_status_str(s), (long long)step);
         free(st);
@@ -2448,8 +2839,8 @@ static void regress_reserve_overflow_and_bad_steps(void)
     /* the optimizer itself never indexes its tables with a step < 1 */
     float w[4] = {1, 1, 1, 1}, g[4] = {1, 1, 1, 1}, m[4] = {0}, v[4] = {0};
     int64_t rs[2] = {-100000, INT64_MAX}, ids[2] = {0, 1};
-    struct nr_optim o = {.kind = NR_OPTIM_ADAM, .lr = 0.1f, .beta1 = 0.9f, .beta2 = 0.999f,
-                         .epsilon = 1e-7f};
+    struct nr_optim o = {
+        .kind = NR_OPTIM_ADAM, .lr = 0.1f, .beta1 = 0.9f, .beta2 = 0.999f, .epsilon = 1e-7f};
     struct nr_optim_tables tb = {.len = 16};
     float mem[64];
     tb.corr = mem;
@@ -2557,8 +2948,8 @@ static void test_als(struct nr_pool *pool2, struct nr_pool *pool3)
             want[u][i] = b[i];
     }
     float x[ALS_R * ALS_D];
-    struct nr_als_args a = {indptr, indices, values, ALS_R, ALS_C, ALS_D, x, y, off, gram, yo,
-                            alpha, reg, nu, NR_ALS_CHOLESKY, 1, 0, ALS_R};
+    struct nr_als_args a = {indptr, indices, values, ALS_R, ALS_C, ALS_D,           x, y, off,
+                            gram,   yo,      alpha,  reg,   nu,    NR_ALS_CHOLESKY, 1, 0, ALS_R};
     memcpy(x, x0, sizeof x);
     CHECK(nr_als_solve_rows(&a, pool2) == NR_OK);
     check_arr("cholesky rows", x, &want[0][0], ALS_R * ALS_D, 1e-4, 1e-5);
@@ -2584,7 +2975,8 @@ static void test_als(struct nr_pool *pool2, struct nr_pool *pool3)
             xx += (double)x[u * ALS_D + i] * x[u * ALS_D + i];
         want_loss += reg * pow(1.0 + alpha * rs / ALS_C, nu) * xx;
     }
-    CHECKF(close_enough(got_loss, want_loss, 1e-5, 1e-6), "loss %.9g want %.9g", got_loss, want_loss);
+    CHECKF(close_enough(got_loss, want_loss, 1e-5, 1e-6), "loss %.9g want %.9g", got_loss,
+           want_loss);
 
     /* a few CG steps: the same bits with 1, 2 and 3 threads */
     float xa[ALS_R * ALS_D], xb[ALS_R * ALS_D], xc[ALS_R * ALS_D];
@@ -2659,7 +3051,8 @@ int main(void)
     }
     CHECK(nr_simd_parse("AVX2") == NR_SIMD_AVX2 && nr_simd_parse("neon") == NR_SIMD_BASELINE &&
           nr_simd_parse("avx") == -1 && nr_simd_parse("") == -1);
-    fprintf(stderr, "test_core: main checks done, %d of %d failed; running regressions\n", n_failed, n_checks);
+    fprintf(stderr, "test_core: main checks done, %d of %d failed; running regressions\n", n_failed,
+            n_checks);
     regress_nan_prediction_auc_bin();
     regress_reserve_overflow_and_bad_steps();
     nr_pool_free(pool2);

@@ -19,14 +19,13 @@
 static int n_failed = 0;
 static int n_checks = 0;
 
-#define CHECK(cond)                                                          \
-    do {                                                                     \
-        n_checks++;                                                          \
-        if (!(cond)) {                                                       \
-            n_failed++;                                                      \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
-                    #cond);                                                  \
-        }                                                                    \
+#define CHECK(cond)                                                                  \
+    do {                                                                             \
+        n_checks++;                                                                  \
+        if (!(cond)) {                                                               \
+            n_failed++;                                                              \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+        }                                                                            \
     } while (0)
 
 #define CHECK_CLOSE(a, b) CHECK(fabs((double)(a) - (double)(b)) < 1e-12)
@@ -72,8 +71,8 @@ static int is_excluded(const int32_t *ex, int64_t n_ex, int64_t id)
 }
 
 /* Brute force: sort all candidates. Returns the number of candidates. */
-static int64_t brute_topk(const float *s, int64_t n, const int32_t *ex,
-                          int64_t n_ex, int64_t k, int64_t *ids, float *sc)
+static int64_t brute_topk(const float *s, int64_t n, const int32_t *ex, int64_t n_ex, int64_t k,
+                          int64_t *ids, float *sc)
 {
     struct entry *all = malloc((size_t)(n > 0 ? n : 1) * sizeof *all);
     int64_t m = 0;
@@ -171,8 +170,8 @@ static void test_topk_random(void)
         int ok = 1;
         for (int r = 0; r < ROWS; r++) {
             const int64_t u = users[r];
-            brute_topk(s + r * COLS, COLS, indices + indptr[u], indptr[u + 1] - indptr[u], k,
-                       bids, bsc);
+            brute_topk(s + r * COLS, COLS, indices + indptr[u], indptr[u + 1] - indptr[u], k, bids,
+                       bsc);
             ok &= memcmp(bids, ids + r * k, (size_t)k * sizeof *bids) == 0;
             ok &= memcmp(bsc, sc + r * k, (size_t)k * sizeof *bsc) == 0;
         }
@@ -222,7 +221,8 @@ static void test_count_full_hand(void)
     const int32_t ex[2] = {0, 2};
     int64_t above[3];
     double auc[3];
-    CHECK(nr_rank_count_full(s, 1, 8, pos_indptr, pos, ex_indptr, ex, 1, NULL, above, auc) == NR_OK);
+    CHECK(nr_rank_count_full(s, 1, 8, pos_indptr, pos, ex_indptr, ex, 1, NULL, above, auc) ==
+          NR_OK);
     /* Negatives: items 3 (0.7), 5 (0.9), 7 (0.1). */
     CHECK(above[0] == 1); /* 0.7: only 0.9 above; tie with item 3 */
     CHECK(above[1] == 2); /* 0.2 */
@@ -238,10 +238,13 @@ static void test_count_full_hand(void)
     /* Errors: positive out of range, unsorted positives. */
     const int32_t bad1[3] = {1, 4, 8};
     const int32_t bad2[3] = {4, 1, 6};
-    CHECK(nr_rank_count_full(s, 1, 8, pos_indptr, bad1, NULL, NULL, 0, NULL, above, auc) == NR_ERR_INDEX);
-    CHECK(nr_rank_count_full(s, 1, 8, pos_indptr, bad2, NULL, NULL, 0, NULL, above, auc) == NR_ERR_VALUE);
+    CHECK(nr_rank_count_full(s, 1, 8, pos_indptr, bad1, NULL, NULL, 0, NULL, above, auc) ==
+          NR_ERR_INDEX);
+    CHECK(nr_rank_count_full(s, 1, 8, pos_indptr, bad2, NULL, NULL, 0, NULL, above, auc) ==
+          NR_ERR_VALUE);
     const int64_t user = 1;
-    CHECK(nr_rank_count_full(s, 1, 8, pos_indptr, pos, ex_indptr, ex, 1, &user, above, auc) == NR_ERR_INDEX);
+    CHECK(nr_rank_count_full(s, 1, 8, pos_indptr, pos, ex_indptr, ex, 1, &user, above, auc) ==
+          NR_ERR_INDEX);
 }
 
 static void test_count_full_random(void)
@@ -284,7 +287,8 @@ static void test_count_full_random(void)
             }
             if (isnan(p))
                 a = n_neg;
-            const double want = n_neg ? ((double)(n_neg - a - e) + 0.5 * (double)e) / (double)n_neg : NAN;
+            const double want =
+                n_neg ? ((double)(n_neg - a - e) + 0.5 * (double)e) / (double)n_neg : NAN;
             ok &= above[i] == a;
             ok &= n_neg == 0 ? isnan(auc[i]) : fabs(auc[i] - want) < 1e-12;
         }

@@ -263,15 +263,15 @@ MUTANTS: List[Mutant] = [
       "(uint64_t)sample_of(c, b0 + b));", "(uint64_t)0);",
       T_GRAD, what="one Dropout mask for every sample of a batch"),
     M("gil-held-in-fit", "csrc/py/pools.h",
-      "        Py_BEGIN_ALLOW_THREADS                                  \\\n"
+      "        Py_BEGIN_ALLOW_THREADS                                \\\n"
       "        if (lock_)",
-      "        {                                                       \\\n"
+      "        {                                                     \\\n"
       "        if (lock_)",
       T_THR, what="the core's calls (fit, predict, ...) hold the GIL"),
     M("gil-held-in-fit-end", "csrc/py/pools.h",
-      "            nr_mutex_unlock(lock_);                             \\\n"
+      "            nr_mutex_unlock(lock_);                           \\\n"
       "        Py_END_ALLOW_THREADS",
-      "            nr_mutex_unlock(lock_);                             \\\n"
+      "            nr_mutex_unlock(lock_);                           \\\n"
       "        }",
       [], what="(companion of gil-held-in-fit, applied with it)"),
     M("converter-no-cleanup", "csrc/py/convert.c",
@@ -295,8 +295,11 @@ MUTANTS: List[Mutant] = [
       "st->abs_err += fabs((double)(pr - t));", "st->abs_err += (double)(pr - t);",
       T_MET, what="fit's mae sums signed errors"),
     M("als-cg-no-warm-start", "csrc/src/als.c",
-      "    float *restrict x = a->x + u * d;\n    const int64_t b0 = a->indptr[u], b1 = a->indptr[u + 1];\n    /* r = b - A x */",
-      "    float *restrict x = a->x + u * d;\n    const int64_t b0 = a->indptr[u], b1 = a->indptr[u + 1];\n    memset(x, 0, (size_t)d * sizeof *x);",
+      "    float *restrict x = a->x + u * d;\n"
+      "    const int64_t b0 = a->indptr[u], b1 = a->indptr[u + 1];\n    /* r = b - A x */",
+      "    float *restrict x = a->x + u * d;\n"
+      "    const int64_t b0 = a->indptr[u], b1 = a->indptr[u + 1];\n"
+      "    memset(x, 0, (size_t)d * sizeof *x);",
       T_ALS, what="CG restarts every row from zero (no warm start)"),
     M("als-confidence-no-one", "csrc/src/als.c",
       "const float c = 1.0f + a->alpha * rv;", "const float c = a->alpha * rv;",

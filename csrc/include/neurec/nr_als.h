@@ -71,8 +71,8 @@ struct nr_als_args {
  * yo = Y^T offset (dim), for y of n x dim. Caller owns all arrays.
  * Deterministic for any thread count. Thread-safe on distinct outputs.
  * Errors: NR_ERR_VALUE (negative sizes). */
-enum nr_status nr_als_gram(float *gram, float *yo, const float *y, const float *offset,
-                           int64_t n, int64_t dim, struct nr_pool *pool);
+enum nr_status nr_als_gram(float *gram, float *yo, const float *y, const float *offset, int64_t n,
+                           int64_t dim, struct nr_pool *pool);
 
 /* Solve rows [a->row0, a->row1) of a->x in place (see the top of this file).
  * Thread-safe for calls writing disjoint x. On error some rows may already

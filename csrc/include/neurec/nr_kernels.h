@@ -21,12 +21,12 @@ enum nr_act {
 };
 
 /* y[r, :] = b + x[r, :] @ w for r < rows; x is rows*k, w is k*n, b may be NULL. */
-void nr_dense_forward(float *y, const float *x, const float *w, const float *b,
-                      int64_t rows, int64_t k, int64_t n);
+void nr_dense_forward(float *y, const float *x, const float *w, const float *b, int64_t rows,
+                      int64_t k, int64_t n);
 
 /* Backward of nr_dense_forward for gy (rows*n):
- * gx (rows*k) += gy @ w^T when gx != NULL; gw (k*n) += x^T @ gy; gb (n) += sum of gy rows when gb != NULL.
- * wt is caller scratch of k*n floats (receives w^T). */
+ * gx (rows*k) += gy @ w^T when gx != NULL; gw (k*n) += x^T @ gy; gb (n) += sum of gy rows when gb
+ * != NULL. wt is caller scratch of k*n floats (receives w^T). */
 void nr_dense_backward(float *gx, float *gw, float *gb, const float *gy, const float *x,
                        const float *w, float *wt, int64_t rows, int64_t k, int64_t n);
 
@@ -39,8 +39,8 @@ void nr_gemm(float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs, co
 void nr_act_forward(float *y, const float *x, enum nr_act act, int64_t rows, int64_t n);
 
 /* gx += dact(x) * gy given the activation output y; gx must not overlap gy or y. */
-void nr_act_backward(float *gx, const float *gy, const float *y, enum nr_act act,
-                     int64_t rows, int64_t n);
+void nr_act_backward(float *gx, const float *gy, const float *y, enum nr_act act, int64_t rows,
+                     int64_t n);
 
 /* Sum of a[i] * b[i], i < n (eight partial sums). */
 float nr_dot(const float *a, const float *b, int64_t n);

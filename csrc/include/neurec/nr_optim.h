@@ -65,15 +65,15 @@ void nr_optim_tables_fill(struct nr_optim_tables *tb, const struct nr_optim *o);
 
 /* One trainable array and its optimizer state, all borrowed. */
 struct nr_param {
-    float *w;            /* rows * cols parameters, updated in place */
-    int64_t rows, cols;  /* an embedding table has one row per id */
-    float *slot[3];      /* optimizer state arrays shaped like w, or NULL when unused:
-                            SGD: [velocity]; Adam: [m, v, vhat(amsgrad)];
-                            Adagrad: [accumulator]; RMSprop: [velocity, momentum, mean_grad] */
-    int64_t *row_steps;  /* per-row step counts for lazy Adam on embeddings, or NULL */
-    float l2;            /* L2 penalty factor: loss += l2 * sum(w^2) */
-    int is_table;        /* 1 for embedding tables (sparse gradients) */
-    int frozen;          /* 1: never updated (a non-trainable layer's weight) */
+    float *w; /* rows * cols parameters, updated in place */
+    int64_t rows, cols; /* an embedding table has one row per id */
+    float *slot[3]; /* optimizer state arrays shaped like w, or NULL when unused:
+                       SGD: [velocity]; Adam: [m, v, vhat(amsgrad)];
+                       Adagrad: [accumulator]; RMSprop: [velocity, momentum, mean_grad] */
+    int64_t *row_steps; /* per-row step counts for lazy Adam on embeddings, or NULL */
+    float l2; /* L2 penalty factor: loss += l2 * sum(w^2) */
+    int is_table; /* 1 for embedding tables (sparse gradients) */
+    int frozen; /* 1: never updated (a non-trainable layer's weight) */
 };
 
 /* Update every element of p with gradient g (rows*cols values; the L2 term is
@@ -87,7 +87,7 @@ void nr_optim_step_dense(const struct nr_optim *o, struct nr_param *p, const flo
  * A row step count outside its valid range ([0, t) before the step: a crafted
  * or corrupted state) is treated as "no skipped steps" (catch_up) or as t
  * (per-row counts) and overwritten; it never indexes a table out of bounds. */
-void nr_optim_step_rows(const struct nr_optim *o, struct nr_param *p, const int64_t *ids,
-                        int64_t n, const float *g, int64_t t);
+void nr_optim_step_rows(const struct nr_optim *o, struct nr_param *p, const int64_t *ids, int64_t n,
+                        const float *g, int64_t t);
 
 #endif /* NR_OPTIM_H */

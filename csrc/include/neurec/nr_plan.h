@@ -62,38 +62,38 @@ enum nr_op_kind {
     NR_OP_INPUT = 0,     /* out = float(inputs[in[0]][sample]); dim[0] = width */
     NR_OP_EMBEDDING = 1, /* out[j] = table[ids[sample, j]]; in[0] = input slot, param[0] = table,
                             dim[0] = ids per sample, dim[1] = output_dim */
-    NR_OP_DENSE = 2,     /* out = x @ kernel + bias over the last axis; param = {kernel, bias or -1};
-                            dim[0] = rows per sample, dim[1] = in features, dim[2] = units */
-    NR_OP_ACT = 3,       /* out = act(x); act; dim[0] = rows per sample, dim[1] = last axis */
-    NR_OP_DOT = 4,       /* batch dot of per-sample matrices X (dim[0] x dim[1]) and Y (dim[2] x dim[3])
-                            contracting axis dim[4] of X and dim[5] of Y; flag = normalize (L2 along
-                            the contracted axis first). Output is free(X) x free(Y). */
-    NR_OP_CONCAT = 5,    /* out = concatenation of the n_in inputs along an axis; dim[0] = product
-                            of the per-sample dims before that axis */
-    NR_OP_ADD = 6,       /* out = sum of the n_in inputs (same size) */
-    NR_OP_MUL = 7,       /* out = product of the n_in inputs (same size) */
-    NR_OP_DROPOUT = 8,   /* training: out = x * mask / (1 - rate); inference: out = x */
-    NR_OP_ALIAS = 9,     /* out shares storage with in[0] (Flatten, Reshape) */
-    NR_OP_SUB = 10,      /* out = in[0] - in[1] */
-    NR_OP_AVERAGE = 11,  /* out = mean of the n_in inputs */
+    NR_OP_DENSE = 2, /* out = x @ kernel + bias over the last axis; param = {kernel, bias or -1};
+                        dim[0] = rows per sample, dim[1] = in features, dim[2] = units */
+    NR_OP_ACT = 3, /* out = act(x); act; dim[0] = rows per sample, dim[1] = last axis */
+    NR_OP_DOT = 4, /* batch dot of per-sample matrices X (dim[0] x dim[1]) and Y (dim[2] x dim[3])
+                      contracting axis dim[4] of X and dim[5] of Y; flag = normalize (L2 along
+                      the contracted axis first). Output is free(X) x free(Y). */
+    NR_OP_CONCAT = 5, /* out = concatenation of the n_in inputs along an axis; dim[0] = product
+                         of the per-sample dims before that axis */
+    NR_OP_ADD = 6, /* out = sum of the n_in inputs (same size) */
+    NR_OP_MUL = 7, /* out = product of the n_in inputs (same size) */
+    NR_OP_DROPOUT = 8, /* training: out = x * mask / (1 - rate); inference: out = x */
+    NR_OP_ALIAS = 9, /* out shares storage with in[0] (Flatten, Reshape) */
+    NR_OP_SUB = 10, /* out = in[0] - in[1] */
+    NR_OP_AVERAGE = 11, /* out = mean of the n_in inputs */
 };
 
 #define NR_OP_MAX_IN 16
 
 struct nr_op {
     enum nr_op_kind kind;
-    int32_t out;                /* value id written */
-    int32_t n_in;               /* number of inputs used in in[] */
-    int32_t in[NR_OP_MAX_IN];   /* value ids read (INPUT, EMBEDDING: an input slot) */
-    int32_t param[2];           /* parameter ids, -1 when absent */
-    int32_t act;                /* enum nr_act for ACT */
-    int32_t flag;               /* DOT: normalize */
-    int64_t dim[6];             /* kind-specific sizes, see enum nr_op_kind */
-    float rate;                 /* DROPOUT rate in [0, 1) */
+    int32_t out; /* value id written */
+    int32_t n_in; /* number of inputs used in in[] */
+    int32_t in[NR_OP_MAX_IN]; /* value ids read (INPUT, EMBEDDING: an input slot) */
+    int32_t param[2]; /* parameter ids, -1 when absent */
+    int32_t act; /* enum nr_act for ACT */
+    int32_t flag; /* DOT: normalize */
+    int64_t dim[6]; /* kind-specific sizes, see enum nr_op_kind */
+    float rate; /* DROPOUT rate in [0, 1) */
 };
 
 enum nr_loss {
-    NR_LOSS_BCE = 0,        /* binary cross-entropy on probabilities (clipped to [1e-7, 1 - 1e-7]) */
+    NR_LOSS_BCE = 0, /* binary cross-entropy on probabilities (clipped to [1e-7, 1 - 1e-7]) */
     NR_LOSS_BCE_LOGITS = 1, /* binary cross-entropy on logits */
     NR_LOSS_MSE = 2,
     NR_LOSS_MAE = 3,
@@ -104,31 +104,31 @@ struct nr_plan_desc {
     int32_t n_ops;
     const struct nr_op *ops;
     int32_t n_values;
-    const int64_t *value_size;  /* floats per sample of each value */
+    const int64_t *value_size; /* floats per sample of each value */
     int32_t n_params;
-    struct nr_param *params;    /* borrowed until nr_plan_free; Python keeps them alive */
-    int32_t n_inputs;           /* input slots */
-    int32_t output;             /* value id of the model output */
+    struct nr_param *params; /* borrowed until nr_plan_free; Python keeps them alive */
+    int32_t n_inputs; /* input slots */
+    int32_t output; /* value id of the model output */
     enum nr_loss loss;
-    int32_t logits;             /* value id of the pre-sigmoid logits of the output, or -1: when
-                                   set and loss is BCE, the loss is computed stably from logits */
+    int32_t logits; /* value id of the pre-sigmoid logits of the output, or -1: when
+                       set and loss is BCE, the loss is computed stably from logits */
     struct nr_optim optim;
-    int32_t sparse;             /* 1: embedding tables get lazy row updates; 0: dense updates */
-    int32_t hogwild;            /* with sparse: each thread updates the rows of its own samples
-                                   right after its backward pass, without synchronisation (rows
-                                   shared by two threads' samples race, as in word2vec/LightFM);
-                                   faster, not reproducible with more than one thread; a bad id
-                                   may leave its batch partly applied (Python checks ids first) */
+    int32_t sparse; /* 1: embedding tables get lazy row updates; 0: dense updates */
+    int32_t hogwild; /* with sparse: each thread updates the rows of its own samples
+                        right after its backward pass, without synchronisation (rows
+                        shared by two threads' samples race, as in word2vec/LightFM);
+                        faster, not reproducible with more than one thread; a bad id
+                        may leave its batch partly applied (Python checks ids first) */
 };
 
 #define NR_AUC_BINS 8192
 
 /* Sums over the samples of a fit chunk, for the loss and metrics. */
 struct nr_fit_stats {
-    double loss_sum;  /* sum over samples of the per-sample mean loss */
+    double loss_sum; /* sum over samples of the per-sample mean loss */
     double samples;
-    double elements;  /* output values seen (samples * output size) */
-    double correct;   /* binary accuracy: (pred > 0.5) == label */
+    double elements; /* output values seen (samples * output size) */
+    double correct; /* binary accuracy: (pred > 0.5) == label */
     double sq_err;
     double abs_err;
     double auc_pos[NR_AUC_BINS]; /* label-weighted histogram of predictions in [0, 1] */
@@ -164,15 +164,13 @@ enum nr_status nr_plan_reserve(struct nr_plan *plan, int64_t cap);
  * out of range: the offending batch is not applied), NR_ERR_NOMEM, NR_ABORTED. */
 enum nr_status nr_plan_fit(struct nr_plan *plan, struct nr_pool *pool,
                            const struct nr_array *inputs, const struct nr_array *y,
-                           const int64_t *idx, int64_t n, int64_t batch_size,
-                           int64_t *step, uint64_t seed, struct nr_fit_stats *stats,
-                           const volatile int *abort);
+                           const int64_t *idx, int64_t n, int64_t batch_size, int64_t *step,
+                           uint64_t seed, struct nr_fit_stats *stats, const volatile int *abort);
 
 /* Forward pass (inference mode) for samples start..start+n of the inputs,
  * writing n * value_size[output] floats to out. */
 enum nr_status nr_plan_predict(struct nr_plan *plan, struct nr_pool *pool,
-                               const struct nr_array *inputs, int64_t start, int64_t n,
-                               float *out);
+                               const struct nr_array *inputs, int64_t start, int64_t n, float *out);
 
 /*
  * The reduce hook: the seam for data-parallel training across processes.
@@ -191,28 +189,28 @@ enum nr_status nr_plan_predict(struct nr_plan *plan, struct nr_pool *pool,
 
 /* The summed gradient of some rows of one embedding table. */
 struct nr_grad_part {
-    int32_t param;     /* the table's parameter id */
-    int64_t cols;      /* floats per row */
+    int32_t param; /* the table's parameter id */
+    int64_t cols; /* floats per row */
     int64_t n_rows;
-    int64_t *rows;     /* sparse updates: the distinct row ids; NULL with dense updates, where
-                          the part is rows first_row .. first_row + n_rows - 1 in order */
+    int64_t *rows; /* sparse updates: the distinct row ids; NULL with dense updates, where
+                      the part is rows first_row .. first_row + n_rows - 1 in order */
     int64_t first_row;
-    float *grad;       /* n_rows * cols floats: row i of the part first */
+    float *grad; /* n_rows * cols floats: row i of the part first */
 };
 
 /* One batch's gradients, owned by the plan (valid during the hook's call). */
 struct nr_batch_grads {
-    int64_t step;                /* the optimizer step they are applied at (>= 1) */
-    int64_t n_samples;           /* samples in the batch */
+    int64_t step; /* the optimizer step they are applied at (>= 1) */
+    int64_t n_samples; /* samples in the batch */
     int32_t n_params;
-    float *dense;                /* every non-table parameter's gradient */
+    float *dense; /* every non-table parameter's gradient */
     const int64_t *dense_offset; /* per parameter: where its gradient starts in dense, -1 for
                                     tables */
-    int64_t dense_size;          /* floats in dense */
+    int64_t dense_size; /* floats in dense */
     int32_t n_tables;
-    int32_t n_parts;             /* threads of this fit * n_tables */
-    struct nr_grad_part *parts;  /* part (thread i, table t) at i * n_tables + t: the rows thread
-                                    i applies; a row appears in at most one part of its table */
+    int32_t n_parts; /* threads of this fit * n_tables */
+    struct nr_grad_part *parts; /* part (thread i, table t) at i * n_tables + t: the rows thread
+                                   i applies; a row appears in at most one part of its table */
 };
 
 /* A reduce hook. It may overwrite any gradient value; it may also point a

@@ -57,9 +57,8 @@ struct nr_rank_per_user {
  * Writes out_ranks[u] (negatives strictly above) and, if out_auc is not
  * NULL, out_auc[u] (share of negatives below, ties 1/2; NaN if n_neg == 0).
  * Errors: NR_ERR_VALUE if n_users or n_neg is negative. */
-enum nr_status nr_rank_count_sampled(const float *pos_scores,
-                                     const float *neg_scores, int64_t n_users,
-                                     int64_t n_neg, int64_t *out_ranks,
+enum nr_status nr_rank_count_sampled(const float *pos_scores, const float *neg_scores,
+                                     int64_t n_users, int64_t n_neg, int64_t *out_ranks,
                                      double *out_auc);
 
 /* Full-catalog protocol over a row-major block of scores: row r holds the
@@ -81,12 +80,10 @@ enum nr_status nr_rank_count_sampled(const float *pos_scores,
  * Errors: NR_ERR_VALUE (negative sizes, decreasing pos_indptr, positives not
  * strictly ascending), NR_ERR_INDEX (positive id or exclusion row out of
  * range), NR_ERR_NOMEM. Rows before the failing one are already written. */
-enum nr_status nr_rank_count_full(const float *scores, int64_t n_rows,
-                                  int64_t n_items, const int64_t *pos_indptr,
-                                  const int32_t *pos_indices,
-                                  const int64_t *ex_indptr,
-                                  const int32_t *ex_indices, int64_t n_ex_rows,
-                                  const int64_t *row_users, int64_t *out_above,
+enum nr_status nr_rank_count_full(const float *scores, int64_t n_rows, int64_t n_items,
+                                  const int64_t *pos_indptr, const int32_t *pos_indices,
+                                  const int64_t *ex_indptr, const int32_t *ex_indices,
+                                  int64_t n_ex_rows, const int64_t *row_users, int64_t *out_above,
                                   double *out_auc);
 
 /* Metrics from ranks. indptr (n_users + 1 non-decreasing entries, any start)
@@ -96,9 +93,8 @@ enum nr_status nr_rank_count_full(const float *scores, int64_t n_rows,
  * per_user may be NULL; means must not be NULL.
  * Errors: NR_ERR_VALUE (k < 1, n_users < 0, a negative rank, decreasing
  * indptr), NR_ERR_NOMEM. */
-enum nr_status nr_rank_score(const int64_t *indptr, const int64_t *above,
-                             const double *auc, int64_t n_users, int64_t k,
-                             const struct nr_rank_per_user *per_user,
+enum nr_status nr_rank_score(const int64_t *indptr, const int64_t *above, const double *auc,
+                             int64_t n_users, int64_t k, const struct nr_rank_per_user *per_user,
                              struct nr_rank_means *means);
 
 #endif /* NR_RANK_H */

@@ -102,32 +102,26 @@ int nr_simd_parse(const char *name);
     ATTR static RET NAME##_##SFX PARAMS { return NAME##_impl(LEVEL, NR_UNPACK_ ARGS); }
 
 #if NR_SIMD_X86
-#define NR_SIMD_CLONES(NAME, PARAMS, ARGS)                                    \
-    NR_SIMD_CLONE_(, base, NR_SIMD_BASELINE, NAME, PARAMS, ARGS)              \
-    NR_SIMD_CLONE_(NR_TARGET_AVX2, avx2, NR_SIMD_AVX2, NAME, PARAMS, ARGS)    \
+#define NR_SIMD_CLONES(NAME, PARAMS, ARGS)                                 \
+    NR_SIMD_CLONE_(, base, NR_SIMD_BASELINE, NAME, PARAMS, ARGS)           \
+    NR_SIMD_CLONE_(NR_TARGET_AVX2, avx2, NR_SIMD_AVX2, NAME, PARAMS, ARGS) \
     NR_SIMD_CLONE_(NR_TARGET_AVX512, avx512, NR_SIMD_AVX512, NAME, PARAMS, ARGS)
-#define NR_SIMD_CLONES_RET(RET, NAME, PARAMS, ARGS)                                      \
-    NR_SIMD_CLONE_RET_(, base, NR_SIMD_BASELINE, RET, NAME, PARAMS, ARGS)                \
-    NR_SIMD_CLONE_RET_(NR_TARGET_AVX2, avx2, NR_SIMD_AVX2, RET, NAME, PARAMS, ARGS)      \
+#define NR_SIMD_CLONES_RET(RET, NAME, PARAMS, ARGS)                                 \
+    NR_SIMD_CLONE_RET_(, base, NR_SIMD_BASELINE, RET, NAME, PARAMS, ARGS)           \
+    NR_SIMD_CLONE_RET_(NR_TARGET_AVX2, avx2, NR_SIMD_AVX2, RET, NAME, PARAMS, ARGS) \
     NR_SIMD_CLONE_RET_(NR_TARGET_AVX512, avx512, NR_SIMD_AVX512, RET, NAME, PARAMS, ARGS)
-#define NR_SIMD_DISPATCH(NAME, ARGS)   \
-    do {                               \
-        switch (nr_simd_level_now()) { \
-        case NR_SIMD_AVX512:           \
-            NAME##_avx512 ARGS;        \
-            break;                     \
-        case NR_SIMD_AVX2:             \
-            NAME##_avx2 ARGS;          \
-            break;                     \
-        default:                       \
-            NAME##_base ARGS;          \
-            break;                     \
-        }                              \
+#define NR_SIMD_DISPATCH(NAME, ARGS)                    \
+    do {                                                \
+        switch (nr_simd_level_now()) {                  \
+        case NR_SIMD_AVX512: NAME##_avx512 ARGS; break; \
+        case NR_SIMD_AVX2: NAME##_avx2 ARGS; break;     \
+        default: NAME##_base ARGS; break;               \
+        }                                               \
     } while (0)
-#define NR_SIMD_DISPATCH_RET(NAME, ARGS)                                                 \
-    (nr_simd_level_now() == NR_SIMD_AVX512 ? NAME##_avx512 ARGS                          \
-     : nr_simd_level_now() == NR_SIMD_AVX2 ? NAME##_avx2 ARGS                            \
-                                       : NAME##_base ARGS)
+#define NR_SIMD_DISPATCH_RET(NAME, ARGS)                        \
+    (nr_simd_level_now() == NR_SIMD_AVX512 ? NAME##_avx512 ARGS \
+     : nr_simd_level_now() == NR_SIMD_AVX2 ? NAME##_avx2 ARGS   \
+                                           : NAME##_base ARGS)
 #else
 #define NR_SIMD_CLONES(NAME, PARAMS, ARGS) \
     NR_SIMD_CLONE_(, base, NR_SIMD_BASELINE, NAME, PARAMS, ARGS)

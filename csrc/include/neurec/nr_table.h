@@ -33,8 +33,11 @@ struct nr_table {
 /* The table a parameter's arrays describe (its l2 and flags are not part of it). */
 static inline struct nr_table nr_table_of_param(const struct nr_param *p)
 {
-    struct nr_table t = {.w = p->w, .rows = p->rows, .cols = p->cols,
-                         .slot = {p->slot[0], p->slot[1], p->slot[2]}, .row_steps = p->row_steps};
+    struct nr_table t = {.w = p->w,
+                         .rows = p->rows,
+                         .cols = p->cols,
+                         .slot = {p->slot[0], p->slot[1], p->slot[2]},
+                         .row_steps = p->row_steps};
     return t;
 }
 
@@ -42,9 +45,13 @@ static inline struct nr_table nr_table_of_param(const struct nr_param *p)
  * nr_optim_step_dense. It borrows t's arrays. */
 static inline struct nr_param nr_table_param(const struct nr_table *t, float l2)
 {
-    struct nr_param p = {.w = t->w, .rows = t->rows, .cols = t->cols,
-                         .slot = {t->slot[0], t->slot[1], t->slot[2]}, .row_steps = t->row_steps,
-                         .l2 = l2, .is_table = 1};
+    struct nr_param p = {.w = t->w,
+                         .rows = t->rows,
+                         .cols = t->cols,
+                         .slot = {t->slot[0], t->slot[1], t->slot[2]},
+                         .row_steps = t->row_steps,
+                         .l2 = l2,
+                         .is_table = 1};
     return p;
 }
 

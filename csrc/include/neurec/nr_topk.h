@@ -41,9 +41,8 @@ void nr_topk_reset(struct nr_topk *h);
  * n_excluded == 0. Reads the arrays, never keeps pointers to them. If
  * excluded is not sorted, some listed ids may be let through (memory stays
  * safe). The heap must not have been sorted since its last reset. */
-void nr_topk_push_block(struct nr_topk *h, const float *scores, int64_t n,
-                        int64_t first_id, const int32_t *excluded,
-                        int64_t n_excluded);
+void nr_topk_push_block(struct nr_topk *h, const float *scores, int64_t n, int64_t first_id,
+                        const int32_t *excluded, int64_t n_excluded);
 
 /* Sort the h->size entries in place, best first (descending score, equal
  * scores by ascending id). Afterwards the storage is no longer a heap: call
@@ -73,10 +72,9 @@ void nr_topk_sort(struct nr_topk *h);
  * NR_ERR_INDEX (a row's CSR row is outside [0, n_csr_rows)); rows before
  * the failing one are already written.
  */
-enum nr_status nr_topk_rows(const float *scores, int64_t n_rows,
-                            int64_t n_cols, int64_t row_stride, int64_t k,
-                            const int64_t *indptr, const int32_t *indices,
-                            int64_t n_csr_rows, const int64_t *row_users,
-                            int64_t *out_ids, float *out_scores);
+enum nr_status nr_topk_rows(const float *scores, int64_t n_rows, int64_t n_cols, int64_t row_stride,
+                            int64_t k, const int64_t *indptr, const int32_t *indices,
+                            int64_t n_csr_rows, const int64_t *row_users, int64_t *out_ids,
+                            float *out_scores);
 
 #endif /* NR_TOPK_H */
