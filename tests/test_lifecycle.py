@@ -223,3 +223,130 @@ def test_an_encoder_larger_than_its_table_is_refused(tmp_path):
     _rewrite(tmp_path / "good.neurec", tmp_path / "bad.neurec", change)
     with pytest.raises(ValueError, match="knows 7 ids but the model's user table has 6 rows"):
         load_model(tmp_path / "bad.neurec")
+
+
+# ------------------------------------------------------------------ the sampler's positives
+def test_sampler_trains_on_given_positives_and_avoids_all_seen():
+    m = InteractionMatrix.from_arrays([0, 0, 0, 1, 1], [0, 1, 2, 0, 3], shape=(2, 6))
+    s = NegativeSampler(m, num_negatives=3, seed=1, positives=([0, 1, 1], [2, 3, 3]))
+    assert s.num_samples == 3 * 4
+    for seed in range(20):
+        u, i, y = s.sample(seed)
+        np.testing.assert_array_equal(u[y == 1], [0, 1, 1])
+        np.testing.assert_array_equal(i[y == 1], [2, 3, 3])
+        assert not m.contains(u[y == 0], i[y == 0]).any()
+    with pytest.raises(ValueError, match="not in interactions"):
+        NegativeSampler(m, positives=([0], [4]))
+    with pytest.raises(ValueError, match="out of range"):
+        NegativeSampler(m, positives=([2], [0]))
+    with pytest.raises(ValueError, match="non-empty"):
+        NegativeSampler(m, positives=([], []))
+    with pytest.raises(TypeError, match="pair"):
+        NegativeSampler(m, positives=[[0], [2]])
+
+
+# ------------------------------------------------------------------ update
+def _spy_sampler(monkeypatch):
+    """Record every NegativeSampler that update builds."""
+    from neurec.models import _lifecycle
+    made = []
+
+    class Spy(NegativeSampler):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            made.append(self)
+
+    monkeypatch.setattr(_lifecycle, "NegativeSampler", Spy)
+    return made
+
+
+def test_update_on_known_ids_merges_and_trains(shop, monkeypatch):
+    log, ue, ie, m = shop
+    model = _trained(shop)
+    made = _spy_sampler(monkeypatch)
+    before = [w.copy() for w in model.weights]
+    # three known customers buy products they had not bought
+    users = np.array([0, 1, 2])
+    items = np.array([np.setdiff1d(np.arange(len(ie)), m.user_items(int(u)))[0] for u in users])
+    day = InteractionLog.from_arrays(ue.inverse_transform(users), ie.inverse_transform(items))
+    hist = model.update(day, epochs=2, num_negatives=3, seed=5, verbose=0)
+    assert len(hist.history["loss"]) == 2
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.weights))
+    seen = model.seen_matrix
+    assert seen.nnz == m.nnz + 3 and seen.contains(users, items).all()
+    assert len(model.user_encoder) == len(ue) and len(model.item_encoder) == len(ie)
+    (s,) = made
+    assert s.num_samples == 3 * 4                       # no replay: the day's pairs only
+    for seed in range(5):                               # negatives avoid old and new pairs
+        u, i, y = s.sample(seed)
+        assert not seen.contains(u[y == 0], i[y == 0]).any()
+    rec, _ = model.recommend(ue.inverse_transform(users), k=len(ie) - 40)
+    for r, it in enumerate(items):                       # bought today: not recommended
+        assert ie.inverse_transform([it])[0] not in set(rec[r])
+
+
+def test_update_replays_old_pairs(shop, monkeypatch):
+    log, ue, ie, m = shop
+    model = _trained(shop, attach=False)
+    made = _spy_sampler(monkeypatch)
+    users, items = np.array([0, 1, 2, 3]), np.array([0, 1, 2, 3])
+    fresh = ~m.contains(users, items)
+    model.update((users, items), matrix=m, replay=2.5, num_negatives=1, seed=1, verbose=0)
+    n_new = 4
+    assert made[0].num_samples == (n_new + 10) * 2
+    pos_u, pos_i = made[0]._pos_users, made[0]._pos_items
+    np.testing.assert_array_equal(pos_u[:n_new], users)
+    assert m.contains(pos_u[n_new:], pos_i[n_new:]).all()          # replayed: old pairs
+    assert len(set(zip(pos_u[n_new:], pos_i[n_new:]))) == 10        # without repeats
+    assert model.seen_matrix.nnz == m.nnz + int(fresh.sum())
+    assert model.user_encoder is None                                # encoded: none made
+    model.update((users, items), replay=1e9, num_negatives=1, seed=1, verbose=0)
+    assert made[1]._pos_users.size == n_new + m.nnz + int(fresh.sum())   # at most all
+
+
+def test_update_errors_leave_the_model_unchanged(shop):
+    log, ue, ie, m = shop
+    model = _trained(shop, attach=False)
+    day = InteractionLog.from_arrays(ue.classes_[:2], ie.classes_[:2])
+    weights = [w.copy() for w in model.weights]
+    with pytest.raises(ValueError, match="no user encoder"):
+        model.update(day, matrix=m)
+    with pytest.raises(ValueError, match="attach_seen_matrix"):
+        model.update((np.array([0]), np.array([1])))
+    model.attach_encoders(user=ue, item=ie)
+    model.attach_seen_matrix(m)
+    for bad, err, match in [
+            ([[0], [1]], TypeError, "InteractionLog"),
+            ((np.array([0.5]), np.array([1])), TypeError, "integer codes"),
+            ((np.array([0, 1]), np.array([1])), ValueError, "differ in length"),
+            ((np.array([-1]), np.array([1])), ValueError, ">= 0"),
+            ((np.array([], np.int64), np.array([], np.int64)), ValueError, "empty")]:
+        with pytest.raises(err, match=match):
+            model.update(bad)
+    pd = pytest.importorskip("pandas")
+    with pytest.raises(ValueError, match="expected 'user' and 'item'"):
+        model.update(pd.DataFrame({"customer": ["x"], "sku": ["y"]}))
+    for kw, match in [({"replay": -0.5}, "replay"), ({"replay": float("nan")}, "replay"),
+                      ({"num_negatives": 1.5}, "num_negatives"),
+                      ({"matrix": InteractionMatrix.from_arrays([0], [0], shape=(999, 5))},
+                       "larger than")]:
+        with pytest.raises(ValueError, match=match):
+            model.update(day, **kw)
+    with pytest.raises(ValueError, match="ALS"):
+        als = MF(len(ue), len(ie), factors=4)
+        als.compile(optimizer="als")
+        als.update((np.array([0]), np.array([1])), matrix=m)
+    with pytest.raises(RuntimeError, match="compile"):
+        MF(len(ue), len(ie), factors=4).update((np.array([0]), np.array([1])), matrix=m)
+    for a, b in zip(weights, model.weights):
+        np.testing.assert_array_equal(a, b)
+    assert model.seen_matrix.nnz == m.nnz and len(model.user_encoder) == len(ue)
+
+
+def test_update_takes_a_dataframe_of_raw_ids(shop):
+    pd = pytest.importorskip("pandas")
+    log, ue, ie, m = shop
+    model = _trained(shop)
+    df = pd.DataFrame({"user_id": ue.classes_[:3], "item_id": ie.classes_[5:8]})
+    model.update(df, seed=0, verbose=0)
+    assert model.seen_matrix.contains([0, 1, 2], [5, 6, 7]).all()

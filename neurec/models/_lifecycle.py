@@ -13,16 +13,21 @@ A shop's catalogue and customers change every day. ``Lifecycle`` (a base class o
 
 ``save`` / ``load_model`` keep all three (``neurec/models/saving.py``).
 """
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
 
+from neurec import optimizers as optimizers_mod
 from neurec.data.encoders import IdEncoder
-from neurec.data.interactions import InteractionMatrix
-from neurec.data.sampling import as_matrix
+from neurec.data.interactions import InteractionLog, InteractionMatrix
+from neurec.data.sampling import NegativeSampler, as_matrix
 from neurec.layers.core import Embedding
+from neurec.models import _training
 
 __all__ = ["Lifecycle", "id_tables"]
+
+_LOG_COLUMNS = (("user", "item"), ("user_id", "item_id"))
+
 
 def id_tables(model, slot: int) -> List[Embedding]:
     """The Embedding layers fed directly by input ``slot`` of ``model`` (0: user ids, 1: item
@@ -51,6 +56,60 @@ def _check_encoder(model, enc, slot: int, what: str) -> Optional[IdEncoder]:
                          f"model's {what} table has {rows} rows; codes must fit the table "
                          "(grow it with model.update, or build the model with more rows)")
     return enc.copy()
+
+
+def _as_log(log: Any) -> InteractionLog:
+    if isinstance(log, InteractionLog):
+        return log
+    columns = getattr(log, "columns", None)
+    if columns is not None:
+        for ucol, icol in _LOG_COLUMNS:
+            if ucol in columns and icol in columns:
+                return InteractionLog.from_pandas(log, user_col=ucol, item_col=icol)
+        raise ValueError(f"update: the DataFrame has columns {list(columns)[:8]}; expected "
+                         "'user' and 'item' (or 'user_id' and 'item_id'). Build the log with "
+                         "InteractionLog.from_pandas(df, user_col=..., item_col=...)")
+    raise TypeError("update: log must be an InteractionLog or a DataFrame of raw ids, or an "
+                    f"encoded (user_ids, item_ids) pair; got {type(log).__name__}")
+
+
+def _encoded_pair(log: tuple) -> Tuple[np.ndarray, np.ndarray]:
+    if len(log) != 2:
+        raise ValueError(f"update: an encoded log is a (user_ids, item_ids) pair; got a tuple of "
+                         f"{len(log)}")
+    out = []
+    for a, what in zip(log, ("users", "items")):
+        a = np.asarray(a)
+        if a.ndim != 1 or (a.size and a.dtype.kind not in "iu"):
+            raise TypeError(f"update: encoded {what} must be a 1-D array of integer codes, got "
+                            f"dtype {a.dtype}, shape {a.shape}; pass raw ids as an "
+                            "InteractionLog (with encoders attached)")
+        a = a.astype(np.int64)
+        if a.size and a.min() < 0:
+            raise ValueError(f"update: encoded {what} must be >= 0, got {int(a.min())}")
+        out.append(a)
+    if out[0].size != out[1].size:
+        raise ValueError(f"update: users and items differ in length ({out[0].size} and "
+                         f"{out[1].size})")
+    return out[0], out[1]
+
+
+def _union(a: InteractionMatrix, b: InteractionMatrix, shape) -> InteractionMatrix:
+    """The pairs of ``a`` or ``b`` (values 1) in a matrix of ``shape``."""
+    au, ai, _ = a.to_coo()
+    bu, bi, _ = b.to_coo()
+    return InteractionMatrix.from_arrays(np.concatenate([au, bu]), np.concatenate([ai, bi]),
+                                         shape=shape, dedupe="max")
+
+
+def _check_number(name: str, value: Any, low: float, integer: bool = False):
+    ok = (not isinstance(value, bool) and isinstance(value, (int, np.integer)) if integer
+          else not isinstance(value, bool) and isinstance(value, (int, float, np.integer,
+                                                                  np.floating)))
+    if not ok or not np.isfinite(value) or value < low:
+        kind = "an integer" if integer else "a finite number"
+        raise ValueError(f"update: {name} must be {kind} >= {low}, got {value!r}")
+    return int(value) if integer else float(value)
 
 
 class Lifecycle:
@@ -159,3 +218,115 @@ class Lifecycle:
         return (None if exclude is False else exclude,
                 None if user_encoder is False else user_encoder,
                 None if item_encoder is False else item_encoder)
+
+    # -- update --------------------------------------------------------------------
+    def update(self, log: Any, matrix: Any = None, epochs: int = 1, replay: float = 0.0,
+               num_negatives: int = 4, batch_size: int = 256, seed: Optional[int] = None,
+               verbose: Any = "auto", callbacks: Any = None):
+        """Train on a new day's interactions, new users and items included, without a retrain.
+
+        Steps: extend the encoders with the log's new ids (codes of known ids never
+        change), grow the user and item embedding tables to match (new rows drawn from
+        each table's initializer; the optimizer's state grows with them), merge the
+        log's pairs into the seen-matrix, then train ``epochs`` epochs on the log's pairs
+        with fresh negatives that avoid everything each user has seen, old and new,
+        mixed with ``replay`` old pairs per new pair so that old users do not drift.
+        The compiled optimizer continues where it was (its step counts included).
+
+        Args:
+            log: The new interactions: an :class:`neurec.data.InteractionLog` or a pandas
+                DataFrame (columns ``user``/``item`` or ``user_id``/``item_id``) of raw
+                ids, which needs attached encoders; or an encoded ``(user_ids,
+                item_ids)`` pair of codes (codes past the tables grow them; the
+                encoders, if any, are left as they are).
+            matrix: The encoded pairs the model was trained on (InteractionMatrix,
+                scipy.sparse or ``(users, items)`` pair); default the model's
+                :attr:`seen_matrix`. One of the two is required.
+            epochs: Epochs over the log (and the replayed pairs).
+            replay: Old pairs replayed per new pair, drawn once per call uniformly from
+                the seen-matrix (``0.5``: half as many old pairs as new ones; at most all
+                of them).
+            num_negatives: Negatives per positive.
+            batch_size: Samples per gradient step.
+            seed: Seed of the replay draw, the negatives and the shuffling; default
+                drawn from neurec's global RNG (:func:`neurec.utils.set_random_seed`).
+            verbose: As for :meth:`fit`.
+            callbacks: As for :meth:`fit`.
+
+        Returns:
+            The :class:`neurec.callbacks.History` of the epochs.
+
+        Raises:
+            RuntimeError: If the model was not compiled.
+            TypeError: If ``log`` is of an unsupported type, or encoded ids are not integers.
+            ValueError: If raw ids come without attached encoders, there is no seen-matrix
+                (neither attached nor ``matrix=``), the log is empty, the model's first two
+                inputs are not user and item ids feeding Embedding tables, the optimizer is
+                ALS, or an argument is out of range. The model is unchanged when it raises.
+
+        Example:
+            >>> model = neurec.models.load_model("shop.neurec")   # encoders + seen-matrix
+            >>> day = InteractionLog.read_csv("2024-05-02.csv", user_col="user_id",
+            ...                               item_col="item_id")
+            >>> model.update(day, epochs=2, replay=0.5)
+            >>> model.recommend(["C009999"], k=10)               # a customer new today
+            >>> model.save("shop.neurec")
+        """
+        if not self._compiled:
+            raise RuntimeError("update: compile the model first (a loaded model is compiled "
+                               "unless loaded with compile=False)")
+        if isinstance(self.optimizer, optimizers_mod.ALS):
+            raise ValueError("update trains with sampled negatives; a model compiled with ALS "
+                             "folds in users with partial_fit_users, or recompile with 'adam'")
+        replay = _check_number("replay", replay, 0.0)
+        num_negatives = _check_number("num_negatives", num_negatives, 0, integer=True)
+        user_tables, item_tables = id_tables(self, 0), id_tables(self, 1)
+        if len(self.inputs) != 2 or not user_tables or not item_tables:
+            raise ValueError("update needs a model whose two inputs are user ids and item ids, "
+                             "each feeding Embedding tables (as the zoo's models)")
+        n_users0, n_items0 = _table_rows(self, 0), _table_rows(self, 1)
+        old = self._seen if matrix is None else as_matrix(matrix)
+        if old is None:
+            raise ValueError("update needs the pairs the model was trained on, to keep negatives "
+                             "away from them: model.attach_seen_matrix(train_matrix) once (save "
+                             "keeps it), or pass matrix=")
+        if old.shape[0] > n_users0 or old.shape[1] > n_items0:
+            raise ValueError(f"update: matrix has shape {old.shape}, larger than the model's "
+                             f"tables ({n_users0} users, {n_items0} items)")
+        uenc, ienc = self._user_encoder, self._item_encoder
+        if isinstance(log, tuple):
+            users, items = _encoded_pair(log)
+        else:
+            log = _as_log(log)
+            if uenc is None or ienc is None:
+                raise ValueError("update: the log holds raw ids but the model has no "
+                                 f"{'user' if uenc is None else 'item'} encoder; attach them "
+                                 "with model.attach_encoders(user=, item=) (save keeps them), "
+                                 "or pass an encoded (user_ids, item_ids) pair")
+            uenc, ienc = uenc.copy().partial_fit(log.users), ienc.copy().partial_fit(log.items)
+            users, items = uenc.transform(log.users), ienc.transform(log.items)
+        if users.size == 0:
+            raise ValueError("update: the log is empty")
+        n_users = max(n_users0, int(users.max()) + 1, len(uenc) if uenc is not None else 0)
+        n_items = max(n_items0, int(items.max()) + 1, len(ienc) if ienc is not None else 0)
+        shape = (n_users, n_items)
+        new = InteractionMatrix.from_arrays(users, items, shape=shape, dedupe="max")
+        seen = _union(old, new, shape)
+        seed = _training.default_seed() if seed is None else _training.check_seed("update", seed)
+        pos_u, pos_i, _ = new.to_coo()
+        n_old = min(old.nnz, int(round(replay * new.nnz)))
+        if n_old:
+            ou, oi, _ = old.to_coo()
+            pick = np.sort(np.random.default_rng(seed).choice(old.nnz, n_old, replace=False))
+            pos_u, pos_i = np.concatenate([pos_u, ou[pick]]), np.concatenate([pos_i, oi[pick]])
+        sampler = NegativeSampler(seen, num_negatives=num_negatives, seed=seed,
+                                  positives=(pos_u, pos_i))
+        # everything is checked: from here on the model changes
+        grow = {t.name: n_users for t in user_tables if t.input_dim < n_users}
+        grow.update({t.name: n_items for t in item_tables if t.input_dim < n_items})
+        if grow:
+            self.resize_embeddings(grow)
+        self._user_encoder, self._item_encoder = uenc, ienc
+        self._seen = seen
+        return self.fit(sampler, epochs=epochs, batch_size=batch_size, verbose=verbose,
+                        seed=seed, callbacks=callbacks)
