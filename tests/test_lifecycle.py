@@ -1,11 +1,15 @@
 """The model after its first fit: encoders and seen-matrix kept with it, saved and loaded,
 and ``update`` with a new day's log (``neurec/models/_lifecycle.py``)."""
 import json
+import os
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
 import pytest
 
+import neurec
 from neurec.data import IdEncoder, InteractionLog, InteractionMatrix, NegativeSampler
 from neurec.datasets import make_purchases
 from neurec.models import MF, NeuMF, load_model
@@ -350,3 +354,44 @@ def test_update_takes_a_dataframe_of_raw_ids(shop):
     df = pd.DataFrame({"user_id": ue.classes_[:3], "item_id": ie.classes_[5:8]})
     model.update(df, seed=0, verbose=0)
     assert model.seen_matrix.contains([0, 1, 2], [5, 6, 7]).all()
+
+
+# ------------------------------------------------------------------ the command line
+def _neurec(*args, cwd):
+    """Run ``python -m neurec ARGS`` in a fresh process, this checkout's neurec first."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(neurec.__file__)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
+    return subprocess.run([sys.executable, "-m", "neurec", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _write_csv(path, users, items):
+    path.write_text("user_id,item_id\n" + "".join(f"{u},{i}\n" for u, i in zip(users, items)))
+
+
+def test_cli_update_errors_are_one_line_with_status_2(tmp_path):
+    bare = tmp_path / "bare.neurec"
+    m = MF(5, 4, factors=2)
+    m.compile(optimizer="adam", loss="binary_crossentropy")
+    m.save(bare)
+    day = tmp_path / "day.csv"
+    _write_csv(day, ["a"], ["b"])
+    junk = tmp_path / "junk.neurec"
+    junk.write_bytes(b"not a zip")
+    cases = [
+        (["--model", bare, "--data", day, "--output", tmp_path / "o.neurec"], "no id encoders"),
+        (["--model", junk, "--data", day, "--output", tmp_path / "o.neurec"], "not a valid"),
+        (["--model", tmp_path / "nope.neurec", "--data", day, "--output", tmp_path / "o.neurec"],
+         "No such file"),
+        (["--model", bare, "--data", day, "--output", tmp_path / "o.zip"], "must end in .neurec"),
+    ]
+    for args, match in cases:
+        r = _neurec("update", *args, cwd=tmp_path)
+        assert r.returncode == 2, (args, r.stdout, r.stderr)
+        assert r.stderr.count("\n") == 1 and r.stderr.startswith("neurec update: error: ")
+        assert match in r.stderr, r.stderr
+    assert not (tmp_path / "o.neurec").exists()
+    r = _neurec("update", "--help", cwd=tmp_path)
+    assert r.returncode == 0 and "(default 1)" in r.stdout and "--replay" in r.stdout
+    assert "neurec update" in _neurec("--help", cwd=tmp_path).stdout
