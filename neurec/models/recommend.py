@@ -373,6 +373,8 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
             raise ValueError("unknown='popular' needs item popularity: pass exclude= (the training "
                              "interactions) or train with a NegativeSampler")
         pop = np.asarray(pop, np.float32)
+        if pop.size < n_items:  # items added since (resize_embeddings): no interactions yet
+            pop = np.concatenate([pop, np.zeros(n_items - pop.size, np.float32)])
         if cand is not None:
             mask = np.full(n_items, np.nan, np.float32)
             mask[cand] = pop[cand]
