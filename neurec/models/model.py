@@ -19,13 +19,14 @@ from neurec.models import recommend as recommend_mod
 from neurec.models._chunks import run_chunked
 from neurec.models._plan import PLAN_LOCK, lower, plan_is_current, plan_key
 from neurec.models._resize import ResizeMixin
+from neurec.models._retire import RetireMixin
 from neurec.models._summary import summary_text
 
 __all__ = ["Model"]
 
 
 @register_serializable()
-class Model(ResizeMixin):
+class Model(ResizeMixin, RetireMixin):
     """A model: a graph of layers from ``inputs`` to ``outputs`` (Keras functional API).
 
     Example:
@@ -482,7 +483,8 @@ class Model(ResizeMixin):
         Works for any model with a user-id input and an item-id input (by default the
         first two inputs). Dot-product models (``MF``, ``GMF``, ``Dot`` of two
         embeddings) take a fused blocked multiply + top-K path; any other model is
-        scored over blocks of (user, item) pairs by the compiled plan.
+        scored over blocks of (user, item) pairs by the compiled plan. Retired items
+        (:meth:`retire_items`) are never returned.
 
         Args:
             users: User ids (indices, or raw ids with ``user_encoder``).
