@@ -325,7 +325,7 @@ class Lifecycle:
         grow = {t.name: n_users for t in user_tables if t.input_dim < n_users}
         grow.update({t.name: n_items for t in item_tables if t.input_dim < n_items})
         if grow:
-            self.resize_embeddings(grow)
+            self.resize_embeddings(grow, seed=seed)
         self._user_encoder, self._item_encoder = uenc, ienc
         self._seen = seen
         return self.fit(sampler, epochs=epochs, batch_size=batch_size, verbose=verbose,
