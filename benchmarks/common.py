@@ -494,6 +494,14 @@ def write_markdown(name: str, markdown: str, results_dir: str | None = None) -> 
     return mpath
 
 
+def publish_markdown(name: str, heading: str, lines: Sequence[str]) -> str:
+    """Prints ``heading`` followed by ``lines`` as one Markdown text and writes it as
+    ``<name>.md`` into the results folder; returns its path."""
+    text = heading + "\n".join(lines) + "\n"
+    print(text)
+    return write_markdown(name, text)
+
+
 def finish(
     benchmark: str,
     name: str,
