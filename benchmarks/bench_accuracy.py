@@ -301,42 +301,15 @@ def _markdown(rec: dict[str, Any]) -> str:
         "## Summary",
         "",
     ]
-    rows = []
-    for r in rec["ncf"]:
-        for fw in ("neurec", "torch"):
-            if fw in r:
-                s = r[fw]["summary"]
-                full = r[fw].get("full_ranking_last")
-                rows.append(
-                    [
-                        r["model"],
-                        fw,
-                        s["best_epoch"],
-                        f"{s['best_hr10']:.4f}",
-                        f"{s['best_ndcg10']:.4f}",
-                        s["last_epoch"],
-                        f"{s['last_hr10']:.4f}",
-                        f"{s['last_ndcg10']:.4f}",
-                        f"{full['hr10']:.4f} / {full['ndcg10']:.4f}" if full else "—",
-                        f"{s['median_epoch_s']:.2f}",
-                    ]
-                )
-    for r in rec["mf"]:
-        s = r["neurec"]["summary"]
-        rows.append(
-            [
-                r["name"],
-                "neurec",
-                s["best_epoch"],
-                f"{s['best_hr10']:.4f}",
-                f"{s['best_ndcg10']:.4f}",
-                s["last_epoch"],
-                f"{s['last_hr10']:.4f}",
-                f"{s['last_ndcg10']:.4f}",
-                "—",
-                f"{s['median_epoch_s']:.2f}",
-            ]
-        )
+    def row(name, fw, s, full):
+        return [name, fw, s["best_epoch"], f"{s['best_hr10']:.4f}", f"{s['best_ndcg10']:.4f}",
+                s["last_epoch"], f"{s['last_hr10']:.4f}", f"{s['last_ndcg10']:.4f}",
+                f"{full['hr10']:.4f} / {full['ndcg10']:.4f}" if full else "—",
+                f"{s['median_epoch_s']:.2f}"]
+
+    rows = [row(r["model"], fw, r[fw]["summary"], r[fw].get("full_ranking_last"))
+            for r in rec["ncf"] for fw in ("neurec", "torch") if fw in r]
+    rows += [row(r["name"], "neurec", r["neurec"]["summary"], None) for r in rec["mf"]]
     lines.append(
         c.md_table(
             [

@@ -494,6 +494,14 @@ def write_markdown(name: str, markdown: str, results_dir: str | None = None) -> 
     return mpath
 
 
+def publish_markdown(name: str, heading: str, lines: Sequence[str]) -> str:
+    """Prints ``heading`` followed by ``lines`` as one Markdown text and writes it as
+    ``<name>.md`` into the results folder; returns its path."""
+    text = heading + "\n".join(lines) + "\n"
+    print(text)
+    return write_markdown(name, text)
+
+
 def finish(
     benchmark: str,
     name: str,
@@ -710,6 +718,69 @@ def result_record(
         "epochs": history,
         "summary": summary,
     }
+
+
+def run_protocol(
+    framework: str,
+    label: str,
+    args: Any,
+    run_start: tuple[float, list[float] | None],
+    data: Any,
+    load_s: float,
+    score: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    prepare: Callable[[np.ndarray, np.ndarray, np.ndarray], Any],
+    fit_epoch: Callable[[Any], float],
+    **config: Any,
+) -> dict[str, Any]:
+    """The baselines' protocol once the model is built; returns the ``result_record``.
+
+    Sampled HR@10 / NDCG@10 before training, then each epoch: fresh negatives
+    (``ncf_data.make_epoch``, cut to ``--quick``'s limit) turned into the framework's batch by
+    ``prepare(users, items, labels)`` (timed as sampling), one pass of ``fit_epoch(batch)``
+    returning the mean loss (timed as training), and the evaluation; the full ranking with
+    ``--full-eval``. ``run_start`` is ``(time.perf_counter(), loadavg())`` from the start of the
+    run; ``config`` goes to the record.
+    """
+    import ncf_data
+
+    t_wall, load_before = run_start
+    rng = np.random.default_rng(args.seed)
+    epochs, max_samples, eval_rows = quick_limits(args)
+    t0 = time.perf_counter()
+    hr0, ndcg0 = ncf_data.evaluate_sampled(score, data, max_rows=eval_rows)
+    init_eval = {"hr10": hr0, "ndcg10": ndcg0, "seconds": time.perf_counter() - t0}
+    print(
+        f"[{label} {args.model} {args.dataset}] users={data.n_users} items={data.n_items} "
+        f"train={data.num_train} test={data.test_users.size} threads={args.threads} | "
+        f"init HR@10={hr0:.4f} NDCG@10={ndcg0:.4f}",
+        flush=True,
+    )
+    history = []
+    for epoch in range(1, epochs + 1):
+        t0 = time.perf_counter()
+        users, items, labels = ncf_data.make_epoch(data, args.num_neg, rng)
+        if max_samples is not None:
+            users, items, labels = users[:max_samples], items[:max_samples], labels[:max_samples]
+        batch = prepare(users, items, labels)
+        sample_s = time.perf_counter() - t0
+        t0, c0 = time.perf_counter(), time.process_time()
+        loss = fit_epoch(batch)
+        train_s, train_cpu_s = time.perf_counter() - t0, time.process_time() - c0
+        history.append(evaluate_epoch(score, data, eval_rows, epoch, loss, users.size, sample_s,
+                                      train_s, train_cpu_s))
+    full = full_ranking(score, data) if args.full_eval else None
+    summary = summarize_epochs(history, time.perf_counter() - t_wall, full)
+    return result_record(framework, args, load_before, data, load_s, init_eval, history, summary,
+                         effective_epochs=epochs, max_samples_per_epoch=max_samples,
+                         eval_rows=eval_rows, **config)
+
+
+def save_result(record: dict[str, Any], args: Any, framework: str, datasets: Sequence[str]) -> int:
+    """Writes a baseline's record to ``--out`` or ``default_out`` unless ``--no-save``; returns
+    the exit code 0."""
+    if not args.no_save:
+        write_json(record, args.out or default_out(framework, args, datasets))
+    return 0
 
 
 def default_out(framework: str, args: Any, datasets: Sequence[str]) -> str:
