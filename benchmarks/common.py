@@ -440,6 +440,12 @@ def machine_md(info: dict[str, Any]) -> str:
     return _machine_line(info, template, ", ", "{} {}", ", ")
 
 
+def md_head(title: str, info: dict[str, Any]) -> list[str]:
+    """The first lines of every results file: ``title``, a blank line, ``machine_md(info)``, a
+    blank line."""
+    return [title, "", machine_md(info), ""]
+
+
 def _json_default(o: Any) -> Any:
     if isinstance(o, np.integer):
         return int(o)
