@@ -34,7 +34,6 @@ Run: ``nice -n 5 python benchmarks/bench_lifecycle.py`` (~5 min); ``--quick`` ~3
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
@@ -301,11 +300,7 @@ def _pm(d: dict | None, digits: int = 4) -> str:
 
 def markdown(rec: dict) -> str:
     cfg = rec["config"]
-    lines = [
-        "# Keeping a model fresh: update vs retrain",
-        "",
-        common.machine_md(rec["machine"]),
-        "",
+    lines = common.md_head("# Keeping a model fresh: update vs retrain", rec["machine"]) + [
         f"Model {cfg['model']} (factors {cfg['factors']}, layers {cfg['layers']}), Adam lr "
         f"{cfg['lr']}, batch {cfg['batch_size']}, {cfg['negatives']} negatives; first fit and "
         f"retrain {cfg['epochs']} epochs; update {cfg['update_epochs']} epochs with replay "
@@ -360,8 +355,9 @@ def markdown(rec: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--datasets", default=",".join(DATASETS))
+    ap = common.bench_parser(__doc__, datasets=",".join(DATASETS), epochs=10, threads=2,
+                             quick="purchases only, 1 seed, 3 epochs, one sweep setting",
+                             name="results name (default lifecycle[_quick])")
     ap.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
     ap.add_argument("--model", default="neumf", choices=["neumf", "gmf", "mlp"])
     ap.add_argument("--factors", type=int, default=8)
@@ -369,27 +365,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=0.001)
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--negatives", type=int, default=4)
-    ap.add_argument("--epochs", type=int, default=10, help="first fit and retrain")
     ap.add_argument("--update-epochs", type=int, default=2)
     ap.add_argument("--replay", type=float, default=1.0)
     ap.add_argument("--sweep", default="1:0,1:1,2:0.5,3:2,6:1",
                     help="more update settings EPOCHS:REPLAY,... ('' for none)")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--quick", action="store_true", help="purchases only, 1 seed, 3 epochs")
-    ap.add_argument("--name", default=None, help="results name (default lifecycle[_quick])")
     args = ap.parse_args(argv)
     if args.quick:
         args.datasets, args.seeds, args.epochs, args.sweep = "purchases", 1, 3, "1:0"
-    t_start = time.perf_counter()
-    common.set_threads(args.threads)
-    info = common.machine_info()
-    common.print_machine(info)
+    run = common.Run(args.threads)
     datasets = {name: run_dataset(args, name) for name in args.datasets.split(",") if name}
     config = {k: v for k, v in vars(args).items() if k != "data_dir"}
-    name = args.name or ("lifecycle_quick" if args.quick else "lifecycle")
-    return common.finish("lifecycle", name, info, config, {"datasets": datasets}, t_start,
-                         markdown)
+    return run.finish("lifecycle", common.result_name(args, "lifecycle"), config,
+                      {"datasets": datasets}, markdown)
 
 
 if __name__ == "__main__":

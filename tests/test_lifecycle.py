@@ -325,6 +325,7 @@ def test_update_grows_tables_and_encoders_for_new_users_and_items(shop, tmp_path
     np.testing.assert_array_equal(model.user_encoder.classes_[:len(ue)], ue.classes_)
     assert list(model.user_encoder.classes_[len(ue):]) == ["N1", "N2"]
     assert list(model.item_encoder.classes_[len(ie):]) == ["X1", "X2"]
+    assert len(shop[1]) == len(ue) == 120 and "N1" not in set(ue.classes_)  # the caller's: as was
     assert old_rows[0].shape == (len(ue), 8)
     seen = model.seen_matrix
     assert seen.shape == (nu, ni) and seen.nnz == m.nnz + 5 - int(m.contains(9, 3))

@@ -168,10 +168,10 @@ class Lifecycle:
         """Keep the (user, item) pairs known to have happened, as encoded ids.
 
         Usually the pairs the model was trained on (``neurec --save-model`` adds the
-        held-out ones of its evaluation). ``recommend`` excludes them by default (``exclude=False`` turns that off),
-        ``update`` draws negatives outside them and replays old pairs from them, and
-        ``save`` writes them into the model file (CSR arrays). Values are dropped: only
-        which pairs exist matters.
+        held-out ones of its evaluation). ``recommend`` excludes them by default
+        (``exclude=False`` turns that off), ``update`` draws negatives outside them and
+        replays old pairs from them, and ``save`` writes them into the model file (CSR
+        arrays). Values are dropped: only which pairs exist matters.
 
         Args:
             interactions: An :class:`neurec.data.InteractionMatrix`, a scipy.sparse
