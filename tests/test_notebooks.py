@@ -126,3 +126,49 @@ def test_quickstart_notebook_executes(tmp_path, monkeypatch):
     assert re.search(r"user C\d{6} \(held-out item: P\d{5}", text)  # raw ids in and out
     assert "identical scores and recommendations: True" in text
     assert not list(tmp_path.glob("*.neurec"))                    # saved to a temp dir, not cwd
+
+
+DAILY = ROOT / "notebooks" / "02_daily_update.ipynb"
+
+
+def test_daily_update_is_committed_without_outputs_and_has_parameters():
+    cells, nb = _code_sources(DAILY)
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    for cell in cells:
+        assert cell.get("outputs", []) == [] and cell.get("execution_count") is None, \
+            "commit notebooks without outputs (clear them before committing)"
+    params = _source(cells[0])
+    assert "NEUREC_NB_EPOCHS" in params and "NEUREC_NB_SMALL" in params
+    assert "parameters" in cells[0].get("metadata", {}).get("tags", [])
+
+
+def test_daily_update_notebook_executes(tmp_path, monkeypatch):
+    """The daily-update story runs on the small purchase log in a fresh kernel (< 20 s)."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    pkg_root = str(Path(neurec.__file__).resolve().parents[1])
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        p for p in (pkg_root, os.environ.get("PYTHONPATH", "")) if p))
+    monkeypatch.setenv("NEUREC_NB_SMALL", "1")
+    monkeypatch.setenv("NEUREC_NB_EPOCHS", "2")
+    monkeypatch.chdir(tmp_path)
+    nb = nbformat.read(str(DAILY), as_version=4)
+    client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
+                                     resources={"metadata": {"path": str(tmp_path)}})
+    try:
+        client.execute()
+    except nbclient.exceptions.CellExecutionError as exc:
+        pytest.fail(f"a notebook cell raised:\n{exc}")
+    text, _ = _outputs(nb)
+    m = re.search(r"(\d+) new customers, (\d+) new products", text)
+    assert m and int(m.group(1)) > 0, text[:2000]
+    assert "encoders/user.npy" in text and "seen/indices.npy" in text
+    assert re.search(r"customer C\d{6}: \['P\d{5}'", text)              # raw ids in and out
+    g = re.search(r"tables grown: ([\d,]+) -> ([\d,]+) customers", text)
+    assert g and int(g.group(2).replace(",", "")) - int(g.group(1).replace(",", "")) == \
+        int(m.group(1))
+    assert "no product a customer bought is recommended: True" in text
+    rows = dict(re.findall(r"^(update|retrain)\s+([0-9.]+)\s+[0-9.]+\s+[0-9.]+$", text, re.M))
+    assert set(rows) == {"update", "retrain"} and all(0 <= float(v) <= 1 for v in rows.values())
+    assert not list(tmp_path.glob("*.neurec"))                       # saved to a temp dir

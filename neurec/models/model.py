@@ -17,6 +17,7 @@ from neurec.layers.base import KerasTensor, Layer
 from neurec.models import _als, _data, _functional, _training, saving
 from neurec.models import recommend as recommend_mod
 from neurec.models._chunks import run_chunked
+from neurec.models._lifecycle import Lifecycle
 from neurec.models._plan import PLAN_LOCK, lower, plan_is_current, plan_key
 from neurec.models._resize import ResizeMixin
 from neurec.models._retire import RetireMixin
@@ -26,7 +27,7 @@ __all__ = ["Model"]
 
 
 @register_serializable()
-class Model(ResizeMixin, RetireMixin):
+class Model(ResizeMixin, RetireMixin, Lifecycle):
     """A model: a graph of layers from ``inputs`` to ``outputs`` (Keras functional API).
 
     Example:
@@ -494,13 +495,15 @@ class Model(ResizeMixin, RetireMixin):
                 trailing columns.
             exclude: Items to skip per user (usually the training interactions): a
                 ``(user_ids, item_ids)`` pair, a scipy.sparse matrix or a
-                :class:`neurec.data.InteractionMatrix`.
+                :class:`neurec.data.InteractionMatrix`. Default: the model's
+                :attr:`seen_matrix` if it has one; ``False`` skips nothing.
             items: Optional candidate item ids (default: the whole catalog).
             user_features, item_features: ``{input_name: array}`` side features indexed
                 by user / item id, for hybrid models with extra inputs.
             user_input, item_input: Names of the id inputs when not the first two.
             user_encoder, item_encoder: :class:`neurec.data.IdEncoder` objects: users are
-                given as raw ids and items are returned as raw ids.
+                given as raw ids and items are returned as raw ids. Default: the model's
+                own (:meth:`attach_encoders`); ``False`` means codes in and out.
             unknown: ``'error'`` (default) raises for users outside the model's id range;
                 ``'popular'`` gives them the most popular candidate items (cold start),
                 popularity coming from the training data of a ``NegativeSampler`` fit or
@@ -516,6 +519,8 @@ class Model(ResizeMixin, RetireMixin):
         Raises:
             ValueError: For unknown users (with ``unknown='error'``), ``k < 1``, bad ids.
         """
+        exclude, user_encoder, item_encoder = self._recommend_defaults(exclude, user_encoder,
+                                                                       item_encoder)
         return recommend_mod.recommend(
             self, users, k=k, exclude=exclude, items=items, user_features=user_features,
             item_features=item_features, user_input=user_input, item_input=item_input,
