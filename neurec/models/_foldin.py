@@ -1,0 +1,324 @@
+"""Fold-in: user rows for users the model never saw, fitted with every other weight frozen.
+
+A fold-in trains a *scratch* model: the model's own graph, rebuilt from its config, whose
+user-id Embedding tables hold one row per new user and whose every other layer borrows
+the model's arrays and is frozen (``trainable=False``: the C plan never writes them).
+The scratch model is trained by the ordinary C ``fit`` on a
+:class:`neurec.data.NegativeSampler` over the histories (negatives avoid each history's
+items), with no Python per sample. Dot-product models (``MF``, ``GMF``, a ``Dot`` of two
+embeddings) can instead solve each user row exactly against the fixed item side (the
+iALS row solve of ``Model.partial_fit_users``, ``_als.solve_user_rows``).
+
+``Model.fold_in`` copies the scratch rows into the model's grown user tables;
+``Model.recommend(histories=...)`` ranks with the scratch model and throws it away.
+"""
+import warnings
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+
+import numpy as np
+
+from neurec import initializers, losses, optimizers
+from neurec.data.interactions import InteractionMatrix
+from neurec.data.sampling import NegativeSampler
+from neurec.layers.core import Embedding
+from neurec.models import _als
+from neurec.models import recommend as recommend_mod
+from neurec.models._dot import dot_parts
+from neurec.models._training import check_int, check_seed, default_seed
+
+__all__ = ["FoldInOptions", "fold_in_options", "histories_matrix", "scratch_model",
+           "fit_rows"]
+
+METHODS = ("auto", "sgd", "solve")
+INITS = ("random", "mean")
+
+
+class FoldInOptions(NamedTuple):
+    """Checked settings of one fold-in (see ``Model.fold_in``)."""
+
+    method: str              # 'sgd' or 'solve' (after 'auto' is resolved)
+    epochs: int
+    learning_rate: float
+    num_negatives: int
+    batch_size: int
+    init: str
+    seed: int
+
+
+def fold_in_options(method: Any = "auto", epochs: Any = 8, learning_rate: Any = 0.05,
+                    num_negatives: Any = 4, batch_size: Any = 256, init: Any = "random",
+                    seed: Any = None) -> FoldInOptions:
+    """Check the fold-in settings (``method`` still possibly ``'auto'``).
+
+    Raises:
+        TypeError: For non-integer counts or seed.
+        ValueError: For values out of range or an unknown method or init.
+    """
+    if method not in METHODS:
+        raise ValueError(f"fold_in: method must be one of {METHODS}, got {method!r}")
+    if init not in INITS:
+        raise ValueError(f"fold_in: init must be one of {INITS}, got {init!r}")
+    epochs = check_int("fold_in", "epochs", epochs, 1, "e.g. epochs=8")
+    num_negatives = check_int("fold_in", "num_negatives", num_negatives, 1, "e.g. num_negatives=4")
+    batch_size = check_int("fold_in", "batch_size", batch_size, 1, "e.g. batch_size=256")
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float, np.number)) \
+            or not np.isfinite(learning_rate) or learning_rate <= 0:
+        raise ValueError(f"fold_in: learning_rate must be a positive number, got {learning_rate!r}")
+    seed = check_seed("fold_in", seed)
+    return FoldInOptions(method, epochs, float(learning_rate), num_negatives, batch_size, init,
+                         0 if seed is None else seed)
+
+
+# -- histories ---------------------------------------------------------------------------
+def histories_matrix(histories: Any, n_items: int, item_encoder=None,
+                     unknown: str = "error") -> InteractionMatrix:
+    """One row per history, one column per item: the histories as an InteractionMatrix.
+
+    Args:
+        histories: A list (or tuple) of item-id sequences; an InteractionMatrix or
+            scipy.sparse matrix with one row per history is taken as it is.
+        n_items: The catalog size.
+        item_encoder: Maps raw item ids to the model's ids (optional).
+        unknown: ``'error'``: an item outside the catalog raises; ``'ignore'``: it is
+            dropped with a warning.
+
+    Raises:
+        TypeError: For a history that is not a sequence of ids.
+        ValueError: For no histories, an empty history, or unknown items with
+            ``unknown='error'``.
+    """
+    if unknown not in ("error", "ignore"):
+        raise ValueError(f"fold_in: unknown must be 'error' or 'ignore', got {unknown!r}")
+    if isinstance(histories, InteractionMatrix) or (hasattr(histories, "tocsr")
+                                                    and hasattr(histories, "shape")):
+        m = histories if isinstance(histories, InteractionMatrix) \
+            else InteractionMatrix.from_scipy(histories)
+        if m.shape[1] > n_items:
+            raise ValueError(f"fold_in: histories has {m.shape[1]} item columns but the model "
+                             f"knows {n_items} items")
+        m = InteractionMatrix(m.indptr, m.indices, m.data, (m.shape[0], n_items))
+        empty = np.flatnonzero(m.user_counts() == 0)
+        if m.shape[0] == 0 or empty.size:
+            raise ValueError(_empty_message(empty, m.shape[0]))
+        return m
+    if isinstance(histories, (str, bytes, dict)) or not isinstance(histories, (list, tuple)):
+        raise TypeError("fold_in: histories must be a list of item-id lists (one per new user), "
+                        f"an InteractionMatrix or a scipy.sparse matrix; got "
+                        f"{type(histories).__name__}")
+    if not histories:
+        raise ValueError("fold_in: histories is empty: pass one list of items per new user")
+    rows: List[np.ndarray] = []
+    for r, h in enumerate(histories):
+        if isinstance(h, (str, bytes, dict)) or np.ndim(h) != 1:
+            raise TypeError(f"fold_in: history {r} must be a 1-D sequence of item ids, got "
+                            f"{type(h).__name__}")
+        rows.append(np.asarray(h))
+    lens = np.array([a.size for a in rows], np.int64)
+    flat = np.concatenate(rows) if lens.sum() else np.empty(0, np.int64)
+    if item_encoder is not None:
+        ids = _encode(item_encoder, flat)
+    else:
+        if flat.size and (flat.dtype == object or flat.dtype.kind not in "iuf"):
+            raise TypeError(f"fold_in: histories must hold integer item ids, got dtype "
+                            f"{flat.dtype}; attach an item encoder for raw ids")
+        if flat.dtype.kind == "f" and flat.size and np.any(flat != np.trunc(flat)):
+            raise TypeError("fold_in: item ids must be whole numbers")
+        ids = flat.astype(np.int64)
+        ids = np.where((ids >= 0) & (ids < n_items), ids, -1)
+    bad = ids < 0
+    if bad.any():
+        shown = ", ".join(repr(v) for v in flat[bad][:5].tolist())
+        if unknown == "error":
+            raise ValueError(f"fold_in: {int(bad.sum())} history item(s) are unknown to the "
+                             f"model ({shown}); pass unknown='ignore' to skip them")
+        warnings.warn(f"fold_in: skipping {int(bad.sum())} unknown history item(s) ({shown})",
+                      stacklevel=3)
+    users = np.repeat(np.arange(lens.size, dtype=np.int64), lens)
+    keep = ~bad
+    m = InteractionMatrix.from_arrays(users[keep], ids[keep], shape=(lens.size, n_items),
+                                      dedupe="max")
+    empty = np.flatnonzero(m.user_counts() == 0)
+    if empty.size:
+        raise ValueError(_empty_message(empty, lens.size))
+    return m
+
+
+def _encode(enc, raw: np.ndarray) -> np.ndarray:
+    if raw.size == 0:
+        return np.empty(0, np.int64)
+    tmp = type(enc).from_config(enc.get_config())
+    tmp.unknown = "ignore"
+    return np.asarray(tmp.transform(raw), np.int64)
+
+
+def _empty_message(empty: np.ndarray, n: int) -> str:
+    if n == 0:
+        return "fold_in: histories is empty: pass one list of items per new user"
+    return (f"fold_in: histories {empty[:5].tolist()} have no (known) items; a user is folded "
+            "in from at least one item")
+
+
+# -- the scratch model -------------------------------------------------------------------
+def user_tables(model, u_in) -> List[Embedding]:
+    """The Embedding layers that take the user ids of input ``u_in``."""
+    return [n.layer for n in model._nodes_in_order
+            if isinstance(n.layer, Embedding) and n.inputs[0] is u_in]
+
+
+def scratch_model(model, u_in, n_rows: int, init: str, seed: int):
+    """A model with ``model``'s graph whose user tables have ``n_rows`` fresh rows and whose
+    every other weight is ``model``'s own array, frozen.
+
+    Returns:
+        ``(scratch, tables)``: the scratch model and its user tables (trainable).
+    """
+    own = {l.name for l in user_tables(model, u_in)}
+    config = model.get_config()
+    for entry in config["layers"]:
+        c = entry["config"] = dict(entry["config"])
+        if c.get("name") in own:
+            c["input_dim"] = int(n_rows)
+            c["trainable"] = True
+            c["embeddings_initializer"] = "zeros"
+        elif "trainable" in c:
+            c["trainable"] = False
+            for key in c:  # borrowed below: allocate nothing worth drawing
+                if key.endswith("_initializer"):
+                    c[key] = "zeros"
+    scratch = type(model).from_config(config)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5F0D]))
+    tables = []
+    for layer in scratch.layers:
+        src = model.get_layer(layer.name)
+        if layer.name in own:
+            layer.embeddings[...] = _initial_rows(src, n_rows, init, rng)
+            tables.append(layer)
+        else:
+            _borrow(layer, src)
+    return scratch, tables
+
+
+def _initial_rows(src: Embedding, n: int, init: str, rng) -> np.ndarray:
+    if init == "mean":
+        return np.broadcast_to(src.embeddings.mean(axis=0, dtype=np.float64), (n, src.output_dim))
+    ini = initializers.get(initializers.serialize(src.embeddings_initializer))
+    ini._rng = rng  # seeded: the same fold-in gives the same rows
+    return ini((n, src.output_dim))
+
+
+def _borrow(dst, src) -> None:
+    """Make ``dst`` compute with ``src``'s weight arrays (no copy)."""
+    new = []
+    for (name, w, reg), (_, sw, _) in zip(dst._weights, src._weights):
+        for attr, val in list(vars(dst).items()):
+            if val is w:
+                setattr(dst, attr, sw)
+        new.append((name, sw, reg))
+    dst._weights = new
+
+
+# -- fitting -----------------------------------------------------------------------------
+def fit_rows(model, scratch, matrix: InteractionMatrix, opts: FoldInOptions) -> None:
+    """Train the scratch model's user rows on ``matrix`` (the C ``fit``)."""
+    loss = model.loss if model._compiled and not isinstance(model.optimizer, optimizers.ALS) \
+        else losses.BinaryCrossentropy()
+    scratch.compile(optimizer=optimizers.Adam(opts.learning_rate), loss=loss)
+    sampler = NegativeSampler(matrix, num_negatives=opts.num_negatives, seed=opts.seed)
+    scratch.fit(sampler, epochs=opts.epochs, batch_size=opts.batch_size, verbose=0,
+                seed=opts.seed)
+
+
+def solve_rows(model, scratch, uslot: int, islot: int, matrix: InteractionMatrix) -> None:
+    """Solve the scratch model's user rows exactly (dot-product models only)."""
+    parts = dot_parts(scratch, scratch.inputs[uslot], scratch.inputs[islot])
+    opt = model.optimizer if isinstance(model.optimizer, optimizers.ALS) else optimizers.ALS()
+    _als.solve_user_rows(parts, np.arange(matrix.shape[0]), matrix, opt)
+
+
+def resolve_method(model, method: str, u_in, i_in) -> str:
+    """'auto' as 'solve' or 'sgd'; 'solve' on a model that is not a dot product raises."""
+    dot = len(model.inputs) == 2 and dot_parts(model, u_in, i_in) is not None
+    if method == "solve" and not dot:
+        raise ValueError("fold_in: method='solve' needs a dot-product model (MF, GMF, a Dot of "
+                         "two embeddings); use method='sgd'")
+    if method == "auto":
+        return "solve" if dot and isinstance(model.optimizer, optimizers.ALS) else "sgd"
+    return method
+
+
+def fold_in_scratch(model, histories, uslot: int, islot: int, opts: FoldInOptions,
+                    item_encoder=None, unknown: str = "error"
+                    ) -> Tuple[Any, List[Embedding], InteractionMatrix]:
+    """The scratch model with the histories' users fitted (see the module docstring).
+
+    Args:
+        uslot, islot: Positions of the user-id and item-id inputs.
+    """
+    u_in, i_in = model.inputs[uslot], model.inputs[islot]
+    n_items = None
+    for n in model._nodes_in_order:
+        if isinstance(n.layer, Embedding) and n.inputs[0] is i_in:
+            n_items = n.layer.input_dim
+    if n_items is None:
+        raise ValueError("fold_in: the model's item input feeds no Embedding")
+    matrix = histories_matrix(histories, n_items, item_encoder, unknown)
+    if not user_tables(model, u_in):
+        raise ValueError("fold_in: the model's user input feeds no Embedding: there are no user "
+                         "rows to fit")
+    method = resolve_method(model, opts.method, u_in, i_in)
+    scratch, tables = scratch_model(model, u_in, matrix.shape[0], opts.init, opts.seed)
+    if method == "solve":
+        solve_rows(model, scratch, uslot, islot, matrix)
+    else:
+        fit_rows(model, scratch, matrix, opts)
+    return scratch, tables, matrix
+
+
+def id_slots(model, user_input: Optional[str], item_input: Optional[str]) -> Tuple[int, int]:
+    """Positions of the user-id and item-id inputs of a two-input model.
+
+    Raises:
+        ValueError: If the model does not have exactly a user and an item input.
+    """
+    names = model.input_names
+    if len(names) != 2:
+        raise ValueError(f"fold_in needs a model whose inputs are a user id and an item id; "
+                         f"model {model.name!r} has inputs {names}")
+    uname, iname = user_input or names[0], item_input or names[1]
+    for nm in (uname, iname):
+        if nm not in names:
+            raise ValueError(f"fold_in: the model has no input {nm!r} (inputs: {names})")
+    if uname == iname:
+        raise ValueError(f"fold_in: user_input and item_input are both {uname!r}")
+    return names.index(uname), names.index(iname)
+
+
+class FoldIn:
+    """``fold_in`` and ``recommend(histories=...)``: the part of ``Model`` that adds users
+    without retraining (see the module docstring)."""
+
+    def _fold_in(self, histories, seed, item_encoder, unknown, user_input, item_input,
+                 options: Dict[str, Any]):
+        opts = fold_in_options(seed=default_seed() if seed is None else seed, **options)
+        uslot, islot = id_slots(self, user_input, item_input)
+        return fold_in_scratch(self, histories, uslot, islot, opts, item_encoder, unknown)
+
+    def _recommend_histories(self, histories, k: int, exclude, items, item_encoder, unknown,
+                             seed, user_input, item_input, options, make_model):
+        """``recommend(histories=...)``: fold in on scratch rows, rank, keep the model as is."""
+        if unknown not in ("error", "ignore"):
+            raise ValueError(f"recommend with histories: unknown must be 'error' or 'ignore' "
+                             f"(what to do with history items the model does not know), got "
+                             f"{unknown!r}")
+        scratch, _, matrix = self._fold_in(histories, seed, item_encoder, unknown, user_input,
+                                           item_input, options or {})
+        if exclude is None:
+            exclude = matrix
+        elif exclude is False:
+            exclude = None
+        else:
+            raise ValueError("recommend with histories: exclude must be None (skip each "
+                             "history's items) or False (skip nothing)")
+        return recommend_mod.recommend(
+            scratch, np.arange(matrix.shape[0], dtype=np.int64), k=k, exclude=exclude,
+            items=items, item_encoder=item_encoder, make_model=make_model)

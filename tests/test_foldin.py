@@ -1,0 +1,225 @@
+"""Fold-in of unseen users (``Model.fold_in``, ``recommend(histories=...)``,
+``neurec/models/_foldin.py``): reproducible, leaves everything else alone, learns the
+users' tastes, and the closed form is the iALS row solve."""
+import numpy as np
+import pytest
+
+import neurec
+from neurec.data import InteractionMatrix, NegativeSampler
+from neurec.layers import Dense, Embedding, Flatten, Input, Multiply
+from neurec.models import GMF, MF, Model, NeuMF
+from neurec.optimizers import ALS
+
+NU, NI, GROUPS = 240, 120, 8
+
+
+def planted(n_users=NU, seed=0, per_user=12):
+    """Users in GROUPS taste groups: 90 % of a user's items come from their group's items
+    (item i is in group i % GROUPS), drawn with a Zipf-like popularity inside the group;
+    the rest uniformly. Returns (users, items, user groups)."""
+    rng = np.random.default_rng(seed)
+    group = rng.integers(0, GROUPS, n_users)
+    per_group = NI // GROUPS
+    pop = 1.0 / np.arange(1, per_group + 1) ** 0.5
+    pop /= pop.sum()
+    users, items = [], []
+    for u in range(n_users):
+        own = rng.choice(per_group, per_user, replace=False, p=pop) * GROUPS + group[u]
+        other = rng.integers(0, NI, per_user)
+        pick = np.where(rng.random(per_user) < 0.9, own, other)
+        pick = np.unique(pick)
+        users.append(np.full(pick.size, u))
+        items.append(pick)
+    return np.concatenate(users), np.concatenate(items), group
+
+
+def trained(build, epochs=6, seed=0):
+    u, i, _ = planted(seed=seed)
+    model = build()
+    model.compile(optimizer=neurec.optimizers.Adam(0.01), loss="binary_crossentropy")
+    model.fit(NegativeSampler((u, i), n_users=NU, n_items=NI, seed=seed), epochs=epochs,
+              batch_size=64, verbose=0, seed=seed)
+    return model
+
+
+def new_users(n=40, seed=7):
+    """Histories of n new users and one held-out item each (from their group)."""
+    u, i, group = planted(n_users=n, seed=seed, per_user=10)
+    hist, test = [], []
+    for r in range(n):
+        items = i[u == r]
+        own = items[items % GROUPS == group[r]]
+        held = own[-1] if own.size else items[-1]
+        hist.append([int(x) for x in items if x != held])
+        test.append(int(held))
+    return hist, np.array(test)
+
+
+BUILDERS = {
+    "neumf": lambda: NeuMF(NU, NI, factors=8, layers=(16, 8)),
+    "gmf": lambda: GMF(NU, NI, factors=8),
+    "mf": lambda: MF(NU, NI, factors=8),
+}
+
+
+@pytest.fixture(scope="module")
+def models():
+    neurec.utils.set_random_seed(0)
+    return {name: trained(b) for name, b in BUILDERS.items()}
+
+
+def _state(model):
+    return [w.copy() for w in model.weights] + [
+        s.copy() for slots in model.optimizer._slots for s in slots if s is not None]
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_same_seed_same_recommendations(models, name, one_thread):
+    hist, _ = new_users()
+    a = models[name].recommend(histories=hist, k=10, seed=3)
+    b = models[name].recommend(histories=hist, k=10, seed=3)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    c = models[name].recommend(histories=hist, k=10, seed=4)
+    assert not np.array_equal(a[1], c[1])
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_recommend_histories_leaves_model_unchanged(models, name):
+    model = models[name]
+    model.predict([np.zeros(1, np.int64), np.zeros(1, np.int64)])  # the plan exists
+    before = _state(model)
+    iterations = model.optimizer.iterations
+    model.recommend(histories=new_users()[0], k=5, seed=0)
+    after = _state(model)
+    assert len(before) == len(after)
+    for x, y in zip(before, after):
+        np.testing.assert_array_equal(x, y)
+    assert model.optimizer.iterations == iterations
+    assert model.get_layer(model.layers[2].name).input_dim in (NU, NI)
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_history_items_are_excluded(models, name):
+    hist, _ = new_users()
+    ids, _ = models[name].recommend(histories=hist, k=10, seed=0)
+    for r, h in enumerate(hist):
+        assert not set(ids[r].tolist()) & set(h)
+    ids, _ = models[name].recommend(histories=hist, k=NI, seed=0, exclude=False)
+    assert ids.shape == (len(hist), NI) and (ids >= 0).all()
+
+
+def _hit_rate(ids, test):
+    return float(np.mean([t in row for row, t in zip(ids.tolist(), test.tolist())]))
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_folded_in_users_beat_popularity(models, name):
+    hist, test = new_users()
+    ids, _ = models[name].recommend(histories=hist, k=10, seed=0)
+    u, i, _ = planted()
+    pop = np.bincount(i, minlength=NI).astype(float)
+    pop_ids = [[j for j in np.argsort(-pop, kind="stable") if j not in h][:10] for h in hist]
+    hr, hr_pop = _hit_rate(ids, test), _hit_rate(np.array(pop_ids), test)
+    assert hr > hr_pop + 0.5, (hr, hr_pop)  # about 0.85-0.9 against 0.05
+
+
+def test_solve_equals_partial_fit_users():
+    u, i, _ = planted()
+    model = MF(NU, NI, factors=6)
+    model.compile(optimizer=ALS(regularization=1.0, alpha=4.0))
+    model.fit(InteractionMatrix.from_arrays(u, i, shape=(NU, NI)), epochs=3, verbose=0)
+    hist, _ = new_users(5)
+    via_recommend = model.recommend(histories=hist, k=10)  # 'auto': the solve for ALS models
+    m = InteractionMatrix.from_arrays(np.repeat(np.arange(5), [len(h) for h in hist]),
+                                      np.concatenate(hist), shape=(5, NI))
+    vec = model.partial_fit_users(np.arange(NU, NU + 5), m)
+    ids, scores = model.recommend(np.arange(NU, NU + 5), k=10, exclude=(
+        np.repeat(np.arange(NU, NU + 5), [len(h) for h in hist]), np.concatenate(hist)))
+    np.testing.assert_array_equal(via_recommend[0], ids)
+    np.testing.assert_array_equal(via_recommend[1], scores)
+    assert vec.shape == (5, 6)
+
+
+def _gmf_graph(h):
+    """A GMF whose Dense(1) weights h differ from 1 (trained with SGD, not ALS)."""
+    u, i = Input((1,), name="user"), Input((1,), name="item")
+    p = Flatten()(Embedding(NU, 4, name="pu")(u))
+    q = Flatten()(Embedding(NI, 4, name="qi")(i))
+    out = Dense(1, activation="sigmoid", name="h")(Multiply()([p, q]))
+    model = Model([u, i], out)
+    model.get_layer("h").kernel[:, 0] = h
+    return model
+
+
+def test_solve_of_gmf_weighs_items_by_h():
+    """score = h . (p * q) = p . (h * q): the solve's item side is h * q."""
+    model = _gmf_graph(np.array([2.0, -1.0, 0.5, 3.0], np.float32))
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    hist, _ = new_users(3)
+    ids, _ = model.recommend(histories=hist, k=5, seed=0, fold_in_options={"method": "solve"})
+    ref = _gmf_graph(np.ones(4, np.float32))
+    ref.set_weights(model.get_weights())
+    ref.get_layer("qi").embeddings[...] *= model.get_layer("h").kernel[:, 0]
+    ref.get_layer("h").kernel[...] = 1.0
+    ref.compile(optimizer="adam", loss="binary_crossentropy")
+    ref_ids, _ = ref.recommend(histories=hist, k=5, seed=0, fold_in_options={"method": "solve"})
+    np.testing.assert_array_equal(ids, ref_ids)
+
+
+# -- errors --------------------------------------------------------------------------
+def test_unknown_items_error_or_skip(models):
+    model = models["mf"]
+    with pytest.raises(ValueError, match="unknown.*unknown='ignore'"):
+        model.recommend(histories=[[1, 2], [3, NI + 5]], k=3)
+    with pytest.raises(ValueError, match="unknown"):
+        model.recommend(histories=[[-1, 2]], k=3)
+    with pytest.warns(UserWarning, match="skipping 1 unknown"):
+        a = model.recommend(histories=[[1, 2], [3, NI + 5]], k=3, unknown="ignore", seed=0)
+    b = model.recommend(histories=[[1, 2], [3]], k=3, seed=0)
+    np.testing.assert_array_equal(a[0], b[0])
+    with pytest.raises(ValueError, match="unknown must be 'error' or 'ignore'"):
+        model.recommend(histories=[[1]], unknown="popular")
+
+
+def test_empty_histories_raise(models):
+    model = models["gmf"]
+    with pytest.raises(ValueError, match="histories is empty"):
+        model.recommend(histories=[], k=3)
+    with pytest.raises(ValueError, match=r"histories \[1\] have no"):
+        model.recommend(histories=[[1], []], k=3)
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match="no \\(known\\) items"):
+        model.recommend(histories=[[NI + 1]], k=3, unknown="ignore")
+
+
+def test_wrong_types_raise(models):
+    model = models["gmf"]
+    for bad in ("abc", 5, {1: [2]}, np.array([1, 2])):
+        with pytest.raises(TypeError, match="histories must be a list"):
+            model.recommend(histories=bad, k=3)
+    with pytest.raises(TypeError, match="history 0 must be a 1-D"):
+        model.recommend(histories=[[[1, 2]]], k=3)
+    with pytest.raises(TypeError, match="integer item ids"):
+        model.recommend(histories=[["a", "b"]], k=3)
+    with pytest.raises(TypeError, match="whole numbers"):
+        model.recommend(histories=[[1.5]], k=3)
+    with pytest.raises(ValueError, match="users or histories, not both"):
+        model.recommend([0], histories=[[1]])
+    with pytest.raises(ValueError, match="exclude must be None"):
+        model.recommend(histories=[[1]], exclude=[[1]])
+    with pytest.raises(ValueError, match="method must be one of"):
+        model.recommend(histories=[[1]], fold_in_options={"method": "magic"})
+    with pytest.raises(ValueError, match="method='solve' needs a dot-product"):
+        models["neumf"].recommend(histories=[[1]], fold_in_options={"method": "solve"})
+    with pytest.raises(TypeError, match="epochs must be an integer"):
+        model.recommend(histories=[[1]], fold_in_options={"epochs": 2.5})
+
+
+def test_sparse_matrix_histories(models):
+    hist, _ = new_users(6)
+    m = InteractionMatrix.from_arrays(np.repeat(np.arange(6), [len(h) for h in hist]),
+                                      np.concatenate(hist), shape=(6, NI))
+    a = models["neumf"].recommend(histories=hist, k=4, seed=1)
+    b = models["neumf"].recommend(histories=m, k=4, seed=1)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
