@@ -4,6 +4,7 @@ Random initializers draw from NumPy's PCG64. Without an explicit ``seed`` they
 draw from neurec's global generator, which :func:`neurec.utils.set_random_seed`
 resets, so a seeded script builds identical weights every run.
 """
+import copy
 import math
 from typing import Any, Dict, Optional, Sequence, Union
 
@@ -153,7 +154,11 @@ class _VarianceScaling(Initializer):
     distribution = "uniform"
 
     def __call__(self, shape, dtype="float32"):
-        fan_in, fan_out = _fans(tuple(shape))
+        return self._draw(shape, shape, dtype)
+
+    def _draw(self, shape, fan_shape, dtype="float32"):
+        """Draws of ``shape`` scaled for a weight of ``fan_shape``."""
+        fan_in, fan_out = _fans(tuple(fan_shape))
         n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}[self.mode]
         var = self.scale / max(1.0, n)
         g = self._gen()
@@ -223,6 +228,29 @@ def get(identifier: Union[str, dict, Initializer]) -> Initializer:
             raise ValueError(f"Unknown initializer class {identifier['class_name']!r}")
         return cls(**identifier.get("config", {}))
     raise ValueError(f"Could not interpret initializer {identifier!r}")
+
+
+def new_rows(init: Initializer, shape: Sequence[int], first: int, seed: Optional[int] = None,
+             dtype: str = "float32") -> np.ndarray:
+    """Rows ``first:`` of a table of ``shape`` as ``init`` draws them (a grown table's new rows).
+
+    Variance-scaling initializers take their scale from the whole ``shape`` (the rows are
+    drawn as for a table built at that size). With ``seed`` the draws come from a fresh
+    generator of that seed (same seed, same rows); else from ``init``'s own generator.
+
+    Raises:
+        ValueError: If ``first`` is not in ``[0, shape[0]]``.
+    """
+    shape = tuple(int(d) for d in shape)
+    if not 0 <= first <= shape[0]:
+        raise ValueError(f"new_rows: first={first} is outside [0, {shape[0]}]")
+    if seed is not None:
+        init = copy.copy(init)
+        init._rng = np.random.default_rng(seed)
+    part = (shape[0] - first,) + shape[1:]
+    if isinstance(init, _VarianceScaling):
+        return init._draw(part, shape, dtype)
+    return init(part, dtype)
 
 
 def serialize(init: Initializer) -> dict:

@@ -145,10 +145,14 @@ class Optimizer:
         embedding table (lazy row updates, per-row step counts).
 
         Slots that already match (same shapes, same tables) are kept, so recompiling with the
-        same optimizer object continues from its state.
+        same optimizer object continues from its state. A table that grew (more rows, same
+        width: ``Model.resize_embeddings``) keeps its rows' state bit for bit; its new rows
+        start as a fresh table's do (initial slot values, per-row step count 0).
         """
         tables = [bool(t) for t in tables]
-        if not self._state_fits(weights, tables):
+        if self._state_grows(weights, tables):
+            self._slots = [self._grown(s, w) for s, w in zip(self._slots, weights)]
+        elif not self._state_fits(weights, tables):
             self._slots = []
             for w, is_table in zip(weights, tables):
                 slots = [np.full(w.shape, self._slot_init(i), dtype=np.float32)
@@ -166,6 +170,44 @@ class Optimizer:
             if (s[3] is not None) != is_table or (is_table and s[3].shape != (w.shape[0],)):
                 return False
         return True
+
+    def _state_grows(self, weights: List[np.ndarray], tables: List[bool]) -> bool:
+        """Whether the state fits ``weights`` but for tables that gained rows."""
+        if len(self._slots) != len(weights):
+            return False
+        grew = False
+        for s, w, is_table in zip(self._slots, weights, tables):
+            if (s[3] is not None) != is_table:
+                return False
+            if not is_table or s[3].shape[0] == w.shape[0]:
+                if any(a is not None and a.shape != w.shape for a in s[:3]):
+                    return False
+                continue
+            rows = s[3].shape[0]
+            if rows > w.shape[0] or any(a is not None and a.shape != (rows,) + w.shape[1:]
+                                        for a in s[:3]):
+                return False
+            grew = True
+        return grew
+
+    def _grown(self, slots: tuple, w: np.ndarray) -> tuple:
+        """``slots`` of a table, with rows for ``w``'s new ids appended (fresh state)."""
+        steps = slots[3]
+        if steps is None or steps.shape[0] == w.shape[0]:
+            return slots
+        out = []
+        for i, a in enumerate(slots[:3]):
+            if a is not None:
+                b = np.full(w.shape, self._slot_init(i), dtype=np.float32)
+                b[:a.shape[0]] = a
+                a = b
+            out.append(a)
+        # 0: the row never took a step. Lazy Adam (catch_up=False) counts a row's own steps
+        # for its bias correction, so its first step is step 1 of fresh moments; catch-up
+        # skips a row whose last step is 0 (nothing to decay: its slots hold initial values)
+        new_steps = np.zeros(w.shape[0], np.int64)
+        new_steps[:steps.shape[0]] = steps
+        return (*out, new_steps)
 
     def _uses_slot(self, i: int) -> bool:
         return i < self.n_slots

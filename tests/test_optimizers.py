@@ -216,16 +216,26 @@ def test_load_own_variables_checks_everything_before_assigning():
         optimizers.Adam().load_own_variables(good)
 
 
-def test_build_keeps_matching_state_and_renews_it_when_a_table_grows():
+def test_build_keeps_matching_state_and_grows_it_with_a_table():
     opt = optimizers.Adam(catch_up=False)
     table, kernel = np.zeros((5, 3), np.float32), np.zeros((3, 1), np.float32)
     opt.build([table, kernel], [True, False])
     opt._slots[0][0][:] = 1.0
+    opt._slots[0][3][:] = 4
     opt.build([table, kernel], [True, False])  # same shapes: the state carries over
     assert opt._slots[0][0].max() == 1.0
-    opt.build([np.zeros((7, 3), np.float32), kernel], [True, False])
-    assert opt._slots[0][0].shape == (7, 3) and opt._slots[0][0].max() == 0.0
-    assert opt._slots[0][3].shape == (7,)
+    opt.build([np.zeros((7, 3), np.float32), kernel], [True, False])  # the table grew
+    m, steps = opt._slots[0][0], opt._slots[0][3]
+    assert m.shape == (7, 3) and (m[:5] == 1.0).all() and (m[5:] == 0.0).all()
+    np.testing.assert_array_equal(steps, [4, 4, 4, 4, 4, 0, 0])
+    opt.build([np.zeros((7, 4), np.float32), kernel], [True, False])  # another width: renewed
+    assert opt._slots[0][0].shape == (7, 4) and opt._slots[0][0].max() == 0.0
+    assert opt._slots[0][3].max() == 0
+    ada = optimizers.Adagrad(initial_accumulator_value=0.5)  # new rows: the initial value
+    ada.build([table], [True])
+    ada._slots[0][0][:] = 2.0
+    ada.build([np.zeros((6, 3), np.float32)], [True])
+    np.testing.assert_array_equal(ada._slots[0][0][:, 0], [2, 2, 2, 2, 2, 0.5])
     sgd = optimizers.SGD()  # no slots: only the per-row step counts say the table grew
     sgd.build([table], [True])
     sgd.build([np.zeros((9, 3), np.float32)], [True])

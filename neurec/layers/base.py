@@ -109,7 +109,9 @@ class Layer:
 
     Args:
         name: Unique layer name (auto-generated from the class name if omitted).
-        trainable: Whether the layer's weights are updated by ``fit``.
+        trainable: Whether the layer's weights are updated by ``fit``. Set it before
+            ``compile`` as in Keras, or at any time: the next ``fit`` picks the change up
+            (the model rebuilds its plan; the optimizer keeps its state).
         dtype: Only ``'float32'`` weights are supported.
     """
 

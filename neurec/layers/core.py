@@ -126,15 +126,47 @@ class Embedding(Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape) + (self.output_dim,)
 
-    def _grow(self, input_dim: int) -> None:
-        """Make room for ids up to ``input_dim - 1``: a new table, the old rows first and
-        zeros after (ALS's fold-in of new users). Plans built before must be rebuilt."""
-        old = self.embeddings
-        new = np.zeros((int(input_dim), old.shape[1]), np.float32)
+    def resize(self, input_dim: int, seed: Optional[int] = None, initializer=None) -> None:
+        """Grow the table to ``input_dim`` rows: the old rows stay, bit for bit.
+
+        The new rows are drawn by the layer's ``embeddings_initializer`` (or ``initializer``)
+        as for a table built at the new size. The table is a new array: inside a model, call
+        :meth:`neurec.models.Model.resize_embeddings`, which also grows the optimizer's state
+        (a model notices a table resized here and rebuilds its plan on next use).
+
+        Args:
+            input_dim: The new number of ids, ``>= input_dim`` (equal: nothing changes).
+            seed: Seed of the new rows (same seed, same rows); default: the initializer's
+                own generator, or neurec's global one (:func:`neurec.utils.set_random_seed`).
+            initializer: Initializer of the new rows instead of the layer's, e.g. ``'zeros'``
+                (cold items of a hybrid model, scored from their side features alone).
+
+        Raises:
+            ValueError: If ``input_dim`` is not an integer or smaller than the current size
+                (tables never shrink).
+
+        Example:
+            >>> emb = Embedding(100, 8)
+            >>> emb.resize(120, seed=1)       # ids 100..119 get rows of their own
+            >>> emb.embeddings.shape
+            (120, 8)
+        """
+        if isinstance(input_dim, bool) or not isinstance(input_dim, (int, np.integer)):
+            raise ValueError(f"Embedding {self.name!r}: input_dim must be an integer, got "
+                             f"{input_dim!r}")
+        n, old = int(input_dim), self.embeddings
+        if n < old.shape[0]:
+            raise ValueError(f"Embedding {self.name!r} has {old.shape[0]} rows and cannot shrink "
+                             f"to {n}: tables only grow (retire items instead of dropping rows)")
+        if n == old.shape[0]:
+            return
+        init = self.embeddings_initializer if initializer is None else initializers.get(initializer)
+        new = np.empty((n, old.shape[1]), np.float32)
         new[:old.shape[0]] = old
+        new[old.shape[0]:] = initializers.new_rows(init, new.shape, old.shape[0], seed)
         self._weights = [(name, new if w is old else w, reg) for name, w, reg in self._weights]
         self.embeddings = new
-        self.input_dim = int(input_dim)
+        self.input_dim = n
 
     _takes_ids = True
 

@@ -266,7 +266,10 @@ def partial_fit_users(model, users, interactions, opt=None) -> np.ndarray:
         raise ValueError("partial_fit_users: interaction values must be finite and >= 0")
     need = int(users.max()) + 1
     if need > parts.user.input_dim:
-        _grow(model, parts, need)
+        # new users' rows start at zero (an unsolved user scores 0, as one without
+        # interactions solves to); the optimizer keeps every other row's state
+        model.resize_embeddings({e.name: need for e in (parts.user, parts.user_bias)
+                                 if e is not None}, initializer="zeros")
     return solve_user_rows(parts, users, m, opt)
 
 
@@ -293,13 +296,3 @@ def solve_user_rows(parts: DotParts, users: np.ndarray, m, opt) -> np.ndarray:
         parts.user_bias.embeddings[users, 0] = x[:, tr.f]
     return x[:, :tr.f].copy()
 
-
-def _grow(model, parts: DotParts, n: int) -> None:
-    """Append zero rows to the user tables so that ids < n exist."""
-    for emb in (parts.user, parts.user_bias):
-        if emb is not None:
-            emb._grow(n)
-    # a new plan for the new tables; building it gives the optimizer fresh state (its
-    # slots and row steps no longer fit the user tables)
-    model._plan = None
-    model._get_plan()

@@ -4,11 +4,15 @@ The plan's descriptors are named tuples that the C binding (``csrc/py/_plan.c``)
 field name, never by position: :class:`Op` (one ``struct nr_op``), :class:`Param` (one
 ``struct nr_param``) and ``neurec.optimizers.OptimizerSpec`` (``struct nr_optim``).
 """
+import threading
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
 from neurec.layers.core import OP_INPUT, _size
+
+# serialises building and dropping models' plans (rare and quick; see Model._get_plan)
+PLAN_LOCK = threading.RLock()
 
 
 class Op(NamedTuple):
@@ -94,6 +98,22 @@ class PlanBuilder:
         self.ops.append(Op(kind=int(kind), out=int(out), inputs=tuple(int(i) for i in ins),
                            params=(int(params[0]), int(params[1])), act=int(act),
                            flag=int(flag), dims=tuple(int(d) for d in dims), rate=float(rate)))
+
+
+def plan_key(builder: PlanBuilder) -> Tuple:
+    """What a plan was built from and can go stale by: each parameter's array (an Embedding
+    grown by ``resize`` holds a new one) and whether its layer is trainable."""
+    return tuple((layer._weights[idx][1], bool(layer.trainable)) for layer, idx, _ in builder.params)
+
+
+def plan_is_current(builder: Optional[PlanBuilder], key: Tuple) -> bool:
+    """Whether ``key`` (:func:`plan_key` at build time) still describes the model."""
+    if builder is None or len(key) != len(builder.params):
+        return False
+    for (layer, idx, _), (w, trainable) in zip(builder.params, key):
+        if layer._weights[idx][1] is not w or bool(layer.trainable) != trainable:
+            return False
+    return True
 
 
 def lower(model) -> PlanBuilder:

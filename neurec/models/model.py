@@ -5,7 +5,6 @@ to a plan that the C core runs for whole chunks of batches with the GIL
 released, returning to Python only to report progress, run callbacks and let
 Ctrl-C through.
 """
-import threading
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
@@ -19,17 +18,16 @@ from neurec.models import _als, _data, _functional, _training, saving
 from neurec.models import recommend as recommend_mod
 from neurec.models._chunks import run_chunked
 from neurec.models._foldin import FoldIn
-from neurec.models._plan import lower
+from neurec.models._plan import PLAN_LOCK, lower, plan_is_current, plan_key
+from neurec.models._resize import ResizeMixin
+from neurec.models._retire import RetireMixin
 from neurec.models._summary import summary_text
-
-# serialises building models' plans on first use (rare and quick; see Model._get_plan)
-_PLAN_LOCK = threading.RLock()
 
 __all__ = ["Model"]
 
 
 @register_serializable()
-class Model(FoldIn):
+class Model(ResizeMixin, RetireMixin, FoldIn):
     """A model: a graph of layers from ``inputs`` to ``outputs`` (Keras functional API).
 
     Example:
@@ -62,6 +60,7 @@ class Model(FoldIn):
         self._compiled = False
         self._plan = None
         self._builder = None
+        self._plan_key: tuple = ()  # see _plan.plan_key
         self._item_popularity = None  # of the last NegativeSampler fit, for recommend
         if inputs is not None or outputs is not None:
             self._init_graph(inputs, outputs)
@@ -277,13 +276,14 @@ class Model(FoldIn):
 
     def _get_plan(self):
         plan = self._plan
-        if plan is not None:
+        if plan is not None and plan_is_current(self._builder, self._plan_key):
             return plan
-        # Built on first use: two threads using a fresh model at once (fit in one, predict in
-        # another) would both build the optimizer state and the plan; one builds, the other
-        # waits and takes it.
-        with _PLAN_LOCK:
-            if self._plan is None:
+        # Built on first use, and again after a layer's ``trainable`` changed or a table grew
+        # (the optimizer keeps its state). Two threads using a fresh model at once (fit in
+        # one, predict in another) would both build the optimizer state and the plan; one
+        # builds, the other waits and takes it.
+        with PLAN_LOCK:
+            if self._plan is None or not plan_is_current(self._builder, self._plan_key):
                 self._build_plan()
             return self._plan
 
@@ -315,6 +315,7 @@ class Model(FoldIn):
                           sparse=bool(opt.sparse_updates),
                           hogwild=bool(getattr(self, "hogwild", False)))
         self._builder = b  # before _plan: a thread that sees the plan also sees its builder
+        self._plan_key = plan_key(b)
         self._plan = plan
 
     # -- training ----------------------------------------------------------------
@@ -484,7 +485,8 @@ class Model(FoldIn):
         Works for any model with a user-id input and an item-id input (by default the
         first two inputs). Dot-product models (``MF``, ``GMF``, ``Dot`` of two
         embeddings) take a fused blocked multiply + top-K path; any other model is
-        scored over blocks of (user, item) pairs by the compiled plan.
+        scored over blocks of (user, item) pairs by the compiled plan. Retired items
+        (:meth:`retire_items`) are never returned.
 
         Args:
             users: User ids (indices, or raw ids with ``user_encoder``).
@@ -543,9 +545,10 @@ class Model(FoldIn):
         Each user's vector (and bias, for ``MF(use_bias=True)``) is the exact
         iALS solution for their interactions (one Cholesky row solve, with the
         ALS settings of ``optimizer``, else the model's own ALS optimizer, else
-        ``ALS()``'s defaults). Ids beyond the user table grow it (new rows start
-        at zero); every other row, the items and the rest of the model stay as
-        they are. ``recommend`` serves the new users at once.
+        ``ALS()``'s defaults). Ids beyond the user table grow it through
+        :meth:`resize_embeddings` (new rows start at zero; the optimizer keeps
+        its state); every other row, the items and the rest of the model stay
+        as they are. ``recommend`` serves the new users at once.
 
         Args:
             users: 1-D array of distinct integer user ids (existing or new).

@@ -296,10 +296,17 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
     if items is not None:
         cand = np.unique(_as_ids(items, "items"))
         if cand.size == 0 or cand.min() < 0 or cand.max() >= n_items:
-            raise ValueError(f"items must be a non-empty set of ids in [0, {n_items})")
+            raise ValueError(f"items must be a non-empty set of ids in [0, {n_items}); add items "
+                             "to the model with model.resize_embeddings")
     else:
         cand = None
-    n_cand = n_items if cand is None else cand.size
+    retired = _retired_in(model, n_items)
+    if retired is not None and cand is not None:
+        cand = np.setdiff1d(cand, retired, assume_unique=True)
+    n_cand = (n_items - (0 if retired is None else retired.size)) if cand is None else cand.size
+    if n_cand == 0:
+        raise ValueError("every candidate item is retired (model.retire_items): there is "
+                         "nothing to recommend; unretire_items brings items back")
     kk = min(int(k), n_cand)
     indptr = indices = None
     if exclude is not None:
@@ -318,6 +325,9 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
     vecs = build(ku) if build is not None and uk.size else None
     if vecs is not None:
         uv, iv, ib = vecs
+        if retired is not None:  # a NaN score never enters the C top-K
+            ib = np.zeros(iv.shape[0], np.float32) if ib is None else ib.copy()
+            ib[retired] = np.nan
         rows = ku.copy()
         oid = np.empty((ku.size, kk), np.int64)
         osc = np.empty((ku.size, kk), np.float32)
@@ -337,6 +347,8 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
         fast = hoisted_pair_model(model, roles, make_model) if make_model is not None else None
         if fast is not None:
             scorer, sroles = fast, _Roles(fast, None, None, None, None)
+        if cand is None and retired is not None:
+            cand = np.setdiff1d(np.arange(n_items, dtype=np.int64), retired, assume_unique=True)
         cols = np.arange(n_items, dtype=np.int64) if cand is None else cand
         b_indptr, b_indices = indptr, indices
         if cand is not None and indptr is not None:
@@ -373,10 +385,15 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
             raise ValueError("unknown='popular' needs item popularity: pass exclude= (the training "
                              "interactions) or train with a NegativeSampler")
         pop = np.asarray(pop, np.float32)
+        if pop.size < n_items:  # items added since (resize_embeddings): no interactions yet
+            pop = np.concatenate([pop, np.zeros(n_items - pop.size, np.float32)])
         if cand is not None:
             mask = np.full(n_items, np.nan, np.float32)
             mask[cand] = pop[cand]
             pop = mask
+        elif retired is not None:
+            pop = pop.copy()
+            pop[retired] = np.nan
         pi, ps = top_k(pop, kk, users=np.zeros(unk.size, np.int64))
         ids[unk] = pi
         scores[unk] = ps
@@ -387,6 +404,15 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
         out[~ok] = None
         return out, scores
     return ids, scores
+
+
+def _retired_in(model, n_items: int) -> Optional[np.ndarray]:
+    """The model's retired items within the catalog (sorted), or None."""
+    retired = getattr(model, "retired_items", None)
+    if retired is None:
+        return None
+    retired = retired[retired < n_items]
+    return retired if retired.size else None
 
 
 def _transform_ignore(enc, raw):

@@ -2,7 +2,8 @@
 
 Layout of a ``.neurec`` file::
 
-    config.json            {"format": 1, "neurec_version", "model": {...}, "compile": {...}}
+    config.json            {"format": 1, "neurec_version", "model": {...}, "compile": {...},
+                            "retired_items": [...] (only when the model has retired items)}
     weights/00000.npy ...  every weight array, in model.weights order
     optimizer/00000.npy .. optimizer state (iterations first), if compiled
 
@@ -82,6 +83,9 @@ def save_model(model, filepath, overwrite: bool = True) -> None:
             model.optimizer.save_own_variables(store)
             opt_vars = [store[str(i)] for i in range(len(store))]
         cfg["optimizer_variables"] = len(opt_vars)
+    retired = model.retired_items
+    if retired.size:
+        cfg["retired_items"] = retired.tolist()
     weights = model.weights
     _check_finite_state(model, opt_vars)
     config_bytes = json.dumps(cfg, indent=1).encode("utf-8")
@@ -293,6 +297,15 @@ def _restore_optimizer(z, cfg, model, filepath) -> None:
         raise _corrupt(filepath, f"optimizer state: {e}") from None
 
 
+def _restore_retired(cfg, model, filepath) -> None:
+    retired = cfg.get("retired_items", [])
+    if not isinstance(retired, list) or not all(
+            isinstance(i, int) and not isinstance(i, bool) and 0 <= i <= 2**62 for i in retired):
+        raise _corrupt(filepath, "retired_items must be a list of item ids in [0, 2**62]")
+    if retired:
+        model.retire_items(np.array(retired, np.int64))
+
+
 def load_model(filepath, custom_objects: Optional[dict] = None, compile: bool = True, safe_mode=True):
     """Load a model saved with ``model.save``.
 
@@ -333,6 +346,7 @@ def load_model(filepath, custom_objects: Optional[dict] = None, compile: bool = 
                              f"{len(model.weights)}")
         weights = [_read_npy(z, n, filepath) for n in names]
         _assign(model.weights, weights, f"{filepath} weights", names)
+        _restore_retired(cfg, model, filepath)
         comp = cfg.get("compile")
         if compile and comp:
             try:
