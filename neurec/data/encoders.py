@@ -333,6 +333,20 @@ class IdEncoder:
     def __len__(self) -> int:
         return len(self._classes)
 
+    def copy(self) -> IdEncoder:
+        """Return an independent encoder with the same ids, codes and ``unknown`` policy.
+
+        `partial_fit` on the copy leaves this encoder unchanged (``Model.attach_encoders``
+        keeps a copy, so that growing the model's encoder never changes the caller's).
+
+        Returns:
+            A new IdEncoder.
+        """
+        out = IdEncoder(unknown=self.unknown)
+        if self._fitted_any:
+            out._set_classes(self._classes.copy())
+        return out
+
     def __repr__(self) -> str:
         return (f"IdEncoder(n={len(self)}, dtype={self._classes.dtype}, "
                 f"unknown={self.unknown!r})")
@@ -391,7 +405,7 @@ class IdEncoder:
             classes = np.empty(len(values), dtype=object)
             classes[:] = values
         elif dtype == "str":
-            classes = np.array(values, dtype=str) if values else np.empty(0, dtype=str)
+            classes = np.array(values, dtype=str) if len(values) else np.empty(0, dtype=str)
         elif dtype.startswith(("datetime64", "timedelta64")):
             classes = np.array(values, dtype=np.int64).astype(dtype)
         else:

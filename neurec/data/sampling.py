@@ -12,6 +12,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from neurec import _core
+from neurec.data._arrays import _check_range, _int_ids
 from neurec.data.interactions import InteractionLog, InteractionMatrix
 
 __all__ = ["NegativeSampler"]
@@ -41,6 +42,28 @@ def as_matrix(interactions: Any, n_users: Optional[int] = None,
     return InteractionMatrix.from_arrays(users, items, shape=shape, dedupe="max")
 
 
+def _positives(positives: Any, matrix: InteractionMatrix) -> Tuple[np.ndarray, np.ndarray]:
+    """The ``(users, items)`` of ``positives`` as int64 arrays, each pair checked to be in
+    ``matrix`` (so a negative never equals a positive of the same user)."""
+    if not (isinstance(positives, tuple) and len(positives) == 2):
+        raise TypeError("positives must be a (user_ids, item_ids) pair of arrays, got "
+                        f"{type(positives).__name__}")
+    users = _int_ids(positives[0], "positives users")
+    items = _int_ids(positives[1], "positives items")
+    if users.size != items.size or users.size == 0:
+        raise ValueError(f"positives must be two non-empty arrays of one length, got "
+                         f"{users.size} users and {items.size} items")
+    n_users, n_items = matrix.shape
+    _check_range(users, n_users, "positives users", "users")
+    _check_range(items, n_items, "positives items", "items")
+    inside = matrix.contains(users, items)
+    if not inside.all():
+        k = int(np.argmin(inside))
+        raise ValueError(f"positives holds the pair (user {users[k]}, item {items[k]}), which is "
+                         "not in interactions: negatives could not avoid it")
+    return users, items
+
+
 class NegativeSampler:
     """Training data for implicit feedback: positives plus fresh negatives each epoch.
 
@@ -59,11 +82,17 @@ class NegativeSampler:
             (default: the model's first and second inputs).
         user_features, item_features: Dicts ``{input_name: array}`` of per-user / per-item
             side features (row ``u`` describes user ``u``), gathered for every sample.
+        positives: Optional ``(users, items)`` pair: train on these pairs only (each one
+            must be in ``interactions``; a pair given twice is trained on twice), while
+            negatives still avoid every pair of ``interactions``. ``Model.update`` trains
+            on a day's log plus replayed old pairs this way. Default: every pair of
+            ``interactions``.
 
     Raises:
         ValueError: If there are no interactions, ``num_negatives`` is negative, ``alpha``
-            is NaN, infinite or negative, or a user has interacted with every item (no
-            negative can be drawn).
+            is NaN, infinite or negative, a user has interacted with every item (no
+            negative can be drawn), or ``positives`` is empty or holds a pair that is not
+            in ``interactions``.
     """
 
     def __init__(self, interactions: Any, num_negatives: int = 4, distribution: str = "uniform",
@@ -71,7 +100,7 @@ class NegativeSampler:
                  n_items: Optional[int] = None, user_input: Optional[str] = None,
                  item_input: Optional[str] = None,
                  user_features: Optional[Dict[str, Any]] = None,
-                 item_features: Optional[Dict[str, Any]] = None):
+                 item_features: Optional[Dict[str, Any]] = None, positives: Any = None):
         if isinstance(num_negatives, bool) or not isinstance(num_negatives, (int, np.integer)) \
                 or num_negatives < 0:
             raise ValueError(f"num_negatives must be an integer >= 0, got {num_negatives!r}")
@@ -94,7 +123,10 @@ class NegativeSampler:
             bad = np.flatnonzero(counts >= n_items_)[:5].tolist()
             raise ValueError(f"users {bad} have interacted with every item, so no negative can be "
                              "drawn for them; drop them or use num_negatives=0")
-        users, items, _ = self.matrix.to_coo()
+        if positives is None:
+            users, items, _ = self.matrix.to_coo()
+        else:
+            users, items = _positives(positives, self.matrix)
         self._pos_users = np.ascontiguousarray(users, dtype=np.int64)
         self._pos_items = np.ascontiguousarray(items, dtype=np.int64)
         self._indptr = np.ascontiguousarray(self.matrix.indptr, dtype=np.int64)

@@ -18,6 +18,7 @@ from neurec.models import _als, _data, _functional, _training, saving
 from neurec.models import recommend as recommend_mod
 from neurec.models._chunks import run_chunked
 from neurec.models._foldin import FoldIn
+from neurec.models._lifecycle import Lifecycle
 from neurec.models._plan import PLAN_LOCK, lower, plan_is_current, plan_key
 from neurec.models._resize import ResizeMixin
 from neurec.models._retire import RetireMixin
@@ -27,7 +28,7 @@ __all__ = ["Model"]
 
 
 @register_serializable()
-class Model(ResizeMixin, RetireMixin, FoldIn):
+class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
     """A model: a graph of layers from ``inputs`` to ``outputs`` (Keras functional API).
 
     Example:
@@ -496,13 +497,15 @@ class Model(ResizeMixin, RetireMixin, FoldIn):
                 trailing columns.
             exclude: Items to skip per user (usually the training interactions): a
                 ``(user_ids, item_ids)`` pair, a scipy.sparse matrix or a
-                :class:`neurec.data.InteractionMatrix`.
+                :class:`neurec.data.InteractionMatrix`. Default: the model's
+                :attr:`seen_matrix` if it has one; ``False`` skips nothing.
             items: Optional candidate item ids (default: the whole catalog).
             user_features, item_features: ``{input_name: array}`` side features indexed
                 by user / item id, for hybrid models with extra inputs.
             user_input, item_input: Names of the id inputs when not the first two.
             user_encoder, item_encoder: :class:`neurec.data.IdEncoder` objects: users are
-                given as raw ids and items are returned as raw ids.
+                given as raw ids and items are returned as raw ids. Default: the model's
+                own (:meth:`attach_encoders`); ``False`` means codes in and out.
             unknown: ``'error'`` (default) raises for users outside the model's id range;
                 ``'popular'`` gives them the most popular candidate items (cold start),
                 popularity coming from the training data of a ``NegativeSampler`` fit or
@@ -529,10 +532,13 @@ class Model(ResizeMixin, RetireMixin, FoldIn):
         if histories is not None:
             if users is not None:
                 raise ValueError("recommend: pass users or histories, not both")
+            _, _, item_encoder = self._recommend_defaults(False, False, item_encoder)
             return self._recommend_histories(histories, k, exclude, items, item_encoder, unknown,
                                              seed, user_input, item_input, fold_in_options, Model)
         if users is None:
             raise ValueError("recommend: pass users (ids the model knows) or histories")
+        exclude, user_encoder, item_encoder = self._recommend_defaults(exclude, user_encoder,
+                                                                       item_encoder)
         return recommend_mod.recommend(
             self, users, k=k, exclude=exclude, items=items, user_features=user_features,
             item_features=item_features, user_input=user_input, item_input=item_input,

@@ -6,6 +6,14 @@ Layout of a ``.neurec`` file::
                             "retired_items": [...] (only when the model has retired items)}
     weights/00000.npy ...  every weight array, in model.weights order
     optimizer/00000.npy .. optimizer state (iterations first), if compiled
+    encoders/user.npy      the user encoder's ids in code order, if attached (int64,
+    encoders/item.npy      uint64, float64, bool or fixed-width unicode; config.json's
+                           "encoders" entry gives its dtype, size and unknown policy)
+    seen/indptr.npy        the seen-matrix in CSR (int64 row pointers, int32 item ids),
+    seen/indices.npy       if attached; config.json's "seen" entry gives its shape
+
+Files without the encoders and seen members (written before they existed, or by a model
+without them) load as before.
 
 Files are written to a temporary file in the same directory and renamed, so a
 crash never leaves a half-written model. Loading checks every name, shape and
@@ -30,6 +38,8 @@ import numpy as np
 from neurec._atomic import atomic_write
 from neurec._registry import get_registered_object
 from neurec._version import __version__
+from neurec.data.encoders import IdEncoder
+from neurec.data.interactions import InteractionMatrix
 from neurec.layers.base import expect_weight_shapes
 
 FORMAT = 1
@@ -88,6 +98,7 @@ def save_model(model, filepath, overwrite: bool = True) -> None:
         cfg["retired_items"] = retired.tolist()
     weights = model.weights
     _check_finite_state(model, opt_vars)
+    extra = _lifecycle_members(model, cfg)
     config_bytes = json.dumps(cfg, indent=1).encode("utf-8")
     if len(config_bytes) > MAX_CONFIG_BYTES:
         raise ValueError(f"model.save: the model's config is {len(config_bytes)} bytes, above the "
@@ -100,6 +111,8 @@ def save_model(model, filepath, overwrite: bool = True) -> None:
                 z.writestr(f"weights/{i:05d}.npy", _npy_bytes(w))
             for i, v in enumerate(opt_vars):
                 z.writestr(f"optimizer/{i:05d}.npy", _npy_bytes(v))
+            for name, a in extra:
+                z.writestr(name, _npy_bytes(a))
 
     atomic_write(filepath, write_zip, overwrite=overwrite)
 
@@ -111,7 +124,8 @@ def save_model(model, filepath, overwrite: bool = True) -> None:
 # config before anything is allocated.
 MAX_CONFIG_BYTES = 16 * 2**20
 MAX_ARRAYS = 100_000
-_MEMBER = re.compile(r"(config\.json|(weights|optimizer)/[0-9]{5}\.npy)\Z")
+_MEMBER = re.compile(r"(config\.json|(weights|optimizer)/[0-9]{5}\.npy"
+                     r"|encoders/(user|item)\.npy|seen/(indptr|indices)\.npy)\Z")
 _WEIGHTS_MEMBER = re.compile(r"w[0-9]{5}\.npy\Z")  # save_weights (np.savez) files
 _NPY_DTYPES = {np.dtype("<f4"), np.dtype("<f8"), np.dtype("<i8"), np.dtype("<i4")}
 
@@ -128,8 +142,9 @@ def _corrupt(filepath, what: str) -> ValueError:
                       "corrupted or crafted files; re-save the model with model.save")
 
 
-def _npy_header(z: zipfile.ZipFile, name: str, filepath) -> _NpyHeader:
-    """Shape and dtype of a stored .npy member, from its header alone (no allocation)."""
+def _npy_header(z: zipfile.ZipFile, name: str, filepath, text: bool = False) -> _NpyHeader:
+    """Shape and dtype of a stored .npy member, from its header alone (no allocation);
+    ``text`` also admits the dtypes of encoder ids (unsigned, bool, unicode)."""
     info = z.getinfo(name)
     try:
         with z.open(info) as f, warnings.catch_warnings():
@@ -145,7 +160,7 @@ def _npy_header(z: zipfile.ZipFile, name: str, filepath) -> _NpyHeader:
     except Exception as e:  # numpy raises ValueError/SyntaxError/... on a bad header
         raise _corrupt(filepath, f"{name} is not a valid .npy array ({type(e).__name__}: {e})") \
             from None
-    if dtype not in _NPY_DTYPES:
+    if dtype not in _NPY_DTYPES and not (text and _id_dtype(dtype)):
         raise _corrupt(filepath, f"{name} has dtype {dtype}; neurec files hold float32 weights "
                                  "and int64 step counts only")
     count = 1
@@ -157,12 +172,13 @@ def _npy_header(z: zipfile.ZipFile, name: str, filepath) -> _NpyHeader:
     return _NpyHeader(name, tuple(int(d) for d in shape), dtype, bool(fortran), offset)
 
 
-def _read_npy(z: zipfile.ZipFile, name: str, filepath="model file") -> np.ndarray:
+def _read_npy(z: zipfile.ZipFile, name: str, filepath="model file",
+              text: bool = False) -> np.ndarray:
     try:
         z.getinfo(name)
     except KeyError:
         raise _corrupt(filepath, f"{name} is missing") from None
-    h = _npy_header(z, name, filepath)
+    h = _npy_header(z, name, filepath, text)
     data = z.read(name)  # size checked against the header: at most the file's size
     a = np.frombuffer(data, dtype=h.dtype, offset=h.offset)
     return a.reshape(h.shape, order="F" if h.fortran else "C")
@@ -180,7 +196,8 @@ def _check_members(z: zipfile.ZipFile, filepath, weights_only: bool = False) -> 
         if not (_WEIGHTS_MEMBER if weights_only else _MEMBER).match(name):
             raise _corrupt(filepath, f"unexpected member {shown!r} (a neurec file holds only "
                                      + ("wNNNNN.npy arrays" if weights_only else
-                                        "config.json, weights/NNNNN.npy and optimizer/NNNNN.npy")
+                                        "config.json, weights/NNNNN.npy, optimizer/NNNNN.npy, "
+                                        "encoders/*.npy and seen/*.npy")
                                      + ")")
         if name in seen:
             raise _corrupt(filepath, f"member {name!r} appears more than once")
@@ -306,6 +323,121 @@ def _restore_retired(cfg, model, filepath) -> None:
         model.retire_items(np.array(retired, np.int64))
 
 
+# -- encoders and seen-matrix (Model.attach_encoders / attach_seen_matrix) --------------
+_ID_TAGS = {"int64": "<i8", "uint64": "<u8", "float64": "<f8", "bool": "|b1"}
+_TIME_TAG = re.compile(r"(datetime64|timedelta64)\[(Y|M|W|D|h|m|s|ms|us|ns)\]\Z")
+
+
+def _id_dtype(dtype: np.dtype) -> bool:
+    """The extra dtypes an encoder member may have: uint64, bool, little-endian unicode."""
+    return dtype.str in ("<u8", "|b1") or (dtype.str.startswith("<U") and dtype.itemsize > 0)
+
+
+def _lifecycle_members(model, cfg: dict) -> List[tuple]:
+    """``(member name, array)`` of the model's encoders and seen-matrix; their entries are
+    added to ``cfg``."""
+    out = []
+    encoders = {}
+    for role in ("user", "item"):
+        enc = getattr(model, f"{role}_encoder", None)
+        if enc is None:
+            continue
+        classes = enc.classes_
+        kind = classes.dtype.kind
+        if kind == "U":
+            tag, a = "str", classes.astype(f"<U{max(1, classes.dtype.itemsize // 4)}")
+        elif kind in "Mm":
+            tag, a = str(classes.dtype), classes.view(np.int64).astype("<i8")
+        elif kind in "iufb":
+            tag = {"i": "int64", "u": "uint64", "f": "float64", "b": "bool"}[kind]
+            a = classes.astype(_ID_TAGS[tag])
+        else:
+            raise ValueError(f"model.save: the {role} encoder holds ids of mixed types (an object "
+                             "array), which a model file cannot store without pickle; encode one "
+                             "id type, e.g. log.users.astype(str)")
+        encoders[role] = {"unknown": enc.unknown, "dtype": tag, "size": int(a.size)}
+        out.append((f"encoders/{role}.npy", a))
+    if encoders:
+        cfg["encoders"] = encoders
+    seen = getattr(model, "seen_matrix", None)
+    if seen is not None:
+        cfg["seen"] = {"shape": [int(seen.shape[0]), int(seen.shape[1])], "nnz": seen.nnz}
+        out.append(("seen/indptr.npy", seen.indptr.astype("<i8")))
+        out.append(("seen/indices.npy", seen.indices.astype("<i4")))
+    return out
+
+
+def _count(value, what: str, filepath) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _corrupt(filepath, f"{what} is {value!r}, not a count")
+    return value
+
+
+def _read_encoder(z, role: str, spec, filepath):
+    from_cfg = f'config.json\'s encoders entry "{role}"'
+    if not isinstance(spec, dict) or set(spec) != {"unknown", "dtype", "size"}:
+        raise _corrupt(filepath, f"{from_cfg} must hold exactly unknown, dtype and size")
+    tag, size = spec["dtype"], _count(spec["size"], f"{from_cfg} size", filepath)
+    if spec["unknown"] not in ("error", "ignore"):
+        raise _corrupt(filepath, f"{from_cfg} has unknown={spec['unknown']!r}")
+    name = f"encoders/{role}.npy"
+    a = _read_npy(z, name, filepath, text=True)
+    want = "<U" if tag == "str" else _ID_TAGS.get(tag) or ("<i8" if isinstance(tag, str) and
+                                                           _TIME_TAG.match(tag) else None)
+    if want is None or not a.dtype.str.startswith(want):
+        raise _corrupt(filepath, f"{name} holds {a.dtype} but {from_cfg} says dtype {tag!r}")
+    if a.ndim != 1 or a.size != size:
+        raise _corrupt(filepath, f"{name} has shape {a.shape}, expected ({size},)")
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        raise _corrupt(filepath, f"{name} holds NaN or inf ids")
+    if a.dtype.kind == "U" and a.size and a.view(np.uint32).max() > 0x10FFFF:
+        raise _corrupt(filepath, f"{name} holds characters beyond Unicode")
+    try:
+        return IdEncoder.from_config({"unknown": spec["unknown"], "dtype": tag, "classes": a})
+    except (ValueError, TypeError) as e:
+        raise _corrupt(filepath, f"{name}: {e}") from None
+
+
+def _restore_lifecycle(z, cfg: dict, model, filepath) -> None:
+    """Attach the encoders and seen-matrix a file holds, each checked against the model."""
+    present = {n for n in z.namelist() if n.startswith(("encoders/", "seen/"))}
+    encoders = cfg.get("encoders", {})
+    seen = cfg.get("seen")
+    if not isinstance(encoders, dict) or not set(encoders) <= {"user", "item"}:
+        raise _corrupt(filepath, "config.json's encoders entry must map 'user'/'item' to specs")
+    expected = {f"encoders/{role}.npy" for role in encoders}
+    if seen is not None:
+        expected |= {"seen/indptr.npy", "seen/indices.npy"}
+    if present != expected:
+        raise _corrupt(filepath, f"its encoder and seen-matrix members {sorted(present)} do not "
+                                 f"match config.json (expected {sorted(expected)})")
+    found = {role: _read_encoder(z, role, spec, filepath) for role, spec in encoders.items()}
+    matrix = None
+    if seen is not None:
+        if not isinstance(seen, dict) or set(seen) != {"shape", "nnz"} or \
+                not isinstance(seen["shape"], list) or len(seen["shape"]) != 2:
+            raise _corrupt(filepath, "config.json's seen entry must hold shape [rows, cols] and nnz")
+        rows, cols = (_count(v, "the seen-matrix's shape", filepath) for v in seen["shape"])
+        nnz = _count(seen["nnz"], "the seen-matrix's nnz", filepath)
+        indptr = _read_npy(z, "seen/indptr.npy", filepath)
+        indices = _read_npy(z, "seen/indices.npy", filepath)
+        if indptr.dtype != np.int64 or indptr.shape != (rows + 1,) or \
+                indices.dtype.kind != "i" or indices.shape != (nnz,):
+            raise _corrupt(filepath, f"the seen-matrix arrays ({indptr.dtype} {indptr.shape}, "
+                                     f"{indices.dtype} {indices.shape}) do not fit shape "
+                                     f"{[rows, cols]} and nnz {nnz}")
+        try:
+            matrix = InteractionMatrix(indptr, indices, np.ones(nnz, np.float32), (rows, cols))
+        except (ValueError, TypeError) as e:
+            raise _corrupt(filepath, f"the seen-matrix: {e}") from None
+    try:
+        model.attach_encoders(user=found.get("user"), item=found.get("item"))
+        if matrix is not None:
+            model.attach_seen_matrix(matrix)
+    except ValueError as e:
+        raise _corrupt(filepath, str(e)) from None
+
+
 def load_model(filepath, custom_objects: Optional[dict] = None, compile: bool = True, safe_mode=True):
     """Load a model saved with ``model.save``.
 
@@ -354,6 +486,7 @@ def load_model(filepath, custom_objects: Optional[dict] = None, compile: bool = 
             except (KeyError, TypeError, ValueError, AttributeError) as e:
                 raise ValueError(f"{filepath}: invalid compile settings ({e!r})") from None
             _restore_optimizer(z, cfg, model, filepath)
+        _restore_lifecycle(z, cfg, model, filepath)
     return model
 
 
