@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 import neurec
-from neurec.data import InteractionMatrix, NegativeSampler
+from neurec.data import IdEncoder, InteractionMatrix, NegativeSampler
 from neurec.layers import Dense, Embedding, Flatten, Input, Multiply
-from neurec.models import GMF, MF, Model, NeuMF
+from neurec.models import GMF, MF, Model, NeuMF, load_model
 from neurec.optimizers import ALS
 
 NU, NI, GROUPS = 240, 120, 8
@@ -223,3 +223,103 @@ def test_sparse_matrix_histories(models):
     b = models["neumf"].recommend(histories=m, k=4, seed=1)
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
+
+
+# -- fold_in: persistent -------------------------------------------------------------
+def _fresh(name):
+    neurec.utils.set_random_seed(0)
+    return trained(BUILDERS[name], epochs=2)
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_fold_in_changes_nothing_else(name):
+    model = _fresh(name)
+    before = {l.name: [w.copy() for w in l.weights] for l in model.layers}
+    slots = [s.copy() for sl in model.optimizer._slots for s in sl if s is not None]
+    hist, _ = new_users(5)
+    ids = model.fold_in(hist, seed=1)
+    np.testing.assert_array_equal(ids, np.arange(NU, NU + 5))
+    for layer in model.layers:
+        for old, new in zip(before[layer.name], layer.weights):
+            if old.shape == new.shape:
+                np.testing.assert_array_equal(old, new)
+            else:  # a user table: its old rows stay, five new ones follow
+                assert new.shape == (NU + 5,) + old.shape[1:]
+                np.testing.assert_array_equal(old, new[:NU])
+                assert np.any(new[NU:] != 0)
+    grown = [s for sl in model.optimizer._slots for s in sl if s is not None]
+    for old, new in zip(slots, grown):  # old rows keep their state (resize_embeddings)
+        np.testing.assert_array_equal(old, new[:old.shape[0]])
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_fold_in_serves_what_recommend_histories_gives(name, one_thread):
+    model = _fresh(name)
+    hist, _ = new_users(6)
+    want = model.recommend(histories=hist, k=8, seed=5)
+    ids = model.fold_in(hist, seed=5)
+    got = model.recommend(ids, k=8, exclude=(np.repeat(ids, [len(h) for h in hist]),
+                                             np.concatenate(hist)))
+    np.testing.assert_array_equal(want[0], got[0])
+    np.testing.assert_allclose(want[1], got[1], rtol=1e-6)
+    model.fit(NegativeSampler((np.repeat(ids, 2), np.tile([1, 2], ids.size)),
+                              n_users=NU + 6, n_items=NI), epochs=1, verbose=0, seed=0)
+
+
+def test_fold_in_same_seed_same_rows(one_thread):
+    rows = []
+    for _ in range(2):
+        model = _fresh("neumf")
+        model.fold_in(new_users(4)[0], seed=9)
+        rows.append([l.embeddings[NU:].copy() for l in model.layers
+                     if isinstance(l, Embedding) and l.input_dim == NU + 4])
+    assert len(rows[0]) == 2  # NeuMF's GMF and MLP user tables
+    for a, b in zip(*rows):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_fold_in_raw_ids_encoders_and_seen_matrix(tmp_path):
+    model = _fresh("mf")
+    users = IdEncoder().fit([f"u{k}" for k in range(NU)])
+    items = IdEncoder().fit([f"i{k}" for k in range(NI)])
+    model.attach_encoders(user=users, item=items)
+    u, i, _ = planted()
+    model.attach_seen_matrix((u, i))
+    hist, _ = new_users(3)
+    raw = {f"new{r}": [f"i{x}" for x in h] for r, h in enumerate(hist)}
+    ids = model.fold_in(raw, seed=0)
+    np.testing.assert_array_equal(ids, [NU, NU + 1, NU + 2])
+    assert model.user_encoder.transform(["new0", "new2"]).tolist() == [NU, NU + 2]
+    assert model.seen_matrix.shape[0] == NU + 3
+    assert sorted(model.seen_matrix.user_items(NU + 1).tolist()) == sorted(set(hist[1]))
+    got, _ = model.recommend(["new1"], k=5)
+    assert not set(got[0].tolist()) & {f"i{x}" for x in hist[1]}  # the seen-matrix default
+    path = str(tmp_path / "m.neurec")
+    model.save(path)
+    again = load_model(path)
+    np.testing.assert_array_equal(again.recommend(["new1"], k=5)[0], got)
+    direct, _ = model.recommend(histories=[raw["new1"]], k=5, seed=0)
+    assert direct.dtype == object and direct[0, 0].startswith("i")
+
+
+def test_fold_in_errors_leave_model_unchanged():
+    model = _fresh("gmf")
+    before = [w.copy() for w in model.weights]
+    with pytest.raises(ValueError, match="needs a user encoder"):
+        model.fold_in([[1, 2]], users=["x"])
+    with pytest.raises(ValueError, match="users= or a dict"):
+        model.fold_in({"x": [1]}, users=["x"])
+    model.attach_encoders(user=IdEncoder().fit(np.arange(NU)))
+    with pytest.raises(ValueError, match="pass the new users' raw ids"):
+        model.fold_in([[1, 2]])
+    with pytest.raises(ValueError, match=r"users \[3\] are already in the model"):
+        model.fold_in({3: [1, 2]})
+    with pytest.raises(ValueError, match="same id twice"):
+        model.fold_in([[1], [2]], users=[NU + 1, NU + 1])
+    with pytest.raises(ValueError, match="2 users for 1 histories"):
+        model.fold_in([[1]], users=[NU + 1, NU + 2])
+    with pytest.raises(ValueError, match="unknown"):
+        model.fold_in({NU + 1: [NI + 3]})
+    for old, new in zip(before, model.weights):
+        np.testing.assert_array_equal(old, new)
+    assert len(model.user_encoder) == NU

@@ -45,8 +45,15 @@ class FoldInOptions(NamedTuple):
     seed: int
 
 
-def fold_in_options(method: Any = "auto", epochs: Any = 8, learning_rate: Any = 0.05,
-                    num_negatives: Any = 4, batch_size: Any = 256, init: Any = "random",
+# chosen by measurement (benchmarks/bench_foldin.py, README "Fold-in")
+DEFAULTS: Dict[str, Any] = {"epochs": 16, "learning_rate": 0.002, "num_negatives": 4,
+                            "batch_size": 256, "init": "random"}
+
+
+def fold_in_options(method: Any = "auto", epochs: Any = DEFAULTS["epochs"],
+                    learning_rate: Any = DEFAULTS["learning_rate"],
+                    num_negatives: Any = DEFAULTS["num_negatives"],
+                    batch_size: Any = DEFAULTS["batch_size"], init: Any = DEFAULTS["init"],
                     seed: Any = None) -> FoldInOptions:
     """Check the fold-in settings (``method`` still possibly ``'auto'``).
 
@@ -186,24 +193,23 @@ def scratch_model(model, u_in, n_rows: int, init: str, seed: int):
                 if key.endswith("_initializer"):
                     c[key] = "zeros"
     scratch = type(model).from_config(config)
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5F0D]))
     tables = []
-    for layer in scratch.layers:
+    for k, layer in enumerate(scratch.layers):
         src = model.get_layer(layer.name)
         if layer.name in own:
-            layer.embeddings[...] = _initial_rows(src, n_rows, init, rng)
+            layer.embeddings[...] = _initial_rows(src, n_rows, init, (seed + 7919 * k) % 2**64)
             tables.append(layer)
         else:
             _borrow(layer, src)
     return scratch, tables
 
 
-def _initial_rows(src: Embedding, n: int, init: str, rng) -> np.ndarray:
+def _initial_rows(src: Embedding, n: int, init: str, seed: int) -> np.ndarray:
     if init == "mean":
         return np.broadcast_to(src.embeddings.mean(axis=0, dtype=np.float64), (n, src.output_dim))
-    ini = initializers.get(initializers.serialize(src.embeddings_initializer))
-    ini._rng = rng  # seeded: the same fold-in gives the same rows
-    return ini((n, src.output_dim))
+    # the rows a resize of the table would draw for n new ids: same seed, same rows
+    return initializers.new_rows(src.embeddings_initializer, (src.input_dim + n, src.output_dim),
+                                 src.input_dim, seed)
 
 
 def _borrow(dst, src) -> None:
@@ -297,11 +303,132 @@ class FoldIn:
     """``fold_in`` and ``recommend(histories=...)``: the part of ``Model`` that adds users
     without retraining (see the module docstring)."""
 
+    def fold_in(self, histories: Any, users: Any = None, seed: Optional[int] = None,
+                unknown: str = "error", method: str = "auto", epochs: int = DEFAULTS["epochs"],
+                learning_rate: float = DEFAULTS["learning_rate"],
+                num_negatives: int = DEFAULTS["num_negatives"],
+                batch_size: int = DEFAULTS["batch_size"], init: str = DEFAULTS["init"],
+                user_input: Optional[str] = None, item_input: Optional[str] = None
+                ) -> np.ndarray:
+        """Add users the model has never seen, from the items they interacted with.
+
+        The new users get rows of their own in every user-id Embedding table
+        (:meth:`resize_embeddings`) fitted to their histories while every other weight
+        stays bit for bit as it is: with ``method='sgd'`` a copy of the model's graph
+        holding only the new rows is trained by the C ``fit`` (Adam, ``epochs`` passes
+        over the histories with ``num_negatives`` fresh negatives per item, drawn outside
+        each history); with ``method='solve'`` (dot-product models: ``MF``, ``GMF``, a
+        ``Dot`` of two embeddings) each row is the exact iALS solve against the fixed item
+        side, as :meth:`partial_fit_users`. ``'auto'`` solves for a model compiled with
+        :class:`neurec.optimizers.ALS` and trains otherwise (a solve does not match item
+        vectors learned with a logistic loss as well as training does).
+
+        With an attached user encoder (:meth:`attach_encoders`) the new users are named by
+        raw ids (``users=`` or the keys of a dict) and the encoder learns them; an
+        attached item encoder makes the histories raw item ids; an attached seen-matrix
+        gains the histories, so ``recommend`` skips them. The optimizer's state grows
+        with the tables (new rows start fresh); a later ``fit`` or ``update`` trains the
+        new users like the others.
+
+        Args:
+            histories: One history per new user: a list of item-id lists, a dict
+                ``{raw user id: item ids}``, or an :class:`neurec.data.InteractionMatrix`
+                / scipy.sparse matrix with one row per user (encoded item ids).
+            users: The new users' raw ids, one per history (needs a user encoder; the
+                model refuses users it already knows).
+            seed: Seed of the initial rows, the negatives and the order (default: neurec's
+                global RNG, :func:`neurec.utils.set_random_seed`). With one thread the same
+                seed gives the same rows bit for bit.
+            unknown: ``'error'`` raises for history items the model does not know;
+                ``'ignore'`` skips them with a warning.
+            method: ``'auto'``, ``'sgd'`` or ``'solve'`` (see above).
+            epochs, learning_rate, num_negatives, batch_size: The training of
+                ``method='sgd'`` (defaults measured on ML-1M, README "Fold-in").
+            init: Initial rows: ``'random'`` (the table's initializer, seeded) or
+                ``'mean'`` (the mean of the existing rows).
+            user_input, item_input: Names of the id inputs when not the first two.
+
+        Returns:
+            The new users' ids (int64 codes: rows of the user tables), one per history.
+
+        Raises:
+            TypeError: For histories that are not lists of ids, or non-integer settings.
+            ValueError: For empty histories, unknown items (``unknown='error'``), known or
+                repeated users, raw users without a user encoder (or an encoder without
+                ``users=``), ``method='solve'`` on a model that is not a dot product, a
+                model whose inputs are not a user id and an item id, or settings out of
+                range. The model is unchanged when it raises.
+
+        Example:
+            >>> model.fit(NegativeSampler(train), epochs=20)
+            >>> new = model.fold_in([[3, 17, 42], [5, 8]], seed=0)   # two new users
+            >>> model.recommend(new, k=10, exclude=(np.repeat(new, [3, 2]), [3, 17, 42, 5, 8]))
+        """
+        if isinstance(histories, dict):
+            if users is not None:
+                raise ValueError("fold_in: pass users= or a dict {user: items}, not both")
+            users, histories = list(histories.keys()), list(histories.values())
+        uenc = self.user_encoder
+        raw = None
+        if users is not None:
+            if uenc is None:
+                raise ValueError("fold_in: users= names new users by raw id, which needs a user "
+                                 "encoder: model.attach_encoders(user=encoder) first")
+            raw = np.asarray(users)
+            if raw.ndim != 1:
+                raise ValueError(f"fold_in: users must be 1-D, got shape {raw.shape}")
+            known = _encode(uenc, raw) >= 0
+            if known.any():
+                raise ValueError(f"fold_in: users {raw[known][:5].tolist()} are already in the "
+                                 "model; fold_in adds new users (fit or update trains known ones)")
+            if np.unique(raw).size != raw.size:
+                raise ValueError("fold_in: users holds the same id twice")
+        elif uenc is not None:
+            raise ValueError("fold_in: the model has a user encoder: pass the new users' raw ids "
+                             "(users= or a dict {user: items}) so that it learns them")
+        options = dict(method=method, epochs=epochs, learning_rate=learning_rate,
+                       num_negatives=num_negatives, batch_size=batch_size, init=init)
+        scratch, tables, matrix = self._fold_in(histories, seed, self.item_encoder, unknown,
+                                                user_input, item_input, options)
+        n = matrix.shape[0]
+        if raw is not None and raw.size != n:
+            raise ValueError(f"fold_in: {raw.size} users for {n} histories")
+        uslot = id_slots(self, user_input, item_input)[0]
+        own = {t.name: t for t in user_tables(self, self.inputs[uslot])}
+        rows = min(t.input_dim for t in own.values())
+        if raw is not None:
+            new_enc = uenc.copy().partial_fit(raw)
+            ids = np.asarray(new_enc.transform(raw), np.int64)
+        else:
+            ids = np.arange(rows, rows + n, dtype=np.int64)
+        need = max(rows, int(ids.max()) + 1)
+        # everything is checked: from here on the model changes
+        if any(t.input_dim < need for t in own.values()):
+            self.resize_embeddings({name: need for name in own}, initializer="zeros")
+        for t in tables:
+            own[t.name].embeddings[ids] = t.embeddings
+        if raw is not None:
+            self.attach_encoders(user=new_enc)
+        seen = self.seen_matrix
+        if seen is not None:
+            su, si, _ = seen.to_coo()
+            hu, hi, _ = matrix.to_coo()
+            shape = (max(seen.shape[0], need), max(seen.shape[1], matrix.shape[1]))
+            self.attach_seen_matrix(InteractionMatrix.from_arrays(
+                np.concatenate([su, ids[hu]]), np.concatenate([si, hi]), shape=shape,
+                dedupe="max"))
+        return ids
+
     def _fold_in(self, histories, seed, item_encoder, unknown, user_input, item_input,
                  options: Dict[str, Any]):
         opts = fold_in_options(seed=default_seed() if seed is None else seed, **options)
         uslot, islot = id_slots(self, user_input, item_input)
-        return fold_in_scratch(self, histories, uslot, islot, opts, item_encoder, unknown)
+        scratch, tables, matrix = fold_in_scratch(self, histories, uslot, islot, opts,
+                                                  item_encoder, unknown)
+        retired = self.retired_items
+        if retired.size:
+            scratch.retire_items(retired)
+        return scratch, tables, matrix
 
     def _recommend_histories(self, histories, k: int, exclude, items, item_encoder, unknown,
                              seed, user_input, item_input, options, make_model):
@@ -310,6 +437,9 @@ class FoldIn:
             raise ValueError(f"recommend with histories: unknown must be 'error' or 'ignore' "
                              f"(what to do with history items the model does not know), got "
                              f"{unknown!r}")
+        if options is not None and not isinstance(options, dict):
+            raise TypeError(f"recommend: fold_in_options must be a dict of fold_in settings, "
+                            f"got {type(options).__name__}")
         scratch, _, matrix = self._fold_in(histories, seed, item_encoder, unknown, user_input,
                                            item_input, options or {})
         if exclude is None:

@@ -512,8 +512,9 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
                 from ``exclude``. With ``histories``: ``'error'`` or ``'ignore'`` (skip,
                 with a warning) for history items the model does not know.
             histories: Instead of ``users``, users the model has never seen, each given by
-                the items they interacted with (a list of item-id lists, or a sparse matrix
-                with one row per user): they are folded in on scratch rows (as
+                the items they interacted with (a list of item-id lists, raw ids with an
+                item encoder, or a sparse matrix with one row per user): they are folded
+                in on scratch rows (as
                 :meth:`fold_in`, whose settings ``fold_in_options`` takes) and ranked; the
                 model is not changed. ``exclude`` is then None (skip each history's items)
                 or False (skip nothing). Row ``r`` of the result is history ``r``.
