@@ -323,3 +323,36 @@ def test_fold_in_errors_leave_model_unchanged():
     for old, new in zip(before, model.weights):
         np.testing.assert_array_equal(old, new)
     assert len(model.user_encoder) == NU
+
+
+# -- the C core skips a frozen parameter's gradient ------------------------------------
+@pytest.mark.parametrize("sparse", [True, False])
+def test_frozen_layers_give_the_same_embedding_step(sparse, one_thread):
+    """The plan computes no gradient for a frozen weight (fold-in's frozen tower); the
+    gradient through it is unchanged: one step of a model with its Dense layers and item
+    table frozen moves the user rows exactly as one step of the same model with
+    everything trainable."""
+    u, i, _ = planted()
+    x = [u[:200].reshape(-1, 1), i[:200].reshape(-1, 1)]
+    y = (np.arange(200) % 2).astype(np.float32).reshape(-1, 1)
+    rows = []
+    for freeze in (False, True):
+        neurec.utils.set_random_seed(3)
+        model = NeuMF(NU, NI, factors=4, layers=(16, 8))
+        for layer in model.layers:
+            if freeze and layer.weights and "user" not in layer.name:
+                layer.trainable = False
+        model.compile(optimizer=neurec.optimizers.Adam(0.01, sparse_updates=sparse),
+                      loss="binary_crossentropy")
+        before = [w.copy() for w in model.weights]
+        start = model.get_layer("gmf_user_embedding").embeddings.copy()
+        model.fit(x, y, batch_size=200, epochs=1, verbose=0, shuffle=False, seed=0)
+        rows.append([model.get_layer(n).embeddings.copy()
+                     for n in ("gmf_user_embedding", "mlp_user_embedding")])
+        if freeze:
+            for layer, w0 in zip([l for l in model.layers for _ in l.weights], before):
+                if "user" not in layer.name:
+                    assert any(np.array_equal(w0, w) for w in layer.weights)
+    for a, b in zip(*rows):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(rows[1][0], start)
