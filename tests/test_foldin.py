@@ -7,7 +7,7 @@ import pytest
 import neurec
 from neurec.data import IdEncoder, InteractionMatrix, NegativeSampler
 from neurec.layers import Dense, Embedding, Flatten, Input, Multiply
-from neurec.models import GMF, MF, Model, NeuMF, load_model
+from neurec.models import GMF, MF, Model, NeuMF, _foldin, load_model
 from neurec.optimizers import ALS
 
 NU, NI, GROUPS = 240, 120, 8
@@ -356,3 +356,43 @@ def test_frozen_layers_give_the_same_embedding_step(sparse, one_thread):
     for a, b in zip(*rows):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(rows[1][0], start)
+
+
+# -- steps per epoch: a row trains the same alone or in a group -------------------------
+def test_alone_or_together_the_same_quality(models):
+    hist, test = new_users()
+    together, _ = models["neumf"].recommend(histories=hist, k=10, seed=0)
+    alone = np.vstack([models["neumf"].recommend(histories=[h], k=10, seed=0)[0] for h in hist])
+    assert abs(_hit_rate(together, test) - _hit_rate(alone, test)) <= 0.1
+    assert _hit_rate(alone, test) > 0.6
+
+
+def test_users_in_groups_when_a_step_would_be_too_large(models, monkeypatch):
+    """Past MAX_STEP_SAMPLES samples a step, users are fitted group by group; each group
+    sees only its own rows' samples."""
+    hist, test = new_users()
+    # a group: 30 samples a step x 8 steps = 240 samples, ~5 users of ~9 items x 5 samples
+    monkeypatch.setattr(_foldin, "MAX_STEP_SAMPLES", 30)
+    seen = []
+    fit = Model.fit
+
+    def spy(self, x, *args, **kwargs):
+        seen.append(np.flatnonzero(x.matrix.user_counts()))
+        return fit(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(Model, "fit", spy)
+    ids, _ = models["neumf"].recommend(histories=hist, k=10, seed=0)
+    assert len(seen) >= 6
+    np.testing.assert_array_equal(np.concatenate(seen), np.arange(len(hist)))
+    assert _hit_rate(ids, test) > 0.6
+
+
+def test_groups_and_rows():
+    counts = np.array([5, 5, 5, 20, 1, 1])
+    assert _foldin._groups(counts, 10) == [2, 3, 4, 6]
+    assert _foldin._groups(counts, 100) == [6]
+    m = InteractionMatrix.from_arrays([0, 1, 1, 2, 3], [4, 0, 5, 2, 1], shape=(4, 6))
+    part = _foldin._rows(m, 1, 3)
+    assert part.shape == (4, 6)
+    assert part.user_counts().tolist() == [0, 2, 1, 0]
+    assert part.user_items(1).tolist() == [0, 5] and part.user_items(2).tolist() == [2]

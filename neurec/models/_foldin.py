@@ -40,20 +40,24 @@ class FoldInOptions(NamedTuple):
     epochs: int
     learning_rate: float
     num_negatives: int
-    batch_size: int
+    steps_per_epoch: int
     init: str
     seed: int
 
 
 # chosen by measurement (benchmarks/bench_foldin.py, README "Fold-in")
-DEFAULTS: Dict[str, Any] = {"epochs": 16, "learning_rate": 0.002, "num_negatives": 4,
-                            "batch_size": 256, "init": "random"}
+DEFAULTS: Dict[str, Any] = {"epochs": 16, "learning_rate": 0.02, "num_negatives": 4,
+                            "steps_per_epoch": 8, "init": "mean"}
+# samples of one fold-in step at most (NeuMF: ~2 KB of scratch each); more users are folded
+# in in groups (rows are independent: the item side is fixed)
+MAX_STEP_SAMPLES = 1 << 14
 
 
 def fold_in_options(method: Any = "auto", epochs: Any = DEFAULTS["epochs"],
                     learning_rate: Any = DEFAULTS["learning_rate"],
                     num_negatives: Any = DEFAULTS["num_negatives"],
-                    batch_size: Any = DEFAULTS["batch_size"], init: Any = DEFAULTS["init"],
+                    steps_per_epoch: Any = DEFAULTS["steps_per_epoch"],
+                    init: Any = DEFAULTS["init"],
                     seed: Any = None) -> FoldInOptions:
     """Check the fold-in settings (``method`` still possibly ``'auto'``).
 
@@ -67,12 +71,13 @@ def fold_in_options(method: Any = "auto", epochs: Any = DEFAULTS["epochs"],
         raise ValueError(f"fold_in: init must be one of {INITS}, got {init!r}")
     epochs = check_int("fold_in", "epochs", epochs, 1, "e.g. epochs=8")
     num_negatives = check_int("fold_in", "num_negatives", num_negatives, 1, "e.g. num_negatives=4")
-    batch_size = check_int("fold_in", "batch_size", batch_size, 1, "e.g. batch_size=256")
+    steps_per_epoch = check_int("fold_in", "steps_per_epoch", steps_per_epoch, 1,
+                                "e.g. steps_per_epoch=8")
     if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float, np.number)) \
             or not np.isfinite(learning_rate) or learning_rate <= 0:
         raise ValueError(f"fold_in: learning_rate must be a positive number, got {learning_rate!r}")
     seed = check_seed("fold_in", seed)
-    return FoldInOptions(method, epochs, float(learning_rate), num_negatives, batch_size, init,
+    return FoldInOptions(method, epochs, float(learning_rate), num_negatives, steps_per_epoch, init,
                          0 if seed is None else seed)
 
 
@@ -225,13 +230,51 @@ def _borrow(dst, src) -> None:
 
 # -- fitting -----------------------------------------------------------------------------
 def fit_rows(model, scratch, matrix: InteractionMatrix, opts: FoldInOptions) -> None:
-    """Train the scratch model's user rows on ``matrix`` (the C ``fit``)."""
+    """Train the scratch model's user rows on ``matrix`` (the C ``fit``).
+
+    Every epoch is ``steps_per_epoch`` Adam steps, each over an equal share of the epoch's
+    samples (every history's items and their fresh negatives, shuffled): each row takes
+    the same steps whether its user is folded in alone or with thousands of others. Past
+    ``MAX_STEP_SAMPLES`` samples a step, the users are fitted group by group.
+    """
     loss = model.loss if model._compiled and not isinstance(model.optimizer, optimizers.ALS) \
         else losses.BinaryCrossentropy()
     scratch.compile(optimizer=optimizers.Adam(opts.learning_rate), loss=loss)
-    sampler = NegativeSampler(matrix, num_negatives=opts.num_negatives, seed=opts.seed)
-    scratch.fit(sampler, epochs=opts.epochs, batch_size=opts.batch_size, verbose=0,
-                seed=opts.seed)
+    per_item = 1 + opts.num_negatives
+    counts = matrix.user_counts().astype(np.int64) * per_item
+    budget = MAX_STEP_SAMPLES * opts.steps_per_epoch
+    start = 0
+    for group, stop in enumerate(_groups(counts, budget)):
+        part = _rows(matrix, start, stop)
+        n = int(counts[start:stop].sum())
+        sampler = NegativeSampler(part, num_negatives=opts.num_negatives,
+                                  seed=(opts.seed + group) % 2**64)
+        scratch.fit(sampler, epochs=opts.epochs, batch_size=-(-n // opts.steps_per_epoch),
+                    verbose=0, seed=(opts.seed + 0x9E37 * group) % 2**64)
+        start = stop
+
+
+def _groups(counts: np.ndarray, budget: int) -> List[int]:
+    """Ends of consecutive row ranges of at most ``budget`` samples (at least one row each)."""
+    ends, total = [], 0
+    for r, c in enumerate(counts.tolist()):
+        if total and total + c > budget:
+            ends.append(r)
+            total = 0
+        total += c
+    ends.append(counts.size)
+    return ends
+
+
+def _rows(m: InteractionMatrix, start: int, stop: int) -> InteractionMatrix:
+    """``m`` with the entries of rows outside ``[start, stop)`` dropped (same shape)."""
+    if start == 0 and stop == m.shape[0]:
+        return m
+    indptr = np.concatenate([np.zeros(start, np.int64),
+                             m.indptr[start:stop + 1] - m.indptr[start],
+                             np.full(m.shape[0] - stop, m.indptr[stop] - m.indptr[start])])
+    lo, hi = m.indptr[start], m.indptr[stop]
+    return InteractionMatrix(indptr, m.indices[lo:hi], m.data[lo:hi], m.shape)
 
 
 def solve_rows(model, scratch, uslot: int, islot: int, matrix: InteractionMatrix) -> None:
@@ -307,21 +350,24 @@ class FoldIn:
                 unknown: str = "error", method: str = "auto", epochs: int = DEFAULTS["epochs"],
                 learning_rate: float = DEFAULTS["learning_rate"],
                 num_negatives: int = DEFAULTS["num_negatives"],
-                batch_size: int = DEFAULTS["batch_size"], init: str = DEFAULTS["init"],
+                steps_per_epoch: int = DEFAULTS["steps_per_epoch"],
+                init: str = DEFAULTS["init"],
                 user_input: Optional[str] = None, item_input: Optional[str] = None
                 ) -> np.ndarray:
         """Add users the model has never seen, from the items they interacted with.
 
         The new users get rows of their own in every user-id Embedding table
         (:meth:`resize_embeddings`) fitted to their histories while every other weight
-        stays bit for bit as it is: with ``method='sgd'`` a copy of the model's graph
-        holding only the new rows is trained by the C ``fit`` (Adam, ``epochs`` passes
-        over the histories with ``num_negatives`` fresh negatives per item, drawn outside
-        each history); with ``method='solve'`` (dot-product models: ``MF``, ``GMF``, a
-        ``Dot`` of two embeddings) each row is the exact iALS solve against the fixed item
-        side, as :meth:`partial_fit_users`. ``'auto'`` solves for a model compiled with
-        :class:`neurec.optimizers.ALS` and trains otherwise (a solve does not match item
-        vectors learned with a logistic loss as well as training does).
+        stays bit for bit as it is. With ``method='sgd'`` a copy of the model's graph
+        holding only the new rows is trained by the C ``fit``: Adam, ``epochs`` passes over
+        the histories with ``num_negatives`` fresh negatives per item (drawn outside each
+        history), each pass ``steps_per_epoch`` steps, so a row trains the same way whether
+        its user is folded in alone or with thousands of others. With ``method='solve'``
+        (dot-product models: ``MF``, ``GMF``, a ``Dot`` of two embeddings) each row is the
+        exact iALS solve against the fixed item side, as :meth:`partial_fit_users`.
+        ``'auto'`` solves for a model compiled with :class:`neurec.optimizers.ALS` and
+        trains otherwise (a solve does not match item vectors learned with a logistic loss
+        as well as training does).
 
         With an attached user encoder (:meth:`attach_encoders`) the new users are named by
         raw ids (``users=`` or the keys of a dict) and the encoder learns them; an
@@ -342,7 +388,7 @@ class FoldIn:
             unknown: ``'error'`` raises for history items the model does not know;
                 ``'ignore'`` skips them with a warning.
             method: ``'auto'``, ``'sgd'`` or ``'solve'`` (see above).
-            epochs, learning_rate, num_negatives, batch_size: The training of
+            epochs, learning_rate, num_negatives, steps_per_epoch: The training of
                 ``method='sgd'`` (defaults measured on ML-1M, README "Fold-in").
             init: Initial rows: ``'random'`` (the table's initializer, seeded) or
                 ``'mean'`` (the mean of the existing rows).
@@ -387,7 +433,7 @@ class FoldIn:
             raise ValueError("fold_in: the model has a user encoder: pass the new users' raw ids "
                              "(users= or a dict {user: items}) so that it learns them")
         options = dict(method=method, epochs=epochs, learning_rate=learning_rate,
-                       num_negatives=num_negatives, batch_size=batch_size, init=init)
+                       num_negatives=num_negatives, steps_per_epoch=steps_per_epoch, init=init)
         scratch, tables, matrix = self._fold_in(histories, seed, self.item_encoder, unknown,
                                                 user_input, item_input, options)
         n = matrix.shape[0]
