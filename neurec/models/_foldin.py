@@ -48,9 +48,11 @@ class FoldInOptions(NamedTuple):
 # chosen by measurement (benchmarks/bench_foldin.py, README "Fold-in")
 DEFAULTS: Dict[str, Any] = {"epochs": 16, "learning_rate": 0.02, "num_negatives": 4,
                             "steps_per_epoch": 8, "init": "mean"}
-# samples of one fold-in step at most (NeuMF: ~2 KB of scratch each); more users are folded
-# in in groups (rows are independent: the item side is fixed)
-MAX_STEP_SAMPLES = 1 << 14
+# samples of one fold-in step at most; more users are folded in group by group (rows are
+# independent: the item side is fixed). A step's values (NeuMF: ~2 KB a sample) then stay in
+# cache: 1,000 users x 20 items on one thread take 0.33 s in groups of 4,096-sample steps,
+# 0.70 s in one group of 12,500-sample steps (the same samples and row steps).
+MAX_STEP_SAMPLES = 1 << 12
 
 
 def fold_in_options(method: Any = "auto", epochs: Any = DEFAULTS["epochs"],
