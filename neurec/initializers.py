@@ -238,6 +238,16 @@ def new_rows(init: Initializer, shape: Sequence[int], first: int, seed: Optional
     drawn as for a table built at that size). With ``seed`` the draws come from a fresh
     generator of that seed (same seed, same rows); else from ``init``'s own generator.
 
+    Args:
+        init: The initializer.
+        shape: Shape of the whole (grown) table.
+        first: The first new row (the old number of rows).
+        seed: Seed of a fresh generator, or None.
+        dtype: Dtype of the result.
+
+    Returns:
+        An array of shape ``(shape[0] - first,) + shape[1:]``.
+
     Raises:
         ValueError: If ``first`` is not in ``[0, shape[0]]``.
     """

@@ -308,6 +308,54 @@ def test_update_replays_old_pairs(shop, monkeypatch):
     assert made[1]._pos_users.size == n_new + m.nnz + int(fresh.sum())   # at most all
 
 
+def test_update_grows_tables_and_encoders_for_new_users_and_items(shop, tmp_path):
+    log, ue, ie, m = shop
+    model = _trained(shop)
+    old_rows = [w.copy() for w in model.get_layer("gmf_user_embedding").get_weights()]
+    a, b = ue.classes_[4], ue.classes_[9]
+    day = InteractionLog.from_arrays(["N1", "N1", "N2", a, b, "N1"],
+                                     ["X1", ie.classes_[0], "X2", "X1", ie.classes_[3], "X1"])
+    model.update(day, epochs=2, replay=0.5, seed=3, verbose=0)
+    nu, ni = len(ue) + 2, len(ie) + 2
+    for name in ("gmf_user_embedding", "mlp_user_embedding"):
+        assert model.get_layer(name).input_dim == nu
+    for name in ("gmf_item_embedding", "mlp_item_embedding"):
+        assert model.get_layer(name).input_dim == ni
+    # old codes keep their meaning; the new ids come after them in order of appearance
+    np.testing.assert_array_equal(model.user_encoder.classes_[:len(ue)], ue.classes_)
+    assert list(model.user_encoder.classes_[len(ue):]) == ["N1", "N2"]
+    assert list(model.item_encoder.classes_[len(ie):]) == ["X1", "X2"]
+    assert old_rows[0].shape == (len(ue), 8)
+    seen = model.seen_matrix
+    assert seen.shape == (nu, ni) and seen.nnz == m.nnz + 5 - int(m.contains(9, 3))
+    pairs = [("N1", "X1"), ("N1", ie.classes_[0]), ("N2", "X2"), (a, "X1"), (b, ie.classes_[3])]
+    assert seen.contains(model.user_encoder.transform([p[0] for p in pairs]),
+                         model.item_encoder.transform([p[1] for p in pairs])).all()
+    ids, scores = model.recommend(["N1", "N2", a], k=ni)        # the whole unseen catalogue
+    assert np.isfinite(scores[scores > -np.inf]).all()
+    assert not {"X1", ie.classes_[0]} & set(ids[0]) and "X2" not in set(ids[1])
+    assert "X1" not in set(ids[2]) and "X2" in set(ids[0])      # new items are recommended
+    assert len([i for i in ids[0] if i is not None]) == ni - 2
+    # and it all survives a save / load, ready for tomorrow's update
+    model.save(tmp_path / "day1.neurec")
+    again = load_model(tmp_path / "day1.neurec")
+    np.testing.assert_array_equal(again.recommend(["N1"], k=5)[0], model.recommend(["N1"], k=5)[0])
+    again.update(InteractionLog.from_arrays(["N3"], ["X1"]), seed=0, verbose=0)
+    assert len(again.user_encoder) == nu + 1 and again.seen_matrix.shape == (nu + 1, ni)
+
+
+def test_update_with_encoded_codes_grows_past_the_tables(shop):
+    log, ue, ie, m = shop
+    model = _trained(shop, attach=False)
+    users, items = np.array([len(ue) + 4, 0]), np.array([1, len(ie)])
+    model.update((users, items), matrix=m, seed=0, verbose=0)
+    assert model.get_layer("gmf_user_embedding").input_dim == len(ue) + 5
+    assert model.get_layer("gmf_item_embedding").input_dim == len(ie) + 1
+    assert model.seen_matrix.shape == (len(ue) + 5, len(ie) + 1)
+    ids, _ = model.recommend([len(ue) + 4], k=3)
+    assert 1 not in ids[0]
+
+
 def test_update_errors_leave_the_model_unchanged(shop):
     log, ue, ie, m = shop
     model = _trained(shop, attach=False)
@@ -368,6 +416,33 @@ def _neurec(*args, cwd):
 
 def _write_csv(path, users, items):
     path.write_text("user_id,item_id\n" + "".join(f"{u},{i}\n" for u, i in zip(users, items)))
+
+
+def test_cli_train_saves_and_update_grows_the_model(tmp_path):
+    first = tmp_path / "shop.neurec"
+    r = _neurec("--users", 200, "--items", 150, "--epochs", 1, "--verbose", 0, "--threads", 1,
+                "--model", "gmf", "--save-model", first, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert f"saved the model with its encoders and seen-matrix to {first}" in r.stdout
+    model = load_model(first)
+    n_users, n_items = len(model.user_encoder), len(model.item_encoder)
+    seen = model.seen_matrix
+    old_user, old_item = model.user_encoder.classes_[3], model.item_encoder.classes_[7]
+    day = tmp_path / "day.csv"
+    _write_csv(day, ["NEW-1", "NEW-1", "NEW-2", old_user], ["SKU-X", old_item, "SKU-X", "SKU-Y"])
+    second = tmp_path / "shop2.neurec"
+    r = _neurec("update", "--model", first, "--data", day, "--output", second, "--epochs", 2,
+                "--replay", 0.5, "--verbose", 0, "--threads", 1, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "4 interactions, 2 new users, 2 new items" in r.stdout
+    assert f"{n_users:,} -> {n_users + 2:,} users, {n_items:,} -> {n_items + 2:,} items" in r.stdout
+    updated = load_model(second)
+    assert updated.get_layer("gmf_user_embedding").input_dim == n_users + 2
+    assert updated.get_layer("gmf_item_embedding").input_dim == n_items + 2
+    assert updated.seen_matrix.nnz == seen.nnz + 4
+    ids, scores = updated.recommend(["NEW-1", "NEW-2", old_user], k=5)
+    assert not {"SKU-X", old_item} & set(ids[0]) and "SKU-X" not in set(ids[1])
+    assert "SKU-Y" not in set(ids[2]) and np.isfinite(scores).all()
 
 
 def test_cli_update_errors_are_one_line_with_status_2(tmp_path):

@@ -1,5 +1,5 @@
 """Core layers: Input, Embedding, Dense, Flatten, Reshape, Activation, Dropout."""
-from typing import Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Union
 
 import numpy as np
 
@@ -126,7 +126,9 @@ class Embedding(Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape) + (self.output_dim,)
 
-    def resize(self, input_dim: int, seed: Optional[int] = None, initializer=None) -> None:
+    def resize(self, input_dim: int, seed: Optional[int] = None,
+               initializer: Union[str, Dict[str, Any], "initializers.Initializer", None] = None
+               ) -> None:
         """Grow the table to ``input_dim`` rows: the old rows stay, bit for bit.
 
         The new rows are drawn by the layer's ``embeddings_initializer`` (or ``initializer``)
@@ -140,6 +142,9 @@ class Embedding(Layer):
                 own generator, or neurec's global one (:func:`neurec.utils.set_random_seed`).
             initializer: Initializer of the new rows instead of the layer's, e.g. ``'zeros'``
                 (cold items of a hybrid model, scored from their side features alone).
+
+        Returns:
+            None. ``embeddings`` and ``input_dim`` describe the grown table.
 
         Raises:
             ValueError: If ``input_dim`` is not an integer or smaller than the current size

@@ -5,8 +5,9 @@ A shop's catalogue and customers change every day. ``Lifecycle`` (a base class o
 
 * the ``IdEncoder`` of users and of items (``attach_encoders``), so that ``recommend``
   takes raw customer ids and returns raw product ids;
-* the seen-matrix (``attach_seen_matrix``): the (user, item) pairs the model was trained
-  on, which ``recommend`` excludes by default and ``update`` keeps negatives away from;
+* the seen-matrix (``attach_seen_matrix``): the (user, item) pairs known to have happened
+  (usually what the model was trained on), which ``recommend`` excludes by default and
+  ``update`` keeps negatives away from;
 * ``update``: extend the encoders with a day's new ids, grow the embedding tables, merge
   the day's pairs into the seen-matrix and train a few epochs on them (plus replayed old
   pairs), without retraining from scratch.
@@ -30,13 +31,11 @@ _LOG_COLUMNS = (("user", "item"), ("user_id", "item_id"))
 
 
 def id_tables(model, slot: int) -> List[Embedding]:
-    """The Embedding layers fed directly by input ``slot`` of ``model`` (0: user ids, 1: item
-    ids), in graph order; empty when the input feeds no Embedding."""
+    """The Embedding layers fed by input ``slot`` of ``model`` (0: user ids, 1: item ids), in
+    graph order (``resize_embeddings``'s view of the model); empty when it feeds none."""
     if slot >= len(model.inputs):
         return []
-    t = model.inputs[slot]
-    return [n.layer for n in model._nodes_in_order
-            if isinstance(n.layer, Embedding) and n.inputs and n.inputs[0] is t]
+    return model._embeddings_by_input().get(model.input_names[slot], [])
 
 
 def _table_rows(model, slot: int) -> Optional[int]:
@@ -166,9 +165,10 @@ class Lifecycle:
 
     # -- seen-matrix ---------------------------------------------------------------
     def attach_seen_matrix(self, interactions: Any) -> None:
-        """Keep the (user, item) pairs the model was trained on, as encoded ids.
+        """Keep the (user, item) pairs known to have happened, as encoded ids.
 
-        ``recommend`` excludes them by default (``exclude=False`` turns that off),
+        Usually the pairs the model was trained on (``neurec --save-model`` adds the
+        held-out ones of its evaluation). ``recommend`` excludes them by default (``exclude=False`` turns that off),
         ``update`` draws negatives outside them and replays old pairs from them, and
         ``save`` writes them into the model file (CSR arrays). Values are dropped: only
         which pairs exist matters.
@@ -324,8 +324,8 @@ class Lifecycle:
         # everything is checked: from here on the model changes
         grow = {t.name: n_users for t in user_tables if t.input_dim < n_users}
         grow.update({t.name: n_items for t in item_tables if t.input_dim < n_items})
-        if grow:
-            self.resize_embeddings(grow)
+        if grow:  # by layer: a table already larger than needed stays as it is
+            self.resize_embeddings(grow, seed=seed)
         self._user_encoder, self._item_encoder = uenc, ienc
         self._seen = seen
         return self.fit(sampler, epochs=epochs, batch_size=batch_size, verbose=verbose,

@@ -8,7 +8,7 @@ table's state (``Optimizer.build``); the plan is rebuilt around the new arrays. 
 owns every array, so growing is allocate, copy and rebuild: the C core is not involved.
 """
 import zlib
-from typing import Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Union
 
 import numpy as np
 
@@ -47,7 +47,8 @@ class ResizeMixin:
         return out
 
     def resize_embeddings(self, sizes: Mapping[str, int], seed: Optional[int] = None,
-                          initializer=None) -> None:
+                          initializer: Union[str, Dict[str, Any], "initializers.Initializer",
+                                             None] = None) -> None:
         """Grow embedding tables for new ids (new users, new items), keeping what was learned.
 
         Every grown table keeps its rows bit for bit and the optimizer keeps their state
@@ -55,7 +56,8 @@ class ResizeMixin:
         the new rows are drawn by each layer's initializer, as in a table built at the new
         size, and start with a fresh table's optimizer state: a later ``fit`` continues
         exactly as a model built at the larger size with the same rows and state would.
-        Ids below the old sizes keep their meaning.
+        Ids below the old sizes keep their meaning. Call it between calls, not while
+        another thread fits or predicts with the model.
 
         Args:
             sizes: ``{key: new number of ids}``. A key is a model input's name (every
@@ -69,7 +71,11 @@ class ResizeMixin:
                 ``'zeros'``: a cold item of a model with item side features is then scored
                 from its features alone until ``fit`` trains its row.
 
+        Returns:
+            None. The model's Embedding layers hold the new tables.
+
         Raises:
+            TypeError: If ``sizes`` is not a mapping.
             ValueError: For an unknown key (the message lists the valid ones), a size that
                 is not an integer or is smaller than the current table (tables never
                 shrink: the message names the layer and both sizes), or two keys asking

@@ -36,7 +36,12 @@ class RetireMixin:
 
     @property
     def retired_items(self) -> np.ndarray:
-        """The retired item ids, sorted (a copy; empty when none)."""
+        """The retired item ids: a sorted int64 array (a copy; empty when none).
+
+        Example:
+            >>> model.retire_items([9, 4]); model.retired_items
+            array([4, 9])
+        """
         return np.empty(0, np.int64) if self._retired is None else self._retired.copy()
 
     def retire_items(self, ids: Any) -> None:
@@ -50,6 +55,9 @@ class RetireMixin:
 
         Args:
             ids: Item ids (indices, as ``recommend`` returns them).
+
+        Returns:
+            None.
 
         Raises:
             TypeError: If ``ids`` are not integers.
@@ -72,9 +80,18 @@ class RetireMixin:
             ids: Item ids to bring back (ids that are not retired are ignored); ``None``:
                 all of them.
 
+        Returns:
+            None.
+
         Raises:
             TypeError: If ``ids`` are not integers.
             ValueError: For negative or fractional ids.
+
+        Example:
+            >>> model.retire_items([3, 17])
+            >>> model.unretire_items([3])
+            >>> model.retired_items
+            array([17])
         """
         if ids is None:
             self._retired = None

@@ -314,15 +314,6 @@ def _restore_optimizer(z, cfg, model, filepath) -> None:
         raise _corrupt(filepath, f"optimizer state: {e}") from None
 
 
-def _restore_retired(cfg, model, filepath) -> None:
-    retired = cfg.get("retired_items", [])
-    if not isinstance(retired, list) or not all(
-            isinstance(i, int) and not isinstance(i, bool) and 0 <= i <= 2**62 for i in retired):
-        raise _corrupt(filepath, "retired_items must be a list of item ids in [0, 2**62]")
-    if retired:
-        model.retire_items(np.array(retired, np.int64))
-
-
 # -- encoders and seen-matrix (Model.attach_encoders / attach_seen_matrix) --------------
 _ID_TAGS = {"int64": "<i8", "uint64": "<u8", "float64": "<f8", "bool": "|b1"}
 _TIME_TAG = re.compile(r"(datetime64|timedelta64)\[(Y|M|W|D|h|m|s|ms|us|ns)\]\Z")
@@ -436,6 +427,15 @@ def _restore_lifecycle(z, cfg: dict, model, filepath) -> None:
             model.attach_seen_matrix(matrix)
     except ValueError as e:
         raise _corrupt(filepath, str(e)) from None
+
+
+def _restore_retired(cfg, model, filepath) -> None:
+    retired = cfg.get("retired_items", [])
+    if not isinstance(retired, list) or not all(
+            isinstance(i, int) and not isinstance(i, bool) and 0 <= i <= 2**62 for i in retired):
+        raise _corrupt(filepath, "retired_items must be a list of item ids in [0, 2**62]")
+    if retired:
+        model.retire_items(np.array(retired, np.int64))
 
 
 def load_model(filepath, custom_objects: Optional[dict] = None, compile: bool = True, safe_mode=True):
