@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-import common  # noqa: F401  (puts the repo root on sys.path)
+import common  # also puts the repo root on sys.path
 import ncf_data
 
 NCF_MODELS = ("gmf", "mlp", "neumf")
@@ -288,10 +288,10 @@ def _markdown(rec: dict[str, Any]) -> str:
 
     cfg = rec["config"]
     lines = [
-        f"# Ranking quality: neurec vs PyTorch ({cfg['dataset']}, seed {cfg['seed']})",
-        "",
-        c.machine_md(rec["machine"]),
-        "",
+        *c.md_head(
+            f"# Ranking quality: neurec vs PyTorch ({cfg['dataset']}, seed {cfg['seed']})",
+            rec["machine"],
+        ),
         f"NCF protocol: HR@10 / NDCG@10 of the test item among its 99 fixed negatives after "
         f"each epoch; batch {BATCH}, Adam lr {LR} (MF: its own lr), 4 fresh negatives per "
         f"positive per epoch; neurec: in-C sampler, sparse lazy Adam, {cfg['threads']} "
@@ -301,42 +301,28 @@ def _markdown(rec: dict[str, Any]) -> str:
         "## Summary",
         "",
     ]
-    rows = []
-    for r in rec["ncf"]:
-        for fw in ("neurec", "torch"):
-            if fw in r:
-                s = r[fw]["summary"]
-                full = r[fw].get("full_ranking_last")
-                rows.append(
-                    [
-                        r["model"],
-                        fw,
-                        s["best_epoch"],
-                        f"{s['best_hr10']:.4f}",
-                        f"{s['best_ndcg10']:.4f}",
-                        s["last_epoch"],
-                        f"{s['last_hr10']:.4f}",
-                        f"{s['last_ndcg10']:.4f}",
-                        f"{full['hr10']:.4f} / {full['ndcg10']:.4f}" if full else "—",
-                        f"{s['median_epoch_s']:.2f}",
-                    ]
-                )
-    for r in rec["mf"]:
-        s = r["neurec"]["summary"]
-        rows.append(
-            [
-                r["name"],
-                "neurec",
-                s["best_epoch"],
-                f"{s['best_hr10']:.4f}",
-                f"{s['best_ndcg10']:.4f}",
-                s["last_epoch"],
-                f"{s['last_hr10']:.4f}",
-                f"{s['last_ndcg10']:.4f}",
-                "—",
-                f"{s['median_epoch_s']:.2f}",
-            ]
-        )
+
+    def row(name, fw, s, full):
+        return [
+            name,
+            fw,
+            s["best_epoch"],
+            f"{s['best_hr10']:.4f}",
+            f"{s['best_ndcg10']:.4f}",
+            s["last_epoch"],
+            f"{s['last_hr10']:.4f}",
+            f"{s['last_ndcg10']:.4f}",
+            f"{full['hr10']:.4f} / {full['ndcg10']:.4f}" if full else "—",
+            f"{s['median_epoch_s']:.2f}",
+        ]
+
+    rows = [
+        row(r["model"], fw, r[fw]["summary"], r[fw].get("full_ranking_last"))
+        for r in rec["ncf"]
+        for fw in ("neurec", "torch")
+        if fw in r
+    ]
+    rows += [row(r["name"], "neurec", r["neurec"]["summary"], None) for r in rec["mf"]]
     lines.append(
         c.md_table(
             [
@@ -402,9 +388,15 @@ def _markdown(rec: dict[str, Any]) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parses the command line (see module docstring)."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--dataset", default="ml-100k")
-    p.add_argument("--epochs", type=int, default=20)
+    p = common.bench_parser(
+        __doc__,
+        dataset="ml-100k",
+        epochs=20,
+        threads=1,
+        seed=0,
+        quick="smoke run: 2 epochs, 300 test users, NeuMF and one MF, torch 20k samples",
+        name=None,
+    )
     p.add_argument(
         "--torch-epochs",
         type=int,
@@ -426,14 +418,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "the sweep on ml-100k, 64,0.002,8,0.0001 elsewhere",
     )
     p.add_argument("--no-mf", action="store_true")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--quick",
-        action="store_true",
-        help="smoke run: 2 epochs, 300 test users, NeuMF and one MF, torch 20k samples",
-    )
-    p.add_argument("--name", default=None)
     args = p.parse_args(argv)
     if args.epochs < 1 or args.threads < 1:
         p.error("--epochs and --threads must be >= 1")
@@ -443,14 +427,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     args = parse_args(argv)
-    import torch
+    import torch  # noqa: F401  (threads and versions in machine info)
 
-    import common as c
-    import neurec
+    import neurec  # noqa: F401
 
-    t_start = time.perf_counter()
-    neurec.set_num_threads(args.threads)
-    torch.set_num_threads(args.threads)
+    run = common.Run(args.threads)
     data = ncf_data.load_dataset(args.dataset)
     small = args.dataset == "ml-100k"
     epochs = 2 if args.quick else args.epochs
@@ -472,8 +453,6 @@ def main(argv: list[str] | None = None) -> int:
         mf_cfgs = list(MF_SWEEP) if small else [(64, 2e-3, 8, 1e-4, 0.1)]
     if args.quick:
         mf_cfgs = mf_cfgs[:1]
-    info = c.machine_info()
-    c.print_machine(info)
     print(
         f"data {args.dataset}: {data.n_users} users, {data.n_items} items, "
         f"{data.num_train} positives; threads {args.threads}",
@@ -493,10 +472,9 @@ def main(argv: list[str] | None = None) -> int:
         for m in models
     ]
     mf = [run_mf(cfg, data, epochs, args.seed, max_rows) for cfg in mf_cfgs]
-    return c.finish(
+    return run.finish(
         "accuracy",
-        args.name or f"accuracy_{args.dataset}" + ("_quick" if args.quick else ""),
-        info,
+        common.result_name(args, f"accuracy_{args.dataset}"),
         {
             "dataset": args.dataset,
             "epochs": epochs,
@@ -511,7 +489,6 @@ def main(argv: list[str] | None = None) -> int:
             "eval_rows": max_rows,
         },
         {"ncf": ncf, "mf": mf},
-        t_start,
         _markdown,
     )
 

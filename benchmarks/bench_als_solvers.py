@@ -13,7 +13,6 @@ Run: ``nice -n 5 python benchmarks/bench_als_solvers.py --implicit`` (~4 min).
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -45,12 +44,8 @@ def sweep_seconds(tr) -> float:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--dataset", default="ml-1m")
+    ap = common.bench_parser(__doc__, dataset="ml-1m", epochs=8, reps=3, threads=2)
     ap.add_argument("--factors", default="32,64,128,256")
-    ap.add_argument("--epochs", type=int, default=8)
-    ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument(
         "--implicit",
         action="store_true",
@@ -58,10 +53,7 @@ def main() -> int:
     )
     ap.add_argument("--solvers-only", action="store_true", help="skip the HR curves")
     args = ap.parse_args()
-    t_start = time.perf_counter()
-    neurec.set_num_threads(args.threads)
-    info = common.machine_info()
-    common.print_machine(info)
+    run = common.Run(args.threads)
     ds = load_dataset(args.dataset)
     m = ds.train_matrix()
     rows = []
@@ -107,10 +99,10 @@ def main() -> int:
 
     def md(rec):
         out = [
-            f"# iALS solvers ({rec['config']['dataset']}, alpha 8, reg 30, nu 1)",
-            "",
-            common.machine_md(rec["machine"]),
-            "",
+            *common.md_head(
+                f"# iALS solvers ({rec['config']['dataset']}, alpha 8, reg 30, nu 1)",
+                rec["machine"],
+            ),
             f"Seconds per sweep (users + items, median of {rec['config']['reps']}), "
             f"{rec['config']['threads']} threads; HR@10 / NDCG@10 after each of "
             f"{rec['config']['epochs']} sweeps (Cholesky at 256 factors: time only).",
@@ -171,15 +163,8 @@ def main() -> int:
             ]
         return "\n".join(out)
 
-    return common.finish(
-        "als_solvers",
-        f"als_solvers_{args.dataset}",
-        info,
-        vars(args),
-        {"rows": rows, "implicit": peer},
-        t_start,
-        md,
-    )
+    payload = {"rows": rows, "implicit": peer}
+    return run.finish("als_solvers", f"als_solvers_{args.dataset}", vars(args), payload, md)
 
 
 def compare_implicit(ds, m, factors, reps):

@@ -138,15 +138,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         import torch
 
         torch.set_num_threads(args.threads)
-    t_wall = time.perf_counter()
-    load_before = common.loadavg()
+    run_start = time.perf_counter(), common.loadavg()
     keras.utils.set_random_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
 
     t0 = time.perf_counter()
     data = ncf_data.load_dataset(args.dataset, args.data_dir)
     load_s = time.perf_counter() - t0
-    epochs, max_samples, eval_rows = common.quick_limits(args)
 
     model = build_keras_model(
         args.model,
@@ -176,75 +173,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         return np.asarray(p).reshape(-1)
 
-    t0 = time.perf_counter()
-    hr0, ndcg0 = ncf_data.evaluate_sampled(score, data, max_rows=eval_rows)
-    init_eval_s = time.perf_counter() - t0
-    print(
-        f"[keras/{backend} {args.model} {args.dataset}] users={data.n_users} "
-        f"items={data.n_items} train={data.num_train} threads={args.threads} | "
-        f"init HR@10={hr0:.4f} NDCG@10={ndcg0:.4f}",
-        flush=True,
-    )
+    def prepare(users: np.ndarray, items: np.ndarray, labels: np.ndarray) -> Any:
+        return [users[:, None].astype(np.int32), items[:, None].astype(np.int32)], labels
 
-    history = []
-    for epoch in range(1, epochs + 1):
-        t0 = time.perf_counter()
-        users, items, labels = ncf_data.make_epoch(data, args.num_neg, rng)
-        if max_samples is not None:
-            users, items, labels = users[:max_samples], items[:max_samples], labels[:max_samples]
-        x = [users[:, None].astype(np.int32), items[:, None].astype(np.int32)]
-        sample_s = time.perf_counter() - t0
+    def fit_epoch(batch: Any) -> float:
+        x, labels = batch  # rows are already shuffled by make_epoch
+        hist = model.fit(x, labels, batch_size=args.batch_size, epochs=1, shuffle=False, verbose=0)
+        return float(hist.history["loss"][0])
 
-        t0, c0 = time.perf_counter(), time.process_time()
-        hist = model.fit(
-            x, labels, batch_size=args.batch_size, epochs=1, shuffle=False, verbose=0
-        )  # rows are already shuffled by make_epoch
-        train_s = time.perf_counter() - t0
-        train_cpu_s = time.process_time() - c0
-
-        history.append(
-            common.evaluate_epoch(
-                score,
-                data,
-                eval_rows,
-                epoch,
-                float(hist.history["loss"][0]),
-                users.size,
-                sample_s,
-                train_s,
-                train_cpu_s,
-            )
-        )
-
-    full = common.full_ranking(score, data) if args.full_eval else None
-
-    summary = common.summarize_epochs(history, time.perf_counter() - t_wall, full)
-    init_eval = {"hr10": hr0, "ndcg10": ndcg0, "seconds": init_eval_s}
-    detail = f"keras.optimizers.{type(opt).__name__}, epsilon 1e-8 (Adam)"
-    return common.result_record(
-        f"keras3-{backend}",
-        args,
-        load_before,
-        data,
-        load_s,
-        init_eval,
-        history,
-        summary,
-        effective_epochs=epochs,
-        max_samples_per_epoch=max_samples,
-        eval_rows=eval_rows,
-        loss="keras binary_crossentropy on sigmoid output",
-        optimizer_detail=detail,
-    )
+    return common.run_protocol(
+        f"keras3-{backend}", f"keras/{backend}", args, run_start, data, load_s, score, prepare,
+        fit_epoch, loss="keras binary_crossentropy on sigmoid output",
+        optimizer_detail=f"keras.optimizers.{type(opt).__name__}, epsilon 1e-8 (Adam)")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the process exit code."""
     args = parse_args(argv)
-    result = run(args)
-    if not args.no_save:
-        common.write_json(result, args.out or common.default_out("keras", args, ncf_data.DATASETS))
-    return 0
+    return common.save_result(run(args), args, "keras", ncf_data.DATASETS)
 
 
 if __name__ == "__main__":

@@ -308,10 +308,9 @@ def _child(n: int, contenders: list[str], args: argparse.Namespace) -> dict[str,
 def _markdown(rec: dict[str, Any]) -> str:
     cfg = rec["config"]
     lines = [
-        "# Training cost vs table size: neurec vs PyTorch (NeuMF, synthetic)",
-        "",
-        common.machine_md(rec["machine"]),
-        "",
+        *common.md_head(
+            "# Training cost vs table size: neurec vs PyTorch (NeuMF, synthetic)", rec["machine"]
+        ),
         f"{cfg['positives']:,} positives x (1 + {NUM_NEG}) = "
         f"{cfg['positives'] * (1 + NUM_NEG):,} samples per epoch at every size; N users and "
         f"N items; batch {BATCH}, Adam lr {LR}; {cfg['threads']} thread(s); median of "
@@ -391,12 +390,17 @@ def _markdown(rec: dict[str, Any]) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parses the command line (see module docstring)."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = common.bench_parser(
+        __doc__,
+        reps=2,
+        threads=1,
+        seed=0,
+        quick="smoke run: sizes 10K and 100K, 20k positives, 1 rep, 10 s cap",
+        name=None,
+    )
     p.add_argument("--sizes", default=",".join(str(s) for s in SIZES))
     p.add_argument("--positives", type=int, default=200_000)
-    p.add_argument("--reps", type=int, default=2)
     p.add_argument("--cap", type=float, default=120.0, help="seconds per torch epoch")
-    p.add_argument("--threads", type=int, default=1)
     p.add_argument(
         "--mem-budget-gb",
         type=float,
@@ -404,13 +408,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="max estimated tables+state held by one child process",
     )
     p.add_argument("--contenders", default=",".join(CONTENDERS))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--quick",
-        action="store_true",
-        help="smoke run: sizes 10K and 100K, 20k positives, 1 rep, 10 s cap",
-    )
-    p.add_argument("--name", default=None)
     p.add_argument("--child-size", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--child-contenders", default=None, help=argparse.SUPPRESS)
     p.add_argument("--child-out", default=None, help=argparse.SUPPRESS)
@@ -449,9 +446,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import neurec  # noqa: F401
 
-    t_start = time.perf_counter()
-    info = common.machine_info()
-    common.print_machine(info)
+    run = common.Run()
     budget = args.mem_budget_gb * 2**30
     capped: set[str] = set()
     sizes = []
@@ -494,22 +489,11 @@ def main(argv: list[str] | None = None) -> int:
                     capped.add(c)
             merged.update({k: v for k, v in r.items() if k not in ("results",)})
         sizes.append(merged)
-    return common.finish(
-        "scale",
-        args.name or "scale" + ("_quick" if args.quick else ""),
-        info,
-        {
-            "sizes": args.sizes,
-            "positives": args.positives,
-            "reps": args.reps,
-            "cap": args.cap,
-            "threads": args.threads,
-            "mem_budget_gb": args.mem_budget_gb,
-            "quick": args.quick,
-        },
-        {"sizes": sizes},
-        t_start,
-        _markdown,
+    config = common.settings(
+        args, "sizes", "positives", "reps", "cap", "threads", "mem_budget_gb", "quick"
+    )
+    return run.finish(
+        "scale", common.result_name(args, "scale"), config, {"sizes": sizes}, _markdown
     )
 
 

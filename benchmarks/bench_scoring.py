@@ -336,10 +336,10 @@ def bench_dataset(
 
 def _markdown(rec: dict[str, Any]) -> str:
     lines = [
-        "# Full-catalog top-10 for every user: neurec vs PyTorch, NumPy BLAS, implicit",
-        "",
-        common.machine_md(rec["machine"]),
-        "",
+        *common.md_head(
+            "# Full-catalog top-10 for every user: neurec vs PyTorch, NumPy BLAS, implicit",
+            rec["machine"],
+        ),
         "Every user, all items scored, training items excluded, top 10. Median of "
         f"{rec['config']['reps']} alternating repetitions; `time / neurec` is the median "
         "per-repetition ratio of the peer's time to neurec's for the same model "
@@ -377,15 +377,17 @@ def _markdown(rec: dict[str, Any]) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parses the command line (see module docstring)."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--datasets", default="ml-100k,ml-1m")
+    p = common.bench_parser(
+        __doc__,
+        datasets="ml-100k,ml-1m",
+        reps=3,
+        seed=0,
+        quick="smoke run: ml-100k, 1 thread, 1 rep",
+        name=None,
+    )
     p.add_argument("--threads", default=None, help="comma-separated (default 1,2; --quick: 1)")
-    p.add_argument("--reps", type=int, default=3)
     p.add_argument("--train-epochs", type=int, default=1)
     p.add_argument("--predict-pairs", type=int, default=2_000_000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quick", action="store_true", help="smoke run: ml-100k, 1 thread, 1 rep")
-    p.add_argument("--name", default=None)
     args = p.parse_args(argv)
     if args.threads is None:
         args.threads = "1" if args.quick else "1,2"
@@ -410,19 +412,16 @@ def main(argv: list[str] | None = None) -> int:
         import implicit  # noqa: F401
     except ImportError:
         pass
-    t_start = time.perf_counter()
-    info = common.machine_info()
-    common.print_machine(info)
+    run = common.Run()
     reps = 1 if args.quick else args.reps
     pairs = 200_000 if args.quick else args.predict_pairs
     datasets = [
         bench_dataset(d, args.threads, reps, args.train_epochs, args.seed, pairs)
         for d in args.datasets
     ]
-    return common.finish(
+    return run.finish(
         "scoring",
-        args.name or "scoring" + ("_quick" if args.quick else ""),
-        info,
+        common.result_name(args, "scoring"),
         {
             "datasets": args.datasets,
             "threads": args.threads,
@@ -432,7 +431,6 @@ def main(argv: list[str] | None = None) -> int:
             "quick": args.quick,
         },
         {"datasets": datasets},
-        t_start,
         _markdown,
     )
 

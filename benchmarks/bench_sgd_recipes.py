@@ -20,7 +20,6 @@ Run: ``nice -n 5 python benchmarks/bench_sgd_recipes.py`` (~3 min on ml-100k).
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -91,17 +90,11 @@ def run(ds, m, model_name, recipe, epochs, seed=0):
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--dataset", default="ml-100k")
-    ap.add_argument("--epochs", type=int, default=20)
-    ap.add_argument("--threads", type=int, default=2)
+    ap = common.bench_parser(__doc__, dataset="ml-100k", epochs=20, threads=2)
     ap.add_argument("--models", default="mf,neumf")
     ap.add_argument("--recipes", default=",".join(RECIPES))
     args = ap.parse_args()
-    t_start = time.perf_counter()
-    neurec.set_num_threads(args.threads)
-    info = common.machine_info()
-    common.print_machine(info)
+    bench = common.Run(args.threads)
     ds = load_dataset(args.dataset)
     m = ds.train_matrix()
     out = {}
@@ -124,10 +117,10 @@ def main() -> int:
 
     def md(rec):
         lines = [
-            f"# SGD/Adam recipes: samples to best HR@10 ({rec['config']['dataset']})",
-            "",
-            common.machine_md(rec["machine"]),
-            "",
+            *common.md_head(
+                f"# SGD/Adam recipes: samples to best HR@10 ({rec['config']['dataset']})",
+                rec["machine"],
+            ),
             f"{rec['config']['epochs']} epochs, seed 0, {rec['config']['threads']} threads; "
             "samples = positives + negatives; 'to base plateau' = first epoch at or above the "
             "base recipe's best HR@10 - 0.005.",
@@ -171,15 +164,8 @@ def main() -> int:
             ]
         return "\n".join(lines)
 
-    return common.finish(
-        "sgd_recipes",
-        f"sgd_recipes_{args.dataset}",
-        info,
-        vars(args),
-        {"results": out},
-        t_start,
-        md,
-    )
+    name = f"sgd_recipes_{args.dataset}"
+    return bench.finish("sgd_recipes", name, vars(args), {"results": out}, md)
 
 
 if __name__ == "__main__":

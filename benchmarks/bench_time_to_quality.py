@@ -24,7 +24,6 @@ Run: ``nice -n 5 python benchmarks/bench_time_to_quality.py`` (all data sets, ~1
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -390,10 +389,7 @@ def bench_dataset(
 
 def markdown(rec: dict) -> str:
     lines = [
-        "# Time to quality: neurec iALS vs implicit ALS / BPR",
-        "",
-        common.machine_md(rec["machine"]),
-        "",
+        *common.md_head("# Time to quality: neurec iALS vs implicit ALS / BPR", rec["machine"]),
         f"Threads: {rec['config']['threads']} for every contender; sampled metrics over "
         "99 fixed negatives (NCF protocol), full ranking over every unseen item; "
         "configurations picked on the test metric from the grids in the JSON; "
@@ -462,13 +458,10 @@ def markdown(rec: dict) -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--datasets", default="ml-1m,ml-100k,beauty")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--quick", action="store_true")
+    ap = common.bench_parser(
+        __doc__, datasets="ml-1m,ml-100k,beauty", threads=2, reps=3, quick=True, name=None
+    )
     ap.add_argument("--no-pretrain", action="store_true")
-    ap.add_argument("--name", default=None)
     ap.add_argument(
         "--seeds",
         action="store_true",
@@ -484,10 +477,7 @@ def main() -> int:
     args = ap.parse_args()
     from threadpoolctl import threadpool_limits
 
-    t_start = time.perf_counter()
-    neurec.set_num_threads(args.threads)
-    info = common.machine_info()
-    common.print_machine(info)
+    run = common.Run(args.threads)
     # implicit's own advice: OpenBLAS's pool fights its threads (it warns otherwise)
     with threadpool_limits(1, "blas"):
         fixed = json.loads(args.configs) if args.configs else {}
@@ -503,7 +493,6 @@ def main() -> int:
             )
             for d in args.datasets.split(",")
         ]
-    name = args.name or ("time_to_quality_quick" if args.quick else "time_to_quality")
     config = {
         "threads": args.threads,
         "reps": 1 if args.quick else args.reps,
@@ -512,9 +501,8 @@ def main() -> int:
         "seeds": args.seeds,
         "configs": args.configs,
     }
-    return common.finish(
-        "time_to_quality", name, info, config, {"datasets": out}, t_start, markdown
-    )
+    name = common.result_name(args, "time_to_quality")
+    return run.finish("time_to_quality", name, config, {"datasets": out}, markdown)
 
 
 if __name__ == "__main__":

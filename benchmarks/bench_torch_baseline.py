@@ -74,16 +74,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     import torch_ncf
 
-    t_wall = time.perf_counter()
-    load_before = common.loadavg()
+    run_start = time.perf_counter(), common.loadavg()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
 
     t0 = time.perf_counter()
     data = ncf_data.load_dataset(args.dataset, args.data_dir)
     load_s = time.perf_counter() - t0
-    epochs, max_samples, eval_rows = common.quick_limits(args)
 
     model = torch_ncf.build_model(
         args.model,
@@ -111,30 +108,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             out[s : s + step] = model(u, i).numpy()
         return out
 
-    t0 = time.perf_counter()
-    hr0, ndcg0 = ncf_data.evaluate_sampled(score, data, max_rows=eval_rows)
-    init_eval_s = time.perf_counter() - t0
-    print(
-        f"[torch {args.model} {args.dataset}] users={data.n_users} items={data.n_items} "
-        f"train={data.num_train} test={data.test_users.size} threads={args.threads} | "
-        f"init HR@10={hr0:.4f} NDCG@10={ndcg0:.4f}",
-        flush=True,
-    )
+    def prepare(users: np.ndarray, items: np.ndarray, labels: np.ndarray) -> Any:
+        return torch.from_numpy(users), torch.from_numpy(items), torch.from_numpy(labels)
 
-    history = []
-    bs = args.batch_size
-    for epoch in range(1, epochs + 1):
-        t0 = time.perf_counter()
-        users, items, labels = ncf_data.make_epoch(data, args.num_neg, rng)
-        if max_samples is not None:
-            users, items, labels = users[:max_samples], items[:max_samples], labels[:max_samples]
-        u_t, i_t, y_t = torch.from_numpy(users), torch.from_numpy(items), torch.from_numpy(labels)
-        sample_s = time.perf_counter() - t0
-
+    def fit_epoch(batch: Any) -> float:
+        u_t, i_t, y_t = batch
         model.train()
-        n = users.size
+        n, bs = u_t.shape[0], args.batch_size
         loss_sum = torch.zeros((), dtype=torch.float64)
-        t0, c0 = time.perf_counter(), time.process_time()
         for s in range(0, n, bs):
             u, i, y = u_t[s : s + bs], i_t[s : s + bs], y_t[s : s + bs]
             logits = model(u, i)
@@ -147,57 +128,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for opt in opts:
                 opt.step()
             loss_sum += loss.detach() * y.shape[0]
-        train_s = time.perf_counter() - t0
-        train_cpu_s = time.process_time() - c0
+        return float(loss_sum) / n
 
-        history.append(
-            common.evaluate_epoch(
-                score,
-                data,
-                eval_rows,
-                epoch,
-                float(loss_sum) / n,
-                n,
-                sample_s,
-                train_s,
-                train_cpu_s,
-            )
-        )
-
-    full = common.full_ranking(score, data) if args.full_eval else None
-
-    summary = common.summarize_epochs(history, time.perf_counter() - t_wall, full)
-    init_eval = {"hr10": hr0, "ndcg10": ndcg0, "seconds": init_eval_s}
     detail = (
         "torch.optim.Adam betas (0.9, 0.999) eps 1e-8, dense: updates every row of every "
         "table each step"
         if args.optimizer == "adam"
         else args.optimizer
     )
-    return common.result_record(
-        "pytorch-eager",
-        args,
-        load_before,
-        data,
-        load_s,
-        init_eval,
-        history,
-        summary,
-        effective_epochs=epochs,
-        max_samples_per_epoch=max_samples,
-        eval_rows=eval_rows,
-        loss="BCEWithLogits (sigmoid + BCE)",
-        optimizer_detail=detail,
-    )
+    return common.run_protocol("pytorch-eager", "torch", args, run_start, data, load_s, score,
+                               prepare, fit_epoch, loss="BCEWithLogits (sigmoid + BCE)",
+                               optimizer_detail=detail)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the process exit code."""
     args = parse_args(argv)
-    result = run(args)
-    if not args.no_save:
-        common.write_json(result, args.out or common.default_out("torch", args, ncf_data.DATASETS))
-    return 0
+    return common.save_result(run(args), args, "torch", ncf_data.DATASETS)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,6 @@ os.environ.setdefault("KERAS_BACKEND", "torch")  # before anything imports keras
 
 import argparse  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 from typing import Any, Callable  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -415,10 +414,7 @@ def bench_memory(data: ncf_data.NCFData, epoch: tuple, seed: int) -> dict[str, A
 def _markdown(rec: dict[str, Any]) -> str:
     info, cfg = rec["machine"], rec["config"]
     lines = [
-        f"# Training speed: neurec vs PyTorch eager ({cfg['dataset']})",
-        "",
-        common.machine_md(info),
-        "",
+        *common.md_head(f"# Training speed: neurec vs PyTorch eager ({cfg['dataset']})", info),
         f"Batch {BATCH}, Adam lr {LR} eps {EPS}, {NUM_NEG} negatives, median of "
         f"{cfg['reps']} alternating repetitions (after one warm-up); ratios are medians of "
         "per-repetition ratios. `neurec` and `torch` train on the same pre-sampled, "
@@ -618,13 +614,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import neurec
 
-    t_start = time.perf_counter()
+    run = common.Run()
     data = ncf_data.load_dataset(args.dataset)
     max_samples = 20_000 if args.quick else None
     reps = 1 if args.quick else args.reps
     epochs = _presample(data, reps, args.seed, max_samples)
-    info = common.machine_info()
-    common.print_machine(info)
     fma_core = common.measured_fma_gflops()
     print(f"measured FMA peak of one core (AVX2 width): {fma_core} GFLOP/s", flush=True)
     print(
@@ -652,12 +646,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     memory = bench_memory(data, epochs[0], args.seed)
     neurec.set_num_threads(max(args.threads))
-    info = common.machine_info()
-    info["measured_fma_gflops_per_core"] = fma_core
-    return common.finish(
+    run.info = common.machine_info()
+    run.info["measured_fma_gflops_per_core"] = fma_core
+    return run.finish(
         "train",
-        args.name or f"train_{args.dataset}" + ("_quick" if args.quick else ""),
-        info,
+        common.result_name(args, f"train_{args.dataset}"),
         {
             "dataset": args.dataset,
             "reps": reps,
@@ -672,7 +665,6 @@ def main(argv: list[str] | None = None) -> int:
             "seed": args.seed,
         },
         {"models": models, "keras": keras_res, "memory": memory},
-        t_start,
         _markdown,
     )
 

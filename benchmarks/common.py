@@ -100,21 +100,14 @@ def git_commit() -> str | None:
     """The repository's HEAD commit (read-only ``git rev-parse``), with ``+dirty`` if modified."""
     import subprocess
 
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=REPO_DIR,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=REPO_DIR,
-            capture_output=True,
-            text=True,
-            timeout=10,
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=REPO_DIR, capture_output=True, text=True, timeout=10
         ).stdout
+
+    try:
+        head = git("rev-parse", "--short", "HEAD").strip()
+        dirty = git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return None
     return (head + ("+dirty" if dirty.strip() else "")) or None
@@ -160,16 +153,29 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
+def _machine_line(
+    info: dict[str, Any], template: str, simd_sep: str, version: str, version_sep: str
+) -> str:
+    """``template`` filled with the fields of ``info``: ``cpu``, ``cores``, ``mhz``, ``simd`` (the
+    SIMD flags joined by ``simd_sep``), ``load``, ``python``, ``commit`` and ``versions`` (each
+    library's ``version.format(name, version)``, joined by ``version_sep``)."""
+    return template.format(
+        cpu=info["cpu_model"],
+        cores=info["usable_cores"],
+        mhz=info["cpu_mhz"],
+        simd=simd_sep.join(k for k in ("fma", "avx2", "avx512f") if info.get(k)) or "none",
+        load=info["loadavg"],
+        python=info["python"],
+        commit=info.get("git_commit"),
+        versions=version_sep.join(version.format(k, v) for k, v in info["versions"].items()),
+    )
+
+
 def print_machine(info: dict[str, Any]) -> None:
     """Prints the machine line every benchmark starts with."""
-    simd = ",".join(k for k in ("fma", "avx2", "avx512f") if info.get(k)) or "none"
-    vers = " ".join(f"{k}={v}" for k, v in info["versions"].items())
-    print(
-        f"machine: {info['cpu_model']} | {info['usable_cores']} cores | "
-        f"{info['cpu_mhz']:.0f} MHz | "
-        f"simd {simd} | load {info['loadavg']} | python {info['python']} {vers}",
-        flush=True,
-    )
+    template = "machine: {cpu} | {cores} cores | {mhz:.0f} MHz | simd {simd} | load {load} | "
+    template += "python {python} {versions}"
+    print(_machine_line(info, template, ",", "{}={}", " "), flush=True)
 
 
 def peak_gflops(cores: int, mhz: float, lanes: int = 8, fma_units: int = 2) -> float:
@@ -429,13 +435,15 @@ def md_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 def machine_md(info: dict[str, Any]) -> str:
     """One markdown line describing the machine, for the top of a results file."""
-    simd = ", ".join(k for k in ("fma", "avx2", "avx512f") if info.get(k)) or "none"
-    vers = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
-    return (
-        f"Machine: {info['cpu_model']}, {info['usable_cores']} cores, "
-        f"{info['cpu_mhz']:.0f} MHz, {simd}; load average {info['loadavg']}; "
-        f"Python {info['python']}; {vers}; neurec commit {info.get('git_commit')}."
-    )
+    template = "Machine: {cpu}, {cores} cores, {mhz:.0f} MHz, {simd}; load average {load}; "
+    template += "Python {python}; {versions}; neurec commit {commit}."
+    return _machine_line(info, template, ", ", "{} {}", ", ")
+
+
+def md_head(title: str, info: dict[str, Any]) -> list[str]:
+    """The first lines of every results file: ``title``, a blank line, ``machine_md(info)``, a
+    blank line."""
+    return [title, "", machine_md(info), ""]
 
 
 def _json_default(o: Any) -> Any:
@@ -494,6 +502,14 @@ def write_markdown(name: str, markdown: str, results_dir: str | None = None) -> 
     return mpath
 
 
+def publish_markdown(name: str, heading: str, lines: Sequence[str]) -> str:
+    """Prints ``heading`` followed by ``lines`` as one Markdown text and writes it as
+    ``<name>.md`` into the results folder; returns its path."""
+    text = heading + "\n".join(lines) + "\n"
+    print(text)
+    return write_markdown(name, text)
+
+
 def finish(
     benchmark: str,
     name: str,
@@ -528,6 +544,79 @@ def finish(
     write_results(name, rec, markdown(rec))
     print(f"wall {rec['wall_s']:.1f}s")
     return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# The start and end of a bench_*.py main: the options they share, the run, the record's name
+# ----------------------------------------------------------------------------------------------
+
+#: The options several benchmarks have: flag -> how a given value becomes ``add_argument``
+#: keywords (``dataset``/``datasets``: default; ``epochs``/``reps``/``threads``/``seed``: integer
+#: default; ``quick``: a switch, the value its help or True; ``name``: its help or None).
+_SHARED_OPTIONS: dict[str, Callable[[Any], dict[str, Any]]] = {
+    "dataset": lambda v: {"default": v},
+    "datasets": lambda v: {"default": v},
+    "epochs": lambda v: {"type": int, "default": v},
+    "reps": lambda v: {"type": int, "default": v},
+    "threads": lambda v: {"type": int, "default": v},
+    "seed": lambda v: {"type": int, "default": v},
+    "quick": lambda v: {"action": "store_true", "help": None if v is True else v},
+    "name": lambda v: {"default": None, "help": v},
+}
+
+
+def bench_parser(doc: str, **shared: Any):
+    """An ``argparse.ArgumentParser`` described by the first line of ``doc`` with the shared
+    options that ``shared`` names, in that order (see ``_SHARED_OPTIONS`` for the values).
+
+    Example: ``bench_parser(__doc__, dataset="ml-1m", epochs=8, threads=2, quick=True)``.
+    """
+    import argparse
+
+    unknown = set(shared) - set(_SHARED_OPTIONS)
+    if unknown:
+        raise TypeError(f"not shared benchmark options: {sorted(unknown)}")
+    p = argparse.ArgumentParser(description=doc.split("\n")[0])
+    for flag, value in shared.items():
+        p.add_argument("--" + flag, **_SHARED_OPTIONS[flag](value))
+    return p
+
+
+def result_name(args: Any, stem: str) -> str:
+    """``--name`` if given, else ``stem`` with ``_quick`` appended for a ``--quick`` run."""
+    return args.name or stem + ("_quick" if args.quick else "")
+
+
+def settings(args: Any, *names: str) -> dict[str, Any]:
+    """``{name: args.<name>}`` for the record's config, in the order given."""
+    return {n: getattr(args, n) for n in names}
+
+
+class Run:
+    """One benchmark run from the start of its main to ``finish``.
+
+    Creating it starts the clock (``t_start``), sets the thread count of neurec and, when imported,
+    PyTorch (``set_threads``) if ``threads`` is given, and collects and prints the machine info
+    (``info``).
+    """
+
+    def __init__(self, threads: int | None = None) -> None:
+        self.t_start = time.perf_counter()
+        if threads is not None:
+            set_threads(threads)
+        self.info = machine_info()
+        print_machine(self.info)
+
+    def finish(
+        self,
+        benchmark: str,
+        name: str,
+        config: dict[str, Any],
+        payload: dict[str, Any],
+        markdown: Callable[[dict[str, Any]], str],
+    ) -> int:
+        """``finish`` with this run's machine info and start time; returns the exit code 0."""
+        return finish(benchmark, name, self.info, config, payload, self.t_start, markdown)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -712,6 +801,69 @@ def result_record(
     }
 
 
+def run_protocol(
+    framework: str,
+    label: str,
+    args: Any,
+    run_start: tuple[float, list[float] | None],
+    data: Any,
+    load_s: float,
+    score: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    prepare: Callable[[np.ndarray, np.ndarray, np.ndarray], Any],
+    fit_epoch: Callable[[Any], float],
+    **config: Any,
+) -> dict[str, Any]:
+    """The baselines' protocol once the model is built; returns the ``result_record``.
+
+    Sampled HR@10 / NDCG@10 before training, then each epoch: fresh negatives
+    (``ncf_data.make_epoch``, cut to ``--quick``'s limit) turned into the framework's batch by
+    ``prepare(users, items, labels)`` (timed as sampling), one pass of ``fit_epoch(batch)``
+    returning the mean loss (timed as training), and the evaluation; the full ranking with
+    ``--full-eval``. ``run_start`` is ``(time.perf_counter(), loadavg())`` from the start of the
+    run; ``config`` goes to the record.
+    """
+    import ncf_data
+
+    t_wall, load_before = run_start
+    rng = np.random.default_rng(args.seed)
+    epochs, max_samples, eval_rows = quick_limits(args)
+    t0 = time.perf_counter()
+    hr0, ndcg0 = ncf_data.evaluate_sampled(score, data, max_rows=eval_rows)
+    init_eval = {"hr10": hr0, "ndcg10": ndcg0, "seconds": time.perf_counter() - t0}
+    print(
+        f"[{label} {args.model} {args.dataset}] users={data.n_users} items={data.n_items} "
+        f"train={data.num_train} test={data.test_users.size} threads={args.threads} | "
+        f"init HR@10={hr0:.4f} NDCG@10={ndcg0:.4f}",
+        flush=True,
+    )
+    history = []
+    for epoch in range(1, epochs + 1):
+        t0 = time.perf_counter()
+        users, items, labels = ncf_data.make_epoch(data, args.num_neg, rng)
+        if max_samples is not None:
+            users, items, labels = users[:max_samples], items[:max_samples], labels[:max_samples]
+        batch = prepare(users, items, labels)
+        sample_s = time.perf_counter() - t0
+        t0, c0 = time.perf_counter(), time.process_time()
+        loss = fit_epoch(batch)
+        train_s, train_cpu_s = time.perf_counter() - t0, time.process_time() - c0
+        history.append(evaluate_epoch(score, data, eval_rows, epoch, loss, users.size, sample_s,
+                                      train_s, train_cpu_s))
+    full = full_ranking(score, data) if args.full_eval else None
+    summary = summarize_epochs(history, time.perf_counter() - t_wall, full)
+    return result_record(framework, args, load_before, data, load_s, init_eval, history, summary,
+                         effective_epochs=epochs, max_samples_per_epoch=max_samples,
+                         eval_rows=eval_rows, **config)
+
+
+def save_result(record: dict[str, Any], args: Any, framework: str, datasets: Sequence[str]) -> int:
+    """Writes a baseline's record to ``--out`` or ``default_out`` unless ``--no-save``; returns
+    the exit code 0."""
+    if not args.no_save:
+        write_json(record, args.out or default_out(framework, args, datasets))
+    return 0
+
+
 def default_out(framework: str, args: Any, datasets: Sequence[str]) -> str:
     """The per-run output path of a baseline script.
 
@@ -742,9 +894,13 @@ def _parse_layers(text: str) -> tuple[int, ...]:
 
 def parse_args(description: str, optimizers: Sequence[str], argv: list[str] | None = None):
     """The command line shared by the baseline scripts (see bench_torch_baseline.py)."""
-    import argparse
-
-    p = argparse.ArgumentParser(description=description)
+    p = bench_parser(
+        description,
+        epochs=20,
+        threads=1,
+        seed=0,
+        quick="smoke run: <= 2 epochs, <= 50k samples per epoch, 300 test users",
+    )
     p.add_argument(
         "--dataset",
         default="ml-100k",
@@ -756,14 +912,6 @@ def parse_args(description: str, optimizers: Sequence[str], argv: list[str] | No
         help="folder of the split folders (default $NEUREC_DATA or /work/shared/data)",
     )
     p.add_argument("--model", default="neumf", choices=["gmf", "mlp", "neumf", "mf"])
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--quick",
-        action="store_true",
-        help="smoke run: <= 2 epochs, <= 50k samples per epoch, 300 test users",
-    )
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--num-neg", type=int, default=4)
     p.add_argument("--lr", type=float, default=0.001)

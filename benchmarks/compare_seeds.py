@@ -105,13 +105,9 @@ def main():
             f"| {m} | {fw} | {mean[0]:.4f} ± {sd[0]:.4f} | {mean[1]:.4f} ± {sd[1]:.4f} | "
             f"{best[0]:.4f} / {best[1]:.4f} |"
         )
-    text = (
-        f"# neurec vs PyTorch over seeds {args.seeds} (ml-100k, {args.epochs} epochs)\n\n"
-        + "\n".join(out)
-        + "\n"
-    )
-    print(text)
-    common.write_markdown("compare_seeds_ml-100k", text)
+    common.publish_markdown(
+        "compare_seeds_ml-100k",
+        f"# neurec vs PyTorch over seeds {args.seeds} (ml-100k, {args.epochs} epochs)\n\n", out)
 
 
 if __name__ == "__main__":

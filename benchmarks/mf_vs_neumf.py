@@ -81,15 +81,11 @@ def main():
             f"| **{name} mean** | {len(v)} seeds | {a[:, 0].mean():.4f} "
             f"| {a[:, 1].mean():.4f} | | |"
         )
-    text = (
+    common.publish_markdown(
+        "mf_vs_neumf_ml-100k",
         "# MF vs NeuMF with validation-based early stopping (ml-100k)\n\n"
         "MF: 64 factors, L2 1e-4 on touched rows, Adam 5e-4, 8 negatives, init N(0, 0.01). "
-        "NeuMF: paper defaults (factor 8, [64,32,16,8], Adam 1e-3, 4 negatives).\n\n"
-        + "\n".join(lines)
-        + "\n"
-    )
-    print(text)
-    common.write_markdown("mf_vs_neumf_ml-100k", text)
+        "NeuMF: paper defaults (factor 8, [64,32,16,8], Adam 1e-3, 4 negatives).\n\n", lines)
 
 
 if __name__ == "__main__":

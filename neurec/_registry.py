@@ -82,3 +82,37 @@ def get_registered_object(name: str,
     if custom_objects and name in custom_objects:
         return custom_objects[name]
     return _BY_NAME.get(name)
+
+
+def resolve(identifier: Any, kind: str, base: type, names: Mapping[str, type],
+            classes: Mapping[str, type],
+            build: Callable[[type, Dict[str, Any]], Any] = lambda cls, cfg: cls(**cfg),
+            hint: str = "") -> Any:
+    """The ``get()`` of initializers, optimizers and losses: one rule for all three.
+
+    An instance of ``base`` is returned as is; a string is a lower-case alias from
+    ``names`` or a class name from ``classes`` (built with no arguments); a Keras config
+    dict ``{"class_name": ..., "config": {...}}`` is built by ``build(cls, config)``.
+
+    Returns:
+        The object, or ``None`` when ``identifier`` is none of these (the caller raises
+        its own message, saying what it supports).
+
+    Raises:
+        ValueError: For an unknown name or class name (the message lists the known ones).
+    """
+    if isinstance(identifier, base):
+        return identifier
+    if isinstance(identifier, str):
+        cls = names.get(identifier.lower()) or classes.get(identifier)
+        if cls is None:
+            raise ValueError(f"Unknown {kind} {identifier!r}; expected one of "
+                             f"{sorted(names)}{hint}")
+        return cls()
+    if isinstance(identifier, dict) and "class_name" in identifier:
+        cls = classes.get(identifier["class_name"])
+        if cls is None:
+            raise ValueError(f"Unknown {kind} class {identifier['class_name']!r}; expected one "
+                             f"of {sorted(classes)}")
+        return build(cls, identifier.get("config", {}))
+    return None

@@ -10,6 +10,8 @@ from typing import Any, Dict, Optional, Sequence, Union
 
 import numpy as np
 
+from neurec._registry import resolve
+
 __all__ = [
     "Initializer", "Zeros", "Ones", "Constant", "RandomUniform", "RandomNormal",
     "TruncatedNormal", "GlorotUniform", "GlorotNormal", "HeUniform", "HeNormal",
@@ -215,18 +217,9 @@ def get(identifier: Union[str, dict, Initializer]) -> Initializer:
     Raises:
         ValueError: For an unknown name.
     """
-    if isinstance(identifier, Initializer):
-        return identifier
-    if isinstance(identifier, str):
-        cls = _ALIASES.get(identifier.lower()) or _CLASSES.get(identifier)
-        if cls is None:
-            raise ValueError(f"Unknown initializer {identifier!r}; expected one of {sorted(_ALIASES)}")
-        return cls()
-    if isinstance(identifier, dict) and "class_name" in identifier:
-        cls = _CLASSES.get(identifier["class_name"])
-        if cls is None:
-            raise ValueError(f"Unknown initializer class {identifier['class_name']!r}")
-        return cls(**identifier.get("config", {}))
+    out = resolve(identifier, "initializer", Initializer, _ALIASES, _CLASSES)
+    if out is not None:
+        return out
     raise ValueError(f"Could not interpret initializer {identifier!r}")
 
 

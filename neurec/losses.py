@@ -11,6 +11,7 @@ from typing import Any, Dict, Union
 import numpy as np
 
 from neurec import _core
+from neurec._registry import resolve
 
 __all__ = ["Loss", "BinaryCrossentropy", "MeanSquaredError", "MeanAbsoluteError",
            "binary_crossentropy", "mean_squared_error", "mean_absolute_error", "mse", "mae", "get"]
@@ -134,17 +135,10 @@ def get(identifier: Union[str, Loss, dict]) -> Loss:
     Raises:
         ValueError: For an unknown or unsupported loss.
     """
-    if isinstance(identifier, Loss):
-        return identifier
-    if isinstance(identifier, str):
-        cls = _BY_NAME.get(identifier.lower())
-        if cls is None:
-            raise ValueError(
-                f"Unknown loss {identifier!r}; expected one of {sorted(_BY_NAME)} "
-                "or a neurec.losses.Loss object")
-        return cls()
-    if isinstance(identifier, dict) and identifier.get("class_name") in _CLASSES:
-        return _CLASSES[identifier["class_name"]](**identifier.get("config", {}))
+    out = resolve(identifier, "loss", Loss, _BY_NAME, _CLASSES,
+                  hint=" or a neurec.losses.Loss object")
+    if out is not None:
+        return out
     if callable(identifier) and identifier in _FUNCS:
         return _FUNCS[identifier]()
     raise ValueError(

@@ -20,6 +20,7 @@ from typing import Any, Dict, List, Mapping, MutableMapping, NamedTuple, Union
 import numpy as np
 
 from neurec import _core
+from neurec._registry import resolve
 
 __all__ = ["Optimizer", "SGD", "Adam", "Adagrad", "RMSprop", "ALS", "get", "serialize"]
 
@@ -554,16 +555,11 @@ def get(identifier: Union[str, Optimizer, dict]) -> Optimizer:
     Raises:
         ValueError: For an unknown optimizer.
     """
-    if isinstance(identifier, Optimizer):
-        return identifier
-    if isinstance(identifier, str):
-        cls = _BY_NAME.get(identifier.lower())
-        if cls is None:
-            raise ValueError(f"Unknown optimizer {identifier!r}; expected one of {sorted(_BY_NAME)} "
-                             "or a neurec.optimizers.Optimizer object")
-        return cls()
-    if isinstance(identifier, dict) and identifier.get("class_name") in _CLASSES:
-        return _CLASSES[identifier["class_name"]].from_config(identifier.get("config", {}))
+    out = resolve(identifier, "optimizer", Optimizer, _BY_NAME, _CLASSES,
+                  build=lambda cls, cfg: cls.from_config(cfg),
+                  hint=" or a neurec.optimizers.Optimizer object")
+    if out is not None:
+        return out
     raise ValueError(f"Could not interpret optimizer {identifier!r}")
 
 

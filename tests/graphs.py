@@ -21,6 +21,15 @@ from neurec.models import Model
 NU, NI = 13, 11
 
 
+def interactions(n=2000, nu=30, ni=20, seed=0):
+    """n (user, item, label) rows over nu users and ni items; label 1 where (u + i) % 3 == 0."""
+    rng = np.random.default_rng(seed)
+    u = rng.integers(0, nu, n)
+    i = rng.integers(0, ni, n)
+    y = ((u + i) % 3 == 0).astype(np.float32)
+    return u, i, y
+
+
 def ncf_example(act="sigmoid"):
     u, i = Input(shape=(1,)), Input(shape=(1,))
     eu = Flatten()(Embedding(NU, 8)(u))

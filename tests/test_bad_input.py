@@ -1,4 +1,6 @@
 """Bad input gets a clear Python exception naming the argument and the fix."""
+import importlib
+
 import numpy as np
 import pytest
 
@@ -98,6 +100,24 @@ def test_input_shape_mismatch_in_fit():
     with pytest.raises(ValueError, match=r"input 'user' expects samples of shape \(1,\), got an array "
                                          r"of shape \(6, 2\)"):
         m.predict([np.zeros((6, 2), int), I])
+
+
+@pytest.mark.parametrize("module,alias,cls", [
+    ("optimizers", "adam", "Adam"), ("losses", "mse", "MeanSquaredError"),
+    ("initializers", "glorot_uniform", "GlorotUniform")])
+def test_one_resolution_rule_for_optimizers_losses_and_initializers(module, alias, cls):
+    mod = importlib.import_module(f"neurec.{module}")
+    base = type(mod.get(alias))
+    assert base.__name__ == cls
+    assert type(mod.get(cls)) is base  # a class name works as in Keras
+    obj = mod.get(alias)
+    assert mod.get(obj) is obj
+    assert type(mod.get({"class_name": cls, "config": {}})) is base
+    with pytest.raises(ValueError, match=f"Unknown {module[:-1] if module != 'losses' else 'loss'}"
+                       r" class 'Nope'; expected one of \["):
+        mod.get({"class_name": "Nope", "config": {}})
+    with pytest.raises(ValueError, match="Unknown .*'nope9'; expected one of"):
+        mod.get("nope9")
 
 
 def test_unknown_strings_and_fit_before_compile():

@@ -6,6 +6,7 @@ import pytest
 
 import neurec
 from graphs import data_for, neumf
+from graphs import interactions as data
 from neurec import callbacks, optimizers
 from neurec.layers import Dense, Dropout, Embedding, Flatten, Input, Multiply
 from neurec.models import Model, Sequential
@@ -15,14 +16,6 @@ def gmf(nu=30, ni=20, seed=None):
     u, i = Input(shape=(1,), name="user"), Input(shape=(1,), name="item")
     g = Multiply()([Flatten()(Embedding(nu, 8)(u)), Flatten()(Embedding(ni, 8)(i))])
     return Model([u, i], Dense(1, activation="sigmoid")(g))
-
-
-def data(n=2000, nu=30, ni=20, seed=0):
-    rng = np.random.default_rng(seed)
-    u = rng.integers(0, nu, n)
-    i = rng.integers(0, ni, n)
-    y = ((u + i) % 3 == 0).astype(np.float32)
-    return u, i, y
 
 
 def test_fit_history_validation_and_evaluate():

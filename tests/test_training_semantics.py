@@ -12,6 +12,7 @@ import pytest
 
 import neurec
 from graphs import data_for, dropout_masks, dropout_tower
+from graphs import interactions as data
 from neurec import _reference as ref
 from neurec import callbacks, losses, optimizers
 from neurec.layers import Dense, Embedding, Flatten, Input, Multiply
@@ -23,14 +24,6 @@ def gmf(nu=30, ni=20, k=8):
     g = Multiply()([Flatten()(Embedding(nu, k, name="users")(u)),
                     Flatten()(Embedding(ni, k, name="items")(i))])
     return Model([u, i], Dense(1, activation="sigmoid", name="out")(g))
-
-
-def data(n=2000, nu=30, ni=20, seed=0):
-    rng = np.random.default_rng(seed)
-    u = rng.integers(0, nu, n)
-    i = rng.integers(0, ni, n)
-    y = ((u + i) % 3 == 0).astype(np.float32)
-    return u, i, y
 
 
 def row_steps_max(model):

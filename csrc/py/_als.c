@@ -31,10 +31,7 @@ static PyObject *py_als_gram(PyObject *self, PyObject *args, PyObject *kw)
     enum nr_status s = NR_OK;
     RUN_ON_POOL(s, nr_als_gram(nr_arg_data(&g_a), nr_arg_data(&yo_a), nr_arg_data(&y_a),
                                nr_arg_data(&off_a), n, dim, pool));
-    if (nr_py_raise(s, "als_gram") < 0)
-        goto done;
-    Py_INCREF(Py_None);
-    result = Py_None;
+    result = nr_py_none_or_raise(s, "als_gram", NULL);
 done:
     NR_ARGS_RELEASE(&y_a, &off_a, &g_a, &yo_a);
     return result;
@@ -117,63 +114,52 @@ static int parse_als(PyObject *args, PyObject *kw, const char *fname, struct nr_
 }
 
 /* als_solve(indptr, indices, values|None, x, y, offset|None, gram, yo|None, alpha, reg, nu,
- *           solver, cg_steps, row0, row1): solve rows [row0, row1) of x in place. */
-static PyObject *py_als_solve(PyObject *self, PyObject *args, PyObject *kw)
+ *           solver, cg_steps, row0, row1): solve rows [row0, row1) of x in place (None);
+ * als_loss(<as als_solve>, data) -> float: the rows' part of the objective (loss != 0). */
+static PyObject *als_run(PyObject *args, PyObject *kw, int loss)
 {
-    (void)self;
     struct nr_als_args a;
     struct als_arrays c;
     int data;
     PyObject *result = NULL;
-    if (parse_als(args, kw, "als_solve", &a, &c, &data) < 0)
-        goto done;
-    enum nr_status s = NR_OK;
-    RUN_ON_POOL(s, nr_als_solve_rows(&a, pool));
-    if (s == NR_ERR_VALUE) {
-        PyErr_SetString(
-            PyExc_ValueError,
-            "ALS: invalid arguments or data (negative or non-finite interaction values, "
-            "a CSR row pointer that decreases, or a system that is not positive "
-            "definite: use regularization > 0)");
-        goto done;
-    }
-    if (nr_py_raise(s, "ALS") < 0)
-        goto done;
-    Py_INCREF(Py_None);
-    result = Py_None;
-done:
-    als_release(&c);
-    return result;
-}
-
-/* als_loss(<as als_solve>, data) -> float: the rows' part of the objective. */
-static PyObject *py_als_loss(PyObject *self, PyObject *args, PyObject *kw)
-{
-    (void)self;
-    struct nr_als_args a;
-    struct als_arrays c;
-    int data;
-    PyObject *result = NULL;
-    if (parse_als(args, kw, "als_loss", &a, &c, &data) < 0)
+    if (parse_als(args, kw, loss ? "als_loss" : "als_solve", &a, &c, &data) < 0)
         goto done;
     double out = 0.0;
     enum nr_status s = NR_OK;
-    RUN_ON_POOL(s, nr_als_loss(&a, data, &out, pool));
-    if (nr_py_raise(s, "ALS objective") < 0)
-        goto done;
-    result = PyFloat_FromDouble(out);
+    RUN_ON_POOL(s, loss ? nr_als_loss(&a, data, &out, pool) : nr_als_solve_rows(&a, pool));
+    if (!loss)
+        result = nr_py_none_or_raise(
+            s, "ALS",
+            "ALS: invalid arguments or data (negative or non-finite interaction values, "
+            "a CSR row pointer that decreases, or a system that is not positive "
+            "definite: use regularization > 0)");
+    else if (nr_py_raise(s, "ALS objective") == 0)
+        result = PyFloat_FromDouble(out);
 done:
     als_release(&c);
     return result;
 }
 
+static PyObject *py_als_solve(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    return als_run(args, kw, 0);
+}
+
+static PyObject *py_als_loss(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    return als_run(args, kw, 1);
+}
+
 PyMethodDef nr_py_als_methods[] = {
-    {"als_gram", NR_PY_KW(py_als_gram), METH_VARARGS | METH_KEYWORDS,
-     "als_gram(y, offset, gram, yo): Gramian y^T y and y^T offset."},
-    {"als_solve", NR_PY_KW(py_als_solve), METH_VARARGS | METH_KEYWORDS,
-     "als_solve(indptr, indices, values, x, y, offset, gram, yo, alpha, reg, nu, solver, "
-     "cg_steps, row0, row1): iALS solve of a range of rows, in place."},
-    {"als_loss", NR_PY_KW(py_als_loss), METH_VARARGS | METH_KEYWORDS,
-     "als_loss(<as als_solve>, data) -> float: iALS objective of the rows."},
+    NR_PY_KW_METHOD("als_gram", py_als_gram,
+                    "als_gram(y, offset, gram, yo): Gramian y^T y and y^T offset."),
+    NR_PY_KW_METHOD(
+        "als_solve", py_als_solve,
+        "als_solve(indptr, indices, values, x, y, offset, gram, yo, alpha, reg, nu, solver, "
+        "cg_steps, row0, row1): iALS solve of a range of rows, in place."),
+    NR_PY_KW_METHOD("als_loss", py_als_loss,
+                    "als_loss(<as als_solve>, data) -> float: iALS objective of the rows."),
     {NULL, NULL, 0, NULL},
 };

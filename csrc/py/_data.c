@@ -78,16 +78,10 @@ static PyObject *py_sample_epoch(PyObject *self, PyObject *args, PyObject *kw)
     RUN_ON_POOL(s, nr_sampler_epoch(&csr, nr_arg_data(&pu_a), nr_arg_data(&pi_a), n_pu, num_neg,
                                     nr_arg_data(&cdf_a), seed, pool, nr_arg_data(&ou_a),
                                     nr_arg_data(&oi_a), nr_arg_data(&ol_a)));
-    if (s == NR_ERR_VALUE) {
-        PyErr_SetString(PyExc_ValueError,
-                        "negative sampling: a user has interacted with every item, "
-                        "so no negative can be drawn; drop such users or lower num_negatives to 0");
-        goto done;
-    }
-    if (nr_py_raise(s, "negative sampling") < 0)
-        goto done;
-    Py_INCREF(Py_None);
-    result = Py_None;
+    result = nr_py_none_or_raise(
+        s, "negative sampling",
+        "negative sampling: a user has interacted with every item, "
+        "so no negative can be drawn; drop such users or lower num_negatives to 0");
 done:
     NR_ARGS_RELEASE(&ip, &ix, &pu_a, &pi_a, &cdf_a, &ou_a, &oi_a, &ol_a);
     return result;
@@ -165,23 +159,21 @@ static PyObject *py_score_topk(PyObject *self, PyObject *args, PyObject *kw)
                               nr_arg_data(&osc_a)};
     enum nr_status s = NR_OK;
     RUN_ON_POOL(s, nr_score_topk(&a, pool));
-    if (nr_py_raise(s, "recommend") < 0)
-        goto done;
-    Py_INCREF(Py_None);
-    result = Py_None;
+    result = nr_py_none_or_raise(s, "recommend", NULL);
 done:
     NR_ARGS_RELEASE(&u_a, &v_a, &b_a, &ip, &ix, &rows_a, &oid_a, &osc_a);
     return result;
 }
 
 PyMethodDef nr_py_data_methods[] = {
-    {"permutation", NR_PY_KW(py_permutation), METH_VARARGS | METH_KEYWORDS,
-     "permutation(n, seed) -> int64 array."},
-    {"sample_epoch", NR_PY_KW(py_sample_epoch), METH_VARARGS | METH_KEYWORDS,
-     "sample_epoch(indptr, indices, n_items, users, items, num_negatives, cdf, seed, out_users, "
-     "out_items, out_labels): one epoch of negatives."},
-    {"score_topk", NR_PY_KW(py_score_topk), METH_VARARGS | METH_KEYWORDS,
-     "score_topk(user_vectors, item_vectors, item_bias, k, indptr, indices, rows, out_ids, "
-     "out_scores): dot-product scores and top-k."},
+    NR_PY_KW_METHOD("permutation", py_permutation, "permutation(n, seed) -> int64 array."),
+    NR_PY_KW_METHOD(
+        "sample_epoch", py_sample_epoch,
+        "sample_epoch(indptr, indices, n_items, users, items, num_negatives, cdf, seed, out_users, "
+        "out_items, out_labels): one epoch of negatives."),
+    NR_PY_KW_METHOD(
+        "score_topk", py_score_topk,
+        "score_topk(user_vectors, item_vectors, item_bias, k, indptr, indices, rows, out_ids, "
+        "out_scores): dot-product scores and top-k."),
     {NULL, NULL, 0, NULL},
 };

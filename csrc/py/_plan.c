@@ -296,21 +296,19 @@ static PyObject *Plan_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     for (Py_ssize_t i = 0; i < n_params; i++)
         if (read_param(self, PyList_GET_ITEM(params_o, i), i, &self->params[i]) < 0)
             goto error;
-    struct nr_plan_desc desc, *d = &desc;
-    memset(d, 0, sizeof *d);
-    d->n_ops = (int32_t)n_ops;
-    d->ops = ops;
-    d->n_values = (int32_t)n_vals;
-    d->value_size = vs;
-    d->n_params = (int32_t)n_params;
-    d->params = self->params;
-    d->n_inputs = n_inputs;
-    d->output = output;
-    d->logits = logits;
-    d->loss = (enum nr_loss)loss;
-    d->sparse = sparse;
-    d->hogwild = hogwild;
-    if (read_optim(optim_o, &d->optim) < 0)
+    struct nr_plan_desc d = {.n_ops = (int32_t)n_ops,
+                             .ops = ops,
+                             .n_values = (int32_t)n_vals,
+                             .value_size = vs,
+                             .n_params = (int32_t)n_params,
+                             .params = self->params,
+                             .n_inputs = n_inputs,
+                             .output = output,
+                             .logits = logits,
+                             .loss = (enum nr_loss)loss,
+                             .sparse = sparse,
+                             .hogwild = hogwild};
+    if (read_optim(optim_o, &d.optim) < 0)
         goto error;
     if (output < 0 || output >= n_vals) {
         PyErr_SetString(PyExc_ValueError, "output value out of range");
@@ -318,7 +316,7 @@ static PyObject *Plan_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     }
     self->n_inputs = n_inputs;
     self->out_size = vs[output];
-    enum nr_status s = nr_plan_init(&self->plan, d);
+    enum nr_status s = nr_plan_init(&self->plan, &d);
     if (nr_py_raise(s, "plan") < 0)
         goto error;
     free(ops); /* nr_plan_init copied them */
@@ -521,10 +519,7 @@ static PyObject *Plan_predict(PlanObject *self, PyObject *args, PyObject *kw)
     enum nr_status s = NR_OK;
     RUN_PLAN_ON_POOL(self, s,
                      nr_plan_predict(self->plan, pool, inputs, 0, n_rows, nr_arg_data(&out_a)));
-    if (nr_py_raise(s, "predict") < 0)
-        goto done;
-    Py_INCREF(Py_None);
-    result = Py_None;
+    result = nr_py_none_or_raise(s, "predict", NULL);
 done:
     free_inputs(conv, inputs, self->n_inputs);
     NR_ARGS_RELEASE(&out_a);
@@ -532,11 +527,12 @@ done:
 }
 
 static PyMethodDef Plan_methods[] = {
-    {"fit", NR_PY_KW(Plan_fit), METH_VARARGS | METH_KEYWORDS,
-     "fit(inputs, y, idx, batch_size, step, seed) -> stats: train on rows idx in batches; step "
-     "is a 1-element int64 array advanced in place."},
-    {"predict", NR_PY_KW(Plan_predict), METH_VARARGS | METH_KEYWORDS,
-     "predict(inputs, out): forward pass over all rows into the float32 array out."},
+    NR_PY_KW_METHOD(
+        "fit", Plan_fit,
+        "fit(inputs, y, idx, batch_size, step, seed) -> stats: train on rows idx in batches; step "
+        "is a 1-element int64 array advanced in place."),
+    NR_PY_KW_METHOD("predict", Plan_predict,
+                    "predict(inputs, out): forward pass over all rows into the float32 array out."),
     {"set_optimizer", (PyCFunction)Plan_set_optimizer, METH_O,
      "set_optimizer(spec): the optimizer's new settings (an OptimizerSpec, read by field name)."},
     {NULL, NULL, 0, NULL},

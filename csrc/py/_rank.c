@@ -109,6 +109,18 @@ static int rk_threads_for(int n_threads, int64_t n_rows, int64_t work_per_row)
     return n_threads > 0 ? n_threads : NR_PY_MAX_THREADS; /* capped by the pool's size */
 }
 
+/* Run fn over n rows of work_per_row each (threads as rk_threads_for), then
+ * return the tuple (a, b) of the arrays it wrote, or NULL with the exception of
+ * the status for the call `what`. Borrows a and b. */
+static PyObject *rk_run_pair(nr_py_rows_fn fn, void *ctx, int64_t n, int n_threads,
+                             int64_t work_per_row, const char *what, PyObject *a, PyObject *b)
+{
+    enum nr_status st = nr_py_run_rows(fn, ctx, n, rk_threads_for(n_threads, n, work_per_row));
+    if (nr_py_raise(st, what) < 0)
+        return NULL;
+    return Py_BuildValue("(OO)", a, b);
+}
+
 /* ---------------------------------------------------------------------------
  * topk_rows
  * ------------------------------------------------------------------------- */
@@ -191,11 +203,7 @@ static PyObject *rk_topk_rows(PyObject *self, PyObject *args, PyObject *kwds)
         .ids = PyArray_DATA((PyArrayObject *)ids),
         .out = PyArray_DATA((PyArrayObject *)out),
     };
-    enum nr_status st =
-        nr_py_run_rows(rk_topk_job, &c, n_rows, rk_threads_for(n_threads, n_rows, n_cols));
-    if (nr_py_raise(st, "topk_rows") < 0)
-        goto done;
-    result = Py_BuildValue("(OO)", ids, out);
+    result = rk_run_pair(rk_topk_job, &c, n_rows, n_threads, n_cols, "topk_rows", ids, out);
 done:
     Py_XDECREF(ids);
     Py_XDECREF(out);
@@ -260,11 +268,7 @@ static PyObject *rk_count_sampled(PyObject *self, PyObject *args, PyObject *kwds
         .ranks = PyArray_DATA((PyArrayObject *)ranks),
         .auc = PyArray_DATA((PyArrayObject *)auc),
     };
-    enum nr_status st =
-        nr_py_run_rows(rk_sampled_job, &c, n, rk_threads_for(n_threads, n, c.n_neg));
-    if (nr_py_raise(st, "count_sampled") < 0)
-        goto done;
-    result = Py_BuildValue("(OO)", ranks, auc);
+    result = rk_run_pair(rk_sampled_job, &c, n, n_threads, c.n_neg, "count_sampled", ranks, auc);
 done:
     Py_XDECREF(ranks);
     Py_XDECREF(auc);
@@ -354,15 +358,9 @@ static PyObject *rk_count_full(PyObject *self, PyObject *args, PyObject *kwds)
                      (long long)c.n_items);
         goto done;
     }
-    if (st == NR_ERR_VALUE) {
-        PyErr_SetString(PyExc_ValueError, "pos_indices must hold strictly ascending item ids "
-                                          "within each row");
-        goto done;
-    }
-    if (nr_py_raise(st, "count_full") < 0)
-        goto done;
-    Py_INCREF(Py_None);
-    result = Py_None;
+    result = nr_py_none_or_raise(st, "count_full",
+                                 "pos_indices must hold strictly ascending item ids "
+                                 "within each row");
 done:
     NR_ARGS_RELEASE(&scores, &pip, &piv, &above, &auc, &indptr, &indices, &users);
     return result;
@@ -424,11 +422,7 @@ static PyObject *rk_score(PyObject *self, PyObject *args, PyObject *kwds)
     Py_BEGIN_ALLOW_THREADS
     st = nr_rank_score(ip, ab, au, n_users, (int64_t)k, &pu, &m);
     Py_END_ALLOW_THREADS
-    if (st == NR_ERR_VALUE) {
-        PyErr_SetString(PyExc_ValueError, "above must hold non-negative ranks");
-        goto done;
-    }
-    if (nr_py_raise(st, "score") < 0)
+    if (nr_py_raise_value(st, "score", "above must hold non-negative ranks") < 0)
         goto done;
     means_d = Py_BuildValue("{sdsdsdsdsdsdsdsL}", "hr", m.hr, "ndcg", m.ndcg, "mrr", m.mrr,
                             "precision", m.precision, "recall", m.recall, "map", m.map, "auc",
@@ -449,10 +443,9 @@ done:
 }
 
 PyMethodDef nr_py_rank_methods[] = {
-    {"topk_rows", NR_PY_KW(rk_topk_rows), METH_VARARGS | METH_KEYWORDS, rk_topk_rows_doc},
-    {"count_sampled", NR_PY_KW(rk_count_sampled), METH_VARARGS | METH_KEYWORDS,
-     rk_count_sampled_doc},
-    {"count_full", NR_PY_KW(rk_count_full), METH_VARARGS | METH_KEYWORDS, rk_count_full_doc},
-    {"score", NR_PY_KW(rk_score), METH_VARARGS | METH_KEYWORDS, rk_score_doc},
+    NR_PY_KW_METHOD("topk_rows", rk_topk_rows, rk_topk_rows_doc),
+    NR_PY_KW_METHOD("count_sampled", rk_count_sampled, rk_count_sampled_doc),
+    NR_PY_KW_METHOD("count_full", rk_count_full, rk_count_full_doc),
+    NR_PY_KW_METHOD("score", rk_score, rk_score_doc),
     {NULL, NULL, 0, NULL},
 };

@@ -201,3 +201,20 @@ int nr_py_raise(enum nr_status s, const char *what)
     }
     return -1;
 }
+
+int nr_py_raise_value(enum nr_status s, const char *what, const char *value_msg)
+{
+    if (s == NR_ERR_VALUE && value_msg) {
+        PyErr_SetString(PyExc_ValueError, value_msg);
+        return -1;
+    }
+    return nr_py_raise(s, what);
+}
+
+PyObject *nr_py_none_or_raise(enum nr_status s, const char *what, const char *value_msg)
+{
+    if (nr_py_raise_value(s, what, value_msg) < 0)
+        return NULL;
+    Py_INCREF(Py_None);
+    return Py_None;
+}

@@ -119,4 +119,12 @@ PyObject *nr_field_get(PyObject *obj, const char *what, const char *field);
  * for NR_OK (nothing raised), else -1. */
 int nr_py_raise(enum nr_status s, const char *what);
 
+/* As nr_py_raise, but NR_ERR_VALUE raises ValueError(value_msg) when value_msg
+ * is not NULL: the one invalid input a call's C function reports by status. */
+int nr_py_raise_value(enum nr_status s, const char *what, const char *value_msg);
+
+/* The result of a binding that returns None: a new reference to None for
+ * NR_OK, else NULL with the exception of nr_py_raise_value. */
+PyObject *nr_py_none_or_raise(enum nr_status s, const char *what, const char *value_msg);
+
 #endif /* NR_PY_CONVERT_H */

@@ -10,8 +10,9 @@
 
 #include "convert.h"
 
-/* A METH_VARARGS | METH_KEYWORDS function as a method table's PyCFunction. */
-#define NR_PY_KW(F) ((PyCFunction)(void (*)(void))(F))
+/* A method table's entry for F, a METH_VARARGS | METH_KEYWORDS function. */
+#define NR_PY_KW_METHOD(NAME, F, DOC) \
+    {NAME, (PyCFunction)(void (*)(void))(F), METH_VARARGS | METH_KEYWORDS, DOC}
 
 /* _plan.c: add the type Plan (a compiled model) to module m. Returns 0, or -1
  * with an error set. */

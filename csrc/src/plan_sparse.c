@@ -92,30 +92,39 @@ void nr_table_grad_reset(struct table_grad *tg)
     tg->n_rows = 0;
 }
 
+/* Run the statement that follows the arguments for each id (int64_t ID) that samples
+ * [B0, B1) of the batch read through an embedding op of table t whose gradient is
+ * needed, with G (const float *) the id's gradient row of D floats: ops in plan order,
+ * then samples, then the op's ids. A macro, so the inner loop stays a plain loop. */
+#define FOR_EACH_TABLE_GRAD(C, T, B0, B1, D, ID, G, ...)                                \
+    for (int oi_ = 0; oi_ < (C)->p->d.n_ops; oi_++) {                                   \
+        const struct nr_op *op_ = &(C)->p->ops[oi_];                                    \
+        if (op_->kind != NR_OP_EMBEDDING || op_->param[0] != (C)->p->tables[T].param || \
+            !(C)->p->needs_grad[op_->out])                                              \
+            continue;                                                                   \
+        const struct nr_array *a_ = &(C)->inputs[op_->in[0]];                           \
+        const int64_t m_ = op_->dim[0];                                                 \
+        const float *g_ = grad_of((C)->p, op_->out);                                    \
+        for (int64_t b_ = (B0); b_ < (B1); b_++) {                                      \
+            const int64_t s_ = sample_of((C), b_);                                      \
+            for (int64_t j_ = 0; j_ < m_; j_++) {                                       \
+                const int64_t ID = read_id(a_, s_ * m_ + j_);                           \
+                const float *G = g_ + (b_ * m_ + j_) * (D);                             \
+                __VA_ARGS__                                                             \
+            }                                                                           \
+        }                                                                               \
+    }
+
 /* Sum the gradients of table t over samples [s0, s1) of the batch into tg (reset
  * before), in sample order. */
 void nr_table_grad_gather(struct run_ctx *c, int t, struct table_grad *tg, int64_t s0, int64_t s1)
 {
-    struct nr_plan *p = c->p;
-    int param = p->tables[t].param;
-    const struct nr_table *tab = &p->tables[t].tab;
-    int64_t d = tab->cols;
-    for (int oi = 0; oi < p->d.n_ops; oi++) {
-        const struct nr_op *op = &p->ops[oi];
-        if (op->kind != NR_OP_EMBEDDING || op->param[0] != param || !p->needs_grad[op->out])
-            continue;
-        const struct nr_array *a = &c->inputs[op->in[0]];
-        int64_t m = op->dim[0];
-        const float *g = grad_of(p, op->out);
-        for (int64_t b = s0; b < s1; b++) {
-            int64_t s = sample_of(c, b);
-            for (int64_t j = 0; j < m; j++) {
-                int64_t id = read_id(a, s * m + j);
-                if (id >= 0 && id < tab->rows)
-                    tg_add(tg, id, g + (b * m + j) * d, d);
-            }
-        }
-    }
+    const struct nr_table *tab = &c->p->tables[t].tab;
+    const int64_t d = tab->cols;
+    FOR_EACH_TABLE_GRAD(c, t, s0, s1, d, id, g, {
+        if (id >= 0 && id < tab->rows)
+            tg_add(tg, id, g, d);
+    })
 }
 
 /* The rows of table t that thread ith updates, with their gradients: a row in
@@ -213,25 +222,11 @@ enum nr_status nr_plan_reserve_table_grads(struct nr_plan *p, int nth, int64_t r
 
 void nr_table_grad_dense(struct run_ctx *c, int t, int64_t r0, int64_t r1)
 {
-    struct nr_plan *p = c->p;
-    int param = p->tables[t].param;
-    float *dense = p->tables[t].dense;
-    int64_t d = p->tables[t].tab.cols;
+    float *dense = c->p->tables[t].dense;
+    const int64_t d = c->p->tables[t].tab.cols;
     memset(dense + r0 * d, 0, (size_t)((r1 - r0) * d) * sizeof(float));
-    for (int oi = 0; oi < p->d.n_ops; oi++) {
-        const struct nr_op *op = &p->ops[oi];
-        if (op->kind != NR_OP_EMBEDDING || op->param[0] != param || !p->needs_grad[op->out])
-            continue;
-        const struct nr_array *a = &c->inputs[op->in[0]];
-        int64_t m = op->dim[0];
-        const float *g = grad_of(p, op->out);
-        for (int64_t b = 0; b < c->bs; b++) {
-            int64_t s = sample_of(c, b);
-            for (int64_t j = 0; j < m; j++) {
-                int64_t id = read_id(a, s * m + j);
-                if (id >= r0 && id < r1)
-                    nr_axpy(dense + id * d, g + (b * m + j) * d, 1.0f, d);
-            }
-        }
-    }
+    FOR_EACH_TABLE_GRAD(c, t, 0, c->bs, d, id, g, {
+        if (id >= r0 && id < r1)
+            nr_axpy(dense + id * d, g, 1.0f, d);
+    })
 }

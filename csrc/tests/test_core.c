@@ -36,6 +36,8 @@
 #include "neurec/nr_status.h"
 #include "neurec/nr_table.h"
 
+#include "harness.h"
+
 /* ---- harness ------------------------------------------------------------- */
 
 static const char *g_section = "";
@@ -92,15 +94,9 @@ static void check_arr(const char *what, const float *got, const double *want, in
            first >= 0 ? want[first] : 0.0);
 }
 
-/* Test-local data generator (xorshift64*), independent of nr_rng. */
+/* Test-local data generator, independent of nr_rng. */
 static uint64_t t_state = 0x2545F4914F6CDD1DULL;
-static uint64_t t_next(void)
-{
-    t_state ^= t_state >> 12;
-    t_state ^= t_state << 25;
-    t_state ^= t_state >> 27;
-    return t_state * 0x2545F4914F6CDD1DULL;
-}
+static uint64_t t_next(void) { return xorshift64s(&t_state); }
 static double t_unif(void) { return (double)(t_next() >> 11) * 0x1.0p-53; }
 static float t_sym(float a) { return (float)((2.0 * t_unif() - 1.0) * a); }
 static void fill(float *x, int64_t n, float a)

@@ -16,6 +16,8 @@
 #include "neurec/nr_rank.h"
 #include "neurec/nr_topk.h"
 
+#include "harness.h"
+
 static int n_failed = 0;
 static int n_checks = 0;
 
@@ -30,15 +32,9 @@ static int n_checks = 0;
 
 #define CHECK_CLOSE(a, b) CHECK(fabs((double)(a) - (double)(b)) < 1e-12)
 
-/* xorshift64*: a test-local generator, so runs are reproducible. */
+/* A test-local generator, so runs are reproducible. */
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-static uint64_t rng_next(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 0x2545F4914F6CDD1Dull;
-}
+static uint64_t rng_next(void) { return xorshift64s(&rng_state); }
 static float rng_score(void)
 {
     /* Few distinct values, so ties are common. */

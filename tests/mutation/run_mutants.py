@@ -133,11 +133,10 @@ MUTANTS: List[Mutant] = [
       "        return float(np.mean((p > self.threshold)",
       T_MET, what="accuracy thresholds logits at 0.5"),
     M("mse-as-mae", "neurec/metrics.py",
-      "return float(np.mean((p - t) ** 2 * np.ones_like(p)))",
-      "return float(np.mean(np.abs(p - t) * np.ones_like(p)))",
+      "    error = staticmethod(np.square)", "    error = staticmethod(np.abs)",
       T_MET, what="evaluate's mse is the mae"),
     M("mae-from-sq-err", "neurec/metrics.py",
-      'return s["abs_err"] / max(s["elements"], 1.0)', 'return s["sq_err"] / max(s["elements"], 1.0)',
+      '    stat = "abs_err"', '    stat = "sq_err"',
       T_MET, what="fit's mae is the mse"),
     # -- callbacks/ ----------------------------------------------------------------------
     M("scheduler-not-applied", "neurec/callbacks/learning_rate.py",
