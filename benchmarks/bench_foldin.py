@@ -31,7 +31,6 @@ trained models between runs), ``--dataset planted`` (~3 min), ``--quick`` (~1 mi
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
@@ -220,24 +219,17 @@ def time_fold_in(path: str, s: Split, reps: int, n_users: int = 1000, per_user: 
 
 # -- main ----------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--dataset", default="ml-1m", help="ml-1m, ml-100k or planted")
+    ap = common.bench_parser(__doc__, dataset="ml-1m", epochs=20, reps=5, threads=2,
+                             quick="ml-100k, 3 epochs, 200 users", name=None)
     ap.add_argument("--holdout", type=int, default=1000, help="users left out of training")
     ap.add_argument("--models", default="neumf,mf,ials")
-    ap.add_argument("--epochs", type=int, default=20, help="training epochs (iALS: 15 sweeps)")
-    ap.add_argument("--threads", type=int, default=2, help="threads for training and scoring")
-    ap.add_argument("--reps", type=int, default=5, help="repetitions of the timings")
     ap.add_argument("--cache", default=None, help="folder keeping trained models between runs")
-    ap.add_argument("--grid", action="store_true", help="NeuMF fold-in settings grid")
-    ap.add_argument("--quick", action="store_true", help="ml-100k, 3 epochs, 200 users")
-    ap.add_argument("--name", default=None)
+    ap.add_argument("--grid", action="store_true", help="SGD fold-in settings around the defaults")
     args = ap.parse_args(argv)
     if args.quick:
         args.dataset, args.epochs, args.holdout, args.reps = "ml-100k", 3, 200, 2
         args.models = "neumf,mf"
-    t_start = time.perf_counter()
-    info = common.machine_info()
-    common.print_machine(info)
+    run = common.Run(args.threads)
     d = planted() if args.dataset == "planted" else load_dataset(args.dataset)
     s = Split(d, args.holdout)
     print(f"{args.dataset}: {d.n_users} users, {d.n_items} items, {d.num_train} positives; "
@@ -281,13 +273,12 @@ def main(argv: list[str] | None = None) -> int:
                      for m, t in timings[kind].items()}, flush=True)
         if args.grid and kind != "ials":
             grid += [{"model": kind, **g} for g in run_grid(path, s, ref, args.threads)]
-    name = args.name or f"foldin_{args.dataset}" + ("_quick" if args.quick else "")
-    config = {"dataset": args.dataset, "holdout": int(s.held.size), "epochs": args.epochs,
-              "threads": args.threads, "reps": args.reps, "defaults": DEFAULTS,
-              "models": args.models}
+    config = {**common.settings(args, "dataset", "epochs", "threads", "reps", "models"),
+              "holdout": int(s.held.size), "defaults": DEFAULTS}
     payload = {"rows": rows, "popularity": pop, "timings": timings, "grid": grid,
                "refold": refolds}
-    return common.finish("foldin", name, info, config, payload, t_start, markdown)
+    return run.finish("foldin", common.result_name(args, f"foldin_{args.dataset}"), config,
+                      payload, markdown)
 
 
 GRID = ([{}] + [{"learning_rate": x} for x in (0.005, 0.01, 0.05)]
@@ -352,8 +343,8 @@ def _pm(r: dict, k: str) -> str:
 
 def markdown(rec: dict[str, Any]) -> str:
     c = rec["config"]
-    lines = [f"# Fold-in of unseen users ({c['dataset']}, leave {c['holdout']} users out)", "",
-             common.machine_md(rec["machine"]), "",
+    lines = [*common.md_head(f"# Fold-in of unseen users ({c['dataset']}, leave "
+                             f"{c['holdout']} users out)", rec["machine"]),
              "Model A trains on every user, model B (same settings, seed 0) without the held-out "
              "users; these are then folded into B (`Model.fold_in`, seed 0) from their training "
              "interactions. HR@10 / NDCG@10 of their held-out test item: full ranking (among all "
