@@ -241,7 +241,9 @@ def fit_rows(model, scratch, matrix: InteractionMatrix, opts: FoldInOptions) -> 
     """
     loss = model.loss if model._compiled and not isinstance(model.optimizer, optimizers.ALS) \
         else losses.BinaryCrossentropy()
-    scratch.compile(optimizer=optimizers.Adam(opts.learning_rate), loss=loss)
+    # lazy Adam with each row's own step count for the bias correction: a row of a later group
+    # starts as the first group's did (the global count would give it steps ~3x as large)
+    scratch.compile(optimizer=optimizers.Adam(opts.learning_rate, catch_up=False), loss=loss)
     per_item = 1 + opts.num_negatives
     counts = matrix.user_counts().astype(np.int64) * per_item
     budget = MAX_STEP_SAMPLES * opts.steps_per_epoch
