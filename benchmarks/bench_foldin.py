@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 GRID = ([{}] + [{"learning_rate": x} for x in (0.005, 0.01, 0.05)]
-        + [{"epochs": x} for x in (4, 8, 32)] + [{"steps_per_epoch": x} for x in (4, 16)]
+        + [{"epochs": x} for x in (4, 8, 32)] + [{"steps_per_epoch": x} for x in (8, 16, 64)]
         + [{"init": "random"}, {"num_negatives": 8}])
 
 

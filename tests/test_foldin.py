@@ -371,8 +371,8 @@ def test_users_in_groups_when_a_step_would_be_too_large(models, monkeypatch):
     """Past MAX_STEP_SAMPLES samples a step, users are fitted group by group; each group
     sees only its own rows' samples."""
     hist, test = new_users()
-    # a group: 30 samples a step x 8 steps = 240 samples, ~5 users of ~9 items x 5 samples
-    monkeypatch.setattr(_foldin, "MAX_STEP_SAMPLES", 30)
+    # a group: 8 samples a step x 32 steps = 256 samples, ~5 users of ~9 items x 5 samples
+    monkeypatch.setattr(_foldin, "MAX_STEP_SAMPLES", 8)
     seen = []
     fit = Model.fit
 
@@ -402,7 +402,7 @@ def test_a_later_group_trains_as_the_first(models, monkeypatch, one_thread):
     """Regression: groups share one optimizer, whose global step count grows group by group;
     with it as Adam's bias correction a later group's rows took larger first steps (row norms
     +14 % from the first six users to the last six of twelve identical histories)."""
-    monkeypatch.setattr(_foldin, "MAX_STEP_SAMPLES", 8)  # 64 samples a group: one user each
+    monkeypatch.setattr(_foldin, "MAX_STEP_SAMPLES", 1)  # 32 samples a group: one user each
     model = _fresh("neumf")
     model.fold_in([new_users()[0][0]] * 12, seed=0)
     norms = np.linalg.norm(model.get_layer("gmf_user_embedding").embeddings[NU:], axis=1)

@@ -47,7 +47,7 @@ class FoldInOptions(NamedTuple):
 
 # chosen by measurement (benchmarks/bench_foldin.py, README "Fold-in")
 DEFAULTS: Dict[str, Any] = {"epochs": 16, "learning_rate": 0.02, "num_negatives": 4,
-                            "steps_per_epoch": 8, "init": "mean"}
+                            "steps_per_epoch": 32, "init": "mean"}
 # samples of one fold-in step at most; more users are folded in group by group (rows are
 # independent: the item side is fixed). A step's values (NeuMF: ~2 KB a sample) then stay in
 # cache: 1,000 users x 20 items on one thread take 0.33 s in groups of 4,096-sample steps,
@@ -74,7 +74,7 @@ def fold_in_options(method: Any = "auto", epochs: Any = DEFAULTS["epochs"],
     epochs = check_int("fold_in", "epochs", epochs, 1, "e.g. epochs=8")
     num_negatives = check_int("fold_in", "num_negatives", num_negatives, 1, "e.g. num_negatives=4")
     steps_per_epoch = check_int("fold_in", "steps_per_epoch", steps_per_epoch, 1,
-                                "e.g. steps_per_epoch=8")
+                                "e.g. steps_per_epoch=32")
     if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float, np.number)) \
             or not np.isfinite(learning_rate) or learning_rate <= 0:
         raise ValueError(f"fold_in: learning_rate must be a positive number, got {learning_rate!r}")
