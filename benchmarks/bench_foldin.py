@@ -184,13 +184,29 @@ def popularity(s: Split) -> dict[str, float]:
     return {"full_hr": fh, "full_ndcg": fn, "sampled_hr": sh, "sampled_ndcg": sn}
 
 
-def fold_in_copy(path: str, s: Split, threads: int, **kw):
+def fold_in_copy(path: str, s: Split, threads: int, seed: int = 0, **kw):
     """Load B, fold the held-out users in (timed, ``threads`` threads), return (model, ids, s)."""
     model = load_model(path)
     neurec.set_num_threads(threads)
     t0 = time.perf_counter()
-    ids = model.fold_in([h.tolist() for h in s.histories], seed=0, **kw)
+    ids = model.fold_in([h.tolist() for h in s.histories], seed=seed, **kw)
     return model, ids, time.perf_counter() - t0
+
+
+def fold_in_seeds(path: str, s: Split, ref: dict, threads: int, seeds: int, method: str
+                  ) -> dict[str, Any]:
+    """Fold-ins with seeds ``0..seeds-1``: each user's metrics averaged over the seeds, against
+    ``ref``; ``*_diff_seeds`` lists each seed's mean diff (their spread: the seed's share)."""
+    per_seed, secs = [], []
+    for seed in range(seeds):
+        model, ids, t = fold_in_copy(path, s, threads, seed=seed, method=method)
+        per_seed.append(metrics(model, s, ids, s.history_matrix(ids)))
+        secs.append(t)
+    mean = {k: np.mean([m[k] for m in per_seed], axis=0) for k in ref}
+    out = {"fold_in_s": float(np.median(secs)), "seeds": seeds, **compare(ref, mean)}
+    for k in ref:
+        out[k + "_diff_seeds"] = [float((m[k] - ref[k]).mean()) for m in per_seed]
+    return out
 
 
 # -- time ----------------------------------------------------------------------------------------
@@ -225,10 +241,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", default="neumf,mf,ials")
     ap.add_argument("--cache", default=None, help="folder keeping trained models between runs")
     ap.add_argument("--grid", action="store_true", help="SGD fold-in settings around the defaults")
+    ap.add_argument("--seeds", type=int, default=4, help="fold-in seeds of the main rows")
     args = ap.parse_args(argv)
     if args.quick:
         args.dataset, args.epochs, args.holdout, args.reps = "ml-100k", 3, 200, 2
-        args.models = "neumf,mf"
+        args.models, args.seeds = "neumf,mf", 2
     run = common.Run(args.threads)
     d = planted() if args.dataset == "planted" else load_dataset(args.dataset)
     s = Split(d, args.holdout)
@@ -253,11 +270,8 @@ def main(argv: list[str] | None = None) -> int:
                      **{k: float(v.mean()) for k, v in ref.items()}})
         print(rows[-1], flush=True)
         for method in MODELS[kind][3]:
-            model, ids, secs = fold_in_copy(path, s, args.threads, method=method)
-            neurec.set_num_threads(args.threads)
-            got = metrics(model, s, ids, s.history_matrix(ids))
-            rows.append({"model": kind, "users": f"fold-in {method}", "fold_in_s": secs,
-                         "threads": args.threads, **compare(ref, got)})
+            rows.append({"model": kind, "users": f"fold-in {method}", "threads": args.threads,
+                         **fold_in_seeds(path, s, ref, args.threads, args.seeds, method)})
             print(rows[-1], flush=True)
         if kind != "ials":
             together, single = rows[-1], one_at_a_time(path, s, ref, min(100, s.held.size),
@@ -273,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
                      for m, t in timings[kind].items()}, flush=True)
         if args.grid and kind != "ials":
             grid += [{"model": kind, **g} for g in run_grid(path, s, ref, args.threads)]
-    config = {**common.settings(args, "dataset", "epochs", "threads", "reps", "models"),
+    config = {**common.settings(args, "dataset", "epochs", "threads", "reps", "models", "seeds"),
               "holdout": int(s.held.size), "defaults": DEFAULTS}
     payload = {"rows": rows, "popularity": pop, "timings": timings, "grid": grid,
                "refold": refolds}
@@ -338,7 +352,11 @@ def _f(x: float, d: int = 4) -> str:
 
 
 def _pm(r: dict, k: str) -> str:
-    return f"{r[k + '_diff']:+.4f} ± {r[k + '_se']:.4f}" if k + "_diff" in r else ""
+    if k + "_diff" not in r:
+        return ""
+    out = f"{r[k + '_diff']:+.4f} ± {r[k + '_se']:.4f}"
+    seeds = r.get(k + "_diff_seeds")
+    return out + (f" [{min(seeds):+.3f}, {max(seeds):+.3f}]" if seeds else "")
 
 
 def markdown(rec: dict[str, Any]) -> str:
@@ -350,6 +368,8 @@ def markdown(rec: dict[str, Any]) -> str:
              "interactions. HR@10 / NDCG@10 of their held-out test item: full ranking (among all "
              "items they did not train on) and sampled (among the split's 99 negatives). Diff = "
              "folded-in minus the same users in A's full fit, ± its paired standard error. "
+             f"Fold-in rows: each user's metrics averaged over {c['seeds']} fold-in seeds "
+             "(in brackets: the range of the single seeds' diffs). "
              f"Fold-in defaults: {rec['config']['defaults']}.", "",
              "## Quality", "",
              "| model | users | full HR@10 | full NDCG@10 | sampled HR@10 | sampled NDCG@10 "
