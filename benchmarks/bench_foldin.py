@@ -296,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 GRID = ([{}] + [{"learning_rate": x} for x in (0.005, 0.01, 0.05)]
-        + [{"epochs": x} for x in (4, 8, 32)] + [{"steps_per_epoch": x} for x in (8, 16, 64)]
+        + [{"epochs": x} for x in (4, 8, 32)] + [{"batch_per_user": x} for x in (16, 25, 64)]
         + [{"init": "random"}, {"num_negatives": 8}])
 
 
@@ -335,7 +335,8 @@ def refold(b, s: Split, n: int, threads: int, method: str) -> dict[str, Any]:
 
 def one_at_a_time(path: str, s: Split, ref: dict, n: int, threads: int) -> dict[str, Any]:
     """The first ``n`` held-out users folded in one call each, against the same users in
-    one call of all of them (``steps_per_epoch`` makes a row train the same either way)."""
+    one call of all of them (steps of ``batch_per_user`` samples per user: the same either
+    way)."""
     model = load_model(path)
     neurec.set_num_threads(threads)
     ids = np.array([model.fold_in([s.histories[r].tolist()], seed=r)[0] for r in range(n)])
@@ -364,7 +365,7 @@ def markdown(rec: dict[str, Any]) -> str:
     lines = [*common.md_head(f"# Fold-in of unseen users ({c['dataset']}, leave "
                              f"{c['holdout']} users out)", rec["machine"]),
              "Model A trains on every user, model B (same settings, seed 0) without the held-out "
-             "users; these are then folded into B (`Model.fold_in`, seed 0) from their training "
+             "users; these are then folded into B (`Model.fold_in`) from their training "
              "interactions. HR@10 / NDCG@10 of their held-out test item: full ranking (among all "
              "items they did not train on) and sampled (among the split's 99 negatives). Diff = "
              "folded-in minus the same users in A's full fit, ± its paired standard error. "

@@ -358,7 +358,7 @@ def test_frozen_layers_give_the_same_embedding_step(sparse, one_thread):
     assert not np.array_equal(rows[1][0], start)
 
 
-# -- steps per epoch: a row trains the same alone or in a group -------------------------
+# -- steps of batch_per_user samples per user: alone or in a group, the same training -----
 def test_alone_or_together_the_same_quality(models):
     hist, test = new_users()
     together, _ = models["neumf"].recommend(histories=hist, k=10, seed=0)
@@ -369,28 +369,25 @@ def test_alone_or_together_the_same_quality(models):
 
 def test_users_in_groups_when_a_step_would_be_too_large(models, monkeypatch):
     """Past MAX_STEP_SAMPLES samples a step, users are fitted group by group; each group
-    sees only its own rows' samples."""
+    sees only its own rows' samples, in steps of batch_per_user samples per user."""
     hist, test = new_users()
-    # a group: 8 samples a step x 32 steps = 256 samples, ~5 users of ~9 items x 5 samples
-    monkeypatch.setattr(_foldin, "MAX_STEP_SAMPLES", 8)
-    seen = []
+    monkeypatch.setattr(_foldin, "MAX_STEP_SAMPLES", 200)  # 5 users a group (40 samples each)
+    seen, batches = [], []
     fit = Model.fit
 
     def spy(self, x, *args, **kwargs):
         seen.append(np.flatnonzero(x.matrix.user_counts()))
+        batches.append(kwargs["batch_size"])
         return fit(self, x, *args, **kwargs)
 
     monkeypatch.setattr(Model, "fit", spy)
     ids, _ = models["neumf"].recommend(histories=hist, k=10, seed=0)
-    assert len(seen) >= 6
+    assert [len(s) for s in seen] == [5] * 8 and batches == [200] * 8
     np.testing.assert_array_equal(np.concatenate(seen), np.arange(len(hist)))
     assert _hit_rate(ids, test) > 0.6
 
 
-def test_groups_and_rows():
-    counts = np.array([5, 5, 5, 20, 1, 1])
-    assert _foldin._groups(counts, 10) == [2, 3, 4, 6]
-    assert _foldin._groups(counts, 100) == [6]
+def test_rows_of_a_group():
     m = InteractionMatrix.from_arrays([0, 1, 1, 2, 3], [4, 0, 5, 2, 1], shape=(4, 6))
     part = _foldin._rows(m, 1, 3)
     assert part.shape == (4, 6)
@@ -402,7 +399,7 @@ def test_a_later_group_trains_as_the_first(models, monkeypatch, one_thread):
     """Regression: groups share one optimizer, whose global step count grows group by group;
     with it as Adam's bias correction a later group's rows took larger first steps (row norms
     +14 % from the first six users to the last six of twelve identical histories)."""
-    monkeypatch.setattr(_foldin, "MAX_STEP_SAMPLES", 1)  # 32 samples a group: one user each
+    monkeypatch.setattr(_foldin, "MAX_STEP_SAMPLES", 40)  # one user a group
     model = _fresh("neumf")
     model.fold_in([new_users()[0][0]] * 12, seed=0)
     norms = np.linalg.norm(model.get_layer("gmf_user_embedding").embeddings[NU:], axis=1)

@@ -40,25 +40,25 @@ class FoldInOptions(NamedTuple):
     epochs: int
     learning_rate: float
     num_negatives: int
-    steps_per_epoch: int
+    batch_per_user: int
     init: str
     seed: int
 
 
 # chosen by measurement (benchmarks/bench_foldin.py, README "Fold-in")
 DEFAULTS: Dict[str, Any] = {"epochs": 16, "learning_rate": 0.02, "num_negatives": 4,
-                            "steps_per_epoch": 32, "init": "mean"}
-# samples of one fold-in step at most; more users are folded in group by group (rows are
-# independent: the item side is fixed). A step's values (NeuMF: ~2 KB a sample) then stay in
-# cache: 1,000 users x 20 items on one thread take 0.33 s in groups of 4,096-sample steps,
-# 0.70 s in one group of 12,500-sample steps (the same samples and row steps).
+                            "batch_per_user": 40, "init": "mean"}
+# samples of one fold-in step at most: users are folded in group by group (rows are
+# independent: the item side is fixed), so that a step's values (NeuMF: ~2 KB a sample) stay
+# in cache: 1,000 users x 20 items on one thread take 0.33 s with steps of 4,096 samples,
+# 0.70 s with steps of 12,500 (the same samples and row steps).
 MAX_STEP_SAMPLES = 1 << 12
 
 
 def fold_in_options(method: Any = "auto", epochs: Any = DEFAULTS["epochs"],
                     learning_rate: Any = DEFAULTS["learning_rate"],
                     num_negatives: Any = DEFAULTS["num_negatives"],
-                    steps_per_epoch: Any = DEFAULTS["steps_per_epoch"],
+                    batch_per_user: Any = DEFAULTS["batch_per_user"],
                     init: Any = DEFAULTS["init"],
                     seed: Any = None) -> FoldInOptions:
     """Check the fold-in settings (``method`` still possibly ``'auto'``).
@@ -73,13 +73,13 @@ def fold_in_options(method: Any = "auto", epochs: Any = DEFAULTS["epochs"],
         raise ValueError(f"fold_in: init must be one of {INITS}, got {init!r}")
     epochs = check_int("fold_in", "epochs", epochs, 1, "e.g. epochs=8")
     num_negatives = check_int("fold_in", "num_negatives", num_negatives, 1, "e.g. num_negatives=4")
-    steps_per_epoch = check_int("fold_in", "steps_per_epoch", steps_per_epoch, 1,
-                                "e.g. steps_per_epoch=32")
+    batch_per_user = check_int("fold_in", "batch_per_user", batch_per_user, 1,
+                               "e.g. batch_per_user=40")
     if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float, np.number)) \
             or not np.isfinite(learning_rate) or learning_rate <= 0:
         raise ValueError(f"fold_in: learning_rate must be a positive number, got {learning_rate!r}")
     seed = check_seed("fold_in", seed)
-    return FoldInOptions(method, epochs, float(learning_rate), num_negatives, steps_per_epoch, init,
+    return FoldInOptions(method, epochs, float(learning_rate), num_negatives, batch_per_user, init,
                          0 if seed is None else seed)
 
 
@@ -234,40 +234,24 @@ def _borrow(dst, src) -> None:
 def fit_rows(model, scratch, matrix: InteractionMatrix, opts: FoldInOptions) -> None:
     """Train the scratch model's user rows on ``matrix`` (the C ``fit``).
 
-    Every epoch is ``steps_per_epoch`` Adam steps, each over an equal share of the epoch's
-    samples (every history's items and their fresh negatives, shuffled): each row takes
-    the same steps whether its user is folded in alone or with thousands of others. Past
-    ``MAX_STEP_SAMPLES`` samples a step, the users are fitted group by group.
+    Users are fitted in groups of up to ``MAX_STEP_SAMPLES // batch_per_user``, in their
+    order; a group's step takes ``batch_per_user`` samples per user of the group (every
+    history's items with fresh negatives, shuffled), so an epoch is about ``(mean history
+    length) x (1 + num_negatives) / batch_per_user`` steps, whether a user is folded in
+    alone or with thousands of others.
     """
     loss = model.loss if model._compiled and not isinstance(model.optimizer, optimizers.ALS) \
         else losses.BinaryCrossentropy()
     # lazy Adam with each row's own step count for the bias correction: a row of a later group
     # starts as the first group's did (the global count would give it steps ~3x as large)
     scratch.compile(optimizer=optimizers.Adam(opts.learning_rate, catch_up=False), loss=loss)
-    per_item = 1 + opts.num_negatives
-    counts = matrix.user_counts().astype(np.int64) * per_item
-    budget = MAX_STEP_SAMPLES * opts.steps_per_epoch
-    start = 0
-    for group, stop in enumerate(_groups(counts, budget)):
-        part = _rows(matrix, start, stop)
-        n = int(counts[start:stop].sum())
-        sampler = NegativeSampler(part, num_negatives=opts.num_negatives,
+    per_group = max(1, MAX_STEP_SAMPLES // opts.batch_per_user)
+    for group, start in enumerate(range(0, matrix.shape[0], per_group)):
+        stop = min(matrix.shape[0], start + per_group)
+        sampler = NegativeSampler(_rows(matrix, start, stop), num_negatives=opts.num_negatives,
                                   seed=(opts.seed + group) % 2**64)
-        scratch.fit(sampler, epochs=opts.epochs, batch_size=-(-n // opts.steps_per_epoch),
+        scratch.fit(sampler, epochs=opts.epochs, batch_size=opts.batch_per_user * (stop - start),
                     verbose=0, seed=(opts.seed + 0x9E37 * group) % 2**64)
-        start = stop
-
-
-def _groups(counts: np.ndarray, budget: int) -> List[int]:
-    """Ends of consecutive row ranges of at most ``budget`` samples (at least one row each)."""
-    ends, total = [], 0
-    for r, c in enumerate(counts.tolist()):
-        if total and total + c > budget:
-            ends.append(r)
-            total = 0
-        total += c
-    ends.append(counts.size)
-    return ends
 
 
 def _rows(m: InteractionMatrix, start: int, stop: int) -> InteractionMatrix:
@@ -354,7 +338,7 @@ class FoldIn:
                 unknown: str = "error", method: str = "auto", epochs: int = DEFAULTS["epochs"],
                 learning_rate: float = DEFAULTS["learning_rate"],
                 num_negatives: int = DEFAULTS["num_negatives"],
-                steps_per_epoch: int = DEFAULTS["steps_per_epoch"],
+                batch_per_user: int = DEFAULTS["batch_per_user"],
                 init: str = DEFAULTS["init"],
                 user_input: Optional[str] = None, item_input: Optional[str] = None
                 ) -> np.ndarray:
@@ -365,13 +349,13 @@ class FoldIn:
         stays bit for bit as it is. With ``method='sgd'`` a copy of the model's graph
         holding only the new rows is trained by the C ``fit``: Adam, ``epochs`` passes over
         the histories with ``num_negatives`` fresh negatives per item (drawn outside each
-        history), each pass ``steps_per_epoch`` steps, so a row trains the same way whether
-        its user is folded in alone or with thousands of others. With ``method='solve'``
-        (dot-product models: ``MF``, ``GMF``, a ``Dot`` of two embeddings) each row is the
-        exact iALS solve against the fixed item side, as :meth:`partial_fit_users`.
-        ``'auto'`` solves for a model compiled with :class:`neurec.optimizers.ALS` and
-        trains otherwise (a solve does not match item vectors learned with a logistic loss
-        as well as training does).
+        history), in steps of ``batch_per_user`` samples per user, so that a user trains the
+        same way whether folded in alone or with thousands of others. With
+        ``method='solve'`` (dot-product models: ``MF``, ``GMF``, a ``Dot`` of two
+        embeddings) each row is the exact iALS solve against the fixed item side, as
+        :meth:`partial_fit_users`. ``'auto'`` solves for a model compiled with
+        :class:`neurec.optimizers.ALS` and trains otherwise (on item vectors learned with a
+        logistic loss the solve ranks badly).
 
         With an attached user encoder (:meth:`attach_encoders`) the new users are named by
         raw ids (``users=`` or the keys of a dict) and the encoder learns them; an
@@ -392,8 +376,9 @@ class FoldIn:
             unknown: ``'error'`` raises for history items the model does not know;
                 ``'ignore'`` skips them with a warning.
             method: ``'auto'``, ``'sgd'`` or ``'solve'`` (see above).
-            epochs, learning_rate, num_negatives, steps_per_epoch: The training of
-                ``method='sgd'`` (defaults measured on ML-1M, README "Fold-in").
+            epochs, learning_rate, num_negatives, batch_per_user: The training of
+                ``method='sgd'`` (defaults measured on ML-1M and generated data, README
+                "Fold-in").
             init: Initial rows: ``'random'`` (the table's initializer, seeded) or
                 ``'mean'`` (the mean of the existing rows).
             user_input, item_input: Names of the id inputs when not the first two.
@@ -437,7 +422,7 @@ class FoldIn:
             raise ValueError("fold_in: the model has a user encoder: pass the new users' raw ids "
                              "(users= or a dict {user: items}) so that it learns them")
         options = dict(method=method, epochs=epochs, learning_rate=learning_rate,
-                       num_negatives=num_negatives, steps_per_epoch=steps_per_epoch, init=init)
+                       num_negatives=num_negatives, batch_per_user=batch_per_user, init=init)
         scratch, tables, matrix = self._fold_in(histories, seed, self.item_encoder, unknown,
                                                 user_input, item_input, options)
         n = matrix.shape[0]
