@@ -32,7 +32,7 @@ SCRIPTS = sorted(
 )
 
 
-def test_every_benchmark_script_starts():
+def test_every_benchmark_script_starts(tmp_path):
     """``--help`` of every script, in one child process: imports and argument parsers work
     without the optional peers (torch, keras, implicit are imported only when a run needs them).
     """
@@ -56,11 +56,14 @@ print(failed)
 sys.exit(1 if failed else 0)
 """
     assert len(SCRIPTS) >= 10, SCRIPTS
+    # cwd: `python -c` puts the working directory first on sys.path, and a source tree there
+    # (the sdist's, in .ci/package.sh) would shadow the installed package and its C core
     r = subprocess.run(
         [sys.executable, "-c", code] + [os.path.join(BENCH_DIR, f) for f in SCRIPTS],
         capture_output=True,
         text=True,
         timeout=300,
+        cwd=tmp_path,
     )
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
 
