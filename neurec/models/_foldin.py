@@ -26,7 +26,7 @@ from neurec.models import recommend as recommend_mod
 from neurec.models._dot import dot_parts
 from neurec.models._training import check_int, check_seed, default_seed
 
-__all__ = ["FoldInOptions", "fold_in_options", "histories_matrix", "scratch_model",
+__all__ = ["FoldIn", "FoldInOptions", "fold_in_options", "histories_matrix", "scratch_model",
            "fit_rows"]
 
 METHODS = ("auto", "sgd", "solve")
