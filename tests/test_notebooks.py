@@ -85,12 +85,11 @@ def _table_rows(text):
     return rows
 
 
-def test_quickstart_notebook_executes(tmp_path, monkeypatch):
+def _execute(path: Path, tmp_path, monkeypatch, timeout: int):
+    """Run the notebook at ``path`` in a fresh kernel, small and fast, in ``tmp_path``."""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
-    pytest.importorskip("matplotlib")
-
     # The kernel is a fresh process: make it import this checkout's neurec.
     pkg_root = str(Path(neurec.__file__).resolve().parents[1])
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
@@ -99,15 +98,19 @@ def test_quickstart_notebook_executes(tmp_path, monkeypatch):
     monkeypatch.setenv("NEUREC_NB_EPOCHS", "2")
     monkeypatch.delenv("NEUREC_MOVIELENS", raising=False)
     monkeypatch.chdir(tmp_path)
-
-    nb = nbformat.read(str(QUICKSTART), as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+    nb = nbformat.read(str(path), as_version=4)
+    client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3",
                                      resources={"metadata": {"path": str(tmp_path)}})
     try:
         client.execute()
     except nbclient.exceptions.CellExecutionError as exc:
         pytest.fail(f"a notebook cell raised:\n{exc}")
+    return nb
 
+
+def test_quickstart_notebook_executes(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    nb = _execute(QUICKSTART, tmp_path, monkeypatch, timeout=300)
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors, [f"{e.ename}: {e.evalue}" for e in errors]
     text, mimes = _outputs(nb)
@@ -144,22 +147,7 @@ def test_daily_update_is_committed_without_outputs_and_has_parameters():
 
 def test_daily_update_notebook_executes(tmp_path, monkeypatch):
     """The daily-update story runs on the small purchase log in a fresh kernel (< 20 s)."""
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    pytest.importorskip("ipykernel")
-    pkg_root = str(Path(neurec.__file__).resolve().parents[1])
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        p for p in (pkg_root, os.environ.get("PYTHONPATH", "")) if p))
-    monkeypatch.setenv("NEUREC_NB_SMALL", "1")
-    monkeypatch.setenv("NEUREC_NB_EPOCHS", "2")
-    monkeypatch.chdir(tmp_path)
-    nb = nbformat.read(str(DAILY), as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
-                                     resources={"metadata": {"path": str(tmp_path)}})
-    try:
-        client.execute()
-    except nbclient.exceptions.CellExecutionError as exc:
-        pytest.fail(f"a notebook cell raised:\n{exc}")
+    nb = _execute(DAILY, tmp_path, monkeypatch, timeout=120)
     text, _ = _outputs(nb)
     m = re.search(r"(\d+) new customers, (\d+) new products", text)
     assert m and int(m.group(1)) > 0, text[:2000]
