@@ -40,15 +40,18 @@ def _readme_example():
     return m.group(1).strip()
 
 
-def test_quickstart_is_committed_without_outputs_and_has_parameters():
-    cells, nb = _code_sources(QUICKSTART)
+@pytest.mark.parametrize("name,expected", [
+    ("01_quickstart.ipynb", ['EPOCHS = int(os.environ.get("NEUREC_NB_EPOCHS", 10))',
+                             "NEUREC_NB_SMALL", "NEUREC_MOVIELENS"]),
+    ("02_daily_update.ipynb", ["NEUREC_NB_EPOCHS", "NEUREC_NB_SMALL"])])
+def test_notebook_is_committed_without_outputs_and_has_parameters(name, expected):
+    cells, nb = _code_sources(ROOT / "notebooks" / name)
     assert nb["metadata"]["kernelspec"]["name"] == "python3"
     for cell in cells:
         assert cell.get("outputs", []) == [] and cell.get("execution_count") is None, \
             "commit notebooks without outputs (clear them before committing)"
     params = _source(cells[0])
-    assert 'EPOCHS = int(os.environ.get("NEUREC_NB_EPOCHS", 10))' in params
-    assert "NEUREC_NB_SMALL" in params and "NEUREC_MOVIELENS" in params
+    assert all(e in params for e in expected), params
     assert "parameters" in cells[0].get("metadata", {}).get("tags", [])
 
 
@@ -132,17 +135,6 @@ def test_quickstart_notebook_executes(tmp_path, monkeypatch):
 
 
 DAILY = ROOT / "notebooks" / "02_daily_update.ipynb"
-
-
-def test_daily_update_is_committed_without_outputs_and_has_parameters():
-    cells, nb = _code_sources(DAILY)
-    assert nb["metadata"]["kernelspec"]["name"] == "python3"
-    for cell in cells:
-        assert cell.get("outputs", []) == [] and cell.get("execution_count") is None, \
-            "commit notebooks without outputs (clear them before committing)"
-    params = _source(cells[0])
-    assert "NEUREC_NB_EPOCHS" in params and "NEUREC_NB_SMALL" in params
-    assert "parameters" in cells[0].get("metadata", {}).get("tags", [])
 
 
 def test_daily_update_notebook_executes(tmp_path, monkeypatch):
