@@ -255,7 +255,8 @@ dense_backward_impl(enum nr_simd_level level, float *restrict gx, float *restric
             for (int64_t j = 0; j < n; j++)
                 gb[j] += gy[r * n + j];
     /* gw (k x n) += x^T (k x rows) . gy (rows x n) */
-    gemm_at(level, gw, n, x, 1, k, gy, n, k, n, rows, 1);
+    if (gw)
+        gemm_at(level, gw, n, x, 1, k, gy, n, k, n, rows, 1);
     if (!gx)
         return;
     if (n == 1) {

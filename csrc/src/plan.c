@@ -153,6 +153,9 @@ static int64_t op_scratch_floats(const struct nr_op *op)
     return 2 * (fa * c + fb * c) + fa + fb;
 }
 
+/* Whether parameter i exists and is updated by fit. */
+static int trainable(const struct nr_plan_desc *d, int i) { return i >= 0 && !d->params[i].frozen; }
+
 enum nr_status nr_plan_init(struct nr_plan **out, const struct nr_plan_desc *d)
 {
     *out = NULL;
@@ -203,8 +206,10 @@ enum nr_status nr_plan_init(struct nr_plan **out, const struct nr_plan_desc *d)
         if (op->kind == NR_OP_DROPOUT)
             op->dim[0] = p->value_size[op->out];
         p->op_scratch_size[i] = op_scratch_floats(op);
-        /* needs_grad: produced from a parameter, directly or through another value */
-        int ng = op->kind == NR_OP_EMBEDDING || op->kind == NR_OP_DENSE;
+        /* needs_grad: produced from a trainable parameter, directly or through another
+         * value (a frozen parameter's gradient is never used, so never computed) */
+        int ng = (op->kind == NR_OP_EMBEDDING || op->kind == NR_OP_DENSE) &&
+                 (trainable(d, op->param[0]) || trainable(d, op->param[1]));
         if (op->kind != NR_OP_INPUT && op->kind != NR_OP_EMBEDDING)
             for (int j = 0; j < op->n_in; j++)
                 ng |= p->needs_grad[op->in[j]];

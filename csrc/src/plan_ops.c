@@ -352,10 +352,12 @@ static void dense_backward(struct run_ctx *c, int ith, int oi, int64_t b0, int64
     int in = op->in[0];
     int64_t si = p->value_size[in];
     float *gx = p->needs_grad[in] ? grad_of(p, in) + b0 * si : NULL;
-    float *gw = tg + p->dense_off[op->param[0]];
-    float *gb = op->param[1] >= 0 ? tg + p->dense_off[op->param[1]] : NULL;
-    nr_dense_backward(gx, gw, gb, out_grad(p, op, b0), act_of(p, in) + b0 * si,
-                      p->d.params[op->param[0]].w,
+    const struct nr_param *w = &p->d.params[op->param[0]];
+    float *gw = w->frozen ? NULL : tg + p->dense_off[op->param[0]];
+    float *gb = op->param[1] >= 0 && !p->d.params[op->param[1]].frozen
+                    ? tg + p->dense_off[op->param[1]]
+                    : NULL;
+    nr_dense_backward(gx, gw, gb, out_grad(p, op, b0), act_of(p, in) + b0 * si, w->w,
                       p->twt + (size_t)ith * (size_t)(p->wt_max ? p->wt_max : 1), nb * op->dim[0],
                       op->dim[1], op->dim[2]);
 }

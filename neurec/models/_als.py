@@ -270,11 +270,24 @@ def partial_fit_users(model, users, interactions, opt=None) -> np.ndarray:
         # interactions solves to); the optimizer keeps every other row's state
         model.resize_embeddings({e.name: need for e in (parts.user, parts.user_bias)
                                  if e is not None}, initializer="zeros")
+    return solve_user_rows(parts, users, m, opt)
+
+
+def solve_user_rows(parts: DotParts, users: np.ndarray, m, opt) -> np.ndarray:
+    """Solve the user rows ``users`` (and their biases) for the rows of ``m``, the item side
+    fixed, and write them into the user tables; returns the vectors, ``(len(users), f)``.
+
+    The item side is what multiplies the user vector in the score: ``q_i``, or ``h * q_i``
+    for GMF's ``Dense(1)`` with kernel ``h`` (1 after an ALS fit, so the same rows).
+    """
     tr = ALSTrainer.__new__(ALSTrainer)  # the item side only: no full matrix to index
-    tr.model, tr.parts, tr.opt = model, parts, opt
+    tr.parts, tr.opt = parts, opt
     tr.nu, tr.ni, tr.f = parts.user.input_dim, parts.item.input_dim, parts.user.output_dim
     tr.ub, tr.ib = parts.user_bias is not None, parts.item_bias is not None
     tr.Q = ALSTrainer._gather(parts.item, parts.item_bias)
+    if parts.gmf_dense is not None and np.any(parts.gmf_dense.kernel != 1.0):
+        tr.Q = tr.Q.copy() if tr.Q is parts.item.embeddings else tr.Q
+        tr.Q[:, :tr.f] *= parts.gmf_dense.kernel[:, 0]
     x = np.zeros((users.size, tr.f + (1 if tr.ub else 0)), np.float32)
     args = tr._args("u", x, solver=_SOLVERS["cholesky"], csr=_csr(m, users.size))
     _core.als_solve(*args, 0, users.size)

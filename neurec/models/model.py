@@ -17,6 +17,7 @@ from neurec.layers.base import KerasTensor, Layer
 from neurec.models import _als, _data, _functional, _training, saving
 from neurec.models import recommend as recommend_mod
 from neurec.models._chunks import run_chunked
+from neurec.models._foldin import FoldIn
 from neurec.models._lifecycle import Lifecycle
 from neurec.models._plan import PLAN_LOCK, lower, plan_is_current, plan_key
 from neurec.models._resize import ResizeMixin
@@ -27,7 +28,7 @@ __all__ = ["Model"]
 
 
 @register_serializable()
-class Model(ResizeMixin, RetireMixin, Lifecycle):
+class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
     """A model: a graph of layers from ``inputs`` to ``outputs`` (Keras functional API).
 
     Example:
@@ -475,10 +476,11 @@ class Model(ResizeMixin, RetireMixin, Lifecycle):
         return vals[0] if len(vals) == 1 else vals
 
     # -- recommendation ------------------------------------------------------------
-    def recommend(self, users, k: int = 10, exclude=None, items=None, user_features=None,
+    def recommend(self, users=None, k: int = 10, exclude=None, items=None, user_features=None,
                   item_features=None, user_input: Optional[str] = None,
                   item_input: Optional[str] = None, user_encoder=None, item_encoder=None,
-                  unknown: str = "error"):
+                  unknown: str = "error", histories=None, seed: Optional[int] = None,
+                  fold_in_options: Optional[Dict[str, Any]] = None):
         """The ``k`` best items for each user, scored in C across all cores.
 
         Works for any model with a user-id input and an item-id input (by default the
@@ -507,7 +509,16 @@ class Model(ResizeMixin, RetireMixin, Lifecycle):
             unknown: ``'error'`` (default) raises for users outside the model's id range;
                 ``'popular'`` gives them the most popular candidate items (cold start),
                 popularity coming from the training data of a ``NegativeSampler`` fit or
-                from ``exclude``.
+                from ``exclude``. With ``histories``: ``'error'`` or ``'ignore'`` (skip,
+                with a warning) for history items the model does not know.
+            histories: Instead of ``users``, users the model has never seen, each given by
+                the items they interacted with (a list of item-id lists, raw ids with an
+                item encoder, or a sparse matrix with one row per user): they are folded
+                in on scratch rows (as
+                :meth:`fold_in`, whose settings ``fold_in_options`` takes) and ranked; the
+                model is not changed. ``exclude`` is then None (skip each history's items)
+                or False (skip nothing). Row ``r`` of the result is history ``r``.
+            seed: Seed of the fold-in with ``histories`` (default: neurec's global RNG).
 
         Returns:
             ``(item_ids, scores)``, arrays of shape ``(len(users), k)``, best first; scores
@@ -519,6 +530,14 @@ class Model(ResizeMixin, RetireMixin, Lifecycle):
         Raises:
             ValueError: For unknown users (with ``unknown='error'``), ``k < 1``, bad ids.
         """
+        if histories is not None:
+            if users is not None:
+                raise ValueError("recommend: pass users or histories, not both")
+            _, _, item_encoder = self._recommend_defaults(False, False, item_encoder)
+            return self._recommend_histories(histories, k, exclude, items, item_encoder, unknown,
+                                             seed, user_input, item_input, fold_in_options, Model)
+        if users is None:
+            raise ValueError("recommend: pass users (ids the model knows) or histories")
         exclude, user_encoder, item_encoder = self._recommend_defaults(exclude, user_encoder,
                                                                        item_encoder)
         return recommend_mod.recommend(

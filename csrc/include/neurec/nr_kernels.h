@@ -25,8 +25,9 @@ void nr_dense_forward(float *y, const float *x, const float *w, const float *b, 
                       int64_t k, int64_t n);
 
 /* Backward of nr_dense_forward for gy (rows*n):
- * gx (rows*k) += gy @ w^T when gx != NULL; gw (k*n) += x^T @ gy; gb (n) += sum of gy rows when gb
- * != NULL. wt is caller scratch of k*n floats (receives w^T). */
+ * gx (rows*k) += gy @ w^T when gx != NULL; gw (k*n) += x^T @ gy when gw != NULL (NULL: a frozen
+ * kernel); gb (n) += sum of gy rows when gb != NULL. wt is caller scratch of k*n floats
+ * (receives w^T). */
 void nr_dense_backward(float *gx, float *gw, float *gb, const float *gy, const float *x,
                        const float *w, float *wt, int64_t rows, int64_t k, int64_t n);
 
