@@ -123,7 +123,7 @@ elif [[ "$SANITIZER" == thread ]]; then
     # process); the rest of the threaded tests pass too but take ~9 minutes.
     # Also the ranking functions on the shared pools from two threads.
     export NEUREC_STRESS_SECONDS="${NEUREC_STRESS_SECONDS:-4}"
-    args=(tests/test_thread_stress.py tests/test_platform.py tests/test_evaluation_metrics.py
+    args=(tests/test_thread_stress.py tests/test_platform.py tests/test_evaluation_ranking.py
           -k "everything_at_once or racing or one_model_from_two or shared_pools")
 else
     # Excluded:
