@@ -173,10 +173,10 @@ def _empty_message(empty: np.ndarray, n: int) -> str:
 
 
 # -- the scratch model -------------------------------------------------------------------
-def user_tables(model, u_in) -> List[Embedding]:
-    """The Embedding layers that take the user ids of input ``u_in``."""
-    return [n.layer for n in model._nodes_in_order
-            if isinstance(n.layer, Embedding) and n.inputs[0] is u_in]
+def input_tables(model, u_in) -> List[Embedding]:
+    """The Embedding layers that take the ids of input ``u_in`` (as ``resize_embeddings``
+    finds them)."""
+    return model._embeddings_by_input().get(u_in.node.layer.name, [])
 
 
 def scratch_model(model, u_in, n_rows: int, init: str, seed: int):
@@ -186,7 +186,7 @@ def scratch_model(model, u_in, n_rows: int, init: str, seed: int):
     Returns:
         ``(scratch, tables)``: the scratch model and its user tables (trainable).
     """
-    own = {l.name for l in user_tables(model, u_in)}
+    own = {l.name for l in input_tables(model, u_in)}
     config = model.get_config()
     for entry in config["layers"]:
         c = entry["config"] = dict(entry["config"])
@@ -292,14 +292,12 @@ def fold_in_scratch(model, histories, uslot: int, islot: int, opts: FoldInOption
         uslot, islot: Positions of the user-id and item-id inputs.
     """
     u_in, i_in = model.inputs[uslot], model.inputs[islot]
-    n_items = None
-    for n in model._nodes_in_order:
-        if isinstance(n.layer, Embedding) and n.inputs[0] is i_in:
-            n_items = n.layer.input_dim
-    if n_items is None:
+    item_tables = input_tables(model, i_in)
+    if not item_tables:
         raise ValueError("fold_in: the model's item input feeds no Embedding")
+    n_items = item_tables[-1].input_dim
     matrix = histories_matrix(histories, n_items, item_encoder, unknown)
-    if not user_tables(model, u_in):
+    if not input_tables(model, u_in):
         raise ValueError("fold_in: the model's user input feeds no Embedding: there are no user "
                          "rows to fit")
     method = resolve_method(model, opts.method, u_in, i_in)
@@ -429,7 +427,7 @@ class FoldIn:
         if raw is not None and raw.size != n:
             raise ValueError(f"fold_in: {raw.size} users for {n} histories")
         uslot = id_slots(self, user_input, item_input)[0]
-        own = {t.name: t for t in user_tables(self, self.inputs[uslot])}
+        own = {t.name: t for t in input_tables(self, self.inputs[uslot])}
         rows = min(t.input_dim for t in own.values())
         if raw is not None:
             new_enc = uenc.copy().partial_fit(raw)
