@@ -1,7 +1,8 @@
 """Keras APIs of ``Model`` beyond fit/predict/evaluate, and Keras's arguments neurec cannot use.
 
 * :class:`KerasAPIMixin` (a base class of :class:`neurec.models.Model`):
-  ``train_on_batch``, ``test_on_batch`` and ``to_json``, as in Keras 3, and
+  ``train_on_batch``, ``test_on_batch``, ``save``/``save_weights``/``load_weights``
+  (the file formats are in ``saving.py``) and ``to_json``, as in Keras 3, and
   :func:`model_from_json`, its inverse.
 * The rule for an argument Keras has and neurec cannot honour: it works, or warns once
   per process (:func:`warn_ignored`, a ``UserWarning`` naming the argument and why it has
@@ -18,7 +19,7 @@ from neurec import optimizers as optimizers_mod
 from neurec._registry import get_registered_object
 from neurec.callbacks import CallbackList
 from neurec.layers.base import limit_weight_elements
-from neurec.models import _data, _training
+from neurec.models import _data, _training, saving
 
 __all__ = ["KerasAPIMixin", "model_from_json", "warn_ignored"]
 
@@ -175,7 +176,8 @@ def _result(logs: Dict[str, float], return_dict: bool):
 
 
 class KerasAPIMixin:
-    """``train_on_batch``, ``test_on_batch``, ``to_json`` (a base class of ``Model``)."""
+    """``train_on_batch``, ``test_on_batch``, ``save``, ``save_weights``, ``load_weights``,
+    ``to_json`` (a base class of ``Model``)."""
 
     def _batch_data(self, fn: str, x, y):
         if not self._compiled:
@@ -297,6 +299,44 @@ class KerasAPIMixin:
         cbs.on_test_batch_end(0, logs)
         cbs.on_test_end(dict(logs))
         return logs
+
+    def save(self, filepath, overwrite: bool = True, **kwargs) -> None:
+        """Save graph, weights, compile settings and optimizer state to one ``.neurec``
+        (or ``.keras``: the same format) file, atomically; no pickle. ``kwargs``:
+        ``include_optimizer``, ``save_format``, ``zipped`` (:func:`neurec.models.saving.save_model`).
+
+        Raises:
+            ValueError: If ``filepath`` does not end in ``.neurec`` or ``.keras`` (the
+                message names the file to use: Keras's ``.h5`` is not written).
+            FileExistsError: If it exists and ``overwrite`` is False.
+
+        Example:
+            >>> model.save("ncf.keras"); same = neurec.models.load_model("ncf.keras")
+        """
+        saving.save_model(self, filepath, overwrite=overwrite, **kwargs)
+
+    def save_weights(self, filepath, overwrite: bool = True) -> None:
+        """Save the weights alone to a ``.weights.npz`` file (atomically).
+
+        Raises:
+            ValueError: For another name; Keras's ``.weights.h5`` (HDF5) names the
+                ``.weights.npz`` to use instead.
+            FileExistsError: If it exists and ``overwrite`` is False.
+
+        Example:
+            >>> model.save_weights("ncf.weights.npz"); twin.load_weights("ncf.weights.npz")
+        """
+        saving.save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath, skip_mismatch: bool = False) -> None:
+        """Load weights from :meth:`save_weights` or a ``.neurec``/``.keras`` model file,
+        in place; with ``skip_mismatch=True`` layers whose stored shapes differ are
+        skipped with a warning (as Keras). See :func:`neurec.models.saving.load_weights`.
+
+        Raises:
+            ValueError: If the file is corrupted, HDF5, or its shapes do not match.
+        """
+        saving.load_weights(self, filepath, skip_mismatch=skip_mismatch)
 
     def to_json(self, **kwargs) -> str:
         """The model's architecture (:meth:`get_config`) as a JSON string, as

@@ -14,7 +14,7 @@ from neurec import metrics as metrics_mod
 from neurec import optimizers as optimizers_mod
 from neurec._registry import get_registered_object, register_serializable
 from neurec.layers.base import KerasTensor, Layer
-from neurec.models import _als, _data, _functional, _keras_api, _training, saving
+from neurec.models import _als, _data, _functional, _keras_api, _training
 from neurec.models import recommend as recommend_mod
 from neurec.models._chunks import run_chunked
 from neurec.models._foldin import FoldIn
@@ -644,21 +644,6 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
     def _from_graph(cls, inputs: List[KerasTensor], output: KerasTensor,
                     name: Optional[str]) -> "Model":
         return cls(inputs, output, name=name)
-
-    def save(self, filepath, overwrite: bool = True, **kwargs) -> None:
-        """Save graph, weights, compile settings and optimizer state to one ``.neurec``
-        (or ``.keras``) file: see :func:`neurec.models.saving.save_model`."""
-        saving.save_model(self, filepath, overwrite=overwrite, **kwargs)
-
-    def save_weights(self, filepath, overwrite: bool = True) -> None:
-        """Save the weights alone to a ``.weights.npz`` file (atomically); Keras's
-        ``.weights.h5`` (HDF5) raises, naming the ``.weights.npz`` to use."""
-        saving.save_weights(self, filepath, overwrite=overwrite)
-
-    def load_weights(self, filepath, skip_mismatch: bool = False) -> None:
-        """Load weights saved by :meth:`save_weights` (or from a ``.neurec``/``.keras``
-        model file), in place: see :func:`neurec.models.saving.load_weights`."""
-        saving.load_weights(self, filepath, skip_mismatch=skip_mismatch)
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}>"
