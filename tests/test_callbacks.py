@@ -353,7 +353,7 @@ def test_checkpoint_save_weights_only(tmp_path):
 
 @pytest.mark.parametrize("path, weights_only, expected", [
     ("m.h5", False, "'m.neurec'"), ("m.weights.npz", False, "save_weights_only=True"),
-    ("m.weights.h5", True, "'m.weights.npz'"), ("m.neurec", True, "'m.weights.npz'"),
+    ("m.weights.json", True, "'m.weights.npz'"), ("m.neurec", True, "'m.weights.npz'"),
     ("m.keras", True, "save_weights_only=False"), ("m.weights.h5", False, "'m.neurec'"),
 ])
 def test_checkpoint_rejects_wrong_suffix(path, weights_only, expected):

@@ -1,6 +1,7 @@
 """save/load_model, save/load_weights: round trips, atomic writes, corrupted files."""
 import functools
 import os
+import warnings
 import zipfile
 
 import numpy as np
@@ -45,7 +46,7 @@ def test_save_weights_round_trip_and_suffixes(tmp_path):
     m2.load_weights(tmp_path / "w.weights.npz")
     np.testing.assert_array_equal(m.predict(xs), m2.predict(xs))
     with pytest.raises(ValueError, match=r"\.weights\.npz"):
-        m.save_weights(tmp_path / "w.h5")
+        m.save_weights(tmp_path / "w.pkl")
     with pytest.raises(ValueError, match=r"\.neurec"):
         m.save(tmp_path / "m.pkl")
 
@@ -202,10 +203,10 @@ def test_weights_file_written_before_the_models_refactor_loads():
 
 # -- file names: one rule for save, save_weights, load_model, load_weights, ModelCheckpoint --
 # name -> what save / save_weights / ModelCheckpoint write under it (None: refused by all;
-# .weights.h5 is Keras's HDF5 weights: the refusal names the .weights.npz to use)
+# Keras's weights names hold neurec's weights format, with a warning that it is not HDF5)
 NAMES = {"m.neurec": "model", "m.keras": "model", "m.weights.npz": "weights",
-         "m.weights.h5": None, "m.weights.json": None, "m.h5": None, "m.hdf5": None,
-         "m.pkl": None}
+         "m.weights.h5": "keras-weights", "m.h5": "keras-weights", "m.hdf5": "keras-weights",
+         "m.weights.json": None, "m.pkl": None}
 
 
 @pytest.mark.parametrize("name", sorted(NAMES))
@@ -221,6 +222,13 @@ def test_every_file_name_works_or_raises_naming_the_file_and_the_fix(tmp_path, n
             callbacks.ModelCheckpoint(path, save_weights_only=weights_only)
             save(path)
             continue
+        if kind == "keras-weights" and weights_only:
+            for make in (functools.partial(callbacks.ModelCheckpoint, save_weights_only=True),
+                         save):
+                with pytest.warns(UserWarning, match="not HDF5") as w:
+                    make(path)
+                assert repr(path) in str(w[0].message)
+            continue
         want = stem + (".weights.npz" if weights_only else ".neurec")
         checkpoint = functools.partial(callbacks.ModelCheckpoint, save_weights_only=weights_only)
         for make in (save, checkpoint):
@@ -233,18 +241,35 @@ def test_every_file_name_works_or_raises_naming_the_file_and_the_fix(tmp_path, n
         np.testing.assert_array_equal(load_model(path).predict(xs), m.predict(xs))
         fresh.load_weights(path)
         np.testing.assert_array_equal(fresh.predict(xs), m.predict(xs))
-    elif kind == "weights":
+    elif kind in ("weights", "keras-weights"):
         with pytest.raises(ValueError, match="load_weights") as e:
             load_model(path)
         assert path in str(e.value)
         fresh.load_weights(path)
         np.testing.assert_array_equal(fresh.predict(xs), m.predict(xs))
-    elif name != "m.pkl":  # Keras's HDF5 names: refused by name, whatever the file holds
-        (tmp_path / name).write_bytes(b"\x89HDF\r\n\x1a\n")
+    if name.endswith(("h5", "hdf5")):  # a real HDF5 file (Keras wrote it): refused by content
+        (tmp_path / name).write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(64))
         for load in (load_model, fresh.load_weights):
             with pytest.raises(ValueError, match="HDF5") as e:
                 load(path)
             assert repr(path) in str(e.value)
+
+
+def test_keras_weights_checkpoint_runs_unchanged_with_one_note(tmp_path):
+    """Keras code: ModelCheckpoint('w{epoch}.weights.h5', save_weights_only=True) trains,
+    notes once (when made) that the files are neurec's format, and every file loads."""
+    m, xs, y = trained()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ckpt = callbacks.ModelCheckpoint(str(tmp_path / "w{epoch}.weights.h5"),
+                                         save_weights_only=True)
+        m.fit(xs, y, epochs=2, batch_size=64, verbose=0, callbacks=[ckpt])
+    notes = [w for w in caught if "not HDF5" in str(w.message)]
+    assert len(notes) == 1, [str(w.message) for w in caught]
+    assert sorted(os.listdir(tmp_path)) == ["w1.weights.h5", "w2.weights.h5"]
+    fresh = neumf()
+    fresh.load_weights(tmp_path / "w2.weights.h5")
+    np.testing.assert_array_equal(fresh.predict(xs), m.predict(xs))
 
 
 def test_loading_reads_what_a_file_holds_whatever_its_name(tmp_path):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import warnings
 
 from neurec._filenames import check_model_path, check_weights_path, stem
 from neurec.callbacks.base import _print
@@ -21,7 +22,7 @@ class ModelCheckpoint(MonitorCallback):
             ``.neurec`` or ``.keras`` (the whole model, `Model.save`; the
             same format under both names) or, with ``save_weights_only=True``,
             in ``.weights.npz`` (`Model.save_weights`; Keras's
-            ``.weights.h5`` raises, naming the ``.weights.npz`` to use).
+            ``.weights.h5`` is written in neurec's weights format, with a note).
             Missing directories are created.
         monitor: Quantity compared when ``save_best_only=True``.
         verbose: ``1`` prints a message for each save decision.
@@ -143,7 +144,9 @@ class ModelCheckpoint(MonitorCallback):
         if dirname:
             os.makedirs(dirname, exist_ok=True)
         if self.save_weights_only:
-            self.model.save_weights(filepath)
+            with warnings.catch_warnings():  # the note on a '.weights.h5' name came at __init__
+                warnings.simplefilter("ignore", UserWarning)
+                self.model.save_weights(filepath)
         else:
             self.model.save(filepath)
 

@@ -316,11 +316,12 @@ class KerasAPIMixin:
         saving.save_model(self, filepath, overwrite=overwrite, **kwargs)
 
     def save_weights(self, filepath, overwrite: bool = True) -> None:
-        """Save the weights alone to a ``.weights.npz`` file (atomically).
+        """Save the weights alone to a ``.weights.npz`` file (atomically). Keras's
+        ``.weights.h5`` name works too: the file holds neurec's format (not HDF5), with a
+        ``UserWarning`` saying so, and ``load_weights`` reads it back.
 
         Raises:
-            ValueError: For another name; Keras's ``.weights.h5`` (HDF5) names the
-                ``.weights.npz`` to use instead.
+            ValueError: For another name (the message names the file to use).
             FileExistsError: If it exists and ``overwrite`` is False.
 
         Example:

@@ -565,9 +565,9 @@ def save_weights(model, filepath, overwrite: bool = True) -> None:
     """Save the weights alone to a ``.weights.npz`` file, atomically (``model.save_weights``).
 
     Raises:
-        ValueError: If ``filepath`` does not end in ``.weights.npz`` (for Keras's
-            ``.weights.h5`` the message names the ``.weights.npz`` file to use), or for
-            the weights of a diverged model.
+        ValueError: If ``filepath`` does not end in ``.weights.npz`` or Keras's
+            ``.weights.h5`` (written in neurec's format, with a note), or for the
+            weights of a diverged model.
         FileExistsError: If it exists and ``overwrite`` is False.
     """
     filepath = check_weights_path(filepath, "save_weights", "; model.save(" + repr(
