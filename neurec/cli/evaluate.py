@@ -82,9 +82,11 @@ def _run(args) -> int:
         inside = (users < seen.shape[0]) & (items < seen.shape[1])
         overlap = int(seen.contains(users[inside], items[inside]).sum())
         if overlap:
-            note(f"{overlap:,} of the {users.size:,} pairs are in the model's seen-matrix: the "
-                 "model was trained on them (neurec train refits on all the data unless "
-                 "--no-refit), so these metrics are optimistic; they are still ranked")
+            note(f"{overlap:,} of the {users.size:,} pairs are already in the model's "
+                 "seen-matrix (repeat purchases, or pairs the model was trained on, as after "
+                 "neurec train's refit on all the data): they are still ranked, so the metrics "
+                 "may be optimistic; neurec recommend leaves such pairs out unless "
+                 "--allow-repeats")
     per_user = np.bincount(users)
     what = (f"{users.size:,} held-out pairs of {np.count_nonzero(per_user):,} customers")
     evaluate_and_print(model, model.name, users, items, seen, n_items, args.k, args.protocol,

@@ -31,6 +31,8 @@ from neurec.cli._output import check_output, write_recommendations
 
 PROG = "neurec recommend"
 UNKNOWN = ("error", "popular")
+MAX_BLOCK = 8192
+PAIRS_PER_BLOCK = 1 << 27  # NeuMF: ~10 s of scoring on 2 cores; a few MB of output
 
 
 def parser() -> argparse.ArgumentParser:
@@ -65,9 +67,10 @@ def parser() -> argparse.ArgumentParser:
                    help="Column of --users holding the ids (default %(default)s).")
     p.add_argument("--sep", default=",", metavar="CHAR",
                    help="Field separator of --users (default '%(default)s').")
-    p.add_argument("--block-users", type=positive_int, default=8192, metavar="N",
+    p.add_argument("--block-users", type=positive_int, default=None, metavar="N",
                    help="Customers scored per block between two writes and progress updates; "
-                   "memory grows with it (default %(default)s).")
+                   "memory grows with it (default: 2**27 (customer, product) pairs per block, "
+                   f"at most {MAX_BLOCK:,} customers).")
     add_threads(p)
     p.add_argument("--verbose", type=int, default=1, choices=[0, 1],
                    help="1 shows a progress bar over the customers, 0 only the summary "
@@ -177,6 +180,7 @@ def _run(args) -> int:
     model = load_served_model(args.model, need_seen=not args.allow_repeats)
     print(summary(model, args.model))
     ids, codes = _users(args, model)
+    n_items = len(model.item_encoder)
     popular = _popular(model, args.k) if (codes < 0).any() else None
     exclude = False if args.allow_repeats else None  # None: the model's seen-matrix
     what = ("repeat purchases allowed" if args.allow_repeats
@@ -186,8 +190,9 @@ def _run(args) -> int:
     if args.verbose:
         from neurec.utils.progbar import Progbar
         bar = Progbar(int(ids.size), unit_name="user")
+    block = args.block_users or max(256, min(MAX_BLOCK, PAIRS_PER_BLOCK // max(1, n_items)))
     rows = write_recommendations(
-        args.output, fmt, _blocks(model, ids, codes, args.k, exclude, args.block_users, popular),
+        args.output, fmt, _blocks(model, ids, codes, args.k, exclude, block, popular),
         ids, model.item_encoder.classes_, after_block=None if bar is None else bar.add)
     print(f"wrote {rows:,} recommendations for {ids.size:,} customers to {args.output} "
           f"({time.perf_counter() - t0:.1f}s)")

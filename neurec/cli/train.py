@@ -152,7 +152,7 @@ def _run(args) -> int:
             evaluate = False
     if evaluate:
         matrix = train.to_matrix(shape=(n_users, n_items), dedupe="max")
-        print(f"split: {pairs_description(len(test), bool(time_col))} held out, "
+        print(f"split: {pairs_description(len(test), bool(time_col))}, "
               f"{matrix.nnz:,} pairs to train on")
         model, secs = _fit(args, matrix, n_users, n_items)
         print(f"trained in {secs:.1f}s")
