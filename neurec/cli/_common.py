@@ -50,6 +50,8 @@ def run(prog: str, parser: argparse.ArgumentParser, argv: Sequence[str],
         return _fail(prog, str(e))
     except SystemExit as e:  # --help (0), or argparse's own exit
         return e.code if isinstance(e.code, int) else 0
+    import neurec
+    threads = neurec.get_num_threads()  # --threads lasts for this command only
     try:
         return body(args)
     except KeyboardInterrupt:
@@ -59,6 +61,9 @@ def run(prog: str, parser: argparse.ArgumentParser, argv: Sequence[str],
     except (CliError, ValueError, TypeError, OSError, RuntimeError, KeyError, ImportError,
             MemoryError) as e:
         return _fail(prog, _message(e))
+    finally:
+        if neurec.get_num_threads() != threads:
+            neurec.set_num_threads(threads)
 
 
 def _message(e: BaseException) -> str:

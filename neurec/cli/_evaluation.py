@@ -27,7 +27,7 @@ def add_protocol_options(p, default: str = "both") -> None:
                    "sampled NCF protocol, both, or none (default %(default)s).")
     p.add_argument("--eval-negatives", type=positive_int, default=99, metavar="N",
                    help="Random items each held-out item is ranked among in the sampled "
-                   "protocol (default: %(default)s, as in the NCF paper).")
+                   "protocol (default %(default)s, as in the NCF paper).")
 
 
 def _rows(model, name: str, pop, users, items, exclude, union, n_items: int, k: int,
@@ -46,18 +46,28 @@ def _rows(model, name: str, pop, users, items, exclude, union, n_items: int, k: 
                      "except those the customer bought before (what the shop will see)")
     if protocol in ("both", "sampled"):
         allowed = n_items - union.user_counts()[users]
-        n = int(min(n_neg, allowed.min()))
+        keep = allowed >= n_neg
+        n = n_neg
+        if not keep.any():  # a small catalogue: every row with fewer random items
+            n = int(allowed.min())
+            keep[:] = True
         if n < 1:
             notes.append("sampled: skipped, a customer has bought every item of the catalogue")
         else:
-            negatives = sample_negatives(union, users, n, seed=seed)
+            su, si = users[keep], items[keep]
+            negatives = sample_negatives(union, su, n, seed=seed)
             tag = f"sampled-{n}"
             for label, m in contenders:
-                rows.append((tag, label, evaluate_sampled(m, users, items, negatives, k=k)))
-            small = f" (the catalogue is too small for {n_neg})" if n < n_neg else ""
+                rows.append((tag, label, evaluate_sampled(m, su, si, negatives, k=k)))
             notes.append(f"{tag}: each held-out item ranked among {n} random items the "
-                         f"customer never bought{small}; the NCF paper's protocol, easier than "
-                         "full ranking, so higher")
+                         "customer never bought; the NCF paper's protocol, easier than full "
+                         "ranking, so higher")
+            if n < n_neg:
+                notes.append(f"{tag}: the catalogue is too small for {n_neg} random items")
+            elif not keep.all():
+                notes.append(f"{tag}: {int((~keep).sum()):,} of the {keep.size:,} held-out "
+                             f"items left out: their customer bought all but fewer than "
+                             f"{n_neg} items")
     return rows, notes
 
 

@@ -73,7 +73,7 @@ def parser() -> argparse.ArgumentParser:
                    f"at most {MAX_BLOCK:,} customers).")
     add_threads(p)
     p.add_argument("--verbose", type=int, default=1, choices=[0, 1],
-                   help="1 shows a progress bar over the customers, 0 only the summary "
+                   help="Output: 1 a progress bar over the customers, 0 only the summary "
                    "(default %(default)s).")
     return p
 

@@ -55,7 +55,8 @@ def parser() -> argparse.ArgumentParser:
                    "(default %(default)s).")
     add_threads(p)
     p.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2],
-                   help="0 silent, 1 progress bar, 2 one line per epoch (default %(default)s).")
+                   help="Output while training: 0 silent, 1 progress bar, 2 one line per epoch "
+                   "(default %(default)s).")
     return p
 
 
