@@ -10,11 +10,11 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from test_cli_train_evaluate import assert_one_line_error, cli, neurec_process
 
 import neurec
 from neurec.datasets import make_purchases
 from neurec.models import Model, load_model
+from test_cli_train_evaluate import assert_one_line_error, cli, neurec_process
 
 K = 5
 
@@ -130,7 +130,7 @@ def test_unknown_users_are_an_error_listing_them_or_get_popular_items(shop, tmp_
     by_user = read_recs(out)
     assert list(by_user) == [known[0], "NEW-1", known[1], "NEW-2"]
     buyers = {}
-    for u, items in shop.bought.items():
+    for items in shop.bought.values():
         for i in items:
             buyers[i] = buyers.get(i, 0) + 1
     top = sorted(buyers.items(), key=lambda kv: -kv[1])[:4]
@@ -240,6 +240,15 @@ def test_all_streams_blocks_through_one_atomic_write(shop, tmp_path, monkeypatch
     rc, stdout, err = cli("recommend", "--model", shop.model, "--all", "--output", blocks,
                           "--block-users", 60, "--verbose", "0")
     assert_one_line_error(rc, stdout, err, "neurec recommend", "disk on fire")
+    assert blocks.read_text() == "old\n"
+
+    def interrupted(self, users=None, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Model, "recommend", interrupted)
+    rc, stdout, err = cli("recommend", "--model", shop.model, "--all", "--output", blocks,
+                          "--verbose", "0")
+    assert rc == 130 and err.strip() == "neurec recommend: interrupted; nothing was written"
     assert blocks.read_text() == "old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blocks.csv", "whole.csv"]
 

@@ -56,7 +56,7 @@ def run(prog: str, parser: argparse.ArgumentParser, argv: Sequence[str],
         return body(args)
     except KeyboardInterrupt:
         sys.stdout.flush()
-        print(f"\n{prog}: interrupted (no output file was written)", file=sys.stderr)
+        print(f"\n{prog}: interrupted; nothing was written", file=sys.stderr)
         return 130
     except (CliError, ValueError, TypeError, OSError, RuntimeError, KeyError, ImportError,
             MemoryError) as e:

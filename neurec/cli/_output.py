@@ -13,6 +13,7 @@ The format is long: one row per (user, recommended item), best first::
 """
 import csv
 import io
+import os
 from typing import BinaryIO, Callable, Iterator, Optional, Tuple
 
 import numpy as np
@@ -40,6 +41,9 @@ def _pyarrow():
 
 def check_output(path: str) -> str:
     """The output format (``'csv'`` or ``'parquet'``) of ``path``; checks pyarrow early."""
+    if os.path.isdir(path):
+        raise CliError(f"--output {path} is a directory; give a file name ending in .csv or "
+                       ".parquet")
     low = path.lower()
     if low.endswith(".csv"):
         return "csv"

@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="write top --top recommendations for every user to this CSV")
     p.add_argument("--save-model", metavar="PATH",
                    help="save the trained model, with its id encoders and seen-matrix (every "
-                   "pair of the data), to this .neurec file (input of neurec update)")
+                   "pair of the data), to this .neurec file (input of neurec recommend, evaluate, update)")
     p.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2])
     return p
 
