@@ -12,8 +12,8 @@ out everything the customer ever bought (the held-out latest purchase included);
 ``--save-model shop.neurec`` saves the trained model with its id encoders and
 seen-matrix, ready for ``neurec recommend`` and ``neurec update``.
 
-Errors raise Python exceptions (as they always have here); the subcommands
-(``neurec train``, ``recommend``, ``evaluate``, ``update``) print one line instead.
+Errors are one line on stderr and exit status 2 (no traceback), as in the
+subcommands (``neurec train``, ``recommend``, ``evaluate``, ``update``).
 """
 import argparse
 import sys
@@ -22,9 +22,22 @@ from typing import List, Optional
 
 import numpy as np
 
+from neurec.cli._common import (
+    ARCHITECTURES,
+    CliError,
+    Parser,
+    add_csv_options,
+    add_threads,
+    nonneg_int,
+    positive_float,
+    positive_int,
+    read_log,
+    run,
+)
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+
+def parser() -> argparse.ArgumentParser:
+    p = Parser(
         prog="neurec", description="Train and evaluate a neural recommender (NCF protocol) and "
         "print top-K recommendations.",
         epilog="Subcommands for production use: neurec train (train, evaluate, save a model "
@@ -32,31 +45,53 @@ def _parser() -> argparse.ArgumentParser:
         "evaluate (a model file on a held-out CSV), neurec update (train a saved model on a new "
         "day's log: neurec update --model M.neurec --data DAY.csv --output M2.neurec); see "
         "neurec SUBCOMMAND --help.")
-    p.add_argument("--data", help="CSV of interactions with a header (default: synthetic purchases)")
-    p.add_argument("--user-col", default="user_id", help="user column of --data (default user_id)")
-    p.add_argument("--item-col", default="item_id", help="item column of --data (default item_id)")
-    p.add_argument("--time-col", default="timestamp",
-                   help="timestamp column of --data ('' if none; default timestamp)")
-    p.add_argument("--sep", default=",", help="field separator of --data")
-    p.add_argument("--model", default="neumf", choices=["neumf", "gmf", "mlp", "mf"])
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--factors", type=int, default=8, help="GMF/MF embedding size")
-    p.add_argument("--layers", default="64,32,16,8", help="MLP tower sizes")
-    p.add_argument("--negatives", type=int, default=4, help="negatives per positive in training")
-    p.add_argument("--lr", type=float, default=0.001)
-    p.add_argument("--k", type=int, default=10, help="cut-off of HR@K and NDCG@K")
-    p.add_argument("--top", type=int, default=5, help="recommendations shown per customer")
-    p.add_argument("--show", type=int, default=3, help="customers shown")
-    p.add_argument("--users", type=int, default=5000, help="customers in the synthetic data")
-    p.add_argument("--items", type=int, default=2000, help="products in the synthetic data")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None, help="threads of the C core (default: all)")
-    p.add_argument("--output", help="write top --top recommendations for every user to this CSV")
+    p.add_argument("--data", metavar="CSV",
+                   help="CSV of interactions with a header naming its columns (default: the "
+                   "seeded synthetic purchase log of neurec.datasets.make_purchases).")
+    add_csv_options(p)
+    p.add_argument("--time-col", default=None, metavar="NAME",
+                   help="Column of --data holding timestamps (default 'timestamp' if the header "
+                   "has it; without one, or with '', each customer's held-out purchase is drawn "
+                   "at random).")
+    p.add_argument("--model", default="neumf", choices=ARCHITECTURES,
+                   help="The architecture (default %(default)s).")
+    p.add_argument("--epochs", type=positive_int, default=10,
+                   help="Epochs over the training pairs (default %(default)s).")
+    p.add_argument("--batch-size", type=positive_int, default=256,
+                   help="Samples per gradient step (default %(default)s).")
+    p.add_argument("--factors", type=positive_int, default=8,
+                   help="Embedding size of GMF, MF and NeuMF's GMF part (default %(default)s).")
+    p.add_argument("--layers", default="64,32,16,8", metavar="SIZES",
+                   help="Sizes of the MLP tower of MLP and NeuMF (default %(default)s).")
+    p.add_argument("--negatives", type=positive_int, default=4,
+                   help="Sampled negatives per positive in training (default %(default)s).")
+    p.add_argument("--lr", type=positive_float, default=0.001,
+                   help="Learning rate of Adam (default %(default)s).")
+    p.add_argument("--k", type=positive_int, default=10,
+                   help="Cut-off of HR@K and NDCG@K (default %(default)s).")
+    p.add_argument("--top", type=positive_int, default=5,
+                   help="Recommendations shown per customer and written by --output "
+                   "(default %(default)s).")
+    p.add_argument("--show", type=nonneg_int, default=3,
+                   help="Customers whose recommendations are printed (default %(default)s).")
+    p.add_argument("--users", type=positive_int, default=5000,
+                   help="Customers in the synthetic data, without --data (default %(default)s).")
+    p.add_argument("--items", type=positive_int, default=2000,
+                   help="Products in the synthetic data, without --data (default %(default)s).")
+    p.add_argument("--seed", type=nonneg_int, default=0,
+                   help="Seed of the synthetic data, the split, sampling and training "
+                   "(default %(default)s).")
+    add_threads(p)
+    p.add_argument("--output", metavar="CSV",
+                   help="Write the top --top recommendations of every customer to this CSV, "
+                   "leaving out everything they bought (default: none).")
     p.add_argument("--save-model", metavar="PATH",
-                   help="save the trained model, with its id encoders and seen-matrix (every "
-                   "pair of the data), to this .neurec file (input of neurec recommend, evaluate, update)")
-    p.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2])
+                   help="Save the trained model, with its id encoders and seen-matrix (every "
+                   "pair of the data), to this .neurec file, the input of neurec recommend, "
+                   "evaluate and update (default: none).")
+    p.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2],
+                   help="Training output: 0 silent, 1 a progress bar, 2 one line per epoch "
+                   "(default %(default)s).")
     return p
 
 
@@ -64,8 +99,9 @@ def _load(args):
     from neurec.data import InteractionLog
     meta = None
     if args.data:
-        log = InteractionLog.read_csv(args.data, user_col=args.user_col, item_col=args.item_col,
-                                      time_col=args.time_col or None, sep=args.sep)
+        from neurec.cli.train import time_column
+        time_col = time_column(args)
+        log = read_log(args.data, args.user_col, args.item_col, args.sep, time_col or None)
         source = args.data
     else:
         from neurec.datasets import make_purchases
@@ -93,12 +129,15 @@ def _build(args, n_users, n_items):
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Run the main job with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    """Run the main job with ``argv`` (default ``sys.argv[1:]``); returns the exit status
+    (2 after an error, printed as one line on stderr; 130 after Ctrl-C)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = _parser()
-    args = parser.parse_args(argv)
+    return run("neurec", parser(), argv, _job)
+
+
+def _job(args) -> int:
     if args.save_model and not args.save_model.endswith((".neurec", ".keras")):
-        parser.error(f"--save-model must end in .neurec, got {args.save_model!r}")
+        raise CliError(f"--save-model must end in .neurec, got {args.save_model!r}")
     import neurec
     from neurec.data import NegativeSampler, leave_one_out, sample_negatives
     from neurec.evaluation import PopularityModel, evaluate_sampled
@@ -108,14 +147,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     t0 = time.perf_counter()
     log, meta, source = _load(args)
     log, uenc, ienc = log.to_implicit(dedupe="latest").encode()
-    train, test = leave_one_out(log)
+    train, test = leave_one_out(log, seed=args.seed)
     n_users, n_items = len(uenc), len(ienc)
     matrix = train.to_matrix(shape=(n_users, n_items), dedupe="max")
     # 99 negatives per test user (the NCF protocol), fewer when the catalog is too small
     unseen = n_items - matrix.user_counts()[test.users] - 1
     n_neg = int(min(99, unseen.min())) if len(test) else 0
     if n_neg < 1:
-        raise SystemExit("neurec: some users have interacted with every item; nothing to evaluate")
+        raise CliError("some users have interacted with every item; nothing to evaluate")
     if n_neg < 99:
         print(f"note: the catalog is small, so each held-out item is ranked among {n_neg} "
               "sampled negatives instead of 99")

@@ -93,7 +93,7 @@ def main(argv: List[str]) -> int:
     return run(PROG, parser(), argv, _run)
 
 
-def _time_column(args) -> str:
+def time_column(args) -> str:
     """The time column to read, or '' for none (with a note saying what that means)."""
     header = read_header(args.data, args.sep, "--data")
     if args.time_col:
@@ -130,7 +130,7 @@ def _run(args) -> int:
         raise CliError(f"--save {args.save} is a directory; give a file name ending in .neurec")
     set_threads(args.threads)
     t0 = time.perf_counter()
-    time_col = _time_column(args)
+    time_col = time_column(args)
     log = read_log(args.data, args.user_col, args.item_col, args.sep, time_col or None)
     n_rows = len(log)
     log, uenc, ienc = log.to_implicit(dedupe="latest").encode()
