@@ -410,7 +410,12 @@ def _candidate_ids(items: Any, item_encoder) -> np.ndarray:
     if item_encoder is None:
         return _as_ids(items, "items")
     raw = np.asarray(items).ravel()
-    codes = _transform_ignore(item_encoder, raw) if raw.size else np.empty(0, np.int64)
+    if raw.size == 0:
+        return np.empty(0, np.int64)
+    try:
+        codes = np.asarray(item_encoder.transform(raw), dtype=np.int64)
+    except ValueError:  # unknown ids: find them all (a copy of the encoder: error path only)
+        codes = _transform_ignore(item_encoder, raw)
     bad = codes < 0
     if bad.any():
         raise ValueError(f"items: {int(bad.sum())} raw item id(s) are unknown to the item "
