@@ -16,11 +16,11 @@ from neurec._registry import get_registered_object, register_serializable
 from neurec.layers.base import KerasTensor, Layer
 from neurec.models import _als, _data, _functional, _keras_api, _training
 from neurec.models import recommend as recommend_mod
-from neurec.models._chunks import run_chunked
 from neurec.models._foldin import FoldIn
 from neurec.models._keras_api import KerasAPIMixin
 from neurec.models._lifecycle import Lifecycle
 from neurec.models._plan import PLAN_LOCK, lower, plan_is_current, plan_key
+from neurec.models._predict import predict_arrays
 from neurec.models._resize import ResizeMixin
 from neurec.models._retire import RetireMixin
 from neurec.models._summary import summary_text
@@ -404,11 +404,7 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
 
     # -- inference ---------------------------------------------------------------
     def _predict_arrays(self, inputs: List[np.ndarray]) -> np.ndarray:
-        plan = self._get_plan()
-        n = inputs[0].shape[0]
-        out = np.empty((n,) + tuple(self.output_shape[1:]), dtype=np.float32)
-        run_chunked(lambda s, e: plan.predict([a[s:e] for a in inputs], out[s:e]), n)
-        return out
+        return predict_arrays(self, inputs)  # silent, no callbacks: evaluate, validation
 
     def predict(self, x, batch_size: Optional[int] = None, verbose: Union[str, int] = "auto",
                 steps=None, callbacks=None) -> np.ndarray:
@@ -416,23 +412,38 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
 
         Args:
             x: Input data (see :meth:`fit`).
-            batch_size: Accepted for compatibility (C picks its own blocks).
-            verbose: Ignored (prediction is a single C call).
+            batch_size: Samples per batch (default 32): the unit of the progress bar and
+                of the callbacks' batch indices; C predicts whole chunks of batches per
+                call, so it never changes the outputs or the speed.
+            verbose: ``'auto'`` (a bar when the output is interactive), 0 (silent), 1 (a
+                bar) or 2 (one line at the end). Nothing is printed for a call shorter
+                than two seconds.
+            steps: Not supported (predict covers ``x`` once); must be None.
+            callbacks: :class:`neurec.callbacks.Callback` objects: ``on_predict_begin``,
+                ``on_predict_batch_begin`` / ``on_predict_batch_end`` once per chunk of
+                batches (the first and last batch index, the end hook's logs holding the
+                chunk's ``"outputs"``) and ``on_predict_end``, as in Keras.
 
         Returns:
             A float32 array of shape ``(n,) + output_shape[1:]``.
 
         Raises:
-            ValueError: For invalid inputs (shapes, lengths, NaN, out-of-range ids).
+            ValueError: For invalid inputs (shapes, lengths, NaN, out-of-range ids), an
+                invalid ``verbose`` or ``steps``.
+
+        Example:
+            >>> scores = model.predict([users, items], verbose=0)
         """
-        self._check_batch_size(batch_size)
+        batch_size = self._check_batch_size(batch_size)
+        if steps is not None:
+            raise ValueError("predict: steps is not supported; predict covers x once")
         self._get_plan()
         inputs = _data.prepare_inputs(self, x, self._builder)
-        return self._predict_arrays(inputs)
+        return predict_arrays(self, inputs, batch_size, verbose, callbacks)
 
     def predict_on_batch(self, x) -> np.ndarray:
-        """Same as :meth:`predict`."""
-        return self.predict(x)
+        """Same as :meth:`predict` (silent)."""
+        return self.predict(x, verbose=0)
 
     def __call__(self, x, training: bool = False):
         if training:
@@ -442,7 +453,7 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
                                           isinstance(x[0], KerasTensor)):
             raise ValueError("Calling a neurec Model on symbolic tensors (nesting models) is not "
                              "supported; build one graph from the layers instead")
-        return self.predict(x)
+        return self.predict(x, verbose=0)
 
     def _evaluate_arrays(self, inputs, labels) -> Dict[str, float]:
         pred = self._predict_arrays(inputs)
@@ -492,7 +503,8 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
                   item_features=None, user_input: Optional[str] = None,
                   item_input: Optional[str] = None, user_encoder=None, item_encoder=None,
                   unknown: str = "error", histories=None, seed: Optional[int] = None,
-                  fold_in_options: Optional[Dict[str, Any]] = None):
+                  fold_in_options: Optional[Dict[str, Any]] = None,
+                  verbose: Union[str, int] = "auto"):
         """The ``k`` best items for each user, scored in C across all cores.
 
         Works for any model with a user-id input and an item-id input (by default the
@@ -511,18 +523,23 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
                 ``(user_ids, item_ids)`` pair, a scipy.sparse matrix or a
                 :class:`neurec.data.InteractionMatrix`. Default: the model's
                 :attr:`seen_matrix` if it has one; ``False`` skips nothing.
-            items: Optional candidate item ids (default: the whole catalog).
+            items: Optional candidate items (default: the whole catalog): raw ids when an
+                item encoder is in use (raw ids it does not know raise ``ValueError``,
+                naming them), else codes.
             user_features, item_features: ``{input_name: array}`` side features indexed
                 by user / item id, for hybrid models with extra inputs.
             user_input, item_input: Names of the id inputs when not the first two.
-            user_encoder, item_encoder: :class:`neurec.data.IdEncoder` objects: users are
-                given as raw ids and items are returned as raw ids. Default: the model's
+            user_encoder, item_encoder: :class:`neurec.data.IdEncoder` objects: users (and
+                ``items=``) are given as raw ids and items are returned as raw ids. Default: the model's
                 own (:meth:`attach_encoders`); ``False`` means codes in and out.
             unknown: ``'error'`` (default) raises for users outside the model's id range;
-                ``'popular'`` gives them the most popular candidate items (cold start),
-                popularity coming from the training data of a ``NegativeSampler`` fit or
-                from ``exclude``. With ``histories``: ``'error'`` or ``'ignore'`` (skip,
-                with a warning) for history items the model does not know.
+                ``'popular'`` gives each of them the ``k`` most popular candidate items
+                (cold start; popularity from the training data of a ``NegativeSampler``
+                fit or from ``exclude``), ordered and scored by the model's output for the
+                average user (every user table's mean row, as a fold-in with
+                ``init='mean'`` starts): scores on the model's scale, best first. With
+                ``histories``: ``'error'`` or ``'ignore'`` (skip, with a warning) for
+                history items the model does not know.
             histories: Instead of ``users``, users the model has never seen, each given by
                 the items they interacted with (a list of item-id lists, raw ids with an
                 item encoder, or a sparse matrix with one row per user): they are folded
@@ -531,23 +548,31 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
                 model is not changed. ``exclude`` is then None (skip each history's items)
                 or False (skip nothing). Row ``r`` of the result is history ``r``.
             seed: Seed of the fold-in with ``histories`` (default: neurec's global RNG).
+            verbose: ``'auto'`` (a bar when the output is interactive), 0 (silent), 1 (a
+                bar, in users) or 2 (one line at the end); nothing is printed for a call
+                shorter than two seconds. With ``histories`` the fold-in has a bar first.
 
         Returns:
             ``(item_ids, scores)``, arrays of shape ``(len(users), k)``, best first; scores
-            are the model's outputs (popularity counts for cold-start users). Equal
+            are the model's outputs (for the average user in rows of unknown users). Equal
             outputs are ordered by item id, except on the dot-product fast path, where
             outputs that tie in float32 (a saturated sigmoid) are ordered by the exact
             score before the final activation.
 
         Raises:
-            ValueError: For unknown users (with ``unknown='error'``), ``k < 1``, bad ids.
+            ValueError: For unknown users (with ``unknown='error'``), unknown raw
+                ``items``, ``k < 1``, bad ids, an invalid ``verbose``.
+
+        Example:
+            >>> ids, scores = model.recommend(["C000123"], k=10, items=["sku-7", "sku-9"])
         """
         if histories is not None:
             if users is not None:
                 raise ValueError("recommend: pass users or histories, not both")
             _, _, item_encoder = self._recommend_defaults(False, False, item_encoder)
             return self._recommend_histories(histories, k, exclude, items, item_encoder, unknown,
-                                             seed, user_input, item_input, fold_in_options, Model)
+                                             seed, user_input, item_input, fold_in_options, Model,
+                                             verbose)
         if users is None:
             raise ValueError("recommend: pass users (ids the model knows) or histories")
         exclude, user_encoder, item_encoder = self._recommend_defaults(exclude, user_encoder,
@@ -556,7 +581,7 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
             self, users, k=k, exclude=exclude, items=items, user_features=user_features,
             item_features=item_features, user_input=user_input, item_input=item_input,
             user_encoder=user_encoder, item_encoder=item_encoder, unknown=unknown,
-            item_popularity=self._item_popularity, make_model=Model)
+            item_popularity=self._item_popularity, make_model=Model, verbose=verbose)
 
     def partial_fit_users(self, users, interactions, optimizer=None) -> np.ndarray:
         """Fold in users: solve their vectors exactly with the item side held fixed.
