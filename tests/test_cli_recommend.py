@@ -134,11 +134,18 @@ def test_unknown_users_are_an_error_listing_them_or_get_popular_items(shop, tmp_
         for i in items:
             buyers[i] = buyers.get(i, 0) + 1
     top = sorted(buyers.items(), key=lambda kv: -kv[1])[:4]
+    model = load_model(shop.model)
+    cold = model.recommend(np.array([len(model.user_encoder)]), k=4, exclude=model.seen_matrix,
+                           unknown="popular", user_encoder=False, verbose=0)
     for new in ("NEW-1", "NEW-2"):
         recs = by_user[new]
-        assert [s for _, _, s in recs] == [float(c) for _, c in top]  # scores: buyer counts
         assert {i for _, i, _ in recs} <= set(buyers)
         assert min(buyers[i] for _, i, _ in recs) >= top[-1][1]
+        # scores on the model's scale (a sigmoid's), as Model.recommend gives, never counts
+        scores = [s for _, _, s in recs]
+        assert all(0.0 < s < 1.0 for s in scores) and scores == sorted(scores, reverse=True)
+        assert [i for _, i, _ in recs] == list(cold[0][0])
+        np.testing.assert_allclose(scores, cold[1][0], rtol=1e-6)
     assert by_user[known[0]] == api_recs(load_model(shop.model), [known[0]], 4)[known[0]]
 
 

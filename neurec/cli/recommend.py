@@ -62,7 +62,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--unknown", choices=UNKNOWN, default="error",
                    help="What to do with --users ids the model does not know: 'error' stops "
                    "and lists them, 'popular' gives them the most bought products, scored by "
-                   "their number of buyers (default %(default)s).")
+                   "the model for an average customer (default %(default)s).")
     p.add_argument("--user-col", default="user_id", metavar="NAME",
                    help="Column of --users holding the ids (default %(default)s).")
     p.add_argument("--sep", default=",", metavar="CHAR",
@@ -112,19 +112,18 @@ def read_user_ids(path: str, column: str, sep: str) -> np.ndarray:
 
 
 def _popular(model, k: int) -> Tuple[np.ndarray, np.ndarray]:
-    """The ``k`` most bought items (codes, buyer counts), retired items left out."""
+    """What ``Model.recommend(unknown='popular')`` gives a customer the model does not know:
+    ``(codes, scores)`` of the ``k`` most bought products (by the seen-matrix), scored on the
+    model's scale for an average customer; retired products left out."""
     seen = model.seen_matrix
     if seen is None:
         raise CliError("--unknown popular ranks products by their buyers, which needs the "
                        "model's seen-matrix; this model file has none")
-    counts = np.zeros(len(model.item_encoder), np.float32)
-    c = seen.item_counts()[:counts.size]
-    counts[:c.size] = c
-    allowed = np.ones(counts.size, bool)
-    retired = model.retired_items
-    allowed[retired[retired < counts.size]] = False
-    order = np.flatnonzero(allowed)[np.argsort(-counts[allowed], kind="stable")][:k]
-    return order, counts[order]
+    new_user = np.array([len(model.user_encoder)], np.int64)  # outside the model: unknown
+    ids, scores = model.recommend(new_user, k=k, exclude=seen, unknown="popular",
+                                  user_encoder=False, item_encoder=False, verbose=0)
+    keep = ids[0] >= 0
+    return ids[0][keep], scores[0][keep]
 
 
 def _users(args, model) -> Tuple[np.ndarray, np.ndarray]:
@@ -150,7 +149,7 @@ def _users(args, model) -> Tuple[np.ndarray, np.ndarray]:
                            "--unknown popular to give them the most bought products, or add "
                            "them to the model first (neurec update)")
         note(f"{unknown.size:,} customers of --users are unknown to the model ({shown}{more}): "
-             "they get the most bought products, scored by their number of buyers")
+             "they get the most bought products, scored by the model for an average customer")
     return ids, codes
 
 
