@@ -8,9 +8,9 @@ static inline float clampf(float x, float lo, float hi) { return x < lo ? lo : (
 
 /* Loss, its gradient (written to the output or logits grad) and metrics for a block.
  * A sample of weight w contributes w times its loss and gradient (Keras's
- * "sum_over_batch_size": the batch loss is sum w_i l_i / batch size) and w times
- * each metric sum; `elements` counts its outputs w times, so the metrics are
- * weighted means as Keras's. Without weights w is 1 and every product is exact. */
+ * "sum_over_batch_size": the batch loss is sum w_i l_i / batch size); the metric
+ * sums stay unweighted, as Keras's compiled `metrics`. Without weights w is 1 and
+ * every product is exact. */
 void nr_plan_loss(struct run_ctx *c, int64_t b0, int64_t b1, struct nr_fit_stats *st)
 {
     struct nr_plan *p = c->p;
@@ -27,7 +27,6 @@ void nr_plan_loss(struct run_ctx *c, int64_t b0, int64_t b1, struct nr_fit_stats
     for (int64_t b = b0; b < b1; b++) {
         int64_t s = sample_of(c, b);
         float ws = c->w ? c->w[s] * scale : scale;
-        double w = c->w ? (double)c->w[s] : 1.0;
         double lsum = 0.0;
         for (int64_t j = 0; j < P; j++) {
             int64_t k = b * P + j;
@@ -63,18 +62,18 @@ void nr_plan_loss(struct run_ctx *c, int64_t b0, int64_t b1, struct nr_fit_stats
             g[k] = d * ws;
             lsum += l;
             float prob = p->d.loss == NR_LOSS_BCE_LOGITS ? 1.0f / (1.0f + expf(-pr)) : pr;
-            st->correct += w * ((float)(prob > 0.5f) == t);
-            st->sq_err += w * ((double)(pr - t) * (pr - t));
-            st->abs_err += w * fabs((double)(pr - t));
+            st->correct += (float)(prob > 0.5f) == t;
+            st->sq_err += (double)(pr - t) * (pr - t);
+            st->abs_err += fabs((double)(pr - t));
             if (prob == prob) { /* a NaN prediction (diverged weights) has no bin */
                 int bin = (int)(clampf(prob, 0.0f, 1.0f) * (NR_AUC_BINS - 1) + 0.5f);
-                st->auc_pos[bin] += w * t;
-                st->auc_neg[bin] += w * (1.0f - t);
+                st->auc_pos[bin] += t;
+                st->auc_neg[bin] += 1.0f - t;
             }
         }
-        st->loss_sum += w * (lsum / (double)P);
+        st->loss_sum += (c->w ? (double)c->w[s] : 1.0) * (lsum / (double)P);
         st->samples += 1.0;
-        st->elements += w * (double)P;
+        st->elements += (double)P;
     }
 }
 

@@ -124,14 +124,14 @@ struct nr_plan_desc {
 #define NR_AUC_BINS 8192
 
 /* Sums over the samples of a fit chunk, for the loss and metrics. With sample
- * weights (nr_plan_fit_weighted) every sum but samples counts a sample w times:
- * loss_sum / samples is Keras's weighted epoch loss, and each metric's sum over
- * elements a weighted mean, as Keras's metrics compute it. */
+ * weights (nr_plan_fit_weighted) loss_sum counts each sample's loss w times, so
+ * loss_sum / samples is Keras's weighted epoch loss; the metric sums stay
+ * unweighted, as Keras's compiled `metrics` (only its `weighted_metrics` see
+ * the weights). */
 struct nr_fit_stats {
     double loss_sum; /* sum over samples of the (weighted) per-sample mean loss */
-    double samples; /* samples seen, unweighted */
-    double elements; /* output values seen, each counted w times (samples * output size
-                        without weights) */
+    double samples;
+    double elements; /* output values seen (samples * output size) */
     double correct; /* binary accuracy: (pred > 0.5) == label */
     double sq_err;
     double abs_err;
