@@ -201,3 +201,27 @@ def test_bad_option_exits_with_usage(capsys):
         main(["--model", "transformer"])
     assert e.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- regressions
+def test_output_never_recommends_a_bought_item_not_even_the_held_out_one(tmp_path, capsys):
+    """Regression: ``--output`` excluded only the training split's items, so each customer's
+    latest purchase (held out for the evaluation) could be recommended back to them."""
+    data = tmp_path / "events.csv"
+    _write_log(data, n_users=120, n_items=60, groups=2, seed=5)
+    bought = {}
+    for line in data.read_text().splitlines()[1:]:
+        user, item, _ = line.split(",")
+        bought.setdefault(user, set()).add(item)
+    out_csv = tmp_path / "recs.csv"
+    assert main(["--data", str(data), "--model", "gmf", "--epochs", "3", "--lr", "0.01",
+                 "--verbose", "0", "--top", "10", "--show", "120", "--output", str(out_csv)]) == 0
+    out = capsys.readouterr().out
+    _, recs = _read_recs(out_csv)
+    assert {r[0] for r in recs} == set(bought)
+    repeats = [(u, i) for u, _, i, _ in recs if i in bought[u]]
+    assert not repeats, f"{len(repeats)} recommendations of bought items, e.g. {repeats[:3]}"
+    # the products printed per customer obey the same rule
+    for cust, block in re.findall(r"^  customer (\S+):\n((?:    .*\n?)*)", out, flags=re.M):
+        shown = re.findall(r"^\s+\d+\. (\S+)", block, flags=re.M)
+        assert shown and not set(shown) & bought[cust], (cust, shown)

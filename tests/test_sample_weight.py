@@ -395,7 +395,7 @@ def test_bad_weights_elsewhere(compiled):
     als = GMF(5, 5, 2)
     als.compile(optimizer=optimizers.ALS(), loss="mse")
     m = InteractionMatrix.from_arrays([0, 1], [1, 2])
-    with pytest.raises(ValueError, match="not used by iALS"):
+    with pytest.raises(ValueError, match="sample_weight and class_weight are not supported"):
         als.fit(m, sample_weight=np.ones(2), verbose=0)
     with pytest.raises(ValueError, match="not used by iALS"):
         als.fit(NegativeSampler(m, weights=[1.0, 2.0]), verbose=0)

@@ -109,15 +109,15 @@ def sampler_weights(sampler, class_weight: Optional[Dict[int, float]]) -> Option
     return combine(w, class_weights_of("fit", class_weight, sampler._epoch_labels()))
 
 
-def refuse_for_als(x: Any, sample_weight: Any, class_weight: Any) -> None:
-    """iALS weighs interactions by their values (confidence ``1 + alpha * r``), not by these.
+def refuse_for_als(x: Any) -> None:
+    """iALS weighs interactions by their values (confidence ``1 + alpha * r``), not by a
+    NegativeSampler's weights (``fit``'s sample and class weights are refused by
+    ``_keras_api.check_als_fit_args``).
 
     Raises:
-        ValueError: If any weight is given.
+        ValueError: If ``x`` is a NegativeSampler with ``weights``.
     """
-    if sample_weight is not None or class_weight is not None or \
-            getattr(x, "_pos_weights", None) is not None:
-        raise ValueError("fit with optimizer=ALS: sample_weight, class_weight and "
-                         "NegativeSampler(weights=) are not used by iALS, whose confidence is "
-                         "1 + alpha * r from the matrix's values; put the weights in the "
-                         "InteractionMatrix values instead")
+    if getattr(x, "_pos_weights", None) is not None:
+        raise ValueError("fit with optimizer=ALS: NegativeSampler(weights=) is not used by "
+                         "iALS, whose confidence is 1 + alpha * r from the matrix's values; "
+                         "put the weights in the InteractionMatrix values instead")

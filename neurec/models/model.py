@@ -14,10 +14,11 @@ from neurec import metrics as metrics_mod
 from neurec import optimizers as optimizers_mod
 from neurec._registry import get_registered_object, register_serializable
 from neurec.layers.base import KerasTensor, Layer
-from neurec.models import _als, _data, _functional, _training, _weights, saving
+from neurec.models import _als, _data, _functional, _keras_api, _training, _weights
 from neurec.models import recommend as recommend_mod
 from neurec.models._chunks import run_chunked
 from neurec.models._foldin import FoldIn
+from neurec.models._keras_api import KerasAPIMixin
 from neurec.models._lifecycle import Lifecycle
 from neurec.models._plan import PLAN_LOCK, lower, plan_is_current, plan_key
 from neurec.models._resize import ResizeMixin
@@ -28,7 +29,7 @@ __all__ = ["Model"]
 
 
 @register_serializable()
-class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
+class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
     """A model: a graph of layers from ``inputs`` to ``outputs`` (Keras functional API).
 
     Example:
@@ -49,9 +50,7 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
     """
 
     def __init__(self, inputs=None, outputs=None, name: Optional[str] = None, **kwargs):
-        kwargs.pop("trainable", None)
-        if kwargs:
-            raise TypeError(f"Model got unexpected arguments {sorted(kwargs)}")
+        _keras_api.check_model_kwargs(kwargs)  # Keras's trainable=True only
         self.name = name or "functional"
         self.stop_training = False
         self.history = None
@@ -178,10 +177,12 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
                 (optional with ALS, default ``'mse'``: used by ``evaluate`` only).
             metrics: List of ``'accuracy'``, ``'binary_accuracy'``, ``'auc'``, ``'mse'``, ``'mae'``
                 or :mod:`neurec.metrics` objects.
-            loss_weights, weighted_metrics: Not supported (one output; ``metrics`` are not
-                weighted by ``fit``'s sample or class weights, as in Keras).
-            run_eagerly, steps_per_execution, jit_compile, auto_scale_loss: Accepted for
-                compatibility; neurec always runs compiled C.
+            loss_weights, weighted_metrics: Not supported (one output, unweighted metrics):
+                they raise.
+            run_eagerly, steps_per_execution, jit_compile: neurec always runs compiled C:
+                ``run_eagerly=True``, ``jit_compile=True`` and ``steps_per_execution > 1``
+                have no effect and warn once. ``auto_scale_loss``: as in Keras without
+                mixed precision, nothing to scale (float32 only).
             hogwild: With sparse embedding updates and several threads, let each thread
                 train whole batches on its own and apply every update (embedding rows and
                 dense weights) at once, without synchronisation (as word2vec and LightFM do).
@@ -200,9 +201,8 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
                 loss = "mse"  # for evaluate(); ALS minimises its own weighted squared error
         if loss is None:
             raise ValueError("compile: pass a loss, e.g. loss='binary_crossentropy'")
-        if loss_weights is not None or weighted_metrics:
-            raise ValueError("compile: loss_weights and weighted_metrics are not supported "
-                             "(neurec models have one output; sample weights weigh the loss only)")
+        _keras_api.check_compile_args(loss_weights, weighted_metrics, run_eagerly,
+                                      steps_per_execution, jit_compile)
         self.optimizer = optimizers_mod.get(optimizer)
         self.loss = losses_mod.get(loss)
         if metrics is None:
@@ -364,6 +364,7 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
             validation_freq: An int ``k``: validate every ``k`` epochs (after epochs
                 ``k, 2k, ...``, 1-based); or a list of the 1-based epochs after which
                 to validate (as in Keras).
+            validation_batch_size: No effect (warns once); validation_steps: raises.
             seed: Seed of shuffling and dropout; default drawn from neurec's global RNG
                 (see :func:`neurec.utils.set_random_seed`). With one thread, the same
                 seed and initial weights give bit-identical results.
@@ -388,11 +389,13 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
         if not self._compiled:
             raise RuntimeError("You must compile the model before training: call "
                                "model.compile(optimizer=..., loss=...) first")
+        _keras_api.check_fit_args(validation_steps, validation_batch_size)
         if isinstance(self.optimizer, optimizers_mod.ALS):
-            _weights.refuse_for_als(x, sample_weight, class_weight)
             if validation_split or validation_data is not None:
                 raise ValueError("fit with optimizer=ALS: validation_split/validation_data are "
                                  "not supported; pass a neurec.evaluation.RankingMetrics callback")
+            _keras_api.check_als_fit_args(batch_size, sample_weight, class_weight, steps_per_epoch)
+            _weights.refuse_for_als(x)
             return _als.fit(self, x, y, epochs=epochs, verbose=verbose, callbacks=callbacks,
                             initial_epoch=initial_epoch)
         if steps_per_epoch is not None:
@@ -449,6 +452,9 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
         return self.predict(x)
 
     def __call__(self, x, training: bool = False):
+        if training:
+            _keras_api.warn_ignored("Model.__call__", "training=True", "it runs inference "
+                                    "(Dropout off); train_on_batch takes a training step")
         if isinstance(x, KerasTensor) or (isinstance(x, (list, tuple)) and x and
                                           isinstance(x[0], KerasTensor)):
             raise ValueError("Calling a neurec Model on symbolic tensors (nesting models) is not "
@@ -467,6 +473,10 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
                  callbacks=None, return_dict: bool = False):
         """Loss and metrics on ``(x, y)``, as ``keras.Model.evaluate``.
 
+        All of ``x`` is evaluated in one C pass (``batch_size`` only checked: the result
+        does not depend on it); ``callbacks`` get the test hooks (``on_test_begin``, one
+        test batch, ``on_test_end``); ``steps`` raises (slice ``x`` instead).
+
         Args:
             sample_weight: Optional weight >= 0 per sample, shape ``(n,)`` or ``(n, 1)``:
                 the loss is ``sum w_i * l_i / n`` (Keras); metrics are not weighted.
@@ -481,14 +491,16 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
         """
         if not self._compiled:
             raise RuntimeError("You must compile the model before evaluating it")
+        _keras_api.check_evaluate_steps(steps)
         verbose_level = _training.check_verbose("evaluate", verbose)
         self._check_batch_size(batch_size)
         self._get_plan()
         inputs = _data.prepare_inputs(self, x, self._builder)
         out_size = int(np.prod(self.output_shape[1:]))
         labels = _data.prepare_labels(y, inputs[0].shape[0], out_size)
-        res = self._evaluate_arrays(inputs, labels, _weights.check_sample_weight(
-            "evaluate", sample_weight, labels.shape[0]))
+        weights = _weights.check_sample_weight("evaluate", sample_weight, labels.shape[0])
+        res = self._with_test_callbacks(callbacks,
+                                        lambda: self._evaluate_arrays(inputs, labels, weights))
         if verbose_level > 0 and verbose != "auto":
             print(" - ".join(f"{k}: {v:.4f}" for k, v in res.items()))
         if return_dict:
@@ -609,7 +621,12 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
     # -- summary, config, saving -------------------------------------------------
     def summary(self, line_length: Optional[int] = None, positions=None, print_fn=None,
                 expand_nested: bool = False, show_trainable: bool = False) -> None:
-        """Print a table of layers, output shapes, parameter counts and connections."""
+        """Print a table of layers, output shapes, parameter counts and connections.
+
+        ``positions`` and ``show_trainable=True`` have no effect (they warn once);
+        ``expand_nested`` has nothing to expand (neurec models do not nest).
+        """
+        _keras_api.check_summary_args(positions, show_trainable)
         text = summary_text(self, line_length)
         (print_fn or print)(text)
 
@@ -648,30 +665,6 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
     def _from_graph(cls, inputs: List[KerasTensor], output: KerasTensor,
                     name: Optional[str]) -> "Model":
         return cls(inputs, output, name=name)
-
-    def save(self, filepath, overwrite: bool = True, **kwargs) -> None:
-        """Save graph, weights, compile settings and optimizer state to one ``.neurec`` file.
-
-        The file is a zip of ``config.json`` and ``.npy`` arrays (no pickle), written
-        to a temporary file and renamed, so a crash never leaves a half-written model.
-
-        Raises:
-            ValueError: If ``filepath`` does not end in ``.neurec`` or ``.keras``.
-            FileExistsError: If it exists and ``overwrite`` is False.
-        """
-        saving.save_model(self, filepath, overwrite=overwrite)
-
-    def save_weights(self, filepath, overwrite: bool = True) -> None:
-        """Save the weights alone to a ``.weights.npz`` file (atomically)."""
-        saving.save_weights(self, filepath, overwrite=overwrite)
-
-    def load_weights(self, filepath, skip_mismatch: bool = False) -> None:
-        """Load weights saved by :meth:`save_weights` (or a full ``.neurec`` file), in place.
-
-        Raises:
-            ValueError: If the file is corrupted or its shapes do not match.
-        """
-        saving.load_weights(self, filepath)
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}>"
