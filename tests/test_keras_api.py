@@ -148,8 +148,6 @@ def test_test_on_batch_sample_weight_weighs_the_loss_only():
     assert ones["loss"] == pytest.approx(plain["loss"], rel=1e-6)
 
 
-@pytest.mark.xfail(strict=False, reason="sample weights: plan.fit(weights=) lands with "
-                                        "i12-weights")
 def test_train_on_batch_sample_weight_is_a_weighted_step():
     """With sum(w * loss) / n, zero weights drop samples and the step shrinks by n_kept / n:
     SGD on a 0/1-weighted batch = SGD with lr * n_kept / n on the kept samples; and

@@ -8,6 +8,7 @@
 #include "module.h"
 #include "pools.h"
 
+#include <float.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -415,20 +416,22 @@ static PyObject *stats_dict(const struct nr_fit_stats *st)
                          st->sq_err, "abs_err", st->abs_err, "auc_pos", pos, "auc_neg", neg);
 }
 
-/* fit(inputs, y, idx, batch_size, step, seed) -> stats
+/* fit(inputs, y, idx, batch_size, step, seed, weights=None) -> stats
  * step is a 1-element int64 array, advanced in place batch by batch, so the count
- * is right even when a KeyboardInterrupt is raised as this call returns. */
+ * is right even when a KeyboardInterrupt is raised as this call returns. weights:
+ * None or a float32 (n,) array, the loss weight of each row (indexed as y). */
 static PyObject *Plan_fit(PlanObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"inputs", "y", "idx", "batch_size", "step", "seed", NULL};
+    static char *kwlist[] = {"inputs", "y", "idx", "batch_size", "step", "seed", "weights", NULL};
     PyObject *inputs_o;
     struct nr_arg y_a = {.name = "y", .min_nd = 1}, idx_a = {.name = "idx"};
     struct nr_arg step_a = {.name = "step"};
+    struct nr_arg w_a = {.name = "weights", .min_nd = 1, .max_nd = 1, .optional = 1};
     long long batch_size;
     unsigned long long seed;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO&O&LO&K:fit", kwlist, &inputs_o, nr_conv_num_in,
-                                     &y_a, nr_conv_i64_in, &idx_a, &batch_size, nr_conv_i64_out,
-                                     &step_a, &seed))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO&O&LO&K|O&:fit", kwlist, &inputs_o,
+                                     nr_conv_num_in, &y_a, nr_conv_i64_in, &idx_a, &batch_size,
+                                     nr_conv_i64_out, &step_a, &seed, nr_conv_f32_in, &w_a))
         return NULL;
     PyObject *result = NULL;
     struct nr_arg *conv = calloc((size_t)(self->n_inputs ? self->n_inputs : 1), sizeof *conv);
@@ -459,13 +462,33 @@ static PyObject *Plan_fit(PlanObject *self, PyObject *args, PyObject *kw)
                      (long long)self->out_size);
         goto done;
     }
+    const float *w = nr_arg_data(&w_a);
+    if (w && nr_arg_size(&w_a) != n_rows) {
+        PyErr_Format(PyExc_ValueError,
+                     "weights has %lld values; expected one per row of y (%lld): pass "
+                     "sample_weight of shape (n,)",
+                     (long long)nr_arg_size(&w_a), (long long)n_rows);
+        goto done;
+    }
     const int64_t *idx = nr_arg_data(&idx_a), n_idx = nr_arg_size(&idx_a);
-    for (int64_t i = 0; i < n_idx; i++)
+    for (int64_t i = 0; i < n_idx; i++) {
         if (idx[i] < 0 || idx[i] >= n_rows) {
             PyErr_Format(PyExc_IndexError, "idx[%lld] = %lld is outside [0, %lld)", (long long)i,
                          (long long)idx[i], (long long)n_rows);
             goto done;
         }
+        if (w && !(w[idx[i]] >= 0.0f && w[idx[i]] <= FLT_MAX)) {
+            PyObject *v = PyFloat_FromDouble(w[idx[i]]);
+            if (v) {
+                PyErr_Format(PyExc_ValueError,
+                             "sample_weight must be finite and >= 0, got %R at row %lld "
+                             "(weights)",
+                             v, (long long)idx[i]);
+                Py_DECREF(v);
+            }
+            goto done;
+        }
+    }
     if (batch_size < 1) {
         PyErr_SetString(PyExc_ValueError, "batch_size must be >= 1");
         goto done;
@@ -482,14 +505,15 @@ static PyObject *Plan_fit(PlanObject *self, PyObject *args, PyObject *kw)
     enum nr_status s = NR_OK;
     RUN_PLAN_ON_POOL(
         self, s,
-        nr_plan_fit(self->plan, pool, inputs, &y, idx, n_idx, batch_size, step_p, seed, st, NULL));
+        nr_plan_fit_weighted(self->plan, pool, inputs, &y, w, idx, n_idx, batch_size, step_p, seed,
+                             st, NULL));
     if (nr_py_raise(s, "fit") < 0)
         goto done;
     result = stats_dict(st);
 done:
     free_inputs(conv, inputs, self->n_inputs);
     free(st);
-    NR_ARGS_RELEASE(&y_a, &idx_a, &step_a);
+    NR_ARGS_RELEASE(&y_a, &idx_a, &step_a, &w_a);
     return result;
 }
 
@@ -529,8 +553,9 @@ done:
 static PyMethodDef Plan_methods[] = {
     NR_PY_KW_METHOD(
         "fit", Plan_fit,
-        "fit(inputs, y, idx, batch_size, step, seed) -> stats: train on rows idx in batches; step "
-        "is a 1-element int64 array advanced in place."),
+        "fit(inputs, y, idx, batch_size, step, seed, weights=None) -> stats: train on rows idx in "
+        "batches; step is a 1-element int64 array advanced in place; weights, a float32 (n,) "
+        "array, weighs each row's loss (Keras's sum_over_batch_size)."),
     NR_PY_KW_METHOD("predict", Plan_predict,
                     "predict(inputs, out): forward pass over all rows into the float32 array out."),
     {"set_optimizer", (PyCFunction)Plan_set_optimizer, METH_O,

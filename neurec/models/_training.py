@@ -14,7 +14,7 @@ import numpy as np
 from neurec import _core
 from neurec.callbacks import CallbackList, History
 from neurec.initializers import _global_rng
-from neurec.models import _data
+from neurec.models import _data, _weights
 from neurec.models._chunks import FIT_CHUNK_SECONDS, next_chunk
 
 ValidationFreq = Union[int, List[int]]
@@ -110,63 +110,92 @@ class TrainingData:
     Args:
         model: The model; ``builder`` its plan's builder (the id checks of its inputs).
         x, y: ``fit``'s data (``x`` a sampler and ``y`` None, or inputs and labels).
-        validation_split: Share of the arrays held out from the end (0 with a sampler).
-        validation_data: ``(x_val, y_val)``; it overrides ``validation_split`` (Keras).
+        validation_split: Share of the arrays held out from the end (0 with a sampler);
+            ``sample_weight`` is split with the data (Keras).
+        validation_data: ``(x_val, y_val)`` or ``(x_val, y_val, sample_weight_val)``; it
+            overrides ``validation_split`` (Keras).
+        sample_weight: Per-sample loss weights of the arrays, or None (not with a sampler:
+            its per-positive weights are ``NegativeSampler(weights=)``).
+        class_weight: ``{label: weight}``, or None; multiplies ``sample_weight`` (and a
+            sampler's weights). Training data only, as in Keras.
 
     Attributes:
         sampler: The NegativeSampler, or None.
         num_samples: Samples per epoch.
-        validation: ``(inputs, labels)`` to validate on, or None.
+        weights: Float32 loss weight per training sample (with a sampler: per row of an
+            epoch, the same every epoch), or None.
+        validation: ``(inputs, labels, weights or None)`` to validate on, or None.
 
     Raises:
-        ValueError: For invalid data, or a split that leaves either side empty.
+        TypeError: For weights that are not numbers, or a malformed ``class_weight``.
+        ValueError: For invalid data or weights, a label without a class weight, or a split
+            that leaves either side empty.
     """
 
-    def __init__(self, model, builder, x, y, validation_split: float, validation_data):
+    def __init__(self, model, builder, x, y, validation_split: float, validation_data,
+                 sample_weight=None, class_weight=None):
         self.model, self.builder = model, builder
         out_size = int(np.prod(model.output_shape[1:]))
         if validation_data is not None:
             validation_split = 0.0  # Keras: validation_data overrides validation_split
         self.sampler = x if hasattr(x, "_neurec_epoch") else None
-        self.validation: Optional[Tuple[List[np.ndarray], np.ndarray]] = None
+        self.validation: Optional[Tuple[List[np.ndarray], np.ndarray, Optional[np.ndarray]]] = None
+        class_weight = _weights.check_class_weight("fit", class_weight)
         if self.sampler is not None:
             if y is not None:
                 raise ValueError("fit: y must be None when x is a NegativeSampler (it makes the labels)")
             if validation_split:
                 raise ValueError("fit: validation_split is not supported with a NegativeSampler; "
                                  "pass validation_data or a ranking callback")
+            if sample_weight is not None:
+                raise ValueError("fit: sample_weight must be None when x is a NegativeSampler (its "
+                                 "rows change every epoch); pass one weight per positive as "
+                                 "NegativeSampler(..., weights=...)")
             self._roles = self.sampler._check_model(model, builder.id_checks)
             self.inputs = self.labels = None
             self.num_samples = self.sampler.num_samples
+            self.weights = _weights.sampler_weights(self.sampler, class_weight)
         else:
             inputs = _data.prepare_inputs(model, x, builder)
             n = inputs[0].shape[0]
             labels = _data.prepare_labels(y, n, out_size)
+            sw = _weights.check_sample_weight("fit", sample_weight, n)
             if validation_split:
                 k = int(n * (1.0 - float(validation_split)))
                 if k <= 0 or k >= n:
                     raise ValueError(f"validation_split={validation_split} leaves no training or no "
                                      f"validation samples out of {n}")
                 # the tail of arrays already checked: no second validation
-                self.validation = ([a[k:] for a in inputs], labels[k:])
+                self.validation = ([a[k:] for a in inputs], labels[k:],
+                                   None if sw is None else sw[k:])
                 inputs = [a[:k] for a in inputs]
                 labels = labels[:k]
+                sw = None if sw is None else sw[:k]
                 n = k
             self.inputs, self.labels, self.num_samples = inputs, labels, n
+            cw = None if class_weight is None else _weights.class_weights_of("fit", class_weight,
+                                                                             labels)
+            self.weights = _weights.combine(sw, cw)
         if validation_data is not None:
             if not isinstance(validation_data, (list, tuple)) or len(validation_data) not in (2, 3):
-                raise ValueError("validation_data must be a tuple (x_val, y_val)")
+                raise ValueError("validation_data must be a tuple (x_val, y_val) or (x_val, y_val, "
+                                 "sample_weight_val)")
             vx = _data.prepare_inputs(model, validation_data[0], builder)
             vy = _data.prepare_labels(validation_data[1], vx[0].shape[0], out_size)
-            self.validation = (vx, vy)
+            vw = _weights.check_sample_weight("fit", validation_data[2], vx[0].shape[0],
+                                              "validation_data's sample_weight") \
+                if len(validation_data) == 3 else None
+            self.validation = (vx, vy, vw)
 
-    def epoch(self, epoch_seed: int) -> Tuple[List[np.ndarray], np.ndarray]:
-        """The ``(inputs, labels)`` of one epoch: fresh negatives from a sampler."""
+    def epoch(self, epoch_seed: int) -> Tuple[List[np.ndarray], np.ndarray, Optional[np.ndarray]]:
+        """The ``(inputs, labels, weights)`` of one epoch: fresh negatives from a sampler
+        (whose rows keep their layout, so the weights are the same every epoch)."""
         if self.sampler is None:
-            return self.inputs, self.labels
-        return self.sampler._neurec_epoch(
+            return self.inputs, self.labels, self.weights
+        inputs, labels = self.sampler._neurec_epoch(
             epoch_seed, self.model, self._roles,
             lambda a: _data.prepare_inputs(self.model, a, self.builder))
+        return inputs, labels, self.weights
 
 
 # -- the loop ----------------------------------------------------------------------------
@@ -193,7 +222,7 @@ def run(model, plan, data: TrainingData, opts: FitOptions, callbacks) -> Optiona
         for epoch in range(opts.initial_epoch, opts.epochs):
             cbs.on_epoch_begin(epoch)
             epoch_seed = (opts.seed * 1000003 + epoch) % (2**64)
-            inputs, labels = data.epoch(epoch_seed)
+            inputs, labels, weights = data.epoch(epoch_seed)
             n = labels.shape[0]
             steps = -(-n // batch_size)
             order = _core.permutation(n, epoch_seed) if opts.shuffle else np.arange(n, dtype=np.int64)
@@ -205,7 +234,7 @@ def run(model, plan, data: TrainingData, opts: FitOptions, callbacks) -> Optiona
                 cbs.on_train_batch_begin(batch)
                 plan.set_optimizer(opt._c_spec())
                 t0 = time.perf_counter()
-                st = plan.fit(inputs, labels, idx, batch_size, step, epoch_seed)
+                st = plan.fit(inputs, labels, idx, batch_size, step, epoch_seed, weights=weights)
                 dt = time.perf_counter() - t0
                 opt.iterations = int(step[0])
                 totals = st if totals is None else merge_stats(totals, st)

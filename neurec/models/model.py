@@ -14,7 +14,7 @@ from neurec import metrics as metrics_mod
 from neurec import optimizers as optimizers_mod
 from neurec._registry import get_registered_object, register_serializable
 from neurec.layers.base import KerasTensor, Layer
-from neurec.models import _als, _data, _functional, _keras_api, _training
+from neurec.models import _als, _data, _functional, _keras_api, _training, _weights
 from neurec.models import recommend as recommend_mod
 from neurec.models._foldin import FoldIn
 from neurec.models._keras_api import KerasAPIMixin
@@ -345,9 +345,21 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
             callbacks: List of :class:`neurec.callbacks.Callback`.
             validation_split: Share of the data (taken from the end, before shuffling)
                 held out for validation. Ignored when ``validation_data`` is given.
-            validation_data: ``(x_val, y_val)`` evaluated at the end of each epoch;
-                it overrides ``validation_split`` (as in Keras).
+            validation_data: ``(x_val, y_val)`` or ``(x_val, y_val, sample_weight_val)``
+                evaluated at the end of each epoch; it overrides ``validation_split``
+                (as in Keras).
             shuffle: Shuffle the samples every epoch (seeded).
+            class_weight: ``{label: weight}`` for 0/1 labels (rounded, as Keras does;
+                every label in the data needs a weight): each sample's loss is scaled
+                by its label's weight. With a NegativeSampler, labels 1 (positives)
+                and 0 (negatives). Training data only.
+            sample_weight: One finite weight >= 0 per sample, shape ``(n,)`` or
+                ``(n, 1)``, split with the data by ``validation_split``. Keras's
+                ``"sum_over_batch_size"``: a batch's loss is ``sum w_i * l_i /
+                batch_size``, its gradient likewise, the logged ``loss`` is
+                ``sum w_i * l_i / n``; compiled metrics are not weighted (as Keras's
+                ``metrics=``). With ``class_weight`` the two multiply. Not with a
+                NegativeSampler: pass ``NegativeSampler(weights=)`` (one per positive).
             initial_epoch: Epoch to start from (for resuming).
             validation_freq: An int ``k``: validate every ``k`` epochs (after epochs
                 ``k, 2k, ...``, 1-based); or a list of the 1-based epochs after which
@@ -366,7 +378,13 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
                 is not an integer, or ``shuffle`` not a bool.
             ValueError: For invalid data (shapes, lengths, NaN, out-of-range ids) or an
                 argument out of range (``validation_freq < 1``, ``verbose`` not in
-                ``'auto', 0, 1, 2``, a negative seed).
+                ``'auto', 0, 1, 2``, a negative seed); for weights of the wrong length,
+                negative, NaN or infinite, or a label without a class weight; for any
+                weight with ``optimizer=ALS`` (its confidence comes from the matrix).
+
+        Example:
+            >>> model.fit([users, items], labels, sample_weight=quantity, epochs=3)
+            >>> model.fit(NegativeSampler(log, weights=log.values), class_weight={0: 1, 1: 2})
         """
         if not self._compiled:
             raise RuntimeError("You must compile the model before training: call "
@@ -377,10 +395,9 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
                 raise ValueError("fit with optimizer=ALS: validation_split/validation_data are "
                                  "not supported; pass a neurec.evaluation.RankingMetrics callback")
             _keras_api.check_als_fit_args(batch_size, sample_weight, class_weight, steps_per_epoch)
+            _weights.refuse_for_als(x)
             return _als.fit(self, x, y, epochs=epochs, verbose=verbose, callbacks=callbacks,
                             initial_epoch=initial_epoch)
-        if class_weight is not None or sample_weight is not None:
-            raise ValueError("fit: class_weight and sample_weight are not supported by neurec")
         if steps_per_epoch is not None:
             raise ValueError("fit: steps_per_epoch is not supported; every epoch covers the data once")
         opts = _training.fit_options(self._check_batch_size(batch_size), epochs, initial_epoch,
@@ -389,7 +406,7 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
         if opts.seed is None:
             opts = opts._replace(seed=_training.default_seed())
         data = _training.TrainingData(self, self._builder, x, y, opts.validation_split,
-                                      validation_data)
+                                      validation_data, sample_weight, class_weight)
         if data.sampler is not None:  # for recommend(unknown='popular')
             self._item_popularity = data.sampler.item_popularity()
         return _training.run(self, plan, data, opts, callbacks)
@@ -455,11 +472,11 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
                              "supported; build one graph from the layers instead")
         return self.predict(x, verbose=0)
 
-    def _evaluate_arrays(self, inputs, labels) -> Dict[str, float]:
+    def _evaluate_arrays(self, inputs, labels, weights=None) -> Dict[str, float]:
         pred = self._predict_arrays(inputs)
-        res = {"loss": self.loss(labels, pred) + self._regularization_penalty()}
+        res = {"loss": self.loss(labels, pred, weights) + self._regularization_penalty()}
         for m in self.compiled_metrics:
-            res[m.name] = float(m.from_arrays(labels, pred))
+            res[m.name] = float(m.from_arrays(labels, pred))  # unweighted, as Keras's metrics=
         return res
 
     def evaluate(self, x=None, y=None, batch_size: Optional[int] = None,
@@ -471,18 +488,20 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
         does not depend on it); ``callbacks`` get the test hooks (``on_test_begin``, one
         test batch, ``on_test_end``); ``steps`` raises (slice ``x`` instead).
 
+        Args:
+            sample_weight: Optional weight >= 0 per sample, shape ``(n,)`` or ``(n, 1)``:
+                the loss is ``sum w_i * l_i / n`` (Keras); metrics are not weighted.
+
         Returns:
             The loss alone if there are no metrics, else ``[loss, *metrics]``; or a dict
             with ``return_dict=True``.
 
         Raises:
             RuntimeError: If the model was not compiled.
-            ValueError: For invalid data.
+            ValueError: For invalid data or sample weights.
         """
         if not self._compiled:
             raise RuntimeError("You must compile the model before evaluating it")
-        if sample_weight is not None:
-            raise ValueError("evaluate: sample_weight is not supported by neurec")
         _keras_api.check_evaluate_steps(steps)
         verbose_level = _training.check_verbose("evaluate", verbose)
         self._check_batch_size(batch_size)
@@ -490,7 +509,9 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
         inputs = _data.prepare_inputs(self, x, self._builder)
         out_size = int(np.prod(self.output_shape[1:]))
         labels = _data.prepare_labels(y, inputs[0].shape[0], out_size)
-        res = self._with_test_callbacks(callbacks, lambda: self._evaluate_arrays(inputs, labels))
+        weights = _weights.check_sample_weight("evaluate", sample_weight, labels.shape[0])
+        res = self._with_test_callbacks(callbacks,
+                                        lambda: self._evaluate_arrays(inputs, labels, weights))
         if verbose_level > 0 and verbose != "auto":
             print(" - ".join(f"{k}: {v:.4f}" for k, v in res.items()))
         if return_dict:
