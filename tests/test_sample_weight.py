@@ -177,24 +177,50 @@ def test_zero_weights_change_nothing_on_two_hogwild_threads():
         np.testing.assert_array_equal(a, b)
 
 
-def test_integer_class_weight_equals_duplicating_samples(one_thread):
-    """class_weight={0: 1, 1: 2} on n samples, padded with zero-weight samples to the length
+def test_integer_weights_equal_duplicating_samples(one_thread):
+    """Weight 2 on the positives of n samples, padded with zero-weight samples to the length
     of the data with every positive duplicated: one batch each, so both steps divide the
-    same sums by the same batch size (sample and class weights multiply)."""
+    same sums by the same batch size."""
     u, i, y = interactions(400)
     pos = np.flatnonzero(y == 1)
     dup = np.concatenate([np.arange(len(y)), pos])
     pad = np.concatenate([np.arange(len(y)), pos])  # any rows: their weight is 0
-    sw = np.r_[np.ones(len(y)), np.zeros(len(pos))]
+    sw = np.r_[np.where(y == 1, 2.0, 1.0), np.zeros(len(pos))]
     kw = dict(epochs=3, batch_size=len(dup), shuffle=False)
     w_dup, h_dup = fit_weights(small_model, [u[dup], i[dup]], y[dup], optimizers.SGD(0.5), **kw)
-    w_cw, h_cw = fit_weights(small_model, [u[pad], i[pad]], y[pad], optimizers.SGD(0.5),
-                             class_weight={0: 1, 1: 2}, sample_weight=sw, **kw)
+    w_sw, h_sw = fit_weights(small_model, [u[pad], i[pad]], y[pad], optimizers.SGD(0.5),
+                             sample_weight=sw, **kw)
     moved = max(np.abs(a - b).max() for a, b in zip(w_dup, small_model().get_weights()))
     assert moved > 1e-2
-    for a, b in zip(w_dup, w_cw):
+    for a, b in zip(w_dup, w_sw):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
-    assert h_cw["loss"] == pytest.approx(h_dup["loss"], rel=1e-5)
+    assert h_sw["loss"] == pytest.approx(h_dup["loss"], rel=1e-5)
+
+
+def test_class_weight_is_the_sample_weight_of_each_label(one_thread):
+    """Keras 3's rule: class_weight={0: 1, 1: 2} is sample_weight 2 on positives and 1 on
+    negatives, bit for bit; a label the dict does not name weighs 1.0; validation data
+    (validation_split) keeps unweighted losses."""
+    u, i, y = interactions(400)
+    kw = dict(epochs=2, batch_size=64, shuffle=False)
+    w_cw, h_cw = fit_weights(small_model, [u, i], y, optimizers.SGD(0.5),
+                             class_weight={0: 1, 1: 2}, **kw)
+    w_sw, h_sw = fit_weights(small_model, [u, i], y, optimizers.SGD(0.5),
+                             sample_weight=np.where(y == 1, 2.0, 1.0), **kw)
+    for a, b in zip(w_cw, w_sw):
+        np.testing.assert_array_equal(a, b)
+    assert h_cw["loss"] == h_sw["loss"]
+    w_one, _ = fit_weights(small_model, [u, i], y, optimizers.SGD(0.5), class_weight={1: 2}, **kw)
+    for a, b in zip(w_one, w_sw):
+        np.testing.assert_array_equal(a, b)
+    model = small_model()
+    model.compile(optimizer=optimizers.SGD(0.0), loss="binary_crossentropy")
+    h = model.fit([u, i], y, class_weight={0: 5.0, 1: 5.0}, validation_split=0.25, verbose=0,
+                  **kw).history
+    assert h["loss"][-1] == pytest.approx(5 * h["val_loss"][-1], rel=0.3)  # same model, lr 0
+    tail = slice(300, 400)
+    assert h["val_loss"][-1] == pytest.approx(
+        model.evaluate([u[tail], i[tail]], y[tail], verbose=0), rel=1e-6)
 
 
 def test_loss_is_weighted_and_metrics_are_not(one_thread):
@@ -367,7 +393,6 @@ def test_bad_sample_weight(compiled, w, exc, match):
 
 
 @pytest.mark.parametrize("cw,exc,match", [
-    ({0: 1.0}, ValueError, "class_weight has no weight for label 1"),
     ({0: 1.0, 1: -2.0}, ValueError, r"class_weight\[1\] must be a finite number >= 0"),
     ({"0": 1.0, 1: 2.0}, TypeError, "class_weight keys must be integer labels"),
     ([1.0, 2.0], TypeError, "class_weight must be a non-empty dict"),
@@ -390,8 +415,6 @@ def test_bad_weights_elsewhere(compiled):
     sampler = NegativeSampler(log, num_negatives=1)
     with pytest.raises(ValueError, match="NegativeSampler.*weights="):
         model.fit(sampler, sample_weight=np.ones(6), verbose=0)
-    with pytest.raises(ValueError, match="class_weight needs one label per sample"):
-        _two_output_fit(x, y)  # two labels per sample: no class to weigh
     als = GMF(5, 5, 2)
     als.compile(optimizer=optimizers.ALS(), loss="mse")
     m = InteractionMatrix.from_arrays([0, 1], [1, 2])
@@ -401,12 +424,24 @@ def test_bad_weights_elsewhere(compiled):
         als.fit(NegativeSampler(m, weights=[1.0, 2.0]), verbose=0)
 
 
-def _two_output_fit(x, y):
-    u, i = Input(shape=(1,)), Input(shape=(1,))
-    h = Concatenate()([Flatten()(Embedding(30, 2)(u)), Flatten()(Embedding(20, 2)(i))])
-    model = Model([u, i], Dense(2, activation="sigmoid")(h))
-    model.compile(optimizer="sgd", loss="binary_crossentropy")
-    model.fit(x, np.stack([y, y], 1), class_weight={0: 1.0, 1: 2.0}, verbose=0)
+def test_class_weight_of_one_hot_labels_is_by_argmax(compiled, one_thread):
+    """Keras's rule for labels with several values per sample: the class is argmax(y)."""
+    _, x, y = compiled
+    onehot = np.stack([1 - y, y], 1).astype(np.float32)
+
+    def two_outputs():
+        u, i = Input(shape=(1,)), Input(shape=(1,))
+        h = Concatenate()([Flatten()(Embedding(30, 2)(u)), Flatten()(Embedding(20, 2)(i))])
+        model = Model([u, i], Dense(2, activation="sigmoid")(h))
+        model.compile(optimizer="sgd", loss="binary_crossentropy")
+        return model
+
+    a, b = two_outputs(), two_outputs()
+    b.set_weights(a.get_weights())
+    a.fit(x, onehot, class_weight={0: 1.0, 1: 3.0}, shuffle=False, verbose=0)
+    b.fit(x, onehot, sample_weight=np.where(y == 1, 3.0, 1.0), shuffle=False, verbose=0)
+    for p, q in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(p, q)
 
 
 def test_plan_fit_weights_argument(compiled):

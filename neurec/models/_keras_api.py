@@ -19,7 +19,7 @@ from neurec import optimizers as optimizers_mod
 from neurec._registry import get_registered_object
 from neurec.callbacks import CallbackList
 from neurec.layers.base import limit_weight_elements
-from neurec.models import _data, _training, saving
+from neurec.models import _data, _training, _weights, saving
 
 __all__ = ["KerasAPIMixin", "model_from_json", "warn_ignored"]
 
@@ -115,57 +115,6 @@ def check_summary_args(positions, show_trainable) -> None:
                      "line, or [l.name for l in model.layers if not l.trainable]", 4)
 
 
-def class_weight_to_sample_weight(fn: str, labels: np.ndarray, class_weight) -> np.ndarray:
-    """Keras's rule: each sample weighs ``class_weight[class]`` (1 for an absent class), its
-    class being ``round(y)`` for one label per sample and ``argmax(y)`` for one-hot rows."""
-    if not hasattr(class_weight, "items"):
-        raise ValueError(f"{fn}: class_weight must be a dict {{class index: weight}}, got "
-                         f"{type(class_weight).__name__}")
-    table = {}
-    for k, v in class_weight.items():
-        try:
-            table[int(k)] = float(v)
-        except (TypeError, ValueError):
-            raise ValueError(f"{fn}: class_weight must map integer class indices to numbers, "
-                             f"got {k!r}: {v!r}") from None
-    classes = labels.argmax(axis=1) if labels.shape[1] > 1 else np.round(labels[:, 0])
-    classes = classes.astype(np.int64)
-    out = np.ones(labels.shape[0], np.float32)
-    for k, v in table.items():
-        out[classes == k] = v
-    return out
-
-
-def sample_weights(fn: str, sample_weight, class_weight, labels: np.ndarray
-                   ) -> Optional[np.ndarray]:
-    """``sample_weight`` (or the weights ``class_weight`` gives) as a float32 ``(n,)``
-    array of finite values >= 0, or None for neither.
-
-    Raises:
-        ValueError: For both, or weights of the wrong shape, negative or not finite.
-    """
-    n = labels.shape[0]
-    if class_weight is not None:
-        if sample_weight is not None:
-            raise ValueError(f"{fn}: pass sample_weight or class_weight, not both (multiply "
-                             "the class weights into sample_weight)")
-        return class_weight_to_sample_weight(fn, labels, class_weight)
-    if sample_weight is None:
-        return None
-    w = _data.to_numpy(sample_weight, "sample_weight")
-    if w.dtype == object or w.dtype.kind not in "biuf":
-        raise TypeError(f"{fn}: sample_weight must be numbers, got dtype {w.dtype}")
-    if w.ndim == 2 and w.shape[1] == 1:
-        w = w[:, 0]
-    if w.shape != (n,):
-        raise ValueError(f"{fn}: sample_weight must have one weight per sample, shape ({n},); "
-                         f"got shape {w.shape}")
-    w = np.ascontiguousarray(w, dtype=np.float32)
-    if not np.all(np.isfinite(w)) or (w.size and w.min() < 0):
-        raise ValueError(f"{fn}: sample_weight must be finite and >= 0")
-    return w
-
-
 def _result(logs: Dict[str, float], return_dict: bool):
     """Keras's return value: a dict, the loss alone, or ``[loss, *metrics]``."""
     logs = {k: float(v) for k, v in logs.items()}
@@ -232,7 +181,7 @@ class KerasAPIMixin:
             raise ValueError("train_on_batch: optimizer=ALS takes no gradient steps; "
                              "fit(matrix, epochs=1) runs one ALS sweep")
         plan, inputs, labels = self._batch_data("train_on_batch", x, y)
-        weights = sample_weights("train_on_batch", sample_weight, class_weight, labels)
+        weights = _weights.array_weights("train_on_batch", sample_weight, class_weight, labels)
         n = labels.shape[0]
         penalty = self._regularization_penalty()  # of the weights the loss is computed with
         opt = self.optimizer
@@ -241,10 +190,7 @@ class KerasAPIMixin:
         seed = _training.default_seed()
         plan.set_optimizer(opt._c_spec())
         try:
-            if weights is None:
-                st = plan.fit(inputs, labels, idx, n, step, seed)
-            else:  # sample weights: plan.fit(weights=) lands with i12-weights
-                st = plan.fit(inputs, labels, idx, n, step, seed, weights=weights)
+            st = plan.fit(inputs, labels, idx, n, step, seed, weights=weights)
         finally:
             opt.iterations = int(step[0])
         logs = _training.logs_from_stats(self, st)
@@ -277,7 +223,7 @@ class KerasAPIMixin:
             {'loss': 0.52, 'accuracy': 0.74}
         """
         _, inputs, labels = self._batch_data("test_on_batch", x, y)
-        weights = sample_weights("test_on_batch", sample_weight, None, labels)
+        weights = _weights.check_sample_weight("test_on_batch", sample_weight, labels.shape[0])
         if weights is None:
             return _result(self._evaluate_arrays(inputs, labels), return_dict)
         pred = self._predict_arrays(inputs)

@@ -116,8 +116,9 @@ class TrainingData:
             overrides ``validation_split`` (Keras).
         sample_weight: Per-sample loss weights of the arrays, or None (not with a sampler:
             its per-positive weights are ``NegativeSampler(weights=)``).
-        class_weight: ``{label: weight}``, or None; multiplies ``sample_weight`` (and a
-            sampler's weights). Training data only, as in Keras.
+        class_weight: ``{label: weight}`` (1.0 for a label it does not name), or None;
+            not with ``sample_weight`` (as Keras 3); multiplies a sampler's weights.
+            Training data only, as in Keras.
 
     Attributes:
         sampler: The NegativeSampler, or None.
@@ -140,8 +141,8 @@ class TrainingData:
             validation_split = 0.0  # Keras: validation_data overrides validation_split
         self.sampler = x if hasattr(x, "_neurec_epoch") else None
         self.validation: Optional[Tuple[List[np.ndarray], np.ndarray, Optional[np.ndarray]]] = None
-        class_weight = _weights.check_class_weight("fit", class_weight)
         if self.sampler is not None:
+            class_weight = _weights.check_class_weight("fit", class_weight)
             if y is not None:
                 raise ValueError("fit: y must be None when x is a NegativeSampler (it makes the labels)")
             if validation_split:
@@ -159,6 +160,7 @@ class TrainingData:
             inputs = _data.prepare_inputs(model, x, builder)
             n = inputs[0].shape[0]
             labels = _data.prepare_labels(y, n, out_size)
+            _weights.refuse_both("fit", sample_weight, class_weight)
             sw = _weights.check_sample_weight("fit", sample_weight, n)
             if validation_split:
                 k = int(n * (1.0 - float(validation_split)))
@@ -173,9 +175,10 @@ class TrainingData:
                 sw = None if sw is None else sw[:k]
                 n = k
             self.inputs, self.labels, self.num_samples = inputs, labels, n
-            cw = None if class_weight is None else _weights.class_weights_of("fit", class_weight,
-                                                                             labels)
-            self.weights = _weights.combine(sw, cw)
+            # class weights weigh the training part only (as Keras: validation keeps its
+            # sample weights)
+            self.weights = sw if class_weight is None else _weights.array_weights(
+                "fit", None, class_weight, labels)
         if validation_data is not None:
             if not isinstance(validation_data, (list, tuple)) or len(validation_data) not in (2, 3):
                 raise ValueError("validation_data must be a tuple (x_val, y_val) or (x_val, y_val, "

@@ -70,29 +70,48 @@ def check_class_weight(fn: str, class_weight: Any) -> Optional[Dict[int, float]]
 
 
 def class_weights_of(fn: str, class_weight: Dict[int, float], labels: np.ndarray) -> np.ndarray:
-    """The weight of each sample's label (Keras rounds labels to the nearest integer).
+    """Keras 3's rule: each sample weighs ``class_weight[class]``, 1.0 for a class the dict
+    does not name; the class is ``round(y)`` for one label per sample, ``argmax(y)`` for
+    one-hot rows."""
+    labels = labels.reshape(labels.shape[0], -1)
+    cls = labels.argmax(axis=1) if labels.shape[1] > 1 else np.round(labels[:, 0])
+    present, inverse = np.unique(cls.astype(np.int64), return_inverse=True)
+    table = np.array([class_weight.get(int(c), 1.0) for c in present], dtype=np.float32)
+    return np.ascontiguousarray(table[inverse.reshape(-1)])
+
+
+def refuse_both(fn: str, sample_weight: Any, class_weight: Any) -> None:
+    """Keras 3 refuses ``sample_weight`` and ``class_weight`` together: so does neurec.
 
     Raises:
-        ValueError: If labels have more than one value per sample, or a label present in
-            the data has no weight in ``class_weight``.
+        ValueError: If both are given.
     """
-    if labels.ndim > 1 and labels.shape[1] != 1:
-        raise ValueError(f"{fn}: class_weight needs one label per sample; y has "
-                         f"{labels.shape[1]} values per sample (pass sample_weight instead)")
-    cls = np.round(labels.reshape(-1)).astype(np.int64)
-    present, inverse = np.unique(cls, return_inverse=True)
-    missing = [int(c) for c in present if int(c) not in class_weight]
-    if missing:
-        raise ValueError(f"{fn}: class_weight has no weight for label {missing[0]} (labels in the "
-                         f"data: {present.tolist()}, class_weight keys: {sorted(class_weight)}); "
-                         "give every label a weight")
-    table = np.array([class_weight[int(c)] for c in present], dtype=np.float32)
-    return table[inverse.reshape(-1)]
+    if sample_weight is not None and class_weight is not None:
+        raise ValueError(f"{fn}: pass sample_weight or class_weight, not both (as Keras); "
+                         "multiply the class weights into sample_weight")
+
+
+def array_weights(fn: str, sample_weight: Any, class_weight: Any,
+                  labels: np.ndarray) -> Optional[np.ndarray]:
+    """The per-sample weights of array data (``fit``, ``train_on_batch``): ``sample_weight``
+    checked, or the weights ``class_weight`` gives each label, or None for neither.
+
+    Raises:
+        ValueError: For both at once (as Keras 3: multiply the class weights into
+            ``sample_weight``), or bad weights (see :func:`check_sample_weight`).
+        TypeError: For a ``class_weight`` that is not a dict of integer labels.
+    """
+    refuse_both(fn, sample_weight, class_weight)
+    cw = check_class_weight(fn, class_weight)
+    if cw is not None:
+        return class_weights_of(fn, cw, labels)
+    return check_sample_weight(fn, sample_weight, labels.shape[0])
 
 
 def combine(sample_weight: Optional[np.ndarray],
             class_weight: Optional[np.ndarray]) -> Optional[np.ndarray]:
-    """Their product (Keras 2's rule: sample and class weights multiply), or the one given."""
+    """Their product, or the one given (a NegativeSampler's per-positive weights and the
+    class weights of its labels)."""
     if sample_weight is None:
         return class_weight
     if class_weight is None:
