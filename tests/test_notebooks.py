@@ -14,9 +14,11 @@ cannot be downloaded (a proxy that refuses every connection stands for "offline"
 when nbformat, nbclient, ipykernel or matplotlib are missing (``pip install -e ".[test]"``
 installs them).
 """
+import ast
 import json
 import os
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -158,6 +160,32 @@ def test_quickstart_contains_readme_example_verbatim():
     at = sources.index(model)
     assert all(line not in sources[at - 1] for line in data.splitlines() if line.strip())
     assert re.search(r"^users, items, labels = ", sources[at - 1], re.M)
+
+
+def test_test_extra_installs_what_the_notebooks_import():
+    """``pip install -e ".[test]"`` is enough to run the notebooks (and this file)."""
+    if sys.version_info < (3, 11):
+        pytest.skip("tomllib and sys.stdlib_module_names: Python >= 3.11")
+    import tomllib
+
+    pyproject = ROOT / "pyproject.toml"
+    if not pyproject.is_file():
+        pytest.skip("pyproject.toml is not next to the tests (installed package)")
+    project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
+    installed = {re.split(r"[<>=!~\[; ]", req, maxsplit=1)[0].lower()
+                 for req in project["dependencies"] + project["optional-dependencies"]["test"]}
+    needed = {"nbformat", "nbclient", "ipykernel"}          # the kernel this file runs them in
+    for path in (QUICKSTART, DAILY):
+        for cell in _code_cells(_read(path)):
+            for node in ast.walk(ast.parse(_source(cell))):
+                if isinstance(node, ast.Import):
+                    needed.update(a.name.split(".")[0] for a in node.names)
+                elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                    needed.add(node.module.split(".")[0])
+    needed -= set(sys.stdlib_module_names) | {"neurec"}
+    assert "matplotlib" in needed and "numpy" in needed       # the parser sees the imports
+    missing = sorted(needed - installed)
+    assert not missing, f"the notebooks import {missing}: add them to the `test` extra"
 
 
 # ---------------------------------------------------------------- fresh runs
