@@ -11,7 +11,6 @@ from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 
-from neurec import _core
 from neurec.callbacks import CallbackList, History
 from neurec.initializers import _global_rng
 from neurec.models import _data
@@ -154,11 +153,7 @@ class TrainingData:
                 n = k
             self.inputs, self.labels, self.num_samples = inputs, labels, n
         if validation_data is not None:
-            if not isinstance(validation_data, (list, tuple)) or len(validation_data) not in (2, 3):
-                raise ValueError("validation_data must be a tuple (x_val, y_val)")
-            vx = _data.prepare_inputs(model, validation_data[0], builder)
-            vy = _data.prepare_labels(validation_data[1], vx[0].shape[0], out_size)
-            self.validation = (vx, vy)
+            self.validation = validation_arrays(model, builder, validation_data)
 
     def epoch(self, epoch_seed: int) -> Tuple[List[np.ndarray], np.ndarray]:
         """The ``(inputs, labels)`` of one epoch: fresh negatives from a sampler."""
@@ -169,21 +164,36 @@ class TrainingData:
             lambda a: _data.prepare_inputs(self.model, a, self.builder))
 
 
+def validation_arrays(model, builder, validation_data) -> Tuple[List[np.ndarray], np.ndarray]:
+    """``validation_data`` ``(x_val, y_val)`` as checked ``(inputs, labels)`` arrays."""
+    if not isinstance(validation_data, (list, tuple)) or len(validation_data) not in (2, 3):
+        raise ValueError("validation_data must be a tuple (x_val, y_val), a generator or "
+                         "list of (x_val, y_val) batches, or a PyDataset")
+    vx = _data.prepare_inputs(model, validation_data[0], builder)
+    vy = _data.prepare_labels(validation_data[1], vx[0].shape[0],
+                              int(np.prod(model.output_shape[1:])))
+    return vx, vy
+
+
 # -- the loop ----------------------------------------------------------------------------
-def run(model, plan, data: TrainingData, opts: FitOptions, callbacks) -> Optional[History]:
+def run(model, plan, source, opts: FitOptions, callbacks) -> Optional[History]:
     """Train ``model`` through its C ``plan`` for ``opts.initial_epoch .. opts.epochs - 1``.
+
+    Args:
+        source: Where the batches come from (``models._adapters``: arrays or a
+            NegativeSampler, or a generator / PyDataset): ``steps`` (batches per epoch,
+            None if unknown), ``validation`` (None or an object whose ``evaluate(model)``
+            gives the ``val_`` logs), ``available(seed)`` (False once a generator ran out:
+            training stops), ``begin_epoch(seed)``, ``next_chunk(max_batches)`` (a
+            ``Chunk`` of consecutive batches for one ``plan.fit`` call, None at the epoch's
+            end) and ``end_epoch()``.
 
     Returns:
         The model's History.
     """
-    n = data.num_samples
-    # a batch larger than the data is one batch of all of it: cap it, so the C core's
-    # scratch is sized by the data, not by the argument
-    batch_size = min(opts.batch_size, max(n, 1))
-    steps = -(-n // batch_size)
     model.stop_training = False
     cbs = CallbackList(callbacks, add_history=True, add_progbar=opts.verbose != 0, model=model,
-                       verbose=opts.verbose, epochs=opts.epochs, steps=steps)
+                       verbose=opts.verbose, epochs=opts.epochs, steps=source.steps)
     opt = model.optimizer
     step = np.array([int(opt.iterations)], dtype=np.int64)  # advanced in place by C
     cbs.on_train_begin()
@@ -191,21 +201,26 @@ def run(model, plan, data: TrainingData, opts: FitOptions, callbacks) -> Optiona
     chunk = 16
     try:
         for epoch in range(opts.initial_epoch, opts.epochs):
-            cbs.on_epoch_begin(epoch)
             epoch_seed = (opts.seed * 1000003 + epoch) % (2**64)
-            inputs, labels = data.epoch(epoch_seed)
-            n = labels.shape[0]
-            steps = -(-n // batch_size)
-            order = _core.permutation(n, epoch_seed) if opts.shuffle else np.arange(n, dtype=np.int64)
+            if not source.available(epoch_seed):  # a generator ran out (the source warned)
+                break
+            cbs.on_epoch_begin(epoch)
+            source.begin_epoch(epoch_seed)
             totals = None
             batch = 0
-            while batch < steps:
-                nb = min(chunk, steps - batch)
-                idx = order[batch * batch_size:min((batch + nb) * batch_size, n)]
+            while True:
+                part = source.next_chunk(chunk)
+                if part is None:
+                    break
+                inputs, labels, weights, idx, batch_size = part
+                nb = -(-idx.shape[0] // batch_size)
                 cbs.on_train_batch_begin(batch)
                 plan.set_optimizer(opt._c_spec())
                 t0 = time.perf_counter()
-                st = plan.fit(inputs, labels, idx, batch_size, step, epoch_seed)
+                if weights is None:
+                    st = plan.fit(inputs, labels, idx, batch_size, step, epoch_seed)
+                else:  # sample weights: plan.fit(weights=) lands with i12-weights
+                    st = plan.fit(inputs, labels, idx, batch_size, step, epoch_seed, weights=weights)
                 dt = time.perf_counter() - t0
                 opt.iterations = int(step[0])
                 totals = st if totals is None else merge_stats(totals, st)
@@ -215,11 +230,12 @@ def run(model, plan, data: TrainingData, opts: FitOptions, callbacks) -> Optiona
                 cbs.on_train_batch_end(batch - 1, logs)
                 if model.stop_training:
                     break
+            source.end_epoch()
             epoch_logs = logs_from_stats(model, totals) if totals is not None else {}
             if "loss" in epoch_logs:
                 epoch_logs["loss"] += model._regularization_penalty()
-            if data.validation is not None and should_validate(epoch, opts.validation_freq):
-                vres = model._evaluate_arrays(*data.validation)
+            if source.validation is not None and should_validate(epoch, opts.validation_freq):
+                vres = source.validation.evaluate(model)
                 epoch_logs.update({"val_" + k: v for k, v in vres.items()})
             cbs.on_epoch_end(epoch, epoch_logs)
             logs = epoch_logs

@@ -14,7 +14,7 @@ from neurec import metrics as metrics_mod
 from neurec import optimizers as optimizers_mod
 from neurec._registry import get_registered_object, register_serializable
 from neurec.layers.base import KerasTensor, Layer
-from neurec.models import _als, _data, _functional, _training, saving
+from neurec.models import _adapters, _als, _data, _functional, _training, saving
 from neurec.models import recommend as recommend_mod
 from neurec.models._chunks import run_chunked
 from neurec.models._foldin import FoldIn
@@ -377,18 +377,16 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
                             initial_epoch=initial_epoch)
         if class_weight is not None or sample_weight is not None:
             raise ValueError("fit: class_weight and sample_weight are not supported by neurec")
-        if steps_per_epoch is not None:
-            raise ValueError("fit: steps_per_epoch is not supported; every epoch covers the data once")
         opts = _training.fit_options(self._check_batch_size(batch_size), epochs, initial_epoch,
                                      validation_freq, validation_split, shuffle, verbose, seed)
         plan = self._get_plan()
         if opts.seed is None:
             opts = opts._replace(seed=_training.default_seed())
-        data = _training.TrainingData(self, self._builder, x, y, opts.validation_split,
-                                      validation_data)
-        if data.sampler is not None:  # for recommend(unknown='popular')
-            self._item_popularity = data.sampler.item_popularity()
-        return _training.run(self, plan, data, opts, callbacks)
+        source = _adapters.fit_source(self, self._builder, x, y, batch_size, opts, steps_per_epoch,
+                                      validation_data, validation_steps, sample_weight)
+        if source.sampler is not None:  # for recommend(unknown='popular')
+            self._item_popularity = source.sampler.item_popularity()
+        return _training.run(self, plan, source, opts, callbacks)
 
     @staticmethod
     def _check_batch_size(batch_size) -> int:
@@ -423,8 +421,9 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
         """
         self._check_batch_size(batch_size)
         self._get_plan()
-        inputs = _data.prepare_inputs(self, x, self._builder)
-        return self._predict_arrays(inputs)
+        if _adapters.input_kind("predict", x) == "batches":
+            return _adapters.predict_batches(self, self._builder, x, batch_size, steps)
+        return self._predict_arrays(_data.prepare_inputs(self, x, self._builder))
 
     def predict_on_batch(self, x) -> np.ndarray:
         """Same as :meth:`predict`."""
@@ -438,7 +437,9 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
         return self.predict(x)
 
     def _evaluate_arrays(self, inputs, labels) -> Dict[str, float]:
-        pred = self._predict_arrays(inputs)
+        return self._evaluate_predictions(labels, self._predict_arrays(inputs))
+
+    def _evaluate_predictions(self, labels, pred) -> Dict[str, float]:
         res = {"loss": self.loss(labels, pred) + self._regularization_penalty()}
         for m in self.compiled_metrics:
             res[m.name] = float(m.from_arrays(labels, pred))
@@ -464,10 +465,13 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
         verbose_level = _training.check_verbose("evaluate", verbose)
         self._check_batch_size(batch_size)
         self._get_plan()
-        inputs = _data.prepare_inputs(self, x, self._builder)
-        out_size = int(np.prod(self.output_shape[1:]))
-        labels = _data.prepare_labels(y, inputs[0].shape[0], out_size)
-        res = self._evaluate_arrays(inputs, labels)
+        if _adapters.input_kind("evaluate", x) == "batches":
+            res = _adapters.evaluate_batches(self, self._builder, x, y, batch_size, steps,
+                                               sample_weight)
+        else:
+            inputs = _data.prepare_inputs(self, x, self._builder)
+            labels = _data.prepare_labels(y, inputs[0].shape[0], int(np.prod(self.output_shape[1:])))
+            res = self._evaluate_arrays(inputs, labels)
         if verbose_level > 0 and verbose != "auto":
             print(" - ".join(f"{k}: {v:.4f}" for k, v in res.items()))
         if return_dict:
