@@ -219,8 +219,7 @@ class Batches:
             hook = getattr(self.x, "on_epoch_begin", None)
             if callable(hook):
                 hook()
-            if self._it is None or steps is None or (self.length is not None and
-                                                     self._pos >= self.length):
+            if self._it is None or (self.length is not None and self._pos >= self.length):
                 self._new_pass(seed)
 
     def end(self) -> None:
