@@ -390,7 +390,8 @@ def test_predict_on_batches_is_predict_on_arrays(form):
     x, y = arrays(900, seed=4)
     bl = batch_list(x, y, 100)
     # a batch's tuple is (x, y, ...): a bare x of several inputs is a dict
-    source = {"x": ({"user": xb[0], "item": xb[1]} for xb, _ in bl), "(x,)": ((xb,) for xb, _ in bl), "(x, y)": iter(bl),
+    source = {"x": ({"user": xb[0], "item": xb[1]} for xb, _ in bl),
+              "(x,)": ((xb,) for xb, _ in bl), "(x, y)": iter(bl),
               "list": [(xb,) for xb, _ in bl], "dataset": Dataset(x, y, 100)}[form]
     out = model.predict(source)
     assert out.shape == (900, 1)
@@ -475,6 +476,19 @@ def test_unsupported_types_raise_type_error_listing_what_is_supported(bad):
                  lambda: model.evaluate(bad)):
         with pytest.raises(TypeError, match="generator.*PyDataset"):
             call()
+
+
+def test_a_sparse_matrix_points_to_the_sampler():
+    import scipy.sparse as sp
+
+    from neurec.data import InteractionMatrix
+    model = gmf()
+    for m in (sp.csr_matrix(np.eye(20)), InteractionMatrix.from_arrays([0, 1], [2, 3],
+                                                                       shape=(30, 20))):
+        with pytest.raises(TypeError, match="NegativeSampler"):
+            model.fit(m, verbose=0)
+        with pytest.raises(TypeError, match="sparse matrix"):
+            model.predict(m)
 
 
 def test_arguments_that_belong_to_the_batches_are_refused_with_a_generator():

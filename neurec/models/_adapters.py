@@ -93,6 +93,10 @@ def input_kind(fn: str, x, what: str = "x") -> str:
     if isinstance(x, (str, bytes, bytearray, set, frozenset)):
         raise TypeError(f"{fn}: {what} of type {type(x).__name__} is not supported; "
                         f"pass {_supported(fn)}")
+    if hasattr(x, "tocsr") or hasattr(x, "to_scipy"):  # scipy.sparse, InteractionMatrix
+        hint = ("train on it with neurec.data.NegativeSampler(matrix), or compile with "
+                "optimizer='als'") if fn == "fit" else f"pass {_supported(fn)}"
+        raise TypeError(f"{fn}: {what} is a sparse matrix ({type(x).__name__}); {hint}")
     if isinstance(x, (np.ndarray, dict, tuple, range, memoryview, numbers.Number, np.generic)) \
             or any(hasattr(x, a) for a in ("__array__", "__array_interface__", "to_numpy")):
         return "arrays"

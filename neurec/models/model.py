@@ -329,7 +329,12 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
 
         ``x`` may be an array, a list of arrays (one per input), a dict keyed by
         input name, pandas objects, or a :class:`neurec.data.NegativeSampler`
-        (then ``y`` is omitted and every epoch draws fresh negatives in C).
+        (then ``y`` is omitted and every epoch draws fresh negatives in C). It may
+        also give its own batches (then ``y`` and ``batch_size`` are omitted): a
+        generator or iterable of ``(x, y)`` or ``(x, y, sample_weight)`` tuples, a
+        list of them, or a PyDataset-like object (``__len__``, ``__getitem__``,
+        ``on_epoch_end``, as ``keras.utils.PyDataset``). Runs of equal-size batches
+        train in one C call, with the same steps as the same batches as arrays.
         With ``optimizer=ALS``, ``x`` is the interaction matrix (an
         :class:`neurec.data.InteractionMatrix` or scipy.sparse matrix), ``y`` is
         omitted, an epoch is one sweep over users then items, and the ``loss``
@@ -344,10 +349,18 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
             callbacks: List of :class:`neurec.callbacks.Callback`.
             validation_split: Share of the data (taken from the end, before shuffling)
                 held out for validation. Ignored when ``validation_data`` is given.
-            validation_data: ``(x_val, y_val)`` evaluated at the end of each epoch;
-                it overrides ``validation_split`` (as in Keras).
-            shuffle: Shuffle the samples every epoch (seeded).
+            validation_data: ``(x_val, y_val)`` evaluated at the end of each epoch, or
+                batches as ``x`` gives them; it overrides ``validation_split`` (as in Keras).
+            shuffle: Shuffle the samples every epoch (seeded); the batch order of a list
+                of batches or a PyDataset; ignored for generators.
             initial_epoch: Epoch to start from (for resuming).
+            steps_per_epoch: Batches an epoch takes, continuing the pass under way (Keras
+                3); needed for several epochs of a generator, which is read once.
+                Without it an epoch is one pass. A generator that runs out stops
+                training (with a warning). With arrays and no ``batch_size``, the
+                batch size that makes one pass take that many batches.
+            validation_steps: Batches of ``validation_data`` each validation reads, when
+                it gives batches (needed for an endless generator).
             validation_freq: An int ``k``: validate every ``k`` epochs (after epochs
                 ``k, 2k, ...``, 1-based); or a list of the 1-based epochs after which
                 to validate (as in Keras).
@@ -361,10 +374,10 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
         Raises:
             RuntimeError: If the model was not compiled.
             TypeError: If ``epochs``, ``initial_epoch``, ``validation_freq`` or ``seed``
-                is not an integer, or ``shuffle`` not a bool.
+                is not an integer, ``shuffle`` not a bool, or ``x`` of a type not listed.
             ValueError: For invalid data (shapes, lengths, NaN, out-of-range ids) or an
                 argument out of range (``validation_freq < 1``, ``verbose`` not in
-                ``'auto', 0, 1, 2``, a negative seed).
+                ``'auto', 0, 1, 2``, a negative seed), or ``y`` / ``batch_size`` with batches.
         """
         if not self._compiled:
             raise RuntimeError("You must compile the model before training: call "
@@ -409,9 +422,11 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
         """Outputs for the samples of ``x``, computed in C across threads.
 
         Args:
-            x: Input data (see :meth:`fit`).
-            batch_size: Accepted for compatibility (C picks its own blocks).
+            x: Input data (see :meth:`fit`), or batches of ``x``, ``(x,)`` or ``(x, y)``
+                (a generator, iterable, list or PyDataset; ``y`` is not read).
+            batch_size: Accepted for compatibility (C picks its own blocks); not with batches.
             verbose: Ignored (prediction is a single C call).
+            steps: Batches to read from batches (needed for an endless generator).
 
         Returns:
             A float32 array of shape ``(n,) + output_shape[1:]``.
@@ -449,6 +464,10 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
                  verbose: Union[str, int] = "auto", sample_weight=None, steps=None,
                  callbacks=None, return_dict: bool = False):
         """Loss and metrics on ``(x, y)``, as ``keras.Model.evaluate``.
+
+        ``x`` may give ``(x, y)`` batches as in :meth:`fit` (then ``y`` and ``batch_size``
+        are omitted; ``steps`` limits the batches read): the results are those of the
+        batches' samples as arrays.
 
         Returns:
             The loss alone if there are no metrics, else ``[loss, *metrics]``; or a dict
