@@ -468,6 +468,23 @@ def test_a_one_shot_validation_generator_for_several_validations_is_refused():
     assert len(h.history["val_loss"]) == 1
 
 
+def test_a_validation_generator_running_out_validates_on_what_it_gave_then_raises():
+    x, y = arrays()
+    xv, yv = arrays(300, seed=9)
+    seen = []
+    model = gmf()
+    cb = callbacks.LambdaCallback(on_epoch_end=lambda e, logs: seen.append(
+        (logs["val_loss"], model.evaluate([xv[0][200:], xv[1][200:]], yv[200:])[0]) if e == 1
+        else None))
+    with pytest.warns(UserWarning, match="only 1 of the 2 steps"):
+        model.fit(x, y, epochs=2, verbose=0, validation_steps=2, callbacks=[cb],
+                  validation_data=iter(batch_list(xv, yv, 100)))
+    assert seen[-1][0] == seen[-1][1]  # epoch 2 validated on the one batch left
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match="no batches left"):
+        gmf().fit(x, y, epochs=3, verbose=0, validation_steps=2,
+                  validation_data=iter(batch_list(xv, yv, 100)))  # nothing for epoch 3
+
+
 # -- bad input --------------------------------------------------------------------------------
 @pytest.mark.parametrize("bad", [{1, 2}, "users.csv", frozenset(), object(), b"raw"])
 def test_unsupported_types_raise_type_error_listing_what_is_supported(bad):

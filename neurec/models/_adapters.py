@@ -501,7 +501,7 @@ def fit_source(model, builder, x, y, batch_size, opts, steps_per_epoch, validati
     validation = None
     if validation_data is not None and input_kind("fit", validation_data,
                                                   "validation_data") == "batches":
-        vb = Batches(model, validation_data, "evaluate", "validation_data")
+        vb = Batches(model, validation_data, "fit", "validation_data")
         runs = sum(_training.should_validate(e, opts.validation_freq)
                    for e in range(opts.initial_epoch, opts.epochs))
         if vb.one_shot and validation_steps is None and runs > 1:
@@ -561,8 +561,8 @@ def _inference_chunks(batches: Batches, builder, steps: Optional[int]):
                 return
             inputs, labels, weights = batches.checked(run, builder, first)
             if weights is not None:
-                raise ValueError(f"{batches.fn}: batches with sample weights are not supported "
-                                 "by evaluate; yield (x, y)")
+                raise ValueError(f"{batches.fn}: {batches.what} gives sample weights, which "
+                                 "evaluate does not support; yield (x, y)")
             first += len(run)
             yield inputs, labels
     finally:
@@ -575,6 +575,8 @@ def predict_batches(model, builder, x, batch_size, steps) -> np.ndarray:
     steps = _check_steps("predict", "steps", steps)
     outs = [model._predict_arrays(inputs)
             for inputs, _ in _inference_chunks(Batches(model, x, "predict", "x"), builder, steps)]
+    if not outs:  # a generator another call already read to its end
+        raise ValueError("predict: x has no batches left")
     return outs[0] if len(outs) == 1 else np.concatenate(outs)
 
 
