@@ -1,8 +1,9 @@
 """``Model.fit`` with a gradient optimizer: argument checks, training data, the epoch loop.
 
-The loop hands the C core chunks of batches of about ``FIT_CHUNK_SECONDS`` each (one
-``plan.fit`` call, GIL released); between chunks it reports progress, runs callbacks,
-honours ``model.stop_training`` and lets Ctrl-C through. The optimizer's step count lives
+The loop hands the C core chunks of batches (one ``plan.fit`` call, GIL released) from a
+source (``_adapters``: about ``FIT_CHUNK_SECONDS`` of arrays, or runs of batches from
+Python); between chunks it reports progress, runs callbacks, honours
+``model.stop_training`` and lets Ctrl-C through. The optimizer's step count lives
 in a one-element array the C core advances in place, so a chunk's steps are never lost.
 """
 import numbers
