@@ -398,6 +398,22 @@ def test_predict_on_batches_is_predict_on_arrays(form):
     assert np.array_equal(out, model.predict(x))
 
 
+def test_predict_on_batches_calls_the_predict_hooks(monkeypatch):
+    monkeypatch.setattr(_adapters, "PREDICT_CHUNK_ROWS", 250)  # chunks of 3 batches of 100
+    model, _ = trained_on_arrays()
+    x, y = arrays(900, seed=4)
+    calls = []
+    cb = callbacks.LambdaCallback(
+        on_predict_begin=lambda logs: calls.append(("begin", cb.params["steps"])),
+        on_predict_batch_begin=lambda b, logs: calls.append(("b", b)),
+        on_predict_batch_end=lambda b, logs: calls.append(("e", b, logs["outputs"].shape[0])),
+        on_predict_end=lambda logs: calls.append(("end",)))
+    out = model.predict(Dataset(x, y, 100), callbacks=[cb], verbose=0)
+    assert calls == [("begin", 9), ("b", 0), ("e", 2, 300), ("b", 3), ("e", 5, 300), ("b", 6),
+                     ("e", 8, 300), ("end",)]
+    assert np.array_equal(out, model.predict(x, verbose=0))
+
+
 def test_predict_steps_reads_that_many_batches_of_an_endless_generator():
     model, _ = trained_on_arrays()
     x, y = arrays()

@@ -25,6 +25,7 @@ from neurec.evaluation.ranking import (
     _to_csr,
     ranking_metrics,
 )
+from neurec.utils.progbar import Progbar, waiting_bar
 
 __all__ = ["evaluate_sampled", "evaluate_full"]
 
@@ -83,7 +84,8 @@ class _SampledTask:
         self.items = np.ascontiguousarray(
             np.concatenate([pos[:, None], neg], axis=1), dtype=np.int32)
 
-    def run(self, model: Any, batch_size: Optional[int] = 4096, per_user: bool = False) -> dict:
+    def run(self, model: Any, batch_size: Optional[int] = 4096, per_user: bool = False,
+            bar: Optional[Progbar] = None) -> dict:
         n, width = self.items.shape
         rows = max(1, _MAX_PAIRS // width)
         ranks = np.empty(n, dtype=np.int64)
@@ -95,6 +97,7 @@ class _SampledTask:
                                self.items[i0:i1].ravel(), batch_size).reshape(i1 - i0, width)
             ranks[i0:i1], aucs[i0:i1] = core.count_sampled(
                 np.ascontiguousarray(s[:, 0]), np.ascontiguousarray(s[:, 1:]), n_threads=nt)
+            _advance(bar, i1, n)
         return ranking_metrics(ranks, self.ks, aucs=aucs, per_user=per_user)
 
 
@@ -153,7 +156,7 @@ class _FullTask:
         self.users = users
 
     def run(self, model: Any, batch_size: Optional[int] = 4096, per_user: bool = False,
-            max_block_bytes: int = _DEFAULT_BLOCK_BYTES) -> dict:
+            max_block_bytes: int = _DEFAULT_BLOCK_BYTES, bar: Optional[Progbar] = None) -> dict:
         # Bytes per scored pair: the float32 score, plus the two int32 id
         # arrays and predict's own output when going through predict.
         per_pair = 4 if hasattr(model, "score_items") else 16
@@ -171,13 +174,21 @@ class _FullTask:
                             indptr=self.ex_indptr, indices=self.ex_indices,
                             row_users=block if self.ex_indptr is not None else None,
                             n_threads=nt)
+            _advance(bar, i1, n)
         return ranking_metrics(above, self.ks, indptr=self.pos_indptr if self.multi else None,
                                aucs=aucs, per_user=per_user)
 
 
+def _advance(bar: Optional[Progbar], done: int, n: int) -> None:
+    """Move the bar to ``done`` users of ``n`` (between blocks; finalized at the end)."""
+    if bar is not None:
+        bar.target = n
+        bar.update(done, finalize=done >= n)
+
+
 def evaluate_sampled(model: Any, users: Any, pos_items: Any, negatives: Any,
                      k: Union[int, Sequence] = 10, batch_size: Optional[int] = 4096,
-                     per_user: bool = False) -> dict:
+                     per_user: bool = False, verbose: Union[str, int] = "auto") -> dict:
     """The NCF protocol: rank each positive among its own sampled negatives.
 
     Args:
@@ -190,6 +201,9 @@ def evaluate_sampled(model: Any, users: Any, pos_items: Any, negatives: Any,
         k: Cutoff for HR and NDCG, or a sequence of cutoffs.
         batch_size: Passed to ``model.predict``.
         per_user: Return per-user float64 arrays instead of means.
+        verbose: ``'auto'`` (a bar when the output is interactive), 0 (silent), 1
+            (a bar, in users, updated after each block of about 4M pairs) or 2 (one
+            line at the end); nothing is printed for a call shorter than two seconds.
 
     Returns:
         ``{'hr@10': ..., 'ndcg@10': ..., 'mrr': ..., 'auc': ...}`` (one
@@ -205,14 +219,16 @@ def evaluate_sampled(model: Any, users: Any, pos_items: Any, negatives: Any,
         >>> evaluate_sampled(model, ds.test_users, ds.test_items, ds.test_negatives)
         {'hr@10': 0.68, 'ndcg@10': 0.41, 'mrr': 0.36, 'auc': 0.91}
     """
+    bar = waiting_bar("evaluate_sampled", verbose, None, unit_name="user")
     task = _SampledTask(users, pos_items, negatives, k)
-    return task.run(model, _check_batch_size(batch_size), per_user=per_user)
+    return task.run(model, _check_batch_size(batch_size), per_user=per_user, bar=bar)
 
 
 def evaluate_full(model: Any, users: Any, pos_items: Any, train_matrix: Any,
                   k: Union[int, Sequence] = 10, batch_size: Optional[int] = 4096,
                   n_items: Optional[int] = None, per_user: bool = False,
-                  max_block_bytes: int = _DEFAULT_BLOCK_BYTES) -> dict:
+                  max_block_bytes: int = _DEFAULT_BLOCK_BYTES,
+                  verbose: Union[str, int] = "auto") -> dict:
     """Full ranking: rank each positive among all items the user has not seen.
 
     Users are scored in blocks against the whole catalog (at most about
@@ -237,6 +253,9 @@ def evaluate_full(model: Any, users: Any, pos_items: Any, train_matrix: Any,
             when ``train_matrix`` is ``None`` or a ``(users, items)`` tuple.
         per_user: Return per-user float64 arrays instead of means.
         max_block_bytes: Memory budget of one scoring block.
+        verbose: ``'auto'`` (a bar when the output is interactive), 0 (silent), 1
+            (a bar, in users, updated after each block) or 2 (one line at the end);
+            nothing is printed for a call shorter than two seconds.
 
     Returns:
         ``{'hr@K', 'ndcg@K', 'mrr', 'auc'}``, plus ``'precision@K'``,
@@ -248,6 +267,7 @@ def evaluate_full(model: Any, users: Any, pos_items: Any, train_matrix: Any,
         ValueError: If lengths disagree, an id is out of range, ``k < 1``, or
             the model returns the wrong number of scores.
     """
+    bar = waiting_bar("evaluate_full", verbose, None, unit_name="user")
     task = _FullTask(users, pos_items, train_matrix, k, n_items)
     return task.run(model, _check_batch_size(batch_size), per_user=per_user,
-                    max_block_bytes=_check_k(max_block_bytes, "max_block_bytes"))
+                    max_block_bytes=_check_k(max_block_bytes, "max_block_bytes"), bar=bar)

@@ -32,7 +32,9 @@ from typing import Dict, List, NamedTuple, Optional
 import numpy as np
 
 from neurec import _core
+from neurec.callbacks.callback_list import CallbackList
 from neurec.models import _data, _training
+from neurec.utils.progbar import resolve_verbose, waiting_bar
 
 # rows one fit call over batches gathers (fixed, see the module docstring)
 BATCH_CHUNK_ROWS = 16384
@@ -106,6 +108,11 @@ def input_kind(fn: str, x, what: str = "x") -> str:
         return "batches"
     raise TypeError(f"{fn}: {what} of type {type(x).__name__} is not supported; "
                     f"pass {_supported(fn)}")
+
+
+def gives_batches(fn: str, x, what: str = "validation_data") -> bool:
+    """Whether ``x`` gives batches (see :func:`input_kind`); False for None."""
+    return x is not None and input_kind(fn, x, what) == "batches"
 
 
 def _check_steps(fn: str, name: str, value) -> Optional[int]:
@@ -543,7 +550,8 @@ def _no_extras(fn: str, y, batch_size, sample_weight) -> None:
 
 # -- predict, evaluate -------------------------------------------------------------------
 def _inference_chunks(batches: Batches, builder, steps: Optional[int]):
-    """``(inputs, labels)`` of runs of batches, ``PREDICT_CHUNK_ROWS`` rows or so each."""
+    """``(inputs, labels, batches)`` of runs of batches, ``PREDICT_CHUNK_ROWS`` rows or so
+    each."""
     if not batches.available(0):
         return
     batches.begin(0, steps)
@@ -564,25 +572,44 @@ def _inference_chunks(batches: Batches, builder, steps: Optional[int]):
                 raise ValueError(f"{batches.fn}: {batches.what} gives sample weights, which "
                                  "evaluate does not support; yield (x, y)")
             first += len(run)
-            yield inputs, labels
+            yield inputs, labels, len(run)
     finally:
         batches.end()
 
 
-def predict_batches(model, builder, x, batch_size, steps) -> np.ndarray:
-    """``predict`` over batches from Python: the outputs of every batch, concatenated."""
+def predict_batches(model, builder, x, batch_size, steps, verbose=0, callbacks=None) -> np.ndarray:
+    """``predict`` over batches from Python: the outputs of every batch, concatenated, with
+    the bar and the callbacks' predict hooks of ``predict_arrays`` (once per chunk)."""
     _no_extras("predict", None, batch_size, None)
     steps = _check_steps("predict", "steps", steps)
-    outs = [model._predict_arrays(inputs)
-            for inputs, _ in _inference_chunks(Batches(model, x, "predict", "x"), builder, steps)]
+    level = resolve_verbose("predict", verbose)
+    batches = Batches(model, x, "predict", "x")
+    total = steps or batches.length
+    bar = waiting_bar("predict", level, total, unit_name="step")
+    cbs = CallbackList(callbacks, model=model, verbose=level, epochs=1,
+                       steps=total) if callbacks else None
+    if cbs is not None:
+        cbs.on_predict_begin()
+    outs, done = [], 0
+    for inputs, _, nb in _inference_chunks(batches, builder, steps):
+        if cbs is not None:
+            cbs.on_predict_batch_begin(done)
+        outs.append(model._predict_arrays(inputs))
+        done += nb
+        if cbs is not None:
+            cbs.on_predict_batch_end(done - 1, {"outputs": outs[-1]})
+        bar.update(done, finalize=False)
     if not outs:  # a generator another call already read to its end
         raise ValueError("predict: x has no batches left")
+    bar.update(done, finalize=True)
+    if cbs is not None:
+        cbs.on_predict_end()
     return outs[0] if len(outs) == 1 else np.concatenate(outs)
 
 
 def _evaluate_batches(model, batches: Batches, builder, steps) -> Dict[str, float]:
     preds, labels = [], []
-    for inputs, y in _inference_chunks(batches, builder, steps):
+    for inputs, y, _ in _inference_chunks(batches, builder, steps):
         preds.append(model._predict_arrays(inputs))
         labels.append(y)
     if not preds:

@@ -14,12 +14,13 @@ from neurec import metrics as metrics_mod
 from neurec import optimizers as optimizers_mod
 from neurec._registry import get_registered_object, register_serializable
 from neurec.layers.base import KerasTensor, Layer
-from neurec.models import _adapters, _als, _data, _functional, _training, saving
+from neurec.models import _adapters, _als, _data, _functional, _keras_api, _training
 from neurec.models import recommend as recommend_mod
-from neurec.models._chunks import run_chunked
 from neurec.models._foldin import FoldIn
+from neurec.models._keras_api import KerasAPIMixin
 from neurec.models._lifecycle import Lifecycle
 from neurec.models._plan import PLAN_LOCK, lower, plan_is_current, plan_key
+from neurec.models._predict import predict_arrays
 from neurec.models._resize import ResizeMixin
 from neurec.models._retire import RetireMixin
 from neurec.models._summary import summary_text
@@ -28,7 +29,7 @@ __all__ = ["Model"]
 
 
 @register_serializable()
-class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
+class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
     """A model: a graph of layers from ``inputs`` to ``outputs`` (Keras functional API).
 
     Example:
@@ -49,9 +50,7 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
     """
 
     def __init__(self, inputs=None, outputs=None, name: Optional[str] = None, **kwargs):
-        kwargs.pop("trainable", None)
-        if kwargs:
-            raise TypeError(f"Model got unexpected arguments {sorted(kwargs)}")
+        _keras_api.check_model_kwargs(kwargs)  # Keras's trainable=True only
         self.name = name or "functional"
         self.stop_training = False
         self.history = None
@@ -178,9 +177,12 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
                 (optional with ALS, default ``'mse'``: used by ``evaluate`` only).
             metrics: List of ``'accuracy'``, ``'binary_accuracy'``, ``'auc'``, ``'mse'``, ``'mae'``
                 or :mod:`neurec.metrics` objects.
-            loss_weights, weighted_metrics: Not supported (one output, no sample weights).
-            run_eagerly, steps_per_execution, jit_compile, auto_scale_loss: Accepted for
-                compatibility; neurec always runs compiled C.
+            loss_weights, weighted_metrics: Not supported (one output, unweighted metrics):
+                they raise.
+            run_eagerly, steps_per_execution, jit_compile: neurec always runs compiled C:
+                ``run_eagerly=True``, ``jit_compile=True`` and ``steps_per_execution > 1``
+                have no effect and warn once. ``auto_scale_loss``: as in Keras without
+                mixed precision, nothing to scale (float32 only).
             hogwild: With sparse embedding updates and several threads, let each thread
                 train whole batches on its own and apply every update (embedding rows and
                 dense weights) at once, without synchronisation (as word2vec and LightFM do).
@@ -199,9 +201,8 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
                 loss = "mse"  # for evaluate(); ALS minimises its own weighted squared error
         if loss is None:
             raise ValueError("compile: pass a loss, e.g. loss='binary_crossentropy'")
-        if loss_weights is not None or weighted_metrics:
-            raise ValueError("compile: loss_weights and weighted_metrics are not supported "
-                             "(neurec models have one output and no sample weights)")
+        _keras_api.check_compile_args(loss_weights, weighted_metrics, run_eagerly,
+                                      steps_per_execution, jit_compile)
         self.optimizer = optimizers_mod.get(optimizer)
         self.loss = losses_mod.get(loss)
         if metrics is None:
@@ -329,12 +330,10 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
 
         ``x`` may be an array, a list of arrays (one per input), a dict keyed by
         input name, pandas objects, or a :class:`neurec.data.NegativeSampler`
-        (then ``y`` is omitted and every epoch draws fresh negatives in C). It may
-        also give its own batches (then ``y`` and ``batch_size`` are omitted): a
-        generator or iterable of ``(x, y)`` or ``(x, y, sample_weight)`` tuples, a
-        list of them, or a PyDataset-like object (``__len__``, ``__getitem__``,
-        ``on_epoch_end``, as ``keras.utils.PyDataset``). Runs of equal-size batches
-        train in one C call, with the same steps as the same batches as arrays.
+        (then ``y`` is omitted and every epoch draws fresh negatives in C), or give
+        its own batches (``y``, ``batch_size`` omitted): a generator, iterable or list
+        of ``(x, y)`` / ``(x, y, sample_weight)`` tuples, or a PyDataset-like object
+        (``__len__``, ``__getitem__``, ``on_epoch_end``): the steps of the same arrays.
         With ``optimizer=ALS``, ``x`` is the interaction matrix (an
         :class:`neurec.data.InteractionMatrix` or scipy.sparse matrix), ``y`` is
         omitted, an epoch is one sweep over users then items, and the ``loss``
@@ -354,16 +353,16 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
             shuffle: Shuffle the samples every epoch (seeded); the batch order of a list
                 of batches or a PyDataset; ignored for generators.
             initial_epoch: Epoch to start from (for resuming).
-            steps_per_epoch: Batches an epoch takes, continuing the pass under way (Keras
-                3); needed for several epochs of a generator, which is read once.
-                Without it an epoch is one pass. A generator that runs out stops
-                training (with a warning). With arrays and no ``batch_size``, the
-                batch size that makes one pass take that many batches.
+            steps_per_epoch: Batches an epoch takes (default: a pass), continuing the
+                pass under way (Keras 3); needed for several epochs of a generator (read
+                once; one that runs out stops training). With arrays and no
+                ``batch_size``, it sets the batch size to make a pass that long.
             validation_steps: Batches of ``validation_data`` each validation reads, when
-                it gives batches (needed for an endless generator).
+                it gives batches (needed for an endless generator); with arrays it raises.
             validation_freq: An int ``k``: validate every ``k`` epochs (after epochs
                 ``k, 2k, ...``, 1-based); or a list of the 1-based epochs after which
                 to validate (as in Keras).
+            validation_batch_size: No effect (warns once).
             seed: Seed of shuffling and dropout; default drawn from neurec's global RNG
                 (see :func:`neurec.utils.set_random_seed`). With one thread, the same
                 seed and initial weights give bit-identical results.
@@ -382,10 +381,13 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
         if not self._compiled:
             raise RuntimeError("You must compile the model before training: call "
                                "model.compile(optimizer=..., loss=...) first")
+        _keras_api.check_fit_args(None if _adapters.gives_batches("fit", validation_data) else
+                                  validation_steps, validation_batch_size)
         if isinstance(self.optimizer, optimizers_mod.ALS):
             if validation_split or validation_data is not None:
                 raise ValueError("fit with optimizer=ALS: validation_split/validation_data are "
                                  "not supported; pass a neurec.evaluation.RankingMetrics callback")
+            _keras_api.check_als_fit_args(batch_size, sample_weight, class_weight, steps_per_epoch)
             return _als.fit(self, x, y, epochs=epochs, verbose=verbose, callbacks=callbacks,
                             initial_epoch=initial_epoch)
         if class_weight is not None or sample_weight is not None:
@@ -411,45 +413,61 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
 
     # -- inference ---------------------------------------------------------------
     def _predict_arrays(self, inputs: List[np.ndarray]) -> np.ndarray:
-        plan = self._get_plan()
-        n = inputs[0].shape[0]
-        out = np.empty((n,) + tuple(self.output_shape[1:]), dtype=np.float32)
-        run_chunked(lambda s, e: plan.predict([a[s:e] for a in inputs], out[s:e]), n)
-        return out
+        return predict_arrays(self, inputs)  # silent, no callbacks: evaluate, validation
 
     def predict(self, x, batch_size: Optional[int] = None, verbose: Union[str, int] = "auto",
                 steps=None, callbacks=None) -> np.ndarray:
         """Outputs for the samples of ``x``, computed in C across threads.
 
         Args:
-            x: Input data (see :meth:`fit`), or batches of ``x``, ``(x,)`` or ``(x, y)``
-                (a generator, iterable, list or PyDataset; ``y`` is not read).
-            batch_size: Accepted for compatibility (C picks its own blocks); not with batches.
-            verbose: Ignored (prediction is a single C call).
-            steps: Batches to read from batches (needed for an endless generator).
+            x: Input data (see :meth:`fit`), or batches (a generator, iterable, list or
+                PyDataset) of ``x``, ``(x,)`` or ``(x, y)`` (``y`` is not read).
+            batch_size: Samples per batch (default 32): the unit of the progress bar and
+                of the callbacks' batch indices; C predicts whole chunks of batches per
+                call, so it never changes the outputs or the speed. Not with batches.
+            verbose: ``'auto'`` (a bar when the output is interactive), 0 (silent), 1 (a
+                bar) or 2 (one line at the end). Nothing is printed for a call shorter
+                than two seconds.
+            steps: With batches, how many to read (needed for an endless generator);
+                with arrays it must be None.
+            callbacks: :class:`neurec.callbacks.Callback` objects: ``on_predict_begin``,
+                ``on_predict_batch_begin`` / ``on_predict_batch_end`` once per chunk of
+                batches (the first and last batch index, the end hook's logs holding the
+                chunk's ``"outputs"``) and ``on_predict_end``, as in Keras.
 
         Returns:
             A float32 array of shape ``(n,) + output_shape[1:]``.
 
         Raises:
-            ValueError: For invalid inputs (shapes, lengths, NaN, out-of-range ids).
+            ValueError: For invalid inputs (shapes, lengths, NaN, out-of-range ids), an
+                invalid ``verbose`` or ``steps``.
+
+        Example:
+            >>> scores = model.predict([users, items], verbose=0)
         """
-        self._check_batch_size(batch_size)
         self._get_plan()
         if _adapters.input_kind("predict", x) == "batches":
-            return _adapters.predict_batches(self, self._builder, x, batch_size, steps)
-        return self._predict_arrays(_data.prepare_inputs(self, x, self._builder))
+            return _adapters.predict_batches(self, self._builder, x, batch_size, steps, verbose,
+                                             callbacks)
+        batch_size = self._check_batch_size(batch_size)
+        if steps is not None:
+            raise ValueError("predict: steps is not supported; predict covers x once")
+        inputs = _data.prepare_inputs(self, x, self._builder)
+        return predict_arrays(self, inputs, batch_size, verbose, callbacks)
 
     def predict_on_batch(self, x) -> np.ndarray:
-        """Same as :meth:`predict`."""
-        return self.predict(x)
+        """Same as :meth:`predict` (silent)."""
+        return self.predict(x, verbose=0)
 
     def __call__(self, x, training: bool = False):
+        if training:
+            _keras_api.warn_ignored("Model.__call__", "training=True", "it runs inference "
+                                    "(Dropout off); train_on_batch takes a training step")
         if isinstance(x, KerasTensor) or (isinstance(x, (list, tuple)) and x and
                                           isinstance(x[0], KerasTensor)):
             raise ValueError("Calling a neurec Model on symbolic tensors (nesting models) is not "
                              "supported; build one graph from the layers instead")
-        return self.predict(x)
+        return self.predict(x, verbose=0)
 
     def _evaluate_arrays(self, inputs, labels) -> Dict[str, float]:
         return self._evaluate_predictions(labels, self._predict_arrays(inputs))
@@ -465,9 +483,11 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
                  callbacks=None, return_dict: bool = False):
         """Loss and metrics on ``(x, y)``, as ``keras.Model.evaluate``.
 
-        ``x`` may give ``(x, y)`` batches as in :meth:`fit` (then ``y`` and ``batch_size``
-        are omitted; ``steps`` limits the batches read): the results are those of the
-        batches' samples as arrays.
+        All of ``x`` is evaluated in one C pass (``batch_size`` only checked: the result
+        does not depend on it); ``callbacks`` get the test hooks (``on_test_begin``, one
+        test batch, ``on_test_end``); ``steps`` raises (slice ``x`` instead). ``x`` may
+        also give ``(x, y)`` batches as in :meth:`fit` (then ``y`` and ``batch_size`` are
+        omitted and ``steps`` counts batches): the results of their samples as arrays.
 
         Returns:
             The loss alone if there are no metrics, else ``[loss, *metrics]``; or a dict
@@ -485,12 +505,13 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
         self._check_batch_size(batch_size)
         self._get_plan()
         if _adapters.input_kind("evaluate", x) == "batches":
-            res = _adapters.evaluate_batches(self, self._builder, x, y, batch_size, steps,
-                                               sample_weight)
+            res = self._with_test_callbacks(callbacks, lambda: _adapters.evaluate_batches(
+                self, self._builder, x, y, batch_size, steps, sample_weight))
         else:
+            _keras_api.check_evaluate_steps(steps)
             inputs = _data.prepare_inputs(self, x, self._builder)
             labels = _data.prepare_labels(y, inputs[0].shape[0], int(np.prod(self.output_shape[1:])))
-            res = self._evaluate_arrays(inputs, labels)
+            res = self._with_test_callbacks(callbacks, lambda: self._evaluate_arrays(inputs, labels))
         if verbose_level > 0 and verbose != "auto":
             print(" - ".join(f"{k}: {v:.4f}" for k, v in res.items()))
         if return_dict:
@@ -503,7 +524,8 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
                   item_features=None, user_input: Optional[str] = None,
                   item_input: Optional[str] = None, user_encoder=None, item_encoder=None,
                   unknown: str = "error", histories=None, seed: Optional[int] = None,
-                  fold_in_options: Optional[Dict[str, Any]] = None):
+                  fold_in_options: Optional[Dict[str, Any]] = None,
+                  verbose: Union[str, int] = "auto"):
         """The ``k`` best items for each user, scored in C across all cores.
 
         Works for any model with a user-id input and an item-id input (by default the
@@ -522,18 +544,23 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
                 ``(user_ids, item_ids)`` pair, a scipy.sparse matrix or a
                 :class:`neurec.data.InteractionMatrix`. Default: the model's
                 :attr:`seen_matrix` if it has one; ``False`` skips nothing.
-            items: Optional candidate item ids (default: the whole catalog).
+            items: Optional candidate items (default: the whole catalog): raw ids when an
+                item encoder is in use (raw ids it does not know raise ``ValueError``,
+                naming them), else codes.
             user_features, item_features: ``{input_name: array}`` side features indexed
                 by user / item id, for hybrid models with extra inputs.
             user_input, item_input: Names of the id inputs when not the first two.
-            user_encoder, item_encoder: :class:`neurec.data.IdEncoder` objects: users are
-                given as raw ids and items are returned as raw ids. Default: the model's
+            user_encoder, item_encoder: :class:`neurec.data.IdEncoder` objects: users (and
+                ``items=``) are given as raw ids and items are returned as raw ids. Default: the model's
                 own (:meth:`attach_encoders`); ``False`` means codes in and out.
             unknown: ``'error'`` (default) raises for users outside the model's id range;
-                ``'popular'`` gives them the most popular candidate items (cold start),
-                popularity coming from the training data of a ``NegativeSampler`` fit or
-                from ``exclude``. With ``histories``: ``'error'`` or ``'ignore'`` (skip,
-                with a warning) for history items the model does not know.
+                ``'popular'`` gives each of them the ``k`` most popular candidate items
+                (cold start; popularity from the training data of a ``NegativeSampler``
+                fit or from ``exclude``), ordered and scored by the model's output for the
+                average user (every user table's mean row, as a fold-in with
+                ``init='mean'`` starts): scores on the model's scale, best first. With
+                ``histories``: ``'error'`` or ``'ignore'`` (skip, with a warning) for
+                history items the model does not know.
             histories: Instead of ``users``, users the model has never seen, each given by
                 the items they interacted with (a list of item-id lists, raw ids with an
                 item encoder, or a sparse matrix with one row per user): they are folded
@@ -542,23 +569,31 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
                 model is not changed. ``exclude`` is then None (skip each history's items)
                 or False (skip nothing). Row ``r`` of the result is history ``r``.
             seed: Seed of the fold-in with ``histories`` (default: neurec's global RNG).
+            verbose: ``'auto'`` (a bar when the output is interactive), 0 (silent), 1 (a
+                bar, in users) or 2 (one line at the end); nothing is printed for a call
+                shorter than two seconds. With ``histories`` the fold-in has a bar first.
 
         Returns:
             ``(item_ids, scores)``, arrays of shape ``(len(users), k)``, best first; scores
-            are the model's outputs (popularity counts for cold-start users). Equal
+            are the model's outputs (for the average user in rows of unknown users). Equal
             outputs are ordered by item id, except on the dot-product fast path, where
             outputs that tie in float32 (a saturated sigmoid) are ordered by the exact
             score before the final activation.
 
         Raises:
-            ValueError: For unknown users (with ``unknown='error'``), ``k < 1``, bad ids.
+            ValueError: For unknown users (with ``unknown='error'``), unknown raw
+                ``items``, ``k < 1``, bad ids, an invalid ``verbose``.
+
+        Example:
+            >>> ids, scores = model.recommend(["C000123"], k=10, items=["sku-7", "sku-9"])
         """
         if histories is not None:
             if users is not None:
                 raise ValueError("recommend: pass users or histories, not both")
             _, _, item_encoder = self._recommend_defaults(False, False, item_encoder)
             return self._recommend_histories(histories, k, exclude, items, item_encoder, unknown,
-                                             seed, user_input, item_input, fold_in_options, Model)
+                                             seed, user_input, item_input, fold_in_options, Model,
+                                             verbose)
         if users is None:
             raise ValueError("recommend: pass users (ids the model knows) or histories")
         exclude, user_encoder, item_encoder = self._recommend_defaults(exclude, user_encoder,
@@ -567,7 +602,7 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
             self, users, k=k, exclude=exclude, items=items, user_features=user_features,
             item_features=item_features, user_input=user_input, item_input=item_input,
             user_encoder=user_encoder, item_encoder=item_encoder, unknown=unknown,
-            item_popularity=self._item_popularity, make_model=Model)
+            item_popularity=self._item_popularity, make_model=Model, verbose=verbose)
 
     def partial_fit_users(self, users, interactions, optimizer=None) -> np.ndarray:
         """Fold in users: solve their vectors exactly with the item side held fixed.
@@ -611,7 +646,12 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
     # -- summary, config, saving -------------------------------------------------
     def summary(self, line_length: Optional[int] = None, positions=None, print_fn=None,
                 expand_nested: bool = False, show_trainable: bool = False) -> None:
-        """Print a table of layers, output shapes, parameter counts and connections."""
+        """Print a table of layers, output shapes, parameter counts and connections.
+
+        ``positions`` and ``show_trainable=True`` have no effect (they warn once);
+        ``expand_nested`` has nothing to expand (neurec models do not nest).
+        """
+        _keras_api.check_summary_args(positions, show_trainable)
         text = summary_text(self, line_length)
         (print_fn or print)(text)
 
@@ -650,30 +690,6 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
     def _from_graph(cls, inputs: List[KerasTensor], output: KerasTensor,
                     name: Optional[str]) -> "Model":
         return cls(inputs, output, name=name)
-
-    def save(self, filepath, overwrite: bool = True, **kwargs) -> None:
-        """Save graph, weights, compile settings and optimizer state to one ``.neurec`` file.
-
-        The file is a zip of ``config.json`` and ``.npy`` arrays (no pickle), written
-        to a temporary file and renamed, so a crash never leaves a half-written model.
-
-        Raises:
-            ValueError: If ``filepath`` does not end in ``.neurec`` or ``.keras``.
-            FileExistsError: If it exists and ``overwrite`` is False.
-        """
-        saving.save_model(self, filepath, overwrite=overwrite)
-
-    def save_weights(self, filepath, overwrite: bool = True) -> None:
-        """Save the weights alone to a ``.weights.npz`` file (atomically)."""
-        saving.save_weights(self, filepath, overwrite=overwrite)
-
-    def load_weights(self, filepath, skip_mismatch: bool = False) -> None:
-        """Load weights saved by :meth:`save_weights` (or a full ``.neurec`` file), in place.
-
-        Raises:
-            ValueError: If the file is corrupted or its shapes do not match.
-        """
-        saving.load_weights(self, filepath)
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}>"
