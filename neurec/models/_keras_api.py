@@ -11,7 +11,7 @@
 import json
 import numbers
 import warnings
-from typing import Any, Dict, Optional, Set, Tuple
+from typing import Any, Dict, Optional, Set, Tuple, Union
 
 import numpy as np
 
@@ -19,7 +19,7 @@ from neurec import optimizers as optimizers_mod
 from neurec._registry import get_registered_object
 from neurec.callbacks import CallbackList
 from neurec.layers.base import limit_weight_elements
-from neurec.models import _data, _training, _weights, saving
+from neurec.models import _adapters, _data, _training, _weights, saving
 
 __all__ = ["KerasAPIMixin", "model_from_json", "warn_ignored"]
 
@@ -232,6 +232,60 @@ class KerasAPIMixin:
         for m in self.compiled_metrics:
             logs[m.name] = float(m.from_arrays(labels, pred))
         return _result(logs, return_dict)
+
+    def _evaluate_arrays(self, inputs, labels, weights=None) -> Dict[str, float]:
+        return self._evaluate_predictions(labels, self._predict_arrays(inputs), weights)
+
+    def _evaluate_predictions(self, labels, pred, weights=None) -> Dict[str, float]:
+        res = {"loss": self.loss(labels, pred, weights) + self._regularization_penalty()}
+        for m in self.compiled_metrics:
+            res[m.name] = float(m.from_arrays(labels, pred))  # unweighted, as Keras's metrics=
+        return res
+
+    def evaluate(self, x=None, y=None, batch_size: Optional[int] = None,
+                 verbose: Union[str, int] = "auto", sample_weight=None, steps=None,
+                 callbacks=None, return_dict: bool = False):
+        """Loss and metrics on ``(x, y)``, as ``keras.Model.evaluate``.
+
+        All of ``x`` is evaluated in one C pass (``batch_size`` only checked: the result
+        does not depend on it); ``callbacks`` get the test hooks (``on_test_begin``, one
+        test batch, ``on_test_end``); ``steps`` raises (slice ``x`` instead). ``x`` may
+        also give ``(x, y)`` batches as in :meth:`fit` (then ``y`` and ``batch_size`` are
+        omitted and ``steps`` counts batches): the results of their samples as arrays.
+
+        Args:
+            sample_weight: Optional weight >= 0 per sample, shape ``(n,)`` or ``(n, 1)``:
+                the loss is ``sum w_i * l_i / n`` (Keras); metrics are not weighted.
+
+        Returns:
+            The loss alone if there are no metrics, else ``[loss, *metrics]``; or a dict
+            with ``return_dict=True``.
+
+        Raises:
+            RuntimeError: If the model was not compiled.
+            ValueError: For invalid data or sample weights.
+        """
+        if not self._compiled:
+            raise RuntimeError("You must compile the model before evaluating it")
+        verbose_level = _training.check_verbose("evaluate", verbose)
+        self._check_batch_size(batch_size)
+        self._get_plan()
+        if _adapters.input_kind("evaluate", x) == "batches":
+            res = self._with_test_callbacks(callbacks, lambda: _adapters.evaluate_batches(
+                self, self._builder, x, y, batch_size, steps, sample_weight))
+        else:
+            check_evaluate_steps(steps)
+            inputs = _data.prepare_inputs(self, x, self._builder)
+            labels = _data.prepare_labels(y, inputs[0].shape[0], int(np.prod(self.output_shape[1:])))
+            weights = _weights.check_sample_weight("evaluate", sample_weight, labels.shape[0])
+            res = self._with_test_callbacks(
+                callbacks, lambda: self._evaluate_arrays(inputs, labels, weights))
+        if verbose_level > 0 and verbose != "auto":
+            print(" - ".join(f"{k}: {v:.4f}" for k, v in res.items()))
+        if return_dict:
+            return res
+        vals = list(res.values())
+        return vals[0] if len(vals) == 1 else vals
 
     def _with_test_callbacks(self, callbacks, compute):
         """``compute()`` (evaluate's logs) inside the test hooks of ``callbacks``, as

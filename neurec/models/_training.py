@@ -1,8 +1,9 @@
 """``Model.fit`` with a gradient optimizer: argument checks, training data, the epoch loop.
 
-The loop hands the C core chunks of batches of about ``FIT_CHUNK_SECONDS`` each (one
-``plan.fit`` call, GIL released); between chunks it reports progress, runs callbacks,
-honours ``model.stop_training`` and lets Ctrl-C through. The optimizer's step count lives
+The loop hands the C core chunks of batches (one ``plan.fit`` call, GIL released) from a
+source (``_adapters``: about ``FIT_CHUNK_SECONDS`` of arrays, or runs of batches from
+Python); between chunks it reports progress, runs callbacks, honours
+``model.stop_training`` and lets Ctrl-C through. The optimizer's step count lives
 in a one-element array the C core advances in place, so a chunk's steps are never lost.
 """
 import numbers
@@ -11,7 +12,6 @@ from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 
-from neurec import _core
 from neurec.callbacks import CallbackList, History
 from neurec.initializers import _global_rng
 from neurec.models import _data, _weights
@@ -180,15 +180,7 @@ class TrainingData:
             self.weights = sw if class_weight is None else _weights.array_weights(
                 "fit", None, class_weight, labels)
         if validation_data is not None:
-            if not isinstance(validation_data, (list, tuple)) or len(validation_data) not in (2, 3):
-                raise ValueError("validation_data must be a tuple (x_val, y_val) or (x_val, y_val, "
-                                 "sample_weight_val)")
-            vx = _data.prepare_inputs(model, validation_data[0], builder)
-            vy = _data.prepare_labels(validation_data[1], vx[0].shape[0], out_size)
-            vw = _weights.check_sample_weight("fit", validation_data[2], vx[0].shape[0],
-                                              "validation_data's sample_weight") \
-                if len(validation_data) == 3 else None
-            self.validation = (vx, vy, vw)
+            self.validation = validation_arrays(model, builder, validation_data)
 
     def epoch(self, epoch_seed: int) -> Tuple[List[np.ndarray], np.ndarray, Optional[np.ndarray]]:
         """The ``(inputs, labels, weights)`` of one epoch: fresh negatives from a sampler
@@ -201,21 +193,42 @@ class TrainingData:
         return inputs, labels, self.weights
 
 
+def validation_arrays(model, builder, validation_data
+                      ) -> Tuple[List[np.ndarray], np.ndarray, Optional[np.ndarray]]:
+    """``validation_data`` ``(x_val, y_val[, sample_weight_val])`` as checked
+    ``(inputs, labels, weights)`` arrays (``weights`` None without the third)."""
+    if not isinstance(validation_data, (list, tuple)) or len(validation_data) not in (2, 3):
+        raise ValueError("validation_data must be a tuple (x_val, y_val) or (x_val, y_val, "
+                         "sample_weight_val), a generator or list of such batches, or a "
+                         "PyDataset")
+    vx = _data.prepare_inputs(model, validation_data[0], builder)
+    vy = _data.prepare_labels(validation_data[1], vx[0].shape[0],
+                              int(np.prod(model.output_shape[1:])))
+    vw = _weights.check_sample_weight("fit", validation_data[2], vx[0].shape[0],
+                                      "validation_data's sample_weight") \
+        if len(validation_data) == 3 else None
+    return vx, vy, vw
+
+
 # -- the loop ----------------------------------------------------------------------------
-def run(model, plan, data: TrainingData, opts: FitOptions, callbacks) -> Optional[History]:
+def run(model, plan, source, opts: FitOptions, callbacks) -> Optional[History]:
     """Train ``model`` through its C ``plan`` for ``opts.initial_epoch .. opts.epochs - 1``.
+
+    Args:
+        source: Where the batches come from (``models._adapters``: arrays or a
+            NegativeSampler, or a generator / PyDataset): ``steps`` (batches per epoch,
+            None if unknown), ``validation`` (None or an object whose ``evaluate(model)``
+            gives the ``val_`` logs), ``available(seed)`` (False once a generator ran out:
+            training stops), ``begin_epoch(seed)``, ``next_chunk(max_batches)`` (a
+            ``Chunk`` of consecutive batches for one ``plan.fit`` call, None at the epoch's
+            end) and ``end_epoch()``.
 
     Returns:
         The model's History.
     """
-    n = data.num_samples
-    # a batch larger than the data is one batch of all of it: cap it, so the C core's
-    # scratch is sized by the data, not by the argument
-    batch_size = min(opts.batch_size, max(n, 1))
-    steps = -(-n // batch_size)
     model.stop_training = False
     cbs = CallbackList(callbacks, add_history=True, add_progbar=opts.verbose != 0, model=model,
-                       verbose=opts.verbose, epochs=opts.epochs, steps=steps)
+                       verbose=opts.verbose, epochs=opts.epochs, steps=source.steps)
     opt = model.optimizer
     step = np.array([int(opt.iterations)], dtype=np.int64)  # advanced in place by C
     cbs.on_train_begin()
@@ -223,17 +236,19 @@ def run(model, plan, data: TrainingData, opts: FitOptions, callbacks) -> Optiona
     chunk = 16
     try:
         for epoch in range(opts.initial_epoch, opts.epochs):
-            cbs.on_epoch_begin(epoch)
             epoch_seed = (opts.seed * 1000003 + epoch) % (2**64)
-            inputs, labels, weights = data.epoch(epoch_seed)
-            n = labels.shape[0]
-            steps = -(-n // batch_size)
-            order = _core.permutation(n, epoch_seed) if opts.shuffle else np.arange(n, dtype=np.int64)
+            if not source.available(epoch_seed):  # a generator ran out (the source warned)
+                break
+            cbs.on_epoch_begin(epoch)
+            source.begin_epoch(epoch_seed)
             totals = None
             batch = 0
-            while batch < steps:
-                nb = min(chunk, steps - batch)
-                idx = order[batch * batch_size:min((batch + nb) * batch_size, n)]
+            while True:
+                part = source.next_chunk(chunk)
+                if part is None:
+                    break
+                inputs, labels, weights, idx, batch_size = part
+                nb = -(-idx.shape[0] // batch_size)
                 cbs.on_train_batch_begin(batch)
                 plan.set_optimizer(opt._c_spec())
                 t0 = time.perf_counter()
@@ -247,11 +262,12 @@ def run(model, plan, data: TrainingData, opts: FitOptions, callbacks) -> Optiona
                 cbs.on_train_batch_end(batch - 1, logs)
                 if model.stop_training:
                     break
+            source.end_epoch()
             epoch_logs = logs_from_stats(model, totals) if totals is not None else {}
             if "loss" in epoch_logs:
                 epoch_logs["loss"] += model._regularization_penalty()
-            if data.validation is not None and should_validate(epoch, opts.validation_freq):
-                vres = model._evaluate_arrays(*data.validation)
+            if source.validation is not None and should_validate(epoch, opts.validation_freq):
+                vres = source.validation.evaluate(model)
                 epoch_logs.update({"val_" + k: v for k, v in vres.items()})
             cbs.on_epoch_end(epoch, epoch_logs)
             logs = epoch_logs

@@ -14,7 +14,7 @@ from neurec import metrics as metrics_mod
 from neurec import optimizers as optimizers_mod
 from neurec._registry import get_registered_object, register_serializable
 from neurec.layers.base import KerasTensor, Layer
-from neurec.models import _als, _data, _functional, _keras_api, _training, _weights
+from neurec.models import _adapters, _als, _data, _functional, _keras_api, _training, _weights
 from neurec.models import recommend as recommend_mod
 from neurec.models._foldin import FoldIn
 from neurec.models._keras_api import KerasAPIMixin
@@ -330,7 +330,10 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
 
         ``x`` may be an array, a list of arrays (one per input), a dict keyed by
         input name, pandas objects, or a :class:`neurec.data.NegativeSampler`
-        (then ``y`` is omitted and every epoch draws fresh negatives in C).
+        (then ``y`` is omitted and every epoch draws fresh negatives in C), or give
+        its own batches (``y``, ``batch_size`` omitted): a generator, iterable or list
+        of ``(x, y)`` / ``(x, y, sample_weight)`` tuples, or a PyDataset-like object
+        (``__len__``, ``__getitem__``, ``on_epoch_end``): the steps of the same arrays.
         With ``optimizer=ALS``, ``x`` is the interaction matrix (an
         :class:`neurec.data.InteractionMatrix` or scipy.sparse matrix), ``y`` is
         omitted, an epoch is one sweep over users then items, and the ``loss``
@@ -346,25 +349,30 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
             validation_split: Share of the data (taken from the end, before shuffling)
                 held out for validation. Ignored when ``validation_data`` is given.
             validation_data: ``(x_val, y_val)`` or ``(x_val, y_val, sample_weight_val)``
-                evaluated at the end of each epoch; it overrides ``validation_split``
-                (as in Keras).
-            shuffle: Shuffle the samples every epoch (seeded).
-            class_weight: ``{label: weight}`` for 0/1 labels (rounded, as Keras does;
-                every label in the data needs a weight): each sample's loss is scaled
-                by its label's weight. With a NegativeSampler, labels 1 (positives)
-                and 0 (negatives). Training data only.
-            sample_weight: One finite weight >= 0 per sample, shape ``(n,)`` or
-                ``(n, 1)``, split with the data by ``validation_split``. Keras's
-                ``"sum_over_batch_size"``: a batch's loss is ``sum w_i * l_i /
-                batch_size``, its gradient likewise, the logged ``loss`` is
-                ``sum w_i * l_i / n``; compiled metrics are not weighted (as Keras's
-                ``metrics=``). With ``class_weight`` the two multiply. Not with a
-                NegativeSampler: pass ``NegativeSampler(weights=)`` (one per positive).
+                evaluated at the end of each epoch, or batches as ``x`` gives them; it
+                overrides ``validation_split`` (as in Keras).
+            shuffle: Shuffle the samples every epoch (seeded); the batch order of a list
+                of batches or a PyDataset; ignored for generators.
+            class_weight: ``{label: weight}`` (Keras 3: the class is ``round(y)``, or
+                ``argmax`` of one-hot rows; a class not named weighs 1.0); training
+                data only. With a NegativeSampler, labels 1 and 0.
+            sample_weight: One finite weight >= 0 per sample, ``(n,)`` or ``(n, 1)``,
+                split with the data by ``validation_split``. A batch's loss is
+                ``sum w_i * l_i / batch_size`` (Keras's ``"sum_over_batch_size"``);
+                metrics are not weighted (as Keras's ``metrics=``). Not with
+                ``class_weight`` (as Keras 3), nor with a NegativeSampler (pass
+                ``NegativeSampler(weights=)``); batches give theirs as a third element.
             initial_epoch: Epoch to start from (for resuming).
+            steps_per_epoch: Batches an epoch takes (default: a pass), continuing the
+                pass under way (Keras 3); needed for several epochs of a generator (read
+                once; one that runs out stops training). With arrays and no
+                ``batch_size``, it sets the batch size to make a pass that long.
+            validation_steps: Batches of ``validation_data`` each validation reads, when
+                it gives batches (needed for an endless generator); with arrays it raises.
             validation_freq: An int ``k``: validate every ``k`` epochs (after epochs
                 ``k, 2k, ...``, 1-based); or a list of the 1-based epochs after which
                 to validate (as in Keras).
-            validation_batch_size: No effect (warns once); validation_steps: raises.
+            validation_batch_size: No effect (warns once).
             seed: Seed of shuffling and dropout; default drawn from neurec's global RNG
                 (see :func:`neurec.utils.set_random_seed`). With one thread, the same
                 seed and initial weights give bit-identical results.
@@ -375,12 +383,12 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
         Raises:
             RuntimeError: If the model was not compiled.
             TypeError: If ``epochs``, ``initial_epoch``, ``validation_freq`` or ``seed``
-                is not an integer, or ``shuffle`` not a bool.
+                is not an integer, ``shuffle`` not a bool, or ``x`` of a type not listed.
             ValueError: For invalid data (shapes, lengths, NaN, out-of-range ids) or an
                 argument out of range (``validation_freq < 1``, ``verbose`` not in
-                ``'auto', 0, 1, 2``, a negative seed); for weights of the wrong length,
-                negative, NaN or infinite, or a label without a class weight; for any
-                weight with ``optimizer=ALS`` (its confidence comes from the matrix).
+                ``'auto', 0, 1, 2``, a negative seed), ``y`` / ``batch_size`` with batches;
+                for bad weights, ``sample_weight`` with ``class_weight``, or any weight
+                with ``optimizer=ALS`` (its confidence comes from the matrix).
 
         Example:
             >>> model.fit([users, items], labels, sample_weight=quantity, epochs=3)
@@ -389,7 +397,8 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
         if not self._compiled:
             raise RuntimeError("You must compile the model before training: call "
                                "model.compile(optimizer=..., loss=...) first")
-        _keras_api.check_fit_args(validation_steps, validation_batch_size)
+        _keras_api.check_fit_args(None if _adapters.gives_batches("fit", validation_data) else
+                                  validation_steps, validation_batch_size)
         if isinstance(self.optimizer, optimizers_mod.ALS):
             if validation_split or validation_data is not None:
                 raise ValueError("fit with optimizer=ALS: validation_split/validation_data are "
@@ -398,18 +407,17 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
             _weights.refuse_for_als(x)
             return _als.fit(self, x, y, epochs=epochs, verbose=verbose, callbacks=callbacks,
                             initial_epoch=initial_epoch)
-        if steps_per_epoch is not None:
-            raise ValueError("fit: steps_per_epoch is not supported; every epoch covers the data once")
         opts = _training.fit_options(self._check_batch_size(batch_size), epochs, initial_epoch,
                                      validation_freq, validation_split, shuffle, verbose, seed)
         plan = self._get_plan()
         if opts.seed is None:
             opts = opts._replace(seed=_training.default_seed())
-        data = _training.TrainingData(self, self._builder, x, y, opts.validation_split,
-                                      validation_data, sample_weight, class_weight)
-        if data.sampler is not None:  # for recommend(unknown='popular')
-            self._item_popularity = data.sampler.item_popularity()
-        return _training.run(self, plan, data, opts, callbacks)
+        source = _adapters.fit_source(self, self._builder, x, y, batch_size, opts, steps_per_epoch,
+                                      validation_data, validation_steps, sample_weight,
+                                      class_weight)
+        if source.sampler is not None:  # for recommend(unknown='popular')
+            self._item_popularity = source.sampler.item_popularity()
+        return _training.run(self, plan, source, opts, callbacks)
 
     @staticmethod
     def _check_batch_size(batch_size) -> int:
@@ -428,14 +436,16 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
         """Outputs for the samples of ``x``, computed in C across threads.
 
         Args:
-            x: Input data (see :meth:`fit`).
+            x: Input data (see :meth:`fit`), or batches (a generator, iterable, list or
+                PyDataset) of ``x``, ``(x,)`` or ``(x, y)`` (``y`` is not read).
             batch_size: Samples per batch (default 32): the unit of the progress bar and
                 of the callbacks' batch indices; C predicts whole chunks of batches per
-                call, so it never changes the outputs or the speed.
+                call, so it never changes the outputs or the speed. Not with batches.
             verbose: ``'auto'`` (a bar when the output is interactive), 0 (silent), 1 (a
                 bar) or 2 (one line at the end). Nothing is printed for a call shorter
                 than two seconds.
-            steps: Not supported (predict covers ``x`` once); must be None.
+            steps: With batches, how many to read (needed for an endless generator);
+                with arrays it must be None.
             callbacks: :class:`neurec.callbacks.Callback` objects: ``on_predict_begin``,
                 ``on_predict_batch_begin`` / ``on_predict_batch_end`` once per chunk of
                 batches (the first and last batch index, the end hook's logs holding the
@@ -451,10 +461,13 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
         Example:
             >>> scores = model.predict([users, items], verbose=0)
         """
+        self._get_plan()
+        if _adapters.input_kind("predict", x) == "batches":
+            return _adapters.predict_batches(self, self._builder, x, batch_size, steps, verbose,
+                                             callbacks)
         batch_size = self._check_batch_size(batch_size)
         if steps is not None:
             raise ValueError("predict: steps is not supported; predict covers x once")
-        self._get_plan()
         inputs = _data.prepare_inputs(self, x, self._builder)
         return predict_arrays(self, inputs, batch_size, verbose, callbacks)
 
@@ -471,53 +484,6 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
             raise ValueError("Calling a neurec Model on symbolic tensors (nesting models) is not "
                              "supported; build one graph from the layers instead")
         return self.predict(x, verbose=0)
-
-    def _evaluate_arrays(self, inputs, labels, weights=None) -> Dict[str, float]:
-        pred = self._predict_arrays(inputs)
-        res = {"loss": self.loss(labels, pred, weights) + self._regularization_penalty()}
-        for m in self.compiled_metrics:
-            res[m.name] = float(m.from_arrays(labels, pred))  # unweighted, as Keras's metrics=
-        return res
-
-    def evaluate(self, x=None, y=None, batch_size: Optional[int] = None,
-                 verbose: Union[str, int] = "auto", sample_weight=None, steps=None,
-                 callbacks=None, return_dict: bool = False):
-        """Loss and metrics on ``(x, y)``, as ``keras.Model.evaluate``.
-
-        All of ``x`` is evaluated in one C pass (``batch_size`` only checked: the result
-        does not depend on it); ``callbacks`` get the test hooks (``on_test_begin``, one
-        test batch, ``on_test_end``); ``steps`` raises (slice ``x`` instead).
-
-        Args:
-            sample_weight: Optional weight >= 0 per sample, shape ``(n,)`` or ``(n, 1)``:
-                the loss is ``sum w_i * l_i / n`` (Keras); metrics are not weighted.
-
-        Returns:
-            The loss alone if there are no metrics, else ``[loss, *metrics]``; or a dict
-            with ``return_dict=True``.
-
-        Raises:
-            RuntimeError: If the model was not compiled.
-            ValueError: For invalid data or sample weights.
-        """
-        if not self._compiled:
-            raise RuntimeError("You must compile the model before evaluating it")
-        _keras_api.check_evaluate_steps(steps)
-        verbose_level = _training.check_verbose("evaluate", verbose)
-        self._check_batch_size(batch_size)
-        self._get_plan()
-        inputs = _data.prepare_inputs(self, x, self._builder)
-        out_size = int(np.prod(self.output_shape[1:]))
-        labels = _data.prepare_labels(y, inputs[0].shape[0], out_size)
-        weights = _weights.check_sample_weight("evaluate", sample_weight, labels.shape[0])
-        res = self._with_test_callbacks(callbacks,
-                                        lambda: self._evaluate_arrays(inputs, labels, weights))
-        if verbose_level > 0 and verbose != "auto":
-            print(" - ".join(f"{k}: {v:.4f}" for k, v in res.items()))
-        if return_dict:
-            return res
-        vals = list(res.values())
-        return vals[0] if len(vals) == 1 else vals
 
     # -- recommendation ------------------------------------------------------------
     def recommend(self, users=None, k: int = 10, exclude=None, items=None, user_features=None,
