@@ -233,9 +233,19 @@ def test_output_never_recommends_a_bought_item_not_even_the_held_out_one(tmp_pat
         user, item, _ = line.split(",")
         bought.setdefault(user, set()).add(item)
     out_csv = tmp_path / "recs.csv"
+    saved = tmp_path / "shop.neurec"
     assert main(["--data", str(data), "--model", "gmf", "--epochs", "3", "--lr", "0.01",
-                 "--verbose", "0", "--top", "10", "--show", "120", "--output", str(out_csv)]) == 0
+                 "--verbose", "0", "--top", "10", "--show", "120", "--output", str(out_csv),
+                 "--save-model", str(saved)]) == 0
     out = capsys.readouterr().out
+    # the saved model's seen-matrix holds every pair, the held-out ones too
+    from neurec.models import load_model
+    model = load_model(saved)
+    seen = model.seen_matrix
+    for u, items in bought.items():
+        c = int(model.user_encoder.transform([u])[0])
+        row = seen.indices[seen.indptr[c]:seen.indptr[c + 1]]
+        assert set(model.item_encoder.inverse_transform(row)) == items, u
     _, recs = _read_recs(out_csv)
     assert {r[0] for r in recs} == set(bought)
     repeats = [(u, i) for u, _, i, _ in recs if i in bought[u]]
