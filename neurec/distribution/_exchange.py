@@ -7,15 +7,17 @@ hook below combines the ranks' gradients into the gradient of the global batch's
 loss, ``sum_r (n_r / N) * g_r`` (``n_r`` samples on rank ``r``, ``N`` in the global
 batch), through ``mpi4py``'s buffer calls on the C core's own buffers:
 
-- dense parameters: one slice of the buffer per rank (an ``Alltoallv``), which that rank
-  sums over the ranks in rank order, in float64; then every rank receives every summed
-  slice (an ``Allgatherv``) straight into the C buffer. Each value is computed by exactly
-  one rank, so every rank gets the same bits. (``MPI_Allreduce`` would be simpler, but
-  MPI fixes neither the order nor the grouping of a floating-point sum, and
-  implementations have shipped algorithms in which different ranks grouped the same sum
-  differently: bit-identical weights could then drift apart step by step. The standard's
-  own advice for a fixed order is to gather and reduce locally, as here; the bytes on the
-  wire are those of a ring allreduce, ``2 (P - 1) / P`` of the buffer.)
+- dense parameters: every rank's gradient travels in the step's first message (an
+  ``Allgather`` that also carries each rank's step, sample count and row counts), and
+  every rank sums them in rank order, in float64: the same bytes summed by the same code,
+  so every rank gets the same bits. (``MPI_Allreduce`` would be the textbook call, but MPI
+  fixes neither the order nor the grouping of a floating-point sum, and implementations
+  have shipped algorithms in which different ranks grouped the same sum differently: the
+  weights of the ranks could then drift apart bit by bit. The standard's own advice for a
+  fixed order is to gather and reduce locally, as here.) A dense buffer too large to
+  gather whole (``(P - 1) * size`` over ``GATHER_DENSE_MAX`` floats) goes in two phases
+  instead: each rank sums one slice of it (an ``Alltoallv``) and receives every summed
+  slice (an ``Allgatherv``), the bytes of a ring allreduce, each value computed once.
 - embedding tables with sparse updates: every rank sends the ids and gradients of the
   rows its slice touched (one ``Allgatherv`` for all tables); every rank sums each row
   over the ranks in rank order and hands the union of the rows back to the C core
@@ -24,12 +26,16 @@ batch), through ``mpi4py``'s buffer calls on the C core's own buffers:
 - tables with dense updates: reduced as dense parameters (a copy of the table's gradient,
   whose size is the table's).
 
-A small ``Allgather`` of each rank's step, sample count and row counts comes first: it
-sizes the messages and catches ranks that are out of step.
+So a step costs one collective call, two with sparse tables. The header sizes the sparse
+message and catches ranks that are out of step.
 """
 from typing import Dict, List, NamedTuple, Sequence
 
 import numpy as np
+
+# the most floats a rank receives in the step's first message for the dense gradient
+# ((P - 1) * size); larger buffers are reduced in two phases
+GATHER_DENSE_MAX = 1 << 22
 
 
 class TableSpec(NamedTuple):
@@ -78,10 +84,18 @@ class GradientExchange:
             parts.setdefault(part[0], []).append((k, part))
         mine = 0 if self.placeholder else int(grads.n_samples)
         sent = self._local_rows(parts) if self.sparse else []
+        dense = grads.dense
+        gather = dense.size * (self.size - 1) <= GATHER_DENSE_MAX
         header = np.array([grads.step, mine] + [len(r) for r, _ in sent], dtype=np.int64)
-        table = np.empty((self.size, header.size), dtype=np.int64)
-        self.comm.Allgather([header, self._mpi.INT64_T], [table, self._mpi.INT64_T])
-        self.bytes_sent += header.nbytes * (self.size - 1)
+        h = 2 * header.size  # 32-bit words: the bits travel, nothing is converted
+        msg = np.empty(h + (dense.size if gather else 0), dtype=np.uint32)
+        msg[:h] = header.view(np.uint32)
+        if gather:
+            msg[h:] = dense.view(np.uint32)
+        every = np.empty((self.size, msg.size), dtype=np.uint32)
+        self.comm.Allgather([msg, self._mpi.UINT32_T], [every, self._mpi.UINT32_T])
+        self.bytes_sent += msg.nbytes * (self.size - 1)
+        table = np.ascontiguousarray(every[:, :h]).view(np.int64)
         if not (table[:, 0] == grads.step).all():
             raise RuntimeError(f"data-parallel fit: the ranks are at different optimizer steps "
                                f"{table[:, 0].tolist()}; every rank must run the same fit")
@@ -89,8 +103,13 @@ class GradientExchange:
         if total <= 0:
             raise RuntimeError("data-parallel fit: a global batch without samples")
         weights = table[:, 1].astype(np.float64) / total
-        dense = grads.dense
-        if dense.size:
+        if dense.size and gather:
+            values = every[:, h:].view(np.float32)
+            acc = values[0] * weights[0]
+            for r in range(1, self.size):
+                acc += values[r] * weights[r]
+            dense[:] = acc
+        elif dense.size:
             self._reduce(dense, weights)
         if self.sparse:
             self._merge_rows(grads, parts, sent, table[:, 2:], weights)
