@@ -19,6 +19,7 @@ never imports it, and a script run without ``mpiexec`` needs no MPI at all.
 """
 import os
 import sys
+import time
 import traceback
 from typing import Any, Optional
 
@@ -29,6 +30,8 @@ __all__ = ["initialize", "rank", "size", "is_main", "barrier", "communicator",
 # MPICH's Hydra and Intel MPI (PMI), Open MPI, MVAPICH, and Slurm's srun (inside a step).
 _LAUNCH_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE",
                      "SLURM_STEP_NUM_TASKS")
+
+_ABORT_GRACE_SECONDS = 0.5
 
 _INSTALL_HINT = ('install it with `pip install "neurec[mpi]"` (mpi4py and the MPICH wheel), or '
                  "on a cluster build mpi4py against the site's MPI (`pip install mpi4py`)")
@@ -84,6 +87,9 @@ def _abort_on_exception(exc_type, exc, tb) -> None:
         sys.stderr.write(f"neurec.distribution: rank {_state.rank} of {_state.size} stopped on "
                          f"{exc_type.__name__}; aborting every rank (MPI_Abort)\n")
         sys.stderr.flush()
+        # the launcher forwards a rank's output through a pipe; MPI_Abort tears it down, and
+        # the message must reach the user first
+        time.sleep(_ABORT_GRACE_SECONDS)
         comm.Abort(1)
 
 
@@ -174,6 +180,12 @@ def barrier() -> None:
     """Wait until every process gets here (nothing to wait for on one process)."""
     if _state.comm is not None and _state.size > 1:
         _state.comm.Barrier()
+
+
+def _skips_writes() -> bool:
+    """True on a rank other than 0 of a data-parallel job: it holds rank 0's weights, and
+    rank 0 alone writes the model files (``Model.save``, ``save_weights``)."""
+    return _state.rank != 0 and _state.size > 1 and isinstance(_state.distribution, DataParallel)
 
 
 def communicator() -> Any:
