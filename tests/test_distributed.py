@@ -68,6 +68,7 @@ def test_initialize_rank_size(mpi):
     lines = sorted(re.findall(rf"rank=\d size=\d main={flag} mpi4py_before_initialize={flag}", mpi))
     assert lines == ["rank=0 size=2 main=True mpi4py_before_initialize=False",
                      "rank=1 size=2 main=False mpi4py_before_initialize=False"]
+    assert mpi.count("refused: train_on_batch is not supported") == 2
 
 
 @pytest.mark.parametrize("name", sorted(dp_fit.CONFIGS))

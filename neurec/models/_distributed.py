@@ -25,6 +25,12 @@ from neurec.distribution._exchange import GradientExchange, TableSpec
 _WRITERS = (CSVLogger, ModelCheckpoint)
 
 
+def active() -> bool:
+    """Whether training runs data-parallel: DataParallel set and several processes."""
+    return isinstance(distribution.distribution(), distribution.DataParallel) and \
+        distribution.size() > 1
+
+
 def begin(model, plan, source, opts, callbacks) -> Optional["DataParallelFit"]:
     """The data-parallel state of a fit, or None when it trains as one process (no
     DataParallel distribution set, or a single process).
@@ -32,10 +38,7 @@ def begin(model, plan, source, opts, callbacks) -> Optional["DataParallelFit"]:
     Raises:
         ValueError: For a Hogwild model, or a batch smaller than the number of processes.
     """
-    dist = distribution.distribution()
-    if not isinstance(dist, distribution.DataParallel) or distribution.size() < 2:
-        return None
-    return DataParallelFit(model, plan, source, opts, callbacks)
+    return DataParallelFit(model, plan, source, opts, callbacks) if active() else None
 
 
 class DataParallelFit:

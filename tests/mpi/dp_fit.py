@@ -81,6 +81,11 @@ def main(mode, out):
     if mode == "hello":
         print(f"rank={rank} size={distribution.size()} main={distribution.is_main()} "
               f"mpi4py_before_initialize={before or imported}", flush=True)
+        model, (x, y) = build(), data()
+        try:  # one step per process would part the weights
+            model.train_on_batch(x, y)
+        except ValueError as e:
+            print(f"refused: {e}"[:40], flush=True)
     elif mode == "match":
         from neurec.distribution import _exchange
         for name in CONFIGS:
