@@ -89,6 +89,22 @@ def test_two_processes_train_as_one_with_the_same_global_batch(matched, name, on
         assert reports[0]["history"][key] == pytest.approx(values, rel=1e-5), key
 
 
+def test_evaluation_splits_the_users(mpi, tmp_path, one_thread):
+    """evaluate_sampled / evaluate_full on two processes: each scores about half of the
+    pairs, and both return one process's metrics (per user too)."""
+    rc, out, err, _ = launch("evaluate", tmp_path)
+    assert rc == 0, err[-3000:]
+    reports = [json.load(open(tmp_path / f"evaluate-{r}.json")) for r in (0, 1)]
+    assert reports[0]["results"] == reports[1]["results"]
+    want, scored = dp_fit.evaluation(dp_fit.build())
+    assert reports[0]["scored"] + reports[1]["scored"] == scored
+    assert abs(reports[0]["scored"] - reports[1]["scored"]) <= 0.1 * scored
+    got = reports[0]["results"]
+    assert got["per_user"] == want["per_user"]
+    for protocol in ("sampled", "full"):
+        assert got[protocol] == pytest.approx(want[protocol], rel=1e-6), protocol
+
+
 def test_one_process_with_data_parallel_is_unchanged(one_thread):
     """Without mpiexec, DataParallel changes nothing (and needs no MPI)."""
     plain, _ = dp_fit.train("adam-sparse", verbose=0)

@@ -188,6 +188,27 @@ def _skips_writes() -> bool:
     return _state.rank != 0 and _state.size > 1 and isinstance(_state.distribution, DataParallel)
 
 
+def _shares(n: int):
+    """How the ranks split ``n`` rows of a computation (users to evaluate) under
+    DataParallel with several processes: the P + 1 bounds of their contiguous blocks (rank
+    ``r`` computes rows ``bounds[r]:bounds[r + 1]``), or None on one process."""
+    if _state.size < 2 or not isinstance(_state.distribution, DataParallel):
+        return None
+    import numpy as np
+    return np.arange(_state.size + 1, dtype=np.int64) * int(n) // _state.size
+
+
+def _allgather_blocks(arrays, bounds) -> None:
+    """Each rank filled rows ``bounds[rank]:bounds[rank + 1]`` of every 1-D array of
+    ``arrays`` (int64 or float64, the same length everywhere): give every rank all rows."""
+    import numpy as np
+    from mpi4py import MPI
+    counts, displs = np.diff(bounds), bounds[:-1]
+    for a in arrays:
+        kind = {np.dtype(np.int64): MPI.INT64_T, np.dtype(np.float64): MPI.DOUBLE}[a.dtype]
+        _state.comm.Allgatherv(MPI.IN_PLACE, [a, (counts, displs), kind])
+
+
 def communicator() -> Any:
     """The ``mpi4py`` communicator in use, or None on one process without MPI."""
     return _state.comm

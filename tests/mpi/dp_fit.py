@@ -3,7 +3,7 @@ there (``build``, ``data``, ``CONFIGS``) to train the same models on one process
 
     python dp_fit.py MODE OUT_DIR
 
-MODE: hello | match | files | raise-data | raise-callback | kill | mismatch.
+MODE: hello | match | evaluate | files | raise-data | raise-callback | kill | mismatch.
 """
 import hashlib
 import json
@@ -67,6 +67,30 @@ def train(name, **fit):
     return model, history
 
 
+def evaluation(model):
+    """evaluate_sampled and evaluate_full (per user, several held-out items) of ``model``,
+    and how many (user, item) pairs it scored."""
+    from neurec.evaluation import evaluate_full, evaluate_sampled
+    rng = np.random.default_rng(4)
+    users = np.arange(N_USERS)
+    pos, neg = rng.integers(0, N_ITEMS, N_USERS), rng.integers(0, N_ITEMS, (N_USERS, 20))
+    held = (np.repeat(users, 2), rng.integers(0, N_ITEMS, 2 * N_USERS))
+    seen = (rng.integers(0, N_USERS, 600), rng.integers(0, N_ITEMS, 600))
+    scored, predict = [0], model.predict
+
+    def counting(x, **kw):
+        scored[0] += len(x[0])
+        return predict(x, **kw)
+
+    model.predict = counting
+    out = {"sampled": evaluate_sampled(model, users, pos, neg, k=[5, 10], verbose=0),
+           "full": evaluate_full(model, None, held, seen, k=10, n_items=N_ITEMS, verbose=0),
+           "per_user": evaluate_sampled(model, users, pos, neg, per_user=True,
+                                        verbose=0)["hr@10"].tolist()}
+    del model.predict
+    return out, scored[0]
+
+
 def digest(model):
     return hashlib.sha256(b"".join(w.tobytes() for w in model.get_weights())).hexdigest()
 
@@ -95,6 +119,10 @@ def main(mode, out):
                 json.dump({"sha256": digest(model), "history": history.history}, f)
             if rank == 0:
                 np.savez(os.path.join(out, f"{name}.npz"), *model.get_weights())
+    elif mode == "evaluate":
+        results, scored = evaluation(build())
+        with open(os.path.join(out, f"evaluate-{rank}.json"), "w") as f:
+            json.dump({"results": results, "scored": scored}, f)
     elif mode == "files":
         model, (x, y) = build(), data()
         if rank == 1:  # fit starts from rank 0's weights and step count
