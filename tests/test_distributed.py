@@ -89,6 +89,16 @@ def test_two_processes_train_as_one_with_the_same_global_batch(matched, name, on
         assert reports[0]["history"][key] == pytest.approx(values, rel=1e-5), key
 
 
+def test_ranks_with_different_thread_counts_hold_the_same_weights(mpi, tmp_path):
+    """The combined update does not depend on how each rank summed over its threads."""
+    rc, out, err, _ = launch("threads", tmp_path)
+    assert rc == 0, err[-3000:]
+    for sparse in ("True", "False"):
+        got = sorted(re.findall(rf"sparse={sparse} rank (\d) threads (\d) ([0-9a-f]{{64}})", out))
+        assert [g[:2] for g in got] == [("0", "1"), ("1", "2")]
+        assert got[0][2] == got[1][2]
+
+
 def test_evaluation_splits_the_users(mpi, tmp_path, one_thread):
     """evaluate_sampled / evaluate_full on two processes: each scores about half of the
     pairs, and both return one process's metrics (per user too)."""

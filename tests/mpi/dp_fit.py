@@ -3,7 +3,8 @@ there (``build``, ``data``, ``CONFIGS``) to train the same models on one process
 
     python dp_fit.py MODE OUT_DIR
 
-MODE: hello | match | evaluate | files | raise-data | raise-callback | kill | mismatch.
+MODE: hello | match | threads | evaluate | files | raise-data | raise-callback | kill |
+mismatch.
 """
 import hashlib
 import json
@@ -119,6 +120,20 @@ def main(mode, out):
                 json.dump({"sha256": digest(model), "history": history.history}, f)
             if rank == 0:
                 np.savez(os.path.join(out, f"{name}.npz"), *model.get_weights())
+    elif mode == "threads":  # rank r runs r + 1 threads; a model wide enough to use them
+        import neurec
+        from neurec import optimizers
+        from neurec.models import zoo
+        neurec.set_num_threads(rank + 1)
+        (x, y) = data()
+        for sparse in (True, False):
+            neurec.utils.set_random_seed(5)
+            model = zoo.NeuMF(N_USERS, N_ITEMS, factors=64, layers=(256, 128, 64))
+            model.compile(optimizer=optimizers.Adam(1e-3, sparse_updates=sparse),
+                          loss="binary_crossentropy")
+            model.fit(x, y, batch_size=1024, epochs=1, verbose=0, seed=2)
+            print(f"sparse={sparse} rank {rank} threads {neurec.get_num_threads()} "
+                  f"{digest(model)}", flush=True)
     elif mode == "evaluate":
         results, scored = evaluation(build())
         with open(os.path.join(out, f"evaluate-{rank}.json"), "w") as f:
