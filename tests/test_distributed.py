@@ -101,18 +101,25 @@ def test_ranks_with_different_thread_counts_hold_the_same_weights(mpi, tmp_path)
 
 def test_evaluation_splits_the_users(mpi, tmp_path, one_thread):
     """evaluate_sampled / evaluate_full on two processes: each scores about half of the
-    pairs, and both return one process's metrics (per user too)."""
+    pairs, and both return one process's metrics (per user too); recommend gives every
+    rank one process's top-K."""
     rc, out, err, _ = launch("evaluate", tmp_path)
     assert rc == 0, err[-3000:]
     reports = [json.load(open(tmp_path / f"evaluate-{r}.json")) for r in (0, 1)]
+    # recommend: each rank ranked its half of the users
+    assert [r["results"]["recommend"].pop("users") for r in reports] == [[60], [61]]
     assert reports[0]["results"] == reports[1]["results"]
     want, scored = dp_fit.evaluation(dp_fit.build())
+    assert want["recommend"].pop("users") == [dp_fit.N_USERS + 1]
     assert reports[0]["scored"] + reports[1]["scored"] == scored
     assert abs(reports[0]["scored"] - reports[1]["scored"]) <= 0.1 * scored
     got = reports[0]["results"]
     assert got["per_user"] == want["per_user"]
     for protocol in ("sampled", "full"):
         assert got[protocol] == pytest.approx(want[protocol], rel=1e-6), protocol
+    assert got["recommend"]["ids"] == want["recommend"]["ids"]
+    np.testing.assert_allclose(got["recommend"]["scores"], want["recommend"]["scores"],
+                               rtol=1e-6)
 
 
 def test_one_process_with_data_parallel_is_unchanged(one_thread):

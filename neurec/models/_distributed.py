@@ -10,9 +10,12 @@ ranks' gradients of every batch before it is applied. Between chunks the ranks s
 loss and metric statistics in rank order and agree on the next chunk's size and on
 stopping, so every rank sees the same logs and runs the same callbacks; only rank 0
 prints, validates (the others receive its results) and writes files.
+
+``Model.recommend`` goes through :func:`recommend` here: each rank ranks a contiguous
+share of the users and the rows are gathered on every rank.
 """
 import zlib
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -172,6 +175,21 @@ class DataParallelFit:
                 self.comm.Bcast(a, root=0)
         step[0] = every[0][-1]
         self.model.optimizer.iterations = every[0][-1]
+
+
+def recommend(call: Callable, users, verbose):
+    """``Model.recommend`` under DataParallel with several processes: ``call(users,
+    verbose)`` for this rank's contiguous share of ``users``, the rows gathered on every
+    rank (the same result as one process); on one process, or with fewer users than
+    processes, ``call(users, verbose)`` for all of them."""
+    flat = np.asarray(users).ravel()
+    shares = distribution._shares(flat.size)
+    if shares is None or flat.size < distribution.size():
+        return call(users, verbose)
+    r = distribution.rank()
+    mine = call(flat[shares[r]:shares[r + 1]], verbose if r == 0 else 0)
+    every = distribution.communicator().allgather(mine)
+    return tuple(np.concatenate([part[j] for part in every]) for j in range(len(mine)))
 
 
 def _mpi():

@@ -89,6 +89,18 @@ def evaluation(model):
            "per_user": evaluate_sampled(model, users, pos, neg, per_user=True,
                                         verbose=0)["hr@10"].tolist()}
     del model.predict
+    from neurec.models import recommend as module
+    asked, rec = [], module.recommend
+
+    def counting_rec(model, users, **kw):
+        asked.append(len(users))
+        return rec(model, users, **kw)
+
+    module.recommend = counting_rec
+    ids, scores = model.recommend(np.r_[users, N_USERS + 3], k=5, exclude=seen,
+                                  unknown="popular", verbose=0)  # one unknown user
+    module.recommend = rec
+    out["recommend"] = {"ids": ids.tolist(), "scores": scores.tolist(), "users": asked}
     return out, scored[0]
 
 
