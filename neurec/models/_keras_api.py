@@ -19,7 +19,7 @@ from neurec import optimizers as optimizers_mod
 from neurec._registry import get_registered_object
 from neurec.callbacks import CallbackList
 from neurec.layers.base import limit_weight_elements
-from neurec.models import _adapters, _data, _training, _weights, saving
+from neurec.models import _adapters, _data, _distributed, _training, _weights, saving
 
 __all__ = ["KerasAPIMixin", "model_from_json", "warn_ignored"]
 
@@ -168,8 +168,9 @@ class KerasAPIMixin:
 
         Raises:
             RuntimeError: If the model was not compiled.
-            ValueError: For invalid data or weights, ALS models (use ``fit``), or both
-                ``sample_weight`` and ``class_weight``.
+            ValueError: For invalid data or weights, ALS models (use ``fit``), both
+                ``sample_weight`` and ``class_weight``, or several processes under
+                :class:`neurec.distribution.DataParallel` (use ``fit``).
 
         Example:
             >>> for start in range(0, n, 256):
@@ -180,6 +181,10 @@ class KerasAPIMixin:
         if isinstance(self.optimizer, optimizers_mod.ALS):
             raise ValueError("train_on_batch: optimizer=ALS takes no gradient steps; "
                              "fit(matrix, epochs=1) runs one ALS sweep")
+        if _distributed.active():  # each process would step alone: the weights would part
+            raise ValueError("train_on_batch is not supported under DataParallel with several "
+                             "processes; use fit(x, y, batch_size=len(y), epochs=1, "
+                             "shuffle=False), which takes the same step on the global batch")
         plan, inputs, labels = self._batch_data("train_on_batch", x, y)
         weights = _weights.array_weights("train_on_batch", sample_weight, class_weight, labels)
         n = labels.shape[0]

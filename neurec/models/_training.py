@@ -14,7 +14,7 @@ import numpy as np
 
 from neurec.callbacks import CallbackList, History
 from neurec.initializers import _global_rng
-from neurec.models import _data, _weights
+from neurec.models import _data, _distributed, _weights
 from neurec.models._chunks import FIT_CHUNK_SECONDS, next_chunk
 
 ValidationFreq = Union[int, List[int]]
@@ -226,6 +226,9 @@ def run(model, plan, source, opts: FitOptions, callbacks) -> Optional[History]:
     Returns:
         The model's History.
     """
+    dp = _distributed.begin(model, plan, source, opts, callbacks)
+    if dp is not None:  # several processes under DataParallel
+        opts, callbacks = dp.opts, dp.callbacks
     model.stop_training = False
     cbs = CallbackList(callbacks, add_history=True, add_progbar=opts.verbose != 0, model=model,
                        verbose=opts.verbose, epochs=opts.epochs, steps=source.steps)
@@ -252,14 +255,19 @@ def run(model, plan, source, opts: FitOptions, callbacks) -> Optional[History]:
                 cbs.on_train_batch_begin(batch)
                 plan.set_optimizer(opt._c_spec())
                 t0 = time.perf_counter()
-                st = plan.fit(inputs, labels, idx, batch_size, step, epoch_seed, weights=weights)
+                fit = plan.fit if dp is None else dp.fit
+                st = fit(inputs, labels, idx, batch_size, step, epoch_seed, weights=weights)
                 dt = time.perf_counter() - t0
                 opt.iterations = int(step[0])
+                chunk = next_chunk(nb, dt, FIT_CHUNK_SECONDS, 1, 4096)
+                if dp is not None:  # every rank's statistics; one chunk size for all
+                    st, chunk = dp.merge(st, chunk)
                 totals = st if totals is None else merge_stats(totals, st)
                 batch += nb
-                chunk = next_chunk(nb, dt, FIT_CHUNK_SECONDS, 1, 4096)
                 logs = logs_from_stats(model, totals)
                 cbs.on_train_batch_end(batch - 1, logs)
+                if dp is not None:
+                    model.stop_training = dp.agree(model.stop_training)
                 if model.stop_training:
                     break
             source.end_epoch()
@@ -267,14 +275,19 @@ def run(model, plan, source, opts: FitOptions, callbacks) -> Optional[History]:
             if "loss" in epoch_logs:
                 epoch_logs["loss"] += model._regularization_penalty()
             if source.validation is not None and should_validate(epoch, opts.validation_freq):
-                vres = source.validation.evaluate(model)
+                vres = source.validation.evaluate(model) if dp is None else \
+                    dp.validation(lambda: source.validation.evaluate(model))
                 epoch_logs.update({"val_" + k: v for k, v in vres.items()})
             cbs.on_epoch_end(epoch, epoch_logs)
             logs = epoch_logs
+            if dp is not None:
+                model.stop_training = dp.agree(model.stop_training)
             if model.stop_training:
                 break
     finally:
         opt.iterations = int(step[0])
+        if dp is not None:
+            dp.end()
     cbs.on_train_end(logs)
     return model.history if model.history is not None else next(
         (c for c in cbs.callbacks if isinstance(c, History)), None)

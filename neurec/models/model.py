@@ -16,6 +16,7 @@ from neurec._registry import get_registered_object, register_serializable
 from neurec.layers.base import KerasTensor, Layer
 from neurec.models import _adapters, _als, _data, _functional, _keras_api, _training, _weights
 from neurec.models import recommend as recommend_mod
+from neurec.models._distributed import recommend as distributed_recommend
 from neurec.models._foldin import FoldIn
 from neurec.models._keras_api import KerasAPIMixin
 from neurec.models._lifecycle import Lifecycle
@@ -564,11 +565,13 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
             raise ValueError("recommend: pass users (ids the model knows) or histories")
         exclude, user_encoder, item_encoder = self._recommend_defaults(exclude, user_encoder,
                                                                        item_encoder)
-        return recommend_mod.recommend(
-            self, users, k=k, exclude=exclude, items=items, user_features=user_features,
-            item_features=item_features, user_input=user_input, item_input=item_input,
-            user_encoder=user_encoder, item_encoder=item_encoder, unknown=unknown,
-            item_popularity=self._item_popularity, make_model=Model, verbose=verbose)
+        return distributed_recommend(  # DataParallel: each rank its share of the users
+            lambda share, verbose: recommend_mod.recommend(
+                self, share, k=k, exclude=exclude, items=items, user_features=user_features,
+                item_features=item_features, user_input=user_input, item_input=item_input,
+                user_encoder=user_encoder, item_encoder=item_encoder, unknown=unknown,
+                item_popularity=self._item_popularity, make_model=Model, verbose=verbose),
+            users, verbose)
 
     def partial_fit_users(self, users, interactions, optimizer=None) -> np.ndarray:
         """Fold in users: solve their vectors exactly with the item side held fixed.

@@ -35,6 +35,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from neurec import distribution
 from neurec._atomic import atomic_write
 from neurec._filenames import (
     MODEL_SUFFIXES,
@@ -119,6 +120,8 @@ def save_model(model, filepath, overwrite: bool = True, include_optimizer: bool 
                       "the file name sets the format; remove it", UserWarning, stacklevel=3)
     if zipped is not None and not zipped:
         raise ValueError("model.save: zipped=False is not supported; neurec writes one zip file")
+    if distribution._skips_writes():  # under DataParallel rank 0 writes the one file
+        return
     cfg = {"format": FORMAT, "neurec_version": __version__, "model": model.get_config(),
            "compile": model.get_compile_config()}
     opt_vars: List[np.ndarray] = []
@@ -572,6 +575,8 @@ def save_weights(model, filepath, overwrite: bool = True) -> None:
     """
     filepath = check_weights_path(filepath, "save_weights", "; model.save(" + repr(
         stem(os.fspath(filepath)) + ".neurec") + ") saves the whole model")
+    if distribution._skips_writes():
+        return
     arrays = {f"w{i:05d}": w for i, w in enumerate(model.weights)}
     _check_finite_state(model, [], "save_weights")
 
