@@ -34,7 +34,7 @@ from neurec.layers.core import OP_EMBEDDING, OP_INPUT
 
 # working rows a table gets at first: runs of batches are cut to fit (a single batch
 # with more distinct ids grows it)
-WORK_ROWS = 1 << 16
+WORK_ROWS = 1 << 14
 
 
 class _Table:
