@@ -171,7 +171,7 @@ class ShardedTables:
         rows (copies of the id inputs; the other samples' ids are stale)."""
         out = list(inputs)
         self._ids = []
-        for slots, tables in self.groups:
+        for slots, _ in self.groups:
             got = [np.asarray(inputs[s][sub]) for s in slots]
             uniq = np.unique(np.concatenate([g.reshape(-1) for g in got]).astype(np.int64))
             for s, g in zip(slots, got):

@@ -14,9 +14,9 @@ from neurec import metrics as metrics_mod
 from neurec import optimizers as optimizers_mod
 from neurec._registry import get_registered_object, register_serializable
 from neurec.layers.base import KerasTensor, Layer
-from neurec.models import (_adapters, _als, _data, _distributed, _functional, _keras_api,
-                           _training, _weights)
+from neurec.models import _adapters, _als, _data, _functional, _keras_api, _training, _weights
 from neurec.models import recommend as recommend_mod
+from neurec.models._distributed import fit_plan
 from neurec.models._distributed import recommend as distributed_recommend
 from neurec.models._foldin import FoldIn
 from neurec.models._keras_api import KerasAPIMixin
@@ -415,7 +415,7 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
                             initial_epoch=initial_epoch)
         opts = _training.fit_options(self._check_batch_size(batch_size), epochs, initial_epoch,
                                      validation_freq, validation_split, shuffle, verbose, seed)
-        plan = _distributed.fit_plan(self)  # ModelParallel: over the working tables
+        plan = fit_plan(self)  # ModelParallel: over the working tables
         if opts.seed is None:
             opts = opts._replace(seed=_training.default_seed())
         source = _adapters.fit_source(self, self._builder, x, y, batch_size, opts, steps_per_epoch,

@@ -55,6 +55,9 @@ def main(mode, out, rows=None):
         model.save_weights(os.path.join(out, "mp.weights.npz"))
         distribution.barrier()
         print(f"rank {rank} sharded after save {getattr(model, '_shards', None) is not None}", flush=True)
+        results, _ = dp_fit.evaluation(model)  # gathers the tables on every rank first
+        with open(os.path.join(out, f"evaluate-{rank}.json"), "w") as f:
+            json.dump(results, f)
         np.savez(weights_file(out, "trained", rank), *model.get_weights())
         opt = model.optimizer.variables()
         np.savez(os.path.join(out, f"opt-{rank}.npz"), *opt)
