@@ -223,14 +223,15 @@ class ModelParallelFit(DataParallelFit):
                              "not supported yet; evaluate after fit (on every rank)")
         self.shards = model._shards
         super().__init__(model, self.shards.plan, source, opts, callbacks)
-        self.callbacks = callbacks  # every rank saves (gathering on rank 0); rank 0 writes
+        # every rank runs ModelCheckpoint (saving gathers the shards on rank 0, which
+        # writes); CSVLogger and printing stay on rank 0
         if not self.is_main:
-            for cb in _flatten_callbacks(callbacks):
-                if isinstance(cb, CSVLogger):
-                    raise ValueError("fit under ModelParallel: pass CSVLogger on rank 0 "
-                                     "alone (distribution.is_main())")
+            callbacks = [cb for cb in _flatten_callbacks(callbacks)
+                         if not isinstance(cb, CSVLogger)]
+            for cb in callbacks:
                 if isinstance(getattr(cb, "verbose", None), (int, np.integer)):
                     cb.verbose = 0
+        self.callbacks = callbacks
         self.shards.in_fit = True
 
     def end(self) -> None:
