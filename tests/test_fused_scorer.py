@@ -18,10 +18,8 @@ import pytest
 import neurec
 from neurec import _core
 from neurec.data import InteractionMatrix
-from neurec.layers import (Activation, Concatenate, Dense, Dropout, Embedding, Flatten, Input,
-                           Multiply, Subtract)
-from neurec.models import MLP, Model, NeuMF
-from neurec.models import _fused
+from neurec.layers import Concatenate, Dense, Dropout, Embedding, Flatten, Input, Multiply
+from neurec.models import MLP, Model, NeuMF, _fused
 from neurec.models.recommend import _Roles, hoisted_pair_model, score_items
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -213,10 +211,10 @@ def _other_graphs():
     h = Dense(6, activation="relu")(Concatenate()([pu, qi]))
     yield "softmax output", Model([u, i], Dense(1, activation="softmax")(h))
     yield "1-unit tower layer", Model([u, i], Dense(1)(Dense(1, activation="relu")(h)))
-    yield "subtract", Model([u, i], Dense(1)(Concatenate()([h, Subtract()([pu, qi])])))
+    yield "subtract", Model([u, i], Dense(1)(Concatenate()([h, neurec.layers.Subtract()([pu, qi])])))
     yield "two outputs", Model([u, i], Dense(2)(h))
     yield "activation on activation", Model(
-        [u, i], Activation("sigmoid")(Dense(1, activation="tanh")(h)))
+        [u, i], neurec.layers.Activation("sigmoid")(Dense(1, activation="tanh")(h)))
     side = Input(shape=(3,))
     yield "side features", Model([u, i, side], Dense(1)(Concatenate()([h, side])))
 

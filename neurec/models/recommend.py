@@ -30,8 +30,8 @@ from neurec.layers.core import Activation, Dense, Embedding, Flatten, Input, Res
 from neurec.layers.merging import Add, Concatenate
 from neurec.models._chunks import run_chunked
 from neurec.models._dot import dot_structure
-from neurec.models._fused import ncf_parts
 from neurec.models._functional import run_numpy
+from neurec.models._fused import ncf_parts
 
 __all__ = ["recommend", "score_items"]
 
