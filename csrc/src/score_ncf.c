@@ -209,13 +209,11 @@ typedef int ncf_i16 __attribute__((vector_size(64), aligned(4)));
         float *restrict out, const float *restrict in, const float *restrict w,               \
         const float *restrict b, int64_t n_in, int64_t n_out, int64_t j0, int relu)           \
     {                                                                                         \
+        const VT zero = {0};                                                                  \
         VT acc[JB][2];                                                                        \
-        for (int jj = 0; jj < JB; jj++) {                                                     \
-            VT v;                                                                             \
-            for (int l = 0; l < L; l++)                                                       \
-                v[l] = b ? b[j0 + jj] : 0.0f;                                                 \
-            acc[jj][0] = v;                                                                   \
-            acc[jj][1] = v;                                                                   \
+        for (int jj = 0; jj < JB; jj++) { /* the bias, -0 kept (x - 0 is x) */                \
+            NCF_SPLAT(VT, L, s, b ? b[j0 + jj] : 0.0f);                                       \
+            acc[jj][0] = acc[jj][1] = s - zero;                                               \
         }                                                                                     \
         for (int64_t p = 0; p < n_in; p++) {                                                  \
             const VT x0 = *(const VT *)(in + p * 2 * L), x1 = *(const VT *)(in + p * 2 * L + L); \
@@ -226,7 +224,6 @@ typedef int ncf_i16 __attribute__((vector_size(64), aligned(4)));
                 acc[jj][1] += s * x1;                                                         \
             }                                                                                 \
         }                                                                                     \
-        const VT zero = {0};                                                                  \
         for (int jj = 0; jj < JB; jj++)                                                       \
             for (int v = 0; v < 2; v++) {                                                     \
                 VT r = acc[jj][v];                                                            \
@@ -308,7 +305,7 @@ typedef int ncf_i16 __attribute__((vector_size(64), aligned(4)));
                         r = *(const VT *)(it + f * NCF_LDI + v * L);                           \
                     } else {                                                                   \
                         NCF_SPLAT(VT, L, s, us[f]);                                            \
-                        r = zero + s;                                                          \
+                        r = s - zero;                                                          \
                         if (pt->kind == NR_NCF_PRODUCT)                                        \
                             r = s * *(const VT *)(it + f * NCF_LDI + v * L);                   \
                     }                                                                          \
