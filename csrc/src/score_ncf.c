@@ -213,7 +213,9 @@ typedef int ncf_i16 __attribute__((vector_size(64), aligned(4)));
         VT acc[JB][2];                                                                        \
         for (int jj = 0; jj < JB; jj++) { /* the bias, -0 kept (x - 0 is x) */                \
             NCF_SPLAT(VT, L, s, b ? b[j0 + jj] : 0.0f);                                       \
-            acc[jj][0] = acc[jj][1] = s - zero;                                               \
+            const VT v = s - zero;                                                            \
+            acc[jj][0] = v;                                                                   \
+            acc[jj][1] = v;                                                                   \
         }                                                                                     \
         for (int64_t p = 0; p < n_in; p++) {                                                  \
             const VT x0 = *(const VT *)(in + p * 2 * L), x1 = *(const VT *)(in + p * 2 * L + L); \
