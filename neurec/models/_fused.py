@@ -63,8 +63,10 @@ class NcfParts:
 
     Attributes:
         n_items: Rows of the item tables (the catalogue).
-        flops_per_pair: Multiply-adds x 2 of the tower and the prediction layer per
-            (user, item) pair (chunk sizing, benchmarks).
+        tower_flops_per_pair: 2 x the multiply-adds of the tower's Dense layers after the
+            hoisted one, per (user, item) pair (benchmarks report GFLOP/s of these).
+        flops_per_pair: The same with the hoisted layer's addition and the prediction layer
+            (chunk sizing).
     """
 
     def __init__(self, desc: _Model, n_items: int):
@@ -191,8 +193,20 @@ def _segments(t) -> list:
 
 
 def ncf_parts(model, u_in, i_in) -> Optional[NcfParts]:
-    """The fused scorer's form of ``model`` (user input ``u_in``, item input ``i_in``),
-    or None when its graph is not the common NCF shape (see the module docstring)."""
+    """The fused scorer's form of a model, or None when its graph is not the common NCF
+    shape (see the module docstring) or the scorer is off.
+
+    Args:
+        model: A model with one ``(None, 1)`` output; usually the hoisted pair model.
+        u_in, i_in: Its user-id and item-id inputs.
+
+    Returns:
+        An :class:`NcfParts` borrowing the model's weights (no copy), or None.
+
+    Example:
+        >>> parts = ncf_parts(fast, fast.inputs[0], fast.inputs[1])
+        >>> ids, scores = parts.topk(np.arange(n_users), k=10)
+    """
     if not ENABLED or len(model.outputs) != 1 or model.outputs[0].shape != (None, 1):
         return None
     t, out_act = model.outputs[0], "linear"
