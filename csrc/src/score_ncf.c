@@ -7,7 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-_Static_assert(NR_NCF_ITEM + 1 == NR_NCF_PART_COUNT, "nr_ncf_part_names: a new part needs its name");
+_Static_assert(NR_NCF_ITEM + 1 == NR_NCF_PART_COUNT,
+               "nr_ncf_part_names: a new part needs its name");
 
 const char *const nr_ncf_part_names[NR_NCF_PART_COUNT] = {
     [NR_NCF_TOWER] = "tower",
@@ -204,152 +205,152 @@ typedef int ncf_i16 __attribute__((vector_size(64), aligned(4)));
  * values per unit. PFX_dense_JB: units j0..j0+JB of a Dense layer over the tile, in
  * JB x 2 accumulators that start at the bias and add the inputs in order, as the
  * plan's gemm does for every output (so the sums round alike). */
-#define NCF_DENSE_KERNEL(PFX, VT, VI, L, JB)                                                   \
-    static inline NR_ALWAYS_INLINE void PFX##_dense_##JB(                                      \
-        float *restrict out, const float *restrict in, const float *restrict w,               \
-        const float *restrict b, int64_t n_in, int64_t n_out, int64_t j0, int relu)           \
-    {                                                                                         \
-        const VT zero = {0};                                                                  \
-        VT acc[JB][2];                                                                        \
-        for (int jj = 0; jj < JB; jj++) { /* the bias, -0 kept (x - 0 is x) */                \
-            NCF_SPLAT(VT, L, s, b ? b[j0 + jj] : 0.0f);                                       \
-            const VT v = s - zero;                                                            \
-            acc[jj][0] = v;                                                                   \
-            acc[jj][1] = v;                                                                   \
-        }                                                                                     \
-        for (int64_t p = 0; p < n_in; p++) {                                                  \
+#define NCF_DENSE_KERNEL(PFX, VT, VI, L, JB)                                                     \
+    static inline NR_ALWAYS_INLINE void PFX##_dense_##JB(                                        \
+        float *restrict out, const float *restrict in, const float *restrict w,                  \
+        const float *restrict b, int64_t n_in, int64_t n_out, int64_t j0, int relu)              \
+    {                                                                                            \
+        const VT zero = {0};                                                                     \
+        VT acc[JB][2];                                                                           \
+        for (int jj = 0; jj < JB; jj++) { /* the bias, -0 kept (x - 0 is x) */                   \
+            NCF_SPLAT(VT, L, s, b ? b[j0 + jj] : 0.0f);                                          \
+            const VT v = s - zero;                                                               \
+            acc[jj][0] = v;                                                                      \
+            acc[jj][1] = v;                                                                      \
+        }                                                                                        \
+        for (int64_t p = 0; p < n_in; p++) {                                                     \
             const VT x0 = *(const VT *)(in + p * 2 * L), x1 = *(const VT *)(in + p * 2 * L + L); \
-            const float *restrict wp = w + p * n_out + j0;                                    \
-            for (int jj = 0; jj < JB; jj++) {                                                 \
-                NCF_SPLAT(VT, L, s, wp[jj]);                                                  \
-                acc[jj][0] += s * x0;                                                         \
-                acc[jj][1] += s * x1;                                                         \
-            }                                                                                 \
-        }                                                                                     \
-        for (int jj = 0; jj < JB; jj++)                                                       \
-            for (int v = 0; v < 2; v++) {                                                     \
-                VT r = acc[jj][v];                                                            \
-                if (relu) /* x > 0 ? x : 0, NaN included */                                   \
-                    r = (VT)((VI)r & (VI)(r > zero));                                         \
-                *(VT *)(out + (j0 + jj) * 2 * L + v * L) = r;                                 \
-            }                                                                                 \
+            const float *restrict wp = w + p * n_out + j0;                                       \
+            for (int jj = 0; jj < JB; jj++) {                                                    \
+                NCF_SPLAT(VT, L, s, wp[jj]);                                                     \
+                acc[jj][0] += s * x0;                                                            \
+                acc[jj][1] += s * x1;                                                            \
+            }                                                                                    \
+        }                                                                                        \
+        for (int jj = 0; jj < JB; jj++)                                                          \
+            for (int v = 0; v < 2; v++) {                                                        \
+                VT r = acc[jj][v];                                                               \
+                if (relu) /* x > 0 ? x : 0, NaN included */                                      \
+                    r = (VT)((VI)r & (VI)(r > zero));                                            \
+                *(VT *)(out + (j0 + jj) * 2 * L + v * L) = r;                                    \
+            }                                                                                    \
     }
 
 /* The functions of one level: PFX_dense (a layer), PFX_tile (one user x one tile:
  * tower, parts, prediction layer -> 2L logits), PFX_block (users x a block of tiles). */
-#define NCF_LEVEL(PFX, VT, VI, L, JB)                                                          \
-    NCF_DENSE_KERNEL(PFX, VT, VI, L, JB)                                                       \
-    NCF_DENSE_KERNEL(PFX, VT, VI, L, 4)                                                        \
-    NCF_DENSE_KERNEL(PFX, VT, VI, L, 2)                                                        \
-    NCF_DENSE_KERNEL(PFX, VT, VI, L, 1)                                                        \
-                                                                                               \
+#define NCF_LEVEL(PFX, VT, VI, L, JB)                                                              \
+    NCF_DENSE_KERNEL(PFX, VT, VI, L, JB)                                                           \
+    NCF_DENSE_KERNEL(PFX, VT, VI, L, 4)                                                            \
+    NCF_DENSE_KERNEL(PFX, VT, VI, L, 2)                                                            \
+    NCF_DENSE_KERNEL(PFX, VT, VI, L, 1)                                                            \
+                                                                                                   \
     static inline NR_ALWAYS_INLINE void PFX##_dense(float *restrict out, const float *restrict in, \
-                                                    const struct nr_ncf_layer *ly)             \
-    {                                                                                          \
-        const int relu = ly->act == NR_ACT_RELU;                                               \
-        const int64_t n = ly->n_out;                                                           \
-        int64_t j = 0;                                                                         \
-        for (; j + JB <= n; j += JB)                                                           \
-            PFX##_dense_##JB(out, in, ly->w, ly->b, ly->n_in, n, j, relu);                     \
-        for (; j + 4 <= n; j += 4)                                                             \
-            PFX##_dense_4(out, in, ly->w, ly->b, ly->n_in, n, j, relu);                        \
-        for (; j + 2 <= n; j += 2)                                                             \
-            PFX##_dense_2(out, in, ly->w, ly->b, ly->n_in, n, j, relu);                        \
-        for (; j < n; j++)                                                                     \
-            PFX##_dense_1(out, in, ly->w, ly->b, ly->n_in, n, j, relu);                        \
-        ncf_act_rows(out, n * 2 * L, ly->act);                                                 \
-    }                                                                                          \
-                                                                                               \
-    static inline NR_ALWAYS_INLINE void PFX##_tile(                                            \
-        const struct nr_ncf_args *a, const struct ncf_layout *lay, int64_t u,                 \
-        const float *restrict itb, float *restrict ha, float *restrict hb, float *restrict x, \
-        float *restrict zout)                                                                  \
-    {                                                                                          \
-        const VT zero = {0};                                                                   \
-        const float *h = NULL;                                                                 \
-        if (a->width_0 > 0) {                                                                  \
-            /* h_0 = act_0(zu + zi): the plan's Add, then its activation */                    \
-            float *dst = a->n_layers == 0 && lay->tower_x >= 0 ? x + lay->tower_x * 2 * L : ha; \
-            const float *zu = a->zu + u * a->width_0;                                          \
-            const int relu = a->act_0 == NR_ACT_RELU;                                          \
-            for (int64_t p = 0; p < a->width_0; p++) {                                         \
-                NCF_SPLAT(VT, L, s, zu[p]);                                                    \
-                for (int v = 0; v < 2; v++) {                                                  \
-                    VT t = s + *(const VT *)(itb + p * NCF_LDI + v * L);                       \
-                    if (relu)                                                                  \
-                        t = (VT)((VI)t & (VI)(t > zero));                                      \
-                    *(VT *)(dst + p * 2 * L + v * L) = t;                                      \
-                }                                                                              \
-            }                                                                                  \
-            ncf_act_rows(dst, a->width_0 * 2 * L, a->act_0);                                   \
-            h = dst;                                                                           \
-            for (int l = 0; l < a->n_layers; l++) {                                            \
-                float *out = l == a->n_layers - 1 && lay->tower_x >= 0                         \
-                                 ? x + lay->tower_x * 2 * L                                    \
-                                 : (h == ha ? hb : ha);                                        \
-                PFX##_dense(out, h, &a->layers[l]);                                            \
-                h = out;                                                                       \
-            }                                                                                  \
-        }                                                                                      \
-        if (a->n_parts == 0) { /* the hoisted layer is the output */                           \
-            memcpy(zout, h, 2 * L * sizeof *zout);                                             \
-            return;                                                                            \
-        }                                                                                      \
-        for (int c = 0; c < a->n_parts; c++) {                                                 \
-            const struct nr_ncf_part *pt = &a->parts[c];                                       \
-            float *xr = x + lay->x_off[c] * 2 * L;                                             \
-            const float *it = lay->item_off[c] >= 0 ? itb + lay->item_off[c] * NCF_LDI : NULL; \
-            const float *us = pt->user ? pt->user + u * pt->width : NULL;                      \
-            for (int64_t f = 0; f < pt->width && pt->kind != NR_NCF_TOWER; f++)                \
-                for (int v = 0; v < 2; v++) {                                                  \
-                    VT r;                                                                      \
-                    if (pt->kind == NR_NCF_ITEM) {                                             \
-                        r = *(const VT *)(it + f * NCF_LDI + v * L);                           \
-                    } else {                                                                   \
-                        NCF_SPLAT(VT, L, s, us[f]);                                            \
-                        r = s - zero;                                                          \
-                        if (pt->kind == NR_NCF_PRODUCT)                                        \
-                            r = s * *(const VT *)(it + f * NCF_LDI + v * L);                   \
-                    }                                                                          \
-                    *(VT *)(xr + f * 2 * L + v * L) = r;                                       \
-                }                                                                              \
-        }                                                                                      \
-        /* the prediction layer, as the plan's Dense(1) (nr_dot): eight partial sums, */       \
-        /* combined, then the d % 8 last products one by one, then the bias */                 \
-        const float *w = a->pred_w;                                                            \
-        const int64_t d = lay->d;                                                              \
-        if (d % 8) {                                                                           \
-            /* how the compiler sums that tail (fused or not, per product) is its choice: */   \
-            /* the plan's own kernel scores the tile, rows of x laid out as it has them */     \
-            float *xr = x + d * 2 * L;                                                         \
-            for (int64_t i = 0; i < d; i++)                                                    \
-                for (int j = 0; j < 2 * L; j++)                                                \
-                    xr[j * d + i] = x[i * 2 * L + j];                                          \
-            nr_dense_forward(zout, xr, w, &a->pred_b, 2 * L, d, 1);                            \
-            return;                                                                            \
-        }                                                                                      \
-        for (int v = 0; v < 2; v++) {                                                          \
-            VT acc[8];                                                                         \
-            for (int t = 0; t < 8; t++)                                                        \
-                acc[t] = zero;                                                                 \
-            for (int64_t i = 0; i < d; i += 8)                                                 \
-                for (int t = 0; t < 8; t++) {                                                  \
-                    NCF_SPLAT(VT, L, s, w[i + t]);                                             \
-                    acc[t] += *(const VT *)(x + (i + t) * 2 * L + v * L) * s;                  \
-                }                                                                              \
-            VT r = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])); \
-            NCF_SPLAT(VT, L, bias, a->pred_b);                                                 \
-            *(VT *)(zout + v * L) = r + bias;                                                  \
-        }                                                                                      \
-    }                                                                                          \
-                                                                                               \
-    static inline NR_ALWAYS_INLINE void PFX##_block(                                           \
-        const struct nr_ncf_args *a, const struct ncf_layout *lay, const int64_t *users,      \
-        int64_t mu, const float *itb, int64_t nbp, float *ha, float *hb, float *x, float *sc) \
-    {                                                                                          \
-        for (int64_t t0 = 0; t0 < nbp; t0 += 2 * L)                                            \
-            for (int64_t r = 0; r < mu; r++)                                                   \
-                PFX##_tile(a, lay, users[r], itb + t0, ha, hb, x, sc + r * NCF_LDS + t0);      \
+                                                    const struct nr_ncf_layer *ly)                 \
+    {                                                                                              \
+        const int relu = ly->act == NR_ACT_RELU;                                                   \
+        const int64_t n = ly->n_out;                                                               \
+        int64_t j = 0;                                                                             \
+        for (; j + JB <= n; j += JB)                                                               \
+            PFX##_dense_##JB(out, in, ly->w, ly->b, ly->n_in, n, j, relu);                         \
+        for (; j + 4 <= n; j += 4)                                                                 \
+            PFX##_dense_4(out, in, ly->w, ly->b, ly->n_in, n, j, relu);                            \
+        for (; j + 2 <= n; j += 2)                                                                 \
+            PFX##_dense_2(out, in, ly->w, ly->b, ly->n_in, n, j, relu);                            \
+        for (; j < n; j++)                                                                         \
+            PFX##_dense_1(out, in, ly->w, ly->b, ly->n_in, n, j, relu);                            \
+        ncf_act_rows(out, n * 2 * L, ly->act);                                                     \
+    }                                                                                              \
+                                                                                                   \
+    static inline NR_ALWAYS_INLINE void PFX##_tile(                                                \
+        const struct nr_ncf_args *a, const struct ncf_layout *lay, int64_t u,                      \
+        const float *restrict itb, float *restrict ha, float *restrict hb, float *restrict x,      \
+        float *restrict zout)                                                                      \
+    {                                                                                              \
+        const VT zero = {0};                                                                       \
+        const float *h = NULL;                                                                     \
+        if (a->width_0 > 0) {                                                                      \
+            /* h_0 = act_0(zu + zi): the plan's Add, then its activation */                        \
+            float *dst = a->n_layers == 0 && lay->tower_x >= 0 ? x + lay->tower_x * 2 * L : ha;    \
+            const float *zu = a->zu + u * a->width_0;                                              \
+            const int relu = a->act_0 == NR_ACT_RELU;                                              \
+            for (int64_t p = 0; p < a->width_0; p++) {                                             \
+                NCF_SPLAT(VT, L, s, zu[p]);                                                        \
+                for (int v = 0; v < 2; v++) {                                                      \
+                    VT t = s + *(const VT *)(itb + p * NCF_LDI + v * L);                           \
+                    if (relu)                                                                      \
+                        t = (VT)((VI)t & (VI)(t > zero));                                          \
+                    *(VT *)(dst + p * 2 * L + v * L) = t;                                          \
+                }                                                                                  \
+            }                                                                                      \
+            ncf_act_rows(dst, a->width_0 * 2 * L, a->act_0);                                       \
+            h = dst;                                                                               \
+            for (int l = 0; l < a->n_layers; l++) {                                                \
+                float *out = l == a->n_layers - 1 && lay->tower_x >= 0 ? x + lay->tower_x * 2 * L  \
+                                                                       : (h == ha ? hb : ha);      \
+                PFX##_dense(out, h, &a->layers[l]);                                                \
+                h = out;                                                                           \
+            }                                                                                      \
+        }                                                                                          \
+        if (a->n_parts == 0) { /* the hoisted layer is the output */                               \
+            memcpy(zout, h, 2 * L * sizeof *zout);                                                 \
+            return;                                                                                \
+        }                                                                                          \
+        for (int c = 0; c < a->n_parts; c++) {                                                     \
+            const struct nr_ncf_part *pt = &a->parts[c];                                           \
+            float *xr = x + lay->x_off[c] * 2 * L;                                                 \
+            const float *it = lay->item_off[c] >= 0 ? itb + lay->item_off[c] * NCF_LDI : NULL;     \
+            const float *us = pt->user ? pt->user + u * pt->width : NULL;                          \
+            for (int64_t f = 0; f < pt->width && pt->kind != NR_NCF_TOWER; f++)                    \
+                for (int v = 0; v < 2; v++) {                                                      \
+                    VT r;                                                                          \
+                    if (pt->kind == NR_NCF_ITEM) {                                                 \
+                        r = *(const VT *)(it + f * NCF_LDI + v * L);                               \
+                    } else {                                                                       \
+                        NCF_SPLAT(VT, L, s, us[f]);                                                \
+                        r = s - zero;                                                              \
+                        if (pt->kind == NR_NCF_PRODUCT)                                            \
+                            r = s * *(const VT *)(it + f * NCF_LDI + v * L);                       \
+                    }                                                                              \
+                    *(VT *)(xr + f * 2 * L + v * L) = r;                                           \
+                }                                                                                  \
+        }                                                                                          \
+        /* the prediction layer, as the plan's Dense(1) (nr_dot): eight partial sums, */           \
+        /* combined, then the d % 8 last products one by one, then the bias */                     \
+        const float *w = a->pred_w;                                                                \
+        const int64_t d = lay->d;                                                                  \
+        if (d % 8) {                                                                               \
+            /* how the compiler sums that tail (fused or not, per product) is its choice: */       \
+            /* the plan's own kernel scores the tile, rows of x laid out as it has them */         \
+            float *xr = x + d * 2 * L;                                                             \
+            for (int64_t i = 0; i < d; i++)                                                        \
+                for (int j = 0; j < 2 * L; j++)                                                    \
+                    xr[j * d + i] = x[i * 2 * L + j];                                              \
+            nr_dense_forward(zout, xr, w, &a->pred_b, 2 * L, d, 1);                                \
+            return;                                                                                \
+        }                                                                                          \
+        for (int v = 0; v < 2; v++) {                                                              \
+            VT acc[8];                                                                             \
+            for (int t = 0; t < 8; t++)                                                            \
+                acc[t] = zero;                                                                     \
+            for (int64_t i = 0; i < d; i += 8)                                                     \
+                for (int t = 0; t < 8; t++) {                                                      \
+                    NCF_SPLAT(VT, L, s, w[i + t]);                                                 \
+                    acc[t] += *(const VT *)(x + (i + t) * 2 * L + v * L) * s;                      \
+                }                                                                                  \
+            VT r =                                                                                 \
+                ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])); \
+            NCF_SPLAT(VT, L, bias, a->pred_b);                                                     \
+            *(VT *)(zout + v * L) = r + bias;                                                      \
+        }                                                                                          \
+    }                                                                                              \
+                                                                                                   \
+    static inline NR_ALWAYS_INLINE void PFX##_block(                                               \
+        const struct nr_ncf_args *a, const struct ncf_layout *lay, const int64_t *users,           \
+        int64_t mu, const float *itb, int64_t nbp, float *ha, float *hb, float *x, float *sc)      \
+    {                                                                                              \
+        for (int64_t t0 = 0; t0 < nbp; t0 += 2 * L)                                                \
+            for (int64_t r = 0; r < mu; r++)                                                       \
+                PFX##_tile(a, lay, users[r], itb + t0, ha, hb, x, sc + r * NCF_LDS + t0);          \
     }
 
 /* Accumulators + the two input vectors within each register file: AVX-512 (32 registers)
@@ -358,12 +359,10 @@ NCF_LEVEL(ncf4, ncf_v4, ncf_i4, 4, 6)
 NCF_LEVEL(ncf8, ncf_v8, ncf_i8, 8, 6)
 NCF_LEVEL(ncf16, ncf_v16, ncf_i16, 16, 8)
 
-static inline NR_ALWAYS_INLINE void ncf_block_impl(enum nr_simd_level level,
-                                                   const struct nr_ncf_args *a,
-                                                   const struct ncf_layout *lay,
-                                                   const int64_t *users, int64_t mu,
-                                                   const float *itb, int64_t nbp, float *ha,
-                                                   float *hb, float *x, float *sc)
+static inline NR_ALWAYS_INLINE void
+ncf_block_impl(enum nr_simd_level level, const struct nr_ncf_args *a, const struct ncf_layout *lay,
+               const int64_t *users, int64_t mu, const float *itb, int64_t nbp, float *ha,
+               float *hb, float *x, float *sc)
 {
     if (level == NR_SIMD_AVX512)
         ncf16_block(a, lay, users, mu, itb, nbp, ha, hb, x, sc);
@@ -577,7 +576,8 @@ static void ncf_worker(void *vctx, int ith, int nth)
     const int64_t u0 = a->n_users * ith / nth, u1 = a->n_users * (ith + 1) / nth, k = a->k;
     if (u1 <= u0)
         return;
-    const size_t n_itb = ncf_round16(lay->w_item * NCF_LDI), n_h = ncf_round16(lay->maxw * NCF_TMAX);
+    const size_t n_itb = ncf_round16(lay->w_item * NCF_LDI),
+                 n_h = ncf_round16(lay->maxw * NCF_TMAX);
     const size_t n_x = ncf_round16(2 * lay->d * NCF_TMAX), n_sc = ncf_round16(NCF_UB * NCF_LDS);
     void *base = NULL;
     float *itb = ncf_alloc(&base, n_itb + 2 * n_h + n_x + n_sc);

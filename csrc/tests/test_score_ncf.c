@@ -157,11 +157,11 @@ static double ref_logit(const struct model *m, int64_t u, int64_t i)
     for (int c = 0; c < a->n_parts; c++) {
         const struct nr_ncf_part *p = &a->parts[c];
         for (int64_t f = 0; f < p->width; f++) {
-            double x = p->kind == NR_NCF_TOWER ? h[f]
+            double x = p->kind == NR_NCF_TOWER  ? h[f]
                        : p->kind == NR_NCF_USER ? p->user[u * p->width + f]
-                       : p->kind == NR_NCF_ITEM ? p->item[i * p->width + f]
-                                                : (double)p->user[u * p->width + f] *
-                                                      p->item[i * p->width + f];
+                       : p->kind == NR_NCF_ITEM
+                           ? p->item[i * p->width + f]
+                           : (double)p->user[u * p->width + f] * p->item[i * p->width + f];
             z += x * a->pred_w[off + f];
         }
         off += p->width;
@@ -178,8 +178,8 @@ struct run {
 
 static enum nr_status run_topk(struct model *m, const int64_t *users, int64_t n_users,
                                const int64_t *items, int64_t n_cand, int64_t k,
-                               const int64_t *indptr, const int32_t *indices,
-                               const int64_t *rows, struct nr_pool *pool, struct run *out)
+                               const int64_t *indptr, const int32_t *indices, const int64_t *rows,
+                               struct nr_pool *pool, struct run *out)
 {
     out->ids = malloc((size_t)(n_users * k) * sizeof *out->ids);
     out->scores = malloc((size_t)(n_users * k) * sizeof *out->scores);
@@ -438,9 +438,9 @@ static void test_logit_floor(void)
             float z = (float)i * 0.025f + (float)(i % 7) * 1e-4f; /* -100 .. 100 */
             const float fl = nr_ncf_logit_floor(acts[ai], z);
             const float s = acts[ai] == NR_ACT_SIGMOID ? 1.0f / (1.0f + expf(-z))
-                            : acts[ai] == NR_ACT_TANH ? tanhf(z)
-                            : acts[ai] == NR_ACT_RELU ? (z > 0 ? z : 0)
-                                                      : z;
+                            : acts[ai] == NR_ACT_TANH  ? tanhf(z)
+                            : acts[ai] == NR_ACT_RELU  ? (z > 0 ? z : 0)
+                                                       : z;
             if (isinf(fl) && fl < 0)
                 continue;
             useful += z - fl < 1e-3f;
@@ -452,7 +452,7 @@ static void test_logit_floor(void)
                 float sz = z >= 0 ? 1.0f / (1.0f + expf(-z)) : expf(z) / (1.0f + expf(z));
                 bad |= !(sb < sz);
             } else {
-                sb = acts[ai] == NR_ACT_TANH ? tanhf(below)
+                sb = acts[ai] == NR_ACT_TANH   ? tanhf(below)
                      : acts[ai] == NR_ACT_RELU ? (below > 0 ? below : 0)
                                                : below;
                 bad |= !(sb < s);
@@ -482,8 +482,8 @@ int main(void)
         test_models(pool3);
         test_duplicates_tie_by_id();
         test_errors_and_abort(pool3);
-        fprintf(stderr, "test_score_ncf: %s: %d failed\n",
-                nr_simd_name((enum nr_simd_level)level), n_failed - before);
+        fprintf(stderr, "test_score_ncf: %s: %d failed\n", nr_simd_name((enum nr_simd_level)level),
+                n_failed - before);
     }
     nr_pool_free(pool3);
     if (n_failed) {
