@@ -304,6 +304,18 @@ def test_bad_arguments_raise_naming_them():
         call(out_ids=np.empty((3, 3), np.int64))
     with pytest.raises(ValueError, match="indptr, indices and rows go together"):
         call(indptr=np.array([0, 0], np.int64))
+    with pytest.raises(ValueError, match="indptr, indices and rows go together"):
+        call(indptr=np.array([0, 3], np.int64), indices=np.zeros(2, np.int32),
+             rows=np.zeros(3, np.int64))
+    with pytest.raises(IndexError, match="rows"):
+        call(indptr=np.array([0, 1], np.int64), indices=np.zeros(1, np.int32),
+             rows=np.array([0, 1, -1], np.int64))
+    # a CSR whose indices run past its last offset (a view of a larger matrix) is fine
+    best = np.empty((3, 2), np.int64)
+    call(out_ids=best)
+    call(indptr=np.array([0, 1, 1], np.int64), indices=np.array([best[0, 0], 7], np.int32),
+         rows=np.array([0, 1, -1], np.int64))
+    assert ids[0, 0] == best[0, 1] and (ids[1:] == best[1:]).all()
     with pytest.raises(ValueError, match="zu and zi"):
         call(d._replace(zi=None))
     with pytest.raises(ValueError, match="pred_w"):

@@ -305,11 +305,11 @@ static PyObject *sc_ncf_topk(PyObject *self, PyObject *args, PyObject *kwds)
     if (ip.array || ix.array || rows.array) {
         const int64_t *p = nr_arg_data(&ip), nip = nr_arg_size(&ip);
         if (!ip.array || !ix.array || !rows.array || nr_arg_size(&rows) != n || nip < 1 ||
-            p[0] != 0 || p[nip - 1] != nr_arg_size(&ix)) {
+            p[0] < 0 || p[nip - 1] > nr_arg_size(&ix)) {
             PyErr_SetString(PyExc_ValueError,
                             "ncf_topk: indptr, indices and rows go together: a CSR of excluded "
-                            "candidate positions (indptr from 0 to len(indices)) and one CSR row "
-                            "per user");
+                            "candidate positions (offsets from 0 up to len(indices)) and one CSR "
+                            "row per user");
             goto done;
         }
         for (int64_t i = 1; i < nip; i++)
