@@ -19,7 +19,7 @@ from neurec._version import __version__
 _SUBMODULES = (
     "layers", "models", "optimizers", "losses", "metrics", "callbacks",
     "initializers", "regularizers", "activations", "utils", "data",
-    "evaluation", "datasets",
+    "evaluation", "datasets", "distribution",
 )
 
 __all__ = ["__version__", "set_num_threads", "get_num_threads", "show_config", *_SUBMODULES]

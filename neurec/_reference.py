@@ -36,10 +36,18 @@ def act_backward(name: str, y: np.ndarray, gy: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------
-# losses (mean over every output value and sample)
+# losses (mean over every output value and sample; with sample weights w, Keras's
+# "sum_over_batch_size": sum_i w_i * (mean loss of sample i) / n)
 
 
-def loss_value(loss, y: np.ndarray, p: np.ndarray) -> float:
+def _per_sample_weights(sample_weight, n: int, width: int) -> np.ndarray:
+    """Weights as an (n, 1) float64 column (ones without weights), for (n, width) losses."""
+    if sample_weight is None:
+        return np.ones((n, 1))
+    return np.asarray(sample_weight, dtype=np.float64).reshape(n, 1)
+
+
+def loss_value(loss, y: np.ndarray, p: np.ndarray, sample_weight=None) -> float:
     t = np.broadcast_to(y.reshape(y.shape[0], -1), p.reshape(p.shape[0], -1).shape)
     p = p.reshape(p.shape[0], -1)
     name = type(loss).__name__
@@ -52,10 +60,12 @@ def loss_value(loss, y: np.ndarray, p: np.ndarray) -> float:
         e = (p - t) ** 2
     else:
         e = np.abs(p - t)
-    return float(e.mean())
+    if sample_weight is None:
+        return float(e.mean())
+    return float((e * _per_sample_weights(sample_weight, *e.shape)).mean())
 
 
-def loss_grad(loss, y: np.ndarray, p: np.ndarray) -> np.ndarray:
+def loss_grad(loss, y: np.ndarray, p: np.ndarray, sample_weight=None) -> np.ndarray:
     shape = p.shape
     p2 = p.reshape(p.shape[0], -1)
     t = np.broadcast_to(y.reshape(y.shape[0], -1), p2.shape)
@@ -66,6 +76,8 @@ def loss_grad(loss, y: np.ndarray, p: np.ndarray) -> np.ndarray:
         g = 2 * (p2 - t)
     else:
         g = np.sign(p2 - t)
+    if sample_weight is not None:
+        g = g * _per_sample_weights(sample_weight, *p2.shape)
     return (g / p2.size).reshape(shape)
 
 
@@ -169,14 +181,16 @@ def forward(model, inputs: List[np.ndarray], params=None, nodes=None,
 
 
 def gradients(model, inputs: List[np.ndarray], y: np.ndarray, loss, params=None,
-              masks=None) -> Tuple[float, Dict]:
+              masks=None, sample_weight=None) -> Tuple[float, Dict]:
     """Loss and gradients of every weight, keyed by (layer name, weight index).
 
     ``masks``: Dropout training masks by layer name, as in :func:`forward`.
+    ``sample_weight``: per-sample loss weights (Keras's ``"sum_over_batch_size"``).
     """
     out, vals = forward(model, inputs, params, masks=masks)
     grads: Dict[Tuple[str, int], np.ndarray] = {}
-    g: Dict[int, np.ndarray] = {id(model.outputs[0]): loss_grad(loss, y.astype(np.float64), out)}
+    g: Dict[int, np.ndarray] = {id(model.outputs[0]): loss_grad(loss, y.astype(np.float64), out,
+                                                                sample_weight)}
 
     def add(t, v):
         g[id(t)] = g[id(t)] + v if id(t) in g else v
@@ -245,7 +259,7 @@ def gradients(model, inputs: List[np.ndarray], y: np.ndarray, loss, params=None,
         elif isinstance(layer, merging.Average):
             for t in node.inputs:
                 add(t, gy / len(xs))
-    return loss_value(loss, y.astype(np.float64), out), grads
+    return loss_value(loss, y.astype(np.float64), out, sample_weight), grads
 
 
 # ---------------------------------------------------------------------------

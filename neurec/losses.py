@@ -4,7 +4,9 @@ versions here are used by ``evaluate`` and as the reference in tests.
 Shapes follow Keras: when ``y_pred`` has one more axis than ``y_true`` and that
 axis has size 1 it is squeezed, then ``y_true`` broadcasts against ``y_pred``
 (labels of shape ``(batch, 1)`` apply to every output of a sample), and the
-loss is the mean over all outputs and samples.
+loss is the mean over all outputs and samples. With ``sample_weight`` each
+sample's mean loss is scaled by its weight and the sum divided by the number
+of samples (Keras's default reduction, ``"sum_over_batch_size"``).
 """
 from typing import Any, Dict, Union
 
@@ -32,7 +34,8 @@ def _align(y_true, y_pred):
 
 
 class Loss:
-    """Base class. ``loss(y_true, y_pred)`` returns the mean loss as a float."""
+    """Base class. ``loss(y_true, y_pred, sample_weight=None)`` returns the mean loss as a
+    float: ``sum_i w_i * l_i / n`` with weights (Keras's ``"sum_over_batch_size"``)."""
 
     name = "loss"
     code = -1
@@ -46,8 +49,15 @@ class Loss:
         e = self.elementwise(np.broadcast_to(t, np.broadcast_shapes(t.shape, p.shape)), p)
         return e.reshape(e.shape[0], -1).mean(axis=1)
 
-    def __call__(self, y_true, y_pred) -> float:
-        return float(np.mean(self.per_sample(y_true, y_pred)))
+    def __call__(self, y_true, y_pred, sample_weight=None) -> float:
+        per = self.per_sample(y_true, y_pred)
+        if sample_weight is None:
+            return float(np.mean(per))
+        w = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+        if w.shape != per.shape:
+            raise ValueError(f"sample_weight has {w.size} weights for {per.size} samples; give "
+                             "one weight per sample")
+        return float(np.sum(per * w) / max(per.size, 1))
 
     def get_config(self) -> Dict[str, Any]:
         return {"name": self.name}

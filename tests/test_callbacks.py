@@ -352,12 +352,22 @@ def test_checkpoint_save_weights_only(tmp_path):
 
 
 @pytest.mark.parametrize("path, weights_only, expected", [
-    ("m.keras", False, ".neurec"), ("m.h5", False, ".neurec"),
-    ("m.weights.h5", True, ".weights.npz"), ("m.neurec", True, ".weights.npz"),
+    ("m.h5", False, "'m.neurec'"), ("m.weights.npz", False, "save_weights_only=True"),
+    ("m.weights.json", True, "'m.weights.npz'"), ("m.neurec", True, "'m.weights.npz'"),
+    ("m.keras", True, "save_weights_only=False"), ("m.weights.h5", False, "'m.neurec'"),
 ])
 def test_checkpoint_rejects_wrong_suffix(path, weights_only, expected):
-    with pytest.raises(ValueError, match=expected.replace(".", r"\.")):
+    with pytest.raises(ValueError, match=expected.replace(".", r"\.")) as e:
         ModelCheckpoint(path, save_weights_only=weights_only)
+    assert repr(path) in str(e.value)
+
+
+def test_checkpoint_accepts_every_name_save_accepts(tmp_path):
+    """``.keras`` is a name of neurec's model format, as for ``Model.save``."""
+    path = str(tmp_path / "e{epoch}.keras")
+    model, _ = _fit([ModelCheckpoint(path)], _losses([0.5, 0.6]))
+    assert model.saved == [("model", str(tmp_path / "e1.keras")),
+                           ("model", str(tmp_path / "e2.keras"))]
 
 
 def test_checkpoint_rejects_bad_save_freq():

@@ -163,6 +163,17 @@ def test_data_csv_without_timestamps_and_other_columns(tmp_path, capsys):
     assert set(_metric_lines(capsys.readouterr().out)) == {"gmf", "popularity"}
 
 
+def test_csv_without_a_time_column_notes_a_random_holdout(tmp_path, capsys):
+    """The default --time-col is 'timestamp' when the header has it; a log without one
+    works, with a note that the held-out purchase is drawn at random."""
+    data = tmp_path / "events.csv"
+    _write_log(data, header="user_id,item_id", time_col=False)
+    assert main(["--data", str(data), "--model", "gmf", "--epochs", "1", "--verbose", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "note: " in out and "random holdout" in out
+    assert set(_metric_lines(out)) == {"gmf", "popularity"}
+
+
 def test_data_csv_learns_planted_structure(tmp_path, capsys):
     data = tmp_path / "events.csv"
     _write_log(data, n_users=300, n_items=200, seed=3)
@@ -178,26 +189,68 @@ def test_data_csv_learns_planted_structure(tmp_path, capsys):
     ("cust-001,sku-3,yesterday", 5, "timestamp"),
     ("cust-001,,1600000000", 5, "expected an id"),
 ])
-def test_malformed_row_names_its_line(tmp_path, bad, line, what):
+def test_malformed_row_names_its_line(tmp_path, capsys, bad, line, what):
     data = tmp_path / "events.csv"
     good = [f"cust-{u:03d},sku-{i},{1600000000 + 60 * i}" for u in range(3) for i in range(1, 40)]
     rows = ["user_id,item_id,timestamp"] + good[:3] + [bad] + good[3:]
     data.write_text("\n".join(rows) + "\n")
-    with pytest.raises(ValueError, match=rf"line {line}\b.*{what}"):
-        main(["--data", str(data), "--epochs", "1", "--verbose", "0"])
+    assert main(["--data", str(data), "--epochs", "1", "--verbose", "0"]) == 2
+    _one_line_error(capsys, rf"line {line}\b.*{what}")
 
 
-def test_missing_column_and_file_raise(tmp_path):
+def _one_line_error(capsys, pattern):
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("neurec: error: "), err
+    assert re.search(pattern, lines[0]), err
+    assert "Traceback" not in err
+
+
+def test_missing_column_and_file_are_one_line_errors(tmp_path, capsys):
     data = tmp_path / "events.csv"
     _write_log(data)
-    with pytest.raises(ValueError, match="sku"):
-        main(["--data", str(data), "--item-col", "sku", "--verbose", "0"])
-    with pytest.raises(FileNotFoundError):
-        main(["--data", str(tmp_path / "nope.csv"), "--verbose", "0"])
+    assert main(["--data", str(data), "--item-col", "sku", "--verbose", "0"]) == 2
+    _one_line_error(capsys, "sku")
+    assert main(["--data", str(tmp_path / "nope.csv"), "--verbose", "0"]) == 2
+    _one_line_error(capsys, "nope.csv")
 
 
-def test_bad_option_exits_with_usage(capsys):
-    with pytest.raises(SystemExit) as e:
-        main(["--model", "transformer"])
-    assert e.value.code == 2
-    assert "invalid choice" in capsys.readouterr().err
+def test_bad_option_exits_2_with_one_line(capsys):
+    assert main(["--model", "transformer"]) == 2
+    _one_line_error(capsys, "invalid choice")
+    assert main(["--save-model", "m.pkl"]) == 2
+    _one_line_error(capsys, r"--save-model must end in \.neurec")
+
+
+# ---------------------------------------------------------------- regressions
+def test_output_never_recommends_a_bought_item_not_even_the_held_out_one(tmp_path, capsys):
+    """Regression: ``--output`` excluded only the training split's items, so each customer's
+    latest purchase (held out for the evaluation) could be recommended back to them."""
+    data = tmp_path / "events.csv"
+    _write_log(data, n_users=120, n_items=60, groups=2, seed=5)
+    bought = {}
+    for line in data.read_text().splitlines()[1:]:
+        user, item, _ = line.split(",")
+        bought.setdefault(user, set()).add(item)
+    out_csv = tmp_path / "recs.csv"
+    saved = tmp_path / "shop.neurec"
+    assert main(["--data", str(data), "--model", "gmf", "--epochs", "3", "--lr", "0.01",
+                 "--verbose", "0", "--top", "10", "--show", "120", "--output", str(out_csv),
+                 "--save-model", str(saved)]) == 0
+    out = capsys.readouterr().out
+    # the saved model's seen-matrix holds every pair, the held-out ones too
+    from neurec.models import load_model
+    model = load_model(saved)
+    seen = model.seen_matrix
+    for u, items in bought.items():
+        c = int(model.user_encoder.transform([u])[0])
+        row = seen.indices[seen.indptr[c]:seen.indptr[c + 1]]
+        assert set(model.item_encoder.inverse_transform(row)) == items, u
+    _, recs = _read_recs(out_csv)
+    assert {r[0] for r in recs} == set(bought)
+    repeats = [(u, i) for u, _, i, _ in recs if i in bought[u]]
+    assert not repeats, f"{len(repeats)} recommendations of bought items, e.g. {repeats[:3]}"
+    # the products printed per customer obey the same rule
+    for cust, block in re.findall(r"^  customer (\S+):\n((?:    .*\n?)*)", out, flags=re.M):
+        shown = re.findall(r"^\s+\d+\. (\S+)", block, flags=re.M)
+        assert shown and not set(shown) & bought[cust], (cust, shown)

@@ -1,6 +1,7 @@
 """Public API that had no test: initializers, predict_on_batch, ``Model.__call__``, weight
 lists, configs, ``Sequential.pop``, ``load_model(compile=False)``, ``save(overwrite=False)``,
-``recommend(item_input=)``, ``Dense(bias_regularizer=)`` and the optimizers' defaults.
+``recommend(item_input=)``, ``Dense(bias_regularizer=)``, ``model_from_json`` and the
+optimizers' defaults.
 
 Expected values come from the Keras documentation's formulas (initializer limits and
 standard deviations, optimizer defaults) or from brute force.
@@ -237,6 +238,19 @@ def test_save_overwrite_false(tmp_path):
         model.save_weights(wpath, overwrite=False)
     model.save(path, overwrite=True)
     np.testing.assert_array_equal(load_model(path).get_layer("out").kernel, np.ones((8, 1)))
+
+
+def test_model_from_json_is_public_and_round_trips():
+    """``neurec.models.model_from_json`` (Keras's ``keras.models.model_from_json``) is in
+    the public surface; ``tests/test_keras_api.py`` tests it in depth."""
+    import neurec.models
+    assert "model_from_json" in neurec.models.__all__
+    assert all(hasattr(neurec.models, name) for name in neurec.models.__all__)
+    model = gmf()
+    twin = neurec.models.model_from_json(model.to_json())
+    twin.set_weights(model.get_weights())
+    u, i = ids()
+    np.testing.assert_array_equal(twin.predict([u, i]), model.predict([u, i]))
 
 
 def test_recommend_with_named_inputs_in_any_order():

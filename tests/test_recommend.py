@@ -14,6 +14,8 @@ import neurec
 from neurec.data import IdEncoder, InteractionMatrix, NegativeSampler
 from neurec.layers import Add, Concatenate, Dense, Dot, Embedding, Flatten, Input, Multiply
 from neurec.models import GMF, MF, MLP, Model, NeuMF, load_model
+from neurec.models import recommend as recommend_mod
+from neurec.models._foldin import scratch_model
 from neurec.models.recommend import dot_structure
 
 NU, NI = 25, 40
@@ -382,29 +384,88 @@ def test_unknown_users_raise_naming_them():
         m.recommend([0, 25, 3, -1], k=3)
 
 
+def _average_user_scores(model, items):
+    """The C ``predict`` of a fold-in scratch model whose one user row is every user
+    table's mean row (``fold_in(init='mean')`` before training): the average user."""
+    scratch, _ = scratch_model(model, model.inputs[0], 1, "mean", 0)
+    items = np.asarray(items)
+    return scratch.predict([np.zeros(items.size, np.int64), items], verbose=0)[:, 0]
+
+
+def _popular_then_by_score(model, pool):
+    """``pool`` (most popular first) reordered by the average user's score, ties by pool
+    order; and those scores."""
+    sc = _average_user_scores(model, pool)
+    order = np.argsort(-sc, kind="stable")
+    return pool[order], sc[order]
+
+
 def test_unknown_users_get_popular_items(tmp_path):
     m, matrix = _trained_mf()
     counts = matrix.item_counts()
     pop_order = np.lexsort((np.arange(NI), -counts))[:5]
     users = np.array([2, NU, 7, NU + 40, -3])
     ids, sc = m.recommend(users, k=5, unknown="popular")
+    want_ids, want_sc = _popular_then_by_score(m, pop_order)
     for r in (1, 3, 4):
-        np.testing.assert_array_equal(ids[r], pop_order)
-        np.testing.assert_array_equal(sc[r], counts[pop_order].astype(np.float32))
+        assert set(ids[r]) == set(pop_order)                    # the 5 most popular items
+        np.testing.assert_array_equal(ids[r], want_ids)         # best first for the model
+        np.testing.assert_allclose(sc[r], want_sc, rtol=1e-5, atol=1e-7)
     known, known_sc = m.recommend([2, 7], k=5)
     np.testing.assert_array_equal(ids[[0, 2]], known)
     np.testing.assert_array_equal(sc[[0, 2]], known_sc)
     # with a candidate subset the popular items come from it
     cand = np.array([1, 3, 30, 31, 32, 33])
-    ids_c, _ = m.recommend([NU], k=3, items=cand, unknown="popular")
-    np.testing.assert_array_equal(ids_c[0], cand[np.lexsort((cand, -counts[cand]))][:3])
+    ids_c, sc_c = m.recommend([NU], k=3, items=cand, unknown="popular")
+    pool = cand[np.lexsort((cand, -counts[cand]))][:3]
+    np.testing.assert_array_equal(ids_c[0], _popular_then_by_score(m, pool)[0])
     # a loaded model knows no popularity: taken from exclude, or an error
     m.save(tmp_path / "mf.neurec")
     m2 = load_model(tmp_path / "mf.neurec")
     with pytest.raises(ValueError, match="popular"):
         m2.recommend([NU], k=5, unknown="popular")
     ids2, _ = m2.recommend([NU], k=5, unknown="popular", exclude=matrix)
-    np.testing.assert_array_equal(ids2[0], pop_order)
+    np.testing.assert_array_equal(ids2[0], want_ids)
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_unknown_user_scores_are_on_the_models_scale(name):
+    """Regression: unknown users got popularity counts as scores (e.g. 17.0 beside
+    probabilities); they get the model's output for the average user."""
+    m = _model(name, seed=21)
+    rng = np.random.default_rng(3)
+    counts = (rng.zipf(1.6, NI) * 3).astype(np.float32)       # counts far above 1
+    ids, sc = recommend_mod.recommend(m, [NU + 1, 0, -1], k=6, unknown="popular",
+                                      item_popularity=counts)
+    assert np.all((sc >= 0) & (sc <= 1))                       # sigmoid outputs, every row
+    assert np.all((sc[[0, 2]] > 0) & (sc[[0, 2]] < 1))        # not counts (all >= 3)
+    for r in (0, 2):
+        assert set(ids[r]) == set(np.lexsort((np.arange(NI), -counts))[:6])
+        assert np.all(np.diff(sc[r]) <= 0)                     # best first, as known users
+        np.testing.assert_allclose(sc[r], _average_user_scores(m, ids[r]), rtol=1e-5,
+                                   atol=1e-7)
+    np.testing.assert_array_equal(ids[1], m.recommend([0], k=6)[0][0])
+
+
+def test_unknown_users_of_a_hybrid_model_use_the_mean_features():
+    m = _hybrid()
+    rng = np.random.default_rng(2)
+    cats = rng.integers(0, 4, NI)
+    price = rng.random(NI).astype(np.float32) * 3
+    age = rng.random(NU).astype(np.float32)
+    counts = np.arange(NI, dtype=np.float32)
+    kw = dict(item_features={"category": cats, "price": price}, user_features={"age": age},
+              item_popularity=counts)
+    ids, sc = recommend_mod.recommend(m, [NU + 2], k=4, unknown="popular", **kw)
+    assert set(ids[0]) == set(range(NI - 4, NI))
+    # oracle: the mean user row (a fold-in's start) with the mean age, through C predict
+    scratch, _ = scratch_model(m, m.inputs[0], 1, "mean", 0)
+    i = ids[0]
+    x = [np.zeros(4, np.int64), i, cats[i], price[i], np.full(4, age.mean(), np.float32)]
+    np.testing.assert_allclose(sc[0], scratch.predict(x, verbose=0)[:, 0], rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="age"):
+        recommend_mod.recommend(m, [NU + 2], k=4, unknown="popular",
+                                **dict(kw, user_features={"age": np.arange(NU)}))
 
 
 # ---------------------------------------------------------------- raw ids
@@ -437,8 +498,42 @@ def test_encoder_with_unknown_raw_user_and_popular():
     counts = matrix.item_counts()
     ids, _ = m.recommend(np.array([1000, 5], dtype=np.int64), k=4, user_encoder=uenc,
                          unknown="popular")
-    np.testing.assert_array_equal(ids[1], np.lexsort((np.arange(NI), -counts))[:4])
+    pool = np.lexsort((np.arange(NI), -counts))[:4]
+    np.testing.assert_array_equal(ids[1], _popular_then_by_score(m, pool)[0])
     np.testing.assert_array_equal(ids[0], m.recommend([0], k=4)[0][0])
+
+
+def test_items_are_raw_ids_with_an_item_encoder():
+    m = _model("neumf", seed=5)
+    ienc = IdEncoder().fit(np.array([f"sku-{j * 7}" for j in range(NI)]))
+    mask, eu, ei = _exclusions(seed=6)
+    cand = np.array([2, 9, 17, 30, 31])
+    want, want_sc = m.recommend([0, 1, 3], k=3, items=cand, exclude=(eu, ei))
+    raw_cand = ienc.inverse_transform(cand)
+    got, got_sc = m.recommend([0, 1, 3], k=3, items=raw_cand, exclude=(eu, ei),
+                              item_encoder=ienc)
+    ok = want >= 0
+    assert list(got[ok]) == list(ienc.inverse_transform(want[ok]))
+    assert all(v is None for v in got[~ok])
+    np.testing.assert_array_equal(got_sc, want_sc)
+    # through the model's attached encoder, with raw users too
+    uenc = IdEncoder().fit(np.array([f"cust-{j}" for j in range(NU)]))
+    m.attach_encoders(user=uenc, item=ienc)
+    got2, got2_sc = m.recommend(["cust-0", "cust-1", "cust-3"], k=3, items=list(raw_cand),
+                                exclude=(eu, ei))
+    np.testing.assert_array_equal(got2, got)
+    np.testing.assert_array_equal(got2_sc, got_sc)
+    # unknown raw items: named; item_encoder=False takes codes
+    with pytest.raises(ValueError, match=r"unknown to the item encoder.*sku-999"):
+        m.recommend(["cust-0"], k=2, items=["sku-7", "sku-999"])
+    codes, _ = m.recommend(["cust-0", "cust-1", "cust-3"], k=3, items=cand, exclude=(eu, ei),
+                           item_encoder=False)
+    np.testing.assert_array_equal(codes, want)
+    # mixed known and unknown users with raw candidates
+    mixed, mixed_sc = m.recommend(["cust-0", "nobody"], k=3, items=raw_cand, exclude=(eu, ei),
+                                  unknown="popular")
+    assert list(mixed[0]) == list(got[0]) and set(mixed[1]) <= set(raw_cand)
+    assert np.all((mixed_sc[1] > 0) & (mixed_sc[1] < 1))
 
 
 # ---------------------------------------------------------------- bad arguments

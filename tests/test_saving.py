@@ -1,5 +1,7 @@
 """save/load_model, save/load_weights: round trips, atomic writes, corrupted files."""
+import functools
 import os
+import warnings
 import zipfile
 
 import numpy as np
@@ -44,7 +46,7 @@ def test_save_weights_round_trip_and_suffixes(tmp_path):
     m2.load_weights(tmp_path / "w.weights.npz")
     np.testing.assert_array_equal(m.predict(xs), m2.predict(xs))
     with pytest.raises(ValueError, match=r"\.weights\.npz"):
-        m.save_weights(tmp_path / "w.h5")
+        m.save_weights(tmp_path / "w.pkl")
     with pytest.raises(ValueError, match=r"\.neurec"):
         m.save(tmp_path / "m.pkl")
 
@@ -103,6 +105,15 @@ def test_model_checkpoint_and_early_stopping_restore(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["ep01.neurec", "ep02.neurec"]
     m2 = load_model(tmp_path / "ep02.neurec")
     np.testing.assert_array_equal(m.predict(xs), m2.predict(xs))
+
+
+def test_model_checkpoint_keras_name_writes_a_loadable_model(tmp_path):
+    m = neumf()
+    m.compile(optimizer="adam", loss="binary_crossentropy")
+    xs = data_for(m, 300)
+    ck = callbacks.ModelCheckpoint(str(tmp_path / "ep{epoch:02d}.keras"))
+    m.fit(xs, np.ones(300, np.float32), epochs=1, batch_size=50, verbose=0, callbacks=[ck])
+    np.testing.assert_array_equal(load_model(tmp_path / "ep01.keras").predict(xs), m.predict(xs))
 
 
 def test_sequential_round_trip(tmp_path):
@@ -188,3 +199,97 @@ def test_weights_file_written_before_the_models_refactor_loads():
     want = np.load(os.path.join(FIXTURES, "neumf_adam.expected.npz"))
     np.testing.assert_allclose(m.predict([want["x0"], want["x1"]]), want["predictions"],
                                rtol=1e-5, atol=1e-7)
+
+
+# -- file names: one rule for save, save_weights, load_model, load_weights, ModelCheckpoint --
+# name -> what save / save_weights / ModelCheckpoint write under it (None: refused by all;
+# Keras's weights names hold neurec's weights format, with a warning that it is not HDF5)
+NAMES = {"m.neurec": "model", "m.keras": "model", "m.weights.npz": "weights",
+         "m.weights.h5": "keras-weights", "m.h5": "keras-weights", "m.hdf5": "keras-weights",
+         "m.weights.json": None, "m.pkl": None}
+
+
+@pytest.mark.parametrize("name", sorted(NAMES))
+def test_every_file_name_works_or_raises_naming_the_file_and_the_fix(tmp_path, name):
+    """save, save_weights and ModelCheckpoint accept the same names; every refusal names
+    the file and the name to use instead, before anything is written."""
+    m, xs, _ = trained()
+    kind = NAMES[name]
+    path = str(tmp_path / name)
+    stem = str(tmp_path / "m")
+    for weights_only, save in ((False, m.save), (True, m.save_weights)):
+        if kind == ("weights" if weights_only else "model"):
+            callbacks.ModelCheckpoint(path, save_weights_only=weights_only)
+            save(path)
+            continue
+        if kind == "keras-weights" and weights_only:
+            for make in (functools.partial(callbacks.ModelCheckpoint, save_weights_only=True),
+                         save):
+                with pytest.warns(UserWarning, match="not HDF5") as w:
+                    make(path)
+                assert repr(path) in str(w[0].message)
+            continue
+        want = stem + (".weights.npz" if weights_only else ".neurec")
+        checkpoint = functools.partial(callbacks.ModelCheckpoint, save_weights_only=weights_only)
+        for make in (save, checkpoint):
+            with pytest.raises(ValueError) as e:
+                make(path)
+            assert repr(path) in str(e.value) and repr(want) in str(e.value), str(e.value)
+    assert os.listdir(tmp_path) == ([name] if kind else [])
+    fresh = neumf()
+    if kind == "model":
+        np.testing.assert_array_equal(load_model(path).predict(xs), m.predict(xs))
+        fresh.load_weights(path)
+        np.testing.assert_array_equal(fresh.predict(xs), m.predict(xs))
+    elif kind in ("weights", "keras-weights"):
+        with pytest.raises(ValueError, match="load_weights") as e:
+            load_model(path)
+        assert path in str(e.value)
+        fresh.load_weights(path)
+        np.testing.assert_array_equal(fresh.predict(xs), m.predict(xs))
+    if name.endswith(("h5", "hdf5")):  # a real HDF5 file (Keras wrote it): refused by content
+        (tmp_path / name).write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(64))
+        for load in (load_model, fresh.load_weights):
+            with pytest.raises(ValueError, match="HDF5") as e:
+                load(path)
+            assert repr(path) in str(e.value)
+
+
+def test_keras_weights_checkpoint_runs_unchanged_with_one_note(tmp_path):
+    """Keras code: ModelCheckpoint('w{epoch}.weights.h5', save_weights_only=True) trains,
+    notes once (when made) that the files are neurec's format, and every file loads."""
+    m, xs, y = trained()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ckpt = callbacks.ModelCheckpoint(str(tmp_path / "w{epoch}.weights.h5"),
+                                         save_weights_only=True)
+        m.fit(xs, y, epochs=2, batch_size=64, verbose=0, callbacks=[ckpt])
+    notes = [w for w in caught if "not HDF5" in str(w.message)]
+    assert len(notes) == 1, [str(w.message) for w in caught]
+    assert sorted(os.listdir(tmp_path)) == ["w1.weights.h5", "w2.weights.h5"]
+    fresh = neumf()
+    fresh.load_weights(tmp_path / "w2.weights.h5")
+    np.testing.assert_array_equal(fresh.predict(xs), m.predict(xs))
+
+
+def test_loading_reads_what_a_file_holds_whatever_its_name(tmp_path):
+    m, xs, _ = trained()
+    m.save(tmp_path / "m.neurec")
+    m.save_weights(tmp_path / "w.weights.npz")
+    os.rename(tmp_path / "m.neurec", tmp_path / "model.bin")
+    os.rename(tmp_path / "w.weights.npz", tmp_path / "weights.bin")
+    np.testing.assert_array_equal(load_model(tmp_path / "model.bin").predict(xs), m.predict(xs))
+    for src in ("model.bin", "weights.bin"):
+        fresh = neumf()
+        fresh.load_weights(tmp_path / src)
+        np.testing.assert_array_equal(fresh.predict(xs), m.predict(xs))
+    with pytest.raises(ValueError, match="holds weights alone.*load_weights"):
+        load_model(tmp_path / "weights.bin")
+    # a .keras file Keras wrote (config, metadata, HDF5 weights): said so, not "corrupted"
+    with zipfile.ZipFile(tmp_path / "k.keras", "w") as z:
+        z.writestr("metadata.json", "{}")
+        z.writestr("config.json", "{}")
+        z.writestr("model.weights.h5", b"\x89HDF\r\n\x1a\n")
+    for load in (load_model, neumf().load_weights):
+        with pytest.raises(ValueError, match="written by Keras"):
+            load(tmp_path / "k.keras")

@@ -41,10 +41,10 @@ class TimedPlan:
     def __init__(self, plan):
         self._plan, self.in_c, self.calls = plan, False, 0
 
-    def fit(self, *args):
+    def fit(self, *args, **kwargs):
         self.in_c = True
         try:
-            return self._plan.fit(*args)
+            return self._plan.fit(*args, **kwargs)
         finally:
             self.in_c = False
             self.calls += 1

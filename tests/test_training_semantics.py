@@ -279,8 +279,8 @@ class InterruptingPlan:
     def __init__(self, plan, at):
         self._plan, self._at, self.calls, self.batches = plan, at, 0, 0
 
-    def fit(self, inputs, y, idx, batch_size, step, seed):
-        out = self._plan.fit(inputs, y, idx, batch_size, step, seed)
+    def fit(self, inputs, y, idx, batch_size, step, seed, weights=None):
+        out = self._plan.fit(inputs, y, idx, batch_size, step, seed, weights=weights)
         self.calls += 1
         self.batches += -(-len(idx) // batch_size)
         if self.calls == self._at:

@@ -8,6 +8,7 @@
 #include "module.h"
 #include "pools.h"
 
+#include <float.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +24,10 @@ typedef struct {
     PyObject *keep; /* list of the arrays the params borrow */
     nr_mutex_t lock; /* one fit/predict of this plan at a time (its scratch) */
     long lock_generation; /* nr_py_fork_generation() when lock was initialised */
+    PyObject *hook; /* the reduce hook, a callable, or NULL (set_reduce_hook) */
+    PyObject *hook_kept; /* arrays the hook handed to the current batch's apply phase */
+    unsigned long hook_thread; /* the thread running the hook while in_hook */
+    int in_hook;
 } PlanObject;
 
 /* The plan's lock, re-created first if it was made before a fork (a parent
@@ -46,6 +51,8 @@ static void Plan_dealloc(PlanObject *self)
     nr_mutex_destroy(&self->lock);
     free(self->params);
     Py_XDECREF(self->keep);
+    Py_XDECREF(self->hook);
+    Py_XDECREF(self->hook_kept);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -415,20 +422,22 @@ static PyObject *stats_dict(const struct nr_fit_stats *st)
                          st->sq_err, "abs_err", st->abs_err, "auc_pos", pos, "auc_neg", neg);
 }
 
-/* fit(inputs, y, idx, batch_size, step, seed) -> stats
+/* fit(inputs, y, idx, batch_size, step, seed, weights=None) -> stats
  * step is a 1-element int64 array, advanced in place batch by batch, so the count
- * is right even when a KeyboardInterrupt is raised as this call returns. */
+ * is right even when a KeyboardInterrupt is raised as this call returns. weights:
+ * None or a float32 (n,) array, the loss weight of each row (indexed as y). */
 static PyObject *Plan_fit(PlanObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"inputs", "y", "idx", "batch_size", "step", "seed", NULL};
+    static char *kwlist[] = {"inputs", "y", "idx", "batch_size", "step", "seed", "weights", NULL};
     PyObject *inputs_o;
     struct nr_arg y_a = {.name = "y", .min_nd = 1}, idx_a = {.name = "idx"};
     struct nr_arg step_a = {.name = "step"};
+    struct nr_arg w_a = {.name = "weights", .min_nd = 1, .max_nd = 1, .optional = 1};
     long long batch_size;
     unsigned long long seed;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO&O&LO&K:fit", kwlist, &inputs_o, nr_conv_num_in,
-                                     &y_a, nr_conv_i64_in, &idx_a, &batch_size, nr_conv_i64_out,
-                                     &step_a, &seed))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO&O&LO&K|O&:fit", kwlist, &inputs_o,
+                                     nr_conv_num_in, &y_a, nr_conv_i64_in, &idx_a, &batch_size,
+                                     nr_conv_i64_out, &step_a, &seed, nr_conv_f32_in, &w_a))
         return NULL;
     PyObject *result = NULL;
     struct nr_arg *conv = calloc((size_t)(self->n_inputs ? self->n_inputs : 1), sizeof *conv);
@@ -459,13 +468,33 @@ static PyObject *Plan_fit(PlanObject *self, PyObject *args, PyObject *kw)
                      (long long)self->out_size);
         goto done;
     }
+    const float *w = nr_arg_data(&w_a);
+    if (w && nr_arg_size(&w_a) != n_rows) {
+        PyErr_Format(PyExc_ValueError,
+                     "weights has %lld values; expected one per row of y (%lld): pass "
+                     "sample_weight of shape (n,)",
+                     (long long)nr_arg_size(&w_a), (long long)n_rows);
+        goto done;
+    }
     const int64_t *idx = nr_arg_data(&idx_a), n_idx = nr_arg_size(&idx_a);
-    for (int64_t i = 0; i < n_idx; i++)
+    for (int64_t i = 0; i < n_idx; i++) {
         if (idx[i] < 0 || idx[i] >= n_rows) {
             PyErr_Format(PyExc_IndexError, "idx[%lld] = %lld is outside [0, %lld)", (long long)i,
                          (long long)idx[i], (long long)n_rows);
             goto done;
         }
+        if (w && !(w[idx[i]] >= 0.0f && w[idx[i]] <= FLT_MAX)) {
+            PyObject *v = PyFloat_FromDouble(w[idx[i]]);
+            if (v) {
+                PyErr_Format(PyExc_ValueError,
+                             "sample_weight must be finite and >= 0, got %R at row %lld "
+                             "(weights)",
+                             v, (long long)idx[i]);
+                Py_DECREF(v);
+            }
+            goto done;
+        }
+    }
     if (batch_size < 1) {
         PyErr_SetString(PyExc_ValueError, "batch_size must be >= 1");
         goto done;
@@ -482,14 +511,15 @@ static PyObject *Plan_fit(PlanObject *self, PyObject *args, PyObject *kw)
     enum nr_status s = NR_OK;
     RUN_PLAN_ON_POOL(
         self, s,
-        nr_plan_fit(self->plan, pool, inputs, &y, idx, n_idx, batch_size, step_p, seed, st, NULL));
+        nr_plan_fit_weighted(self->plan, pool, inputs, &y, w, idx, n_idx, batch_size, step_p, seed,
+                             st, NULL));
     if (nr_py_raise(s, "fit") < 0)
         goto done;
     result = stats_dict(st);
 done:
     free_inputs(conv, inputs, self->n_inputs);
     free(st);
-    NR_ARGS_RELEASE(&y_a, &idx_a, &step_a);
+    NR_ARGS_RELEASE(&y_a, &idx_a, &step_a, &w_a);
     return result;
 }
 
@@ -526,15 +556,278 @@ done:
     return result;
 }
 
+/* ------------------------------------------------------------------------ */
+/* the reduce hook in Python (nr_plan_set_reduce_hook)                       */
+
+/* What a Python reduce hook receives: one batch's gradients (struct
+ * nr_batch_grads), valid during the call only. The arrays it hands out view
+ * the plan's buffers without a copy and keep this object alive, so the call
+ * fails if one outlives it (it would point into scratch the next batch reuses). */
+typedef struct {
+    PyObject_HEAD
+    struct nr_batch_grads *g; /* NULL once the hook returned */
+    PlanObject *plan;         /* borrowed: the plan outlives its fit */
+} GradsObject;
+
+static int grads_live(GradsObject *self)
+{
+    if (self->g)
+        return 0;
+    PyErr_SetString(PyExc_RuntimeError,
+                    "the batch's gradients are valid during the reduce hook's call only");
+    return -1;
+}
+
+/* An nd-dimensional view of data whose base is self (a fresh empty array when
+ * data is NULL: an empty part). */
+static PyObject *grads_view(GradsObject *self, void *data, int type, int nd, npy_intp *dims,
+                            int writeable)
+{
+    if (!data)
+        return PyArray_ZEROS(nd, dims, type, 0);
+    PyObject *a = PyArray_New(&PyArray_Type, nd, dims, type, NULL, data, 0,
+                              writeable ? NPY_ARRAY_CARRAY : NPY_ARRAY_CARRAY_RO, NULL);
+    if (!a)
+        return NULL;
+    Py_INCREF(self);
+    if (PyArray_SetBaseObject((PyArrayObject *)a, (PyObject *)self) < 0) {
+        Py_DECREF(a);
+        return NULL;
+    }
+    return a;
+}
+
+static PyObject *Grads_get(GradsObject *self, void *which)
+{
+    if (grads_live(self) < 0)
+        return NULL;
+    const struct nr_batch_grads *g = self->g;
+    switch ((int)(intptr_t)which) {
+    case 0: return PyLong_FromLongLong(g->step);
+    case 1: return PyLong_FromLongLong(g->n_samples);
+    case 2: return PyLong_FromLong(g->n_tables);
+    case 3: return PyLong_FromLong(g->n_parts);
+    case 4: {
+        npy_intp dims[1] = {(npy_intp)g->dense_size};
+        return grads_view(self, g->dense, NPY_FLOAT32, 1, dims, 1);
+    }
+    default: {
+        npy_intp dims[1] = {g->n_params};
+        return grads_view(self, (void *)g->dense_offset, NPY_INT64, 1, dims, 0);
+    }
+    }
+}
+
+static PyGetSetDef Grads_getset[] = {
+    {"step", (getter)Grads_get, NULL, "the optimizer step the gradients are applied at (>= 1)",
+     (void *)0},
+    {"n_samples", (getter)Grads_get, NULL, "samples in the batch", (void *)1},
+    {"n_tables", (getter)Grads_get, NULL, "embedding tables of the plan", (void *)2},
+    {"n_parts", (getter)Grads_get, NULL,
+     "table parts: part (thread i, table t) is i * n_tables + t", (void *)3},
+    {"dense", (getter)Grads_get, NULL,
+     "float32 view of every non-table parameter's gradient (writable, no copy)", (void *)4},
+    {"dense_offset", (getter)Grads_get, NULL,
+     "int64 view: where each parameter's gradient starts in dense, -1 for tables", (void *)5},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static struct nr_grad_part *grads_part(GradsObject *self, Py_ssize_t i)
+{
+    if (i < 0 || i >= self->g->n_parts) {
+        PyErr_Format(PyExc_IndexError, "part %zd is outside [0, %d)", i, self->g->n_parts);
+        return NULL;
+    }
+    return &self->g->parts[i];
+}
+
+/* part(i) -> (param, cols, first_row, rows or None, grad) */
+static PyObject *Grads_part(GradsObject *self, PyObject *arg)
+{
+    Py_ssize_t i = PyNumber_AsSsize_t(arg, PyExc_IndexError);
+    if ((i == -1 && PyErr_Occurred()) || grads_live(self) < 0)
+        return NULL;
+    const struct nr_grad_part *part = grads_part(self, i);
+    if (!part)
+        return NULL;
+    npy_intp n[1] = {(npy_intp)part->n_rows}, shape[2] = {(npy_intp)part->n_rows, part->cols};
+    PyObject *rows = part->rows ? grads_view(self, part->rows, NPY_INT64, 1, n, 0)
+                                : (Py_INCREF(Py_None), Py_None);
+    PyObject *grad = rows ? grads_view(self, part->grad, NPY_FLOAT32, 2, shape, 1) : NULL;
+    if (!grad) {
+        Py_XDECREF(rows);
+        return NULL;
+    }
+    return Py_BuildValue("(iLLNN)", part->param, (long long)part->cols, (long long)part->first_row,
+                         rows, grad);
+}
+
+/* set_part(i, rows, grad): a sparse part's rows and their gradients become
+ * the given arrays, kept alive by the plan until the next batch's hook. */
+static PyObject *Grads_set_part(GradsObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"index", "rows", "grad", NULL};
+    Py_ssize_t i;
+    struct nr_arg rows_a = {.name = "rows", .min_nd = 1, .max_nd = 1}, grad_a = {.name = "grad"};
+    if (grads_live(self) < 0 ||
+        !PyArg_ParseTupleAndKeywords(args, kw, "nO&O&:set_part", kwlist, &i, nr_conv_i64_in,
+                                     &rows_a, nr_conv_f32_in, &grad_a))
+        return NULL;
+    PyObject *result = NULL;
+    struct nr_grad_part *part = grads_part(self, i);
+    if (!part)
+        goto done;
+    if (!part->rows) {
+        PyErr_Format(PyExc_ValueError,
+                     "set_part: part %zd holds a frozen table or dense updates (rows None); "
+                     "change its grad in place",
+                     i);
+        goto done;
+    }
+    int64_t n = nr_arg_size(&rows_a), table_rows = self->plan->params[part->param].rows;
+    if (nr_arg_size(&grad_a) != n * part->cols) {
+        PyErr_Format(
+            PyExc_ValueError, "set_part: grad has %lld values, expected len(rows) * %lld = %lld",
+            (long long)nr_arg_size(&grad_a), (long long)part->cols, (long long)(n * part->cols));
+        goto done;
+    }
+    const int64_t *r = nr_arg_data(&rows_a);
+    for (int64_t k = 0; k < n; k++)
+        if (r[k] < 0 || r[k] >= table_rows) {
+            PyErr_Format(PyExc_IndexError, "set_part: rows[%lld] = %lld is outside [0, %lld)",
+                         (long long)k, (long long)r[k], (long long)table_rows);
+            goto done;
+        }
+    if (PyList_Append(self->plan->hook_kept, (PyObject *)rows_a.array) < 0 ||
+        PyList_Append(self->plan->hook_kept, (PyObject *)grad_a.array) < 0)
+        goto done;
+    part->rows = (int64_t *)r; /* read only by the apply phase */
+    part->n_rows = n;
+    part->grad = nr_arg_data(&grad_a);
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    NR_ARGS_RELEASE(&rows_a, &grad_a);
+    return result;
+}
+
+static PyMethodDef Grads_methods[] = {
+    {"part", (PyCFunction)Grads_part, METH_O,
+     "part(i) -> (param, cols, first_row, rows, grad): table part i; rows is an int64 view of "
+     "its distinct row ids (None with dense updates, where the part is rows first_row.. in "
+     "order) and grad a writable float32 (n_rows, cols) view."},
+    NR_PY_KW_METHOD("set_part", Grads_set_part,
+                    "set_part(i, rows, grad): replace sparse part i by the int64 row ids rows "
+                    "and their float32 gradients grad (len(rows) * cols values); the plan "
+                    "keeps both arrays until the apply phase is over. A table's rows must stay "
+                    "distinct across its parts."),
+    {NULL, NULL, 0, NULL},
+};
+
+static void Grads_dealloc(GradsObject *self) { PyObject_Free(self); }
+
+static PyTypeObject GradsType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "neurec._core.BatchGrads",
+    .tp_basicsize = sizeof(GradsObject),
+    .tp_dealloc = (destructor)Grads_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "One batch's gradients, as a reduce hook sees them (valid during its call only).",
+    .tp_methods = Grads_methods,
+    .tp_getset = Grads_getset,
+};
+
+/* The C hook: takes the GIL and calls the plan's Python hook. An exception it
+ * raises stays set and stops the fit (nr_py_raise keeps it). */
+static enum nr_status plan_reduce_hook(void *ctx, struct nr_batch_grads *g)
+{
+    PlanObject *self = ctx;
+    PyGILState_STATE gil = PyGILState_Ensure();
+    enum nr_status s = NR_ABORTED;
+    /* the previous batch's apply phase is over: its arrays can go */
+    if (PyList_SetSlice(self->hook_kept, 0, PY_SSIZE_T_MAX, NULL) < 0)
+        goto out;
+    GradsObject *view = PyObject_New(GradsObject, &GradsType);
+    if (!view)
+        goto out;
+    view->g = g;
+    view->plan = self;
+    self->in_hook = 1;
+    self->hook_thread = PyThread_get_thread_ident();
+    PyObject *r = PyObject_CallOneArg(self->hook, (PyObject *)view);
+    self->in_hook = 0;
+    view->g = NULL;
+    if (r) {
+        Py_DECREF(r);
+        if (Py_REFCNT(view) > 1)
+            PyErr_SetString(PyExc_RuntimeError,
+                            "the reduce hook kept a view of the batch's gradients past its call; "
+                            "keep copies (np.array(view)) instead");
+        else
+            s = NR_OK;
+    }
+    Py_DECREF(view);
+out:
+    PyGILState_Release(gil);
+    return s;
+}
+
+/* set_reduce_hook(fn): fn(grads) runs between the reduce and apply phases of
+ * every batch of fit (None removes it). Waits for a fit of this plan running
+ * on another thread to end. */
+static PyObject *Plan_set_reduce_hook(PlanObject *self, PyObject *fn)
+{
+    if (fn != Py_None && !PyCallable_Check(fn)) {
+        PyErr_Format(PyExc_TypeError, "set_reduce_hook: fn must be callable or None, got %.100s",
+                     Py_TYPE(fn)->tp_name);
+        return NULL;
+    }
+    if (self->in_hook && self->hook_thread == PyThread_get_thread_ident()) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "set_reduce_hook: a reduce hook cannot be changed during its call");
+        return NULL;
+    }
+    PyObject *kept = PyList_New(0);
+    if (!kept)
+        return NULL;
+    nr_mutex_t *lock = plan_lock(self);
+    Py_BEGIN_ALLOW_THREADS
+    nr_mutex_lock(lock);
+    Py_END_ALLOW_THREADS
+    enum nr_status s =
+        nr_plan_set_reduce_hook(self->plan, fn == Py_None ? NULL : plan_reduce_hook, self);
+    PyObject *old_hook = NULL, *old_kept = NULL;
+    if (s == NR_OK) {
+        old_hook = self->hook;
+        old_kept = self->hook_kept;
+        self->hook = fn == Py_None ? NULL : fn;
+        Py_XINCREF(self->hook);
+        self->hook_kept = kept;
+        kept = NULL;
+    }
+    nr_mutex_unlock(lock);
+    Py_XDECREF(old_hook); /* outside the lock: a destructor may run Python code */
+    Py_XDECREF(old_kept);
+    Py_XDECREF(kept);
+    return nr_py_none_or_raise(s, "set_reduce_hook",
+                               "set_reduce_hook: a Hogwild plan with sparse updates has no "
+                               "reduce phase; compile the model with hogwild=False");
+}
+
 static PyMethodDef Plan_methods[] = {
     NR_PY_KW_METHOD(
         "fit", Plan_fit,
-        "fit(inputs, y, idx, batch_size, step, seed) -> stats: train on rows idx in batches; step "
-        "is a 1-element int64 array advanced in place."),
+        "fit(inputs, y, idx, batch_size, step, seed, weights=None) -> stats: train on rows idx in "
+        "batches; step is a 1-element int64 array advanced in place; weights, a float32 (n,) "
+        "array, weighs each row's loss (Keras's sum_over_batch_size)."),
     NR_PY_KW_METHOD("predict", Plan_predict,
                     "predict(inputs, out): forward pass over all rows into the float32 array out."),
     {"set_optimizer", (PyCFunction)Plan_set_optimizer, METH_O,
      "set_optimizer(spec): the optimizer's new settings (an OptimizerSpec, read by field name)."},
+    {"set_reduce_hook", (PyCFunction)Plan_set_reduce_hook, METH_O,
+     "set_reduce_hook(fn): call fn(grads) between the reduce and apply phases of every training "
+     "batch (None removes it); grads (a BatchGrads) views the batch's summed gradients, which fn "
+     "may change in place or, for sparse table parts, replace (grads.set_part). An exception in "
+     "fn stops fit with that exception; the batch is not applied. See nr_plan.h."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -554,7 +847,7 @@ static PyTypeObject PlanType = {
 
 int nr_py_plan_add_type(PyObject *m)
 {
-    if (PyType_Ready(&PlanType) < 0)
+    if (PyType_Ready(&GradsType) < 0 || PyType_Ready(&PlanType) < 0)
         return -1;
     Py_INCREF(&PlanType);
     if (PyModule_AddObject(m, "Plan", (PyObject *)&PlanType) < 0) {

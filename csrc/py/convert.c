@@ -189,6 +189,8 @@ int nr_field_bool(PyObject *obj, const char *what, const char *field, int *out)
 
 int nr_py_raise(enum nr_status s, const char *what)
 {
+    if (s != NR_OK && PyErr_Occurred())
+        return -1; /* Python code called back during the call (a reduce hook) raised: keep it */
     switch (s) {
     case NR_OK: return 0;
     case NR_ERR_NOMEM: PyErr_Format(PyExc_MemoryError, "%s: out of memory", what); break;

@@ -116,7 +116,8 @@ PyObject *nr_field_get(PyObject *obj, const char *what, const char *field);
 /* Raise the exception of status s for the call `what` ("fit", "topk_rows"):
  * NR_ERR_NOMEM MemoryError, NR_ERR_INDEX IndexError, NR_ABORTED
  * KeyboardInterrupt, NR_ERR_TYPE TypeError, any other ValueError. Returns 0
- * for NR_OK (nothing raised), else -1. */
+ * for NR_OK (nothing raised), else -1. An exception already set when a call
+ * fails (raised by Python code it called back, a plan's reduce hook) is kept. */
 int nr_py_raise(enum nr_status s, const char *what);
 
 /* As nr_py_raise, but NR_ERR_VALUE raises ValueError(value_msg) when value_msg

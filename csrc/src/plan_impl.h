@@ -96,6 +96,7 @@ struct run_ctx {
     struct nr_plan *p;
     const struct nr_array *inputs;
     const struct nr_array *y;
+    const float *w;         /* loss weight of each sample (by sample index, as y), or NULL: 1 */
     const int64_t *idx;     /* sample index of each batch row, or NULL: start + row */
     int64_t start;
     int64_t bs;             /* rows in this batch */

@@ -6,7 +6,11 @@
 
 static inline float clampf(float x, float lo, float hi) { return x < lo ? lo : (x > hi ? hi : x); }
 
-/* Loss, its gradient (written to the output or logits grad) and metrics for a block. */
+/* Loss, its gradient (written to the output or logits grad) and metrics for a block.
+ * A sample of weight w contributes w times its loss and gradient (Keras's
+ * "sum_over_batch_size": the batch loss is sum w_i l_i / batch size); the metric
+ * sums stay unweighted, as Keras's compiled `metrics`. Without weights w is 1 and
+ * every product is exact. */
 void nr_plan_loss(struct run_ctx *c, int64_t b0, int64_t b1, struct nr_fit_stats *st)
 {
     struct nr_plan *p = c->p;
@@ -22,6 +26,7 @@ void nr_plan_loss(struct run_ctx *c, int64_t b0, int64_t b1, struct nr_fit_stats
     const float eps = 1e-7f;
     for (int64_t b = b0; b < b1; b++) {
         int64_t s = sample_of(c, b);
+        float ws = c->w ? c->w[s] * scale : scale;
         double lsum = 0.0;
         for (int64_t j = 0; j < P; j++) {
             int64_t k = b * P + j;
@@ -54,7 +59,7 @@ void nr_plan_loss(struct run_ctx *c, int64_t b0, int64_t b1, struct nr_fit_stats
                 d = pr > t ? 1.0f : (pr < t ? -1.0f : 0.0f);
                 break;
             }
-            g[k] = d * scale;
+            g[k] = d * ws;
             lsum += l;
             float prob = p->d.loss == NR_LOSS_BCE_LOGITS ? 1.0f / (1.0f + expf(-pr)) : pr;
             st->correct += (float)(prob > 0.5f) == t;
@@ -66,7 +71,7 @@ void nr_plan_loss(struct run_ctx *c, int64_t b0, int64_t b1, struct nr_fit_stats
                 st->auc_neg[bin] += 1.0f - t;
             }
         }
-        st->loss_sum += lsum / (double)P;
+        st->loss_sum += (c->w ? (double)c->w[s] : 1.0) * (lsum / (double)P);
         st->samples += 1.0;
         st->elements += (double)P;
     }

@@ -4,6 +4,7 @@
 
 #include "neurec/nr_kernels.h"
 
+#include <float.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -389,7 +390,7 @@ static void hogwild_worker(void *vctx, int ith, int nth)
 
 static enum nr_status fit_hogwild(struct nr_plan *p, struct nr_pool *pool,
                                   const struct nr_array *inputs, const struct nr_array *y,
-                                  const int64_t *idx, int64_t n, int64_t batch_size, int64_t *step,
+                                  const float *w, const int64_t *idx, int64_t n, int64_t batch_size, int64_t *step,
                                   uint64_t seed, int nth, const volatile int *abort)
 {
     struct run_ctx *cs = calloc((size_t)nth, sizeof *cs);
@@ -399,6 +400,7 @@ static enum nr_status fit_hogwild(struct nr_plan *p, struct nr_pool *pool,
         cs[t].p = p;
         cs[t].inputs = inputs;
         cs[t].y = y;
+        cs[t].w = w;
         cs[t].training = 1;
         cs[t].seed = seed;
         atomic_init(&cs[t].bad_index, 0);
@@ -435,7 +437,7 @@ static enum nr_status check_input_widths(const struct nr_plan *p, const struct n
 /* The default mode: every batch split across nth threads, in three phases. */
 static enum nr_status fit_batches(struct nr_plan *p, struct nr_pool *pool,
                                   const struct nr_array *inputs, const struct nr_array *y,
-                                  const int64_t *idx, int64_t n, int64_t batch_size, int64_t *step,
+                                  const float *w, const int64_t *idx, int64_t n, int64_t batch_size, int64_t *step,
                                   uint64_t seed, int nth, const volatile int *abort)
 {
     int32_t *owner = malloc(sizeof *owner * (size_t)(p->d.n_params ? p->d.n_params : 1));
@@ -447,6 +449,7 @@ static enum nr_status fit_batches(struct nr_plan *p, struct nr_pool *pool,
     c.p = p;
     c.inputs = inputs;
     c.y = y;
+    c.w = w;
     c.training = 1;
     c.seed = seed;
     c.task_owner = owner;
@@ -479,12 +482,33 @@ static enum nr_status fit_batches(struct nr_plan *p, struct nr_pool *pool,
     return s;
 }
 
+/* Every weight idx selects is finite and >= 0 (NaN fails both comparisons). */
+static int weights_ok(const float *w, const int64_t *idx, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float v = w[idx ? idx[i] : i];
+        if (!(v >= 0.0f && v <= FLT_MAX))
+            return 0;
+    }
+    return 1;
+}
+
 enum nr_status nr_plan_fit(struct nr_plan *p, struct nr_pool *pool, const struct nr_array *inputs,
                            const struct nr_array *y, const int64_t *idx, int64_t n,
                            int64_t batch_size, int64_t *step, uint64_t seed,
                            struct nr_fit_stats *stats, const volatile int *abort)
 {
-    if (batch_size < 1 || n < 0)
+    return nr_plan_fit_weighted(p, pool, inputs, y, NULL, idx, n, batch_size, step, seed, stats,
+                                abort);
+}
+
+enum nr_status nr_plan_fit_weighted(struct nr_plan *p, struct nr_pool *pool,
+                                    const struct nr_array *inputs, const struct nr_array *y,
+                                    const float *w, const int64_t *idx, int64_t n,
+                                    int64_t batch_size, int64_t *step, uint64_t seed,
+                                    struct nr_fit_stats *stats, const volatile int *abort)
+{
+    if (batch_size < 1 || n < 0 || (w && !weights_ok(w, idx, n)))
         return NR_ERR_VALUE;
     /* one batch of every sample is the same training as any larger batch size, and
      * keeps the scratch (and the products below) bounded by the data */
@@ -511,8 +535,8 @@ enum nr_status nr_plan_fit(struct nr_plan *p, struct nr_pool *pool, const struct
     if (s != NR_OK)
         return s;
     memset(p->tstats, 0, sizeof *p->tstats * (size_t)nth);
-    s = hog ? fit_hogwild(p, pool, inputs, y, idx, n, batch_size, step, seed, nth, abort)
-            : fit_batches(p, pool, inputs, y, idx, n, batch_size, step, seed, nth, abort);
+    s = hog ? fit_hogwild(p, pool, inputs, y, w, idx, n, batch_size, step, seed, nth, abort)
+            : fit_batches(p, pool, inputs, y, w, idx, n, batch_size, step, seed, nth, abort);
     for (int t = 0; t < nth; t++)
         nr_fit_stats_add(stats, &p->tstats[t]);
     return s;

@@ -2306,6 +2306,140 @@ static void test_plan_reduce_hook(struct nr_pool *pool2)
     free(ref), free(f), free(h);
 }
 
+/* ---- plan: sample weights -------------------------------------------------- */
+
+/* The weighted loss sum_j w[idx[j]] * l(idx[j]) / n of the logistic fixture at
+ * (kw, kb), in double: the output is sigmoid(z), or z itself for BCE_LOGITS. */
+static double wt_loss(const struct lr_fixture *f, enum nr_loss loss, const double *kw, double kb,
+                      const int64_t *idx, const float *w, int n)
+{
+    double sum = 0.0;
+    for (int j = 0; j < n; j++) {
+        int64_t i = idx[j];
+        double z = kb;
+        for (int k = 0; k < LR_K; k++)
+            z += kw[k] * f->x[i * LR_K + k];
+        double p = sigm(z), t = f->y[i], l;
+        switch (loss) {
+        case NR_LOSS_BCE: l = -(t * log(p) + (1 - t) * log(1 - p)); break;
+        case NR_LOSS_BCE_LOGITS: l = fmax(z, 0.0) - z * t + log1p(exp(-fabs(z))); break;
+        case NR_LOSS_MSE: l = (p - t) * (p - t); break;
+        default: l = fabs(p - t); break;
+        }
+        sum += (double)w[i] * l;
+    }
+    return sum / n;
+}
+
+/* Keras's "sum_over_batch_size" with weights: each loss's gradient (one SGD step
+ * of lr 1) against central differences of the weighted loss, the stats (weighted
+ * loss, unweighted metrics), all-one weights against the unweighted call bit for
+ * bit, and bad weights refused. */
+static void test_plan_weights(void)
+{
+    g_section = "plan/weights";
+    struct lr_fixture *f = xcalloc(1, sizeof *f);
+    float *w = xcalloc(LR_N, sizeof *w), *ones = xcalloc(LR_N, sizeof *ones);
+    for (int i = 0; i < LR_N; i++) {
+        w[i] = (float)(3.0 * t_unif());
+        ones[i] = 1.0f;
+    }
+    const int64_t idx[8] = {5, 17, 3, 42, 99, 0, 250, 599};
+    w[42] = 0.0f; /* a zero weight leaves its sample out of the gradient */
+    const struct {
+        enum nr_loss loss;
+        int fused;
+        const char *name;
+    } cases[] = {{NR_LOSS_BCE, 1, "bce (logits path)"}, {NR_LOSS_BCE, 0, "bce"},
+                 {NR_LOSS_BCE_LOGITS, 0, "bce from logits"}, {NR_LOSS_MSE, 0, "mse"},
+                 {NR_LOSS_MAE, 0, "mae"}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        lr_setup(f, cases[c].fused);
+        f->d.loss = cases[c].loss;
+        f->d.optim = (struct nr_optim){.kind = NR_OPTIM_SGD, .lr = 1.0f};
+        if (cases[c].loss == NR_LOSS_BCE_LOGITS) { /* the output is the Dense logit */
+            f->d.n_ops = 2;
+            f->d.n_values = 2;
+            f->d.output = 1;
+        }
+        struct nr_plan *plan = NULL;
+        CHECKF(nr_plan_init(&plan, &f->d) == NR_OK && plan, "init %s", cases[c].name);
+        if (!plan)
+            continue;
+        lr_weights(f);
+        double kw[LR_K], kb = f->kb[0], want = 0.0;
+        for (int k = 0; k < LR_K; k++)
+            kw[k] = f->kw[k];
+        double loss = wt_loss(f, cases[c].loss, kw, kb, idx, w, 8);
+        int64_t step = 0;
+        struct nr_fit_stats *st = new_stats();
+        enum nr_status s =
+            nr_plan_fit_weighted(plan, NULL, &f->in, &f->lab, w, idx, 8, 8, &step, 1, st, NULL);
+        CHECKF(s == NR_OK && step == 1, "%s: fit %s", cases[c].name, nr_status_str(s));
+        const double h = 1e-5;
+        for (int k = 0; k <= LR_K; k++) {
+            double *q = k < LR_K ? &kw[k] : &kb, q0 = *q;
+            *q = q0 + h;
+            double lp = wt_loss(f, cases[c].loss, kw, kb, idx, w, 8);
+            *q = q0 - h;
+            double lm = wt_loss(f, cases[c].loss, kw, kb, idx, w, 8);
+            *q = q0;
+            want = (lp - lm) / (2 * h);
+            double got = q0 - (k < LR_K ? (double)f->kw[k] : (double)f->kb[0]);
+            CHECKF(close_enough(got, want, 1e-3, 2e-6), "%s: gradient %d: %.8g, finite diff %.8g",
+                   cases[c].name, k, got, want);
+        }
+        CHECKF(close_enough(st->loss_sum / st->samples, loss, 1e-5, 1e-7) && st->samples == 8.0,
+               "%s: weighted mean loss %.8g want %.8g", cases[c].name,
+               st->loss_sum / st->samples, loss);
+        /* the metric sums are unweighted (Keras's compiled metrics) */
+        double hist = 0.0;
+        for (int b = 0; b < NR_AUC_BINS; b++)
+            hist += st->auc_pos[b] + st->auc_neg[b];
+        CHECKF(st->elements == 8.0 && hist == 8.0, "%s: elements %g, AUC histogram %g",
+               cases[c].name, st->elements, hist);
+
+        /* all-one weights: the unweighted call's bits and stats */
+        float a[LR_K + 1], b[LR_K + 1];
+        struct nr_fit_stats *s1 = new_stats(), *s2 = new_stats();
+        lr_weights(f);
+        CHECK(nr_plan_fit(plan, NULL, &f->in, &f->lab, idx, 8, 3, &step, 1, s1, NULL) == NR_OK);
+        memcpy(a, f->kw, sizeof f->kw), a[LR_K] = f->kb[0];
+        lr_weights(f);
+        CHECK(nr_plan_fit_weighted(plan, NULL, &f->in, &f->lab, ones, idx, 8, 3, &step, 1, s2,
+                                   NULL) == NR_OK);
+        memcpy(b, f->kw, sizeof f->kw), b[LR_K] = f->kb[0];
+        CHECKF(memcmp(a, b, sizeof a) == 0 && s1->loss_sum == s2->loss_sum &&
+                   s1->elements == s2->elements && s1->correct == s2->correct &&
+                   s1->sq_err == s2->sq_err && s1->abs_err == s2->abs_err,
+               "%s: weights of 1 differ from no weights", cases[c].name);
+        free(s1), free(s2);
+
+        /* a negative, NaN or infinite weight: NR_ERR_VALUE, nothing trained */
+        const float bad[3] = {-1.0f, NAN, INFINITY};
+        for (int k = 0; k < 3; k++) {
+            lr_weights(f);
+            float keep = w[250], kw0[LR_K], kb0 = f->kb[0]; /* compared as stored: x87 may */
+            memcpy(kw0, f->kw, sizeof kw0);                /* widen a float constant */
+            w[250] = bad[k];
+            int64_t st0 = step;
+            s = nr_plan_fit_weighted(plan, NULL, &f->in, &f->lab, w, idx, 8, 4, &step, 1, st,
+                                     NULL);
+            CHECKF(s == NR_ERR_VALUE && step == st0 && memcmp(kw0, f->kw, sizeof kw0) == 0 &&
+                       memcmp(&kb0, f->kb, sizeof kb0) == 0,
+                   "%s: weight %g gave %s", cases[c].name, (double)bad[k], nr_status_str(s));
+            /* a bad weight on a row idx does not select is never read */
+            s = nr_plan_fit_weighted(plan, NULL, &f->in, &f->lab, w, idx, 6, 4, &step, 1, st,
+                                     NULL);
+            CHECKF(s == NR_OK, "%s: unselected bad weight: %s", cases[c].name, nr_status_str(s));
+            w[250] = keep;
+        }
+        free(st);
+        nr_plan_free(plan);
+    }
+    free(w), free(ones), free(f);
+}
+
 /* nr_plan_init rejects inconsistent descriptions with the right status. */
 static void expect_init(const struct nr_plan_desc *d, enum nr_status want, const char *what)
 {
@@ -3018,6 +3152,7 @@ static void run_all(struct nr_pool *pool2, struct nr_pool *pool3)
     test_plan_bag(pool2, pool3);
     test_plan_mix(pool2);
     test_plan_reduce_hook(pool2);
+    test_plan_weights();
     test_plan_init_errors();
     test_sampler(pool2);
     test_scoring(pool2, pool3);

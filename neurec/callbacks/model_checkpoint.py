@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import numbers
 import os
+import warnings
 
+from neurec._filenames import check_model_path, check_weights_path, stem
 from neurec.callbacks.base import _print
 from neurec.callbacks.monitor import MonitorCallback
 
 __all__ = ["ModelCheckpoint"]
-
-_MODEL_SUFFIX = ".neurec"
-_WEIGHTS_SUFFIX = ".weights.npz"
 
 
 class ModelCheckpoint(MonitorCallback):
@@ -20,9 +19,11 @@ class ModelCheckpoint(MonitorCallback):
         filepath: Path to write, formatted with ``epoch`` (1-based), ``batch``
             (1-based, with integer ``save_freq``) and the logs, e.g.
             ``"ckpt/{epoch:02d}-{val_loss:.2f}.neurec"``. Must end in
-            ``.neurec`` (full model, `Model.save`) or, with
-            ``save_weights_only=True``, in ``.weights.npz``
-            (`Model.save_weights`). Missing directories are created.
+            ``.neurec`` or ``.keras`` (the whole model, `Model.save`; the
+            same format under both names) or, with ``save_weights_only=True``,
+            in ``.weights.npz`` (`Model.save_weights`; Keras's
+            ``.weights.h5`` is written in neurec's weights format, with a note).
+            Missing directories are created.
         monitor: Quantity compared when ``save_best_only=True``.
         verbose: ``1`` prints a message for each save decision.
         save_best_only: Save only when ``monitor`` improves on the best value
@@ -37,8 +38,9 @@ class ModelCheckpoint(MonitorCallback):
             ``save_best_only=True``.
 
     Raises:
-        ValueError: If ``filepath`` has the wrong suffix or ``save_freq`` is
-            neither ``"epoch"`` nor a positive int.
+        ValueError: If ``filepath`` has the wrong suffix (the message names
+            the one to use) or ``save_freq`` is neither ``"epoch"`` nor a
+            positive int.
         KeyError: At save time, if ``filepath`` names a key absent from the
             logs.
     """
@@ -69,17 +71,13 @@ class ModelCheckpoint(MonitorCallback):
                 f"Unrecognized save_freq: {save_freq!r}. Expected save_freq "
                 "are 'epoch' or positive integer values (a number of batches).")
         self.save_freq = save_freq
+        # the rules of save / save_weights (neurec._filenames), checked now, not after an epoch
         if save_weights_only:
-            if not self.filepath.endswith(_WEIGHTS_SUFFIX):
-                raise ValueError(
-                    "When using `save_weights_only=True` in `ModelCheckpoint`, "
-                    f"the filepath provided must end in `{_WEIGHTS_SUFFIX}` "
-                    f"(neurec weights format). Received: filepath={self.filepath}")
-        elif not self.filepath.endswith(_MODEL_SUFFIX):
-            raise ValueError(
-                f"The filepath provided must end in `{_MODEL_SUFFIX}` (neurec "
-                f"model format), or in `{_WEIGHTS_SUFFIX}` with "
-                f"`save_weights_only=True`. Received: filepath={self.filepath}")
+            check_weights_path(filepath, "ModelCheckpoint(save_weights_only=True)",
+                               ", or pass save_weights_only=False to save the whole model")
+        else:
+            check_model_path(filepath, "ModelCheckpoint", ", or pass save_weights_only=True "
+                             f"with '{stem(filepath)}.weights.npz' to save the weights alone")
         self._current_epoch = 0
         self._batches_seen = 0
         self._last_batch_seen = -1
@@ -146,7 +144,9 @@ class ModelCheckpoint(MonitorCallback):
         if dirname:
             os.makedirs(dirname, exist_ok=True)
         if self.save_weights_only:
-            self.model.save_weights(filepath)
+            with warnings.catch_warnings():  # the note on a '.weights.h5' name came at __init__
+                warnings.simplefilter("ignore", UserWarning)
+                self.model.save_weights(filepath)
         else:
             self.model.save(filepath)
 

@@ -468,7 +468,8 @@ class InteractionLog:
                  item_col: Union[str, int, None] = None,
                  time_col: Union[str, int, None] = None,
                  value_col: Union[str, int, None] = None, sep: str = ",",
-                 header: bool = True, encoding: str = "utf-8") -> InteractionLog:
+                 header: bool = True, encoding: str = "utf-8",
+                 verbose: Union[str, int] = "auto") -> InteractionLog:
         """Read a delimited text file of interactions (pandas not needed).
 
         Every non-blank row must have as many fields as the header (or as the
@@ -486,6 +487,9 @@ class InteractionLog:
             sep: Field delimiter, one character.
             header: Whether the first line names the columns.
             encoding: Text encoding of the file.
+            verbose: ``'auto'`` (a bar when the output is interactive), 0 (silent),
+                1 (a bar, in MB of the file) or 2 (one line at the end); nothing is
+                printed for a read shorter than two seconds.
 
         Returns:
             An InteractionLog.
@@ -493,11 +497,12 @@ class InteractionLog:
         Raises:
             ValueError: On a malformed row (wrong number of fields, empty id,
                 unparsable timestamp or value): the message gives the 1-based
-                line number and the line's text. Also if a column is not found.
+                line number and the line's text. Also if a column is not found, or
+                for an invalid ``verbose``.
             FileNotFoundError: If ``path`` does not exist.
         """
         return cls(*read_interaction_columns(os.fspath(path), user_col, item_col, time_col,
-                                             value_col, sep, header, encoding))
+                                             value_col, sep, header, encoding, verbose))
 
     # --------------------------------------------------------- transforms
     def _take(self, index: np.ndarray) -> InteractionLog:

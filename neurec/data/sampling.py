@@ -5,7 +5,8 @@ for every observed (user, item) pair, the positive (label 1) followed by
 ``num_negatives`` items the user has not interacted with (label 0), drawn
 uniformly or in proportion to ``popularity ** alpha``; rejection against the
 user's sorted CSR row, with no Python per sample. ``fit`` then shuffles and
-trains on them as usual.
+trains on them as usual. Optional per-positive weights (``weights=``) scale each
+positive's loss; its negatives weigh 1.
 """
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -64,6 +65,41 @@ def _positives(positives: Any, matrix: InteractionMatrix) -> Tuple[np.ndarray, n
     return users, items
 
 
+def _positive_weights(weights: Any, interactions: Any, matrix: InteractionMatrix,
+                      positives: Any) -> np.ndarray:
+    """One float32 weight per positive, in the sampler's order of positives.
+
+    Aligned with ``positives`` when given; else with the rows of a log or of a
+    ``(users, items)`` pair (a pair's duplicate rows summed); else with the matrix's
+    stored entries in CSR order.
+    """
+    w = np.asarray(weights.to_numpy() if hasattr(weights, "to_numpy") else weights)
+    if w.dtype == object or w.dtype.kind not in "biuf" or w.ndim != 1:
+        raise ValueError(f"weights must be a 1-D array of numbers (one per positive), got "
+                         f"{'dtype ' + str(w.dtype) if w.ndim == 1 else f'shape {w.shape}'}")
+    bad = ~(np.isfinite(w) & (w >= 0))
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"weights must be finite and >= 0, got {float(w[k])!r} at position {k}; "
+                         "a weight of 0 leaves a positive out")
+    rows = None
+    if positives is not None:
+        want, what = len(positives[0]), "positives"
+    elif isinstance(interactions, (InteractionLog, tuple)):
+        rows = ((interactions.users, interactions.items)
+                if isinstance(interactions, InteractionLog) else interactions)
+        want, what = len(rows[0]), "rows of interactions"
+    else:
+        want, what = matrix.nnz, "stored interactions of the matrix (CSR order)"
+    if w.size != want:
+        raise ValueError(f"weights has {w.size} values but there are {want} {what}; give one "
+                         "weight per positive")
+    if rows is not None:  # onto the matrix's CSR order, repeated pairs summed
+        w = InteractionMatrix.from_arrays(np.asarray(rows[0]), np.asarray(rows[1]), w,
+                                          shape=matrix.shape, dedupe="sum").data
+    return np.ascontiguousarray(w, dtype=np.float32)
+
+
 class NegativeSampler:
     """Training data for implicit feedback: positives plus fresh negatives each epoch.
 
@@ -87,12 +123,31 @@ class NegativeSampler:
             negatives still avoid every pair of ``interactions``. ``Model.update`` trains
             on a day's log plus replayed old pairs this way. Default: every pair of
             ``interactions``.
+        weights: Optional confidence of each positive (finite, >= 0): its loss is scaled
+            by it, and its negatives keep weight 1.0 (as ``fit(sample_weight=)``, Keras's
+            ``"sum_over_batch_size"``). One value per pair of ``positives`` when given;
+            else one per row of an :class:`InteractionLog` or ``(users, items)`` pair
+            (e.g. ``log.values``: quantity, price, or a recency decay computed from
+            ``log.timestamps``), repeated pairs getting the sum of their rows' weights;
+            else one per stored entry of a matrix, in CSR order (``matrix.data``).
+            ``fit(class_weight={0: w0, 1: w1})`` multiplies these (label 1) and the
+            negatives' 1.0 (label 0). Not used by ``optimizer=ALS``.
 
     Raises:
         ValueError: If there are no interactions, ``num_negatives`` is negative, ``alpha``
             is NaN, infinite or negative, a user has interacted with every item (no
-            negative can be drawn), or ``positives`` is empty or holds a pair that is not
-            in ``interactions``.
+            negative can be drawn), ``positives`` is empty or holds a pair that is not
+            in ``interactions``, or ``weights`` has the wrong length or a negative, NaN
+            or infinite value.
+
+    Example:
+        >>> import numpy as np
+        >>> from neurec.data import InteractionLog, NegativeSampler
+        >>> log = InteractionLog([0, 0, 1, 2], [1, 2, 0, 1], timestamps=[10, 50, 90, 100])
+        >>> recency = 0.5 ** ((100 - log.timestamps) / 30.0)  # half-life of 30 time units
+        >>> sampler = NegativeSampler(log, num_negatives=1, seed=0, weights=recency)
+        >>> sampler.num_samples
+        8
     """
 
     def __init__(self, interactions: Any, num_negatives: int = 4, distribution: str = "uniform",
@@ -100,7 +155,8 @@ class NegativeSampler:
                  n_items: Optional[int] = None, user_input: Optional[str] = None,
                  item_input: Optional[str] = None,
                  user_features: Optional[Dict[str, Any]] = None,
-                 item_features: Optional[Dict[str, Any]] = None, positives: Any = None):
+                 item_features: Optional[Dict[str, Any]] = None, positives: Any = None,
+                 weights: Any = None):
         if isinstance(num_negatives, bool) or not isinstance(num_negatives, (int, np.integer)) \
                 or num_negatives < 0:
             raise ValueError(f"num_negatives must be an integer >= 0, got {num_negatives!r}")
@@ -129,6 +185,8 @@ class NegativeSampler:
             users, items = _positives(positives, self.matrix)
         self._pos_users = np.ascontiguousarray(users, dtype=np.int64)
         self._pos_items = np.ascontiguousarray(items, dtype=np.int64)
+        self._pos_weights = None if weights is None else _positive_weights(
+            weights, interactions, self.matrix, positives)
         self._indptr = np.ascontiguousarray(self.matrix.indptr, dtype=np.int64)
         self._indices = np.ascontiguousarray(self.matrix.indices, dtype=np.int32)
         self._cdf = None
@@ -167,6 +225,22 @@ class NegativeSampler:
         y = np.empty(self.num_samples, np.float32)
         self._draw(seed, u, i, y)
         return u, i, y
+
+    def _epoch_labels(self) -> np.ndarray:
+        """The labels of every epoch's rows: positive ``k`` at row ``k * (1 + num_negatives)``
+        (label 1), its negatives after it (label 0)."""
+        y = np.zeros(self.num_samples, np.float32)
+        y[::1 + self.num_negatives] = 1.0
+        return y
+
+    def _epoch_weights(self) -> Optional[np.ndarray]:
+        """Each row's weight (the positive's, 1.0 for negatives), the same every epoch;
+        None without ``weights``."""
+        if self._pos_weights is None:
+            return None
+        w = np.ones(self.num_samples, np.float32)
+        w[::1 + self.num_negatives] = self._pos_weights
+        return w
 
     def _draw(self, seed: int, u: np.ndarray, i: np.ndarray, y: np.ndarray) -> None:
         """Fill ``u, i, y`` with one epoch drawn in C for ``seed`` mixed with the sampler's seed."""
@@ -250,5 +324,6 @@ class NegativeSampler:
         return arrays, self._y.reshape(-1, 1)
 
     def __repr__(self):
+        weighted = ", weighted" if self._pos_weights is not None else ""
         return (f"NegativeSampler(positives={self._pos_users.size}, num_negatives={self.num_negatives}, "
-                f"distribution={self.distribution!r}, shape={self.matrix.shape})")
+                f"distribution={self.distribution!r}, shape={self.matrix.shape}{weighted})")

@@ -63,6 +63,17 @@ def leave_one_out(log: Any, seed: int = 0) -> Tuple[InteractionLog, InteractionL
 
     Raises:
         TypeError: If ``log`` is not a log or a tuple of arrays.
+
+    Example:
+        >>> from neurec.data import InteractionLog, leave_one_out
+        >>> log = InteractionLog.from_arrays(["ann", "ann", "bob", "bob", "bob"],
+        ...                                  ["tea", "mug", "tea", "pen", "ink"],
+        ...                                  timestamps=[1, 2, 1, 3, 2])
+        >>> train, test = leave_one_out(log)
+        >>> list(zip(test.users.tolist(), test.items.tolist()))   # each user's latest
+        [('ann', 'mug'), ('bob', 'pen')]
+        >>> train.items.tolist()
+        ['tea', 'tea', 'ink']
     """
     log = _as_log(log)
     n = len(log)
@@ -102,6 +113,14 @@ def random_holdout(log: Any, test_fraction: float = 0.2,
 
     Raises:
         ValueError: If ``test_fraction`` is not in (0, 1).
+
+    Example:
+        >>> from neurec.data import InteractionLog, random_holdout
+        >>> log = InteractionLog.from_arrays(["ann", "ann", "bob", "bob", "bob"],
+        ...                                  ["tea", "mug", "tea", "pen", "ink"])
+        >>> train, test = random_holdout(log, test_fraction=0.5, seed=0)
+        >>> len(train), len(test)             # ann 1 of 2, bob round(1.5) = 2 of 3 held out
+        (2, 3)
     """
     log = _as_log(log)
     if not (isinstance(test_fraction, (int, float, np.floating)) and 0 < test_fraction < 1):
@@ -148,6 +167,15 @@ def time_split(log: Any, cutoff: Optional[Any] = None,
         ValueError: If the log has no timestamps, or not exactly one of
             ``cutoff`` / ``test_fraction`` is given, or ``test_fraction`` is
             not in (0, 1).
+
+    Example:
+        >>> from neurec.data import InteractionLog, time_split
+        >>> log = InteractionLog.from_arrays(["ann", "ann", "bob", "bob", "bob"],
+        ...                                  ["tea", "mug", "tea", "pen", "ink"],
+        ...                                  timestamps=[1, 2, 1, 3, 2])
+        >>> train, test = time_split(log, cutoff=2)
+        >>> train.items.tolist(), test.items.tolist()
+        (['tea', 'tea'], ['mug', 'pen', 'ink'])
     """
     log = _as_log(log)
     if log.timestamps is None:
@@ -206,6 +234,15 @@ def sample_negatives(train_matrix: InteractionMatrix, users: Any, num_negatives:
         ValueError: If a user has fewer allowed items than ``num_negatives``
             (the message names the user), or ids are out of range.
         TypeError: If ``train_matrix`` is not an InteractionMatrix.
+
+    Example:
+        >>> from neurec.data import InteractionMatrix, sample_negatives
+        >>> seen = InteractionMatrix.from_arrays([0, 0, 1], [0, 1, 2], shape=(2, 6))
+        >>> negatives = sample_negatives(seen, [0, 1], num_negatives=3, seed=0)
+        >>> negatives.shape
+        (2, 3)
+        >>> bool(seen.contains([[0], [1]], negatives).any())     # none was seen
+        False
     """
     if not isinstance(train_matrix, InteractionMatrix):
         raise TypeError("`train_matrix` must be an InteractionMatrix; build one with "

@@ -336,6 +336,16 @@ def make_purchases(n_users: int = 5000,
     Raises:
         ValueError: If an argument is out of range; the message names it.
         TypeError: If an argument has the wrong type.
+
+    Example:
+        >>> from neurec.datasets import make_purchases
+        >>> shop = make_purchases(n_users=100, n_items=200, seed=0)
+        >>> shop.user_ids.shape, shop.item_ids.shape
+        ((100,), (200,))
+        >>> shop.users[0] == shop.user_ids[shop.user_index[0]]    # raw id and 0..n-1 index
+        True
+        >>> bool((shop.timestamps[1:] >= shop.timestamps[:-1]).all())   # sorted by time
+        True
     """
     data, _ = _simulate(n_users, n_items, n_categories, n_segments,
                         mean_purchases, seed, n_days=n_days,
@@ -360,6 +370,12 @@ def load_purchases(*, as_frame: bool = False):
 
     Returns:
         An ``EcommerceData``, or a pandas DataFrame if ``as_frame``.
+
+    Example:
+        >>> from neurec.datasets import load_purchases
+        >>> shop = load_purchases()
+        >>> shop.user_ids.shape, shop.item_ids.shape, shop.users[0][0], shop.items[0][0]
+        ((5000,), (2000,), 'C', 'P')
     """
     data = make_purchases()
     return data.to_pandas() if as_frame else data

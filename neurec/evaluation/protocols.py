@@ -8,6 +8,10 @@ is scored through it in the full protocol (faster: no id arrays).
 
 Ranks, ties and NaN follow `neurec.evaluation.ranking`: only strictly
 higher-scored candidates go above a positive.
+
+Under :class:`neurec.distribution.DataParallel` with several processes every rank must
+call the protocol: each scores a contiguous share of the users, the per-user results are
+gathered, and every rank returns the same metrics.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
+from neurec import distribution
 from neurec.evaluation.ranking import (
     _as_ids,
     _check_k,
@@ -25,6 +30,7 @@ from neurec.evaluation.ranking import (
     _to_csr,
     ranking_metrics,
 )
+from neurec.utils.progbar import Progbar, waiting_bar
 
 __all__ = ["evaluate_sampled", "evaluate_full"]
 
@@ -83,18 +89,24 @@ class _SampledTask:
         self.items = np.ascontiguousarray(
             np.concatenate([pos[:, None], neg], axis=1), dtype=np.int32)
 
-    def run(self, model: Any, batch_size: Optional[int] = 4096, per_user: bool = False) -> dict:
+    def run(self, model: Any, batch_size: Optional[int] = 4096, per_user: bool = False,
+            bar: Optional[Progbar] = None) -> dict:
         n, width = self.items.shape
         rows = max(1, _MAX_PAIRS // width)
         ranks = np.empty(n, dtype=np.int64)
         aucs = np.empty(n, dtype=np.float64)
         core, nt = _core(), _num_threads()
-        for i0 in range(0, n, rows):
-            i1 = min(n, i0 + rows)
+        shares = distribution._shares(n)  # several processes: this rank's users only
+        lo, hi = _share_of(shares, n)
+        for i0 in range(lo, hi, rows):
+            i1 = min(hi, i0 + rows)
             s = _predict_pairs(model, np.repeat(self.users[i0:i1], width),
                                self.items[i0:i1].ravel(), batch_size).reshape(i1 - i0, width)
             ranks[i0:i1], aucs[i0:i1] = core.count_sampled(
                 np.ascontiguousarray(s[:, 0]), np.ascontiguousarray(s[:, 1:]), n_threads=nt)
+            _advance(bar, i1 - lo, hi - lo)
+        if shares is not None:
+            distribution._allgather_blocks([ranks, aucs], shares)
         return ranking_metrics(ranks, self.ks, aucs=aucs, per_user=per_user)
 
 
@@ -153,7 +165,7 @@ class _FullTask:
         self.users = users
 
     def run(self, model: Any, batch_size: Optional[int] = 4096, per_user: bool = False,
-            max_block_bytes: int = _DEFAULT_BLOCK_BYTES) -> dict:
+            max_block_bytes: int = _DEFAULT_BLOCK_BYTES, bar: Optional[Progbar] = None) -> dict:
         # Bytes per scored pair: the float32 score, plus the two int32 id
         # arrays and predict's own output when going through predict.
         per_pair = 4 if hasattr(model, "score_items") else 16
@@ -163,21 +175,41 @@ class _FullTask:
         aucs = np.empty(n_pos, dtype=np.float64)
         core, nt = _core(), _num_threads()
         n = self.users.size
-        for i0 in range(0, n, rows):
-            i1 = min(n, i0 + rows)
+        shares = distribution._shares(n)  # several processes: this rank's users only
+        lo, hi = _share_of(shares, n)
+        for i0 in range(lo, hi, rows):
+            i1 = min(hi, i0 + rows)
             block = self.users[i0:i1]
             scores = _score_block(model, block, self.n_items, batch_size)
             core.count_full(scores, self.pos_indptr[i0:i1 + 1], self.pos_indices, above, aucs,
                             indptr=self.ex_indptr, indices=self.ex_indices,
                             row_users=block if self.ex_indptr is not None else None,
                             n_threads=nt)
+            _advance(bar, i1 - lo, hi - lo)
+        if shares is not None:  # the results are per positive: the users' entries
+            distribution._allgather_blocks([above, aucs], self.pos_indptr[shares])
         return ranking_metrics(above, self.ks, indptr=self.pos_indptr if self.multi else None,
                                aucs=aucs, per_user=per_user)
 
 
+def _share_of(shares: Optional[np.ndarray], n: int) -> tuple:
+    """This rank's rows ``[lo, hi)`` of ``n`` (all of them on one process)."""
+    if shares is None:
+        return 0, n
+    r = distribution.rank()
+    return int(shares[r]), int(shares[r + 1])
+
+
+def _advance(bar: Optional[Progbar], done: int, n: int) -> None:
+    """Move the bar to ``done`` users of ``n`` (between blocks; finalized at the end)."""
+    if bar is not None:
+        bar.target = n
+        bar.update(done, finalize=done >= n)
+
+
 def evaluate_sampled(model: Any, users: Any, pos_items: Any, negatives: Any,
                      k: Union[int, Sequence] = 10, batch_size: Optional[int] = 4096,
-                     per_user: bool = False) -> dict:
+                     per_user: bool = False, verbose: Union[str, int] = "auto") -> dict:
     """The NCF protocol: rank each positive among its own sampled negatives.
 
     Args:
@@ -190,6 +222,9 @@ def evaluate_sampled(model: Any, users: Any, pos_items: Any, negatives: Any,
         k: Cutoff for HR and NDCG, or a sequence of cutoffs.
         batch_size: Passed to ``model.predict``.
         per_user: Return per-user float64 arrays instead of means.
+        verbose: ``'auto'`` (a bar when the output is interactive), 0 (silent), 1
+            (a bar, in users, updated after each block of about 4M pairs) or 2 (one
+            line at the end); nothing is printed for a call shorter than two seconds.
 
     Returns:
         ``{'hr@10': ..., 'ndcg@10': ..., 'mrr': ..., 'auc': ...}`` (one
@@ -205,14 +240,17 @@ def evaluate_sampled(model: Any, users: Any, pos_items: Any, negatives: Any,
         >>> evaluate_sampled(model, ds.test_users, ds.test_items, ds.test_negatives)
         {'hr@10': 0.68, 'ndcg@10': 0.41, 'mrr': 0.36, 'auc': 0.91}
     """
+    bar = waiting_bar("evaluate_sampled", verbose if distribution.is_main() else 0, None,
+                      unit_name="user")
     task = _SampledTask(users, pos_items, negatives, k)
-    return task.run(model, _check_batch_size(batch_size), per_user=per_user)
+    return task.run(model, _check_batch_size(batch_size), per_user=per_user, bar=bar)
 
 
 def evaluate_full(model: Any, users: Any, pos_items: Any, train_matrix: Any,
                   k: Union[int, Sequence] = 10, batch_size: Optional[int] = 4096,
                   n_items: Optional[int] = None, per_user: bool = False,
-                  max_block_bytes: int = _DEFAULT_BLOCK_BYTES) -> dict:
+                  max_block_bytes: int = _DEFAULT_BLOCK_BYTES,
+                  verbose: Union[str, int] = "auto") -> dict:
     """Full ranking: rank each positive among all items the user has not seen.
 
     Users are scored in blocks against the whole catalog (at most about
@@ -237,6 +275,9 @@ def evaluate_full(model: Any, users: Any, pos_items: Any, train_matrix: Any,
             when ``train_matrix`` is ``None`` or a ``(users, items)`` tuple.
         per_user: Return per-user float64 arrays instead of means.
         max_block_bytes: Memory budget of one scoring block.
+        verbose: ``'auto'`` (a bar when the output is interactive), 0 (silent), 1
+            (a bar, in users, updated after each block) or 2 (one line at the end);
+            nothing is printed for a call shorter than two seconds.
 
     Returns:
         ``{'hr@K', 'ndcg@K', 'mrr', 'auc'}``, plus ``'precision@K'``,
@@ -248,6 +289,8 @@ def evaluate_full(model: Any, users: Any, pos_items: Any, train_matrix: Any,
         ValueError: If lengths disagree, an id is out of range, ``k < 1``, or
             the model returns the wrong number of scores.
     """
+    bar = waiting_bar("evaluate_full", verbose if distribution.is_main() else 0, None,
+                      unit_name="user")
     task = _FullTask(users, pos_items, train_matrix, k, n_items)
     return task.run(model, _check_batch_size(batch_size), per_user=per_user,
-                    max_block_bytes=_check_k(max_block_bytes, "max_block_bytes"))
+                    max_block_bytes=_check_k(max_block_bytes, "max_block_bytes"), bar=bar)

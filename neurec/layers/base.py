@@ -43,6 +43,22 @@ def expect_weight_shapes(shapes: Iterable[Tuple[int, ...]], source: str) -> Iter
         _EXPECTED_SHAPES.reset(token)
 
 
+# While model_from_json builds an untrusted config: [parameters still allowed, caller].
+_WEIGHT_BUDGET: contextvars.ContextVar = contextvars.ContextVar("neurec_weight_budget",
+                                                                default=None)
+
+
+@contextlib.contextmanager
+def limit_weight_elements(limit: int, source: str) -> Iterator[None]:
+    """Refuse weights beyond ``limit`` elements in total, before allocating them, while
+    the context is active (``model_from_json`` builds an untrusted config inside it)."""
+    token = _WEIGHT_BUDGET.set([int(limit), source, int(limit)])
+    try:
+        yield
+    finally:
+        _WEIGHT_BUDGET.reset(token)
+
+
 def _snake(name: str) -> str:
     s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
     return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s).lower()
@@ -150,6 +166,14 @@ class Layer:
                     "shape: config.json does not match the stored weights (corrupted or crafted "
                     "file; re-save the model)")
             counts[shape] -= 1
+        budget = _WEIGHT_BUDGET.get()
+        if budget is not None:
+            size = int(np.prod(shape, dtype=object)) if shape else 1
+            if size > budget[0]:
+                raise ValueError(f"{budget[1]}: layer {self.name!r} declares a weight {name!r} of "
+                                 f"shape {shape}, beyond the {budget[2]} parameters allowed in "
+                                 "all; pass a larger max_params to build it")
+            budget[0] -= size
         w = np.ascontiguousarray(initializer(shape, "float32"), dtype=np.float32)
         self._weights.append((name, w, regularizer))
         return w

@@ -28,7 +28,17 @@ def _is_pandas_frame(obj) -> bool:
 
 def split_inputs(model, x) -> List[Any]:
     """Match ``x`` to the model's inputs: a list/tuple, a dict by input name,
-    a DataFrame with columns named after the inputs, or one array."""
+    a DataFrame with a column named after each input (extra columns are ignored), or
+    one array.
+
+    A DataFrame is matched by name only, never by column position: a frame whose
+    columns ``['item', 'user']`` happen to be as many as the inputs would otherwise
+    feed item ids to the user input.
+
+    Raises:
+        ValueError: If ``x`` does not match the inputs (the message names the missing
+            input names and what ``x`` holds).
+    """
     names = model.input_names
     n = len(names)
     if x is None:
@@ -40,12 +50,15 @@ def split_inputs(model, x) -> List[Any]:
         return [x[nm] for nm in names]
     if _is_pandas_frame(x) and n > 1:
         cols = list(x.columns)
-        if all(nm in cols for nm in names):
-            return [x[nm] for nm in names]
-        if len(cols) == n:
-            return [x[c] for c in cols]
-        raise ValueError(f"x is a DataFrame with columns {cols}; the model has {n} inputs {names}: "
-                         "name the columns after the inputs or pass a list of arrays")
+        missing = [nm for nm in names if nm not in cols]
+        if missing:
+            shown = cols if len(cols) <= 20 else cols[:20] + ["..."]
+            raise ValueError(
+                f"x is a DataFrame without columns {missing} for the model's inputs {names} "
+                f"(its columns are {shown}); DataFrame columns are matched to inputs by name, "
+                "not by position: rename the columns (x.rename(columns={...})), or pass a "
+                "dict {input name: column} or a list of columns in input order")
+        return [x[nm] for nm in names]
     if isinstance(x, (list, tuple)):
         if n == 1 and len(x) != 1:
             return [x]

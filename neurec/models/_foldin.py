@@ -13,7 +13,7 @@ iALS row solve of ``Model.partial_fit_users``, ``_als.solve_user_rows``).
 ``Model.recommend(histories=...)`` ranks with the scratch model and throws it away.
 """
 import warnings
-from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -25,6 +25,8 @@ from neurec.models import _als
 from neurec.models import recommend as recommend_mod
 from neurec.models._dot import dot_parts
 from neurec.models._training import check_int, check_seed, default_seed
+from neurec.utils import progbar
+from neurec.utils.progbar import Progbar, waiting_bar
 
 __all__ = ["FoldIn", "FoldInOptions", "fold_in_options", "histories_matrix", "scratch_model",
            "fit_rows"]
@@ -231,14 +233,15 @@ def _borrow(dst, src) -> None:
 
 
 # -- fitting -----------------------------------------------------------------------------
-def fit_rows(model, scratch, matrix: InteractionMatrix, opts: FoldInOptions) -> None:
+def fit_rows(model, scratch, matrix: InteractionMatrix, opts: FoldInOptions,
+             progress: Optional[Callable[[int], None]] = None) -> None:
     """Train the scratch model's user rows on ``matrix`` (the C ``fit``).
 
     Users are fitted in groups of up to ``MAX_STEP_SAMPLES // batch_per_user``, in their
     order; a group's step takes ``batch_per_user`` samples per user of the group (every
     history's items with fresh negatives, shuffled), so an epoch is about ``(mean history
     length) x (1 + num_negatives) / batch_per_user`` steps, whether a user is folded in
-    alone or with thousands of others.
+    alone or with thousands of others. ``progress(users done)`` is called after each group.
     """
     loss = model.loss if model._compiled and not isinstance(model.optimizer, optimizers.ALS) \
         else losses.BinaryCrossentropy()
@@ -252,6 +255,8 @@ def fit_rows(model, scratch, matrix: InteractionMatrix, opts: FoldInOptions) -> 
                                   seed=(opts.seed + group) % 2**64)
         scratch.fit(sampler, epochs=opts.epochs, batch_size=opts.batch_per_user * (stop - start),
                     verbose=0, seed=(opts.seed + 0x9E37 * group) % 2**64)
+        if progress is not None:
+            progress(stop)
 
 
 def _rows(m: InteractionMatrix, start: int, stop: int) -> InteractionMatrix:
@@ -284,12 +289,13 @@ def resolve_method(model, method: str, u_in, i_in) -> str:
 
 
 def fold_in_scratch(model, histories, uslot: int, islot: int, opts: FoldInOptions,
-                    item_encoder=None, unknown: str = "error"
+                    item_encoder=None, unknown: str = "error", bar: Optional[Progbar] = None
                     ) -> Tuple[Any, List[Embedding], InteractionMatrix]:
     """The scratch model with the histories' users fitted (see the module docstring).
 
     Args:
         uslot, islot: Positions of the user-id and item-id inputs.
+        bar: A progress bar, in users (its target is set here), updated between groups.
     """
     u_in, i_in = model.inputs[uslot], model.inputs[islot]
     item_tables = input_tables(model, i_in)
@@ -302,10 +308,18 @@ def fold_in_scratch(model, histories, uslot: int, islot: int, opts: FoldInOption
                          "rows to fit")
     method = resolve_method(model, opts.method, u_in, i_in)
     scratch, tables = scratch_model(model, u_in, matrix.shape[0], opts.init, opts.seed)
+    progress = None
+    if bar is not None:
+        bar.target = matrix.shape[0]
+
+        def progress(done: int) -> None:
+            bar.update(done, [("stage", "fold-in")], finalize=False)
     if method == "solve":
         solve_rows(model, scratch, uslot, islot, matrix)
     else:
-        fit_rows(model, scratch, matrix, opts)
+        fit_rows(model, scratch, matrix, opts, progress)
+    if bar is not None:
+        bar.update(matrix.shape[0], [("stage", "fold-in")], finalize=True)
     return scratch, tables, matrix
 
 
@@ -453,19 +467,25 @@ class FoldIn:
         return ids
 
     def _fold_in(self, histories, seed, item_encoder, unknown, user_input, item_input,
-                 options: Dict[str, Any]):
+                 options: Dict[str, Any], bar: Optional[Progbar] = None):
         opts = fold_in_options(seed=default_seed() if seed is None else seed, **options)
         uslot, islot = id_slots(self, user_input, item_input)
         scratch, tables, matrix = fold_in_scratch(self, histories, uslot, islot, opts,
-                                                  item_encoder, unknown)
+                                                  item_encoder, unknown, bar)
         retired = self.retired_items
         if retired.size:
             scratch.retire_items(retired)
         return scratch, tables, matrix
 
     def _recommend_histories(self, histories, k: int, exclude, items, item_encoder, unknown,
-                             seed, user_input, item_input, options, make_model):
-        """``recommend(histories=...)``: fold in on scratch rows, rank, keep the model as is."""
+                             seed, user_input, item_input, options, make_model,
+                             verbose: Any = "auto"):
+        """``recommend(histories=...)``: fold in on scratch rows, rank, keep the model as is.
+
+        With ``verbose``, the fold-in and the ranking have a bar each (in users), shown
+        once the whole call has run for two seconds."""
+        start = progbar._clock()
+        bar = waiting_bar("recommend", verbose, None, unit_name="user")
         if unknown not in ("error", "ignore"):
             raise ValueError(f"recommend with histories: unknown must be 'error' or 'ignore' "
                              f"(what to do with history items the model does not know), got "
@@ -474,7 +494,7 @@ class FoldIn:
             raise TypeError(f"recommend: fold_in_options must be a dict of fold_in settings, "
                             f"got {type(options).__name__}")
         scratch, _, matrix = self._fold_in(histories, seed, item_encoder, unknown, user_input,
-                                           item_input, options or {})
+                                           item_input, options or {}, bar)
         if exclude is None:
             exclude = matrix
         elif exclude is False:
@@ -484,4 +504,5 @@ class FoldIn:
                              "history's items) or False (skip nothing)")
         return recommend_mod.recommend(
             scratch, np.arange(matrix.shape[0], dtype=np.int64), k=k, exclude=exclude,
-            items=items, item_encoder=item_encoder, make_model=make_model)
+            items=items, item_encoder=item_encoder, make_model=make_model, verbose=verbose,
+            since=start)

@@ -16,7 +16,7 @@ generic path's bit for bit at the same SIMD level (the same sums in the same ord
 top-K ids and their tie order are the same too. Any other graph gives None and the
 generic path (the compiled plan over pair blocks, then ``topk_rows``) runs.
 """
-from typing import NamedTuple, Optional, Tuple
+from typing import Callable, NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -80,7 +80,8 @@ class NcfParts:
 
     def topk(self, users: np.ndarray, k: int, items: Optional[np.ndarray] = None,
              indptr: Optional[np.ndarray] = None, indices: Optional[np.ndarray] = None,
-             rows: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
+             rows: Optional[np.ndarray] = None,
+             progress: Optional[Callable[[int], None]] = None) -> Tuple[np.ndarray, np.ndarray]:
         """The ``k`` best candidates of each user, in C across all cores.
 
         Args:
@@ -90,6 +91,7 @@ class NcfParts:
             indptr, indices: CSR of candidates to skip, as positions in ``items`` (item ids
                 without ``items``), ascending per row.
             rows: The CSR row of each user (``-1``: none).
+            progress: Called with the number of users done after each C call.
 
         Returns:
             ``(ids, scores)`` of shape ``(len(users), k)``: item ids (-1 past the end) and
@@ -107,6 +109,8 @@ class NcfParts:
             _core.ncf_topk(self._desc, users[s:e], k, ids[s:e], scores[s:e], items=items,
                            indptr=indptr, indices=indices,
                            rows=None if rows is None else rows[s:e])
+            if progress is not None:
+                progress(e)
 
         per_user = max(1, n_cand * self.flops_per_pair)
         min_users = 16 * num_threads()

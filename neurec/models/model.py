@@ -14,12 +14,14 @@ from neurec import metrics as metrics_mod
 from neurec import optimizers as optimizers_mod
 from neurec._registry import get_registered_object, register_serializable
 from neurec.layers.base import KerasTensor, Layer
-from neurec.models import _als, _data, _functional, _training, saving
+from neurec.models import _adapters, _als, _data, _functional, _keras_api, _training, _weights
 from neurec.models import recommend as recommend_mod
-from neurec.models._chunks import run_chunked
+from neurec.models._distributed import recommend as distributed_recommend
 from neurec.models._foldin import FoldIn
+from neurec.models._keras_api import KerasAPIMixin
 from neurec.models._lifecycle import Lifecycle
 from neurec.models._plan import PLAN_LOCK, lower, plan_is_current, plan_key
+from neurec.models._predict import predict_arrays
 from neurec.models._resize import ResizeMixin
 from neurec.models._retire import RetireMixin
 from neurec.models._summary import summary_text
@@ -28,7 +30,7 @@ __all__ = ["Model"]
 
 
 @register_serializable()
-class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
+class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
     """A model: a graph of layers from ``inputs`` to ``outputs`` (Keras functional API).
 
     Example:
@@ -49,9 +51,7 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
     """
 
     def __init__(self, inputs=None, outputs=None, name: Optional[str] = None, **kwargs):
-        kwargs.pop("trainable", None)
-        if kwargs:
-            raise TypeError(f"Model got unexpected arguments {sorted(kwargs)}")
+        _keras_api.check_model_kwargs(kwargs)  # Keras's trainable=True only
         self.name = name or "functional"
         self.stop_training = False
         self.history = None
@@ -178,9 +178,12 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
                 (optional with ALS, default ``'mse'``: used by ``evaluate`` only).
             metrics: List of ``'accuracy'``, ``'binary_accuracy'``, ``'auc'``, ``'mse'``, ``'mae'``
                 or :mod:`neurec.metrics` objects.
-            loss_weights, weighted_metrics: Not supported (one output, no sample weights).
-            run_eagerly, steps_per_execution, jit_compile, auto_scale_loss: Accepted for
-                compatibility; neurec always runs compiled C.
+            loss_weights, weighted_metrics: Not supported (one output, unweighted metrics):
+                they raise.
+            run_eagerly, steps_per_execution, jit_compile: neurec always runs compiled C:
+                ``run_eagerly=True``, ``jit_compile=True`` and ``steps_per_execution > 1``
+                have no effect and warn once. ``auto_scale_loss``: as in Keras without
+                mixed precision, nothing to scale (float32 only).
             hogwild: With sparse embedding updates and several threads, let each thread
                 train whole batches on its own and apply every update (embedding rows and
                 dense weights) at once, without synchronisation (as word2vec and LightFM do).
@@ -199,9 +202,8 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
                 loss = "mse"  # for evaluate(); ALS minimises its own weighted squared error
         if loss is None:
             raise ValueError("compile: pass a loss, e.g. loss='binary_crossentropy'")
-        if loss_weights is not None or weighted_metrics:
-            raise ValueError("compile: loss_weights and weighted_metrics are not supported "
-                             "(neurec models have one output and no sample weights)")
+        _keras_api.check_compile_args(loss_weights, weighted_metrics, run_eagerly,
+                                      steps_per_execution, jit_compile)
         self.optimizer = optimizers_mod.get(optimizer)
         self.loss = losses_mod.get(loss)
         if metrics is None:
@@ -329,7 +331,10 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
 
         ``x`` may be an array, a list of arrays (one per input), a dict keyed by
         input name, pandas objects, or a :class:`neurec.data.NegativeSampler`
-        (then ``y`` is omitted and every epoch draws fresh negatives in C).
+        (then ``y`` is omitted and every epoch draws fresh negatives in C), or give
+        its own batches (``y``, ``batch_size`` omitted): a generator, iterable or list
+        of ``(x, y)`` / ``(x, y, sample_weight)`` tuples, or a PyDataset-like object
+        (``__len__``, ``__getitem__``, ``on_epoch_end``): the steps of the same arrays.
         With ``optimizer=ALS``, ``x`` is the interaction matrix (an
         :class:`neurec.data.InteractionMatrix` or scipy.sparse matrix), ``y`` is
         omitted, an epoch is one sweep over users then items, and the ``loss``
@@ -344,13 +349,31 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
             callbacks: List of :class:`neurec.callbacks.Callback`.
             validation_split: Share of the data (taken from the end, before shuffling)
                 held out for validation. Ignored when ``validation_data`` is given.
-            validation_data: ``(x_val, y_val)`` evaluated at the end of each epoch;
-                it overrides ``validation_split`` (as in Keras).
-            shuffle: Shuffle the samples every epoch (seeded).
+            validation_data: ``(x_val, y_val)`` or ``(x_val, y_val, sample_weight_val)``
+                evaluated at the end of each epoch, or batches as ``x`` gives them; it
+                overrides ``validation_split`` (as in Keras).
+            shuffle: Shuffle the samples every epoch (seeded); the batch order of a list
+                of batches or a PyDataset; ignored for generators.
+            class_weight: ``{label: weight}`` (Keras 3: the class is ``round(y)``, or
+                ``argmax`` of one-hot rows; a class not named weighs 1.0); training
+                data only. With a NegativeSampler, labels 1 and 0.
+            sample_weight: One finite weight >= 0 per sample, ``(n,)`` or ``(n, 1)``,
+                split with the data by ``validation_split``. A batch's loss is
+                ``sum w_i * l_i / batch_size`` (Keras's ``"sum_over_batch_size"``);
+                metrics are not weighted (as Keras's ``metrics=``). Not with
+                ``class_weight`` (as Keras 3), nor with a NegativeSampler (pass
+                ``NegativeSampler(weights=)``); batches give theirs as a third element.
             initial_epoch: Epoch to start from (for resuming).
+            steps_per_epoch: Batches an epoch takes (default: a pass), continuing the
+                pass under way (Keras 3); needed for several epochs of a generator (read
+                once; one that runs out stops training). With arrays and no
+                ``batch_size``, it sets the batch size to make a pass that long.
+            validation_steps: Batches of ``validation_data`` each validation reads, when
+                it gives batches (needed for an endless generator); with arrays it raises.
             validation_freq: An int ``k``: validate every ``k`` epochs (after epochs
                 ``k, 2k, ...``, 1-based); or a list of the 1-based epochs after which
                 to validate (as in Keras).
+            validation_batch_size: No effect (warns once).
             seed: Seed of shuffling and dropout; default drawn from neurec's global RNG
                 (see :func:`neurec.utils.set_random_seed`). With one thread, the same
                 seed and initial weights give bit-identical results.
@@ -361,34 +384,41 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
         Raises:
             RuntimeError: If the model was not compiled.
             TypeError: If ``epochs``, ``initial_epoch``, ``validation_freq`` or ``seed``
-                is not an integer, or ``shuffle`` not a bool.
+                is not an integer, ``shuffle`` not a bool, or ``x`` of a type not listed.
             ValueError: For invalid data (shapes, lengths, NaN, out-of-range ids) or an
                 argument out of range (``validation_freq < 1``, ``verbose`` not in
-                ``'auto', 0, 1, 2``, a negative seed).
+                ``'auto', 0, 1, 2``, a negative seed), ``y`` / ``batch_size`` with batches;
+                for bad weights, ``sample_weight`` with ``class_weight``, or any weight
+                with ``optimizer=ALS`` (its confidence comes from the matrix).
+
+        Example:
+            >>> model.fit([users, items], labels, sample_weight=quantity, epochs=3)
+            >>> model.fit(NegativeSampler(log, weights=log.values), class_weight={0: 1, 1: 2})
         """
         if not self._compiled:
             raise RuntimeError("You must compile the model before training: call "
                                "model.compile(optimizer=..., loss=...) first")
+        _keras_api.check_fit_args(None if _adapters.gives_batches("fit", validation_data) else
+                                  validation_steps, validation_batch_size)
         if isinstance(self.optimizer, optimizers_mod.ALS):
             if validation_split or validation_data is not None:
                 raise ValueError("fit with optimizer=ALS: validation_split/validation_data are "
                                  "not supported; pass a neurec.evaluation.RankingMetrics callback")
+            _keras_api.check_als_fit_args(batch_size, sample_weight, class_weight, steps_per_epoch)
+            _weights.refuse_for_als(x)
             return _als.fit(self, x, y, epochs=epochs, verbose=verbose, callbacks=callbacks,
                             initial_epoch=initial_epoch)
-        if class_weight is not None or sample_weight is not None:
-            raise ValueError("fit: class_weight and sample_weight are not supported by neurec")
-        if steps_per_epoch is not None:
-            raise ValueError("fit: steps_per_epoch is not supported; every epoch covers the data once")
         opts = _training.fit_options(self._check_batch_size(batch_size), epochs, initial_epoch,
                                      validation_freq, validation_split, shuffle, verbose, seed)
         plan = self._get_plan()
         if opts.seed is None:
             opts = opts._replace(seed=_training.default_seed())
-        data = _training.TrainingData(self, self._builder, x, y, opts.validation_split,
-                                      validation_data)
-        if data.sampler is not None:  # for recommend(unknown='popular')
-            self._item_popularity = data.sampler.item_popularity()
-        return _training.run(self, plan, data, opts, callbacks)
+        source = _adapters.fit_source(self, self._builder, x, y, batch_size, opts, steps_per_epoch,
+                                      validation_data, validation_steps, sample_weight,
+                                      class_weight)
+        if source.sampler is not None:  # for recommend(unknown='popular')
+            self._item_popularity = source.sampler.item_popularity()
+        return _training.run(self, plan, source, opts, callbacks)
 
     @staticmethod
     def _check_batch_size(batch_size) -> int:
@@ -400,87 +430,69 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
 
     # -- inference ---------------------------------------------------------------
     def _predict_arrays(self, inputs: List[np.ndarray]) -> np.ndarray:
-        plan = self._get_plan()
-        n = inputs[0].shape[0]
-        out = np.empty((n,) + tuple(self.output_shape[1:]), dtype=np.float32)
-        run_chunked(lambda s, e: plan.predict([a[s:e] for a in inputs], out[s:e]), n)
-        return out
+        return predict_arrays(self, inputs)  # silent, no callbacks: evaluate, validation
 
     def predict(self, x, batch_size: Optional[int] = None, verbose: Union[str, int] = "auto",
                 steps=None, callbacks=None) -> np.ndarray:
         """Outputs for the samples of ``x``, computed in C across threads.
 
         Args:
-            x: Input data (see :meth:`fit`).
-            batch_size: Accepted for compatibility (C picks its own blocks).
-            verbose: Ignored (prediction is a single C call).
+            x: Input data (see :meth:`fit`), or batches (a generator, iterable, list or
+                PyDataset) of ``x``, ``(x,)`` or ``(x, y)`` (``y`` is not read).
+            batch_size: Samples per batch (default 32): the unit of the progress bar and
+                of the callbacks' batch indices; C predicts whole chunks of batches per
+                call, so it never changes the outputs or the speed. Not with batches.
+            verbose: ``'auto'`` (a bar when the output is interactive), 0 (silent), 1 (a
+                bar) or 2 (one line at the end). Nothing is printed for a call shorter
+                than two seconds.
+            steps: With batches, how many to read (needed for an endless generator);
+                with arrays it must be None.
+            callbacks: :class:`neurec.callbacks.Callback` objects: ``on_predict_begin``,
+                ``on_predict_batch_begin`` / ``on_predict_batch_end`` once per chunk of
+                batches (the first and last batch index, the end hook's logs holding the
+                chunk's ``"outputs"``) and ``on_predict_end``, as in Keras.
 
         Returns:
             A float32 array of shape ``(n,) + output_shape[1:]``.
 
         Raises:
-            ValueError: For invalid inputs (shapes, lengths, NaN, out-of-range ids).
+            ValueError: For invalid inputs (shapes, lengths, NaN, out-of-range ids), an
+                invalid ``verbose`` or ``steps``.
+
+        Example:
+            >>> scores = model.predict([users, items], verbose=0)
         """
-        self._check_batch_size(batch_size)
         self._get_plan()
+        if _adapters.input_kind("predict", x) == "batches":
+            return _adapters.predict_batches(self, self._builder, x, batch_size, steps, verbose,
+                                             callbacks)
+        batch_size = self._check_batch_size(batch_size)
+        if steps is not None:
+            raise ValueError("predict: steps is not supported; predict covers x once")
         inputs = _data.prepare_inputs(self, x, self._builder)
-        return self._predict_arrays(inputs)
+        return predict_arrays(self, inputs, batch_size, verbose, callbacks)
 
     def predict_on_batch(self, x) -> np.ndarray:
-        """Same as :meth:`predict`."""
-        return self.predict(x)
+        """Same as :meth:`predict` (silent)."""
+        return self.predict(x, verbose=0)
 
     def __call__(self, x, training: bool = False):
+        if training:
+            _keras_api.warn_ignored("Model.__call__", "training=True", "it runs inference "
+                                    "(Dropout off); train_on_batch takes a training step")
         if isinstance(x, KerasTensor) or (isinstance(x, (list, tuple)) and x and
                                           isinstance(x[0], KerasTensor)):
             raise ValueError("Calling a neurec Model on symbolic tensors (nesting models) is not "
                              "supported; build one graph from the layers instead")
-        return self.predict(x)
-
-    def _evaluate_arrays(self, inputs, labels) -> Dict[str, float]:
-        pred = self._predict_arrays(inputs)
-        res = {"loss": self.loss(labels, pred) + self._regularization_penalty()}
-        for m in self.compiled_metrics:
-            res[m.name] = float(m.from_arrays(labels, pred))
-        return res
-
-    def evaluate(self, x=None, y=None, batch_size: Optional[int] = None,
-                 verbose: Union[str, int] = "auto", sample_weight=None, steps=None,
-                 callbacks=None, return_dict: bool = False):
-        """Loss and metrics on ``(x, y)``, as ``keras.Model.evaluate``.
-
-        Returns:
-            The loss alone if there are no metrics, else ``[loss, *metrics]``; or a dict
-            with ``return_dict=True``.
-
-        Raises:
-            RuntimeError: If the model was not compiled.
-            ValueError: For invalid data.
-        """
-        if not self._compiled:
-            raise RuntimeError("You must compile the model before evaluating it")
-        if sample_weight is not None:
-            raise ValueError("evaluate: sample_weight is not supported by neurec")
-        verbose_level = _training.check_verbose("evaluate", verbose)
-        self._check_batch_size(batch_size)
-        self._get_plan()
-        inputs = _data.prepare_inputs(self, x, self._builder)
-        out_size = int(np.prod(self.output_shape[1:]))
-        labels = _data.prepare_labels(y, inputs[0].shape[0], out_size)
-        res = self._evaluate_arrays(inputs, labels)
-        if verbose_level > 0 and verbose != "auto":
-            print(" - ".join(f"{k}: {v:.4f}" for k, v in res.items()))
-        if return_dict:
-            return res
-        vals = list(res.values())
-        return vals[0] if len(vals) == 1 else vals
+        return self.predict(x, verbose=0)
 
     # -- recommendation ------------------------------------------------------------
     def recommend(self, users=None, k: int = 10, exclude=None, items=None, user_features=None,
                   item_features=None, user_input: Optional[str] = None,
                   item_input: Optional[str] = None, user_encoder=None, item_encoder=None,
                   unknown: str = "error", histories=None, seed: Optional[int] = None,
-                  fold_in_options: Optional[Dict[str, Any]] = None):
+                  fold_in_options: Optional[Dict[str, Any]] = None,
+                  verbose: Union[str, int] = "auto"):
         """The ``k`` best items for each user, scored in C across all cores.
 
         Works for any model with a user-id input and an item-id input (by default the
@@ -499,18 +511,23 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
                 ``(user_ids, item_ids)`` pair, a scipy.sparse matrix or a
                 :class:`neurec.data.InteractionMatrix`. Default: the model's
                 :attr:`seen_matrix` if it has one; ``False`` skips nothing.
-            items: Optional candidate item ids (default: the whole catalog).
+            items: Optional candidate items (default: the whole catalog): raw ids when an
+                item encoder is in use (raw ids it does not know raise ``ValueError``,
+                naming them), else codes.
             user_features, item_features: ``{input_name: array}`` side features indexed
                 by user / item id, for hybrid models with extra inputs.
             user_input, item_input: Names of the id inputs when not the first two.
-            user_encoder, item_encoder: :class:`neurec.data.IdEncoder` objects: users are
-                given as raw ids and items are returned as raw ids. Default: the model's
+            user_encoder, item_encoder: :class:`neurec.data.IdEncoder` objects: users (and
+                ``items=``) are given as raw ids and items are returned as raw ids. Default: the model's
                 own (:meth:`attach_encoders`); ``False`` means codes in and out.
             unknown: ``'error'`` (default) raises for users outside the model's id range;
-                ``'popular'`` gives them the most popular candidate items (cold start),
-                popularity coming from the training data of a ``NegativeSampler`` fit or
-                from ``exclude``. With ``histories``: ``'error'`` or ``'ignore'`` (skip,
-                with a warning) for history items the model does not know.
+                ``'popular'`` gives each of them the ``k`` most popular candidate items
+                (cold start; popularity from the training data of a ``NegativeSampler``
+                fit or from ``exclude``), ordered and scored by the model's output for the
+                average user (every user table's mean row, as a fold-in with
+                ``init='mean'`` starts): scores on the model's scale, best first. With
+                ``histories``: ``'error'`` or ``'ignore'`` (skip, with a warning) for
+                history items the model does not know.
             histories: Instead of ``users``, users the model has never seen, each given by
                 the items they interacted with (a list of item-id lists, raw ids with an
                 item encoder, or a sparse matrix with one row per user): they are folded
@@ -519,32 +536,42 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
                 model is not changed. ``exclude`` is then None (skip each history's items)
                 or False (skip nothing). Row ``r`` of the result is history ``r``.
             seed: Seed of the fold-in with ``histories`` (default: neurec's global RNG).
+            verbose: ``'auto'`` (a bar when the output is interactive), 0 (silent), 1 (a
+                bar, in users) or 2 (one line at the end); nothing is printed for a call
+                shorter than two seconds. With ``histories`` the fold-in has a bar first.
 
         Returns:
             ``(item_ids, scores)``, arrays of shape ``(len(users), k)``, best first; scores
-            are the model's outputs (popularity counts for cold-start users). Equal
+            are the model's outputs (for the average user in rows of unknown users). Equal
             outputs are ordered by item id, except on the dot-product fast path, where
             outputs that tie in float32 (a saturated sigmoid) are ordered by the exact
             score before the final activation.
 
         Raises:
-            ValueError: For unknown users (with ``unknown='error'``), ``k < 1``, bad ids.
+            ValueError: For unknown users (with ``unknown='error'``), unknown raw
+                ``items``, ``k < 1``, bad ids, an invalid ``verbose``.
+
+        Example:
+            >>> ids, scores = model.recommend(["C000123"], k=10, items=["sku-7", "sku-9"])
         """
         if histories is not None:
             if users is not None:
                 raise ValueError("recommend: pass users or histories, not both")
             _, _, item_encoder = self._recommend_defaults(False, False, item_encoder)
             return self._recommend_histories(histories, k, exclude, items, item_encoder, unknown,
-                                             seed, user_input, item_input, fold_in_options, Model)
+                                             seed, user_input, item_input, fold_in_options, Model,
+                                             verbose)
         if users is None:
             raise ValueError("recommend: pass users (ids the model knows) or histories")
         exclude, user_encoder, item_encoder = self._recommend_defaults(exclude, user_encoder,
                                                                        item_encoder)
-        return recommend_mod.recommend(
-            self, users, k=k, exclude=exclude, items=items, user_features=user_features,
-            item_features=item_features, user_input=user_input, item_input=item_input,
-            user_encoder=user_encoder, item_encoder=item_encoder, unknown=unknown,
-            item_popularity=self._item_popularity, make_model=Model)
+        return distributed_recommend(  # DataParallel: each rank its share of the users
+            lambda share, verbose: recommend_mod.recommend(
+                self, share, k=k, exclude=exclude, items=items, user_features=user_features,
+                item_features=item_features, user_input=user_input, item_input=item_input,
+                user_encoder=user_encoder, item_encoder=item_encoder, unknown=unknown,
+                item_popularity=self._item_popularity, make_model=Model, verbose=verbose),
+            users, verbose)
 
     def partial_fit_users(self, users, interactions, optimizer=None) -> np.ndarray:
         """Fold in users: solve their vectors exactly with the item side held fixed.
@@ -588,7 +615,12 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
     # -- summary, config, saving -------------------------------------------------
     def summary(self, line_length: Optional[int] = None, positions=None, print_fn=None,
                 expand_nested: bool = False, show_trainable: bool = False) -> None:
-        """Print a table of layers, output shapes, parameter counts and connections."""
+        """Print a table of layers, output shapes, parameter counts and connections.
+
+        ``positions`` and ``show_trainable=True`` have no effect (they warn once);
+        ``expand_nested`` has nothing to expand (neurec models do not nest).
+        """
+        _keras_api.check_summary_args(positions, show_trainable)
         text = summary_text(self, line_length)
         (print_fn or print)(text)
 
@@ -627,30 +659,6 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn):
     def _from_graph(cls, inputs: List[KerasTensor], output: KerasTensor,
                     name: Optional[str]) -> "Model":
         return cls(inputs, output, name=name)
-
-    def save(self, filepath, overwrite: bool = True, **kwargs) -> None:
-        """Save graph, weights, compile settings and optimizer state to one ``.neurec`` file.
-
-        The file is a zip of ``config.json`` and ``.npy`` arrays (no pickle), written
-        to a temporary file and renamed, so a crash never leaves a half-written model.
-
-        Raises:
-            ValueError: If ``filepath`` does not end in ``.neurec`` or ``.keras``.
-            FileExistsError: If it exists and ``overwrite`` is False.
-        """
-        saving.save_model(self, filepath, overwrite=overwrite)
-
-    def save_weights(self, filepath, overwrite: bool = True) -> None:
-        """Save the weights alone to a ``.weights.npz`` file (atomically)."""
-        saving.save_weights(self, filepath, overwrite=overwrite)
-
-    def load_weights(self, filepath, skip_mismatch: bool = False) -> None:
-        """Load weights saved by :meth:`save_weights` (or a full ``.neurec`` file), in place.
-
-        Raises:
-            ValueError: If the file is corrupted or its shapes do not match.
-        """
-        saving.load_weights(self, filepath)
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}>"

@@ -32,6 +32,7 @@ from neurec.models._chunks import run_chunked
 from neurec.models._dot import dot_structure
 from neurec.models._functional import run_numpy
 from neurec.models._fused import ncf_parts
+from neurec.utils.progbar import waiting_bar
 
 __all__ = ["recommend", "score_items"]
 
@@ -225,7 +226,7 @@ def hoisted_pair_model(model, roles, make_model: Callable):
 
 
 def _pairs_scores(model, roles, users, items):
-    out = model.predict(roles.pair_inputs(users, items))
+    out = model.predict(roles.pair_inputs(users, items), verbose=0)
     out = out.reshape(out.shape[0], -1)
     if out.shape[1] != 1:
         raise ValueError(f"recommend needs a model with one score per (user, item); the output "
@@ -261,7 +262,8 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
               item_features: Optional[Dict[str, Any]] = None, user_input: Optional[str] = None,
               item_input: Optional[str] = None, user_encoder=None, item_encoder=None,
               unknown: str = "error", item_popularity: Optional[np.ndarray] = None,
-              make_model: Optional[Callable] = None) -> Tuple[np.ndarray, np.ndarray]:
+              make_model: Optional[Callable] = None, verbose: Any = 0,
+              since: Optional[float] = None) -> Tuple[np.ndarray, np.ndarray]:
     """``Model.recommend`` (see there), for ``model``.
 
     Args:
@@ -270,7 +272,11 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
         make_model: Builds the faster scoring model of :func:`hoisted_pair_model`
             (``neurec.models.Model``); without it, models that are not dot products are
             scored as they are (same results, slower).
+        verbose: The progress bar (:func:`neurec.utils.progbar.waiting_bar`), in users,
+            updated between chunks of users; default silent.
+        since: When the caller's call started (progbar clock), if earlier than this one.
     """
+    bar = waiting_bar("recommend", verbose, None, unit_name="user", since=since)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
     if unknown not in ("error", "popular"):
@@ -290,6 +296,7 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
         if raw_users.dtype == object or raw_users.dtype.kind not in "iuf":
             raise TypeError("users must be integer ids (pass user_encoder= for raw ids)")
         u = _as_ids(raw_users, "users", fractional=TypeError)
+    bar.target = u.size
     n_users = roles.n_users if roles.n_users is not None else int(u.max()) + 1
     known = (u >= 0) & (u < n_users)
     if not known.all() and unknown == "error":
@@ -298,7 +305,7 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
                          "to recommend popular items to new users")
     n_items = roles.n_items
     if items is not None:
-        cand = np.unique(_as_ids(items, "items"))
+        cand = np.unique(_candidate_ids(items, item_encoder))
         if cand.size == 0 or cand.min() < 0 or cand.max() >= n_items:
             raise ValueError(f"items must be a non-empty set of ids in [0, {n_items}); add items "
                              "to the model with model.resize_embeddings")
@@ -340,6 +347,7 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
             _core.score_topk(uv[s:e], iv, ib, kk,
                              indptr, indices if indptr is not None else None,
                              rows[s:e] if indptr is not None else None, oid[s:e], osc[s:e])
+            bar.update(e, finalize=False)
 
         per_user = max(1, iv.shape[0] * iv.shape[1])
         min_users = 64 * num_threads()
@@ -366,7 +374,8 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
             b_indices = pos[hit].astype(np.int32)
         fused = ncf_parts(scorer, sroles.u_in, sroles.i_in) if len(sroles.names) == 2 else None
         if fused is not None:  # NeuMF / MLP: tower, GMF and top-K fused in C (_fused.py)
-            ids[uk] = fused.topk(ku, kk, cand, b_indptr, b_indices, ku)[0]
+            ids[uk] = fused.topk(ku, kk, cand, b_indptr, b_indices, ku,
+                                 progress=lambda e: bar.update(e, finalize=False))[0]
         else:
             for s, ub, block in _score_blocks(scorer, sroles, ku, cols):
                 # exclude was converted and checked once above; the C top-K reads it as is
@@ -376,6 +385,7 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
                 if cand is not None:
                     bi = np.where(bi >= 0, cand[np.maximum(bi, 0)], -1)
                 ids[uk[s:s + ub.size]] = bi
+                bar.update(s + ub.size, finalize=False)
     # exact model scores of the chosen items
     valid = ids[uk] >= 0
     if uk.size and valid.any():
@@ -386,25 +396,11 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
         scores[uk] = sub
     unk = np.flatnonzero(~known)
     if unk.size:
-        pop = item_popularity
-        if pop is None and indptr is not None:
-            pop = np.bincount(indices, minlength=n_items).astype(np.float32)
-        if pop is None:
-            raise ValueError("unknown='popular' needs item popularity: pass exclude= (the training "
-                             "interactions) or train with a NegativeSampler")
-        pop = np.asarray(pop, np.float32)
-        if pop.size < n_items:  # items added since (resize_embeddings): no interactions yet
-            pop = np.concatenate([pop, np.zeros(n_items - pop.size, np.float32)])
-        if cand is not None:
-            mask = np.full(n_items, np.nan, np.float32)
-            mask[cand] = pop[cand]
-            pop = mask
-        elif retired is not None:
-            pop = pop.copy()
-            pop[retired] = np.nan
-        pi, ps = top_k(pop, kk, users=np.zeros(unk.size, np.int64))
-        ids[unk] = pi
-        scores[unk] = ps
+        row_ids, row_scores = _unknown_user_row(model, roles, kk, cand, retired, indptr, indices,
+                                                item_popularity)
+        ids[unk] = row_ids
+        scores[unk] = row_scores
+    bar.update(u.size, finalize=True)
     if item_encoder is not None:
         out = np.empty(ids.shape, dtype=object)
         ok = ids >= 0
@@ -412,6 +408,105 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
         out[~ok] = None
         return out, scores
     return ids, scores
+
+
+def _candidate_ids(items: Any, item_encoder) -> np.ndarray:
+    """Codes of the candidate ``items``: raw ids through ``item_encoder`` when there is one.
+
+    Raises:
+        ValueError: For raw ids the encoder does not know (naming up to five of them).
+    """
+    if item_encoder is None:
+        return _as_ids(items, "items")
+    raw = np.asarray(items).ravel()
+    if raw.size == 0:
+        return np.empty(0, np.int64)
+    try:
+        codes = np.asarray(item_encoder.transform(raw), dtype=np.int64)
+    except ValueError:  # unknown ids: find them all (a copy of the encoder: error path only)
+        codes = _transform_ignore(item_encoder, raw)
+    bad = codes < 0
+    if bad.any():
+        raise ValueError(f"items: {int(bad.sum())} raw item id(s) are unknown to the item "
+                         f"encoder ({', '.join(repr(v) for v in raw[bad][:5].tolist())}); a model "
+                         "scores only items it knows (model.update adds new ones): drop them from "
+                         "items=, or pass item_encoder=False to give codes")
+    return codes
+
+
+def _unknown_user_row(model, roles, kk: int, cand, retired, indptr, indices, item_popularity
+                      ) -> Tuple[np.ndarray, np.ndarray]:
+    """The recommendations of every unknown user (``unknown='popular'``): the ``kk`` most
+    popular candidates, best first by the model's score for the average user.
+
+    Returns:
+        ``(ids, scores)`` of shape ``(kk,)``: ``-1`` / ``-inf`` past the candidates.
+
+    Raises:
+        ValueError: If no popularity is known, or the model cannot score an average user.
+    """
+    n_items = roles.n_items
+    pop = item_popularity
+    if pop is None and indptr is not None:
+        pop = np.bincount(indices, minlength=n_items).astype(np.float32)
+    if pop is None:
+        raise ValueError("unknown='popular' needs item popularity: pass exclude= (the training "
+                         "interactions) or train with a NegativeSampler")
+    pop = np.asarray(pop, np.float32)
+    if pop.size < n_items:  # items added since (resize_embeddings): no interactions yet
+        pop = np.concatenate([pop, np.zeros(n_items - pop.size, np.float32)])
+    if cand is not None:
+        mask = np.full(n_items, np.nan, np.float32)
+        mask[cand] = pop[cand]
+        pop = mask
+    elif retired is not None:
+        pop = pop.copy()
+        pop[retired] = np.nan
+    ids = top_k(pop, kk)[0][0]  # popularity first, ties by the lower id
+    scores = np.full(kk, -np.inf, np.float32)
+    ok = ids >= 0
+    sc = average_user_scores(model, roles, ids[ok])
+    order = np.argsort(-sc, kind="stable")  # equal scores keep the popularity order
+    ids[:sc.size], scores[:sc.size] = ids[ok][order], sc[order]
+    return ids, scores
+
+
+def average_user_scores(model, roles, items: np.ndarray) -> np.ndarray:
+    """The model's outputs for ``items`` and the average user: every Embedding table fed by
+    the user ids replaced by its mean row (as a folded-in user's rows start with
+    ``init='mean'``), float user side features by their mean. Computed in float64 through
+    the layers' NumPy forward, returned as float32.
+
+    Raises:
+        ValueError: If the user input feeds no Embedding, or a user side feature is not a
+            float array (a mean of category ids is not a category).
+    """
+    weights = {}
+    for node in model._nodes_in_order:
+        if isinstance(node.layer, Embedding) and node.inputs[0] is roles.u_in:
+            weights[(node.layer.name, 0)] = node.layer.embeddings.mean(axis=0, dtype=np.float64,
+                                                                       keepdims=True)
+    if not weights:
+        raise ValueError(f"unknown='popular': input {roles.uname!r} feeds no Embedding, so the "
+                         "model has no average user to score the popular items with")
+    n = items.size
+    xs = []
+    for nm in roles.names:
+        if nm == roles.uname:
+            xs.append(np.zeros((n, 1), np.int64))
+        elif nm == roles.iname:
+            xs.append(items.reshape(-1, 1))
+        elif nm in roles.user_features:
+            f = roles.user_features[nm]
+            if f.dtype.kind != "f":
+                raise ValueError(f"unknown='popular': user feature {nm!r} holds {f.dtype} values; "
+                                 "an unknown user is scored with the mean features, which needs "
+                                 "float features")
+            xs.append(np.broadcast_to(f.mean(axis=0), (n,) + f.shape[1:]))
+        else:
+            xs.append(roles.item_features[nm][items])
+    out, _ = run_numpy(model, xs, weights=weights)
+    return np.asarray(out, np.float64).reshape(n, -1)[:, 0].astype(np.float32)
 
 
 def _retired_in(model, n_items: int) -> Optional[np.ndarray]:

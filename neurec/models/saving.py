@@ -35,7 +35,16 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from neurec import distribution
 from neurec._atomic import atomic_write
+from neurec._filenames import (
+    MODEL_SUFFIXES,
+    WEIGHTS_SUFFIX,
+    check_model_path,
+    check_weights_path,
+    refuse_hdf5,
+    stem,
+)
 from neurec._registry import get_registered_object
 from neurec._version import __version__
 from neurec.data.encoders import IdEncoder
@@ -43,10 +52,6 @@ from neurec.data.interactions import InteractionMatrix
 from neurec.layers.base import expect_weight_shapes
 
 FORMAT = 1
-MODEL_SUFFIXES = (".neurec", ".keras")
-WEIGHTS_SUFFIX = ".weights.npz"
-
-
 def _npy_bytes(a: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(a), allow_pickle=False)
@@ -79,16 +84,49 @@ def _check_finite_state(model, opt_vars: List[np.ndarray], fn: str = "model.save
                              "save from an earlier checkpoint")
 
 
-def save_model(model, filepath, overwrite: bool = True) -> None:
-    filepath = os.fspath(filepath)
-    if not filepath.endswith(MODEL_SUFFIXES):
-        raise ValueError(f"model.save: the file name must end in '.neurec' (or '.keras'), got "
-                         f"{filepath!r}; use save_weights for '{WEIGHTS_SUFFIX}'")
+def save_model(model, filepath, overwrite: bool = True, include_optimizer: bool = True,
+               save_format=None, zipped=None) -> None:
+    """Save graph, weights, compile settings and optimizer state to one file (``model.save``).
+
+    The file is a zip of ``config.json`` and ``.npy`` arrays (no pickle), written to a
+    temporary file and renamed, so a crash never leaves a half-written model.
+
+    Args:
+        model: The model.
+        filepath: Path ending in ``.neurec`` or ``.keras`` (the same format).
+        overwrite: Replace an existing file (else ``FileExistsError``).
+        include_optimizer: Also save the optimizer's state (Keras's legacy HDF5
+            argument, honoured here); the compile settings are saved either way.
+        save_format: Deprecated in Keras 3: ``'keras'``/``'neurec'`` warn that the name
+            decides the format; other values raise.
+        zipped: ``None``/``True``; ``False`` (Keras's unzipped directory) raises.
+
+    Raises:
+        ValueError: If ``filepath`` does not end in ``.neurec`` or ``.keras`` (the message
+            names the file name to use), or for the weights of a diverged model.
+        FileExistsError: If it exists and ``overwrite`` is False.
+
+    Example:
+        >>> model.save("ncf.neurec")
+        >>> model.save("ncf.keras", include_optimizer=False)  # smaller, to serve
+    """
+    filepath = check_model_path(filepath, "model.save", "; save_weights saves the weights "
+                                "alone to a '.weights.npz' file")
+    if save_format is not None and save_format is not False:
+        if str(save_format).lower() not in ("keras", "neurec"):
+            raise ValueError(f"model.save: save_format={save_format!r} is not supported; "
+                             "remove it: the file name ('.neurec' or '.keras') sets the format")
+        warnings.warn("model.save: save_format is deprecated (as in Keras 3) and has no effect: "
+                      "the file name sets the format; remove it", UserWarning, stacklevel=3)
+    if zipped is not None and not zipped:
+        raise ValueError("model.save: zipped=False is not supported; neurec writes one zip file")
+    if distribution._skips_writes():  # under DataParallel rank 0 writes the one file
+        return
     cfg = {"format": FORMAT, "neurec_version": __version__, "model": model.get_config(),
            "compile": model.get_compile_config()}
     opt_vars: List[np.ndarray] = []
     if cfg["compile"] is not None:
-        if model.optimizer.built:  # else the state is created (zeros) on first use
+        if model.optimizer.built and include_optimizer:  # else created (zeros) on first use
             store: Dict[str, np.ndarray] = {}
             model.optimizer.save_own_variables(store)
             opt_vars = [store[str(i)] for i in range(len(store))]
@@ -194,6 +232,7 @@ def _check_members(z: zipfile.ZipFile, filepath, weights_only: bool = False) -> 
         name = info.filename
         shown = name if len(name) <= 80 else name[:80] + "..."
         if not (_WEIGHTS_MEMBER if weights_only else _MEMBER).match(name):
+            _explain_foreign(filepath, [i.filename for i in infos], weights_only)
             raise _corrupt(filepath, f"unexpected member {shown!r} (a neurec file holds only "
                                      + ("wNNNNN.npy arrays" if weights_only else
                                         "config.json, weights/NNNNN.npy, optimizer/NNNNN.npy, "
@@ -216,6 +255,22 @@ def _check_members(z: zipfile.ZipFile, filepath, weights_only: bool = False) -> 
         raise ValueError(f"{filepath} is not a neurec model file (no config.json)")
     if z.getinfo("config.json").file_size > MAX_CONFIG_BYTES:
         raise _corrupt(filepath, f"config.json is larger than {MAX_CONFIG_BYTES} bytes")
+
+
+def _explain_foreign(filepath, names: List[str], weights_only: bool) -> None:
+    """A clear ValueError for a valid file of the other kind: a weights file passed to
+    load_model, a model file read as weights, a ``.keras`` file Keras wrote."""
+    if "model.weights.h5" in names or "metadata.json" in names:
+        raise ValueError(f"{filepath} was written by Keras, not neurec: neurec cannot read "
+                         "Keras's HDF5 weights; build the model in neurec and copy the weights "
+                         "with set_weights(keras_model.get_weights())")
+    if not weights_only and names and all(_WEIGHTS_MEMBER.match(n) for n in names):
+        raise ValueError(f"{filepath} holds weights alone (a save_weights file), not a model: "
+                         f"name it '{stem(os.fspath(filepath))}{WEIGHTS_SUFFIX}', build the "
+                         "model with the code that made it and call model.load_weights on it")
+    if weights_only and "config.json" in names:
+        raise ValueError(f"load_weights: {filepath} is a model file; name it '.neurec' or "
+                         "'.keras' to load its weights, or use load_model")
 
 
 def _open_zip(filepath, weights_only: bool = False) -> zipfile.ZipFile:
@@ -438,7 +493,8 @@ def _restore_retired(cfg, model, filepath) -> None:
         model.retire_items(np.array(retired, np.int64))
 
 
-def load_model(filepath, custom_objects: Optional[dict] = None, compile: bool = True, safe_mode=True):
+def load_model(filepath, custom_objects: Optional[dict] = None, compile: bool = True,
+               safe_mode: bool = True):
     """Load a model saved with ``model.save``.
 
     The file is untrusted input: loading never runs code (no pickle), accepts only the
@@ -448,9 +504,11 @@ def load_model(filepath, custom_objects: Optional[dict] = None, compile: bool = 
     "Security and robustness").
 
     Args:
-        filepath: Path of a ``.neurec`` file.
+        filepath: Path of a ``.neurec`` or ``.keras`` file written by neurec.
         custom_objects: Mapping of custom layer class names to classes.
         compile: Restore the compile settings and optimizer state.
+        safe_mode: Always safe in neurec (nothing in a file is ever run): ``False``
+            changes nothing and warns.
 
     Returns:
         The model, with weights (and optimizer state) restored.
@@ -458,8 +516,24 @@ def load_model(filepath, custom_objects: Optional[dict] = None, compile: bool = 
     Raises:
         FileNotFoundError: If the file does not exist.
         ValueError: If the file is corrupted, crafted or inconsistent (the message names
-            the member and what is wrong with it).
+            the member and what is wrong with it), a weights file (use
+            ``model.load_weights``) or a Keras file (HDF5, or a ``.keras`` Keras wrote).
+
+    Example:
+        >>> model = neurec.models.load_model("ncf.neurec")
     """
+    filepath = os.fspath(filepath)
+    refuse_hdf5(filepath, "load_model")
+    if filepath.endswith(WEIGHTS_SUFFIX):
+        raise ValueError(f"load_model: {filepath!r} holds weights alone (from save_weights); "
+                         f"build the model with the code that made it, then call "
+                         f"model.load_weights({filepath!r})")
+    if not isinstance(safe_mode, (bool, np.bool_)):
+        raise TypeError(f"load_model: safe_mode must be True or False, got {safe_mode!r}")
+    if not safe_mode:
+        warnings.warn("load_model: safe_mode=False has no effect in neurec: loading never runs "
+                      "code from a file (no pickle, no lambda layers), so there is nothing "
+                      "unsafe to allow", UserWarning, stacklevel=2)
     with _open_zip(filepath) as z:
         cfg = _load_json(z, filepath)
         names = _stored(z, "weights", filepath)
@@ -491,9 +565,18 @@ def load_model(filepath, custom_objects: Optional[dict] = None, compile: bool = 
 
 
 def save_weights(model, filepath, overwrite: bool = True) -> None:
-    filepath = os.fspath(filepath)
-    if not filepath.endswith(WEIGHTS_SUFFIX):
-        raise ValueError(f"save_weights: the file name must end in '{WEIGHTS_SUFFIX}', got {filepath!r}")
+    """Save the weights alone to a ``.weights.npz`` file, atomically (``model.save_weights``).
+
+    Raises:
+        ValueError: If ``filepath`` does not end in ``.weights.npz`` or Keras's
+            ``.weights.h5`` (written in neurec's format, with a note), or for the
+            weights of a diverged model.
+        FileExistsError: If it exists and ``overwrite`` is False.
+    """
+    filepath = check_weights_path(filepath, "save_weights", "; model.save(" + repr(
+        stem(os.fspath(filepath)) + ".neurec") + ") saves the whole model")
+    if distribution._skips_writes():
+        return
     arrays = {f"w{i:05d}": w for i, w in enumerate(model.weights)}
     _check_finite_state(model, [], "save_weights")
 
@@ -503,27 +586,78 @@ def save_weights(model, filepath, overwrite: bool = True) -> None:
     atomic_write(filepath, write_npz, overwrite=overwrite)
 
 
-def _read_weight_members(z, names: List[str], model, filepath) -> List[np.ndarray]:
-    """The weight arrays ``names`` of an open file, their headers checked against the
-    model's weights before any array is read."""
+def _matching_weights(z, names: List[str], model, filepath, skip_mismatch: bool) -> List[tuple]:
+    """``(model weight, member name)`` pairs to load, checked on the members' headers before
+    any array is read. Members are the model's weights in order (files hold no names); with
+    ``skip_mismatch`` a layer whose stored shapes differ is skipped with a warning (Keras)."""
     headers = [_npy_header(z, n, filepath) for n in names]
-    if len(names) != len(model.weights) or any(
-            h.shape != w.shape for h, w in zip(headers, model.weights)):
-        raise ValueError(f"{filepath}: its {len(names)} weight arrays do not match the "
-                         f"model's {len(model.weights)} (shapes differ)")
-    return [_read_npy(z, n, filepath) for n in names]
+    if len(names) != len(model.weights):
+        raise ValueError(
+            f"{filepath}: holds {len(names)} weight arrays, the model has {len(model.weights)}; "
+            "shapes cannot be matched" + (" (neurec weight files hold the arrays in layer "
+                                          "order without names, so skip_mismatch=True needs "
+                                          "as many arrays as the model)" if skip_mismatch else ""))
+    pairs, pos = [], 0
+    for k, layer in enumerate(model.layers):
+        ws = layer.weights
+        got = [h.shape for h in headers[pos:pos + len(ws)]]
+        want = [w.shape for w in ws]
+        if got != want:
+            what = (f"layer #{k} ({layer.name!r}) expects weights of shapes {want}, {filepath} "
+                    f"holds shapes {got}")
+            if not skip_mismatch:
+                raise ValueError(f"{what}: the file's weight shapes do not match the model's "
+                                 "(load_weights(..., skip_mismatch=True) skips such layers)")
+            warnings.warn(f"load_weights: skipping {what} (skip_mismatch=True)", UserWarning,
+                          stacklevel=4)
+        else:
+            pairs.extend(zip(ws, names[pos:pos + len(ws)]))
+        pos += len(ws)
+    return pairs
 
 
-def load_weights(model, filepath) -> None:
+def _holds_config(filepath: str) -> bool:
+    """Whether a file of any name is a model zip (else it is read as a weights file)."""
+    try:
+        with zipfile.ZipFile(filepath) as z:
+            return "config.json" in z.namelist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError,
+            NotImplementedError):
+        return False  # _open_zip reports it
+
+
+def load_weights(model, filepath, skip_mismatch: bool = False) -> None:
+    """Load weights into ``model`` in place (``model.load_weights``).
+
+    Args:
+        model: The model, built as the one that saved the weights.
+        filepath: A ``.weights.npz`` file from ``save_weights``, or a ``.neurec``/``.keras``
+            model file (its weights only). Another name is read as what it holds.
+        skip_mismatch: Skip, with a warning, the layers whose stored weights have other
+            shapes (as Keras); the file must still hold as many arrays as the model.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        ValueError: If the file is corrupted, a Keras HDF5 file, or its shapes do not
+            match (without ``skip_mismatch``); the model is then left unchanged.
+
+    Example:
+        >>> model.save_weights("ncf.weights.npz")
+        >>> twin = build_model(); twin.load_weights("ncf.weights.npz")
+    """
     filepath = os.fspath(filepath)
-    if filepath.endswith(MODEL_SUFFIXES):
-        with _open_zip(filepath) as z:
+    if not isinstance(skip_mismatch, (bool, np.bool_)):
+        raise TypeError(f"load_weights: skip_mismatch must be True or False, got {skip_mismatch!r}")
+    refuse_hdf5(filepath, "load_weights")
+    as_model = filepath.endswith(MODEL_SUFFIXES) or (
+        not filepath.endswith(WEIGHTS_SUFFIX) and _holds_config(filepath))
+    with _open_zip(filepath, weights_only=not as_model) as z:
+        if as_model:
             names = _stored(z, "weights", filepath)
-            arrays = _read_weight_members(z, names, model, filepath)
-    else:
-        with _open_zip(filepath, weights_only=True) as z:
+        else:
             names = sorted(z.namelist())
             if names != [f"w{i:05d}.npy" for i in range(len(names))]:
                 raise _corrupt(filepath, "weight arrays must be numbered w00000.npy, w00001.npy, ...")
-            arrays = _read_weight_members(z, names, model, filepath)
-    _assign(model.weights, arrays, filepath, names)
+        pairs = _matching_weights(z, names, model, filepath, bool(skip_mismatch))
+        arrays = [_read_npy(z, n, filepath) for _, n in pairs]
+    _assign([w for w, _ in pairs], arrays, filepath, [n for _, n in pairs])

@@ -5,6 +5,20 @@ Each builder returns an ordinary :class:`neurec.models.Model` with inputs
 summary, save and recommend all work. Defaults follow the paper's Keras code:
 embeddings ``N(0, 0.01)``, hidden layers ReLU, the prediction layer
 ``Dense(1, sigmoid)`` with ``lecun_uniform`` weights.
+
+Every builder's docstring has an example that runs as printed on a small
+synthetic shop (``tests/test_zoo.py`` runs them)::
+
+    from neurec.data import NegativeSampler
+    from neurec.datasets import make_purchases
+    from neurec.models import NeuMF
+
+    shop = make_purchases(n_users=100, n_items=200)      # ids 0..n-1 in user_index, item_index
+    sampler = NegativeSampler((shop.user_index, shop.item_index))   # 4 fresh negatives an epoch
+    model = NeuMF(n_users=100, n_items=200)
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    history = model.fit(sampler, epochs=2, batch_size=256)
+    ids, scores = model.recommend([0, 1], k=5, exclude=sampler.matrix)
 """
 from typing import Optional, Sequence
 
@@ -43,13 +57,30 @@ def GMF(n_users: int, n_items: int, factors: int = 8, reg: float = 0.0,
     """Generalized Matrix Factorization: ``sigmoid(h . (p_u * q_i))``.
 
     Args:
-        n_users, n_items: Sizes of the id ranges.
+        n_users, n_items: Sizes of the id ranges (ids are ``0..n-1``).
         factors: Embedding size (the paper's "predictive factors", default 8).
         reg: L2 penalty on the embeddings.
         name: Model name.
 
     Returns:
         A Model with inputs ``[user, item]`` and output ``(None, 1)``.
+
+    Raises:
+        ValueError: If ``n_users`` or ``n_items`` is not a positive integer.
+
+    Example:
+        >>> from neurec.data import NegativeSampler
+        >>> from neurec.datasets import make_purchases
+        >>> from neurec.models import GMF
+        >>> shop = make_purchases(n_users=100, n_items=200)   # ids in user_index, item_index
+        >>> model = GMF(n_users=100, n_items=200, factors=8)
+        >>> model.count_params()                               # (100 + 200) * 8 + 8 + 1
+        2409
+        >>> model.compile(optimizer="adam", loss="binary_crossentropy")
+        >>> history = model.fit(NegativeSampler((shop.user_index, shop.item_index)),
+        ...                     epochs=2, batch_size=256, verbose=0)
+        >>> model.predict([[0, 1], [5, 7]], verbose=0).shape   # users 0, 1 with items 5, 7
+        (2, 1)
     """
     _check(n_users, n_items)
     u, i = _inputs()
@@ -87,12 +118,34 @@ def MLP(n_users: int, n_items: int, layers: Sequence[int] = (64, 32, 16, 8),
     """Multi-Layer Perceptron over concatenated user and item embeddings.
 
     Args:
+        n_users, n_items: Sizes of the id ranges (ids are ``0..n-1``).
         layers: Tower sizes; ``layers[0]`` is the concatenated embedding size (each
             embedding is ``layers[0] // 2`` wide), the rest are ReLU layers.
         reg_layers: L2 penalty per entry of ``layers``.
+        name: Model name.
 
     Returns:
         A Model with inputs ``[user, item]`` and output ``(None, 1)``.
+
+    Raises:
+        ValueError: If ``n_users`` or ``n_items`` is not a positive integer, ``layers``
+            is empty, has a size below 1 or an odd first size, or ``reg_layers`` has
+            another length than ``layers``.
+
+    Example:
+        >>> from neurec.data import NegativeSampler
+        >>> from neurec.datasets import make_purchases
+        >>> from neurec.models import MLP
+        >>> shop = make_purchases(n_users=100, n_items=200)
+        >>> model = MLP(n_users=100, n_items=200, layers=(32, 16, 8))
+        >>> [layer.units for layer in model.layers if hasattr(layer, "units")]
+        [16, 8, 1]
+        >>> model.compile(optimizer="adam", loss="binary_crossentropy")
+        >>> history = model.fit(NegativeSampler((shop.user_index, shop.item_index)),
+        ...                     epochs=2, batch_size=256, verbose=0)
+        >>> ids, scores = model.recommend([0, 1], k=5)         # top 5 items of users 0 and 1
+        >>> ids.shape, scores.shape
+        ((2, 5), (2, 5))
     """
     _check(n_users, n_items)
     u, i = _inputs()
@@ -107,13 +160,33 @@ def NeuMF(n_users: int, n_items: int, factors: int = 8, layers: Sequence[int] = 
     """Neural Matrix Factorization: GMF and MLP side by side, fused by ``Dense(1, sigmoid)``.
 
     Args:
+        n_users, n_items: Sizes of the id ranges (ids are ``0..n-1``).
         factors: GMF embedding size.
         layers: MLP tower (see :func:`MLP`).
         reg_mf: L2 penalty on the GMF embeddings.
         reg_layers: L2 penalty per MLP layer.
+        name: Model name.
 
     Returns:
         A Model with inputs ``[user, item]`` and output ``(None, 1)``.
+
+    Raises:
+        ValueError: As :func:`GMF` and :func:`MLP`.
+
+    Example:
+        >>> from neurec.data import NegativeSampler
+        >>> from neurec.datasets import make_purchases
+        >>> from neurec.models import NeuMF
+        >>> shop = make_purchases(n_users=100, n_items=200)
+        >>> sampler = NegativeSampler((shop.user_index, shop.item_index), num_negatives=4)
+        >>> model = NeuMF(n_users=100, n_items=200, factors=8, layers=(32, 16, 8))
+        >>> model.output_shape
+        (None, 1)
+        >>> model.compile(optimizer="adam", loss="binary_crossentropy")
+        >>> history = model.fit(sampler, epochs=2, batch_size=256, verbose=0)
+        >>> ids, scores = model.recommend([0, 1], k=5, exclude=sampler.matrix)
+        >>> bool(sampler.matrix.contains(0, ids[0]).any())      # none bought by user 0
+        False
     """
     _check(n_users, n_items)
     u, i = _inputs()
@@ -130,8 +203,34 @@ def neumf_from_pretrained(gmf: Model, mlp: Model, alpha: float = 0.5, name: str 
     Embeddings and hidden layers are copied; the prediction layer is
     ``[alpha * h_gmf, (1 - alpha) * h_mlp]`` with bias ``alpha * b_gmf + (1 - alpha) * b_mlp``.
 
+    Args:
+        gmf: A :func:`GMF` model (trained).
+        mlp: An :func:`MLP` model (trained) with the same ``n_users`` and ``n_items``.
+        alpha: Weight of GMF in the merged prediction layer, in ``[0, 1]`` (the paper: 0.5).
+        name: Model name.
+
+    Returns:
+        An uncompiled NeuMF with GMF's factors and MLP's tower; compile it (the paper
+        fine-tunes with SGD) and fit.
+
     Raises:
         ValueError: If the models' sizes do not fit together or alpha is outside [0, 1].
+
+    Example:
+        >>> from neurec.data import NegativeSampler
+        >>> from neurec.datasets import make_purchases
+        >>> from neurec.models import GMF, MLP, neumf_from_pretrained
+        >>> shop = make_purchases(n_users=100, n_items=200)
+        >>> sampler = NegativeSampler((shop.user_index, shop.item_index))
+        >>> gmf, mlp = GMF(100, 200, factors=8), MLP(100, 200, layers=(32, 16, 8))
+        >>> for m in (gmf, mlp):
+        ...     m.compile(optimizer="adam", loss="binary_crossentropy")
+        ...     _ = m.fit(sampler, epochs=2, batch_size=256, verbose=0)
+        >>> model = neumf_from_pretrained(gmf, mlp, alpha=0.5)
+        >>> model.get_layer("prediction").kernel.shape          # 8 GMF + 8 MLP inputs
+        (16, 1)
+        >>> model.compile(optimizer="sgd", loss="binary_crossentropy")
+        >>> history = model.fit(sampler, epochs=1, batch_size=256, verbose=0)
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
@@ -161,14 +260,33 @@ def MF(n_users: int, n_items: int, factors: int = 64, use_bias: bool = True,
     dot-product fast path for it.
 
     Args:
+        n_users, n_items: Sizes of the id ranges (ids are ``0..n-1``).
         factors: Embedding size.
         use_bias: Learn per-user and per-item biases.
         reg: L2 penalty on embeddings and biases.
         init_stddev: Standard deviation of the embedding initialisation (0.01; 0.1 trained
             worse in every benchmark setting).
+        name: Model name.
 
     Returns:
         A Model with inputs ``[user, item]`` and output ``(None, 1)``.
+
+    Raises:
+        ValueError: If ``n_users`` or ``n_items`` is not a positive integer.
+
+    Example:
+        >>> from neurec.data import NegativeSampler
+        >>> from neurec.datasets import make_purchases
+        >>> from neurec.models import MF
+        >>> shop = make_purchases(n_users=100, n_items=200)
+        >>> model = MF(n_users=100, n_items=200, factors=16)
+        >>> model.count_params()                  # (100 + 200) * (16 + 1) + 1 + 1
+        5102
+        >>> model.compile(optimizer="adam", loss="binary_crossentropy")
+        >>> history = model.fit(NegativeSampler((shop.user_index, shop.item_index)),
+        ...                     epochs=2, batch_size=256, verbose=0)
+        >>> model.predict([[0, 1], [5, 7]], verbose=0).shape   # users 0, 1 with items 5, 7
+        (2, 1)
     """
     _check(n_users, n_items)
     u, i = _inputs()
@@ -214,12 +332,20 @@ def from_ials(als_model: Model, architecture: str = "neumf", layers: Sequence[in
         ValueError: If ``als_model`` is not a dot-product model or ``architecture`` is unknown.
 
     Example:
-        >>> mf = MF(n_users, n_items, factors=64, use_bias=False)
-        >>> mf.compile(optimizer=neurec.optimizers.ALS(alpha=8, regularization=30, nu=1))
-        >>> mf.fit(train_matrix, epochs=8)
-        >>> neumf = from_ials(mf, "neumf")
-        >>> neumf.compile(optimizer="adam", loss="binary_crossentropy")
-        >>> neumf.fit(NegativeSampler(train_matrix, 4), epochs=3, batch_size=256)
+        >>> from neurec.data import NegativeSampler
+        >>> from neurec.datasets import make_purchases
+        >>> from neurec.models import MF, from_ials
+        >>> from neurec.optimizers import ALS
+        >>> shop = make_purchases(n_users=100, n_items=200)
+        >>> sampler = NegativeSampler((shop.user_index, shop.item_index))
+        >>> mf = MF(n_users=100, n_items=200, factors=16, use_bias=False)
+        >>> mf.compile(optimizer=ALS(alpha=8, regularization=30, nu=1))
+        >>> _ = mf.fit(sampler.matrix, epochs=4, verbose=0)   # iALS on the purchase matrix
+        >>> model = from_ials(mf, "neumf", layers=(32, 16, 8))
+        >>> model.get_layer("gmf_user_embedding").input_dim, model.output_shape
+        (100, (None, 1))
+        >>> model.compile(optimizer="adam", loss="binary_crossentropy")
+        >>> history = model.fit(sampler, epochs=1, batch_size=256, verbose=0)
     """
     if architecture not in ("neumf", "gmf", "mlp"):
         raise ValueError(f"architecture must be 'neumf', 'gmf' or 'mlp', got {architecture!r}")

@@ -14,6 +14,10 @@ readable. ``verbose=2`` writes one plain line when the bar finishes::
 
 Only ``sys.stdout.write`` is used (no curses), looked up at write time so that
 redirection and notebook streams work.
+
+Calls a person waits for (``predict``, ``recommend``, ``evaluate_full``, ``read_csv``) take
+their bar from :func:`waiting_bar`: it draws nothing until the call has run for
+``WAIT_SECONDS``, so a call that finishes sooner prints nothing at all.
 """
 from __future__ import annotations
 
@@ -25,7 +29,9 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["Progbar"]
+import numpy as np
+
+__all__ = ["Progbar", "WAIT_SECONDS", "resolve_verbose", "waiting_bar"]
 
 _BOLD = "\x1b[1m"
 _GREEN = "\x1b[32m"
@@ -34,6 +40,9 @@ _RESET = "\x1b[0m"
 _BAR_CHAR = "\u2501"  # '━', as Keras 3 draws it
 
 _clock = time.monotonic  # module-level so tests can substitute a fake clock
+
+# a call a person waits for shows its bar once it has run this long (seconds)
+WAIT_SECONDS = 2.0
 
 
 def _is_interactive() -> bool:
@@ -90,6 +99,10 @@ class Progbar:
             averaging them.
         unit_name: Name of a step in the time-per-step display, e.g.
             ``"step"`` or ``"sample"``.
+        start_after: Seconds after the bar's creation before it draws
+            anything: updates before then are only recorded, and a bar
+            finalized sooner prints nothing (with every ``verbose``). The
+            first update after that draws at once.
 
     Raises:
         ValueError: If an argument is out of range.
@@ -104,6 +117,7 @@ class Progbar:
         interval: float = 0.05,
         stateful_metrics: Iterable[str] | None = None,
         unit_name: str = "step",
+        start_after: float = 0.0,
     ) -> None:
         if target is not None:
             if not isinstance(target, numbers.Integral) or isinstance(target, bool):
@@ -126,6 +140,11 @@ class Progbar:
             raise ValueError(
                 "Progbar `interval` must be a number of seconds >= 0; "
                 f"received interval={interval!r}.")
+        if isinstance(start_after, bool) or not isinstance(start_after, numbers.Real) \
+                or not start_after >= 0:
+            raise ValueError(
+                "Progbar `start_after` must be a number of seconds >= 0; "
+                f"received start_after={start_after!r}.")
         if isinstance(stateful_metrics, str):
             raise TypeError(
                 "Progbar `stateful_metrics` must be a list of metric names, not "
@@ -136,6 +155,7 @@ class Progbar:
         self.interval = float(interval)
         self.unit_name = str(unit_name)
         self.stateful_metrics = set(stateful_metrics or ())
+        self.start_after = float(start_after)
 
         self._dynamic_display = _is_interactive()
         self._seen_so_far = 0
@@ -179,6 +199,8 @@ class Progbar:
 
         now = _clock()
         time_per_unit = self._estimate_step_duration(current, now)
+        if now - self._start < self.start_after:
+            return  # too early: a short call prints nothing
         if self.verbose == 1:
             if not finalize and (not self._dynamic_display
                                  or now - self._last_update < self.interval):
@@ -290,6 +312,52 @@ class Progbar:
                 f"{_format_time_per_unit(time_per_unit, self.unit_name)}"
                 f"{self._metric_text()}\n")
         _write(line)
+
+
+def resolve_verbose(fn: str, verbose: Any) -> int:
+    """The display level of a call a person waits for: ``0``, ``1`` or ``2``.
+
+    ``"auto"`` is ``1`` when the output is interactive (a terminal, Jupyter,
+    PyCharm) and ``0`` otherwise, so that services and batch jobs keep their
+    logs free of bars; ``True``/``False`` are ``1``/``0`` as in Keras.
+
+    Raises:
+        ValueError: If ``verbose`` is none of these, naming ``fn``.
+    """
+    if isinstance(verbose, str) and verbose == "auto":
+        return 1 if _is_interactive() else 0
+    if isinstance(verbose, (bool, np.bool_)):
+        return int(verbose)
+    if isinstance(verbose, numbers.Integral) and verbose in (0, 1, 2):
+        return int(verbose)
+    raise ValueError(f"{fn}: verbose must be 'auto', 0 (silent), 1 (progress bar) or 2 (one "
+                     f"line at the end), got {verbose!r}")
+
+
+def waiting_bar(fn: str, verbose: Any, target: int | None, unit_name: str = "step",
+                since: float | None = None) -> Progbar:
+    """The progress bar of a call a person waits for, as every such call shows it.
+
+    Nothing is drawn before the call has run for `WAIT_SECONDS` (counted from
+    ``since``, a `_clock` time, default now): a call that ends sooner prints
+    nothing. The caller updates it between its chunks of work (never per
+    sample) and finalizes it when done.
+
+    Args:
+        fn: The call's name, for the error message.
+        verbose: ``"auto"``, ``0``, ``1`` or ``2`` (see `resolve_verbose`).
+        target: Units of work of the call (users, samples, MB, ...).
+        unit_name: Name of one unit in the time-per-unit display.
+        since: When the call started (`_clock` time), for a bar that starts
+            after an earlier phase of the same call.
+
+    Raises:
+        ValueError: For an invalid ``verbose``.
+    """
+    level = resolve_verbose(fn, verbose)
+    waited = 0.0 if since is None else max(0.0, _clock() - since)
+    return Progbar(target, verbose=level, unit_name=unit_name,
+                   start_after=max(0.0, WAIT_SECONDS - waited))
 
 
 def _write(message: str) -> None:

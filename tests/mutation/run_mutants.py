@@ -76,9 +76,11 @@ MUTANTS: List[Mutant] = [
       "                plan.set_optimizer(opt._c_spec())\n", "",
       T_SEM, True, "a learning-rate change after compile never reaches the C optimizer"),
     M("val-split-head", "neurec/models/_training.py",
-      "self.validation = ([a[k:] for a in inputs], labels[k:])\n"
+      "self.validation = ([a[k:] for a in inputs], labels[k:],\n"
+      "                                   None if sw is None else sw[k:])\n"
       "                inputs = [a[:k] for a in inputs]\n                labels = labels[:k]",
-      "self.validation = ([a[:n - k] for a in inputs], labels[:n - k])\n"
+      "self.validation = ([a[:n - k] for a in inputs], labels[:n - k],\n"
+      "                                   None if sw is None else sw[:n - k])\n"
       "                inputs = [a[n - k:] for a in inputs]\n                labels = labels[n - k:]",
       T_SEM + ["tests/test_model_api.py"], True, "validation_split holds out the head"),
     M("stop-ignored", "neurec/models/_training.py",
@@ -113,13 +115,39 @@ MUTANTS: List[Mutant] = [
       T_API, what="Model.trainable_weights includes frozen layers"),
     M("call-ignores-input", "neurec/models/model.py",
       "                             \"supported; build one graph from the layers instead\")\n"
-      "        return self.predict(x)",
+      "        return self.predict(x, verbose=0)",
       "                             \"supported; build one graph from the layers instead\")\n"
-      "        return self.predict(x)[::-1]",
+      "        return self.predict(x, verbose=0)[::-1]",
       T_API, what="Model.__call__ returns rows in the wrong order"),
     M("penalty-not-in-fit-loss", "neurec/models/_training.py",
       'epoch_logs["loss"] += model._regularization_penalty()', "pass",
       T_MET, what="fit's loss omits the L2 penalty"),
+    # -- issue 12: weights, batches from Python, file names, the command line, progress ---
+    M("loss-weights-ignored", "csrc/src/plan_loss.c",
+      "float ws = c->w ? c->w[s] * scale : scale;", "float ws = scale;",
+      ["tests/test_sample_weight.py"], what="the C loss ignores sample weights"),
+    M("class-weight-missing-zero", "neurec/models/_weights.py",
+      "class_weight.get(int(c), 1.0)", "class_weight.get(int(c), 0.0)",
+      ["tests/test_sample_weight.py", "tests/test_keras_api.py"],
+      what="a class that class_weight does not name weighs 0 (Keras: 1)"),
+    M("larger-batch-joins-run", "neurec/models/_adapters.py",
+      "if b.rows > size:  # a larger batch starts the next call",
+      "if b.rows > size and False:",
+      ["tests/test_data_adapters.py"], what="a larger batch joins a run of smaller ones"),
+    M("weights-h5-refused", "neurec/_filenames.py",
+      '_MAPPED_WEIGHTS_SUFFIXES = (".weights.h5", ".h5", ".hdf5")',
+      '_MAPPED_WEIGHTS_SUFFIXES = (".hdf5",)',
+      T_SAVE, what="Keras's '.weights.h5' name is not accepted for weights"),
+    M("cli-no-refit", "neurec/cli/train.py",
+      "    if model is None or not args.no_refit:", "    if model is None:",
+      ["tests/test_cli_train_evaluate.py"], what="neurec train never refits on all the data"),
+    M("main-job-excludes-train-only", "neurec/cli/main_job.py",
+      "    seen = log.to_matrix(shape=(n_users, n_items), dedupe=\"max\")",
+      "    seen = matrix",
+      ["tests/test_cli.py"], what="the main job's --output recommends the held-out purchase"),
+    M("bar-without-delay", "neurec/utils/progbar.py",
+      "WAIT_SECONDS = 2.0", "WAIT_SECONDS = 0.0",
+      ["tests/test_progbar.py"], what="progress bars draw at once, not after 2 s"),
     # -- metrics.py ----------------------------------------------------------------------
     M("auc-ties-win", "neurec/metrics.py",
       "np.sum(pos * (neg_below + 0.5 * neg))", "np.sum(pos * (neg_below + neg))",

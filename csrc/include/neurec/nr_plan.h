@@ -123,9 +123,13 @@ struct nr_plan_desc {
 
 #define NR_AUC_BINS 8192
 
-/* Sums over the samples of a fit chunk, for the loss and metrics. */
+/* Sums over the samples of a fit chunk, for the loss and metrics. With sample
+ * weights (nr_plan_fit_weighted) loss_sum counts each sample's loss w times, so
+ * loss_sum / samples is Keras's weighted epoch loss; the metric sums stay
+ * unweighted, as Keras's compiled `metrics` (only its `weighted_metrics` see
+ * the weights). */
 struct nr_fit_stats {
-    double loss_sum; /* sum over samples of the per-sample mean loss */
+    double loss_sum; /* sum over samples of the (weighted) per-sample mean loss */
     double samples;
     double elements; /* output values seen (samples * output size) */
     double correct; /* binary accuracy: (pred > 0.5) == label */
@@ -167,6 +171,20 @@ enum nr_status nr_plan_fit(struct nr_plan *plan, struct nr_pool *pool,
                            const int64_t *idx, int64_t n, int64_t batch_size, int64_t *step,
                            uint64_t seed, struct nr_fit_stats *stats, const volatile int *abort);
 
+/* nr_plan_fit with a loss weight per sample: weights, if not NULL, holds y->n
+ * floats and sample s (a row of inputs and y) weighs weights[s], the same
+ * index as y. As Keras's default reduction ("sum_over_batch_size"), a batch's
+ * loss is sum_i w_i * l_i / (samples in the batch) and its gradient likewise;
+ * a weight of 0 leaves a sample out of the gradient (it still counts in the
+ * batch size). NULL is nr_plan_fit (every weight 1, the same bits).
+ * Errors: as nr_plan_fit; also NR_ERR_VALUE when a weight that idx selects is
+ * negative, NaN or infinite (checked first: nothing is trained). */
+enum nr_status nr_plan_fit_weighted(struct nr_plan *plan, struct nr_pool *pool,
+                                    const struct nr_array *inputs, const struct nr_array *y,
+                                    const float *weights, const int64_t *idx, int64_t n,
+                                    int64_t batch_size, int64_t *step, uint64_t seed,
+                                    struct nr_fit_stats *stats, const volatile int *abort);
+
 /* Forward pass (inference mode) for samples start..start+n of the inputs,
  * writing n * value_size[output] floats to out. */
 enum nr_status nr_plan_predict(struct nr_plan *plan, struct nr_pool *pool,
@@ -182,7 +200,8 @@ enum nr_status nr_plan_predict(struct nr_plan *plan, struct nr_pool *pool,
  * merging the table rows of all processes), so that every process applies the
  * same update; nothing in the kernels changes.
  *
- * Gradients are those of the batch's mean loss, without the L2 term (the
+ * Gradients are those of the batch's mean loss (with sample weights, the
+ * weighted sum over the batch size), without the L2 term (the
  * optimizer adds it when it applies). Frozen parameters are not reduced: their
  * part of the dense buffer is unspecified and their table parts are empty.
  */

@@ -1,0 +1,290 @@
+"""Training across processes and hosts on MPI, modelled on ``keras.distribution``.
+
+A script that trains on one process trains on N after two added lines::
+
+    from neurec import distribution
+    distribution.initialize()                                   # no-op on one process
+    distribution.set_distribution(distribution.DataParallel())
+
+launched as ``mpiexec -n N python train.py`` (``pip install "neurec[mpi]"`` brings
+``mpi4py`` and the MPICH wheel; on a cluster, ``mpi4py`` built against the site's MPI).
+Under :class:`DataParallel`, ``fit``'s ``batch_size`` is the global batch: every process
+computes its slice of each batch, the gradients are combined in a fixed rank order, and
+every process applies the same update, so all of them hold bit-identical weights. Only
+rank 0 prints and writes files.
+
+MPI is reached through ``mpi4py`` alone, imported by :func:`initialize` only when the
+process was launched by ``mpiexec`` (or ``mpi4py`` is already imported): ``import neurec``
+never imports it, and a script run without ``mpiexec`` needs no MPI at all.
+"""
+import os
+import sys
+import time
+import traceback
+from typing import Any, Optional
+
+__all__ = ["initialize", "rank", "size", "is_main", "barrier", "communicator",
+           "Distribution", "DataParallel", "set_distribution", "distribution"]
+
+# Environment variables through which launchers tell a process how many were started:
+# MPICH's Hydra and Intel MPI (PMI), Open MPI, MVAPICH, and Slurm's srun (inside a step).
+_LAUNCH_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE",
+                     "SLURM_STEP_NUM_TASKS")
+
+_ABORT_GRACE_SECONDS = 0.5
+
+_INSTALL_HINT = ('install it with `pip install "neurec[mpi]"` (mpi4py and the MPICH wheel), or '
+                 "on a cluster build mpi4py against the site's MPI (`pip install mpi4py`)")
+
+
+class _State:
+    comm: Any = None  # the mpi4py communicator; None: one process, no MPI
+    rank = 0
+    size = 1
+    initialized = False
+    distribution: Optional["Distribution"] = None
+    previous_excepthook: Any = None
+
+
+_state = _State()
+
+
+def _launched_size() -> int:
+    """How many processes the launcher started, from its environment (1 if none says)."""
+    n = 1
+    for var in _LAUNCH_SIZE_VARS:
+        try:
+            n = max(n, int(os.environ.get(var, "1")))
+        except ValueError:
+            pass
+    return n
+
+
+def _import_mpi(launched: int):
+    try:
+        from mpi4py import MPI
+    except ImportError as e:
+        raise ImportError(
+            f"neurec.distribution.initialize: this process is one of {launched} started by an "
+            f"MPI launcher, but mpi4py cannot be imported ({e}); {_INSTALL_HINT}") from e
+    return MPI
+
+
+def _abort_on_exception(exc_type, exc, tb) -> None:
+    """``sys.excepthook`` under MPI: print the traceback, then end every rank.
+
+    Without it an exception on one rank leaves the others blocked in their next collective
+    call forever (mpi4py's documentation, "mpi4py.run"); ``MPI_Abort`` ends the whole job
+    with a non-zero exit status.
+    """
+    hook = _state.previous_excepthook or sys.__excepthook__
+    try:
+        hook(exc_type, exc, tb)
+    except Exception:  # a broken hook must not keep the job alive
+        traceback.print_exception(exc_type, exc, tb)
+    comm = _state.comm
+    if comm is not None and _state.size > 1:
+        sys.stderr.write(f"neurec.distribution: rank {_state.rank} of {_state.size} stopped on "
+                         f"{exc_type.__name__}; aborting every rank (MPI_Abort)\n")
+        sys.stderr.flush()
+        # the launcher forwards a rank's output through a pipe; MPI_Abort tears it down, and
+        # the message must reach the user first
+        time.sleep(_ABORT_GRACE_SECONDS)
+        comm.Abort(1)
+
+
+def _share_cores(comm) -> None:
+    """Give each process of a host its share of the cores (unless NEUREC_NUM_THREADS is set):
+    N processes of N threads each on one host would oversubscribe it N times."""
+    if os.environ.get("NEUREC_NUM_THREADS"):
+        return
+    from mpi4py import MPI
+
+    from neurec import _core
+    local = comm.Split_type(MPI.COMM_TYPE_SHARED)
+    try:
+        per_host = local.Get_size()
+    finally:
+        local.Free()
+    _core.set_num_threads(max(1, int(_core.build_info()["cpu_count"]) // per_host))
+
+
+def initialize(comm: Any = None, abort_on_exception: bool = True) -> None:
+    """Join the processes started by ``mpiexec`` (or do nothing on one process).
+
+    Call it once, at the top of the script, on every process. Launched by ``mpiexec -n N``
+    with N > 1 (the launcher's environment says so: ``PMI_SIZE``,
+    ``OMPI_COMM_WORLD_SIZE``, ...), it imports ``mpi4py`` and uses ``MPI.COMM_WORLD``;
+    run as a plain ``python`` process it imports nothing and :func:`size` stays 1. When
+    ``NEUREC_NUM_THREADS`` is not set, the processes of one host share its cores (each
+    gets ``cores // processes_on_the_host`` threads).
+
+    Args:
+        comm: An ``mpi4py`` communicator to use instead of ``COMM_WORLD`` (e.g. a
+            sub-communicator of a larger job).
+        abort_on_exception: With more than one process, install a ``sys.excepthook`` that
+            prints the traceback and calls ``MPI_Abort``, so that an exception on one rank
+            ends every rank with a non-zero exit instead of leaving them blocked. (Launching
+            with ``mpiexec -n N python -m mpi4py train.py`` does the same.)
+
+    Raises:
+        ImportError: If the process is one of several started by an MPI launcher and
+            ``mpi4py`` cannot be imported; the message names ``pip install "neurec[mpi]"``.
+        TypeError: If ``comm`` is not an ``mpi4py`` communicator.
+
+    Example:
+
+    >>> from neurec import distribution
+    >>> distribution.initialize()      # under plain `python`: one process, no MPI
+    >>> distribution.size(), distribution.rank(), distribution.is_main()
+    (1, 0, True)
+    """
+    if comm is None:
+        if _state.initialized:
+            return
+        mpi = sys.modules.get("mpi4py.MPI")
+        launched = _launched_size()
+        if mpi is None and launched > 1:
+            mpi = _import_mpi(launched)
+        comm = mpi.COMM_WORLD if mpi is not None else None
+    elif not all(hasattr(comm, a) for a in ("Get_rank", "Get_size", "Allgatherv", "Abort")):
+        raise TypeError(f"initialize: comm must be an mpi4py communicator (e.g. "
+                        f"MPI.COMM_WORLD), got {type(comm).__name__}")
+    _state.comm = comm
+    _state.rank = int(comm.Get_rank()) if comm is not None else 0
+    _state.size = int(comm.Get_size()) if comm is not None else 1
+    _state.initialized = True
+    if _state.size > 1:
+        _share_cores(comm)
+        if abort_on_exception and sys.excepthook is not _abort_on_exception:
+            _state.previous_excepthook = sys.excepthook
+            sys.excepthook = _abort_on_exception
+
+
+def rank() -> int:
+    """This process's index among the :func:`size` processes (0 before :func:`initialize`)."""
+    return _state.rank
+
+
+def size() -> int:
+    """How many processes train together (1 before :func:`initialize` or without MPI)."""
+    return _state.size
+
+
+def is_main() -> bool:
+    """True on rank 0, the process that prints and writes files."""
+    return _state.rank == 0
+
+
+def barrier() -> None:
+    """Wait until every process gets here (nothing to wait for on one process)."""
+    if _state.comm is not None and _state.size > 1:
+        _state.comm.Barrier()
+
+
+def _skips_writes() -> bool:
+    """True on a rank other than 0 of a data-parallel job: it holds rank 0's weights, and
+    rank 0 alone writes the model files (``Model.save``, ``save_weights``)."""
+    return _state.rank != 0 and _state.size > 1 and isinstance(_state.distribution, DataParallel)
+
+
+def _shares(n: int):
+    """How the ranks split ``n`` rows of a computation (users to evaluate) under
+    DataParallel with several processes: the P + 1 bounds of their contiguous blocks (rank
+    ``r`` computes rows ``bounds[r]:bounds[r + 1]``), or None on one process."""
+    if _state.size < 2 or not isinstance(_state.distribution, DataParallel):
+        return None
+    import numpy as np
+    return np.arange(_state.size + 1, dtype=np.int64) * int(n) // _state.size
+
+
+def _allgather_blocks(arrays, bounds) -> None:
+    """Each rank filled rows ``bounds[rank]:bounds[rank + 1]`` of every 1-D array of
+    ``arrays`` (int64 or float64, the same length everywhere): give every rank all rows."""
+    import numpy as np
+    from mpi4py import MPI
+    counts, displs = np.diff(bounds), bounds[:-1]
+    for a in arrays:
+        kind = {np.dtype(np.int64): MPI.INT64_T, np.dtype(np.float64): MPI.DOUBLE}[a.dtype]
+        _state.comm.Allgatherv(MPI.IN_PLACE, [a, (counts, displs), kind])
+
+
+def communicator() -> Any:
+    """The ``mpi4py`` communicator in use, or None on one process without MPI."""
+    return _state.comm
+
+
+class Distribution:
+    """How ``fit`` spreads its work over the processes (the base class).
+
+    Subclasses: :class:`DataParallel`. Set one with :func:`set_distribution`.
+    """
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class DataParallel(Distribution):
+    """Data parallelism: every process holds the whole model and trains on a slice of each
+    batch.
+
+    Every process passes ``fit`` the same arrays (or the same ``NegativeSampler`` with the
+    same positives): ``batch_size`` is the global batch, split into one contiguous slice
+    per rank of every batch of the shuffled order (the same order on every rank, from the
+    same seed). After each batch the gradients of all ranks are combined, weighted by
+    their slice sizes and summed in rank order, and every rank applies the same update:
+    the weights stay bit-identical on every rank and equal, within float rounding, those
+    of one process training with the same global batch. ``fit`` starts from rank 0's
+    weights and optimizer state (sent to the others when they differ) and its seed.
+
+    Args:
+        local_data: False (the only mode so far): every rank passes the whole data.
+
+    Raises:
+        TypeError: If ``local_data`` is not a bool.
+        ValueError: If ``local_data`` is True (each rank passing its own partition is not
+            supported yet).
+
+    Example:
+
+    >>> from neurec import distribution
+    >>> distribution.initialize()
+    >>> distribution.set_distribution(distribution.DataParallel())
+    >>> distribution.distribution()
+    DataParallel(local_data=False)
+    >>> distribution.set_distribution(None)
+    """
+
+    def __init__(self, local_data: bool = False):
+        if not isinstance(local_data, bool):
+            raise TypeError(f"DataParallel: local_data must be True or False, got {local_data!r}")
+        if local_data:
+            raise ValueError("DataParallel(local_data=True) is not supported yet: pass every "
+                             "rank the whole data with DataParallel()")
+        self.local_data = local_data
+
+    def __repr__(self) -> str:
+        return f"DataParallel(local_data={self.local_data})"
+
+
+def set_distribution(value: Optional[Distribution]) -> None:
+    """Set how ``fit`` uses the processes from now on (None: every process trains alone).
+
+    Calls :func:`initialize` first if the script did not.
+
+    Args:
+        value: A :class:`Distribution` such as :class:`DataParallel`, or None.
+
+    Raises:
+        TypeError: If ``value`` is neither a Distribution nor None.
+    """
+    if value is not None and not isinstance(value, Distribution):
+        raise TypeError(f"set_distribution: expected a neurec.distribution.Distribution (e.g. "
+                        f"DataParallel()) or None, got {type(value).__name__}")
+    initialize()
+    _state.distribution = value
+
+
+def distribution() -> Optional[Distribution]:
+    """The distribution set by :func:`set_distribution`, or None."""
+    return _state.distribution

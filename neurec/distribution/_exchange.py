@@ -1,0 +1,213 @@
+"""The gradient exchange of a data-parallel ``fit``: the plan's reduce hook
+(``Plan.set_reduce_hook``, nr_plan.h) that makes every rank apply the same update.
+
+Each rank's C core computes the gradient of the mean loss over its slice of the global
+batch and sums it over its threads; between that reduce phase and the apply phase the
+hook below combines the ranks' gradients into the gradient of the global batch's mean
+loss, ``sum_r (n_r / N) * g_r`` (``n_r`` samples on rank ``r``, ``N`` in the global
+batch), through ``mpi4py``'s buffer calls on the C core's own buffers:
+
+- dense parameters: every rank's gradient travels in the step's first message (an
+  ``Allgather`` that also carries each rank's step, sample count and row counts), and
+  every rank sums them in rank order, in float64: the same bytes summed by the same code,
+  so every rank gets the same bits. (``MPI_Allreduce`` would be the textbook call, but MPI
+  fixes neither the order nor the grouping of a floating-point sum, and implementations
+  have shipped algorithms in which different ranks grouped the same sum differently: the
+  weights of the ranks could then drift apart bit by bit. The standard's own advice for a
+  fixed order is to gather and reduce locally, as here.) A dense buffer too large to
+  gather whole (``(P - 1) * size`` over ``GATHER_DENSE_MAX`` floats) goes in two phases
+  instead: each rank sums one slice of it (an ``Alltoallv``) and receives every summed
+  slice (an ``Allgatherv``), the bytes of a ring allreduce, each value computed once.
+- embedding tables with sparse updates: every rank sends the ids and gradients of the
+  rows its slice touched (one ``Allgatherv`` for all tables); every rank sums each row
+  over the ranks in rank order and hands the union of the rows back to the C core
+  (``grads.set_part``), so the lazy optimizer updates the same rows with the same values
+  everywhere; only touched rows travel.
+- tables with dense updates: reduced as dense parameters (a copy of the table's gradient,
+  whose size is the table's).
+
+So a step costs one collective call, two with sparse tables. The header sizes the sparse
+message and catches ranks that are out of step.
+"""
+from typing import Dict, List, NamedTuple, Sequence
+
+import numpy as np
+
+# the most floats a rank receives in the step's first message for the dense gradient
+# ((P - 1) * size); larger buffers are reduced in two phases
+GATHER_DENSE_MAX = 1 << 22
+
+
+class TableSpec(NamedTuple):
+    """An embedding table of the plan, as the exchange needs it."""
+
+    param: int  # its parameter id in the plan
+    rows: int
+    cols: int
+    frozen: bool
+
+
+class GradientExchange:
+    """The reduce hook of a data-parallel fit over the ranks of ``comm``.
+
+    Args:
+        comm: The ``mpi4py`` communicator.
+        tables: The plan's embedding tables.
+        sparse: Whether the optimizer updates tables lazily (sparse parts) or densely.
+
+    Attributes:
+        bytes_sent: Payload bytes this rank sent to the others so far (headers included;
+            what an MPI algorithm forwards on behalf of others is not counted).
+        steps: Batches exchanged so far.
+        placeholder: Set by the caller around a batch in which this rank has no samples
+            of its own (it trains one placeholder sample to take part in the step): the
+            rank then contributes nothing.
+    """
+
+    def __init__(self, comm, tables: Sequence[TableSpec], sparse: bool):
+        from mpi4py import MPI
+        self._mpi = MPI
+        self.comm = comm
+        self.rank, self.size = int(comm.Get_rank()), int(comm.Get_size())
+        self.tables: Dict[int, TableSpec] = {t.param: t for t in tables}
+        self.live: List[int] = sorted(t.param for t in tables if not t.frozen)
+        self.sparse = bool(sparse)
+        self.bytes_sent = 0
+        self.steps = 0
+        self.placeholder = False
+
+    # -- the hook --------------------------------------------------------------------
+    def __call__(self, grads) -> None:
+        parts: Dict[int, list] = {}
+        for k in range(grads.n_parts):
+            part = grads.part(k)
+            parts.setdefault(part[0], []).append((k, part))
+        mine = 0 if self.placeholder else int(grads.n_samples)
+        sent = self._local_rows(parts) if self.sparse else []
+        dense = grads.dense
+        gather = dense.size * (self.size - 1) <= GATHER_DENSE_MAX
+        header = np.array([grads.step, mine] + [len(r) for r, _ in sent], dtype=np.int64)
+        h = 2 * header.size  # 32-bit words: the bits travel, nothing is converted
+        msg = np.empty(h + (dense.size if gather else 0), dtype=np.uint32)
+        msg[:h] = header.view(np.uint32)
+        if gather:
+            msg[h:] = dense.view(np.uint32)
+        every = np.empty((self.size, msg.size), dtype=np.uint32)
+        self.comm.Allgather([msg, self._mpi.UINT32_T], [every, self._mpi.UINT32_T])
+        self.bytes_sent += msg.nbytes * (self.size - 1)
+        table = np.ascontiguousarray(every[:, :h]).view(np.int64)
+        if not (table[:, 0] == grads.step).all():
+            raise RuntimeError(f"data-parallel fit: the ranks are at different optimizer steps "
+                               f"{table[:, 0].tolist()}; every rank must run the same fit")
+        total = int(table[:, 1].sum())
+        if total <= 0:
+            raise RuntimeError("data-parallel fit: a global batch without samples")
+        weights = table[:, 1].astype(np.float64) / total
+        if dense.size and gather:
+            values = every[:, h:].view(np.float32)
+            acc = values[0] * weights[0]
+            for r in range(1, self.size):
+                acc += values[r] * weights[r]
+            dense[:] = acc
+        elif dense.size:
+            self._reduce(dense, weights)
+        if self.sparse:
+            self._merge_rows(grads, parts, sent, table[:, 2:], weights)
+        else:
+            for param in self.live:
+                self._reduce_dense_table(parts.get(param, []), self.tables[param], weights)
+        self.steps += 1
+
+    # -- dense ------------------------------------------------------------------------
+    def _reduce(self, buf: np.ndarray, weights: np.ndarray) -> None:
+        """``buf`` (float32, 1-D, every rank's own) becomes ``sum_r weights[r] * buf_r``,
+        the same bits on every rank."""
+        MPI, size = self._mpi, self.size
+        bounds = np.arange(size + 1, dtype=np.int64) * buf.size // size
+        counts, displs = np.diff(bounds), bounds[:-1]
+        n = int(counts[self.rank])
+        slices = np.empty((size, n), dtype=np.float32)
+        self.comm.Alltoallv([buf, (counts, displs), MPI.FLOAT],
+                            [slices, (np.full(size, n), np.arange(size) * n), MPI.FLOAT])
+        acc = slices[0] * weights[0]
+        for r in range(1, size):
+            acc += slices[r] * weights[r]
+        summed = acc.astype(np.float32)
+        self.comm.Allgatherv([summed, MPI.FLOAT], [buf, (counts, displs), MPI.FLOAT])
+        self.bytes_sent += 4 * (buf.size - n + n * (size - 1))
+
+    def _reduce_dense_table(self, parts: list, spec: TableSpec, weights: np.ndarray) -> None:
+        """A table with dense updates: its parts tile its rows (one block per thread, and
+        threads may differ between ranks), so reduce a copy of the whole gradient."""
+        if not sum(p[4].shape[0] for _, p in parts):
+            return  # no op reads the table: nothing to update, on every rank
+        full = np.empty((spec.rows, spec.cols), dtype=np.float32)
+        for _, (_, _, first, _, grad) in parts:
+            full[first:first + grad.shape[0]] = grad
+        self._reduce(full.reshape(-1), weights)
+        for _, (_, _, first, _, grad) in parts:
+            grad[:] = full[first:first + grad.shape[0]]
+
+    # -- sparse -----------------------------------------------------------------------
+    def _local_rows(self, parts: Dict[int, list]):
+        """Per live table: this rank's distinct rows and their gradients, in part order
+        (empty for a placeholder batch)."""
+        out = []
+        for param in self.live:
+            cols = self.tables[param].cols
+            got = parts.get(param, [])
+            if self.placeholder or not got:
+                out.append((np.empty(0, np.int64), np.empty((0, cols), np.float32)))
+            else:
+                out.append((np.concatenate([p[3] for _, p in got]),
+                            np.concatenate([p[4] for _, p in got])))
+        return out
+
+    def _merge_rows(self, grads, parts, sent, n_rows: np.ndarray, weights: np.ndarray) -> None:
+        """Allgather every rank's rows of every live table (each a row of 32-bit words: the
+        id's two words, then the gradient's bits; never converted, so any bit pattern
+        survives), sum each row over the ranks in rank order and give every rank's C core
+        the union."""
+        if not self.live:
+            return
+        MPI, size = self._mpi, self.size
+        widths = np.array([self.tables[p].cols + 2 for p in self.live], dtype=np.int64)
+        per_rank = n_rows @ widths  # floats each rank sends
+        packed = np.empty(int(per_rank[self.rank]), dtype=np.uint32)
+        at = 0
+        for (rows, grad), w in zip(sent, widths):
+            block = packed[at:at + rows.size * w].reshape(rows.size, w)
+            block[:, :2] = rows.view(np.uint32).reshape(-1, 2)
+            block[:, 2:] = grad.view(np.uint32)
+            at += block.size
+        every = np.empty(int(per_rank.sum()), dtype=np.uint32)
+        displs = np.concatenate(([0], np.cumsum(per_rank)[:-1]))
+        self.comm.Allgatherv([packed, MPI.UINT32_T], [every, (per_rank, displs), MPI.UINT32_T])
+        self.bytes_sent += packed.nbytes * (size - 1)
+        starts = displs.copy()  # where each rank's next table begins
+        for j, param in enumerate(self.live):
+            w = int(widths[j])
+            blocks = []
+            for r in range(size):
+                n = int(n_rows[r, j])
+                blocks.append(every[starts[r]:starts[r] + n * w].reshape(n, w))
+                starts[r] += n * w
+            rows, summed = _sum_rows(np.concatenate(blocks), n_rows[:, j], weights)
+            own = parts.get(param, [])
+            for i, (k, _) in enumerate(own):
+                lo, hi = rows.size * i // len(own), rows.size * (i + 1) // len(own)
+                grads.set_part(k, rows[lo:hi], summed[lo:hi])
+
+
+def _sum_rows(block: np.ndarray, counts: np.ndarray, weights: np.ndarray):
+    """The distinct row ids of ``block`` (uint32 rows ``[id | gradient]``, rank after
+    rank, ``counts[r]`` from rank ``r``) and their gradients summed over the ranks in rank
+    order, each weighted by its rank's weight (float64, rounded once)."""
+    ids = np.ascontiguousarray(block[:, :2]).view(np.int64).reshape(-1)
+    if ids.size == 0:
+        return ids, np.empty((0, block.shape[1] - 2), dtype=np.float32)
+    order = np.argsort(ids, kind="stable")  # stable: equal ids stay in rank order
+    ids = ids[order]
+    first = np.flatnonzero(np.concatenate(([True], ids[1:] != ids[:-1])))
+    weighted = block[order, 2:].view(np.float32) * np.repeat(weights, counts)[order][:, None]
+    return ids[first], np.add.reduceat(weighted, first, axis=0).astype(np.float32)

@@ -1,0 +1,248 @@
+"""``fit`` under :class:`neurec.distribution.DataParallel`: what the epoch loop does
+differently when several processes train together.
+
+Every rank runs the same loop over the same shuffled order (the same seed, broadcast from
+rank 0). Each global batch is cut into one contiguous slice per rank; a rank hands the
+C core only its slices of a chunk of batches (indices into the full arrays, so dropout
+masks, which depend on the sample's index and the step, are those of one process), and
+the reduce hook (:class:`neurec.distribution._exchange.GradientExchange`) combines the
+ranks' gradients of every batch before it is applied. Between chunks the ranks sum their
+loss and metric statistics in rank order and agree on the next chunk's size and on
+stopping, so every rank sees the same logs and runs the same callbacks; only rank 0
+prints, validates (the others receive its results) and writes files.
+
+``Model.recommend`` goes through :func:`recommend` here: each rank ranks a contiguous
+share of the users and the rows are gathered on every rank.
+"""
+import zlib
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from neurec import distribution
+from neurec.callbacks import CSVLogger, ModelCheckpoint
+from neurec.callbacks.callback_list import _flatten_callbacks
+from neurec.distribution._exchange import GradientExchange, TableSpec
+
+# callbacks that write files: rank 0 alone runs them
+_WRITERS = (CSVLogger, ModelCheckpoint)
+
+
+def active() -> bool:
+    """Whether training runs data-parallel: DataParallel set and several processes."""
+    return isinstance(distribution.distribution(), distribution.DataParallel) and \
+        distribution.size() > 1
+
+
+def begin(model, plan, source, opts, callbacks) -> Optional["DataParallelFit"]:
+    """The data-parallel state of a fit, or None when it trains as one process (no
+    DataParallel distribution set, or a single process).
+
+    Raises:
+        ValueError: For a Hogwild model, or a batch smaller than the number of processes.
+    """
+    return DataParallelFit(model, plan, source, opts, callbacks) if active() else None
+
+
+class DataParallelFit:
+    """One rank's side of a data-parallel fit (see the module docstring).
+
+    Attributes:
+        opts: ``fit``'s options with rank 0's seed (and ``verbose=0`` off rank 0).
+        callbacks: The callbacks this rank runs (file writers only on rank 0).
+        exchange: The reduce hook, with its byte and step counts.
+    """
+
+    def __init__(self, model, plan, source, opts, callbacks):
+        self.comm = distribution.communicator()
+        self.rank, self.size = distribution.rank(), distribution.size()
+        self.is_main = self.rank == 0
+        self.model, self.plan = model, plan
+        if getattr(model, "hogwild", False) and model.optimizer.sparse_updates:
+            raise ValueError("fit under DataParallel: a model compiled with hogwild=True updates "
+                             "its tables without a reduce phase, where the processes combine "
+                             "their gradients; compile it with hogwild=False")
+        self._check_batch(getattr(source, "batch_size", self.size))  # arrays: known now
+        seed = self.comm.bcast(opts.seed, root=0)
+        self.opts = opts._replace(seed=seed, verbose=opts.verbose if self.is_main else 0)
+        self.callbacks = _own_callbacks(callbacks, self.is_main)
+        self.checked = False
+        self.exchange = GradientExchange(self.comm, _tables(model), model.optimizer.sparse_updates)
+
+    def end(self) -> None:
+        """Remove the reduce hook (the plan trains alone again)."""
+        self.plan.set_reduce_hook(None)
+
+    # -- a chunk of batches -----------------------------------------------------------
+    def _check_batch(self, batch_size: int) -> None:
+        if batch_size < self.size:
+            raise ValueError(f"fit under DataParallel: the global batch ({batch_size} samples: "
+                             f"batch_size, or the data when smaller) must hold at least one "
+                             f"sample per process, {self.size}")
+
+    def fit(self, inputs: List[np.ndarray], labels: np.ndarray, idx: np.ndarray,
+            batch_size: int, step: np.ndarray, seed: int,
+            weights: Optional[np.ndarray] = None) -> Dict[str, Any]:
+        """``plan.fit`` for this rank: train its slices of the global batches ``idx``
+        (consecutive batches of ``batch_size``, the last one maybe short) and return its
+        statistics."""
+        self._check_batch(batch_size)
+        if not self.checked:  # the first chunk (inside fit's try: end() removes the hook)
+            self._check(inputs, labels, weights, batch_size, step)
+            self.plan.set_reduce_hook(self.exchange)
+        full = idx.size // batch_size
+        lo, hi = self._slice(batch_size)
+        stats = None
+        if full:
+            mine = idx[:full * batch_size].reshape(full, batch_size)[:, lo:hi].ravel()
+            stats = self.plan.fit(inputs, labels, mine, hi - lo, step, seed, weights=weights)
+        rest = idx[full * batch_size:]
+        if rest.size:
+            lo, hi = self._slice(rest.size)
+            if hi > lo:
+                st = self.plan.fit(inputs, labels, np.ascontiguousarray(rest[lo:hi]), hi - lo,
+                                   step, seed, weights=weights)
+                stats = st if stats is None else {k: v + st[k] for k, v in stats.items()}
+            else:  # fewer samples than ranks: take part in the step with nothing of its own
+                self.exchange.placeholder = True
+                try:
+                    st = self.plan.fit(inputs, labels, np.ascontiguousarray(rest[:1]), 1, step,
+                                       seed, weights=weights)
+                finally:
+                    self.exchange.placeholder = False
+                if stats is None:
+                    stats = {k: v * 0 for k, v in st.items()}
+        return stats
+
+    def _slice(self, n: int) -> Tuple[int, int]:
+        return n * self.rank // self.size, n * (self.rank + 1) // self.size
+
+    def merge(self, stats: Dict[str, Any], chunk: int) -> Tuple[Dict[str, Any], int]:
+        """Every rank's statistics of the chunk summed in rank order, and the size of the
+        next chunk (the smallest any rank proposes): the same on every rank."""
+        keys = sorted(stats)
+        flat = np.concatenate([np.ravel(np.asarray(stats[k], dtype=np.float64)) for k in keys]
+                              + [np.array([chunk], dtype=np.float64)])
+        every = np.empty((self.size, flat.size), dtype=np.float64)
+        self.comm.Allgather(flat, every)
+        total = every[0].copy()
+        for r in range(1, self.size):
+            total += every[r]
+        out, at = {}, 0
+        for k in keys:
+            shape = np.shape(stats[k])
+            n = int(np.prod(shape)) if shape else 1
+            out[k] = total[at:at + n].reshape(shape) if shape else float(total[at])
+            at += n
+        return out, int(every[:, -1].min())
+
+    def agree(self, stop: bool) -> bool:
+        """Stop when any rank's callbacks asked to (they see the same logs, but a callback
+        of the user's may decide on something else)."""
+        return bool(self.comm.allreduce(bool(stop), op=_mpi().LOR))
+
+    def validation(self, evaluate) -> Dict[str, float]:
+        """Rank 0's validation results, computed there and sent to the others."""
+        return self.comm.bcast(evaluate() if self.is_main else None, root=0)
+
+    # -- the first chunk: the ranks must agree --------------------------------------
+    def _check(self, inputs, labels, weights, batch_size: int, step: np.ndarray) -> None:
+        """Every rank built the same model and passes the same fit arguments and data
+        (a ValueError on every rank otherwise); then every rank takes rank 0's weights
+        and optimizer state where they differ."""
+        self.checked = True
+        mine = _signature(self.model, self.opts, batch_size, inputs, labels, weights)
+        every = self.comm.allgather(mine)
+        for r, theirs in enumerate(every):
+            for field, value in theirs.items():
+                if value != every[0][field]:
+                    hint = " (a NegativeSampler: the same positives and seed= on every rank)" \
+                        if field == "data checksum" else ""
+                    raise ValueError(
+                        f"fit under DataParallel: rank {r}'s {field} differs from rank 0's "
+                        f"({value!r} != {every[0][field]!r}); every rank must build and compile "
+                        f"the same model and call fit with the same arguments and data{hint}")
+        self._sync_state(step)
+
+    def _sync_state(self, step: np.ndarray) -> None:
+        """Rank 0's weights, optimizer slots and step count (``step``, the C core's) on
+        every rank; only the arrays whose checksums differ travel."""
+        arrays = _state_arrays(self.model)
+        sums = [zlib.crc32(memoryview(a).cast("B")) for a in arrays] + [int(step[0])]
+        every = self.comm.allgather(sums)
+        for k, a in enumerate(arrays):
+            if any(s[k] != every[0][k] for s in every):
+                self.comm.Bcast(a, root=0)
+        step[0] = every[0][-1]
+        self.model.optimizer.iterations = every[0][-1]
+
+
+def recommend(call: Callable, users, verbose):
+    """``Model.recommend`` under DataParallel with several processes: ``call(users,
+    verbose)`` for this rank's contiguous share of ``users``, the rows gathered on every
+    rank (the same result as one process); on one process, or with fewer users than
+    processes, ``call(users, verbose)`` for all of them."""
+    flat = np.asarray(users).ravel()
+    shares = distribution._shares(flat.size)
+    if shares is None or flat.size < distribution.size():
+        return call(users, verbose)
+    r = distribution.rank()
+    mine = call(flat[shares[r]:shares[r + 1]], verbose if r == 0 else 0)
+    every = distribution.communicator().allgather(mine)
+    return tuple(np.concatenate([part[j] for part in every]) for j in range(len(mine)))
+
+
+def _mpi():
+    from mpi4py import MPI
+    return MPI
+
+
+def _own_callbacks(callbacks, is_main: bool):
+    """Rank 0 runs every callback; the others skip the file writers and print nothing."""
+    if is_main:
+        return callbacks
+    kept = [cb for cb in _flatten_callbacks(callbacks) if not isinstance(cb, _WRITERS)]
+    for cb in kept:
+        if isinstance(getattr(cb, "verbose", None), (int, np.integer)):
+            cb.verbose = 0
+    return kept
+
+
+def _tables(model) -> List[TableSpec]:
+    out = []
+    for k, (layer, idx, table) in enumerate(model._builder.params):
+        if table:
+            w = layer._weights[idx][1]
+            out.append(TableSpec(k, int(w.shape[0]), int(w.size // max(w.shape[0], 1)),
+                                 not layer.trainable))
+    return out
+
+
+def _state_arrays(model) -> List[np.ndarray]:
+    """Every array the plan trains: weights, optimizer slots, per-row step counts."""
+    out = []
+    for k, (layer, idx, _) in enumerate(model._builder.params):
+        out.append(layer._weights[idx][1])
+        out.extend(a for a in model.optimizer._slots[k] if a is not None)
+    return out
+
+
+def _signature(model, opts, batch_size, inputs, labels, weights) -> Dict[str, Any]:
+    """What must be equal on every rank, field by field (small values and checksums)."""
+    b = model._builder
+    graph = repr((b.ops, b.value_sizes)).encode()
+    data = 0
+    for a in list(inputs) + [labels] + ([] if weights is None else [weights]):
+        data = zlib.crc32(memoryview(np.ascontiguousarray(a)).cast("B"), data)
+    return {  # the most telling difference first
+        "parameter shapes": [tuple(layer._weights[idx][1].shape) for layer, idx, _ in b.params],
+        "trainable layers": [bool(layer.trainable) for layer, _, _ in b.params],
+        "model graph (checksum)": zlib.crc32(graph),
+        "optimizer": repr(model.optimizer._c_spec()),
+        "loss": type(model.loss).__name__,
+        "metrics": [m.name for m in model.compiled_metrics],
+        "fit arguments": (batch_size, opts.epochs, opts.initial_epoch, opts.shuffle,
+                          opts.validation_freq),
+        "number of samples": int(labels.shape[0]),
+        "data checksum": data,
+    }

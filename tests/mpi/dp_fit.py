@@ -1,0 +1,198 @@
+"""Scripts that tests/test_distributed.py launches under ``mpiexec -n 2``; also imported
+there (``build``, ``data``, ``CONFIGS``) to train the same models on one process.
+
+    python dp_fit.py MODE OUT_DIR
+
+MODE: hello | match | threads | evaluate | files | raise-data | raise-callback | kill |
+mismatch.
+"""
+import hashlib
+import json
+import os
+import signal
+import sys
+
+import numpy as np
+
+CONFIGS = {  # name: (optimizer, sparse_updates, global batch size, sampler)
+    "sgd-sparse": ("sgd", True, 128, False),  # with validation_split: rank 0 validates
+    "sgd-dense": ("sgd", False, 101, False),  # 101 = 50 + 51, the last short; sample weights
+    "adam-sparse": ("adam", True, 101, False),
+    "adam-dense": ("adam", False, 128, False),  # run with the two-phase dense reduction
+    "adam-sampler": ("adam", True, 256, True),
+    # a list of (x, y) batches of 128 (the last of 92) instead of arrays
+    "adam-batch-list": ("adam", True, 128, False),
+    # batches of 1499 and 1: rank 0 has no sample of the last one and steps with none
+    "adam-last-batch-of-one": ("adam", True, 1499, False),
+}
+N_USERS, N_ITEMS, N = 120, 80, 1500
+
+
+def data():
+    rng = np.random.default_rng(0)
+    u, i = rng.integers(0, N_USERS, N), rng.integers(0, N_ITEMS, N)
+    return [u, i], ((u + 2 * i) % 5 < 2).astype(np.float32)
+
+
+def build(optimizer="adam", sparse=True, factors=8):
+    import neurec
+    from neurec import optimizers
+    from neurec.models import zoo
+    neurec.utils.set_random_seed(5)
+    model = zoo.NeuMF(N_USERS, N_ITEMS, factors=factors, layers=(16, 8))
+    opt = optimizers.Adam(0.01, sparse_updates=sparse) if optimizer == "adam" else \
+        optimizers.SGD(0.1, momentum=0.5, sparse_updates=sparse)
+    model.compile(optimizer=opt, loss="binary_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def train(name, **fit):
+    """One epoch of config ``name`` (on however many processes run it)."""
+    from neurec.data import NegativeSampler
+    optimizer, sparse, batch_size, sampler = CONFIGS[name]
+    model = build(optimizer, sparse)
+    x, y = data()
+    if sampler:
+        pos = y > 0
+        x, y = NegativeSampler((x[0][pos], x[1][pos]), num_negatives=2, n_users=N_USERS,
+                               n_items=N_ITEMS, seed=3), None
+    if name == "sgd-sparse":
+        fit["validation_split"] = 0.2
+    if name == "sgd-dense":
+        fit["sample_weight"] = np.random.default_rng(1).uniform(0.2, 3.0, N).astype(np.float32)
+    if name == "adam-batch-list":
+        x = [([x[0][k:k + batch_size], x[1][k:k + batch_size]], y[k:k + batch_size])
+             for k in range(0, N, batch_size)]
+        y = batch_size = None
+    history = model.fit(x, y, batch_size=batch_size, epochs=1, seed=11, **fit)
+    return model, history
+
+
+def evaluation(model):
+    """evaluate_sampled and evaluate_full (per user, several held-out items) of ``model``,
+    and how many (user, item) pairs it scored."""
+    from neurec.evaluation import evaluate_full, evaluate_sampled
+    rng = np.random.default_rng(4)
+    users = np.arange(N_USERS)
+    pos, neg = rng.integers(0, N_ITEMS, N_USERS), rng.integers(0, N_ITEMS, (N_USERS, 20))
+    held = (np.repeat(users, 2), rng.integers(0, N_ITEMS, 2 * N_USERS))
+    seen = (rng.integers(0, N_USERS, 600), rng.integers(0, N_ITEMS, 600))
+    scored, predict = [0], model.predict
+
+    def counting(x, **kw):
+        scored[0] += len(x[0])
+        return predict(x, **kw)
+
+    model.predict = counting
+    out = {"sampled": evaluate_sampled(model, users, pos, neg, k=[5, 10], verbose=0),
+           "full": evaluate_full(model, None, held, seen, k=10, n_items=N_ITEMS, verbose=0),
+           "per_user": evaluate_sampled(model, users, pos, neg, per_user=True,
+                                        verbose=0)["hr@10"].tolist()}
+    del model.predict
+    from neurec.models import recommend as module
+    asked, rec = [], module.recommend
+
+    def counting_rec(model, users, **kw):
+        asked.append(len(users))
+        return rec(model, users, **kw)
+
+    module.recommend = counting_rec
+    ids, scores = model.recommend(np.r_[users, N_USERS + 3], k=5, exclude=seen,
+                                  unknown="popular", verbose=0)  # one unknown user
+    module.recommend = rec
+    out["recommend"] = {"ids": ids.tolist(), "scores": scores.tolist(), "users": asked}
+    return out, scored[0]
+
+
+def digest(model):
+    return hashlib.sha256(b"".join(w.tobytes() for w in model.get_weights())).hexdigest()
+
+
+def main(mode, out):
+    before = "mpi4py" in sys.modules
+    from neurec import callbacks, distribution
+    imported = "mpi4py" in sys.modules
+    distribution.initialize()
+    distribution.set_distribution(distribution.DataParallel())
+    rank = distribution.rank()
+    if mode == "hello":
+        print(f"rank={rank} size={distribution.size()} main={distribution.is_main()} "
+              f"mpi4py_before_initialize={before or imported}", flush=True)
+        model, (x, y) = build(), data()
+        try:  # one step per process would part the weights
+            model.train_on_batch(x, y)
+        except ValueError as e:
+            print(f"refused: {e}"[:40], flush=True)
+    elif mode == "match":
+        from neurec.distribution import _exchange
+        for name in CONFIGS:
+            _exchange.GATHER_DENSE_MAX = 0 if name == "adam-dense" else 1 << 22
+            model, history = train(name, verbose=0)
+            with open(os.path.join(out, f"{name}-{rank}.json"), "w") as f:
+                json.dump({"sha256": digest(model), "history": history.history}, f)
+            if rank == 0:
+                np.savez(os.path.join(out, f"{name}.npz"), *model.get_weights())
+    elif mode == "threads":  # rank r runs r + 1 threads; a model wide enough to use them
+        import neurec
+        from neurec import optimizers
+        from neurec.models import zoo
+        neurec.set_num_threads(rank + 1)
+        (x, y) = data()
+        for sparse in (True, False):
+            neurec.utils.set_random_seed(5)
+            model = zoo.NeuMF(N_USERS, N_ITEMS, factors=64, layers=(256, 128, 64))
+            model.compile(optimizer=optimizers.Adam(1e-3, sparse_updates=sparse),
+                          loss="binary_crossentropy")
+            model.fit(x, y, batch_size=1024, epochs=1, verbose=0, seed=2)
+            print(f"sparse={sparse} rank {rank} threads {neurec.get_num_threads()} "
+                  f"{digest(model)}", flush=True)
+    elif mode == "evaluate":
+        results, scored = evaluation(build())
+        with open(os.path.join(out, f"evaluate-{rank}.json"), "w") as f:
+            json.dump({"results": results, "scored": scored}, f)
+    elif mode == "files":
+        model, (x, y) = build(), data()
+        if rank == 1:  # fit starts from rank 0's weights and step count
+            model.set_weights([w + 0.5 for w in model.get_weights()])
+            model.optimizer.iterations = 7
+        log = os.path.join(out, "log.csv")
+        ckpt = os.path.join(out, "ckpt-{epoch}.weights.npz")
+        def stop(epoch, logs):  # rank 1 alone asks to stop: every rank stops with it
+            if rank == 1 and epoch == 2:
+                model.stop_training = True
+        history = model.fit(x, y, batch_size=100, epochs=5, seed=1, verbose=2, callbacks=[
+            callbacks.CSVLogger(log, append=True),
+            callbacks.ModelCheckpoint(ckpt, save_weights_only=True, verbose=1),
+            callbacks.LambdaCallback(on_epoch_end=stop)])
+        print(f"rank {rank} trained {len(history.history['loss'])} epochs "
+              f"{model.optimizer.iterations} steps {digest(model)}")
+        model.save(os.path.join(out, f"model-{rank}.neurec"))  # rank 0 alone writes
+        model.save_weights(os.path.join(out, f"model-{rank}.weights.npz"))
+    elif mode in ("raise-data", "raise-callback"):
+        model, (x, y) = build(), data()
+        if mode == "raise-data" and rank == 1:
+            y = y.copy()
+            y[7] = np.nan
+        def fail(batch, logs):
+            if rank == 1 and batch >= 2:
+                raise RuntimeError("a callback failed on rank 1")
+        model.fit(x, y, batch_size=16, epochs=50, verbose=0,
+                  callbacks=[callbacks.LambdaCallback(on_train_batch_end=fail)])
+    elif mode == "kill":
+        model, (x, y) = build(), data()
+        epoch = [0]
+        def die(batch, logs):  # mid-way through the second epoch, after one checkpoint
+            if rank == 1 and epoch[0] == 1 and batch >= 40:
+                os.kill(os.getpid(), signal.SIGKILL)
+        model.fit(x, y, batch_size=16, epochs=50, verbose=0, callbacks=[
+            callbacks.ModelCheckpoint(os.path.join(out, "last.neurec")),
+            callbacks.LambdaCallback(on_epoch_begin=lambda e, logs: epoch.__setitem__(0, e),
+                                     on_train_batch_end=die)])
+    elif mode == "mismatch":
+        model, (x, y) = build(factors=8 + rank), data()
+        model.fit(x, y, batch_size=100, epochs=1, verbose=0)
+    print(f"rank {rank} done", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else ".")

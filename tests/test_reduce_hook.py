@@ -1,0 +1,201 @@
+"""``Plan.set_reduce_hook``: the Python face of the C core's reduce hook (nr_plan.h), the seam
+where a data-parallel fit combines the gradients of several processes.
+
+Every expectation is derived from what an unhooked fit does: a hook that doubles every
+gradient trains as SGD with twice the learning rate (scaling by 2 is exact), a hook that
+zeroes them leaves SGD's weights alone, a hook that does nothing changes nothing, and a
+replaced table part moves exactly the rows it names.
+"""
+import numpy as np
+import pytest
+
+import neurec
+from neurec import optimizers
+from neurec.layers import Dense, Embedding, Flatten, Input, Multiply
+from neurec.models import Model
+
+
+def gmf(nu=30, ni=20, k=4):
+    u, i = Input(shape=(1,), name="user"), Input(shape=(1,), name="item")
+    g = Multiply()([Flatten()(Embedding(nu, k, name="users")(u)),
+                    Flatten()(Embedding(ni, k, name="items")(i))])
+    return Model([u, i], Dense(1, activation="sigmoid", name="out")(g))
+
+
+def data(n=240, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 30, n), rng.integers(0, 20, n)], (rng.random(n) < 0.3).astype(np.float32)
+
+
+def trained(hook=None, lr=0.1, sparse=True, threads=1, batch_size=80, epochs=1, shuffle=True):
+    """A fresh GMF (same initial weights every call) after fit, with ``hook`` set on its plan.
+    With two threads the factors are wide enough for the C core to use both (its grain)."""
+    neurec.utils.set_random_seed(7)
+    model = gmf(k=4 if threads == 1 else 256)
+    model.compile(optimizer=optimizers.SGD(lr, sparse_updates=sparse), loss="binary_crossentropy")
+    x, y = data()
+    old = neurec.get_num_threads()
+    neurec.set_num_threads(threads)
+    try:
+        if hook is not None:
+            model._get_plan().set_reduce_hook(hook)
+        model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0, seed=3, shuffle=shuffle)
+    finally:
+        neurec.set_num_threads(old)
+    return model
+
+
+def same(a, b):
+    return all(np.array_equal(p, q) for p, q in zip(a.get_weights(), b.get_weights()))
+
+
+def scale(factor):
+    def hook(g):
+        g.dense[:] *= factor
+        for k in range(g.n_parts):
+            g.part(k)[4][:] *= factor
+    return hook
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_hook_that_does_nothing_changes_nothing(sparse, threads):
+    assert same(trained(lambda g: None, sparse=sparse, threads=threads),
+                trained(sparse=sparse, threads=threads))
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_views_are_the_gradients_applied(sparse, threads):
+    """Doubling every value the hook sees trains as twice the learning rate: the dense view
+    and the table parts cover every gradient the optimizer applies, without a copy."""
+    parts = []
+    trained(lambda g: parts.append(g.n_parts), threads=threads)
+    assert set(parts) == {2 * threads}  # one part per thread and table
+    assert same(trained(scale(2.0), lr=0.1, sparse=sparse, threads=threads),
+                trained(lr=0.2, sparse=sparse, threads=threads))
+    start = trained(lr=0.1, sparse=sparse, threads=threads, epochs=0)
+    assert same(trained(scale(0.0), sparse=sparse, threads=threads), start)
+
+
+def test_what_the_hook_sees():
+    seen = []
+
+    def hook(g):
+        parts = [g.part(k) for k in range(g.n_parts)]
+        seen.append((g.step, g.n_samples, g.n_tables, g.n_parts, g.dense.size,
+                     g.dense_offset.tolist(), parts[0][0], parts[0][1],
+                     sorted(np.concatenate([p[3] for p in parts if p[0] == parts[0][0]]).tolist())))
+
+    model = trained(hook, batch_size=100, shuffle=False)  # 240 samples: 100, 100, 40
+    assert [s[0] for s in seen] == [1, 2, 3]
+    assert [s[1] for s in seen] == [100, 100, 40]
+    assert all(s[2] == 2 and s[3] == 2 for s in seen)  # one thread, two tables
+    assert all(s[4] == 5 and s[5] == [-1, -1, 0, 4] for s in seen)  # kernel 4x1, bias 1
+    assert all(s[6] == 0 and s[7] == 4 for s in seen)  # part 0: the users table, 4 columns
+    x, _ = data()
+    assert seen[0][8] == sorted(set(x[0][:100].tolist()))  # the users of the first batch
+    assert seen[2][8] == sorted(set(x[0][200:].tolist()))
+    assert model.optimizer.iterations == 3
+
+
+def test_a_replaced_part_moves_exactly_its_rows():
+    """set_part hands the apply phase other rows and gradients (what an allgather of the
+    rows every process saw does): SGD moves those rows by -lr * grad, and no other row."""
+    def hook(g):
+        g.dense[:] = 0.0
+        for k in range(g.n_parts):
+            param, cols = g.part(k)[:2]
+            g.set_part(k, np.array([3, 5], dtype=np.int64),
+                       np.full((2, cols), 1.0 if param == 0 else 2.0, dtype=np.float32))
+
+    before = trained(lr=0.1, epochs=0)
+    after = trained(hook, lr=0.1, batch_size=240)  # one batch
+    for w0, w1, g in zip(before.get_weights(), after.get_weights(), [1.0, 2.0, 0.0, 0.0]):
+        want = w0.copy()
+        if g:
+            want[[3, 5]] -= np.float32(0.1) * np.float32(g)
+        np.testing.assert_array_equal(w1, want)
+
+
+def test_an_exception_in_the_hook_stops_fit_with_it():
+    def hook(g):
+        if g.step == 2:
+            raise ZeroDivisionError("from the hook")
+
+    x, y = data()
+    neurec.utils.set_random_seed(7)
+    model = gmf()
+    model.compile(optimizer=optimizers.SGD(0.1), loss="binary_crossentropy")
+    plan = model._get_plan()
+    plan.set_reduce_hook(hook)
+    with pytest.raises(ZeroDivisionError, match="from the hook"):
+        model.fit(x, y, batch_size=48, epochs=1, verbose=0, seed=3)
+    assert model.optimizer.iterations == 1  # the failing batch is neither applied nor counted
+    plan.set_reduce_hook(None)
+    model.fit(x, y, batch_size=48, epochs=1, verbose=0, seed=3)
+    assert model.optimizer.iterations == 6
+
+
+def test_views_do_not_outlive_the_call():
+    kept = []
+    x, y = data()
+    model = gmf()
+    model.compile(optimizer=optimizers.SGD(0.1), loss="binary_crossentropy")
+    plan = model._get_plan()
+    plan.set_reduce_hook(lambda g: kept.append(g.dense[:2]))
+    with pytest.raises(RuntimeError, match="kept a view"):
+        model.fit(x, y, batch_size=48, epochs=1, verbose=0, seed=3)
+    kept.clear()
+    plan.set_reduce_hook(kept.append)
+    with pytest.raises(RuntimeError, match="kept a view"):
+        model.fit(x, y, batch_size=48, epochs=1, verbose=0, seed=3)
+    with pytest.raises(RuntimeError, match="during the reduce hook's call only"):
+        _ = kept[0].dense
+    plan.set_reduce_hook(None)
+
+
+def test_bad_calls_raise():
+    x, y = data()
+    model = gmf()
+    model.compile(optimizer=optimizers.SGD(0.1), loss="binary_crossentropy")
+    plan = model._get_plan()
+    with pytest.raises(TypeError, match="callable or None"):
+        plan.set_reduce_hook(3)
+    errors = []
+
+    def check(fn, exc, match):
+        def hook(g):
+            try:
+                fn(g)
+            except exc as e:
+                assert match in str(e), e
+                errors.append(match)
+        return hook
+
+    cases = [
+        (lambda g: g.part(g.n_parts), IndexError, "outside [0, 2)"),
+        (lambda g: g.set_part(0, np.array([30]), np.zeros(4, np.float32)), IndexError,
+         "rows[0] = 30 is outside [0, 30)"),
+        (lambda g: g.set_part(0, np.array([1]), np.zeros(3, np.float32)), ValueError,
+         "grad has 3 values, expected len(rows) * 4 = 4"),
+        (lambda g: g.set_part(0, np.array([1], np.int32), np.zeros(4, np.float32)), TypeError,
+         "rows"),
+        (lambda g: g.set_part(0, np.array([1]), np.zeros(4)), TypeError, "grad"),
+        (lambda g: plan.set_reduce_hook(None), RuntimeError, "during its call"),
+    ]
+    for fn, exc, match in cases:
+        plan.set_reduce_hook(check(fn, exc, match))
+        model.fit(x, y, batch_size=240, epochs=1, verbose=0, seed=3)
+    assert len(errors) == len(cases)
+    dense = gmf()
+    dense.compile(optimizer=optimizers.SGD(0.1, sparse_updates=False), loss="binary_crossentropy")
+    dense._get_plan().set_reduce_hook(check(
+        lambda g: g.set_part(0, np.array([1]), np.zeros(4, np.float32)), ValueError,
+        "dense updates"))
+    dense.fit(x, y, batch_size=240, epochs=1, verbose=0, seed=3)
+    assert errors[-1] == "dense updates"
+    hog = gmf()
+    hog.compile(optimizer=optimizers.SGD(0.1), loss="binary_crossentropy", hogwild=True)
+    with pytest.raises(ValueError, match="hogwild=False"):
+        hog._get_plan().set_reduce_hook(lambda g: None)
