@@ -502,7 +502,8 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
 
         Works for any model with a user-id input and an item-id input (by default the
         first two inputs). Dot-product models (``MF``, ``GMF``, ``Dot`` of two
-        embeddings) take a fused blocked multiply + top-K path; any other model is
+        embeddings) take a fused blocked multiply + top-K path; NeuMF and MLP a fused
+        tower + top-K path (the generic path's scores and ties); any other model is
         scored over blocks of (user, item) pairs by the compiled plan. Retired items
         (:meth:`retire_items`) are never returned.
 
