@@ -119,7 +119,7 @@ class _Roles:
         return out
 
 
-def hoisted_pair_model(model, roles, make_model: Callable):
+def hoisted_pair_model(model, roles, make_model: Callable, users: Optional[np.ndarray] = None):
     """A faster model for scoring many (user, item) pairs, or None.
 
     Every tensor that depends on the user id alone is computed once per user,
@@ -136,6 +136,9 @@ def hoisted_pair_model(model, roles, make_model: Callable):
         roles: Its user and item inputs.
         make_model: ``make_model(inputs, output, name=)`` builds the faster model
             (``neurec.models.Model``; passed in, so this module needs no model class).
+        users: The user ids the faster model will score, or None for all: its user id
+            ``j`` is then ``users[j]``, and only their user-side values are computed (a
+            call for a block of users costs that block, not the whole user table).
     """
     if len(roles.names) != 2 or roles.n_users is None:
         return None
@@ -147,8 +150,10 @@ def hoisted_pair_model(model, roles, make_model: Callable):
     if side[id(model.outputs[0])] != "p":
         return None
     # precompute every user-only and item-only tensor
-    nu, ni = roles.n_users, roles.n_items
-    users = np.arange(nu, dtype=np.int64).reshape(-1, 1)
+    ni = roles.n_items
+    users = (np.arange(roles.n_users, dtype=np.int64) if users is None
+             else np.asarray(users, dtype=np.int64)).reshape(-1, 1)
+    nu = users.shape[0]
     items = np.arange(ni, dtype=np.int64).reshape(-1, 1)
     uslot, islot = model.inputs.index(u_in), model.inputs.index(i_in)
 
@@ -355,10 +360,12 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
                     minimum=min_users)
         ids[uk] = oid
     elif uk.size:
-        scorer, sroles = model, roles
-        fast = hoisted_pair_model(model, roles, make_model) if make_model is not None else None
-        if fast is not None:
+        scorer, sroles, su = model, roles, ku  # su: the scorer's ids of the users ku
+        fast = hoisted_pair_model(model, roles, make_model, users=ku) \
+            if make_model is not None else None
+        if fast is not None:  # its user j is ku[j]
             scorer, sroles = fast, _Roles(fast, None, None, None, None)
+            su = np.arange(ku.size, dtype=np.int64)
         if cand is None and retired is not None:
             cand = np.setdiff1d(np.arange(n_items, dtype=np.int64), retired, assume_unique=True)
         cols = np.arange(n_items, dtype=np.int64) if cand is None else cand
@@ -374,13 +381,14 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
             b_indices = pos[hit].astype(np.int32)
         fused = ncf_parts(scorer, sroles.u_in, sroles.i_in) if len(sroles.names) == 2 else None
         if fused is not None:  # NeuMF / MLP: tower, GMF and top-K fused in C (_fused.py)
-            ids[uk] = fused.topk(ku, kk, cand, b_indptr, b_indices, ku,
+            ids[uk] = fused.topk(su, kk, cand, b_indptr, b_indices, ku,
                                  progress=lambda e: bar.update(e, finalize=False))[0]
         else:
-            for s, ub, block in _score_blocks(scorer, sroles, ku, cols):
+            for s, ub, block in _score_blocks(scorer, sroles, su, cols):
                 # exclude was converted and checked once above; the C top-K reads it as is
+                rows = ku[s:s + ub.size]
                 bi, _ = rank_core().topk_rows(block, kk, indptr=b_indptr, indices=b_indices,
-                                             row_users=ub if indptr is not None else None,
+                                             row_users=rows if indptr is not None else None,
                                              n_threads=num_threads())
                 if cand is not None:
                     bi = np.where(bi >= 0, cand[np.maximum(bi, 0)], -1)
