@@ -9,9 +9,8 @@ with one id): the fixed cost (start-up and model load) inside that wall time. Pe
 the child's maximum resident set (``os.wait4``).
 
 Models: MF (64 factors, the dot-product fast path: a fused multiply + top-K heap in C) and
-NeuMF (factor 8, tower 64-32-16-8, the command line's default: scored pair by pair through
-the compiled plan, with user-only and item-only parts precomputed), each at 1 and 2
-threads (``--threads``), alternated round by round (``common.alternate``).
+NeuMF (factor 8, tower 64-32-16-8, the command line's default: user-only and item-only
+parts precomputed, then the fused tower + top-K scorer in C), each at 1 and 2 threads (``--threads``), alternated round by round (``common.alternate``).
 
 Data: ``neurec.datasets.make_purchases`` with ``--users`` customers and ``--items`` products
 (default 100,000 x 50,000, about 2.5M purchases); each model is trained ``--epochs`` epoch(s)
