@@ -41,7 +41,12 @@ def begin(model, plan, source, opts, callbacks) -> Optional["DataParallelFit"]:
     Raises:
         ValueError: For a Hogwild model, or a batch smaller than the number of processes.
     """
-    return DataParallelFit(model, plan, source, opts, callbacks) if active() else None
+    if not active():
+        return None
+    if distribution.distribution().local_data:
+        from neurec.models._dp_local import LocalDataFit  # it builds on DataParallelFit
+        return LocalDataFit(model, plan, source, opts, callbacks)
+    return DataParallelFit(model, plan, source, opts, callbacks)
 
 
 class DataParallelFit:
@@ -58,11 +63,12 @@ class DataParallelFit:
         self.rank, self.size = distribution.rank(), distribution.size()
         self.is_main = self.rank == 0
         self.model, self.plan = model, plan
+        self.source = source  # what fit's loop reads its chunks from
         if getattr(model, "hogwild", False) and model.optimizer.sparse_updates:
             raise ValueError("fit under DataParallel: a model compiled with hogwild=True updates "
                              "its tables without a reduce phase, where the processes combine "
                              "their gradients; compile it with hogwild=False")
-        self._check_batch(getattr(source, "batch_size", self.size))  # arrays: known now
+        self._check_batch(self._global_batch(source, opts))  # arrays: known now
         seed = self.comm.bcast(opts.seed, root=0)
         self.opts = opts._replace(seed=seed, verbose=opts.verbose if self.is_main else 0)
         self.callbacks = _own_callbacks(callbacks, self.is_main)
@@ -72,6 +78,9 @@ class DataParallelFit:
     def end(self) -> None:
         """Remove the reduce hook (the plan trains alone again)."""
         self.plan.set_reduce_hook(None)
+
+    def _global_batch(self, source, opts) -> int:
+        return getattr(source, "batch_size", self.size)
 
     # -- a chunk of batches -----------------------------------------------------------
     def _check_batch(self, batch_size: int) -> None:

@@ -228,7 +228,7 @@ def run(model, plan, source, opts: FitOptions, callbacks) -> Optional[History]:
     """
     dp = _distributed.begin(model, plan, source, opts, callbacks)
     if dp is not None:  # several processes under DataParallel
-        opts, callbacks = dp.opts, dp.callbacks
+        opts, callbacks, source = dp.opts, dp.callbacks, dp.source
     model.stop_training = False
     cbs = CallbackList(callbacks, add_history=True, add_progbar=opts.verbose != 0, model=model,
                        verbose=opts.verbose, epochs=opts.epochs, steps=source.steps)
