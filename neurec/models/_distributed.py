@@ -41,12 +41,7 @@ def begin(model, plan, source, opts, callbacks) -> Optional["DataParallelFit"]:
     Raises:
         ValueError: For a Hogwild model, or a batch smaller than the number of processes.
     """
-    if not active():
-        return None
-    if distribution.distribution().local_data:
-        from neurec.models._dp_local import LocalDataFit  # it builds on DataParallelFit
-        return LocalDataFit(model, plan, source, opts, callbacks)
-    return DataParallelFit(model, plan, source, opts, callbacks)
+    return DataParallelFit(model, plan, source, opts, callbacks) if active() else None
 
 
 class DataParallelFit:
@@ -186,18 +181,22 @@ class DataParallelFit:
         self.model.optimizer.iterations = every[0][-1]
 
 
-def recommend(call: Callable, users, verbose):
+def recommend(call: Callable, users, verbose, gather: str = "all"):
     """``Model.recommend`` under DataParallel with several processes: ``call(users,
     verbose)`` for this rank's contiguous share of ``users``, the rows gathered on every
-    rank (the same result as one process); on one process, or with fewer users than
-    processes, ``call(users, verbose)`` for all of them."""
+    rank (the same result as one process), or on rank 0 alone with ``gather="main"``
+    (the others get None); on one process, or with fewer users than processes,
+    ``call(users, verbose)`` for all of them."""
     flat = np.asarray(users).ravel()
     shares = distribution._shares(flat.size)
     if shares is None or flat.size < distribution.size():
         return call(users, verbose)
     r = distribution.rank()
     mine = call(flat[shares[r]:shares[r + 1]], verbose if r == 0 else 0)
-    every = distribution.communicator().allgather(mine)
+    comm = distribution.communicator()
+    every = comm.allgather(mine) if gather == "all" else comm.gather(mine, root=0)
+    if every is None:
+        return None
     return tuple(np.concatenate([part[j] for part in every]) for j in range(len(mine)))
 
 

@@ -14,12 +14,21 @@ the samples of the step). Each rank shuffles its own partition with the epoch's 
 (the same on every rank); a sampler draws the negatives of its own users from the global
 item range (every rank's sampler must have the same ``(n_users, n_items)`` shape).
 """
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
-from neurec.models._adapters import ArraySource, Chunk
+from neurec import distribution
+from neurec.models import _distributed
 from neurec.models._distributed import DataParallelFit, _signature
+
+
+def begin(model, plan, source, opts, callbacks) -> Optional[DataParallelFit]:
+    """The data-parallel state of a fit (``_distributed.begin``), of a
+    :class:`LocalDataFit` under ``DataParallel(local_data=True)``; None on one process."""
+    if _distributed.active() and distribution.distribution().local_data:
+        return LocalDataFit(model, plan, source, opts, callbacks)
+    return _distributed.begin(model, plan, source, opts, callbacks)
 
 
 def local_batches(sizes: np.ndarray, batch_size: int) -> np.ndarray:
@@ -33,11 +42,11 @@ def local_batches(sizes: np.ndarray, batch_size: int) -> np.ndarray:
 
 
 class _LocalSource:
-    """An ``ArraySource`` over this rank's partition, cut into ``steps`` batches of
+    """A ``_adapters.ArraySource`` over this rank's partition, cut into ``steps`` batches of
     ``batch_size`` per epoch; the batches past the end of the partition are empty
     (their rows -1 in ``idx``), so every rank runs the same number of steps."""
 
-    def __init__(self, inner: ArraySource, batch_size: int, steps: int):
+    def __init__(self, inner, batch_size: int, steps: int):
         self.inner, self.batch_size, self.steps = inner, batch_size, steps
         inner.batch_size = batch_size
         self.validation = inner.validation
@@ -54,7 +63,7 @@ class _LocalSource:
     def end_epoch(self) -> None:
         self.inner.end_epoch()
 
-    def next_chunk(self, max_batches: int) -> Optional[Chunk]:
+    def next_chunk(self, max_batches: int) -> Optional[Tuple[Any, ...]]:
         if self._done >= self.steps:
             return None
         nb = min(max_batches, self.steps - self._done)
@@ -67,7 +76,7 @@ class _LocalSource:
             idx = np.empty(0, dtype=np.int64)
         padded = np.full(nb * self.batch_size, -1, dtype=np.int64)
         padded[:idx.size] = idx
-        return Chunk(*self._arrays, padded, self.batch_size)
+        return (*self._arrays, padded, self.batch_size)  # a _adapters.Chunk's fields
 
 
 class LocalDataFit(DataParallelFit):
@@ -79,7 +88,7 @@ class LocalDataFit(DataParallelFit):
     """
 
     def __init__(self, model, plan, source, opts, callbacks):
-        if not isinstance(source, ArraySource):
+        if getattr(source, "data", None) is None:  # not arrays or a sampler (ArraySource)
             raise ValueError("fit under DataParallel(local_data=True): pass each rank's "
                              "partition as arrays or a NegativeSampler (batches from a "
                              "generator or PyDataset are not supported)")
