@@ -3,15 +3,22 @@
 Usage (from the repository root; long runs under ``nice``):
     nice -n 5 python benchmarks/bench_scoring.py                # ml-100k and ml-1m, 1 and 2 threads
     python benchmarks/bench_scoring.py --quick                  # smoke run (< 60 s)
+    nice -n 5 python benchmarks/bench_scoring.py --datasets beauty --threads 2   # 22K x 12K
 
 For every user: score all items, drop the user's training items, keep the 10 best.
 
-- neurec ``model.recommend(users, k=10, exclude=train_matrix)``: NeuMF takes the generic path
-  (compiled plan over blocks of (user, item) pairs + top-K in C); MF and GMF take the fused
-  dot-product + top-K fast path.
+- neurec ``model.recommend(users, k=10, exclude=train_matrix)``: NeuMF takes the fused NCF
+  path (``neurec/models/_fused.py``: hoisted first layer, tower, GMF and prediction layer over
+  SIMD lanes of items, top-K heap fused in); "NeuMF (generic)" is the same call with the fused
+  scorer off (compiled plan over blocks of (user, item) pairs + top-K in C); MF and GMF take the
+  fused dot-product + top-K fast path.
+- Fused tower throughput: the fused scorer alone on one thread (every user, all items,
+  exclusions, top 10), in GFLOP/s of the tower's Dense layers after the hoisted one (2 x
+  multiply-adds per pair), over wall time and over the calling thread's CPU time (the latter is
+  what a loaded host distorts least).
 - PyTorch, NeuMF: the same weights copied into ``torch_ncf.NeuMF``; blocks of users x all items
   (about 1M pairs per block) through ``forward`` under ``inference_mode``, seen items set to
-  -inf, ``torch.topk``.
+  -inf, ``torch.topk`` (skipped above ``--max-torch-pairs`` users x items).
 - PyTorch, dot product (MF, GMF): ``U_block @ V.T`` (``torch.mm``) + mask + ``torch.topk``, on
   the folded vectors (GMF: ``p_u * h``; MF: ``w * p_u`` with the item bias as an extra column;
   user-only terms and the final sigmoid do not change a user's ranking).
@@ -196,8 +203,53 @@ def overlap(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(common_) / a.shape[1])
 
 
+def fused_tower(model: Any, data: ncf_data.NCFData, reps: int) -> dict[str, Any]:
+    """The fused NCF scorer alone on one thread: every user, all items, training items
+    excluded, top 10; GFLOP/s of the tower (Dense layers after the hoisted one)."""
+    from neurec.models import Model
+    from neurec.models._fused import ncf_parts
+    from neurec.models.recommend import _Roles, hoisted_pair_model
+
+    roles = _Roles(model, None, None, None, None)
+    fast = hoisted_pair_model(model, roles, Model) or model
+    sroles = _Roles(fast, None, None, None, None)
+    parts = ncf_parts(fast, sroles.u_in, sroles.i_in)
+    if parts is None:
+        raise RuntimeError("the NeuMF model did not take the fused path")
+    nu, ni = data.n_users, data.n_items
+    users = np.arange(nu, dtype=np.int64)
+    indptr = np.ascontiguousarray(data.indptr, np.int64)
+    indices = np.ascontiguousarray(data.train_items, np.int32)
+    common.set_threads(1)
+    walls, cpus = [], []
+    for rep in range(reps + 1):  # the first is a warm-up
+        t0, c0 = time.perf_counter(), time.thread_time()
+        parts.topk(users, K, None, indptr, indices, users)
+        if rep:
+            walls.append(time.perf_counter() - t0)
+            cpus.append(time.thread_time() - c0)
+    flop = float(nu) * ni * parts.tower_flops_per_pair
+    wall, cpu = float(np.median(walls)), float(np.median(cpus))
+    return {
+        "pairs": nu * ni,
+        "tower_flops_per_pair": parts.tower_flops_per_pair,
+        "flops_per_pair": parts.flops_per_pair,
+        "wall_s": walls,
+        "cpu_s": cpus,
+        "tower_gflops_wall": flop / wall / 1e9,
+        "tower_gflops_cpu": flop / cpu / 1e9,
+        "all_gflops_cpu": float(nu) * ni * parts.flops_per_pair / cpu / 1e9,
+    }
+
+
 def bench_dataset(
-    name: str, threads: list[int], reps: int, train_epochs: int, seed: int, predict_pairs: int
+    name: str,
+    threads: list[int],
+    reps: int,
+    train_epochs: int,
+    seed: int,
+    predict_pairs: int,
+    max_torch_pairs: int = 10**8,
 ) -> dict[str, Any]:
     """All contenders on one dataset at each thread count."""
     import torch
@@ -205,6 +257,7 @@ def bench_dataset(
 
     import neurec
     from neurec.data import InteractionMatrix
+    from neurec.models import _fused
 
     data = ncf_data.load_dataset(name)
     nu, ni = data.n_users, data.n_items
@@ -239,8 +292,16 @@ def bench_dataset(
     pi = rng.integers(0, ni, predict_pairs, dtype=np.int64)
     results: dict[str, Any] = {}
 
-    def nr_rec(kind: str) -> Callable[[int], np.ndarray]:
-        return lambda rep: models[kind].recommend(users, k=K, exclude=matrix)[0]
+    def nr_rec(kind: str, fused: bool = True) -> Callable[[int], np.ndarray]:
+        def run(rep: int) -> np.ndarray:
+            old = _fused.ENABLED
+            _fused.ENABLED = fused  # off: the generic path (plan over pair blocks + topk_rows)
+            try:
+                return models[kind].recommend(users, k=K, exclude=matrix)[0]
+            finally:
+                _fused.ENABLED = old
+
+        return run
 
     def imp_rec(kind: str) -> Callable[[int], np.ndarray]:
         return lambda rep: implicit_models[kind].recommend(users, user_items, N=K)[0]
@@ -261,9 +322,11 @@ def bench_dataset(
             m.num_threads = t
         with threadpool_limits(limits=t):
             runs: dict[str, Callable[[int], Any]] = {
-                "neurec NeuMF (generic)": nr_rec("neumf"),
-                "torch NeuMF forward+topk": lambda rep: torch_topk_neumf(tm, data),
+                "neurec NeuMF (fused)": nr_rec("neumf"),
+                "neurec NeuMF (generic)": nr_rec("neumf", fused=False),
             }
+            if nu * ni <= max_torch_pairs:
+                runs["torch NeuMF forward+topk"] = lambda rep: torch_topk_neumf(tm, data)
             for kind in ("mf", "gmf"):
                 fam = kind.upper()
                 runs[f"neurec {fam} (dot fast path)"] = nr_rec(kind)
@@ -287,7 +350,7 @@ def bench_dataset(
 
             times = common.alternate({nm: keep(nm, fn) for nm, fn in runs.items()}, reps)
         ref = {
-            "NeuMF": "neurec NeuMF (generic)",
+            "NeuMF": "neurec NeuMF (fused)",
             "MF": "neurec MF (dot fast path)",
             "GMF": "neurec GMF (dot fast path)",
         }
@@ -321,6 +384,13 @@ def bench_dataset(
                 flush=True,
             )
         results[t] = res
+    tower = fused_tower(models["neumf"], data, reps)
+    print(
+        f"[{name} t=1] fused NeuMF scorer alone: {np.median(tower['wall_s']) * 1000:.1f} ms wall, "
+        f"{np.median(tower['cpu_s']) * 1000:.1f} ms CPU; tower {tower['tower_gflops_wall']:.1f} "
+        f"GFLOP/s (wall), {tower['tower_gflops_cpu']:.1f} GFLOP/s (CPU time)",
+        flush=True,
+    )
     return {
         "dataset": name,
         "n_users": nu,
@@ -330,7 +400,9 @@ def bench_dataset(
         "train_s": train_s,
         "predict_pairs": predict_pairs,
         "neurec_threads_default": neurec.get_num_threads(),
+        "max_torch_pairs": max_torch_pairs,
         "threads": results,
+        "fused_tower": tower,
     }
 
 
@@ -371,6 +443,17 @@ def _markdown(rec: dict[str, Any]) -> str:
                 rows,
             )
         )
+        tw = ds.get("fused_tower")
+        if tw:
+            lines += [
+                "",
+                f"Fused NeuMF scorer alone, 1 thread ({tw['pairs']:,} pairs, "
+                f"{tw['tower_flops_per_pair']} tower flop per pair): "
+                f"{np.median(tw['wall_s']) * 1000:.1f} ms wall, "
+                f"{np.median(tw['cpu_s']) * 1000:.1f} ms CPU; tower "
+                f"**{tw['tower_gflops_wall']:.1f} GFLOP/s** over wall time, "
+                f"{tw['tower_gflops_cpu']:.1f} GFLOP/s over CPU time.",
+            ]
         lines.append("")
     return "\n".join(lines)
 
@@ -388,6 +471,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", default=None, help="comma-separated (default 1,2; --quick: 1)")
     p.add_argument("--train-epochs", type=int, default=1)
     p.add_argument("--predict-pairs", type=int, default=2_000_000)
+    p.add_argument(
+        "--max-torch-pairs",
+        type=int,
+        default=10**8,
+        help="skip torch NeuMF forward+topk above this many users x items (default 1e8)",
+    )
     args = p.parse_args(argv)
     if args.threads is None:
         args.threads = "1" if args.quick else "1,2"
@@ -416,7 +505,9 @@ def main(argv: list[str] | None = None) -> int:
     reps = 1 if args.quick else args.reps
     pairs = 200_000 if args.quick else args.predict_pairs
     datasets = [
-        bench_dataset(d, args.threads, reps, args.train_epochs, args.seed, pairs)
+        bench_dataset(
+            d, args.threads, reps, args.train_epochs, args.seed, pairs, args.max_torch_pairs
+        )
         for d in args.datasets
     ]
     return run.finish(
@@ -429,6 +520,7 @@ def main(argv: list[str] | None = None) -> int:
             "k": K,
             "train_epochs": args.train_epochs,
             "quick": args.quick,
+            "max_torch_pairs": args.max_torch_pairs,
         },
         {"datasets": datasets},
         _markdown,

@@ -10,6 +10,7 @@
  *   _data.c    sampling and the dot-product scorer of recommend
  *   _als.c     iALS
  *   _rank.c    ranking metrics and top-K (neurec.evaluation)
+ *   _score.c   the fused NeuMF / MLP scorer of recommend
  *   _core.c    this file: module init, the declared enum names, build facts
  *
  * Every function checks its arguments (dtype, contiguity, writability, sizes),
@@ -22,6 +23,7 @@
 
 #include "neurec/nr_names.h"
 #include "neurec/nr_plan.h"
+#include "neurec/nr_score_ncf.h"
 #include "neurec/nr_simd.h"
 
 /* ------------------------------------------------------------------------ */
@@ -121,7 +123,8 @@ static int core_exec(PyObject *m)
     if (PyModule_AddFunctions(m, nr_py_pool_methods) < 0 ||
         PyModule_AddFunctions(m, nr_py_data_methods) < 0 ||
         PyModule_AddFunctions(m, nr_py_als_methods) < 0 ||
-        PyModule_AddFunctions(m, nr_py_rank_methods) < 0)
+        PyModule_AddFunctions(m, nr_py_rank_methods) < 0 ||
+        PyModule_AddFunctions(m, nr_py_score_methods) < 0)
         return -1;
     if (nr_py_plan_add_type(m) < 0)
         return -1;
@@ -134,7 +137,8 @@ static int core_exec(PyObject *m)
         add_names(m, "ACTIVATIONS", nr_act_names, NR_ACT_COUNT) < 0 ||
         add_names(m, "LOSSES", nr_loss_names, NR_LOSS_COUNT) < 0 ||
         add_names(m, "OPTIMIZERS", nr_optim_names, NR_OPTIM_COUNT) < 0 ||
-        add_names(m, "STATUSES", status_names, NR_STATUS_COUNT) < 0)
+        add_names(m, "STATUSES", status_names, NR_STATUS_COUNT) < 0 ||
+        add_names(m, "NCF_PARTS", nr_ncf_part_names, NR_NCF_PART_COUNT) < 0)
         return -1;
     return 0;
 }

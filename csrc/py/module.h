@@ -27,6 +27,9 @@ extern PyMethodDef nr_py_als_methods[];
 /* _rank.c: topk_rows, count_sampled, count_full, score. */
 extern PyMethodDef nr_py_rank_methods[];
 
+/* _score.c: ncf_topk (the fused NeuMF / MLP scorer of recommend). */
+extern PyMethodDef nr_py_score_methods[];
+
 /* pools.h: set_num_threads, get_num_threads (declared there). */
 
 #endif /* NR_PY_MODULE_H */

@@ -24,7 +24,7 @@ import traceback
 from typing import Any, Optional
 
 __all__ = ["initialize", "rank", "size", "is_main", "barrier", "communicator",
-           "Distribution", "DataParallel", "set_distribution", "distribution"]
+           "Distribution", "DataParallel", "ModelParallel", "set_distribution", "distribution"]
 
 # Environment variables through which launchers tell a process how many were started:
 # MPICH's Hydra and Intel MPI (PMI), Open MPI, MVAPICH, and Slurm's srun (inside a step).
@@ -217,7 +217,7 @@ def communicator() -> Any:
 class Distribution:
     """How ``fit`` spreads its work over the processes (the base class).
 
-    Subclasses: :class:`DataParallel`. Set one with :func:`set_distribution`.
+    Subclasses: :class:`DataParallel`, :class:`ModelParallel`. Set one with :func:`set_distribution`.
     """
 
     def __repr__(self) -> str:
@@ -271,6 +271,44 @@ class DataParallel(Distribution):
 
     def __repr__(self) -> str:
         return f"DataParallel(local_data={self.local_data})"
+
+
+class ModelParallel(DataParallel):
+    """Data parallelism with row-sharded embedding tables, for tables too big for one host.
+
+    As :class:`DataParallel` (every rank passes the same data, ``batch_size`` is the global
+    batch, each rank computes its slice, dense layers are replicated and their gradients
+    combined in rank order), but each of the N ranks stores only the rows ``i`` with
+    ``i % N == rank`` of every Embedding table, and their optimizer state: the tables take
+    about 1/N of their memory per rank. For each run of global batches the ranks fetch
+    the rows the batches read from their owners into a small working table (one
+    ``Allgatherv``), train them with the data-parallel gradient exchange, and each owner
+    keeps its updated rows. The trained weights are those of :class:`DataParallel`
+    (the same updates in the same order). Needs ``sparse_updates=True`` (the default).
+
+    After ``fit`` the tables stay sharded. ``model.save`` (and ``save_weights``,
+    ``ModelCheckpoint``) gathers them on rank 0 alone, which writes one ordinary model
+    file; ``load_model`` it on every rank and ``fit`` shards it again. ``predict``,
+    ``evaluate*``, ``recommend``, ``weights`` and ``get_weights`` first gather the whole
+    tables on every rank (then split the users as DataParallel does): call them on every
+    rank, never on one alone. Not yet: ``validation_data`` / ``validation_split``, or a
+    callback that predicts, during a sharded ``fit``.
+
+    Example:
+
+    >>> from neurec import distribution
+    >>> distribution.initialize()
+    >>> distribution.set_distribution(distribution.ModelParallel())
+    >>> distribution.distribution()
+    ModelParallel()
+    >>> distribution.set_distribution(None)
+    """
+
+    def __init__(self):
+        super().__init__(local_data=False)
+
+    def __repr__(self) -> str:
+        return "ModelParallel()"
 
 
 def set_distribution(value: Optional[Distribution]) -> None:

@@ -34,6 +34,28 @@ def active() -> bool:
         distribution.size() > 1
 
 
+def sharding() -> bool:
+    """Whether ``fit`` shards the embedding tables: ModelParallel and several processes."""
+    return isinstance(distribution.distribution(), distribution.ModelParallel) and \
+        distribution.size() > 1
+
+
+def fit_plan(model):
+    """The plan ``fit`` trains through: the model's own, or under ModelParallel the plan
+    over its working tables (the tables sharded first if they are whole: their optimizer
+    state, when not built yet, is built for this rank's rows only)."""
+    if not sharding():
+        if getattr(model, "_shards", None) is not None:
+            model._shards.unshard()  # ModelParallel was unset: every rank gathers
+        return model._get_plan()
+    if getattr(model, "_shards", None) is None:
+        from neurec.distribution._sharding import ShardedTables
+        from neurec.models._plan import lower
+        model._builder = lower(model)
+        model._shards = ShardedTables(model, distribution.communicator())
+    return model._shards.plan
+
+
 def begin(model, plan, source, opts, callbacks) -> Optional["DataParallelFit"]:
     """The data-parallel state of a fit, or None when it trains as one process (no
     DataParallel distribution set, or a single process).
@@ -41,7 +63,11 @@ def begin(model, plan, source, opts, callbacks) -> Optional["DataParallelFit"]:
     Raises:
         ValueError: For a Hogwild model, or a batch smaller than the number of processes.
     """
-    return DataParallelFit(model, plan, source, opts, callbacks) if active() else None
+    if not active():
+        return None
+    if sharding():
+        return ModelParallelFit(model, plan, source, opts, callbacks)
+    return DataParallelFit(model, plan, source, opts, callbacks)
 
 
 class DataParallelFit:
@@ -76,6 +102,10 @@ class DataParallelFit:
 
     def _global_batch(self, source, opts) -> int:
         return getattr(source, "batch_size", self.size)
+
+    def penalty(self) -> float:
+        """The model's L2 penalty (added to the epoch's loss)."""
+        return self.model._regularization_penalty()
 
     # -- a chunk of batches -----------------------------------------------------------
     def _check_batch(self, batch_size: int) -> None:
@@ -179,6 +209,62 @@ class DataParallelFit:
                 self.comm.Bcast(a, root=0)
         step[0] = every[0][-1]
         self.model.optimizer.iterations = every[0][-1]
+
+
+class ModelParallelFit(DataParallelFit):
+    """One rank's side of a fit with row-sharded tables (``distribution.ModelParallel``):
+    the data-parallel fit of :class:`DataParallelFit` over runs of global batches, each
+    trained on working tables that hold the rows it reads
+    (:class:`neurec.distribution._sharding.ShardedTables`).
+
+    Raises:
+        ValueError: With validation data (not supported yet under ModelParallel).
+    """
+
+    def __init__(self, model, plan, source, opts, callbacks):
+        if source.validation is not None:
+            raise ValueError("fit under ModelParallel: validation_data / validation_split are "
+                             "not supported yet; evaluate after fit (on every rank)")
+        self.shards = model._shards
+        super().__init__(model, self.shards.plan, source, opts, callbacks)
+        # every rank runs ModelCheckpoint (saving gathers the shards on rank 0, which
+        # writes); CSVLogger and printing stay on rank 0
+        if not self.is_main:
+            callbacks = [cb for cb in _flatten_callbacks(callbacks)
+                         if not isinstance(cb, CSVLogger)]
+            for cb in callbacks:
+                if isinstance(getattr(cb, "verbose", None), (int, np.integer)):
+                    cb.verbose = 0
+        self.callbacks = callbacks
+        self.shards.in_fit = True
+
+    def end(self) -> None:
+        self.shards.in_fit = False
+        super().end()
+
+    def penalty(self) -> float:
+        return self.shards.penalty()
+
+    def fit(self, inputs, labels, idx, batch_size, step, seed, weights=None):
+        """Train the global batches ``idx`` run by run: fetch each run's rows, train this
+        rank's slices of its batches, keep the rows this rank owns."""
+        self._check_batch(batch_size)
+        per = self.shards.batches_per_run(inputs, batch_size)
+        if self.shards.plan is not self.plan:  # the working tables grew
+            self.plan.set_reduce_hook(None)
+            self.plan = self.shards.plan
+            if self.checked:
+                self.plan.set_reduce_hook(self.exchange)
+        self.plan.set_optimizer(self.model.optimizer._c_spec())
+        stats = None
+        run = per * batch_size
+        for at in range(0, idx.size, run):
+            sub = idx[at:at + run]
+            local = self.shards.fetch(inputs, sub)
+            st = super().fit(local, labels, sub, batch_size, step, seed, weights=weights)
+            self.shards.write_back()
+            stats = st if stats is None else {k: v + st[k] for k, v in stats.items()}
+        return stats
 
 
 def recommend(call: Callable, users, verbose, gather: str = "all"):

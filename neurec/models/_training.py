@@ -273,7 +273,8 @@ def run(model, plan, source, opts: FitOptions, callbacks) -> Optional[History]:
             source.end_epoch()
             epoch_logs = logs_from_stats(model, totals) if totals is not None else {}
             if "loss" in epoch_logs:
-                epoch_logs["loss"] += model._regularization_penalty()
+                epoch_logs["loss"] += model._regularization_penalty() if dp is None else \
+                    dp.penalty()
             if source.validation is not None and should_validate(epoch, opts.validation_freq):
                 vres = source.validation.evaluate(model) if dp is None else \
                     dp.validation(lambda: source.validation.evaluate(model))

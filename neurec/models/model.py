@@ -16,6 +16,7 @@ from neurec._registry import get_registered_object, register_serializable
 from neurec.layers.base import KerasTensor, Layer
 from neurec.models import _adapters, _als, _data, _functional, _keras_api, _training, _weights
 from neurec.models import recommend as recommend_mod
+from neurec.models._distributed import fit_plan
 from neurec.models._distributed import recommend as distributed_recommend
 from neurec.models._dp_output import check_gather, recommend_to_file
 from neurec.models._foldin import FoldIn
@@ -123,6 +124,8 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
     @property
     def weights(self) -> List[np.ndarray]:
         """Live weight arrays of every layer, in layer order."""
+        if getattr(self, "_shards", None) is not None:  # ModelParallel: gather (every rank)
+            self._shards.unshard()
         return [w for layer in self._layers for w in layer.weights]
 
     @property
@@ -279,6 +282,8 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
                              "outputs, or (Sequential) add an Input first")
 
     def _get_plan(self):
+        if getattr(self, "_shards", None) is not None:  # ModelParallel: gather (every rank)
+            self._shards.unshard()
         plan = self._plan
         if plan is not None and plan_is_current(self._builder, self._plan_key):
             return plan
@@ -411,7 +416,7 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
                             initial_epoch=initial_epoch)
         opts = _training.fit_options(self._check_batch_size(batch_size), epochs, initial_epoch,
                                      validation_freq, validation_split, shuffle, verbose, seed)
-        plan = self._get_plan()
+        plan = fit_plan(self)  # ModelParallel: over the working tables
         if opts.seed is None:
             opts = opts._replace(seed=_training.default_seed())
         source = _adapters.fit_source(self, self._builder, x, y, batch_size, opts, steps_per_epoch,
@@ -498,7 +503,8 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
 
         Works for any model with a user-id input and an item-id input (by default the
         first two inputs). Dot-product models (``MF``, ``GMF``, ``Dot`` of two
-        embeddings) take a fused blocked multiply + top-K path; any other model is
+        embeddings) take a fused blocked multiply + top-K path; NeuMF and MLP a fused
+        tower + top-K path (the generic path's scores and ties); any other model is
         scored over blocks of (user, item) pairs by the compiled plan. Retired items
         (:meth:`retire_items`) are never returned.
 

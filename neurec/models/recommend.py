@@ -8,8 +8,11 @@
   ``Flatten(Embedding(...))``, optionally plus id biases and a final
   sigmoid/``Dense(1)``), item vectors are streamed in cache-sized blocks
   through a fused multiply + top-K heap in C, across all cores.
-* **Generic path.** Any other model (NeuMF, MLP, hybrid models with side
-  features) is scored in C over blocks of (user, item) pairs with the
+* **Fused NCF path.** NeuMF and MLP (a tower over hoisted user and item tables,
+  GMF's product, a ``Dense(1)`` prediction layer) are scored with the top-K in one
+  C call (``_fused.py``); same scores and ties as the generic path.
+* **Generic path.** Any other model (hybrid models with side features, other
+  graphs) is scored in C over blocks of (user, item) pairs with the
   compiled plan, then the top-K is selected in C.
 
 Returned scores are always the model's own outputs for the chosen items.
@@ -28,6 +31,7 @@ from neurec.layers.merging import Add, Concatenate
 from neurec.models._chunks import run_chunked
 from neurec.models._dot import dot_structure
 from neurec.models._functional import run_numpy
+from neurec.models._fused import ncf_parts
 from neurec.utils.progbar import waiting_bar
 
 __all__ = ["recommend", "score_items"]
@@ -368,15 +372,20 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
             b_indptr = np.zeros_like(indptr)
             np.cumsum(np.bincount(row_of[hit], minlength=indptr.size - 1), out=b_indptr[1:])
             b_indices = pos[hit].astype(np.int32)
-        for s, ub, block in _score_blocks(scorer, sroles, ku, cols):
-            # exclude was converted and checked once above; the C top-K reads it as is
-            bi, _ = rank_core().topk_rows(block, kk, indptr=b_indptr, indices=b_indices,
-                                         row_users=ub if indptr is not None else None,
-                                         n_threads=num_threads())
-            if cand is not None:
-                bi = np.where(bi >= 0, cand[np.maximum(bi, 0)], -1)
-            ids[uk[s:s + ub.size]] = bi
-            bar.update(s + ub.size, finalize=False)
+        fused = ncf_parts(scorer, sroles.u_in, sroles.i_in) if len(sroles.names) == 2 else None
+        if fused is not None:  # NeuMF / MLP: tower, GMF and top-K fused in C (_fused.py)
+            ids[uk] = fused.topk(ku, kk, cand, b_indptr, b_indices, ku,
+                                 progress=lambda e: bar.update(e, finalize=False))[0]
+        else:
+            for s, ub, block in _score_blocks(scorer, sroles, ku, cols):
+                # exclude was converted and checked once above; the C top-K reads it as is
+                bi, _ = rank_core().topk_rows(block, kk, indptr=b_indptr, indices=b_indices,
+                                             row_users=ub if indptr is not None else None,
+                                             n_threads=num_threads())
+                if cand is not None:
+                    bi = np.where(bi >= 0, cand[np.maximum(bi, 0)], -1)
+                ids[uk[s:s + ub.size]] = bi
+                bar.update(s + ub.size, finalize=False)
     # exact model scores of the chosen items
     valid = ids[uk] >= 0
     if uk.size and valid.any():

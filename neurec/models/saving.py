@@ -120,6 +120,11 @@ def save_model(model, filepath, overwrite: bool = True, include_optimizer: bool 
                       "the file name sets the format; remove it", UserWarning, stacklevel=3)
     if zipped is not None and not zipped:
         raise ValueError("model.save: zipped=False is not supported; neurec writes one zip file")
+    if getattr(model, "_shards", None) is not None:  # ModelParallel: gather on rank 0
+        with model._shards.on_main() as writes:
+            if writes:
+                save_model(model, filepath, overwrite, include_optimizer)
+        return
     if distribution._skips_writes():  # under DataParallel rank 0 writes the one file
         return
     cfg = {"format": FORMAT, "neurec_version": __version__, "model": model.get_config(),
@@ -575,6 +580,11 @@ def save_weights(model, filepath, overwrite: bool = True) -> None:
     """
     filepath = check_weights_path(filepath, "save_weights", "; model.save(" + repr(
         stem(os.fspath(filepath)) + ".neurec") + ") saves the whole model")
+    if getattr(model, "_shards", None) is not None:  # ModelParallel: gather on rank 0
+        with model._shards.on_main() as writes:
+            if writes:
+                save_weights(model, filepath, overwrite)
+        return
     if distribution._skips_writes():
         return
     arrays = {f"w{i:05d}": w for i, w in enumerate(model.weights)}
