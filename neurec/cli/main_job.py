@@ -34,6 +34,7 @@ from neurec.cli._common import (
     read_log,
     run,
 )
+from neurec.cli._distributed import add_distributed, run_distributed
 
 
 def parser() -> argparse.ArgumentParser:
@@ -92,6 +93,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2],
                    help="Training output: 0 silent, 1 a progress bar, 2 one line per epoch "
                    "(default %(default)s).")
+    add_distributed(p)
     return p
 
 
@@ -132,7 +134,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Run the main job with ``argv`` (default ``sys.argv[1:]``); returns the exit status
     (2 after an error, printed as one line on stderr; 130 after Ctrl-C)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    return run("neurec", parser(), argv, _job)
+    return run("neurec", parser(), argv, lambda args: run_distributed("neurec", args, _job))
 
 
 def _job(args) -> int:
@@ -217,9 +219,14 @@ def _write(path, model, seen, top):
     import csv
     import io
 
+    from neurec import distribution
     from neurec._atomic import atomic_write
     raw_users = model.user_encoder.classes_
-    raw_items, scores = model.recommend(raw_users, k=top, exclude=seen)
+    # under --distributed each rank ranks its share of the users; rank 0 writes them all
+    got = model.recommend(raw_users, k=top, exclude=seen, gather="main")
+    if not distribution.is_main():
+        return
+    raw_items, scores = got
 
     def write(f):
         text = io.TextIOWrapper(f, newline="")  # the locale's encoding, as open(path, "w")

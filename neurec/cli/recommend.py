@@ -27,6 +27,7 @@ from neurec.cli._common import (
     set_threads,
     summary,
 )
+from neurec.cli._distributed import add_distributed, run_distributed
 from neurec.cli._output import check_output, write_recommendations
 
 PROG = "neurec recommend"
@@ -72,6 +73,7 @@ def parser() -> argparse.ArgumentParser:
                    "memory grows with it (default: 2**27 (customer, product) pairs per block, "
                    f"at most {MAX_BLOCK:,} customers).")
     add_threads(p)
+    add_distributed(p)
     p.add_argument("--verbose", type=int, default=1, choices=[0, 1],
                    help="Output: 1 a progress bar over the customers, 0 only the summary "
                    "(default %(default)s).")
@@ -80,7 +82,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: List[str]) -> int:
     """``neurec recommend ARGS``; errors are one line on stderr and exit status 2."""
-    return run(PROG, parser(), argv, _run)
+    return run(PROG, parser(), argv,
+               lambda args: run_distributed(PROG, args, _run, data_parallel=False))
 
 
 def read_user_ids(path: str, column: str, sep: str) -> np.ndarray:
@@ -179,6 +182,16 @@ def _run(args) -> int:
     model = load_served_model(args.model, need_seen=not args.allow_repeats)
     print(summary(model, args.model))
     ids, codes = _users(args, model)
+    output = args.output
+    if args.distributed:  # each rank its contiguous share of the customers, its own file
+        from neurec import distribution
+        r, size = distribution.rank(), distribution.size()
+        if size > 1 and "{rank}" not in output:
+            raise CliError(f"--output {output} under --distributed with {size} processes: put "
+                           "{rank} in the name (e.g. recs-{rank}.csv), one file per rank")
+        output = output.replace("{rank}", str(r))
+        lo, hi = ids.size * r // size, ids.size * (r + 1) // size
+        ids, codes = ids[lo:hi], codes[lo:hi]
     n_items = len(model.item_encoder)
     popular = _popular(model, args.k) if (codes < 0).any() else None
     exclude = False if args.allow_repeats else None  # None: the model's seen-matrix
@@ -191,8 +204,8 @@ def _run(args) -> int:
         bar = Progbar(int(ids.size), unit_name="user")
     block = args.block_users or max(256, min(MAX_BLOCK, PAIRS_PER_BLOCK // max(1, n_items)))
     rows = write_recommendations(
-        args.output, fmt, _blocks(model, ids, codes, args.k, exclude, block, popular),
+        output, fmt, _blocks(model, ids, codes, args.k, exclude, block, popular),
         ids, model.item_encoder.classes_, after_block=None if bar is None else bar.add)
-    print(f"wrote {rows:,} recommendations for {ids.size:,} customers to {args.output} "
+    print(f"wrote {rows:,} recommendations for {ids.size:,} customers to {output} "
           f"({time.perf_counter() - t0:.1f}s)")
     return 0

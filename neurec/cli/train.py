@@ -36,6 +36,7 @@ from neurec.cli._common import (
     run,
     set_threads,
 )
+from neurec.cli._distributed import add_distributed, run_distributed
 from neurec.cli._evaluation import add_protocol_options, evaluate_and_print, pairs_description
 
 PROG = "neurec train"
@@ -85,12 +86,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2],
                    help="Output while training: 0 silent, 1 progress bar, 2 one line per epoch "
                    "(default %(default)s).")
+    add_distributed(p)
     return p
 
 
 def main(argv: List[str]) -> int:
     """``neurec train ARGS``; errors are one line on stderr and exit status 2."""
-    return run(PROG, parser(), argv, _run)
+    return run(PROG, parser(), argv, lambda args: run_distributed(PROG, args, _run))
 
 
 def time_column(args) -> str:

@@ -237,13 +237,22 @@ class DataParallel(Distribution):
     of one process training with the same global batch. ``fit`` starts from rank 0's
     weights and optimizer state (sent to the others when they differ) and its seed.
 
+    With ``local_data=True`` each rank passes only its own partition of the data (arrays,
+    or a ``NegativeSampler`` over its users' interactions built with the global
+    ``n_users=`` and ``n_items=``: it draws negatives from every item). ``batch_size`` is
+    still the global batch, apportioned to the ranks in proportion to their partition
+    sizes (agreed with one ``Allgather``): equal partitions get equal local batches, the
+    slices ``DataParallel()`` would cut. Every rank takes the same number of steps per
+    epoch, ``max_r ceil(n_r / b_r)``; a rank whose partition runs out first takes part
+    in the last steps without samples. Each rank shuffles its partition with the
+    epoch's seed; validation is rank 0's (its ``validation_data`` or split).
+
     Args:
-        local_data: False (the only mode so far): every rank passes the whole data.
+        local_data: False: every rank passes the whole data; True: each rank passes its
+            own partition.
 
     Raises:
         TypeError: If ``local_data`` is not a bool.
-        ValueError: If ``local_data`` is True (each rank passing its own partition is not
-            supported yet).
 
     Example:
 
@@ -258,9 +267,6 @@ class DataParallel(Distribution):
     def __init__(self, local_data: bool = False):
         if not isinstance(local_data, bool):
             raise TypeError(f"DataParallel: local_data must be True or False, got {local_data!r}")
-        if local_data:
-            raise ValueError("DataParallel(local_data=True) is not supported yet: pass every "
-                             "rank the whole data with DataParallel()")
         self.local_data = local_data
 
     def __repr__(self) -> str:

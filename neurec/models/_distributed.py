@@ -84,11 +84,12 @@ class DataParallelFit:
         self.rank, self.size = distribution.rank(), distribution.size()
         self.is_main = self.rank == 0
         self.model, self.plan = model, plan
+        self.source = source  # what fit's loop reads its chunks from
         if getattr(model, "hogwild", False) and model.optimizer.sparse_updates:
             raise ValueError("fit under DataParallel: a model compiled with hogwild=True updates "
                              "its tables without a reduce phase, where the processes combine "
                              "their gradients; compile it with hogwild=False")
-        self._check_batch(getattr(source, "batch_size", self.size))  # arrays: known now
+        self._check_batch(self._global_batch(source, opts))  # arrays: known now
         seed = self.comm.bcast(opts.seed, root=0)
         self.opts = opts._replace(seed=seed, verbose=opts.verbose if self.is_main else 0)
         self.callbacks = _own_callbacks(callbacks, self.is_main)
@@ -98,6 +99,9 @@ class DataParallelFit:
     def end(self) -> None:
         """Remove the reduce hook (the plan trains alone again)."""
         self.plan.set_reduce_hook(None)
+
+    def _global_batch(self, source, opts) -> int:
+        return getattr(source, "batch_size", self.size)
 
     def penalty(self) -> float:
         """The model's L2 penalty (added to the epoch's loss)."""
@@ -263,18 +267,22 @@ class ModelParallelFit(DataParallelFit):
         return stats
 
 
-def recommend(call: Callable, users, verbose):
+def recommend(call: Callable, users, verbose, gather: str = "all"):
     """``Model.recommend`` under DataParallel with several processes: ``call(users,
     verbose)`` for this rank's contiguous share of ``users``, the rows gathered on every
-    rank (the same result as one process); on one process, or with fewer users than
-    processes, ``call(users, verbose)`` for all of them."""
+    rank (the same result as one process), or on rank 0 alone with ``gather="main"``
+    (the others get None); on one process, or with fewer users than processes,
+    ``call(users, verbose)`` for all of them."""
     flat = np.asarray(users).ravel()
     shares = distribution._shares(flat.size)
     if shares is None or flat.size < distribution.size():
         return call(users, verbose)
     r = distribution.rank()
     mine = call(flat[shares[r]:shares[r + 1]], verbose if r == 0 else 0)
-    every = distribution.communicator().allgather(mine)
+    comm = distribution.communicator()
+    every = comm.allgather(mine) if gather == "all" else comm.gather(mine, root=0)
+    if every is None:
+        return None
     return tuple(np.concatenate([part[j] for part in every]) for j in range(len(mine)))
 
 

@@ -19,7 +19,7 @@ from neurec import optimizers as optimizers_mod
 from neurec._registry import get_registered_object
 from neurec.callbacks import CallbackList
 from neurec.layers.base import limit_weight_elements
-from neurec.models import _adapters, _data, _distributed, _training, _weights, saving
+from neurec.models import _adapters, _data, _distributed, _dp_output, _training, _weights, saving
 
 __all__ = ["KerasAPIMixin", "model_from_json", "warn_ignored"]
 
@@ -249,7 +249,7 @@ class KerasAPIMixin:
 
     def evaluate(self, x=None, y=None, batch_size: Optional[int] = None,
                  verbose: Union[str, int] = "auto", sample_weight=None, steps=None,
-                 callbacks=None, return_dict: bool = False):
+                 callbacks=None, return_dict: bool = False, gather: str = "all"):
         """Loss and metrics on ``(x, y)``, as ``keras.Model.evaluate``.
 
         All of ``x`` is evaluated in one C pass (``batch_size`` only checked: the result
@@ -261,6 +261,11 @@ class KerasAPIMixin:
         Args:
             sample_weight: Optional weight >= 0 per sample, shape ``(n,)`` or ``(n, 1)``:
                 the loss is ``sum w_i * l_i / n`` (Keras); metrics are not weighted.
+            gather: Under ``DataParallel`` with several processes, arrays are split
+                across the ranks (each predicts a share of the rows; with
+                ``local_data=True`` each passes its own rows and the result is over
+                their union): ``'all'`` returns the result on every rank, ``'main'`` on
+                rank 0 (the others get None).
 
         Returns:
             The loss alone if there are no metrics, else ``[loss, *metrics]``; or a dict
@@ -283,8 +288,12 @@ class KerasAPIMixin:
             inputs = _data.prepare_inputs(self, x, self._builder)
             labels = _data.prepare_labels(y, inputs[0].shape[0], int(np.prod(self.output_shape[1:])))
             weights = _weights.check_sample_weight("evaluate", sample_weight, labels.shape[0])
-            res = self._with_test_callbacks(
-                callbacks, lambda: self._evaluate_arrays(inputs, labels, weights))
+            gather = _dp_output.check_gather("evaluate", gather)
+            res = self._with_test_callbacks(callbacks, lambda: self._evaluate_arrays(
+                inputs, labels, weights) if not _distributed.active() else
+                _dp_output.split_evaluate(self, inputs, labels, weights, gather))
+            if res is None:  # gather="main", a rank other than 0
+                return None
         if verbose_level > 0 and verbose != "auto":
             print(" - ".join(f"{k}: {v:.4f}" for k, v in res.items()))
         if return_dict:

@@ -14,7 +14,7 @@ import numpy as np
 
 from neurec.callbacks import CallbackList, History
 from neurec.initializers import _global_rng
-from neurec.models import _data, _distributed, _weights
+from neurec.models import _data, _dp_local, _weights
 from neurec.models._chunks import FIT_CHUNK_SECONDS, next_chunk
 
 ValidationFreq = Union[int, List[int]]
@@ -226,9 +226,9 @@ def run(model, plan, source, opts: FitOptions, callbacks) -> Optional[History]:
     Returns:
         The model's History.
     """
-    dp = _distributed.begin(model, plan, source, opts, callbacks)
+    dp = _dp_local.begin(model, plan, source, opts, callbacks)
     if dp is not None:  # several processes under DataParallel
-        opts, callbacks = dp.opts, dp.callbacks
+        opts, callbacks, source = dp.opts, dp.callbacks, dp.source
     model.stop_training = False
     cbs = CallbackList(callbacks, add_history=True, add_progbar=opts.verbose != 0, model=model,
                        verbose=opts.verbose, epochs=opts.epochs, steps=source.steps)

@@ -18,6 +18,7 @@ from neurec.models import _adapters, _als, _data, _functional, _keras_api, _trai
 from neurec.models import recommend as recommend_mod
 from neurec.models._distributed import fit_plan
 from neurec.models._distributed import recommend as distributed_recommend
+from neurec.models._dp_output import check_gather, recommend_to_file
 from neurec.models._foldin import FoldIn
 from neurec.models._keras_api import KerasAPIMixin
 from neurec.models._lifecycle import Lifecycle
@@ -497,7 +498,7 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
                   item_input: Optional[str] = None, user_encoder=None, item_encoder=None,
                   unknown: str = "error", histories=None, seed: Optional[int] = None,
                   fold_in_options: Optional[Dict[str, Any]] = None,
-                  verbose: Union[str, int] = "auto"):
+                  verbose: Union[str, int] = "auto", output=None, gather: str = "all"):
         """The ``k`` best items for each user, scored in C across all cores.
 
         Works for any model with a user-id input and an item-id input (by default the
@@ -545,6 +546,13 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
             verbose: ``'auto'`` (a bar when the output is interactive), 0 (silent), 1 (a
                 bar, in users) or 2 (one line at the end); nothing is printed for a call
                 shorter than two seconds. With ``histories`` the fold-in has a bar first.
+            output: A ``.csv`` or ``.parquet`` path: stream the rows ``user_id, rank,
+                item_id, score`` to it block by block (atomically, bounded memory) and
+                return a summary instead of the arrays. Under a distribution each rank
+                writes its share of ``users`` (its own users with ``local_data=True``) to
+                its own file: put ``{rank}`` in the name, e.g. ``"recs-{rank}.csv"``.
+            gather: Under a distribution, ``'all'`` (every rank gets the result) or
+                ``'main'`` (rank 0 gets it, the others None).
 
         Returns:
             ``(item_ids, scores)``, arrays of shape ``(len(users), k)``, best first; scores
@@ -571,13 +579,18 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
             raise ValueError("recommend: pass users (ids the model knows) or histories")
         exclude, user_encoder, item_encoder = self._recommend_defaults(exclude, user_encoder,
                                                                        item_encoder)
-        return distributed_recommend(  # DataParallel: each rank its share of the users
-            lambda share, verbose: recommend_mod.recommend(
+        gather = check_gather("recommend", gather)
+
+        def call(share, verbose):
+            return recommend_mod.recommend(
                 self, share, k=k, exclude=exclude, items=items, user_features=user_features,
                 item_features=item_features, user_input=user_input, item_input=item_input,
                 user_encoder=user_encoder, item_encoder=item_encoder, unknown=unknown,
-                item_popularity=self._item_popularity, make_model=Model, verbose=verbose),
-            users, verbose)
+                item_popularity=self._item_popularity, make_model=Model, verbose=verbose)
+
+        if output is not None:  # {"path", "users", "rows", "total_users", "total_rows"}
+            return recommend_to_file(call, users, output, verbose)
+        return distributed_recommend(call, users, verbose, gather)  # each rank its share
 
     def partial_fit_users(self, users, interactions, optimizer=None) -> np.ndarray:
         """Fold in users: solve their vectors exactly with the item side held fixed.

@@ -1,0 +1,207 @@
+"""Data-parallel training on MPI: samples/s and HR@10 of NeuMF f8 for one process x one
+thread, one process x two threads and two ranks x one thread, plus what a step sends.
+
+    python benchmarks/bench_distributed.py                     # ml-1m (NCF split)
+    python benchmarks/bench_distributed.py --data planted --epochs 1   # no data files
+
+The driver runs each configuration as a fresh process (``mpiexec -n 2`` for the ranks,
+from the ``mpich`` wheel beside this Python or on PATH) with ``NEUREC_NUM_THREADS`` set,
+and prints one row per configuration. Two-rank runs also measure, for the model of step
+time in benchmarks/README.md:
+
+- ``compute_ms``: a step's time outside the gradient exchange (forward, backward, apply);
+- ``exchange_ms`` and ``bytes_per_step``: the reduce hook's time and payload per step;
+- ``alpha_us`` / ``beta_ns_per_byte``: an ``Allgather``'s fixed cost and per-byte cost
+  between the two ranks (8 bytes and 4 MiB messages, best of 20).
+
+ml-1m comes from the shared data directory through ``ncf_data.load_dataset`` (never
+copied); ``--data planted`` generates a log of ml-1m's shape with planted structure.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+
+# -- data ------------------------------------------------------------------------------
+def planted(n_users=6040, n_items=3706, per_user=160, seed=0):
+    """A log of ml-1m's shape: users prefer items near their planted taste vector.
+    Returns (train users, train items, test items, 99 negatives per user, n_users, n_items)."""
+    rng = np.random.default_rng(seed)
+    taste_u, taste_i = rng.normal(size=(n_users, 4)), rng.normal(size=(n_items, 4))
+    pop = rng.zipf(1.3, n_items).clip(max=500).astype(np.float64)
+    users, items = [], []
+    for u0 in range(0, n_users, 500):
+        block = np.arange(u0, min(u0 + 500, n_users))
+        logits = taste_u[block] @ taste_i.T * 1.5 + np.log(pop)
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        for r, u in enumerate(block):
+            chosen = rng.choice(n_items, size=per_user, replace=False, p=p[r])
+            users.append(np.full(per_user, u))
+            items.append(chosen)
+    users, items = np.concatenate(users), np.concatenate(items)
+    test_items = items.reshape(n_users, per_user)[:, -1]
+    keep = np.ones(users.size, bool)
+    keep[per_user - 1::per_user] = False
+    tu, ti = users[keep], items[keep]
+    seen = np.zeros((n_users, n_items), bool)
+    seen[users, items] = True
+    negatives = np.empty((n_users, 99), np.int64)
+    for u in range(n_users):
+        negatives[u] = rng.choice(np.flatnonzero(~seen[u]), 99, replace=False)
+    return tu, ti, test_items, negatives, n_users, n_items
+
+
+def load(name):
+    if name == "planted":
+        return planted()
+    import ncf_data
+    d = ncf_data.load_dataset(name)
+    order = np.argsort(d.test_users, kind="stable")
+    assert (d.test_users[order] == np.arange(d.n_users)).all(), "one test row per user"
+    return (d.train_users, d.train_items, d.test_items[order], d.test_negatives[order],
+            d.n_users, d.n_items)
+
+
+# -- one configuration (a worker process, or every rank of an mpiexec job) ---------------
+def worker(args) -> None:
+    import neurec
+    from neurec import distribution
+    from neurec.data import NegativeSampler
+    from neurec.evaluation import evaluate_sampled
+    from neurec.models import _distributed, zoo
+    distribution.initialize()
+    distribution.set_distribution(distribution.DataParallel())
+    size = distribution.size()
+    exchanges = []
+
+    class Timed(_distributed.GradientExchange):
+        seconds = 0.0
+
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            exchanges.append(self)
+
+        def __call__(self, grads):
+            t = time.perf_counter()
+            super().__call__(grads)
+            self.seconds += time.perf_counter() - t
+
+    _distributed.GradientExchange = Timed
+    users, items, test_items, negatives, n_users, n_items = load(args.data)
+    neurec.utils.set_random_seed(1)
+    model = zoo.NeuMF(n_users, n_items, factors=8, layers=(64, 32, 16, 8))
+    model.compile(optimizer=neurec.optimizers.Adam(args.lr), loss="binary_crossentropy")
+    sampler = NegativeSampler((users, items), num_negatives=4, n_users=n_users,
+                              n_items=n_items, seed=2)
+    distribution.barrier()
+    t = time.perf_counter()
+    model.fit(sampler, batch_size=args.batch, epochs=args.epochs, seed=3, verbose=0)
+    seconds = time.perf_counter() - t
+    steps = int(model.optimizer.iterations)
+    res = evaluate_sampled(model, np.arange(n_users), test_items, negatives, k=10, verbose=0)
+    out = {"ranks": size, "threads": neurec.get_num_threads(), "epochs": args.epochs,
+           "batch": args.batch, "samples_per_s": sampler.num_samples * args.epochs / seconds,
+           "seconds": seconds, "steps": steps, "hr@10": res["hr@10"],
+           "ndcg@10": res["ndcg@10"]}
+    if exchanges:
+        ex = exchanges[-1]
+        out["bytes_per_step"] = ex.bytes_sent / max(ex.steps, 1)
+        out["exchange_ms"] = 1e3 * ex.seconds / max(ex.steps, 1)
+        out["compute_ms"] = 1e3 * (seconds - ex.seconds) / max(steps, 1)
+        out.update(link_cost(distribution.communicator()))
+    if distribution.is_main():
+        print(json.dumps(out), flush=True)
+
+
+def link_cost(comm) -> dict:
+    """An Allgather's fixed cost (8-byte messages) and per-byte cost (4 MiB), best of 20."""
+    from mpi4py import MPI
+    size = comm.Get_size()
+
+    def best(nbytes):
+        send = np.zeros(nbytes // 4, np.float32)
+        recv = np.empty(send.size * size, np.float32)
+        times = []
+        for _ in range(20):
+            comm.Barrier()
+            t = time.perf_counter()
+            comm.Allgather([send, MPI.FLOAT], [recv, MPI.FLOAT])
+            times.append(time.perf_counter() - t)
+        return min(times)
+
+    small, big = best(8), best(4 << 20)
+    return {"alpha_us": 1e6 * small,
+            "beta_ns_per_byte": 1e9 * max(big - small, 0.0) / ((4 << 20) * (size - 1))}
+
+
+# -- the driver ----------------------------------------------------------------------------
+def mpiexec():
+    here = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    return here if os.access(here, os.X_OK) else shutil.which("mpiexec")
+
+
+CONFIGS = [("1 process x 1 thread", 1, 1), ("1 process x 2 threads", 1, 2),
+           ("2 ranks x 1 thread", 2, 1)]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default="ml-1m", help="ml-1m (default), ml-100k or planted")
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--batch", type=int, default=2048, help="global batch")
+    p.add_argument("--lr", type=float, default=0.002)
+    p.add_argument("--json", default=None, help="write the rows to this JSON file")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        worker(args)
+        return 0
+    from common import machine_info, print_machine
+    info = machine_info()
+    print_machine(info)
+    rows = []
+    base = [sys.executable, os.path.abspath(__file__), "--worker", "--data", args.data,
+            "--epochs", str(args.epochs), "--batch", str(args.batch), "--lr", str(args.lr)]
+    for name, ranks, threads in CONFIGS:
+        cmd = base if ranks == 1 else [mpiexec(), "-n", str(ranks)] + base
+        if ranks > 1 and cmd[0] is None:
+            print(f"{name}: skipped (no mpiexec; pip install 'neurec[mpi]')")
+            continue
+        env = dict(os.environ, NEUREC_NUM_THREADS=str(threads))
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if done.returncode != 0:
+            print(f"{name}: failed\n{done.stderr[-2000:]}")
+            return 1
+        row = json.loads(done.stdout.strip().splitlines()[-1])
+        row["config"] = name
+        rows.append(row)
+        extra = "" if ranks == 1 else (
+            f"  {row['bytes_per_step'] / 1e3:8.1f} kB/step sent  compute "
+            f"{row['compute_ms']:.2f} ms  exchange {row['exchange_ms']:.2f} ms/step  "
+            f"alpha {row['alpha_us']:.1f} us  beta {row['beta_ns_per_byte']:.3f} ns/B")
+        print(f"{name:24s} {row['samples_per_s']:12,.0f} samples/s  HR@10 {row['hr@10']:.4f}"
+              f"  ({row['seconds']:.1f}s, {row['steps']} steps){extra}", flush=True)
+    if len(rows) == 3:
+        print(f"speed-up of 2 ranks over 1 process x 1 thread: "
+              f"{rows[2]['samples_per_s'] / rows[0]['samples_per_s']:.2f}x; HR@10 difference "
+              f"{rows[2]['hr@10'] - rows[0]['hr@10']:+.4f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": info, "rows": rows}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
