@@ -84,9 +84,9 @@ MUTANTS: List[Mutant] = [
       "                inputs = [a[n - k:] for a in inputs]\n                labels = labels[n - k:]",
       T_SEM + ["tests/test_model_api.py"], True, "validation_split holds out the head"),
     M("stop-ignored", "neurec/models/_training.py",
-      "                cbs.on_train_batch_end(batch - 1, logs)\n"
+      "                    model.stop_training = dp.agree(model.stop_training)\n"
       "                if model.stop_training:\n                    break\n",
-      "                cbs.on_train_batch_end(batch - 1, logs)\n",
+      "                    model.stop_training = dp.agree(model.stop_training)\n",
       T_SEM, True, "stop_training set mid-epoch waits for the epoch's end"),
     M("hogwild-dropped", "neurec/models/model.py",
       'bool(getattr(self, "hogwild", False))', "False",
