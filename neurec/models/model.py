@@ -25,13 +25,14 @@ from neurec.models._plan import PLAN_LOCK, lower, plan_is_current, plan_key
 from neurec.models._predict import predict_arrays
 from neurec.models._resize import ResizeMixin
 from neurec.models._retire import RetireMixin
+from neurec.models._retrieval import IndexMixin
 from neurec.models._summary import summary_text
 
 __all__ = ["Model"]
 
 
 @register_serializable()
-class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
+class Model(ResizeMixin, RetireMixin, IndexMixin, Lifecycle, FoldIn, KerasAPIMixin):
     """A model: a graph of layers from ``inputs`` to ``outputs`` (Keras functional API).
 
     Example:
@@ -497,7 +498,8 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
                   item_input: Optional[str] = None, user_encoder=None, item_encoder=None,
                   unknown: str = "error", histories=None, seed: Optional[int] = None,
                   fold_in_options: Optional[Dict[str, Any]] = None,
-                  verbose: Union[str, int] = "auto"):
+                  verbose: Union[str, int] = "auto", index=None, candidates=None,
+                  n_candidates: int = 200):
         """The ``k`` best items for each user, scored in C across all cores.
 
         Works for any model with a user-id input and an item-id input (by default the
@@ -545,6 +547,13 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
             verbose: ``'auto'`` (a bar when the output is interactive), 0 (silent), 1 (a
                 bar, in users) or 2 (one line at the end); nothing is printed for a call
                 shorter than two seconds. With ``histories`` the fold-in has a bar first.
+            index: An :class:`ItemIndex` of this dot-product model (:meth:`build_index`):
+                approximate top-K through it (exclusions and retired items honoured).
+            candidates: Two-stage ranking: a dot-product model (through its
+                :attr:`item_index` when built, else exact) or ``'popular'`` proposes
+                ``n_candidates`` unseen live items per user (default 200, ``>= k``);
+                this model re-scores them exactly and keeps the ``k`` best. With
+                ``n_candidates`` >= the catalogue it equals the exhaustive ranking.
 
         Returns:
             ``(item_ids, scores)``, arrays of shape ``(len(users), k)``, best first; scores
@@ -576,7 +585,8 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
                 self, share, k=k, exclude=exclude, items=items, user_features=user_features,
                 item_features=item_features, user_input=user_input, item_input=item_input,
                 user_encoder=user_encoder, item_encoder=item_encoder, unknown=unknown,
-                item_popularity=self._item_popularity, make_model=Model, verbose=verbose),
+                item_popularity=self._item_popularity, make_model=Model, verbose=verbose,
+                index=index, candidates=candidates, n_candidates=n_candidates),
             users, verbose)
 
     def partial_fit_users(self, users, interactions, optimizer=None) -> np.ndarray:
