@@ -96,7 +96,7 @@ def _params(kind: str, given: Dict[str, Any], n: int) -> Dict[str, int]:
             out["nlist"] = int(min(max(1, n // 39), max(1, 4 * round(np.sqrt(n)))))
         out["nlist"] = min(out["nlist"], n)
         if not out["nprobe"]:
-            out["nprobe"] = max(1, out["nlist"] // 8)
+            out["nprobe"] = max(16, out["nlist"] // 8)
         out["nprobe"] = min(out["nprobe"], out["nlist"])
     return out
 

@@ -71,7 +71,7 @@ class IndexMixin:
             **settings: For ``'hnsw'``: ``M`` (32, links per node), ``ef_construction``
                 (200), ``ef_search`` (128; raised to the fetch size per query). For
                 ``'ivf'``: ``nlist`` (cells; default about ``4 sqrt(n_items)``) and
-                ``nprobe`` (cells searched; default ``nlist // 8``).
+                ``nprobe`` (cells searched; default ``max(16, nlist // 8)``).
 
         Returns:
             The :class:`ItemIndex` (also kept as :attr:`item_index`).
