@@ -26,13 +26,14 @@ from neurec.models._plan import PLAN_LOCK, lower, plan_is_current, plan_key
 from neurec.models._predict import predict_arrays
 from neurec.models._resize import ResizeMixin
 from neurec.models._retire import RetireMixin
+from neurec.models._retrieval import IndexMixin
 from neurec.models._summary import summary_text
 
 __all__ = ["Model"]
 
 
 @register_serializable()
-class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
+class Model(ResizeMixin, RetireMixin, IndexMixin, Lifecycle, FoldIn, KerasAPIMixin):
     """A model: a graph of layers from ``inputs`` to ``outputs`` (Keras functional API).
 
     Example:
@@ -498,7 +499,8 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
                   item_input: Optional[str] = None, user_encoder=None, item_encoder=None,
                   unknown: str = "error", histories=None, seed: Optional[int] = None,
                   fold_in_options: Optional[Dict[str, Any]] = None,
-                  verbose: Union[str, int] = "auto", output=None, gather: str = "all"):
+                  verbose: Union[str, int] = "auto", output=None, gather: str = "all",
+                  index=None, candidates=None, n_candidates: int = 200):
         """The ``k`` best items for each user, scored in C across all cores.
 
         Works for any model with a user-id input and an item-id input (by default the
@@ -553,6 +555,13 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
                 its own file: put ``{rank}`` in the name, e.g. ``"recs-{rank}.csv"``.
             gather: Under a distribution, ``'all'`` (every rank gets the result) or
                 ``'main'`` (rank 0 gets it, the others None).
+            index: An :class:`ItemIndex` of this dot-product model (:meth:`build_index`):
+                approximate top-K through it (exclusions and retired items honoured).
+            candidates: Two-stage ranking: a dot-product model (through its
+                :attr:`item_index` when built, else exact) or ``'popular'`` proposes
+                ``n_candidates`` unseen live items per user (default 200, ``>= k``);
+                this model re-scores them exactly and keeps the ``k`` best. With
+                ``n_candidates`` >= the catalogue it equals the exhaustive ranking.
 
         Returns:
             ``(item_ids, scores)``, arrays of shape ``(len(users), k)``, best first; scores
@@ -586,7 +595,8 @@ class Model(ResizeMixin, RetireMixin, Lifecycle, FoldIn, KerasAPIMixin):
                 self, share, k=k, exclude=exclude, items=items, user_features=user_features,
                 item_features=item_features, user_input=user_input, item_input=item_input,
                 user_encoder=user_encoder, item_encoder=item_encoder, unknown=unknown,
-                item_popularity=self._item_popularity, make_model=Model, verbose=verbose)
+                item_popularity=self._item_popularity, make_model=Model, verbose=verbose,
+                index=index, candidates=candidates, n_candidates=n_candidates)
 
         if output is not None:  # {"path", "users", "rows", "total_users", "total_rows"}
             return recommend_to_file(call, users, output, verbose)

@@ -28,6 +28,7 @@ from neurec.evaluation.ranking import _num_threads as num_threads
 from neurec.evaluation.ranking import _to_csr, top_k
 from neurec.layers.core import Activation, Dense, Embedding, Flatten, Input, Reshape
 from neurec.layers.merging import Add, Concatenate
+from neurec.models import _retrieval
 from neurec.models._chunks import run_chunked
 from neurec.models._dot import dot_structure
 from neurec.models._functional import run_numpy
@@ -268,7 +269,8 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
               item_input: Optional[str] = None, user_encoder=None, item_encoder=None,
               unknown: str = "error", item_popularity: Optional[np.ndarray] = None,
               make_model: Optional[Callable] = None, verbose: Any = 0,
-              since: Optional[float] = None) -> Tuple[np.ndarray, np.ndarray]:
+              since: Optional[float] = None, index=None, candidates=None,
+              n_candidates: int = 200) -> Tuple[np.ndarray, np.ndarray]:
     """``Model.recommend`` (see there), for ``model``.
 
     Args:
@@ -280,6 +282,7 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
         verbose: The progress bar (:func:`neurec.utils.progbar.waiting_bar`), in users,
             updated between chunks of users; default silent.
         since: When the caller's call started (progbar clock), if earlier than this one.
+        index, candidates, n_candidates: Approximate and two-stage retrieval (_retrieval.py).
     """
     bar = waiting_bar("recommend", verbose, None, unit_name="user", since=since)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
@@ -335,8 +338,15 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
     scores = np.full((u.size, kk), -np.inf, np.float32)
     uk = np.flatnonzero(known)
     ku = u[uk]
+    via = None  # ids through an index or a retriever (_retrieval.py)
+    if index is not None or candidates is not None:
+        via = _retrieval.topk(model, n_items, ku, kk, cand, indptr, indices, retired, index,
+                              candidates, n_candidates, item_popularity,
+                              _pair_scorer(model, roles, ku, make_model))
+        if via is not None:
+            ids[uk] = via
     build = None
-    if cand is None and len(roles.names) == 2:
+    if via is None and cand is None and len(roles.names) == 2:
         build = dot_structure(model, roles.u_in, roles.i_in)
     vecs = build(ku) if build is not None and uk.size else None
     if vecs is not None:
@@ -359,7 +369,7 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
         run_chunked(score, ku.size, first=max(min_users, (1 << 26) // per_user),
                     minimum=min_users)
         ids[uk] = oid
-    elif uk.size:
+    elif uk.size and via is None:
         scorer, sroles, su = model, roles, ku  # su: the scorer's ids of the users ku
         fast = hoisted_pair_model(model, roles, make_model, users=ku) \
             if make_model is not None else None
@@ -416,6 +426,21 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
         out[~ok] = None
         return out, scores
     return ids, scores
+
+
+def _pair_scorer(model, roles, ku, make_model) -> Callable:
+    """``score(j, items)``: the model's scores of users ``ku[j]`` and ``items``, through the
+    hoisted scoring model when there is one (built on first use)."""
+    fast = []
+
+    def score(j, items):
+        if not fast:
+            fast.append(hoisted_pair_model(model, roles, make_model, users=ku)
+                        if make_model is not None else None)
+        if fast[0] is None:
+            return _pairs_scores(model, roles, ku[j], items)
+        return _pairs_scores(fast[0], _Roles(fast[0], None, None, None, None), j, items)
+    return score
 
 
 def _candidate_ids(items: Any, item_encoder) -> np.ndarray:

@@ -11,6 +11,8 @@ Layout of a ``.neurec`` file::
                            "encoders" entry gives its dtype, size and unknown policy)
     seen/indptr.npy        the seen-matrix in CSR (int64 row pointers, int32 item ids),
     seen/indices.npy       if attached; config.json's "seen" entry gives its shape
+    index/*.npy            the structure of model.item_index (build_index), if built;
+                           config.json's "index" entry gives its kind and settings
 
 Files without the encoders and seen members (written before they existed, or by a model
 without them) load as before.
@@ -142,6 +144,9 @@ def save_model(model, filepath, overwrite: bool = True, include_optimizer: bool 
     weights = model.weights
     _check_finite_state(model, opt_vars)
     extra = _lifecycle_members(model, cfg)
+    if getattr(model, "item_index", None) is not None:
+        cfg["index"], arrays = model.item_index.to_arrays()
+        extra += [(f"index/{name}.npy", a) for name, a in arrays.items()]
     config_bytes = json.dumps(cfg, indent=1).encode("utf-8")
     if len(config_bytes) > MAX_CONFIG_BYTES:
         raise ValueError(f"model.save: the model's config is {len(config_bytes)} bytes, above the "
@@ -168,7 +173,8 @@ def save_model(model, filepath, overwrite: bool = True, include_optimizer: bool 
 MAX_CONFIG_BYTES = 16 * 2**20
 MAX_ARRAYS = 100_000
 _MEMBER = re.compile(r"(config\.json|(weights|optimizer)/[0-9]{5}\.npy"
-                     r"|encoders/(user|item)\.npy|seen/(indptr|indices)\.npy)\Z")
+                     r"|encoders/(user|item)\.npy|seen/(indptr|indices)\.npy"
+                     r"|index/(levels|offsets|neighbors|centroids)\.npy)\Z")
 _WEIGHTS_MEMBER = re.compile(r"w[0-9]{5}\.npy\Z")  # save_weights (np.savez) files
 _NPY_DTYPES = {np.dtype("<f4"), np.dtype("<f8"), np.dtype("<i8"), np.dtype("<i4")}
 
@@ -566,7 +572,22 @@ def load_model(filepath, custom_objects: Optional[dict] = None, compile: bool = 
                 raise ValueError(f"{filepath}: invalid compile settings ({e!r})") from None
             _restore_optimizer(z, cfg, model, filepath)
         _restore_lifecycle(z, cfg, model, filepath)
+        _restore_index(z, cfg, model, filepath)
     return model
+
+
+def _restore_index(z, cfg: dict, model, filepath) -> None:
+    names = [n for n in z.namelist() if n.startswith("index/")]
+    if "index" not in cfg and not names:
+        return
+    if not isinstance(cfg.get("index"), dict):
+        raise _corrupt(filepath, "it has index members without an index entry in config.json")
+    try:
+        model.restore_item_index(cfg["index"], {n[6:-4]: _read_npy(z, n, filepath) for n in names})
+    except ImportError as e:  # the model is usable without it
+        warnings.warn(f"load_model: the saved index is skipped: {e}", UserWarning, stacklevel=3)
+    except ValueError as e:
+        raise _corrupt(filepath, str(e)) from None
 
 
 def save_weights(model, filepath, overwrite: bool = True) -> None:
