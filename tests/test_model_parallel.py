@@ -114,8 +114,11 @@ def test_save_gathers_on_rank_0_and_load_reshards(mpi, tmp_path):  # noqa: F811
 def test_table_memory_per_rank(mpi, tmp_path):  # noqa: F811
     """A 1M-row x 64 table under Adam: each of 2 ranks holds at most 0.55x of the
     replicated weights and optimizer state (numpy's allocations traced after fit)."""
-    out = launch("memory", tmp_path, "1000000")
-    reports = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    launch("memory", tmp_path, "1000000")
+    reports = []
+    for rank in (0, 1):
+        with open(tmp_path / f"memory-{rank}.json") as f:
+            reports.append(json.load(f))
     assert sorted(r["rank"] for r in reports) == [0, 1]
     for r in reports:
         print(f"rank {r['rank']}: table {r['table_bytes_per_rank'] / 2**20:.1f} MiB of "

@@ -93,11 +93,13 @@ def main(mode, out, rows=None):
         held = sum(a.nbytes for a in table.shard + table.work if a is not None)
         # replicated: the weights, Adam's m and v and the per-row step counts
         whole = rows * cols * 4 * 3 + rows * 8
-        print(json.dumps({"rank": rank, "rows": rows, "cols": cols, "table_bytes_per_rank": held,
-                          "replicated_bytes": whole, "ratio": held / whole,
-                          "traced_bytes": traced, "traced_ratio": traced / whole,
-                          "working_rows": shards.capacity, "fit_seconds": seconds,
-                          "fetch_bytes_sent": shards.bytes_sent}), flush=True)
+        # one file per rank: two ranks printing to one stdout may interleave their lines
+        with open(os.path.join(out, f"memory-{rank}.json"), "w") as f:
+            json.dump({"rank": rank, "rows": rows, "cols": cols, "table_bytes_per_rank": held,
+                       "replicated_bytes": whole, "ratio": held / whole,
+                       "traced_bytes": traced, "traced_ratio": traced / whole,
+                       "working_rows": shards.capacity, "fit_seconds": seconds,
+                       "fetch_bytes_sent": shards.bytes_sent}, f)
     print(f"rank {rank} done", flush=True)
 
 
