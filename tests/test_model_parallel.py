@@ -16,7 +16,7 @@ import pytest
 
 import neurec
 from neurec import distribution
-from tests.test_distributed import _mpiexec, mpi  # noqa: F401  (the fixture)
+from test_distributed import _mpiexec, mpi  # noqa: F401  (the fixture)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPT = os.path.join(HERE, "mpi", "mp_fit.py")
