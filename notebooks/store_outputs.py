@@ -27,7 +27,7 @@ SETTINGS = {
 }
 # absolute or relative paths that only exist on the machine that ran the notebook
 LOCAL_PATH = re.compile(r"(/work/|/home/|/root/|/Users/|/tmp/|/private/|/opt/|/usr/|"
-                        r"site-packages|\.\./shared|\b[A-Z]:\\[A-Za-z])")
+                        r"site-packages|\.\./[\w.-]|\b[A-Z]:\\[A-Za-z])")
 
 
 def local_paths(nb) -> list:
