@@ -16,6 +16,7 @@ import numpy as np
 __all__ = ["CliError", "Parser", "run", "positive_int", "nonneg_int", "positive_float",
            "nonneg_float", "add_csv_options", "add_threads", "set_threads", "check_suffix",
            "read_header", "check_column", "read_log", "load_served_model", "encode_known",
+           "DEFAULT_TIME_COL", "add_training_options",
            "note", "summary", "ARCHITECTURES", "layer_sizes", "build_model"]
 
 MODEL_SUFFIXES = (".neurec", ".keras")
@@ -264,6 +265,32 @@ def summary(model, path: str) -> str:
 
 # -- models ----------------------------------------------------------------------------
 ARCHITECTURES = ("neumf", "gmf", "mlp", "mf")
+
+
+DEFAULT_TIME_COL = "timestamp"
+
+
+def add_training_options(p: argparse.ArgumentParser) -> None:
+    """``--time-col`` and the architecture and training options the main job and
+    ``neurec train`` share (their defaults are the main job's)."""
+    p.add_argument("--time-col", default=None, metavar="NAME",
+                   help=f"Column of --data holding timestamps (integers or ISO 8601 dates) "
+                   f"(default {DEFAULT_TIME_COL!r} if the header has it; without one, or with "
+                   "'', each customer's held-out purchase is drawn at random).")
+    p.add_argument("--model", default="neumf", choices=ARCHITECTURES,
+                   help="The architecture (default %(default)s).")
+    p.add_argument("--epochs", type=positive_int, default=10,
+                   help="Epochs over the training pairs (default %(default)s).")
+    p.add_argument("--batch-size", type=positive_int, default=256,
+                   help="Samples per gradient step (default %(default)s).")
+    p.add_argument("--factors", type=positive_int, default=8,
+                   help="Embedding size of GMF, MF and NeuMF's GMF part (default %(default)s).")
+    p.add_argument("--layers", type=layer_sizes, default=(64, 32, 16, 8), metavar="SIZES",
+                   help="Sizes of the MLP tower of MLP and NeuMF (default 64,32,16,8).")
+    p.add_argument("--negatives", type=nonneg_int, default=4,
+                   help="Sampled negatives per positive in training (default %(default)s).")
+    p.add_argument("--lr", type=positive_float, default=0.001,
+                   help="Learning rate of Adam (default %(default)s).")
 
 
 def layer_sizes(text: str) -> Tuple[int, ...]:

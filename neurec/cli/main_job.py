@@ -23,13 +23,13 @@ from typing import List, Optional
 import numpy as np
 
 from neurec.cli._common import (
-    ARCHITECTURES,
     CliError,
     Parser,
     add_csv_options,
     add_threads,
+    add_training_options,
+    build_model,
     nonneg_int,
-    positive_float,
     positive_int,
     read_log,
     run,
@@ -50,24 +50,7 @@ def parser() -> argparse.ArgumentParser:
                    help="CSV of interactions with a header naming its columns (default: the "
                    "seeded synthetic purchase log of neurec.datasets.make_purchases).")
     add_csv_options(p)
-    p.add_argument("--time-col", default=None, metavar="NAME",
-                   help="Column of --data holding timestamps (default 'timestamp' if the header "
-                   "has it; without one, or with '', each customer's held-out purchase is drawn "
-                   "at random).")
-    p.add_argument("--model", default="neumf", choices=ARCHITECTURES,
-                   help="The architecture (default %(default)s).")
-    p.add_argument("--epochs", type=positive_int, default=10,
-                   help="Epochs over the training pairs (default %(default)s).")
-    p.add_argument("--batch-size", type=positive_int, default=256,
-                   help="Samples per gradient step (default %(default)s).")
-    p.add_argument("--factors", type=positive_int, default=8,
-                   help="Embedding size of GMF, MF and NeuMF's GMF part (default %(default)s).")
-    p.add_argument("--layers", default="64,32,16,8", metavar="SIZES",
-                   help="Sizes of the MLP tower of MLP and NeuMF (default %(default)s).")
-    p.add_argument("--negatives", type=positive_int, default=4,
-                   help="Sampled negatives per positive in training (default %(default)s).")
-    p.add_argument("--lr", type=positive_float, default=0.001,
-                   help="Learning rate of Adam (default %(default)s).")
+    add_training_options(p)
     p.add_argument("--k", type=positive_int, default=10,
                    help="Cut-off of HR@K and NDCG@K (default %(default)s).")
     p.add_argument("--top", type=positive_int, default=5,
@@ -115,21 +98,6 @@ def _load(args):
     return log, meta, source
 
 
-def _build(args, n_users, n_items):
-    from neurec import models, optimizers
-    layers = tuple(int(x) for x in args.layers.split(",") if x)
-    if args.model == "neumf":
-        m = models.NeuMF(n_users, n_items, factors=args.factors, layers=layers)
-    elif args.model == "gmf":
-        m = models.GMF(n_users, n_items, factors=args.factors)
-    elif args.model == "mlp":
-        m = models.MLP(n_users, n_items, layers=layers)
-    else:
-        m = models.MF(n_users, n_items, factors=args.factors)
-    m.compile(optimizer=optimizers.Adam(learning_rate=args.lr), loss="binary_crossentropy")
-    return m
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the main job with ``argv`` (default ``sys.argv[1:]``); returns the exit status
     (2 after an error, printed as one line on stderr; 130 after Ctrl-C)."""
@@ -164,7 +132,7 @@ def _job(args) -> int:
     print(f"data: {source}")
     print(f"      {n_users:,} users, {n_items:,} items, {matrix.nnz:,} training interactions, "
           f"{len(test):,} held-out ({time.perf_counter() - t0:.1f}s)")
-    model = _build(args, n_users, n_items)
+    model = build_model(args.model, n_users, n_items, args.factors, args.layers, args.lr)
     sampler = NegativeSampler(matrix, num_negatives=args.negatives, seed=args.seed)
     print(f"model: {model.name} ({model.count_params():,} parameters), {args.epochs} epochs, "
           f"batch {args.batch_size}, {args.negatives} negatives per positive, "

@@ -17,20 +17,18 @@ import time
 from typing import List
 
 from neurec.cli._common import (
-    ARCHITECTURES,
+    DEFAULT_TIME_COL,
     MODEL_SUFFIXES,
     CliError,
     Parser,
     add_csv_options,
     add_threads,
+    add_training_options,
     build_model,
     check_column,
     check_suffix,
-    layer_sizes,
     nonneg_int,
     note,
-    positive_float,
-    positive_int,
     read_header,
     read_log,
     run,
@@ -40,7 +38,6 @@ from neurec.cli._distributed import add_distributed, run_distributed
 from neurec.cli._evaluation import add_protocol_options, evaluate_and_print, pairs_description
 
 PROG = "neurec train"
-DEFAULT_TIME_COL = "timestamp"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -57,24 +54,7 @@ def parser() -> argparse.ArgumentParser:
                    help="Where to save the model (.neurec), with its id encoders and a "
                    "seen-matrix of every pair of --data; the write is atomic.")
     add_csv_options(p)
-    p.add_argument("--time-col", default=None, metavar="NAME",
-                   help=f"Column of --data holding timestamps (integers or ISO 8601 dates) "
-                   f"(default {DEFAULT_TIME_COL!r} if the header has it; without one, or with "
-                   "'', each customer's held-out purchase is drawn at random).")
-    p.add_argument("--model", default="neumf", choices=ARCHITECTURES,
-                   help="The architecture (default %(default)s).")
-    p.add_argument("--epochs", type=positive_int, default=10,
-                   help="Epochs over the training pairs (default %(default)s).")
-    p.add_argument("--batch-size", type=positive_int, default=256,
-                   help="Samples per gradient step (default %(default)s).")
-    p.add_argument("--factors", type=positive_int, default=8,
-                   help="Embedding size of GMF, MF and NeuMF's GMF part (default %(default)s).")
-    p.add_argument("--layers", type=layer_sizes, default=(64, 32, 16, 8), metavar="SIZES",
-                   help="Sizes of the MLP tower of MLP and NeuMF (default 64,32,16,8).")
-    p.add_argument("--negatives", type=nonneg_int, default=4,
-                   help="Sampled negatives per positive in training (default %(default)s).")
-    p.add_argument("--lr", type=positive_float, default=0.001,
-                   help="Learning rate of Adam (default %(default)s).")
+    add_training_options(p)
     add_protocol_options(p)
     p.add_argument("--no-refit", action="store_true",
                    help="Save the model trained without the held-out purchases instead of "
