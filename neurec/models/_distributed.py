@@ -138,15 +138,21 @@ class DataParallelFit:
                                    step, seed, weights=weights)
                 stats = st if stats is None else {k: v + st[k] for k, v in stats.items()}
             else:  # fewer samples than ranks: take part in the step with nothing of its own
-                self.exchange.placeholder = True
-                try:
-                    st = self.plan.fit(inputs, labels, np.ascontiguousarray(rest[:1]), 1, step,
-                                       seed, weights=weights)
-                finally:
-                    self.exchange.placeholder = False
-                if stats is None:
-                    stats = {k: v * 0 for k, v in st.items()}
+                stats = self._placeholder_steps(inputs, labels, np.ascontiguousarray(rest[:1]),
+                                                step, seed, weights, stats)
         return stats
+
+    def _placeholder_steps(self, inputs, labels, idx: np.ndarray, step: np.ndarray, seed: int,
+                           weights, stats: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+        """Take part in ``idx.size`` steps of the other ranks with nothing of this rank's
+        own: one placeholder sample a step, which the exchange leaves out. Returns
+        ``stats``, or zeros shaped like a step's statistics when there were none."""
+        self.exchange.placeholder = True
+        try:
+            st = self.plan.fit(inputs, labels, idx, 1, step, seed, weights=weights)
+        finally:
+            self.exchange.placeholder = False
+        return stats if stats is not None else {k: v * 0 for k, v in st.items()}
 
     def _slice(self, n: int) -> Tuple[int, int]:
         return n * self.rank // self.size, n * (self.rank + 1) // self.size

@@ -132,14 +132,8 @@ class LocalDataFit(DataParallelFit):
             stats = st if stats is None else {k: v + st[k] for k, v in stats.items()}
         empty = nb - full - (1 if rest.size else 0)
         if empty:  # take part in the others' steps, contributing nothing
-            self.exchange.placeholder = True
-            try:
-                st = self.plan.fit(inputs, labels, np.zeros(empty, dtype=np.int64), 1, step,
-                                   seed, weights=weights)
-            finally:
-                self.exchange.placeholder = False
-            if stats is None:
-                stats = {k: v * 0 for k, v in st.items()}
+            stats = self._placeholder_steps(inputs, labels, np.zeros(empty, dtype=np.int64),
+                                            step, seed, weights, stats)
         return stats
 
     def _check(self, inputs, labels, weights, batch_size: int, step: np.ndarray) -> None:
