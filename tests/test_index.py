@@ -1,12 +1,14 @@
 """Model.build_index and recommend(index=): approximate top-K for dot-product models."""
+import json
 import sys
 import zipfile
 
 import numpy as np
 import pytest
 
-from neurec.models import MF, NeuMF, load_model
-from neurec.models._index import augment_items, augment_users
+import neurec
+from neurec.models import MF, NeuMF, _index, load_model
+from neurec.models._index import augment_items, augment_users, ip_items, ip_users
 
 
 def _mf(nu, ni, factors=16, seed=0, scale=0.5):
@@ -43,6 +45,21 @@ def _planted(nu=200, ni=20000, d=32, per=10, seed=0):
     return model
 
 
+def _clustered(nu=300, ni=10000, d=32, centres=200, spread=1.0, seed=0):
+    """Items and users around random centres, popularity in the item norms (lognormal):
+    how trained embeddings look, and the case the L2 reduction fails on."""
+    rng = np.random.default_rng(seed)
+    c = rng.normal(size=(centres, d))
+    items = (c[rng.integers(0, centres, ni)] + 0.5 * rng.normal(size=(ni, d))) \
+        * rng.lognormal(0, spread, size=(ni, 1))
+    users = c[rng.integers(0, centres, nu)] + 0.5 * rng.normal(size=(nu, d))
+    model = MF(nu, ni, factors=d, use_bias=False)
+    model.get_layer("mf_user_embedding").embeddings[...] = users
+    model.get_layer("mf_item_embedding").embeddings[...] = items
+    model.get_layer("prediction").kernel[...] = 1.0
+    return model
+
+
 def test_augmentation_turns_inner_product_into_l2():
     rng = np.random.default_rng(1)
     q, b, p = rng.normal(size=(50, 6)), rng.normal(size=50), rng.normal(size=(7, 6))
@@ -54,6 +71,10 @@ def test_augmentation_turns_inner_product_into_l2():
     s = p @ q.T + b
     np.testing.assert_allclose(d2, (p * p).sum(1)[:, None] + 1 + m2 - 2 * s, rtol=1e-4, atol=1e-4)
     assert (np.argsort(d2, axis=1)[:, :5] == np.argsort(-s, axis=1)[:, :5]).all()
+    # the inner-product space (HNSW): y_u . x_i is the score itself
+    ip = ip_users(p.astype(np.float32)) @ ip_items(q.astype(np.float32), b.astype(np.float32)).T
+    np.testing.assert_allclose(ip, s, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(ip_items(q.astype(np.float32), None)[:, -1], 0)
 
 
 def test_exact_kind_is_the_fused_exact_path_and_needs_no_library(monkeypatch):
@@ -77,8 +98,7 @@ def test_planted_neighbours_are_found(kind):
     users = np.arange(200)
     exact = model.recommend(users, k=10, exclude=False, verbose=0)[0]
     assert (np.sort(exact, axis=1) == np.arange(2000).reshape(200, 10)).all()  # planted
-    settings = {} if kind == "hnsw" else {"nprobe": 64}
-    idx = model.build_index(kind, **settings)
+    idx = model.build_index(kind)  # the defaults
     got, scores = model.recommend(users, k=10, exclude=False, index=idx, verbose=0)
     assert _recall(got, exact) >= 0.95
     # the scores are the model's for the returned ids, best first
@@ -86,7 +106,104 @@ def test_planted_neighbours_are_found(kind):
     assert (np.diff(scores, axis=1) <= 0).all()
 
 
-def test_exclusions_and_retired_items_are_honoured():
+def test_hnsw_defaults_find_the_top_when_item_norms_vary():
+    """Regression: HNSW over the L2-augmented vectors (the previous method) found 0.50 of
+    the exact top 10 here at ef_search 128 (31% on a 1M-item catalogue); the graph under
+    the inner product finds 0.99 at the default ef_search (32)."""
+    pytest.importorskip("faiss")
+    model = _clustered()
+    users = np.arange(300)
+    exact = model.recommend(users, k=10, exclude=False, verbose=0)[0]
+    idx = model.build_index("hnsw")
+    assert idx.params == {"M": 32, "ef_construction": 200, "ef_search": 32}
+    got = model.recommend(users, k=10, exclude=False, index=idx, verbose=0)[0]
+    assert _recall(got, exact) >= 0.95
+
+
+def test_set_search_trades_recall_for_speed_and_is_saved(tmp_path):
+    pytest.importorskip("faiss")
+    model = _clustered(nu=200, ni=6000, seed=1)
+    users = np.arange(200)
+    exact = model.recommend(users, k=10, exclude=False, verbose=0)[0]
+    ivf = model.build_index("ivf", nlist=64)
+    assert ivf.set_search(nprobe=1) is ivf and ivf.params["nprobe"] == 1
+    low = _recall(model.recommend(users, k=10, exclude=False, index=ivf, verbose=0)[0], exact)
+    ivf.set_search(nprobe=10**6)  # at most nlist: every cell, so exact
+    assert ivf.params["nprobe"] == 64
+    got = model.recommend(users, k=10, exclude=False, index=ivf, verbose=0)[0]
+    np.testing.assert_array_equal(got, exact)
+    assert low < 0.9  # one cell of 64 misses much of the top 10: the setting is used
+    ivf.set_search(nprobe=7)
+    model.save(tmp_path / "m.neurec")
+    assert load_model(tmp_path / "m.neurec").item_index.params["nprobe"] == 7
+    hnsw = model.build_index("hnsw", M=4, ef_construction=8)  # a poor graph: ef matters
+    rec = {}
+    for ef in (1, 512):
+        hnsw.set_search(ef_search=ef)
+        rec[ef] = _recall(model.recommend(users, k=10, exclude=False, index=hnsw, verbose=0)[0],
+                          exact)
+    assert rec[512] > rec[1] + 0.2, rec  # measured 0.86 vs 0.57
+    with pytest.raises(TypeError, match="ef_search"):
+        hnsw.set_search(nprobe=4)
+    with pytest.raises(TypeError, match="nprobe"):
+        ivf.set_search(ef_search=4)
+    with pytest.raises(ValueError, match="ef_search must be"):
+        hnsw.set_search(ef_search=0)
+    with pytest.raises(TypeError, match="none"):
+        model.build_index("exact").set_search(ef_search=8)
+
+
+def test_heavy_users_are_ranked_exactly(monkeypatch):
+    """A user whose fetch (k + its excluded items) passes 1/32 of the catalogue costs more
+    through the graph than the scan: the fused C scorer ranks it, with the same result."""
+    pytest.importorskip("faiss")
+    model = _mf(4, 4000, seed=7)
+    model.retire_items([3, 4])
+    users = np.arange(4)
+    top = model.recommend(users, k=300, exclude=False, verbose=0)[0]
+    ex = (np.repeat([0, 2], [200, 20]), np.concatenate([top[0, :200], top[2, :20]]))
+    calls = []
+    real = _index.ItemIndex._exact
+
+    def spy(self, out, g, *args):
+        calls.append(sorted(g.tolist()))
+        return real(self, out, g, *args)
+
+    monkeypatch.setattr(_index.ItemIndex, "_exact", spy)
+    for kind in ("hnsw", "ivf"):
+        calls.clear()
+        idx = model.build_index(kind)
+        got = model.recommend(users, k=10, exclude=ex, index=idx, verbose=0)[0]
+        want = model.recommend(users, k=10, exclude=ex, verbose=0)[0]
+        assert calls == [[0]]  # 210 > 4000 / 32; user 2 fetches 30, through the index
+        np.testing.assert_array_equal(got[0], want[0])
+        assert _recall(got, want) >= 0.95
+
+
+def test_faiss_runs_on_neurecs_threads(monkeypatch):
+    faiss = pytest.importorskip("faiss")
+    model = _mf(30, 2000, seed=8)
+    seen = []
+    real = _index.ItemIndex._search
+
+    def spy(self, *args):
+        seen.append(faiss.omp_get_max_threads())
+        return real(self, *args)
+
+    monkeypatch.setattr(_index.ItemIndex, "_search", spy)
+    before, old = faiss.omp_get_max_threads(), neurec.get_num_threads()
+    try:
+        neurec.set_num_threads(1)
+        idx = model.build_index("hnsw")
+        model.recommend(np.arange(30), k=5, index=idx, verbose=0)
+    finally:
+        neurec.set_num_threads(old)
+    assert seen and set(seen) == {1}
+    assert faiss.omp_get_max_threads() == before
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "ivf"])
+def test_exclusions_and_retired_items_are_honoured(kind):
     pytest.importorskip("faiss")
     model = _mf(120, 3000, seed=2)
     users = np.arange(120)
@@ -94,7 +211,7 @@ def test_exclusions_and_retired_items_are_honoured():
     ex = (np.repeat(users, 30), top[:, :30].ravel())  # each user's 30 best are seen
     retired = np.unique(top[:, 30:33])
     model.retire_items(retired)
-    idx = model.build_index("hnsw")
+    idx = model.build_index(kind)
     want = model.recommend(users, k=10, exclude=ex, verbose=0)[0]
     got = model.recommend(users, k=10, exclude=ex, index=idx, verbose=0)[0]
     seen = {(u, i) for u, i in zip(*ex)}
@@ -145,6 +262,30 @@ def test_index_is_saved_in_the_model_file_and_checked_on_load(tmp_path):
             zout.writestr(info, data)
     with pytest.raises(ValueError, match="neighbors"):
         load_model(bad)
+
+
+def test_an_earlier_l2_graph_is_skipped_with_a_warning(tmp_path):
+    """Files saved before the graph moved to the inner product (no "space" in the index
+    entry) still load: the model without its index, and a warning saying to rebuild it."""
+    pytest.importorskip("faiss")
+    model = _mf(30, 800, seed=9)
+    model.build_index("hnsw")
+    good, old = tmp_path / "good.neurec", tmp_path / "old.neurec"
+    model.save(good)
+    with zipfile.ZipFile(good) as zin, zipfile.ZipFile(old, "w", zipfile.ZIP_STORED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename == "config.json":
+                cfg = json.loads(data)
+                assert cfg["index"].pop("space") == "inner_product"
+                data = json.dumps(cfg).encode()
+            zout.writestr(info, data)
+    with pytest.warns(UserWarning, match=r"build_index\('hnsw'\) again"):
+        loaded = load_model(old)
+    assert loaded.item_index is None
+    np.testing.assert_array_equal(loaded.recommend(np.arange(30), k=5, verbose=0)[0],
+                                  model.recommend(np.arange(30), k=5, verbose=0)[0])
+    assert load_model(good).item_index.kind == "hnsw"
 
 
 def test_a_stale_index_raises():

@@ -2,42 +2,63 @@
 
 A model whose score is a monotone function of ``s(u, i) = p_u . q_i + b_i (+ c(u))``
 (``MF``, ``GMF``, a ``Dot`` of two embeddings: :func:`neurec.models._dot.dot_structure`)
-ranks items by maximum inner product. Nearest-neighbour libraries search under L2, so the
-standard augmentation (Bachrach et al., RecSys 2014) turns one into the other: with
-``M^2 = max_i (|q_i|^2 + b_i^2)``,
+ranks items by maximum inner product (MIPS); the per-user term ``c(u)`` changes no user's
+order. Each kind searches the space that measured best for it:
 
-    x_i = [q_i, b_i, sqrt(M^2 - |q_i|^2 - b_i^2)]     every |x_i|^2 = M^2
-    y_u = [p_u, 1, 0]
-    |y_u - x_i|^2 = |p_u|^2 + 1 + M^2 - 2 (p_u . q_i + b_i)
+* **HNSW** searches inner products directly (a graph built under the inner product, as
+  ip-NSW, Morozov & Babenko, NeurIPS 2018): items ``x_i = [q_i, b_i]``, queries
+  ``y_u = [p_u, 1]``, so ``y_u . x_i = s(u, i)``. The standard reduction to L2 below
+  builds a graph whose edges follow the extra coordinate rather than the direction when the
+  item norms vary (popularity lives in the norm of trained embeddings): on a clustered
+  1M-item catalogue it found 31% of the exact top 10 at ``ef_search`` 128, the graph under
+  the inner product 99% at 32 (``benchmarks/bench_retrieval.py``).
+* **IVF** clusters the L2-augmented vectors (Bachrach et al., RecSys 2014): with
+  ``M^2 = max_i (|q_i|^2 + b_i^2)``,
 
-For one user ``|p_u|^2 + 1 + M^2`` is a constant, so the items nearest to ``y_u`` are
-those of highest ``s(u, i)`` (the per-user term ``c(u)`` changes no user's order).
+      x_i = [q_i, b_i, sqrt(M^2 - |q_i|^2 - b_i^2)]     every |x_i|^2 = M^2
+      y_u = [p_u, 1, 0]
+      |y_u - x_i|^2 = |p_u|^2 + 1 + M^2 - 2 s(u, i)
+
+  so a user's nearest items are its best. k-means cells of these vectors are balanced;
+  cells under the inner product gather around the longest vectors and cost more per probe.
 
 Search over-fetches: each user asks for ``k`` + its excluded items, the results are
 filtered (exclusions, retired items: the latter also through the library's ID filter),
 re-scored exactly in NumPy and sorted (equal scores by the lower id); a user left with
-fewer than ``k`` asks again for twice as many, and past the whole catalogue is ranked
-exactly. The library is ``faiss-cpu`` (the ``neurec[ann]`` extra), imported on first use.
+fewer than ``k`` asks again for twice as many. A user whose fetch passes
+``1 / EXACT_SHARE`` of the catalogue (a heavy user with many excluded items, or a small
+catalogue) is ranked exactly by the fused C scorer instead: a graph search that deep costs
+more than the scan. The library is ``faiss-cpu`` (the ``neurec[ann]`` extra), imported on
+first use; it runs on ``neurec.get_num_threads()`` threads.
 
-Saved with the model (``saving.py``): the kind, its settings, a fingerprint of the item
-side and the structure alone (the HNSW graph, the IVF centroids), as plain arrays checked
-on load; the vectors are rebuilt from the model's weights. Nothing is unpickled and no
-library blob is parsed.
+Saved with the model (``saving.py``): the kind, its settings, the space it searches, a
+fingerprint of the item side and the structure alone (the HNSW graph, the IVF centroids),
+as plain arrays checked on load; the vectors are rebuilt from the model's weights. Nothing
+is unpickled and no library blob is parsed.
 """
+import contextlib
+import warnings
 import zlib
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Iterator, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["ItemIndex", "build_index", "INSTALL_HINT", "KINDS"]
+__all__ = ["ItemIndex", "build_index", "INSTALL_HINT", "KINDS", "SEARCH_SETTINGS"]
 
 KINDS = ("exact", "hnsw", "ivf")
 INSTALL_HINT = 'pip install "neurec[ann]"'
-_DEFAULTS = {"exact": {}, "hnsw": {"M": 32, "ef_construction": 200, "ef_search": 128},
+# defaults measured on a clustered 1M-item catalogue and on ml-1m (bench_retrieval.py)
+_DEFAULTS = {"exact": {}, "hnsw": {"M": 32, "ef_construction": 200, "ef_search": 32},
              "ivf": {"nlist": 0, "nprobe": 0}}  # 0: chosen from the catalogue size
+SEARCH_SETTINGS = {"exact": (), "hnsw": ("ef_search",), "ivf": ("nprobe",)}  # set_search
+_SPACE = {"exact": "inner_product", "hnsw": "inner_product", "ivf": "l2_augmented"}
+EXACT_SHARE = 32      # a user fetching more than 1/32 of the catalogue is ranked exactly
 _MAX_PARAM = 1 << 20
 _ADD_CHUNK = 1 << 15  # items per library call while building: Ctrl-C gets through
 _GATHER = 1 << 22     # floats gathered per re-scoring block
+_EXACT_FLOPS = 1 << 26  # multiply-adds per exact C call (Ctrl-C gets through between them)
+_IVF_NPROBE = 32        # cells scanned by default
+_IVF_TRAIN_PER_CELL = 64  # k-means training vectors per cell (faiss warns below 39)
 
 
 def _faiss(kind: str):
@@ -69,6 +90,40 @@ def augment_users(uv: np.ndarray) -> np.ndarray:
     return out
 
 
+def ip_items(iv: np.ndarray, ib: Optional[np.ndarray]) -> np.ndarray:
+    """``x_i = [q_i, b_i]`` (float32): the items of an inner-product index."""
+    out = np.zeros((iv.shape[0], iv.shape[1] + 1), np.float32)
+    out[:, :-1] = iv
+    if ib is not None:
+        out[:, -1] = ib
+    return out
+
+
+def ip_users(uv: np.ndarray) -> np.ndarray:
+    """``y_u = [p_u, 1]`` (float32): ``y_u . x_i = p_u . q_i + b_i``."""
+    out = np.ones((uv.shape[0], uv.shape[1] + 1), np.float32)
+    out[:, :-1] = uv
+    return out
+
+
+@contextlib.contextmanager
+def _threads(faiss) -> Iterator[None]:
+    """faiss's OpenMP threads = ``neurec.get_num_threads()`` for the call."""
+    from neurec import _threads as nthreads
+    old = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(int(nthreads.get_num_threads()))
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(old)
+
+
+def _check_param(name: str, v: Any, fn: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 1 <= v <= _MAX_PARAM:
+        raise ValueError(f"{fn}: {name} must be an integer in [1, {_MAX_PARAM}], got {v!r}")
+    return int(v)
+
+
 def fingerprint(iv: np.ndarray, ib: Optional[np.ndarray]) -> int:
     """A CRC of (up to) 4096 evenly spaced item rows and every bias: training after
     ``build_index`` changes it, so a stale index is refused instead of silently used."""
@@ -87,16 +142,13 @@ def _params(kind: str, given: Dict[str, Any], n: int) -> Dict[str, int]:
         if name not in out:
             raise TypeError(f"build_index(kind={kind!r}) got an unknown setting {name!r}; its "
                             f"settings are {sorted(out) or 'none'}")
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 1 <= v <= _MAX_PARAM:
-            raise ValueError(f"build_index: {name} must be an integer in [1, {_MAX_PARAM}], "
-                             f"got {v!r}")
-        out[name] = int(v)
+        out[name] = _check_param(name, v, "build_index")
     if kind == "ivf":
         if not out["nlist"]:
             out["nlist"] = int(min(max(1, n // 39), max(1, 4 * round(np.sqrt(n)))))
         out["nlist"] = min(out["nlist"], n)
         if not out["nprobe"]:
-            out["nprobe"] = max(16, out["nlist"] // 8)
+            out["nprobe"] = _IVF_NPROBE
         out["nprobe"] = min(out["nprobe"], out["nlist"])
     return out
 
@@ -107,8 +159,8 @@ class ItemIndex:
     Attributes:
         kind: ``'exact'``, ``'hnsw'`` or ``'ivf'``.
         n_items, dim: Its catalogue size and the model's factors.
-        params: The settings it was built with (``M``, ``ef_construction``, ``ef_search``;
-            ``nlist``, ``nprobe``). ``ef_search`` and ``nprobe`` may be changed later.
+        params: Its settings (``M``, ``ef_construction``, ``ef_search``; ``nlist``,
+            ``nprobe``). The search-time ones change through :meth:`set_search`.
     """
 
     def __init__(self, kind: str, n_items: int, dim: int, params: Dict[str, int], crc: int,
@@ -128,13 +180,64 @@ class ItemIndex:
                              f"{iv.shape[0]} x {iv.shape[1]}, or was trained since): call "
                              "model.build_index again")
 
+    def set_search(self, **settings: int) -> "ItemIndex":
+        """Trade recall for speed without rebuilding: ``ef_search`` (HNSW: candidates kept
+        while walking the graph) or ``nprobe`` (IVF: cells scanned, at most ``nlist``).
+        Larger is slower and finds more of the exact top-K. Saved with the model.
+
+        Args:
+            **settings: ``ef_search=`` for ``'hnsw'``, ``nprobe=`` for ``'ivf'``: integers
+                in [1, 2**20].
+
+        Returns:
+            This index.
+
+        Raises:
+            TypeError: For a setting this kind has not.
+            ValueError: For a value that is not a positive integer.
+
+        Example:
+            >>> idx = model.build_index("hnsw")
+            >>> idx.set_search(ef_search=256)          # more recall, slower queries
+            >>> ids, scores = model.recommend(users, k=10, index=idx)
+        """
+        allowed = SEARCH_SETTINGS[self.kind]
+        for name in settings:
+            if name not in allowed:
+                raise TypeError(f"set_search: a {self.kind} index has the search settings "
+                                f"{list(allowed) or 'none'}, not {name!r}")
+        for name, v in settings.items():
+            v = _check_param(name, v, "set_search")
+            self.params[name] = min(v, self.params["nlist"]) if name == "nprobe" else v
+        return self
+
     # -- search ---------------------------------------------------------------------
-    def _search(self, faiss, q: np.ndarray, f: int, sel) -> np.ndarray:
+    def _search(self, faiss, q: np.ndarray, f: int, depth: int, sel) -> np.ndarray:
+        """The ``f`` nearest of each query; ``depth`` = ``f`` / the fetch of a user without
+        exclusions: a deeper fetch walks a wider graph / scans more cells."""
         if self.kind == "hnsw":
             sp = faiss.SearchParametersHNSW(efSearch=max(self.params["ef_search"], f), sel=sel)
         else:
-            sp = faiss.SearchParametersIVF(nprobe=self.params["nprobe"], sel=sel)
+            nprobe = min(self.params["nlist"], self.params["nprobe"] * depth)
+            sp = faiss.SearchParametersIVF(nprobe=nprobe, sel=sel)
         return self._index.search(q, f, params=sp)[1]
+
+    def _exact(self, out, g, uv, iv, ib, k, indptr, indices, rows, retired) -> None:
+        """Rank users ``g`` exactly with the fused C scorer (exclusions, retired items)."""
+        from neurec import _core
+        if retired is not None:  # a NaN score never enters the C top-K
+            ib = np.zeros(iv.shape[0], np.float32) if ib is None else ib.copy()
+            ib[retired] = np.nan
+        per = max(1, _EXACT_FLOPS // max(1, iv.size))
+        for s in range(0, g.size, per):
+            u = g[s:s + per]
+            oid = np.empty((u.size, k), np.int64)
+            osc = np.empty((u.size, k), np.float32)
+            _core.score_topk(np.ascontiguousarray(uv[u]), iv, ib, k, indptr,
+                             indices if indptr is not None else None,
+                             np.ascontiguousarray(rows[u]) if indptr is not None else None,
+                             oid, osc)
+            out[u] = oid
 
     def topk(self, uv: np.ndarray, iv: np.ndarray, ib: Optional[np.ndarray], k: int,
              indptr: Optional[np.ndarray], indices: Optional[np.ndarray], rows: np.ndarray,
@@ -168,31 +271,34 @@ class ItemIndex:
         fetch = np.minimum(ni, k + n_ex)
         out = np.full((n, k), -1, np.int64)
         todo = np.arange(n)
-        q_all = augment_users(uv)
-        while todo.size:
-            again = []
-            f_of = 1 << np.ceil(np.log2(np.maximum(fetch[todo], 1))).astype(np.int64)
-            for f in np.unique(f_of):
-                grp = todo[f_of == f]
-                f = int(min(f, ni))
-                per = max(1, _GATHER // (f * (self.dim + 1)))
-                for s in range(0, grp.size, per):
-                    g = grp[s:s + per]
-                    res = self._search(faiss, q_all[g], f, sel)
-                    ids, got = self._rank(res, uv[g], iv, ib, dead, indptr, indices, rows[g], k)
-                    out[g] = ids
-                    short = got < want[g]
-                    if short.any():
-                        again.append(g[short])
-                        fetch[g[short]] = 2 * f
-            todo = np.concatenate(again) if again else np.empty(0, np.int64)
-            full = todo[fetch[todo] > ni] if todo.size else todo
-            if full.size:  # the library found fewer than the whole catalogue: rank exactly
-                sc = uv[full] @ iv.T + (0 if ib is None else ib)
-                res = np.argsort(-sc, axis=1, kind="stable")
-                out[full] = self._rank(res, uv[full], iv, ib, dead, indptr, indices, rows[full],
-                                       k)[0]
-                todo = todo[fetch[todo] <= ni]
+        q_all = ip_users(uv) if self.kind == "hnsw" else augment_users(uv)
+        deepest = max(k, ni // EXACT_SHARE)
+        base = 1 << int(np.ceil(np.log2(k)))  # the fetch of a user without exclusions
+        with _threads(faiss):
+            while todo.size:
+                # a graph search this deep visits more items than the scan scores, and a
+                # fetch that keeps coming back short ends here too: rank them exactly
+                deep = fetch[todo] > deepest
+                if deep.any():
+                    self._exact(out, todo[deep], uv, iv, ib, k, indptr, indices, rows, retired)
+                    todo = todo[~deep]
+                again = []
+                f_of = 1 << np.ceil(np.log2(np.maximum(fetch[todo], 1))).astype(np.int64)
+                for f in np.unique(f_of):
+                    grp = todo[f_of == f]
+                    f = int(min(f, ni))
+                    per = max(1, _GATHER // (f * (self.dim + 1)))
+                    for s in range(0, grp.size, per):
+                        g = grp[s:s + per]
+                        res = self._search(faiss, q_all[g], f, max(1, f // base), sel)
+                        ids, got = self._rank(res, uv[g], iv, ib, dead, indptr, indices,
+                                              rows[g], k)
+                        out[g] = ids
+                        short = got < want[g]
+                        if short.any():
+                            again.append(g[short])
+                            fetch[g[short]] = 2 * f
+                todo = np.concatenate(again) if again else np.empty(0, np.int64)
         return out
 
     @staticmethod
@@ -226,7 +332,8 @@ class ItemIndex:
     def to_arrays(self) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
         """``(spec, arrays)``: JSON-able settings and the structure as plain arrays."""
         spec = {"kind": self.kind, "n_items": self.n_items, "dim": self.dim,
-                "params": dict(self.params), "fingerprint": self._crc}
+                "space": _SPACE[self.kind], "params": dict(self.params),
+                "fingerprint": self._crc}
         arrays: Dict[str, np.ndarray] = {}
         if self.kind == "hnsw":
             faiss = _faiss(self.kind)
@@ -263,19 +370,20 @@ def build_index(iv: np.ndarray, ib: Optional[np.ndarray], kind: str, **params) -
     if kind == "exact":
         return ItemIndex(kind, n, d, p, crc)
     faiss = _faiss(kind)
-    x = augment_items(iv, ib)
     quantizer = None
-    if kind == "hnsw":
-        index = faiss.IndexHNSWFlat(d + 2, p["M"])
-        index.hnsw.efConstruction = p["ef_construction"]
-    else:
-        quantizer = faiss.IndexFlatL2(d + 2)
-        index = faiss.IndexIVFFlat(quantizer, d + 2, p["nlist"])
-        sample = x if n <= 256 * p["nlist"] else \
-            x[np.random.default_rng(0).choice(n, 256 * p["nlist"], replace=False)]
-        index.train(sample)
-    for s in range(0, n, _ADD_CHUNK):
-        index.add(x[s:s + _ADD_CHUNK])
+    with _threads(faiss):
+        if kind == "hnsw":
+            x = ip_items(iv, ib)
+            index = faiss.IndexHNSWFlat(d + 1, p["M"], faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = p["ef_construction"]
+        else:
+            x = augment_items(iv, ib)
+            quantizer = faiss.IndexFlatL2(d + 2)
+            index = faiss.IndexIVFFlat(quantizer, d + 2, p["nlist"])
+            m = _IVF_TRAIN_PER_CELL * p["nlist"]
+            index.train(x if n <= m else x[np.random.default_rng(0).choice(n, m, replace=False)])
+        for s in range(0, n, _ADD_CHUNK):
+            index.add(x[s:s + _ADD_CHUNK])
     return ItemIndex(kind, n, d, p, crc, index, quantizer)
 
 
@@ -291,9 +399,10 @@ def _int(spec: Dict[str, Any], key: str, lo: int, hi: int) -> int:
 
 
 def restore_index(spec: Any, arrays: Dict[str, np.ndarray], iv: np.ndarray,
-                  ib: Optional[np.ndarray]) -> ItemIndex:
+                  ib: Optional[np.ndarray]) -> Optional[ItemIndex]:
     """The index ``to_arrays`` described, over the model's item vectors; every field and
-    array is checked first (a model file is untrusted).
+    array is checked first (a model file is untrusted). An HNSW graph of an earlier
+    neurec (over the L2-augmented vectors, no ``space``) is skipped with a warning: None.
 
     Raises:
         ValueError: For anything inconsistent (naming it), or item vectors other than
@@ -303,6 +412,15 @@ def restore_index(spec: Any, arrays: Dict[str, np.ndarray], iv: np.ndarray,
     if not isinstance(spec, dict) or spec.get("kind") not in KINDS:
         raise _bad(f"kind must be one of {KINDS}")
     kind = spec["kind"]
+    if spec.get("space") is None and kind == "hnsw":  # an earlier neurec's L2 graph
+        warnings.warn("load_model: the saved hnsw index is skipped: an earlier neurec built it "
+                      "over L2-augmented vectors, which miss much of the top-K on large "
+                      "catalogues; call model.build_index('hnsw') again", UserWarning,
+                      stacklevel=4)
+        return None
+    if spec.get("space", _SPACE[kind]) != _SPACE[kind]:
+        raise _bad(f"a {kind} index searches the space {_SPACE[kind]!r}, not "
+                   f"{spec.get('space')!r}")
     n, d = _int(spec, "n_items", 1, 1 << 40), _int(spec, "dim", 1, 1 << 20)
     crc = _int(spec, "fingerprint", 0, (1 << 32) - 1)
     params = spec.get("params")
@@ -319,8 +437,8 @@ def restore_index(spec: Any, arrays: Dict[str, np.ndarray], iv: np.ndarray,
     if kind == "exact":
         return ItemIndex(kind, n, d, p, crc)
     faiss = _faiss(kind)
-    x = augment_items(iv, ib)
     if kind == "ivf":
+        x = augment_items(iv, ib)
         if p["nprobe"] > p["nlist"] or p["nlist"] > n:
             raise _bad("nprobe must be <= nlist <= n_items")
         c = arrays["centroids"]
@@ -331,7 +449,8 @@ def restore_index(spec: Any, arrays: Dict[str, np.ndarray], iv: np.ndarray,
         index = faiss.IndexIVFFlat(quantizer, d + 2, p["nlist"])
         index.is_trained = True
     else:
-        index = faiss.IndexHNSWFlat(d + 2, p["M"])
+        x = ip_items(iv, ib)
+        index = faiss.IndexHNSWFlat(d + 1, p["M"], faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = p["ef_construction"]
         h = index.hnsw
         cum = faiss.vector_to_array(h.cum_nneighbor_per_level).astype(np.int64)

@@ -1,0 +1,96 @@
+"""``recommend(output=...)`` streams users in blocks: its peak memory beyond the model is one
+block's, whatever the number of users.
+
+Each case runs in a fresh subprocess (Linux: ``/proc/self/status``). The model is built and
+warmed up, the peak resident set is reset (``5 > /proc/self/clear_refs``), and the growth of
+``VmHWM`` over the resident set before the call is what the call added. The control case
+scores every user in one block (``BLOCK_USERS`` raised): the same measurement then sees the
+extra memory, so the bound is one the measurement can break.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+MiB = 1 << 20
+BLOCK = 8192                 # _dp_output.BLOCK_USERS
+K = 10
+BOUND = 32 * MiB             # growth beyond the model for one block of 8,192 users x top 10
+
+PROBE = r"""
+import json, os, sys, tempfile
+import numpy as np
+from neurec.models import MF, _dp_output
+
+def status(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+
+n_users, n_items, k, fmt = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+runs = json.loads(sys.argv[5])  # [[users to score, users per block (0: the default)], ...]
+model = MF(n_users, n_items, factors=16)
+rng = np.random.default_rng(0)
+for w in model.weights:
+    w[...] = rng.normal(size=w.shape).astype(np.float32)
+default = _dp_output.BLOCK_USERS
+out = []
+with tempfile.TemporaryDirectory() as tmp:
+    model.recommend(np.arange(64), k=k, output=os.path.join(tmp, "warm." + fmt), verbose=0)
+    for n_rec, block in runs:
+        _dp_output.BLOCK_USERS = block or default
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+        except OSError:
+            print(json.dumps(None))
+            sys.exit(0)
+        rss0 = status("VmRSS")
+        res = model.recommend(np.arange(n_rec), k=k, output=os.path.join(tmp, "recs." + fmt),
+                              verbose=0)
+        out.append([status("VmHWM") - rss0, res["rows"]])
+print(json.dumps(out))
+"""
+
+
+def _growth(runs, fmt="csv", n_users=40_000, n_items=1000):
+    """Peak RSS growth (bytes) of ``recommend(arange(n), k=10, output=...)`` for each
+    ``(n, users per block)`` of ``runs`` (block 0: the default), in one subprocess."""
+    env = {**os.environ, "NEUREC_NUM_THREADS": "2"}
+    done = subprocess.run([sys.executable, "-c", PROBE, str(n_users), str(n_items), str(K), fmt,
+                           json.dumps(runs)], capture_output=True, text=True, env=env,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    res = json.loads(done.stdout.strip().splitlines()[-1])
+    if res is None:
+        pytest.skip("the peak resident set cannot be reset here (/proc/self/clear_refs)")
+    assert [rows for _, rows in res] == [n * K for n, _ in runs]
+    return [g for g, _ in res]
+
+
+@pytest.fixture(scope="module")
+def linux():
+    if not sys.platform.startswith("linux") or not os.path.exists("/proc/self/status"):
+        pytest.skip("peak RSS is read from /proc/self/status (Linux)")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_output_memory_is_one_block_and_does_not_grow_with_users(linux, fmt):
+    if fmt == "parquet":
+        pytest.importorskip("pyarrow")
+    # one block cold (the first call also fills allocators' pools, e.g. Arrow's), one block
+    # warm, four blocks warm (327,680 rows)
+    runs = [[BLOCK, 0], [BLOCK, 0], [4 * BLOCK, 0]]
+    if fmt == "csv":
+        runs.append([4 * BLOCK, 4 * BLOCK])    # the control: the four in one block
+    got = _growth(runs, fmt)
+    cold, one, four = got[:3]
+    assert max(cold, one, four) < BOUND, [g / MiB for g in got]
+    assert abs(four - one) < 8 * MiB, [g / MiB for g in got]
+    if fmt == "csv":
+        # a recommend holding every user's rows at once would need several times one
+        # block's memory, and the measurement sees it: the bound above can fail
+        assert got[3] > BOUND and got[3] > 3 * cold, [g / MiB for g in got]
