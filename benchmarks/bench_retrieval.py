@@ -4,20 +4,22 @@ Usage (from the repository root; long runs under ``nice``):
     nice -n 5 python benchmarks/bench_retrieval.py                  # ml-1m + 1M synthetic items
     python benchmarks/bench_retrieval.py --quick                    # smoke run (< 60 s)
 
-Part 1, recall and speed (MF, 64 factors; no exclusions, so that every contender answers
-the same question; neurec also with the training items excluded):
+Part 1, recall@10 and speed-up over exact (MF, 64 factors; top 10 of every user, timed in
+alternation, medians and median per-repetition ratios), without exclusions (every contender
+answers the same question) and with seen items excluded (ml-1m: the training items;
+synthetic: each user's exact top 20 and 30 random items):
 
 - neurec exact: ``model.recommend(users, k=10)`` (fused dot-product + top-K in C);
-- neurec ``build_index("hnsw" | "ivf")`` + ``recommend(index=)``: faiss behind it, with the
-  MIPS->L2 augmentation, over-fetch, exact re-scoring of the fetched items;
-- faiss and hnswlib used directly on the same augmented vectors (fetch 10, no re-scoring);
-- NumPy: ``U_block @ V.T`` + ``np.argpartition`` + sort of the 10 (exact);
-- implicit's ANN models (``implicit.approximate_als``) when implicit is installed, else skipped.
-
-Data: ml-1m (MF trained ``--epochs`` with neurec, 6,040 users x 3,706 items), and a synthetic
-catalogue of ``--items`` (default 1M) items in 64 dimensions with cluster structure (items and
-users drawn around 1,000 random centres; random Gaussian vectors, without structure, are the
-worst case of every ANN method and unlike trained embeddings).
+- neurec ``build_index("hnsw")`` (faiss HNSW under the inner product) swept over
+  ``set_search(ef_search=16..128)``, and ``build_index("ivf")`` (faiss IVF over the
+  L2-augmented vectors) over ``nprobe=8..64``: over-fetch, exact re-scoring;
+- faiss used directly on the same graph / cells (fetch 10, no re-scoring: neurec's overhead);
+- the previous method, faiss HNSW over the L2-augmented vectors (ef 128, 512; skip with
+  ``--no-l2-baseline``); hnswlib (space ``ip``) when installed;
+- implicit (when installed): its exact ``recommend`` and its ANN model
+  (``implicit.ann.faiss.FaissModel``, IVF under the inner product, nlist 400, nprobe 20)
+  over the same factors;
+- NumPy: ``U_block @ V.T`` + ``np.argpartition`` + sort of the 10 (exact).
 
 Part 2, two-stage (ml-1m): NeuMF trained ``--epochs``; HR@10 / NDCG@10 of the held-out item
 under full ranking (training items excluded) for the exhaustive NeuMF ``recommend`` and for
@@ -95,71 +97,155 @@ def _numpy_exact(uv, iv, ib) -> np.ndarray:
     return out
 
 
-def recall_speed(name: str, model: Any, users: np.ndarray, exclude: Any, reps: int,
-                 hnsw_settings: dict, rows: list) -> None:
-    from neurec.models._index import augment_items, augment_users
+def _implicit_pair(uv: np.ndarray, iv: np.ndarray, ib, threads: int) -> tuple[Any, Any] | None:
+    """implicit's exact model and its faiss ANN model over ``[p_u, 1] . [q_i, b_i]``
+    (``bench_scoring.implicit_models``), or None without implicit (or faiss)."""
+    from bench_scoring import implicit_models
 
+    u = np.hstack([uv, np.ones((uv.shape[0], 1), np.float32)]) if ib is not None else uv
+    v = np.hstack([iv, ib.reshape(-1, 1)]) if ib is not None else iv
+    pair = implicit_models(u, v, threads)
+    return None if pair is None or pair[1] is None else pair
+
+
+def _exclusions(exact_top: np.ndarray, n_items: int, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """Seen items for the synthetic users: each user's exact top 20 (the index must look past
+    them) and 30 random items, 50 per user (the fetch is 64)."""
+    rng = np.random.default_rng(seed)
+    n = exact_top.shape[0]
+    cols = np.concatenate([exact_top[:, :20], rng.integers(0, n_items, (n, 30))], axis=1)
+    return np.repeat(np.arange(n), cols.shape[1]), cols.ravel()
+
+
+def recall_speed(name: str, model: Any, users: np.ndarray, exclude: Any, reps: int,
+                 rows: list, threads: int, l2_baseline: bool = True) -> None:
+    """Recall@10 against the exact top 10 and speed-up over the exact fused scorer of every
+    contender, timed in alternation (medians; speed-up = median per-repetition ratio)."""
+    import faiss
+
+    from neurec.models._index import augment_items, augment_users, ip_items, ip_users
+
+    faiss.omp_set_num_threads(threads)
     uv_all, iv, ib = _vectors(model)
     uv = uv_all[users]
-    t_exact, exact = _median_time(
-        lambda: model.recommend(users, k=K, exclude=False, verbose=0)[0], reps)
-    print(f"[{name}] {users.size} users x {iv.shape[0]} items x {iv.shape[1]}: neurec exact "
-          f"{t_exact * 1e3:.0f} ms", flush=True)
-    rows.append((name, "neurec exact (fused C)", "-", t_exact, 1.0, 1.0))
-    t_np, got = _median_time(lambda: _numpy_exact(uv, iv, ib), reps)
-    rows.append((name, "NumPy @ + argpartition", "-", t_np, _recall(got, exact), t_exact / t_np))
-    for kind, settings in (("hnsw", hnsw_settings), ("ivf", {})):
-        t0 = time.perf_counter()
-        idx = model.build_index(kind, **settings)
-        build = time.perf_counter() - t0
-        t, got = _median_time(
-            lambda idx=idx: model.recommend(users, k=K, exclude=False, index=idx, verbose=0)[0],
-            reps)
-        rows.append((name, f"neurec index {kind} {idx.params}", f"{build:.1f}", t,
-                     _recall(got, exact), t_exact / t))
-        if exclude is not None:
-            want = model.recommend(users, k=K, exclude=exclude, verbose=0)[0]
-            t, got = _median_time(lambda idx=idx: model.recommend(
-                users, k=K, exclude=exclude, index=idx, verbose=0)[0], reps)
-            rows.append((name, "  same, training items excluded", "", t, _recall(got, want),
-                         None))
-        print(f"[{name}] {rows[-1]}", flush=True)
-    x, q = augment_items(iv, ib), augment_users(uv)
-    try:
-        import faiss
+    exact = model.recommend(users, k=K, exclude=False, verbose=0)[0]
+    if exclude is None:  # synthetic: the users' top 20 and 30 random items are seen
+        exclude = _exclusions(model.recommend(users, k=20, exclude=False, verbose=0)[0],
+                              iv.shape[0])
+    exact_ex = model.recommend(users, k=K, exclude=exclude, verbose=0)[0]
+    print(f"[{name}] {users.size} users x {iv.shape[0]} items x {iv.shape[1]}", flush=True)
+    builds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    hnsw = model.build_index("hnsw")
+    builds["hnsw"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ivf = model.build_index("ivf")
+    builds["ivf"] = time.perf_counter() - t0
+    print(f"[{name}] built hnsw {hnsw.params} in {builds['hnsw']:.1f} s, ivf {ivf.params} in "
+          f"{builds['ivf']:.1f} s", flush=True)
+    defaults = {"hnsw": dict(hnsw.params), "ivf": dict(ivf.params)}
 
-        p = dict(M=32, ef_construction=200, ef_search=128, **hnsw_settings)
+    def nr(idx: Any, setting: dict, ex: Any = False) -> Callable[[int], np.ndarray]:
+        def run(rep: int) -> np.ndarray:
+            idx.set_search(**setting)
+            return model.recommend(users, k=K, exclude=ex, index=idx, verbose=0)[0]
+        return run
+
+    yi, yl2 = ip_users(uv), augment_users(uv)
+
+    def faiss_hnsw(rep: int) -> np.ndarray:  # the same graph, fetch 10, no re-scoring
+        sp_ = faiss.SearchParametersHNSW(efSearch=defaults["hnsw"]["ef_search"])
+        return hnsw._index.search(yi, K, params=sp_)[1]
+
+    def faiss_ivf(rep: int) -> np.ndarray:
+        return ivf._index.search(yl2, K, params=faiss.SearchParametersIVF(
+            nprobe=defaults["ivf"]["nprobe"]))[1]
+
+    runs: dict[str, Callable[[int], Any]] = {
+        "neurec exact (fused C)": lambda rep: model.recommend(users, k=K, exclude=False,
+                                                              verbose=0)[0],
+        "NumPy @ + argpartition": lambda rep: _numpy_exact(uv, iv, ib),
+    }
+    for ef in (16, 32, 64, 128):
+        runs[f"neurec hnsw, ef_search {ef}"] = nr(hnsw, {"ef_search": ef})
+    for npb in (8, 16, 32, 64):
+        runs[f"neurec ivf, nprobe {npb}"] = nr(ivf, {"nprobe": npb})
+    runs[f"faiss HNSW direct, same graph (ef {defaults['hnsw']['ef_search']})"] = faiss_hnsw
+    runs[f"faiss IVF direct, same cells (nprobe {defaults['ivf']['nprobe']})"] = faiss_ivf
+    if l2_baseline:  # the previous method: HNSW over the L2-augmented vectors
         t0 = time.perf_counter()
-        hn = faiss.IndexHNSWFlat(x.shape[1], p["M"])
-        hn.hnsw.efConstruction = p["ef_construction"]
-        hn.add(x)
-        build = time.perf_counter() - t0
-        hn.hnsw.efSearch = p["ef_search"]
-        t, (_, got) = _median_time(lambda: hn.search(q, K), reps)
-        rows.append((name, f"faiss HNSW direct (ef_search {p['ef_search']})", f"{build:.1f}", t,
-                     _recall(got, exact), t_exact / t))
-    except ImportError:
-        print("faiss-cpu not installed: skipped (pip install 'neurec[ann]')")
+        l2 = faiss.IndexHNSWFlat(iv.shape[1] + 2, 32)
+        l2.hnsw.efConstruction = 200
+        l2.add(augment_items(iv, ib))
+        builds["l2"] = time.perf_counter() - t0
+        for ef in (128, 512):
+            runs[f"faiss HNSW over L2-augmented vectors (previous), ef {ef}"] = \
+                lambda rep, ef=ef: l2.search(yl2, K, params=faiss.SearchParametersHNSW(
+                    efSearch=ef))[1]
     try:
         import hnswlib
 
         t0 = time.perf_counter()
-        hl = hnswlib.Index(space="l2", dim=x.shape[1])
-        hl.init_index(max_elements=x.shape[0], M=32, ef_construction=200, random_seed=0)
-        hl.add_items(x)
-        build = time.perf_counter() - t0
-        hl.set_ef(128)
-        t, (got, _) = _median_time(lambda: hl.knn_query(q, k=K), reps)
-        rows.append((name, "hnswlib direct (M 32, ef 128)", f"{build:.1f}", t,
-                     _recall(got.astype(np.int64), exact), t_exact / t))
+        hl = hnswlib.Index(space="ip", dim=iv.shape[1] + 1)
+        hl.init_index(max_elements=iv.shape[0], M=32, ef_construction=200, random_seed=0)
+        hl.add_items(ip_items(iv, ib), num_threads=threads)
+        builds["hnswlib"] = time.perf_counter() - t0
+        hl.set_ef(defaults["hnsw"]["ef_search"])
+        hl.set_num_threads(threads)
+        runs["hnswlib direct, space ip"] = lambda rep: hl.knn_query(yi, k=K)[0].astype(np.int64)
     except ImportError:
-        print("hnswlib not installed: skipped")
-    try:
-        from implicit.approximate_als import FaissAlternatingLeastSquares  # noqa: F401
+        print("hnswlib not installed: skipped", flush=True)
+    t0 = time.perf_counter()
+    pair = _implicit_pair(uv, iv, ib, threads)
+    builds["implicit"] = time.perf_counter() - t0
+    if pair is not None:
+        als, ann = pair
+        uid = np.arange(users.size)
+        runs["implicit exact recommend"] = lambda rep: als.recommend(
+            uid, None, N=K, filter_already_liked_items=False)[0]
+        runs["implicit FaissModel (IVF-IP, nlist 400, nprobe 20)"] = lambda rep: ann.recommend(
+            uid, None, N=K, filter_already_liked_items=False)[0]
+    else:
+        print("implicit not installed: skipped", flush=True)
+    # with exclusions: neurec exact and the two indexes at their defaults, implicit's ANN
+    ex_runs: dict[str, Callable[[int], Any]] = {
+        "neurec exact (fused C)": lambda rep: model.recommend(users, k=K, exclude=exclude,
+                                                              verbose=0)[0],
+        "neurec hnsw (defaults)": nr(hnsw, {"ef_search": defaults["hnsw"]["ef_search"]},
+                                     exclude),
+        "neurec ivf (defaults)": nr(ivf, {"nprobe": defaults["ivf"]["nprobe"]}, exclude),
+    }
+    if pair is not None:
+        import scipy.sparse as sp
 
-        print("implicit installed: its ANN models need its own training; not compared here")
-    except ImportError:
-        print("implicit not installed: its ANN models are skipped")
+        seen_csr = sp.csr_matrix((np.ones(len(exclude[0]), np.float32), exclude),
+                                 shape=(users.size, iv.shape[0]))
+        ex_runs["implicit FaissModel, filter_already_liked_items"] = lambda rep: ann.recommend(
+            np.arange(users.size), seen_csr, N=K)[0]
+    for label, rr, want in (("no exclusions", runs, exact), ("seen items excluded", ex_runs,
+                                                               exact_ex)):
+        out: dict[str, Any] = {}
+
+        def keep(nm: str, fn: Callable[[int], Any]) -> Callable[[int], Any]:
+            def run(rep: int) -> Any:
+                out[nm] = fn(rep)  # noqa: B023 (called within this iteration)
+            return run
+
+        times = common.alternate({nm: keep(nm, fn) for nm, fn in rr.items()}, reps)
+        base = times["neurec exact (fused C)"]
+        for nm, ts in times.items():
+            got = np.asarray(out[nm]).reshape(users.size, -1)[:, :K]
+            bkey = next((b for b in ("hnsw", "ivf", "l2", "hnswlib", "implicit")
+                         if (b == "hnsw" and nm.startswith("neurec hnsw"))
+                         or (b == "ivf" and nm.startswith("neurec ivf"))
+                         or (b == "l2" and "previous" in nm)
+                         or (b == "hnswlib" and nm.startswith("hnswlib"))
+                         or (b == "implicit" and "FaissModel" in nm)), None)
+            build = f"{builds[bkey]:.1f}" if bkey and label == "no exclusions" else ""
+            rows.append((name, label, nm, build, float(np.median(ts)), _recall(got, want),
+                         common.median_ratio(base, ts)))
+            print(f"[{name}, {label}] {nm}: {np.median(ts) * 1e3:.1f} ms, recall@10 "
+                  f"{rows[-1][5]:.4f}, x{rows[-1][6]:.2f} of exact's speed", flush=True)
 
 
 def two_stage(data: ncf_data.NCFData, mf: Any, epochs: int, n_cands: list, reps: int,
@@ -205,35 +291,53 @@ def main() -> None:
     ap.add_argument("--synthetic-users", type=int, default=2000)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--n-candidates", default="100,200,500")
+    ap.add_argument("--no-l2-baseline", action="store_true",
+                    help="skip the previous method (HNSW over L2-augmented vectors)")
+    ap.add_argument("--no-two-stage", action="store_true", help="part 1 only")
     ap.add_argument("--quick", action="store_true", help="ml-100k, 20K items, 1 epoch, 1 rep")
     args = ap.parse_args()
     if args.quick:
         args.dataset, args.items, args.epochs, args.reps = "ml-100k", 20000, 1, 1
         args.n_candidates = "200"
-    common.print_machine(common.machine_info())
+    info = common.machine_info()
+    common.print_machine(info)
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        print("faiss-cpu is not installed: pip install 'neurec[ann]'")
+        return
     from bench_scoring import _train
 
+    common.set_threads(args.threads)
     data = ncf_data.load_dataset(args.dataset)
     mf = _train("mf", data, args.epochs, seed=0)
     rows: list = []
     recall_speed(args.dataset, mf, np.arange(data.n_users), (data.train_users, data.train_items),
-                 args.reps, {}, rows)
+                 args.reps, rows, args.threads, not args.no_l2_baseline)
     if args.items:
         uv, iv = _synthetic(args.synthetic_users, args.items, 64)
-        recall_speed(f"synthetic {args.items}", _mf_with(uv, iv), np.arange(uv.shape[0]), None,
-                     args.reps, {}, rows)
-    print("\n| data | contender | build s | top-10 s | recall@10 vs exact | speed-up vs exact |")
-    print("|---|---|---|---|---|---|")
+        recall_speed(f"synthetic {args.items:,}", _mf_with(uv, iv), np.arange(uv.shape[0]), None,
+                     args.reps, rows, args.threads, not args.no_l2_baseline)
+    lines = [f"Load average at the end: {common.loadavg()}; threads {args.threads}; medians of "
+             f"{args.reps} alternating repetitions (noisy on a shared machine).", "",
+             "| data | exclusions | contender | build s | top-10 s | recall@10 vs exact "
+             "| speed-up vs exact |", "|---|---|---|---|---|---|---|"]
     for r in rows:
-        sp = "" if r[5] is None else f"{r[5]:.2f}x"
-        print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]:.3f} | {r[4]:.4f} | {sp} |")
-    ts: list = []
-    two_stage(data, mf, args.epochs, [int(v) for v in args.n_candidates.split(",")], args.reps, ts)
-    print("\n| ranking | HR@10 | NDCG@10 | ms per 1,000 users | top-10 overlap with exhaustive |")
-    print("|---|---|---|---|---|")
-    for r in ts:
-        print(f"| {r[0]} | {r[1]:.4f} | {r[2]:.4f} | {r[3]:.1f} | {r[4]:.3f} |")
+        lines.append(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]:.3f} | {r[5]:.4f} "
+                     f"| {r[6]:.2f}x |")
+    if not args.no_two_stage:
+        ts: list = []
+        two_stage(data, mf, args.epochs, [int(v) for v in args.n_candidates.split(",")],
+                  args.reps, ts)
+        lines += ["", "| ranking | HR@10 | NDCG@10 | ms per 1,000 users "
+                  "| top-10 overlap with exhaustive |", "|---|---|---|---|---|"]
+        for r in ts:
+            lines.append(f"| {r[0]} | {r[1]:.4f} | {r[2]:.4f} | {r[3]:.1f} | {r[4]:.3f} |")
+    name = "retrieval_quick" if args.quick else "retrieval"
+    common.publish_markdown(name, "# Approximate retrieval: recall@10 and speed-up\n\n"
+                            + common.machine_md(info) + "\n\n", lines)
 
 
 if __name__ == "__main__":

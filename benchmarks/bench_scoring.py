@@ -26,7 +26,17 @@ For every user: score all items, drop the user's training items, keep the 10 bes
   ``np.argpartition`` + sort of the 10, BLAS threads limited with threadpoolctl.
 - implicit (C++ top-K over BLAS) ``recommend(..., filter_already_liked_items=True)`` with the
   same folded vectors set as its factors.
+- Approximate top-10, MF: neurec ``build_index("hnsw" | "ivf")`` + ``recommend(index=)``
+  (faiss underneath; over-fetch by the user's seen items, filter, exact re-scoring); faiss
+  used directly on the same HNSW graph (queries grouped by fetch size, seen items filtered
+  in NumPy); implicit's ANN model (``implicit.ann.faiss.FaissModel``: IVF under the inner
+  product, nlist 400, nprobe 20) ``recommend(..., filter_already_liked_items=True)`` over the
+  folded vectors. ``overlap`` is then recall@10 against the exact top 10. Index builds are
+  timed once, outside the table.
 - ``model.predict`` throughput (NeuMF, random pairs) vs torch forward in blocks.
+
+Peers that are not installed (torch, implicit, faiss-cpu, threadpoolctl) are skipped with a
+note; neurec's own rows always run.
 
 Models are trained for ``--train-epochs`` (default 1) so that scores are not ties; the top-10
 lists of the peers are compared with neurec's (mean overlap of the 10-item sets).
@@ -130,6 +140,58 @@ def torch_neumf_from(model: Any) -> Any:
         tm.prediction.bias.copy_(torch.from_numpy(b))
     tm.eval()
     return tm
+
+
+def implicit_models(u: np.ndarray, v: np.ndarray, threads: int) -> tuple[Any, Any] | None:
+    """implicit's exact ALS model with factors ``u``, ``v`` (folded: their dot product is the
+    score) and its faiss ANN model over them (``FaissModel``, its defaults nlist 400, nprobe
+    20; ``None`` in place of it without faiss), or None without implicit."""
+    try:
+        from implicit.cpu.als import AlternatingLeastSquares
+    except ImportError:
+        return None
+    with warnings.catch_warnings():  # its OpenBLAS-threads advice is about ALS training
+        warnings.simplefilter("ignore", RuntimeWarning)
+        als = AlternatingLeastSquares(factors=u.shape[1], random_state=0, num_threads=threads)
+    als.user_factors = np.ascontiguousarray(u, np.float32)
+    als.item_factors = np.ascontiguousarray(v, np.float32)
+    try:
+        from implicit.ann.faiss import FaissModel
+    except ImportError:
+        return als, None
+    ann = FaissModel(als, approximate_similar_items=False, use_gpu=False)
+    fit, als.fit = als.fit, (lambda *a, **k: None)  # the factors are given: its index only
+    try:
+        ann.fit(None, show_progress=False)
+    finally:
+        als.fit = fit
+    return als, ann
+
+
+def faiss_topk_excluding(index: Any, q: np.ndarray, data: ncf_data.NCFData, ef: int,
+                         k: int = K) -> np.ndarray:
+    """faiss HNSW used directly: each user fetches ``k`` + its seen items (rounded up to a
+    power of two, users grouped by it), the seen items are dropped, the first ``k`` kept."""
+    import faiss
+
+    nu, ni = q.shape[0], data.n_items
+    n_seen = np.diff(data.indptr)
+    fetch = np.minimum(ni, 1 << np.ceil(np.log2(k + n_seen)).astype(np.int64))
+    out = np.full((nu, k), -1, np.int64)
+    for f in np.unique(fetch):
+        grp = np.flatnonzero(fetch == f)
+        ids = index.search(q[grp], int(f), params=faiss.SearchParametersHNSW(
+            efSearch=max(ef, int(f))))[1]
+        counts = n_seen[grp]
+        owner = np.repeat(np.arange(grp.size), counts)
+        pos = np.arange(owner.size) - np.repeat(np.cumsum(counts) - counts, counts)
+        seen = data.train_items[np.repeat(data.indptr[grp], counts) + pos]
+        key = owner * ni + seen
+        ok = (ids >= 0) & ~np.isin(np.arange(grp.size)[:, None] * ni + ids, key)
+        order = np.argsort(~ok, axis=1, kind="stable")[:, :k]
+        out[grp] = np.where(np.take_along_axis(ok, order, 1), np.take_along_axis(ids, order, 1),
+                            -1)
+    return out
 
 
 def _seen_block(data: ncf_data.NCFData, s: int, e: int) -> tuple[np.ndarray, np.ndarray]:
@@ -252,12 +314,27 @@ def bench_dataset(
     max_torch_pairs: int = 10**8,
 ) -> dict[str, Any]:
     """All contenders on one dataset at each thread count."""
-    import torch
-    from threadpoolctl import threadpool_limits
+    import contextlib
 
     import neurec
     from neurec.data import InteractionMatrix
     from neurec.models import _fused
+
+    try:
+        import torch
+    except ImportError:
+        torch = None
+        print("torch not installed: its rows are skipped")
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # NumPy's BLAS then runs on its own thread count
+        print("threadpoolctl not installed: NumPy's BLAS threads are not limited")
+        threadpool_limits = lambda limits: contextlib.nullcontext()  # noqa: E731
+    try:
+        import faiss
+    except ImportError:
+        faiss = None
+        print("faiss-cpu not installed: the index rows are skipped (pip install 'neurec[ann]')")
 
     data = ncf_data.load_dataset(name)
     nu, ni = data.n_users, data.n_items
@@ -267,26 +344,42 @@ def bench_dataset(
     train_s = time.perf_counter() - t0
     matrix = InteractionMatrix.from_arrays(data.train_users, data.train_items, shape=(nu, ni))
     users = np.arange(nu, dtype=np.int64)
-    tm = torch_neumf_from(models["neumf"])
+    tm = torch_neumf_from(models["neumf"]) if torch is not None else None
     folded = {kind: folded_vectors(models[kind], kind) for kind in ("gmf", "mf")}
-    folded_t = {k: (torch.from_numpy(u), torch.from_numpy(v)) for k, (u, v) in folded.items()}
-    implicit_models = {}
+    folded_t = {k: (torch.from_numpy(u), torch.from_numpy(v)) for k, (u, v) in folded.items()
+                } if torch is not None else {}
+    imp, imp_ann = {}, None
     user_items = None
-    try:
+    for kind, (u, v) in folded.items():
+        pair = implicit_models(u, v, max(threads))
+        if pair is None:
+            print("implicit not installed: its rows are skipped")
+            break
+        imp[kind] = pair[0]
+        if kind == "mf":
+            imp_ann = pair[1]
+    if imp:
         import scipy.sparse as sp
-        from implicit.cpu.als import AlternatingLeastSquares
 
         user_items = sp.csr_matrix(
             (np.ones(data.num_train, np.float32), data.train_items, data.indptr), shape=(nu, ni)
         )
-        for kind, (u, v) in folded.items():
-            with warnings.catch_warnings():  # its OpenBLAS-threads advice is about ALS training
-                warnings.simplefilter("ignore", RuntimeWarning)
-                m = AlternatingLeastSquares(factors=u.shape[1], random_state=seed)
-            m.user_factors, m.item_factors = u, v
-            implicit_models[kind] = m
-    except ImportError as e:  # pragma: no cover - optional peer
-        print(f"implicit not available: {e}")
+    indexes: dict[str, Any] = {}
+    builds: dict[str, float] = {}
+    if faiss is not None:
+        from neurec.models._dot import dot_structure
+        from neurec.models._index import ip_users
+
+        common.set_threads(max(threads))
+        for kind in ("hnsw", "ivf"):
+            t0 = time.perf_counter()
+            indexes[kind] = models["mf"].build_index(kind)
+            builds[kind] = time.perf_counter() - t0
+        mf = models["mf"]
+        q_mf = ip_users(dot_structure(mf, mf.inputs[0], mf.inputs[1])(users)[0])
+        print(f"[{name}] MF indexes built: hnsw {builds['hnsw']:.1f} s "
+              f"{indexes['hnsw'].params}, ivf {builds['ivf']:.1f} s {indexes['ivf'].params}",
+              flush=True)
     rng = np.random.default_rng(seed)
     pu = rng.integers(0, nu, predict_pairs, dtype=np.int64)
     pi = rng.integers(0, ni, predict_pairs, dtype=np.int64)
@@ -304,7 +397,11 @@ def bench_dataset(
         return run
 
     def imp_rec(kind: str) -> Callable[[int], np.ndarray]:
-        return lambda rep: implicit_models[kind].recommend(users, user_items, N=K)[0]
+        return lambda rep: imp[kind].recommend(users, user_items, N=K)[0]
+
+    def nr_index(kind: str) -> Callable[[int], np.ndarray]:
+        return lambda rep: models["mf"].recommend(users, k=K, exclude=matrix,
+                                                  index=indexes[kind])[0]
 
     def torch_predict(rep: int) -> np.ndarray:
         out = np.empty(predict_pairs, np.float32)
@@ -318,28 +415,43 @@ def bench_dataset(
 
     for t in threads:
         common.set_threads(t)
-        for m in implicit_models.values():
+        for m in imp.values():
             m.num_threads = t
+        if faiss is not None:
+            faiss.omp_set_num_threads(t)
         with threadpool_limits(limits=t):
             runs: dict[str, Callable[[int], Any]] = {
                 "neurec NeuMF (fused)": nr_rec("neumf"),
                 "neurec NeuMF (generic)": nr_rec("neumf", fused=False),
             }
-            if nu * ni <= max_torch_pairs:
+            if tm is not None and nu * ni <= max_torch_pairs:
                 runs["torch NeuMF forward+topk"] = lambda rep: torch_topk_neumf(tm, data)
             for kind in ("mf", "gmf"):
                 fam = kind.upper()
                 runs[f"neurec {fam} (dot fast path)"] = nr_rec(kind)
-                runs[f"torch {fam} mm+topk"] = lambda rep, kind=kind: torch_topk_dot(
-                    *folded_t[kind], data
-                )
+                if kind in folded_t:
+                    runs[f"torch {fam} mm+topk"] = lambda rep, kind=kind: torch_topk_dot(
+                        *folded_t[kind], data
+                    )
                 runs[f"numpy {fam} BLAS+argpartition"] = lambda rep, kind=kind: numpy_topk_dot(
                     *folded[kind], data
                 )
-                if kind in implicit_models:
+                if kind in imp:
                     runs[f"implicit {fam} topk"] = imp_rec(kind)
+            for kind in indexes:
+                runs[f"neurec MF index {kind} (defaults)"] = nr_index(kind)
+            if indexes:
+                ef = indexes["hnsw"].params["ef_search"]
+                runs[f"faiss MF HNSW direct (same graph, ef {ef})"] = (
+                    lambda rep, ef=ef: faiss_topk_excluding(indexes["hnsw"]._index, q_mf, data, ef)
+                )
+            if imp_ann is not None:
+                runs["implicit MF FaissModel (IVF, nprobe 20)"] = (
+                    lambda rep: imp_ann.recommend(users, user_items, N=K)[0]
+                )
             runs["neurec NeuMF predict"] = lambda rep: models["neumf"].predict([pu, pi])
-            runs["torch NeuMF forward"] = torch_predict
+            if tm is not None:
+                runs["torch NeuMF forward"] = torch_predict
             outputs: dict[str, Any] = {}
 
             def keep(nm: str, fn: Callable[[int], Any]) -> Callable[[int], Any]:
@@ -393,6 +505,8 @@ def bench_dataset(
     )
     return {
         "dataset": name,
+        "index_build_s": builds,
+        "index_params": {kind: dict(idx.params) for kind, idx in indexes.items()},
         "n_users": nu,
         "n_items": ni,
         "num_train": data.num_train,
@@ -443,6 +557,17 @@ def _markdown(rec: dict[str, Any]) -> str:
                 rows,
             )
         )
+        if ds.get("index_build_s"):
+            lines += [
+                "",
+                "MF indexes (built once, outside the table): "
+                + "; ".join(
+                    f"{kind} {ds['index_params'][kind]} in {sec:.1f} s"
+                    for kind, sec in ds["index_build_s"].items()
+                )
+                + ". For the index, faiss and implicit ANN rows `overlap` is recall@10 "
+                "against the exact top 10.",
+            ]
         tw = ds.get("fused_tower")
         if tw:
             lines += [
@@ -493,14 +618,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     args = parse_args(argv)
-    import torch  # noqa: F401
-
     import neurec  # noqa: F401
 
-    try:
-        import implicit  # noqa: F401
-    except ImportError:
-        pass
+    for peer in ("torch", "implicit", "faiss"):  # imported before the timing starts
+        try:
+            __import__(peer)
+        except ImportError:
+            pass
     run = common.Run()
     reps = 1 if args.quick else args.reps
     pairs = 200_000 if args.quick else args.predict_pairs
