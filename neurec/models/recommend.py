@@ -17,6 +17,7 @@
 
 Returned scores are always the model's own outputs for the chosen items.
 """
+import gc
 from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
@@ -38,6 +39,7 @@ from neurec.utils.progbar import waiting_bar
 __all__ = ["recommend", "score_items"]
 
 _PAIRS_PER_BLOCK = 1 << 20
+_COLLECT_BYTES = 16 << 20  # a hoisted scoring model this big is freed at the end of the call
 
 
 def _as_ids(values: Any, name: str, fractional: type = ValueError) -> np.ndarray:
@@ -404,6 +406,13 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
                     bi = np.where(bi >= 0, cand[np.maximum(bi, 0)], -1)
                 ids[uk[s:s + ub.size]] = bi
                 bar.update(s + ub.size, finalize=False)
+        if fast is not None and sum(w.nbytes for w in fast.weights) >= _COLLECT_BYTES:
+            # the hoisted model's tables are the catalogue's size and, as every graph, it
+            # holds reference cycles: free it now, or a loop of calls (the blocks of
+            # recommend(output=)) keeps several until the collector runs (+30 MiB a block
+            # at 100K items, up to 4 at once)
+            scorer = sroles = fused = fast = None
+            gc.collect()
     # exact model scores of the chosen items
     valid = ids[uk] >= 0
     if uk.size and valid.any():
