@@ -195,9 +195,10 @@ def run_numpy(model, inputs: Sequence[np.ndarray],
         vals[id(t)] = a.reshape((a.shape[0],) + t.shape[1:])
     for node in model._nodes_in_order if nodes is None else nodes:
         layer = node.layer
-        own = [np.asarray(w, dtype) for w in layer.weights]
-        if weights is not None:
-            own = [weights.get((layer.name, k), w) for k, w in enumerate(own)]
+        # an overridden weight is used as given, and its own never converted (a gathered
+        # slice of a big table stands in for the whole table)
+        own = [weights[(layer.name, k)] if weights is not None and (layer.name, k) in weights
+               else np.asarray(w, dtype) for k, w in enumerate(layer.weights)]
         xs = [vals[id(t)] for t in node.inputs]
         x = xs if layer._n_inputs is None else xs[0]
         if isinstance(layer, Dropout) and masks is not None and layer.name in masks:

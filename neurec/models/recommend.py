@@ -160,15 +160,26 @@ def hoisted_pair_model(model, roles, make_model: Callable, users: Optional[np.nd
     items = np.arange(ni, dtype=np.int64).reshape(-1, 1)
     uslot, islot = model.inputs.index(u_in), model.inputs.index(i_in)
 
-    def values(ids, slot, s_):
+    def values(ids, slot, s_, gather=False):
         # only the nodes on one side: the pair part of the model is not run
+        nodes = [n for n in model._nodes_in_order if side[id(n.outputs[0])] == s_]
+        over = None
+        tabled = {id(n.layer) for n in nodes if model.inputs[slot] in n.inputs}
+        if gather and all(isinstance(n.layer, Embedding) and n.inputs == [model.inputs[slot]]
+                          for n in nodes if id(n.layer) in tabled):
+            # the rows asked for stand in for the tables read by the id input: a block of
+            # users costs the block, not the user tables converted to float64 (2x their size)
+            uniq, ids = np.unique(ids, return_inverse=True)
+            over = {(n.layer.name, 0): np.asarray(n.layer.embeddings[uniq], np.float64)
+                    for n in nodes if id(n.layer) in tabled}
+            ids = ids.reshape(-1, 1)
         xs = [None, None]
         xs[slot] = ids
         xs[1 - slot] = np.zeros((ids.shape[0], 1), np.int64)
-        nodes = [n for n in model._nodes_in_order if side[id(n.outputs[0])] == s_]
-        return run_numpy(model, xs, nodes=nodes)[1]
+        return run_numpy(model, xs, nodes=nodes, weights=over)[1]
 
-    uvals, ivals = values(users, uslot, "u"), values(items, islot, "i")
+    uvals = values(users, uslot, "u", gather=users.shape[0] < roles.n_users)
+    ivals = values(items, islot, "i")
     nu_in = Input(shape=(1,), dtype="int64")
     ni_in = Input(shape=(1,), dtype="int64")
     mapped = {}
