@@ -10,8 +10,8 @@ order. Each kind searches the space that measured best for it:
   ``y_u = [p_u, 1]``, so ``y_u . x_i = s(u, i)``. The standard reduction to L2 below
   builds a graph whose edges follow the extra coordinate rather than the direction when the
   item norms vary (popularity lives in the norm of trained embeddings): on a clustered
-  1M-item catalogue it found 31% of the exact top 10 at ``ef_search`` 128, the graph under
-  the inner product 99% at 32 (``benchmarks/bench_retrieval.py``).
+  1M-item catalogue it found 34% of the exact top 10 at ``ef_search`` 128, the graph under
+  the inner product 99.7% at 32 (``benchmarks/bench_retrieval.py``).
 * **IVF** clusters the L2-augmented vectors (Bachrach et al., RecSys 2014): with
   ``M^2 = max_i (|q_i|^2 + b_i^2)``,
 
