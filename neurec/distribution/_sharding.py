@@ -165,15 +165,20 @@ class ShardedTables:
             self._point_at_work(min(most, ids))
         return max(1, self.capacity // ids)
 
-    def fetch(self, inputs: List[np.ndarray], sub: np.ndarray) -> List[np.ndarray]:
+    def fetch(self, inputs: List[np.ndarray], sub: np.ndarray,
+              local_data: bool = False) -> List[np.ndarray]:
         """Fill the working tables with the rows samples ``sub`` of ``inputs`` read, from
         their owners, and return ``inputs`` with those samples' ids rewritten as working
-        rows (copies of the id inputs; the other samples' ids are stale)."""
+        rows (copies of the id inputs; the other samples' ids are stale). With
+        ``local_data`` every rank passes its own samples: the working rows are the union
+        of every rank's ids (one more ``Allgatherv`` per input group)."""
         out = list(inputs)
         self._ids = []
         for slots, _ in self.groups:
             got = [np.asarray(inputs[s][sub]) for s in slots]
             uniq = np.unique(np.concatenate([g.reshape(-1) for g in got]).astype(np.int64))
+            if local_data:
+                uniq = self._union(uniq)
             for s, g in zip(slots, got):
                 src = inputs[s]
                 cached = self._cache.get(s)
@@ -185,6 +190,16 @@ class ShardedTables:
             self._ids.append(uniq)
         self._exchange_rows()
         return out
+
+    def _union(self, ids: np.ndarray) -> np.ndarray:
+        """The sorted union of every rank's sorted distinct ``ids`` (the same everywhere)."""
+        MPI = self._mpi
+        counts = np.array(self.comm.allgather(int(ids.size)), np.int64)
+        every = np.empty(int(counts.sum()), np.int64)
+        displs = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        self.comm.Allgatherv([np.ascontiguousarray(ids), MPI.INT64_T],
+                             [every, (counts, displs), MPI.INT64_T])
+        return np.unique(every)
 
     def _exchange_rows(self) -> None:
         """One Allgatherv: every owner's rows (and state) of the run's ids, to every rank."""

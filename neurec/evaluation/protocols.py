@@ -11,7 +11,10 @@ higher-scored candidates go above a positive.
 
 Under :class:`neurec.distribution.DataParallel` with several processes every rank must
 call the protocol: each scores a contiguous share of the users, the per-user results are
-gathered, and every rank returns the same metrics.
+gathered, and every rank returns the same metrics. A model whose tables are sharded by
+:class:`neurec.distribution.ModelParallel` is ranked in full shard by shard instead
+(every rank scores every user against the items it holds, and the counts of negatives
+above each held-out item are summed: ``neurec/models/_mp_score.py``).
 """
 from __future__ import annotations
 
@@ -175,6 +178,11 @@ class _FullTask:
         aucs = np.empty(n_pos, dtype=np.float64)
         core, nt = _core(), _num_threads()
         n = self.users.size
+        sharded = getattr(model, "_sharded_count_full", None)  # ModelParallel's tables
+        if sharded is not None and sharded(self, above, aucs, max_block_bytes,
+                                           lambda done, total: _advance(bar, done, total)):
+            return ranking_metrics(above, self.ks, indptr=self.pos_indptr if self.multi
+                                   else None, aucs=aucs, per_user=per_user)
         shares = distribution._shares(n)  # several processes: this rank's users only
         lo, hi = _share_of(shares, n)
         for i0 in range(lo, hi, rows):

@@ -270,7 +270,8 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
               unknown: str = "error", item_popularity: Optional[np.ndarray] = None,
               make_model: Optional[Callable] = None, verbose: Any = 0,
               since: Optional[float] = None, index=None, candidates=None,
-              n_candidates: int = 200) -> Tuple[np.ndarray, np.ndarray]:
+              n_candidates: int = 200, gather_to: Optional[int] = None
+              ) -> Tuple[np.ndarray, np.ndarray]:
     """``Model.recommend`` (see there), for ``model``.
 
     Args:
@@ -283,6 +284,10 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
             updated between chunks of users; default silent.
         since: When the caller's call started (progbar clock), if earlier than this one.
         index, candidates, n_candidates: Approximate and two-stage retrieval (_retrieval.py).
+        gather_to: With tables sharded by ``ModelParallel`` (a collective call: every rank
+            passes the same users), the rank that gets the results, or None for every
+            rank (the others get ``-1`` / ``-inf`` rows for known users); see
+            ``_mp_score.py``.
     """
     bar = waiting_bar("recommend", verbose, None, unit_name="user", since=since)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
@@ -338,6 +343,10 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
     scores = np.full((u.size, kk), -np.inf, np.float32)
     uk = np.flatnonzero(known)
     ku = u[uk]
+    sharded = None  # ModelParallel: each rank ranks its item shard (_mp_score.py)
+    if getattr(model, "_shards", None) is not None:
+        sharded = model._shard_scorer(roles, retrieval=index is not None or
+                                      candidates is not None)
     via = None  # ids through an index or a retriever (_retrieval.py)
     if index is not None or candidates is not None:
         via = _retrieval.topk(model, n_items, ku, kk, cand, indptr, indices, retired, index,
@@ -345,12 +354,16 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
                               _pair_scorer(model, roles, ku, make_model))
         if via is not None:
             ids[uk] = via
-    if via is None and uk.size:
+    progress = lambda e: bar.update(e, finalize=False)  # noqa: E731
+    if sharded is not None and uk.size:  # the owners' scores of the chosen items
+        ids[uk], scores[uk] = sharded.topk(ku, kk, cand, retired, indptr, indices, make_model,
+                                           progress, gather_to)
+    elif via is None and uk.size:
         ids[uk] = rank_known(model, roles, ku, kk, cand, retired, indptr, indices, make_model,
-                             progress=lambda e: bar.update(e, finalize=False))[0]
+                             progress=progress)[0]
     # exact model scores of the chosen items
     valid = ids[uk] >= 0
-    if uk.size and valid.any():
+    if sharded is None and uk.size and valid.any():
         rr = np.repeat(ku, kk).reshape(ku.size, kk)[valid]
         sc = _pairs_scores(model, roles, rr, ids[uk][valid])
         sub = scores[uk]
@@ -358,8 +371,9 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
         scores[uk] = sub
     unk = np.flatnonzero(~known)
     if unk.size:
-        row_ids, row_scores = _unknown_user_row(model, roles, kk, cand, retired, indptr, indices,
-                                                item_popularity)
+        row_ids, row_scores = _unknown_user_row(
+            model, roles, kk, cand, retired, indptr, indices, item_popularity,
+            average_user_scores if sharded is None else sharded.average_user_scores)
         ids[unk] = row_ids
         scores[unk] = row_scores
     bar.update(u.size, finalize=True)
@@ -429,6 +443,8 @@ def rank_known(model, roles, ku: np.ndarray, kk: int, cand: Optional[np.ndarray]
     if cand is None and retired is not None:
         cand = np.setdiff1d(np.arange(n_items, dtype=np.int64), retired, assume_unique=True)
     cols = np.arange(n_items, dtype=np.int64) if cand is None else cand
+    if cols.size == 0:  # no candidate (a shard of ModelParallel may hold none)
+        return oid, osc
     b_indptr, b_indices = indptr, indices
     if cand is not None and indptr is not None:
         # exclusions in candidate positions: blocks stay (users x candidates), and
@@ -439,8 +455,6 @@ def rank_known(model, roles, ku: np.ndarray, kk: int, cand: Optional[np.ndarray]
         b_indptr = np.zeros_like(indptr)
         np.cumsum(np.bincount(row_of[hit], minlength=indptr.size - 1), out=b_indptr[1:])
         b_indices = pos[hit].astype(np.int32)
-    if cols.size == 0:  # no candidate (a shard of ModelParallel may have none)
-        return oid, osc
     fused = ncf_parts(scorer, sroles.u_in, sroles.i_in) if len(sroles.names) == 2 else None
     if fused is not None:  # NeuMF / MLP: tower, GMF and top-K fused in C (_fused.py)
         return fused.topk(su, kk, cand, b_indptr, b_indices, ku, progress=progress)
@@ -496,10 +510,11 @@ def _candidate_ids(items: Any, item_encoder) -> np.ndarray:
     return codes
 
 
-def _unknown_user_row(model, roles, kk: int, cand, retired, indptr, indices, item_popularity
-                      ) -> Tuple[np.ndarray, np.ndarray]:
+def _unknown_user_row(model, roles, kk: int, cand, retired, indptr, indices, item_popularity,
+                      average: Optional[Callable] = None) -> Tuple[np.ndarray, np.ndarray]:
     """The recommendations of every unknown user (``unknown='popular'``): the ``kk`` most
-    popular candidates, best first by the model's score for the average user.
+    popular candidates, best first by the model's score for the average user
+    (``average(model, roles, items)``, default :func:`average_user_scores`).
 
     Returns:
         ``(ids, scores)`` of shape ``(kk,)``: ``-1`` / ``-inf`` past the candidates.
@@ -527,7 +542,7 @@ def _unknown_user_row(model, roles, kk: int, cand, retired, indptr, indices, ite
     ids = top_k(pop, kk)[0][0]  # popularity first, ties by the lower id
     scores = np.full(kk, -np.inf, np.float32)
     ok = ids >= 0
-    sc = average_user_scores(model, roles, ids[ok])
+    sc = (average or average_user_scores)(model, roles, ids[ok])
     order = np.argsort(-sc, kind="stable")  # equal scores keep the popularity order
     ids[:sc.size], scores[:sc.size] = ids[ok][order], sc[order]
     return ids, scores
