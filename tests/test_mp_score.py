@@ -17,6 +17,7 @@ import pytest
 from neurec import distribution
 from neurec.models import _foldin, load_model
 from test_distributed import _mpiexec, mpi  # noqa: F401  (the fixture)
+from test_distributed_output import read_csv
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPT = os.path.join(HERE, "mpi", "mp_score.py")
@@ -48,7 +49,9 @@ def test_sharded_scoring_is_one_process_scoring(scored, name, one_thread):
     out, reports = scored
     got = reports[0][name]
     assert got["sharded"] and reports[1][name]["sharded"]  # nothing was gathered
-    assert reports[1][name] == {**got, "main": None}  # gather="main": rank 0 alone
+    files = ("output", "output-local")  # each rank's own file
+    assert {k: v for k, v in reports[1][name].items() if k not in files} == \
+        {**{k: v for k, v in got.items() if k not in files}, "main": None}  # "main": rank 0
     model = load_model(out / f"{name}.neurec")
     want = mp_score.score(model, name)
     assert got["main"] == model.recommend(np.arange(5), k=3, verbose=0)[0].tolist()
@@ -63,6 +66,33 @@ def test_sharded_scoring_is_one_process_scoring(scored, name, one_thread):
     if name == "ties":  # the case the merge's tie order decides
         scores = np.array(want["all"]["scores"])
         assert (scores[:, 1:] == scores[:, :-1]).sum() > 100
+
+
+@pytest.mark.parametrize("name", ["neumf", "mf"])
+def test_sharded_output_files(scored, name, one_thread):
+    """recommend(output="recs-{rank}.csv") with sharded tables: every rank scores every
+    block of 16 users against its shard, in rank order, and each rank's file holds its
+    users' rows as one process ranks them (its contiguous share, or with local_data=True
+    the users it passed), and the tables stay sharded."""
+    out, reports = scored
+    model = load_model(out / f"{name}.neurec")
+    users, seen = mp_score.OUTPUT_USERS, mp_score.output_seen()
+    for key, parts in (("output", np.array_split(users, 2)),
+                       ("output-local", [users[users % 3 == r] for r in (0, 1)])):
+        for r, report in enumerate(reports):
+            summary = report[name][key]
+            assert summary["users"] == parts[r].size
+            assert summary["total_users"] == sum(p.size for p in parts)
+            ids, scores = model.recommend(parts[r], k=5, exclude=seen, verbose=0)
+            path = out / f"{name}-{'recs' if key == 'output' else 'local'}-{r}.csv"
+            assert summary["path"] == str(path)
+            rows = read_csv(path)
+            assert summary["rows"] == len(rows) == parts[r].size * 5
+            assert [row[:3] for row in rows] == [[str(u), str(j + 1), str(i)] for u, line in
+                                                 zip(parts[r], ids) for j, i in enumerate(line)]
+            np.testing.assert_allclose([float(row[3]) for row in rows], scores.ravel(),
+                                       rtol=1e-5, atol=2e-6)
+            assert report[name]["sharded-after-output"]
 
 
 def test_a_rank_scores_without_the_whole_item_table(mpi, tmp_path):  # noqa: F811

@@ -601,7 +601,7 @@ class Model(ResizeMixin, RetireMixin, IndexMixin, Lifecycle, FoldIn, ShardScorin
                 index=index, candidates=candidates, n_candidates=n_candidates, gather_to=gather_to)
 
         if output is not None:  # {"path", "users", "rows", "total_users", "total_rows"}
-            return recommend_to_file(call, users, output, verbose)
+            return recommend_to_file(call, users, output, verbose, self)
         return distributed_recommend(call, users, verbose, gather, self)  # each rank its share
 
     def partial_fit_users(self, users, interactions, optimizer=None) -> np.ndarray:

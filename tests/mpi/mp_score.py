@@ -100,6 +100,14 @@ def score(model, name):
     return out
 
 
+OUTPUT_USERS = np.arange(N_USERS)[::-1].copy()  # not in id order: the files keep it
+
+
+def output_seen():
+    rng = np.random.default_rng(8)
+    return rng.integers(0, N_USERS, 700), rng.integers(0, N_ITEMS, 700)
+
+
 def digest(model):
     return hashlib.sha256(b"".join(w.tobytes() for w in model.get_weights())).hexdigest()
 
@@ -133,6 +141,19 @@ def main(mode, out, *args):
             ids, _ = model.recommend(np.arange(5), k=3, gather="main", verbose=0) \
                 or (None, None)
             report[name]["main"] = None if ids is None else ids.tolist()
+            if name in ("neumf", "mf"):  # files of each rank's users, blocks of 16
+                from neurec.models import _dp_output
+                _dp_output.BLOCK_USERS = 16
+                seen = output_seen()
+                report[name]["output"] = model.recommend(
+                    OUTPUT_USERS, k=5, exclude=seen, verbose=0,
+                    output=os.path.join(out, name + "-recs-{rank}.csv"))
+                distribution.set_distribution(distribution.ModelParallel(local_data=True))
+                report[name]["output-local"] = model.recommend(
+                    OUTPUT_USERS[OUTPUT_USERS % 3 == rank], k=5, exclude=seen, verbose=0,
+                    output=os.path.join(out, name + "-local-{rank}.csv"))
+                distribution.set_distribution(distribution.ModelParallel())
+                report[name]["sharded-after-output"] = model._shards is not None
     elif mode == "memory":  # a big item table: what a rank allocates to score it
         from neurec import layers, models, optimizers
         from neurec.evaluation import evaluate_full
