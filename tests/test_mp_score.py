@@ -43,9 +43,10 @@ def scored(mpi, tmp_path_factory):  # noqa: F811
 @pytest.mark.parametrize("name", mp_score.MODELS)
 def test_sharded_scoring_is_one_process_scoring(scored, name, one_thread):
     """recommend (exclusions, candidates, retired items, an unknown user, the whole
-    ranking, equal scores) and evaluate_full (one and several held-out items per user)
-    with each rank scoring its item shard: both ranks return one process's ids, scores
-    within 1e-5 and metrics (per user too), and the tables stay sharded."""
+    ranking, equal scores), evaluate_sampled and evaluate_full (one and several held-out
+    items per user) with each rank scoring its item shard: both ranks return one
+    process's ids, scores within 1e-5 and metrics (per user too), and the tables stay
+    sharded."""
     out, reports = scored
     got = reports[0][name]
     assert got["sharded"] and reports[1][name]["sharded"]  # nothing was gathered
@@ -162,6 +163,15 @@ def test_recommend_histories_splits_the_new_users(scored, tmp_path, one_thread):
                                           fold_in_options={"method": method})
             assert got[method]["ids"] == ids.tolist(), (key, method)
             np.testing.assert_allclose(got[method]["scores"], scores, rtol=1e-5, atol=1e-6)
+
+
+def test_ranking_metrics_while_the_tables_are_sharded(mpi, tmp_path):  # noqa: F811
+    """The RankingMetrics callback (sampled and full) during a ModelParallel fit scores
+    the shards between epochs: the logs of DataParallel, and the tables stay sharded."""
+    for r in launch("callback", tmp_path):
+        assert r["mp"]["sharded"] and not r["dp"]["sharded"]
+        assert r["mp"]["history"] == r["dp"]["history"]
+        assert len(r["mp"]["history"]["full_hr@10"]) == 2 and "hr@10" in r["mp"]["history"]
 
 
 def test_model_parallel_local_data_argument():

@@ -40,6 +40,7 @@ from neurec.models._foldin import _borrow
 __all__ = ["ShardScoring", "ShardScorer", "BLOCK_USERS"]
 
 BLOCK_USERS = 8192  # users per block of a sharded recommend
+PAIRS_PER_BLOCK = 1 << 20  # (user, item) pairs per block of pair_scores
 
 
 class ShardScorer:
@@ -229,6 +230,28 @@ class ShardScorer:
         finally:
             self._point_items()
 
+    # -- evaluate_sampled ---------------------------------------------------------------
+    def pair_scores(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """The model's outputs for the pairs ``(users[j], items[j])`` (the same on every
+        rank), float32: each rank predicts the pairs of its items, a block of
+        ``PAIRS_PER_BLOCK`` pairs at a time, and one ``Allreduce`` (a sum of one nonzero
+        term per pair: exact) gives every rank all of them. A collective call."""
+        from mpi4py import MPI
+        out = np.zeros(users.size, np.float32)
+        for s in range(0, users.size, PAIRS_PER_BLOCK):
+            u = np.asarray(users[s:s + PAIRS_PER_BLOCK], np.int64)
+            i = np.asarray(items[s:s + PAIRS_PER_BLOCK], np.int64)
+            uniq, inv = np.unique(u, return_inverse=True)
+            self.load_users(uniq)
+            own = np.flatnonzero(i % self.size == self.rank)
+            block = out[s:s + u.size]
+            if own.size:
+                block[own] = recommend_mod._pairs_scores(self.view, self._roles(),
+                                                         inv.reshape(-1)[own],
+                                                         i[own] // self.size)
+            self.comm.Allreduce(MPI.IN_PLACE, [block, MPI.FLOAT], op=MPI.SUM)
+        return out
+
     # -- evaluate_full ------------------------------------------------------------------
     def count_full(self, task, above: np.ndarray, aucs: np.ndarray, max_block_bytes: int,
                    advance: Callable[[int, int], None]) -> None:
@@ -310,6 +333,15 @@ class ShardScoring:
             return ShardScorer(self, roles)
         shards.unshard()
         return None
+
+    def _sharded_pair_scores(self) -> Optional[Callable[[np.ndarray, np.ndarray], np.ndarray]]:
+        """``evaluate_sampled``'s scorer of (user, item) pairs with sharded tables
+        (:meth:`ShardScorer.pair_scores`, the inputs' first two ids), or None when the
+        tables are whole (or were gathered now, for a model that cannot be scored so)."""
+        if getattr(self, "_shards", None) is None:
+            return None
+        scorer = self._shard_scorer(recommend_mod._Roles(self, None, None, None, None))
+        return None if scorer is None else scorer.pair_scores
 
     def _sharded_count_full(self, task, above: np.ndarray, aucs: np.ndarray,
                             max_block_bytes: int, advance: Callable[[int, int], None]) -> bool:

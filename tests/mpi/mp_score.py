@@ -5,7 +5,7 @@ there to compute one process's results.
 
     python mp_score.py MODE OUT_DIR [ARGS]
 
-MODE: score | memory ROWS | local | histories.
+MODE: score | memory ROWS | local | callback | histories MODEL_FILE.
 """
 import gc
 import hashlib
@@ -65,7 +65,7 @@ def train(name):
 
 def score(model, name):
     """Every recommend and evaluate_full variant the tests compare (plain lists)."""
-    from neurec.evaluation import evaluate_full
+    from neurec.evaluation import evaluate_full, evaluate_sampled
     from neurec.models import _fused
     _fused.ENABLED = name != "neumf-generic"
     rng = np.random.default_rng(4)
@@ -87,6 +87,12 @@ def score(model, name):
     rec("retired", users, k=10, exclude=seen)
     rec("retired-items", users[:40], k=4, items=np.arange(0, 20))
     model.unretire_items()
+    pos, neg = rng.integers(0, N_ITEMS, N_USERS), rng.integers(0, N_ITEMS, (N_USERS, 30))
+    out["sampled"] = {"means": evaluate_sampled(model, np.arange(N_USERS), pos, neg,
+                                                k=[5, 10], verbose=0),
+                      "per_user": {k: v.tolist() for k, v in evaluate_sampled(
+                          model, np.arange(N_USERS), pos, neg, per_user=True,
+                          verbose=0).items()}}
     held = (np.repeat(np.arange(N_USERS), 3), rng.integers(0, N_ITEMS, 3 * N_USERS))
     for key, ks, pos in (("full", [5, 10], held),
                          ("full-one", 10, rng.integers(0, N_ITEMS, N_USERS))):
@@ -222,6 +228,22 @@ def main(mode, out, *args):
             sharded = getattr(model, "_shards", None) is not None
             report[key] = {"sharded": sharded, "sha256": digest(model),
                            "history": history.history, "samples": int(sampler.num_samples)}
+    elif mode == "callback":  # RankingMetrics while the tables are sharded
+        from neurec.evaluation import RankingMetrics
+        rng = np.random.default_rng(4)
+        pos, neg = rng.integers(0, N_ITEMS, N_USERS), rng.integers(0, N_ITEMS, (N_USERS, 30))
+        seen = (rng.integers(0, N_USERS, 900), rng.integers(0, N_ITEMS, 900))
+        for key, d in (("dp", distribution.DataParallel()), ("mp", distribution.ModelParallel())):
+            distribution.set_distribution(d)
+            model = build("neumf")
+            x, y = data()
+            metrics = [RankingMetrics(np.arange(N_USERS), pos, negatives=neg, k=10),
+                       RankingMetrics(np.arange(N_USERS), pos, train_matrix=seen, k=10,
+                                      n_items=N_ITEMS, prefix="full_")]
+            history = model.fit(x, y, batch_size=128, epochs=2, seed=1, verbose=0,
+                                callbacks=metrics)
+            report[key] = {"history": history.history,
+                           "sharded": getattr(model, "_shards", None) is not None}
     elif mode == "histories":  # fold-in and ranking of new users, split across the ranks
         import neurec
         from neurec.models import _foldin, load_model
