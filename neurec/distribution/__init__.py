@@ -294,16 +294,17 @@ class ModelParallel(DataParallel):
     After ``fit`` the tables stay sharded; call what follows on every rank, never on one
     alone. ``model.save`` (and ``save_weights``, ``ModelCheckpoint``) gathers them on
     rank 0 alone, which writes one ordinary model file; ``load_model`` it on every rank
-    and ``fit`` shards it again. ``recommend`` and ``evaluate_full`` of a model with a
-    user-id and an item-id input score without gathering: each rank scores every user
-    against the items whose rows it holds (the users' rows fetched block by block), the
-    per-user top-K lists are merged in rank order and the counts of negatives above each
-    held-out item summed: one process's results. ``predict``, ``evaluate``,
-    ``evaluate_sampled``, ``recommend(histories=)``, ``weights`` and ``get_weights`` (and
-    ``recommend`` of other models, or through an index or two stages) first gather the
-    whole tables on every rank, then split the users as DataParallel does. Not yet:
-    ``validation_data`` / ``validation_split``, or a callback that predicts, during a
-    sharded ``fit``.
+    and ``fit`` shards it again. ``recommend`` (``output=`` too), ``evaluate_full``,
+    ``evaluate_sampled`` and the ``RankingMetrics`` callback, for a model whose inputs
+    are a user id and an item id, score without gathering: each rank scores every user
+    against the items whose rows it holds (the users' rows fetched block by block); the
+    per-user top-K lists are merged in rank order, the counts of negatives above each
+    held-out item summed, each pair scored by the owner of its item: one process's
+    results. ``predict``, ``evaluate``, ``recommend(histories=)``, ``weights`` and
+    ``get_weights`` (and ``recommend`` of models with side features, or through an index
+    or two stages) first gather the whole tables on every rank, then split the work as
+    DataParallel does. Not yet: ``validation_data`` / ``validation_split``, or a callback
+    that calls ``predict``, during a sharded ``fit``.
 
     Args:
         local_data: False: every rank passes the whole data; True: each rank passes its

@@ -19,10 +19,13 @@ communication. Every rank holds the working rows of the whole global batch becau
 reduce hook hands the C core the union of every rank's touched rows.
 
 Outside ``fit`` a sharded model gathers what it needs: ``save`` gathers the tables on
-rank 0 alone (``Gatherv``) and writes one ordinary model file; ``predict``, ``evaluate``,
-``recommend`` and ``weights`` first gather the whole tables on every rank
-(:func:`unshard`, a collective call: every rank must make it) and the model is an
-ordinary replicated one from then on; the next ``fit`` shards it again.
+rank 0 alone (``Gatherv``) and writes one ordinary model file; ``recommend`` and the
+ranking protocols score shard by shard (``neurec/models/_mp_score.py``: each rank its
+items, the users' rows fetched block by block); ``predict``, ``evaluate`` and ``weights``
+first gather the whole tables on every rank (:func:`unshard`, a collective call: every
+rank must make it) and the model is an ordinary replicated one from then on; the next
+``fit`` shards it again. Under ``ModelParallel(local_data=True)`` the ranks' samples
+differ, and :meth:`ShardedTables.fetch` takes the union of their ids.
 """
 import contextlib
 import zlib

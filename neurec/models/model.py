@@ -545,7 +545,8 @@ class Model(ResizeMixin, RetireMixin, IndexMixin, Lifecycle, FoldIn, ShardScorin
                 in on scratch rows (as
                 :meth:`fold_in`, whose settings ``fold_in_options`` takes) and ranked; the
                 model is not changed. ``exclude`` is then None (skip each history's items)
-                or False (skip nothing). Row ``r`` of the result is history ``r``.
+                or False (skip nothing). Row ``r`` of the result is history ``r``. Under a
+                distribution each rank folds in and ranks a share of them (``gather``).
             seed: Seed of the fold-in with ``histories`` (default: neurec's global RNG).
             verbose: ``'auto'`` (a bar when the output is interactive), 0 (silent), 1 (a
                 bar, in users) or 2 (one line at the end); nothing is printed for a call
@@ -556,7 +557,9 @@ class Model(ResizeMixin, RetireMixin, IndexMixin, Lifecycle, FoldIn, ShardScorin
                 writes its share of ``users`` (its own users with ``local_data=True``) to
                 its own file: put ``{rank}`` in the name, e.g. ``"recs-{rank}.csv"``.
             gather: Under a distribution, ``'all'`` (every rank gets the result) or
-                ``'main'`` (rank 0 gets it, the others None).
+                ``'main'`` (rank 0 gets it, the others None). With ModelParallel's sharded
+                tables every rank ranks every user against its item shard (a collective
+                call: the same ``users`` on every rank) and the top-K lists are merged.
             index: An :class:`ItemIndex` of this dot-product model (:meth:`build_index`):
                 approximate top-K through it (exclusions and retired items honoured).
             candidates: Two-stage ranking: a dot-product model (through its
