@@ -174,6 +174,15 @@ def test_ranking_metrics_while_the_tables_are_sharded(mpi, tmp_path):  # noqa: F
         assert len(r["mp"]["history"]["full_hr@10"]) == 2 and "hr@10" in r["mp"]["history"]
 
 
+def test_ranks_passing_different_users_are_refused(mpi, tmp_path):  # noqa: F811
+    env = dict(os.environ, NEUREC_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    p = subprocess.run([_mpiexec(), "-n", "2", sys.executable, SCRIPT, "mismatch", str(tmp_path)],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert p.returncode != 0
+    assert "recommend with tables sharded by ModelParallel: rank 1 passed other users" in p.stderr
+    assert "pass the same ones on every rank" in p.stderr
+
+
 def test_model_parallel_local_data_argument():
     assert repr(distribution.ModelParallel(local_data=True)) == "ModelParallel(local_data=True)"
     assert repr(distribution.ModelParallel()) == "ModelParallel()"

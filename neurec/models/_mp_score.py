@@ -27,6 +27,7 @@ A rank holds its shards, one block's user rows, scores and top-K lists: never a 
 table. Models this cannot score (side-feature inputs, a table read by both id inputs,
 approximate or two-stage retrieval) gather their tables first, as before.
 """
+import zlib
 from typing import Callable, List, Optional, Tuple
 
 import numpy as np
@@ -106,6 +107,26 @@ class ShardScorer:
         ``j`` is ``users[j]``. A collective call."""
         self._point_users(self.fetch(self.user_tables, users))
 
+    def agree(self, fn: str, *arrays: Optional[np.ndarray]) -> None:
+        """Raise on every rank unless every rank passed the same ``arrays`` (the users
+        to score, ...): a collective call over different users would merge other users'
+        lists, or wait forever for a block another rank does not have.
+
+        Raises:
+            ValueError: If a rank's arrays differ from rank 0's (sizes and checksums).
+        """
+        mine = [None if a is None else (int(a.size), zlib.crc32(np.ascontiguousarray(a)))
+                for a in arrays]
+        every = self.comm.allgather(mine)
+        for r, theirs in enumerate(every):
+            if theirs != every[0]:
+                raise ValueError(
+                    f"{fn} with tables sharded by ModelParallel: rank {r} passed other users "
+                    f"(or candidates, or held-out items) than rank 0; every rank scores every "
+                    f"user against its items, so pass the same ones on every rank (for each "
+                    f"rank's own users write files: recommend(output='recs-{{rank}}.csv') "
+                    f"under ModelParallel(local_data=True))")
+
     # -- recommend -----------------------------------------------------------------------
     def local_ids(self, ids: Optional[np.ndarray]) -> Optional[np.ndarray]:
         """This rank's ids of the sorted global ``ids`` (its local, still sorted)."""
@@ -145,6 +166,7 @@ class ShardScorer:
         """``recommend``'s top-K of the known users ``ku`` (every rank passes the same):
         ``(ids, the model's scores)``, on every rank (``root`` None) or on rank ``root``
         alone (the others get ``-1`` / ``-inf``). A collective call."""
+        self.agree("recommend", ku, np.array([kk]), cand)
         ids = np.full((ku.size, kk), -1, np.int64)
         scores = np.full((ku.size, kk), -np.inf, np.float32)
         cand_l = self.local_ids(cand)
@@ -237,6 +259,7 @@ class ShardScorer:
         ``PAIRS_PER_BLOCK`` pairs at a time, and one ``Allreduce`` (a sum of one nonzero
         term per pair: exact) gives every rank all of them. A collective call."""
         from mpi4py import MPI
+        self.agree("evaluate_sampled", users, items)
         out = np.zeros(users.size, np.float32)
         for s in range(0, users.size, PAIRS_PER_BLOCK):
             u = np.asarray(users[s:s + PAIRS_PER_BLOCK], np.int64)
@@ -260,6 +283,7 @@ class ShardScorer:
         from mpi4py import MPI
         size, rank, n_local = self.size, self.rank, self.n_local
         users, ptr, pos_all = task.users, task.pos_indptr, task.pos_indices
+        self.agree("evaluate_full", users, ptr, pos_all)
         per_row = 4 * (n_local + int(np.diff(ptr).max()) + 1)  # a row of ``ext`` below
         rows = max(1, int(max_block_bytes) // per_row)
         cols = np.arange(n_local, dtype=np.int64)

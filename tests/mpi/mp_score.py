@@ -5,7 +5,7 @@ there to compute one process's results.
 
     python mp_score.py MODE OUT_DIR [ARGS]
 
-MODE: score | memory ROWS | local | callback | histories MODEL_FILE.
+MODE: score | memory ROWS | local | callback | mismatch | histories MODEL_FILE.
 """
 import gc
 import hashlib
@@ -228,6 +228,10 @@ def main(mode, out, *args):
             sharded = getattr(model, "_shards", None) is not None
             report[key] = {"sharded": sharded, "sha256": digest(model),
                            "history": history.history, "samples": int(sampler.num_samples)}
+    elif mode == "mismatch":  # the ranks pass different users: a ValueError, no hang
+        distribution.set_distribution(distribution.ModelParallel())
+        model = train("mf")
+        model.recommend(np.arange(10) + rank, k=3, verbose=0)
     elif mode == "callback":  # RankingMetrics while the tables are sharded
         from neurec.evaluation import RankingMetrics
         rng = np.random.default_rng(4)
