@@ -2,8 +2,8 @@
 gathering them: each rank scores its item shard and the ranks' results are combined.
 
 Rank ``r`` of ``N`` holds rows ``i % N == r`` of every table (``_sharding.py``).
-``recommend`` and ``evaluate_full`` walk the users in blocks, the same blocks on every
-rank (every rank passes the same users):
+``recommend``, ``evaluate_full`` and ``evaluate_sampled`` walk the users in blocks, the
+same blocks on every rank (every rank passes the same users: checked, ``ShardScorer.agree``):
 
 1. the rows of the block's users are fetched from their owners into every rank (one
    ``Allgatherv`` of the block's distinct users, every user table at once);
@@ -22,6 +22,8 @@ rank (every rank passes the same users):
    ``Allreduce``); each rank counts, per held-out item, the negatives of its shard
    scored above it and equal to it; the counts are summed over the ranks (integers: the
    ranks and AUCs of one process, bit for bit).
+   ``evaluate_sampled``: each pair is scored by the owner of its item and one
+   ``Allreduce`` gives every rank every score.
 
 A rank holds its shards, one block's user rows, scores and top-K lists: never a whole
 table. Models this cannot score (side-feature inputs, a table read by both id inputs,
@@ -42,6 +44,7 @@ __all__ = ["ShardScoring", "ShardScorer", "BLOCK_USERS"]
 
 BLOCK_USERS = 8192  # users per block of a sharded recommend
 PAIRS_PER_BLOCK = 1 << 20  # (user, item) pairs per block of pair_scores
+MERGE_ENTRIES = 1 << 22  # top-K entries of every rank that one block merges, at most
 
 
 class ShardScorer:
@@ -92,10 +95,8 @@ class ShardScorer:
         displs = np.concatenate(([0], np.cumsum(counts)[:-1]))
         every = np.empty(int(counts.sum()), np.float32)
         self.comm.Allgatherv([packed, MPI.FLOAT], [every, (counts, displs), MPI.FLOAT])
-        rows = np.empty((ids.size, width), np.float32)
-        for r in range(size):
-            where = np.flatnonzero(owners == r)
-            rows[where] = every[displs[r]:displs[r] + counts[r]].reshape(where.size, width)
+        rows = np.empty((ids.size, width), np.float32)  # owner by owner, each in id order
+        rows[np.argsort(owners, kind="stable")] = every.reshape(ids.size, width)
         out, col = [], 0
         for w in widths:
             out.append(np.ascontiguousarray(rows[:, col:col + w]))
@@ -173,8 +174,10 @@ class ShardScorer:
         retired_l = self.local_ids(retired)
         if retired_l is not None and not retired_l.size:
             retired_l = None
-        for s in range(0, ku.size, BLOCK_USERS):
-            block = ku[s:s + BLOCK_USERS]
+        # every rank's lists of a block meet on each rank: size x users x kk entries
+        per = max(1, min(BLOCK_USERS, MERGE_ENTRIES // (kk * self.size)))
+        for s in range(0, ku.size, per):
+            block = ku[s:s + per]
             uniq, inv = np.unique(block, return_inverse=True)
             inv = inv.reshape(-1).astype(np.int64)
             self.load_users(uniq)

@@ -138,6 +138,8 @@ def main(mode, out, *args):
     rank, size = distribution.rank(), distribution.size()
     report = {}
     if mode == "score":
+        from neurec.models import _mp_score
+        _mp_score.BLOCK_USERS, _mp_score.PAIRS_PER_BLOCK = 64, 1000  # several blocks
         distribution.set_distribution(distribution.ModelParallel())
         for name in MODELS:
             model = train(name)
