@@ -286,13 +286,32 @@ class ModelParallel(DataParallel):
     keeps its updated rows. The trained weights are those of :class:`DataParallel`
     (the same updates in the same order). Needs ``sparse_updates=True`` (the default).
 
-    After ``fit`` the tables stay sharded. ``model.save`` (and ``save_weights``,
-    ``ModelCheckpoint``) gathers them on rank 0 alone, which writes one ordinary model
-    file; ``load_model`` it on every rank and ``fit`` shards it again. ``predict``,
-    ``evaluate*``, ``recommend``, ``weights`` and ``get_weights`` first gather the whole
-    tables on every rank (then split the users as DataParallel does): call them on every
-    rank, never on one alone. Not yet: ``validation_data`` / ``validation_split``, or a
-    callback that predicts, during a sharded ``fit``.
+    With ``local_data=True`` each rank passes only its own partition, as with
+    ``DataParallel(local_data=True)`` (the global batch apportioned to the ranks by
+    partition size); the working rows of a run of batches are then the union of every
+    rank's ids.
+
+    After ``fit`` the tables stay sharded; call what follows on every rank, never on one
+    alone. ``model.save`` (and ``save_weights``, ``ModelCheckpoint``) gathers them on
+    rank 0 alone, which writes one ordinary model file; ``load_model`` it on every rank
+    and ``fit`` shards it again. ``recommend`` (``output=`` too), ``evaluate_full``,
+    ``evaluate_sampled`` and the ``RankingMetrics`` callback, for a model whose inputs
+    are a user id and an item id, score without gathering: each rank scores every user
+    against the items whose rows it holds (the users' rows fetched block by block); the
+    per-user top-K lists are merged in rank order, the counts of negatives above each
+    held-out item summed, each pair scored by the owner of its item: one process's
+    results. ``predict``, ``evaluate``, ``recommend(histories=)``, ``weights`` and
+    ``get_weights`` (and ``recommend`` of models with side features, or through an index
+    or two stages) first gather the whole tables on every rank, then split the work as
+    DataParallel does. Not yet: ``validation_data`` / ``validation_split``, or a callback
+    that calls ``predict``, during a sharded ``fit``.
+
+    Args:
+        local_data: False: every rank passes the whole data; True: each rank passes its
+            own partition.
+
+    Raises:
+        TypeError: If ``local_data`` is not a bool.
 
     Example:
 
@@ -304,11 +323,14 @@ class ModelParallel(DataParallel):
     >>> distribution.set_distribution(None)
     """
 
-    def __init__(self):
-        super().__init__(local_data=False)
+    def __init__(self, local_data: bool = False):
+        if not isinstance(local_data, bool):
+            raise TypeError(f"ModelParallel: local_data must be True or False, got "
+                            f"{local_data!r}")
+        super().__init__(local_data=local_data)
 
     def __repr__(self) -> str:
-        return "ModelParallel()"
+        return "ModelParallel(local_data=True)" if self.local_data else "ModelParallel()"
 
 
 def set_distribution(value: Optional[Distribution]) -> None:

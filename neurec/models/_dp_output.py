@@ -121,10 +121,33 @@ class _Writer:
             self._text.detach()  # flushes; atomic_write closes the file
 
 
-def recommend_to_file(call: Callable, users, output, verbose) -> Dict[str, Any]:
+def _blocks(flat: np.ndarray, shares, sharded: bool):
+    """``(block, writer)``: the blocks of users this rank scores, and the rank that
+    writes each. Alone: its own blocks. With sharded tables (ModelParallel) every rank takes
+    part in scoring every rank's blocks, in rank order (the writer's users sent by it
+    under ``local_data=True``, known to all otherwise)."""
+    rank = distribution.rank()
+    if not sharded:
+        for lo in range(0, flat.size, BLOCK_USERS):
+            yield flat[lo:lo + BLOCK_USERS], rank
+        return
+    comm = distribution.communicator()
+    sizes = comm.allgather(int(flat.size)) if shares is None else np.diff(shares)
+    for r in range(distribution.size()):
+        for lo in range(0, int(sizes[r]), BLOCK_USERS):
+            if shares is None:  # local data: rank r's users, from it
+                block = comm.bcast(flat[lo:lo + BLOCK_USERS] if r == rank else None, root=r)
+            else:
+                block = flat[shares[r] + lo:min(shares[r + 1], shares[r] + lo + BLOCK_USERS)]
+            yield block, r
+
+
+def recommend_to_file(call: Callable, users, output, verbose, model=None) -> Dict[str, Any]:
     """``Model.recommend(users, output=...)``: this rank's users (its contiguous share,
     or under ``DataParallel(local_data=True)`` the users it was given) scored
-    ``BLOCK_USERS`` at a time by ``call(block, verbose)`` and written to its file.
+    ``BLOCK_USERS`` at a time by ``call(block, verbose)`` and written to its file. With
+    tables sharded by ModelParallel (``model._shards``) every rank scores every block
+    against its item shard, ``call(block, verbose, gather_to=writer)``, in lockstep.
 
     Returns:
         ``{"path", "users", "rows"}`` of this rank's file, and ``"total_users"`` /
@@ -135,6 +158,8 @@ def recommend_to_file(call: Callable, users, output, verbose) -> Dict[str, Any]:
     path = output_path(output)
     flat = np.asarray(users).ravel()
     shares = None if _local_data() else distribution._shares(flat.size)
+    sharded = getattr(model, "_shards", None) is not None and distribution.size() > 1
+    everyone = flat
     if shares is not None:
         r = distribution.rank()
         flat = flat[shares[r]:shares[r + 1]]
@@ -145,10 +170,12 @@ def recommend_to_file(call: Callable, users, output, verbose) -> Dict[str, Any]:
         try:
             if flat.size == 0 and w.parquet:  # an empty file is still a valid Parquet file
                 w.write(flat[:0], np.empty((0, 0), np.int64), np.empty((0, 0), np.float32))
-            for lo in range(0, flat.size, BLOCK_USERS):
-                block = flat[lo:lo + BLOCK_USERS]
-                ids, scores = call(block, verbose if distribution.is_main() else 0)
-                w.write(block, ids, scores)
+            quiet = verbose if distribution.is_main() else 0
+            for block, writer in _blocks(everyone if sharded else flat, shares, sharded):
+                ids, scores = call(block, quiet, gather_to=writer) if sharded else \
+                    call(block, quiet)
+                if writer == distribution.rank():
+                    w.write(block, ids, scores)
         finally:
             w.close()
         state["rows"] = w.rows

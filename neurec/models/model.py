@@ -22,6 +22,7 @@ from neurec.models._dp_output import check_gather, recommend_to_file
 from neurec.models._foldin import FoldIn
 from neurec.models._keras_api import KerasAPIMixin
 from neurec.models._lifecycle import Lifecycle
+from neurec.models._mp_score import ShardScoring
 from neurec.models._plan import PLAN_LOCK, lower, plan_is_current, plan_key
 from neurec.models._predict import predict_arrays
 from neurec.models._resize import ResizeMixin
@@ -33,7 +34,8 @@ __all__ = ["Model"]
 
 
 @register_serializable()
-class Model(ResizeMixin, RetireMixin, IndexMixin, Lifecycle, FoldIn, KerasAPIMixin):
+class Model(ResizeMixin, RetireMixin, IndexMixin, Lifecycle, FoldIn, ShardScoring,
+            KerasAPIMixin):
     """A model: a graph of layers from ``inputs`` to ``outputs`` (Keras functional API).
 
     Example:
@@ -543,7 +545,8 @@ class Model(ResizeMixin, RetireMixin, IndexMixin, Lifecycle, FoldIn, KerasAPIMix
                 in on scratch rows (as
                 :meth:`fold_in`, whose settings ``fold_in_options`` takes) and ranked; the
                 model is not changed. ``exclude`` is then None (skip each history's items)
-                or False (skip nothing). Row ``r`` of the result is history ``r``.
+                or False (skip nothing). Row ``r`` of the result is history ``r``. Under a
+                distribution each rank folds in and ranks a share of them (``gather``).
             seed: Seed of the fold-in with ``histories`` (default: neurec's global RNG).
             verbose: ``'auto'`` (a bar when the output is interactive), 0 (silent), 1 (a
                 bar, in users) or 2 (one line at the end); nothing is printed for a call
@@ -554,7 +557,9 @@ class Model(ResizeMixin, RetireMixin, IndexMixin, Lifecycle, FoldIn, KerasAPIMix
                 writes its share of ``users`` (its own users with ``local_data=True``) to
                 its own file: put ``{rank}`` in the name, e.g. ``"recs-{rank}.csv"``.
             gather: Under a distribution, ``'all'`` (every rank gets the result) or
-                ``'main'`` (rank 0 gets it, the others None).
+                ``'main'`` (rank 0 gets it, the others None). With ModelParallel's sharded
+                tables every rank ranks every user against its item shard (a collective
+                call: the same ``users`` on every rank) and the top-K lists are merged.
             index: An :class:`ItemIndex` of this dot-product model (:meth:`build_index`):
                 approximate top-K through it (exclusions and retired items honoured).
             candidates: Two-stage ranking: a dot-product model (through its
@@ -583,24 +588,24 @@ class Model(ResizeMixin, RetireMixin, IndexMixin, Lifecycle, FoldIn, KerasAPIMix
             _, _, item_encoder = self._recommend_defaults(False, False, item_encoder)
             return self._recommend_histories(histories, k, exclude, items, item_encoder, unknown,
                                              seed, user_input, item_input, fold_in_options, Model,
-                                             verbose)
+                                             verbose, check_gather("recommend", gather))
         if users is None:
             raise ValueError("recommend: pass users (ids the model knows) or histories")
         exclude, user_encoder, item_encoder = self._recommend_defaults(exclude, user_encoder,
                                                                        item_encoder)
         gather = check_gather("recommend", gather)
 
-        def call(share, verbose):
+        def call(share, verbose, gather_to=None):
             return recommend_mod.recommend(
                 self, share, k=k, exclude=exclude, items=items, user_features=user_features,
                 item_features=item_features, user_input=user_input, item_input=item_input,
                 user_encoder=user_encoder, item_encoder=item_encoder, unknown=unknown,
                 item_popularity=self._item_popularity, make_model=Model, verbose=verbose,
-                index=index, candidates=candidates, n_candidates=n_candidates)
+                index=index, candidates=candidates, n_candidates=n_candidates, gather_to=gather_to)
 
         if output is not None:  # {"path", "users", "rows", "total_users", "total_rows"}
-            return recommend_to_file(call, users, output, verbose)
-        return distributed_recommend(call, users, verbose, gather)  # each rank its share
+            return recommend_to_file(call, users, output, verbose, self)
+        return distributed_recommend(call, users, verbose, gather, self)  # each rank its share
 
     def partial_fit_users(self, users, interactions, optimizer=None) -> np.ndarray:
         """Fold in users: solve their vectors exactly with the item side held fixed.
