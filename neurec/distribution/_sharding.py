@@ -21,10 +21,12 @@ reduce hook hands the C core the union of every rank's touched rows.
 Outside ``fit`` a sharded model gathers what it needs: ``save`` gathers the tables on
 rank 0 alone (``Gatherv``) and writes one ordinary model file; ``recommend`` and the
 ranking protocols score shard by shard (``neurec/models/_mp_score.py``: each rank its
-items, the users' rows fetched block by block); ``predict``, ``evaluate`` and ``weights``
-first gather the whole tables on every rank (:func:`unshard`, a collective call: every
-rank must make it) and the model is an ordinary replicated one from then on; the next
-``fit`` shards it again. Under ``ModelParallel(local_data=True)`` the ranks' samples
+items, the users' rows fetched block by block); ``predict``, ``evaluate`` and ``fit``'s
+validation fetch the rows their samples read from the owners (``_dp_predict.py``, one
+``Alltoallv`` of ids and one of rows per block); ``weights`` and ``get_weights`` first
+gather the whole tables on every rank (:func:`unshard`, a collective call: every rank
+must make it) and the model is an ordinary replicated one from then on; the next ``fit``
+shards it again. Under ``ModelParallel(local_data=True)`` the ranks' samples
 differ, and :meth:`ShardedTables.fetch` takes the union of their ids.
 """
 import contextlib
@@ -333,9 +335,10 @@ class ShardedTables:
         """Every rank gathers the whole tables; the model is an ordinary one again."""
         from neurec.models._plan import PLAN_LOCK
         if self.in_fit:
-            raise RuntimeError("a model under ModelParallel cannot predict, evaluate or give its "
-                               "weights while fit trains its sharded tables (a callback?); "
-                               "evaluate after fit, on every rank")
+            raise RuntimeError("a model under ModelParallel cannot gather its tables (weights, "
+                               "get_weights, recommend(histories=), ...) while fit trains them "
+                               "(a callback?); predict, evaluate and the ranking protocols work "
+                               "on the shards, the rest after fit, on every rank")
         whole = self._whole(None)
         opt = self.model.optimizer
         with PLAN_LOCK:

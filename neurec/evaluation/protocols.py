@@ -48,7 +48,8 @@ def _check_batch_size(batch_size: Any) -> Optional[int]:
 
 def _predict_pairs(model: Any, users: np.ndarray, items: np.ndarray,
                    batch_size: Optional[int]) -> np.ndarray:
-    out = np.asarray(model.predict([users, items], batch_size=batch_size, verbose=0))
+    with distribution._local():  # this rank's share of the users: no split of its own
+        out = np.asarray(model.predict([users, items], batch_size=batch_size, verbose=0))
     if out.dtype.kind not in "fiub":
         raise TypeError(f"model.predict must return real scores, got dtype {out.dtype}")
     if out.size != users.size or (out.ndim == 2 and out.shape[1] != 1) or out.ndim > 2:

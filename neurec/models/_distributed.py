@@ -227,17 +227,22 @@ class ModelParallelFit(DataParallelFit):
     """One rank's side of a fit with row-sharded tables (``distribution.ModelParallel``):
     the data-parallel fit of :class:`DataParallelFit` over runs of global batches, each
     trained on working tables that hold the rows it reads
-    (:class:`neurec.distribution._sharding.ShardedTables`).
+    (:class:`neurec.distribution._sharding.ShardedTables`). Every rank takes part in the
+    validation, which fetches the rows its samples read (``_dp_predict.py``).
 
     Raises:
-        ValueError: With validation data (not supported yet under ModelParallel).
+        ValueError: If some ranks pass validation data and others not.
     """
 
     def __init__(self, model, plan, source, opts, callbacks):
-        if source.validation is not None:
-            raise ValueError("fit under ModelParallel: validation_data / validation_split are "
-                             "not supported yet; evaluate after fit (on every rank)")
         self.shards = model._shards
+        every = self.shards.comm.allgather(source.validation is not None)
+        if len(set(every)) > 1:
+            raise ValueError(f"fit under ModelParallel: rank {every.index(not every[0])} "
+                             f"{'passes no' if every[0] else 'passes'} validation data and rank "
+                             f"0 {'does' if every[0] else 'does not'}; every rank takes part in "
+                             f"validating, so pass validation_data (or validation_split) on "
+                             f"every rank or on none")
         super().__init__(model, self.shards.plan, source, opts, callbacks)
         # every rank runs ModelCheckpoint (saving gathers the shards on rank 0, which
         # writes); CSVLogger and printing stay on rank 0
@@ -256,6 +261,11 @@ class ModelParallelFit(DataParallelFit):
 
     def penalty(self) -> float:
         return self.shards.penalty()
+
+    def validation(self, evaluate) -> Dict[str, float]:
+        """The validation logs, computed by every rank together (the tables stay sharded;
+        under ``local_data=True`` they are rank 0's validation data's)."""
+        return self.model._validate_sharded(self.source.validation)
 
     def fit(self, inputs, labels, idx, batch_size, step, seed, weights=None):
         """Train the global batches ``idx`` run by run: fetch each run's rows, train this

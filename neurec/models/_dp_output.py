@@ -197,7 +197,10 @@ def split_evaluate(model, inputs, labels, weights, gather: str) -> Optional[Dict
     predicts a contiguous share of the rows (under ``local_data=True``: all of its own
     rows), the predictions (and, with local data, the labels and weights) are gathered in
     rank order and the loss and metrics computed from them: the same bytes on every rank
-    that gets a result, so the same result, and one process's on the same rows."""
+    that gets a result, so the same result, and one process's on the same rows. With
+    tables sharded by ModelParallel (``model._shards``) each rank predicts its share
+    through the rows it fetches (``_dp_predict.py``: every rank takes part, even with
+    no rows) and the tables' L2 penalty is summed over the ranks."""
     from mpi4py import MPI
     comm, rank, size = distribution.communicator(), distribution.rank(), distribution.size()
     local = _local_data()
@@ -209,7 +212,8 @@ def split_evaluate(model, inputs, labels, weights, gather: str) -> Optional[Dict
         bounds = np.arange(size + 1, dtype=np.int64) * n // size
         counts = np.diff(bounds)
         lo, hi = int(bounds[rank]), int(bounds[rank + 1])
-    pred = model._predict_arrays([a[lo:hi] for a in inputs]) if hi > lo else \
+    shards = getattr(model, "_shards", None)
+    pred = model._predict_arrays([a[lo:hi] for a in inputs]) if hi > lo or shards else \
         np.empty((0,) + labels.shape[1:], dtype=np.float32)
     pred = np.ascontiguousarray(pred, dtype=np.float32)
     arrays = [(pred, MPI.FLOAT)]
@@ -229,9 +233,10 @@ def split_evaluate(model, inputs, labels, weights, gather: str) -> Optional[Dict
         else:
             comm.Gatherv([a, kind], [full, (c, d), kind] if rank == 0 else None, root=0)
         got.append(full)
+    penalty = None if shards is None else shards.penalty()  # every rank: a collective call
     if gather == "main" and rank != 0:
         return None
     if local:
         labels = got[1].reshape((-1,) + labels.shape[1:])
         weights = got[2].reshape(-1) if len(got) > 2 else None
-    return model._evaluate_predictions(labels, got[0], weights)
+    return model._evaluate_predictions(labels, got[0], weights, penalty)

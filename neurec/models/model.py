@@ -19,12 +19,12 @@ from neurec.models import recommend as recommend_mod
 from neurec.models._distributed import fit_plan
 from neurec.models._distributed import recommend as distributed_recommend
 from neurec.models._dp_output import check_gather, recommend_to_file
+from neurec.models._dp_predict import DistributedInference
 from neurec.models._foldin import FoldIn
 from neurec.models._keras_api import KerasAPIMixin
 from neurec.models._lifecycle import Lifecycle
 from neurec.models._mp_score import ShardScoring
 from neurec.models._plan import PLAN_LOCK, lower, plan_is_current, plan_key
-from neurec.models._predict import predict_arrays
 from neurec.models._resize import ResizeMixin
 from neurec.models._retire import RetireMixin
 from neurec.models._retrieval import IndexMixin
@@ -35,7 +35,7 @@ __all__ = ["Model"]
 
 @register_serializable()
 class Model(ResizeMixin, RetireMixin, IndexMixin, Lifecycle, FoldIn, ShardScoring,
-            KerasAPIMixin):
+            DistributedInference, KerasAPIMixin):
     """A model: a graph of layers from ``inputs`` to ``outputs`` (Keras functional API).
 
     Example:
@@ -438,9 +438,6 @@ class Model(ResizeMixin, RetireMixin, IndexMixin, Lifecycle, FoldIn, ShardScorin
         return int(batch_size)
 
     # -- inference ---------------------------------------------------------------
-    def _predict_arrays(self, inputs: List[np.ndarray]) -> np.ndarray:
-        return predict_arrays(self, inputs)  # silent, no callbacks: evaluate, validation
-
     def predict(self, x, batch_size: Optional[int] = None, verbose: Union[str, int] = "auto",
                 steps=None, callbacks=None) -> np.ndarray:
         """Outputs for the samples of ``x``, computed in C across threads.
@@ -461,6 +458,9 @@ class Model(ResizeMixin, RetireMixin, IndexMixin, Lifecycle, FoldIn, ShardScorin
                 batches (the first and last batch index, the end hook's logs holding the
                 chunk's ``"outputs"``) and ``on_predict_end``, as in Keras.
 
+        Under a distribution (call it on every rank) each rank predicts a share of
+        ``x`` and every rank gets all of it (``local_data=True``: its own rows).
+
         Returns:
             A float32 array of shape ``(n,) + output_shape[1:]``.
 
@@ -471,7 +471,7 @@ class Model(ResizeMixin, RetireMixin, IndexMixin, Lifecycle, FoldIn, ShardScorin
         Example:
             >>> scores = model.predict([users, items], verbose=0)
         """
-        self._get_plan()
+        self._ready_for_inference()  # sharded tables stay sharded (_dp_predict.py)
         if _adapters.input_kind("predict", x) == "batches":
             return _adapters.predict_batches(self, self._builder, x, batch_size, steps, verbose,
                                              callbacks)
@@ -479,7 +479,7 @@ class Model(ResizeMixin, RetireMixin, IndexMixin, Lifecycle, FoldIn, ShardScorin
         if steps is not None:
             raise ValueError("predict: steps is not supported; predict covers x once")
         inputs = _data.prepare_inputs(self, x, self._builder)
-        return predict_arrays(self, inputs, batch_size, verbose, callbacks)
+        return self._predict_distributed(inputs, batch_size, verbose, callbacks)
 
     def predict_on_batch(self, x) -> np.ndarray:
         """Same as :meth:`predict` (silent)."""

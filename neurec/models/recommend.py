@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 
-from neurec import _core, activations
+from neurec import _core, activations, distribution
 from neurec.data.encoders import IdEncoder
 from neurec.evaluation.ranking import _core as rank_core
 from neurec.evaluation.ranking import _num_threads as num_threads
@@ -232,7 +232,8 @@ def hoisted_pair_model(model, roles, make_model: Callable, users: Optional[np.nd
 
 
 def _pairs_scores(model, roles, users, items):
-    out = model.predict(roles.pair_inputs(users, items), verbose=0)
+    with distribution._local():  # this rank's pairs (recommend splits its own work)
+        out = model.predict(roles.pair_inputs(users, items), verbose=0)
     out = out.reshape(out.shape[0], -1)
     if out.shape[1] != 1:
         raise ValueError(f"recommend needs a model with one score per (user, item); the output "
