@@ -538,12 +538,14 @@ struct ncf_ctx {
     atomic_int status;
 };
 
-/* The transposed item-side rows of candidates [i0, i0 + nb), zero past nb up to nbp. */
+/* The transposed item-side rows of nb candidates: item rows items[0..nb), or i0..i0+nb
+ * when items is NULL; zero past nb up to nbp. */
 static void ncf_gather(float *restrict itb, const struct nr_ncf_args *a,
-                       const struct ncf_layout *lay, int64_t i0, int64_t nb, int64_t nbp)
+                       const struct ncf_layout *lay, const int64_t *items, int64_t i0, int64_t nb,
+                       int64_t nbp)
 {
     for (int64_t j = 0; j < nbp; j++) {
-        const int64_t row = j >= nb ? -1 : a->items ? a->items[i0 + j] : i0 + j;
+        const int64_t row = j >= nb ? -1 : items ? items[j] : i0 + j;
         for (int64_t p = 0; p < a->width_0; p++)
             itb[p * NCF_LDI + j] = row < 0 ? 0.0f : a->zi[row * a->width_0 + p];
         for (int c = 0; c < a->n_parts; c++) {
@@ -603,7 +605,7 @@ static void ncf_worker(void *vctx, int ith, int nth)
             goto done;
         const int64_t nb = a->n_cand - i0 < NCF_IB ? a->n_cand - i0 : NCF_IB;
         const int64_t nbp = (nb + NCF_TMAX - 1) / NCF_TMAX * NCF_TMAX;
-        ncf_gather(itb, a, lay, i0, nb, nbp);
+        ncf_gather(itb, a, lay, a->items ? a->items + i0 : NULL, i0, nb, nbp);
         for (int64_t ub = u0; ub < u1; ub += NCF_UB) {
             const int64_t mu = u1 - ub < NCF_UB ? u1 - ub : NCF_UB;
             NR_SIMD_DISPATCH(ncf_block, (a, lay, a->users + ub, mu, itb, nbp, ha, hb, x, sc));
@@ -639,5 +641,90 @@ enum nr_status nr_ncf_topk(const struct nr_ncf_args *a, struct nr_pool *pool)
     ncf_layout_of(a, &c.lay);
     atomic_init(&c.status, NR_OK);
     nr_pool_run(pool, ncf_worker, &c);
+    return (enum nr_status)atomic_load(&c.status);
+}
+
+/* ---- per-user candidates --------------------------------------------------- */
+
+/* One user at a time: its row of candidates without the padding and the exclusions
+ * (a merge: both ascending), so that heap positions ascend with the item rows and equal
+ * scores go by the lower row; then that list in blocks, one user x a block of tiles. */
+static void ncf_worker_per_user(void *vctx, int ith, int nth)
+{
+    struct ncf_ctx *c = vctx;
+    const struct nr_ncf_args *a = c->a;
+    const struct ncf_layout *lay = &c->lay;
+    const int64_t u0 = a->n_users * ith / nth, u1 = a->n_users * (ith + 1) / nth, k = a->k;
+    const int64_t nc = a->n_cand;
+    if (u1 <= u0)
+        return;
+    const size_t n_itb = ncf_round16(lay->w_item * NCF_LDI),
+                 n_h = ncf_round16(lay->maxw * NCF_TMAX);
+    const size_t n_x = ncf_round16(2 * lay->d * NCF_TMAX), n_sc = ncf_round16(NCF_LDS);
+    void *base = NULL;
+    float *itb = ncf_alloc(&base, n_itb + 2 * n_h + n_x + n_sc);
+    float *zs = malloc((size_t)k * sizeof *zs);
+    int64_t *list = malloc((size_t)(nc > 0 ? nc : 1) * sizeof *list);
+    if (!itb || !zs || !list) {
+        atomic_store(&c->status, NR_ERR_NOMEM);
+        goto done;
+    }
+    float *ha = itb + n_itb, *hb = ha + n_h, *x = hb + n_h, *sc = x + n_x;
+    for (int64_t u = u0; u < u1; u++) {
+        if (a->abort && *a->abort) {
+            atomic_store(&c->status, NR_ABORTED);
+            goto done;
+        }
+        if (atomic_load(&c->status) != NR_OK)
+            goto done;
+        const int32_t *ex = NULL;
+        int64_t n_ex = 0, m = 0, p = 0;
+        if (a->excl_indptr && a->excl_rows && a->excl_rows[u] >= 0) {
+            const int64_t row = a->excl_rows[u];
+            ex = a->excl_indices + a->excl_indptr[row];
+            n_ex = a->excl_indptr[row + 1] - a->excl_indptr[row];
+        }
+        const int64_t *row = a->items + u * nc;
+        for (int64_t j = 0; j < nc; j++) {
+            const int64_t it = row[j];
+            if (it < 0)
+                continue;
+            while (p < n_ex && (int64_t)ex[p] < it)
+                p++;
+            if (p < n_ex && (int64_t)ex[p] == it)
+                continue;
+            list[m++] = it;
+        }
+        struct ncf_heap h = {.s = a->out_scores + u * k,
+                             .z = zs,
+                             .id = a->out_ids + u * k,
+                             .size = 0,
+                             .floor = -INFINITY};
+        for (int64_t i0 = 0; i0 < m; i0 += NCF_IB) {
+            const int64_t nb = m - i0 < NCF_IB ? m - i0 : NCF_IB;
+            const int64_t nbp = (nb + NCF_TMAX - 1) / NCF_TMAX * NCF_TMAX;
+            ncf_gather(itb, a, lay, list + i0, i0, nb, nbp);
+            NR_SIMD_DISPATCH(ncf_block, (a, lay, a->users + u, 1, itb, nbp, ha, hb, x, sc));
+            ncf_push_range(&h, k, a->out_act, sc, nb, i0);
+        }
+        ncf_finish(&h, k, list);
+    }
+done:
+    free(base);
+    free(zs);
+    free(list);
+}
+
+enum nr_status nr_ncf_topk_per_user(const struct nr_ncf_args *a, struct nr_pool *pool)
+{
+    if (a->k < 1 || a->n_users < 0 || a->n_cand < 0 || (!a->items && a->n_users && a->n_cand))
+        return NR_ERR_VALUE;
+    enum nr_status s = nr_ncf_check(a);
+    if (s != NR_OK)
+        return s;
+    struct ncf_ctx c = {.a = a};
+    ncf_layout_of(a, &c.lay);
+    atomic_init(&c.status, NR_OK);
+    nr_pool_run(pool, ncf_worker_per_user, &c);
     return (enum nr_status)atomic_load(&c.status);
 }

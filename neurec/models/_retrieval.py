@@ -9,10 +9,14 @@
   re-scores exactly those (user, item) pairs (NeuMF / MLP through their hoisted scoring
   model, whose scores are the fused and generic paths') and keeps the ``k`` best, equal
   scores by the lower id as on the exhaustive paths. Candidates are per user, so they are
-  scored as pairs (``n_users x n_candidates`` of them) rather than as a union shared by a
-  block of users (which scores up to ``n_candidates x block`` items per user).
+  scored as ``n_users x n_candidates`` pairs rather than as a union shared by a block of
+  users (which scores up to ``n_candidates x block`` items per user): for NeuMF / MLP in
+  the fused C scorer's per-user mode (``NcfParts.topk_per_user``: each user's candidates
+  through the same tower kernels and top-K heap as the exhaustive path, so the same
+  scores and ties), for any other model through the compiled plan over the pairs, then
+  ``topk_rows``.
 """
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -139,12 +143,15 @@ def _dot_topk(model, users, k, indptr, indices, rows, retired, what) -> np.ndarr
 
 
 def topk(model, n_items: int, users: np.ndarray, k: int, cand, indptr, indices, retired,
-         index, candidates, n_candidates, popularity, pair_scores: Callable) -> Optional[np.ndarray]:
+         index, candidates, n_candidates, popularity, pair_scores) -> Optional[np.ndarray]:
     """``recommend``'s ids for known ``users`` with ``index=`` / ``candidates=``, or None for
     ``index`` of kind ``'exact'`` alone (the caller's fused exact path runs).
 
     Args:
-        pair_scores: ``pair_scores(positions in users, items)``: the model's scores.
+        pair_scores: ``pair_scores(positions in users, items)``: the model's scores; its
+            ``topk(positions, candidates, k)`` re-ranks rows of ascending candidates (``-1``
+            padded) in the fused C scorer, or gives None for a model it does not run (the
+            pairs are then scored and ranked here).
 
     Raises:
         TypeError, ValueError: For bad ``index`` / ``candidates`` / ``n_candidates``.
@@ -203,10 +210,13 @@ def topk(model, n_items: int, users: np.ndarray, k: int, cand, indptr, indices, 
             props = _popular(pop, u.size, nc, indptr, indices, rw, dead)
         else:
             props = _dot_topk(candidates, u, nc, indptr, indices, rw, retired, "candidates")
-        big = np.iinfo(np.int64).max
-        props = np.sort(np.where(props < 0, big, props), axis=1)  # ties: the lower id first
-        scores = np.full(props.shape, np.nan, np.float32)  # NaN never enters the top-K
-        r, c = np.nonzero(props != big)
+        props = np.sort(props, axis=1)  # ties: the lower id first (-1 padding in front)
+        fused = pair_scores.topk(np.arange(s, s + u.size), props, k)
+        if fused is not None:  # NeuMF / MLP: each user's candidates re-ranked in C
+            out[s:s + per] = fused
+            continue
+        scores = np.full(props.shape, np.nan, np.float32)  # NaN (padding) never enters
+        r, c = np.nonzero(props >= 0)
         scores[r, c] = pair_scores(s + r, props[r, c])
         bi, _ = rank_core().topk_rows(scores, k, n_threads=num_threads())
         out[s:s + per] = np.where(bi >= 0, np.take_along_axis(props, np.maximum(bi, 0), axis=1),
