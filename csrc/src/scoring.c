@@ -61,17 +61,32 @@ static void score_group(const struct nr_score_args *a, int64_t g0, int64_t g1, f
             nr_gemm(sc, LD, a->user_vecs + ub * a->dim, a->dim, 1, vt, LD, mu, nb, a->dim, 1);
             for (int64_t r = 0; r < mu; r++) {
                 int64_t u = ub + r;
-                const int32_t *ex = NULL;
-                int64_t n_ex = 0;
                 if (a->excl_indptr && a->excl_rows && a->excl_rows[u] >= 0) {
-                    int64_t row = a->excl_rows[u];
-                    ex = a->excl_indices + a->excl_indptr[row];
-                    n_ex = a->excl_indptr[row + 1] - a->excl_indptr[row];
+                    /* excluded items score NaN, which never enters: one push of the block,
+                     * not one per gap between exclusions (a few items each) */
+                    const int64_t row = a->excl_rows[u];
+                    const int32_t *ex = a->excl_indices + a->excl_indptr[row];
+                    const int64_t n_ex = a->excl_indptr[row + 1] - a->excl_indptr[row];
+                    int64_t lo = 0, hi = n_ex;
+                    while (lo < hi) {
+                        const int64_t mid = lo + (hi - lo) / 2;
+                        if ((int64_t)ex[mid] < i0)
+                            lo = mid + 1;
+                        else
+                            hi = mid;
+                    }
+                    for (int64_t p = lo; p < n_ex; p++) {
+                        const int64_t e = (int64_t)ex[p] - i0;
+                        if (e >= nb)
+                            break;
+                        if (e >= 0) /* (an unsorted list is not read out of bounds) */
+                            sc[r * LD + e] = NAN;
+                    }
                 }
                 if (bufs)
-                    nr_topkb_push_block(&bufs[u - g0], sc + r * LD, nb, i0, ex, n_ex);
+                    nr_topkb_push_block(&bufs[u - g0], sc + r * LD, nb, i0, NULL, 0);
                 else
-                    nr_topk_push_block(&heaps[u - g0], sc + r * LD, nb, i0, ex, n_ex);
+                    nr_topk_push_block(&heaps[u - g0], sc + r * LD, nb, i0, NULL, 0);
             }
         }
     }
