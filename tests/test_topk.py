@@ -87,6 +87,13 @@ def test_score_topk_matches_brute_force_at_every_k(k):
             _core.score_topk(uv, iv, bias, k, indptr, indices, rows, ids, got)
             np.testing.assert_array_equal(ids, want[0])
             np.testing.assert_array_equal(got, want[1])  # -0 == +0
+            # any_order: the same entries in some order, the padding last
+            _core.score_topk(uv, iv, bias, k, indptr, indices, rows, ids, got, any_order=True)
+            real = want[0] >= 0
+            np.testing.assert_array_equal(ids >= 0, real)
+            order = np.lexsort((ids, -got), axis=1)
+            np.testing.assert_array_equal(np.take_along_axis(ids, order, axis=1), want[0])
+            np.testing.assert_array_equal(np.take_along_axis(got, order, axis=1), want[1])
     finally:
         neurec.set_num_threads(old)
 

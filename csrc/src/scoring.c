@@ -92,11 +92,13 @@ static void score_group(const struct nr_score_args *a, int64_t g0, int64_t g1, f
     }
     for (int64_t u = g0; u < g1; u++) {
         if (bufs) {
-            nr_topkb_finish(&bufs[u - g0], a->out_scores + u * a->k, a->out_ids + u * a->k);
+            nr_topkb_finish(&bufs[u - g0], a->out_scores + u * a->k, a->out_ids + u * a->k,
+                            !a->any_order);
             continue;
         }
         struct nr_topk *h = &heaps[u - g0];
-        nr_topk_sort(h);
+        if (!a->any_order)
+            nr_topk_sort(h);
         for (int64_t j = h->size; j < a->k; j++) {
             h->ids[j] = -1;
             h->scores[j] = -INFINITY;

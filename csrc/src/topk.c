@@ -451,14 +451,15 @@ void nr_topkb_push_block(struct nr_topkb *b, const float *scores, int64_t n, int
         nr__topkb_push_range(b, scores + j, n - j, first_id + j);
 }
 
-int64_t nr_topkb_finish(struct nr_topkb *b, float *out_scores, int64_t *out_ids)
+int64_t nr_topkb_finish(struct nr_topkb *b, float *out_scores, int64_t *out_ids, int best_first)
 {
     int64_t n = b->size;
     if (n > b->k) {
         nr__topkb_select(b->keys, n, b->k);
         n = b->k;
     }
-    nr__topkb_sort(b->keys, n);
+    if (best_first)
+        nr__topkb_sort(b->keys, n);
     for (int64_t j = 0; j < n; j++) {
         out_scores[j] = nr__topkb_score(b->keys[j]);
         out_ids[j] = (int64_t)(0xFFFFFFFFu - (uint32_t)b->keys[j]);

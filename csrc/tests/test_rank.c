@@ -222,11 +222,27 @@ static void test_topkb_random(void)
                 nr_topkb_push_block(&b, s + j, m, j, ex, n_ex);
                 j += m;
             }
-            const int64_t got = nr_topkb_finish(&b, sc, ids);
+            /* the same pushes into a second buffer, finished in any order */
+            uint64_t keys2[2 * KMAX];
+            struct nr_topkb b2 = {.k = k, .keys = keys2};
+            nr_topkb_reset(&b2);
+            nr_topkb_push_block(&b2, s, N, 0, ex, n_ex);
+            const int64_t got = nr_topkb_finish(&b, sc, ids, 1);
             const int64_t m = brute_topk(s, N, ex, n_ex, k, bids, bsc);
             ok &= got == (m < k ? m : k);
             for (int64_t j = 0; j < k; j++) /* -0 comes back as +0: compare as floats */
                 ok &= ids[j] == bids[j] && (sc[j] == bsc[j] || (isinf(sc[j]) && isinf(bsc[j])));
+            struct entry any[KMAX];
+            int64_t ids2[KMAX];
+            float sc2[KMAX];
+            ok &= nr_topkb_finish(&b2, sc2, ids2, 0) == got;
+            for (int64_t j = 0; j < k; j++) {
+                any[j] = (struct entry){sc2[j] == 0.0f ? 0.0f : sc2[j], ids2[j]};
+                ok &= j < got ? ids2[j] >= 0 : ids2[j] == -1; /* padding last */
+            }
+            qsort(any, (size_t)got, sizeof *any, cmp_entry);
+            for (int64_t j = 0; j < got; j++)
+                ok &= any[j].id == ids[j] && any[j].s == sc[j];
         }
     }
     CHECK(ok);
@@ -240,7 +256,7 @@ static void test_topkb_random(void)
             struct nr_topkb b = {.k = k, .keys = keys};
             nr_topkb_reset(&b);
             nr_topkb_push_block(&b, s, N, 0, NULL, 0);
-            nr_topkb_finish(&b, sc, ids);
+            nr_topkb_finish(&b, sc, ids, 1);
             brute_topk(s, N, NULL, 0, k, bids, bsc);
             ok &= memcmp(ids, bids, (size_t)k * sizeof *ids) == 0 &&
                   memcmp(sc, bsc, (size_t)k * sizeof *sc) == 0;

@@ -126,7 +126,8 @@ def _popular(pop: np.ndarray, n: int, nc: int, indptr, indices, rows, dead) -> n
 
 
 def _dot_topk(model, users, k, indptr, indices, rows, retired, what) -> np.ndarray:
-    """A dot-product model's top ``k`` (exact, or through its fresh index)."""
+    """A dot-product model's top ``k`` (exact, or through its fresh index), in any order
+    (``-1`` padding last on the exact path)."""
     uv, iv, ib = _vectors(_dot_build(model, what), users, what)
     index = model.item_index if isinstance(getattr(model, "item_index", None), ItemIndex) else None
     if index is not None and index.kind != "exact":
@@ -138,7 +139,7 @@ def _dot_topk(model, users, k, indptr, indices, rows, retired, what) -> np.ndarr
     oid = np.empty((users.size, k), np.int64)
     osc = np.empty((users.size, k), np.float32)
     _core.score_topk(uv, iv, ib, k, indptr, indices if indptr is not None else None,
-                     rows if indptr is not None else None, oid, osc)
+                     rows if indptr is not None else None, oid, osc, any_order=True)
     return oid
 
 

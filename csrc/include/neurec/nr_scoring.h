@@ -30,6 +30,8 @@ struct nr_score_args {
     const int64_t *excl_rows;    /* CSR row of each user (-1: none), or NULL */
     int64_t *out_ids;            /* n_users * k */
     float *out_scores;           /* n_users * k */
+    int any_order;               /* 0: best first; 1: the k best in any order, padding
+                                    last (callers that sort them their own way) */
 };
 
 /* Score and select. Errors: NR_ERR_VALUE (k < 1 or negative sizes), NR_ERR_NOMEM. */

@@ -61,7 +61,7 @@ void nr_topk_sort(struct nr_topk *h);
  *     struct nr_topkb b = {.k = 200, .keys = keys};
  *     nr_topkb_reset(&b);
  *     nr_topkb_push_block(&b, row, n_items, 0, seen, n_seen);
- *     nr_topkb_finish(&b, out_scores, out_ids);   // best first, padded
+ *     nr_topkb_finish(&b, out_scores, out_ids, 1);   // best first, padded
  *
  * Ids must lie in [0, 2^32) and be distinct across the pushes between two resets. The
  * scores returned are those pushed, except -0, returned as +0 (it ties with +0 by id as
@@ -82,10 +82,10 @@ void nr_topkb_reset(struct nr_topkb *b);
 void nr_topkb_push_block(struct nr_topkb *b, const float *scores, int64_t n, int64_t first_id,
                          const int32_t *excluded, int64_t n_excluded);
 
-/* Write the k best, best first (nr_topk's order), to out_scores[0..k) and out_ids[0..k),
- * padded with -inf / -1; returns how many are real. The buffer must be reset before it
- * is pushed to again. */
-int64_t nr_topkb_finish(struct nr_topkb *b, float *out_scores, int64_t *out_ids);
+/* Write the k best to out_scores[0..k) and out_ids[0..k), best first (nr_topk's order)
+ * when best_first, else in any order; padded with -inf / -1 after them. Returns how many
+ * are real. The buffer must be reset before it is pushed to again. */
+int64_t nr_topkb_finish(struct nr_topkb *b, float *out_scores, int64_t *out_ids, int best_first);
 
 /* Top-k of every row of a row-major float32 matrix.
  *
