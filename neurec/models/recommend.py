@@ -10,7 +10,8 @@
   through a fused multiply + top-K heap in C, across all cores.
 * **Fused NCF path.** NeuMF and MLP (a tower over hoisted user and item tables,
   GMF's product, a ``Dense(1)`` prediction layer) are scored with the top-K in one
-  C call (``_fused.py``); same scores and ties as the generic path.
+  C call (``_fused.py``); same scores and ties as the generic path. Two-stage
+  ``candidates=`` re-ranks each user's own candidates the same way.
 * **Generic path.** Any other model (hybrid models with side features, other
   graphs) is scored in C over blocks of (user, item) pairs with the
   compiled plan, then the top-K is selected in C.
