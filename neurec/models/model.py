@@ -565,8 +565,9 @@ class Model(ResizeMixin, RetireMixin, IndexMixin, Lifecycle, FoldIn, ShardScorin
             candidates: Two-stage ranking: a dot-product model (through its
                 :attr:`item_index` when built, else exact) or ``'popular'`` proposes
                 ``n_candidates`` unseen live items per user (default 200, ``>= k``);
-                this model re-scores them exactly and keeps the ``k`` best. With
-                ``n_candidates`` >= the catalogue it equals the exhaustive ranking.
+                this model re-scores them exactly (NeuMF, MLP, GMF: in the fused C
+                scorer) and keeps the ``k`` best. With ``n_candidates`` >= the
+                catalogue it equals the exhaustive ranking.
 
         Returns:
             ``(item_ids, scores)``, arrays of shape ``(len(users), k)``, best first; scores

@@ -10,7 +10,8 @@
   through a fused multiply + top-K heap in C, across all cores.
 * **Fused NCF path.** NeuMF and MLP (a tower over hoisted user and item tables,
   GMF's product, a ``Dense(1)`` prediction layer) are scored with the top-K in one
-  C call (``_fused.py``); same scores and ties as the generic path.
+  C call (``_fused.py``); same scores and ties as the generic path. Two-stage
+  ``candidates=`` re-ranks each user's own candidates the same way.
 * **Generic path.** Any other model (hybrid models with side features, other
   graphs) is scored in C over blocks of (user, item) pairs with the
   compiled plan, then the top-K is selected in C.
@@ -352,7 +353,7 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
     if index is not None or candidates is not None:
         via = _retrieval.topk(model, n_items, ku, kk, cand, indptr, indices, retired, index,
                               candidates, n_candidates, item_popularity,
-                              _pair_scorer(model, roles, ku, make_model))
+                              _PairScorer(model, roles, ku, make_model))
         if via is not None:
             ids[uk] = via
     progress = lambda e: bar.update(e, finalize=False)  # noqa: E731
@@ -472,19 +473,44 @@ def rank_known(model, roles, ku: np.ndarray, kk: int, cand: Optional[np.ndarray]
     return oid, osc
 
 
-def _pair_scorer(model, roles, ku, make_model) -> Callable:
-    """``score(j, items)``: the model's scores of users ``ku[j]`` and ``items``, through the
-    hoisted scoring model when there is one (built on first use)."""
-    fast = []
+class _PairScorer:
+    """The model's scores for users ``ku`` (two-stage re-ranking): ``scorer(j, items)``
+    scores the pairs ``(ku[j], items)``, through the hoisted scoring model when there is
+    one (built on first use); :meth:`topk` ranks per-user candidates in the fused C scorer
+    when the model has its shape (NeuMF / MLP), as the exhaustive path does."""
 
-    def score(j, items):
-        if not fast:
-            fast.append(hoisted_pair_model(model, roles, make_model, users=ku)
-                        if make_model is not None else None)
-        if fast[0] is None:
-            return _pairs_scores(model, roles, ku[j], items)
-        return _pairs_scores(fast[0], _Roles(fast[0], None, None, None, None), j, items)
-    return score
+    def __init__(self, model, roles, ku: np.ndarray, make_model: Optional[Callable]):
+        self._args = model, roles, ku, make_model
+        self._built = False
+
+    def _build(self) -> None:
+        if self._built:
+            return
+        model, roles, ku, make_model = self._args
+        fast = hoisted_pair_model(model, roles, make_model, users=ku) \
+            if make_model is not None else None
+        if fast is not None:  # its user j is ku[j]
+            self._scorer, self._roles = fast, _Roles(fast, None, None, None, None)
+            self._su = None
+        else:
+            self._scorer, self._roles, self._su = model, roles, ku
+        sr = self._roles
+        self._fused = ncf_parts(self._scorer, sr.u_in, sr.i_in) if len(sr.names) == 2 else None
+        self._built = True
+
+    def __call__(self, j: np.ndarray, items: np.ndarray) -> np.ndarray:
+        self._build()
+        users = j if self._su is None else self._su[j]
+        return _pairs_scores(self._scorer, self._roles, users, items)
+
+    def topk(self, j: np.ndarray, items: np.ndarray, k: int) -> Optional[np.ndarray]:
+        """The ``k`` best ids of each row of ``items`` (ascending, ``-1`` padded) for users
+        ``ku[j]`` through the fused C scorer, or None for a model it does not run."""
+        self._build()
+        if self._fused is None:
+            return None
+        users = j if self._su is None else self._su[j]
+        return self._fused.topk_per_user(users, items, k)[0]
 
 
 def _candidate_ids(items: Any, item_encoder) -> np.ndarray:
