@@ -1,7 +1,10 @@
-"""Data-parallel training on MPI: samples/s and HR@10 of NeuMF f8 for one process x one
-thread, one process x two threads and two ranks x one thread, plus what a step sends.
+"""Training on MPI: samples/s and HR@10 of NeuMF f8 for one process x one thread, one
+process x two threads, two ranks x one thread (DataParallel, then ModelParallel), and two
+independent one-thread processes at once (what two cores give two processes that never
+wait for each other: the bound for two ranks), plus what a step sends.
 
     python benchmarks/bench_distributed.py                     # ml-1m (NCF split)
+    python benchmarks/bench_distributed.py --batch 1024,2048,8192   # a sweep of batches
     python benchmarks/bench_distributed.py --data planted --epochs 1   # no data files
 
 The driver runs each configuration as a fresh process (``mpiexec -n 2`` for the ranks,
@@ -82,7 +85,8 @@ def worker(args) -> None:
     from neurec.evaluation import evaluate_sampled
     from neurec.models import _distributed, zoo
     distribution.initialize()
-    distribution.set_distribution(distribution.DataParallel())
+    distribution.set_distribution(distribution.ModelParallel() if args.mode == "model"
+                                  else distribution.DataParallel())
     size = distribution.size()
     exchanges = []
 
@@ -107,12 +111,12 @@ def worker(args) -> None:
                               n_items=n_items, seed=2)
     distribution.barrier()
     t = time.perf_counter()
-    model.fit(sampler, batch_size=args.batch, epochs=args.epochs, seed=3, verbose=0)
+    model.fit(sampler, batch_size=args.batch[0], epochs=args.epochs, seed=3, verbose=0)
     seconds = time.perf_counter() - t
     steps = int(model.optimizer.iterations)
     res = evaluate_sampled(model, np.arange(n_users), test_items, negatives, k=10, verbose=0)
     out = {"ranks": size, "threads": neurec.get_num_threads(), "epochs": args.epochs,
-           "batch": args.batch, "samples_per_s": sampler.num_samples * args.epochs / seconds,
+           "batch": args.batch[0], "samples_per_s": sampler.num_samples * args.epochs / seconds,
            "seconds": seconds, "steps": steps, "hr@10": res["hr@10"],
            "ndcg@10": res["ndcg@10"]}
     if exchanges:
@@ -152,15 +156,47 @@ def mpiexec():
     return here if os.access(here, os.X_OK) else shutil.which("mpiexec")
 
 
-CONFIGS = [("1 process x 1 thread", 1, 1), ("1 process x 2 threads", 1, 2),
-           ("2 ranks x 1 thread", 2, 1)]
+# (name, ranks, threads, mode): mode "data" or "model" (the distribution of the ranks), or
+# "ceiling": two independent one-thread processes at once, each training on all the data,
+# whose summed samples/s is what two cores give two processes that never wait for each
+# other (the bound for two ranks on this machine)
+CONFIGS = [("1 process x 1 thread", 1, 1, "data"), ("1 process x 2 threads", 1, 2, "data"),
+           ("2 ranks x 1 thread", 2, 1, "data"),
+           ("2 ranks x 1 thread, ModelParallel", 2, 1, "model"),
+           ("2 independent processes (bound)", 1, 1, "ceiling")]
+
+
+def run_config(base, name, ranks, threads, mode):
+    """One configuration's row (None when it cannot run here)."""
+    env = dict(os.environ, NEUREC_NUM_THREADS=str(threads))
+    cmd = base + ["--mode", "model" if mode == "model" else "data"]
+    if ranks > 1:
+        if mpiexec() is None:
+            print(f"{name}: skipped (no mpiexec; pip install 'neurec[mpi]')")
+            return None
+        cmd = [mpiexec(), "-n", str(ranks)] + cmd
+    copies = 2 if mode == "ceiling" else 1
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=env) for _ in range(copies)]
+    outs = [p.communicate() for p in procs]
+    for p, (_, err) in zip(procs, outs):
+        if p.returncode != 0:
+            raise RuntimeError(f"{name}: failed\n{err[-2000:]}")
+    got = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+    row = dict(got[0], config=name, mode=mode)
+    if mode == "ceiling":
+        row["samples_per_s"] = sum(g["samples_per_s"] for g in got)
+        row["ranks"] = 2
+    return row
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="ml-1m", help="ml-1m (default), ml-100k or planted")
     p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--batch", type=int, default=2048, help="global batch")
+    p.add_argument("--batch", type=lambda v: [int(b) for b in v.split(",")], default=[2048],
+                   help="global batch, or several separated by commas (default 2048)")
+    p.add_argument("--mode", default="data", help=argparse.SUPPRESS)
     p.add_argument("--lr", type=float, default=0.002)
     p.add_argument("--json", default=None, help="write the rows to this JSON file")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -172,31 +208,29 @@ def main(argv=None) -> int:
     info = machine_info()
     print_machine(info)
     rows = []
-    base = [sys.executable, os.path.abspath(__file__), "--worker", "--data", args.data,
-            "--epochs", str(args.epochs), "--batch", str(args.batch), "--lr", str(args.lr)]
-    for name, ranks, threads in CONFIGS:
-        cmd = base if ranks == 1 else [mpiexec(), "-n", str(ranks)] + base
-        if ranks > 1 and cmd[0] is None:
-            print(f"{name}: skipped (no mpiexec; pip install 'neurec[mpi]')")
-            continue
-        env = dict(os.environ, NEUREC_NUM_THREADS=str(threads))
-        done = subprocess.run(cmd, capture_output=True, text=True, env=env)
-        if done.returncode != 0:
-            print(f"{name}: failed\n{done.stderr[-2000:]}")
-            return 1
-        row = json.loads(done.stdout.strip().splitlines()[-1])
-        row["config"] = name
-        rows.append(row)
-        extra = "" if ranks == 1 else (
-            f"  {row['bytes_per_step'] / 1e3:8.1f} kB/step sent  compute "
-            f"{row['compute_ms']:.2f} ms  exchange {row['exchange_ms']:.2f} ms/step  "
-            f"alpha {row['alpha_us']:.1f} us  beta {row['beta_ns_per_byte']:.3f} ns/B")
-        print(f"{name:24s} {row['samples_per_s']:12,.0f} samples/s  HR@10 {row['hr@10']:.4f}"
-              f"  ({row['seconds']:.1f}s, {row['steps']} steps){extra}", flush=True)
-    if len(rows) == 3:
-        print(f"speed-up of 2 ranks over 1 process x 1 thread: "
-              f"{rows[2]['samples_per_s'] / rows[0]['samples_per_s']:.2f}x; HR@10 difference "
-              f"{rows[2]['hr@10'] - rows[0]['hr@10']:+.4f}")
+    for batch in args.batch:
+        base = [sys.executable, os.path.abspath(__file__), "--worker", "--data", args.data,
+                "--epochs", str(args.epochs), "--batch", str(batch), "--lr", str(args.lr)]
+        print(f"global batch {batch}:")
+        got = {}
+        for name, ranks, threads, mode in CONFIGS:
+            try:
+                row = run_config(base, name, ranks, threads, mode)
+            except RuntimeError as e:
+                print(e)
+                return 1
+            if row is None:
+                continue
+            rows.append(row)
+            got[name] = row
+            extra = "" if "exchange_ms" not in row else (
+                f"  {row['bytes_per_step'] / 1e3:8.1f} kB/step sent  compute "
+                f"{row['compute_ms']:.2f} ms  exchange {row['exchange_ms']:.2f} ms/step  "
+                f"alpha {row['alpha_us']:.1f} us  beta {row['beta_ns_per_byte']:.3f} ns/B")
+            ratio = row["samples_per_s"] / got[CONFIGS[0][0]]["samples_per_s"]
+            print(f"  {name:34s} {row['samples_per_s']:12,.0f} samples/s  {ratio:5.2f}x  "
+                  f"HR@10 {row['hr@10']:.4f}  ({row['seconds']:.1f}s, {row['steps']} steps)"
+                  f"{extra}", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"machine": info, "rows": rows}, f, indent=1)

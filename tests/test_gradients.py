@@ -105,3 +105,20 @@ def test_c_forward_matches_reference(name):
     got = model.predict(xs)
     want = ref.forward(model, xs)[0]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_c_gradients_match_reference_over_many_chunks(name, one_thread):
+    """A batch far larger than the samples the C core passes through the graph at once
+    (it cuts a thread's block into chunks that fit its L2 cache): every chunk's gradient
+    is accumulated, none is lost or counted twice."""
+    model = ALL[name]()
+    n = 20000
+    xs = data_for(model, n, seed=3)
+    y = np.random.default_rng(4).integers(0, 2, n).astype(np.float32)
+    loss_obj = losses.get("binary_crossentropy")
+    gc = c_gradients(model, xs, y, loss_obj)
+    gr = ref_grad_list(model, xs, y, loss_obj)
+    for a, b in zip(gc, gr):
+        scale = max(np.abs(b).max(), 1e-6)
+        np.testing.assert_allclose(a, b, atol=2e-4 * scale + 1e-7, rtol=1e-3)

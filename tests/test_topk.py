@@ -56,6 +56,48 @@ def test_topk_without_exclusion_and_threads_agree():
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("k", [10, 16, 200, 1500, 9000])
+def test_score_topk_matches_brute_force_at_every_k(k):
+    """The dot scorer's selection: a heap for small k, the buffered top-K (nr_topkb) from
+    k = 16 on (users in groups at k = 9000); exact ties, NaN, -0 and +0, exclusions."""
+    import neurec
+
+    rng = np.random.default_rng(k)
+    nu, ni, d = 60, 1300, 4
+    uv = rng.integers(-2, 3, (nu, d)).astype(np.float32)  # few distinct scores: ties
+    iv = rng.integers(-2, 3, (ni, d)).astype(np.float32)
+    bias = rng.integers(-1, 2, ni).astype(np.float32)
+    bias[[3, 700]] = np.nan
+    uv[5] = 0.0
+    bias[rng.random(ni) < 0.2] = -0.0  # user 5 scores -0 and +0 alike
+    mask = rng.random((nu, ni)) < 0.25
+    mask[7] = True
+    indptr = np.r_[0, np.cumsum(mask.sum(axis=1))].astype(np.int64)
+    indices = np.nonzero(mask)[1].astype(np.int32)
+    rows = np.arange(nu, dtype=np.int64)
+    rows[::9] = -1  # no exclusions for these users
+    scores = uv @ iv.T + bias
+    want = brute_topk(scores, k, [mask[u].nonzero()[0] if rows[u] >= 0 else [] for u in range(nu)])
+    old = neurec.get_num_threads()
+    try:
+        for threads in (1, 2):
+            neurec.set_num_threads(threads)
+            ids = np.empty((nu, k), np.int64)
+            got = np.empty((nu, k), np.float32)
+            _core.score_topk(uv, iv, bias, k, indptr, indices, rows, ids, got)
+            np.testing.assert_array_equal(ids, want[0])
+            np.testing.assert_array_equal(got, want[1])  # -0 == +0
+            # any_order: the same entries in some order, the padding last
+            _core.score_topk(uv, iv, bias, k, indptr, indices, rows, ids, got, any_order=True)
+            real = want[0] >= 0
+            np.testing.assert_array_equal(ids >= 0, real)
+            order = np.lexsort((ids, -got), axis=1)
+            np.testing.assert_array_equal(np.take_along_axis(ids, order, axis=1), want[0])
+            np.testing.assert_array_equal(np.take_along_axis(got, order, axis=1), want[1])
+    finally:
+        neurec.set_num_threads(old)
+
+
 def test_topk_pads_when_k_exceeds_candidates():
     ids, scores = top_k([[np.nan, 1.0, 3.0, 2.0]], 6, exclude=(np.array([0]), np.array([3])))
     np.testing.assert_array_equal(ids, [[2, 1, -1, -1, -1, -1]])

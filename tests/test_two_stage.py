@@ -99,3 +99,30 @@ def test_bad_arguments_raise_naming_them(models):
         neumf.recommend([0], k=5, exclude=False, candidates="popular", verbose=0)
     with pytest.raises(ValueError, match="not both"):
         neumf.recommend([0], candidates=mf, index=mf.build_index("exact"), **call)
+
+
+@pytest.mark.parametrize("nc", [1, 7, 60, 200])
+def test_popular_candidates_equal_a_brute_force(nc):
+    """``_popular``: each user's nc most popular live items it has not seen, most popular
+    first (ties by the lower id), -1 padded; users without exclusions, users who have seen
+    everything, fewer live items than nc."""
+    from neurec.evaluation.ranking import _to_csr
+    from neurec.models._retrieval import _popular
+
+    rng = np.random.default_rng(nc)
+    n_users, n_items = 40, 90
+    pop = rng.integers(0, 6, n_items).astype(np.float64)  # many ties
+    dead = rng.random(n_items) < 0.15
+    mask = rng.random((n_users, n_items)) < rng.random((n_users, 1))
+    mask[3] = True
+    mask[4] = False
+    indptr, indices, _ = _to_csr(np.nonzero(mask), "exclude", n_rows=n_users, n_cols=n_items)
+    rows = rng.permutation(n_users)
+    got = _popular(pop, n_users, nc, indptr, indices, rows, dead)
+    order = sorted(range(n_items), key=lambda i: (-pop[i], i))
+    for q, u in enumerate(rows):
+        want = [i for i in order if not dead[i] and not mask[u, i]][:nc]
+        assert got[q].tolist() == want + [-1] * (nc - len(want))
+    free = _popular(pop, 3, nc, None, None, None, dead)
+    want = [i for i in order if not dead[i]][:nc]
+    assert (free == want + [-1] * (nc - len(want))).all()

@@ -124,7 +124,8 @@ static int core_exec(PyObject *m)
         PyModule_AddFunctions(m, nr_py_data_methods) < 0 ||
         PyModule_AddFunctions(m, nr_py_als_methods) < 0 ||
         PyModule_AddFunctions(m, nr_py_rank_methods) < 0 ||
-        PyModule_AddFunctions(m, nr_py_score_methods) < 0)
+        PyModule_AddFunctions(m, nr_py_score_methods) < 0 ||
+        PyModule_AddFunctions(m, nr_py_exchange_methods) < 0)
         return -1;
     if (nr_py_plan_add_type(m) < 0)
         return -1;

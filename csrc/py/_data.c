@@ -88,14 +88,16 @@ done:
 }
 
 /* score_topk(user_vectors, item_vectors, item_bias|None, k, indptr|None, indices|None,
- *            rows|None, out_ids, out_scores): dot-product scores and top-k, the fast path
- * of recommend; indptr/indices is a CSR of items to exclude, row r uses CSR row rows[r]
- * (-1: none). */
+ *            rows|None, out_ids, out_scores, any_order=False): dot-product scores and
+ * top-k, the fast path of recommend; indptr/indices is a CSR of items to exclude, row r
+ * uses CSR row rows[r] (-1: none); any_order: the k best of a row in any order (padding
+ * last), as two-stage recommend's retriever wants them. */
 static PyObject *py_score_topk(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
-    static char *kwlist[] = {"user_vectors", "item_vectors", "item_bias", "k",          "indptr",
-                             "indices",      "rows",         "out_ids",   "out_scores", NULL};
+    static char *kwlist[] = {"user_vectors", "item_vectors", "item_bias", "k",
+                             "indptr",       "indices",      "rows",      "out_ids",
+                             "out_scores",   "any_order",    NULL};
     struct nr_arg u_a = {.name = "user_vectors", .min_nd = 2, .max_nd = 2};
     struct nr_arg v_a = {.name = "item_vectors", .min_nd = 2, .max_nd = 2};
     struct nr_arg b_a = {.name = "item_bias", .optional = 1};
@@ -104,10 +106,12 @@ static PyObject *py_score_topk(PyObject *self, PyObject *args, PyObject *kw)
     struct nr_arg rows_a = {.name = "exclude rows", .optional = 1};
     struct nr_arg oid_a = {.name = "out_ids"}, osc_a = {.name = "out_scores"};
     long long k;
-    if (!PyArg_ParseTupleAndKeywords(
-            args, kw, "O&O&O&LO&O&O&O&O&:score_topk", kwlist, nr_conv_f32_in, &u_a, nr_conv_f32_in,
-            &v_a, nr_conv_f32_in, &b_a, &k, nr_conv_i64_in, &ip, nr_conv_i32_in, &ix,
-            nr_conv_i64_in, &rows_a, nr_conv_i64_out, &oid_a, nr_conv_f32_out, &osc_a))
+    int any_order = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&LO&O&O&O&O&|p:score_topk", kwlist,
+                                     nr_conv_f32_in, &u_a, nr_conv_f32_in, &v_a, nr_conv_f32_in,
+                                     &b_a, &k, nr_conv_i64_in, &ip, nr_conv_i32_in, &ix,
+                                     nr_conv_i64_in, &rows_a, nr_conv_i64_out, &oid_a,
+                                     nr_conv_f32_out, &osc_a, &any_order))
         return NULL;
     PyObject *result = NULL;
     const int64_t n_users = nr_arg_dim(&u_a, 0), n_items = nr_arg_dim(&v_a, 0);
@@ -156,7 +160,8 @@ static PyObject *py_score_topk(PyObject *self, PyObject *args, PyObject *kw)
                               indptr ? nr_arg_data(&ix) : NULL,
                               indptr ? rows : NULL,
                               nr_arg_data(&oid_a),
-                              nr_arg_data(&osc_a)};
+                              nr_arg_data(&osc_a),
+                              any_order};
     enum nr_status s = NR_OK;
     RUN_ON_POOL(s, nr_score_topk(&a, pool));
     result = nr_py_none_or_raise(s, "recommend", NULL);
@@ -174,6 +179,7 @@ PyMethodDef nr_py_data_methods[] = {
     NR_PY_KW_METHOD(
         "score_topk", py_score_topk,
         "score_topk(user_vectors, item_vectors, item_bias, k, indptr, indices, rows, out_ids, "
-        "out_scores): dot-product scores and top-k."),
+        "out_scores, any_order=False): dot-product scores and top-k (best first, or in any "
+        "order)."),
     {NULL, NULL, 0, NULL},
 };

@@ -223,21 +223,52 @@ static int sc_read_model(PyObject *m, struct nr_ncf_args *a, struct nr_ncf_layer
 }
 
 /* ids[0..n) within [lo, hi), and strictly ascending when `ascending`. */
-static int sc_check_ids(const struct nr_arg *ids, int64_t lo, int64_t hi, int ascending)
+static int sc_check_ids(const struct nr_arg *ids, int64_t lo, int64_t hi, int ascending,
+                        const char *fn)
 {
     const int64_t *v = nr_arg_data(ids), n = nr_arg_size(ids);
     for (int64_t i = 0; i < n; i++) {
         if (v[i] < lo || v[i] >= hi) {
-            PyErr_Format(PyExc_IndexError, "ncf_topk: %s[%lld] = %lld is outside [%lld, %lld)",
+            PyErr_Format(PyExc_IndexError, "%s: %s[%lld] = %lld is outside [%lld, %lld)", fn,
                          ids->name, (long long)i, (long long)v[i], (long long)lo, (long long)hi);
             return -1;
         }
         if (ascending && i && v[i] <= v[i - 1]) {
-            PyErr_Format(PyExc_ValueError, "ncf_topk: %s must be strictly ascending (np.unique)",
+            PyErr_Format(PyExc_ValueError, "%s: %s must be strictly ascending (np.unique)", fn,
                          ids->name);
             return -1;
         }
     }
+    return 0;
+}
+
+/* The CSR of excluded items (indptr, indices, rows: all or none) for n users. */
+static int sc_check_excluded(const struct nr_arg *ip, const struct nr_arg *ix,
+                             const struct nr_arg *rows, int64_t n, const char *fn, const char *what)
+{
+    if (!ip->array && !ix->array && !rows->array)
+        return 0;
+    const int64_t *p = nr_arg_data(ip), nip = nr_arg_size(ip);
+    if (!ip->array || !ix->array || !rows->array || nr_arg_size(rows) != n || nip < 1 || p[0] < 0 ||
+        p[nip - 1] > nr_arg_size(ix)) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: indptr, indices and rows go together: a CSR of excluded %s (offsets "
+                     "from 0 up to len(indices)) and one CSR row per user",
+                     fn, what);
+        return -1;
+    }
+    for (int64_t i = 1; i < nip; i++)
+        if (p[i] < p[i - 1]) {
+            PyErr_Format(PyExc_ValueError, "%s: indptr must be non-decreasing", fn);
+            return -1;
+        }
+    const int64_t *r = nr_arg_data(rows);
+    for (int64_t i = 0; i < n; i++)
+        if (r[i] < -1 || r[i] >= nip - 1) {
+            PyErr_Format(PyExc_IndexError, "%s: rows[%lld] = %lld is outside [-1, %lld)", fn,
+                         (long long)i, (long long)r[i], (long long)(nip - 1));
+            return -1;
+        }
     return 0;
 }
 
@@ -293,33 +324,18 @@ static PyObject *sc_ncf_topk(PyObject *self, PyObject *args, PyObject *kwds)
                      (long long)n, k);
         goto done;
     }
-    if (user_rows >= 0 && sc_check_ids(&users, 0, user_rows, 0) < 0)
+    if (user_rows >= 0 && sc_check_ids(&users, 0, user_rows, 0, "ncf_topk") < 0)
         goto done;
     if (item_rows < 0 && !items.array) {
         PyErr_SetString(PyExc_ValueError, "ncf_topk: the model has no item table: pass items");
         goto done;
     }
-    if (items.array && sc_check_ids(&items, 0, item_rows >= 0 ? item_rows : INT64_MAX, 1) < 0)
+    if (items.array &&
+        sc_check_ids(&items, 0, item_rows >= 0 ? item_rows : INT64_MAX, 1, "ncf_topk") < 0)
         goto done;
     const int64_t n_cand = items.array ? nr_arg_size(&items) : item_rows;
-    if (ip.array || ix.array || rows.array) {
-        const int64_t *p = nr_arg_data(&ip), nip = nr_arg_size(&ip);
-        if (!ip.array || !ix.array || !rows.array || nr_arg_size(&rows) != n || nip < 1 ||
-            p[0] < 0 || p[nip - 1] > nr_arg_size(&ix)) {
-            PyErr_SetString(PyExc_ValueError,
-                            "ncf_topk: indptr, indices and rows go together: a CSR of excluded "
-                            "candidate positions (offsets from 0 up to len(indices)) and one CSR "
-                            "row per user");
-            goto done;
-        }
-        for (int64_t i = 1; i < nip; i++)
-            if (p[i] < p[i - 1]) {
-                PyErr_SetString(PyExc_ValueError, "ncf_topk: indptr must be non-decreasing");
-                goto done;
-            }
-        if (sc_check_ids(&rows, -1, nip - 1, 0) < 0)
-            goto done;
-    }
+    if (sc_check_excluded(&ip, &ix, &rows, n, "ncf_topk", "candidate positions") < 0)
+        goto done;
     a.users = nr_arg_data(&users);
     a.n_users = n;
     a.items = nr_arg_data(&items);
@@ -340,7 +356,141 @@ done:
     return result;
 }
 
+/* Per-user candidates: ids in [-1, hi), the others strictly ascending in each row. */
+static int sc_check_rows(const struct nr_arg *items, int64_t hi)
+{
+    const int64_t *v = nr_arg_data(items), nr = nr_arg_dim(items, 0), nc = nr_arg_dim(items, 1);
+    for (int64_t r = 0; r < nr; r++) {
+        int64_t last = -1;
+        for (int64_t j = 0; j < nc; j++) {
+            const int64_t it = v[r * nc + j];
+            if (it < -1 || it >= hi) {
+                PyErr_Format(PyExc_IndexError,
+                             "ncf_topk_per_user: items[%lld, %lld] = %lld is outside [0, %lld) "
+                             "(-1: padding)",
+                             (long long)r, (long long)j, (long long)it, (long long)hi);
+                return -1;
+            }
+            if (it < 0)
+                continue;
+            if (it <= last) {
+                PyErr_Format(PyExc_ValueError,
+                             "ncf_topk_per_user: items[%lld] must hold distinct item ids in "
+                             "ascending order (np.sort each row; -1 padding may be anywhere)",
+                             (long long)r);
+                return -1;
+            }
+            last = it;
+        }
+    }
+    return 0;
+}
+
+/* Each excluded row a user reads is ascending (the scorer merges it with the user's row). */
+static int sc_check_excluded_sorted(const struct nr_arg *ip, const struct nr_arg *ix,
+                                    const struct nr_arg *rows)
+{
+    const int64_t *p = nr_arg_data(ip), *r = nr_arg_data(rows), n = nr_arg_size(rows);
+    const int32_t *x = nr_arg_data(ix);
+    for (int64_t i = 0; i < n; i++) {
+        if (r[i] < 0)
+            continue;
+        for (int64_t e = p[r[i]] + 1; e < p[r[i] + 1]; e++)
+            if (x[e] < x[e - 1]) {
+                PyErr_Format(PyExc_ValueError,
+                             "ncf_topk_per_user: indices must be ascending within each CSR row "
+                             "(row %lld is not)",
+                             (long long)r[i]);
+                return -1;
+            }
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(
+    sc_ncf_topk_per_user_doc,
+    "ncf_topk_per_user(model, users, items, k, out_ids, out_scores, indptr=None,\n"
+    "                  indices=None, rows=None)\n--\n\n"
+    "Fused NCF re-ranking of per-user candidates (nr_ncf_topk_per_user): ncf_topk's model\n"
+    "descriptor and scores, but items is an int64 matrix (len(users), n_cand): row r holds\n"
+    "the candidate item ids of users[r], strictly ascending apart from -1 entries (padding,\n"
+    "anywhere). indptr (int64) / indices (int32 item ids, ascending per row) / rows (int64,\n"
+    "the CSR row of each user, -1: none): items to skip. Writes out_ids (int64) and\n"
+    "out_scores (float32), (len(users), k), best first, equal scores by ascending id, padded\n"
+    "with -1 / -inf. Returns None.");
+
+static PyObject *sc_ncf_topk_per_user(PyObject *self, PyObject *args, PyObject *kwds)
+{
+    (void)self;
+    static char *kwlist[] = {"model",      "users",  "items",   "k",    "out_ids",
+                             "out_scores", "indptr", "indices", "rows", NULL};
+    PyObject *model;
+    struct nr_arg users = {.name = "users", .min_nd = 1, .max_nd = 1};
+    struct nr_arg items = {.name = "items", .min_nd = 2, .max_nd = 2};
+    struct nr_arg oid = {.name = "out_ids", .min_nd = 2, .max_nd = 2};
+    struct nr_arg osc = {.name = "out_scores", .min_nd = 2, .max_nd = 2};
+    struct nr_arg ip = {.name = "indptr", .min_nd = 1, .max_nd = 1, .optional = 1};
+    struct nr_arg ix = {.name = "indices", .min_nd = 1, .max_nd = 1, .optional = 1};
+    struct nr_arg rows = {.name = "rows", .min_nd = 1, .max_nd = 1, .optional = 1};
+    long long k;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO&O&LO&O&|O&O&O&:ncf_topk_per_user", kwlist,
+                                     &model, nr_conv_i64_in, &users, nr_conv_i64_in, &items, &k,
+                                     nr_conv_i64_out, &oid, nr_conv_f32_out, &osc, nr_conv_i64_in,
+                                     &ip, nr_conv_i32_in, &ix, nr_conv_i64_in, &rows))
+        return NULL;
+    PyObject *result = NULL;
+    struct sc_arrays s;
+    memset(&s, 0, sizeof s);
+    struct nr_ncf_layer layers[SC_MAX_LAYERS];
+    struct nr_ncf_part parts[SC_MAX_PARTS];
+    struct nr_ncf_args a = {0};
+    int64_t user_rows = -1, item_rows = -1;
+    if (sc_read_model(model, &a, layers, parts, &s, &user_rows, &item_rows) < 0)
+        goto done;
+    const int64_t n = nr_arg_size(&users);
+    if (nr_arg_dim(&items, 0) != n) {
+        PyErr_Format(PyExc_ValueError,
+                     "ncf_topk_per_user: items has %lld rows but there are %lld users: pass one "
+                     "row of candidates per user",
+                     (long long)nr_arg_dim(&items, 0), (long long)n);
+        goto done;
+    }
+    if (k < 1 || nr_arg_dim(&oid, 0) != n || nr_arg_dim(&oid, 1) != k || nr_arg_dim(&osc, 0) != n ||
+        nr_arg_dim(&osc, 1) != k) {
+        PyErr_Format(PyExc_ValueError,
+                     "ncf_topk_per_user: k must be >= 1 and out_ids, out_scores (len(users), k) "
+                     "= (%lld, %lld)",
+                     (long long)n, k);
+        goto done;
+    }
+    if (user_rows >= 0 && sc_check_ids(&users, 0, user_rows, 0, "ncf_topk_per_user") < 0)
+        goto done;
+    if (sc_check_rows(&items, item_rows >= 0 ? item_rows : INT64_MAX) < 0 ||
+        sc_check_excluded(&ip, &ix, &rows, n, "ncf_topk_per_user", "item ids") < 0 ||
+        (ip.array && sc_check_excluded_sorted(&ip, &ix, &rows) < 0))
+        goto done;
+    a.users = nr_arg_data(&users);
+    a.n_users = n;
+    a.items = nr_arg_data(&items);
+    a.n_cand = nr_arg_dim(&items, 1);
+    a.k = (int64_t)k;
+    a.excl_indptr = nr_arg_data(&ip);
+    a.excl_indices = nr_arg_data(&ix);
+    a.excl_rows = nr_arg_data(&rows);
+    a.out_ids = nr_arg_data(&oid);
+    a.out_scores = nr_arg_data(&osc);
+    enum nr_status st = NR_OK;
+    if (n > 0)
+        RUN_ON_POOL(st, nr_ncf_topk_per_user(&a, pool));
+    result = nr_py_none_or_raise(st, "recommend", NULL);
+done:
+    sc_release(&s);
+    NR_ARGS_RELEASE(&users, &items, &oid, &osc, &ip, &ix, &rows);
+    return result;
+}
+
 PyMethodDef nr_py_score_methods[] = {
     NR_PY_KW_METHOD("ncf_topk", sc_ncf_topk, sc_ncf_topk_doc),
+    NR_PY_KW_METHOD("ncf_topk_per_user", sc_ncf_topk_per_user, sc_ncf_topk_per_user_doc),
     {NULL, NULL, 0, NULL},
 };

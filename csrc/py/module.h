@@ -30,6 +30,9 @@ extern PyMethodDef nr_py_rank_methods[];
 /* _score.c: ncf_topk (the fused NeuMF / MLP scorer of recommend). */
 extern PyMethodDef nr_py_score_methods[];
 
+/* _exchange.c: sum_rows (the merge of a data-parallel gradient exchange). */
+extern PyMethodDef nr_py_exchange_methods[];
+
 /* pools.h: set_num_threads, get_num_threads (declared there). */
 
 #endif /* NR_PY_MODULE_H */

@@ -58,6 +58,24 @@ static void hogwild_step_rows(const struct nr_optim *o, const struct plan_table 
 /* Forward, loss and backward of batch rows [b0, b1) by thread ith, then the
  * sums of its samples' table gradients (applied at once when apply_rows:
  * Hogwild). */
+/* Samples per pass through the graph: a thread's block of the batch goes
+ * through forward, loss and backward in chunks whose values, gradients and op
+ * scratch stay within about CHUNK_BYTES, the share of a core's L2 cache they
+ * may take; parameter and table gradients accumulate across the chunks. */
+#define CHUNK_BYTES (256 * 1024)
+
+static int64_t chunk_rows(const struct nr_plan *p)
+{
+    int64_t floats = 0;
+    for (int v = 0; v < p->d.n_values; v++)
+        if (p->base[v] == v)
+            floats += p->value_size[v] * (p->needs_grad[v] ? 2 : 1);
+    for (int i = 0; i < p->d.n_ops; i++)
+        floats += p->op_scratch_size[i];
+    const int64_t rows = CHUNK_BYTES / (4 * (floats > 0 ? floats : 1));
+    return rows < 16 ? 16 : rows;
+}
+
 static void train_rows(struct run_ctx *c, int ith, int64_t b0, int64_t b1, int apply_rows)
 {
     struct nr_plan *p = c->p;
@@ -66,23 +84,27 @@ static void train_rows(struct run_ctx *c, int ith, int64_t b0, int64_t b1, int a
     if (p->d.sparse)
         for (int t = 0; t < p->n_tables; t++)
             nr_table_grad_reset(local_tg(p, ith, t));
-    if (b1 <= b0)
-        return;
-    nr_plan_forward(c, b0, b1);
-    for (int v = 0; v < p->d.n_values; v++)
-        if (p->base[v] == v && p->needs_grad[v])
-            memset(p->grad[v] + b0 * p->value_size[v], 0,
-                   (size_t)((b1 - b0) * p->value_size[v]) * sizeof(float));
-    nr_plan_loss(c, b0, b1, &p->tstats[ith]);
-    nr_plan_backward(c, ith, b0, b1);
-    if (!p->d.sparse || atomic_load(&c->bad_index))
+    const int64_t chunk = chunk_rows(p);
+    for (int64_t s0 = b0, s1; s0 < b1; s0 = s1) {
+        s1 = b1 - s0 > chunk ? s0 + chunk : b1;
+        nr_plan_forward(c, s0, s1);
+        for (int v = 0; v < p->d.n_values; v++)
+            if (p->base[v] == v && p->needs_grad[v])
+                memset(p->grad[v] + s0 * p->value_size[v], 0,
+                       (size_t)((s1 - s0) * p->value_size[v]) * sizeof(float));
+        nr_plan_loss(c, s0, s1, &p->tstats[ith]);
+        nr_plan_backward(c, ith, s0, s1);
+        if (!p->d.sparse || atomic_load(&c->bad_index))
+            continue;
+        for (int t = 0; t < p->n_tables; t++)
+            if (!p->tables[t].frozen)
+                nr_table_grad_gather(c, t, local_tg(p, ith, t), s0, s1);
+    }
+    if (!apply_rows || !p->d.sparse || atomic_load(&c->bad_index))
         return;
     for (int t = 0; t < p->n_tables; t++) {
-        if (p->tables[t].frozen)
-            continue;
         struct table_grad *tg = local_tg(p, ith, t);
-        nr_table_grad_gather(c, t, tg, b0, b1);
-        if (apply_rows)
+        if (!p->tables[t].frozen)
             hogwild_step_rows(&p->d.optim, &p->tables[t], tg->rows, tg->n_rows, tg->grad, c->step);
     }
 }

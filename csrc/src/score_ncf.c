@@ -6,6 +6,9 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
 
 _Static_assert(NR_NCF_ITEM + 1 == NR_NCF_PART_COUNT,
                "nr_ncf_part_names: a new part needs its name");
@@ -387,6 +390,7 @@ struct ncf_heap {
     int64_t *id;
     int64_t size;
     float floor; /* once full: logits below it cannot enter */
+    int stale;   /* the root was replaced since floor was computed (it is still a bound) */
 };
 
 static inline int ncf_worse(float sa, int64_t ia, float sb, int64_t ib)
@@ -470,13 +474,21 @@ static void ncf_push_range(struct ncf_heap *h, int64_t k, enum nr_act act, const
             continue;
         const float s = ncf_act(act, z[j]);
         const int64_t id = first + j;
-        if (!(s > h->s[0] || (s == h->s[0] && id < h->id[0]))) /* NaN never enters */
+        if (!(s > h->s[0] || (s == h->s[0] && id < h->id[0]))) { /* NaN never enters */
+            /* the floor of an older (worse) root is still a bound, only a looser one:
+             * it is raised when it lets a logit through in vain, not at every replacement
+             * (a floor costs more than the act evaluations a looser one lets through) */
+            if (h->stale) {
+                floor = h->floor = nr_ncf_logit_floor(act, h->z[0]);
+                h->stale = 0;
+            }
             continue;
+        }
         h->s[0] = s;
         h->z[0] = z[j];
         h->id[0] = id;
         ncf_sift_down(h, h->size, 0);
-        floor = h->floor = nr_ncf_logit_floor(act, h->z[0]);
+        h->stale = 1;
     }
 }
 
@@ -538,23 +550,54 @@ struct ncf_ctx {
     atomic_int status;
 };
 
-/* The transposed item-side rows of candidates [i0, i0 + nb), zero past nb up to nbp. */
-static void ncf_gather(float *restrict itb, const struct nr_ncf_args *a,
-                       const struct ncf_layout *lay, int64_t i0, int64_t nb, int64_t nbp)
+/* One item table's rows, transposed: dst[f * NCF_LDI + j] = tab[row_j * w + f] for the
+ * candidates j < nb (item rows items[j], or i0 + j when items is NULL), zero for
+ * nb <= j < nbp. On x86, 4 items x 4 values at a time through SSE registers: the
+ * per-user re-ranking gathers every user's own candidates, where one store per value
+ * took as long as scoring them. */
+static void ncf_gather_table(float *restrict dst, const float *restrict tab, int64_t w,
+                             const int64_t *items, int64_t i0, int64_t nb, int64_t nbp)
 {
-    for (int64_t j = 0; j < nbp; j++) {
-        const int64_t row = j >= nb ? -1 : a->items ? a->items[i0 + j] : i0 + j;
-        for (int64_t p = 0; p < a->width_0; p++)
-            itb[p * NCF_LDI + j] = row < 0 ? 0.0f : a->zi[row * a->width_0 + p];
-        for (int c = 0; c < a->n_parts; c++) {
-            if (lay->item_off[c] < 0)
-                continue;
-            const int64_t w = a->parts[c].width;
-            float *dst = itb + lay->item_off[c] * NCF_LDI + j;
-            for (int64_t f = 0; f < w; f++)
-                dst[f * NCF_LDI] = row < 0 ? 0.0f : a->parts[c].item[row * w + f];
+    int64_t j = 0;
+#if defined(__SSE2__)
+    for (; j + 4 <= nb; j += 4) {
+        const float *r[4];
+        for (int q = 0; q < 4; q++)
+            r[q] = tab + (items ? items[j + q] : i0 + j + q) * w;
+        int64_t f = 0;
+        for (; f + 4 <= w; f += 4) {
+            __m128 c0 = _mm_loadu_ps(r[0] + f), c1 = _mm_loadu_ps(r[1] + f),
+                   c2 = _mm_loadu_ps(r[2] + f), c3 = _mm_loadu_ps(r[3] + f);
+            _MM_TRANSPOSE4_PS(c0, c1, c2, c3);
+            _mm_storeu_ps(dst + f * NCF_LDI + j, c0);
+            _mm_storeu_ps(dst + (f + 1) * NCF_LDI + j, c1);
+            _mm_storeu_ps(dst + (f + 2) * NCF_LDI + j, c2);
+            _mm_storeu_ps(dst + (f + 3) * NCF_LDI + j, c3);
         }
+        for (; f < w; f++)
+            for (int q = 0; q < 4; q++)
+                dst[f * NCF_LDI + j + q] = r[q][f];
     }
+#endif
+    for (; j < nbp; j++) {
+        const float *row = j < nb ? tab + (items ? items[j] : i0 + j) * w : NULL;
+        for (int64_t f = 0; f < w; f++)
+            dst[f * NCF_LDI + j] = row ? row[f] : 0.0f;
+    }
+}
+
+/* The transposed item-side rows of nb candidates: item rows items[0..nb), or i0..i0+nb
+ * when items is NULL; zero past nb up to nbp. */
+static void ncf_gather(float *restrict itb, const struct nr_ncf_args *a,
+                       const struct ncf_layout *lay, const int64_t *items, int64_t i0, int64_t nb,
+                       int64_t nbp)
+{
+    if (a->width_0 > 0)
+        ncf_gather_table(itb, a->zi, a->width_0, items, i0, nb, nbp);
+    for (int c = 0; c < a->n_parts; c++)
+        if (lay->item_off[c] >= 0)
+            ncf_gather_table(itb + lay->item_off[c] * NCF_LDI, a->parts[c].item, a->parts[c].width,
+                             items, i0, nb, nbp);
 }
 
 /* 64-byte aligned floats out of one allocation (*base is what to free). */
@@ -593,7 +636,8 @@ static void ncf_worker(void *vctx, int ith, int nth)
                                           .z = zs + (u - u0) * k,
                                           .id = a->out_ids + u * k,
                                           .size = 0,
-                                          .floor = -INFINITY};
+                                          .floor = -INFINITY,
+                                          .stale = 0};
     for (int64_t i0 = 0; i0 < a->n_cand; i0 += NCF_IB) {
         if (a->abort && *a->abort) {
             atomic_store(&c->status, NR_ABORTED);
@@ -603,7 +647,7 @@ static void ncf_worker(void *vctx, int ith, int nth)
             goto done;
         const int64_t nb = a->n_cand - i0 < NCF_IB ? a->n_cand - i0 : NCF_IB;
         const int64_t nbp = (nb + NCF_TMAX - 1) / NCF_TMAX * NCF_TMAX;
-        ncf_gather(itb, a, lay, i0, nb, nbp);
+        ncf_gather(itb, a, lay, a->items ? a->items + i0 : NULL, i0, nb, nbp);
         for (int64_t ub = u0; ub < u1; ub += NCF_UB) {
             const int64_t mu = u1 - ub < NCF_UB ? u1 - ub : NCF_UB;
             NR_SIMD_DISPATCH(ncf_block, (a, lay, a->users + ub, mu, itb, nbp, ha, hb, x, sc));
@@ -639,5 +683,91 @@ enum nr_status nr_ncf_topk(const struct nr_ncf_args *a, struct nr_pool *pool)
     ncf_layout_of(a, &c.lay);
     atomic_init(&c.status, NR_OK);
     nr_pool_run(pool, ncf_worker, &c);
+    return (enum nr_status)atomic_load(&c.status);
+}
+
+/* ---- per-user candidates --------------------------------------------------- */
+
+/* One user at a time: its row of candidates without the padding and the exclusions
+ * (a merge: both ascending), so that heap positions ascend with the item rows and equal
+ * scores go by the lower row; then that list in blocks, one user x a block of tiles. */
+static void ncf_worker_per_user(void *vctx, int ith, int nth)
+{
+    struct ncf_ctx *c = vctx;
+    const struct nr_ncf_args *a = c->a;
+    const struct ncf_layout *lay = &c->lay;
+    const int64_t u0 = a->n_users * ith / nth, u1 = a->n_users * (ith + 1) / nth, k = a->k;
+    const int64_t nc = a->n_cand;
+    if (u1 <= u0)
+        return;
+    const size_t n_itb = ncf_round16(lay->w_item * NCF_LDI),
+                 n_h = ncf_round16(lay->maxw * NCF_TMAX);
+    const size_t n_x = ncf_round16(2 * lay->d * NCF_TMAX), n_sc = ncf_round16(NCF_LDS);
+    void *base = NULL;
+    float *itb = ncf_alloc(&base, n_itb + 2 * n_h + n_x + n_sc);
+    float *zs = malloc((size_t)k * sizeof *zs);
+    int64_t *list = malloc((size_t)(nc > 0 ? nc : 1) * sizeof *list);
+    if (!itb || !zs || !list) {
+        atomic_store(&c->status, NR_ERR_NOMEM);
+        goto done;
+    }
+    float *ha = itb + n_itb, *hb = ha + n_h, *x = hb + n_h, *sc = x + n_x;
+    for (int64_t u = u0; u < u1; u++) {
+        if (a->abort && *a->abort) {
+            atomic_store(&c->status, NR_ABORTED);
+            goto done;
+        }
+        if (atomic_load(&c->status) != NR_OK)
+            goto done;
+        const int32_t *ex = NULL;
+        int64_t n_ex = 0, m = 0, p = 0;
+        if (a->excl_indptr && a->excl_rows && a->excl_rows[u] >= 0) {
+            const int64_t row = a->excl_rows[u];
+            ex = a->excl_indices + a->excl_indptr[row];
+            n_ex = a->excl_indptr[row + 1] - a->excl_indptr[row];
+        }
+        const int64_t *row = a->items + u * nc;
+        for (int64_t j = 0; j < nc; j++) {
+            const int64_t it = row[j];
+            if (it < 0)
+                continue;
+            while (p < n_ex && (int64_t)ex[p] < it)
+                p++;
+            if (p < n_ex && (int64_t)ex[p] == it)
+                continue;
+            list[m++] = it;
+        }
+        struct ncf_heap h = {.s = a->out_scores + u * k,
+                             .z = zs,
+                             .id = a->out_ids + u * k,
+                             .size = 0,
+                             .floor = -INFINITY,
+                             .stale = 0};
+        for (int64_t i0 = 0; i0 < m; i0 += NCF_IB) {
+            const int64_t nb = m - i0 < NCF_IB ? m - i0 : NCF_IB;
+            const int64_t nbp = (nb + NCF_TMAX - 1) / NCF_TMAX * NCF_TMAX;
+            ncf_gather(itb, a, lay, list + i0, i0, nb, nbp);
+            NR_SIMD_DISPATCH(ncf_block, (a, lay, a->users + u, 1, itb, nbp, ha, hb, x, sc));
+            ncf_push_range(&h, k, a->out_act, sc, nb, i0);
+        }
+        ncf_finish(&h, k, list);
+    }
+done:
+    free(base);
+    free(zs);
+    free(list);
+}
+
+enum nr_status nr_ncf_topk_per_user(const struct nr_ncf_args *a, struct nr_pool *pool)
+{
+    if (a->k < 1 || a->n_users < 0 || a->n_cand < 0 || (!a->items && a->n_users && a->n_cand))
+        return NR_ERR_VALUE;
+    enum nr_status s = nr_ncf_check(a);
+    if (s != NR_OK)
+        return s;
+    struct ncf_ctx c = {.a = a};
+    ncf_layout_of(a, &c.lay);
+    atomic_init(&c.status, NR_OK);
+    nr_pool_run(pool, ncf_worker_per_user, &c);
     return (enum nr_status)atomic_load(&c.status);
 }

@@ -2873,7 +2873,11 @@ static void test_scoring(struct nr_pool *pool2, struct nr_pool *pool3)
         score_case(pools[p], 5, 9, 3, 12, 1, 1);     /* k > candidates: padding */
         score_case(pools[p], 2, 1, 1, 1, 0, 1);
         score_case(pools[p], 1, 33, 9, 33, 1, 0);
+        score_case(pools[p], 13, 2500, 7, 16, 1, 1); /* the buffered top-K (nr_topkb) */
+        score_case(pools[p], 13, 2500, 7, 300, 1, 1);
+        score_case(pools[p], 5, 9, 3, 20, 1, 1);
     }
+    score_case(NULL, 50, 300, 5, 40000, 1, 1); /* users in groups of 16 (bounded keys) */
     score_case(pool3, 2, 40, 0, 5, 1, 1);            /* dim 0: the bias alone */
     score_case(pool2, 0, 40, 4, 5, 1, 0);            /* no users */
     int64_t ids[4];

@@ -1,5 +1,5 @@
 /*
- * test_rank.c: standalone tests of nr_topk and nr_rank (no Python).
+ * test_rank.c: standalone tests of nr_topk, nr_topkb and nr_rank (no Python).
  *
  *   gcc -std=c11 -Wall -Wextra -Werror -fsanitize=address,undefined \
  *       -Icsrc/include csrc/tests/test_rank.c csrc/src/rank.c \
@@ -187,6 +187,87 @@ static void test_topk_random(void)
     free(sc);
 }
 
+/* The buffered top-K (nr_topkb) against brute force: few distinct scores (ties by id),
+ * NaN, -0 next to +0, exclusions, rows pushed in blocks of random sizes out of order, k
+ * from 1 to beyond the row; then orders that are hard on a quickselect (sorted either way,
+ * all scores equal) over many cuts of the buffer. */
+static void test_topkb_random(void)
+{
+    enum { N = 700, KMAX = 720 };
+    float *s = malloc(N * sizeof *s);
+    int32_t *ex = malloc(N * sizeof *ex);
+    uint64_t *keys = malloc(2 * KMAX * sizeof *keys);
+    int64_t ids[KMAX], bids[KMAX];
+    float sc[KMAX], bsc[KMAX];
+    const int64_t ks[8] = {1, 2, 5, 16, 99, 350, N, KMAX};
+    int ok = 1;
+    for (int round = 0; round < 24; round++) {
+        int64_t n_ex = 0;
+        for (int j = 0; j < N; j++) {
+            const uint64_t x = rng_next() % 100;
+            s[j] = x < 4 ? NAN : x < 8 ? -0.0f : x < 12 ? 0.0f : rng_score() - 2.0f;
+            if (round % 2 && rng_next() % 5 == 0)
+                ex[n_ex++] = j;
+        }
+        for (int t = 0; t < 8; t++) {
+            const int64_t k = ks[t];
+            struct nr_topkb b = {.k = k, .keys = keys};
+            nr_topkb_reset(&b);
+            /* blocks [cut, N) first, then [0, cut) in pieces */
+            const int64_t cut = (int64_t)(rng_next() % N);
+            nr_topkb_push_block(&b, s + cut, N - cut, cut, ex, n_ex);
+            for (int64_t j = 0; j < cut;) {
+                const int64_t nb = 1 + (int64_t)(rng_next() % 97);
+                const int64_t m = nb < cut - j ? nb : cut - j;
+                nr_topkb_push_block(&b, s + j, m, j, ex, n_ex);
+                j += m;
+            }
+            /* the same pushes into a second buffer, finished in any order */
+            uint64_t keys2[2 * KMAX];
+            struct nr_topkb b2 = {.k = k, .keys = keys2};
+            nr_topkb_reset(&b2);
+            nr_topkb_push_block(&b2, s, N, 0, ex, n_ex);
+            const int64_t got = nr_topkb_finish(&b, sc, ids, 1);
+            const int64_t m = brute_topk(s, N, ex, n_ex, k, bids, bsc);
+            ok &= got == (m < k ? m : k);
+            for (int64_t j = 0; j < k; j++) /* -0 comes back as +0: compare as floats */
+                ok &= ids[j] == bids[j] && (sc[j] == bsc[j] || (isinf(sc[j]) && isinf(bsc[j])));
+            struct entry any[KMAX];
+            int64_t ids2[KMAX];
+            float sc2[KMAX];
+            ok &= nr_topkb_finish(&b2, sc2, ids2, 0) == got;
+            for (int64_t j = 0; j < k; j++) {
+                any[j] = (struct entry){sc2[j] == 0.0f ? 0.0f : sc2[j], ids2[j]};
+                ok &= j < got ? ids2[j] >= 0 : ids2[j] == -1; /* padding last */
+            }
+            qsort(any, (size_t)got, sizeof *any, cmp_entry);
+            for (int64_t j = 0; j < got; j++)
+                ok &= any[j].id == ids[j] && any[j].s == sc[j];
+        }
+    }
+    CHECK(ok);
+    /* hard orders for a quickselect, many cuts of the buffer (k small against the row) */
+    ok = 1;
+    for (int order = 0; order < 3; order++) {
+        for (int j = 0; j < N; j++)
+            s[j] = order == 0 ? (float)j : order == 1 ? (float)(N - j) : 1.0f;
+        for (int t = 0; t < 4; t++) {
+            const int64_t k = ks[t];
+            struct nr_topkb b = {.k = k, .keys = keys};
+            nr_topkb_reset(&b);
+            nr_topkb_push_block(&b, s, N, 0, NULL, 0);
+            nr_topkb_finish(&b, sc, ids, 1);
+            brute_topk(s, N, NULL, 0, k, bids, bsc);
+            ok &= memcmp(ids, bids, (size_t)k * sizeof *ids) == 0 &&
+                  memcmp(sc, bsc, (size_t)k * sizeof *sc) == 0;
+        }
+    }
+    CHECK(ok);
+    free(s);
+    free(ex);
+    free(keys);
+}
+
 /* ---- ranks --------------------------------------------------------------- */
 
 static void test_count_sampled(void)
@@ -345,6 +426,7 @@ int main(void)
 {
     test_topk_hand();
     test_topk_random();
+    test_topkb_random();
     test_count_sampled();
     test_count_full_hand();
     test_count_full_random();

@@ -6,7 +6,8 @@
  *
  * Checks, at every SIMD level the CPU runs: scores against a float64 reference of the same
  * graph; the top-K against that reference (no better candidate left out, exclusions and
- * candidate subsets honoured, padding); smaller k equal to the prefix of the full ranking,
+ * candidate subsets honoured, padding); per-user candidates (nr_ncf_topk_per_user) equal to
+ * nr_ncf_topk on each user's row; smaller k equal to the prefix of the full ranking,
  * ties by id, also with a saturated sigmoid; threads equal to one thread; the abort flag;
  * the model checks; and the logit floor the heaps skip by. Exits 0 when every check passes.
  */
@@ -329,6 +330,93 @@ static void exercise(struct model *m, struct nr_pool *pool3, int64_t k)
     free(users);
 }
 
+/* Per-user candidates (nr_ncf_topk_per_user): each user a random ascending row of item rows
+ * with -1 padding sprinkled in (user 1: padding only), exclusions as item rows. Every user's
+ * results equal nr_ncf_topk's with its row minus its exclusions as the candidate set, bit
+ * for bit; threads equal one thread. */
+static void exercise_per_user(struct model *m, struct nr_pool *pool3, int64_t k)
+{
+    const int64_t nu = m->n_users, ni = m->n_items, nc = ni < 450 ? ni * 2 / 3 : 300;
+    int64_t *users = malloc((size_t)nu * sizeof *users);
+    int64_t *items = malloc((size_t)(nu * nc) * sizeof *items);
+    int64_t *indptr = malloc((size_t)(nu + 1) * sizeof *indptr);
+    int32_t *indices = malloc((size_t)(nu * ni) * sizeof *indices);
+    int64_t *rows = malloc((size_t)nu * sizeof *rows);
+    int64_t *list = malloc((size_t)nc * sizeof *list);
+    indptr[0] = 0;
+    for (int64_t q = 0; q < nu; q++) {
+        users[q] = (q * 5 + 2) % nu;
+        int64_t *row = items + q * nc, got = 0;
+        for (int64_t i = 0; i < ni && got < nc; i++) /* selection sampling: nc ascending rows */
+            if ((int64_t)(xorshift64s(&rng_state) % (uint64_t)(ni - i)) < nc - got)
+                row[got++] = i;
+        for (int64_t j = 0; j < nc; j++)
+            if (q == 1 || xorshift64s(&rng_state) % 5 == 0)
+                row[j] = -1;
+        int64_t e = indptr[q];
+        for (int64_t i = 0; i < ni; i++)
+            if (xorshift64s(&rng_state) % 4 == 0)
+                indices[e++] = (int32_t)i;
+        indptr[q + 1] = e;
+        rows[q] = q % 5 == 4 ? -1 : q;
+    }
+    struct nr_ncf_args a = m->a;
+    a.users = users;
+    a.n_users = nu;
+    a.items = items;
+    a.n_cand = nc;
+    a.k = k;
+    a.excl_indptr = indptr;
+    a.excl_indices = indices;
+    a.excl_rows = rows;
+    struct run r, r3;
+    for (int excl = 0; excl < 2; excl++) {
+        if (!excl)
+            a.excl_indptr = NULL;
+        else
+            a.excl_indptr = indptr;
+        r.ids = a.out_ids = malloc((size_t)(nu * k) * sizeof *r.ids);
+        r.scores = a.out_scores = malloc((size_t)(nu * k) * sizeof *r.scores);
+        CHECK(nr_ncf_topk_per_user(&a, NULL) == NR_OK);
+        r3.ids = a.out_ids = malloc((size_t)(nu * k) * sizeof *r3.ids);
+        r3.scores = a.out_scores = malloc((size_t)(nu * k) * sizeof *r3.scores);
+        CHECK(nr_ncf_topk_per_user(&a, pool3) == NR_OK);
+        check_same(&r, &r3, nu * k);
+        int bad = 0;
+        for (int64_t q = 0; q < nu; q++) {
+            int64_t n = 0;
+            for (int64_t j = 0; j < nc; j++) {
+                const int64_t it = items[q * nc + j];
+                int ex = 0;
+                if (excl && rows[q] >= 0)
+                    for (int64_t t = indptr[rows[q]]; t < indptr[rows[q] + 1]; t++)
+                        ex |= indices[t] == it;
+                if (it >= 0 && !ex)
+                    list[n++] = it;
+            }
+            if (n == 0) {
+                for (int64_t j = 0; j < k; j++)
+                    bad |= r.ids[q * k + j] != -1 || !isinf(r.scores[q * k + j]);
+                continue;
+            }
+            struct run one;
+            CHECK(run_topk(m, users + q, 1, list, n, k, NULL, NULL, NULL, NULL, &one) == NR_OK);
+            bad |= memcmp(one.ids, r.ids + q * k, (size_t)k * sizeof *one.ids) != 0 ||
+                   memcmp(one.scores, r.scores + q * k, (size_t)k * sizeof *one.scores) != 0;
+            run_free(&one);
+        }
+        CHECK(!bad);
+        run_free(&r);
+        run_free(&r3);
+    }
+    free(users);
+    free(items);
+    free(indptr);
+    free(indices);
+    free(rows);
+    free(list);
+}
+
 static void test_models(struct nr_pool *pool3)
 {
     const enum nr_ncf_part_kind neumf[2] = {NR_NCF_PRODUCT, NR_NCF_TOWER};
@@ -341,10 +429,12 @@ static void test_models(struct nr_pool *pool3)
     /* NeuMF as the zoo builds it (32 -> 16 -> 8, 8 factors): x is 16 wide */
     model_init(&m, 37, 300, 32, outs_std, 2, neumf, w8, 2, NR_ACT_RELU, NR_ACT_SIGMOID, 0.5f);
     exercise(&m, pool3, 10);
+    exercise_per_user(&m, pool3, 10);
     model_free(&m);
     /* odd widths everywhere (tails of every kernel, a prediction input of 8 + 7 + 5) */
     model_init(&m, 23, 517, 11, outs_odd, 2, mixed, w_odd, 4, NR_ACT_RELU, NR_ACT_LINEAR, 0.5f);
     exercise(&m, pool3, 7);
+    exercise_per_user(&m, pool3, 7);
     model_free(&m);
     /* tanh and sigmoid in the tower, three layers, a relu output */
     model_init(&m, 19, 260, 6, outs_wide, 3, tower, none, 1, NR_ACT_TANH, NR_ACT_RELU, 0.7f);
@@ -354,14 +444,17 @@ static void test_models(struct nr_pool *pool3)
     /* no tower: GMF plus a user and an item vector, tanh output */
     model_init(&m, 21, 333, 0, NULL, 0, gmf_lin, w_odd + 1, 3, NR_ACT_LINEAR, NR_ACT_TANH, 0.5f);
     exercise(&m, pool3, 5);
+    exercise_per_user(&m, pool3, 40);
     model_free(&m);
     /* no prediction layer: a 1-wide hoisted layer, sigmoid */
     model_init(&m, 17, 129, 1, NULL, 0, NULL, NULL, 0, NR_ACT_LINEAR, NR_ACT_SIGMOID, 1.0f);
     exercise(&m, pool3, 9);
+    exercise_per_user(&m, pool3, 3);
     model_free(&m);
     /* saturated sigmoid: most outputs are 1.0f, ties broken by id (the prefix check) */
     model_init(&m, 13, 270, 8, outs_std + 1, 1, neumf, w8, 2, NR_ACT_RELU, NR_ACT_SIGMOID, 6.0f);
     exercise(&m, pool3, 25);
+    exercise_per_user(&m, pool3, 25);
     model_free(&m);
 }
 
@@ -400,6 +493,30 @@ static void test_errors_and_abort(struct nr_pool *pool3)
     m.a.abort = &stop;
     CHECK(run_topk(&m, users, 5, NULL, 1000, 3, NULL, NULL, NULL, pool3, &r) == NR_ABORTED);
     run_free(&r);
+    struct nr_ncf_args pu = m.a;
+    int64_t rows_pu[5 * 4], oid[5 * 3];
+    float osc[5 * 3];
+    for (int i = 0; i < 20; i++)
+        rows_pu[i] = i % 4 == 3 ? -1 : i;
+    pu.users = users;
+    pu.n_users = 5;
+    pu.items = rows_pu;
+    pu.n_cand = 4;
+    pu.k = 3;
+    pu.out_ids = oid;
+    pu.out_scores = osc;
+    CHECK(nr_ncf_topk_per_user(&pu, pool3) == NR_ABORTED);
+    pu.abort = NULL;
+    CHECK(nr_ncf_topk_per_user(&pu, pool3) == NR_OK);
+    CHECK(oid[0] == 0 || oid[0] == 1 || oid[0] == 2);
+    pu.items = NULL; /* candidates but no matrix */
+    CHECK(nr_ncf_topk_per_user(&pu, NULL) == NR_ERR_VALUE);
+    pu.items = rows_pu;
+    pu.k = 0;
+    CHECK(nr_ncf_topk_per_user(&pu, NULL) == NR_ERR_VALUE);
+    pu.k = 3;
+    pu.n_parts = 1; /* a tower without its part */
+    CHECK(nr_ncf_topk_per_user(&pu, NULL) == NR_ERR_SHAPE);
     m.a.abort = NULL;
     CHECK(run_topk(&m, users, 5, NULL, 1000, 0, NULL, NULL, NULL, NULL, &r) == NR_ERR_VALUE);
     run_free(&r);

@@ -17,11 +17,13 @@ MPI is reached through ``mpi4py`` alone, imported by :func:`initialize` only whe
 process was launched by ``mpiexec`` (or ``mpi4py`` is already imported): ``import neurec``
 never imports it, and a script run without ``mpiexec`` needs no MPI at all.
 """
+import contextlib
+import contextvars
 import os
 import sys
 import time
 import traceback
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 __all__ = ["initialize", "rank", "size", "is_main", "barrier", "communicator",
            "Distribution", "DataParallel", "ModelParallel", "set_distribution", "distribution"]
@@ -209,6 +211,26 @@ def _allgather_blocks(arrays, bounds) -> None:
         _state.comm.Allgatherv(MPI.IN_PLACE, [a, (counts, displs), kind])
 
 
+_LOCAL = contextvars.ContextVar("neurec_distribution_local", default=False)
+
+
+@contextlib.contextmanager
+def _local() -> Iterator[None]:
+    """Inside the block ``Model.predict`` computes this rank's rows alone (no split across
+    the ranks, no collective call): for work the caller already split, such as a rank's
+    share of the users of ``recommend`` or of the ranking protocols."""
+    token = _LOCAL.set(True)
+    try:
+        yield
+    finally:
+        _LOCAL.reset(token)
+
+
+def _is_local() -> bool:
+    """Whether :func:`_local` is in force (in this thread or task)."""
+    return _LOCAL.get()
+
+
 def communicator() -> Any:
     """The ``mpi4py`` communicator in use, or None on one process without MPI."""
     return _state.comm
@@ -246,6 +268,13 @@ class DataParallel(Distribution):
     epoch, ``max_r ceil(n_r / b_r)``; a rank whose partition runs out first takes part
     in the last steps without samples. Each rank shuffles its partition with the
     epoch's seed; validation is rank 0's (its ``validation_data`` or split).
+
+    ``model.predict(x)`` and ``model.evaluate(x, y)`` on arrays split the samples too
+    (call them on every rank): each rank computes a contiguous share of the same ``x``
+    and every rank gets every prediction, and the loss and metrics of one process
+    (computed from the gathered predictions; ``gather="main"``: on rank 0 alone). With
+    ``local_data=True`` each rank passes its own rows: ``predict`` returns its own
+    predictions, ``evaluate`` the result over every rank's rows.
 
     Args:
         local_data: False: every rank passes the whole data; True: each rank passes its
@@ -286,13 +315,37 @@ class ModelParallel(DataParallel):
     keeps its updated rows. The trained weights are those of :class:`DataParallel`
     (the same updates in the same order). Needs ``sparse_updates=True`` (the default).
 
-    After ``fit`` the tables stay sharded. ``model.save`` (and ``save_weights``,
-    ``ModelCheckpoint``) gathers them on rank 0 alone, which writes one ordinary model
-    file; ``load_model`` it on every rank and ``fit`` shards it again. ``predict``,
-    ``evaluate*``, ``recommend``, ``weights`` and ``get_weights`` first gather the whole
-    tables on every rank (then split the users as DataParallel does): call them on every
-    rank, never on one alone. Not yet: ``validation_data`` / ``validation_split``, or a
-    callback that predicts, during a sharded ``fit``.
+    With ``local_data=True`` each rank passes only its own partition, as with
+    ``DataParallel(local_data=True)`` (the global batch apportioned to the ranks by
+    partition size); the working rows of a run of batches are then the union of every
+    rank's ids.
+
+    After ``fit`` the tables stay sharded; call what follows on every rank, never on one
+    alone. ``model.save`` (and ``save_weights``, ``ModelCheckpoint``) gathers them on
+    rank 0 alone, which writes one ordinary model file; ``load_model`` it on every rank
+    and ``fit`` shards it again. ``recommend`` (``output=`` too), ``evaluate_full``,
+    ``evaluate_sampled`` and the ``RankingMetrics`` callback, for a model whose inputs
+    are a user id and an item id, score without gathering: each rank scores every user
+    against the items whose rows it holds (the users' rows fetched block by block); the
+    per-user top-K lists are merged in rank order, the counts of negatives above each
+    held-out item summed, each pair scored by the owner of its item: one process's
+    results. ``predict``, ``evaluate`` and ``fit``'s ``validation_data`` /
+    ``validation_split`` (and a callback that predicts or evaluates during ``fit``) split
+    the samples as DataParallel does and each rank fetches only the rows its share reads
+    from their owners (one ``Alltoallv`` of ids and one of rows per block of samples):
+    the validation logs of DataParallel, the same on every rank (only rank 0 prints);
+    under ``local_data=True`` the validation is rank 0's. ``recommend(histories=)``,
+    ``weights`` and ``get_weights`` (and ``recommend`` of models with side features, or
+    through an index or two stages) first gather the whole tables on every rank, then
+    split the work as DataParallel does (not possible during ``fit``, e.g. from
+    ``EarlyStopping(restore_best_weights=True)``).
+
+    Args:
+        local_data: False: every rank passes the whole data; True: each rank passes its
+            own partition.
+
+    Raises:
+        TypeError: If ``local_data`` is not a bool.
 
     Example:
 
@@ -304,11 +357,14 @@ class ModelParallel(DataParallel):
     >>> distribution.set_distribution(None)
     """
 
-    def __init__(self):
-        super().__init__(local_data=False)
+    def __init__(self, local_data: bool = False):
+        if not isinstance(local_data, bool):
+            raise TypeError(f"ModelParallel: local_data must be True or False, got "
+                            f"{local_data!r}")
+        super().__init__(local_data=local_data)
 
     def __repr__(self) -> str:
-        return "ModelParallel()"
+        return "ModelParallel(local_data=True)" if self.local_data else "ModelParallel()"
 
 
 def set_distribution(value: Optional[Distribution]) -> None:

@@ -33,9 +33,12 @@ from typing import Dict, List, NamedTuple, Sequence
 
 import numpy as np
 
+from neurec import _core
+
 # the most floats a rank receives in the step's first message for the dense gradient
 # ((P - 1) * size); larger buffers are reduced in two phases
 GATHER_DENSE_MAX = 1 << 22
+_ANY_ROW = np.iinfo(np.int64).max
 
 
 class TableSpec(NamedTuple):
@@ -71,6 +74,8 @@ class GradientExchange:
         self.rank, self.size = int(comm.Get_rank()), int(comm.Get_size())
         self.tables: Dict[int, TableSpec] = {t.param: t for t in tables}
         self.live: List[int] = sorted(t.param for t in tables if not t.frozen)
+        self._cols = np.array([self.tables[p].cols for p in self.live], dtype=np.int64)
+        self._widths = self._cols + 2  # 32-bit words per row: the id's two, the gradient's
         self.sparse = bool(sparse)
         self.bytes_sent = 0
         self.steps = 0
@@ -86,7 +91,7 @@ class GradientExchange:
         sent = self._local_rows(parts) if self.sparse else []
         dense = grads.dense
         gather = dense.size * (self.size - 1) <= GATHER_DENSE_MAX
-        header = np.array([grads.step, mine] + [len(r) for r, _ in sent], dtype=np.int64)
+        header = np.array([grads.step, mine] + [n for n, _ in sent], dtype=np.int64)
         h = 2 * header.size  # 32-bit words: the bits travel, nothing is converted
         msg = np.empty(h + (dense.size if gather else 0), dtype=np.uint32)
         msg[:h] = header.view(np.uint32)
@@ -150,64 +155,51 @@ class GradientExchange:
 
     # -- sparse -----------------------------------------------------------------------
     def _local_rows(self, parts: Dict[int, list]):
-        """Per live table: this rank's distinct rows and their gradients, in part order
-        (empty for a placeholder batch)."""
+        """Per live table: the count of this rank's distinct rows and its parts' (rows,
+        gradients) (no parts for a placeholder batch)."""
         out = []
         for param in self.live:
-            cols = self.tables[param].cols
-            got = parts.get(param, [])
-            if self.placeholder or not got:
-                out.append((np.empty(0, np.int64), np.empty((0, cols), np.float32)))
-            else:
-                out.append((np.concatenate([p[3] for _, p in got]),
-                            np.concatenate([p[4] for _, p in got])))
+            got = [] if self.placeholder else parts.get(param, [])
+            pieces = [(p[3], p[4]) for _, p in got]
+            out.append((sum(r.size for r, _ in pieces), pieces))
         return out
 
     def _merge_rows(self, grads, parts, sent, n_rows: np.ndarray, weights: np.ndarray) -> None:
-        """Allgather every rank's rows of every live table (each a row of 32-bit words: the
-        id's two words, then the gradient's bits; never converted, so any bit pattern
-        survives), sum each row over the ranks in rank order and give every rank's C core
-        the union."""
+        """Allgather every rank's rows of every live table (per table, the ids' 32-bit
+        words, then the gradients' bits: never converted, so any bit pattern survives),
+        sum each row over the ranks in rank order (``_core.sum_rows``: in float64, each
+        distinct row once, in order of first appearance) and give every rank's C core the
+        union."""
         if not self.live:
             return
         MPI, size = self._mpi, self.size
-        widths = np.array([self.tables[p].cols + 2 for p in self.live], dtype=np.int64)
-        per_rank = n_rows @ widths  # floats each rank sends
+        per_rank = n_rows @ self._widths  # words each rank sends
         packed = np.empty(int(per_rank[self.rank]), dtype=np.uint32)
         at = 0
-        for (rows, grad), w in zip(sent, widths):
-            block = packed[at:at + rows.size * w].reshape(rows.size, w)
-            block[:, :2] = rows.view(np.uint32).reshape(-1, 2)
-            block[:, 2:] = grad.view(np.uint32)
-            at += block.size
+        for (n, pieces), cols in zip(sent, self._cols.tolist()):
+            ids, grad = packed[at:at + 2 * n], packed[at + 2 * n:at + n * (cols + 2)]
+            i = 0
+            for rows, g in pieces:
+                ids[2 * i:2 * (i + rows.size)] = rows.view(np.uint32)
+                grad[cols * i:cols * (i + rows.size)] = g.reshape(-1).view(np.uint32)
+                i += rows.size
+            at += n * (cols + 2)
         every = np.empty(int(per_rank.sum()), dtype=np.uint32)
-        displs = np.concatenate(([0], np.cumsum(per_rank)[:-1]))
+        displs = np.zeros(size, dtype=np.int64)
+        np.cumsum(per_rank[:-1], out=displs[1:])
         self.comm.Allgatherv([packed, MPI.UINT32_T], [every, (per_rank, displs), MPI.UINT32_T])
         self.bytes_sent += packed.nbytes * (size - 1)
-        starts = displs.copy()  # where each rank's next table begins
+        message = every.view(np.int32)
         for j, param in enumerate(self.live):
-            w = int(widths[j])
-            blocks = []
-            for r in range(size):
-                n = int(n_rows[r, j])
-                blocks.append(every[starts[r]:starts[r] + n * w].reshape(n, w))
-                starts[r] += n * w
-            rows, summed = _sum_rows(np.concatenate(blocks), n_rows[:, j], weights)
+            counts = np.ascontiguousarray(n_rows[:, j])
+            total = int(counts.sum())
+            rows = np.empty(total, dtype=np.int64)
+            summed = np.empty((total, int(self._cols[j])), dtype=np.float32)
+            # ids are bounded here by int64 alone: set_part checks each against the
+            # plan's table (whose rows a sharded fit's working tables change)
+            n = _core.sum_rows(message, displs, counts, weights, _ANY_ROW, rows, summed)
+            displs += counts * self._widths[j]
             own = parts.get(param, [])
             for i, (k, _) in enumerate(own):
-                lo, hi = rows.size * i // len(own), rows.size * (i + 1) // len(own)
+                lo, hi = n * i // len(own), n * (i + 1) // len(own)
                 grads.set_part(k, rows[lo:hi], summed[lo:hi])
-
-
-def _sum_rows(block: np.ndarray, counts: np.ndarray, weights: np.ndarray):
-    """The distinct row ids of ``block`` (uint32 rows ``[id | gradient]``, rank after
-    rank, ``counts[r]`` from rank ``r``) and their gradients summed over the ranks in rank
-    order, each weighted by its rank's weight (float64, rounded once)."""
-    ids = np.ascontiguousarray(block[:, :2]).view(np.int64).reshape(-1)
-    if ids.size == 0:
-        return ids, np.empty((0, block.shape[1] - 2), dtype=np.float32)
-    order = np.argsort(ids, kind="stable")  # stable: equal ids stay in rank order
-    ids = ids[order]
-    first = np.flatnonzero(np.concatenate(([True], ids[1:] != ids[:-1])))
-    weighted = block[order, 2:].view(np.float32) * np.repeat(weights, counts)[order][:, None]
-    return ids[first], np.add.reduceat(weighted, first, axis=0).astype(np.float32)

@@ -19,10 +19,15 @@ communication. Every rank holds the working rows of the whole global batch becau
 reduce hook hands the C core the union of every rank's touched rows.
 
 Outside ``fit`` a sharded model gathers what it needs: ``save`` gathers the tables on
-rank 0 alone (``Gatherv``) and writes one ordinary model file; ``predict``, ``evaluate``,
-``recommend`` and ``weights`` first gather the whole tables on every rank
-(:func:`unshard`, a collective call: every rank must make it) and the model is an
-ordinary replicated one from then on; the next ``fit`` shards it again.
+rank 0 alone (``Gatherv``) and writes one ordinary model file; ``recommend`` and the
+ranking protocols score shard by shard (``neurec/models/_mp_score.py``: each rank its
+items, the users' rows fetched block by block); ``predict``, ``evaluate`` and ``fit``'s
+validation fetch the rows their samples read from the owners (``_dp_predict.py``, one
+``Alltoallv`` of ids and one of rows per block); ``weights`` and ``get_weights`` first
+gather the whole tables on every rank (:func:`unshard`, a collective call: every rank
+must make it) and the model is an ordinary replicated one from then on; the next ``fit``
+shards it again. Under ``ModelParallel(local_data=True)`` the ranks' samples
+differ, and :meth:`ShardedTables.fetch` takes the union of their ids.
 """
 import contextlib
 import zlib
@@ -165,15 +170,20 @@ class ShardedTables:
             self._point_at_work(min(most, ids))
         return max(1, self.capacity // ids)
 
-    def fetch(self, inputs: List[np.ndarray], sub: np.ndarray) -> List[np.ndarray]:
+    def fetch(self, inputs: List[np.ndarray], sub: np.ndarray,
+              local_data: bool = False) -> List[np.ndarray]:
         """Fill the working tables with the rows samples ``sub`` of ``inputs`` read, from
         their owners, and return ``inputs`` with those samples' ids rewritten as working
-        rows (copies of the id inputs; the other samples' ids are stale)."""
+        rows (copies of the id inputs; the other samples' ids are stale). With
+        ``local_data`` every rank passes its own samples: the working rows are the union
+        of every rank's ids (one more ``Allgatherv`` per input group)."""
         out = list(inputs)
         self._ids = []
         for slots, _ in self.groups:
             got = [np.asarray(inputs[s][sub]) for s in slots]
             uniq = np.unique(np.concatenate([g.reshape(-1) for g in got]).astype(np.int64))
+            if local_data:
+                uniq = self._union(uniq)
             for s, g in zip(slots, got):
                 src = inputs[s]
                 cached = self._cache.get(s)
@@ -185,6 +195,16 @@ class ShardedTables:
             self._ids.append(uniq)
         self._exchange_rows()
         return out
+
+    def _union(self, ids: np.ndarray) -> np.ndarray:
+        """The sorted union of every rank's sorted distinct ``ids`` (the same everywhere)."""
+        MPI = self._mpi
+        counts = np.array(self.comm.allgather(int(ids.size)), np.int64)
+        every = np.empty(int(counts.sum()), np.int64)
+        displs = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        self.comm.Allgatherv([np.ascontiguousarray(ids), MPI.INT64_T],
+                             [every, (counts, displs), MPI.INT64_T])
+        return np.unique(every)
 
     def _exchange_rows(self) -> None:
         """One Allgatherv: every owner's rows (and state) of the run's ids, to every rank."""
@@ -315,9 +335,10 @@ class ShardedTables:
         """Every rank gathers the whole tables; the model is an ordinary one again."""
         from neurec.models._plan import PLAN_LOCK
         if self.in_fit:
-            raise RuntimeError("a model under ModelParallel cannot predict, evaluate or give its "
-                               "weights while fit trains its sharded tables (a callback?); "
-                               "evaluate after fit, on every rank")
+            raise RuntimeError("a model under ModelParallel cannot gather its tables (weights, "
+                               "get_weights, recommend(histories=), ...) while fit trains them "
+                               "(a callback?); predict, evaluate and the ranking protocols work "
+                               "on the shards, the rest after fit, on every rank")
         whole = self._whole(None)
         opt = self.model.optimizer
         with PLAN_LOCK:

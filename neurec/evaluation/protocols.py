@@ -11,7 +11,11 @@ higher-scored candidates go above a positive.
 
 Under :class:`neurec.distribution.DataParallel` with several processes every rank must
 call the protocol: each scores a contiguous share of the users, the per-user results are
-gathered, and every rank returns the same metrics.
+gathered, and every rank returns the same metrics. A model whose tables are sharded by
+:class:`neurec.distribution.ModelParallel` is scored shard by shard instead, every rank
+taking part for every user (``neurec/models/_mp_score.py``): the sampled protocol's
+pairs are scored by the ranks that hold their items, and the full protocol's counts of
+negatives above each held-out item are summed over the ranks' item shards.
 """
 from __future__ import annotations
 
@@ -44,7 +48,8 @@ def _check_batch_size(batch_size: Any) -> Optional[int]:
 
 def _predict_pairs(model: Any, users: np.ndarray, items: np.ndarray,
                    batch_size: Optional[int]) -> np.ndarray:
-    out = np.asarray(model.predict([users, items], batch_size=batch_size, verbose=0))
+    with distribution._local():  # this rank's share of the users: no split of its own
+        out = np.asarray(model.predict([users, items], batch_size=batch_size, verbose=0))
     if out.dtype.kind not in "fiub":
         raise TypeError(f"model.predict must return real scores, got dtype {out.dtype}")
     if out.size != users.size or (out.ndim == 2 and out.shape[1] != 1) or out.ndim > 2:
@@ -96,12 +101,15 @@ class _SampledTask:
         ranks = np.empty(n, dtype=np.int64)
         aucs = np.empty(n, dtype=np.float64)
         core, nt = _core(), _num_threads()
-        shares = distribution._shares(n)  # several processes: this rank's users only
+        sharded = getattr(model, "_sharded_pair_scores", None)  # ModelParallel's tables
+        pairs = sharded() if sharded is not None else None  # every rank scores every pair
+        shares = distribution._shares(n) if pairs is None else None  # else a share of users
         lo, hi = _share_of(shares, n)
         for i0 in range(lo, hi, rows):
             i1 = min(hi, i0 + rows)
-            s = _predict_pairs(model, np.repeat(self.users[i0:i1], width),
-                               self.items[i0:i1].ravel(), batch_size).reshape(i1 - i0, width)
+            u, i = np.repeat(self.users[i0:i1], width), self.items[i0:i1].ravel()
+            s = (_predict_pairs(model, u, i, batch_size) if pairs is None else
+                 pairs(u, i)).reshape(i1 - i0, width)
             ranks[i0:i1], aucs[i0:i1] = core.count_sampled(
                 np.ascontiguousarray(s[:, 0]), np.ascontiguousarray(s[:, 1:]), n_threads=nt)
             _advance(bar, i1 - lo, hi - lo)
@@ -175,6 +183,11 @@ class _FullTask:
         aucs = np.empty(n_pos, dtype=np.float64)
         core, nt = _core(), _num_threads()
         n = self.users.size
+        sharded = getattr(model, "_sharded_count_full", None)  # ModelParallel's tables
+        if sharded is not None and sharded(self, above, aucs, max_block_bytes,
+                                           lambda done, total: _advance(bar, done, total)):
+            return ranking_metrics(above, self.ks, indptr=self.pos_indptr if self.multi
+                                   else None, aucs=aucs, per_user=per_user)
         shares = distribution._shares(n)  # several processes: this rank's users only
         lo, hi = _share_of(shares, n)
         for i0 in range(lo, hi, rows):

@@ -40,11 +40,17 @@ def sharding() -> bool:
         distribution.size() > 1
 
 
+def alone(model) -> bool:
+    """Whether ``model`` trains on this process alone whatever the distribution (a
+    fold-in's scratch model: each rank fits its own users, ``_foldin.py``)."""
+    return bool(getattr(model, "_train_alone", False))
+
+
 def fit_plan(model):
     """The plan ``fit`` trains through: the model's own, or under ModelParallel the plan
     over its working tables (the tables sharded first if they are whole: their optimizer
     state, when not built yet, is built for this rank's rows only)."""
-    if not sharding():
+    if not sharding() or alone(model):
         if getattr(model, "_shards", None) is not None:
             model._shards.unshard()  # ModelParallel was unset: every rank gathers
         return model._get_plan()
@@ -63,7 +69,7 @@ def begin(model, plan, source, opts, callbacks) -> Optional["DataParallelFit"]:
     Raises:
         ValueError: For a Hogwild model, or a batch smaller than the number of processes.
     """
-    if not active():
+    if not active() or alone(model):
         return None
     if sharding():
         return ModelParallelFit(model, plan, source, opts, callbacks)
@@ -221,17 +227,22 @@ class ModelParallelFit(DataParallelFit):
     """One rank's side of a fit with row-sharded tables (``distribution.ModelParallel``):
     the data-parallel fit of :class:`DataParallelFit` over runs of global batches, each
     trained on working tables that hold the rows it reads
-    (:class:`neurec.distribution._sharding.ShardedTables`).
+    (:class:`neurec.distribution._sharding.ShardedTables`). Every rank takes part in the
+    validation, which fetches the rows its samples read (``_dp_predict.py``).
 
     Raises:
-        ValueError: With validation data (not supported yet under ModelParallel).
+        ValueError: If some ranks pass validation data and others not.
     """
 
     def __init__(self, model, plan, source, opts, callbacks):
-        if source.validation is not None:
-            raise ValueError("fit under ModelParallel: validation_data / validation_split are "
-                             "not supported yet; evaluate after fit (on every rank)")
         self.shards = model._shards
+        every = self.shards.comm.allgather(source.validation is not None)
+        if len(set(every)) > 1:
+            raise ValueError(f"fit under ModelParallel: rank {every.index(not every[0])} "
+                             f"{'passes no' if every[0] else 'passes'} validation data and rank "
+                             f"0 {'does' if every[0] else 'does not'}; every rank takes part in "
+                             f"validating, so pass validation_data (or validation_split) on "
+                             f"every rank or on none")
         super().__init__(model, self.shards.plan, source, opts, callbacks)
         # every rank runs ModelCheckpoint (saving gathers the shards on rank 0, which
         # writes); CSVLogger and printing stay on rank 0
@@ -250,6 +261,11 @@ class ModelParallelFit(DataParallelFit):
 
     def penalty(self) -> float:
         return self.shards.penalty()
+
+    def validation(self, evaluate) -> Dict[str, float]:
+        """The validation logs, computed by every rank together (the tables stay sharded;
+        under ``local_data=True`` they are rank 0's validation data's)."""
+        return self.model._validate_sharded(self.source.validation)
 
     def fit(self, inputs, labels, idx, batch_size, step, seed, weights=None):
         """Train the global batches ``idx`` run by run: fetch each run's rows, train this
@@ -273,12 +289,18 @@ class ModelParallelFit(DataParallelFit):
         return stats
 
 
-def recommend(call: Callable, users, verbose, gather: str = "all"):
+def recommend(call: Callable, users, verbose, gather: str = "all", model=None):
     """``Model.recommend`` under DataParallel with several processes: ``call(users,
     verbose)`` for this rank's contiguous share of ``users``, the rows gathered on every
     rank (the same result as one process), or on rank 0 alone with ``gather="main"``
     (the others get None); on one process, or with fewer users than processes,
-    ``call(users, verbose)`` for all of them."""
+    ``call(users, verbose)`` for all of them. With tables sharded by ModelParallel
+    (``model._shards``) every rank takes part in ranking every user against its item
+    shard (``_mp_score.py``): ``call(users, verbose, gather_to)``, the users not split."""
+    if getattr(model, "_shards", None) is not None:
+        main = distribution.rank() == 0
+        out = call(users, verbose if main else 0, None if gather == "all" else 0)
+        return out if gather == "all" or main else None
     flat = np.asarray(users).ravel()
     shares = distribution._shares(flat.size)
     if shares is None or flat.size < distribution.size():

@@ -20,13 +20,18 @@ import numpy as np
 
 from neurec import distribution
 from neurec.models import _distributed
-from neurec.models._distributed import DataParallelFit, _signature
+from neurec.models._distributed import DataParallelFit, ModelParallelFit, _signature
 
 
 def begin(model, plan, source, opts, callbacks) -> Optional[DataParallelFit]:
     """The data-parallel state of a fit (``_distributed.begin``), of a
-    :class:`LocalDataFit` under ``DataParallel(local_data=True)``; None on one process."""
-    if _distributed.active() and distribution.distribution().local_data:
+    :class:`LocalDataFit` under ``DataParallel(local_data=True)`` (a
+    :class:`LocalModelParallelFit` under ``ModelParallel(local_data=True)``); None on one
+    process."""
+    if _distributed.active() and distribution.distribution().local_data \
+            and not _distributed.alone(model):
+        if _distributed.sharding():
+            return LocalModelParallelFit(model, plan, source, opts, callbacks)
         return LocalDataFit(model, plan, source, opts, callbacks)
     return _distributed.begin(model, plan, source, opts, callbacks)
 
@@ -158,3 +163,35 @@ class LocalDataFit(DataParallelFit):
                         f"build and compile the same model and call fit with the same "
                         f"arguments{hint}")
         self._sync_state(step)
+
+
+class LocalModelParallelFit(ModelParallelFit, LocalDataFit):
+    """One rank's side of a fit on its own partition with row-sharded tables
+    (``ModelParallel(local_data=True)``): :class:`LocalDataFit`'s steps, run by run as
+    :class:`ModelParallelFit` trains them, but the ranks' samples differ, so a run's
+    working rows are the union of every rank's ids (``ShardedTables.fetch(local_data=
+    True)``: one more ``Allgatherv`` of the distinct ids per run).
+    """
+
+    def fit(self, inputs, labels, idx, batch_size, step, seed, weights=None) -> Dict[str, Any]:
+        """Train the chunk's ``nb`` local batches (``idx``: rows of this rank's partition,
+        -1 past its end) in runs of batches whose rows fit the working tables."""
+        per = self.shards.batches_per_run(inputs, self.global_batch)
+        if self.shards.plan is not self.plan:  # the working tables grew
+            self.plan.set_reduce_hook(None)
+            self.plan = self.shards.plan
+            if self.checked:
+                self.plan.set_reduce_hook(self.exchange)
+        self.plan.set_optimizer(self.model.optimizer._c_spec())
+        stats = None
+        run = per * batch_size
+        for at in range(0, idx.size, run):
+            sub = idx[at:at + run]
+            real = sub[sub >= 0]
+            if real.size < sub.size:  # empty steps read sample 0 (their rows must be here)
+                real = np.concatenate([real, [0]])
+            local = self.shards.fetch(inputs, real, local_data=True)
+            st = LocalDataFit.fit(self, local, labels, sub, batch_size, step, seed, weights)
+            self.shards.write_back()
+            stats = st if stats is None else {k: v + st[k] for k, v in stats.items()}
+        return stats

@@ -121,10 +121,33 @@ class _Writer:
             self._text.detach()  # flushes; atomic_write closes the file
 
 
-def recommend_to_file(call: Callable, users, output, verbose) -> Dict[str, Any]:
+def _blocks(flat: np.ndarray, shares, sharded: bool):
+    """``(block, writer)``: the blocks of users this rank scores, and the rank that
+    writes each. Alone: its own blocks. With sharded tables (ModelParallel) every rank takes
+    part in scoring every rank's blocks, in rank order (the writer's users sent by it
+    under ``local_data=True``, known to all otherwise)."""
+    rank = distribution.rank()
+    if not sharded:
+        for lo in range(0, flat.size, BLOCK_USERS):
+            yield flat[lo:lo + BLOCK_USERS], rank
+        return
+    comm = distribution.communicator()
+    sizes = comm.allgather(int(flat.size)) if shares is None else np.diff(shares)
+    for r in range(distribution.size()):
+        for lo in range(0, int(sizes[r]), BLOCK_USERS):
+            if shares is None:  # local data: rank r's users, from it
+                block = comm.bcast(flat[lo:lo + BLOCK_USERS] if r == rank else None, root=r)
+            else:
+                block = flat[shares[r] + lo:min(shares[r + 1], shares[r] + lo + BLOCK_USERS)]
+            yield block, r
+
+
+def recommend_to_file(call: Callable, users, output, verbose, model=None) -> Dict[str, Any]:
     """``Model.recommend(users, output=...)``: this rank's users (its contiguous share,
     or under ``DataParallel(local_data=True)`` the users it was given) scored
-    ``BLOCK_USERS`` at a time by ``call(block, verbose)`` and written to its file.
+    ``BLOCK_USERS`` at a time by ``call(block, verbose)`` and written to its file. With
+    tables sharded by ModelParallel (``model._shards``) every rank scores every block
+    against its item shard, ``call(block, verbose, gather_to=writer)``, in lockstep.
 
     Returns:
         ``{"path", "users", "rows"}`` of this rank's file, and ``"total_users"`` /
@@ -135,6 +158,8 @@ def recommend_to_file(call: Callable, users, output, verbose) -> Dict[str, Any]:
     path = output_path(output)
     flat = np.asarray(users).ravel()
     shares = None if _local_data() else distribution._shares(flat.size)
+    sharded = getattr(model, "_shards", None) is not None and distribution.size() > 1
+    everyone = flat
     if shares is not None:
         r = distribution.rank()
         flat = flat[shares[r]:shares[r + 1]]
@@ -145,10 +170,12 @@ def recommend_to_file(call: Callable, users, output, verbose) -> Dict[str, Any]:
         try:
             if flat.size == 0 and w.parquet:  # an empty file is still a valid Parquet file
                 w.write(flat[:0], np.empty((0, 0), np.int64), np.empty((0, 0), np.float32))
-            for lo in range(0, flat.size, BLOCK_USERS):
-                block = flat[lo:lo + BLOCK_USERS]
-                ids, scores = call(block, verbose if distribution.is_main() else 0)
-                w.write(block, ids, scores)
+            quiet = verbose if distribution.is_main() else 0
+            for block, writer in _blocks(everyone if sharded else flat, shares, sharded):
+                ids, scores = call(block, quiet, gather_to=writer) if sharded else \
+                    call(block, quiet)
+                if writer == distribution.rank():
+                    w.write(block, ids, scores)
         finally:
             w.close()
         state["rows"] = w.rows
@@ -170,7 +197,10 @@ def split_evaluate(model, inputs, labels, weights, gather: str) -> Optional[Dict
     predicts a contiguous share of the rows (under ``local_data=True``: all of its own
     rows), the predictions (and, with local data, the labels and weights) are gathered in
     rank order and the loss and metrics computed from them: the same bytes on every rank
-    that gets a result, so the same result, and one process's on the same rows."""
+    that gets a result, so the same result, and one process's on the same rows. With
+    tables sharded by ModelParallel (``model._shards``) each rank predicts its share
+    through the rows it fetches (``_dp_predict.py``: every rank takes part, even with
+    no rows) and the tables' L2 penalty is summed over the ranks."""
     from mpi4py import MPI
     comm, rank, size = distribution.communicator(), distribution.rank(), distribution.size()
     local = _local_data()
@@ -182,7 +212,8 @@ def split_evaluate(model, inputs, labels, weights, gather: str) -> Optional[Dict
         bounds = np.arange(size + 1, dtype=np.int64) * n // size
         counts = np.diff(bounds)
         lo, hi = int(bounds[rank]), int(bounds[rank + 1])
-    pred = model._predict_arrays([a[lo:hi] for a in inputs]) if hi > lo else \
+    shards = getattr(model, "_shards", None)
+    pred = model._predict_arrays([a[lo:hi] for a in inputs]) if hi > lo or shards else \
         np.empty((0,) + labels.shape[1:], dtype=np.float32)
     pred = np.ascontiguousarray(pred, dtype=np.float32)
     arrays = [(pred, MPI.FLOAT)]
@@ -202,9 +233,10 @@ def split_evaluate(model, inputs, labels, weights, gather: str) -> Optional[Dict
         else:
             comm.Gatherv([a, kind], [full, (c, d), kind] if rank == 0 else None, root=0)
         got.append(full)
+    penalty = None if shards is None else shards.penalty()  # every rank: a collective call
     if gather == "main" and rank != 0:
         return None
     if local:
         labels = got[1].reshape((-1,) + labels.shape[1:])
         weights = got[2].reshape(-1) if len(got) > 2 else None
-    return model._evaluate_predictions(labels, got[0], weights)
+    return model._evaluate_predictions(labels, got[0], weights, penalty)

@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from neurec import initializers, losses, optimizers
+from neurec import distribution, initializers, losses, optimizers
 from neurec.data.interactions import InteractionMatrix
 from neurec.data.sampling import NegativeSampler
 from neurec.layers.core import Embedding
@@ -202,6 +202,7 @@ def scratch_model(model, u_in, n_rows: int, init: str, seed: int):
                 if key.endswith("_initializer"):
                     c[key] = "zeros"
     scratch = type(model).from_config(config)
+    scratch._train_alone = True  # its fit never joins a distribution (_distributed.alone)
     tables = []
     for k, layer in enumerate(scratch.layers):
         src = model.get_layer(layer.name)
@@ -234,7 +235,8 @@ def _borrow(dst, src) -> None:
 
 # -- fitting -----------------------------------------------------------------------------
 def fit_rows(model, scratch, matrix: InteractionMatrix, opts: FoldInOptions,
-             progress: Optional[Callable[[int], None]] = None) -> None:
+             progress: Optional[Callable[[int], None]] = None,
+             rows: Optional[Tuple[int, int]] = None) -> None:
     """Train the scratch model's user rows on ``matrix`` (the C ``fit``).
 
     Users are fitted in groups of up to ``MAX_STEP_SAMPLES // batch_per_user``, in their
@@ -242,6 +244,8 @@ def fit_rows(model, scratch, matrix: InteractionMatrix, opts: FoldInOptions,
     history's items with fresh negatives, shuffled), so an epoch is about ``(mean history
     length) x (1 + num_negatives) / batch_per_user`` steps, whether a user is folded in
     alone or with thousands of others. ``progress(users done)`` is called after each group.
+    ``rows``: fit only the groups within these rows ``[lo, hi)`` (whole groups, see
+    :func:`rank_rows`); a group trains the same whoever else is fitted.
     """
     loss = model.loss if model._compiled and not isinstance(model.optimizer, optimizers.ALS) \
         else losses.BinaryCrossentropy()
@@ -249,8 +253,11 @@ def fit_rows(model, scratch, matrix: InteractionMatrix, opts: FoldInOptions,
     # starts as the first group's did (the global count would give it steps ~3x as large)
     scratch.compile(optimizer=optimizers.Adam(opts.learning_rate, catch_up=False), loss=loss)
     per_group = max(1, MAX_STEP_SAMPLES // opts.batch_per_user)
+    lo, hi = rows if rows is not None else (0, matrix.shape[0])
     for group, start in enumerate(range(0, matrix.shape[0], per_group)):
         stop = min(matrix.shape[0], start + per_group)
+        if start < lo or start >= hi:
+            continue
         sampler = NegativeSampler(_rows(matrix, start, stop), num_negatives=opts.num_negatives,
                                   seed=(opts.seed + group) % 2**64)
         scratch.fit(sampler, epochs=opts.epochs, batch_size=opts.batch_per_user * (stop - start),
@@ -270,11 +277,32 @@ def _rows(m: InteractionMatrix, start: int, stop: int) -> InteractionMatrix:
     return InteractionMatrix(indptr, m.indices[lo:hi], m.data[lo:hi], m.shape)
 
 
-def solve_rows(model, scratch, uslot: int, islot: int, matrix: InteractionMatrix) -> None:
-    """Solve the scratch model's user rows exactly (dot-product models only)."""
+def solve_rows(model, scratch, uslot: int, islot: int, matrix: InteractionMatrix,
+               rows: Optional[Tuple[int, int]] = None) -> None:
+    """Solve the scratch model's user rows exactly (dot-product models only): all of
+    them, or ``rows`` ``[lo, hi)`` alone (each row is solved on its own)."""
     parts = dot_parts(scratch, scratch.inputs[uslot], scratch.inputs[islot])
     opt = model.optimizer if isinstance(model.optimizer, optimizers.ALS) else optimizers.ALS()
-    _als.solve_user_rows(parts, np.arange(matrix.shape[0]), matrix, opt)
+    lo, hi = rows if rows is not None else (0, matrix.shape[0])
+    if hi > lo:
+        part = InteractionMatrix(matrix.indptr[lo:hi + 1] - matrix.indptr[lo],
+                                 matrix.indices[matrix.indptr[lo]:matrix.indptr[hi]],
+                                 matrix.data[matrix.indptr[lo]:matrix.indptr[hi]],
+                                 (hi - lo, matrix.shape[1]))
+        _als.solve_user_rows(parts, np.arange(lo, hi), part, opt)
+
+
+def rank_rows(n: int, method: str, opts: FoldInOptions) -> Optional[Tuple[int, int]]:
+    """This rank's histories ``[lo, hi)`` of ``n`` under DataParallel with several
+    processes (whole fit groups of ``fit_rows`` for ``'sgd'``, contiguous rows for
+    ``'solve'``), or None on one process."""
+    if distribution.size() < 2 or not isinstance(distribution.distribution(),
+                                                 distribution.DataParallel):
+        return None
+    r, size = distribution.rank(), distribution.size()
+    unit = max(1, MAX_STEP_SAMPLES // opts.batch_per_user) if method == "sgd" else 1
+    groups = -(-n // unit)
+    return min(n, groups * r // size * unit), min(n, groups * (r + 1) // size * unit)
 
 
 def resolve_method(model, method: str, u_in, i_in) -> str:
@@ -289,13 +317,15 @@ def resolve_method(model, method: str, u_in, i_in) -> str:
 
 
 def fold_in_scratch(model, histories, uslot: int, islot: int, opts: FoldInOptions,
-                    item_encoder=None, unknown: str = "error", bar: Optional[Progbar] = None
-                    ) -> Tuple[Any, List[Embedding], InteractionMatrix]:
+                    item_encoder=None, unknown: str = "error", bar: Optional[Progbar] = None,
+                    split: bool = False) -> Tuple[Any, List[Embedding], InteractionMatrix]:
     """The scratch model with the histories' users fitted (see the module docstring).
 
     Args:
         uslot, islot: Positions of the user-id and item-id inputs.
         bar: A progress bar, in users (its target is set here), updated between groups.
+        split: Under DataParallel with several processes, fit only this rank's rows
+            (:func:`rank_rows`, then in ``scratch.fold_in_rows``; None when all).
     """
     u_in, i_in = model.inputs[uslot], model.inputs[islot]
     item_tables = input_tables(model, i_in)
@@ -314,10 +344,12 @@ def fold_in_scratch(model, histories, uslot: int, islot: int, opts: FoldInOption
 
         def progress(done: int) -> None:
             bar.update(done, [("stage", "fold-in")], finalize=False)
+    rows = rank_rows(matrix.shape[0], method, opts) if split else None
+    scratch.fold_in_rows = rows
     if method == "solve":
-        solve_rows(model, scratch, uslot, islot, matrix)
+        solve_rows(model, scratch, uslot, islot, matrix, rows)
     else:
-        fit_rows(model, scratch, matrix, opts, progress)
+        fit_rows(model, scratch, matrix, opts, progress, rows)
     if bar is not None:
         bar.update(matrix.shape[0], [("stage", "fold-in")], finalize=True)
     return scratch, tables, matrix
@@ -467,11 +499,16 @@ class FoldIn:
         return ids
 
     def _fold_in(self, histories, seed, item_encoder, unknown, user_input, item_input,
-                 options: Dict[str, Any], bar: Optional[Progbar] = None):
-        opts = fold_in_options(seed=default_seed() if seed is None else seed, **options)
+                 options: Dict[str, Any], bar: Optional[Progbar] = None, split: bool = False):
+        if seed is None:
+            seed = default_seed()
+            comm = distribution.communicator()
+            if split and comm is not None and distribution.size() > 1:
+                seed = comm.bcast(seed, root=0)  # every rank fits its rows as one process
+        opts = fold_in_options(seed=seed, **options)
         uslot, islot = id_slots(self, user_input, item_input)
         scratch, tables, matrix = fold_in_scratch(self, histories, uslot, islot, opts,
-                                                  item_encoder, unknown, bar)
+                                                  item_encoder, unknown, bar, split)
         retired = self.retired_items
         if retired.size:
             scratch.retire_items(retired)
@@ -479,12 +516,19 @@ class FoldIn:
 
     def _recommend_histories(self, histories, k: int, exclude, items, item_encoder, unknown,
                              seed, user_input, item_input, options, make_model,
-                             verbose: Any = "auto"):
+                             verbose: Any = "auto", gather: str = "all"):
         """``recommend(histories=...)``: fold in on scratch rows, rank, keep the model as is.
 
         With ``verbose``, the fold-in and the ranking have a bar each (in users), shown
-        once the whole call has run for two seconds."""
+        once the whole call has run for two seconds. Under DataParallel with several
+        processes each rank folds in and ranks its share of the histories (whole fit
+        groups: the rows of one process) and the rows are gathered in rank order, on
+        every rank (``gather='all'``) or on rank 0 (the others get None); tables sharded
+        by ModelParallel are gathered first."""
         start = progbar._clock()
+        if getattr(self, "_shards", None) is not None:  # the fold-in reads any item's row
+            self._shards.unshard()
+        verbose = verbose if distribution.is_main() else 0
         bar = waiting_bar("recommend", verbose, None, unit_name="user")
         if unknown not in ("error", "ignore"):
             raise ValueError(f"recommend with histories: unknown must be 'error' or 'ignore' "
@@ -494,7 +538,7 @@ class FoldIn:
             raise TypeError(f"recommend: fold_in_options must be a dict of fold_in settings, "
                             f"got {type(options).__name__}")
         scratch, _, matrix = self._fold_in(histories, seed, item_encoder, unknown, user_input,
-                                           item_input, options or {}, bar)
+                                           item_input, options or {}, bar, split=True)
         if exclude is None:
             exclude = matrix
         elif exclude is False:
@@ -502,7 +546,17 @@ class FoldIn:
         else:
             raise ValueError("recommend with histories: exclude must be None (skip each "
                              "history's items) or False (skip nothing)")
-        return recommend_mod.recommend(
-            scratch, np.arange(matrix.shape[0], dtype=np.int64), k=k, exclude=exclude,
-            items=items, item_encoder=item_encoder, make_model=make_model, verbose=verbose,
-            since=start)
+        rows = scratch.fold_in_rows
+        lo, hi = rows if rows is not None else (0, matrix.shape[0])
+        mine = recommend_mod.recommend(
+            scratch, np.arange(lo, hi, dtype=np.int64), k=k, exclude=exclude, items=items,
+            item_encoder=item_encoder, make_model=make_model, verbose=verbose,
+            since=start) if hi > lo else None
+        if rows is None:
+            return mine
+        comm = distribution.communicator()  # every rank's rows, in rank order
+        every = comm.allgather(mine) if gather == "all" else comm.gather(mine, root=0)
+        if every is None:
+            return None
+        parts = [e for e in every if e is not None]
+        return tuple(np.concatenate([p[j] for p in parts]) for j in range(2))

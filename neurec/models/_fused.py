@@ -11,7 +11,9 @@ user table and an item table). When that model has the common NCF shape,
 a ``Flatten(Embedding(id))``), :func:`ncf_parts` returns its pieces and
 :meth:`NcfParts.topk` ranks the candidates of each user in C (``_core.ncf_topk``,
 ``csrc/include/neurec/nr_score_ncf.h``): items in cache-sized blocks, the tower as small
-matrix products over SIMD lanes of items, a per-user heap fused in. Scores are the
+matrix products over SIMD lanes of items, a per-user heap fused in;
+:meth:`NcfParts.topk_per_user` does the same for each user's own candidates (the
+re-ranking of two-stage recommend, ``_core.ncf_topk_per_user``). Scores are the
 generic path's bit for bit at the same SIMD level (the same sums in the same order), so
 top-K ids and their tie order are the same too. Any other graph gives None and the
 generic path (the compiled plan over pair blocks, then ``topk_rows``) runs.
@@ -113,6 +115,59 @@ class NcfParts:
                 progress(e)
 
         per_user = max(1, n_cand * self.flops_per_pair)
+        min_users = 16 * num_threads()
+        run_chunked(run, n, first=max(min_users, (1 << 29) // per_user), minimum=min_users)
+        return ids, scores
+
+    def topk_per_user(self, users: np.ndarray, items: np.ndarray, k: int,
+                      indptr: Optional[np.ndarray] = None, indices: Optional[np.ndarray] = None,
+                      rows: Optional[np.ndarray] = None,
+                      progress: Optional[Callable[[int], None]] = None
+                      ) -> Tuple[np.ndarray, np.ndarray]:
+        """The ``k`` best of each user's own candidates, in C across all cores: the
+        re-ranking stage of two-stage recommend (``_core.ncf_topk_per_user``).
+
+        Scores, ranking and ties are :meth:`topk`'s with the user's row as the candidate
+        set (bit for bit).
+
+        Args:
+            users: int64 user ids.
+            items: int64 ``(len(users), n)``: row ``r`` the candidate item ids of
+                ``users[r]``, ascending apart from ``-1`` entries (padding, anywhere).
+            k: Entries per user (>= 1).
+            indptr, indices: CSR of items to skip (item ids, ascending per row).
+            rows: The CSR row of each user (``-1``: none).
+            progress: Called with the number of users done after each C call.
+
+        Returns:
+            ``(ids, scores)`` of shape ``(len(users), k)``: item ids (-1 past the user's
+            candidates) and the model's outputs (-inf there), best first, equal scores by
+            the lower id.
+
+        Raises:
+            IndexError: For ids out of range. ValueError: for a row that is not ascending,
+            or shapes that do not match (messages name the argument).
+
+        Example:
+            >>> cands = np.sort(retriever.recommend(users, k=200)[0], axis=1)
+            >>> ids, scores = parts.topk_per_user(users, cands, k=10)
+        """
+        users = np.ascontiguousarray(users, np.int64)
+        items = np.ascontiguousarray(items, np.int64)
+        n = users.size
+        ids = np.empty((n, k), np.int64)
+        scores = np.empty((n, k), np.float32)
+        if indptr is None:
+            indices = rows = None
+
+        def run(s: int, e: int) -> None:  # short C calls, so that Ctrl-C gets through
+            _core.ncf_topk_per_user(self._desc, users[s:e], items[s:e], k, ids[s:e], scores[s:e],
+                                    indptr=indptr, indices=indices,
+                                    rows=None if rows is None else rows[s:e])
+            if progress is not None:
+                progress(e)
+
+        per_user = max(1, items.shape[-1] * self.flops_per_pair)
         min_users = 16 * num_threads()
         run_chunked(run, n, first=max(min_users, (1 << 29) // per_user), minimum=min_users)
         return ids, scores

@@ -241,8 +241,12 @@ class KerasAPIMixin:
     def _evaluate_arrays(self, inputs, labels, weights=None) -> Dict[str, float]:
         return self._evaluate_predictions(labels, self._predict_arrays(inputs), weights)
 
-    def _evaluate_predictions(self, labels, pred, weights=None) -> Dict[str, float]:
-        res = {"loss": self.loss(labels, pred, weights) + self._regularization_penalty()}
+    def _evaluate_predictions(self, labels, pred, weights=None,
+                              penalty: Optional[float] = None) -> Dict[str, float]:
+        if penalty is None:  # sharded tables: summed over the ranks (a collective call)
+            shards = getattr(self, "_shards", None)
+            penalty = self._regularization_penalty() if shards is None else shards.penalty()
+        res = {"loss": self.loss(labels, pred, weights) + penalty}
         for m in self.compiled_metrics:
             res[m.name] = float(m.from_arrays(labels, pred))  # unweighted, as Keras's metrics=
         return res
@@ -265,7 +269,8 @@ class KerasAPIMixin:
                 across the ranks (each predicts a share of the rows; with
                 ``local_data=True`` each passes its own rows and the result is over
                 their union): ``'all'`` returns the result on every rank, ``'main'`` on
-                rank 0 (the others get None).
+                rank 0 (the others get None). Tables sharded by ModelParallel stay
+                sharded: each rank fetches the rows its share reads.
 
         Returns:
             The loss alone if there are no metrics, else ``[loss, *metrics]``; or a dict
@@ -279,7 +284,7 @@ class KerasAPIMixin:
             raise RuntimeError("You must compile the model before evaluating it")
         verbose_level = _training.check_verbose("evaluate", verbose)
         self._check_batch_size(batch_size)
-        self._get_plan()
+        self._ready_for_inference()  # sharded tables stay sharded (_dp_predict.py)
         if _adapters.input_kind("evaluate", x) == "batches":
             res = self._with_test_callbacks(callbacks, lambda: _adapters.evaluate_batches(
                 self, self._builder, x, y, batch_size, steps, sample_weight))

@@ -19,7 +19,7 @@ _FIRST_ROWS, _MIN_ROWS = 8192, 1024
 
 
 def predict_arrays(model, inputs: List[np.ndarray], batch_size: int = 32, verbose: Any = 0,
-                   callbacks: Any = None) -> np.ndarray:
+                   callbacks: Any = None, first_batch: int = 0) -> np.ndarray:
     """The model's outputs for ``inputs`` (checked, contiguous arrays).
 
     Samples are cut into ``ceil(n / batch_size)`` batches, as in Keras, and each C call
@@ -36,6 +36,8 @@ def predict_arrays(model, inputs: List[np.ndarray], batch_size: int = 32, verbos
         verbose: ``"auto"``, 0, 1 or 2: the bar of :func:`neurec.utils.progbar.waiting_bar`
             (nothing drawn for a call shorter than two seconds).
         callbacks: A list of :class:`neurec.callbacks.Callback` (or None).
+        first_batch: The index the hooks give the first batch (a rank's share of a
+            distributed ``predict`` starts past the other ranks' batches).
 
     Returns:
         A float32 array of shape ``(n,) + output_shape[1:]``.
@@ -61,10 +63,10 @@ def predict_arrays(model, inputs: List[np.ndarray], batch_size: int = 32, verbos
     def chunk(b0: int, b1: int) -> None:  # batches [b0, b1)
         s, e = b0 * batch_size, min(n, b1 * batch_size)
         if cbs is not None:
-            cbs.on_predict_batch_begin(b0)
+            cbs.on_predict_batch_begin(first_batch + b0)
         plan.predict([a[s:e] for a in inputs], out[s:e])
         if cbs is not None:
-            cbs.on_predict_batch_end(b1 - 1, {"outputs": out[s:e]})
+            cbs.on_predict_batch_end(first_batch + b1 - 1, {"outputs": out[s:e]})
         bar.update(b1, finalize=False)
 
     run_chunked(chunk, steps, first=max(1, _FIRST_ROWS // batch_size),

@@ -9,10 +9,14 @@
   re-scores exactly those (user, item) pairs (NeuMF / MLP through their hoisted scoring
   model, whose scores are the fused and generic paths') and keeps the ``k`` best, equal
   scores by the lower id as on the exhaustive paths. Candidates are per user, so they are
-  scored as pairs (``n_users x n_candidates`` of them) rather than as a union shared by a
-  block of users (which scores up to ``n_candidates x block`` items per user).
+  scored as ``n_users x n_candidates`` pairs rather than as a union shared by a block of
+  users (which scores up to ``n_candidates x block`` items per user): for NeuMF / MLP in
+  the fused C scorer's per-user mode (``NcfParts.topk_per_user``: each user's candidates
+  through the same tower kernels and top-K heap as the exhaustive path, so the same
+  scores and ties), for any other model through the compiled plan over the pairs, then
+  ``topk_rows``.
 """
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -100,29 +104,43 @@ class IndexMixin:
 
 
 def _popular(pop: np.ndarray, n: int, nc: int, indptr, indices, rows, dead) -> np.ndarray:
-    """The ``nc`` most popular live items each user has not seen (-1 padded)."""
+    """The ``nc`` most popular live items each user has not seen, most popular first
+    (-1 padded).
+
+    A user's ``j``-th allowed popularity rank is ``j`` plus the number of its excluded ranks
+    ``e_i`` (ascending, ``i`` from 0) with ``e_i - i <= j``: one ``searchsorted`` over every
+    user's excluded ranks at once, in O(exclusions + n * nc).
+    """
     order = np.lexsort((np.arange(pop.size), -pop))
-    order = order[~dead[order]]
-    n_ex = np.zeros(n, np.int64) if indptr is None else indptr[rows + 1] - indptr[rows]
-    top = order[:nc + int(n_ex.max(initial=0))]
-    ok = np.ones((n, top.size), bool)
-    if indptr is not None and n_ex.any():
+    order = order[~dead[order]]  # live items, most popular first, ties by the lower id
+    if order.size == 0:
+        return np.full((n, nc), -1, np.int64)
+    j = np.arange(nc, dtype=np.int64)
+    ranks = np.broadcast_to(j, (n, nc))
+    if indptr is not None:
         rank = np.full(pop.size, -1, np.int64)
-        rank[top] = np.arange(top.size)
-        owner = np.repeat(np.arange(n), n_ex)
+        rank[order] = np.arange(order.size)
+        n_ex = indptr[rows + 1] - indptr[rows]
+        owner = np.repeat(np.arange(n, dtype=np.int64), n_ex)
         flat = indices[np.repeat(indptr[rows], n_ex) + np.arange(owner.size)
                        - np.repeat(np.cumsum(n_ex) - n_ex, n_ex)]
-        hit = rank[flat] >= 0
-        ok[owner[hit], rank[flat][hit]] = False
-    keep = ok & (np.cumsum(ok, axis=1) <= nc)
-    out = np.full((n, nc), -1, np.int64)
-    r, c = np.nonzero(keep)
-    out[r, np.cumsum(keep, axis=1)[r, c] - 1] = top[c]
-    return out
+        r = rank[flat]
+        live = r >= 0
+        big = np.int64(order.size + nc + 1)
+        key = np.sort(owner[live] * big + r[live])  # per user, ascending ranks
+        counts = np.bincount(owner[live], minlength=n)
+        starts = np.cumsum(counts) - counts
+        who = key // big
+        f = key % big - (np.arange(key.size) - starts[who])  # e_i - i
+        below = np.searchsorted(who * big + f, (np.arange(n)[:, None] * big + j).ravel(),
+                                side="right").reshape(n, nc) - starts[:, None]
+        ranks = ranks + below
+    return np.where(ranks < order.size, order[np.minimum(ranks, order.size - 1)], -1)
 
 
 def _dot_topk(model, users, k, indptr, indices, rows, retired, what) -> np.ndarray:
-    """A dot-product model's top ``k`` (exact, or through its fresh index)."""
+    """A dot-product model's top ``k`` (exact, or through its fresh index), in any order
+    (``-1`` padding last on the exact path)."""
     uv, iv, ib = _vectors(_dot_build(model, what), users, what)
     index = model.item_index if isinstance(getattr(model, "item_index", None), ItemIndex) else None
     if index is not None and index.kind != "exact":
@@ -134,17 +152,20 @@ def _dot_topk(model, users, k, indptr, indices, rows, retired, what) -> np.ndarr
     oid = np.empty((users.size, k), np.int64)
     osc = np.empty((users.size, k), np.float32)
     _core.score_topk(uv, iv, ib, k, indptr, indices if indptr is not None else None,
-                     rows if indptr is not None else None, oid, osc)
+                     rows if indptr is not None else None, oid, osc, any_order=True)
     return oid
 
 
 def topk(model, n_items: int, users: np.ndarray, k: int, cand, indptr, indices, retired,
-         index, candidates, n_candidates, popularity, pair_scores: Callable) -> Optional[np.ndarray]:
+         index, candidates, n_candidates, popularity, pair_scores) -> Optional[np.ndarray]:
     """``recommend``'s ids for known ``users`` with ``index=`` / ``candidates=``, or None for
     ``index`` of kind ``'exact'`` alone (the caller's fused exact path runs).
 
     Args:
-        pair_scores: ``pair_scores(positions in users, items)``: the model's scores.
+        pair_scores: ``pair_scores(positions in users, items)``: the model's scores; its
+            ``topk(positions, candidates, k)`` re-ranks rows of ascending candidates (``-1``
+            padded) in the fused C scorer, or gives None for a model it does not run (the
+            pairs are then scored and ranked here).
 
     Raises:
         TypeError, ValueError: For bad ``index`` / ``candidates`` / ``n_candidates``.
@@ -203,10 +224,13 @@ def topk(model, n_items: int, users: np.ndarray, k: int, cand, indptr, indices, 
             props = _popular(pop, u.size, nc, indptr, indices, rw, dead)
         else:
             props = _dot_topk(candidates, u, nc, indptr, indices, rw, retired, "candidates")
-        big = np.iinfo(np.int64).max
-        props = np.sort(np.where(props < 0, big, props), axis=1)  # ties: the lower id first
-        scores = np.full(props.shape, np.nan, np.float32)  # NaN never enters the top-K
-        r, c = np.nonzero(props != big)
+        props = np.sort(props, axis=1)  # ties: the lower id first (-1 padding in front)
+        fused = pair_scores.topk(np.arange(s, s + u.size), props, k)
+        if fused is not None:  # NeuMF / MLP: each user's candidates re-ranked in C
+            out[s:s + per] = fused
+            continue
+        scores = np.full(props.shape, np.nan, np.float32)  # NaN (padding) never enters
+        r, c = np.nonzero(props >= 0)
         scores[r, c] = pair_scores(s + r, props[r, c])
         bi, _ = rank_core().topk_rows(scores, k, n_threads=num_threads())
         out[s:s + per] = np.where(bi >= 0, np.take_along_axis(props, np.maximum(bi, 0), axis=1),

@@ -19,11 +19,12 @@ from neurec.models import recommend as recommend_mod
 from neurec.models._distributed import fit_plan
 from neurec.models._distributed import recommend as distributed_recommend
 from neurec.models._dp_output import check_gather, recommend_to_file
+from neurec.models._dp_predict import DistributedInference
 from neurec.models._foldin import FoldIn
 from neurec.models._keras_api import KerasAPIMixin
 from neurec.models._lifecycle import Lifecycle
+from neurec.models._mp_score import ShardScoring
 from neurec.models._plan import PLAN_LOCK, lower, plan_is_current, plan_key
-from neurec.models._predict import predict_arrays
 from neurec.models._resize import ResizeMixin
 from neurec.models._retire import RetireMixin
 from neurec.models._retrieval import IndexMixin
@@ -33,7 +34,8 @@ __all__ = ["Model"]
 
 
 @register_serializable()
-class Model(ResizeMixin, RetireMixin, IndexMixin, Lifecycle, FoldIn, KerasAPIMixin):
+class Model(ResizeMixin, RetireMixin, IndexMixin, Lifecycle, FoldIn, ShardScoring,
+            DistributedInference, KerasAPIMixin):
     """A model: a graph of layers from ``inputs`` to ``outputs`` (Keras functional API).
 
     Example:
@@ -436,9 +438,6 @@ class Model(ResizeMixin, RetireMixin, IndexMixin, Lifecycle, FoldIn, KerasAPIMix
         return int(batch_size)
 
     # -- inference ---------------------------------------------------------------
-    def _predict_arrays(self, inputs: List[np.ndarray]) -> np.ndarray:
-        return predict_arrays(self, inputs)  # silent, no callbacks: evaluate, validation
-
     def predict(self, x, batch_size: Optional[int] = None, verbose: Union[str, int] = "auto",
                 steps=None, callbacks=None) -> np.ndarray:
         """Outputs for the samples of ``x``, computed in C across threads.
@@ -459,6 +458,9 @@ class Model(ResizeMixin, RetireMixin, IndexMixin, Lifecycle, FoldIn, KerasAPIMix
                 batches (the first and last batch index, the end hook's logs holding the
                 chunk's ``"outputs"``) and ``on_predict_end``, as in Keras.
 
+        Under a distribution (call it on every rank) each rank predicts a share of
+        ``x`` and every rank gets all of it (``local_data=True``: its own rows).
+
         Returns:
             A float32 array of shape ``(n,) + output_shape[1:]``.
 
@@ -469,7 +471,7 @@ class Model(ResizeMixin, RetireMixin, IndexMixin, Lifecycle, FoldIn, KerasAPIMix
         Example:
             >>> scores = model.predict([users, items], verbose=0)
         """
-        self._get_plan()
+        self._ready_for_inference()  # sharded tables stay sharded (_dp_predict.py)
         if _adapters.input_kind("predict", x) == "batches":
             return _adapters.predict_batches(self, self._builder, x, batch_size, steps, verbose,
                                              callbacks)
@@ -477,7 +479,7 @@ class Model(ResizeMixin, RetireMixin, IndexMixin, Lifecycle, FoldIn, KerasAPIMix
         if steps is not None:
             raise ValueError("predict: steps is not supported; predict covers x once")
         inputs = _data.prepare_inputs(self, x, self._builder)
-        return predict_arrays(self, inputs, batch_size, verbose, callbacks)
+        return self._predict_distributed(inputs, batch_size, verbose, callbacks)
 
     def predict_on_batch(self, x) -> np.ndarray:
         """Same as :meth:`predict` (silent)."""
@@ -543,7 +545,8 @@ class Model(ResizeMixin, RetireMixin, IndexMixin, Lifecycle, FoldIn, KerasAPIMix
                 in on scratch rows (as
                 :meth:`fold_in`, whose settings ``fold_in_options`` takes) and ranked; the
                 model is not changed. ``exclude`` is then None (skip each history's items)
-                or False (skip nothing). Row ``r`` of the result is history ``r``.
+                or False (skip nothing). Row ``r`` of the result is history ``r``. Under a
+                distribution each rank folds in and ranks a share of them (``gather``).
             seed: Seed of the fold-in with ``histories`` (default: neurec's global RNG).
             verbose: ``'auto'`` (a bar when the output is interactive), 0 (silent), 1 (a
                 bar, in users) or 2 (one line at the end); nothing is printed for a call
@@ -554,14 +557,17 @@ class Model(ResizeMixin, RetireMixin, IndexMixin, Lifecycle, FoldIn, KerasAPIMix
                 writes its share of ``users`` (its own users with ``local_data=True``) to
                 its own file: put ``{rank}`` in the name, e.g. ``"recs-{rank}.csv"``.
             gather: Under a distribution, ``'all'`` (every rank gets the result) or
-                ``'main'`` (rank 0 gets it, the others None).
+                ``'main'`` (rank 0 gets it, the others None). With ModelParallel's sharded
+                tables every rank ranks every user against its item shard (a collective
+                call: the same ``users`` on every rank) and the top-K lists are merged.
             index: An :class:`ItemIndex` of this dot-product model (:meth:`build_index`):
                 approximate top-K through it (exclusions and retired items honoured).
             candidates: Two-stage ranking: a dot-product model (through its
                 :attr:`item_index` when built, else exact) or ``'popular'`` proposes
                 ``n_candidates`` unseen live items per user (default 200, ``>= k``);
-                this model re-scores them exactly and keeps the ``k`` best. With
-                ``n_candidates`` >= the catalogue it equals the exhaustive ranking.
+                this model re-scores them exactly (NeuMF, MLP, GMF: in the fused C
+                scorer) and keeps the ``k`` best. With ``n_candidates`` >= the
+                catalogue it equals the exhaustive ranking.
 
         Returns:
             ``(item_ids, scores)``, arrays of shape ``(len(users), k)``, best first; scores
@@ -583,24 +589,24 @@ class Model(ResizeMixin, RetireMixin, IndexMixin, Lifecycle, FoldIn, KerasAPIMix
             _, _, item_encoder = self._recommend_defaults(False, False, item_encoder)
             return self._recommend_histories(histories, k, exclude, items, item_encoder, unknown,
                                              seed, user_input, item_input, fold_in_options, Model,
-                                             verbose)
+                                             verbose, check_gather("recommend", gather))
         if users is None:
             raise ValueError("recommend: pass users (ids the model knows) or histories")
         exclude, user_encoder, item_encoder = self._recommend_defaults(exclude, user_encoder,
                                                                        item_encoder)
         gather = check_gather("recommend", gather)
 
-        def call(share, verbose):
+        def call(share, verbose, gather_to=None):
             return recommend_mod.recommend(
                 self, share, k=k, exclude=exclude, items=items, user_features=user_features,
                 item_features=item_features, user_input=user_input, item_input=item_input,
                 user_encoder=user_encoder, item_encoder=item_encoder, unknown=unknown,
                 item_popularity=self._item_popularity, make_model=Model, verbose=verbose,
-                index=index, candidates=candidates, n_candidates=n_candidates)
+                index=index, candidates=candidates, n_candidates=n_candidates, gather_to=gather_to)
 
         if output is not None:  # {"path", "users", "rows", "total_users", "total_rows"}
-            return recommend_to_file(call, users, output, verbose)
-        return distributed_recommend(call, users, verbose, gather)  # each rank its share
+            return recommend_to_file(call, users, output, verbose, self)
+        return distributed_recommend(call, users, verbose, gather, self)  # each rank its share
 
     def partial_fit_users(self, users, interactions, optimizer=None) -> np.ndarray:
         """Fold in users: solve their vectors exactly with the item side held fixed.

@@ -10,7 +10,8 @@
   through a fused multiply + top-K heap in C, across all cores.
 * **Fused NCF path.** NeuMF and MLP (a tower over hoisted user and item tables,
   GMF's product, a ``Dense(1)`` prediction layer) are scored with the top-K in one
-  C call (``_fused.py``); same scores and ties as the generic path.
+  C call (``_fused.py``); same scores and ties as the generic path. Two-stage
+  ``candidates=`` re-ranks each user's own candidates the same way.
 * **Generic path.** Any other model (hybrid models with side features, other
   graphs) is scored in C over blocks of (user, item) pairs with the
   compiled plan, then the top-K is selected in C.
@@ -22,7 +23,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 
-from neurec import _core, activations
+from neurec import _core, activations, distribution
 from neurec.data.encoders import IdEncoder
 from neurec.evaluation.ranking import _core as rank_core
 from neurec.evaluation.ranking import _num_threads as num_threads
@@ -245,7 +246,8 @@ def hoisted_pair_model(model, roles, make_model: Callable, users: Optional[np.nd
 
 
 def _pairs_scores(model, roles, users, items):
-    out = model.predict(roles.pair_inputs(users, items), verbose=0)
+    with distribution._local():  # this rank's pairs (recommend splits its own work)
+        out = model.predict(roles.pair_inputs(users, items), verbose=0)
     out = out.reshape(out.shape[0], -1)
     if out.shape[1] != 1:
         raise ValueError(f"recommend needs a model with one score per (user, item); the output "
@@ -283,7 +285,8 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
               unknown: str = "error", item_popularity: Optional[np.ndarray] = None,
               make_model: Optional[Callable] = None, verbose: Any = 0,
               since: Optional[float] = None, index=None, candidates=None,
-              n_candidates: int = 200) -> Tuple[np.ndarray, np.ndarray]:
+              n_candidates: int = 200, gather_to: Optional[int] = None
+              ) -> Tuple[np.ndarray, np.ndarray]:
     """``Model.recommend`` (see there), for ``model``.
 
     Args:
@@ -296,6 +299,10 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
             updated between chunks of users; default silent.
         since: When the caller's call started (progbar clock), if earlier than this one.
         index, candidates, n_candidates: Approximate and two-stage retrieval (_retrieval.py).
+        gather_to: With tables sharded by ``ModelParallel`` (a collective call: every rank
+            passes the same users), the rank that gets the results, or None for every
+            rank (the others get ``-1`` / ``-inf`` rows for known users); see
+            ``_mp_score.py``.
     """
     bar = waiting_bar("recommend", verbose, None, unit_name="user", since=since)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
@@ -351,82 +358,27 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
     scores = np.full((u.size, kk), -np.inf, np.float32)
     uk = np.flatnonzero(known)
     ku = u[uk]
+    sharded = None  # ModelParallel: each rank ranks its item shard (_mp_score.py)
+    if getattr(model, "_shards", None) is not None:
+        sharded = model._shard_scorer(roles, retrieval=index is not None or
+                                      candidates is not None)
     via = None  # ids through an index or a retriever (_retrieval.py)
     if index is not None or candidates is not None:
         via = _retrieval.topk(model, n_items, ku, kk, cand, indptr, indices, retired, index,
                               candidates, n_candidates, item_popularity,
-                              _pair_scorer(model, roles, ku, make_model))
+                              _PairScorer(model, roles, ku, make_model))
         if via is not None:
             ids[uk] = via
-    build = None
-    if via is None and cand is None and len(roles.names) == 2:
-        build = dot_structure(model, roles.u_in, roles.i_in)
-    vecs = build(ku) if build is not None and uk.size else None
-    if vecs is not None:
-        uv, iv, ib = vecs
-        if retired is not None:  # a NaN score never enters the C top-K
-            ib = np.zeros(iv.shape[0], np.float32) if ib is None else ib.copy()
-            ib[retired] = np.nan
-        rows = ku.copy()
-        oid = np.empty((ku.size, kk), np.int64)
-        osc = np.empty((ku.size, kk), np.float32)
-
-        def score(s, e):  # users [s, e): short C calls so that Ctrl-C gets through
-            _core.score_topk(uv[s:e], iv, ib, kk,
-                             indptr, indices if indptr is not None else None,
-                             rows[s:e] if indptr is not None else None, oid[s:e], osc[s:e])
-            bar.update(e, finalize=False)
-
-        per_user = max(1, iv.shape[0] * iv.shape[1])
-        min_users = 64 * num_threads()
-        run_chunked(score, ku.size, first=max(min_users, (1 << 26) // per_user),
-                    minimum=min_users)
-        ids[uk] = oid
-    elif uk.size and via is None:
-        scorer, sroles, su = model, roles, ku  # su: the scorer's ids of the users ku
-        fast = hoisted_pair_model(model, roles, make_model, users=ku) \
-            if make_model is not None else None
-        if fast is not None:  # its user j is ku[j]
-            scorer, sroles = fast, _Roles(fast, None, None, None, None)
-            su = np.arange(ku.size, dtype=np.int64)
-        if cand is None and retired is not None:
-            cand = np.setdiff1d(np.arange(n_items, dtype=np.int64), retired, assume_unique=True)
-        cols = np.arange(n_items, dtype=np.int64) if cand is None else cand
-        b_indptr, b_indices = indptr, indices
-        if cand is not None and indptr is not None:
-            # exclusions in candidate positions: blocks stay (users x candidates), and
-            # positions sort like the (sorted) candidate ids, so ties break the same way
-            pos = np.searchsorted(cand, indices)
-            hit = cand[np.minimum(pos, cand.size - 1)] == indices
-            row_of = np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
-            b_indptr = np.zeros_like(indptr)
-            np.cumsum(np.bincount(row_of[hit], minlength=indptr.size - 1), out=b_indptr[1:])
-            b_indices = pos[hit].astype(np.int32)
-        fused = ncf_parts(scorer, sroles.u_in, sroles.i_in) if len(sroles.names) == 2 else None
-        if fused is not None:  # NeuMF / MLP: tower, GMF and top-K fused in C (_fused.py)
-            ids[uk] = fused.topk(su, kk, cand, b_indptr, b_indices, ku,
-                                 progress=lambda e: bar.update(e, finalize=False))[0]
-        else:
-            for s, ub, block in _score_blocks(scorer, sroles, su, cols):
-                # exclude was converted and checked once above; the C top-K reads it as is
-                rows = ku[s:s + ub.size]
-                bi, _ = rank_core().topk_rows(block, kk, indptr=b_indptr, indices=b_indices,
-                                             row_users=rows if indptr is not None else None,
-                                             n_threads=num_threads())
-                if cand is not None:
-                    bi = np.where(bi >= 0, cand[np.maximum(bi, 0)], -1)
-                ids[uk[s:s + ub.size]] = bi
-                bar.update(s + ub.size, finalize=False)
-        if fast is not None and sum(w.nbytes for w in fast.weights) >= _COLLECT_BYTES:
-            # the hoisted model's tables are the catalogue's size and, as every graph, it
-            # holds reference cycles: free it now, or a loop of calls (the blocks of
-            # recommend(output=)) keeps several until the collector runs (+30 MiB a block
-            # at 100K items, up to 4 at once)
-            scorer = sroles = fused = fast = None
-            gc.collect()
+    progress = lambda e: bar.update(e, finalize=False)  # noqa: E731
+    if sharded is not None and uk.size:  # the owners' scores of the chosen items
+        ids[uk], scores[uk] = sharded.topk(ku, kk, cand, retired, indptr, indices, make_model,
+                                           progress, gather_to)
+    elif via is None and uk.size:
+        ids[uk] = rank_known(model, roles, ku, kk, cand, retired, indptr, indices, make_model,
+                             progress=progress)[0]
     # exact model scores of the chosen items
     valid = ids[uk] >= 0
-    if uk.size and valid.any():
+    if sharded is None and uk.size and valid.any():
         rr = np.repeat(ku, kk).reshape(ku.size, kk)[valid]
         sc = _pairs_scores(model, roles, rr, ids[uk][valid])
         sub = scores[uk]
@@ -434,8 +386,9 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
         scores[uk] = sub
     unk = np.flatnonzero(~known)
     if unk.size:
-        row_ids, row_scores = _unknown_user_row(model, roles, kk, cand, retired, indptr, indices,
-                                                item_popularity)
+        row_ids, row_scores = _unknown_user_row(
+            model, roles, kk, cand, retired, indptr, indices, item_popularity,
+            average_user_scores if sharded is None else sharded.average_user_scores)
         ids[unk] = row_ids
         scores[unk] = row_scores
     bar.update(u.size, finalize=True)
@@ -448,19 +401,146 @@ def recommend(model, users, k: int = 10, exclude: Any = None, items: Any = None,
     return ids, scores
 
 
-def _pair_scorer(model, roles, ku, make_model) -> Callable:
-    """``score(j, items)``: the model's scores of users ``ku[j]`` and ``items``, through the
-    hoisted scoring model when there is one (built on first use)."""
-    fast = []
+def rank_known(model, roles, ku: np.ndarray, kk: int, cand: Optional[np.ndarray],
+               retired: Optional[np.ndarray], indptr: Optional[np.ndarray],
+               indices: Optional[np.ndarray], make_model: Optional[Callable],
+               progress: Optional[Callable[[int], None]] = None
+               ) -> Tuple[np.ndarray, np.ndarray]:
+    """The ``kk`` best candidates of users ``ku`` (ids the model knows), exhaustively: the
+    dot-product, fused NCF or generic path (see the module docstring).
 
-    def score(j, items):
-        if not fast:
-            fast.append(hoisted_pair_model(model, roles, make_model, users=ku)
-                        if make_model is not None else None)
-        if fast[0] is None:
-            return _pairs_scores(model, roles, ku[j], items)
-        return _pairs_scores(fast[0], _Roles(fast[0], None, None, None, None), j, items)
-    return score
+    Args:
+        cand: Sorted candidate ids (None: the catalogue), retired ones already removed.
+        retired: Sorted retired ids (None: none).
+        indptr, indices: CSR of items to skip, one row per user id (rows ``ku``).
+        progress: Called with the number of users done, between C calls.
+
+    Returns:
+        ``(ids, ranking scores)`` of shape ``(len(ku), kk)``, best first (``-1`` /
+        ``-inf`` past the candidates): the scores the top-K compared, equal ones ordered
+        by id (on the dot-product path the exact score before the final activation, with
+        the sign of the monotone steps; else the scoring model's outputs).
+    """
+    progress = progress or (lambda done: None)
+    oid = np.full((ku.size, kk), -1, np.int64)
+    osc = np.full((ku.size, kk), -np.inf, np.float32)
+    if not ku.size:
+        return oid, osc
+    build = None
+    if cand is None and len(roles.names) == 2:
+        build = dot_structure(model, roles.u_in, roles.i_in)
+    vecs = build(ku) if build is not None else None
+    if vecs is not None:
+        uv, iv, ib = vecs
+        if retired is not None:  # a NaN score never enters the C top-K
+            ib = np.zeros(iv.shape[0], np.float32) if ib is None else ib.copy()
+            ib[retired] = np.nan
+        rows = ku.copy()
+
+        def score(s, e):  # users [s, e): short C calls so that Ctrl-C gets through
+            _core.score_topk(uv[s:e], iv, ib, kk,
+                             indptr, indices if indptr is not None else None,
+                             rows[s:e] if indptr is not None else None, oid[s:e], osc[s:e])
+            progress(e)
+
+        per_user = max(1, iv.shape[0] * iv.shape[1])
+        min_users = 64 * num_threads()
+        run_chunked(score, ku.size, first=max(min_users, (1 << 26) // per_user),
+                    minimum=min_users)
+        return oid, osc
+    fast = hoisted_pair_model(model, roles, make_model, users=ku) \
+        if make_model is not None else None
+    try:
+        return _rank_pairs(model, roles, fast, ku, kk, cand, retired, indptr, indices, oid,
+                           osc, progress)
+    finally:
+        if fast is not None and sum(w.nbytes for w in fast.weights) >= _COLLECT_BYTES:
+            # the hoisted model's tables are the catalogue's size and, as every graph, it
+            # holds reference cycles: free it now, or a loop of calls (the blocks of
+            # recommend(output=)) keeps several until the collector runs (+30 MiB a block
+            # at 100K items, up to 4 at once)
+            fast = None
+            gc.collect()
+
+
+def _rank_pairs(model, roles, fast, ku, kk, cand, retired, indptr, indices, oid, osc,
+                progress) -> Tuple[np.ndarray, np.ndarray]:
+    """:func:`rank_known` past the dot-product path: fused NCF or generic, through the
+    hoisted scoring model ``fast`` when there is one."""
+    n_items = roles.n_items
+    scorer, sroles, su = model, roles, ku  # su: the scorer's ids of the users ku
+    if fast is not None:  # its user j is ku[j]
+        scorer, sroles = fast, _Roles(fast, None, None, None, None)
+        su = np.arange(ku.size, dtype=np.int64)
+    if cand is None and retired is not None:
+        cand = np.setdiff1d(np.arange(n_items, dtype=np.int64), retired, assume_unique=True)
+    cols = np.arange(n_items, dtype=np.int64) if cand is None else cand
+    if cols.size == 0:  # no candidate (a shard of ModelParallel may hold none)
+        return oid, osc
+    b_indptr, b_indices = indptr, indices
+    if cand is not None and indptr is not None:
+        # exclusions in candidate positions: blocks stay (users x candidates), and
+        # positions sort like the (sorted) candidate ids, so ties break the same way
+        pos = np.searchsorted(cand, indices)
+        hit = cand[np.minimum(pos, cand.size - 1)] == indices
+        row_of = np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
+        b_indptr = np.zeros_like(indptr)
+        np.cumsum(np.bincount(row_of[hit], minlength=indptr.size - 1), out=b_indptr[1:])
+        b_indices = pos[hit].astype(np.int32)
+    fused = ncf_parts(scorer, sroles.u_in, sroles.i_in) if len(sroles.names) == 2 else None
+    if fused is not None:  # NeuMF / MLP: tower, GMF and top-K fused in C (_fused.py)
+        return fused.topk(su, kk, cand, b_indptr, b_indices, ku, progress=progress)
+    for s, ub, block in _score_blocks(scorer, sroles, su, cols):
+        # exclude was converted and checked once above; the C top-K reads it as is
+        rows = ku[s:s + ub.size]
+        bi, bs = rank_core().topk_rows(block, kk, indptr=b_indptr, indices=b_indices,
+                                      row_users=rows if indptr is not None else None,
+                                      n_threads=num_threads())
+        if cand is not None:
+            bi = np.where(bi >= 0, cand[np.maximum(bi, 0)], -1)
+        oid[s:s + ub.size], osc[s:s + ub.size] = bi, bs
+        progress(s + ub.size)
+    return oid, osc
+
+
+class _PairScorer:
+    """The model's scores for users ``ku`` (two-stage re-ranking): ``scorer(j, items)``
+    scores the pairs ``(ku[j], items)``, through the hoisted scoring model when there is
+    one (built on first use); :meth:`topk` ranks per-user candidates in the fused C scorer
+    when the model has its shape (NeuMF / MLP), as the exhaustive path does."""
+
+    def __init__(self, model, roles, ku: np.ndarray, make_model: Optional[Callable]):
+        self._args = model, roles, ku, make_model
+        self._built = False
+
+    def _build(self) -> None:
+        if self._built:
+            return
+        model, roles, ku, make_model = self._args
+        fast = hoisted_pair_model(model, roles, make_model, users=ku) \
+            if make_model is not None else None
+        if fast is not None:  # its user j is ku[j]
+            self._scorer, self._roles = fast, _Roles(fast, None, None, None, None)
+            self._su = None
+        else:
+            self._scorer, self._roles, self._su = model, roles, ku
+        sr = self._roles
+        self._fused = ncf_parts(self._scorer, sr.u_in, sr.i_in) if len(sr.names) == 2 else None
+        self._built = True
+
+    def __call__(self, j: np.ndarray, items: np.ndarray) -> np.ndarray:
+        self._build()
+        users = j if self._su is None else self._su[j]
+        return _pairs_scores(self._scorer, self._roles, users, items)
+
+    def topk(self, j: np.ndarray, items: np.ndarray, k: int) -> Optional[np.ndarray]:
+        """The ``k`` best ids of each row of ``items`` (ascending, ``-1`` padded) for users
+        ``ku[j]`` through the fused C scorer, or None for a model it does not run."""
+        self._build()
+        if self._fused is None:
+            return None
+        users = j if self._su is None else self._su[j]
+        return self._fused.topk_per_user(users, items, k)[0]
 
 
 def _candidate_ids(items: Any, item_encoder) -> np.ndarray:
@@ -487,10 +567,11 @@ def _candidate_ids(items: Any, item_encoder) -> np.ndarray:
     return codes
 
 
-def _unknown_user_row(model, roles, kk: int, cand, retired, indptr, indices, item_popularity
-                      ) -> Tuple[np.ndarray, np.ndarray]:
+def _unknown_user_row(model, roles, kk: int, cand, retired, indptr, indices, item_popularity,
+                      average: Optional[Callable] = None) -> Tuple[np.ndarray, np.ndarray]:
     """The recommendations of every unknown user (``unknown='popular'``): the ``kk`` most
-    popular candidates, best first by the model's score for the average user.
+    popular candidates, best first by the model's score for the average user
+    (``average(model, roles, items)``, default :func:`average_user_scores`).
 
     Returns:
         ``(ids, scores)`` of shape ``(kk,)``: ``-1`` / ``-inf`` past the candidates.
@@ -518,7 +599,7 @@ def _unknown_user_row(model, roles, kk: int, cand, retired, indptr, indices, ite
     ids = top_k(pop, kk)[0][0]  # popularity first, ties by the lower id
     scores = np.full(kk, -np.inf, np.float32)
     ok = ids >= 0
-    sc = average_user_scores(model, roles, ids[ok])
+    sc = (average or average_user_scores)(model, roles, ids[ok])
     order = np.argsort(-sc, kind="stable")  # equal scores keep the popularity order
     ids[:sc.size], scores[:sc.size] = ids[ok][order], sc[order]
     return ids, scores

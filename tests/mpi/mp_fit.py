@@ -55,7 +55,7 @@ def main(mode, out, rows=None):
         model.save_weights(os.path.join(out, "mp.weights.npz"))
         distribution.barrier()
         print(f"rank {rank} sharded after save {getattr(model, '_shards', None) is not None}", flush=True)
-        results, _ = dp_fit.evaluation(model)  # gathers the tables on every rank first
+        results, _ = dp_fit.evaluation(model)  # scores shard by shard (_mp_score.py)
         with open(os.path.join(out, f"evaluate-{rank}.json"), "w") as f:
             json.dump(results, f)
         np.savez(weights_file(out, "trained", rank), *model.get_weights())

@@ -148,6 +148,18 @@ MUTANTS: List[Mutant] = [
     M("bar-without-delay", "neurec/utils/progbar.py",
       "WAIT_SECONDS = 2.0", "WAIT_SECONDS = 0.0",
       ["tests/test_progbar.py"], what="progress bars draw at once, not after 2 s"),
+    # -- issue 13: the data-parallel exchange, chunked batches -------------------------
+    M("chunk-gradients-lost", "csrc/src/plan_run.c",
+      "        nr_plan_forward(c, s0, s1);\n",
+      "        nr_plan_forward(c, s0, s1);\n        memset(p->tgrad + (size_t)ith * "
+      "(size_t)p->dense_total, 0, (size_t)p->dense_total * sizeof(float));\n",
+      T_GRAD, what="each chunk of a large batch overwrites the last one's dense gradient"),
+    M("rowsum-in-float", "csrc/src/rowsum.c",
+      "        double acc[64];", "        float acc[64];",
+      ["tests/test_rowsum.py"], what="the exchange sums rows in float, not double"),
+    M("rowsum-first-sender-only", "csrc/src/rowsum.c",
+      "                next[last[slot]] = i;", "                (void)last;",
+      ["tests/test_rowsum.py"], what="a row other ranks also sent keeps only the first's gradient"),
     # -- metrics.py ----------------------------------------------------------------------
     M("auc-ties-win", "neurec/metrics.py",
       "np.sum(pos * (neg_below + 0.5 * neg))", "np.sum(pos * (neg_below + neg))",

@@ -87,16 +87,19 @@ struct nr_ncf_args {
     /* the work */
     const int64_t *users;              /* n_users user rows to score */
     int64_t n_users;
-    const int64_t *items;              /* n_cand candidate item rows, strictly ascending, or
-                                          NULL: every row 0..n_cand-1 */
+    const int64_t *items;              /* nr_ncf_topk: n_cand candidate item rows, strictly
+                                          ascending, or NULL: every row 0..n_cand-1.
+                                          nr_ncf_topk_per_user: n_users x n_cand, row r the
+                                          candidates of users[r] (see there) */
     int64_t n_cand;
     int64_t k;                         /* >= 1 */
     const int64_t *excl_indptr;        /* CSR of excluded candidates, or NULL; indices are */
-    const int32_t *excl_indices;       /* candidate positions (0..n_cand-1), ascending per row */
+    const int32_t *excl_indices;       /* candidate positions (0..n_cand-1), ascending per row;
+                                          nr_ncf_topk_per_user: item rows, ascending per row */
     const int64_t *excl_rows;          /* CSR row of each scored user (-1: none), or NULL */
     int64_t *out_ids;                  /* n_users * k: item rows, best first, -1 padded */
     float *out_scores;                 /* n_users * k: scores, best first, -inf padded */
-    const volatile int *abort;         /* polled between item blocks, or NULL */
+    const volatile int *abort;         /* polled between item blocks (per user), or NULL */
 };
 
 /* Check the model's description: widths chain, a TOWER part matches the tower,
@@ -110,6 +113,18 @@ enum nr_status nr_ncf_check(const struct nr_ncf_args *a);
  * NR_ERR_NOMEM, NR_ABORTED (the abort flag was set; the outputs are then
  * incomplete). */
 enum nr_status nr_ncf_topk(const struct nr_ncf_args *a, struct nr_pool *pool);
+
+/* As nr_ncf_topk, but each user has its own candidates (the re-ranking stage of a
+ * two-stage recommender): row r of the n_users x n_cand matrix a->items holds the item
+ * rows of users[r], strictly ascending apart from -1 entries (padding, for users with
+ * fewer candidates; skipped wherever they are). Excluded items (a->excl_indices: item
+ * rows, ascending per CSR row) are skipped; ranking, ties (the lower item row first),
+ * NaN, padding of the outputs and scores are nr_ncf_topk's, bit for bit: a user's
+ * results equal nr_ncf_topk's with its row as the candidate set. Work: one user at a
+ * time per thread, its candidates gathered and transposed in blocks. The ids are
+ * trusted (the binding checks them). Errors: those of nr_ncf_topk; NR_ERR_VALUE also
+ * for a NULL a->items with users and candidates. */
+enum nr_status nr_ncf_topk_per_user(const struct nr_ncf_args *a, struct nr_pool *pool);
 
 /* A logit below which out_act's value is certainly lower than act(z): every
  * float t < nr_ncf_logit_floor(act, z) has act(t) < act(z) (act as the plan

@@ -6,7 +6,11 @@
  * lower id), skipping each user's excluded items. Item vectors are processed
  * in blocks that stay in cache; each thread takes a range of users. The
  * caller owns every array; outputs are (n_users, k) and padded with id -1 and
- * score -inf when a user has fewer than k candidates.
+ * score -inf when a user has fewer than k candidates. Selection: a heap
+ * (nr_topk) for small k; for larger k (16 and up, fewer than 2^32 items) the
+ * buffered top-K (nr_topkb), whose keys take 16 bytes per user and k: about
+ * 8 MiB per thread at most (users in groups; at least 16 users a group); a
+ * score of -0 is then returned as +0.
  */
 #ifndef NR_SCORING_H
 #define NR_SCORING_H
@@ -26,6 +30,8 @@ struct nr_score_args {
     const int64_t *excl_rows;    /* CSR row of each user (-1: none), or NULL */
     int64_t *out_ids;            /* n_users * k */
     float *out_scores;           /* n_users * k */
+    int any_order;               /* 0: best first; 1: the k best in any order, padding
+                                    last (callers that sort them their own way) */
 };
 
 /* Score and select. Errors: NR_ERR_VALUE (k < 1 or negative sizes), NR_ERR_NOMEM. */

@@ -49,6 +49,44 @@ void nr_topk_push_block(struct nr_topk *h, const float *scores, int64_t n, int64
  * nr_topk_reset before pushing again. */
 void nr_topk_sort(struct nr_topk *h);
 
+/* A buffered top-K, for large k: the same selection and order as struct nr_topk, with
+ * entries kept as one integer key each (the score's bits over the id) in a buffer of 2k.
+ * A score that beats the k-th best known is appended; a full buffer is cut back to its k
+ * best by a quickselect. That costs O(1) per entry appended, where the heap pays a
+ * sift-down of log k unpredictable branches: for k of about 50 and more it is the faster.
+ * The k-th best known lags behind the heap's root, so more scores are appended than a
+ * heap takes in; for small k the heap wins.
+ *
+ *     uint64_t keys[2 * 200];
+ *     struct nr_topkb b = {.k = 200, .keys = keys};
+ *     nr_topkb_reset(&b);
+ *     nr_topkb_push_block(&b, row, n_items, 0, seen, n_seen);
+ *     nr_topkb_finish(&b, out_scores, out_ids, 1);   // best first, padded
+ *
+ * Ids must lie in [0, 2^32) and be distinct across the pushes between two resets. The
+ * scores returned are those pushed, except -0, returned as +0 (it ties with +0 by id as
+ * in the heap). Plain data: distinct buffers may be used from distinct threads at once;
+ * nothing here allocates. */
+struct nr_topkb {
+    int64_t k;      /* entries kept (>= 1) */
+    int64_t size;   /* keys held now, <= 2k */
+    uint64_t *keys; /* caller-owned storage of 2k keys */
+    uint64_t thr;   /* the k-th best key once the buffer was first cut back, else 0 */
+};
+
+/* Empty the buffer (size 0, no threshold). Call before the first push. */
+void nr_topkb_reset(struct nr_topkb *b);
+
+/* As nr_topk_push_block: offer scores[j] for id first_id + j, skipping NaN and the
+ * ascending excluded ids. */
+void nr_topkb_push_block(struct nr_topkb *b, const float *scores, int64_t n, int64_t first_id,
+                         const int32_t *excluded, int64_t n_excluded);
+
+/* Write the k best to out_scores[0..k) and out_ids[0..k), best first (nr_topk's order)
+ * when best_first, else in any order; padded with -inf / -1 after them. Returns how many
+ * are real. The buffer must be reset before it is pushed to again. */
+int64_t nr_topkb_finish(struct nr_topkb *b, float *out_scores, int64_t *out_ids, int best_first);
+
 /* Top-k of every row of a row-major float32 matrix.
  *
  * Row r holds the scores of item ids 0..n_cols-1 and starts at

@@ -1,0 +1,146 @@
+#include <stdlib.h>
+#include <string.h>
+
+#include "neurec/nr_rowsum.h"
+
+/* An open-addressing hash from row id to its slot in the output, sized to at
+ * least twice the rows merged: a probe sequence stays short. */
+struct rs_map {
+    int64_t *keys; /* -1: free */
+    int64_t *slots;
+    uint64_t mask;
+};
+
+/* The float whose bits word p holds (memcpy: no aliasing of uint32_t as float). */
+static inline float rs_float(const uint32_t *p)
+{
+    float f;
+    memcpy(&f, p, sizeof f);
+    return f;
+}
+
+static uint64_t rs_hash(int64_t id)
+{
+    uint64_t x = (uint64_t)id * 0x9E3779B97F4A7C15ull;
+    return x ^ (x >> 29);
+}
+
+static enum nr_status rs_map_init(struct rs_map *m, int64_t n)
+{
+    uint64_t cap = 16;
+    while (cap < 2 * (uint64_t)n)
+        cap <<= 1;
+    m->keys = malloc(cap * sizeof *m->keys);
+    m->slots = malloc(cap * sizeof *m->slots);
+    m->mask = cap - 1;
+    if (!m->keys || !m->slots) {
+        free(m->keys);
+        free(m->slots);
+        return NR_ERR_NOMEM;
+    }
+    memset(m->keys, 0xff, cap * sizeof *m->keys); /* every key -1 */
+    return NR_OK;
+}
+
+/* The slot of id, or -1 after storing next as its slot. */
+static int64_t rs_map_find_or_add(struct rs_map *m, int64_t id, int64_t next)
+{
+    for (uint64_t h = rs_hash(id) & m->mask;; h = (h + 1) & m->mask) {
+        if (m->keys[h] == id)
+            return m->slots[h];
+        if (m->keys[h] < 0) {
+            m->keys[h] = id;
+            m->slots[h] = next;
+            return -1;
+        }
+    }
+}
+
+/* Pass 1 chains each distinct id's rows in sender order (first[slot] ->
+ * next[i] -> ...); pass 2 sums each chain in double and rounds once, so a row
+ * sent once costs one multiply and the output is written once, in order. */
+enum nr_status nr_rowsum(const uint32_t *msg, int64_t msg_words, const int64_t *offsets,
+                         const int64_t *counts, int n_senders, const double *weights,
+                         int64_t cols, int64_t table_rows, int64_t *out_ids, float *out_grad,
+                         int64_t *n_out)
+{
+    *n_out = 0;
+    if (n_senders < 0 || cols < 0)
+        return NR_ERR_SHAPE;
+    const int64_t width = cols + 2;
+    int64_t total = 0;
+    for (int s = 0; s < n_senders; s++) {
+        if (counts[s] < 0 || offsets[s] < 0 || offsets[s] > msg_words ||
+            counts[s] > (msg_words - offsets[s]) / width)
+            return NR_ERR_SHAPE;
+        total += counts[s];
+    }
+    if (total == 0)
+        return NR_OK;
+    struct rs_map map;
+    int64_t *link = malloc((size_t)total * 3 * sizeof *link); /* first, last, next */
+    const uint32_t **row_at = malloc((size_t)total * sizeof *row_at);
+    double *weight_of = malloc((size_t)total * sizeof *weight_of);
+    enum nr_status status = link && row_at && weight_of ? rs_map_init(&map, total) : NR_ERR_NOMEM;
+    if (status != NR_OK) {
+        free(link);
+        free(row_at);
+        free(weight_of);
+        return status;
+    }
+    int64_t *first = link, *last = link + total, *next = link + 2 * total;
+    int64_t n = 0, i = 0;
+    for (int s = 0; s < n_senders && status == NR_OK; s++) {
+        const uint32_t *ids = msg + offsets[s], *grad = ids + 2 * counts[s];
+        for (int64_t r = 0; r < counts[s]; r++, i++) {
+            int64_t id;
+            memcpy(&id, ids + 2 * r, sizeof id);
+            if (id < 0 || id >= table_rows) {
+                status = NR_ERR_INDEX;
+                break;
+            }
+            row_at[i] = grad + r * cols;
+            weight_of[i] = weights[s];
+            next[i] = -1;
+            const int64_t slot = rs_map_find_or_add(&map, id, n);
+            if (slot < 0) {
+                first[n] = last[n] = i;
+                out_ids[n++] = id;
+            } else {
+                next[last[slot]] = i;
+                last[slot] = i;
+            }
+        }
+    }
+    for (int64_t k = 0; k < n && status == NR_OK; k++) {
+        float *out = out_grad + k * cols;
+        const int64_t j = first[k];
+        const uint32_t *g = row_at[j]; /* float bits */
+        if (next[j] < 0) { /* sent once: w * g rounded once, as the chain's sum would be */
+            for (int64_t c = 0; c < cols; c++)
+                out[c] = (float)(weight_of[j] * (double)rs_float(g + c));
+            continue;
+        }
+        double acc[64];
+        for (int64_t c0 = 0; c0 < cols; c0 += 64) {
+            const int64_t m = cols - c0 < 64 ? cols - c0 : 64;
+            for (int64_t c = 0; c < m; c++)
+                acc[c] = weight_of[j] * (double)rs_float(g + c0 + c);
+            for (int64_t t = next[j]; t >= 0; t = next[t]) {
+                const uint32_t *h = row_at[t];
+                for (int64_t c = 0; c < m; c++)
+                    acc[c] += weight_of[t] * (double)rs_float(h + c0 + c);
+            }
+            for (int64_t c = 0; c < m; c++)
+                out[c0 + c] = (float)acc[c];
+        }
+    }
+    if (status == NR_OK)
+        *n_out = n;
+    free(map.keys);
+    free(map.slots);
+    free(link);
+    free(row_at);
+    free(weight_of);
+    return status;
+}
