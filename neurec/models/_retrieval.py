@@ -62,8 +62,9 @@ class IndexMixin:
         """Index the items of a dot-product model for fast approximate top-K.
 
         For models whose score is ``user_vector . item_vector (+ bias)`` (``MF``, ``GMF``,
-        a ``Dot`` of two embeddings); biases are folded in with the inner-product-to-L2
-        augmentation. ``recommend(users, index=model.item_index)`` then ranks through it,
+        a ``Dot`` of two embeddings); biases are folded in: HNSW searches the inner product
+        directly (items ``[q_i, b_i]``, queries ``[p_u, 1]``), IVF clusters the
+        inner-product-to-L2 augmentation. ``recommend(users, index=model.item_index)`` then ranks through it,
         honouring exclusions and retired items. ``model.save`` stores it in the model
         file (its structure alone, as plain arrays checked on load). Training the model
         afterwards makes it stale: ``recommend`` then raises until it is rebuilt.
@@ -73,9 +74,11 @@ class IndexMixin:
                 cells: quicker to build) or ``'exact'`` (the fused exact path: a baseline
                 with the same interface; needs no library).
             **settings: For ``'hnsw'``: ``M`` (32, links per node), ``ef_construction``
-                (200), ``ef_search`` (128; raised to the fetch size per query). For
+                (200), ``ef_search`` (32; raised to the fetch size per query). For
                 ``'ivf'``: ``nlist`` (cells; default about ``4 sqrt(n_items)``) and
-                ``nprobe`` (cells searched; default ``max(16, nlist // 8)``).
+                ``nprobe`` (cells searched; default 32, scaled with the fetch depth).
+                ``index.set_search(ef_search=...)`` or ``set_search(nprobe=...)``
+                changes the search setting later, without rebuilding.
 
         Returns:
             The :class:`ItemIndex` (also kept as :attr:`item_index`).
