@@ -267,17 +267,22 @@ class ModelParallelFit(DataParallelFit):
         under ``local_data=True`` they are rank 0's validation data's)."""
         return self.model._validate_sharded(self.source.validation)
 
-    def fit(self, inputs, labels, idx, batch_size, step, seed, weights=None):
-        """Train the global batches ``idx`` run by run: fetch each run's rows, train this
-        rank's slices of its batches, keep the rows this rank owns."""
-        self._check_batch(batch_size)
-        per = self.shards.batches_per_run(inputs, batch_size)
-        if self.shards.plan is not self.plan:  # the working tables grew
+    def _follow_working_tables(self) -> None:
+        """Train through the working tables' current plan (a new one when they grew), with
+        the reduce hook and the optimizer's settings."""
+        if self.shards.plan is not self.plan:
             self.plan.set_reduce_hook(None)
             self.plan = self.shards.plan
             if self.checked:
                 self.plan.set_reduce_hook(self.exchange)
         self.plan.set_optimizer(self.model.optimizer._c_spec())
+
+    def fit(self, inputs, labels, idx, batch_size, step, seed, weights=None):
+        """Train the global batches ``idx`` run by run: fetch each run's rows, train this
+        rank's slices of its batches, keep the rows this rank owns."""
+        self._check_batch(batch_size)
+        per = self.shards.batches_per_run(inputs, batch_size)
+        self._follow_working_tables()
         stats = None
         run = per * batch_size
         for at in range(0, idx.size, run):

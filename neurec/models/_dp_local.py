@@ -177,12 +177,7 @@ class LocalModelParallelFit(ModelParallelFit, LocalDataFit):
         """Train the chunk's ``nb`` local batches (``idx``: rows of this rank's partition,
         -1 past its end) in runs of batches whose rows fit the working tables."""
         per = self.shards.batches_per_run(inputs, self.global_batch)
-        if self.shards.plan is not self.plan:  # the working tables grew
-            self.plan.set_reduce_hook(None)
-            self.plan = self.shards.plan
-            if self.checked:
-                self.plan.set_reduce_hook(self.exchange)
-        self.plan.set_optimizer(self.model.optimizer._c_spec())
+        self._follow_working_tables()
         stats = None
         run = per * batch_size
         for at in range(0, idx.size, run):
