@@ -195,6 +195,12 @@ def test_a_killed_rank_ends_the_job_and_the_checkpoint_loads(mpi, tmp_path):
     assert model.optimizer.iterations == -(-dp_fit.N // 16)
 
 
+def test_ranks_that_disagree_on_validation_are_refused_not_hung(mpi, tmp_path):
+    rc, out, err, seconds = launch("validation-mismatch", tmp_path, timeout=120)
+    assert rc != 0
+    assert "rank 1's validation data differs from rank 0's" in err
+
+
 def test_ranks_with_different_models_are_refused(mpi, tmp_path):
     rc, out, err, seconds = launch("mismatch", tmp_path, timeout=120)
     assert rc != 0

@@ -114,16 +114,18 @@ static void nr__topk_push_range(struct nr_topk *h, const float *scores, int64_t 
     }
 }
 
-void nr_topk_push_block(struct nr_topk *h, const float *scores, int64_t n, int64_t first_id,
-                        const int32_t *excluded, int64_t n_excluded)
+/* Push scores[0..n) (ids first_id..) through push, skipping the ids listed in
+ * excluded (ascending; duplicates and ids outside the block are harmless): the
+ * gaps between exclusions, each one call. */
+typedef void (*nr__push_range_fn)(void *heap, const float *scores, int64_t n, int64_t first_id);
+
+static void nr__push_gaps(void *heap, nr__push_range_fn push, const float *scores, int64_t n,
+                          int64_t first_id, const int32_t *excluded, int64_t n_excluded)
 {
-    if (n <= 0 || h->k <= 0)
-        return;
     if (excluded == NULL || n_excluded <= 0) {
-        nr__topk_push_range(h, scores, n, first_id);
+        push(heap, scores, n, first_id);
         return;
     }
-
     /* First excluded id >= first_id, then push the gaps between exclusions. */
     int64_t lo = 0, hi = n_excluded;
     while (lo < hi) {
@@ -140,11 +142,24 @@ void nr_topk_push_block(struct nr_topk *h, const float *scores, int64_t n, int64
             continue;
         if (e >= n)
             break;
-        nr__topk_push_range(h, scores + j, e - j, first_id + j);
+        push(heap, scores + j, e - j, first_id + j);
         j = e + 1;
     }
     if (j < n)
-        nr__topk_push_range(h, scores + j, n - j, first_id + j);
+        push(heap, scores + j, n - j, first_id + j);
+}
+
+static void nr__topk_push_any(void *h, const float *scores, int64_t n, int64_t first_id)
+{
+    nr__topk_push_range(h, scores, n, first_id);
+}
+
+void nr_topk_push_block(struct nr_topk *h, const float *scores, int64_t n, int64_t first_id,
+                        const int32_t *excluded, int64_t n_excluded)
+{
+    if (n <= 0 || h->k <= 0)
+        return;
+    nr__push_gaps(h, nr__topk_push_any, scores, n, first_id, excluded, n_excluded);
 }
 
 void nr_topk_sort(struct nr_topk *h)
@@ -420,35 +435,17 @@ static void nr__topkb_push_range(struct nr_topkb *b, const float *scores, int64_
     b->thr = thr;
 }
 
+static void nr__topkb_push_any(void *b, const float *scores, int64_t n, int64_t first_id)
+{
+    nr__topkb_push_range(b, scores, n, first_id);
+}
+
 void nr_topkb_push_block(struct nr_topkb *b, const float *scores, int64_t n, int64_t first_id,
                          const int32_t *excluded, int64_t n_excluded)
 {
     if (n <= 0 || b->k <= 0)
         return;
-    if (excluded == NULL || n_excluded <= 0) {
-        nr__topkb_push_range(b, scores, n, first_id);
-        return;
-    }
-    int64_t lo = 0, hi = n_excluded;
-    while (lo < hi) {
-        const int64_t mid = lo + (hi - lo) / 2;
-        if ((int64_t)excluded[mid] < first_id)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    int64_t j = 0;
-    for (int64_t p = lo; p < n_excluded && j < n; p++) {
-        const int64_t e = (int64_t)excluded[p] - first_id;
-        if (e < j)
-            continue;
-        if (e >= n)
-            break;
-        nr__topkb_push_range(b, scores + j, e - j, first_id + j);
-        j = e + 1;
-    }
-    if (j < n)
-        nr__topkb_push_range(b, scores + j, n - j, first_id + j);
+    nr__push_gaps(b, nr__topkb_push_any, scores, n, first_id, excluded, n_excluded);
 }
 
 int64_t nr_topkb_finish(struct nr_topkb *b, float *out_scores, int64_t *out_ids, int best_first)

@@ -198,6 +198,8 @@ class DataParallelFit:
         and optimizer state where they differ."""
         self.checked = True
         mine = _signature(self.model, self.opts, batch_size, inputs, labels, weights)
+        # validation is collective (every rank validates, or rank 0 and the others wait)
+        mine["validation data"] = self.source.validation is not None
         every = self.comm.allgather(mine)
         for r, theirs in enumerate(every):
             for field, value in theirs.items():

@@ -191,6 +191,10 @@ def main(mode, out):
     elif mode == "mismatch":
         model, (x, y) = build(factors=8 + rank), data()
         model.fit(x, y, batch_size=100, epochs=1, verbose=0)
+    elif mode == "validation-mismatch":  # rank 1 passes no validation data
+        model, (x, y) = build(), data()
+        val = {"validation_data": ([a[:100] for a in x], y[:100])}
+        model.fit(x, y, batch_size=100, epochs=1, verbose=0, **(val if rank == 0 else {}))
     print(f"rank {rank} done", flush=True)
 
 
