@@ -272,6 +272,34 @@ static int sc_check_excluded(const struct nr_arg *ip, const struct nr_arg *ix,
     return 0;
 }
 
+/* out_ids / out_scores must be (n, k) with k >= 1. Returns 0, or -1 with an error set. */
+static int sc_check_out(const struct nr_arg *oid, const struct nr_arg *osc, int64_t n,
+                        long long k, const char *fn)
+{
+    if (k < 1 || nr_arg_dim(oid, 0) != n || nr_arg_dim(oid, 1) != k || nr_arg_dim(osc, 0) != n ||
+        nr_arg_dim(osc, 1) != k) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: k must be >= 1 and out_ids, out_scores (len(users), k) = "
+                     "(%lld, %lld)",
+                     fn, (long long)n, k);
+        return -1;
+    }
+    return 0;
+}
+
+/* The fields both scorers take the same way: k, the exclusions and the outputs. */
+static void sc_set_common(struct nr_ncf_args *a, long long k, const struct nr_arg *ip,
+                          const struct nr_arg *ix, const struct nr_arg *rows,
+                          const struct nr_arg *oid, const struct nr_arg *osc)
+{
+    a->k = (int64_t)k;
+    a->excl_indptr = nr_arg_data(ip);
+    a->excl_indices = nr_arg_data(ix);
+    a->excl_rows = nr_arg_data(rows);
+    a->out_ids = nr_arg_data(oid);
+    a->out_scores = nr_arg_data(osc);
+}
+
 PyDoc_STRVAR(
     sc_ncf_topk_doc,
     "ncf_topk(model, users, k, out_ids, out_scores, items=None, indptr=None, indices=None,\n"
@@ -316,14 +344,8 @@ static PyObject *sc_ncf_topk(PyObject *self, PyObject *args, PyObject *kwds)
     if (sc_read_model(model, &a, layers, parts, &s, &user_rows, &item_rows) < 0)
         goto done;
     const int64_t n = nr_arg_size(&users);
-    if (k < 1 || nr_arg_dim(&oid, 0) != n || nr_arg_dim(&oid, 1) != k || nr_arg_dim(&osc, 0) != n ||
-        nr_arg_dim(&osc, 1) != k) {
-        PyErr_Format(PyExc_ValueError,
-                     "ncf_topk: k must be >= 1 and out_ids, out_scores (len(users), k) = "
-                     "(%lld, %lld)",
-                     (long long)n, k);
+    if (sc_check_out(&oid, &osc, n, k, "ncf_topk") < 0)
         goto done;
-    }
     if (user_rows >= 0 && sc_check_ids(&users, 0, user_rows, 0, "ncf_topk") < 0)
         goto done;
     if (item_rows < 0 && !items.array) {
@@ -340,12 +362,7 @@ static PyObject *sc_ncf_topk(PyObject *self, PyObject *args, PyObject *kwds)
     a.n_users = n;
     a.items = nr_arg_data(&items);
     a.n_cand = n_cand;
-    a.k = (int64_t)k;
-    a.excl_indptr = nr_arg_data(&ip);
-    a.excl_indices = nr_arg_data(&ix);
-    a.excl_rows = nr_arg_data(&rows);
-    a.out_ids = nr_arg_data(&oid);
-    a.out_scores = nr_arg_data(&osc);
+    sc_set_common(&a, k, &ip, &ix, &rows, &oid, &osc);
     enum nr_status st = NR_OK;
     if (n > 0)
         RUN_ON_POOL(st, nr_ncf_topk(&a, pool));
@@ -455,14 +472,8 @@ static PyObject *sc_ncf_topk_per_user(PyObject *self, PyObject *args, PyObject *
                      (long long)nr_arg_dim(&items, 0), (long long)n);
         goto done;
     }
-    if (k < 1 || nr_arg_dim(&oid, 0) != n || nr_arg_dim(&oid, 1) != k || nr_arg_dim(&osc, 0) != n ||
-        nr_arg_dim(&osc, 1) != k) {
-        PyErr_Format(PyExc_ValueError,
-                     "ncf_topk_per_user: k must be >= 1 and out_ids, out_scores (len(users), k) "
-                     "= (%lld, %lld)",
-                     (long long)n, k);
+    if (sc_check_out(&oid, &osc, n, k, "ncf_topk_per_user") < 0)
         goto done;
-    }
     if (user_rows >= 0 && sc_check_ids(&users, 0, user_rows, 0, "ncf_topk_per_user") < 0)
         goto done;
     if (sc_check_rows(&items, item_rows >= 0 ? item_rows : INT64_MAX) < 0 ||
@@ -473,12 +484,7 @@ static PyObject *sc_ncf_topk_per_user(PyObject *self, PyObject *args, PyObject *
     a.n_users = n;
     a.items = nr_arg_data(&items);
     a.n_cand = nr_arg_dim(&items, 1);
-    a.k = (int64_t)k;
-    a.excl_indptr = nr_arg_data(&ip);
-    a.excl_indices = nr_arg_data(&ix);
-    a.excl_rows = nr_arg_data(&rows);
-    a.out_ids = nr_arg_data(&oid);
-    a.out_scores = nr_arg_data(&osc);
+    sc_set_common(&a, k, &ip, &ix, &rows, &oid, &osc);
     enum nr_status st = NR_OK;
     if (n > 0)
         RUN_ON_POOL(st, nr_ncf_topk_per_user(&a, pool));

@@ -672,18 +672,25 @@ done:
     free(heaps);
 }
 
-enum nr_status nr_ncf_topk(const struct nr_ncf_args *a, struct nr_pool *pool)
+/* Check a, lay it out and run worker on every thread of pool; the first error wins. */
+static enum nr_status ncf_run(const struct nr_ncf_args *a, struct nr_pool *pool,
+                              nr_pool_fn worker)
 {
-    if (a->k < 1 || a->n_users < 0 || a->n_cand < 0)
-        return NR_ERR_VALUE;
     enum nr_status s = nr_ncf_check(a);
     if (s != NR_OK)
         return s;
     struct ncf_ctx c = {.a = a};
     ncf_layout_of(a, &c.lay);
     atomic_init(&c.status, NR_OK);
-    nr_pool_run(pool, ncf_worker, &c);
+    nr_pool_run(pool, worker, &c);
     return (enum nr_status)atomic_load(&c.status);
+}
+
+enum nr_status nr_ncf_topk(const struct nr_ncf_args *a, struct nr_pool *pool)
+{
+    if (a->k < 1 || a->n_users < 0 || a->n_cand < 0)
+        return NR_ERR_VALUE;
+    return ncf_run(a, pool, ncf_worker);
 }
 
 /* ---- per-user candidates --------------------------------------------------- */
@@ -762,12 +769,5 @@ enum nr_status nr_ncf_topk_per_user(const struct nr_ncf_args *a, struct nr_pool 
 {
     if (a->k < 1 || a->n_users < 0 || a->n_cand < 0 || (!a->items && a->n_users && a->n_cand))
         return NR_ERR_VALUE;
-    enum nr_status s = nr_ncf_check(a);
-    if (s != NR_OK)
-        return s;
-    struct ncf_ctx c = {.a = a};
-    ncf_layout_of(a, &c.lay);
-    atomic_init(&c.status, NR_OK);
-    nr_pool_run(pool, ncf_worker_per_user, &c);
-    return (enum nr_status)atomic_load(&c.status);
+    return ncf_run(a, pool, ncf_worker_per_user);
 }

@@ -23,6 +23,7 @@ import os
 import sys
 import time
 import traceback
+import zlib
 from typing import Any, Iterator, Optional
 
 __all__ = ["initialize", "rank", "size", "is_main", "barrier", "communicator",
@@ -224,6 +225,16 @@ def _local() -> Iterator[None]:
         yield
     finally:
         _LOCAL.reset(token)
+
+
+def _first_differing_rank(comm, arrays) -> Optional[int]:
+    """The first rank whose ``arrays`` (each an array or None) differ from rank 0's in shape
+    or bytes (CRC-32), or None when every rank passed the same: a collective call."""
+    import numpy as np
+    mine = [None if a is None else (tuple(np.shape(a)), zlib.crc32(np.ascontiguousarray(a)))
+            for a in arrays]
+    every = comm.allgather(mine)
+    return next((r for r, theirs in enumerate(every) if theirs != every[0]), None)
 
 
 def _is_local() -> bool:

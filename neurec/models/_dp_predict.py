@@ -30,7 +30,6 @@ summed over the ranks in rank order (``ShardedTables.penalty``). Under
 ``ModelParallel(local_data=True)`` the validation is rank 0's (as
 ``DataParallel(local_data=True)``): rank 0 predicts it, the others serve rows.
 """
-import zlib
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -183,15 +182,13 @@ def _agree(inputs: List[np.ndarray]) -> None:
     Raises:
         ValueError: Naming the first rank whose ``x`` differs from rank 0's.
     """
-    mine = [(tuple(a.shape), zlib.crc32(np.ascontiguousarray(a))) for a in inputs]
-    every = distribution.communicator().allgather(mine)
-    for r, theirs in enumerate(every):
-        if theirs != every[0]:
-            raise ValueError(
-                f"predict under {type(distribution.distribution()).__name__}: rank {r} passed "
-                f"another x than rank 0; every rank predicts a share of the same x and gets "
-                f"every prediction, so pass the same x on every rank (for each rank's own "
-                f"rows set a distribution with local_data=True)")
+    r = distribution._first_differing_rank(distribution.communicator(), inputs)
+    if r is not None:
+        raise ValueError(
+            f"predict under {type(distribution.distribution()).__name__}: rank {r} passed "
+            f"another x than rank 0; every rank predicts a share of the same x and gets "
+            f"every prediction, so pass the same x on every rank (for each rank's own "
+            f"rows set a distribution with local_data=True)")
 
 
 def _validation_arrays(validation) -> Tuple[List[np.ndarray], np.ndarray, Optional[np.ndarray]]:

@@ -29,11 +29,11 @@ A rank holds its shards, one block's user rows, scores and top-K lists: never a 
 table. Models this cannot score (side-feature inputs, a table read by both id inputs,
 approximate or two-stage retrieval) gather their tables first, as before.
 """
-import zlib
 from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 
+from neurec import distribution
 from neurec.evaluation.ranking import _core as rank_core
 from neurec.evaluation.ranking import _num_threads as num_threads
 from neurec.layers.core import Embedding
@@ -116,17 +116,14 @@ class ShardScorer:
         Raises:
             ValueError: If a rank's arrays differ from rank 0's (sizes and checksums).
         """
-        mine = [None if a is None else (int(a.size), zlib.crc32(np.ascontiguousarray(a)))
-                for a in arrays]
-        every = self.comm.allgather(mine)
-        for r, theirs in enumerate(every):
-            if theirs != every[0]:
-                raise ValueError(
-                    f"{fn} with tables sharded by ModelParallel: rank {r} passed other users "
-                    f"(or candidates, or held-out items) than rank 0; every rank scores every "
-                    f"user against its items, so pass the same ones on every rank (for each "
-                    f"rank's own users write files: recommend(output='recs-{{rank}}.csv') "
-                    f"under ModelParallel(local_data=True))")
+        r = distribution._first_differing_rank(self.comm, arrays)
+        if r is not None:
+            raise ValueError(
+                f"{fn} with tables sharded by ModelParallel: rank {r} passed other users "
+                f"(or candidates, or held-out items) than rank 0; every rank scores every "
+                f"user against its items, so pass the same ones on every rank (for each "
+                f"rank's own users write files: recommend(output='recs-{{rank}}.csv') "
+                f"under ModelParallel(local_data=True))")
 
     # -- recommend -----------------------------------------------------------------------
     def local_ids(self, ids: Optional[np.ndarray]) -> Optional[np.ndarray]:
