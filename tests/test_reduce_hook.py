@@ -6,6 +6,8 @@ gradient trains as SGD with twice the learning rate (scaling by 2 is exact), a h
 zeroes them leaves SGD's weights alone, a hook that does nothing changes nothing, and a
 replaced table part moves exactly the rows it names.
 """
+import re
+
 import numpy as np
 import pytest
 
@@ -199,3 +201,127 @@ def test_bad_calls_raise():
     hog.compile(optimizer=optimizers.SGD(0.1), loss="binary_crossentropy", hogwild=True)
     with pytest.raises(ValueError, match="hogwild=False"):
         hog._get_plan().set_reduce_hook(lambda g: None)
+
+
+# -- pack_rows / merge_rows: the exchange's packing and merging, in C ----------------------
+def _reference_union(blocks, weights, cols):
+    """Distinct ids in order of first appearance, each gradient summed in float64 in
+    sender order and rounded once (nr_rowsum.h)."""
+    order, acc = [], {}
+    for (ids, grad), w in zip(blocks, weights):
+        for i, g in zip(ids.tolist(), grad.reshape(len(ids), cols).astype(np.float64)):
+            acc[i] = acc[i] + w * g if i in acc else w * g
+            if len(order) < len(acc):
+                order.append(i)
+    return np.array(order, np.int64), np.array([acc[i] for i in order]).reshape(-1, cols)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_pack_rows_packs_what_the_parts_hold(threads):
+    got = []
+
+    def hook(g):
+        tables = sorted({g.part(k)[0] for k in range(g.n_parts)})
+        packed, counts = g.pack_rows(np.array(tables[::-1]))  # any order of tables
+        want = []
+        for param in tables[::-1]:
+            parts = [g.part(k) for k in range(g.n_parts) if g.part(k)[0] == param]
+            ids = np.concatenate([p[3] for p in parts])
+            grad = np.concatenate([p[4].reshape(-1) for p in parts])
+            want.append((ids.size, np.concatenate([ids.view(np.uint32), grad.view(np.uint32)])))
+        assert counts.tolist() == [n for n, _ in want]
+        assert np.array_equal(packed, np.concatenate([w for _, w in want]))
+        none, zero = g.pack_rows(np.array(tables), empty=True)
+        got.append((none.size, zero.tolist()))
+
+    trained(hook, threads=threads)
+    assert got == [(0, [0, 0])] * 3
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_merge_rows_applies_the_union_of_every_sender(threads):
+    """A second sender's rows merged in C train exactly as the NumPy union handed to
+    set_part: the same ids in the same order, the same bits, every batch (the row index
+    the merge reuses is clean after each)."""
+    rng = np.random.default_rng(5)
+    others = {}
+
+    def other(g, param, cols):  # the "other rank's" rows of this step: fixed per step
+        key = (g.step, param)
+        if key not in others:
+            ids = rng.choice(30 if param == 0 else 20, 7, replace=False).astype(np.int64)
+            others[key] = (ids, rng.normal(size=(7, cols)).astype(np.float32))
+        return others[key]
+
+    def blocks(g):
+        out = {}
+        for k in range(g.n_parts):
+            param, cols, _, rows, grad = g.part(k)
+            mine = out.setdefault(param, [cols, [], []])
+            mine[1].append(rows.copy())
+            mine[2].append(grad.copy())
+        return {p: (c, (np.concatenate(r), np.concatenate(gr)), other(g, p, c))
+                for p, (c, r, gr) in out.items()}
+
+    weights = np.array([0.375, 0.625])
+
+    def in_c(g):
+        before = blocks(g)  # this rank's own rows, before the merge replaces them
+        tables = np.array(sorted(before), np.int64)
+        packed, counts = g.pack_rows(tables)
+        theirs = [other(g, int(p), g.part(int(t))[1]) for t, p in enumerate(tables)]
+        words = np.concatenate([np.concatenate([i.view(np.uint32), v.reshape(-1).view(np.uint32)])
+                                for i, v in theirs])
+        message = np.concatenate([packed, words])
+        n_rows = np.array([counts, [i.size for i, _ in theirs]], np.int64)
+        g.merge_rows(tables, message.view(np.int32), np.array([0, packed.size], np.int64),
+                     n_rows, weights)
+        for param, (cols, mine, theirs1) in before.items():
+            ids, want = _reference_union([mine, theirs1], weights, cols)
+            got = [g.part(k) for k in range(g.n_parts) if g.part(k)[0] == param]
+            assert np.array_equal(np.concatenate([p[3] for p in got]), ids)
+            assert np.concatenate([p[4] for p in got]).tobytes() == want.astype(np.float32).tobytes()
+
+    def in_numpy(g):
+        for param, (cols, mine, theirs) in blocks(g).items():
+            ids, want = _reference_union([mine, theirs], weights, cols)
+            ks = [k for k in range(g.n_parts) if g.part(k)[0] == param]
+            for j, k in enumerate(ks):
+                lo, hi = ids.size * j // len(ks), ids.size * (j + 1) // len(ks)
+                g.set_part(k, ids[lo:hi], want[lo:hi].astype(np.float32))
+
+    a = trained(in_c, threads=threads, epochs=2)
+    others_c = dict(others)
+    b = trained(in_numpy, threads=threads, epochs=2)
+    assert others == others_c and len(others) == 12
+    assert same(a, b)
+
+
+def test_merge_rows_bad_arguments():
+    errors = []
+
+    def hook(g):
+        tables = np.array([0, 1], np.int64)
+        packed, counts = g.pack_rows(tables)
+        n_rows = counts.reshape(1, 2)
+        bad_id = packed.copy()
+        bad_id[:2] = np.array([30], np.int64).view(np.uint32)  # table 0 has 30 rows
+        for call, exc, match in [
+            (lambda: g.merge_rows(tables, bad_id.view(np.int32), np.zeros(1, np.int64), n_rows,
+                                  np.ones(1)), IndexError, "outside [0, 30)"),
+            (lambda: g.merge_rows(tables, packed[:-1].view(np.int32), np.zeros(1, np.int64),
+                                  n_rows, np.ones(1)), ValueError, "outside message"),
+            (lambda: g.merge_rows(tables, packed.view(np.int32), np.zeros(1, np.int64), counts,
+                                  np.ones(1)), ValueError, "counts must be 2-dimensional"),
+            (lambda: g.merge_rows(tables, packed.view(np.int32), np.zeros(2, np.int64), n_rows,
+                                  np.ones(2)), ValueError, "(senders, tables)"),
+            (lambda: g.pack_rows(np.array([7], np.int64)), ValueError, "not an embedding table"),
+        ]:
+            with pytest.raises(exc, match=re.escape(match)):
+                call()
+            errors.append(match)
+        g.merge_rows(tables, packed.view(np.int32), np.zeros(1, np.int64), n_rows, np.ones(1))
+
+    before = trained(lambda g: None)
+    assert same(trained(hook, batch_size=240), trained(lambda g: None, batch_size=240))
+    assert len(errors) == 5 and before is not None

@@ -6,6 +6,7 @@
  * parameter a Param, the optimizer an OptimizerSpec (neurec/optimizers.py).
  */
 #include "module.h"
+#include "plan_obj.h"
 #include "pools.h"
 
 #include <float.h>
@@ -15,20 +16,6 @@
 #include "neurec/nr_names.h"
 #include "neurec/nr_plan.h"
 
-typedef struct {
-    PyObject_HEAD
-    struct nr_plan *plan;
-    struct nr_param *params;
-    int32_t n_inputs;
-    int64_t out_size;
-    PyObject *keep; /* list of the arrays the params borrow */
-    nr_mutex_t lock; /* one fit/predict of this plan at a time (its scratch) */
-    long lock_generation; /* nr_py_fork_generation() when lock was initialised */
-    PyObject *hook; /* the reduce hook, a callable, or NULL (set_reduce_hook) */
-    PyObject *hook_kept; /* arrays the hook handed to the current batch's apply phase */
-    unsigned long hook_thread; /* the thread running the hook while in_hook */
-    int in_hook;
-} PlanObject;
 
 /* The plan's lock, re-created first if it was made before a fork (a parent
  * thread that does not exist here may hold it). Called with the GIL, so no
@@ -49,6 +36,8 @@ static void Plan_dealloc(PlanObject *self)
 {
     nr_plan_free(self->plan);
     nr_mutex_destroy(&self->lock);
+    nr_rowsum_ws_free(&self->rowsum_ws);
+    free(self->merged);
     free(self->params);
     Py_XDECREF(self->keep);
     Py_XDECREF(self->hook);
@@ -558,183 +547,6 @@ done:
 
 /* ------------------------------------------------------------------------ */
 /* the reduce hook in Python (nr_plan_set_reduce_hook)                       */
-
-/* What a Python reduce hook receives: one batch's gradients (struct
- * nr_batch_grads), valid during the call only. The arrays it hands out view
- * the plan's buffers without a copy and keep this object alive, so the call
- * fails if one outlives it (it would point into scratch the next batch reuses). */
-typedef struct {
-    PyObject_HEAD
-    struct nr_batch_grads *g; /* NULL once the hook returned */
-    PlanObject *plan;         /* borrowed: the plan outlives its fit */
-} GradsObject;
-
-static int grads_live(GradsObject *self)
-{
-    if (self->g)
-        return 0;
-    PyErr_SetString(PyExc_RuntimeError,
-                    "the batch's gradients are valid during the reduce hook's call only");
-    return -1;
-}
-
-/* An nd-dimensional view of data whose base is self (a fresh empty array when
- * data is NULL: an empty part). */
-static PyObject *grads_view(GradsObject *self, void *data, int type, int nd, npy_intp *dims,
-                            int writeable)
-{
-    if (!data)
-        return PyArray_ZEROS(nd, dims, type, 0);
-    PyObject *a = PyArray_New(&PyArray_Type, nd, dims, type, NULL, data, 0,
-                              writeable ? NPY_ARRAY_CARRAY : NPY_ARRAY_CARRAY_RO, NULL);
-    if (!a)
-        return NULL;
-    Py_INCREF(self);
-    if (PyArray_SetBaseObject((PyArrayObject *)a, (PyObject *)self) < 0) {
-        Py_DECREF(a);
-        return NULL;
-    }
-    return a;
-}
-
-static PyObject *Grads_get(GradsObject *self, void *which)
-{
-    if (grads_live(self) < 0)
-        return NULL;
-    const struct nr_batch_grads *g = self->g;
-    switch ((int)(intptr_t)which) {
-    case 0: return PyLong_FromLongLong(g->step);
-    case 1: return PyLong_FromLongLong(g->n_samples);
-    case 2: return PyLong_FromLong(g->n_tables);
-    case 3: return PyLong_FromLong(g->n_parts);
-    case 4: {
-        npy_intp dims[1] = {(npy_intp)g->dense_size};
-        return grads_view(self, g->dense, NPY_FLOAT32, 1, dims, 1);
-    }
-    default: {
-        npy_intp dims[1] = {g->n_params};
-        return grads_view(self, (void *)g->dense_offset, NPY_INT64, 1, dims, 0);
-    }
-    }
-}
-
-static PyGetSetDef Grads_getset[] = {
-    {"step", (getter)Grads_get, NULL, "the optimizer step the gradients are applied at (>= 1)",
-     (void *)0},
-    {"n_samples", (getter)Grads_get, NULL, "samples in the batch", (void *)1},
-    {"n_tables", (getter)Grads_get, NULL, "embedding tables of the plan", (void *)2},
-    {"n_parts", (getter)Grads_get, NULL,
-     "table parts: part (thread i, table t) is i * n_tables + t", (void *)3},
-    {"dense", (getter)Grads_get, NULL,
-     "float32 view of every non-table parameter's gradient (writable, no copy)", (void *)4},
-    {"dense_offset", (getter)Grads_get, NULL,
-     "int64 view: where each parameter's gradient starts in dense, -1 for tables", (void *)5},
-    {NULL, NULL, NULL, NULL, NULL},
-};
-
-static struct nr_grad_part *grads_part(GradsObject *self, Py_ssize_t i)
-{
-    if (i < 0 || i >= self->g->n_parts) {
-        PyErr_Format(PyExc_IndexError, "part %zd is outside [0, %d)", i, self->g->n_parts);
-        return NULL;
-    }
-    return &self->g->parts[i];
-}
-
-/* part(i) -> (param, cols, first_row, rows or None, grad) */
-static PyObject *Grads_part(GradsObject *self, PyObject *arg)
-{
-    Py_ssize_t i = PyNumber_AsSsize_t(arg, PyExc_IndexError);
-    if ((i == -1 && PyErr_Occurred()) || grads_live(self) < 0)
-        return NULL;
-    const struct nr_grad_part *part = grads_part(self, i);
-    if (!part)
-        return NULL;
-    npy_intp n[1] = {(npy_intp)part->n_rows}, shape[2] = {(npy_intp)part->n_rows, part->cols};
-    PyObject *rows = part->rows ? grads_view(self, part->rows, NPY_INT64, 1, n, 0)
-                                : (Py_INCREF(Py_None), Py_None);
-    PyObject *grad = rows ? grads_view(self, part->grad, NPY_FLOAT32, 2, shape, 1) : NULL;
-    if (!grad) {
-        Py_XDECREF(rows);
-        return NULL;
-    }
-    return Py_BuildValue("(iLLNN)", part->param, (long long)part->cols, (long long)part->first_row,
-                         rows, grad);
-}
-
-/* set_part(i, rows, grad): a sparse part's rows and their gradients become
- * the given arrays, kept alive by the plan until the next batch's hook. */
-static PyObject *Grads_set_part(GradsObject *self, PyObject *args, PyObject *kw)
-{
-    static char *kwlist[] = {"index", "rows", "grad", NULL};
-    Py_ssize_t i;
-    struct nr_arg rows_a = {.name = "rows", .min_nd = 1, .max_nd = 1}, grad_a = {.name = "grad"};
-    if (grads_live(self) < 0 ||
-        !PyArg_ParseTupleAndKeywords(args, kw, "nO&O&:set_part", kwlist, &i, nr_conv_i64_in,
-                                     &rows_a, nr_conv_f32_in, &grad_a))
-        return NULL;
-    PyObject *result = NULL;
-    struct nr_grad_part *part = grads_part(self, i);
-    if (!part)
-        goto done;
-    if (!part->rows) {
-        PyErr_Format(PyExc_ValueError,
-                     "set_part: part %zd holds a frozen table or dense updates (rows None); "
-                     "change its grad in place",
-                     i);
-        goto done;
-    }
-    int64_t n = nr_arg_size(&rows_a), table_rows = self->plan->params[part->param].rows;
-    if (nr_arg_size(&grad_a) != n * part->cols) {
-        PyErr_Format(
-            PyExc_ValueError, "set_part: grad has %lld values, expected len(rows) * %lld = %lld",
-            (long long)nr_arg_size(&grad_a), (long long)part->cols, (long long)(n * part->cols));
-        goto done;
-    }
-    const int64_t *r = nr_arg_data(&rows_a);
-    for (int64_t k = 0; k < n; k++)
-        if (r[k] < 0 || r[k] >= table_rows) {
-            PyErr_Format(PyExc_IndexError, "set_part: rows[%lld] = %lld is outside [0, %lld)",
-                         (long long)k, (long long)r[k], (long long)table_rows);
-            goto done;
-        }
-    if (PyList_Append(self->plan->hook_kept, (PyObject *)rows_a.array) < 0 ||
-        PyList_Append(self->plan->hook_kept, (PyObject *)grad_a.array) < 0)
-        goto done;
-    part->rows = (int64_t *)r; /* read only by the apply phase */
-    part->n_rows = n;
-    part->grad = nr_arg_data(&grad_a);
-    result = Py_None;
-    Py_INCREF(result);
-done:
-    NR_ARGS_RELEASE(&rows_a, &grad_a);
-    return result;
-}
-
-static PyMethodDef Grads_methods[] = {
-    {"part", (PyCFunction)Grads_part, METH_O,
-     "part(i) -> (param, cols, first_row, rows, grad): table part i; rows is an int64 view of "
-     "its distinct row ids (None with dense updates, where the part is rows first_row.. in "
-     "order) and grad a writable float32 (n_rows, cols) view."},
-    NR_PY_KW_METHOD("set_part", Grads_set_part,
-                    "set_part(i, rows, grad): replace sparse part i by the int64 row ids rows "
-                    "and their float32 gradients grad (len(rows) * cols values); the plan "
-                    "keeps both arrays until the apply phase is over. A table's rows must stay "
-                    "distinct across its parts."),
-    {NULL, NULL, 0, NULL},
-};
-
-static void Grads_dealloc(GradsObject *self) { PyObject_Free(self); }
-
-static PyTypeObject GradsType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "neurec._core.BatchGrads",
-    .tp_basicsize = sizeof(GradsObject),
-    .tp_dealloc = (destructor)Grads_dealloc,
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "One batch's gradients, as a reduce hook sees them (valid during its call only).",
-    .tp_methods = Grads_methods,
-    .tp_getset = Grads_getset,
-};
 
 /* The C hook: takes the GIL and calls the plan's Python hook. An exception it
  * raises stays set and stops the fit (nr_py_raise keeps it). */

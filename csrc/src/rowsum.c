@@ -56,13 +56,45 @@ static int64_t rs_map_find_or_add(struct rs_map *m, int64_t id, int64_t next)
     }
 }
 
+/* The workspace's buffers for total rows merged into a table of table_rows
+ * rows: the chain links and, when the table is small enough, the dense index
+ * (grown with every slot -1). Returns 0, or -1 out of memory. */
+static int rs_ws_reserve(struct nr_rowsum_ws *ws, int64_t total, int64_t table_rows, int dense)
+{
+    const size_t need = (size_t)total * (3 * sizeof(int64_t) + sizeof(uint32_t *) + sizeof(double));
+    if (need > ws->buf_bytes) {
+        void *b = realloc(ws->buf, need);
+        if (!b)
+            return -1;
+        ws->buf = b;
+        ws->buf_bytes = need;
+    }
+    if (dense && table_rows > ws->slot_rows) {
+        int32_t *idx = realloc(ws->slot_of, (size_t)table_rows * sizeof *idx);
+        if (!idx)
+            return -1;
+        memset(idx + ws->slot_rows, 0xff, (size_t)(table_rows - ws->slot_rows) * sizeof *idx);
+        ws->slot_of = idx;
+        ws->slot_rows = table_rows;
+    }
+    return 0;
+}
+
+void nr_rowsum_ws_free(struct nr_rowsum_ws *ws)
+{
+    free(ws->slot_of);
+    free(ws->buf);
+    memset(ws, 0, sizeof *ws);
+}
+
 /* Pass 1 chains each distinct id's rows in sender order (first[slot] ->
- * next[i] -> ...); pass 2 sums each chain in double and rounds once, so a row
- * sent once costs one multiply and the output is written once, in order. */
-enum nr_status nr_rowsum(const uint32_t *msg, int64_t msg_words, const int64_t *offsets,
-                         const int64_t *counts, int n_senders, const double *weights,
-                         int64_t cols, int64_t table_rows, int64_t *out_ids, float *out_grad,
-                         int64_t *n_out)
+ * next[i] -> ...), finding an id's slot in the dense index or the hash; pass 2
+ * sums each chain in double and rounds once, so a row sent once costs one
+ * multiply and the output is written once, in order. */
+enum nr_status nr_rowsum_ws(struct nr_rowsum_ws *ws, const uint32_t *msg, int64_t msg_words,
+                            const int64_t *offsets, const int64_t *counts, int n_senders,
+                            const double *weights, int64_t cols, int64_t table_rows,
+                            int64_t *out_ids, float *out_grad, int64_t *n_out)
 {
     *n_out = 0;
     if (n_senders < 0 || cols < 0)
@@ -77,18 +109,17 @@ enum nr_status nr_rowsum(const uint32_t *msg, int64_t msg_words, const int64_t *
     }
     if (total == 0)
         return NR_OK;
-    struct rs_map map;
-    int64_t *link = malloc((size_t)total * 3 * sizeof *link); /* first, last, next */
-    const uint32_t **row_at = malloc((size_t)total * sizeof *row_at);
-    double *weight_of = malloc((size_t)total * sizeof *weight_of);
-    enum nr_status status = link && row_at && weight_of ? rs_map_init(&map, total) : NR_ERR_NOMEM;
-    if (status != NR_OK) {
-        free(link);
-        free(row_at);
-        free(weight_of);
-        return status;
-    }
-    int64_t *first = link, *last = link + total, *next = link + 2 * total;
+    struct nr_rowsum_ws local = {0};
+    struct rs_map map = {0};
+    const int dense = ws && table_rows <= NR_ROWSUM_DENSE_ROWS && total < INT32_MAX;
+    if (!ws)
+        ws = &local;
+    enum nr_status status = NR_OK;
+    if (rs_ws_reserve(ws, total, table_rows, dense) < 0 || (!dense && rs_map_init(&map, total)))
+        status = NR_ERR_NOMEM;
+    int64_t *first = ws->buf, *last = first + total, *next = last + total;
+    const uint32_t **row_at = (const uint32_t **)(next + total);
+    double *weight_of = (double *)(row_at + total);
     int64_t n = 0, i = 0;
     for (int s = 0; s < n_senders && status == NR_OK; s++) {
         const uint32_t *ids = msg + offsets[s], *grad = ids + 2 * counts[s];
@@ -102,7 +133,14 @@ enum nr_status nr_rowsum(const uint32_t *msg, int64_t msg_words, const int64_t *
             row_at[i] = grad + r * cols;
             weight_of[i] = weights[s];
             next[i] = -1;
-            const int64_t slot = rs_map_find_or_add(&map, id, n);
+            int64_t slot;
+            if (dense) {
+                slot = ws->slot_of[id];
+                if (slot < 0)
+                    ws->slot_of[id] = (int32_t)n;
+            } else {
+                slot = rs_map_find_or_add(&map, id, n);
+            }
             if (slot < 0) {
                 first[n] = last[n] = i;
                 out_ids[n++] = id;
@@ -112,6 +150,9 @@ enum nr_status nr_rowsum(const uint32_t *msg, int64_t msg_words, const int64_t *
             }
         }
     }
+    if (dense) /* the index is all -1 again for the next call */
+        for (int64_t k = 0; k < n; k++)
+            ws->slot_of[out_ids[k]] = -1;
     for (int64_t k = 0; k < n && status == NR_OK; k++) {
         float *out = out_grad + k * cols;
         const int64_t j = first[k];
@@ -139,8 +180,15 @@ enum nr_status nr_rowsum(const uint32_t *msg, int64_t msg_words, const int64_t *
         *n_out = n;
     free(map.keys);
     free(map.slots);
-    free(link);
-    free(row_at);
-    free(weight_of);
+    nr_rowsum_ws_free(&local);
     return status;
+}
+
+enum nr_status nr_rowsum(const uint32_t *msg, int64_t msg_words, const int64_t *offsets,
+                         const int64_t *counts, int n_senders, const double *weights,
+                         int64_t cols, int64_t table_rows, int64_t *out_ids, float *out_grad,
+                         int64_t *n_out)
+{
+    return nr_rowsum_ws(NULL, msg, msg_words, offsets, counts, n_senders, weights, cols,
+                        table_rows, out_ids, out_grad, n_out);
 }

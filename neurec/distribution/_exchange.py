@@ -33,12 +33,10 @@ from typing import Dict, List, NamedTuple, Sequence
 
 import numpy as np
 
-from neurec import _core
 
 # the most floats a rank receives in the step's first message for the dense gradient
 # ((P - 1) * size); larger buffers are reduced in two phases
 GATHER_DENSE_MAX = 1 << 22
-_ANY_ROW = np.iinfo(np.int64).max
 
 
 class TableSpec(NamedTuple):
@@ -74,6 +72,7 @@ class GradientExchange:
         self.rank, self.size = int(comm.Get_rank()), int(comm.Get_size())
         self.tables: Dict[int, TableSpec] = {t.param: t for t in tables}
         self.live: List[int] = sorted(t.param for t in tables if not t.frozen)
+        self._live = np.array(self.live, dtype=np.int64)
         self._cols = np.array([self.tables[p].cols for p in self.live], dtype=np.int64)
         self._widths = self._cols + 2  # 32-bit words per row: the id's two, the gradient's
         self.sparse = bool(sparse)
@@ -83,18 +82,19 @@ class GradientExchange:
 
     # -- the hook --------------------------------------------------------------------
     def __call__(self, grads) -> None:
-        parts: Dict[int, list] = {}
-        for k in range(grads.n_parts):
-            part = grads.part(k)
-            parts.setdefault(part[0], []).append((k, part))
         mine = 0 if self.placeholder else int(grads.n_samples)
-        sent = self._local_rows(parts) if self.sparse else []
+        if self.sparse:  # this rank's rows, packed in C; none for a placeholder batch
+            packed, counts = grads.pack_rows(self._live, empty=self.placeholder)
+        else:
+            parts = self._parts(grads)
+            counts = np.zeros(0, dtype=np.int64)
         dense = grads.dense
         gather = dense.size * (self.size - 1) <= GATHER_DENSE_MAX
-        header = np.array([grads.step, mine] + [n for n, _ in sent], dtype=np.int64)
-        h = 2 * header.size  # 32-bit words: the bits travel, nothing is converted
+        h = 2 * (2 + counts.size)  # 32-bit words: the bits travel, nothing is converted
         msg = np.empty(h + (dense.size if gather else 0), dtype=np.uint32)
-        msg[:h] = header.view(np.uint32)
+        head = msg[:h].view(np.int64)
+        head[0], head[1] = grads.step, mine
+        head[2:] = counts
         if gather:
             msg[h:] = dense.view(np.uint32)
         every = np.empty((self.size, msg.size), dtype=np.uint32)
@@ -117,11 +117,20 @@ class GradientExchange:
         elif dense.size:
             self._reduce(dense, weights)
         if self.sparse:
-            self._merge_rows(grads, parts, sent, table[:, 2:], weights)
+            self._merge_rows(grads, packed, np.ascontiguousarray(table[:, 2:]), weights)
         else:
             for param in self.live:
                 self._reduce_dense_table(parts.get(param, []), self.tables[param], weights)
         self.steps += 1
+
+    @staticmethod
+    def _parts(grads) -> Dict[int, list]:
+        """The table parts of ``grads`` by parameter: ``{param: [(k, part(k)), ...]}``."""
+        parts: Dict[int, list] = {}
+        for k in range(grads.n_parts):
+            part = grads.part(k)
+            parts.setdefault(part[0], []).append((k, part))
+        return parts
 
     # -- dense ------------------------------------------------------------------------
     def _reduce(self, buf: np.ndarray, weights: np.ndarray) -> None:
@@ -154,52 +163,20 @@ class GradientExchange:
             grad[:] = full[first:first + grad.shape[0]]
 
     # -- sparse -----------------------------------------------------------------------
-    def _local_rows(self, parts: Dict[int, list]):
-        """Per live table: the count of this rank's distinct rows and its parts' (rows,
-        gradients) (no parts for a placeholder batch)."""
-        out = []
-        for param in self.live:
-            got = [] if self.placeholder else parts.get(param, [])
-            pieces = [(p[3], p[4]) for _, p in got]
-            out.append((sum(r.size for r, _ in pieces), pieces))
-        return out
-
-    def _merge_rows(self, grads, parts, sent, n_rows: np.ndarray, weights: np.ndarray) -> None:
-        """Allgather every rank's rows of every live table (per table, the ids' 32-bit
-        words, then the gradients' bits: never converted, so any bit pattern survives),
-        sum each row over the ranks in rank order (``_core.sum_rows``: in float64, each
-        distinct row once, in order of first appearance) and give every rank's C core the
-        union."""
+    def _merge_rows(self, grads, packed: np.ndarray, n_rows: np.ndarray,
+                    weights: np.ndarray) -> None:
+        """Allgather every rank's ``pack_rows`` block (per table, the ids' 32-bit words,
+        then the gradients' bits: never converted, so any bit pattern survives), and let
+        the C core sum each row over the ranks in rank order (``grads.merge_rows``: in
+        float64, each distinct row once, in order of first appearance) and apply the
+        union on every rank."""
         if not self.live:
             return
         MPI, size = self._mpi, self.size
         per_rank = n_rows @ self._widths  # words each rank sends
-        packed = np.empty(int(per_rank[self.rank]), dtype=np.uint32)
-        at = 0
-        for (n, pieces), cols in zip(sent, self._cols.tolist()):
-            ids, grad = packed[at:at + 2 * n], packed[at + 2 * n:at + n * (cols + 2)]
-            i = 0
-            for rows, g in pieces:
-                ids[2 * i:2 * (i + rows.size)] = rows.view(np.uint32)
-                grad[cols * i:cols * (i + rows.size)] = g.reshape(-1).view(np.uint32)
-                i += rows.size
-            at += n * (cols + 2)
         every = np.empty(int(per_rank.sum()), dtype=np.uint32)
         displs = np.zeros(size, dtype=np.int64)
         np.cumsum(per_rank[:-1], out=displs[1:])
         self.comm.Allgatherv([packed, MPI.UINT32_T], [every, (per_rank, displs), MPI.UINT32_T])
         self.bytes_sent += packed.nbytes * (size - 1)
-        message = every.view(np.int32)
-        for j, param in enumerate(self.live):
-            counts = np.ascontiguousarray(n_rows[:, j])
-            total = int(counts.sum())
-            rows = np.empty(total, dtype=np.int64)
-            summed = np.empty((total, int(self._cols[j])), dtype=np.float32)
-            # ids are bounded here by int64 alone: set_part checks each against the
-            # plan's table (whose rows a sharded fit's working tables change)
-            n = _core.sum_rows(message, displs, counts, weights, _ANY_ROW, rows, summed)
-            displs += counts * self._widths[j]
-            own = parts.get(param, [])
-            for i, (k, _) in enumerate(own):
-                lo, hi = n * i // len(own), n * (i + 1) // len(own)
-                grads.set_part(k, rows[lo:hi], summed[lo:hi])
+        grads.merge_rows(self._live, every.view(np.int32), displs, n_rows, weights)

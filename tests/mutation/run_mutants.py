@@ -160,6 +160,12 @@ MUTANTS: List[Mutant] = [
     M("rowsum-first-sender-only", "csrc/src/rowsum.c",
       "                next[last[slot]] = i;", "                (void)last;",
       ["tests/test_rowsum.py"], what="a row other ranks also sent keeps only the first's gradient"),
+    M("rowsum-index-left-dirty", "csrc/src/rowsum.c",
+      "            ws->slot_of[out_ids[k]] = -1;", "            (void)0;",
+      ["tests/test_reduce_hook.py"], what="the merge's row index keeps the last batch's slots"),
+    M("pack-rows-last-part-only", "csrc/py/_grads.c",
+      "            ids += 8 * part->n_rows;", "            (void)ids;",
+      ["tests/test_reduce_hook.py"], what="pack_rows overwrites a table's rows thread by thread"),
     # -- metrics.py ----------------------------------------------------------------------
     M("auc-ties-win", "neurec/metrics.py",
       "np.sum(pos * (neg_below + 0.5 * neg))", "np.sum(pos * (neg_below + neg))",

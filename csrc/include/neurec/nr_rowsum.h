@@ -16,6 +16,7 @@
 #ifndef NR_ROWSUM_H
 #define NR_ROWSUM_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "neurec/nr_status.h"
@@ -32,5 +33,27 @@ enum nr_status nr_rowsum(const uint32_t *msg, int64_t msg_words, const int64_t *
                          const int64_t *counts, int n_senders, const double *weights,
                          int64_t cols, int64_t table_rows, int64_t *out_ids, float *out_grad,
                          int64_t *n_out);
+
+/* Scratch that nr_rowsum_ws reuses from call to call (zero-initialise it; one
+ * thread at a time): the chain buffers and, for tables of at most
+ * NR_ROWSUM_DENSE_ROWS rows, an index from row id to output slot (4 bytes per
+ * row of the largest table merged, all -1 between calls) in place of a hash. */
+struct nr_rowsum_ws {
+    int32_t *slot_of;
+    int64_t slot_rows;
+    void *buf;
+    size_t buf_bytes;
+};
+
+#define NR_ROWSUM_DENSE_ROWS ((int64_t)1 << 25)
+
+/* nr_rowsum with ws's scratch (ws NULL: nr_rowsum itself). Same results. */
+enum nr_status nr_rowsum_ws(struct nr_rowsum_ws *ws, const uint32_t *msg, int64_t msg_words,
+                            const int64_t *offsets, const int64_t *counts, int n_senders,
+                            const double *weights, int64_t cols, int64_t table_rows,
+                            int64_t *out_ids, float *out_grad, int64_t *n_out);
+
+/* Free ws's buffers (it is zero again, ready for reuse). */
+void nr_rowsum_ws_free(struct nr_rowsum_ws *ws);
 
 #endif /* NR_ROWSUM_H */

@@ -1,0 +1,410 @@
+/*
+ * _grads.c: neurec._core.BatchGrads, what a Plan's Python reduce hook receives
+ * (nr_plan_set_reduce_hook): views of one batch's gradients, and the packing
+ * and merging of table rows that a data-parallel exchange does around its MPI
+ * calls (neurec/distribution/_exchange.py).
+ */
+#include "module.h"
+#include "plan_obj.h"
+
+#include <string.h>
+/* What a Python reduce hook receives: one batch's gradients (struct
+ * nr_batch_grads), valid during the call only. The arrays it hands out view
+ * the plan's buffers without a copy and keep this object alive, so the call
+ * fails if one outlives it (it would point into scratch the next batch reuses). */
+
+
+static int grads_live(GradsObject *self)
+{
+    if (self->g)
+        return 0;
+    PyErr_SetString(PyExc_RuntimeError,
+                    "the batch's gradients are valid during the reduce hook's call only");
+    return -1;
+}
+
+/* An nd-dimensional view of data whose base is self (a fresh empty array when
+ * data is NULL: an empty part). */
+static PyObject *grads_view(GradsObject *self, void *data, int type, int nd, npy_intp *dims,
+                            int writeable)
+{
+    if (!data)
+        return PyArray_ZEROS(nd, dims, type, 0);
+    PyObject *a = PyArray_New(&PyArray_Type, nd, dims, type, NULL, data, 0,
+                              writeable ? NPY_ARRAY_CARRAY : NPY_ARRAY_CARRAY_RO, NULL);
+    if (!a)
+        return NULL;
+    Py_INCREF(self);
+    if (PyArray_SetBaseObject((PyArrayObject *)a, (PyObject *)self) < 0) {
+        Py_DECREF(a);
+        return NULL;
+    }
+    return a;
+}
+
+static PyObject *Grads_get(GradsObject *self, void *which)
+{
+    if (grads_live(self) < 0)
+        return NULL;
+    const struct nr_batch_grads *g = self->g;
+    switch ((int)(intptr_t)which) {
+    case 0: return PyLong_FromLongLong(g->step);
+    case 1: return PyLong_FromLongLong(g->n_samples);
+    case 2: return PyLong_FromLong(g->n_tables);
+    case 3: return PyLong_FromLong(g->n_parts);
+    case 4: {
+        npy_intp dims[1] = {(npy_intp)g->dense_size};
+        return grads_view(self, g->dense, NPY_FLOAT32, 1, dims, 1);
+    }
+    default: {
+        npy_intp dims[1] = {g->n_params};
+        return grads_view(self, (void *)g->dense_offset, NPY_INT64, 1, dims, 0);
+    }
+    }
+}
+
+static PyGetSetDef Grads_getset[] = {
+    {"step", (getter)Grads_get, NULL, "the optimizer step the gradients are applied at (>= 1)",
+     (void *)0},
+    {"n_samples", (getter)Grads_get, NULL, "samples in the batch", (void *)1},
+    {"n_tables", (getter)Grads_get, NULL, "embedding tables of the plan", (void *)2},
+    {"n_parts", (getter)Grads_get, NULL,
+     "table parts: part (thread i, table t) is i * n_tables + t", (void *)3},
+    {"dense", (getter)Grads_get, NULL,
+     "float32 view of every non-table parameter's gradient (writable, no copy)", (void *)4},
+    {"dense_offset", (getter)Grads_get, NULL,
+     "int64 view: where each parameter's gradient starts in dense, -1 for tables", (void *)5},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static struct nr_grad_part *grads_part(GradsObject *self, Py_ssize_t i)
+{
+    if (i < 0 || i >= self->g->n_parts) {
+        PyErr_Format(PyExc_IndexError, "part %zd is outside [0, %d)", i, self->g->n_parts);
+        return NULL;
+    }
+    return &self->g->parts[i];
+}
+
+/* part(i) -> (param, cols, first_row, rows or None, grad) */
+static PyObject *Grads_part(GradsObject *self, PyObject *arg)
+{
+    Py_ssize_t i = PyNumber_AsSsize_t(arg, PyExc_IndexError);
+    if ((i == -1 && PyErr_Occurred()) || grads_live(self) < 0)
+        return NULL;
+    const struct nr_grad_part *part = grads_part(self, i);
+    if (!part)
+        return NULL;
+    npy_intp n[1] = {(npy_intp)part->n_rows}, shape[2] = {(npy_intp)part->n_rows, part->cols};
+    PyObject *rows = part->rows ? grads_view(self, part->rows, NPY_INT64, 1, n, 0)
+                                : (Py_INCREF(Py_None), Py_None);
+    PyObject *grad = rows ? grads_view(self, part->grad, NPY_FLOAT32, 2, shape, 1) : NULL;
+    if (!grad) {
+        Py_XDECREF(rows);
+        return NULL;
+    }
+    return Py_BuildValue("(iLLNN)", part->param, (long long)part->cols, (long long)part->first_row,
+                         rows, grad);
+}
+
+/* set_part(i, rows, grad): a sparse part's rows and their gradients become
+ * the given arrays, kept alive by the plan until the next batch's hook. */
+static PyObject *Grads_set_part(GradsObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"index", "rows", "grad", NULL};
+    Py_ssize_t i;
+    struct nr_arg rows_a = {.name = "rows", .min_nd = 1, .max_nd = 1}, grad_a = {.name = "grad"};
+    if (grads_live(self) < 0 ||
+        !PyArg_ParseTupleAndKeywords(args, kw, "nO&O&:set_part", kwlist, &i, nr_conv_i64_in,
+                                     &rows_a, nr_conv_f32_in, &grad_a))
+        return NULL;
+    PyObject *result = NULL;
+    struct nr_grad_part *part = grads_part(self, i);
+    if (!part)
+        goto done;
+    if (!part->rows) {
+        PyErr_Format(PyExc_ValueError,
+                     "set_part: part %zd holds a frozen table or dense updates (rows None); "
+                     "change its grad in place",
+                     i);
+        goto done;
+    }
+    int64_t n = nr_arg_size(&rows_a), table_rows = self->plan->params[part->param].rows;
+    if (nr_arg_size(&grad_a) != n * part->cols) {
+        PyErr_Format(
+            PyExc_ValueError, "set_part: grad has %lld values, expected len(rows) * %lld = %lld",
+            (long long)nr_arg_size(&grad_a), (long long)part->cols, (long long)(n * part->cols));
+        goto done;
+    }
+    const int64_t *r = nr_arg_data(&rows_a);
+    for (int64_t k = 0; k < n; k++)
+        if (r[k] < 0 || r[k] >= table_rows) {
+            PyErr_Format(PyExc_IndexError, "set_part: rows[%lld] = %lld is outside [0, %lld)",
+                         (long long)k, (long long)r[k], (long long)table_rows);
+            goto done;
+        }
+    if (PyList_Append(self->plan->hook_kept, (PyObject *)rows_a.array) < 0 ||
+        PyList_Append(self->plan->hook_kept, (PyObject *)grad_a.array) < 0)
+        goto done;
+    part->rows = (int64_t *)r; /* read only by the apply phase */
+    part->n_rows = n;
+    part->grad = nr_arg_data(&grad_a);
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    NR_ARGS_RELEASE(&rows_a, &grad_a);
+    return result;
+}
+
+
+/* The index t of table param among the plan's tables (parts t, t + n_tables, ...
+ * hold its rows), or -1 with a ValueError. */
+static int grads_table(GradsObject *self, int64_t param, const char *fn)
+{
+    for (int t = 0; t < self->g->n_tables; t++)
+        if (self->g->parts[t].param == param)
+            return t;
+    PyErr_Format(PyExc_ValueError, "%s: parameter %lld is not an embedding table of the plan", fn,
+                 (long long)param);
+    return -1;
+}
+
+/* pack_rows(params, empty=False) -> (message, counts): per table of params, in
+ * order, the ids (int64 as two 32-bit words each) of the distinct rows its
+ * parts hold, then their gradients' float32 bits: the block a rank sends in
+ * the gradient exchange (nr_rowsum.h's layout). counts[j] is table j's rows;
+ * with empty=True every count is 0 (a rank without samples of its own). */
+static PyObject *Grads_pack_rows(GradsObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"params", "empty", NULL};
+    struct nr_arg params = {.name = "params", .min_nd = 1, .max_nd = 1};
+    int empty = 0;
+    if (grads_live(self) < 0 ||
+        !PyArg_ParseTupleAndKeywords(args, kw, "O&|p:pack_rows", kwlist, nr_conv_i64_in, &params,
+                                     &empty))
+        return NULL;
+    const struct nr_batch_grads *g = self->g;
+    const int64_t n_tab = nr_arg_size(&params), *prm = nr_arg_data(&params);
+    const int nth = g->n_tables ? g->n_parts / g->n_tables : 0;
+    npy_intp dims[1] = {(npy_intp)n_tab};
+    PyObject *counts = PyArray_ZEROS(1, dims, NPY_INT64, 0), *packed = NULL;
+    int *tab = PyMem_Calloc((size_t)(n_tab ? n_tab : 1), sizeof *tab);
+    if (!counts || !tab)
+        goto fail;
+    int64_t *cnt = PyArray_DATA((PyArrayObject *)counts), words = 0;
+    for (int64_t j = 0; j < n_tab; j++) {
+        if ((tab[j] = grads_table(self, prm[j], "pack_rows")) < 0)
+            goto fail;
+        for (int i = 0; i < nth && !empty; i++) {
+            const struct nr_grad_part *part = &g->parts[i * g->n_tables + tab[j]];
+            if (!part->rows && part->n_rows) {
+                PyErr_Format(PyExc_ValueError, "pack_rows: table %lld has dense updates; reduce "
+                             "its gradient as a dense buffer", (long long)prm[j]);
+                goto fail;
+            }
+            cnt[j] += part->n_rows;
+        }
+        words += cnt[j] * (g->parts[tab[j]].cols + 2);
+    }
+    dims[0] = (npy_intp)words;
+    if (!(packed = PyArray_EMPTY(1, dims, NPY_UINT32, 0)))
+        goto fail;
+    char *at = PyArray_DATA((PyArrayObject *)packed);
+    for (int64_t j = 0; j < n_tab && !empty; j++) {
+        const int64_t cols = g->parts[tab[j]].cols;
+        char *ids = at, *grad = at + 8 * cnt[j];
+        for (int i = 0; i < nth; i++) {
+            const struct nr_grad_part *part = &g->parts[i * g->n_tables + tab[j]];
+            if (!part->n_rows)
+                continue;
+            memcpy(ids, part->rows, (size_t)part->n_rows * 8);
+            memcpy(grad, part->grad, (size_t)(part->n_rows * cols) * 4);
+            ids += 8 * part->n_rows;
+            grad += 4 * part->n_rows * cols;
+        }
+        at += 4 * cnt[j] * (cols + 2);
+    }
+    PyMem_Free(tab);
+    NR_ARGS_RELEASE(&params);
+    return Py_BuildValue("(NN)", packed, counts);
+fail:
+    PyMem_Free(tab);
+    Py_XDECREF(counts);
+    Py_XDECREF(packed);
+    NR_ARGS_RELEASE(&params);
+    return NULL;
+}
+
+/* Merge table t's blocks of every sender (nr_rowsum_ws) into r and gr (room
+ * for every row sent), and split the union over the table's parts. Returns 0,
+ * or -1 with an error set. */
+static int grads_merge_table(GradsObject *self, int t, const uint32_t *msg, int64_t words,
+                             const int64_t *offs, const int64_t *cnt, int senders,
+                             const double *weights, int64_t *r, float *gr)
+{
+    struct nr_batch_grads *g = self->g;
+    const struct nr_grad_part *first = &g->parts[t];
+    const int64_t cols = first->cols, table_rows = self->plan->params[first->param].rows;
+    int64_t n = 0;
+    enum nr_status s = nr_rowsum_ws(&self->plan->rowsum_ws, msg, words, offs, cnt, senders,
+                                    weights, cols, table_rows, r, gr, &n);
+    if (s == NR_ERR_SHAPE) {
+        PyErr_SetString(PyExc_ValueError, "merge_rows: a sender's block (offsets, counts) lies "
+                        "outside message");
+        return -1;
+    }
+    if (s == NR_ERR_INDEX) {
+        PyErr_Format(PyExc_IndexError, "merge_rows: a row id of table %d is outside [0, %lld)",
+                     (int)first->param, (long long)table_rows);
+        return -1;
+    }
+    if (s != NR_OK) {
+        nr_py_raise(s, "merge_rows");
+        return -1;
+    }
+    const int nth = g->n_parts / g->n_tables;
+    for (int i = 0; i < nth; i++) { /* the rows are distinct: any split keeps them so */
+        struct nr_grad_part *part = &g->parts[i * g->n_tables + t];
+        const int64_t lo = n * i / nth, hi = n * (i + 1) / nth;
+        part->rows = r + lo;
+        part->grad = gr + lo * cols;
+        part->n_rows = hi - lo;
+    }
+    return 0;
+}
+
+/* Bytes of the merge output for rows rows of cols floats: the ids, then the
+ * gradients, padded to 8 bytes (the next table's ids stay aligned). */
+static size_t merged_room(size_t rows, int64_t cols)
+{
+    return 8 * rows + ((4 * rows * (size_t)cols + 7) & ~(size_t)7);
+}
+
+/* The plan's merge output grown to at least bytes (kept for the apply phase and
+ * reused by the next batch). NULL with MemoryError. */
+static char *grads_merged(GradsObject *self, size_t bytes)
+{
+    PlanObject *p = self->plan;
+    if (bytes > p->merged_bytes) {
+        void *m = realloc(p->merged, bytes);
+        if (!m) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        p->merged = m;
+        p->merged_bytes = bytes;
+    }
+    return p->merged;
+}
+
+/* merge_rows(params, message, offsets, counts, weights): every sender's
+ * pack_rows block (sender s's from word offsets[s], counts[s, j] rows of table
+ * params[j]) merged table by table as nr_rowsum.h says; each table's parts
+ * become the union, split over its parts. */
+static PyObject *Grads_merge_rows(GradsObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"params", "message", "offsets", "counts", "weights", NULL};
+    struct nr_arg params = {.name = "params", .min_nd = 1, .max_nd = 1},
+                  msg = {.name = "message", .min_nd = 1, .max_nd = 1},
+                  offsets = {.name = "offsets", .min_nd = 1, .max_nd = 1},
+                  counts = {.name = "counts", .min_nd = 2, .max_nd = 2},
+                  weights = {.name = "weights", .min_nd = 1, .max_nd = 1};
+    if (grads_live(self) < 0 ||
+        !PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&O&O&:merge_rows", kwlist, nr_conv_i64_in,
+                                     &params, nr_conv_i32_in, &msg, nr_conv_i64_in, &offsets,
+                                     nr_conv_i64_in, &counts, nr_conv_f64_in, &weights))
+        return NULL;
+    PyObject *result = NULL;
+    const int64_t n_tab = nr_arg_size(&params), senders = nr_arg_size(&offsets);
+    int64_t *offs = NULL;
+    if (nr_arg_dim(&counts, 0) != senders || nr_arg_dim(&counts, 1) != n_tab ||
+        nr_arg_size(&weights) != senders || senders > INT32_MAX) {
+        PyErr_Format(PyExc_ValueError, "merge_rows: counts must be (senders, tables) = (%lld, "
+                     "%lld) and weights hold one entry per sender",
+                     (long long)senders, (long long)n_tab);
+        goto done;
+    }
+    const int64_t *prm = nr_arg_data(&params), *c = nr_arg_data(&counts);
+    if (!(offs = PyMem_Malloc(sizeof *offs * (size_t)(2 * senders + 1)))) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int64_t *cnt = offs + senders;
+    memcpy(offs, nr_arg_data(&offsets), sizeof *offs * (size_t)senders);
+    size_t bytes = 0; /* the union's room: every row sent, 8 + 4 * cols bytes each */
+    for (int64_t j = 0; j < n_tab; j++) {
+        const int t = grads_table(self, prm[j], "merge_rows");
+        if (t < 0)
+            goto done;
+        size_t rows = 0;
+        for (int64_t s = 0; s < senders; s++) {
+            if (c[s * n_tab + j] < 0 || c[s * n_tab + j] > nr_arg_size(&msg)) {
+                PyErr_SetString(PyExc_ValueError, "merge_rows: counts must lie in [0, "
+                                "len(message)]");
+                goto done;
+            }
+            rows += (size_t)c[s * n_tab + j];
+        }
+        bytes += merged_room(rows, self->g->parts[t].cols);
+    }
+    char *out = grads_merged(self, bytes ? bytes : 1);
+    if (!out)
+        goto done;
+    for (int64_t j = 0; j < n_tab; j++) {
+        const int t = grads_table(self, prm[j], "merge_rows");
+        const int64_t cols = self->g->parts[t].cols;
+        int64_t total = 0;
+        for (int64_t s = 0; s < senders; s++)
+            total += cnt[s] = c[s * n_tab + j];
+        int64_t *r = (int64_t *)out;
+        float *gr = (float *)(out + 8 * total);
+        if (grads_merge_table(self, t, (const uint32_t *)nr_arg_data(&msg), nr_arg_size(&msg),
+                              offs, cnt, (int)senders, nr_arg_data(&weights), r, gr) < 0)
+            goto done;
+        out += merged_room((size_t)total, cols);
+        for (int64_t s = 0; s < senders; s++) /* past table j's block: table j + 1's */
+            offs[s] += cnt[s] * (cols + 2);
+    }
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyMem_Free(offs);
+    NR_ARGS_RELEASE(&params, &msg, &offsets, &counts, &weights);
+    return result;
+}
+
+static PyMethodDef Grads_methods[] = {
+    {"part", (PyCFunction)Grads_part, METH_O,
+     "part(i) -> (param, cols, first_row, rows, grad): table part i; rows is an int64 view of "
+     "its distinct row ids (None with dense updates, where the part is rows first_row.. in "
+     "order) and grad a writable float32 (n_rows, cols) view."},
+    NR_PY_KW_METHOD("set_part", Grads_set_part,
+                    "set_part(i, rows, grad): replace sparse part i by the int64 row ids rows "
+                    "and their float32 gradients grad (len(rows) * cols values); the plan "
+                    "keeps both arrays until the apply phase is over. A table's rows must stay "
+                    "distinct across its parts."),
+    NR_PY_KW_METHOD("pack_rows", Grads_pack_rows,
+                    "pack_rows(params, empty=False) -> (message, counts): the rows of the "
+                    "tables params (int64 ids as two uint32 words, then float32 gradient bits, "
+                    "table after table) as one uint32 array, and each table's row count; "
+                    "empty=True packs nothing."),
+    NR_PY_KW_METHOD("merge_rows", Grads_merge_rows,
+                    "merge_rows(params, message, offsets, counts, weights): merge every "
+                    "sender's pack_rows block (sender s's from word offsets[s], counts[s, j] "
+                    "rows of table params[j]): each table's parts become the distinct ids in "
+                    "order of first appearance with sum_s weights[s] * grad, summed in double "
+                    "in sender order."),
+    {NULL, NULL, 0, NULL},
+};
+
+static void Grads_dealloc(GradsObject *self) { PyObject_Free(self); }
+
+PyTypeObject GradsType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "neurec._core.BatchGrads",
+    .tp_basicsize = sizeof(GradsObject),
+    .tp_dealloc = (destructor)Grads_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "One batch's gradients, as a reduce hook sees them (valid during its call only).",
+    .tp_methods = Grads_methods,
+    .tp_getset = Grads_getset,
+};
