@@ -201,6 +201,13 @@ def test_ranks_that_disagree_on_validation_are_refused_not_hung(mpi, tmp_path):
     assert "rank 1's validation data differs from rank 0's" in err
 
 
+def test_ranks_with_different_samplers_are_refused(mpi, tmp_path):
+    """Ranks draw a sampler's epoch in shares: different samplers would mix silently."""
+    rc, out, err, seconds = launch("sampler-mismatch", tmp_path, timeout=120)
+    assert rc != 0
+    assert "rank 1's NegativeSampler differs from rank 0's" in err
+
+
 def test_ranks_with_different_models_are_refused(mpi, tmp_path):
     rc, out, err, seconds = launch("mismatch", tmp_path, timeout=120)
     assert rc != 0

@@ -110,6 +110,33 @@ def test_same_sample_with_one_and_two_threads(threads):
             np.testing.assert_array_equal(x, y)
 
 
+def test_draws_of_block_ranges_tile_the_epoch():
+    """What the ranks of a data-parallel fit draw in shares (first..stop of the positives,
+    on block bounds) is the whole epoch's bits; other bounds are refused."""
+    from neurec import _core
+    m = _random_matrix(n_users=2500, n_items=300, per_user=(2, 10), seed=4)
+    block, n = _core.SAMPLER_BLOCK, m.nnz
+    assert n > 3 * block
+    for dist in ("uniform", "popularity"):
+        s = NegativeSampler(m, num_negatives=3, distribution=dist, seed=9)
+        whole = s.sample(seed=5)
+        parts = [np.full_like(a, -1) for a in whole]
+        for first, stop in [(2 * block, n), (0, block), (block, 2 * block)]:
+            before = [p.copy() for p in parts]
+            _core.sample_epoch(s._indptr, s._indices, m.shape[1], s._pos_users, s._pos_items,
+                               3, s._cdf, (5 ^ 9 * 0x9E3779B97F4A7C15) % 2**64, *parts,
+                               first, stop)
+            rows = slice(4 * first, 4 * stop)
+            for b, p in zip(before, parts):  # nothing outside the range is written
+                np.testing.assert_array_equal(np.delete(p, np.s_[rows]), np.delete(b, np.s_[rows]))
+        for x, y in zip(whole, parts):
+            np.testing.assert_array_equal(x, y)
+    for first, stop in [(1, n), (0, block + 1), (block, block - 1), (0, n + 1), (-block, n)]:
+        with pytest.raises(ValueError, match="multiples of 4096"):
+            _core.sample_epoch(s._indptr, s._indices, m.shape[1], s._pos_users, s._pos_items,
+                               3, s._cdf, 1, *parts, first, stop)
+
+
 def test_input_forms_agree_and_duplicates_count_once():
     rng = np.random.default_rng(5)
     users = rng.integers(0, 30, 300)

@@ -23,6 +23,7 @@
 
 #include "neurec/nr_names.h"
 #include "neurec/nr_plan.h"
+#include "neurec/nr_sampler.h"
 #include "neurec/nr_score_ncf.h"
 #include "neurec/nr_simd.h"
 
@@ -129,7 +130,8 @@ static int core_exec(PyObject *m)
         return -1;
     if (nr_py_plan_add_type(m) < 0)
         return -1;
-    if (PyModule_AddIntConstant(m, "AUC_BINS", NR_AUC_BINS) < 0)
+    if (PyModule_AddIntConstant(m, "SAMPLER_BLOCK", NR_SAMPLER_BLOCK) < 0 ||
+        PyModule_AddIntConstant(m, "AUC_BINS", NR_AUC_BINS) < 0)
         return -1;
     const char *status_names[NR_STATUS_COUNT];
     for (int i = 0; i < NR_STATUS_COUNT; i++)

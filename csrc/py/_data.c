@@ -33,13 +33,15 @@ static PyObject *py_permutation(PyObject *self, PyObject *args, PyObject *kw)
 }
 
 /* sample_epoch(indptr, indices, n_items, users, items, num_negatives, cdf|None, seed,
- *              out_users, out_items, out_labels): one epoch of positives and negatives. */
+ *              out_users, out_items, out_labels, first=0, stop=-1): one epoch of
+ * positives and negatives (of positives first..stop-1 only, stop -1: all). */
 static PyObject *py_sample_epoch(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
     static char *kwlist[] = {"indptr",    "indices",       "n_items",    "users",
                              "items",     "num_negatives", "cdf",        "seed",
-                             "out_users", "out_items",     "out_labels", NULL};
+                             "out_users", "out_items",     "out_labels", "first",
+                             "stop",      NULL};
     struct nr_arg ip = {.name = "indptr"}, ix = {.name = "indices"};
     struct nr_arg pu_a = {.name = "users"}, pi_a = {.name = "items"};
     struct nr_arg cdf_a = {.name = "cdf", .optional = 1};
@@ -47,11 +49,13 @@ static PyObject *py_sample_epoch(PyObject *self, PyObject *args, PyObject *kw)
     struct nr_arg ol_a = {.name = "out_labels"};
     long long n_items, num_neg;
     unsigned long long seed;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&LO&O&LO&KO&O&O&:sample_epoch", kwlist,
+    long long first = 0, stop = -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&LO&O&LO&KO&O&O&|LL:sample_epoch", kwlist,
                                      nr_conv_i64_in, &ip, nr_conv_i32_in, &ix, &n_items,
                                      nr_conv_i64_in, &pu_a, nr_conv_i64_in, &pi_a, &num_neg,
                                      nr_conv_f64_in, &cdf_a, &seed, nr_conv_i64_out, &ou_a,
-                                     nr_conv_i64_out, &oi_a, nr_conv_f32_out, &ol_a))
+                                     nr_conv_i64_out, &oi_a, nr_conv_f32_out, &ol_a, &first,
+                                     &stop))
         return NULL;
     PyObject *result = NULL;
     const int64_t *indptr = nr_arg_data(&ip), n_ptr = nr_arg_size(&ip), n_ind = nr_arg_size(&ix);
@@ -73,11 +77,22 @@ static PyObject *py_sample_epoch(PyObject *self, PyObject *args, PyObject *kw)
         PyErr_SetString(PyExc_ValueError, "sample_epoch: inconsistent sizes");
         goto done;
     }
+    if (stop < 0)
+        stop = n_pu;
+    if (first < 0 || first > stop || stop > n_pu || first % NR_SAMPLER_BLOCK ||
+        (stop % NR_SAMPLER_BLOCK && stop != n_pu)) {
+        PyErr_Format(PyExc_ValueError,
+                     "sample_epoch: first = %lld and stop = %lld must be multiples of %d in "
+                     "[0, %lld] (stop may be %lld)",
+                     first, stop, NR_SAMPLER_BLOCK, (long long)n_pu, (long long)n_pu);
+        goto done;
+    }
     struct nr_csr csr = {indptr, nr_arg_data(&ix), n_ptr - 1, n_items};
     enum nr_status s = NR_OK;
-    RUN_ON_POOL(s, nr_sampler_epoch(&csr, nr_arg_data(&pu_a), nr_arg_data(&pi_a), n_pu, num_neg,
-                                    nr_arg_data(&cdf_a), seed, pool, nr_arg_data(&ou_a),
-                                    nr_arg_data(&oi_a), nr_arg_data(&ol_a)));
+    RUN_ON_POOL(s, nr_sampler_epoch_part(&csr, nr_arg_data(&pu_a), nr_arg_data(&pi_a), n_pu,
+                                         num_neg, nr_arg_data(&cdf_a), seed, first, stop, pool,
+                                         nr_arg_data(&ou_a), nr_arg_data(&oi_a),
+                                         nr_arg_data(&ol_a)));
     result = nr_py_none_or_raise(
         s, "negative sampling",
         "negative sampling: a user has interacted with every item, "

@@ -3,7 +3,7 @@
 
 #include <stdatomic.h>
 
-#define BLOCK 4096
+#define BLOCK NR_SAMPLER_BLOCK
 #define MAX_TRIES 64
 
 static int row_has(const int32_t *row, int64_t len, int64_t item)
@@ -85,6 +85,7 @@ struct sampler_ctx {
     const struct nr_csr *seen;
     const int64_t *pu, *pi;
     int64_t n_pos, num_neg;
+    int64_t blk_lo, blk_hi; /* the blocks drawn */
     const double *cdf;
     uint64_t seed;
     int64_t *ou, *oi;
@@ -96,9 +97,8 @@ static void sampler_worker(void *vctx, int ith, int nth)
 {
     struct sampler_ctx *c = vctx;
     const struct nr_csr *m = c->seen;
-    int64_t n_blocks = (c->n_pos + BLOCK - 1) / BLOCK;
     int64_t stride = 1 + c->num_neg;
-    for (int64_t blk = ith; blk < n_blocks; blk += nth) {
+    for (int64_t blk = c->blk_lo + ith; blk < c->blk_hi; blk += nth) {
         struct nr_rng r;
         nr_rng_seed(&r, c->seed, (uint64_t)blk);
         int64_t end = (blk + 1) * BLOCK < c->n_pos ? (blk + 1) * BLOCK : c->n_pos;
@@ -147,7 +147,18 @@ enum nr_status nr_sampler_epoch(const struct nr_csr *seen, const int64_t *pos_us
                                 const double *cdf, uint64_t seed, struct nr_pool *pool,
                                 int64_t *out_users, int64_t *out_items, float *out_labels)
 {
-    if (n_pos < 0 || num_neg < 0 || seen->n_cols < 1)
+    return nr_sampler_epoch_part(seen, pos_users, pos_items, n_pos, num_neg, cdf, seed, 0,
+                                 n_pos, pool, out_users, out_items, out_labels);
+}
+
+enum nr_status nr_sampler_epoch_part(const struct nr_csr *seen, const int64_t *pos_users,
+                                     const int64_t *pos_items, int64_t n_pos, int64_t num_neg,
+                                     const double *cdf, uint64_t seed, int64_t first,
+                                     int64_t stop, struct nr_pool *pool, int64_t *out_users,
+                                     int64_t *out_items, float *out_labels)
+{
+    if (n_pos < 0 || num_neg < 0 || seen->n_cols < 1 || first < 0 || first > stop ||
+        stop > n_pos || first % NR_SAMPLER_BLOCK || (stop % NR_SAMPLER_BLOCK && stop != n_pos))
         return NR_ERR_VALUE;
     struct sampler_ctx c = {
         .seen = seen,
@@ -155,6 +166,8 @@ enum nr_status nr_sampler_epoch(const struct nr_csr *seen, const int64_t *pos_us
         .pi = pos_items,
         .n_pos = n_pos,
         .num_neg = num_neg,
+        .blk_lo = first / NR_SAMPLER_BLOCK,
+        .blk_hi = (stop + NR_SAMPLER_BLOCK - 1) / NR_SAMPLER_BLOCK,
         .cdf = cdf,
         .seed = seed,
         .ou = out_users,

@@ -242,11 +242,22 @@ class NegativeSampler:
         w[::1 + self.num_negatives] = self._pos_weights
         return w
 
-    def _draw(self, seed: int, u: np.ndarray, i: np.ndarray, y: np.ndarray) -> None:
-        """Fill ``u, i, y`` with one epoch drawn in C for ``seed`` mixed with the sampler's seed."""
+    def _draw(self, seed: int, u: np.ndarray, i: np.ndarray, y: np.ndarray, comm=None) -> None:
+        """Fill ``u, i, y`` with one epoch drawn in C for ``seed`` mixed with the sampler's
+        seed; with ``comm`` (a data-parallel fit's ranks, each holding this sampler) each
+        rank draws a share of it and receives the rest: the same bits."""
         mixed = (int(seed) ^ (0 if self.seed is None else int(self.seed) * 0x9E3779B97F4A7C15)) % 2**64
-        _core.sample_epoch(self._indptr, self._indices, self.matrix.shape[1], self._pos_users,
-                           self._pos_items, self.num_negatives, self._cdf, mixed, u, i, y)
+
+        def draw(first: int, stop: int) -> None:
+            _core.sample_epoch(self._indptr, self._indices, self.matrix.shape[1],
+                               self._pos_users, self._pos_items, self.num_negatives, self._cdf,
+                               mixed, u, i, y, first, stop)
+
+        if comm is None:
+            draw(0, self._pos_users.size)
+        else:
+            from neurec.distribution._epoch import draw_shared
+            draw_shared(comm, self._pos_users.size, 1 + self.num_negatives, draw, (u, i, y))
 
     # -- the hand-off to Model.fit: everything passes through arguments ----------------
     def _check_model(self, model, id_checks: Sequence[Tuple[int, Any]]
@@ -295,8 +306,8 @@ class NegativeSampler:
         return roles
 
     def _neurec_epoch(self, seed: int, model, roles: Sequence[Tuple[str, Optional[np.ndarray]]],
-                      prepare: Optional[Callable[[List[np.ndarray]], List[np.ndarray]]] = None
-                      ) -> Tuple[List[np.ndarray], np.ndarray]:
+                      prepare: Optional[Callable[[List[np.ndarray]], List[np.ndarray]]] = None,
+                      comm=None) -> Tuple[List[np.ndarray], np.ndarray]:
         """One epoch of ``(inputs, labels)`` for ``model``, drawn in C for ``seed``.
 
         The arrays are the sampler's buffers, overwritten by the next epoch.
@@ -307,8 +318,10 @@ class NegativeSampler:
             roles: The inputs' roles, from :meth:`_check_model`.
             prepare: Checks and converts the inputs when side features were gathered
                 (``fit`` passes its input validation); ids drawn here need no check.
+            comm: Under a data-parallel fit whose ranks hold the same sampler, their
+                communicator: each rank draws a share of the epoch.
         """
-        self._draw(seed, self._u, self._i, self._y)
+        self._draw(seed, self._u, self._i, self._y, comm)
         arrays = []
         for (role, feats), t in zip(roles, model.inputs):
             shape = (-1,) + tuple(t.shape[1:])

@@ -387,6 +387,9 @@ class ArraySource:
         self._pass = None  # (inputs, labels, weights, order) of the pass under way
         self._pos = 0  # rows of the pass already trained
         self._left: Optional[int] = None
+        # a data-parallel fit's communicator when its ranks draw the sampler's epochs in
+        # shares (DataParallelFit sets it; None: this process draws whole epochs)
+        self.draw_comm = None
 
     def available(self, seed: int) -> bool:
         return True
@@ -394,7 +397,7 @@ class ArraySource:
     def begin_epoch(self, seed: int) -> None:
         if self._pass is None or self.steps_per_epoch is None or \
                 self._pos >= self._pass[3].shape[0]:
-            parts = self.data.epoch(seed)  # fresh negatives from a sampler
+            parts = self.data.epoch(seed, self.draw_comm)  # fresh negatives from a sampler
             n = parts[1].shape[0]
             order = _core.permutation(n, seed) if self.shuffle else np.arange(n, dtype=np.int64)
             self._pass = (parts[0], parts[1], parts[2] if len(parts) > 2 else None, order)

@@ -22,6 +22,7 @@ import numpy as np
 from neurec import distribution
 from neurec.callbacks import CSVLogger, ModelCheckpoint
 from neurec.callbacks.callback_list import _flatten_callbacks
+from neurec.distribution._epoch import sampler_digest
 from neurec.distribution._exchange import GradientExchange, TableSpec
 
 # callbacks that write files: rank 0 alone runs them
@@ -101,6 +102,24 @@ class DataParallelFit:
         self.callbacks = _own_callbacks(callbacks, self.is_main)
         self.checked = False
         self.exchange = GradientExchange(self.comm, _tables(model), model.optimizer.sparse_updates)
+        self._share_sampling(source)
+
+    def _share_sampling(self, source) -> None:
+        """Let the ranks draw a NegativeSampler's epochs in shares (``_epoch.py``), once
+        every rank is known to hold the same sampler (a ValueError on every rank
+        otherwise: the shares of different samplers would make one silent mixture)."""
+        sampler = getattr(getattr(source, "data", None), "sampler", None)
+        if sampler is None:
+            return
+        every = self.comm.allgather(sampler_digest(sampler))
+        for r, digest in enumerate(every):
+            if digest != every[0]:
+                raise ValueError(
+                    f"fit under DataParallel: rank {r}'s NegativeSampler differs from rank 0's "
+                    f"(its positives, seen items, weights, num_negatives or seed=); every rank "
+                    f"must pass the same sampler, or use DataParallel(local_data=True) for a "
+                    f"partition per rank")
+        source.draw_comm = self.comm
 
     def end(self) -> None:
         """Remove the reduce hook (the plan trains alone again)."""

@@ -114,6 +114,9 @@ class LocalDataFit(DataParallelFit):
         self.steps = int(max(-(-int(s) // int(b)) for s, b in zip(self.sizes, batches)))
         self.source = _LocalSource(source, self.local_batch, self.steps)
 
+    def _share_sampling(self, source) -> None:
+        """Each rank's sampler holds its own partition: each draws its own epochs."""
+
     def _global_batch(self, source, opts) -> int:
         return int(opts.batch_size)
 

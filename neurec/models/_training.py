@@ -182,14 +182,16 @@ class TrainingData:
         if validation_data is not None:
             self.validation = validation_arrays(model, builder, validation_data)
 
-    def epoch(self, epoch_seed: int) -> Tuple[List[np.ndarray], np.ndarray, Optional[np.ndarray]]:
+    def epoch(self, epoch_seed: int, comm=None
+              ) -> Tuple[List[np.ndarray], np.ndarray, Optional[np.ndarray]]:
         """The ``(inputs, labels, weights)`` of one epoch: fresh negatives from a sampler
-        (whose rows keep their layout, so the weights are the same every epoch)."""
+        (whose rows keep their layout, so the weights are the same every epoch), drawn in
+        shares by the ranks of ``comm`` when given (every rank holds the same sampler)."""
         if self.sampler is None:
             return self.inputs, self.labels, self.weights
         inputs, labels = self.sampler._neurec_epoch(
             epoch_seed, self.model, self._roles,
-            lambda a: _data.prepare_inputs(self.model, a, self.builder))
+            lambda a: _data.prepare_inputs(self.model, a, self.builder), comm=comm)
         return inputs, labels, self.weights
 
 

@@ -20,6 +20,8 @@ CONFIGS = {  # name: (optimizer, sparse_updates, global batch size, sampler)
     "adam-sparse": ("adam", True, 101, False),
     "adam-dense": ("adam", False, 128, False),  # run with the two-phase dense reduction
     "adam-sampler": ("adam", True, 256, True),
+    # 9,000 positives: three of the sampler's blocks, drawn in shares by the ranks
+    "adam-sampler-blocks": ("adam", True, 1024, True),
     # a list of (x, y) batches of 128 (the last of 92) instead of arrays
     "adam-batch-list": ("adam", True, 128, False),
     # batches of 1499 and 1: rank 0 has no sample of the last one and steps with none
@@ -46,16 +48,24 @@ def build(optimizer="adam", sparse=True, factors=8):
     return model
 
 
+def sampler_of(name, seed=3):
+    from neurec.data import NegativeSampler
+    x, y = data()
+    users, items = x[0][y > 0], x[1][y > 0]
+    if name == "adam-sampler-blocks":
+        rng = np.random.default_rng(2)
+        users, items = rng.integers(0, N_USERS, 9000), rng.integers(0, N_ITEMS, 9000)
+    return NegativeSampler((users, items), num_negatives=2, n_users=N_USERS, n_items=N_ITEMS,
+                           seed=seed)
+
+
 def train(name, **fit):
     """One epoch of config ``name`` (on however many processes run it)."""
-    from neurec.data import NegativeSampler
     optimizer, sparse, batch_size, sampler = CONFIGS[name]
     model = build(optimizer, sparse)
     x, y = data()
     if sampler:
-        pos = y > 0
-        x, y = NegativeSampler((x[0][pos], x[1][pos]), num_negatives=2, n_users=N_USERS,
-                               n_items=N_ITEMS, seed=3), None
+        x, y = sampler_of(name), None
     if name == "sgd-sparse":
         fit["validation_split"] = 0.2
     if name == "sgd-dense":
@@ -191,6 +201,9 @@ def main(mode, out):
     elif mode == "mismatch":
         model, (x, y) = build(factors=8 + rank), data()
         model.fit(x, y, batch_size=100, epochs=1, verbose=0)
+    elif mode == "sampler-mismatch":  # the same positives, another seed on rank 1
+        build().fit(sampler_of("adam-sampler", seed=3 + rank), batch_size=100, epochs=1,
+                    verbose=0)
     elif mode == "validation-mismatch":  # rank 1 passes no validation data
         model, (x, y) = build(), data()
         val = {"validation_data": ([a[:100] for a in x], y[:100])}

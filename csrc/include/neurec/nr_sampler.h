@@ -36,6 +36,21 @@ enum nr_status nr_sampler_epoch(const struct nr_csr *seen, const int64_t *pos_us
                                 const double *cdf, uint64_t seed, struct nr_pool *pool,
                                 int64_t *out_users, int64_t *out_items, float *out_labels);
 
+/* Positives per block of nr_sampler_epoch: each block draws from its own
+ * random stream (the seed and the block's index), whatever the thread count. */
+#define NR_SAMPLER_BLOCK 4096
+
+/* nr_sampler_epoch for positives first..stop-1 only (their output rows
+ * first * (1 + num_neg) .. stop * (1 + num_neg) - 1; the rest is not written):
+ * the same bits as the whole epoch's, so processes can each draw a share.
+ * first and stop are multiples of NR_SAMPLER_BLOCK (stop may be n_pos);
+ * NR_ERR_VALUE otherwise. */
+enum nr_status nr_sampler_epoch_part(const struct nr_csr *seen, const int64_t *pos_users,
+                                     const int64_t *pos_items, int64_t n_pos, int64_t num_neg,
+                                     const double *cdf, uint64_t seed, int64_t first,
+                                     int64_t stop, struct nr_pool *pool, int64_t *out_users,
+                                     int64_t *out_items, float *out_labels);
+
 /* Fill perm[0..n) with a uniformly random permutation of 0..n-1 (Fisher-Yates). */
 void nr_sampler_permutation(int64_t *perm, int64_t n, uint64_t seed);
 
