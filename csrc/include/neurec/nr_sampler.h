@@ -51,7 +51,9 @@ enum nr_status nr_sampler_epoch_part(const struct nr_csr *seen, const int64_t *p
                                      int64_t stop, struct nr_pool *pool, int64_t *out_users,
                                      int64_t *out_items, float *out_labels);
 
-/* Fill perm[0..n) with a uniformly random permutation of 0..n-1 (Fisher-Yates). */
+/* Fill perm[0..n) with a uniformly random permutation of 0..n-1: Fisher-Yates
+ * up to 2^16 values, above that Fisher-Yates within random buckets (see
+ * sampler.c; the same permutation for a seed and n on every machine). */
 void nr_sampler_permutation(int64_t *perm, int64_t n, uint64_t seed);
 
 #endif /* NR_SAMPLER_H */
