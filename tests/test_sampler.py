@@ -423,6 +423,13 @@ def test_permutation_is_a_seeded_permutation(n):
     np.testing.assert_array_equal(a, b)
     if n > 2:
         assert not np.array_equal(a, c)
+    out = np.full(n, -1, np.int64)  # fit rewrites one array every epoch
+    assert _core.permutation(n, 7, out=out) is out
+    np.testing.assert_array_equal(out, a)
+    for bad in [np.empty(n + 1, np.int64), np.empty(n, np.int32)] + \
+            ([np.empty(2 * n, np.int64)[::2]] if n > 1 else []):
+        with pytest.raises(ValueError, match="out must be a writable C-contiguous"):
+            _core.permutation(n, 7, out=bad)
 
 
 def test_bucketed_permutation_is_uniform():

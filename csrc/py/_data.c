@@ -8,23 +8,38 @@
 #include "neurec/nr_sampler.h"
 #include "neurec/nr_scoring.h"
 
-/* permutation(n, seed) -> int64 array: a seeded shuffle of range(n). */
+/* permutation(n, seed, out=None) -> int64 array: a seeded shuffle of range(n),
+ * written into out (n int64, returned) when given: fit reuses one array every epoch. */
 static PyObject *py_permutation(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
-    static char *kwlist[] = {"n", "seed", NULL};
+    static char *kwlist[] = {"n", "seed", "out", NULL};
     long long n;
     unsigned long long seed;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "LK:permutation", kwlist, &n, &seed))
+    PyObject *given = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "LK|O:permutation", kwlist, &n, &seed, &given))
         return NULL;
     if (n < 0) {
         PyErr_SetString(PyExc_ValueError, "n must be >= 0");
         return NULL;
     }
-    npy_intp dims[1] = {(npy_intp)n};
-    PyObject *out = PyArray_SimpleNew(1, dims, NPY_INT64);
-    if (!out)
-        return NULL;
+    PyObject *out;
+    if (given == Py_None) {
+        npy_intp dims[1] = {(npy_intp)n};
+        if (!(out = PyArray_SimpleNew(1, dims, NPY_INT64)))
+            return NULL;
+    } else {
+        PyArrayObject *a = (PyArrayObject *)given;
+        if (!PyArray_Check(given) || PyArray_TYPE(a) != NPY_INT64 || PyArray_NDIM(a) != 1 ||
+            PyArray_DIM(a, 0) != (npy_intp)n || !PyArray_ISCARRAY(a) ||
+            PyArray_ISBYTESWAPPED(a)) {
+            PyErr_Format(PyExc_ValueError, "permutation: out must be a writable C-contiguous "
+                         "native int64 array of n = %lld values", n);
+            return NULL;
+        }
+        out = given;
+        Py_INCREF(out);
+    }
     int64_t *p = PyArray_DATA((PyArrayObject *)out);
     Py_BEGIN_ALLOW_THREADS
     nr_sampler_permutation(p, n, seed);
@@ -186,7 +201,9 @@ done:
 }
 
 PyMethodDef nr_py_data_methods[] = {
-    NR_PY_KW_METHOD("permutation", py_permutation, "permutation(n, seed) -> int64 array."),
+    NR_PY_KW_METHOD("permutation", py_permutation,
+                    "permutation(n, seed, out=None) -> int64 array: a seeded shuffle of "
+                    "range(n) (into out when given)."),
     NR_PY_KW_METHOD(
         "sample_epoch", py_sample_epoch,
         "sample_epoch(indptr, indices, n_items, users, items, num_negatives, cdf, seed, out_users, "

@@ -385,6 +385,7 @@ class ArraySource:
         self.steps = steps_per_epoch or -(-n // self.batch_size)
         self.validation = validation
         self._pass = None  # (inputs, labels, weights, order) of the pass under way
+        self._order: Optional[np.ndarray] = None  # the shuffle, rewritten every pass
         self._pos = 0  # rows of the pass already trained
         self._left: Optional[int] = None
         # a data-parallel fit's communicator when its ranks draw the sampler's epochs in
@@ -399,7 +400,12 @@ class ArraySource:
                 self._pos >= self._pass[3].shape[0]:
             parts = self.data.epoch(seed, self.draw_comm)  # fresh negatives from a sampler
             n = parts[1].shape[0]
-            order = _core.permutation(n, seed) if self.shuffle else np.arange(n, dtype=np.int64)
+            if not self.shuffle:
+                order = np.arange(n, dtype=np.int64)
+            elif self._order is not None and self._order.size == n:
+                order = _core.permutation(n, seed, out=self._order)  # the last pass is over
+            else:
+                order = self._order = _core.permutation(n, seed)
             self._pass = (parts[0], parts[1], parts[2] if len(parts) > 2 else None, order)
             self._pos = 0
         self._left = self.steps_per_epoch
