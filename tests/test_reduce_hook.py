@@ -233,6 +233,15 @@ def test_pack_rows_packs_what_the_parts_hold(threads):
         assert np.array_equal(packed, np.concatenate([w for _, w in want]))
         none, zero = g.pack_rows(np.array(tables), empty=True)
         got.append((none.size, zero.tolist()))
+        room = np.full(packed.size + 5, 7, np.uint32)  # the exchange's kept buffer
+        into, again = g.pack_rows(np.array(tables[::-1]), out=room)
+        assert into is room and np.array_equal(room[:packed.size], packed)
+        assert (room[packed.size:] == 7).all() and np.array_equal(again, counts)
+        small = np.zeros(packed.size - 1, np.uint32)
+        fresh, _ = g.pack_rows(np.array(tables[::-1]), out=small)
+        assert fresh is not small and np.array_equal(fresh, packed) and not small.any()
+        with pytest.raises(ValueError, match="out must be a writable C-contiguous uint32"):
+            g.pack_rows(np.array(tables), out=np.zeros(packed.size, np.int32))
 
     trained(hook, threads=threads)
     assert got == [(0, [0, 0])] * 3

@@ -169,19 +169,22 @@ static int grads_table(GradsObject *self, int64_t param, const char *fn)
     return -1;
 }
 
-/* pack_rows(params, empty=False) -> (message, counts): per table of params, in
- * order, the ids (int64 as two 32-bit words each) of the distinct rows its
- * parts hold, then their gradients' float32 bits: the block a rank sends in
- * the gradient exchange (nr_rowsum.h's layout). counts[j] is table j's rows;
- * with empty=True every count is 0 (a rank without samples of its own). */
+/* pack_rows(params, empty=False, out=None) -> (message, counts): per table of
+ * params, in order, the ids (int64 as two 32-bit words each) of the distinct
+ * rows its parts hold, then their gradients' float32 bits: the block a rank
+ * sends in the gradient exchange (nr_rowsum.h's layout). counts[j] is table
+ * j's rows; with empty=True every count is 0 (a rank without samples of its
+ * own). message is out itself (its first words) when out, a uint32 array, has
+ * room; otherwise a fresh array of the exact size. */
 static PyObject *Grads_pack_rows(GradsObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"params", "empty", NULL};
+    static char *kwlist[] = {"params", "empty", "out", NULL};
     struct nr_arg params = {.name = "params", .min_nd = 1, .max_nd = 1};
     int empty = 0;
+    PyObject *given = Py_None;
     if (grads_live(self) < 0 ||
-        !PyArg_ParseTupleAndKeywords(args, kw, "O&|p:pack_rows", kwlist, nr_conv_i64_in, &params,
-                                     &empty))
+        !PyArg_ParseTupleAndKeywords(args, kw, "O&|pO:pack_rows", kwlist, nr_conv_i64_in, &params,
+                                     &empty, &given))
         return NULL;
     const struct nr_batch_grads *g = self->g;
     const int64_t n_tab = nr_arg_size(&params), *prm = nr_arg_data(&params);
@@ -191,6 +194,14 @@ static PyObject *Grads_pack_rows(GradsObject *self, PyObject *args, PyObject *kw
     int *tab = PyMem_Calloc((size_t)(n_tab ? n_tab : 1), sizeof *tab);
     if (!counts || !tab)
         goto fail;
+    if (given != Py_None &&
+        (!PyArray_Check(given) || PyArray_TYPE((PyArrayObject *)given) != NPY_UINT32 ||
+         PyArray_NDIM((PyArrayObject *)given) != 1 || !PyArray_ISCARRAY((PyArrayObject *)given) ||
+         PyArray_ISBYTESWAPPED((PyArrayObject *)given))) {
+        PyErr_SetString(PyExc_ValueError, "pack_rows: out must be a writable C-contiguous "
+                        "uint32 array");
+        goto fail;
+    }
     int64_t *cnt = PyArray_DATA((PyArrayObject *)counts), words = 0;
     for (int64_t j = 0; j < n_tab; j++) {
         if ((tab[j] = grads_table(self, prm[j], "pack_rows")) < 0)
@@ -206,9 +217,14 @@ static PyObject *Grads_pack_rows(GradsObject *self, PyObject *args, PyObject *kw
         }
         words += cnt[j] * (g->parts[tab[j]].cols + 2);
     }
-    dims[0] = (npy_intp)words;
-    if (!(packed = PyArray_EMPTY(1, dims, NPY_UINT32, 0)))
-        goto fail;
+    if (given != Py_None && PyArray_DIM((PyArrayObject *)given, 0) >= (npy_intp)words) {
+        packed = given;
+        Py_INCREF(packed);
+    } else {
+        dims[0] = (npy_intp)words;
+        if (!(packed = PyArray_EMPTY(1, dims, NPY_UINT32, 0)))
+            goto fail;
+    }
     char *at = PyArray_DATA((PyArrayObject *)packed);
     for (int64_t j = 0; j < n_tab && !empty; j++) {
         const int64_t cols = g->parts[tab[j]].cols;
@@ -384,10 +400,10 @@ static PyMethodDef Grads_methods[] = {
                     "keeps both arrays until the apply phase is over. A table's rows must stay "
                     "distinct across its parts."),
     NR_PY_KW_METHOD("pack_rows", Grads_pack_rows,
-                    "pack_rows(params, empty=False) -> (message, counts): the rows of the "
-                    "tables params (int64 ids as two uint32 words, then float32 gradient bits, "
-                    "table after table) as one uint32 array, and each table's row count; "
-                    "empty=True packs nothing."),
+                    "pack_rows(params, empty=False, out=None) -> (message, counts): the rows "
+                    "of the tables params (int64 ids as two uint32 words, then float32 "
+                    "gradient bits, table after table) as one uint32 array (out itself when it "
+                    "has room), and each table's row count; empty=True packs nothing."),
     NR_PY_KW_METHOD("merge_rows", Grads_merge_rows,
                     "merge_rows(params, message, offsets, counts, weights): merge every "
                     "sender's pack_rows block (sender s's from word offsets[s], counts[s, j] "
