@@ -81,12 +81,34 @@ def test_two_processes_train_as_one_with_the_same_global_batch(matched, name, on
     got = np.load(matched / f"{name}.npz")
     model, history = dp_fit.train(name, verbose=0)
     assert dp_fit.digest(model) != dp_fit.digest(dp_fit.build())  # it trained
-    for k, want in enumerate(model.get_weights()):
-        np.testing.assert_allclose(got[f"arr_{k}"], want, rtol=0,
-                                   atol=1e-5 * float(np.abs(want).max()))
+    # the weights, then the optimizer state (rows updated at their owners: every rank
+    # takes each row's state from its owner at the end of fit)
+    want_all = model.get_weights() + dp_fit.state(model)
+    assert len(got.files) == len(want_all)
+    for k, want in enumerate(want_all):
+        if want.dtype == np.int64:  # per-row step counts
+            np.testing.assert_array_equal(got[f"arr_{k}"], want)
+        else:
+            np.testing.assert_allclose(got[f"arr_{k}"], want, rtol=0,
+                                       atol=1e-5 * float(np.abs(want).max()))
     assert sorted(reports[0]["history"]) == sorted(history.history)
     for key, values in history.history.items():
         assert reports[0]["history"][key] == pytest.approx(values, rel=1e-5), key
+
+
+def test_checkpoints_mid_epoch_hold_every_rows_optimizer_state(mpi, tmp_path):
+    """Rows are updated at their owners, so another rank's copy of a row's optimizer state
+    lags until it is synchronized: with ModelCheckpoint(save_freq=int), which saves from
+    rank 0 mid-epoch, every chunk ends with every rank holding every row's state (what
+    rank 0 holds of rank 1's rows is what rank 1 holds, and the other way round)."""
+    rc, out, err, _ = launch("state-chunks", tmp_path)
+    assert rc == 0, err[-3000:]
+    seen = {0: [], 1: []}  # per rank, in order: (batch, its copies of each owner's rows)
+    for batch, r, own0, own1 in re.findall(r"batch (\d+) rank (\d) (\w{64}) (\w{64})", out):
+        seen[int(r)].append((int(batch), own0, own1))
+    assert len(seen[0]) >= 3 and seen[0] == seen[1]
+    assert len({s[1:] for s in seen[0]}) == len(seen[0])  # the state moved between chunks
+    assert os.path.exists(tmp_path / "ckpt.neurec")
 
 
 def test_ranks_with_different_thread_counts_hold_the_same_weights(mpi, tmp_path):

@@ -334,3 +334,103 @@ def test_merge_rows_bad_arguments():
     before = trained(lambda g: None)
     assert same(trained(hook, batch_size=240), trained(lambda g: None, batch_size=240))
     assert len(errors) == 5 and before is not None
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_rows_by_owner_and_new_values_round_trip(threads):
+    """pack_rows(owners=P) groups the rows by owner (id % P); after the apply phase,
+    pack_values holds the rows just updated with their new values, and unpack_values
+    writes another sender's block into the tables (and refuses a bad one)."""
+    checked = []
+
+    def hook(g):
+        tables = np.array(sorted({g.part(k)[0] for k in range(g.n_parts)}), np.int64)
+        plain, counts = g.pack_rows(tables)
+        packed, by_owner = g.pack_rows(tables, owners=3)
+        assert by_owner.shape == (3, tables.size) and (by_owner.sum(axis=0) == counts).all()
+        at, seen = 0, {int(p): [] for p in tables}
+        for d in range(3):
+            for j, param in enumerate(tables.tolist()):
+                n, cols = int(by_owner[d, j]), g.part(j)[1]
+                ids = packed[at:at + 2 * n].view(np.int64)
+                grad = packed[at + 2 * n:at + n * (cols + 2)].view(np.float32).reshape(n, cols)
+                assert (ids % 3 == d).all()
+                seen[param] += list(zip(ids.tolist(), grad.tolist()))
+                at += n * (cols + 2)
+        assert at == packed.size == plain.size
+        for param in seen:
+            parts = [g.part(k) for k in range(g.n_parts) if g.part(k)[0] == param]
+            want = {int(i): r.tolist() for p in parts for i, r in zip(p[3], p[4])}
+            assert dict(seen[param]) == want
+
+    def after(g):
+        tables = np.array(sorted({g.part(k)[0] for k in range(g.n_parts)}), np.int64)
+        msg = g.pack_values(tables)
+        n = msg[:2 * tables.size].view(np.int64)
+        at = 2 * tables.size
+        weights = model.get_weights()
+        for j, param in enumerate(tables.tolist()):
+            cols = g.part(j)[1]
+            ids = msg[at:at + 2 * n[j]].view(np.int64)
+            vals = msg[at + 2 * n[j]:at + n[j] * (cols + 2)].view(np.float32).reshape(-1, cols)
+            rows = np.concatenate([g.part(k)[3] for k in range(g.n_parts)
+                                   if g.part(k)[0] == param])
+            assert np.array_equal(ids, rows)
+            assert np.array_equal(vals, weights[param][ids])
+            at += int(n[j]) * (cols + 2)
+        # another sender's block: its rows' values + 1, written by unpack_values
+        other = msg.copy()
+        at = 2 * tables.size
+        for j in range(tables.size):
+            cols = g.part(j)[1]
+            vals = other[at + 2 * n[j]:at + n[j] * (cols + 2)].view(np.float32)
+            vals += 1.0
+            at += int(n[j]) * (cols + 2)
+        both = np.concatenate([msg, other])
+        g.unpack_values(tables, both.view(np.int32), np.array([0, msg.size]), msg.size, 0)
+        for param in tables.tolist():
+            rows = np.concatenate([g.part(k)[3] for k in range(g.n_parts)
+                                   if g.part(k)[0] == param])
+            got = model.get_weights()[param]
+            np.testing.assert_array_equal(got[rows], weights[param][rows] + 1.0)
+        bad = other.copy()
+        bad[2 * tables.size:2 * tables.size + 2] = np.array([10 ** 6], np.int64).view(np.uint32)
+        with pytest.raises(IndexError, match="outside"):
+            g.unpack_values(tables, bad.view(np.int32), np.array([0]), msg.size, 1)
+        big = other.copy()
+        big[:2] = np.array([10 ** 6], np.int64).view(np.uint32)
+        with pytest.raises(ValueError, match="more than its"):
+            g.unpack_values(tables, big.view(np.int32), np.array([0]), msg.size, 1)
+        with pytest.raises(ValueError, match="outside message"):
+            g.unpack_values(tables, msg.view(np.int32), np.array([4]), msg.size, 1)
+        checked.append(g.step)
+
+    neurec.utils.set_random_seed(7)
+    model = gmf(k=4 if threads == 1 else 256)
+    model.compile(optimizer=optimizers.Adam(0.01), loss="binary_crossentropy")
+    x, y = data()
+    old = neurec.get_num_threads()
+    neurec.set_num_threads(threads)
+    try:
+        model._get_plan().set_reduce_hook(hook, after=after)
+        model.fit(x, y, batch_size=80, epochs=1, verbose=0, seed=3)
+    finally:
+        neurec.set_num_threads(old)
+    assert checked == [1, 2, 3]
+
+
+def test_an_exception_in_the_apply_hook_stops_fit_after_the_batch():
+    def after(g):
+        if g.step == 2:
+            raise ZeroDivisionError("from the apply hook")
+
+    x, y = data()
+    neurec.utils.set_random_seed(7)
+    model = gmf()
+    model.compile(optimizer=optimizers.SGD(0.1), loss="binary_crossentropy")
+    model._get_plan().set_reduce_hook(lambda g: None, after=after)
+    with pytest.raises(ZeroDivisionError, match="from the apply hook"):
+        model.fit(x, y, batch_size=80, epochs=1, verbose=0, seed=3)
+    assert model.optimizer.iterations == 2  # the batch was applied and counted
+    with pytest.raises(TypeError, match="callable or None"):
+        model._get_plan().set_reduce_hook(lambda g: None, after=3)

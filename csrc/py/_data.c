@@ -31,10 +31,11 @@ static PyObject *py_permutation(PyObject *self, PyObject *args, PyObject *kw)
     } else {
         PyArrayObject *a = (PyArrayObject *)given;
         if (!PyArray_Check(given) || PyArray_TYPE(a) != NPY_INT64 || PyArray_NDIM(a) != 1 ||
-            PyArray_DIM(a, 0) != (npy_intp)n || !PyArray_ISCARRAY(a) ||
-            PyArray_ISBYTESWAPPED(a)) {
-            PyErr_Format(PyExc_ValueError, "permutation: out must be a writable C-contiguous "
-                         "native int64 array of n = %lld values", n);
+            PyArray_DIM(a, 0) != (npy_intp)n || !PyArray_ISCARRAY(a) || PyArray_ISBYTESWAPPED(a)) {
+            PyErr_Format(PyExc_ValueError,
+                         "permutation: out must be a writable C-contiguous "
+                         "native int64 array of n = %lld values",
+                         n);
             return NULL;
         }
         out = given;
@@ -53,10 +54,9 @@ static PyObject *py_permutation(PyObject *self, PyObject *args, PyObject *kw)
 static PyObject *py_sample_epoch(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
-    static char *kwlist[] = {"indptr",    "indices",       "n_items",    "users",
-                             "items",     "num_negatives", "cdf",        "seed",
-                             "out_users", "out_items",     "out_labels", "first",
-                             "stop",      NULL};
+    static char *kwlist[] = {"indptr",        "indices", "n_items", "users",     "items",
+                             "num_negatives", "cdf",     "seed",    "out_users", "out_items",
+                             "out_labels",    "first",   "stop",    NULL};
     struct nr_arg ip = {.name = "indptr"}, ix = {.name = "indices"};
     struct nr_arg pu_a = {.name = "users"}, pi_a = {.name = "items"};
     struct nr_arg cdf_a = {.name = "cdf", .optional = 1};
@@ -69,8 +69,7 @@ static PyObject *py_sample_epoch(PyObject *self, PyObject *args, PyObject *kw)
                                      nr_conv_i64_in, &ip, nr_conv_i32_in, &ix, &n_items,
                                      nr_conv_i64_in, &pu_a, nr_conv_i64_in, &pi_a, &num_neg,
                                      nr_conv_f64_in, &cdf_a, &seed, nr_conv_i64_out, &ou_a,
-                                     nr_conv_i64_out, &oi_a, nr_conv_f32_out, &ol_a, &first,
-                                     &stop))
+                                     nr_conv_i64_out, &oi_a, nr_conv_f32_out, &ol_a, &first, &stop))
         return NULL;
     PyObject *result = NULL;
     const int64_t *indptr = nr_arg_data(&ip), n_ptr = nr_arg_size(&ip), n_ind = nr_arg_size(&ix);
@@ -104,10 +103,10 @@ static PyObject *py_sample_epoch(PyObject *self, PyObject *args, PyObject *kw)
     }
     struct nr_csr csr = {indptr, nr_arg_data(&ix), n_ptr - 1, n_items};
     enum nr_status s = NR_OK;
-    RUN_ON_POOL(s, nr_sampler_epoch_part(&csr, nr_arg_data(&pu_a), nr_arg_data(&pi_a), n_pu,
-                                         num_neg, nr_arg_data(&cdf_a), seed, first, stop, pool,
-                                         nr_arg_data(&ou_a), nr_arg_data(&oi_a),
-                                         nr_arg_data(&ol_a)));
+    RUN_ON_POOL(s,
+                nr_sampler_epoch_part(&csr, nr_arg_data(&pu_a), nr_arg_data(&pi_a), n_pu, num_neg,
+                                      nr_arg_data(&cdf_a), seed, first, stop, pool,
+                                      nr_arg_data(&ou_a), nr_arg_data(&oi_a), nr_arg_data(&ol_a)));
     result = nr_py_none_or_raise(
         s, "negative sampling",
         "negative sampling: a user has interacted with every item, "

@@ -13,7 +13,6 @@
  * the plan's buffers without a copy and keep this object alive, so the call
  * fails if one outlives it (it would point into scratch the next batch reuses). */
 
-
 static int grads_live(GradsObject *self)
 {
     if (self->g)
@@ -156,7 +155,6 @@ done:
     return result;
 }
 
-
 /* The index t of table param among the plan's tables (parts t, t + n_tables, ...
  * hold its rows), or -1 with a ValueError. */
 static int grads_table(GradsObject *self, int64_t param, const char *fn)
@@ -169,6 +167,106 @@ static int grads_table(GradsObject *self, int64_t param, const char *fn)
     return -1;
 }
 
+/* The out= buffer of a pack: out itself when it is a C-contiguous native
+ * uint32 array of at least words values, else a fresh one (NULL with an error
+ * set for an out of another kind). */
+static PyObject *grads_out(PyObject *given, int64_t words, const char *fn)
+{
+    if (given != Py_None &&
+        (!PyArray_Check(given) || PyArray_TYPE((PyArrayObject *)given) != NPY_UINT32 ||
+         PyArray_NDIM((PyArrayObject *)given) != 1 || !PyArray_ISCARRAY((PyArrayObject *)given) ||
+         PyArray_ISBYTESWAPPED((PyArrayObject *)given))) {
+        PyErr_Format(PyExc_ValueError, "%s: out must be a writable C-contiguous uint32 array", fn);
+        return NULL;
+    }
+    if (given != Py_None && PyArray_DIM((PyArrayObject *)given, 0) >= (npy_intp)words) {
+        Py_INCREF(given);
+        return given;
+    }
+    npy_intp dims[1] = {(npy_intp)words};
+    return PyArray_EMPTY(1, dims, NPY_UINT32, 0);
+}
+
+/* pack_rows(..., owners=P): the rows grouped by the rank that owns them (id %
+ * P): for each owner in turn, each table's ids then gradients; counts[d, j] is
+ * table j's rows for owner d. */
+static PyObject *grads_pack_by_owner(GradsObject *self, struct nr_arg *params, int empty,
+                                     PyObject *given, PyObject *owners_o)
+{
+    const long owners = PyLong_AsLong(owners_o);
+    if (owners == -1 && PyErr_Occurred()) {
+        NR_ARGS_RELEASE(params);
+        return NULL;
+    }
+    const struct nr_batch_grads *g = self->g;
+    const int64_t n_tab = nr_arg_size(params), *prm = nr_arg_data(params);
+    const int nth = g->n_tables ? g->n_parts / g->n_tables : 0;
+    npy_intp dims[2] = {(npy_intp)owners, (npy_intp)n_tab};
+    PyObject *counts = NULL, *packed = NULL;
+    int *tab = PyMem_Calloc((size_t)(n_tab ? n_tab : 1), sizeof *tab);
+    char **cur = NULL; /* per (owner, table): where its next id and gradient go */
+    if (owners < 1 || owners > 1 << 20) {
+        PyErr_Format(PyExc_ValueError, "pack_rows: owners must be in [1, 2^20], got %ld", owners);
+        goto fail;
+    }
+    counts = PyArray_ZEROS(2, dims, NPY_INT64, 0);
+    cur = PyMem_Calloc((size_t)(2 * owners * (n_tab ? n_tab : 1)), sizeof *cur);
+    if (!counts || !tab || !cur)
+        goto fail;
+    int64_t *cnt = PyArray_DATA((PyArrayObject *)counts), words = 0;
+    for (int64_t j = 0; j < n_tab; j++) {
+        if ((tab[j] = grads_table(self, prm[j], "pack_rows")) < 0)
+            goto fail;
+        for (int i = 0; i < nth && !empty; i++) {
+            const struct nr_grad_part *part = &g->parts[i * g->n_tables + tab[j]];
+            if (!part->rows && part->n_rows) {
+                PyErr_Format(PyExc_ValueError, "pack_rows: table %lld has dense updates",
+                             (long long)prm[j]);
+                goto fail;
+            }
+            for (int64_t r = 0; r < part->n_rows; r++)
+                cnt[(part->rows[r] % owners) * n_tab + j]++;
+        }
+    }
+    for (long d = 0; d < owners; d++)
+        for (int64_t j = 0; j < n_tab; j++)
+            words += cnt[d * n_tab + j] * (g->parts[tab[j]].cols + 2);
+    if (!(packed = grads_out(given, words, "pack_rows")))
+        goto fail;
+    char *at = PyArray_DATA((PyArrayObject *)packed);
+    for (long d = 0; d < owners; d++)
+        for (int64_t j = 0; j < n_tab; j++) {
+            const int64_t n = cnt[d * n_tab + j];
+            cur[2 * (d * n_tab + j)] = at;
+            cur[2 * (d * n_tab + j) + 1] = at + 8 * n;
+            at += 4 * n * (g->parts[tab[j]].cols + 2);
+        }
+    for (int64_t j = 0; j < n_tab && !empty; j++) {
+        const size_t row_bytes = 4 * (size_t)g->parts[tab[j]].cols;
+        for (int i = 0; i < nth; i++) {
+            const struct nr_grad_part *part = &g->parts[i * g->n_tables + tab[j]];
+            for (int64_t r = 0; r < part->n_rows; r++) {
+                char **c = cur + 2 * ((part->rows[r] % owners) * n_tab + j);
+                memcpy(c[0], part->rows + r, 8);
+                memcpy(c[1], (const char *)part->grad + (size_t)r * row_bytes, row_bytes);
+                c[0] += 8;
+                c[1] += row_bytes;
+            }
+        }
+    }
+    PyMem_Free(tab);
+    PyMem_Free(cur);
+    NR_ARGS_RELEASE(params);
+    return Py_BuildValue("(NN)", packed, counts);
+fail:
+    PyMem_Free(tab);
+    PyMem_Free(cur);
+    Py_XDECREF(counts);
+    Py_XDECREF(packed);
+    NR_ARGS_RELEASE(params);
+    return NULL;
+}
+
 /* pack_rows(params, empty=False, out=None) -> (message, counts): per table of
  * params, in order, the ids (int64 as two 32-bit words each) of the distinct
  * rows its parts hold, then their gradients' float32 bits: the block a rank
@@ -178,14 +276,16 @@ static int grads_table(GradsObject *self, int64_t param, const char *fn)
  * room; otherwise a fresh array of the exact size. */
 static PyObject *Grads_pack_rows(GradsObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"params", "empty", "out", NULL};
+    static char *kwlist[] = {"params", "empty", "out", "owners", NULL};
     struct nr_arg params = {.name = "params", .min_nd = 1, .max_nd = 1};
     int empty = 0;
-    PyObject *given = Py_None;
+    PyObject *given = Py_None, *owners_o = Py_None;
     if (grads_live(self) < 0 ||
-        !PyArg_ParseTupleAndKeywords(args, kw, "O&|pO:pack_rows", kwlist, nr_conv_i64_in, &params,
-                                     &empty, &given))
+        !PyArg_ParseTupleAndKeywords(args, kw, "O&|pOO:pack_rows", kwlist, nr_conv_i64_in, &params,
+                                     &empty, &given, &owners_o))
         return NULL;
+    if (owners_o != Py_None)
+        return grads_pack_by_owner(self, &params, empty, given, owners_o);
     const struct nr_batch_grads *g = self->g;
     const int64_t n_tab = nr_arg_size(&params), *prm = nr_arg_data(&params);
     const int nth = g->n_tables ? g->n_parts / g->n_tables : 0;
@@ -194,14 +294,6 @@ static PyObject *Grads_pack_rows(GradsObject *self, PyObject *args, PyObject *kw
     int *tab = PyMem_Calloc((size_t)(n_tab ? n_tab : 1), sizeof *tab);
     if (!counts || !tab)
         goto fail;
-    if (given != Py_None &&
-        (!PyArray_Check(given) || PyArray_TYPE((PyArrayObject *)given) != NPY_UINT32 ||
-         PyArray_NDIM((PyArrayObject *)given) != 1 || !PyArray_ISCARRAY((PyArrayObject *)given) ||
-         PyArray_ISBYTESWAPPED((PyArrayObject *)given))) {
-        PyErr_SetString(PyExc_ValueError, "pack_rows: out must be a writable C-contiguous "
-                        "uint32 array");
-        goto fail;
-    }
     int64_t *cnt = PyArray_DATA((PyArrayObject *)counts), words = 0;
     for (int64_t j = 0; j < n_tab; j++) {
         if ((tab[j] = grads_table(self, prm[j], "pack_rows")) < 0)
@@ -209,22 +301,18 @@ static PyObject *Grads_pack_rows(GradsObject *self, PyObject *args, PyObject *kw
         for (int i = 0; i < nth && !empty; i++) {
             const struct nr_grad_part *part = &g->parts[i * g->n_tables + tab[j]];
             if (!part->rows && part->n_rows) {
-                PyErr_Format(PyExc_ValueError, "pack_rows: table %lld has dense updates; reduce "
-                             "its gradient as a dense buffer", (long long)prm[j]);
+                PyErr_Format(PyExc_ValueError,
+                             "pack_rows: table %lld has dense updates; reduce "
+                             "its gradient as a dense buffer",
+                             (long long)prm[j]);
                 goto fail;
             }
             cnt[j] += part->n_rows;
         }
         words += cnt[j] * (g->parts[tab[j]].cols + 2);
     }
-    if (given != Py_None && PyArray_DIM((PyArrayObject *)given, 0) >= (npy_intp)words) {
-        packed = given;
-        Py_INCREF(packed);
-    } else {
-        dims[0] = (npy_intp)words;
-        if (!(packed = PyArray_EMPTY(1, dims, NPY_UINT32, 0)))
-            goto fail;
-    }
+    if (!(packed = grads_out(given, words, "pack_rows")))
+        goto fail;
     char *at = PyArray_DATA((PyArrayObject *)packed);
     for (int64_t j = 0; j < n_tab && !empty; j++) {
         const int64_t cols = g->parts[tab[j]].cols;
@@ -262,11 +350,11 @@ static int grads_merge_table(GradsObject *self, int t, const uint32_t *msg, int6
     const struct nr_grad_part *first = &g->parts[t];
     const int64_t cols = first->cols, table_rows = self->plan->params[first->param].rows;
     int64_t n = 0;
-    enum nr_status s = nr_rowsum_ws(&self->plan->rowsum_ws, msg, words, offs, cnt, senders,
-                                    weights, cols, table_rows, r, gr, &n);
+    enum nr_status s = nr_rowsum_ws(&self->plan->rowsum_ws, msg, words, offs, cnt, senders, weights,
+                                    cols, table_rows, r, gr, &n);
     if (s == NR_ERR_SHAPE) {
         PyErr_SetString(PyExc_ValueError, "merge_rows: a sender's block (offsets, counts) lies "
-                        "outside message");
+                                          "outside message");
         return -1;
     }
     if (s == NR_ERR_INDEX) {
@@ -335,7 +423,8 @@ static PyObject *Grads_merge_rows(GradsObject *self, PyObject *args, PyObject *k
     int64_t *offs = NULL;
     if (nr_arg_dim(&counts, 0) != senders || nr_arg_dim(&counts, 1) != n_tab ||
         nr_arg_size(&weights) != senders || senders > INT32_MAX) {
-        PyErr_Format(PyExc_ValueError, "merge_rows: counts must be (senders, tables) = (%lld, "
+        PyErr_Format(PyExc_ValueError,
+                     "merge_rows: counts must be (senders, tables) = (%lld, "
                      "%lld) and weights hold one entry per sender",
                      (long long)senders, (long long)n_tab);
         goto done;
@@ -356,7 +445,7 @@ static PyObject *Grads_merge_rows(GradsObject *self, PyObject *args, PyObject *k
         for (int64_t s = 0; s < senders; s++) {
             if (c[s * n_tab + j] < 0 || c[s * n_tab + j] > nr_arg_size(&msg)) {
                 PyErr_SetString(PyExc_ValueError, "merge_rows: counts must lie in [0, "
-                                "len(message)]");
+                                                  "len(message)]");
                 goto done;
             }
             rows += (size_t)c[s * n_tab + j];
@@ -374,8 +463,8 @@ static PyObject *Grads_merge_rows(GradsObject *self, PyObject *args, PyObject *k
             total += cnt[s] = c[s * n_tab + j];
         int64_t *r = (int64_t *)out;
         float *gr = (float *)(out + 8 * total);
-        if (grads_merge_table(self, t, (const uint32_t *)nr_arg_data(&msg), nr_arg_size(&msg),
-                              offs, cnt, (int)senders, nr_arg_data(&weights), r, gr) < 0)
+        if (grads_merge_table(self, t, (const uint32_t *)nr_arg_data(&msg), nr_arg_size(&msg), offs,
+                              cnt, (int)senders, nr_arg_data(&weights), r, gr) < 0)
             goto done;
         out += merged_room((size_t)total, cols);
         for (int64_t s = 0; s < senders; s++) /* past table j's block: table j + 1's */
@@ -386,6 +475,129 @@ static PyObject *Grads_merge_rows(GradsObject *self, PyObject *args, PyObject *k
 done:
     PyMem_Free(offs);
     NR_ARGS_RELEASE(&params, &msg, &offsets, &counts, &weights);
+    return result;
+}
+
+/* pack_values(params, out=None) -> message: after the apply phase, the rows
+ * the parts of each table of params hold (those this process just updated)
+ * with their new values: the tables' row counts (int64, two words each), then
+ * per table the ids (two words each) and the rows' float32 bits. message is
+ * out itself when it has room. */
+static PyObject *Grads_pack_values(GradsObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"params", "out", NULL};
+    struct nr_arg params = {.name = "params", .min_nd = 1, .max_nd = 1};
+    PyObject *given = Py_None, *packed = NULL;
+    if (grads_live(self) < 0 || !PyArg_ParseTupleAndKeywords(args, kw, "O&|O:pack_values", kwlist,
+                                                             nr_conv_i64_in, &params, &given))
+        return NULL;
+    const struct nr_batch_grads *g = self->g;
+    const int64_t n_tab = nr_arg_size(&params), *prm = nr_arg_data(&params);
+    const int nth = g->n_tables ? g->n_parts / g->n_tables : 0;
+    int64_t words = 2 * n_tab;
+    for (int64_t j = 0; j < n_tab; j++) {
+        const int t = grads_table(self, prm[j], "pack_values");
+        if (t < 0)
+            goto done;
+        for (int i = 0; i < nth; i++)
+            words += g->parts[i * g->n_tables + t].n_rows * (g->parts[t].cols + 2);
+    }
+    if (!(packed = grads_out(given, words, "pack_values")))
+        goto done;
+    char *at = PyArray_DATA((PyArrayObject *)packed), *head = at;
+    at += 8 * n_tab;
+    for (int64_t j = 0; j < n_tab; j++) {
+        const int t = grads_table(self, prm[j], "pack_values");
+        const struct nr_param *w = &self->plan->params[g->parts[t].param];
+        const size_t row_bytes = 4 * (size_t)w->cols;
+        int64_t n = 0;
+        for (int i = 0; i < nth; i++)
+            n += g->parts[i * g->n_tables + t].n_rows;
+        memcpy(head + 8 * j, &n, 8);
+        char *ids = at, *vals = at + 8 * n;
+        for (int i = 0; i < nth; i++) {
+            const struct nr_grad_part *part = &g->parts[i * g->n_tables + t];
+            if (!part->rows)
+                continue;
+            memcpy(ids, part->rows, 8 * (size_t)part->n_rows);
+            ids += 8 * part->n_rows;
+            for (int64_t r = 0; r < part->n_rows; r++, vals += row_bytes)
+                memcpy(vals, w->w + part->rows[r] * w->cols, row_bytes);
+        }
+        at += n * (8 + (int64_t)row_bytes);
+    }
+done:
+    NR_ARGS_RELEASE(&params);
+    return packed;
+}
+
+/* unpack_values(params, message, offsets, block_words, skip): every sender's
+ * pack_values block but sender skip's (sender s's within block_words words from
+ * offsets[s]) written into the tables' rows. */
+static PyObject *Grads_unpack_values(GradsObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"params", "message", "offsets", "block_words", "skip", NULL};
+    struct nr_arg params = {.name = "params", .min_nd = 1, .max_nd = 1},
+                  msg = {.name = "message", .min_nd = 1, .max_nd = 1},
+                  offsets = {.name = "offsets", .min_nd = 1, .max_nd = 1};
+    long long block, skip;
+    PyObject *result = NULL;
+    if (grads_live(self) < 0 ||
+        !PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&LL:unpack_values", kwlist, nr_conv_i64_in,
+                                     &params, nr_conv_i32_in, &msg, nr_conv_i64_in, &offsets,
+                                     &block, &skip))
+        return NULL;
+    const struct nr_batch_grads *g = self->g;
+    const int64_t n_tab = nr_arg_size(&params), *prm = nr_arg_data(&params);
+    const int64_t senders = nr_arg_size(&offsets), *off = nr_arg_data(&offsets);
+    const char *base = nr_arg_data(&msg);
+    const int64_t total = nr_arg_size(&msg);
+    for (int64_t j = 0; j < n_tab; j++)
+        if (grads_table(self, prm[j], "unpack_values") < 0)
+            goto done;
+    for (int64_t s = 0; s < senders; s++) {
+        if (s == skip)
+            continue;
+        if (block < 2 * n_tab || off[s] < 0 || off[s] > total || block > total - off[s]) {
+            PyErr_SetString(PyExc_ValueError, "unpack_values: a sender's block lies outside "
+                                              "message");
+            goto done;
+        }
+        const char *head = base + 4 * off[s], *at = head + 8 * n_tab;
+        int64_t left = block - 2 * n_tab; /* words */
+        for (int64_t j = 0; j < n_tab; j++) {
+            const int t = grads_table(self, prm[j], "unpack_values");
+            const struct nr_param *w = &self->plan->params[g->parts[t].param];
+            int64_t n;
+            memcpy(&n, head + 8 * j, 8);
+            if (n < 0 || n > left / (w->cols + 2)) {
+                PyErr_Format(PyExc_ValueError,
+                             "unpack_values: sender %lld's block holds %lld "
+                             "rows of table %lld, more than its %lld words",
+                             (long long)s, (long long)n, (long long)prm[j], (long long)block);
+                goto done;
+            }
+            const char *vals = at + 8 * n;
+            for (int64_t r = 0; r < n; r++) {
+                int64_t id;
+                memcpy(&id, at + 8 * r, 8);
+                if (id < 0 || id >= w->rows) {
+                    PyErr_Format(PyExc_IndexError,
+                                 "unpack_values: a row id of table %lld is "
+                                 "outside [0, %lld)",
+                                 (long long)prm[j], (long long)w->rows);
+                    goto done;
+                }
+                memcpy(w->w + id * w->cols, vals + 4 * r * w->cols, 4 * (size_t)w->cols);
+            }
+            at += n * 4 * (w->cols + 2);
+            left -= n * (w->cols + 2);
+        }
+    }
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    NR_ARGS_RELEASE(&params, &msg, &offsets);
     return result;
 }
 
@@ -403,13 +615,23 @@ static PyMethodDef Grads_methods[] = {
                     "pack_rows(params, empty=False, out=None) -> (message, counts): the rows "
                     "of the tables params (int64 ids as two uint32 words, then float32 "
                     "gradient bits, table after table) as one uint32 array (out itself when it "
-                    "has room), and each table's row count; empty=True packs nothing."),
+                    "has room), and each table's row count; empty=True packs nothing. With "
+                    "owners=P the rows are grouped by owner (id % P), each owner's tables in "
+                    "turn, and counts is (P, tables)."),
     NR_PY_KW_METHOD("merge_rows", Grads_merge_rows,
                     "merge_rows(params, message, offsets, counts, weights): merge every "
                     "sender's pack_rows block (sender s's from word offsets[s], counts[s, j] "
                     "rows of table params[j]): each table's parts become the distinct ids in "
                     "order of first appearance with sum_s weights[s] * grad, summed in double "
                     "in sender order."),
+    NR_PY_KW_METHOD("pack_values", Grads_pack_values,
+                    "pack_values(params, out=None) -> message: after the apply phase, each "
+                    "table's row count (int64), then per table the ids and new float32 values "
+                    "of the rows its parts hold, as uint32 words (out itself when it has room)."),
+    NR_PY_KW_METHOD("unpack_values", Grads_unpack_values,
+                    "unpack_values(params, message, offsets, block_words, skip): write every "
+                    "sender's pack_values block but skip's (block_words words from offsets[s]) "
+                    "into the tables' rows."),
     {NULL, NULL, 0, NULL},
 };
 

@@ -16,7 +16,6 @@
 #include "neurec/nr_names.h"
 #include "neurec/nr_plan.h"
 
-
 /* The plan's lock, re-created first if it was made before a fork (a parent
  * thread that does not exist here may hold it). Called with the GIL, so no
  * other thread is between the check and the re-creation. */
@@ -41,6 +40,7 @@ static void Plan_dealloc(PlanObject *self)
     free(self->params);
     Py_XDECREF(self->keep);
     Py_XDECREF(self->hook);
+    Py_XDECREF(self->after);
     Py_XDECREF(self->hook_kept);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -498,10 +498,9 @@ static PyObject *Plan_fit(PlanObject *self, PyObject *args, PyObject *kw)
         goto done;
     }
     enum nr_status s = NR_OK;
-    RUN_PLAN_ON_POOL(
-        self, s,
-        nr_plan_fit_weighted(self->plan, pool, inputs, &y, w, idx, n_idx, batch_size, step_p, seed,
-                             st, NULL));
+    RUN_PLAN_ON_POOL(self, s,
+                     nr_plan_fit_weighted(self->plan, pool, inputs, &y, w, idx, n_idx, batch_size,
+                                          step_p, seed, st, NULL));
     if (nr_py_raise(s, "fit") < 0)
         goto done;
     result = stats_dict(st);
@@ -548,15 +547,15 @@ done:
 /* ------------------------------------------------------------------------ */
 /* the reduce hook in Python (nr_plan_set_reduce_hook)                       */
 
-/* The C hook: takes the GIL and calls the plan's Python hook. An exception it
- * raises stays set and stops the fit (nr_py_raise keeps it). */
-static enum nr_status plan_reduce_hook(void *ctx, struct nr_batch_grads *g)
+/* Take the GIL and call fn (the reduce or the apply hook) with a view of g. An
+ * exception it raises stays set and stops the fit (nr_py_raise keeps it). */
+static enum nr_status plan_call_hook(PlanObject *self, PyObject *fn, struct nr_batch_grads *g,
+                                     int clear_kept)
 {
-    PlanObject *self = ctx;
     PyGILState_STATE gil = PyGILState_Ensure();
     enum nr_status s = NR_ABORTED;
-    /* the previous batch's apply phase is over: its arrays can go */
-    if (PyList_SetSlice(self->hook_kept, 0, PY_SSIZE_T_MAX, NULL) < 0)
+    /* before the reduce hook, the previous batch's apply phase is over: its arrays can go */
+    if (clear_kept && PyList_SetSlice(self->hook_kept, 0, PY_SSIZE_T_MAX, NULL) < 0)
         goto out;
     GradsObject *view = PyObject_New(GradsObject, &GradsType);
     if (!view)
@@ -565,7 +564,7 @@ static enum nr_status plan_reduce_hook(void *ctx, struct nr_batch_grads *g)
     view->plan = self;
     self->in_hook = 1;
     self->hook_thread = PyThread_get_thread_ident();
-    PyObject *r = PyObject_CallOneArg(self->hook, (PyObject *)view);
+    PyObject *r = PyObject_CallOneArg(fn, (PyObject *)view);
     self->in_hook = 0;
     view->g = NULL;
     if (r) {
@@ -583,16 +582,35 @@ out:
     return s;
 }
 
-/* set_reduce_hook(fn): fn(grads) runs between the reduce and apply phases of
- * every batch of fit (None removes it). Waits for a fit of this plan running
- * on another thread to end. */
-static PyObject *Plan_set_reduce_hook(PlanObject *self, PyObject *fn)
+static enum nr_status plan_reduce_hook(void *ctx, struct nr_batch_grads *g)
 {
-    if (fn != Py_None && !PyCallable_Check(fn)) {
-        PyErr_Format(PyExc_TypeError, "set_reduce_hook: fn must be callable or None, got %.100s",
-                     Py_TYPE(fn)->tp_name);
+    return plan_call_hook(ctx, ((PlanObject *)ctx)->hook, g, 1);
+}
+
+static enum nr_status plan_apply_hook(void *ctx, struct nr_batch_grads *g)
+{
+    return plan_call_hook(ctx, ((PlanObject *)ctx)->after, g, 0);
+}
+
+/* set_reduce_hook(fn, after=None): fn(grads) runs between the reduce and apply
+ * phases of every batch of fit, after(grads) after its apply phase (fn None
+ * removes both). Waits for a fit of this plan running on another thread to end. */
+static PyObject *Plan_set_reduce_hook(PlanObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"fn", "after", NULL};
+    PyObject *fn, *after = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|O:set_reduce_hook", kwlist, &fn, &after))
+        return NULL;
+    if ((fn != Py_None && !PyCallable_Check(fn)) ||
+        (after != Py_None && !PyCallable_Check(after))) {
+        PyObject *bad = fn != Py_None && !PyCallable_Check(fn) ? fn : after;
+        PyErr_Format(PyExc_TypeError,
+                     "set_reduce_hook: fn and after must be callable or None, got %.100s",
+                     Py_TYPE(bad)->tp_name);
         return NULL;
     }
+    if (fn == Py_None)
+        after = Py_None;
     if (self->in_hook && self->hook_thread == PyThread_get_thread_ident()) {
         PyErr_SetString(PyExc_RuntimeError,
                         "set_reduce_hook: a reduce hook cannot be changed during its call");
@@ -607,17 +625,23 @@ static PyObject *Plan_set_reduce_hook(PlanObject *self, PyObject *fn)
     Py_END_ALLOW_THREADS
     enum nr_status s =
         nr_plan_set_reduce_hook(self->plan, fn == Py_None ? NULL : plan_reduce_hook, self);
-    PyObject *old_hook = NULL, *old_kept = NULL;
+    if (s == NR_OK)
+        s = nr_plan_set_apply_hook(self->plan, after == Py_None ? NULL : plan_apply_hook, self);
+    PyObject *old_hook = NULL, *old_after = NULL, *old_kept = NULL;
     if (s == NR_OK) {
         old_hook = self->hook;
+        old_after = self->after;
         old_kept = self->hook_kept;
         self->hook = fn == Py_None ? NULL : fn;
+        self->after = after == Py_None ? NULL : after;
         Py_XINCREF(self->hook);
+        Py_XINCREF(self->after);
         self->hook_kept = kept;
         kept = NULL;
     }
     nr_mutex_unlock(lock);
     Py_XDECREF(old_hook); /* outside the lock: a destructor may run Python code */
+    Py_XDECREF(old_after);
     Py_XDECREF(old_kept);
     Py_XDECREF(kept);
     return nr_py_none_or_raise(s, "set_reduce_hook",
@@ -635,11 +659,14 @@ static PyMethodDef Plan_methods[] = {
                     "predict(inputs, out): forward pass over all rows into the float32 array out."),
     {"set_optimizer", (PyCFunction)Plan_set_optimizer, METH_O,
      "set_optimizer(spec): the optimizer's new settings (an OptimizerSpec, read by field name)."},
-    {"set_reduce_hook", (PyCFunction)Plan_set_reduce_hook, METH_O,
-     "set_reduce_hook(fn): call fn(grads) between the reduce and apply phases of every training "
-     "batch (None removes it); grads (a BatchGrads) views the batch's summed gradients, which fn "
-     "may change in place or, for sparse table parts, replace (grads.set_part). An exception in "
-     "fn stops fit with that exception; the batch is not applied. See nr_plan.h."},
+    NR_PY_KW_METHOD(
+        "set_reduce_hook", Plan_set_reduce_hook,
+        "set_reduce_hook(fn, after=None): call fn(grads) between the reduce and apply phases of "
+        "every training batch (None removes it), and after(grads) after its apply phase; grads "
+        "(a BatchGrads) views the batch's summed gradients, which fn may change in place or, for "
+        "sparse table parts, replace (grads.set_part). An exception in fn stops fit with that "
+        "exception and the batch is not applied; one in after stops fit once the batch is "
+        "applied. See nr_plan.h."),
     {NULL, NULL, 0, NULL},
 };
 

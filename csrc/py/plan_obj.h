@@ -21,6 +21,7 @@ typedef struct {
     nr_mutex_t lock; /* one fit/predict of this plan at a time (its scratch) */
     long lock_generation; /* nr_py_fork_generation() when lock was initialised */
     PyObject *hook; /* the reduce hook, a callable, or NULL (set_reduce_hook) */
+    PyObject *after; /* the apply hook (set_reduce_hook's after=), or NULL */
     PyObject *hook_kept; /* arrays the hook handed to the current batch's apply phase */
     unsigned long hook_thread; /* the thread running the hook while in_hook */
     int in_hook;

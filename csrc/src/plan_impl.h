@@ -85,6 +85,8 @@ struct nr_plan {
                                    apply phase (ttg_threads * n_tables) */
     nr_plan_reduce_fn reduce_hook;
     void *reduce_ctx;
+    nr_plan_reduce_fn apply_hook; /* after the apply phase of a batch with a reduce hook */
+    void *apply_ctx;
     float *tb_mem;             /* 4 * NR_OPTIM_TABLE floats behind tb */
     struct nr_optim_tables tb;
     float tb_key[5];           /* hyper-parameters the tables were built for */

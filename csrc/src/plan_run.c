@@ -235,8 +235,9 @@ static void update_worker(void *vctx, int ith, int nth)
         }
 }
 
-/* The reduce hook's view of the batch that nth threads just reduced. */
-static enum nr_status call_reduce_hook(struct run_ctx *c, int nth)
+/* Call a hook (the reduce hook, or the apply hook) with its view of the batch
+ * that nth threads just reduced (or applied). */
+static enum nr_status call_hook(struct run_ctx *c, int nth, nr_plan_reduce_fn fn, void *ctx)
 {
     struct nr_plan *p = c->p;
     struct nr_batch_grads g = {
@@ -250,7 +251,7 @@ static enum nr_status call_reduce_hook(struct run_ctx *c, int nth)
         .n_parts = nth * p->n_tables,
         .parts = p->parts,
     };
-    return p->reduce_hook(p->reduce_ctx, &g);
+    return fn(ctx, &g);
 }
 
 enum nr_status nr_plan_set_reduce_hook(struct nr_plan *p, nr_plan_reduce_fn fn, void *ctx)
@@ -259,6 +260,15 @@ enum nr_status nr_plan_set_reduce_hook(struct nr_plan *p, nr_plan_reduce_fn fn, 
         return NR_ERR_VALUE;
     p->reduce_hook = fn;
     p->reduce_ctx = fn ? ctx : NULL;
+    return NR_OK;
+}
+
+enum nr_status nr_plan_set_apply_hook(struct nr_plan *p, nr_plan_reduce_fn fn, void *ctx)
+{
+    if (fn && p->d.hogwild && p->d.sparse)
+        return NR_ERR_VALUE;
+    p->apply_hook = fn;
+    p->apply_ctx = fn ? ctx : NULL;
     return NR_OK;
 }
 
@@ -412,8 +422,8 @@ static void hogwild_worker(void *vctx, int ith, int nth)
 
 static enum nr_status fit_hogwild(struct nr_plan *p, struct nr_pool *pool,
                                   const struct nr_array *inputs, const struct nr_array *y,
-                                  const float *w, const int64_t *idx, int64_t n, int64_t batch_size, int64_t *step,
-                                  uint64_t seed, int nth, const volatile int *abort)
+                                  const float *w, const int64_t *idx, int64_t n, int64_t batch_size,
+                                  int64_t *step, uint64_t seed, int nth, const volatile int *abort)
 {
     struct run_ctx *cs = calloc((size_t)nth, sizeof *cs);
     if (!cs)
@@ -459,8 +469,8 @@ static enum nr_status check_input_widths(const struct nr_plan *p, const struct n
 /* The default mode: every batch split across nth threads, in three phases. */
 static enum nr_status fit_batches(struct nr_plan *p, struct nr_pool *pool,
                                   const struct nr_array *inputs, const struct nr_array *y,
-                                  const float *w, const int64_t *idx, int64_t n, int64_t batch_size, int64_t *step,
-                                  uint64_t seed, int nth, const volatile int *abort)
+                                  const float *w, const int64_t *idx, int64_t n, int64_t batch_size,
+                                  int64_t *step, uint64_t seed, int nth, const volatile int *abort)
 {
     int32_t *owner = malloc(sizeof *owner * (size_t)(p->d.n_params ? p->d.n_params : 1));
     if (!owner)
@@ -492,13 +502,16 @@ static enum nr_status fit_batches(struct nr_plan *p, struct nr_pool *pool,
         }
         if (p->reduce_hook) {
             run_on(pool, nth, reduce_worker, &c);
-            if ((s = call_reduce_hook(&c, nth)) != NR_OK)
+            if ((s = call_hook(&c, nth, p->reduce_hook, p->reduce_ctx)) != NR_OK)
                 break;
             run_on(pool, nth, apply_worker, &c);
         } else {
             run_on(pool, nth, update_worker, &c);
         }
-        *step += 1;
+        *step += 1; /* applied: counted even if the apply hook fails */
+        if (p->reduce_hook && p->apply_hook &&
+            (s = call_hook(&c, nth, p->apply_hook, p->apply_ctx)) != NR_OK)
+            break;
     }
     free(owner);
     return s;

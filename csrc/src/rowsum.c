@@ -185,10 +185,9 @@ enum nr_status nr_rowsum_ws(struct nr_rowsum_ws *ws, const uint32_t *msg, int64_
 }
 
 enum nr_status nr_rowsum(const uint32_t *msg, int64_t msg_words, const int64_t *offsets,
-                         const int64_t *counts, int n_senders, const double *weights,
-                         int64_t cols, int64_t table_rows, int64_t *out_ids, float *out_grad,
-                         int64_t *n_out)
+                         const int64_t *counts, int n_senders, const double *weights, int64_t cols,
+                         int64_t table_rows, int64_t *out_ids, float *out_grad, int64_t *n_out)
 {
-    return nr_rowsum_ws(NULL, msg, msg_words, offsets, counts, n_senders, weights, cols,
-                        table_rows, out_ids, out_grad, n_out);
+    return nr_rowsum_ws(NULL, msg, msg_words, offsets, counts, n_senders, weights, cols, table_rows,
+                        out_ids, out_grad, n_out);
 }

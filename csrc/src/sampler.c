@@ -148,18 +148,18 @@ enum nr_status nr_sampler_epoch(const struct nr_csr *seen, const int64_t *pos_us
                                 const double *cdf, uint64_t seed, struct nr_pool *pool,
                                 int64_t *out_users, int64_t *out_items, float *out_labels)
 {
-    return nr_sampler_epoch_part(seen, pos_users, pos_items, n_pos, num_neg, cdf, seed, 0,
-                                 n_pos, pool, out_users, out_items, out_labels);
+    return nr_sampler_epoch_part(seen, pos_users, pos_items, n_pos, num_neg, cdf, seed, 0, n_pos,
+                                 pool, out_users, out_items, out_labels);
 }
 
 enum nr_status nr_sampler_epoch_part(const struct nr_csr *seen, const int64_t *pos_users,
                                      const int64_t *pos_items, int64_t n_pos, int64_t num_neg,
-                                     const double *cdf, uint64_t seed, int64_t first,
-                                     int64_t stop, struct nr_pool *pool, int64_t *out_users,
-                                     int64_t *out_items, float *out_labels)
+                                     const double *cdf, uint64_t seed, int64_t first, int64_t stop,
+                                     struct nr_pool *pool, int64_t *out_users, int64_t *out_items,
+                                     float *out_labels)
 {
-    if (n_pos < 0 || num_neg < 0 || seen->n_cols < 1 || first < 0 || first > stop ||
-        stop > n_pos || first % NR_SAMPLER_BLOCK || (stop % NR_SAMPLER_BLOCK && stop != n_pos))
+    if (n_pos < 0 || num_neg < 0 || seen->n_cols < 1 || first < 0 || first > stop || stop > n_pos ||
+        first % NR_SAMPLER_BLOCK || (stop % NR_SAMPLER_BLOCK && stop != n_pos))
         return NR_ERR_VALUE;
     struct sampler_ctx c = {
         .seen = seen,

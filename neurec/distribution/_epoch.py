@@ -8,8 +8,8 @@ contiguous share of the blocks and receives the other shares (one in-place
 ``Allgatherv`` per array: users, items, labels). The epoch is bit for bit the one a
 single process draws.
 """
-from typing import Callable, Sequence
 import zlib
+from typing import Callable, Sequence
 
 import numpy as np
 

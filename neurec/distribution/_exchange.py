@@ -33,7 +33,6 @@ from typing import Dict, List, NamedTuple, Sequence
 
 import numpy as np
 
-
 # the most floats a rank receives in the step's first message for the dense gradient
 # ((P - 1) * size); larger buffers are reduced in two phases
 GATHER_DENSE_MAX = 1 << 22
@@ -55,6 +54,11 @@ class GradientExchange:
         comm: The ``mpi4py`` communicator.
         tables: The plan's embedding tables.
         sparse: Whether the optimizer updates tables lazily (sparse parts) or densely.
+        owners: Whether each row is updated by its owner alone (rank ``id % P``; sparse
+            tables, several ranks): the gradients go to the owner, which applies the
+            optimizer, and :meth:`after_apply` sends the new rows to every rank. The
+            optimizer state of the rows a rank does not own then lags on that rank until
+            :meth:`sync_state`.
 
     Attributes:
         bytes_sent: Payload bytes this rank sent to the others so far (headers included;
@@ -65,7 +69,7 @@ class GradientExchange:
             rank then contributes nothing.
     """
 
-    def __init__(self, comm, tables: Sequence[TableSpec], sparse: bool):
+    def __init__(self, comm, tables: Sequence[TableSpec], sparse: bool, owners: bool = False):
         from mpi4py import MPI
         self._mpi = MPI
         self.comm = comm
@@ -79,6 +83,11 @@ class GradientExchange:
         self._cols = np.array([self.tables[p].cols for p in self.live], dtype=np.int64)
         self._widths = self._cols + 2  # 32-bit words per row: the id's two, the gradient's
         self.sparse = bool(sparse)
+        self.owners = bool(owners) and self.sparse and self.size > 1 and bool(self.live)
+        self._block = 0  # words of the longest block of new rows (after_apply), per step
+        self._vsend = np.empty(0, dtype=np.uint32)
+        self._vrecv = np.empty(0, dtype=np.uint32)
+        self.stale = False  # whether other ranks' rows' optimizer state lags here
         self.bytes_sent = 0
         self.steps = 0
         self.placeholder = False
@@ -87,7 +96,9 @@ class GradientExchange:
     def __call__(self, grads) -> None:
         mine = 0 if self.placeholder else int(grads.n_samples)
         if self.sparse:  # this rank's rows, packed in C; none for a placeholder batch
-            packed, counts = grads.pack_rows(self._live, empty=self.placeholder, out=self._send)
+            packed, counts = grads.pack_rows(self._live, empty=self.placeholder, out=self._send,
+                                             owners=self.size if self.owners else None)
+            counts = counts.reshape(-1)
             if packed is not self._send:  # outgrew the buffer: keep a larger one
                 self._send = np.empty(packed.size * 3 // 2 + 1024, dtype=np.uint32)
                 self._send[:packed.size] = packed
@@ -122,7 +133,9 @@ class GradientExchange:
             dense[:] = acc
         elif dense.size:
             self._reduce(dense, weights)
-        if self.sparse:
+        if self.owners:
+            self._reduce_at_owners(grads, table[:, 2:].reshape(self.size, self.size, -1), weights)
+        elif self.sparse:
             self._merge_rows(grads, np.ascontiguousarray(table[:, 2:]), weights)
         else:
             for param in self.live:
@@ -193,3 +206,69 @@ class GradientExchange:
         self.bytes_sent += 4 * width * (size - 1)
         grads.merge_rows(self._live, every.view(np.int32),
                          np.arange(size, dtype=np.int64) * width, n_rows, weights)
+
+    # -- rows reduced and updated at their owners ----------------------------------------
+    def _reduce_at_owners(self, grads, n_rows: np.ndarray, weights: np.ndarray) -> None:
+        """Send each row's gradient to its owner (an ``Alltoallv``); the owner sums the
+        senders' rows in rank order (``merge_rows``) and applies the union it owns.
+        ``n_rows[s, d, j]``: table ``j``'s rows sender ``s`` has for owner ``d``."""
+        MPI, size, me = self._mpi, self.size, self.rank
+        words = n_rows @ self._widths  # (sender, owner)
+        send, recv = words[me], np.ascontiguousarray(words[:, me])
+        sdispls, rdispls = np.zeros(size, np.int64), np.zeros(size, np.int64)
+        np.cumsum(send[:-1], out=sdispls[1:])
+        np.cumsum(recv[:-1], out=rdispls[1:])
+        if self._recv.size < recv.sum():
+            self._recv = np.empty(int(recv.sum()) * 3 // 2, dtype=np.uint32)
+        self.comm.Alltoallv([self._send, (send, sdispls), MPI.UINT32_T],
+                            [self._recv, (recv, rdispls), MPI.UINT32_T])
+        self.bytes_sent += 4 * int(send.sum() - send[me])
+        grads.merge_rows(self._live, self._recv.view(np.int32), rdispls,
+                         np.ascontiguousarray(n_rows[:, me, :]), weights)
+        # an owner's new rows are at most the rows sent to it (the tables' counts first)
+        self._block = int(2 * self._live.size + (n_rows.sum(axis=0) @ self._widths).max())
+
+    def after_apply(self, grads) -> None:
+        """The plan's apply hook: every rank sends the new values of the rows it owns and
+        updated, and writes the others' into its tables (an ``Allgather`` of blocks
+        padded to the longest): every rank holds the same weights again."""
+        size, block = self.size, self._block
+        if self._vsend.size < block:
+            self._vsend = np.empty(block * 3 // 2, dtype=np.uint32)
+        if self._vrecv.size < size * block:
+            self._vrecv = np.empty(size * block * 3 // 2, dtype=np.uint32)
+        grads.pack_values(self._live, out=self._vsend)
+        every = self._vrecv[:size * block]
+        self.comm.Allgather([self._vsend[:block], self._mpi.UINT32_T],
+                            [every, self._mpi.UINT32_T])
+        self.bytes_sent += 4 * block * (size - 1)
+        grads.unpack_values(self._live, every.view(np.int32),
+                            np.arange(size, dtype=np.int64) * block, block, self.rank)
+        self.stale = True
+
+    def sync_state(self, state: Dict[int, Sequence[np.ndarray]], chunk_rows: int = 1 << 16
+                   ) -> None:
+        """Every rank takes each table row's optimizer state (``state[param]``: its slot
+        arrays and per-row step counts) from the row's owner, ``chunk_rows`` rows of each
+        rank at a time (collective; nothing to do unless rows were updated at their owners
+        since the last call)."""
+        if not self.stale:
+            return
+        size, me = self.size, self.rank
+        for param in self.live:
+            for a in state.get(param, ()):
+                rows = a.reshape(a.shape[0], -1)
+                for lo in range(0, rows.shape[0], size * chunk_rows):
+                    part = rows[lo:lo + size * chunk_rows]  # rows lo + s, lo + s + P, ...: s's
+                    per = -(-part.shape[0] // size)
+                    mine = np.zeros((per, part.shape[1]), dtype=a.dtype)
+                    own = part[me::size]
+                    mine[:own.shape[0]] = own
+                    every = np.empty((size, per, part.shape[1]), dtype=a.dtype)
+                    self.comm.Allgather([mine.view(np.uint8), self._mpi.BYTE],
+                                        [every.view(np.uint8), self._mpi.BYTE])
+                    for r in range(size):
+                        if r != me:
+                            theirs = part[r::size]
+                            theirs[...] = every[r, :theirs.shape[0]]
+        self.stale = False

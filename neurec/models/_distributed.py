@@ -101,8 +101,31 @@ class DataParallelFit:
         self.opts = opts._replace(seed=seed, verbose=opts.verbose if self.is_main else 0)
         self.callbacks = _own_callbacks(callbacks, self.is_main)
         self.checked = False
-        self.exchange = GradientExchange(self.comm, _tables(model), model.optimizer.sparse_updates)
+        self.exchange = GradientExchange(self.comm, _tables(model), model.optimizer.sparse_updates,
+                                         owners=self.OWNERS)
         self._share_sampling(source)
+        # ModelCheckpoint(save_freq=N batches) saves mid-epoch on rank 0: the optimizer
+        # state of the rows other ranks own must be there at every chunk (the ranks agree)
+        self._sync_chunks = self.exchange.owners and self.comm.allreduce(any(
+            isinstance(cb, ModelCheckpoint) and not isinstance(cb.save_freq, str)
+            for cb in _flatten_callbacks(callbacks)), op=_mpi().LOR)
+
+    # rows updated at their owners (GradientExchange(owners=True)); not with sharded tables
+    OWNERS = True
+
+    def hook(self) -> None:
+        """Set the exchange as the plan's reduce hook (and apply hook, rows updated at
+        their owners)."""
+        self.plan.set_reduce_hook(self.exchange,
+                                  after=self.exchange.after_apply if self.exchange.owners else None)
+
+    def sync_state(self) -> None:
+        """Every rank takes the optimizer state of each table row from its owner
+        (collective): at each epoch's end, before the callbacks (ModelCheckpoint saves it
+        from rank 0), which also makes it whole when fit returns."""
+        opt = self.model.optimizer
+        self.exchange.sync_state({t.param: [a for a in opt._slots[t.param] if a is not None]
+                                  for t in _tables(self.model)})
 
     def _share_sampling(self, source) -> None:
         """Let the ranks draw a NegativeSampler's epochs in shares (``_epoch.py``), once
@@ -148,7 +171,7 @@ class DataParallelFit:
         self._check_batch(batch_size)
         if not self.checked:  # the first chunk (inside fit's try: end() removes the hook)
             self._check(inputs, labels, weights, batch_size, step)
-            self.plan.set_reduce_hook(self.exchange)
+            self.hook()
         full = idx.size // batch_size
         lo, hi = self._slice(batch_size)
         stats = None
@@ -190,6 +213,8 @@ class DataParallelFit:
                               + [np.array([chunk], dtype=np.float64)])
         every = np.empty((self.size, flat.size), dtype=np.float64)
         self.comm.Allgather(flat, every)
+        if self._sync_chunks:
+            self.sync_state()
         total = every[0].copy()
         for r in range(1, self.size):
             total += every[r]
@@ -254,6 +279,8 @@ class ModelParallelFit(DataParallelFit):
     Raises:
         ValueError: If some ranks pass validation data and others not.
     """
+
+    OWNERS = False  # the shards own their rows already
 
     def __init__(self, model, plan, source, opts, callbacks):
         self.shards = model._shards

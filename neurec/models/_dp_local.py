@@ -125,7 +125,7 @@ class LocalDataFit(DataParallelFit):
         local batch size, the rows of the batches past its partition's end -1)."""
         if not self.checked:
             self._check(inputs, labels, weights, batch_size, step)
-            self.plan.set_reduce_hook(self.exchange)
+            self.hook()
         nb = idx.size // batch_size
         real = idx[idx >= 0]
         full = real.size // batch_size

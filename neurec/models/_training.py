@@ -281,6 +281,8 @@ def run(model, plan, source, opts: FitOptions, callbacks) -> Optional[History]:
                 vres = source.validation.evaluate(model) if dp is None else \
                     dp.validation(lambda: source.validation.evaluate(model))
                 epoch_logs.update({"val_" + k: v for k, v in vres.items()})
+            if dp is not None:
+                dp.sync_state()  # the callbacks may save the optimizer state
             cbs.on_epoch_end(epoch, epoch_logs)
             logs = epoch_logs
             if dp is not None:

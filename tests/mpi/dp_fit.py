@@ -115,7 +115,24 @@ def evaluation(model):
 
 
 def digest(model):
-    return hashlib.sha256(b"".join(w.tobytes() for w in model.get_weights())).hexdigest()
+    """sha256 of the weights and of the optimizer state (slots, per-row step counts)."""
+    return hashlib.sha256(b"".join(w.tobytes() for w in model.get_weights() + state(model))
+                          ).hexdigest()
+
+
+def state(model):
+    """The optimizer's state arrays (empty before the first fit)."""
+    return [a for slots in model.optimizer._slots for a in slots if a is not None]
+
+
+def table_rows_digest(model, rank, size=2):
+    """sha256 of the optimizer state of the table rows rank owns (ids = rank mod size)."""
+    parts = []
+    for k, (_, _, table) in enumerate(model._builder.params):
+        if table:
+            parts += [a[rank::size].tobytes() for a in model.optimizer._slots[k]
+                      if a is not None]
+    return hashlib.sha256(b"".join(parts)).hexdigest()
 
 
 def main(mode, out):
@@ -141,7 +158,7 @@ def main(mode, out):
             with open(os.path.join(out, f"{name}-{rank}.json"), "w") as f:
                 json.dump({"sha256": digest(model), "history": history.history}, f)
             if rank == 0:
-                np.savez(os.path.join(out, f"{name}.npz"), *model.get_weights())
+                np.savez(os.path.join(out, f"{name}.npz"), *model.get_weights(), *state(model))
     elif mode == "threads":  # rank r runs r + 1 threads; a model wide enough to use them
         import neurec
         from neurec import optimizers
@@ -201,6 +218,17 @@ def main(mode, out):
     elif mode == "mismatch":
         model, (x, y) = build(factors=8 + rank), data()
         model.fit(x, y, batch_size=100, epochs=1, verbose=0)
+    elif mode == "state-chunks":  # ModelCheckpoint(save_freq=int): rank 0 saves mid-epoch
+        from neurec import callbacks
+        model, (x, y) = build(), data()
+
+        def record(batch, logs):  # what each rank holds of each owner's rows' state
+            print(f"batch {batch} rank {rank} " + " ".join(
+                table_rows_digest(model, r) for r in range(2)), flush=True)
+
+        model.fit(x, y, batch_size=16, epochs=3, verbose=0, callbacks=[
+            callbacks.ModelCheckpoint(os.path.join(out, "ckpt.neurec"), save_freq=20),
+            callbacks.LambdaCallback(on_train_batch_end=record)])
     elif mode == "sampler-mismatch":  # the same positives, another seed on rank 1
         build().fit(sampler_of("adam-sampler", seed=3 + rank), batch_size=100, epochs=1,
                     verbose=0)

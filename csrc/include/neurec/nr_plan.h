@@ -247,4 +247,13 @@ typedef enum nr_status (*nr_plan_reduce_fn)(void *ctx, struct nr_batch_grads *gr
  * whose threads apply their table rows without a reduce phase. */
 enum nr_status nr_plan_set_reduce_hook(struct nr_plan *plan, nr_plan_reduce_fn fn, void *ctx);
 
+/* The apply hook: with a reduce hook set, fn runs after the apply phase of
+ * every batch, with the same view of the batch (its table parts hold the rows
+ * just updated, e.g. those the reduce hook gave this process to apply, whose
+ * new values a multi-process trainer then sends to the others); it may read
+ * and write the parameters. The batch is applied and counted before the
+ * call; anything but NR_OK stops the fit with that status. NULL removes it.
+ * Errors: NR_ERR_VALUE for a Hogwild plan with sparse updates. */
+enum nr_status nr_plan_set_apply_hook(struct nr_plan *plan, nr_plan_reduce_fn fn, void *ctx);
+
 #endif /* NR_PLAN_H */

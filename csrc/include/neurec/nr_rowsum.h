@@ -30,9 +30,8 @@
  * an id outside [0, table_rows) (nothing useful is then in the outputs), or
  * NR_ERR_NOMEM. */
 enum nr_status nr_rowsum(const uint32_t *msg, int64_t msg_words, const int64_t *offsets,
-                         const int64_t *counts, int n_senders, const double *weights,
-                         int64_t cols, int64_t table_rows, int64_t *out_ids, float *out_grad,
-                         int64_t *n_out);
+                         const int64_t *counts, int n_senders, const double *weights, int64_t cols,
+                         int64_t table_rows, int64_t *out_ids, float *out_grad, int64_t *n_out);
 
 /* Scratch that nr_rowsum_ws reuses from call to call (zero-initialise it; one
  * thread at a time): the chain buffers and, for tables of at most

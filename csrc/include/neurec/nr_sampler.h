@@ -47,9 +47,9 @@ enum nr_status nr_sampler_epoch(const struct nr_csr *seen, const int64_t *pos_us
  * NR_ERR_VALUE otherwise. */
 enum nr_status nr_sampler_epoch_part(const struct nr_csr *seen, const int64_t *pos_users,
                                      const int64_t *pos_items, int64_t n_pos, int64_t num_neg,
-                                     const double *cdf, uint64_t seed, int64_t first,
-                                     int64_t stop, struct nr_pool *pool, int64_t *out_users,
-                                     int64_t *out_items, float *out_labels);
+                                     const double *cdf, uint64_t seed, int64_t first, int64_t stop,
+                                     struct nr_pool *pool, int64_t *out_users, int64_t *out_items,
+                                     float *out_labels);
 
 /* Fill perm[0..n) with a uniformly random permutation of 0..n-1: Fisher-Yates
  * up to 2^16 values, above that Fisher-Yates within random buckets (see
