@@ -7,13 +7,18 @@ wait for each other: the bound for two ranks), plus what a step sends.
     python benchmarks/bench_distributed.py --batch 1024,2048,8192   # a sweep of batches
     python benchmarks/bench_distributed.py --data planted --epochs 1   # no data files
 
-The driver runs each configuration as a fresh process (``mpiexec -n 2`` for the ranks,
+Every configuration first trains ``--warmup`` epochs (default 1), untimed: the first
+epoch pays one-time costs (first-touch page faults of the epoch's arrays, buffers
+growing) that are not training throughput. The driver runs each configuration as a
+fresh process (``mpiexec -n 2`` for the ranks,
 from the ``mpich`` wheel beside this Python or on PATH) with ``NEUREC_NUM_THREADS`` set,
 and prints one row per configuration. Two-rank runs also measure, for the model of step
 time in benchmarks/README.md:
 
 - ``compute_ms``: a step's time outside the gradient exchange (forward, backward, apply);
-- ``exchange_ms`` and ``bytes_per_step``: the reduce hook's time and payload per step;
+- ``exchange_ms`` and ``bytes_per_step``: the gradient exchange's time and payload per
+  step (the reduce hook's, and under DataParallel the apply hook's: the new values of
+  the rows each rank owns);
 - ``alpha_us`` / ``beta_ns_per_byte``: an ``Allgather``'s fixed cost and per-byte cost
   between the two ranks (8 bytes and 4 MiB messages, best of 20).
 
@@ -102,6 +107,11 @@ def worker(args) -> None:
             super().__call__(grads)
             self.seconds += time.perf_counter() - t
 
+        def after_apply(self, grads):  # rows updated at their owners: their new values
+            t = time.perf_counter()
+            super().after_apply(grads)
+            self.seconds += time.perf_counter() - t
+
     _distributed.GradientExchange = Timed
     users, items, test_items, negatives, n_users, n_items = load(args.data)
     neurec.utils.set_random_seed(1)
@@ -109,13 +119,19 @@ def worker(args) -> None:
     model.compile(optimizer=neurec.optimizers.Adam(args.lr), loss="binary_crossentropy")
     sampler = NegativeSampler((users, items), num_negatives=4, n_users=n_users,
                               n_items=n_items, seed=2)
+    if args.warmup:  # first-touch page faults, buffers growing: not the steady state
+        model.fit(sampler, batch_size=args.batch[0], epochs=args.warmup, seed=4, verbose=0)
+        for ex in exchanges:
+            ex.seconds, ex.steps, ex.bytes_sent = 0.0, 0, 0
     distribution.barrier()
     t = time.perf_counter()
+    step0 = int(model.optimizer.iterations)
     model.fit(sampler, batch_size=args.batch[0], epochs=args.epochs, seed=3, verbose=0)
     seconds = time.perf_counter() - t
-    steps = int(model.optimizer.iterations)
+    steps = int(model.optimizer.iterations) - step0
     res = evaluate_sampled(model, np.arange(n_users), test_items, negatives, k=10, verbose=0)
     out = {"ranks": size, "threads": neurec.get_num_threads(), "epochs": args.epochs,
+           "warmup_epochs": args.warmup,
            "batch": args.batch[0], "samples_per_s": sampler.num_samples * args.epochs / seconds,
            "seconds": seconds, "steps": steps, "hr@10": res["hr@10"],
            "ndcg@10": res["ndcg@10"]}
@@ -198,6 +214,9 @@ def main(argv=None) -> int:
                    help="global batch, or several separated by commas (default 2048)")
     p.add_argument("--mode", default="data", help=argparse.SUPPRESS)
     p.add_argument("--lr", type=float, default=0.002)
+    p.add_argument("--warmup", type=int, default=1,
+                   help="epochs trained before the timed ones, in every configuration "
+                        "(default 1; 0 times a cold start)")
     p.add_argument("--json", default=None, help="write the rows to this JSON file")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -210,7 +229,8 @@ def main(argv=None) -> int:
     rows = []
     for batch in args.batch:
         base = [sys.executable, os.path.abspath(__file__), "--worker", "--data", args.data,
-                "--epochs", str(args.epochs), "--batch", str(batch), "--lr", str(args.lr)]
+                "--epochs", str(args.epochs), "--batch", str(batch), "--lr", str(args.lr),
+                "--warmup", str(args.warmup)]
         print(f"global batch {batch}:")
         got = {}
         for name, ranks, threads, mode in CONFIGS:

@@ -269,6 +269,11 @@ class DataParallel(Distribution):
     the weights stay bit-identical on every rank and equal, within float rounding, those
     of one process training with the same global batch. ``fit`` starts from rank 0's
     weights and optimizer state (sent to the others when they differ) and its seed.
+    Embedding rows are updated by their owner (rank ``id % size()``), which sends the new
+    rows to every rank; the others' copies of a row's optimizer state catch up at each
+    epoch's end (and at every chunk of batches under ``ModelCheckpoint(save_freq=N)``), so
+    the state is whole wherever callbacks or the caller read it. A sampler's epoch is drawn
+    in shares by the ranks: the same epoch as one process's.
 
     With ``local_data=True`` each rank passes only its own partition of the data (arrays,
     or a ``NegativeSampler`` over its users' interactions built with the global
