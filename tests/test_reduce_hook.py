@@ -29,18 +29,22 @@ def data(n=240, seed=0):
     return [rng.integers(0, 30, n), rng.integers(0, 20, n)], (rng.random(n) < 0.3).astype(np.float32)
 
 
-def trained(hook=None, lr=0.1, sparse=True, threads=1, batch_size=80, epochs=1, shuffle=True):
-    """A fresh GMF (same initial weights every call) after fit, with ``hook`` set on its plan.
-    With two threads the factors are wide enough for the C core to use both (its grain)."""
+def trained(hook=None, lr=0.1, sparse=True, threads=1, batch_size=80, epochs=1, shuffle=True,
+            after=None, built=None):
+    """A fresh GMF (same initial weights every call) after fit, with ``hook`` (and the apply
+    hook ``after``) set on its plan; ``built`` receives the model before fit. With two
+    threads the factors are wide enough for the C core to use both (its grain)."""
     neurec.utils.set_random_seed(7)
     model = gmf(k=4 if threads == 1 else 256)
     model.compile(optimizer=optimizers.SGD(lr, sparse_updates=sparse), loss="binary_crossentropy")
+    if built is not None:
+        built(model)
     x, y = data()
     old = neurec.get_num_threads()
     neurec.set_num_threads(threads)
     try:
         if hook is not None:
-            model._get_plan().set_reduce_hook(hook)
+            model._get_plan().set_reduce_hook(hook, after=after)
         model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0, seed=3, shuffle=shuffle)
     finally:
         neurec.set_num_threads(old)
@@ -120,7 +124,10 @@ def test_a_replaced_part_moves_exactly_its_rows():
         np.testing.assert_array_equal(w1, want)
 
 
-def test_an_exception_in_the_hook_stops_fit_with_it():
+@pytest.mark.parametrize("in_apply_hook", [False, True])
+def test_an_exception_in_the_hook_stops_fit_with_it(in_apply_hook):
+    """From the reduce hook, the failing batch is neither applied nor counted; from the
+    apply hook (after=), it was applied and is counted."""
     def hook(g):
         if g.step == 2:
             raise ZeroDivisionError("from the hook")
@@ -130,13 +137,18 @@ def test_an_exception_in_the_hook_stops_fit_with_it():
     model = gmf()
     model.compile(optimizer=optimizers.SGD(0.1), loss="binary_crossentropy")
     plan = model._get_plan()
-    plan.set_reduce_hook(hook)
+    if in_apply_hook:
+        plan.set_reduce_hook(lambda g: None, after=hook)
+    else:
+        plan.set_reduce_hook(hook)
     with pytest.raises(ZeroDivisionError, match="from the hook"):
         model.fit(x, y, batch_size=48, epochs=1, verbose=0, seed=3)
-    assert model.optimizer.iterations == 1  # the failing batch is neither applied nor counted
+    assert model.optimizer.iterations == (2 if in_apply_hook else 1)
+    with pytest.raises(TypeError, match="callable or None"):
+        plan.set_reduce_hook(lambda g: None, after=3)
     plan.set_reduce_hook(None)
     model.fit(x, y, batch_size=48, epochs=1, verbose=0, seed=3)
-    assert model.optimizer.iterations == 6
+    assert model.optimizer.iterations == (7 if in_apply_hook else 6)
 
 
 def test_views_do_not_outlive_the_call():
@@ -368,6 +380,7 @@ def test_rows_by_owner_and_new_values_round_trip(threads):
         msg = g.pack_values(tables)
         n = msg[:2 * tables.size].view(np.int64)
         at = 2 * tables.size
+        model = held[0]
         weights = model.get_weights()
         for j, param in enumerate(tables.tolist()):
             cols = g.part(j)[1]
@@ -405,32 +418,6 @@ def test_rows_by_owner_and_new_values_round_trip(threads):
             g.unpack_values(tables, msg.view(np.int32), np.array([4]), msg.size, 1)
         checked.append(g.step)
 
-    neurec.utils.set_random_seed(7)
-    model = gmf(k=4 if threads == 1 else 256)
-    model.compile(optimizer=optimizers.Adam(0.01), loss="binary_crossentropy")
-    x, y = data()
-    old = neurec.get_num_threads()
-    neurec.set_num_threads(threads)
-    try:
-        model._get_plan().set_reduce_hook(hook, after=after)
-        model.fit(x, y, batch_size=80, epochs=1, verbose=0, seed=3)
-    finally:
-        neurec.set_num_threads(old)
+    held = []
+    trained(hook, threads=threads, after=after, built=held.append)
     assert checked == [1, 2, 3]
-
-
-def test_an_exception_in_the_apply_hook_stops_fit_after_the_batch():
-    def after(g):
-        if g.step == 2:
-            raise ZeroDivisionError("from the apply hook")
-
-    x, y = data()
-    neurec.utils.set_random_seed(7)
-    model = gmf()
-    model.compile(optimizer=optimizers.SGD(0.1), loss="binary_crossentropy")
-    model._get_plan().set_reduce_hook(lambda g: None, after=after)
-    with pytest.raises(ZeroDivisionError, match="from the apply hook"):
-        model.fit(x, y, batch_size=80, epochs=1, verbose=0, seed=3)
-    assert model.optimizer.iterations == 2  # the batch was applied and counted
-    with pytest.raises(TypeError, match="callable or None"):
-        model._get_plan().set_reduce_hook(lambda g: None, after=3)

@@ -187,29 +187,40 @@ static PyObject *grads_out(PyObject *given, int64_t words, const char *fn)
     return PyArray_EMPTY(1, dims, NPY_UINT32, 0);
 }
 
-/* pack_rows(..., owners=P): the rows grouped by the rank that owns them (id %
- * P): for each owner in turn, each table's ids then gradients; counts[d, j] is
- * table j's rows for owner d. */
-static PyObject *grads_pack_by_owner(GradsObject *self, struct nr_arg *params, int empty,
-                                     PyObject *given, PyObject *owners_o)
+/* pack_rows(params, empty=False, out=None, owners=None) -> (message, counts):
+ * per table of params, in order, the ids (int64 as two 32-bit words each) of
+ * the distinct rows its parts hold, then their gradients' float32 bits: the
+ * block a rank sends in the gradient exchange (nr_rowsum.h's layout), and
+ * counts[j], table j's rows. With owners=P the rows are grouped by the rank
+ * that owns them (id % P): each owner's tables in turn, counts[d, j]. With
+ * empty=True every count is 0 (a rank without samples of its own). message is
+ * out itself when out, a uint32 array, has room; else a fresh array. */
+static PyObject *Grads_pack_rows(GradsObject *self, PyObject *args, PyObject *kw)
 {
-    const long owners = PyLong_AsLong(owners_o);
-    if (owners == -1 && PyErr_Occurred()) {
-        NR_ARGS_RELEASE(params);
+    static char *kwlist[] = {"params", "empty", "out", "owners", NULL};
+    struct nr_arg params = {.name = "params", .min_nd = 1, .max_nd = 1};
+    int empty = 0;
+    PyObject *given = Py_None, *owners_o = Py_None;
+    if (grads_live(self) < 0 ||
+        !PyArg_ParseTupleAndKeywords(args, kw, "O&|pOO:pack_rows", kwlist, nr_conv_i64_in, &params,
+                                     &empty, &given, &owners_o))
         return NULL;
-    }
+    const long owners = owners_o == Py_None ? 1 : PyLong_AsLong(owners_o);
     const struct nr_batch_grads *g = self->g;
-    const int64_t n_tab = nr_arg_size(params), *prm = nr_arg_data(params);
+    const int64_t n_tab = nr_arg_size(&params), *prm = nr_arg_data(&params);
     const int nth = g->n_tables ? g->n_parts / g->n_tables : 0;
     npy_intp dims[2] = {(npy_intp)owners, (npy_intp)n_tab};
     PyObject *counts = NULL, *packed = NULL;
     int *tab = PyMem_Calloc((size_t)(n_tab ? n_tab : 1), sizeof *tab);
     char **cur = NULL; /* per (owner, table): where its next id and gradient go */
+    if (owners == -1 && PyErr_Occurred())
+        goto fail;
     if (owners < 1 || owners > 1 << 20) {
         PyErr_Format(PyExc_ValueError, "pack_rows: owners must be in [1, 2^20], got %ld", owners);
         goto fail;
     }
-    counts = PyArray_ZEROS(2, dims, NPY_INT64, 0);
+    counts = owners_o == Py_None ? PyArray_ZEROS(1, dims + 1, NPY_INT64, 0)
+                                 : PyArray_ZEROS(2, dims, NPY_INT64, 0);
     cur = PyMem_Calloc((size_t)(2 * owners * (n_tab ? n_tab : 1)), sizeof *cur);
     if (!counts || !tab || !cur)
         goto fail;
@@ -220,12 +231,17 @@ static PyObject *grads_pack_by_owner(GradsObject *self, struct nr_arg *params, i
         for (int i = 0; i < nth && !empty; i++) {
             const struct nr_grad_part *part = &g->parts[i * g->n_tables + tab[j]];
             if (!part->rows && part->n_rows) {
-                PyErr_Format(PyExc_ValueError, "pack_rows: table %lld has dense updates",
+                PyErr_Format(PyExc_ValueError,
+                             "pack_rows: table %lld has dense updates; reduce its gradient as "
+                             "a dense buffer",
                              (long long)prm[j]);
                 goto fail;
             }
-            for (int64_t r = 0; r < part->n_rows; r++)
-                cnt[(part->rows[r] % owners) * n_tab + j]++;
+            if (owners == 1)
+                cnt[j] += part->n_rows;
+            else
+                for (int64_t r = 0; r < part->n_rows; r++)
+                    cnt[(part->rows[r] % owners) * n_tab + j]++;
         }
     }
     for (long d = 0; d < owners; d++)
@@ -245,6 +261,16 @@ static PyObject *grads_pack_by_owner(GradsObject *self, struct nr_arg *params, i
         const size_t row_bytes = 4 * (size_t)g->parts[tab[j]].cols;
         for (int i = 0; i < nth; i++) {
             const struct nr_grad_part *part = &g->parts[i * g->n_tables + tab[j]];
+            if (!part->n_rows)
+                continue;
+            if (owners == 1) { /* the part's rows in one piece */
+                char **c = cur + 2 * j;
+                memcpy(c[0], part->rows, 8 * (size_t)part->n_rows);
+                memcpy(c[1], part->grad, row_bytes * (size_t)part->n_rows);
+                c[0] += 8 * part->n_rows;
+                c[1] += row_bytes * (size_t)part->n_rows;
+                continue;
+            }
             for (int64_t r = 0; r < part->n_rows; r++) {
                 char **c = cur + 2 * ((part->rows[r] % owners) * n_tab + j);
                 memcpy(c[0], part->rows + r, 8);
@@ -256,83 +282,11 @@ static PyObject *grads_pack_by_owner(GradsObject *self, struct nr_arg *params, i
     }
     PyMem_Free(tab);
     PyMem_Free(cur);
-    NR_ARGS_RELEASE(params);
-    return Py_BuildValue("(NN)", packed, counts);
-fail:
-    PyMem_Free(tab);
-    PyMem_Free(cur);
-    Py_XDECREF(counts);
-    Py_XDECREF(packed);
-    NR_ARGS_RELEASE(params);
-    return NULL;
-}
-
-/* pack_rows(params, empty=False, out=None) -> (message, counts): per table of
- * params, in order, the ids (int64 as two 32-bit words each) of the distinct
- * rows its parts hold, then their gradients' float32 bits: the block a rank
- * sends in the gradient exchange (nr_rowsum.h's layout). counts[j] is table
- * j's rows; with empty=True every count is 0 (a rank without samples of its
- * own). message is out itself (its first words) when out, a uint32 array, has
- * room; otherwise a fresh array of the exact size. */
-static PyObject *Grads_pack_rows(GradsObject *self, PyObject *args, PyObject *kw)
-{
-    static char *kwlist[] = {"params", "empty", "out", "owners", NULL};
-    struct nr_arg params = {.name = "params", .min_nd = 1, .max_nd = 1};
-    int empty = 0;
-    PyObject *given = Py_None, *owners_o = Py_None;
-    if (grads_live(self) < 0 ||
-        !PyArg_ParseTupleAndKeywords(args, kw, "O&|pOO:pack_rows", kwlist, nr_conv_i64_in, &params,
-                                     &empty, &given, &owners_o))
-        return NULL;
-    if (owners_o != Py_None)
-        return grads_pack_by_owner(self, &params, empty, given, owners_o);
-    const struct nr_batch_grads *g = self->g;
-    const int64_t n_tab = nr_arg_size(&params), *prm = nr_arg_data(&params);
-    const int nth = g->n_tables ? g->n_parts / g->n_tables : 0;
-    npy_intp dims[1] = {(npy_intp)n_tab};
-    PyObject *counts = PyArray_ZEROS(1, dims, NPY_INT64, 0), *packed = NULL;
-    int *tab = PyMem_Calloc((size_t)(n_tab ? n_tab : 1), sizeof *tab);
-    if (!counts || !tab)
-        goto fail;
-    int64_t *cnt = PyArray_DATA((PyArrayObject *)counts), words = 0;
-    for (int64_t j = 0; j < n_tab; j++) {
-        if ((tab[j] = grads_table(self, prm[j], "pack_rows")) < 0)
-            goto fail;
-        for (int i = 0; i < nth && !empty; i++) {
-            const struct nr_grad_part *part = &g->parts[i * g->n_tables + tab[j]];
-            if (!part->rows && part->n_rows) {
-                PyErr_Format(PyExc_ValueError,
-                             "pack_rows: table %lld has dense updates; reduce "
-                             "its gradient as a dense buffer",
-                             (long long)prm[j]);
-                goto fail;
-            }
-            cnt[j] += part->n_rows;
-        }
-        words += cnt[j] * (g->parts[tab[j]].cols + 2);
-    }
-    if (!(packed = grads_out(given, words, "pack_rows")))
-        goto fail;
-    char *at = PyArray_DATA((PyArrayObject *)packed);
-    for (int64_t j = 0; j < n_tab && !empty; j++) {
-        const int64_t cols = g->parts[tab[j]].cols;
-        char *ids = at, *grad = at + 8 * cnt[j];
-        for (int i = 0; i < nth; i++) {
-            const struct nr_grad_part *part = &g->parts[i * g->n_tables + tab[j]];
-            if (!part->n_rows)
-                continue;
-            memcpy(ids, part->rows, (size_t)part->n_rows * 8);
-            memcpy(grad, part->grad, (size_t)(part->n_rows * cols) * 4);
-            ids += 8 * part->n_rows;
-            grad += 4 * part->n_rows * cols;
-        }
-        at += 4 * cnt[j] * (cols + 2);
-    }
-    PyMem_Free(tab);
     NR_ARGS_RELEASE(&params);
     return Py_BuildValue("(NN)", packed, counts);
 fail:
     PyMem_Free(tab);
+    PyMem_Free(cur);
     Py_XDECREF(counts);
     Py_XDECREF(packed);
     NR_ARGS_RELEASE(&params);

@@ -178,7 +178,7 @@ MUTANTS: List[Mutant] = [
       "                memcpy(vals, w->w + part->rows[0] * w->cols, row_bytes);",
       ["tests/test_reduce_hook.py"], what="the new rows a rank sends all carry one row's values"),
     M("pack-rows-last-part-only", "csrc/py/_grads.c",
-      "            grad += 4 * part->n_rows * cols;", "            (void)grad;",
+      "                c[1] += row_bytes * (size_t)part->n_rows;", "                (void)0;",
       ["tests/test_reduce_hook.py"], what="pack_rows overwrites a table's gradients thread by thread"),
     # -- metrics.py ----------------------------------------------------------------------
     M("auc-ties-win", "neurec/metrics.py",
