@@ -54,13 +54,14 @@ def mpi(tmp_path_factory):
     return out
 
 
-@pytest.fixture(scope="module")
-def matched(mpi, tmp_path_factory):
-    """Every configuration of dp_fit.CONFIGS trained for one epoch on two processes."""
-    out = tmp_path_factory.mktemp("match")
-    rc, stdout, stderr, _ = launch("match", out)
+@pytest.fixture(scope="module", params=[2, 3], ids=["2-ranks", "3-ranks"])
+def matched(mpi, tmp_path_factory, request):
+    """Every configuration of dp_fit.CONFIGS trained for one epoch on two (and three:
+    rows owned by id % 3, uneven slices) processes; (output directory, ranks)."""
+    out = tmp_path_factory.mktemp(f"match{request.param}")
+    rc, stdout, stderr, _ = launch("match", out, n=request.param)
     assert rc == 0, stderr[-3000:]
-    return out
+    return out, request.param
 
 
 def test_initialize_rank_size(mpi):
@@ -72,13 +73,14 @@ def test_initialize_rank_size(mpi):
 
 
 @pytest.mark.parametrize("name", sorted(dp_fit.CONFIGS))
-def test_two_processes_train_as_one_with_the_same_global_batch(matched, name, one_thread):
-    """Bit-identical weights on both ranks, equal to one process's within 1e-5 (relative
-    to each array's largest value) after an epoch, and the same logs (loss, metrics and,
-    for sgd-sparse, validation)."""
-    reports = [json.load(open(matched / f"{name}-{r}.json")) for r in (0, 1)]
-    assert reports[0] == reports[1]  # sha256 of every weight, and the History
-    got = np.load(matched / f"{name}.npz")
+def test_processes_train_as_one_with_the_same_global_batch(matched, name, one_thread):
+    """Bit-identical weights and optimizer state on every rank, equal to one process's
+    within 1e-5 (relative to each array's largest value) after an epoch, and the same logs
+    (loss, metrics and, for sgd-sparse, validation)."""
+    out, ranks = matched
+    reports = [json.load(open(out / f"{name}-{r}.json")) for r in range(ranks)]
+    assert all(r == reports[0] for r in reports)  # sha256 of every array, and the History
+    got = np.load(out / f"{name}.npz")
     model, history = dp_fit.train(name, verbose=0)
     assert dp_fit.digest(model) != dp_fit.digest(dp_fit.build())  # it trained
     # the weights, then the optimizer state (rows updated at their owners: every rank
