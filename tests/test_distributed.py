@@ -113,6 +113,22 @@ def test_checkpoints_mid_epoch_hold_every_rows_optimizer_state(mpi, tmp_path):
     assert os.path.exists(tmp_path / "ckpt.neurec")
 
 
+def test_a_fit_that_raised_leaves_no_stale_optimizer_state(mpi, tmp_path, one_thread):
+    """A fit that a callback stops mid-epoch leaves other ranks' copies of rows' optimizer
+    state behind their owners'; the next fit takes them from the owners before anything
+    else, so the job ends where one process doing the same ends."""
+    rc, out, err, _ = launch("raise-then-fit", tmp_path)
+    assert rc == 0, err[-3000:]
+    digests = sorted(re.findall(r"rank (\d) raised-then-fit (\w{64})", out))
+    assert [d[0] for d in digests] == ["0", "1"] and digests[0][1] == digests[1][1]
+    got = np.load(tmp_path / "raise-then-fit.npz")
+    model = dp_fit.raise_then_fit(dp_fit.build())
+    want_all = model.get_weights() + dp_fit.state(model)
+    for k, want in enumerate(want_all):
+        np.testing.assert_allclose(got[f"arr_{k}"], want, rtol=0,
+                                   atol=1e-5 * float(np.abs(want).max()))
+
+
 def test_ranks_with_different_thread_counts_hold_the_same_weights(mpi, tmp_path):
     """The combined update does not depend on how each rank summed over its threads."""
     rc, out, err, _ = launch("threads", tmp_path)

@@ -273,9 +273,9 @@ class DataParallel(Distribution):
     rows to every rank; the others' copies of a row's optimizer state catch up at each
     epoch's end (and at every chunk of batches under ``ModelCheckpoint(save_freq=N)``), so
     the state is whole wherever callbacks or the caller read it (after a ``fit`` that
-    raised mid-epoch, it may lag; every rank takes it from the owners again at the next
-    epoch's end). A sampler's epoch is drawn in shares by the ranks: the same epoch as one
-    process's.
+    raised mid-epoch it may lag until the next data-parallel ``fit``, which takes it from
+    the owners first). A sampler's epoch is drawn in shares by the ranks: the same epoch
+    as one process's.
 
     With ``local_data=True`` each rank passes only its own partition of the data (arrays,
     or a ``NegativeSampler`` over its users' interactions built with the global

@@ -145,8 +145,11 @@ class DataParallelFit:
         source.draw_comm = self.comm
 
     def end(self) -> None:
-        """Remove the reduce hook (the plan trains alone again)."""
+        """Remove the reduce hook (the plan trains alone again), and remember whether
+        rows' optimizer state still lags on some rank (a fit that raised mid-epoch): the
+        next data-parallel fit takes it from the owners first."""
         self.plan.set_reduce_hook(None)
+        self.model._owner_state_lags = self.exchange.stale
 
     def _global_batch(self, source, opts) -> int:
         return getattr(source, "batch_size", self.size)
@@ -254,6 +257,10 @@ class DataParallelFit:
                         f"fit under DataParallel: rank {r}'s {field} differs from rank 0's "
                         f"({value!r} != {every[0][field]!r}); every rank must build and compile "
                         f"the same model and call fit with the same arguments and data{hint}")
+        if self.exchange.owners and self.comm.allreduce(
+                bool(getattr(self.model, "_owner_state_lags", False)), op=_mpi().LOR):
+            self.exchange.stale = True  # the last fit raised mid-epoch: catch up first
+            self.sync_state()
         self._sync_state(step)
 
     def _sync_state(self, step: np.ndarray) -> None:

@@ -173,6 +173,10 @@ MUTANTS: List[Mutant] = [
     M("owners-no-chunk-sync", "neurec/models/_distributed.py",
       "        if self._sync_chunks:\n", "        if False:\n", ["tests/test_distributed.py"],
       what="a mid-epoch checkpoint from rank 0 misses rank 1's rows' optimizer state"),
+    M("owners-no-catch-up-after-raise", "neurec/models/_distributed.py",
+      "            self.exchange.stale = True  # the last fit raised mid-epoch: catch up first\n"
+      "            self.sync_state()\n", "            pass\n", ["tests/test_distributed.py"],
+      what="after a fit that raised, rank 0's lagging copies overwrite the owners' state"),
     M("pack-values-first-row", "csrc/py/_grads.c",
       "                memcpy(vals, w->w + part->rows[r] * w->cols, row_bytes);",
       "                memcpy(vals, w->w + part->rows[0] * w->cols, row_bytes);",
