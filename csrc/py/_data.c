@@ -29,9 +29,8 @@ static PyObject *py_permutation(PyObject *self, PyObject *args, PyObject *kw)
         if (!(out = PyArray_SimpleNew(1, dims, NPY_INT64)))
             return NULL;
     } else {
-        PyArrayObject *a = (PyArrayObject *)given;
-        if (!PyArray_Check(given) || PyArray_TYPE(a) != NPY_INT64 || PyArray_NDIM(a) != 1 ||
-            PyArray_DIM(a, 0) != (npy_intp)n || !PyArray_ISCARRAY(a) || PyArray_ISBYTESWAPPED(a)) {
+        if (!nr_is_buffer(given, NPY_INT64) ||
+            PyArray_DIM((PyArrayObject *)given, 0) != (npy_intp)n) {
             PyErr_Format(PyExc_ValueError,
                          "permutation: out must be a writable C-contiguous "
                          "native int64 array of n = %lld values",

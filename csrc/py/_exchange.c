@@ -7,12 +7,25 @@
 
 #include "neurec/nr_rowsum.h"
 
+int nr_py_rowsum_raise(enum nr_status s, const char *fn, const char *bound, int64_t table_rows)
+{
+    if (s == NR_ERR_SHAPE)
+        PyErr_Format(PyExc_ValueError,
+                     "%s: a sender's block (offsets, counts) lies outside message", fn);
+    else if (s == NR_ERR_INDEX)
+        PyErr_Format(PyExc_IndexError, "%s: a row id is outside [0, %s%lld)", fn, bound,
+                     (long long)table_rows);
+    else
+        nr_py_raise(s, fn);
+    return -1;
+}
+
 /* sum_rows(message, offsets, counts, weights, table_rows, out_ids, out_grad) -> n */
 static PyObject *py_sum_rows(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
-    static char *kwlist[] = {"message", "offsets", "counts", "weights", "table_rows",
-                             "out_ids", "out_grad", NULL};
+    static char *kwlist[] = {"message",    "offsets", "counts",   "weights",
+                             "table_rows", "out_ids", "out_grad", NULL};
     struct nr_arg msg = {.name = "message", .min_nd = 1, .max_nd = 1},
                   offsets = {.name = "offsets", .min_nd = 1, .max_nd = 1},
                   counts = {.name = "counts", .min_nd = 1, .max_nd = 1},
@@ -22,8 +35,8 @@ static PyObject *py_sum_rows(PyObject *self, PyObject *args, PyObject *kw)
     long long table_rows;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&O&LO&O&:sum_rows", kwlist, nr_conv_i32_in,
                                      &msg, nr_conv_i64_in, &offsets, nr_conv_i64_in, &counts,
-                                     nr_conv_f64_in, &weights, &table_rows, nr_conv_i64_out,
-                                     &ids, nr_conv_f32_out, &grad))
+                                     nr_conv_f64_in, &weights, &table_rows, nr_conv_i64_out, &ids,
+                                     nr_conv_f32_out, &grad))
         return NULL;
     PyObject *result = NULL;
     const int64_t senders = nr_arg_size(&offsets), cols = nr_arg_dim(&grad, 1);
@@ -51,18 +64,12 @@ static PyObject *py_sum_rows(PyObject *self, PyObject *args, PyObject *kw)
     int64_t n = 0;
     enum nr_status s;
     Py_BEGIN_ALLOW_THREADS
-    s = nr_rowsum((const uint32_t *)nr_arg_data(&msg), nr_arg_size(&msg), nr_arg_data(&offsets),
-                  c, (int)senders, nr_arg_data(&weights), cols, (int64_t)table_rows,
-                  nr_arg_data(&ids), nr_arg_data(&grad), &n);
+    s = nr_rowsum((const uint32_t *)nr_arg_data(&msg), nr_arg_size(&msg), nr_arg_data(&offsets), c,
+                  (int)senders, nr_arg_data(&weights), cols, (int64_t)table_rows, nr_arg_data(&ids),
+                  nr_arg_data(&grad), &n);
     Py_END_ALLOW_THREADS
-    if (s == NR_ERR_SHAPE)
-        PyErr_SetString(PyExc_ValueError,
-                        "sum_rows: a sender's block (offsets, counts) lies outside message");
-    else if (s == NR_ERR_INDEX)
-        PyErr_Format(PyExc_IndexError, "sum_rows: a row id is outside [0, table_rows = %lld)",
-                     table_rows);
-    else if (s != NR_OK)
-        nr_py_raise(s, "sum_rows");
+    if (s != NR_OK)
+        nr_py_rowsum_raise(s, "sum_rows", "table_rows = ", (int64_t)table_rows);
     else
         result = PyLong_FromLongLong(n);
 done:

@@ -8,10 +8,6 @@
 #include "plan_obj.h"
 
 #include <string.h>
-/* What a Python reduce hook receives: one batch's gradients (struct
- * nr_batch_grads), valid during the call only. The arrays it hands out view
- * the plan's buffers without a copy and keep this object alive, so the call
- * fails if one outlives it (it would point into scratch the next batch reuses). */
 
 static int grads_live(GradsObject *self)
 {
@@ -155,16 +151,55 @@ done:
     return result;
 }
 
-/* The index t of table param among the plan's tables (parts t, t + n_tables, ...
- * hold its rows), or -1 with a ValueError. */
-static int grads_table(GradsObject *self, int64_t param, const char *fn)
+/* The index among the plan's tables (parts t, t + n_tables, ... hold its
+ * rows) of each table of params, checked to have sparse parts: a fresh
+ * PyMem array, or NULL with an error set (a param that is no table, a table
+ * with dense updates, no memory). */
+static int *grads_tables(GradsObject *self, const struct nr_arg *params, const char *fn)
 {
-    for (int t = 0; t < self->g->n_tables; t++)
-        if (self->g->parts[t].param == param)
-            return t;
-    PyErr_Format(PyExc_ValueError, "%s: parameter %lld is not an embedding table of the plan", fn,
-                 (long long)param);
-    return -1;
+    const struct nr_batch_grads *g = self->g;
+    const int64_t n_tab = nr_arg_size(params), *prm = nr_arg_data(params);
+    const int nth = g->n_tables ? g->n_parts / g->n_tables : 0;
+    int *tab = PyMem_Calloc((size_t)(n_tab ? n_tab : 1), sizeof *tab);
+    if (!tab) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (int64_t j = 0; j < n_tab; j++) {
+        tab[j] = -1;
+        for (int t = 0; t < g->n_tables && tab[j] < 0; t++)
+            if (g->parts[t].param == prm[j])
+                tab[j] = t;
+        if (tab[j] < 0) {
+            PyErr_Format(PyExc_ValueError,
+                         "%s: parameter %lld is not an embedding table of the plan", fn,
+                         (long long)prm[j]);
+            goto fail;
+        }
+        for (int i = 0; i < nth; i++) {
+            const struct nr_grad_part *part = &g->parts[i * g->n_tables + tab[j]];
+            if (!part->rows && part->n_rows) {
+                PyErr_Format(PyExc_ValueError,
+                             "%s: table %lld has dense updates; reduce its gradient as a "
+                             "dense buffer",
+                             fn, (long long)prm[j]);
+                goto fail;
+            }
+        }
+    }
+    return tab;
+fail:
+    PyMem_Free(tab);
+    return NULL;
+}
+
+/* The rows table t's parts hold, over the threads. */
+static int64_t grads_rows(const struct nr_batch_grads *g, int t)
+{
+    int64_t n = 0;
+    for (int i = 0; i < g->n_parts / g->n_tables; i++)
+        n += g->parts[i * g->n_tables + t].n_rows;
+    return n;
 }
 
 /* The out= buffer of a pack: out itself when it is a C-contiguous native
@@ -172,10 +207,7 @@ static int grads_table(GradsObject *self, int64_t param, const char *fn)
  * set for an out of another kind). */
 static PyObject *grads_out(PyObject *given, int64_t words, const char *fn)
 {
-    if (given != Py_None &&
-        (!PyArray_Check(given) || PyArray_TYPE((PyArrayObject *)given) != NPY_UINT32 ||
-         PyArray_NDIM((PyArrayObject *)given) != 1 || !PyArray_ISCARRAY((PyArrayObject *)given) ||
-         PyArray_ISBYTESWAPPED((PyArrayObject *)given))) {
+    if (given != Py_None && !nr_is_buffer(given, NPY_UINT32)) {
         PyErr_Format(PyExc_ValueError, "%s: out must be a writable C-contiguous uint32 array", fn);
         return NULL;
     }
@@ -207,11 +239,11 @@ static PyObject *Grads_pack_rows(GradsObject *self, PyObject *args, PyObject *kw
         return NULL;
     const long owners = owners_o == Py_None ? 1 : PyLong_AsLong(owners_o);
     const struct nr_batch_grads *g = self->g;
-    const int64_t n_tab = nr_arg_size(&params), *prm = nr_arg_data(&params);
+    const int64_t n_tab = nr_arg_size(&params);
     const int nth = g->n_tables ? g->n_parts / g->n_tables : 0;
     npy_intp dims[2] = {(npy_intp)owners, (npy_intp)n_tab};
     PyObject *counts = NULL, *packed = NULL;
-    int *tab = PyMem_Calloc((size_t)(n_tab ? n_tab : 1), sizeof *tab);
+    int *tab = NULL;
     char **cur = NULL; /* per (owner, table): where its next id and gradient go */
     if (owners == -1 && PyErr_Occurred())
         goto fail;
@@ -219,29 +251,25 @@ static PyObject *Grads_pack_rows(GradsObject *self, PyObject *args, PyObject *kw
         PyErr_Format(PyExc_ValueError, "pack_rows: owners must be in [1, 2^20], got %ld", owners);
         goto fail;
     }
+    if (!(tab = grads_tables(self, &params, "pack_rows")))
+        goto fail;
     counts = owners_o == Py_None ? PyArray_ZEROS(1, dims + 1, NPY_INT64, 0)
                                  : PyArray_ZEROS(2, dims, NPY_INT64, 0);
     cur = PyMem_Calloc((size_t)(2 * owners * (n_tab ? n_tab : 1)), sizeof *cur);
-    if (!counts || !tab || !cur)
+    if (!cur)
+        PyErr_NoMemory();
+    if (!counts || !cur)
         goto fail;
     int64_t *cnt = PyArray_DATA((PyArrayObject *)counts), words = 0;
-    for (int64_t j = 0; j < n_tab; j++) {
-        if ((tab[j] = grads_table(self, prm[j], "pack_rows")) < 0)
-            goto fail;
-        for (int i = 0; i < nth && !empty; i++) {
+    for (int64_t j = 0; j < n_tab && !empty; j++) {
+        if (owners == 1) {
+            cnt[j] = grads_rows(g, tab[j]);
+            continue;
+        }
+        for (int i = 0; i < nth; i++) {
             const struct nr_grad_part *part = &g->parts[i * g->n_tables + tab[j]];
-            if (!part->rows && part->n_rows) {
-                PyErr_Format(PyExc_ValueError,
-                             "pack_rows: table %lld has dense updates; reduce its gradient as "
-                             "a dense buffer",
-                             (long long)prm[j]);
-                goto fail;
-            }
-            if (owners == 1)
-                cnt[j] += part->n_rows;
-            else
-                for (int64_t r = 0; r < part->n_rows; r++)
-                    cnt[(part->rows[r] % owners) * n_tab + j]++;
+            for (int64_t r = 0; r < part->n_rows; r++)
+                cnt[(part->rows[r] % owners) * n_tab + j]++;
         }
     }
     for (long d = 0; d < owners; d++)
@@ -306,20 +334,8 @@ static int grads_merge_table(GradsObject *self, int t, const uint32_t *msg, int6
     int64_t n = 0;
     enum nr_status s = nr_rowsum_ws(&self->plan->rowsum_ws, msg, words, offs, cnt, senders, weights,
                                     cols, table_rows, r, gr, &n);
-    if (s == NR_ERR_SHAPE) {
-        PyErr_SetString(PyExc_ValueError, "merge_rows: a sender's block (offsets, counts) lies "
-                                          "outside message");
-        return -1;
-    }
-    if (s == NR_ERR_INDEX) {
-        PyErr_Format(PyExc_IndexError, "merge_rows: a row id of table %d is outside [0, %lld)",
-                     (int)first->param, (long long)table_rows);
-        return -1;
-    }
-    if (s != NR_OK) {
-        nr_py_raise(s, "merge_rows");
-        return -1;
-    }
+    if (s != NR_OK)
+        return nr_py_rowsum_raise(s, "merge_rows", "", table_rows);
     const int nth = g->n_parts / g->n_tables;
     for (int i = 0; i < nth; i++) { /* the rows are distinct: any split keeps them so */
         struct nr_grad_part *part = &g->parts[i * g->n_tables + t];
@@ -375,6 +391,7 @@ static PyObject *Grads_merge_rows(GradsObject *self, PyObject *args, PyObject *k
     PyObject *result = NULL;
     const int64_t n_tab = nr_arg_size(&params), senders = nr_arg_size(&offsets);
     int64_t *offs = NULL;
+    int *tab = NULL;
     if (nr_arg_dim(&counts, 0) != senders || nr_arg_dim(&counts, 1) != n_tab ||
         nr_arg_size(&weights) != senders || senders > INT32_MAX) {
         PyErr_Format(PyExc_ValueError,
@@ -383,44 +400,41 @@ static PyObject *Grads_merge_rows(GradsObject *self, PyObject *args, PyObject *k
                      (long long)senders, (long long)n_tab);
         goto done;
     }
-    const int64_t *prm = nr_arg_data(&params), *c = nr_arg_data(&counts);
-    if (!(offs = PyMem_Malloc(sizeof *offs * (size_t)(2 * senders + 1)))) {
+    const int64_t *c = nr_arg_data(&counts);
+    if (!(tab = grads_tables(self, &params, "merge_rows")))
+        goto done;
+    if (!(offs = PyMem_Malloc(sizeof *offs * (size_t)(2 * senders + n_tab + 1)))) {
         PyErr_NoMemory();
         goto done;
     }
-    int64_t *cnt = offs + senders;
+    int64_t *cnt = offs + senders, *total = cnt + senders; /* total: per table */
     memcpy(offs, nr_arg_data(&offsets), sizeof *offs * (size_t)senders);
     size_t bytes = 0; /* the union's room: every row sent, 8 + 4 * cols bytes each */
     for (int64_t j = 0; j < n_tab; j++) {
-        const int t = grads_table(self, prm[j], "merge_rows");
-        if (t < 0)
-            goto done;
-        size_t rows = 0;
+        total[j] = 0;
         for (int64_t s = 0; s < senders; s++) {
             if (c[s * n_tab + j] < 0 || c[s * n_tab + j] > nr_arg_size(&msg)) {
                 PyErr_SetString(PyExc_ValueError, "merge_rows: counts must lie in [0, "
                                                   "len(message)]");
                 goto done;
             }
-            rows += (size_t)c[s * n_tab + j];
+            total[j] += c[s * n_tab + j];
         }
-        bytes += merged_room(rows, self->g->parts[t].cols);
+        bytes += merged_room((size_t)total[j], self->g->parts[tab[j]].cols);
     }
     char *out = grads_merged(self, bytes ? bytes : 1);
     if (!out)
         goto done;
     for (int64_t j = 0; j < n_tab; j++) {
-        const int t = grads_table(self, prm[j], "merge_rows");
-        const int64_t cols = self->g->parts[t].cols;
-        int64_t total = 0;
+        const int64_t cols = self->g->parts[tab[j]].cols;
         for (int64_t s = 0; s < senders; s++)
-            total += cnt[s] = c[s * n_tab + j];
+            cnt[s] = c[s * n_tab + j];
         int64_t *r = (int64_t *)out;
-        float *gr = (float *)(out + 8 * total);
-        if (grads_merge_table(self, t, (const uint32_t *)nr_arg_data(&msg), nr_arg_size(&msg), offs,
-                              cnt, (int)senders, nr_arg_data(&weights), r, gr) < 0)
+        float *gr = (float *)(out + 8 * total[j]);
+        if (grads_merge_table(self, tab[j], (const uint32_t *)nr_arg_data(&msg), nr_arg_size(&msg),
+                              offs, cnt, (int)senders, nr_arg_data(&weights), r, gr) < 0)
             goto done;
-        out += merged_room((size_t)total, cols);
+        out += merged_room((size_t)total[j], cols);
         for (int64_t s = 0; s < senders; s++) /* past table j's block: table j + 1's */
             offs[s] += cnt[s] * (cols + 2);
     }
@@ -428,6 +442,7 @@ static PyObject *Grads_merge_rows(GradsObject *self, PyObject *args, PyObject *k
     Py_INCREF(result);
 done:
     PyMem_Free(offs);
+    PyMem_Free(tab);
     NR_ARGS_RELEASE(&params, &msg, &offsets, &counts, &weights);
     return result;
 }
@@ -446,32 +461,27 @@ static PyObject *Grads_pack_values(GradsObject *self, PyObject *args, PyObject *
                                                              nr_conv_i64_in, &params, &given))
         return NULL;
     const struct nr_batch_grads *g = self->g;
-    const int64_t n_tab = nr_arg_size(&params), *prm = nr_arg_data(&params);
+    const int64_t n_tab = nr_arg_size(&params);
     const int nth = g->n_tables ? g->n_parts / g->n_tables : 0;
+    int *tab = grads_tables(self, &params, "pack_values");
+    if (!tab)
+        goto done;
     int64_t words = 2 * n_tab;
-    for (int64_t j = 0; j < n_tab; j++) {
-        const int t = grads_table(self, prm[j], "pack_values");
-        if (t < 0)
-            goto done;
-        for (int i = 0; i < nth; i++)
-            words += g->parts[i * g->n_tables + t].n_rows * (g->parts[t].cols + 2);
-    }
+    for (int64_t j = 0; j < n_tab; j++)
+        words += grads_rows(g, tab[j]) * (g->parts[tab[j]].cols + 2);
     if (!(packed = grads_out(given, words, "pack_values")))
         goto done;
     char *at = PyArray_DATA((PyArrayObject *)packed), *head = at;
     at += 8 * n_tab;
     for (int64_t j = 0; j < n_tab; j++) {
-        const int t = grads_table(self, prm[j], "pack_values");
-        const struct nr_param *w = &self->plan->params[g->parts[t].param];
+        const struct nr_param *w = &self->plan->params[g->parts[tab[j]].param];
         const size_t row_bytes = 4 * (size_t)w->cols;
-        int64_t n = 0;
-        for (int i = 0; i < nth; i++)
-            n += g->parts[i * g->n_tables + t].n_rows;
+        const int64_t n = grads_rows(g, tab[j]);
         memcpy(head + 8 * j, &n, 8);
         char *ids = at, *vals = at + 8 * n;
         for (int i = 0; i < nth; i++) {
-            const struct nr_grad_part *part = &g->parts[i * g->n_tables + t];
-            if (!part->rows)
+            const struct nr_grad_part *part = &g->parts[i * g->n_tables + tab[j]];
+            if (!part->n_rows)
                 continue;
             memcpy(ids, part->rows, 8 * (size_t)part->n_rows);
             ids += 8 * part->n_rows;
@@ -481,6 +491,7 @@ static PyObject *Grads_pack_values(GradsObject *self, PyObject *args, PyObject *
         at += n * (8 + (int64_t)row_bytes);
     }
 done:
+    PyMem_Free(tab);
     NR_ARGS_RELEASE(&params);
     return packed;
 }
@@ -506,9 +517,9 @@ static PyObject *Grads_unpack_values(GradsObject *self, PyObject *args, PyObject
     const int64_t senders = nr_arg_size(&offsets), *off = nr_arg_data(&offsets);
     const char *base = nr_arg_data(&msg);
     const int64_t total = nr_arg_size(&msg);
-    for (int64_t j = 0; j < n_tab; j++)
-        if (grads_table(self, prm[j], "unpack_values") < 0)
-            goto done;
+    int *tab = grads_tables(self, &params, "unpack_values");
+    if (!tab)
+        goto done;
     for (int64_t s = 0; s < senders; s++) {
         if (s == skip)
             continue;
@@ -520,8 +531,7 @@ static PyObject *Grads_unpack_values(GradsObject *self, PyObject *args, PyObject
         const char *head = base + 4 * off[s], *at = head + 8 * n_tab;
         int64_t left = block - 2 * n_tab; /* words */
         for (int64_t j = 0; j < n_tab; j++) {
-            const int t = grads_table(self, prm[j], "unpack_values");
-            const struct nr_param *w = &self->plan->params[g->parts[t].param];
+            const struct nr_param *w = &self->plan->params[g->parts[tab[j]].param];
             int64_t n;
             memcpy(&n, head + 8 * j, 8);
             if (n < 0 || n > left / (w->cols + 2)) {
@@ -551,6 +561,7 @@ static PyObject *Grads_unpack_values(GradsObject *self, PyObject *args, PyObject
     result = Py_None;
     Py_INCREF(result);
 done:
+    PyMem_Free(tab);
     NR_ARGS_RELEASE(&params, &msg, &offsets);
     return result;
 }

@@ -26,6 +26,15 @@ static int dtype_ok(PyArrayObject *a, int type)
     return t == NPY_FLOAT32 || t == NPY_FLOAT64 || t == NPY_INT32 || t == NPY_INT64;
 }
 
+int nr_is_buffer(PyObject *obj, int type)
+{
+    if (!PyArray_Check(obj))
+        return 0;
+    PyArrayObject *a = (PyArrayObject *)obj;
+    return PyArray_TYPE(a) == type && PyArray_NDIM(a) == 1 && PyArray_ISCARRAY(a) &&
+           !PyArray_ISBYTESWAPPED(a);
+}
+
 /* The one converter behind all of them: obj NULL is PyArg's cleanup call. */
 static int convert(PyObject *obj, struct nr_arg *a, int type, int writeable)
 {

@@ -71,6 +71,10 @@ int nr_conv_i64_out(PyObject *obj, void *arg);
 /* float32, float64, int32 or int64 (a model's inputs and labels), read-only. */
 int nr_conv_num_in(PyObject *obj, void *arg);
 
+/* Whether obj is a 1-D, C-contiguous, aligned, writable ndarray of NumPy type
+ * type in native byte order: a buffer C may fill (an out= argument). */
+int nr_is_buffer(PyObject *obj, int type);
+
 /* Release the arrays of n arguments (NULL pointers and NULL arrays are skipped). */
 void nr_args_release(struct nr_arg *const *args, size_t n);
 #define NR_ARGS_RELEASE(...)                               \

@@ -33,6 +33,10 @@ extern PyMethodDef nr_py_score_methods[];
 /* _exchange.c: sum_rows (the merge of a data-parallel gradient exchange). */
 extern PyMethodDef nr_py_exchange_methods[];
 
+/* _exchange.c: raise the Python error of nr_rowsum's status s (not NR_OK) in fn, an id
+ * outside [0, table_rows) naming the bound after bound; returns -1. */
+int nr_py_rowsum_raise(enum nr_status s, const char *fn, const char *bound, int64_t table_rows);
+
 /* pools.h: set_num_threads, get_num_threads (declared there). */
 
 #endif /* NR_PY_MODULE_H */

@@ -55,9 +55,6 @@ static void hogwild_step_rows(const struct nr_optim *o, const struct plan_table 
     nr_optim_step_rows(o, &prm, rows, n_rows, grad, step);
 }
 
-/* Forward, loss and backward of batch rows [b0, b1) by thread ith, then the
- * sums of its samples' table gradients (applied at once when apply_rows:
- * Hogwild). */
 /* Samples per pass through the graph: a thread's block of the batch goes
  * through forward, loss and backward in chunks whose values, gradients and op
  * scratch stay within about CHUNK_BYTES, the share of a core's L2 cache they
@@ -76,6 +73,9 @@ static int64_t chunk_rows(const struct nr_plan *p)
     return rows < 16 ? 16 : rows;
 }
 
+/* Forward, loss and backward of batch rows [b0, b1) by thread ith, then the
+ * sums of its samples' table gradients (applied at once when apply_rows:
+ * Hogwild). */
 static void train_rows(struct run_ctx *c, int ith, int64_t b0, int64_t b1, int apply_rows)
 {
     struct nr_plan *p = c->p;

@@ -25,21 +25,29 @@ static uint64_t rs_hash(int64_t id)
     return x ^ (x >> 29);
 }
 
-static enum nr_status rs_map_init(struct rs_map *m, int64_t n)
+/* m over the workspace's hash, grown to at least twice n slots. Every key is
+ * -1 between calls (rs_map_clear). Returns 0, or -1 out of memory. */
+static int rs_map_reserve(struct nr_rowsum_ws *ws, int64_t n, struct rs_map *m)
 {
     uint64_t cap = 16;
     while (cap < 2 * (uint64_t)n)
         cap <<= 1;
-    m->keys = malloc(cap * sizeof *m->keys);
-    m->slots = malloc(cap * sizeof *m->slots);
-    m->mask = cap - 1;
-    if (!m->keys || !m->slots) {
-        free(m->keys);
-        free(m->slots);
-        return NR_ERR_NOMEM;
+    if (cap > ws->map_cap) {
+        int64_t *keys = realloc(ws->keys, cap * sizeof *keys);
+        if (keys)
+            ws->keys = keys;
+        int64_t *slots = keys ? realloc(ws->slots, cap * sizeof *slots) : NULL;
+        if (slots)
+            ws->slots = slots;
+        if (!keys || !slots)
+            return -1;
+        memset(ws->keys, 0xff, cap * sizeof *ws->keys); /* every key -1 */
+        ws->map_cap = cap;
     }
-    memset(m->keys, 0xff, cap * sizeof *m->keys); /* every key -1 */
-    return NR_OK;
+    m->keys = ws->keys;
+    m->slots = ws->slots;
+    m->mask = ws->map_cap - 1;
+    return 0;
 }
 
 /* The slot of id, or -1 after storing next as its slot. */
@@ -53,6 +61,18 @@ static int64_t rs_map_find_or_add(struct rs_map *m, int64_t id, int64_t next)
             m->slots[h] = next;
             return -1;
         }
+    }
+}
+
+/* Every key of m free again: ids are all the keys m holds, each found by
+ * walking its probe sequence past any key already freed. */
+static void rs_map_clear(struct rs_map *m, const int64_t *ids, int64_t n)
+{
+    for (int64_t k = 0; k < n; k++) {
+        uint64_t h = rs_hash(ids[k]) & m->mask;
+        while (m->keys[h] != ids[k])
+            h = (h + 1) & m->mask;
+        m->keys[h] = -1;
     }
 }
 
@@ -83,6 +103,8 @@ static int rs_ws_reserve(struct nr_rowsum_ws *ws, int64_t total, int64_t table_r
 void nr_rowsum_ws_free(struct nr_rowsum_ws *ws)
 {
     free(ws->slot_of);
+    free(ws->keys);
+    free(ws->slots);
     free(ws->buf);
     memset(ws, 0, sizeof *ws);
 }
@@ -114,9 +136,12 @@ enum nr_status nr_rowsum_ws(struct nr_rowsum_ws *ws, const uint32_t *msg, int64_
     const int dense = ws && table_rows <= NR_ROWSUM_DENSE_ROWS && total < INT32_MAX;
     if (!ws)
         ws = &local;
+    if (rs_ws_reserve(ws, total, table_rows, dense) < 0 ||
+        (!dense && rs_map_reserve(ws, total, &map) < 0)) {
+        nr_rowsum_ws_free(&local);
+        return NR_ERR_NOMEM;
+    }
     enum nr_status status = NR_OK;
-    if (rs_ws_reserve(ws, total, table_rows, dense) < 0 || (!dense && rs_map_init(&map, total)))
-        status = NR_ERR_NOMEM;
     int64_t *first = ws->buf, *last = first + total, *next = last + total;
     const uint32_t **row_at = (const uint32_t **)(next + total);
     double *weight_of = (double *)(row_at + total);
@@ -153,6 +178,8 @@ enum nr_status nr_rowsum_ws(struct nr_rowsum_ws *ws, const uint32_t *msg, int64_
     if (dense) /* the index is all -1 again for the next call */
         for (int64_t k = 0; k < n; k++)
             ws->slot_of[out_ids[k]] = -1;
+    else
+        rs_map_clear(&map, out_ids, n);
     for (int64_t k = 0; k < n && status == NR_OK; k++) {
         float *out = out_grad + k * cols;
         const int64_t j = first[k];
@@ -178,8 +205,6 @@ enum nr_status nr_rowsum_ws(struct nr_rowsum_ws *ws, const uint32_t *msg, int64_
     }
     if (status == NR_OK)
         *n_out = n;
-    free(map.keys);
-    free(map.slots);
     nr_rowsum_ws_free(&local);
     return status;
 }

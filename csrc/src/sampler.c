@@ -208,9 +208,9 @@ void nr_sampler_permutation(int64_t *perm, int64_t n, uint64_t seed)
 {
     struct nr_rng r;
     nr_rng_seed(&r, seed, 0x5EED);
-    for (int64_t i = 0; i < n; i++)
-        perm[i] = i;
-    if (n <= PERM_FY_MAX) {
+    if (n <= PERM_FY_MAX) { /* else the buckets place every value */
+        for (int64_t i = 0; i < n; i++)
+            perm[i] = i;
         shuffle(perm, n, &r);
         return;
     }

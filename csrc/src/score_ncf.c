@@ -673,9 +673,10 @@ done:
 }
 
 /* Check a, lay it out and run worker on every thread of pool; the first error wins. */
-static enum nr_status ncf_run(const struct nr_ncf_args *a, struct nr_pool *pool,
-                              nr_pool_fn worker)
+static enum nr_status ncf_run(const struct nr_ncf_args *a, struct nr_pool *pool, nr_pool_fn worker)
 {
+    if (a->k < 1 || a->n_users < 0 || a->n_cand < 0)
+        return NR_ERR_VALUE;
     enum nr_status s = nr_ncf_check(a);
     if (s != NR_OK)
         return s;
@@ -688,8 +689,6 @@ static enum nr_status ncf_run(const struct nr_ncf_args *a, struct nr_pool *pool,
 
 enum nr_status nr_ncf_topk(const struct nr_ncf_args *a, struct nr_pool *pool)
 {
-    if (a->k < 1 || a->n_users < 0 || a->n_cand < 0)
-        return NR_ERR_VALUE;
     return ncf_run(a, pool, ncf_worker);
 }
 
@@ -767,7 +766,7 @@ done:
 
 enum nr_status nr_ncf_topk_per_user(const struct nr_ncf_args *a, struct nr_pool *pool)
 {
-    if (a->k < 1 || a->n_users < 0 || a->n_cand < 0 || (!a->items && a->n_users && a->n_cand))
+    if (!a->items && a->n_users && a->n_cand)
         return NR_ERR_VALUE;
     return ncf_run(a, pool, ncf_worker_per_user);
 }

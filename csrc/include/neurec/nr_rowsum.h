@@ -40,6 +40,8 @@ enum nr_status nr_rowsum(const uint32_t *msg, int64_t msg_words, const int64_t *
 struct nr_rowsum_ws {
     int32_t *slot_of;
     int64_t slot_rows;
+    int64_t *keys, *slots; /* the hash of larger tables: every key -1 between calls */
+    uint64_t map_cap;
     void *buf;
     size_t buf_bytes;
 };
