@@ -242,11 +242,15 @@ class NegativeSampler:
         w[::1 + self.num_negatives] = self._pos_weights
         return w
 
+    def _mixed_seed(self, seed: int) -> int:
+        """The C sampler's seed for an epoch's ``seed``: mixed with the sampler's own."""
+        return (int(seed) ^ (0 if self.seed is None else int(self.seed) * 0x9E3779B97F4A7C15)) % 2**64
+
     def _draw(self, seed: int, u: np.ndarray, i: np.ndarray, y: np.ndarray, comm=None) -> None:
         """Fill ``u, i, y`` with one epoch drawn in C for ``seed`` mixed with the sampler's
         seed; with ``comm`` (a data-parallel fit's ranks, each holding this sampler) each
         rank draws a share of it and receives the rest: the same bits."""
-        mixed = (int(seed) ^ (0 if self.seed is None else int(self.seed) * 0x9E3779B97F4A7C15)) % 2**64
+        mixed = self._mixed_seed(seed)
 
         def draw(first: int, stop: int) -> None:
             _core.sample_epoch(self._indptr, self._indices, self.matrix.shape[1],

@@ -201,15 +201,17 @@ def _shares(n: int):
     return np.arange(_state.size + 1, dtype=np.int64) * int(n) // _state.size
 
 
-def _allgather_blocks(arrays, bounds) -> None:
-    """Each rank filled rows ``bounds[rank]:bounds[rank + 1]`` of every 1-D array of
-    ``arrays`` (int64 or float64, the same length everywhere): give every rank all rows."""
+def _allgather_blocks(arrays, bounds, comm=None) -> None:
+    """Each rank of ``comm`` (default: the one in use) filled rows
+    ``bounds[rank]:bounds[rank + 1]`` of every 1-D array of ``arrays`` (int64, float64 or
+    float32, the same length everywhere): give every rank all rows."""
     import numpy as np
     from mpi4py import MPI
     counts, displs = np.diff(bounds), bounds[:-1]
+    kinds = {np.dtype(np.int64): MPI.INT64_T, np.dtype(np.float64): MPI.DOUBLE,
+             np.dtype(np.float32): MPI.FLOAT}
     for a in arrays:
-        kind = {np.dtype(np.int64): MPI.INT64_T, np.dtype(np.float64): MPI.DOUBLE}[a.dtype]
-        _state.comm.Allgatherv(MPI.IN_PLACE, [a, (counts, displs), kind])
+        (comm or _state.comm).Allgatherv(MPI.IN_PLACE, [a, (counts, displs), kinds[a.dtype]])
 
 
 _LOCAL = contextvars.ContextVar("neurec_distribution_local", default=False)

@@ -8,8 +8,7 @@ contiguous share of the blocks and receives the other shares (one in-place
 ``Allgatherv`` per array: users, items, labels). The epoch is bit for bit the one a
 single process draws.
 """
-import zlib
-from typing import Callable, Sequence
+from typing import Callable, List, Sequence
 
 import numpy as np
 
@@ -38,25 +37,17 @@ def draw_shared(comm, n_pos: int, stride: int, draw: Callable[[int, int], None],
     if size == 1 or n_pos * stride > MAX_SHARED:
         draw(0, n_pos)
         return
-    from mpi4py import MPI
+    from neurec.distribution import _allgather_blocks
     block = _core.SAMPLER_BLOCK
     n_blocks = -(-n_pos // block)
-    bounds = np.array([min(n_blocks * r // size * block, n_pos) for r in range(size + 1)],
-                      dtype=np.int64)
+    bounds = np.minimum(np.arange(size + 1, dtype=np.int64) * n_blocks // size * block, n_pos)
     draw(int(bounds[rank]), int(bounds[rank + 1]))
-    rows = bounds * stride
-    counts, displs = np.diff(rows), rows[:-1]
-    for a in outputs:
-        kind = MPI.INT64_T if a.dtype == np.int64 else MPI.FLOAT
-        comm.Allgatherv(MPI.IN_PLACE, [a, (counts, displs), kind])
+    _allgather_blocks(outputs, bounds * stride, comm)
 
 
-def sampler_digest(sampler) -> int:
-    """A checksum of what a NegativeSampler draws from (its positives, seen-matrix,
-    weights, negatives per positive and seed): ranks that share an epoch must agree."""
-    crc = zlib.crc32(repr((sampler.num_negatives, sampler.seed)).encode())
-    for a in (sampler._pos_users, sampler._pos_items, sampler._indptr, sampler._indices,
-              sampler._cdf):
-        if a is not None:
-            crc = zlib.crc32(memoryview(np.ascontiguousarray(a)).cast("B"), crc)
-    return crc
+def sampler_arrays(sampler) -> List[np.ndarray]:
+    """What a NegativeSampler draws from (its positives, seen-matrix, weights, negatives
+    per positive and seed): ranks that share an epoch must pass the same."""
+    settings = np.frombuffer(repr((sampler.num_negatives, sampler.seed)).encode(), np.uint8)
+    return [sampler._pos_users, sampler._pos_items, sampler._indptr, sampler._indices,
+            sampler._cdf, settings]

@@ -80,8 +80,8 @@ class GradientExchange:
         # the sparse message's buffers, grown as needed and kept from step to step
         self._send = np.empty(0, dtype=np.uint32)
         self._recv = np.empty(0, dtype=np.uint32)
-        self._cols = np.array([self.tables[p].cols for p in self.live], dtype=np.int64)
-        self._widths = self._cols + 2  # 32-bit words per row: the id's two, the gradient's
+        # 32-bit words per row: the id's two, then the gradient's (or the new values')
+        self._widths = np.array([self.tables[p].cols + 2 for p in self.live], dtype=np.int64)
         self.sparse = bool(sparse)
         self.owners = bool(owners) and self.sparse and self.size > 1 and bool(self.live)
         self._block = 0  # words of the longest block of new rows (after_apply), per step

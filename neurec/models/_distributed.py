@@ -22,7 +22,7 @@ import numpy as np
 from neurec import distribution
 from neurec.callbacks import CSVLogger, ModelCheckpoint
 from neurec.callbacks.callback_list import _flatten_callbacks
-from neurec.distribution._epoch import sampler_digest
+from neurec.distribution._epoch import sampler_arrays
 from neurec.distribution._exchange import GradientExchange, TableSpec
 
 # callbacks that write files: rank 0 alone runs them
@@ -134,14 +134,13 @@ class DataParallelFit:
         sampler = getattr(getattr(source, "data", None), "sampler", None)
         if sampler is None:
             return
-        every = self.comm.allgather(sampler_digest(sampler))
-        for r, digest in enumerate(every):
-            if digest != every[0]:
-                raise ValueError(
-                    f"fit under DataParallel: rank {r}'s NegativeSampler differs from rank 0's "
-                    f"(its positives, seen items, weights, num_negatives or seed=); every rank "
-                    f"must pass the same sampler, or use DataParallel(local_data=True) for a "
-                    f"partition per rank")
+        r = distribution._first_differing_rank(self.comm, sampler_arrays(sampler))
+        if r is not None:
+            raise ValueError(
+                f"fit under DataParallel: rank {r}'s NegativeSampler differs from rank 0's "
+                f"(its positives, seen items, weights, num_negatives or seed=); every rank "
+                f"must pass the same sampler, or use DataParallel(local_data=True) for a "
+                f"partition per rank")
         source.draw_comm = self.comm
 
     def end(self) -> None:
@@ -329,7 +328,7 @@ class ModelParallelFit(DataParallelFit):
             self.plan.set_reduce_hook(None)
             self.plan = self.shards.plan
             if self.checked:
-                self.plan.set_reduce_hook(self.exchange)
+                self.hook()
         self.plan.set_optimizer(self.model.optimizer._c_spec())
 
     def fit(self, inputs, labels, idx, batch_size, step, seed, weights=None):

@@ -36,7 +36,7 @@ import numpy as np
 
 from neurec import distribution
 from neurec.callbacks.callback_list import CallbackList
-from neurec.models import _adapters, _mp_score
+from neurec.models import _adapters, _distributed, _mp_score
 from neurec.models._dp_output import split_evaluate
 from neurec.models._predict import predict_arrays
 from neurec.utils.progbar import resolve_verbose, waiting_bar
@@ -51,7 +51,7 @@ def _split(model) -> bool:
     outside ``distribution._local()``, for a model that is not a rank's own scratch."""
     return isinstance(distribution.distribution(), distribution.DataParallel) \
         and distribution.size() > 1 and not distribution._is_local() \
-        and not getattr(model, "_train_alone", False)
+        and not _distributed.alone(model)
 
 
 def _keeps_shards(model) -> bool:
@@ -221,11 +221,9 @@ class DistributedInference:
     def _predict_arrays(self, inputs: List[np.ndarray]) -> np.ndarray:
         """This rank's outputs for ``inputs`` (checked arrays), silent: evaluate and
         validation. With sharded tables a collective call (every rank, its own rows)."""
-        if _keeps_shards(self):
-            return ShardedPredictor(self).predict(inputs)
-        return predict_arrays(self, inputs)
+        return self._predict_rows(inputs)
 
-    def _predict_rows(self, inputs, batch_size, verbose, callbacks, first_batch=0):
+    def _predict_rows(self, inputs, batch_size=32, verbose=0, callbacks=None, first_batch=0):
         if _keeps_shards(self):
             return ShardedPredictor(self).predict(inputs, batch_size, verbose, callbacks,
                                                   first_batch)
@@ -239,7 +237,7 @@ class DistributedInference:
         shows a bar. Else this process predicts them all."""
         if not _split(self):
             return self._predict_rows(inputs, batch_size, verbose, callbacks)
-        rank, size = distribution.rank(), distribution.size()
+        rank = distribution.rank()
         quiet = verbose if rank == 0 else 0
         if distribution.distribution().local_data:
             return self._predict_rows(inputs, batch_size, quiet, callbacks)
@@ -247,7 +245,7 @@ class DistributedInference:
         _agree(inputs)
         n = int(inputs[0].shape[0])
         steps = -(-n // batch_size)
-        first = np.arange(size + 1, dtype=np.int64) * steps // size  # each rank's batches
+        first = distribution._shares(steps)  # each rank's batches
         bounds = np.minimum(first * batch_size, n)
         lo, hi = int(bounds[rank]), int(bounds[rank + 1])
         mine = np.ascontiguousarray(self._predict_rows(
