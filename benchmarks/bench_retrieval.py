@@ -44,15 +44,6 @@ import ncf_data
 K = 10
 
 
-def _median_time(fn: Callable[[], Any], reps: int) -> tuple[float, Any]:
-    times, out = [], None
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times)), out
-
-
 def _recall(got: np.ndarray, want: np.ndarray) -> float:
     return float(np.mean([len(set(a[a >= 0]) & set(b[b >= 0])) / max(1, int((b >= 0).sum()))
                           for a, b in zip(got, want)]))

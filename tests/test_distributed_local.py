@@ -45,9 +45,12 @@ def mpi():
         pytest.skip('mpi4py or mpiexec is not installed (pip install "neurec[mpi]")')
 
 
-def run(mode, out):
-    rc, stdout, stderr, _ = launch(os.path.join(HERE, "mpi", "dp_local.py"), [mode, out])
-    assert rc == 0, stderr[-3000:]
+def run(mode, out, *args, script="dp_local.py", timeout=240):
+    """Run ``tests/mpi/SCRIPT MODE OUT ARGS`` on two ranks, which must succeed; the
+    ``{mode}-{rank}.json`` report each rank wrote to ``out``."""
+    rc, stdout, stderr, _ = launch(os.path.join(HERE, "mpi", script), [mode, out, *args],
+                                   timeout=timeout)
+    assert rc == 0, (stdout + stderr)[-3000:]
     return [json.load(open(os.path.join(out, f"{mode}-{r}.json"))) for r in (0, 1)]
 
 

@@ -6,7 +6,6 @@ import zipfile
 import numpy as np
 import pytest
 
-import neurec
 from neurec.models import MF, NeuMF, _index, load_model
 from neurec.models._index import augment_items, augment_users, ip_items, ip_users
 
@@ -180,7 +179,7 @@ def test_heavy_users_are_ranked_exactly(monkeypatch):
         assert _recall(got, want) >= 0.95
 
 
-def test_faiss_runs_on_neurecs_threads(monkeypatch):
+def test_faiss_runs_on_neurecs_threads(monkeypatch, one_thread):
     faiss = pytest.importorskip("faiss")
     model = _mf(30, 2000, seed=8)
     seen = []
@@ -191,13 +190,9 @@ def test_faiss_runs_on_neurecs_threads(monkeypatch):
         return real(self, *args)
 
     monkeypatch.setattr(_index.ItemIndex, "_search", spy)
-    before, old = faiss.omp_get_max_threads(), neurec.get_num_threads()
-    try:
-        neurec.set_num_threads(1)
-        idx = model.build_index("hnsw")
-        model.recommend(np.arange(30), k=5, index=idx, verbose=0)
-    finally:
-        neurec.set_num_threads(old)
+    before = faiss.omp_get_max_threads()
+    idx = model.build_index("hnsw")
+    model.recommend(np.arange(30), k=5, index=idx, verbose=0)
     assert seen and set(seen) == {1}
     assert faiss.omp_get_max_threads() == before
 

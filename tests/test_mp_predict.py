@@ -8,16 +8,16 @@ test_distributed.py's fixture); each rank writes its own report file. Expectatio
 same fits under DataParallel in the same job, and one process here, on the model files
 the jobs save (rank 0 gathers the shards).
 """
-import json
 import os
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
 from neurec.models import load_model
-from test_distributed import _mpiexec, mpi  # noqa: F401  (the fixture)
+from test_distributed import mpi  # noqa: F401  (the fixture)
+from test_distributed_local import launch as launch_script
+from test_distributed_local import run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPT = os.path.join(HERE, "mpi", "mp_predict.py")
@@ -27,17 +27,8 @@ import mp_predict  # noqa: E402
 CASES = ["split", "data-weighted", "batches", "local-split"]
 
 
-def run(mode, out, *args, timeout=300):
-    env = dict(os.environ, NEUREC_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    return subprocess.run([_mpiexec(), "-n", "2", sys.executable, SCRIPT, mode, str(out),
-                           *[str(a) for a in args]],
-                          capture_output=True, text=True, timeout=timeout, env=env)
-
-
-def launch(mode, out, *args, timeout=300):
-    p = run(mode, out, *args, timeout=timeout)
-    assert p.returncode == 0, (p.stdout + p.stderr)[-3000:]
-    return [json.load(open(os.path.join(out, f"{mode}-{r}.json"))) for r in (0, 1)]
+def launch(mode, out, *args):
+    return run(mode, out, *args, script="mp_predict.py", timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +152,6 @@ def test_recommend_right_after_a_sharded_fit_reads_the_real_tables(mpi, tmp_path
     ("predict", "predict under ModelParallel: rank 1 passed another x than rank 0"),
 ])
 def test_ranks_that_disagree_get_an_error_not_a_hang(mpi, tmp_path, what, message):  # noqa: F811
-    p = run("mismatch", tmp_path, what, timeout=120)
-    assert p.returncode != 0
-    assert message in p.stderr
+    rc, _, err, _ = launch_script(SCRIPT, ["mismatch", tmp_path, what], timeout=120)
+    assert rc != 0
+    assert message in err

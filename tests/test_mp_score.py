@@ -6,9 +6,7 @@ The jobs run tests/mpi/mp_score.py (skipped where mpi4py or mpiexec is absent, t
 test_distributed.py's fixture). Expectations come from one process: the model files the
 jobs save (rank 0 gathers the shards), loaded and scored here.
 """
-import json
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -16,7 +14,9 @@ import pytest
 
 from neurec import distribution
 from neurec.models import _foldin, load_model
-from test_distributed import _mpiexec, mpi  # noqa: F401  (the fixture)
+from test_distributed import mpi  # noqa: F401  (the fixture)
+from test_distributed_local import launch as launch_script
+from test_distributed_local import run
 from test_distributed_output import read_csv
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -25,13 +25,8 @@ sys.path.insert(0, os.path.join(HERE, "mpi"))
 import mp_score  # noqa: E402
 
 
-def launch(mode, out, *args, timeout=300):
-    env = dict(os.environ, NEUREC_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    p = subprocess.run([_mpiexec(), "-n", "2", sys.executable, SCRIPT, mode, str(out),
-                        *[str(a) for a in args]],
-                       capture_output=True, text=True, timeout=timeout, env=env)
-    assert p.returncode == 0, (p.stdout + p.stderr)[-3000:]
-    return [json.load(open(os.path.join(out, f"{mode}-{r}.json"))) for r in (0, 1)]
+def launch(mode, out, *args):
+    return run(mode, out, *args, script="mp_score.py", timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -175,12 +170,10 @@ def test_ranking_metrics_while_the_tables_are_sharded(mpi, tmp_path):  # noqa: F
 
 
 def test_ranks_passing_different_users_are_refused(mpi, tmp_path):  # noqa: F811
-    env = dict(os.environ, NEUREC_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    p = subprocess.run([_mpiexec(), "-n", "2", sys.executable, SCRIPT, "mismatch", str(tmp_path)],
-                       capture_output=True, text=True, timeout=120, env=env)
-    assert p.returncode != 0
-    assert "recommend with tables sharded by ModelParallel: rank 1 passed other users" in p.stderr
-    assert "pass the same ones on every rank" in p.stderr
+    rc, _, err, _ = launch_script(SCRIPT, ["mismatch", tmp_path], timeout=120)
+    assert rc != 0
+    assert "recommend with tables sharded by ModelParallel: rank 1 passed other users" in err
+    assert "pass the same ones on every rank" in err
 
 
 def test_model_parallel_local_data_argument():

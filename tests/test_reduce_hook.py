@@ -15,6 +15,7 @@ import neurec
 from neurec import optimizers
 from neurec.layers import Dense, Embedding, Flatten, Input, Multiply
 from neurec.models import Model
+from test_rowsum import _reference  # the merge of nr_rowsum.h in NumPy
 
 
 def gmf(nu=30, ni=20, k=4):
@@ -216,18 +217,6 @@ def test_bad_calls_raise():
 
 
 # -- pack_rows / merge_rows: the exchange's packing and merging, in C ----------------------
-def _reference_union(blocks, weights, cols):
-    """Distinct ids in order of first appearance, each gradient summed in float64 in
-    sender order and rounded once (nr_rowsum.h)."""
-    order, acc = [], {}
-    for (ids, grad), w in zip(blocks, weights):
-        for i, g in zip(ids.tolist(), grad.reshape(len(ids), cols).astype(np.float64)):
-            acc[i] = acc[i] + w * g if i in acc else w * g
-            if len(order) < len(acc):
-                order.append(i)
-    return np.array(order, np.int64), np.array([acc[i] for i in order]).reshape(-1, cols)
-
-
 @pytest.mark.parametrize("threads", [1, 2])
 def test_pack_rows_packs_what_the_parts_hold(threads):
     got = []
@@ -298,14 +287,14 @@ def test_merge_rows_applies_the_union_of_every_sender(threads):
         g.merge_rows(tables, message.view(np.int32), np.array([0, packed.size], np.int64),
                      n_rows, weights)
         for param, (cols, mine, theirs1) in before.items():
-            ids, want = _reference_union([mine, theirs1], weights, cols)
+            ids, want = _reference([mine, theirs1], weights, cols)
             got = [g.part(k) for k in range(g.n_parts) if g.part(k)[0] == param]
             assert np.array_equal(np.concatenate([p[3] for p in got]), ids)
             assert np.concatenate([p[4] for p in got]).tobytes() == want.astype(np.float32).tobytes()
 
     def in_numpy(g):
         for param, (cols, mine, theirs) in blocks(g).items():
-            ids, want = _reference_union([mine, theirs], weights, cols)
+            ids, want = _reference([mine, theirs], weights, cols)
             ks = [k for k in range(g.n_parts) if g.part(k)[0] == param]
             for j, k in enumerate(ks):
                 lo, hi = ids.size * j // len(ks), ids.size * (j + 1) // len(ks)

@@ -124,7 +124,7 @@ def test_draws_of_block_ranges_tile_the_epoch():
         for first, stop in [(2 * block, n), (0, block), (block, 2 * block)]:
             before = [p.copy() for p in parts]
             _core.sample_epoch(s._indptr, s._indices, m.shape[1], s._pos_users, s._pos_items,
-                               3, s._cdf, (5 ^ 9 * 0x9E3779B97F4A7C15) % 2**64, *parts,
+                               3, s._cdf, s._mixed_seed(5), *parts,
                                first, stop)
             rows = slice(4 * first, 4 * stop)
             for b, p in zip(before, parts):  # nothing outside the range is written

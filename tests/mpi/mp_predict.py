@@ -17,6 +17,9 @@ import tracemalloc
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from dp_local import interleaved  # noqa: E402  (DataParallel()'s slices of each batch)
+
 N_USERS, N_ITEMS, N, BATCH = 150, 128, 3000, 128
 DISTS = ("dp", "mp")
 
@@ -61,15 +64,6 @@ def build(name="neumf"):
     return model
 
 
-def interleaved(rank, size, n=N, batch=BATCH):
-    """Rank ``rank``'s contiguous slice of every batch (DataParallel()'s slices)."""
-    out = []
-    for s in range(0, n, batch):
-        length = min(batch, n - s)
-        out.append(np.arange(s + length * rank // size, s + length * (rank + 1) // size))
-    return np.concatenate(out)
-
-
 def set_dist(dist, local=False):
     from neurec import distribution
     distribution.set_distribution(distribution.ModelParallel(local_data=local) if dist == "mp"
@@ -87,7 +81,7 @@ def validation_cases(rank, size):
     vx, vy, vw = test_data()
     batches = [([vx[0][k:k + 100], vx[1][k:k + 100]], vy[k:k + 100])
                for k in range(0, vy.size, 100)]
-    mine = interleaved(rank, size)
+    mine = interleaved(rank, size, N, BATCH)
     return {
         "split": dict(x=x, y=y, validation_split=0.25),
         "data-weighted": dict(x=x, y=y, validation_data=(vx, vy, vw), validation_freq=2),
@@ -138,7 +132,7 @@ def main(mode, out, *args):
                 for local in (False, True):
                     set_dist(dist, local)
                     model = build()
-                    rows = interleaved(rank, size) if local else np.arange(N)
+                    rows = interleaved(rank, size, N, BATCH) if local else np.arange(N)
                     model.fit([a[rows] for a in x], y[rows], batch_size=BATCH, epochs=1,
                               seed=11, verbose=0)
                     key = f"{dist}{'-local' if local else ''}"

@@ -17,17 +17,14 @@ import tracemalloc
 
 import numpy as np
 
-N_USERS, N_ITEMS, N = 150, 128, 3000
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from dp_local import interleaved  # noqa: E402  (DataParallel()'s slices of each batch)
+from mp_predict import N_ITEMS, N_USERS, N, data, sharded  # noqa: E402  (the same log)
+
 # NeuMF (fused NCF scorer), NeuMF through the generic scorer, MF with biases and GMF
 # (the dot-product scorer), a graph no special scorer takes, and an MF whose frozen item
 # rows repeat (ties, broken by the lower id across the shards)
 MODELS = ["neumf", "neumf-generic", "mf", "gmf", "custom", "ties"]
-
-
-def data():
-    rng = np.random.default_rng(0)
-    u, i = rng.integers(0, N_USERS, N), rng.integers(0, N_ITEMS, N)
-    return [u, i], ((u + 3 * i) % 7 < 3).astype(np.float32)
 
 
 def build(name):
@@ -122,15 +119,6 @@ def digest(model):
 BATCH = 128
 
 
-def interleaved(rank, size, n=N, batch=BATCH):
-    """Rank ``rank``'s contiguous slice of every batch (DataParallel()'s slices)."""
-    out = []
-    for s in range(0, n, batch):
-        length = min(batch, n - s)
-        out.append(np.arange(s + length * rank // size, s + length * (rank + 1) // size))
-    return np.concatenate(out)
-
-
 def main(mode, out, *args):
     from neurec import distribution
     from neurec.distribution import _sharding
@@ -145,7 +133,7 @@ def main(mode, out, *args):
             model = train(name)
             model.save(os.path.join(out, f"{name}.neurec"))  # rank 0 writes; stays sharded
             report[name] = score(model, name)
-            report[name]["sharded"] = getattr(model, "_shards", None) is not None
+            report[name]["sharded"] = sharded(model)
             ids, _ = model.recommend(np.arange(5), k=3, gather="main", verbose=0) \
                 or (None, None)
             report[name]["main"] = None if ids is None else ids.tolist()
@@ -197,7 +185,7 @@ def main(mode, out, *args):
                   "recommend_peak_bytes": rec_peak, "evaluate_full_peak_bytes": full_peak,
                   "recommend_seconds": seconds, "evaluate_full_seconds": full_seconds,
                   "max_block_bytes": 8 << 20, "setup_seconds": t0 - start,
-                  "sharded": getattr(model, "_shards", None) is not None}
+                  "sharded": sharded(model)}
     elif mode == "local":  # each rank its partition vs the whole data on every rank
         (u, i), y = data()
         for small in (False, True):
@@ -205,12 +193,11 @@ def main(mode, out, *args):
             runs = {}
             for local in (True, False):
                 distribution.set_distribution(distribution.ModelParallel(local_data=local))
-                rows = interleaved(rank, size) if local else np.arange(N)
+                rows = interleaved(rank, size, N, BATCH) if local else np.arange(N)
                 model = build("neumf")
                 history = model.fit([u[rows], i[rows]], y[rows], batch_size=BATCH, epochs=2,
                                     shuffle=False, seed=11, verbose=0)
-                sharded = getattr(model, "_shards", None) is not None
-                runs[local] = {"sharded": sharded, "sha256": digest(model),  # gathers
+                runs[local] = {"sharded": sharded(model), "sha256": digest(model),  # gathers
                                "history": history.history,
                                "steps": int(model.optimizer.iterations)}
                 if rank == 0 and local and not small:
@@ -227,8 +214,7 @@ def main(mode, out, *args):
             sampler = NegativeSampler((u[mine], i[mine]), num_negatives=2, n_users=N_USERS,
                                       n_items=N_ITEMS, seed=3)
             history = model.fit(sampler, batch_size=100, epochs=2, seed=1, verbose=0)
-            sharded = getattr(model, "_shards", None) is not None
-            report[key] = {"sharded": sharded, "sha256": digest(model),
+            report[key] = {"sharded": sharded(model), "sha256": digest(model),
                            "history": history.history, "samples": int(sampler.num_samples)}
     elif mode == "mismatch":  # the ranks pass different users: a ValueError, no hang
         distribution.set_distribution(distribution.ModelParallel())
@@ -249,7 +235,7 @@ def main(mode, out, *args):
             history = model.fit(x, y, batch_size=128, epochs=2, seed=1, verbose=0,
                                 callbacks=metrics)
             report[key] = {"history": history.history,
-                           "sharded": getattr(model, "_shards", None) is not None}
+                           "sharded": sharded(model)}
     elif mode == "histories":  # fold-in and ranking of new users, split across the ranks
         import neurec
         from neurec.models import _foldin, load_model
@@ -287,7 +273,7 @@ def main(mode, out, *args):
             ids = model.recommend(histories=histories_cases()[0][1], k=8, seed=3,
                                   gather="main", verbose=0)
             report[key]["main"] = None if ids is None else ids[0].tolist()
-            report[key]["sharded"] = getattr(model, "_shards", None) is not None
+            report[key]["sharded"] = sharded(model)
             report[key]["counts"] = dict(done)
             done.update(ranked=0, groups=0)
         neurec.utils.set_random_seed(0)
