@@ -41,9 +41,8 @@
 /* ---- harness ------------------------------------------------------------- */
 
 static const char *g_section = "";
-static int n_failed = 0;
-static int n_checks = 0;
 
+/* harness.h's counters, with the section and a message on failure */
 #define CHECKF(cond, ...)                                                                   \
     do {                                                                                    \
         n_checks++;                                                                         \
@@ -55,6 +54,7 @@ static int n_checks = 0;
         }                                                                                   \
     } while (0)
 
+#undef CHECK
 #define CHECK(cond) CHECKF(cond, "%s", "")
 
 /* Abort the section on an allocation failure of the test itself. */
@@ -2350,8 +2350,10 @@ static void test_plan_weights(void)
         enum nr_loss loss;
         int fused;
         const char *name;
-    } cases[] = {{NR_LOSS_BCE, 1, "bce (logits path)"}, {NR_LOSS_BCE, 0, "bce"},
-                 {NR_LOSS_BCE_LOGITS, 0, "bce from logits"}, {NR_LOSS_MSE, 0, "mse"},
+    } cases[] = {{NR_LOSS_BCE, 1, "bce (logits path)"},
+                 {NR_LOSS_BCE, 0, "bce"},
+                 {NR_LOSS_BCE_LOGITS, 0, "bce from logits"},
+                 {NR_LOSS_MSE, 0, "mse"},
                  {NR_LOSS_MAE, 0, "mae"}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         lr_setup(f, cases[c].fused);
@@ -2390,8 +2392,8 @@ static void test_plan_weights(void)
                    cases[c].name, k, got, want);
         }
         CHECKF(close_enough(st->loss_sum / st->samples, loss, 1e-5, 1e-7) && st->samples == 8.0,
-               "%s: weighted mean loss %.8g want %.8g", cases[c].name,
-               st->loss_sum / st->samples, loss);
+               "%s: weighted mean loss %.8g want %.8g", cases[c].name, st->loss_sum / st->samples,
+               loss);
         /* the metric sums are unweighted (Keras's compiled metrics) */
         double hist = 0.0;
         for (int b = 0; b < NR_AUC_BINS; b++)
@@ -2423,14 +2425,12 @@ static void test_plan_weights(void)
             memcpy(kw0, f->kw, sizeof kw0);                /* widen a float constant */
             w[250] = bad[k];
             int64_t st0 = step;
-            s = nr_plan_fit_weighted(plan, NULL, &f->in, &f->lab, w, idx, 8, 4, &step, 1, st,
-                                     NULL);
+            s = nr_plan_fit_weighted(plan, NULL, &f->in, &f->lab, w, idx, 8, 4, &step, 1, st, NULL);
             CHECKF(s == NR_ERR_VALUE && step == st0 && memcmp(kw0, f->kw, sizeof kw0) == 0 &&
                        memcmp(&kb0, f->kb, sizeof kb0) == 0,
                    "%s: weight %g gave %s", cases[c].name, (double)bad[k], nr_status_str(s));
             /* a bad weight on a row idx does not select is never read */
-            s = nr_plan_fit_weighted(plan, NULL, &f->in, &f->lab, w, idx, 6, 4, &step, 1, st,
-                                     NULL);
+            s = nr_plan_fit_weighted(plan, NULL, &f->in, &f->lab, w, idx, 6, 4, &step, 1, st, NULL);
             CHECKF(s == NR_OK, "%s: unselected bad weight: %s", cases[c].name, nr_status_str(s));
             w[250] = keep;
         }
@@ -3192,10 +3192,5 @@ int main(void)
     regress_reserve_overflow_and_bad_steps();
     nr_pool_free(pool2);
     nr_pool_free(pool3);
-    if (n_failed) {
-        fprintf(stderr, "test_core: %d of %d checks FAILED\n", n_failed, n_checks);
-        return 1;
-    }
-    printf("test_core: all %d checks passed\n", n_checks);
-    return 0;
+    return nr_test_report("test_core");
 }

@@ -18,18 +18,6 @@
 
 #include "harness.h"
 
-static int n_failed = 0;
-static int n_checks = 0;
-
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        n_checks++;                                                                  \
-        if (!(cond)) {                                                               \
-            n_failed++;                                                              \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-        }                                                                            \
-    } while (0)
-
 #define CHECK_CLOSE(a, b) CHECK(fabs((double)(a) - (double)(b)) < 1e-12)
 
 /* A test-local generator, so runs are reproducible. */
@@ -431,10 +419,5 @@ int main(void)
     test_count_full_hand();
     test_count_full_random();
     test_score();
-    if (n_failed) {
-        fprintf(stderr, "test_rank: %d of %d checks failed\n", n_failed, n_checks);
-        return 1;
-    }
-    printf("test_rank: all %d checks passed\n", n_checks);
-    return 0;
+    return nr_test_report("test_rank");
 }

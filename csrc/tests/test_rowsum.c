@@ -19,18 +19,6 @@
 
 #include "harness.h"
 
-static int n_failed = 0;
-static int n_checks = 0;
-
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        n_checks++;                                                                  \
-        if (!(cond)) {                                                               \
-            n_failed++;                                                              \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-        }                                                                            \
-    } while (0)
-
 enum { SENDERS = 3, MAX_ROWS = 200, COLS = 5, WIDTH = COLS + 2 };
 
 static uint64_t rng_state = 0x2545F4914F6CDD1Dull;
@@ -108,10 +96,5 @@ int main(void)
 {
     test_reused_workspace(4096);                 /* the dense index */
     test_reused_workspace((int64_t)1 << 40);     /* the hash */
-    if (n_failed) {
-        fprintf(stderr, "test_rowsum: %d of %d checks failed\n", n_failed, n_checks);
-        return 1;
-    }
-    printf("test_rowsum: all %d checks passed\n", n_checks);
-    return 0;
+    return nr_test_report("test_rowsum");
 }

@@ -23,18 +23,6 @@
 
 #include "harness.h"
 
-static int n_failed = 0;
-static int n_checks = 0;
-
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        n_checks++;                                                                  \
-        if (!(cond)) {                                                               \
-            n_failed++;                                                              \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-        }                                                                            \
-    } while (0)
-
 static uint64_t rng_state = 0x243F6A8885A308D3ull;
 static float rng_normal(float scale)
 {
@@ -603,10 +591,5 @@ int main(void)
                 n_failed - before);
     }
     nr_pool_free(pool3);
-    if (n_failed) {
-        fprintf(stderr, "test_score_ncf: %d of %d checks FAILED\n", n_failed, n_checks);
-        return 1;
-    }
-    printf("test_score_ncf: all %d checks passed\n", n_checks);
-    return 0;
+    return nr_test_report("test_score_ncf");
 }
