@@ -374,7 +374,8 @@ static char *grads_merged(GradsObject *self, size_t bytes)
 /* merge_rows(params, message, offsets, counts, weights): every sender's
  * pack_rows block (sender s's from word offsets[s], counts[s, j] rows of table
  * params[j]) merged table by table as nr_rowsum.h says; each table's parts
- * become the union, split over its parts. */
+ * become the union, split over its parts. Once per batch: the union lives in
+ * the plan's merge output, which a second call would reuse. */
 static PyObject *Grads_merge_rows(GradsObject *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"params", "message", "offsets", "counts", "weights", NULL};
@@ -588,7 +589,7 @@ static PyMethodDef Grads_methods[] = {
                     "sender's pack_rows block (sender s's from word offsets[s], counts[s, j] "
                     "rows of table params[j]): each table's parts become the distinct ids in "
                     "order of first appearance with sum_s weights[s] * grad, summed in double "
-                    "in sender order."),
+                    "in sender order. Call it once per batch."),
     NR_PY_KW_METHOD("pack_values", Grads_pack_values,
                     "pack_values(params, out=None) -> message: after the apply phase, each "
                     "table's row count (int64), then per table the ids and new float32 values "
