@@ -93,6 +93,11 @@ def test_processes_train_as_one_with_the_same_global_batch(matched, name, one_th
         else:
             np.testing.assert_allclose(got[f"arr_{k}"], want, rtol=0,
                                        atol=1e-5 * float(np.abs(want).max()))
+    # sparse updates: the user tables' rows stay with their owners (_routing.py)
+    sparse = dp_fit.CONFIGS[name][1]
+    users = [k for k, (_, _, table) in enumerate(model._builder.params)
+             if table and model._builder.params[k][0].input_dim == dp_fit.N_USERS]
+    assert reports[0]["routed"] == (users if sparse else None)
     assert sorted(reports[0]["history"]) == sorted(history.history)
     for key, values in history.history.items():
         assert reports[0]["history"][key] == pytest.approx(values, rel=1e-5), key

@@ -64,7 +64,8 @@ def test_local_batches_add_up_to_the_global_batch():
 
 def test_interleaved_partitions_train_as_whole_data(mpi, tmp_path, one_thread):
     """Partitions made of each rank's slice of every batch, trained with shuffle=False,
-    take exactly the steps of DataParallel() on the whole data: bit-identical weights;
+    take exactly the steps of DataParallel() on the whole data cut in slices (routing
+    off): bit-identical weights;
     and one process's weights within 1e-5 (relative), the same History."""
     reports = run("interleave", tmp_path)
     assert reports[0] == reports[1]

@@ -46,8 +46,8 @@ def _weights(path):
 @pytest.mark.parametrize("small", [False, True])
 @pytest.mark.parametrize("name", CONFIGS)
 def test_model_parallel_trains_as_data_parallel(matched, name, small):
-    """Sharded tables, the same bits as DataParallel on every rank, the same logs; with
-    working tables of 16 rows (grown to a batch) too."""
+    """Sharded tables, the same bits as DataParallel cutting slices (not routing samples)
+    on every rank, the same logs; with working tables of 16 rows (grown to a batch) too."""
     if small and name == "adam-last-batch-of-one":
         pytest.skip("a single batch per epoch: the same runs either way")
     tag = f"{name}-mp{'-small' if small else ''}"

@@ -77,6 +77,83 @@ done:
     return result;
 }
 
+/* The id of sample s: ids is int32 or int64 (route_split checks). */
+static inline int64_t id_at(const void *ids, int wide, int64_t s)
+{
+    return wide ? ((const int64_t *)ids)[s] : ((const int32_t *)ids)[s];
+}
+
+/* route_split(owner, ids, idx, batch_size, rank, out, bounds, touched) -> n */
+static PyObject *py_route_split(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"owner", "ids",    "idx",     "batch_size", "rank",
+                             "out",   "bounds", "touched", NULL};
+    struct nr_arg owner = {.name = "owner", .min_nd = 1, .max_nd = 1},
+                  ids = {.name = "ids", .min_nd = 1, .max_nd = 2},
+                  idx = {.name = "idx", .min_nd = 1, .max_nd = 1},
+                  out = {.name = "out", .min_nd = 1, .max_nd = 1},
+                  bounds = {.name = "bounds", .min_nd = 1, .max_nd = 1},
+                  touched = {.name = "touched", .min_nd = 1, .max_nd = 1};
+    long long batch, rank;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&LLO&O&O&:route_split", kwlist, nr_conv_i32_in,
+                                     &owner, nr_conv_num_in, &ids, nr_conv_i64_in, &idx, &batch,
+                                     &rank, nr_conv_i64_out, &out, nr_conv_i64_out, &bounds,
+                                     nr_conv_u8_out, &touched))
+        return NULL;
+    PyObject *result = NULL;
+    const int type = PyArray_TYPE(ids.array);
+    const int64_t rows = nr_arg_size(&owner), n_ids = nr_arg_size(&ids), n = nr_arg_size(&idx);
+    const int64_t steps = batch > 0 ? (n + batch - 1) / batch : -1;
+    if (type != NPY_INT64 && type != NPY_INT32) {
+        PyErr_SetString(PyExc_TypeError, "route_split: ids must be int32 or int64");
+        goto done;
+    }
+    if (steps < 0 || nr_arg_size(&out) < n || nr_arg_size(&bounds) != steps + 1 ||
+        nr_arg_size(&touched) != rows || rows < 1) {
+        PyErr_Format(PyExc_ValueError,
+                     "route_split: needs batch_size >= 1, out of idx.size (%lld), bounds of "
+                     "steps + 1 (%lld) and touched of owner.size (%lld) entries",
+                     (long long)n, (long long)steps + 1, (long long)rows);
+        goto done;
+    }
+    const int32_t *own = nr_arg_data(&owner);
+    const int64_t *ix = nr_arg_data(&idx);
+    const void *id = PyArray_DATA(ids.array);
+    const int wide = type == NPY_INT64;
+    int64_t *o = nr_arg_data(&out), *b = nr_arg_data(&bounds), bad = -1, m = 0;
+    uint8_t *t = nr_arg_data(&touched);
+    Py_BEGIN_ALLOW_THREADS
+    for (int64_t k = 0; k < n; k++) {
+        if (k % batch == 0)
+            b[k / batch] = m;
+        if (k + 16 < n && ix[k + 16] >= 0 && ix[k + 16] < n_ids)
+            __builtin_prefetch(wide ? (const void *)((const int64_t *)id + ix[k + 16])
+                                    : (const void *)((const int32_t *)id + ix[k + 16]));
+        const int64_t s = ix[k];
+        if (s < 0 || s >= n_ids) {
+            bad = k;
+            break;
+        }
+        int64_t r = id_at(id, wide, s);
+        r = r < 0 ? 0 : (r >= rows ? rows - 1 : r); /* out of range: the core refuses it */
+        if (own[r] == rank) {
+            o[m++] = s;
+            t[r] = 1;
+        }
+    }
+    b[steps] = m;
+    Py_END_ALLOW_THREADS
+    if (bad >= 0)
+        PyErr_Format(PyExc_IndexError, "route_split: idx[%lld] is outside [0, %lld)",
+                     (long long)bad, (long long)n_ids);
+    else
+        result = PyLong_FromLongLong(m);
+done:
+    NR_ARGS_RELEASE(&owner, &ids, &idx, &out, &bounds, &touched);
+    return result;
+}
+
 PyMethodDef nr_py_exchange_methods[] = {
     NR_PY_KW_METHOD("sum_rows", py_sum_rows,
                     "sum_rows(message, offsets, counts, weights, table_rows, out_ids, out_grad) "
@@ -85,5 +162,11 @@ PyMethodDef nr_py_exchange_methods[] = {
                     "their gradients' float32 bits): the n distinct ids in order of first "
                     "appearance into out_ids[:n], their sums over senders of weights[s] * "
                     "grad (in double, in sender order) into out_grad[:n]."),
+    NR_PY_KW_METHOD("route_split", py_route_split,
+                    "route_split(owner, ids, idx, batch_size, rank, out, bounds, touched) -> n: "
+                    "the samples idx (consecutive batches of batch_size) whose id ids[s] rank "
+                    "owns (owner[id], int32; ids clipped to its range) into out[:n] in order, "
+                    "where each batch starts in out into bounds (steps + 1), and touched[id] = 1 "
+                    "for each of their ids (uint8 of owner.size)."),
     {NULL, NULL, 0, NULL},
 };

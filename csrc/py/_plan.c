@@ -411,22 +411,28 @@ static PyObject *stats_dict(const struct nr_fit_stats *st)
                          st->sq_err, "abs_err", st->abs_err, "auc_pos", pos, "auc_neg", neg);
 }
 
-/* fit(inputs, y, idx, batch_size, step, seed, weights=None) -> stats
+/* fit(inputs, y, idx, batch_size, step, seed, weights=None, bounds=None, norms=None)
  * step is a 1-element int64 array, advanced in place batch by batch, so the count
  * is right even when a KeyboardInterrupt is raised as this call returns. weights:
- * None or a float32 (n,) array, the loss weight of each row (indexed as y). */
+ * None or a float32 (n,) array, the loss weight of each row (indexed as y).
+ * bounds, norms: int64 arrays, or None: the steps of nr_plan_fit_steps (step s
+ * the rows idx[bounds[s]:bounds[s+1]], its loss over norms[s] samples). */
 static PyObject *Plan_fit(PlanObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"inputs", "y", "idx", "batch_size", "step", "seed", "weights", NULL};
+    static char *kwlist[] = {"inputs", "y",       "idx",    "batch_size", "step",
+                             "seed",   "weights", "bounds", "norms",      NULL};
     PyObject *inputs_o;
     struct nr_arg y_a = {.name = "y", .min_nd = 1}, idx_a = {.name = "idx"};
     struct nr_arg step_a = {.name = "step"};
     struct nr_arg w_a = {.name = "weights", .min_nd = 1, .max_nd = 1, .optional = 1};
+    struct nr_arg b_a = {.name = "bounds", .min_nd = 1, .max_nd = 1, .optional = 1};
+    struct nr_arg n_a = {.name = "norms", .min_nd = 1, .max_nd = 1, .optional = 1};
     long long batch_size;
     unsigned long long seed;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO&O&LO&K|O&:fit", kwlist, &inputs_o,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO&O&LO&K|O&O&O&:fit", kwlist, &inputs_o,
                                      nr_conv_num_in, &y_a, nr_conv_i64_in, &idx_a, &batch_size,
-                                     nr_conv_i64_out, &step_a, &seed, nr_conv_f32_in, &w_a))
+                                     nr_conv_i64_out, &step_a, &seed, nr_conv_f32_in, &w_a,
+                                     nr_conv_i64_in, &b_a, nr_conv_i64_in, &n_a))
         return NULL;
     PyObject *result = NULL;
     struct nr_arg *conv = calloc((size_t)(self->n_inputs ? self->n_inputs : 1), sizeof *conv);
@@ -497,17 +503,32 @@ static PyObject *Plan_fit(PlanObject *self, PyObject *args, PyObject *kw)
                      (long long)*step_p);
         goto done;
     }
+    const int64_t *bounds = nr_arg_data(&b_a), *norms = nr_arg_data(&n_a);
+    const int64_t n_steps = bounds ? nr_arg_size(&b_a) - 1 : 0;
+    if ((bounds == NULL) != (norms == NULL) ||
+        (bounds && (n_steps < 0 || nr_arg_size(&n_a) != n_steps || bounds[0] != 0 ||
+                    bounds[n_steps] != n_idx))) {
+        PyErr_SetString(PyExc_ValueError,
+                        "bounds and norms go together: bounds runs from 0 to idx.size and "
+                        "norms has one entry per step (len(bounds) - 1)");
+        goto done;
+    }
     enum nr_status s = NR_OK;
-    RUN_PLAN_ON_POOL(self, s,
-                     nr_plan_fit_weighted(self->plan, pool, inputs, &y, w, idx, n_idx, batch_size,
-                                          step_p, seed, st, NULL));
+    if (bounds)
+        RUN_PLAN_ON_POOL(self, s,
+                         nr_plan_fit_steps(self->plan, pool, inputs, &y, w, idx, bounds, norms,
+                                           n_steps, step_p, seed, st, NULL));
+    else
+        RUN_PLAN_ON_POOL(self, s,
+                         nr_plan_fit_weighted(self->plan, pool, inputs, &y, w, idx, n_idx,
+                                              batch_size, step_p, seed, st, NULL));
     if (nr_py_raise(s, "fit") < 0)
         goto done;
     result = stats_dict(st);
 done:
     free_inputs(conv, inputs, self->n_inputs);
     free(st);
-    NR_ARGS_RELEASE(&y_a, &idx_a, &step_a, &w_a);
+    NR_ARGS_RELEASE(&y_a, &idx_a, &step_a, &w_a, &b_a, &n_a);
     return result;
 }
 
@@ -652,9 +673,11 @@ static PyObject *Plan_set_reduce_hook(PlanObject *self, PyObject *args, PyObject
 static PyMethodDef Plan_methods[] = {
     NR_PY_KW_METHOD(
         "fit", Plan_fit,
-        "fit(inputs, y, idx, batch_size, step, seed, weights=None) -> stats: train on rows idx in "
-        "batches; step is a 1-element int64 array advanced in place; weights, a float32 (n,) "
-        "array, weighs each row's loss (Keras's sum_over_batch_size)."),
+        "fit(inputs, y, idx, batch_size, step, seed, weights=None, bounds=None, norms=None) -> "
+        "stats: train on rows idx in batches; step is a 1-element int64 array advanced in place; "
+        "weights, a float32 (n,) array, weighs each row's loss (Keras's sum_over_batch_size); "
+        "bounds and norms (int64, steps + 1 and steps) make step s rows idx[bounds[s]:bounds[s+1]] "
+        "with its loss summed over norms[s] samples (batch_size is then unused)."),
     NR_PY_KW_METHOD("predict", Plan_predict,
                     "predict(inputs, out): forward pass over all rows into the float32 array out."),
     {"set_optimizer", (PyCFunction)Plan_set_optimizer, METH_O,

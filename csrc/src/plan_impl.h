@@ -102,6 +102,7 @@ struct run_ctx {
     const int64_t *idx;     /* sample index of each batch row, or NULL: start + row */
     int64_t start;
     int64_t bs;             /* rows in this batch */
+    int64_t norm;           /* the loss's divisor in samples (nr_plan_fit_steps), 0: bs */
     int training;
     uint64_t seed;
     int64_t step;

@@ -22,7 +22,7 @@ void nr_plan_loss(struct run_ctx *c, int64_t b0, int64_t b1, struct nr_fit_stats
     float *g = grad_of(p, fused ? p->d.logits : outv);
     const struct nr_array *y = c->y;
     int64_t yw = y->width;
-    float scale = 1.0f / (float)(c->bs * P);
+    float scale = 1.0f / (float)((c->norm > 0 ? c->norm : c->bs) * P);
     const float eps = 1e-7f;
     for (int64_t b = b0; b < b1; b++) {
         int64_t s = sample_of(c, b);

@@ -208,6 +208,9 @@ class NegativeSampler:
         self._u = np.empty(n, np.int64)
         self._i = np.empty(n, np.int64)
         self._y = np.empty(n, np.float32)
+        # whether self._u and self._y hold an epoch: their values depend on the
+        # positives alone (each positive's user, then 1 and zeros), never on the seed
+        self._fixed_drawn = False
 
     @property
     def num_samples(self) -> int:
@@ -259,9 +262,13 @@ class NegativeSampler:
 
         if comm is None:
             draw(0, self._pos_users.size)
-        else:
+        else:  # the users and labels of the others' shares are known: they need not travel
             from neurec.distribution._epoch import draw_shared
-            draw_shared(comm, self._pos_users.size, 1 + self.num_negatives, draw, (u, i, y))
+            known = u is self._u and y is self._y and self._fixed_drawn
+            draw_shared(comm, self._pos_users.size, 1 + self.num_negatives, draw,
+                        (i,) if known else (u, i, y))
+        if u is self._u and y is self._y:
+            self._fixed_drawn = True
 
     # -- the hand-off to Model.fit: everything passes through arguments ----------------
     def _check_model(self, model, id_checks: Sequence[Tuple[int, Any]]

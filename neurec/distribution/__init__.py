@@ -264,20 +264,27 @@ class DataParallel(Distribution):
     batch.
 
     Every process passes ``fit`` the same arrays (or the same ``NegativeSampler`` with the
-    same positives): ``batch_size`` is the global batch, split into one contiguous slice
-    per rank of every batch of the shuffled order (the same order on every rank, from the
-    same seed). After each batch the gradients of all ranks are combined, weighted by
-    their slice sizes and summed in rank order, and every rank applies the same update:
-    the weights stay bit-identical on every rank and equal, within float rounding, those
-    of one process training with the same global batch. ``fit`` starts from rank 0's
-    weights and optimizer state (sent to the others when they differ) and its seed.
-    Embedding rows are updated by their owner (rank ``id % size()``), which sends the new
-    rows to every rank; the others' copies of a row's optimizer state catch up at each
-    epoch's end (and at every chunk of batches under ``ModelCheckpoint(save_freq=N)``), so
-    the state is whole wherever callbacks or the caller read it (after a ``fit`` that
-    raised mid-epoch it may lag until the next data-parallel ``fit``, which takes it from
-    the owners first). A sampler's epoch is drawn in shares by the ranks: the same epoch
-    as one process's.
+    same positives): ``batch_size`` is the global batch, split among the ranks in every
+    batch of the shuffled order (the same order on every rank, from the same seed). After
+    each batch the gradients of all ranks are combined, summed in rank order, and every
+    rank applies the same update: the model is the same on every rank and equal, within
+    float rounding, to that of one process training with the same global batch. ``fit``
+    starts from rank 0's weights and optimizer state (sent to the others when they
+    differ) and its seed. With sparse updates (``Adam(sparse_updates=True)``, the
+    default) the samples of a batch go to the ranks by one id input, the users typically
+    (the one whose tables a batch touches most rows of; its ids dealt to the ranks so
+    their samples balance): the rows of the tables that input alone reads are then
+    trained by one rank each and never cross the network, and the ranks exchange the new
+    values of those rows at the end of every chunk of batches (about 0.2 s of training),
+    before any callback runs. The other tables' rows are updated by their owner (rank
+    ``id % size()``), which sends the new rows to every rank; the others' copies of such
+    a row's optimizer state catch up at each epoch's end (and at every chunk under
+    ``ModelCheckpoint(save_freq=N)``). So the model and its optimizer state are whole
+    wherever callbacks or the caller read them (after a ``fit`` that raised mid-chunk,
+    the next data-parallel ``fit`` takes the lagging rows from their owners first).
+    Without sparse updates, or when one id holds too many samples to balance, every
+    batch is cut into one contiguous slice per rank. A sampler's epoch is drawn in shares
+    by the ranks: the same epoch as one process's.
 
     With ``local_data=True`` each rank passes only its own partition of the data (arrays,
     or a ``NegativeSampler`` over its users' interactions built with the global

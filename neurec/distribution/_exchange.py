@@ -28,6 +28,11 @@ batch), through ``mpi4py``'s buffer calls on the C core's own buffers:
 
 So a step costs one collective call, two with sparse tables. The header sizes the sparse
 message and catches ranks that are out of step.
+
+Tables whose rows a routed fit keeps on their owners (``_routing.py``, :meth:`route`) stay
+out of the message: each rank's own gradient of them is applied as it is. The ranks'
+gradients are then those of their samples' losses over the global batch, and add up
+unweighted.
 """
 from typing import Dict, List, NamedTuple, Sequence
 
@@ -76,14 +81,12 @@ class GradientExchange:
         self.rank, self.size = int(comm.Get_rank()), int(comm.Get_size())
         self.tables: Dict[int, TableSpec] = {t.param: t for t in tables}
         self.live: List[int] = sorted(t.param for t in tables if not t.frozen)
-        self._live = np.array(self.live, dtype=np.int64)
         # the sparse message's buffers, grown as needed and kept from step to step
         self._send = np.empty(0, dtype=np.uint32)
         self._recv = np.empty(0, dtype=np.uint32)
-        # 32-bit words per row: the id's two, then the gradient's (or the new values')
-        self._widths = np.array([self.tables[p].cols + 2 for p in self.live], dtype=np.int64)
         self.sparse = bool(sparse)
         self.owners = bool(owners) and self.sparse and self.size > 1 and bool(self.live)
+        self.route(())
         self._block = 0  # words of the longest block of new rows (after_apply), per step
         self._vsend = np.empty(0, dtype=np.uint32)
         self._vrecv = np.empty(0, dtype=np.uint32)
@@ -92,11 +95,22 @@ class GradientExchange:
         self.steps = 0
         self.placeholder = False
 
+    def route(self, routed: Sequence[int]) -> None:
+        """Leave the tables ``routed`` out of the exchange: their rows are read and
+        written by one rank each (``_routing.py``), so the rank's own gradients of them
+        are applied as they are. The ranks' gradients are then those of their samples'
+        losses over the global batch (``Plan.fit(norms=)``) and add up unweighted."""
+        self.summed = bool(routed)
+        self.sent: List[int] = [p for p in self.live if p not in set(routed)]
+        self._sent = np.array(self.sent, dtype=np.int64)
+        # 32-bit words per row: the id's two, then the gradient's (or the new values')
+        self._widths = np.array([self.tables[p].cols + 2 for p in self.sent], dtype=np.int64)
+
     # -- the hook --------------------------------------------------------------------
     def __call__(self, grads) -> None:
         mine = 0 if self.placeholder else int(grads.n_samples)
         if self.sparse:  # this rank's rows, packed in C; none for a placeholder batch
-            packed, counts = grads.pack_rows(self._live, empty=self.placeholder, out=self._send,
+            packed, counts = grads.pack_rows(self._sent, empty=self.placeholder, out=self._send,
                                              owners=self.size if self.owners else None)
             counts = counts.reshape(-1)
             if packed is not self._send:  # outgrew the buffer: keep a larger one
@@ -124,7 +138,8 @@ class GradientExchange:
         total = int(table[:, 1].sum())
         if total <= 0:
             raise RuntimeError("data-parallel fit: a global batch without samples")
-        weights = table[:, 1].astype(np.float64) / total
+        weights = (table[:, 1] > 0).astype(np.float64) if self.summed else \
+            table[:, 1].astype(np.float64) / total
         if dense.size and gather:
             values = every[:, h:].view(np.float32)
             acc = values[0] * weights[0]
@@ -133,7 +148,7 @@ class GradientExchange:
             dense[:] = acc
         elif dense.size:
             self._reduce(dense, weights)
-        if self.owners:
+        if self.owners and self.sent:
             self._reduce_at_owners(grads, table[:, 2:].reshape(self.size, self.size, -1), weights)
         elif self.sparse:
             self._merge_rows(grads, np.ascontiguousarray(table[:, 2:]), weights)
@@ -190,7 +205,7 @@ class GradientExchange:
         union on every rank. The blocks travel padded to the longest (an ``Allgather``:
         MPICH's ``Allgatherv`` took twice as long for the same bytes here), in buffers
         kept from step to step."""
-        if not self.live:
+        if not self.sent:
             return
         size = self.size
         width = int((n_rows @ self._widths).max())  # words of the longest block
@@ -204,7 +219,7 @@ class GradientExchange:
         self.comm.Allgather([self._send[:width], self._mpi.UINT32_T],
                             [every, self._mpi.UINT32_T])
         self.bytes_sent += 4 * width * (size - 1)
-        grads.merge_rows(self._live, every.view(np.int32),
+        grads.merge_rows(self._sent, every.view(np.int32),
                          np.arange(size, dtype=np.int64) * width, n_rows, weights)
 
     # -- rows reduced and updated at their owners ----------------------------------------
@@ -223,26 +238,28 @@ class GradientExchange:
         self.comm.Alltoallv([self._send, (send, sdispls), MPI.UINT32_T],
                             [self._recv, (recv, rdispls), MPI.UINT32_T])
         self.bytes_sent += 4 * int(send.sum() - send[me])
-        grads.merge_rows(self._live, self._recv.view(np.int32), rdispls,
+        grads.merge_rows(self._sent, self._recv.view(np.int32), rdispls,
                          np.ascontiguousarray(n_rows[:, me, :]), weights)
         # an owner's new rows are at most the rows sent to it (the tables' counts first)
-        self._block = int(2 * self._live.size + (n_rows.sum(axis=0) @ self._widths).max())
+        self._block = int(2 * self._sent.size + (n_rows.sum(axis=0) @ self._widths).max())
 
     def after_apply(self, grads) -> None:
         """The plan's apply hook: every rank sends the new values of the rows it owns and
         updated, and writes the others' into its tables (an ``Allgather`` of blocks
         padded to the longest): every rank holds the same weights again."""
         size, block = self.size, self._block
+        if not self.sent:
+            return
         if self._vsend.size < block:
             self._vsend = np.empty(block * 3 // 2, dtype=np.uint32)
         if self._vrecv.size < size * block:
             self._vrecv = np.empty(size * block * 3 // 2, dtype=np.uint32)
-        grads.pack_values(self._live, out=self._vsend)
+        grads.pack_values(self._sent, out=self._vsend)
         every = self._vrecv[:size * block]
         self.comm.Allgather([self._vsend[:block], self._mpi.UINT32_T],
                             [every, self._mpi.UINT32_T])
         self.bytes_sent += 4 * block * (size - 1)
-        grads.unpack_values(self._live, every.view(np.int32),
+        grads.unpack_values(self._sent, every.view(np.int32),
                             np.arange(size, dtype=np.int64) * block, block, self.rank)
         self.stale = True
 
@@ -255,7 +272,7 @@ class GradientExchange:
         if not self.stale:
             return
         size, me = self.size, self.rank
-        for param in self.live:
+        for param in self.sent:
             for a in state.get(param, ()):
                 rows = a.reshape(a.shape[0], -1)
                 for lo in range(0, rows.shape[0], size * chunk_rows):

@@ -2,9 +2,12 @@
 differently when several processes train together.
 
 Every rank runs the same loop over the same shuffled order (the same seed, broadcast from
-rank 0). Each global batch is cut into one contiguous slice per rank; a rank hands the
-C core only its slices of a chunk of batches (indices into the full arrays, so dropout
-masks, which depend on the sample's index and the step, are those of one process), and
+rank 0). Each global batch is split among the ranks: by the owner of one id input's
+rows where the tables allow it (``distribution/_routing.py``: the rank's samples of each
+batch, in order, trained as steps of varying size), else into one contiguous slice per
+rank. A rank hands the C core only its samples of a chunk of batches (indices into the
+full arrays, so dropout masks, which depend on the sample's index and the step, are
+those of one process), and
 the reduce hook (:class:`neurec.distribution._exchange.GradientExchange`) combines the
 ranks' gradients of every batch before it is applied. Between chunks the ranks sum their
 loss and metric statistics in rank order and agree on the next chunk's size and on
@@ -22,11 +25,15 @@ import numpy as np
 from neurec import distribution
 from neurec.callbacks import CSVLogger, ModelCheckpoint
 from neurec.callbacks.callback_list import _flatten_callbacks
+from neurec.distribution import _routing
 from neurec.distribution._epoch import sampler_arrays
 from neurec.distribution._exchange import GradientExchange, TableSpec
 
 # callbacks that write files: rank 0 alone runs them
 _WRITERS = (CSVLogger, ModelCheckpoint)
+# route samples to the owners of their rows where possible (_routing.py); off: every
+# table's rows go through the gradient exchange (a benchmark's A/B switch)
+ROUTE = True
 
 
 def active() -> bool:
@@ -101,6 +108,9 @@ class DataParallelFit:
         self.opts = opts._replace(seed=seed, verbose=opts.verbose if self.is_main else 0)
         self.callbacks = _own_callbacks(callbacks, self.is_main)
         self.checked = False
+        self.route: Optional[_routing.Route] = None
+        self._touched: Optional[np.ndarray] = None  # uint8: routed ids trained, unsynced
+        self._mine = np.empty(0, dtype=np.int64)  # this rank's samples of a chunk (reused)
         self.exchange = GradientExchange(self.comm, _tables(model), model.optimizer.sparse_updates,
                                          owners=self.OWNERS)
         self._share_sampling(source)
@@ -149,6 +159,8 @@ class DataParallelFit:
         next data-parallel fit takes it from the owners first."""
         self.plan.set_reduce_hook(None)
         self.model._owner_state_lags = self.exchange.stale
+        self.model._routed_lag = (self.route.params, np.flatnonzero(self._touched)) \
+            if self.route is not None and self._touched.any() else None
 
     def _global_batch(self, source, opts) -> int:
         return getattr(source, "batch_size", self.size)
@@ -173,7 +185,10 @@ class DataParallelFit:
         self._check_batch(batch_size)
         if not self.checked:  # the first chunk (inside fit's try: end() removes the hook)
             self._check(inputs, labels, weights, batch_size, step)
+            self._choose_route(inputs, batch_size)
             self.hook()
+        if self.route is not None:
+            return self._fit_routed(inputs, labels, idx, batch_size, step, seed, weights)
         full = idx.size // batch_size
         lo, hi = self._slice(batch_size)
         stats = None
@@ -191,6 +206,47 @@ class DataParallelFit:
                 stats = self._placeholder_steps(inputs, labels, np.ascontiguousarray(rest[:1]),
                                                 step, seed, weights, stats)
         return stats
+
+    def _choose_route(self, inputs, batch_size: int) -> None:
+        """Route samples to the owners of their rows (``_routing.py``) when the rows
+        are updated at their owners and an input's tables can be left out of the
+        exchange (the same choice on every rank: the same data and order)."""
+        if not (self.exchange.owners and ROUTE and type(self).fit is DataParallelFit.fit):
+            return
+        self.route = _routing.choose(self.model._builder, _tables(self.model), inputs,
+                                     batch_size, self.size)
+        if self.route is not None:
+            self.exchange.route(self.route.params)
+            self._touched = np.zeros(self.route.owner.size, dtype=np.uint8)
+
+    def _fit_routed(self, inputs, labels, idx, batch_size, step, seed, weights):
+        """Train this rank's samples of the global batches ``idx``: those whose routed
+        id it owns, each step's loss over the global batch."""
+        if self._mine.size < idx.size:
+            self._mine = np.empty(idx.size * 5 // 4, dtype=np.int64)
+        mine, bounds, norms = _routing.split(self.route, inputs, idx, batch_size, self.rank,
+                                             self._touched, out=self._mine)
+        return self.plan.fit(inputs, labels, mine, batch_size, step, seed, weights=weights,
+                             bounds=bounds, norms=norms)
+
+    def _routed_arrays(self, params) -> List[np.ndarray]:
+        """The weights and optimizer state of the routed tables ``params``."""
+        opt, out = self.model.optimizer, []
+        for k in params:
+            layer, i, _ = self.model._builder.params[k]
+            out.append(layer._weights[i][1])
+            out.extend(a for a in opt._slots[k] if a is not None)
+        return out
+
+    def sync_routed(self) -> None:
+        """Every rank receives the routed rows the others updated since the last call
+        (collective): the whole model is then the same on every rank."""
+        if self.route is None:
+            return
+        ids = np.flatnonzero(self._touched)
+        self.exchange.bytes_sent += _routing.sync_rows(
+            self.comm, self._routed_arrays(self.route.params), ids)
+        self._touched[ids] = 0
 
     def _placeholder_steps(self, inputs, labels, idx: np.ndarray, step: np.ndarray, seed: int,
                            weights, stats: Optional[Dict[str, Any]]) -> Dict[str, Any]:
@@ -215,6 +271,7 @@ class DataParallelFit:
                               + [np.array([chunk], dtype=np.float64)])
         every = np.empty((self.size, flat.size), dtype=np.float64)
         self.comm.Allgather(flat, every)
+        self.sync_routed()
         if self._sync_chunks:
             self.sync_state()
         total = every[0].copy()
@@ -260,7 +317,20 @@ class DataParallelFit:
                 bool(getattr(self.model, "_owner_state_lags", False)), op=_mpi().LOR):
             self.exchange.stale = True  # the last fit raised mid-epoch: catch up first
             self.sync_state()
+        self._catch_up_routed()
         self._sync_state(step)
+
+    def _catch_up_routed(self) -> None:
+        """A fit that raised mid-chunk left the routed rows its ranks updated in that
+        chunk on their owners alone: every rank takes them before training on."""
+        lag = getattr(self.model, "_routed_lag", None)
+        every = self.comm.allgather(None if lag is None else lag[0])
+        params = next((p for p in every if p is not None), None)
+        if params is None:
+            return
+        ids = lag[1] if lag is not None else np.empty(0, np.int64)
+        _routing.sync_rows(self.comm, self._routed_arrays(params), ids)
+        self.model._routed_lag = None
 
     def _sync_state(self, step: np.ndarray) -> None:
         """Rank 0's weights, optimizer slots and step count (``step``, the C core's) on

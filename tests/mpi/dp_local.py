@@ -88,7 +88,10 @@ def main(mode, out):
                                               "steps": int(model.optimizer.iterations)}
             if rank == 0:
                 np.savez(os.path.join(out, f"{optimizer}-{sparse}.npz"), *model.get_weights())
-        # the same data on every rank, DataParallel(): the same slices of the same batches
+        # the same data on every rank, DataParallel() cutting slices (not routing samples
+        # to the owners of their users' rows): the same slices of the same batches
+        from neurec.models import _distributed
+        _distributed.ROUTE = False
         distribution.set_distribution(distribution.DataParallel())
         for optimizer, sparse in (("adam", True), ("sgd", False)):
             model, _ = train_interleave(optimizer, sparse)

@@ -30,6 +30,8 @@ def main(mode, out, rows=None):
     distribution.initialize()
     rank = distribution.rank()
     if mode == "match":  # the same fits under DataParallel, then ModelParallel
+        from neurec.models import _distributed
+        _distributed.ROUTE = False  # DataParallel cuts slices, as ModelParallel: the same bits
         for small in (False, True):
             # small working tables: runs of one batch, grown by the first batch
             _sharding.WORK_ROWS = 16 if small else 1 << 16

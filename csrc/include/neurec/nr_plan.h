@@ -185,6 +185,22 @@ enum nr_status nr_plan_fit_weighted(struct nr_plan *plan, struct nr_pool *pool,
                                     int64_t batch_size, int64_t *step, uint64_t seed,
                                     struct nr_fit_stats *stats, const volatile int *abort);
 
+/* Training steps of varying size, as the ranks of a data-parallel fit take their
+ * shares of global batches: step s trains the samples idx[bounds[s]] ..
+ * idx[bounds[s+1] - 1] (n_steps + 1 bounds from 0, never decreasing; a step may
+ * be empty: its gradients are zero and the hooks still run), and its loss and
+ * gradient are the sum of its samples' (weighted) losses over norms[s] samples,
+ * norms[s] >= the step's size (the global batch's size: the ranks' gradients
+ * then add up to the global batch's). Otherwise as nr_plan_fit_weighted.
+ * Errors: as nr_plan_fit_weighted; NR_ERR_VALUE also for bounds or norms out of
+ * order, a NULL idx, and a Hogwild plan with sparse updates. */
+enum nr_status nr_plan_fit_steps(struct nr_plan *plan, struct nr_pool *pool,
+                                 const struct nr_array *inputs, const struct nr_array *y,
+                                 const float *weights, const int64_t *idx, const int64_t *bounds,
+                                 const int64_t *norms, int64_t n_steps, int64_t *step,
+                                 uint64_t seed, struct nr_fit_stats *stats,
+                                 const volatile int *abort);
+
 /* Forward pass (inference mode) for samples start..start+n of the inputs,
  * writing n * value_size[output] floats to out. */
 enum nr_status nr_plan_predict(struct nr_plan *plan, struct nr_pool *pool,
