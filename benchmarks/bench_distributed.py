@@ -1,5 +1,8 @@
 """Training on MPI: samples/s and HR@10 of NeuMF f8 for one process x one thread, one
-process x two threads, two ranks x one thread (DataParallel, then ModelParallel), and two
+process x two threads, two ranks x one thread (DataParallel; DataParallel through MPI
+messages instead of a shared window; DataParallel cutting every batch in slices, without
+routing samples to the owners of their rows, through messages, as before; then
+ModelParallel), and two
 independent one-thread processes at once (what two cores give two processes that never
 wait for each other: the bound for two ranks), plus what a step sends.
 
@@ -87,6 +90,7 @@ def worker(args) -> None:
     import neurec
     from neurec import distribution
     from neurec.data import NegativeSampler
+    from neurec.distribution import _shared
     from neurec.evaluation import evaluate_sampled
     from neurec.models import _distributed, zoo
     distribution.initialize()
@@ -95,24 +99,33 @@ def worker(args) -> None:
     size = distribution.size()
     exchanges = []
 
-    class Timed(_distributed.GradientExchange):
-        seconds = 0.0
+    made = _shared.exchange_for
 
-        def __init__(self, *a, **kw):
-            super().__init__(*a, **kw)
-            exchanges.append(self)
+    def timed(*a, **kw):  # each fit's exchange, its hooks timed
+        ex = made(*a, **kw)
 
-        def __call__(self, grads):
-            t = time.perf_counter()
-            super().__call__(grads)
-            self.seconds += time.perf_counter() - t
+        class Timed(type(ex)):
+            seconds = 0.0
 
-        def after_apply(self, grads):  # rows updated at their owners: their new values
-            t = time.perf_counter()
-            super().after_apply(grads)
-            self.seconds += time.perf_counter() - t
+            def __call__(self, grads):
+                t = time.perf_counter()
+                super().__call__(grads)
+                self.seconds += time.perf_counter() - t
 
-    _distributed.GradientExchange = Timed
+            def after_apply(self, grads):  # rows updated at their owners: their new values
+                t = time.perf_counter()
+                super().after_apply(grads)
+                self.seconds += time.perf_counter() - t
+
+        ex.__class__ = Timed
+        exchanges.append(ex)
+        return ex
+
+    _shared.exchange_for = timed
+    _shared.SHARED = args.mode != "messages"  # messages: no shared window
+    _distributed.ROUTE = args.mode != "slices"  # slices: every batch cut, nothing routed
+    if args.mode == "slices":
+        _shared.SHARED = False
     users, items, test_items, negatives, n_users, n_items = load(args.data)
     neurec.utils.set_random_seed(1)
     model = zoo.NeuMF(n_users, n_items, factors=8, layers=(64, 32, 16, 8))
@@ -178,6 +191,8 @@ def mpiexec():
 # other (the bound for two ranks on this machine)
 CONFIGS = [("1 process x 1 thread", 1, 1, "data"), ("1 process x 2 threads", 1, 2, "data"),
            ("2 ranks x 1 thread", 2, 1, "data"),
+           ("2 ranks x 1 thread, messages", 2, 1, "messages"),
+           ("2 ranks x 1 thread, slices", 2, 1, "slices"),
            ("2 ranks x 1 thread, ModelParallel", 2, 1, "model"),
            ("2 independent processes (bound)", 1, 1, "ceiling")]
 
@@ -185,7 +200,7 @@ CONFIGS = [("1 process x 1 thread", 1, 1, "data"), ("1 process x 2 threads", 1, 
 def run_config(base, name, ranks, threads, mode):
     """One configuration's row (None when it cannot run here)."""
     env = dict(os.environ, NEUREC_NUM_THREADS=str(threads))
-    cmd = base + ["--mode", "model" if mode == "model" else "data"]
+    cmd = base + ["--mode", mode if mode in ("model", "slices", "messages") else "data"]
     if ranks > 1:
         if mpiexec() is None:
             print(f"{name}: skipped (no mpiexec; pip install 'neurec[mpi]')")

@@ -103,6 +103,24 @@ def test_processes_train_as_one_with_the_same_global_batch(matched, name, one_th
         assert reports[0]["history"][key] == pytest.approx(values, rel=1e-5), key
 
 
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_the_shared_window_exchanges_what_messages_do(mpi, tmp_path, ranks):
+    """Ranks on one host exchange rows through a shared window: the same bits as through
+    MPI messages, also when the rows outgrow the window at every step (each such step
+    goes through messages and the window grows)."""
+    rc, _, err, _ = launch("shared", tmp_path, n=ranks)
+    assert rc == 0, err[-3000:]
+    reports = [json.load(open(tmp_path / f"shared-{r}.json")) for r in range(ranks)]
+    assert all(r == reports[0] for r in reports)
+    got = reports[0]
+    assert got["messages"]["exchange"] == "GradientExchange"
+    assert got["window"]["exchange"] == got["window outgrown every step"]["exchange"] == \
+        "SharedGradientExchange"
+    assert got["messages"]["sha256"] == got["window"]["sha256"] == \
+        got["window outgrown every step"]["sha256"]
+    assert got["messages"]["history"] == got["window"]["history"]
+
+
 def test_checkpoints_mid_epoch_hold_every_rows_optimizer_state(mpi, tmp_path):
     """Rows are updated at their owners, so another rank's copy of a row's optimizer state
     lags until it is synchronized: with ModelCheckpoint(save_freq=int), which saves from

@@ -29,12 +29,13 @@ batch), through ``mpi4py``'s buffer calls on the C core's own buffers:
 So a step costs one collective call, two with sparse tables. The header sizes the sparse
 message and catches ranks that are out of step.
 
-Tables whose rows a routed fit keeps on their owners (``_routing.py``, :meth:`route`) stay
+Ranks on one host exchange the same messages through a shared window instead
+(``_shared.py``). Tables whose rows a routed fit keeps on their owners (``_routing.py``, :meth:`route`) stay
 out of the message: each rank's own gradient of them is applied as it is. The ranks'
 gradients are then those of their samples' losses over the global batch, and add up
 unweighted.
 """
-from typing import Dict, List, NamedTuple, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
@@ -91,6 +92,7 @@ class GradientExchange:
         self._vsend = np.empty(0, dtype=np.uint32)
         self._vrecv = np.empty(0, dtype=np.uint32)
         self.stale = False  # whether other ranks' rows' optimizer state lags here
+        self._last_words: Optional[np.ndarray] = None  # the last step's (sender, owner) words
         self.bytes_sent = 0
         self.steps = 0
         self.placeholder = False
@@ -132,14 +134,7 @@ class GradientExchange:
         self.comm.Allgather([msg, self._mpi.UINT32_T], [every, self._mpi.UINT32_T])
         self.bytes_sent += msg.nbytes * (self.size - 1)
         table = np.ascontiguousarray(every[:, :h]).view(np.int64)
-        if not (table[:, 0] == grads.step).all():
-            raise RuntimeError(f"data-parallel fit: the ranks are at different optimizer steps "
-                               f"{table[:, 0].tolist()}; every rank must run the same fit")
-        total = int(table[:, 1].sum())
-        if total <= 0:
-            raise RuntimeError("data-parallel fit: a global batch without samples")
-        weights = (table[:, 1] > 0).astype(np.float64) if self.summed else \
-            table[:, 1].astype(np.float64) / total
+        weights = self._weights(table, grads.step)
         if dense.size and gather:
             values = every[:, h:].view(np.float32)
             acc = values[0] * weights[0]
@@ -156,6 +151,22 @@ class GradientExchange:
             for param in self.live:
                 self._reduce_dense_table(parts.get(param, []), self.tables[param], weights)
         self.steps += 1
+
+    def _weights(self, table: np.ndarray, step: int) -> np.ndarray:
+        """Each rank's weight in the sum, from the step's headers (``table[r]``: rank
+        ``r``'s step, then its sample count)."""
+        if not (table[:, 0] == step).all():
+            raise RuntimeError(f"data-parallel fit: the ranks are at different optimizer steps "
+                               f"{table[:, 0].tolist()}; every rank must run the same fit")
+        total = int(table[:, 1].sum())
+        if total <= 0:
+            raise RuntimeError("data-parallel fit: a global batch without samples")
+        if self.summed:  # gradients over the global batch already: add them up
+            return (table[:, 1] > 0).astype(np.float64)
+        return table[:, 1].astype(np.float64) / total
+
+    def close(self) -> None:
+        """Release what the exchange holds beyond the fit (collective; nothing here)."""
 
     @staticmethod
     def _parts(grads) -> Dict[int, list]:
@@ -229,6 +240,7 @@ class GradientExchange:
         ``n_rows[s, d, j]``: table ``j``'s rows sender ``s`` has for owner ``d``."""
         MPI, size, me = self._mpi, self.size, self.rank
         words = n_rows @ self._widths  # (sender, owner)
+        self._last_words = words
         send, recv = words[me], np.ascontiguousarray(words[:, me])
         sdispls, rdispls = np.zeros(size, np.int64), np.zeros(size, np.int64)
         np.cumsum(send[:-1], out=sdispls[1:])

@@ -17,6 +17,7 @@ prints, validates (the others receive its results) and writes files.
 ``Model.recommend`` goes through :func:`recommend` here: each rank ranks a contiguous
 share of the users and the rows are gathered on every rank.
 """
+import sys
 import zlib
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -25,9 +26,9 @@ import numpy as np
 from neurec import distribution
 from neurec.callbacks import CSVLogger, ModelCheckpoint
 from neurec.callbacks.callback_list import _flatten_callbacks
-from neurec.distribution import _routing
+from neurec.distribution import _routing, _shared
 from neurec.distribution._epoch import sampler_arrays
-from neurec.distribution._exchange import GradientExchange, TableSpec
+from neurec.distribution._exchange import TableSpec
 
 # callbacks that write files: rank 0 alone runs them
 _WRITERS = (CSVLogger, ModelCheckpoint)
@@ -111,8 +112,8 @@ class DataParallelFit:
         self.route: Optional[_routing.Route] = None
         self._touched: Optional[np.ndarray] = None  # uint8: routed ids trained, unsynced
         self._mine = np.empty(0, dtype=np.int64)  # this rank's samples of a chunk (reused)
-        self.exchange = GradientExchange(self.comm, _tables(model), model.optimizer.sparse_updates,
-                                         owners=self.OWNERS)
+        self.exchange = _shared.exchange_for(self.comm, _tables(model),
+                                             model.optimizer.sparse_updates, owners=self.OWNERS)
         self._share_sampling(source)
         # ModelCheckpoint(save_freq=N batches) saves mid-epoch on rank 0: the optimizer
         # state of the rows other ranks own must be there at every chunk (the ranks agree)
@@ -158,6 +159,8 @@ class DataParallelFit:
         rows' optimizer state still lags on some rank (a fit that raised mid-epoch): the
         next data-parallel fit takes it from the owners first."""
         self.plan.set_reduce_hook(None)
+        if sys.exc_info()[0] is None:  # a collective: not while one rank may be failing
+            self.exchange.close()
         self.model._owner_state_lags = self.exchange.stale
         self.model._routed_lag = (self.route.params, np.flatnonzero(self._touched)) \
             if self.route is not None and self._touched.any() else None

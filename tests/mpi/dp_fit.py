@@ -3,8 +3,8 @@ there (``build``, ``data``, ``CONFIGS``) to train the same models on one process
 
     python dp_fit.py MODE OUT_DIR
 
-MODE: hello | match | threads | evaluate | files | raise-data | raise-callback | kill |
-mismatch.
+MODE: hello | match | shared | threads | evaluate | files | raise-data | raise-callback |
+kill | mismatch.
 """
 import hashlib
 import json
@@ -191,6 +191,26 @@ def main(mode, out):
                            "routed": routes[-1]}, f)
             if rank == 0:
                 np.savez(os.path.join(out, f"{name}.npz"), *model.get_weights(), *state(model))
+    elif mode == "shared":  # the shared-window exchange against messages
+        from neurec.distribution import _shared
+        from neurec.models import _distributed
+        kinds, made = [], _shared.exchange_for
+
+        def exchange_for(*a, **kw):
+            ex = made(*a, **kw)
+            kinds.append(type(ex).__name__)
+            return ex
+
+        _shared.exchange_for = exchange_for
+        report = {}
+        for how, shared, headroom in (("messages", False, 1.5), ("window", True, 1.5),
+                                      ("window outgrown every step", True, 0.5)):
+            _shared.SHARED, _shared.HEADROOM = shared, headroom
+            model, history = train("adam-sampler", verbose=0)
+            report[how] = {"sha256": digest(model), "history": history.history,
+                           "exchange": kinds[-1]}
+        with open(os.path.join(out, f"shared-{rank}.json"), "w") as f:
+            json.dump(report, f)
     elif mode == "threads":  # rank r runs r + 1 threads; a model wide enough to use them
         import neurec
         from neurec import optimizers

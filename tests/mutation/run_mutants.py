@@ -193,8 +193,12 @@ MUTANTS: List[Mutant] = [
     M("routed-no-chunk-sync", "neurec/models/_distributed.py",
       "        self.sync_routed()\n", "        pass\n", ["tests/test_distributed.py"],
       what="routed rows stay on their owners: the ranks' models part"),
+    M("shared-window-own-block-only", "neurec/distribution/_shared.py",
+      "        offsets += np.cumsum(words, axis=1)[:, me] - words[:, me]\n", "",
+      ["tests/test_distributed.py"], what="an owner merges every sender's first block"),
     M("routed-grads-weighted", "neurec/distribution/_exchange.py",
-      "(table[:, 1] > 0).astype(np.float64) if self.summed", "table[:, 1] / total if self.summed",
+      "            return (table[:, 1] > 0).astype(np.float64)",
+      "            return table[:, 1] / total",
       ["tests/test_distributed.py"], what="routed ranks' global-batch gradients weighted again"),
     # -- metrics.py ----------------------------------------------------------------------
     M("auc-ties-win", "neurec/metrics.py",
