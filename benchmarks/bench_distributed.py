@@ -2,7 +2,8 @@
 process x two threads, two ranks x one thread (DataParallel; DataParallel through MPI
 messages instead of a shared window; DataParallel cutting every batch in slices, without
 routing samples to the owners of their rows, through messages, as before; then
-ModelParallel), and two
+ModelParallel; and DataParallel with its gradient exchange skipped, which trains nothing
+useful but measures what two ranks' own work allows), and two
 independent one-thread processes at once (what two cores give two processes that never
 wait for each other: the bound for two ranks), plus what a step sends.
 
@@ -117,6 +118,8 @@ def worker(args) -> None:
                 super().after_apply(grads)
                 self.seconds += time.perf_counter() - t
 
+        if args.mode == "noexchange":  # the ranks' steps without their exchange: a ceiling
+            Timed.__call__ = Timed.after_apply = lambda self, grads: None
         ex.__class__ = Timed
         exchanges.append(ex)
         return ex
@@ -193,6 +196,7 @@ CONFIGS = [("1 process x 1 thread", 1, 1, "data"), ("1 process x 2 threads", 1, 
            ("2 ranks x 1 thread", 2, 1, "data"),
            ("2 ranks x 1 thread, messages", 2, 1, "messages"),
            ("2 ranks x 1 thread, slices", 2, 1, "slices"),
+           ("2 ranks x 1 thread, no exchange", 2, 1, "noexchange"),
            ("2 ranks x 1 thread, ModelParallel", 2, 1, "model"),
            ("2 independent processes (bound)", 1, 1, "ceiling")]
 
@@ -200,7 +204,8 @@ CONFIGS = [("1 process x 1 thread", 1, 1, "data"), ("1 process x 2 threads", 1, 
 def run_config(base, name, ranks, threads, mode):
     """One configuration's row (None when it cannot run here)."""
     env = dict(os.environ, NEUREC_NUM_THREADS=str(threads))
-    cmd = base + ["--mode", mode if mode in ("model", "slices", "messages") else "data"]
+    cmd = base + ["--mode", mode if mode in ("model", "slices", "messages", "noexchange")
+                  else "data"]
     if ranks > 1:
         if mpiexec() is None:
             print(f"{name}: skipped (no mpiexec; pip install 'neurec[mpi]')")

@@ -103,10 +103,12 @@ def test_route_split_matches_numpy(dtype, batch):
     ids = rng.integers(-2, 105, 900).astype(dtype)  # some out of range: clipped
     owner = rng.integers(0, 3, 100).astype(np.int32)
     idx = rng.permutation(900)[:700].astype(np.int64)
-    for rank in range(3):
+    route = _routing.Route(0, (0,), owner)
+    for rank, owners in [(r, o) for r in range(3)
+                         for o in (None, _routing.sample_owners(route, ids))]:
         out, touched = np.full(700, -7, np.int64), np.zeros(100, np.uint8)
         bounds = np.empty(-(-700 // batch) + 1, np.int64)
-        n = _core.route_split(owner, ids, idx, batch, rank, out, bounds, touched)
+        n = _core.route_split(owner, ids, idx, batch, rank, out, bounds, touched, owners)
         mine, want_bounds, want_touched = _split_reference(owner, ids, idx, batch, rank)
         np.testing.assert_array_equal(out[:n], mine)
         np.testing.assert_array_equal(bounds, want_bounds)
@@ -122,6 +124,12 @@ def test_route_split_refuses_bad_arguments():
         _core.route_split(owner, ids.astype(np.float32), np.arange(3), 5, 0, out, bounds, touched)
     with pytest.raises(ValueError, match="bounds"):
         _core.route_split(owner, ids, np.arange(5), 2, 0, out, bounds, touched)
+    with pytest.raises(ValueError, match="sample_owner"):
+        _core.route_split(owner, ids, np.arange(5), 5, 0, out, bounds, touched,
+                          np.zeros(9, np.uint8))
+    with pytest.raises(IndexError, match="idx"):
+        _core.route_split(owner, ids, np.array([1, -1]), 5, 0, out, bounds, touched,
+                          np.zeros(10, np.uint8))
 
 
 # -- choosing the input --------------------------------------------------------------------

@@ -83,23 +83,24 @@ static inline int64_t id_at(const void *ids, int wide, int64_t s)
     return wide ? ((const int64_t *)ids)[s] : ((const int32_t *)ids)[s];
 }
 
-/* route_split(owner, ids, idx, batch_size, rank, out, bounds, touched) -> n */
+/* route_split(owner, ids, idx, batch_size, rank, out, bounds, touched, sample_owner=None) -> n */
 static PyObject *py_route_split(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
-    static char *kwlist[] = {"owner", "ids",    "idx",     "batch_size", "rank",
-                             "out",   "bounds", "touched", NULL};
+    static char *kwlist[] = {"owner", "ids",    "idx",     "batch_size",   "rank",
+                             "out",   "bounds", "touched", "sample_owner", NULL};
     struct nr_arg owner = {.name = "owner", .min_nd = 1, .max_nd = 1},
                   ids = {.name = "ids", .min_nd = 1, .max_nd = 2},
                   idx = {.name = "idx", .min_nd = 1, .max_nd = 1},
                   out = {.name = "out", .min_nd = 1, .max_nd = 1},
                   bounds = {.name = "bounds", .min_nd = 1, .max_nd = 1},
-                  touched = {.name = "touched", .min_nd = 1, .max_nd = 1};
+                  touched = {.name = "touched", .min_nd = 1, .max_nd = 1},
+                  so = {.name = "sample_owner", .min_nd = 1, .max_nd = 1, .optional = 1};
     long long batch, rank;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&LLO&O&O&:route_split", kwlist, nr_conv_i32_in,
-                                     &owner, nr_conv_num_in, &ids, nr_conv_i64_in, &idx, &batch,
-                                     &rank, nr_conv_i64_out, &out, nr_conv_i64_out, &bounds,
-                                     nr_conv_u8_out, &touched))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&LLO&O&O&|O&:route_split", kwlist,
+                                     nr_conv_i32_in, &owner, nr_conv_num_in, &ids, nr_conv_i64_in,
+                                     &idx, &batch, &rank, nr_conv_i64_out, &out, nr_conv_i64_out,
+                                     &bounds, nr_conv_u8_out, &touched, nr_conv_u8_in, &so))
         return NULL;
     PyObject *result = NULL;
     const int type = PyArray_TYPE(ids.array);
@@ -110,11 +111,12 @@ static PyObject *py_route_split(PyObject *self, PyObject *args, PyObject *kw)
         goto done;
     }
     if (steps < 0 || nr_arg_size(&out) < n || nr_arg_size(&bounds) != steps + 1 ||
-        nr_arg_size(&touched) != rows || rows < 1) {
+        nr_arg_size(&touched) != rows || rows < 1 || (so.array && nr_arg_size(&so) != n_ids)) {
         PyErr_Format(PyExc_ValueError,
                      "route_split: needs batch_size >= 1, out of idx.size (%lld), bounds of "
-                     "steps + 1 (%lld) and touched of owner.size (%lld) entries",
-                     (long long)n, (long long)steps + 1, (long long)rows);
+                     "steps + 1 (%lld), touched of owner.size (%lld) and sample_owner of "
+                     "ids.size (%lld) entries",
+                     (long long)n, (long long)steps + 1, (long long)rows, (long long)n_ids);
         goto done;
     }
     const int32_t *own = nr_arg_data(&owner);
@@ -123,8 +125,29 @@ static PyObject *py_route_split(PyObject *self, PyObject *args, PyObject *kw)
     const int wide = type == NPY_INT64;
     int64_t *o = nr_arg_data(&out), *b = nr_arg_data(&bounds), bad = -1, m = 0;
     uint8_t *t = nr_arg_data(&touched);
+    const uint8_t *sown = so.array ? nr_arg_data(&so) : NULL;
     Py_BEGIN_ALLOW_THREADS
-    for (int64_t k = 0; k < n; k++) {
+    if (sown) { /* each sample's owner given: read the ids of this rank's samples only */
+        for (int64_t k = 0; k < n && bad < 0; k++) {
+            if (k % batch == 0)
+                b[k / batch] = m;
+            if (k + 16 < n && ix[k + 16] >= 0 && ix[k + 16] < n_ids)
+                __builtin_prefetch(sown + ix[k + 16]);
+            const int64_t s = ix[k];
+            if (s < 0 || s >= n_ids)
+                bad = k;
+            else if (sown[s] == rank)
+                o[m++] = s;
+        }
+        for (int64_t j = 0; j < m && bad < 0; j++) {
+            if (j + 16 < m)
+                __builtin_prefetch(wide ? (const void *)((const int64_t *)id + o[j + 16])
+                                        : (const void *)((const int32_t *)id + o[j + 16]));
+            int64_t r = id_at(id, wide, o[j]);
+            t[r < 0 ? 0 : (r >= rows ? rows - 1 : r)] = 1;
+        }
+    }
+    for (int64_t k = 0; k < n && !sown; k++) {
         if (k % batch == 0)
             b[k / batch] = m;
         if (k + 16 < n && ix[k + 16] >= 0 && ix[k + 16] < n_ids)
@@ -150,7 +173,7 @@ static PyObject *py_route_split(PyObject *self, PyObject *args, PyObject *kw)
     else
         result = PyLong_FromLongLong(m);
 done:
-    NR_ARGS_RELEASE(&owner, &ids, &idx, &out, &bounds, &touched);
+    NR_ARGS_RELEASE(&owner, &ids, &idx, &out, &bounds, &touched, &so);
     return result;
 }
 
@@ -167,6 +190,7 @@ PyMethodDef nr_py_exchange_methods[] = {
                     "the samples idx (consecutive batches of batch_size) whose id ids[s] rank "
                     "owns (owner[id], int32; ids clipped to its range) into out[:n] in order, "
                     "where each batch starts in out into bounds (steps + 1), and touched[id] = 1 "
-                    "for each of their ids (uint8 of owner.size)."),
+                    "for each of their ids (uint8 of owner.size). sample_owner (uint8, one "
+                    "per sample: owner[ids[s]]) saves reading every sample's id."),
     {NULL, NULL, 0, NULL},
 };

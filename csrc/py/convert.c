@@ -105,6 +105,7 @@ int nr_conv_i64_in(PyObject *obj, void *arg) { return convert(obj, arg, NPY_INT6
 int nr_conv_f32_out(PyObject *obj, void *arg) { return convert(obj, arg, NPY_FLOAT32, 1); }
 int nr_conv_f64_out(PyObject *obj, void *arg) { return convert(obj, arg, NPY_FLOAT64, 1); }
 int nr_conv_i64_out(PyObject *obj, void *arg) { return convert(obj, arg, NPY_INT64, 1); }
+int nr_conv_u8_in(PyObject *obj, void *arg) { return convert(obj, arg, NPY_UINT8, 0); }
 int nr_conv_u8_out(PyObject *obj, void *arg) { return convert(obj, arg, NPY_UINT8, 1); }
 int nr_conv_num_in(PyObject *obj, void *arg) { return convert(obj, arg, NPY_NOTYPE, 0); }
 

@@ -68,6 +68,7 @@ int nr_conv_i64_in(PyObject *obj, void *arg);
 int nr_conv_f32_out(PyObject *obj, void *arg);
 int nr_conv_f64_out(PyObject *obj, void *arg);
 int nr_conv_i64_out(PyObject *obj, void *arg);
+int nr_conv_u8_in(PyObject *obj, void *arg);
 int nr_conv_u8_out(PyObject *obj, void *arg);
 /* float32, float64, int32 or int64 (a model's inputs and labels), read-only. */
 int nr_conv_num_in(PyObject *obj, void *arg);

@@ -121,14 +121,24 @@ def choose(builder, tables, inputs: Sequence[np.ndarray], batch_size: int,
     return None
 
 
+def sample_owners(route: Route, ids: np.ndarray) -> Optional[np.ndarray]:
+    """Each sample's owner (uint8; None past 255 ranks): one pass over the id column,
+    which spares :func:`split` reading every sample's id at every epoch."""
+    if int(route.owner.max(initial=0)) > 255:
+        return None
+    return np.take(route.owner.astype(np.uint8), ids.reshape(-1), mode="clip")
+
+
 def split(route: Route, inputs: Sequence[np.ndarray], idx: np.ndarray, batch_size: int,
-          rank: int, touched: np.ndarray, out: Optional[np.ndarray] = None):
+          rank: int, touched: np.ndarray, out: Optional[np.ndarray] = None,
+          owners: Optional[np.ndarray] = None):
     """This rank's samples of the global batches ``idx`` (consecutive batches of
     ``batch_size``, the last maybe short): ``(mine, bounds, norms)`` for
     ``Plan.fit(mine, bounds=bounds, norms=norms)``: step ``s`` trains ``mine[bounds[s]:
     bounds[s + 1]]`` (in the batch's order) over ``norms[s]``, the global batch's size.
     ``touched[id]`` (uint8, one per id) is set for the ids of ``mine``; ``mine`` is a view
-    of ``out`` when it holds ``idx.size`` values."""
+    of ``out`` when it holds ``idx.size`` values; ``owners``: :func:`sample_owners` of
+    these inputs, when known."""
     ids = np.asarray(inputs[route.column])
     if ids.dtype not in (np.int32, np.int64):
         ids = ids.astype(np.int64)
@@ -137,7 +147,7 @@ def split(route: Route, inputs: Sequence[np.ndarray], idx: np.ndarray, batch_siz
         out = np.empty(idx.size, dtype=np.int64)
     bounds = np.empty(n_steps + 1, dtype=np.int64)
     n = _core.route_split(route.owner, ids, np.ascontiguousarray(idx, dtype=np.int64),
-                          batch_size, rank, out, bounds, touched)
+                          batch_size, rank, out, bounds, touched, owners)
     starts = np.minimum(np.arange(n_steps + 1, dtype=np.int64) * batch_size, idx.size)
     return out[:n], bounds, np.diff(starts)
 

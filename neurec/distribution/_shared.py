@@ -20,7 +20,7 @@ window grows, at a point all ranks reach together, for the steps after it.
 """
 import ctypes
 import sys
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 
@@ -69,6 +69,20 @@ class _Window:
         self.win.Free()
 
 
+class _Views(NamedTuple):
+    """The window's regions, as the steps read and write them."""
+
+    head: np.ndarray        # this rank's header (int64)
+    dense: np.ndarray       # this rank's dense gradient (uint32 words)
+    rows: np.ndarray        # this rank's rows packed by owner (uint32 words)
+    values_out: np.ndarray  # this rank's new rows (uint32 words)
+    table: np.ndarray       # every rank's header (ranks x int64)
+    values: np.ndarray      # every rank's dense gradient (ranks x float32)
+    message: np.ndarray     # the whole window (int32 words)
+    starts: np.ndarray      # where each rank's packed rows start in message
+    values_at: np.ndarray   # where each rank's new rows start in message
+
+
 class SharedGradientExchange(GradientExchange):
     """:class:`GradientExchange` with rows updated at their owners, for ranks that share
     one host (``node``: their communicator from ``Split_type(COMM_TYPE_SHARED)``, the
@@ -78,6 +92,7 @@ class SharedGradientExchange(GradientExchange):
         super().__init__(comm, tables, sparse, owners=True)
         self._node = node
         self._window: Optional[_Window] = None
+        self._views: Optional[_Views] = None
         self._failed = False  # MPI could not place the segments together: messages only
         self._shared_step = False  # whether this step went through the window
         self._need = (0, 0)  # the rows' and new rows' words a segment must hold
@@ -91,63 +106,55 @@ class SharedGradientExchange(GradientExchange):
         """Free the window (collective: every rank at the end of the same fit)."""
         if self._window is not None:
             self._window.free()
-            self._window = None
+            self._window = self._views = None
         super().close()
 
     def __call__(self, grads) -> None:
         if not (self.owners and self.sent) or self._window is None:
             self._shared_step = False
             return super().__call__(grads)
-        w, me, size = self._window, self.rank, self.size
-        dense = grads.dense
-        h, d, r = self._layout(dense.size)
-        seg = w.rows[me]
-        out = seg[d:r]
-        packed, counts = grads.pack_rows(self._sent, empty=self.placeholder, out=out,
+        v, me, size = self._views, self.rank, self.size
+        packed, counts = grads.pack_rows(self._sent, empty=self.placeholder, out=v.rows,
                                          owners=size)
-        head = seg[:h].view(np.int64)
-        head[0], head[1] = grads.step, 0 if self.placeholder else int(grads.n_samples)
-        head[2] = packed is not out  # outgrew the segment
+        head = v.head
+        head[0], head[1] = grads.step, 0 if self.placeholder else grads.n_samples
+        head[2] = packed is not v.rows  # outgrew the segment
         head[3:] = counts.reshape(-1)
-        seg[h:d] = dense.view(np.uint32)
-        w.fence()
-        table = w.rows[:, :h].view(np.int64)
+        dense = grads.dense
+        v.dense[:] = dense.view(np.uint32)
+        self._window.fence()
+        table = v.table
         if table[:, 2].any():  # some rank's rows did not fit: messages for this step
             self._shared_step = False
             return super().__call__(grads)
         self._shared_step = True
         weights = self._weights(table, grads.step)
         if dense.size:
-            values = w.rows[:, h:d].view(np.float32)
-            acc = values[0] * weights[0]
+            acc = v.values[0] * weights[0]
             for s in range(1, size):
-                acc += values[s] * weights[s]
+                acc += v.values[s] * weights[s]
             dense[:] = acc
         n_rows = table[:, 3:].reshape(size, size, -1)
-        words = n_rows @ self._widths  # (sender, owner)
-        offsets = np.arange(size, dtype=np.int64) * w.words + d
-        offsets += np.cumsum(words, axis=1)[:, me] - words[:, me]
-        grads.merge_rows(self._sent, w.all.view(np.int32), offsets,
+        words = n_rows @ self._widths  # (sender, owner): where each block starts
+        grads.merge_rows(self._sent, v.message, v.starts + (words[:, :me].sum(axis=1)),
                          np.ascontiguousarray(n_rows[:, me, :]), weights)
         self._block = int(2 * self._sent.size + (n_rows.sum(axis=0) @ self._widths).max())
-        self.bytes_sent += 4 * int(words[me].sum() - words[me, me] + h + dense.size)
+        self.bytes_sent += 4 * int(words[me].sum() - words[me, me] + table.shape[1] * 2
+                                   + dense.size)
         self.steps += 1
 
     def after_apply(self, grads) -> None:
-        if not self._shared_step or self._block > self._window.words - self._layout(
-                grads.dense.size)[2]:
+        if not self._shared_step or self._block > self._need[1]:
             super().after_apply(grads)  # every rank agrees: the same step, the same block
             self._grow(grads)
             return
-        w, me, size, block = self._window, self.rank, self.size, self._block
-        r = self._layout(grads.dense.size)[2]
-        out = w.rows[me, r:r + block]
+        v, block = self._views, self._block
+        out = v.values_out[:block]
         if grads.pack_values(self._sent, out=out) is not out:
             raise RuntimeError("data-parallel fit: new rows outgrew their block")
-        w.fence()
-        grads.unpack_values(self._sent, w.all.view(np.int32),
-                            np.arange(size, dtype=np.int64) * w.words + r, block, me)
-        self.bytes_sent += 4 * block * (size - 1)
+        self._window.fence()
+        grads.unpack_values(self._sent, v.message, v.values_at, block, self.rank)
+        self.bytes_sent += 4 * block * (self.size - 1)
         self.stale = True
 
     def _grow(self, grads) -> None:
@@ -162,12 +169,20 @@ class SharedGradientExchange(GradientExchange):
             return
         if self._window is not None:
             self._window.free()
-            self._window = None
+            self._window = self._views = None
         self._need = need
+        h, d, r = self._layout(grads.dense.size)
         try:
-            self._window = _Window(self._node, self._layout(grads.dense.size)[2] + need[1])
+            self._window = w = _Window(self._node, r + need[1])
         except RuntimeError:  # on every rank (the window agrees)
             self._failed = True
+            return
+        at = np.arange(self.size, dtype=np.int64) * w.words
+        mine = w.rows[self.rank]
+        self._views = _Views(head=mine[:h].view(np.int64), dense=mine[h:d], rows=mine[d:r],
+                             values_out=mine[r:], table=w.rows[:, :h].view(np.int64),
+                             values=w.rows[:, h:d].view(np.float32),
+                             message=w.all.view(np.int32), starts=at + d, values_at=at + r)
 
 
 def exchange_for(comm, tables, sparse: bool, owners: bool) -> GradientExchange:

@@ -112,6 +112,7 @@ class DataParallelFit:
         self.route: Optional[_routing.Route] = None
         self._touched: Optional[np.ndarray] = None  # uint8: routed ids trained, unsynced
         self._mine = np.empty(0, dtype=np.int64)  # this rank's samples of a chunk (reused)
+        self._owners_of: Tuple = (None, None)  # (id column's identity, each sample's owner)
         self.exchange = _shared.exchange_for(self.comm, _tables(model),
                                              model.optimizer.sparse_updates, owners=self.OWNERS)
         self._share_sampling(source)
@@ -227,8 +228,13 @@ class DataParallelFit:
         id it owns, each step's loss over the global batch."""
         if self._mine.size < idx.size:
             self._mine = np.empty(idx.size * 5 // 4, dtype=np.int64)
+        ids = inputs[self.route.column]
+        key = (id(ids), ids.__array_interface__["data"][0], ids.size)
+        if self._owners_of[0] != key:  # the same arrays chunk after chunk (a sampler's too)
+            self._owners_of = (key, _routing.sample_owners(self.route, ids))
         mine, bounds, norms = _routing.split(self.route, inputs, idx, batch_size, self.rank,
-                                             self._touched, out=self._mine)
+                                             self._touched, out=self._mine,
+                                             owners=self._owners_of[1])
         return self.plan.fit(inputs, labels, mine, batch_size, step, seed, weights=weights,
                              bounds=bounds, norms=norms)
 

@@ -194,7 +194,7 @@ MUTANTS: List[Mutant] = [
       "        self.sync_routed()\n", "        pass\n", ["tests/test_distributed.py"],
       what="routed rows stay on their owners: the ranks' models part"),
     M("shared-window-own-block-only", "neurec/distribution/_shared.py",
-      "        offsets += np.cumsum(words, axis=1)[:, me] - words[:, me]\n", "",
+      "v.starts + (words[:, :me].sum(axis=1))", "v.starts",
       ["tests/test_distributed.py"], what="an owner merges every sender's first block"),
     M("routed-grads-weighted", "neurec/distribution/_exchange.py",
       "            return (table[:, 1] > 0).astype(np.float64)",
