@@ -153,8 +153,8 @@ def worker(args) -> None:
            "ndcg@10": res["ndcg@10"]}
     if exchanges:
         ex = exchanges[-1]
-        out["bytes_per_step"] = ex.bytes_sent / max(ex.steps, 1)
-        out["exchange_ms"] = 1e3 * ex.seconds / max(ex.steps, 1)
+        out["bytes_per_step"] = ex.bytes_sent / max(steps, 1)  # chunk-end swaps included
+        out["exchange_ms"] = 1e3 * ex.seconds / max(steps, 1)
         out["compute_ms"] = 1e3 * (seconds - ex.seconds) / max(steps, 1)
         out.update(link_cost(distribution.communicator()))
     if distribution.is_main():
