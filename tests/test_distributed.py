@@ -121,6 +121,15 @@ def test_the_shared_window_exchanges_what_messages_do(mpi, tmp_path, ranks):
     assert got["messages"]["history"] == got["window"]["history"]
 
 
+def test_fits_release_what_they_hold_in_mpi(mpi, tmp_path):
+    """Each fit's shared window and host communicator are freed when it ends: more fits
+    than MPICH has communicators (2048) run in one job."""
+    rc, out, err, _ = launch("many-fits", tmp_path)
+    assert rc == 0, err[-3000:]
+    assert sorted(re.findall(r"rank \d fits done", out)) == ["rank 0 fits done",
+                                                            "rank 1 fits done"]
+
+
 def test_checkpoints_mid_epoch_hold_every_rows_optimizer_state(mpi, tmp_path):
     """Rows are updated at their owners, so another rank's copy of a row's optimizer state
     lags until it is synchronized: with ModelCheckpoint(save_freq=int), which saves from

@@ -103,10 +103,14 @@ class SharedGradientExchange(GradientExchange):
         return head, head + dense, head + dense + self._need[0]
 
     def close(self) -> None:
-        """Free the window (collective: every rank at the end of the same fit)."""
+        """Free the window and the host's communicator (collective: every rank at the end
+        of the same fit)."""
         if self._window is not None:
             self._window.free()
             self._window = self._views = None
+        if self._node is not None:
+            self._node.Free()
+            self._node = None
         super().close()
 
     def __call__(self, grads) -> None:

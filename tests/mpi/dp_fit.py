@@ -3,8 +3,8 @@ there (``build``, ``data``, ``CONFIGS``) to train the same models on one process
 
     python dp_fit.py MODE OUT_DIR
 
-MODE: hello | match | shared | threads | evaluate | files | raise-data | raise-callback |
-kill | mismatch.
+MODE: hello | match | shared | many-fits | threads | evaluate | files | raise-data |
+raise-callback | kill | mismatch.
 """
 import hashlib
 import json
@@ -211,6 +211,11 @@ def main(mode, out):
                            "exchange": kinds[-1]}
         with open(os.path.join(out, f"shared-{rank}.json"), "w") as f:
             json.dump(report, f)
+    elif mode == "many-fits":  # more fits than MPI has communicators (2048 in MPICH)
+        model, (x, y) = build(), data()
+        for _ in range(2100):
+            model.fit([x[0][:64], x[1][:64]], y[:64], batch_size=64, epochs=1, verbose=0)
+        print(f"rank {rank} fits done", flush=True)
     elif mode == "threads":  # rank r runs r + 1 threads; a model wide enough to use them
         import neurec
         from neurec import optimizers
