@@ -162,6 +162,8 @@ class DataParallelFit:
         self.plan.set_reduce_hook(None)
         if sys.exc_info()[0] is None:  # a collective: not while one rank may be failing
             self.exchange.close()
+        else:  # freed at the next data-parallel fit's start, where every rank meets
+            self.model._open_exchange = self.exchange
         self.model._owner_state_lags = self.exchange.stale
         self.model._routed_lag = (self.route.params, np.flatnonzero(self._touched)) \
             if self.route is not None and self._touched.any() else None
@@ -327,7 +329,15 @@ class DataParallelFit:
             self.exchange.stale = True  # the last fit raised mid-epoch: catch up first
             self.sync_state()
         self._catch_up_routed()
+        self._close_open_exchange()
         self._sync_state(step)
+
+    def _close_open_exchange(self) -> None:
+        """Free the shared window of a fit that raised on every rank (collective)."""
+        open_ = getattr(self.model, "_open_exchange", None)
+        if self.comm.allreduce(open_ is not None, op=_mpi().LAND):
+            open_.close()
+        self.model._open_exchange = None
 
     def _catch_up_routed(self) -> None:
         """A fit that raised mid-chunk left the routed rows its ranks updated in that

@@ -165,6 +165,7 @@ class LocalDataFit(DataParallelFit):
                         f"from rank 0's ({value!r} != {every[0][field]!r}); every rank must "
                         f"build and compile the same model and call fit with the same "
                         f"arguments{hint}")
+        self._close_open_exchange()
         self._sync_state(step)
 
 
