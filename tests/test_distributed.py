@@ -106,19 +106,35 @@ def test_processes_train_as_one_with_the_same_global_batch(matched, name, one_th
 @pytest.mark.parametrize("ranks", [2, 3])
 def test_the_shared_window_exchanges_what_messages_do(mpi, tmp_path, ranks):
     """Ranks on one host exchange rows through a shared window: the same bits as through
-    MPI messages, also when the rows outgrow the window at every step (each such step
-    goes through messages and the window grows)."""
+    MPI messages, also when the rows, or the new rows, outgrow the window at every step
+    (each such step, or its second half, goes through messages)."""
     rc, _, err, _ = launch("shared", tmp_path, n=ranks)
     assert rc == 0, err[-3000:]
     reports = [json.load(open(tmp_path / f"shared-{r}.json")) for r in range(ranks)]
     assert all(r == reports[0] for r in reports)
     got = reports[0]
     assert got["messages"]["exchange"] == "GradientExchange"
-    assert got["window"]["exchange"] == got["window outgrown every step"]["exchange"] == \
-        "SharedGradientExchange"
-    assert got["messages"]["sha256"] == got["window"]["sha256"] == \
-        got["window outgrown every step"]["sha256"]
-    assert got["messages"]["history"] == got["window"]["history"]
+    for how in ("window", "window outgrown every step", "new rows outgrow it every step"):
+        assert got[how]["exchange"] == "SharedGradientExchange"
+        assert got[how]["sha256"] == got["messages"]["sha256"], how
+        assert got[how]["history"] == got["messages"]["history"], how
+
+
+def test_ranks_swap_the_rows_they_updated(mpi, tmp_path):
+    """_routing.sync_rows: every rank ends with each rank's updated rows, whatever the
+    shares: one rank with none, shares split over several rounds, uneven rounds."""
+    rc, _, err, _ = launch("sync-rows", tmp_path)
+    assert rc == 0, err[-3000:]
+    reports = [json.load(open(tmp_path / f"sync-rows-{r}.json")) for r in (0, 1)]
+    assert reports[0] == reports[1]
+    for shares, got in zip(([[], [1, 5, 7, 9, 11]], [[0, 2, 4, 6], [3, 8]]), reports[0]):
+        w, steps = np.full((14, 4), -1.0, np.float32), np.full(14, -1, np.int64)
+        for r, ids in enumerate(shares):
+            ids = np.array(ids, dtype=np.int64)
+            w[ids] = r + ids[:, None] / 100.0
+            steps[ids] = 10 * r + ids
+        np.testing.assert_array_equal(np.array(got["w"], np.float32), w)
+        np.testing.assert_array_equal(got["steps"], steps)
 
 
 def test_fits_release_what_they_hold_in_mpi(mpi, tmp_path):

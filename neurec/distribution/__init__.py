@@ -283,8 +283,9 @@ class DataParallel(Distribution):
     wherever callbacks or the caller read them (after a ``fit`` that raised mid-chunk,
     the next data-parallel ``fit`` takes the lagging rows from their owners first).
     Without sparse updates, or when one id holds too many samples to balance, every
-    batch is cut into one contiguous slice per rank. When every rank runs on one host the
-    rows travel through a shared MPI-3 window instead of messages (the same bits). A
+    batch is cut into one contiguous slice per rank. With sparse updates and every rank on
+    one host, the rows travel through a shared MPI-3 window instead of messages (the same
+    bits). A
     sampler's epoch is drawn in shares by the ranks: the same epoch as one process's.
 
     With ``local_data=True`` each rank passes only its own partition of the data (arrays,

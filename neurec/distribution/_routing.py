@@ -19,7 +19,8 @@ rank whose ids are absent from a batch takes part in its step with no samples.
 
 The input is chosen for the bytes it keeps off the wire, per step: the floats per row of
 the tables it alone reads times the distinct ids expected in a global batch (from the
-ids' sample counts: the same choice for every fit on the same data and batch size). Its ids are dealt to
+ids' sample counts in the first chunk's arrays: for arrays, and a sampler's users, the
+same choice for every fit on the same data and batch size, resumed or not). Its ids are dealt to
 the ranks by their number of samples (largest first, in a serpentine order), which
 balances the ranks' work; routing is not used when one id holds so many samples that
 the shares cannot be balanced within ``MAX_IMBALANCE``.
@@ -34,8 +35,10 @@ from neurec.layers.core import OP_EMBEDDING
 # routing is used when the busiest rank's expected share of the samples is at most this
 # much above 1/P (the step waits for the busiest rank)
 MAX_IMBALANCE = 0.05
-# rows sent per Allgatherv when the ranks exchange updated rows (MPI counts are C ints)
+# rows sent per Allgatherv when the ranks exchange updated rows, at most: a call's byte
+# counts and displacements are C ints, so a call also stays under SYNC_BYTES in all
 SYNC_ROWS = 1 << 16
+SYNC_BYTES = 1 << 30
 
 
 class Route(NamedTuple):
@@ -84,8 +87,7 @@ def deal(counts: np.ndarray, size: int) -> np.ndarray:
 def distinct_per_batch(counts: np.ndarray, batch_size: int) -> float:
     """The expected number of distinct ids in a batch of ``batch_size`` samples drawn from
     ids with ``counts`` samples each (with replacement: close enough for a shuffled
-    epoch), a property of the data and the batch alone: every fit on them, resumed or
-    not, routes the same input."""
+    epoch): a property of the counts and the batch, not of the shuffle."""
     p = counts[counts > 0] / float(counts.sum())
     return float(np.sum(-np.expm1(batch_size * np.log1p(-np.minimum(p, 1.0 - 1e-12)))))
 
@@ -163,13 +165,14 @@ def sync_rows(comm, arrays: Sequence[np.ndarray], ids: np.ndarray) -> int:
     row = sum(widths)
     sent = 0
     n_every = np.array(comm.allgather(int(ids.size)), dtype=np.int64)
-    for lo in range(0, int(n_every.max()) if n_every.size else 0, SYNC_ROWS):
-        counts = np.clip(n_every - lo, 0, SYNC_ROWS)
-        mine = ids[lo:lo + SYNC_ROWS]
+    step = max(1, min(SYNC_ROWS, SYNC_BYTES // (row * size)))
+    for lo in range(0, int(n_every.max()) if n_every.size else 0, step):
+        counts = np.clip(n_every - lo, 0, step)
+        mine = ids[lo:lo + step]
         send = np.empty((mine.size, row), dtype=np.uint8)
         at = 0
         for a, w in zip(arrays, widths):
-            send[:, at:at + w] = a[mine].reshape(mine.size, -1).view(np.uint8)
+            send[:, at:at + w] = a[mine].reshape(mine.size, w // a.itemsize).view(np.uint8)
             at += w
         recv = np.empty((int(counts.sum()), row), dtype=np.uint8)
         displs = np.concatenate(([0], np.cumsum(counts[:-1])))

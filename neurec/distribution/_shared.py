@@ -26,8 +26,10 @@ import numpy as np
 
 from neurec.distribution._exchange import GradientExchange
 
-# a grown window holds this much more than the step that outgrew it
+# a grown window holds this much more than the step that outgrew it: its rows region,
+# and its new rows region (tests set them small to take the fallback paths)
 HEADROOM = 1.5
+VALUES_HEADROOM = 1.5
 # through shared memory when the ranks share a host (a test's and a benchmark's switch)
 SHARED = True
 
@@ -37,14 +39,22 @@ class _Window:
     32-bit words a rank, the segments contiguous (collective).
 
     Raises:
-        RuntimeError: If MPI placed the segments apart (the window is freed first).
+        RuntimeError: On every rank, if some rank could not allocate its segment or MPI
+            placed the segments apart (nothing is left allocated).
     """
 
     def __init__(self, comm, words: int):
         from mpi4py import MPI
         self.comm, self.words = comm, int(words)
         size = comm.Get_size()
-        self.win = MPI.Win.Allocate_shared(4 * self.words, 4, comm=comm)
+        try:  # e.g. a small /dev/shm (64 MB in a Docker container)
+            self.win, error = MPI.Win.Allocate_shared(4 * self.words, 4, comm=comm), None
+        except MPI.Exception as e:
+            self.win, error = None, e
+        if not comm.allreduce(error is None, op=MPI.LAND):
+            if self.win is not None:
+                self.win.Free()
+            raise RuntimeError(f"no shared window of {4 * self.words} bytes a rank: {error}")
         base = self.win.Shared_query(0)[0].address
         apart = any(self.win.Shared_query(r)[0].address != base + 4 * self.words * r
                     for r in range(size))
@@ -168,7 +178,7 @@ class SharedGradientExchange(GradientExchange):
             return
         rows = int(self._last_words.sum(axis=1).max())
         need = (max(self._need[0], int(rows * HEADROOM) + 64),
-                max(self._need[1], int(self._block * HEADROOM) + 64))
+                max(self._need[1], int(self._block * VALUES_HEADROOM) + 64))
         if self._window is not None and need == self._need:
             return
         if self._window is not None:

@@ -17,9 +17,9 @@ prints, validates (the others receive its results) and writes files.
 ``Model.recommend`` goes through :func:`recommend` here: each rank ranks a contiguous
 share of the users and the rows are gathered on every rank.
 """
-import sys
+import contextlib
 import zlib
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -112,15 +112,27 @@ class DataParallelFit:
         self.route: Optional[_routing.Route] = None
         self._touched: Optional[np.ndarray] = None  # uint8: routed ids trained, unsynced
         self._mine = np.empty(0, dtype=np.int64)  # this rank's samples of a chunk (reused)
-        self._owners_of: Tuple = (None, None)  # (id column's identity, each sample's owner)
+        self._owners_of: Optional[np.ndarray] = None  # each sample's owner, when fixed
+        self._close_open_exchange()
         self.exchange = _shared.exchange_for(self.comm, _tables(model),
                                              model.optimizer.sparse_updates, owners=self.OWNERS)
-        self._share_sampling(source)
+        with self._freed_on_error():
+            self._share_sampling(source)
         # ModelCheckpoint(save_freq=N batches) saves mid-epoch on rank 0: the optimizer
         # state of the rows other ranks own must be there at every chunk (the ranks agree)
         self._sync_chunks = self.exchange.owners and self.comm.allreduce(any(
             isinstance(cb, ModelCheckpoint) and not isinstance(cb.save_freq, str)
             for cb in _flatten_callbacks(callbacks)), op=_mpi().LOR)
+
+    @contextlib.contextmanager
+    def _freed_on_error(self) -> Iterator[None]:
+        """Code that may raise once the exchange exists: it is then freed by the next
+        fit (end() does not run when the fit's state fails to build)."""
+        try:
+            yield
+        except BaseException:
+            self.model._open_exchange = self.exchange
+            raise
 
     # rows updated at their owners (GradientExchange(owners=True)); not with sharded tables
     OWNERS = True
@@ -155,15 +167,22 @@ class DataParallelFit:
                 f"partition per rank")
         source.draw_comm = self.comm
 
-    def end(self) -> None:
+    def end(self, failed: bool = False) -> None:
         """Remove the reduce hook (the plan trains alone again), and remember whether
         rows' optimizer state still lags on some rank (a fit that raised mid-epoch): the
-        next data-parallel fit takes it from the owners first."""
+        next data-parallel fit takes it from the owners first.
+
+        Args:
+            failed: Whether fit is raising: then no collective call is made (a rank may
+                be failing alone), and the shared window is freed by the next fit.
+        """
         self.plan.set_reduce_hook(None)
-        if sys.exc_info()[0] is None:  # a collective: not while one rank may be failing
-            self.exchange.close()
-        else:  # freed at the next data-parallel fit's start, where every rank meets
+        if failed:
             self.model._open_exchange = self.exchange
+        else:
+            self.exchange.close()
+        if not self.checked:  # nothing trained: an earlier fit's lags still stand
+            return
         self.model._owner_state_lags = self.exchange.stale
         self.model._routed_lag = (self.route.params, np.flatnonzero(self._touched)) \
             if self.route is not None and self._touched.any() else None
@@ -231,14 +250,27 @@ class DataParallelFit:
         if self._mine.size < idx.size:
             self._mine = np.empty(idx.size * 5 // 4, dtype=np.int64)
         ids = inputs[self.route.column]
-        key = (id(ids), ids.__array_interface__["data"][0], ids.size)
-        if self._owners_of[0] != key:  # the same arrays chunk after chunk (a sampler's too)
-            self._owners_of = (key, _routing.sample_owners(self.route, ids))
+        owners = None
+        if self._fixed_for_the_fit(ids):
+            if self._owners_of is None:
+                self._owners_of = _routing.sample_owners(self.route, ids)
+            owners = self._owners_of
         mine, bounds, norms = _routing.split(self.route, inputs, idx, batch_size, self.rank,
-                                             self._touched, out=self._mine,
-                                             owners=self._owners_of[1])
+                                             self._touched, out=self._mine, owners=owners)
         return self.plan.fit(inputs, labels, mine, batch_size, step, seed, weights=weights,
                              bounds=bounds, norms=norms)
+
+    def _fixed_for_the_fit(self, ids: np.ndarray) -> bool:
+        """Whether the id column ``ids`` holds the same values at every chunk of this fit:
+        the arrays passed to fit, or a sampler's users (which do not depend on the
+        epoch's seed); not a sampler's items, nor a generator's batches."""
+        data = getattr(self.source, "data", None)
+        if data is None:
+            return False
+        sampler = getattr(data, "sampler", None)
+        if sampler is None:
+            return True
+        return ids.__array_interface__["data"][0] == sampler._u.__array_interface__["data"][0]
 
     def _routed_arrays(self, params) -> List[np.ndarray]:
         """The weights and optimizer state of the routed tables ``params``."""
@@ -329,11 +361,11 @@ class DataParallelFit:
             self.exchange.stale = True  # the last fit raised mid-epoch: catch up first
             self.sync_state()
         self._catch_up_routed()
-        self._close_open_exchange()
         self._sync_state(step)
 
     def _close_open_exchange(self) -> None:
-        """Free the shared window of a fit that raised on every rank (collective)."""
+        """Free the shared window of a fit that raised on every rank (collective: every
+        rank builds the next fit's state)."""
         open_ = getattr(self.model, "_open_exchange", None)
         if self.comm.allreduce(open_ is not None, op=_mpi().LAND):
             open_.close()
@@ -398,9 +430,9 @@ class ModelParallelFit(DataParallelFit):
         self.callbacks = callbacks
         self.shards.in_fit = True
 
-    def end(self) -> None:
+    def end(self, failed: bool = False) -> None:
         self.shards.in_fit = False
-        super().end()
+        super().end(failed)
 
     def penalty(self) -> float:
         return self.shards.penalty()

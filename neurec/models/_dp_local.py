@@ -105,6 +105,7 @@ class LocalDataFit(DataParallelFit):
         n = int(source.data.num_samples)
         self.sizes = np.array(comm.allgather(n), dtype=np.int64)
         if (self.sizes <= 0).any():
+            self.model._open_exchange = self.exchange  # freed by the next fit
             raise ValueError(f"fit under DataParallel(local_data=True): rank "
                              f"{int(np.argmin(self.sizes))}'s partition has no samples; give "
                              f"every rank part of the data")
@@ -165,7 +166,7 @@ class LocalDataFit(DataParallelFit):
                         f"from rank 0's ({value!r} != {every[0][field]!r}); every rank must "
                         f"build and compile the same model and call fit with the same "
                         f"arguments{hint}")
-        self._close_open_exchange()
+        self._catch_up_routed()
         self._sync_state(step)
 
 

@@ -239,6 +239,7 @@ def run(model, plan, source, opts: FitOptions, callbacks) -> Optional[History]:
     cbs.on_train_begin()
     logs: Dict[str, float] = {}
     chunk = 16
+    finished = False
     try:
         for epoch in range(opts.initial_epoch, opts.epochs):
             epoch_seed = (opts.seed * 1000003 + epoch) % (2**64)
@@ -289,10 +290,11 @@ def run(model, plan, source, opts: FitOptions, callbacks) -> Optional[History]:
                 model.stop_training = dp.agree(model.stop_training)
             if model.stop_training:
                 break
+        finished = True
     finally:
         opt.iterations = int(step[0])
         if dp is not None:
-            dp.end()
+            dp.end(failed=not finished)
     cbs.on_train_end(logs)
     return model.history if model.history is not None else next(
         (c for c in cbs.callbacks if isinstance(c, History)), None)

@@ -3,8 +3,8 @@ there (``build``, ``data``, ``CONFIGS``) to train the same models on one process
 
     python dp_fit.py MODE OUT_DIR
 
-MODE: hello | match | shared | many-fits | threads | evaluate | files | raise-data |
-raise-callback | kill | mismatch.
+MODE: hello | match | shared | sync-rows | many-fits | threads | evaluate | files |
+raise-data | raise-callback | kill | mismatch.
 """
 import hashlib
 import json
@@ -178,9 +178,9 @@ def main(mode, out):
         from neurec.models import _distributed
         routes, end = [], _distributed.DataParallelFit.end
 
-        def ending(self):  # which tables the fit left out of the exchange (_routing.py)
+        def ending(self, failed=False):  # the tables left out of the exchange (_routing.py)
             routes.append(None if self.route is None else list(self.route.params))
-            end(self)
+            end(self, failed)
 
         _distributed.DataParallelFit.end = ending
         for name in CONFIGS:
@@ -203,14 +203,31 @@ def main(mode, out):
 
         _shared.exchange_for = exchange_for
         report = {}
-        for how, shared, headroom in (("messages", False, 1.5), ("window", True, 1.5),
-                                      ("window outgrown every step", True, 0.5)):
-            _shared.SHARED, _shared.HEADROOM = shared, headroom
+        for how, shared, headroom, values in (
+                ("messages", False, 1.5, 1.5), ("window", True, 1.5, 1.5),
+                ("window outgrown every step", True, 0.5, 1.5),
+                ("new rows outgrow it every step", True, 1.5, 0.5)):
+            _shared.SHARED, _shared.HEADROOM, _shared.VALUES_HEADROOM = shared, headroom, values
             model, history = train("adam-sampler", verbose=0)
             report[how] = {"sha256": digest(model), "history": history.history,
                            "exchange": kinds[-1]}
         with open(os.path.join(out, f"shared-{rank}.json"), "w") as f:
             json.dump(report, f)
+    elif mode == "sync-rows":  # _routing.sync_rows with unequal, empty and split shares
+        from neurec.distribution import _routing
+        _routing.SYNC_ROWS = 3  # 3 rows a round: 5 rows take two, 0 rows none of their own
+        comm = distribution.communicator()
+        got = []
+        for shares in ([[], [1, 5, 7, 9, 11]], [[0, 2, 4, 6], [3, 8]]):
+            w = np.full((14, 4), -1.0, np.float32)
+            steps = np.full(14, -1, np.int64)
+            mine = np.array(shares[rank], dtype=np.int64)
+            w[mine] = rank + mine[:, None] / 100.0  # the rows this rank updated
+            steps[mine] = 10 * rank + mine
+            _routing.sync_rows(comm, [w, steps], mine)
+            got.append({"w": w.tolist(), "steps": steps.tolist()})
+        with open(os.path.join(out, f"sync-rows-{rank}.json"), "w") as f:
+            json.dump(got, f)
     elif mode == "many-fits":  # more fits than MPI has communicators (2048 in MPICH)
         model, (x, y) = build(), data()
         for _ in range(2100):
