@@ -77,10 +77,22 @@ done:
     return result;
 }
 
-/* The id of sample s: ids is int32 or int64 (route_split checks). */
+/* The id of sample s, and where it is: ids is int32 or int64 (route_split checks). */
 static inline int64_t id_at(const void *ids, int wide, int64_t s)
 {
     return wide ? ((const int64_t *)ids)[s] : ((const int32_t *)ids)[s];
+}
+
+static inline const void *id_addr(const void *ids, int wide, int64_t s)
+{
+    return wide ? (const void *)((const int64_t *)ids + s)
+                : (const void *)((const int32_t *)ids + s);
+}
+
+/* An id clipped to [0, rows): one out of range still goes to a rank, whose core refuses it. */
+static inline int64_t clip_id(int64_t r, int64_t rows)
+{
+    return r < 0 ? 0 : (r >= rows ? rows - 1 : r);
 }
 
 /* route_split(owner, ids, idx, batch_size, rank, out, bounds, touched, sample_owner=None) -> n */
@@ -127,43 +139,24 @@ static PyObject *py_route_split(PyObject *self, PyObject *args, PyObject *kw)
     uint8_t *t = nr_arg_data(&touched);
     const uint8_t *sown = so.array ? nr_arg_data(&so) : NULL;
     Py_BEGIN_ALLOW_THREADS
-    if (sown) { /* each sample's owner given: read the ids of this rank's samples only */
-        for (int64_t k = 0; k < n && bad < 0; k++) {
-            if (k % batch == 0)
-                b[k / batch] = m;
-            if (k + 16 < n && ix[k + 16] >= 0 && ix[k + 16] < n_ids)
-                __builtin_prefetch(sown + ix[k + 16]);
-            const int64_t s = ix[k];
-            if (s < 0 || s >= n_ids)
-                bad = k;
-            else if (sown[s] == rank)
-                o[m++] = s;
-        }
-        for (int64_t j = 0; j < m && bad < 0; j++) {
-            if (j + 16 < m)
-                __builtin_prefetch(wide ? (const void *)((const int64_t *)id + o[j + 16])
-                                        : (const void *)((const int32_t *)id + o[j + 16]));
-            int64_t r = id_at(id, wide, o[j]);
-            t[r < 0 ? 0 : (r >= rows ? rows - 1 : r)] = 1;
-        }
-    }
-    for (int64_t k = 0; k < n && !sown; k++) {
+    for (int64_t k = 0; k < n; k++) { /* this rank's samples, in order */
         if (k % batch == 0)
             b[k / batch] = m;
-        if (k + 16 < n && ix[k + 16] >= 0 && ix[k + 16] < n_ids)
-            __builtin_prefetch(wide ? (const void *)((const int64_t *)id + ix[k + 16])
-                                    : (const void *)((const int32_t *)id + ix[k + 16]));
+        const int64_t ahead = k + 16 < n ? ix[k + 16] : -1;
+        if (ahead >= 0 && ahead < n_ids)
+            __builtin_prefetch(sown ? (const void *)(sown + ahead) : id_addr(id, wide, ahead));
         const int64_t s = ix[k];
         if (s < 0 || s >= n_ids) {
             bad = k;
             break;
         }
-        int64_t r = id_at(id, wide, s);
-        r = r < 0 ? 0 : (r >= rows ? rows - 1 : r); /* out of range: the core refuses it */
-        if (own[r] == rank) {
+        if ((sown ? sown[s] : own[clip_id(id_at(id, wide, s), rows)]) == rank)
             o[m++] = s;
-            t[r] = 1;
-        }
+    }
+    for (int64_t j = 0; j < m && bad < 0; j++) { /* the rows they train */
+        if (j + 16 < m)
+            __builtin_prefetch(id_addr(id, wide, o[j + 16]));
+        t[clip_id(id_at(id, wide, o[j]), rows)] = 1;
     }
     b[steps] = m;
     Py_END_ALLOW_THREADS

@@ -81,7 +81,7 @@ static size_t dtype_bytes(enum nr_dtype t)
 /* Start loading the inputs, labels and weights of batch rows [b0, b1). Picked
  * by a shuffled idx from arrays far larger than the caches, every sample is a
  * cache miss; issued together the misses overlap, where the forward pass would
- * wait for each in turn (NeuMF on ml-1m: 584 -> 460 ns a sample). */
+ * wait for each in turn (NeuMF on ml-1m: 584 -> 400 ns a sample). */
 static void prefetch_samples(const struct run_ctx *c, int64_t b0, int64_t b1)
 {
     if (!c->idx)
@@ -283,22 +283,26 @@ static enum nr_status call_hook(struct run_ctx *c, int nth, nr_plan_reduce_fn fn
     return fn(ctx, &g);
 }
 
-enum nr_status nr_plan_set_reduce_hook(struct nr_plan *p, nr_plan_reduce_fn fn, void *ctx)
+/* Set a hook and its context: refused for a Hogwild plan with sparse updates,
+ * whose threads apply their table rows without a reduce phase. */
+static enum nr_status set_hook(const struct nr_plan *p, nr_plan_reduce_fn fn, void *ctx,
+                               nr_plan_reduce_fn *fn_at, void **ctx_at)
 {
     if (fn && p->d.hogwild && p->d.sparse)
         return NR_ERR_VALUE;
-    p->reduce_hook = fn;
-    p->reduce_ctx = fn ? ctx : NULL;
+    *fn_at = fn;
+    *ctx_at = fn ? ctx : NULL;
     return NR_OK;
+}
+
+enum nr_status nr_plan_set_reduce_hook(struct nr_plan *p, nr_plan_reduce_fn fn, void *ctx)
+{
+    return set_hook(p, fn, ctx, &p->reduce_hook, &p->reduce_ctx);
 }
 
 enum nr_status nr_plan_set_apply_hook(struct nr_plan *p, nr_plan_reduce_fn fn, void *ctx)
 {
-    if (fn && p->d.hogwild && p->d.sparse)
-        return NR_ERR_VALUE;
-    p->apply_hook = fn;
-    p->apply_ctx = fn ? ctx : NULL;
-    return NR_OK;
+    return set_hook(p, fn, ctx, &p->apply_hook, &p->apply_ctx);
 }
 
 /* Longest-processing-time assignment of parameter updates to threads:
@@ -495,7 +499,6 @@ static enum nr_status check_input_widths(const struct nr_plan *p, const struct n
     return NR_OK;
 }
 
-/* The default mode: every batch split across nth threads, in three phases. */
 /* The steps of one call: batch_size samples each (the last maybe short), or with
  * bounds step s the samples bounds[s]..bounds[s+1]-1 of idx, its loss over norms[s]. */
 struct steps {
@@ -516,6 +519,7 @@ static void step_of(const struct steps *st, int64_t s, int64_t *start, int64_t *
     }
 }
 
+/* The default mode: every step split across nth threads, in three phases. */
 static enum nr_status fit_batches(struct nr_plan *p, struct nr_pool *pool,
                                   const struct nr_array *inputs, const struct nr_array *y,
                                   const float *w, const int64_t *idx, const struct steps *steps,
@@ -587,6 +591,25 @@ enum nr_status nr_plan_fit(struct nr_plan *p, struct nr_pool *pool, const struct
                                 abort);
 }
 
+/* Train steps on as many threads as their largest, most rows, is worth; stats
+ * gets every thread's sums. */
+static enum nr_status run_steps(struct nr_plan *p, struct nr_pool *pool,
+                                const struct nr_array *inputs, const struct nr_array *y,
+                                const float *w, const int64_t *idx, const struct steps *steps,
+                                int64_t most, int64_t *step, uint64_t seed,
+                                struct nr_fit_stats *stats, const volatile int *abort)
+{
+    const int nth = clamp_threads(p, pool, most);
+    enum nr_status s = nr_plan_reserve(p, most);
+    if (s != NR_OK || (s = ensure_threads(p, nth, most)) != NR_OK)
+        return s;
+    memset(p->tstats, 0, sizeof *p->tstats * (size_t)nth);
+    s = fit_batches(p, pool, inputs, y, w, idx, steps, step, seed, nth, abort);
+    for (int t = 0; t < nth; t++)
+        nr_fit_stats_add(stats, &p->tstats[t]);
+    return s;
+}
+
 /* Bounds run from 0 to n without going back, and each step's divisor covers it. */
 static int steps_ok(const int64_t *bounds, const int64_t *norms, int64_t count, int64_t n)
 {
@@ -617,18 +640,9 @@ enum nr_status nr_plan_fit_steps(struct nr_plan *p, struct nr_pool *pool,
     int64_t most = 1;
     for (int64_t s = 0; s < n_steps; s++)
         most = bounds[s + 1] - bounds[s] > most ? bounds[s + 1] - bounds[s] : most;
-    enum nr_status s = nr_plan_reserve(p, most);
-    if (s != NR_OK)
-        return s;
-    int nth = clamp_threads(p, pool, most);
-    if ((s = ensure_threads(p, nth, most)) != NR_OK)
-        return s;
-    memset(p->tstats, 0, sizeof *p->tstats * (size_t)nth);
-    struct steps st = {.n = n, .count = n_steps, .bounds = bounds, .norms = norms};
-    s = fit_batches(p, pool, inputs, y, w, idx, &st, step, seed, nth, abort);
-    for (int t = 0; t < nth; t++)
-        nr_fit_stats_add(stats, &p->tstats[t]);
-    return s;
+    return run_steps(p, pool, inputs, y, w, idx,
+                     &(struct steps){.n = n, .count = n_steps, .bounds = bounds, .norms = norms},
+                     most, step, seed, stats, abort);
 }
 
 enum nr_status nr_plan_fit_weighted(struct nr_plan *p, struct nr_pool *pool,
@@ -649,27 +663,22 @@ enum nr_status nr_plan_fit_weighted(struct nr_plan *p, struct nr_pool *pool,
         return NR_ERR_VALUE;
     if (check_input_widths(p, inputs) != NR_OK)
         return NR_ERR_SHAPE;
-    enum nr_status s = nr_plan_reserve(p, batch_size);
-    if (s != NR_OK)
-        return s;
     /* batch-level Hogwild hands off once per call, so any batch is worth a thread */
-    int hog = p->d.hogwild && p->d.sparse && pool_threads(pool) > 1 && n > batch_size;
-    int nth = hog ? pool_threads(pool) : clamp_threads(p, pool, batch_size);
+    if (!(p->d.hogwild && p->d.sparse && pool_threads(pool) > 1 && n > batch_size))
+        return run_steps(p, pool, inputs, y, w, idx,
+                         &(struct steps){.n = n,
+                                         .batch_size = batch_size,
+                                         .count = (n + batch_size - 1) / batch_size},
+                         batch_size, step, seed, stats, abort);
+    const int nth = pool_threads(pool);
     int64_t hog_rows = 0;
-    if (hog && !size_mul(batch_size, nth, 1, &hog_rows))
+    if (!size_mul(batch_size, nth, 1, &hog_rows))
         return NR_ERR_NOMEM;
-    if (hog && (s = nr_plan_reserve(p, hog_rows)) != NR_OK)
-        return s; /* batch-level Hogwild: one batch of scratch rows per thread */
-    s = ensure_threads(p, nth, batch_size);
-    if (s != NR_OK)
+    enum nr_status s = nr_plan_reserve(p, hog_rows); /* one batch of scratch rows a thread */
+    if (s != NR_OK || (s = ensure_threads(p, nth, batch_size)) != NR_OK)
         return s;
     memset(p->tstats, 0, sizeof *p->tstats * (size_t)nth);
-    s = hog ? fit_hogwild(p, pool, inputs, y, w, idx, n, batch_size, step, seed, nth, abort)
-            : fit_batches(p, pool, inputs, y, w, idx,
-                          &(struct steps){.n = n,
-                                          .batch_size = batch_size,
-                                          .count = (n + batch_size - 1) / batch_size},
-                          step, seed, nth, abort);
+    s = fit_hogwild(p, pool, inputs, y, w, idx, n, batch_size, step, seed, nth, abort);
     for (int t = 0; t < nth; t++)
         nr_fit_stats_add(stats, &p->tstats[t]);
     return s;
