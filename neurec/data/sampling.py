@@ -265,7 +265,7 @@ class NegativeSampler:
         else:  # the users and labels of the others' shares are known: they need not travel
             from neurec.distribution._epoch import draw_shared
             known = u is self._u and y is self._y and self._fixed_drawn
-            known = comm.allreduce(known, op=_land())  # every rank sends the same arrays
+            known = all(comm.allgather(known))  # every rank sends the same arrays
             draw_shared(comm, self._pos_users.size, 1 + self.num_negatives, draw,
                         (i,) if known else (u, i, y))
         if u is self._u and y is self._y:
@@ -352,8 +352,3 @@ class NegativeSampler:
         weighted = ", weighted" if self._pos_weights is not None else ""
         return (f"NegativeSampler(positives={self._pos_users.size}, num_negatives={self.num_negatives}, "
                 f"distribution={self.distribution!r}, shape={self.matrix.shape}{weighted})")
-
-
-def _land():
-    from mpi4py import MPI
-    return MPI.LAND

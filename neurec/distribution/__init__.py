@@ -285,8 +285,8 @@ class DataParallel(Distribution):
     Without sparse updates, or when one id holds too many samples to balance, every
     batch is cut into one contiguous slice per rank. With sparse updates and every rank on
     one host, the rows travel through a shared MPI-3 window instead of messages (the same
-    bits). A
-    sampler's epoch is drawn in shares by the ranks: the same epoch as one process's.
+    bits). A sampler's epoch is drawn in shares by the ranks: the same epoch as one
+    process's.
 
     With ``local_data=True`` each rank passes only its own partition of the data (arrays,
     or a ``NegativeSampler`` over its users' interactions built with the global

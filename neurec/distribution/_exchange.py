@@ -30,14 +30,16 @@ So a step costs one collective call, two with sparse tables. The header sizes th
 message and catches ranks that are out of step.
 
 Ranks on one host exchange the same messages through a shared window instead
-(``_shared.py``). Tables whose rows a routed fit keeps on their owners (``_routing.py``, :meth:`route`) stay
-out of the message: each rank's own gradient of them is applied as it is. The ranks'
-gradients are then those of their samples' losses over the global batch, and add up
-unweighted.
+(``_shared.py``). Tables whose rows a routed fit keeps on their owners (``_routing.py``,
+:meth:`route`) stay out of the message: each rank's own gradient of them is applied as it
+is. The ranks' gradients are then those of their samples' losses over the global batch,
+and add up unweighted.
 """
 from typing import Dict, List, NamedTuple, Optional, Sequence
 
 import numpy as np
+
+from neurec.distribution._routing import sync_rows
 
 # the most floats a rank receives in the step's first message for the dense gradient
 # ((P - 1) * size); larger buffers are reduced in two phases
@@ -136,11 +138,7 @@ class GradientExchange:
         table = np.ascontiguousarray(every[:, :h]).view(np.int64)
         weights = self._weights(table, grads.step)
         if dense.size and gather:
-            values = every[:, h:].view(np.float32)
-            acc = values[0] * weights[0]
-            for r in range(1, self.size):
-                acc += values[r] * weights[r]
-            dense[:] = acc
+            self._sum_dense(every[:, h:].view(np.float32), weights, dense)
         elif dense.size:
             self._reduce(dense, weights)
         if self.owners and self.sent:
@@ -164,6 +162,21 @@ class GradientExchange:
         if self.summed:  # gradients over the global batch already: add them up
             return (table[:, 1] > 0).astype(np.float64)
         return table[:, 1].astype(np.float64) / total
+
+    @staticmethod
+    def _sum_dense(values: np.ndarray, weights: np.ndarray, out: np.ndarray) -> None:
+        """``out = sum_r weights[r] * values[r]``, in float64 and in rank order (every
+        rank the same bits)."""
+        acc = values[0] * weights[0]
+        for r in range(1, values.shape[0]):
+            acc += values[r] * weights[r]
+        out[:] = acc
+
+    def _new_rows_block(self, n_rows: np.ndarray) -> int:
+        """Words of the longest block of new rows an owner sends after the apply phase:
+        at most the rows sent to it (``n_rows[sender, owner, table]``), tables' counts
+        first."""
+        return int(2 * self._sent.size + (n_rows.sum(axis=0) @ self._widths).max())
 
     def close(self) -> None:
         """Release what the exchange holds beyond the fit (collective; nothing here)."""
@@ -252,8 +265,7 @@ class GradientExchange:
         self.bytes_sent += 4 * int(send.sum() - send[me])
         grads.merge_rows(self._sent, self._recv.view(np.int32), rdispls,
                          np.ascontiguousarray(n_rows[:, me, :]), weights)
-        # an owner's new rows are at most the rows sent to it (the tables' counts first)
-        self._block = int(2 * self._sent.size + (n_rows.sum(axis=0) @ self._widths).max())
+        self._block = self._new_rows_block(n_rows)
 
     def after_apply(self, grads) -> None:
         """The plan's apply hook: every rank sends the new values of the rows it owns and
@@ -275,29 +287,16 @@ class GradientExchange:
                             np.arange(size, dtype=np.int64) * block, block, self.rank)
         self.stale = True
 
-    def sync_state(self, state: Dict[int, Sequence[np.ndarray]], chunk_rows: int = 1 << 16
-                   ) -> None:
+    def sync_state(self, state: Dict[int, Sequence[np.ndarray]]) -> None:
         """Every rank takes each table row's optimizer state (``state[param]``: its slot
-        arrays and per-row step counts) from the row's owner, ``chunk_rows`` rows of each
-        rank at a time (collective; nothing to do unless rows were updated at their owners
-        since the last call)."""
+        arrays and per-row step counts) from the row's owner (``_routing.sync_rows``;
+        collective; nothing to do unless rows were updated at their owners since the
+        last call)."""
         if not self.stale:
             return
-        size, me = self.size, self.rank
-        for param in self.sent:
-            for a in state.get(param, ()):
-                rows = a.reshape(a.shape[0], -1)
-                for lo in range(0, rows.shape[0], size * chunk_rows):
-                    part = rows[lo:lo + size * chunk_rows]  # rows lo + s, lo + s + P, ...: s's
-                    per = -(-part.shape[0] // size)
-                    mine = np.zeros((per, part.shape[1]), dtype=a.dtype)
-                    own = part[me::size]
-                    mine[:own.shape[0]] = own
-                    every = np.empty((size, per, part.shape[1]), dtype=a.dtype)
-                    self.comm.Allgather([mine.view(np.uint8), self._mpi.BYTE],
-                                        [every.view(np.uint8), self._mpi.BYTE])
-                    for r in range(size):
-                        if r != me:
-                            theirs = part[r::size]
-                            theirs[...] = every[r, :theirs.shape[0]]
+        for param in self.sent:  # the rows id % P == rank are this rank's
+            arrays = list(state.get(param, ()))
+            if arrays:
+                sync_rows(self.comm, arrays,
+                          np.arange(self.rank, arrays[0].shape[0], self.size, dtype=np.int64))
         self.stale = False

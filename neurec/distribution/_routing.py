@@ -20,8 +20,8 @@ rank whose ids are absent from a batch takes part in its step with no samples.
 The input is chosen for the bytes it keeps off the wire, per step: the floats per row of
 the tables it alone reads times the distinct ids expected in a global batch (from the
 ids' sample counts in the first chunk's arrays: for arrays, and a sampler's users, the
-same choice for every fit on the same data and batch size, resumed or not). Its ids are dealt to
-the ranks by their number of samples (largest first, in a serpentine order), which
+same choice for every fit on the same data and batch size, resumed or not). Its ids are
+dealt to the ranks by their number of samples (largest first, in a serpentine order), which
 balances the ranks' work; routing is not used when one id holds so many samples that
 the shares cannot be balanced within ``MAX_IMBALANCE``.
 """
@@ -131,19 +131,23 @@ def sample_owners(route: Route, ids: np.ndarray) -> Optional[np.ndarray]:
     return np.take(route.owner.astype(np.uint8), ids.reshape(-1), mode="clip")
 
 
-def split(route: Route, inputs: Sequence[np.ndarray], idx: np.ndarray, batch_size: int,
+def id_column(column: np.ndarray) -> np.ndarray:
+    """The routed input's ids as :func:`split` reads them (int32 or int64: converted only
+    when the input holds another type)."""
+    column = np.asarray(column)
+    return column if column.dtype in (np.int32, np.int64) else column.astype(np.int64)
+
+
+def split(route: Route, ids: np.ndarray, idx: np.ndarray, batch_size: int,
           rank: int, touched: np.ndarray, out: Optional[np.ndarray] = None,
           owners: Optional[np.ndarray] = None):
     """This rank's samples of the global batches ``idx`` (consecutive batches of
     ``batch_size``, the last maybe short): ``(mine, bounds, norms)`` for
     ``Plan.fit(mine, bounds=bounds, norms=norms)``: step ``s`` trains ``mine[bounds[s]:
     bounds[s + 1]]`` (in the batch's order) over ``norms[s]``, the global batch's size.
-    ``touched[id]`` (uint8, one per id) is set for the ids of ``mine``; ``mine`` is a view
-    of ``out`` when it holds ``idx.size`` values; ``owners``: :func:`sample_owners` of
-    these inputs, when known."""
-    ids = np.asarray(inputs[route.column])
-    if ids.dtype not in (np.int32, np.int64):
-        ids = ids.astype(np.int64)
+    ``ids`` is the routed input (:func:`id_column`); ``touched[id]`` (uint8, one per id)
+    is set for the ids of ``mine``; ``mine`` is a view of ``out`` when it holds
+    ``idx.size`` values; ``owners``: :func:`sample_owners` of ``ids``, when known."""
     n_steps = -(-idx.size // batch_size)
     if out is None or out.size < idx.size:
         out = np.empty(idx.size, dtype=np.int64)

@@ -144,15 +144,12 @@ class SharedGradientExchange(GradientExchange):
         self._shared_step = True
         weights = self._weights(table, grads.step)
         if dense.size:
-            acc = v.values[0] * weights[0]
-            for s in range(1, size):
-                acc += v.values[s] * weights[s]
-            dense[:] = acc
+            self._sum_dense(v.values, weights, dense)
         n_rows = table[:, 3:].reshape(size, size, -1)
         words = n_rows @ self._widths  # (sender, owner): where each block starts
         grads.merge_rows(self._sent, v.message, v.starts + (words[:, :me].sum(axis=1)),
                          np.ascontiguousarray(n_rows[:, me, :]), weights)
-        self._block = int(2 * self._sent.size + (n_rows.sum(axis=0) @ self._widths).max())
+        self._block = self._new_rows_block(n_rows)
         self.bytes_sent += 4 * int(words[me].sum() - words[me, me] + table.shape[1] * 2
                                    + dense.size)
         self.steps += 1

@@ -19,7 +19,7 @@ share of the users and the rows are gathered on every rank.
 """
 import contextlib
 import zlib
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -112,7 +112,7 @@ class DataParallelFit:
         self.route: Optional[_routing.Route] = None
         self._touched: Optional[np.ndarray] = None  # uint8: routed ids trained, unsynced
         self._mine = np.empty(0, dtype=np.int64)  # this rank's samples of a chunk (reused)
-        self._owners_of: Optional[np.ndarray] = None  # each sample's owner, when fixed
+        self._fixed: Optional[Tuple] = None  # (ids, each sample's owner) of a fixed column
         self._close_open_exchange()
         self.exchange = _shared.exchange_for(self.comm, _tables(model),
                                              model.optimizer.sparse_updates, owners=self.OWNERS)
@@ -249,13 +249,15 @@ class DataParallelFit:
         id it owns, each step's loss over the global batch."""
         if self._mine.size < idx.size:
             self._mine = np.empty(idx.size * 5 // 4, dtype=np.int64)
-        ids = inputs[self.route.column]
-        owners = None
-        if self._fixed_for_the_fit(ids):
-            if self._owners_of is None:
-                self._owners_of = _routing.sample_owners(self.route, ids)
-            owners = self._owners_of
-        mine, bounds, norms = _routing.split(self.route, inputs, idx, batch_size, self.rank,
+        column = inputs[self.route.column]
+        if not self._fixed_for_the_fit(column):  # this chunk's ids
+            ids, owners = _routing.id_column(column), None
+        else:  # the same ids at every chunk: converted, and their owners found, once
+            if self._fixed is None:
+                ids = _routing.id_column(column)
+                self._fixed = (ids, _routing.sample_owners(self.route, ids))
+            ids, owners = self._fixed
+        mine, bounds, norms = _routing.split(self.route, ids, idx, batch_size, self.rank,
                                              self._touched, out=self._mine, owners=owners)
         return self.plan.fit(inputs, labels, mine, batch_size, step, seed, weights=weights,
                              bounds=bounds, norms=norms)
@@ -272,15 +274,6 @@ class DataParallelFit:
             return True
         return ids.__array_interface__["data"][0] == sampler._u.__array_interface__["data"][0]
 
-    def _routed_arrays(self, params) -> List[np.ndarray]:
-        """The weights and optimizer state of the routed tables ``params``."""
-        opt, out = self.model.optimizer, []
-        for k in params:
-            layer, i, _ = self.model._builder.params[k]
-            out.append(layer._weights[i][1])
-            out.extend(a for a in opt._slots[k] if a is not None)
-        return out
-
     def sync_routed(self) -> None:
         """Every rank receives the routed rows the others updated since the last call
         (collective): the whole model is then the same on every rank."""
@@ -288,7 +281,7 @@ class DataParallelFit:
             return
         ids = np.flatnonzero(self._touched)
         self.exchange.bytes_sent += _routing.sync_rows(
-            self.comm, self._routed_arrays(self.route.params), ids)
+            self.comm, _state_arrays(self.model, self.route.params), ids)
         self._touched[ids] = 0
 
     def _placeholder_steps(self, inputs, labels, idx: np.ndarray, step: np.ndarray, seed: int,
@@ -380,7 +373,7 @@ class DataParallelFit:
         if params is None:
             return
         ids = lag[1] if lag is not None else np.empty(0, np.int64)
-        _routing.sync_rows(self.comm, self._routed_arrays(params), ids)
+        _routing.sync_rows(self.comm, _state_arrays(self.model, params), ids)
         self.model._routed_lag = None
 
     def _sync_state(self, step: np.ndarray) -> None:
@@ -520,12 +513,14 @@ def _tables(model) -> List[TableSpec]:
     return out
 
 
-def _state_arrays(model) -> List[np.ndarray]:
-    """Every array the plan trains: weights, optimizer slots, per-row step counts."""
+def _state_arrays(model, params: Optional[Sequence[int]] = None) -> List[np.ndarray]:
+    """Every array the plan trains (of the plan parameters ``params``, default all):
+    weights, optimizer slots, per-row step counts."""
     out = []
     for k, (layer, idx, _) in enumerate(model._builder.params):
-        out.append(layer._weights[idx][1])
-        out.extend(a for a in model.optimizer._slots[k] if a is not None)
+        if params is None or k in params:
+            out.append(layer._weights[idx][1])
+            out.extend(a for a in model.optimizer._slots[k] if a is not None)
     return out
 
 
