@@ -95,6 +95,40 @@ static inline int64_t clip_id(int64_t r, int64_t rows)
     return r < 0 ? 0 : (r >= rows ? rows - 1 : r);
 }
 
+/* This rank's samples of idx into o, in order, and where each batch starts into b:
+ * each sample's owner is sown[s], or own[id] (then touched[id] is set here; with
+ * sown the caller marks them). *bad is the first index of idx out of range. */
+static inline int64_t select_mine(const int64_t *ix, int64_t n, int64_t batch, int64_t n_ids,
+                                  long long rank, const uint8_t *sown, const int32_t *own,
+                                  const void *id, int wide, int64_t rows, int64_t *o, int64_t *b,
+                                  uint8_t *t, int64_t *bad)
+{
+    int64_t m = 0;
+    for (int64_t k = 0; k < n; k++) {
+        if (k % batch == 0)
+            b[k / batch] = m;
+        const int64_t ahead = k + 16 < n ? ix[k + 16] : -1;
+        if (ahead >= 0 && ahead < n_ids)
+            __builtin_prefetch(sown ? (const void *)(sown + ahead) : id_addr(id, wide, ahead));
+        const int64_t s = ix[k];
+        if (s < 0 || s >= n_ids) {
+            *bad = k;
+            break;
+        }
+        if (sown) {
+            if (sown[s] == rank)
+                o[m++] = s;
+        } else {
+            const int64_t r = clip_id(id_at(id, wide, s), rows);
+            if (own[r] == rank) {
+                o[m++] = s;
+                t[r] = 1;
+            }
+        }
+    }
+    return m;
+}
+
 /* route_split(owner, ids, idx, batch_size, rank, out, bounds, touched, sample_owner=None) -> n */
 static PyObject *py_route_split(PyObject *self, PyObject *args, PyObject *kw)
 {
@@ -139,21 +173,11 @@ static PyObject *py_route_split(PyObject *self, PyObject *args, PyObject *kw)
     uint8_t *t = nr_arg_data(&touched);
     const uint8_t *sown = so.array ? nr_arg_data(&so) : NULL;
     Py_BEGIN_ALLOW_THREADS
-    for (int64_t k = 0; k < n; k++) { /* this rank's samples, in order */
-        if (k % batch == 0)
-            b[k / batch] = m;
-        const int64_t ahead = k + 16 < n ? ix[k + 16] : -1;
-        if (ahead >= 0 && ahead < n_ids)
-            __builtin_prefetch(sown ? (const void *)(sown + ahead) : id_addr(id, wide, ahead));
-        const int64_t s = ix[k];
-        if (s < 0 || s >= n_ids) {
-            bad = k;
-            break;
-        }
-        if ((sown ? sown[s] : own[clip_id(id_at(id, wide, s), rows)]) == rank)
-            o[m++] = s;
-    }
-    for (int64_t j = 0; j < m && bad < 0; j++) { /* the rows they train */
+    /* two copies of the loop, one without sample owners and one with (inlined, each
+     * without the other's branches) */
+    m = sown ? select_mine(ix, n, batch, n_ids, rank, sown, NULL, id, wide, rows, o, b, t, &bad)
+             : select_mine(ix, n, batch, n_ids, rank, NULL, own, id, wide, rows, o, b, t, &bad);
+    for (int64_t j = 0; sown && j < m && bad < 0; j++) { /* the rows they train */
         if (j + 16 < m)
             __builtin_prefetch(id_addr(id, wide, o[j + 16]));
         t[clip_id(id_at(id, wide, o[j]), rows)] = 1;
