@@ -98,6 +98,10 @@ def test_processes_train_as_one_with_the_same_global_batch(matched, name, one_th
     users = [k for k, (_, _, table) in enumerate(model._builder.params)
              if table and model._builder.params[k][0].input_dim == dp_fit.N_USERS]
     assert reports[0]["routed"] == (users if sparse else None)
+    # a second epoch's shuffle carries the samples' owners (a fixed column's found once,
+    # a sampler's drawn column's at every pass): one sequential pass splits it
+    two_epochs = name in ("adam-sampler-blocks", "adam-sparse", "adam-sampler-items")
+    assert (reports[0]["tagged_chunks"] > 0) == (two_epochs and sparse)
     assert sorted(reports[0]["history"]) == sorted(history.history)
     for key, values in history.history.items():
         assert reports[0]["history"][key] == pytest.approx(values, rel=1e-5), key
@@ -118,6 +122,11 @@ def test_the_shared_window_exchanges_what_messages_do(mpi, tmp_path, ranks):
         assert got[how]["exchange"] == "SharedGradientExchange"
         assert got[how]["sha256"] == got["messages"]["sha256"], how
         assert got[how]["history"] == got["messages"]["history"], how
+    # the window took the steps (all but the first, which sizes it, and a few that
+    # outgrew it), or none where every step outgrows it
+    assert got["window"]["window_steps"] >= got["window"]["steps"] * 3 // 4
+    assert got["new rows outgrow it every step"]["window_steps"] >= got["window"]["window_steps"]
+    assert got["window outgrown every step"]["window_steps"] == 0
 
 
 def test_ranks_swap_the_rows_they_updated(mpi, tmp_path):

@@ -115,6 +115,60 @@ def test_route_split_matches_numpy(dtype, batch):
         np.testing.assert_array_equal(touched, want_touched)
 
 
+@pytest.mark.parametrize("n", [1000, 200_003])  # Fisher-Yates, then buckets
+def test_a_tagged_shuffle_is_the_shuffle_with_its_owners(n):
+    """permutation(tags=): the same order, each value carrying its tag in its top byte."""
+    tags = np.random.default_rng(n).integers(0, 256, n).astype(np.uint8)
+    plain = _core.permutation(n, 7)
+    tagged = _core.permutation(n, 7, tags=tags)
+    np.testing.assert_array_equal(tagged & ((1 << 56) - 1), plain)
+    np.testing.assert_array_equal(tagged.view(np.uint64) >> np.uint64(56), tags[plain])
+    with pytest.raises(ValueError, match="tags"):
+        _core.permutation(n, 7, tags=tags[:-1])
+    with pytest.raises(ValueError, match="tags"):
+        _core.permutation(n, 7, tags=tags.astype(np.int32))
+
+
+@pytest.mark.parametrize("batch", [7, 64])
+def test_route_split_of_a_tagged_shuffle_matches_numpy(batch):
+    """The tagged path selects by the values' top byte alone and leaves touched to the
+    caller, which marks the rows the pass may train (_routing.present)."""
+    rng = np.random.default_rng(batch)
+    ids = rng.integers(0, 100, 900).astype(np.int64)
+    owner = rng.integers(0, 3, 100).astype(np.int32)
+    route = _routing.Route(0, (0,), owner)
+    owners = _routing.sample_owners(route, ids)
+    idx = _core.permutation(900, batch, tags=owners)[:700]
+    for rank in range(3):
+        out, touched = np.full(700, -7, np.int64), np.zeros(100, np.uint8)
+        bounds = np.empty(-(-700 // batch) + 1, np.int64)
+        n = _core.route_split(owner, ids, idx, batch, rank, out, bounds, touched, None, True)
+        mine, want_bounds, _ = _split_reference(owner, ids, idx & ((1 << 56) - 1), batch, rank)
+        np.testing.assert_array_equal(out[:n], mine)
+        np.testing.assert_array_equal(bounds, want_bounds)
+        assert not touched.any()
+        present = _routing.present(route, ids, rank)
+        np.testing.assert_array_equal(present, np.isin(np.arange(100), ids) & (owner == rank))
+    bad = idx.copy()
+    bad[3] = (bad[3] & ~((1 << 56) - 1)) | 900  # a sample past the ids
+    with pytest.raises(IndexError, match="idx"):
+        _core.route_split(owner, ids, bad, batch, 0, out, bounds, touched, None, True)
+
+
+def test_weighted_sum_is_the_rank_ordered_float64_sum():
+    rng = np.random.default_rng(0)
+    values = rng.standard_normal((3, 50)).astype(np.float32)
+    weights = np.array([0.25, 0.5, 0.25])
+    out = np.empty(50, np.float32)
+    _core.weighted_sum(values, weights, out)
+    want = values[0] * weights[0]
+    for r in (1, 2):
+        want = want + values[r] * weights[r]
+    np.testing.assert_array_equal(out, want.astype(np.float32))
+    with pytest.raises(ValueError, match="weight"):
+        _core.weighted_sum(values, weights[:2], out)
+
+
 def test_route_split_refuses_bad_arguments():
     owner, ids = np.zeros(10, np.int32), np.arange(10)
     out, bounds, touched = np.empty(5, np.int64), np.empty(2, np.int64), np.zeros(10, np.uint8)

@@ -128,7 +128,7 @@ static int core_exec(PyObject *m)
         PyModule_AddFunctions(m, nr_py_score_methods) < 0 ||
         PyModule_AddFunctions(m, nr_py_exchange_methods) < 0)
         return -1;
-    if (nr_py_plan_add_type(m) < 0)
+    if (nr_py_plan_add_type(m) < 0 || nr_py_window_add_type(m) < 0)
         return -1;
     if (PyModule_AddIntConstant(m, "SAMPLER_BLOCK", NR_SAMPLER_BLOCK) < 0 ||
         PyModule_AddIntConstant(m, "AUC_BINS", NR_AUC_BINS) < 0)

@@ -13,16 +13,27 @@
 static PyObject *py_permutation(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
-    static char *kwlist[] = {"n", "seed", "out", NULL};
+    static char *kwlist[] = {"n", "seed", "out", "tags", NULL};
     long long n;
     unsigned long long seed;
-    PyObject *given = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "LK|O:permutation", kwlist, &n, &seed, &given))
+    PyObject *given = Py_None, *tags = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "LK|OO:permutation", kwlist, &n, &seed, &given,
+                                     &tags))
         return NULL;
     if (n < 0) {
         PyErr_SetString(PyExc_ValueError, "n must be >= 0");
         return NULL;
     }
+    if (tags != Py_None &&
+        (!nr_is_buffer(tags, NPY_UINT8) || PyArray_DIM((PyArrayObject *)tags, 0) != (npy_intp)n ||
+         n >= (long long)1 << NR_PERM_TAG_SHIFT)) {
+        PyErr_Format(PyExc_ValueError,
+                     "permutation: tags must be a C-contiguous uint8 array of n = %lld values "
+                     "(n < 2^%d)",
+                     n, NR_PERM_TAG_SHIFT);
+        return NULL;
+    }
+    const uint8_t *t = tags == Py_None ? NULL : PyArray_DATA((PyArrayObject *)tags);
     PyObject *out;
     if (given == Py_None) {
         npy_intp dims[1] = {(npy_intp)n};
@@ -42,7 +53,7 @@ static PyObject *py_permutation(PyObject *self, PyObject *args, PyObject *kw)
     }
     int64_t *p = PyArray_DATA((PyArrayObject *)out);
     Py_BEGIN_ALLOW_THREADS
-    nr_sampler_permutation(p, n, seed);
+    nr_sampler_permutation_tagged(p, n, seed, t);
     Py_END_ALLOW_THREADS
     return out;
 }
@@ -200,8 +211,9 @@ done:
 
 PyMethodDef nr_py_data_methods[] = {
     NR_PY_KW_METHOD("permutation", py_permutation,
-                    "permutation(n, seed, out=None) -> int64 array: a seeded shuffle of "
-                    "range(n) (into out when given)."),
+                    "permutation(n, seed, out=None, tags=None) -> int64 array: a seeded "
+                    "shuffle of range(n) (into out when given); with tags (uint8, one per "
+                    "value) each value i is i | tags[i] << 56, in the same order."),
     NR_PY_KW_METHOD(
         "sample_epoch", py_sample_epoch,
         "sample_epoch(indptr, indices, n_items, users, items, num_negatives, cdf, seed, out_users, "

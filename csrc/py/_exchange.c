@@ -6,6 +6,7 @@
 #include "module.h"
 
 #include "neurec/nr_rowsum.h"
+#include "neurec/nr_sampler.h"
 
 int nr_py_rowsum_raise(enum nr_status s, const char *fn, const char *bound, int64_t table_rows)
 {
@@ -95,27 +96,37 @@ static inline int64_t clip_id(int64_t r, int64_t rows)
     return r < 0 ? 0 : (r >= rows ? rows - 1 : r);
 }
 
+#define TAG_MASK (((uint64_t)1 << NR_PERM_TAG_SHIFT) - 1)
+
 /* This rank's samples of idx into o, in order, and where each batch starts into b:
- * each sample's owner is sown[s], or own[id] (then touched[id] is set here; with
- * sown the caller marks them). *bad is the first index of idx out of range. */
+ * each sample's owner is the tag of its index (tagged: idx from
+ * nr_sampler_permutation_tagged), sown[s], or own[id] (then touched[id] is set
+ * here; with sown the caller's loop marks them, tagged leaves them to the
+ * Python caller). *bad is the first index of idx out of range. */
 static inline int64_t select_mine(const int64_t *ix, int64_t n, int64_t batch, int64_t n_ids,
-                                  long long rank, const uint8_t *sown, const int32_t *own,
-                                  const void *id, int wide, int64_t rows, int64_t *o, int64_t *b,
-                                  uint8_t *t, int64_t *bad)
+                                  long long rank, int tagged, const uint8_t *sown,
+                                  const int32_t *own, const void *id, int wide, int64_t rows,
+                                  int64_t *o, int64_t *b, uint8_t *t, int64_t *bad)
 {
     int64_t m = 0;
-    for (int64_t k = 0; k < n; k++) {
-        if (k % batch == 0)
+    for (int64_t k = 0, next = 0; k < n; k++) {
+        if (k == next) { /* a batch starts */
             b[k / batch] = m;
-        const int64_t ahead = k + 16 < n ? ix[k + 16] : -1;
+            next += batch;
+        }
+        const int64_t ahead = !tagged && k + 16 < n ? ix[k + 16] : -1;
         if (ahead >= 0 && ahead < n_ids)
             __builtin_prefetch(sown ? (const void *)(sown + ahead) : id_addr(id, wide, ahead));
-        const int64_t s = ix[k];
+        const uint64_t v = (uint64_t)ix[k];
+        const int64_t s = tagged ? (int64_t)(v & TAG_MASK) : (int64_t)v;
         if (s < 0 || s >= n_ids) {
             *bad = k;
             break;
         }
-        if (sown) {
+        if (tagged) {
+            if ((long long)(v >> NR_PERM_TAG_SHIFT) == rank)
+                o[m++] = s;
+        } else if (sown) {
             if (sown[s] == rank)
                 o[m++] = s;
         } else {
@@ -133,8 +144,8 @@ static inline int64_t select_mine(const int64_t *ix, int64_t n, int64_t batch, i
 static PyObject *py_route_split(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
-    static char *kwlist[] = {"owner", "ids",    "idx",     "batch_size",   "rank",
-                             "out",   "bounds", "touched", "sample_owner", NULL};
+    static char *kwlist[] = {"owner",  "ids",     "idx",          "batch_size", "rank", "out",
+                             "bounds", "touched", "sample_owner", "tagged",     NULL};
     struct nr_arg owner = {.name = "owner", .min_nd = 1, .max_nd = 1},
                   ids = {.name = "ids", .min_nd = 1, .max_nd = 2},
                   idx = {.name = "idx", .min_nd = 1, .max_nd = 1},
@@ -143,10 +154,11 @@ static PyObject *py_route_split(PyObject *self, PyObject *args, PyObject *kw)
                   touched = {.name = "touched", .min_nd = 1, .max_nd = 1},
                   so = {.name = "sample_owner", .min_nd = 1, .max_nd = 1, .optional = 1};
     long long batch, rank;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&LLO&O&O&|O&:route_split", kwlist,
-                                     nr_conv_i32_in, &owner, nr_conv_num_in, &ids, nr_conv_i64_in,
-                                     &idx, &batch, &rank, nr_conv_i64_out, &out, nr_conv_i64_out,
-                                     &bounds, nr_conv_u8_out, &touched, nr_conv_u8_in, &so))
+    int tagged = 0;
+    if (!PyArg_ParseTupleAndKeywords(
+            args, kw, "O&O&O&LLO&O&O&|O&p:route_split", kwlist, nr_conv_i32_in, &owner,
+            nr_conv_num_in, &ids, nr_conv_i64_in, &idx, &batch, &rank, nr_conv_i64_out, &out,
+            nr_conv_i64_out, &bounds, nr_conv_u8_out, &touched, nr_conv_u8_in, &so, &tagged))
         return NULL;
     PyObject *result = NULL;
     const int type = PyArray_TYPE(ids.array);
@@ -175,8 +187,12 @@ static PyObject *py_route_split(PyObject *self, PyObject *args, PyObject *kw)
     Py_BEGIN_ALLOW_THREADS
     /* two copies of the loop, one without sample owners and one with (inlined, each
      * without the other's branches) */
-    m = sown ? select_mine(ix, n, batch, n_ids, rank, sown, NULL, id, wide, rows, o, b, t, &bad)
-             : select_mine(ix, n, batch, n_ids, rank, NULL, own, id, wide, rows, o, b, t, &bad);
+    if (tagged)
+        m = select_mine(ix, n, batch, n_ids, rank, 1, NULL, NULL, id, wide, rows, o, b, t, &bad);
+    else if (sown)
+        m = select_mine(ix, n, batch, n_ids, rank, 0, sown, NULL, id, wide, rows, o, b, t, &bad);
+    else
+        m = select_mine(ix, n, batch, n_ids, rank, 0, NULL, own, id, wide, rows, o, b, t, &bad);
     for (int64_t j = 0; sown && j < m && bad < 0; j++) { /* the rows they train */
         if (j + 16 < m)
             __builtin_prefetch(id_addr(id, wide, o[j + 16]));
@@ -208,6 +224,8 @@ PyMethodDef nr_py_exchange_methods[] = {
                     "owns (owner[id], int32; ids clipped to its range) into out[:n] in order, "
                     "where each batch starts in out into bounds (steps + 1), and touched[id] = 1 "
                     "for each of their ids (uint8 of owner.size). sample_owner (uint8, one "
-                    "per sample: owner[ids[s]]) saves reading every sample's id."),
+                    "per sample: owner[ids[s]]) saves reading every sample's id; tagged=True: "
+                    "idx comes from permutation(tags=sample_owner), its values' top byte the "
+                    "owner: one sequential pass, touched left to the caller."),
     {NULL, NULL, 0, NULL},
 };

@@ -152,13 +152,12 @@ done:
 }
 
 /* The index among the plan's tables (parts t, t + n_tables, ... hold its
- * rows) of each table of params, checked to have sparse parts: a fresh
+ * rows) of each table of prm (n_tab), checked to have sparse parts: a fresh
  * PyMem array, or NULL with an error set (a param that is no table, a table
  * with dense updates, no memory). */
-static int *grads_tables(GradsObject *self, const struct nr_arg *params, const char *fn)
+int *nr_py_grads_tables(GradsObject *self, const int64_t *prm, int64_t n_tab, const char *fn)
 {
     const struct nr_batch_grads *g = self->g;
-    const int64_t n_tab = nr_arg_size(params), *prm = nr_arg_data(params);
     const int nth = g->n_tables ? g->n_parts / g->n_tables : 0;
     int *tab = PyMem_Calloc((size_t)(n_tab ? n_tab : 1), sizeof *tab);
     if (!tab) {
@@ -193,6 +192,11 @@ fail:
     return NULL;
 }
 
+static int *grads_tables(GradsObject *self, const struct nr_arg *params, const char *fn)
+{
+    return nr_py_grads_tables(self, nr_arg_data(params), nr_arg_size(params), fn);
+}
+
 /* The rows table t's parts hold, over the threads. */
 static int64_t grads_rows(const struct nr_batch_grads *g, int t)
 {
@@ -219,48 +223,12 @@ static PyObject *grads_out(PyObject *given, int64_t words, const char *fn)
     return PyArray_EMPTY(1, dims, NPY_UINT32, 0);
 }
 
-/* pack_rows(params, empty=False, out=None, owners=None) -> (message, counts):
- * per table of params, in order, the ids (int64 as two 32-bit words each) of
- * the distinct rows its parts hold, then their gradients' float32 bits: the
- * block a rank sends in the gradient exchange (nr_rowsum.h's layout), and
- * counts[j], table j's rows. With owners=P the rows are grouped by the rank
- * that owns them (id % P): each owner's tables in turn, counts[d, j]. With
- * empty=True every count is 0 (a rank without samples of its own). message is
- * out itself when out, a uint32 array, has room; else a fresh array. */
-static PyObject *Grads_pack_rows(GradsObject *self, PyObject *args, PyObject *kw)
+int64_t nr_py_grads_count(const struct nr_batch_grads *g, const int *tab, int64_t n_tab,
+                          long owners, int empty, int64_t *cnt)
 {
-    static char *kwlist[] = {"params", "empty", "out", "owners", NULL};
-    struct nr_arg params = {.name = "params", .min_nd = 1, .max_nd = 1};
-    int empty = 0;
-    PyObject *given = Py_None, *owners_o = Py_None;
-    if (grads_live(self) < 0 ||
-        !PyArg_ParseTupleAndKeywords(args, kw, "O&|pOO:pack_rows", kwlist, nr_conv_i64_in, &params,
-                                     &empty, &given, &owners_o))
-        return NULL;
-    const long owners = owners_o == Py_None ? 1 : PyLong_AsLong(owners_o);
-    const struct nr_batch_grads *g = self->g;
-    const int64_t n_tab = nr_arg_size(&params);
     const int nth = g->n_tables ? g->n_parts / g->n_tables : 0;
-    npy_intp dims[2] = {(npy_intp)owners, (npy_intp)n_tab};
-    PyObject *counts = NULL, *packed = NULL;
-    int *tab = NULL;
-    char **cur = NULL; /* per (owner, table): where its next id and gradient go */
-    if (owners == -1 && PyErr_Occurred())
-        goto fail;
-    if (owners < 1 || owners > 1 << 20) {
-        PyErr_Format(PyExc_ValueError, "pack_rows: owners must be in [1, 2^20], got %ld", owners);
-        goto fail;
-    }
-    if (!(tab = grads_tables(self, &params, "pack_rows")))
-        goto fail;
-    counts = owners_o == Py_None ? PyArray_ZEROS(1, dims + 1, NPY_INT64, 0)
-                                 : PyArray_ZEROS(2, dims, NPY_INT64, 0);
-    cur = PyMem_Calloc((size_t)(2 * owners * (n_tab ? n_tab : 1)), sizeof *cur);
-    if (!cur)
-        PyErr_NoMemory();
-    if (!counts || !cur)
-        goto fail;
-    int64_t *cnt = PyArray_DATA((PyArrayObject *)counts), words = 0;
+    int64_t words = 0;
+    memset(cnt, 0, sizeof *cnt * (size_t)(owners * n_tab));
     for (int64_t j = 0; j < n_tab && !empty; j++) {
         if (owners == 1) {
             cnt[j] = grads_rows(g, tab[j]);
@@ -275,9 +243,19 @@ static PyObject *Grads_pack_rows(GradsObject *self, PyObject *args, PyObject *kw
     for (long d = 0; d < owners; d++)
         for (int64_t j = 0; j < n_tab; j++)
             words += cnt[d * n_tab + j] * (g->parts[tab[j]].cols + 2);
-    if (!(packed = grads_out(given, words, "pack_rows")))
-        goto fail;
-    char *at = PyArray_DATA((PyArrayObject *)packed);
+    return words;
+}
+
+int nr_py_grads_pack(const struct nr_batch_grads *g, const int *tab, int64_t n_tab, long owners,
+                     int empty, const int64_t *cnt, char *at)
+{
+    const int nth = g->n_tables ? g->n_parts / g->n_tables : 0;
+    /* per (owner, table): where its next id and gradient go */
+    char **cur = PyMem_Calloc((size_t)(2 * owners * (n_tab ? n_tab : 1)), sizeof *cur);
+    if (!cur) {
+        PyErr_NoMemory();
+        return -1;
+    }
     for (long d = 0; d < owners; d++)
         for (int64_t j = 0; j < n_tab; j++) {
             const int64_t n = cnt[d * n_tab + j];
@@ -308,13 +286,56 @@ static PyObject *Grads_pack_rows(GradsObject *self, PyObject *args, PyObject *kw
             }
         }
     }
-    PyMem_Free(tab);
     PyMem_Free(cur);
+    return 0;
+}
+
+/* pack_rows(params, empty=False, out=None, owners=None) -> (message, counts):
+ * per table of params, in order, the ids (int64 as two 32-bit words each) of
+ * the distinct rows its parts hold, then their gradients' float32 bits: the
+ * block a rank sends in the gradient exchange (nr_rowsum.h's layout), and
+ * counts[j], table j's rows. With owners=P the rows are grouped by the rank
+ * that owns them (id % P): each owner's tables in turn, counts[d, j]. With
+ * empty=True every count is 0 (a rank without samples of its own). message is
+ * out itself when out, a uint32 array, has room; else a fresh array. */
+static PyObject *Grads_pack_rows(GradsObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"params", "empty", "out", "owners", NULL};
+    struct nr_arg params = {.name = "params", .min_nd = 1, .max_nd = 1};
+    int empty = 0;
+    PyObject *given = Py_None, *owners_o = Py_None;
+    if (grads_live(self) < 0 ||
+        !PyArg_ParseTupleAndKeywords(args, kw, "O&|pOO:pack_rows", kwlist, nr_conv_i64_in, &params,
+                                     &empty, &given, &owners_o))
+        return NULL;
+    const long owners = owners_o == Py_None ? 1 : PyLong_AsLong(owners_o);
+    const int64_t n_tab = nr_arg_size(&params);
+    npy_intp dims[2] = {(npy_intp)owners, (npy_intp)n_tab};
+    PyObject *counts = NULL, *packed = NULL;
+    int *tab = NULL;
+    if (owners == -1 && PyErr_Occurred())
+        goto fail;
+    if (owners < 1 || owners > 1 << 20) {
+        PyErr_Format(PyExc_ValueError, "pack_rows: owners must be in [1, 2^20], got %ld", owners);
+        goto fail;
+    }
+    if (!(tab = grads_tables(self, &params, "pack_rows")))
+        goto fail;
+    counts = owners_o == Py_None ? PyArray_ZEROS(1, dims + 1, NPY_INT64, 0)
+                                 : PyArray_ZEROS(2, dims, NPY_INT64, 0);
+    if (!counts)
+        goto fail;
+    int64_t *cnt = PyArray_DATA((PyArrayObject *)counts);
+    const int64_t words = nr_py_grads_count(self->g, tab, n_tab, owners, empty, cnt);
+    if (!(packed = grads_out(given, words, "pack_rows")) ||
+        nr_py_grads_pack(self->g, tab, n_tab, owners, empty, cnt,
+                         PyArray_DATA((PyArrayObject *)packed)) < 0)
+        goto fail;
+    PyMem_Free(tab);
     NR_ARGS_RELEASE(&params);
     return Py_BuildValue("(NN)", packed, counts);
 fail:
     PyMem_Free(tab);
-    PyMem_Free(cur);
     Py_XDECREF(counts);
     Py_XDECREF(packed);
     NR_ARGS_RELEASE(&params);
@@ -371,6 +392,53 @@ static char *grads_merged(GradsObject *self, size_t bytes)
     return p->merged;
 }
 
+int nr_py_grads_merge(GradsObject *self, const int *tab, int64_t n_tab, const uint32_t *msg,
+                      int64_t msg_words, const int64_t *offsets, const int64_t *c, int64_t senders,
+                      const double *weights)
+{
+    int rc = -1;
+    int64_t *offs = PyMem_Malloc(sizeof *offs * (size_t)(2 * senders + n_tab + 1));
+    if (!offs) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    int64_t *cnt = offs + senders, *total = cnt + senders; /* total: per table */
+    memcpy(offs, offsets, sizeof *offs * (size_t)senders);
+    size_t bytes = 0; /* the union's room: every row sent, 8 + 4 * cols bytes each */
+    for (int64_t j = 0; j < n_tab; j++) {
+        total[j] = 0;
+        for (int64_t s = 0; s < senders; s++) {
+            if (c[s * n_tab + j] < 0 || c[s * n_tab + j] > msg_words) {
+                PyErr_SetString(PyExc_ValueError, "merge_rows: counts must lie in [0, "
+                                                  "len(message)]");
+                goto done;
+            }
+            total[j] += c[s * n_tab + j];
+        }
+        bytes += merged_room((size_t)total[j], self->g->parts[tab[j]].cols);
+    }
+    char *out = grads_merged(self, bytes ? bytes : 1);
+    if (!out)
+        goto done;
+    for (int64_t j = 0; j < n_tab; j++) {
+        const int64_t cols = self->g->parts[tab[j]].cols;
+        for (int64_t s = 0; s < senders; s++)
+            cnt[s] = c[s * n_tab + j];
+        int64_t *r = (int64_t *)out;
+        float *gr = (float *)(out + 8 * total[j]);
+        if (grads_merge_table(self, tab[j], msg, msg_words, offs, cnt, (int)senders, weights, r,
+                              gr) < 0)
+            goto done;
+        out += merged_room((size_t)total[j], cols);
+        for (int64_t s = 0; s < senders; s++) /* past table j's block: table j + 1's */
+            offs[s] += cnt[s] * (cols + 2);
+    }
+    rc = 0;
+done:
+    PyMem_Free(offs);
+    return rc;
+}
+
 /* merge_rows(params, message, offsets, counts, weights): every sender's
  * pack_rows block (sender s's from word offsets[s], counts[s, j] rows of table
  * params[j]) merged table by table as nr_rowsum.h says; each table's parts
@@ -391,7 +459,6 @@ static PyObject *Grads_merge_rows(GradsObject *self, PyObject *args, PyObject *k
         return NULL;
     PyObject *result = NULL;
     const int64_t n_tab = nr_arg_size(&params), senders = nr_arg_size(&offsets);
-    int64_t *offs = NULL;
     int *tab = NULL;
     if (nr_arg_dim(&counts, 0) != senders || nr_arg_dim(&counts, 1) != n_tab ||
         nr_arg_size(&weights) != senders || senders > INT32_MAX) {
@@ -401,78 +468,32 @@ static PyObject *Grads_merge_rows(GradsObject *self, PyObject *args, PyObject *k
                      (long long)senders, (long long)n_tab);
         goto done;
     }
-    const int64_t *c = nr_arg_data(&counts);
-    if (!(tab = grads_tables(self, &params, "merge_rows")))
+    if (!(tab = grads_tables(self, &params, "merge_rows")) ||
+        nr_py_grads_merge(self, tab, n_tab, nr_arg_data(&msg), nr_arg_size(&msg),
+                          nr_arg_data(&offsets), nr_arg_data(&counts), senders,
+                          nr_arg_data(&weights)) < 0)
         goto done;
-    if (!(offs = PyMem_Malloc(sizeof *offs * (size_t)(2 * senders + n_tab + 1)))) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    int64_t *cnt = offs + senders, *total = cnt + senders; /* total: per table */
-    memcpy(offs, nr_arg_data(&offsets), sizeof *offs * (size_t)senders);
-    size_t bytes = 0; /* the union's room: every row sent, 8 + 4 * cols bytes each */
-    for (int64_t j = 0; j < n_tab; j++) {
-        total[j] = 0;
-        for (int64_t s = 0; s < senders; s++) {
-            if (c[s * n_tab + j] < 0 || c[s * n_tab + j] > nr_arg_size(&msg)) {
-                PyErr_SetString(PyExc_ValueError, "merge_rows: counts must lie in [0, "
-                                                  "len(message)]");
-                goto done;
-            }
-            total[j] += c[s * n_tab + j];
-        }
-        bytes += merged_room((size_t)total[j], self->g->parts[tab[j]].cols);
-    }
-    char *out = grads_merged(self, bytes ? bytes : 1);
-    if (!out)
-        goto done;
-    for (int64_t j = 0; j < n_tab; j++) {
-        const int64_t cols = self->g->parts[tab[j]].cols;
-        for (int64_t s = 0; s < senders; s++)
-            cnt[s] = c[s * n_tab + j];
-        int64_t *r = (int64_t *)out;
-        float *gr = (float *)(out + 8 * total[j]);
-        if (grads_merge_table(self, tab[j], (const uint32_t *)nr_arg_data(&msg), nr_arg_size(&msg),
-                              offs, cnt, (int)senders, nr_arg_data(&weights), r, gr) < 0)
-            goto done;
-        out += merged_room((size_t)total[j], cols);
-        for (int64_t s = 0; s < senders; s++) /* past table j's block: table j + 1's */
-            offs[s] += cnt[s] * (cols + 2);
-    }
     result = Py_None;
     Py_INCREF(result);
 done:
-    PyMem_Free(offs);
     PyMem_Free(tab);
     NR_ARGS_RELEASE(&params, &msg, &offsets, &counts, &weights);
     return result;
 }
 
-/* pack_values(params, out=None) -> message: after the apply phase, the rows
- * the parts of each table of params hold (those this process just updated)
- * with their new values: the tables' row counts (int64, two words each), then
- * per table the ids (two words each) and the rows' float32 bits. message is
- * out itself when it has room. */
-static PyObject *Grads_pack_values(GradsObject *self, PyObject *args, PyObject *kw)
+int64_t nr_py_grads_values_words(const struct nr_batch_grads *g, const int *tab, int64_t n_tab)
 {
-    static char *kwlist[] = {"params", "out", NULL};
-    struct nr_arg params = {.name = "params", .min_nd = 1, .max_nd = 1};
-    PyObject *given = Py_None, *packed = NULL;
-    if (grads_live(self) < 0 || !PyArg_ParseTupleAndKeywords(args, kw, "O&|O:pack_values", kwlist,
-                                                             nr_conv_i64_in, &params, &given))
-        return NULL;
-    const struct nr_batch_grads *g = self->g;
-    const int64_t n_tab = nr_arg_size(&params);
-    const int nth = g->n_tables ? g->n_parts / g->n_tables : 0;
-    int *tab = grads_tables(self, &params, "pack_values");
-    if (!tab)
-        goto done;
     int64_t words = 2 * n_tab;
     for (int64_t j = 0; j < n_tab; j++)
         words += grads_rows(g, tab[j]) * (g->parts[tab[j]].cols + 2);
-    if (!(packed = grads_out(given, words, "pack_values")))
-        goto done;
-    char *at = PyArray_DATA((PyArrayObject *)packed), *head = at;
+    return words;
+}
+
+void nr_py_grads_pack_values(GradsObject *self, const int *tab, int64_t n_tab, char *at)
+{
+    const struct nr_batch_grads *g = self->g;
+    const int nth = g->n_tables ? g->n_parts / g->n_tables : 0;
+    char *head = at;
     at += 8 * n_tab;
     for (int64_t j = 0; j < n_tab; j++) {
         const struct nr_param *w = &self->plan->params[g->parts[tab[j]].param];
@@ -491,10 +512,75 @@ static PyObject *Grads_pack_values(GradsObject *self, PyObject *args, PyObject *
         }
         at += n * (8 + (int64_t)row_bytes);
     }
-done:
+}
+
+/* pack_values(params, out=None) -> message: after the apply phase, the rows
+ * the parts of each table of params hold (those this process just updated)
+ * with their new values: the tables' row counts (int64, two words each), then
+ * per table the ids (two words each) and the rows' float32 bits. message is
+ * out itself when it has room. */
+static PyObject *Grads_pack_values(GradsObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"params", "out", NULL};
+    struct nr_arg params = {.name = "params", .min_nd = 1, .max_nd = 1};
+    PyObject *given = Py_None, *packed = NULL;
+    if (grads_live(self) < 0 || !PyArg_ParseTupleAndKeywords(args, kw, "O&|O:pack_values", kwlist,
+                                                             nr_conv_i64_in, &params, &given))
+        return NULL;
+    const int64_t n_tab = nr_arg_size(&params);
+    int *tab = grads_tables(self, &params, "pack_values");
+    if (tab &&
+        (packed = grads_out(given, nr_py_grads_values_words(self->g, tab, n_tab), "pack_values")))
+        nr_py_grads_pack_values(self, tab, n_tab, PyArray_DATA((PyArrayObject *)packed));
     PyMem_Free(tab);
     NR_ARGS_RELEASE(&params);
     return packed;
+}
+
+int nr_py_grads_unpack(GradsObject *self, const int *tab, const int64_t *prm, int64_t n_tab,
+                       const char *base, int64_t total, const int64_t *off, int64_t senders,
+                       int64_t block, int64_t skip)
+{
+    const struct nr_batch_grads *g = self->g;
+    for (int64_t s = 0; s < senders; s++) {
+        if (s == skip)
+            continue;
+        if (block < 2 * n_tab || off[s] < 0 || off[s] > total || block > total - off[s]) {
+            PyErr_SetString(PyExc_ValueError, "unpack_values: a sender's block lies outside "
+                                              "message");
+            return -1;
+        }
+        const char *head = base + 4 * off[s], *at = head + 8 * n_tab;
+        int64_t left = block - 2 * n_tab; /* words */
+        for (int64_t j = 0; j < n_tab; j++) {
+            const struct nr_param *w = &self->plan->params[g->parts[tab[j]].param];
+            int64_t n;
+            memcpy(&n, head + 8 * j, 8);
+            if (n < 0 || n > left / (w->cols + 2)) {
+                PyErr_Format(PyExc_ValueError,
+                             "unpack_values: sender %lld's block holds %lld "
+                             "rows of table %lld, more than its %lld words",
+                             (long long)s, (long long)n, (long long)prm[j], (long long)block);
+                return -1;
+            }
+            const char *vals = at + 8 * n;
+            for (int64_t r = 0; r < n; r++) {
+                int64_t id;
+                memcpy(&id, at + 8 * r, 8);
+                if (id < 0 || id >= w->rows) {
+                    PyErr_Format(PyExc_IndexError,
+                                 "unpack_values: a row id of table %lld is "
+                                 "outside [0, %lld)",
+                                 (long long)prm[j], (long long)w->rows);
+                    return -1;
+                }
+                memcpy(w->w + id * w->cols, vals + 4 * r * w->cols, 4 * (size_t)w->cols);
+            }
+            at += n * 4 * (w->cols + 2);
+            left -= n * (w->cols + 2);
+        }
+    }
+    return 0;
 }
 
 /* unpack_values(params, message, offsets, block_words, skip): every sender's
@@ -513,55 +599,14 @@ static PyObject *Grads_unpack_values(GradsObject *self, PyObject *args, PyObject
                                      &params, nr_conv_i32_in, &msg, nr_conv_i64_in, &offsets,
                                      &block, &skip))
         return NULL;
-    const struct nr_batch_grads *g = self->g;
-    const int64_t n_tab = nr_arg_size(&params), *prm = nr_arg_data(&params);
-    const int64_t senders = nr_arg_size(&offsets), *off = nr_arg_data(&offsets);
-    const char *base = nr_arg_data(&msg);
-    const int64_t total = nr_arg_size(&msg);
+    const int64_t n_tab = nr_arg_size(&params);
     int *tab = grads_tables(self, &params, "unpack_values");
-    if (!tab)
-        goto done;
-    for (int64_t s = 0; s < senders; s++) {
-        if (s == skip)
-            continue;
-        if (block < 2 * n_tab || off[s] < 0 || off[s] > total || block > total - off[s]) {
-            PyErr_SetString(PyExc_ValueError, "unpack_values: a sender's block lies outside "
-                                              "message");
-            goto done;
-        }
-        const char *head = base + 4 * off[s], *at = head + 8 * n_tab;
-        int64_t left = block - 2 * n_tab; /* words */
-        for (int64_t j = 0; j < n_tab; j++) {
-            const struct nr_param *w = &self->plan->params[g->parts[tab[j]].param];
-            int64_t n;
-            memcpy(&n, head + 8 * j, 8);
-            if (n < 0 || n > left / (w->cols + 2)) {
-                PyErr_Format(PyExc_ValueError,
-                             "unpack_values: sender %lld's block holds %lld "
-                             "rows of table %lld, more than its %lld words",
-                             (long long)s, (long long)n, (long long)prm[j], (long long)block);
-                goto done;
-            }
-            const char *vals = at + 8 * n;
-            for (int64_t r = 0; r < n; r++) {
-                int64_t id;
-                memcpy(&id, at + 8 * r, 8);
-                if (id < 0 || id >= w->rows) {
-                    PyErr_Format(PyExc_IndexError,
-                                 "unpack_values: a row id of table %lld is "
-                                 "outside [0, %lld)",
-                                 (long long)prm[j], (long long)w->rows);
-                    goto done;
-                }
-                memcpy(w->w + id * w->cols, vals + 4 * r * w->cols, 4 * (size_t)w->cols);
-            }
-            at += n * 4 * (w->cols + 2);
-            left -= n * (w->cols + 2);
-        }
+    if (tab && nr_py_grads_unpack(self, tab, nr_arg_data(&params), n_tab, nr_arg_data(&msg),
+                                  nr_arg_size(&msg), nr_arg_data(&offsets), nr_arg_size(&offsets),
+                                  block, skip) == 0) {
+        result = Py_None;
+        Py_INCREF(result);
     }
-    result = Py_None;
-    Py_INCREF(result);
-done:
     PyMem_Free(tab);
     NR_ARGS_RELEASE(&params, &msg, &offsets);
     return result;

@@ -30,6 +30,10 @@ extern PyMethodDef nr_py_rank_methods[];
 /* _score.c: ncf_topk (the fused NeuMF / MLP scorer of recommend). */
 extern PyMethodDef nr_py_score_methods[];
 
+/* _window.c: add the type SharedStep (a data-parallel step through a shared window)
+ * to module m. Returns 0, or -1 with an error set. */
+int nr_py_window_add_type(PyObject *m);
+
 /* _exchange.c: sum_rows (the merge of a data-parallel gradient exchange). */
 extern PyMethodDef nr_py_exchange_methods[];
 

@@ -43,4 +43,34 @@ typedef struct {
 /* _grads.c: the type neurec._core.BatchGrads (made ready by _plan.c). */
 extern PyTypeObject GradsType;
 
+/* _grads.c, for the exchanges that pack and merge a batch's rows (the methods of
+ * BatchGrads, and _window.c's steps through a shared window). Those returning int
+ * return 0, or -1 with an error set. */
+
+/* The index among the plan's tables of each table of prm (n_tab), checked to
+ * have sparse parts: a fresh PyMem array. */
+int *nr_py_grads_tables(GradsObject *self, const int64_t *prm, int64_t n_tab, const char *fn);
+/* The rows of tables tab grouped by owner (id % owners): cnt[d * n_tab + j]
+ * rows of table j for owner d (all 0 when empty); returns the words they pack to. */
+int64_t nr_py_grads_count(const struct nr_batch_grads *g, const int *tab, int64_t n_tab,
+                          long owners, int empty, int64_t *cnt);
+/* Pack those rows at at (room for the words nr_py_grads_count returned): per
+ * owner, per table, the ids (int64) then the gradients' float32 bits. */
+int nr_py_grads_pack(const struct nr_batch_grads *g, const int *tab, int64_t n_tab, long owners,
+                     int empty, const int64_t *cnt, char *at);
+/* Merge every sender's block (sender s's from word offsets[s] of msg, c[s *
+ * n_tab + j] rows of table j) into the parts, summed in sender order with weights. */
+int nr_py_grads_merge(GradsObject *self, const int *tab, int64_t n_tab, const uint32_t *msg,
+                      int64_t msg_words, const int64_t *offsets, const int64_t *c, int64_t senders,
+                      const double *weights);
+/* The words of the new values of the rows the parts of tables tab hold, and
+ * their packing at at (row counts, then per table the ids and the values). */
+int64_t nr_py_grads_values_words(const struct nr_batch_grads *g, const int *tab, int64_t n_tab);
+void nr_py_grads_pack_values(GradsObject *self, const int *tab, int64_t n_tab, char *at);
+/* Write every sender's new values but skip's (block words from word off[s] of
+ * base, total words) into the tables (prm: the tables' parameter ids, for errors). */
+int nr_py_grads_unpack(GradsObject *self, const int *tab, const int64_t *prm, int64_t n_tab,
+                       const char *base, int64_t total, const int64_t *off, int64_t senders,
+                       int64_t block, int64_t skip);
+
 #endif /* NR_PY_PLAN_OBJ_H */

@@ -5,15 +5,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#if defined(__x86_64__) || defined(__i386__) || defined(_M_X64) || defined(_M_IX86)
-#include <immintrin.h>
-#define NR_PAUSE() _mm_pause()
-#elif (defined(__aarch64__) || defined(__arm__)) && (defined(__GNUC__) || defined(__clang__))
-#define NR_PAUSE() __asm__ volatile("yield")
-#else
-#define NR_PAUSE() ((void)0)
-#endif
-
 /* Spin this many rounds before sleeping: long enough to cover the gap between
  * two batches of one fit call, short enough to not burn a core when idle. */
 #define NR_POOL_SPIN 50000

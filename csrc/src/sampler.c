@@ -206,11 +206,22 @@ static void shuffle(int64_t *perm, int64_t n, struct nr_rng *r)
  * shuffles make every permutation equally likely. */
 void nr_sampler_permutation(int64_t *perm, int64_t n, uint64_t seed)
 {
+    nr_sampler_permutation_tagged(perm, n, seed, NULL);
+}
+
+/* The value i with its tag in the top byte. */
+static inline int64_t tagged(int64_t i, const uint8_t *tags)
+{
+    return tags ? (int64_t)((uint64_t)i | (uint64_t)tags[i] << NR_PERM_TAG_SHIFT) : i;
+}
+
+void nr_sampler_permutation_tagged(int64_t *perm, int64_t n, uint64_t seed, const uint8_t *tags)
+{
     struct nr_rng r;
     nr_rng_seed(&r, seed, 0x5EED);
     if (n <= PERM_FY_MAX) { /* else the buckets place every value */
         for (int64_t i = 0; i < n; i++)
-            perm[i] = i;
+            perm[i] = tagged(i, tags);
         shuffle(perm, n, &r);
         return;
     }
@@ -229,7 +240,7 @@ void nr_sampler_permutation(int64_t *perm, int64_t n, uint64_t seed)
     }
     draw = r;
     for (int64_t i = 0; i < n; i++)
-        perm[at[nr_rng_next(&draw) >> (64 - bits)]++] = i;
+        perm[at[nr_rng_next(&draw) >> (64 - bits)]++] = tagged(i, tags);
     for (int64_t b = 0; b < k; b++) {
         struct nr_rng own;
         nr_rng_seed(&own, seed, ((uint64_t)1 << 32) + (uint64_t)b);

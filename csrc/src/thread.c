@@ -54,6 +54,7 @@ void nr_thread_join(nr_thread_t t)
 }
 
 void nr_thread_yield(void) { SwitchToThread(); }
+void nr_thread_sleep_us(long us) { Sleep((DWORD)(us >= 1000 ? us / 1000 : 1)); }
 
 int nr_cpu_count(void)
 {
@@ -71,6 +72,7 @@ int nr_cpu_count(void)
 
 #else /* POSIX threads */
 #include <sched.h>
+#include <time.h>
 #include <unistd.h>
 
 void nr_mutex_init(nr_mutex_t *m) { pthread_mutex_init(m, NULL); }
@@ -90,6 +92,12 @@ int nr_thread_create(nr_thread_t *t, void *(*fn)(void *), void *arg)
 
 void nr_thread_join(nr_thread_t t) { pthread_join(t, NULL); }
 void nr_thread_yield(void) { sched_yield(); }
+
+void nr_thread_sleep_us(long us)
+{
+    struct timespec t = {.tv_sec = us / 1000000, .tv_nsec = (us % 1000000) * 1000};
+    nanosleep(&t, NULL);
+}
 
 int nr_cpu_count(void)
 {

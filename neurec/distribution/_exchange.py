@@ -39,6 +39,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
+from neurec import _core
 from neurec.distribution._routing import sync_rows
 
 # the most floats a rank receives in the step's first message for the dense gradient
@@ -167,10 +168,7 @@ class GradientExchange:
     def _sum_dense(values: np.ndarray, weights: np.ndarray, out: np.ndarray) -> None:
         """``out = sum_r weights[r] * values[r]``, in float64 and in rank order (every
         rank the same bits)."""
-        acc = values[0] * weights[0]
-        for r in range(1, values.shape[0]):
-            acc += values[r] * weights[r]
-        out[:] = acc
+        _core.weighted_sum(np.ascontiguousarray(values), weights, out)
 
     def _new_rows_block(self, n_rows: np.ndarray) -> int:
         """Words of the longest block of new rows an owner sends after the apply phase:

@@ -123,12 +123,27 @@ def choose(builder, tables, inputs: Sequence[np.ndarray], batch_size: int,
     return None
 
 
-def sample_owners(route: Route, ids: np.ndarray) -> Optional[np.ndarray]:
+def sample_owners(route: Route, ids: np.ndarray,
+                  out: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
     """Each sample's owner (uint8; None past 255 ranks): one pass over the id column,
-    which spares :func:`split` reading every sample's id at every epoch."""
+    which spares :func:`split` reading every sample's id at every epoch (into ``out``
+    when it has the size)."""
     if int(route.owner.max(initial=0)) > 255:
         return None
-    return np.take(route.owner.astype(np.uint8), ids.reshape(-1), mode="clip")
+    ids = ids.reshape(-1)
+    if out is None or out.shape != ids.shape:
+        out = np.empty(ids.shape, dtype=np.uint8)
+    return np.take(route.owner.astype(np.uint8), ids, mode="clip", out=out)
+
+
+def present(route: Route, ids: np.ndarray, rank: int) -> np.ndarray:
+    """The rows ``rank`` owns that ``ids`` read (uint8, one per row): the rows a pass of
+    tagged shuffles (:func:`split`) may train there, marked touched at each of its chunks
+    (a few more than a chunk trains, which a swap sends unchanged)."""
+    rows = np.zeros(route.owner.size, dtype=np.uint8)
+    np.put(rows, ids.reshape(-1), 1, mode="clip")
+    rows &= route.owner == rank
+    return rows
 
 
 def id_column(column: np.ndarray) -> np.ndarray:
@@ -140,20 +155,23 @@ def id_column(column: np.ndarray) -> np.ndarray:
 
 def split(route: Route, ids: np.ndarray, idx: np.ndarray, batch_size: int,
           rank: int, touched: np.ndarray, out: Optional[np.ndarray] = None,
-          owners: Optional[np.ndarray] = None):
+          owners: Optional[np.ndarray] = None, tagged: bool = False):
     """This rank's samples of the global batches ``idx`` (consecutive batches of
     ``batch_size``, the last maybe short): ``(mine, bounds, norms)`` for
     ``Plan.fit(mine, bounds=bounds, norms=norms)``: step ``s`` trains ``mine[bounds[s]:
     bounds[s + 1]]`` (in the batch's order) over ``norms[s]``, the global batch's size.
     ``ids`` is the routed input (:func:`id_column`); ``touched[id]`` (uint8, one per id)
     is set for the ids of ``mine``; ``mine`` is a view of ``out`` when it holds
-    ``idx.size`` values; ``owners``: :func:`sample_owners` of ``ids``, when known."""
+    ``idx.size`` values; ``owners``: :func:`sample_owners` of ``ids``, when known;
+    ``tagged``: ``idx`` is a shuffle tagged with the samples' owners
+    (``_core.permutation(tags=)``: each value's top byte its owner), which this rank reads
+    in one sequential pass; ``touched`` is then the caller's to mark (:func:`present`)."""
     n_steps = -(-idx.size // batch_size)
     if out is None or out.size < idx.size:
         out = np.empty(idx.size, dtype=np.int64)
     bounds = np.empty(n_steps + 1, dtype=np.int64)
     n = _core.route_split(route.owner, ids, np.ascontiguousarray(idx, dtype=np.int64),
-                          batch_size, rank, out, bounds, touched, owners)
+                          batch_size, rank, out, bounds, touched, owners, tagged)
     starts = np.minimum(np.arange(n_steps + 1, dtype=np.int64) * batch_size, idx.size)
     return out[:n], bounds, np.diff(starts)
 

@@ -3,14 +3,14 @@
 When every rank of a data-parallel fit runs on the same host, the rows each rank sends
 to their owners and the new rows each owner sends back need not be copied through MPI's
 own buffers (two copies a message on one host): the ranks allocate one MPI-3 shared
-window (``MPI_Win_allocate_shared``, one segment per rank, contiguous), each rank writes
-its step's message into its own segment (the header, the dense gradient, the rows
-packed by owner: ``pack_rows`` writes there directly), and after a barrier every rank
-reads the others' segments in place: the owners merge the rows sent to them straight
-from the senders' segments (``merge_rows``), then write the rows they updated into
-their segments (``pack_values``), and after a second barrier every rank writes the
-others' new rows into its tables (``unpack_values``). A step is two barriers and no
-message. The sums, their order and so the bits are those of
+window (``MPI_Win_allocate_shared``, one segment per rank, contiguous), and each step
+runs in C (``_core.SharedStep``, csrc/py/_window.c) with no Python and no MPI call:
+each rank writes its header, dense gradient and rows packed by owner into its own
+segment; after a barrier (each rank's count, on its own cache line, spun on) every rank
+sums the dense gradients and the owners merge the rows sent to them straight from the
+senders' segments; after the apply phase the owners write the rows they updated into
+their segments, and after a second barrier every rank writes the others' new rows into
+its tables. The sums, their order and so the bits are those of
 :class:`~neurec.distribution._exchange.GradientExchange`'s messages.
 
 Each segment is read only between the barrier that follows its writing and the next
@@ -20,10 +20,11 @@ window grows, at a point all ranks reach together, for the steps after it.
 """
 import ctypes
 import sys
-from typing import NamedTuple, Optional
+from typing import Optional
 
 import numpy as np
 
+from neurec import _core
 from neurec.distribution._exchange import GradientExchange
 
 # a grown window holds this much more than the step that outgrew it: its rows region,
@@ -79,20 +80,6 @@ class _Window:
         self.win.Free()
 
 
-class _Views(NamedTuple):
-    """The window's regions, as the steps read and write them."""
-
-    head: np.ndarray        # this rank's header (int64)
-    dense: np.ndarray       # this rank's dense gradient (uint32 words)
-    rows: np.ndarray        # this rank's rows packed by owner (uint32 words)
-    values_out: np.ndarray  # this rank's new rows (uint32 words)
-    table: np.ndarray       # every rank's header (ranks x int64)
-    values: np.ndarray      # every rank's dense gradient (ranks x float32)
-    message: np.ndarray     # the whole window (int32 words)
-    starts: np.ndarray      # where each rank's packed rows start in message
-    values_at: np.ndarray   # where each rank's new rows start in message
-
-
 class SharedGradientExchange(GradientExchange):
     """:class:`GradientExchange` with rows updated at their owners, for ranks that share
     one host (``node``: their communicator from ``Split_type(COMM_TYPE_SHARED)``, the
@@ -102,56 +89,39 @@ class SharedGradientExchange(GradientExchange):
         super().__init__(comm, tables, sparse, owners=True)
         self._node = node
         self._window: Optional[_Window] = None
-        self._views: Optional[_Views] = None
+        self._step = None  # the window's steps in C (_core.SharedStep)
         self._failed = False  # MPI could not place the segments together: messages only
         self._shared_step = False  # whether this step went through the window
         self._need = (0, 0)  # the rows' and new rows' words a segment must hold
-
-    # -- layout of a segment: header | dense | rows packed by owner | new rows ---------------
-    def _layout(self, dense: int):
-        head = 2 * (3 + self.size * len(self.sent))  # step, samples, overflow, counts
-        return head, head + dense, head + dense + self._need[0]
+        self.window_steps = 0  # steps whose rows went through the window
 
     def close(self) -> None:
         """Free the window and the host's communicator (collective: every rank at the end
         of the same fit)."""
-        if self._window is not None:
-            self._window.free()
-            self._window = self._views = None
+        self._free_window()
         if self._node is not None:
             self._node.Free()
             self._node = None
         super().close()
 
+    def _free_window(self) -> None:
+        self._step = None  # before the memory it reads goes
+        if self._window is not None:
+            self._window.free()
+            self._window = None
+
     def __call__(self, grads) -> None:
-        if not (self.owners and self.sent) or self._window is None:
+        if not (self.owners and self.sent) or self._step is None:
             self._shared_step = False
             return super().__call__(grads)
-        v, me, size = self._views, self.rank, self.size
-        packed, counts = grads.pack_rows(self._sent, empty=self.placeholder, out=v.rows,
-                                         owners=size)
-        head = v.head
-        head[0], head[1] = grads.step, 0 if self.placeholder else grads.n_samples
-        head[2] = packed is not v.rows  # outgrew the segment
-        head[3:] = counts.reshape(-1)
-        dense = grads.dense
-        v.dense[:] = dense.view(np.uint32)
-        self._window.fence()
-        table = v.table
-        if table[:, 2].any():  # some rank's rows did not fit: messages for this step
+        done = self._step.reduce(grads, self.placeholder)
+        if done is None:  # some rank's rows did not fit: messages for this step
             self._shared_step = False
             return super().__call__(grads)
         self._shared_step = True
-        weights = self._weights(table, grads.step)
-        if dense.size:
-            self._sum_dense(v.values, weights, dense)
-        n_rows = table[:, 3:].reshape(size, size, -1)
-        words = n_rows @ self._widths  # (sender, owner): where each block starts
-        grads.merge_rows(self._sent, v.message, v.starts + (words[:, :me].sum(axis=1)),
-                         np.ascontiguousarray(n_rows[:, me, :]), weights)
-        self._block = self._new_rows_block(n_rows)
-        self.bytes_sent += 4 * int(words[me].sum() - words[me, me] + table.shape[1] * 2
-                                   + dense.size)
+        self.window_steps += 1
+        self._block, sent = done
+        self.bytes_sent += 4 * sent
         self.steps += 1
 
     def after_apply(self, grads) -> None:
@@ -159,13 +129,8 @@ class SharedGradientExchange(GradientExchange):
             super().after_apply(grads)  # every rank agrees: the same step, the same block
             self._grow(grads)
             return
-        v, block = self._views, self._block
-        out = v.values_out[:block]
-        if grads.pack_values(self._sent, out=out) is not out:
-            raise RuntimeError("data-parallel fit: new rows outgrew their block")
-        self._window.fence()
-        grads.unpack_values(self._sent, v.message, v.values_at, block, self.rank)
-        self.bytes_sent += 4 * block * (self.size - 1)
+        self._step.after(grads, self._block)
+        self.bytes_sent += 4 * self._block * (self.size - 1)
         self.stale = True
 
     def _grow(self, grads) -> None:
@@ -178,22 +143,29 @@ class SharedGradientExchange(GradientExchange):
                 max(self._need[1], int(self._block * VALUES_HEADROOM) + 64))
         if self._window is not None and need == self._need:
             return
-        if self._window is not None:
-            self._window.free()
-            self._window = self._views = None
+        self._free_window()
         self._need = need
-        h, d, r = self._layout(grads.dense.size)
+        dense = grads.dense.size
+        # the barrier's line, the header, dense, rows, new rows; segments of whole lines
+        words = 16 + 2 * (3 + self.size * len(self.sent)) + dense + need[0] + need[1]
         try:
-            self._window = w = _Window(self._node, r + need[1])
+            self._window = w = _Window(self._node, -(-words // 16) * 16)
         except RuntimeError:  # on every rank (the window agrees)
             self._failed = True
             return
-        at = np.arange(self.size, dtype=np.int64) * w.words
-        mine = w.rows[self.rank]
-        self._views = _Views(head=mine[:h].view(np.int64), dense=mine[h:d], rows=mine[d:r],
-                             values_out=mine[r:], table=w.rows[:, :h].view(np.int64),
-                             values=w.rows[:, h:d].view(np.float32),
-                             message=w.all.view(np.int32), starts=at + d, values_at=at + r)
+        w.rows[self.rank, :16] = 0  # the barrier counts start at 0 on every rank
+        try:
+            step, error = _core.SharedStep(
+                w.rows, self.rank, self._sent, self._widths - 2, dense, need[0], need[1],
+                self.summed), None
+        except ValueError as e:  # e.g. segments MPI did not align to a cache line
+            step, error = None, str(e)  # (not e: its traceback would hold grads)
+        w.fence()
+        if not self._node.allreduce(error is None, op=self._mpi.LAND):
+            self._free_window()
+            self._failed = True
+            return
+        self._step = step
 
 
 def exchange_for(comm, tables, sparse: bool, owners: bool) -> GradientExchange:

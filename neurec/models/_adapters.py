@@ -27,7 +27,7 @@ starts a new pass. A generator cannot start over: once it ran out, training stop
 import itertools
 import numbers
 import warnings
-from typing import Dict, List, NamedTuple, Optional
+from typing import Callable, Dict, List, NamedTuple, Optional
 
 import numpy as np
 
@@ -391,6 +391,11 @@ class ArraySource:
         # a data-parallel fit's communicator when its ranks draw the sampler's epochs in
         # shares (DataParallelFit sets it; None: this process draws whole epochs)
         self.draw_comm = None
+        # a routed data-parallel fit's sample owners: tagger(inputs) gives the pass's
+        # (uint8, one per sample, or None), which its shuffle carries in its values' top
+        # byte (_core.permutation's tags: the same order); tagged: whether this pass's do
+        self.tagger: Optional[Callable[[List[np.ndarray]], Optional[np.ndarray]]] = None
+        self.tagged = False
 
     def available(self, seed: int) -> bool:
         return True
@@ -400,12 +405,15 @@ class ArraySource:
                 self._pos >= self._pass[3].shape[0]:
             parts = self.data.epoch(seed, self.draw_comm)  # fresh negatives from a sampler
             n = parts[1].shape[0]
+            tags = self.tagger(parts[0]) if self.shuffle and self.tagger else None
+            tags = tags if tags is not None and tags.size == n else None
             if not self.shuffle:
                 order = np.arange(n, dtype=np.int64)
-            elif self._order is not None and self._order.size == n:
-                order = _core.permutation(n, seed, out=self._order)  # the last pass is over
+            elif self._order is not None and self._order.size == n:  # the last pass is over
+                order = _core.permutation(n, seed, out=self._order, tags=tags)
             else:
-                order = self._order = _core.permutation(n, seed)
+                order = self._order = _core.permutation(n, seed, tags=tags)
+            self.tagged = tags is not None
             self._pass = (parts[0], parts[1], parts[2] if len(parts) > 2 else None, order)
             self._pos = 0
         self._left = self.steps_per_epoch

@@ -112,6 +112,12 @@ class DataParallelFit:
         self.route: Optional[_routing.Route] = None
         self._touched: Optional[np.ndarray] = None  # uint8: routed ids trained, unsynced
         self._mine = np.empty(0, dtype=np.int64)  # this rank's samples of a chunk (reused)
+        # the routed ids of the pass under way and their owners, when its shuffle carries
+        # them (_tags; the owners' buffer is kept from pass to pass)
+        self._ids: Optional[np.ndarray] = None
+        self._owners: Optional[np.ndarray] = None
+        self._present: Optional[np.ndarray] = None  # the rows this rank owns that they read
+        self.tagged_chunks = 0  # chunks split from a shuffle that carried their owners
         self._fixed: Optional[Tuple] = None  # (ids, each sample's owner) of a fixed column
         self._close_open_exchange()
         self.exchange = _shared.exchange_for(self.comm, _tables(model),
@@ -250,17 +256,47 @@ class DataParallelFit:
         if self._mine.size < idx.size:
             self._mine = np.empty(idx.size * 5 // 4, dtype=np.int64)
         column = inputs[self.route.column]
-        if not self._fixed_for_the_fit(column):  # this chunk's ids
+        if hasattr(self.source, "tagger") and self.source.tagger is None:
+            self.source.tagger = self._tags  # the next passes' shuffles carry the owners
+        tagged = getattr(self.source, "tagged", False)
+        if tagged:  # the shuffle carries the owners: only this rank's samples' ids are read
+            ids, owners = self._ids, None
+        elif not self._fixed_for_the_fit(column):  # this chunk's ids
             ids, owners = _routing.id_column(column), None
         else:  # the same ids at every chunk: converted, and their owners found, once
-            if self._fixed is None:
-                ids = _routing.id_column(column)
-                self._fixed = (ids, _routing.sample_owners(self.route, ids))
-            ids, owners = self._fixed
+            ids, owners = self._fixed_owners(column)
         mine, bounds, norms = _routing.split(self.route, ids, idx, batch_size, self.rank,
-                                             self._touched, out=self._mine, owners=owners)
+                                             self._touched, out=self._mine, owners=owners,
+                                             tagged=tagged)
+        if tagged:
+            self._touched |= self._present
+            self.tagged_chunks += 1
         return self.plan.fit(inputs, labels, mine, batch_size, step, seed, weights=weights,
                              bounds=bounds, norms=norms)
+
+    def _fixed_owners(self, column: np.ndarray):
+        """The routed ids of a column fixed for the fit (converted once) and their
+        owners (found once)."""
+        if self._fixed is None:
+            ids = _routing.id_column(column)
+            self._fixed = (ids, _routing.sample_owners(self.route, ids))
+        return self._fixed
+
+    def _tags(self, inputs: List[np.ndarray]) -> Optional[np.ndarray]:
+        """The owners of a pass's samples, for its shuffle to carry (``ArraySource.tagger``):
+        found once for a column fixed for the fit, else at every pass (one sequential
+        pass over the ids into a kept buffer); None past 255 ranks."""
+        column = inputs[self.route.column]
+        if self._fixed_for_the_fit(column):
+            fixed = self._ids is self._fixed_owners(column)[0]
+            self._ids, owners = self._fixed
+        else:
+            fixed, self._ids = False, _routing.id_column(column)
+            owners = self._owners = _routing.sample_owners(self.route, self._ids,
+                                                          out=self._owners)
+        if not fixed:
+            self._present = _routing.present(self.route, self._ids, self.rank)
+        return owners
 
     def _fixed_for_the_fit(self, ids: np.ndarray) -> bool:
         """Whether the id column ``ids`` holds the same values at every chunk of this fit:

@@ -22,6 +22,9 @@ CONFIGS = {  # name: (optimizer, sparse_updates, global batch size, sampler)
     "adam-sampler": ("adam", True, 256, True),
     # 9,000 positives: three of the sampler's blocks, drawn in shares by the ranks
     "adam-sampler-blocks": ("adam", True, 1024, True),
+    # the sampler's drawn column routed (its users feed the model's items): the owners
+    # of each pass's samples are found anew and its shuffle carries them
+    "adam-sampler-items": ("adam", True, 256, True),
     # a list of (x, y) batches of 128 (the last of 92) instead of arrays
     "adam-batch-list": ("adam", True, 128, False),
     # batches of 1499 and 1: rank 0 has no sample of the last one and steps with none
@@ -55,13 +58,17 @@ def sampler_of(name, seed=3):
     if name == "adam-sampler-blocks":
         rng = np.random.default_rng(2)
         users, items = rng.integers(0, N_USERS, 9000), rng.integers(0, N_ITEMS, 9000)
+    if name == "adam-sampler-items":
+        return NegativeSampler((items, users), num_negatives=2, n_users=N_ITEMS,
+                               n_items=N_USERS, user_input="item", item_input="user", seed=seed)
     return NegativeSampler((users, items), num_negatives=2, n_users=N_USERS, n_items=N_ITEMS,
                            seed=seed)
 
 
 def train(name, **fit):
-    """One epoch of config ``name`` (two for adam-sampler-blocks: the later epochs draw
-    less) on however many processes run it."""
+    """One epoch of config ``name`` on however many processes run it; two for
+    adam-sampler-blocks (the later epochs draw less), adam-sparse and adam-sampler-items
+    (the later epochs' shuffles carry the samples' owners)."""
     optimizer, sparse, batch_size, sampler = CONFIGS[name]
     model = build(optimizer, sparse)
     x, y = data()
@@ -75,7 +82,7 @@ def train(name, **fit):
         x = [([x[0][k:k + batch_size], x[1][k:k + batch_size]], y[k:k + batch_size])
              for k in range(0, N, batch_size)]
         y = batch_size = None
-    epochs = 2 if name == "adam-sampler-blocks" else 1
+    epochs = 2 if name in ("adam-sampler-blocks", "adam-sparse", "adam-sampler-items") else 1
     history = model.fit(x, y, batch_size=batch_size, epochs=epochs, seed=11, **fit)
     return model, history
 
@@ -179,7 +186,8 @@ def main(mode, out):
         routes, end = [], _distributed.DataParallelFit.end
 
         def ending(self, failed=False):  # the tables left out of the exchange (_routing.py)
-            routes.append(None if self.route is None else list(self.route.params))
+            routes.append((None if self.route is None else list(self.route.params),
+                           self.tagged_chunks))
             end(self, failed)
 
         _distributed.DataParallelFit.end = ending
@@ -188,7 +196,7 @@ def main(mode, out):
             model, history = train(name, verbose=0)
             with open(os.path.join(out, f"{name}-{rank}.json"), "w") as f:
                 json.dump({"sha256": digest(model), "history": history.history,
-                           "routed": routes[-1]}, f)
+                           "routed": routes[-1][0], "tagged_chunks": routes[-1][1]}, f)
             if rank == 0:
                 np.savez(os.path.join(out, f"{name}.npz"), *model.get_weights(), *state(model))
     elif mode == "shared":  # the shared-window exchange against messages
@@ -198,7 +206,7 @@ def main(mode, out):
 
         def exchange_for(*a, **kw):
             ex = made(*a, **kw)
-            kinds.append(type(ex).__name__)
+            kinds.append(ex)
             return ex
 
         _shared.exchange_for = exchange_for
@@ -209,8 +217,10 @@ def main(mode, out):
                 ("new rows outgrow it every step", True, 1.5, 0.5)):
             _shared.SHARED, _shared.HEADROOM, _shared.VALUES_HEADROOM = shared, headroom, values
             model, history = train("adam-sampler", verbose=0)
+            ex = kinds[-1]
             report[how] = {"sha256": digest(model), "history": history.history,
-                           "exchange": kinds[-1]}
+                           "exchange": type(ex).__name__, "steps": ex.steps,
+                           "window_steps": getattr(ex, "window_steps", 0)}
         with open(os.path.join(out, f"shared-{rank}.json"), "w") as f:
             json.dump(report, f)
     elif mode == "sync-rows":  # _routing.sync_rows with unequal, empty and split shares

@@ -55,5 +55,10 @@ enum nr_status nr_sampler_epoch_part(const struct nr_csr *seen, const int64_t *p
  * up to 2^16 values, above that Fisher-Yates within random buckets (see
  * sampler.c; the same permutation for a seed and n on every machine). */
 void nr_sampler_permutation(int64_t *perm, int64_t n, uint64_t seed);
+/* The same permutation with value i written as i | tags[i] << NR_PERM_TAG_SHIFT
+ * (n < 2^NR_PERM_TAG_SHIFT; tags NULL: untagged): a data-parallel fit's sample
+ * owners travel with the samples, so a rank finds its own in one sequential pass. */
+#define NR_PERM_TAG_SHIFT 56
+void nr_sampler_permutation_tagged(int64_t *perm, int64_t n, uint64_t seed, const uint8_t *tags);
 
 #endif /* NR_SAMPLER_H */

@@ -48,6 +48,18 @@ int nr_thread_create(nr_thread_t *t, void *(*fn)(void *), void *arg);
 void nr_thread_join(nr_thread_t t);
 /* Give up the rest of this thread's time slice. */
 void nr_thread_yield(void);
+/* Sleep about us microseconds (at least a time slice on Windows). */
+void nr_thread_sleep_us(long us);
+
+/* NR_PAUSE(): the CPU's spin-wait hint, for the rounds of a spin loop. */
+#if defined(__x86_64__) || defined(__i386__) || defined(_M_X64) || defined(_M_IX86)
+#include <immintrin.h>
+#define NR_PAUSE() _mm_pause()
+#elif (defined(__aarch64__) || defined(__arm__)) && (defined(__GNUC__) || defined(__clang__))
+#define NR_PAUSE() __asm__ volatile("yield")
+#else
+#define NR_PAUSE() ((void)0)
+#endif
 
 /* The number of CPUs this process may run on (its affinity mask on Linux and
  * Windows, the online processors elsewhere); at least 1. */
