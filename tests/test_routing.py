@@ -200,6 +200,19 @@ def test_the_input_whose_rows_a_batch_touches_most_is_routed():
     assert route is not None and route.column == 1
 
 
+@pytest.mark.parametrize("dtype", [np.int64, np.uint64, np.int32])
+def test_the_choice_reads_any_integer_ids_and_clips_those_out_of_range(dtype):
+    model = _model(optimizers.Adam(0.01, sparse_updates=True))
+    x, _ = _data()
+    route = _routing.choose(model._builder, _tables(model), [a.astype(dtype) for a in x],
+                            128, 2)
+    assert route is not None and route.column == 0
+    users = x[0].astype(np.int64)
+    users[:3, 0] = [-1, N_USERS, N_USERS + 7]  # refused by the core later; counted clipped
+    again = _routing.choose(model._builder, _tables(model), [users, x[1]], 128, 2)
+    assert again is not None and again.column == 0
+
+
 def test_ids_too_skewed_to_balance_are_not_routed():
     model = _model(optimizers.Adam(0.01, sparse_updates=True))
     x, _ = _data()

@@ -59,6 +59,18 @@ def test_matches_the_reference(cols, senders):
     assert grad.tobytes() == want.tobytes()  # the same bits, not merely close
 
 
+def test_unit_weights_copy_rows_sent_once_bit_for_bit():
+    """A routed fit's ranks add their gradients unweighted: a row one sender sent is its
+    gradient as it is (-0.0, subnormals, infinities too); rows sent twice are summed."""
+    special = np.array([-0.0, 1e-42, -np.inf, 3.0e38, 1.0 / 3.0], np.float32)
+    blocks = [([4, 9], np.stack([special, special[::-1]])), ([9, 2], np.stack([special, -special]))]
+    ids, grad = _run(blocks, [1.0, 1.0], 5)
+    want_ids, want = _reference(blocks, [1.0, 1.0], 5)
+    np.testing.assert_array_equal(ids, want_ids)
+    assert grad.tobytes() == want.tobytes()
+    assert grad[0].tobytes() == special.tobytes()
+
+
 def test_sums_in_sender_order_in_double():
     # 1 + 1e-8 - 1 rounds to 0 in float32 and survives in float64
     blocks = [([7], [[1.0]]), ([7], [[1e-8]]), ([7], [[-1.0]])]

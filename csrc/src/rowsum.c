@@ -184,6 +184,10 @@ enum nr_status nr_rowsum_ws(struct nr_rowsum_ws *ws, const uint32_t *msg, int64_
         float *out = out_grad + k * cols;
         const int64_t j = first[k];
         const uint32_t *g = row_at[j]; /* float bits */
+        if (next[j] < 0 && weight_of[j] == 1.0) { /* sent once, unweighted: g itself */
+            memcpy(out, g, sizeof *out * (size_t)cols);
+            continue;
+        }
         if (next[j] < 0) { /* sent once: w * g rounded once, as the chain's sum would be */
             for (int64_t c = 0; c < cols; c++)
                 out[c] = (float)(weight_of[j] * (double)rs_float(g + c));

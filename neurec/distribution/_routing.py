@@ -112,7 +112,11 @@ def choose(builder, tables, inputs: Sequence[np.ndarray], batch_size: int,
         if ids.dtype.kind not in "iu" or ids.size != np.shape(inputs[slot])[0] or not ids.size:
             continue
         rows = max(spec[p].rows for p in params)
-        counts = np.bincount(np.clip(ids, 0, rows - 1), minlength=rows)
+        if ids.dtype == np.uint64:  # bincount reads intp
+            ids = ids.astype(np.int64)  # (past 2^63: negative, then clipped)
+        if ids.min() < 0 or ids.max() >= rows:  # the core refuses them later: clip here
+            ids = np.clip(ids, 0, rows - 1)
+        counts = np.bincount(ids, minlength=rows)
         saved = distinct_per_batch(counts, batch_size) * sum(spec[p].cols for p in params)
         candidates.append((-saved, slot, tuple(sorted(params)), counts))
     for _, slot, params, counts in sorted(candidates, key=lambda c: c[:2]):
