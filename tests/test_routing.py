@@ -105,7 +105,7 @@ def test_route_split_matches_numpy(dtype, batch):
     idx = rng.permutation(900)[:700].astype(np.int64)
     route = _routing.Route(0, (0,), owner)
     for rank, owners in [(r, o) for r in range(3)
-                         for o in (None, _routing.sample_owners(route, ids))]:
+                         for o in (None, _routing.sample_owners(route, ids)[0])]:
         out, touched = np.full(700, -7, np.int64), np.zeros(100, np.uint8)
         bounds = np.empty(-(-700 // batch) + 1, np.int64)
         n = _core.route_split(owner, ids, idx, batch, rank, out, bounds, touched, owners)
@@ -132,12 +132,12 @@ def test_a_tagged_shuffle_is_the_shuffle_with_its_owners(n):
 @pytest.mark.parametrize("batch", [7, 64])
 def test_route_split_of_a_tagged_shuffle_matches_numpy(batch):
     """The tagged path selects by the values' top byte alone and leaves touched to the
-    caller, which marks the rows the pass may train (_routing.present)."""
+    caller, which marks the rows the pass may train (_routing.sample_owners' present)."""
     rng = np.random.default_rng(batch)
     ids = rng.integers(0, 100, 900).astype(np.int64)
     owner = rng.integers(0, 3, 100).astype(np.int32)
     route = _routing.Route(0, (0,), owner)
-    owners = _routing.sample_owners(route, ids)
+    owners = _routing.sample_owners(route, ids)[0]
     idx = _core.permutation(900, batch, tags=owners)[:700]
     for rank in range(3):
         out, touched = np.full(700, -7, np.int64), np.zeros(100, np.uint8)
@@ -147,12 +147,28 @@ def test_route_split_of_a_tagged_shuffle_matches_numpy(batch):
         np.testing.assert_array_equal(out[:n], mine)
         np.testing.assert_array_equal(bounds, want_bounds)
         assert not touched.any()
-        present = _routing.present(route, ids, rank)
+        present = _routing.sample_owners(route, ids, rank)[1]
         np.testing.assert_array_equal(present, np.isin(np.arange(100), ids) & (owner == rank))
     bad = idx.copy()
     bad[3] = (bad[3] & ~((1 << 56) - 1)) | 900  # a sample past the ids
     with pytest.raises(IndexError, match="idx"):
         _core.route_split(owner, ids, bad, batch, 0, out, bounds, touched, None, True)
+
+
+def test_sample_owners_clip_ids_and_stop_past_255_ranks():
+    owner = np.array([0, 1, 2, 1], np.int32)
+    route = _routing.Route(0, (0,), owner)
+    ids = np.array([3, -5, 9, 1, 1], np.int64)  # -5 and 9 clipped to rows 0 and 3
+    tags, present = _routing.sample_owners(route, ids, rank=1)
+    np.testing.assert_array_equal(tags, [1, 0, 1, 1, 1])
+    np.testing.assert_array_equal(present, [0, 1, 0, 1])
+    many = _routing.Route(0, (0,), np.array([0, 300], np.int32))
+    assert _routing.sample_owners(many, np.array([0, 1]))[0] is None
+    with pytest.raises(ValueError, match=r"\[0, 255\]"):
+        _core.route_tags(many.owner, np.array([0, 1]), 0, np.empty(2, np.uint8),
+                         np.zeros(2, np.uint8))
+    with pytest.raises(ValueError, match="present"):
+        _core.route_tags(owner, ids, 0, np.empty(5, np.uint8), np.zeros(3, np.uint8))
 
 
 def test_weighted_sum_is_the_rank_ordered_float64_sum():

@@ -210,6 +210,58 @@ done:
     return result;
 }
 
+/* route_tags(owner, ids, rank, tags, present) */
+static PyObject *py_route_tags(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"owner", "ids", "rank", "tags", "present", NULL};
+    struct nr_arg owner = {.name = "owner", .min_nd = 1, .max_nd = 1},
+                  ids = {.name = "ids", .min_nd = 1, .max_nd = 2},
+                  tags = {.name = "tags", .min_nd = 1, .max_nd = 1},
+                  present = {.name = "present", .min_nd = 1, .max_nd = 1};
+    long long rank;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&LO&O&:route_tags", kwlist, nr_conv_i32_in,
+                                     &owner, nr_conv_num_in, &ids, &rank, nr_conv_u8_out, &tags,
+                                     nr_conv_u8_out, &present))
+        return NULL;
+    PyObject *result = NULL;
+    const int type = PyArray_TYPE(ids.array);
+    const int64_t rows = nr_arg_size(&owner), n = nr_arg_size(&ids);
+    if (type != NPY_INT64 && type != NPY_INT32) {
+        PyErr_SetString(PyExc_TypeError, "route_tags: ids must be int32 or int64");
+        goto done;
+    }
+    if (rows < 1 || nr_arg_size(&tags) != n || nr_arg_size(&present) != rows) {
+        PyErr_Format(PyExc_ValueError,
+                     "route_tags: needs tags of ids.size (%lld) and present of owner.size (%lld) "
+                     "entries",
+                     (long long)n, (long long)rows);
+        goto done;
+    }
+    const int32_t *own = nr_arg_data(&owner);
+    for (int64_t r = 0; r < rows; r++)
+        if (own[r] < 0 || own[r] > 255) {
+            PyErr_SetString(PyExc_ValueError, "route_tags: owners must lie in [0, 255]");
+            goto done;
+        }
+    const void *id = PyArray_DATA(ids.array);
+    const int wide = type == NPY_INT64;
+    uint8_t *t = nr_arg_data(&tags), *p = nr_arg_data(&present);
+    Py_BEGIN_ALLOW_THREADS
+    for (int64_t s = 0; s < n; s++) {
+        const int64_t r = clip_id(id_at(id, wide, s), rows);
+        t[s] = (uint8_t)own[r];
+        if (own[r] == rank)
+            p[r] = 1;
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    NR_ARGS_RELEASE(&owner, &ids, &tags, &present);
+    return result;
+}
+
 PyMethodDef nr_py_exchange_methods[] = {
     NR_PY_KW_METHOD("sum_rows", py_sum_rows,
                     "sum_rows(message, offsets, counts, weights, table_rows, out_ids, out_grad) "
@@ -227,5 +279,10 @@ PyMethodDef nr_py_exchange_methods[] = {
                     "per sample: owner[ids[s]]) saves reading every sample's id; tagged=True: "
                     "idx comes from permutation(tags=sample_owner), its values' top byte the "
                     "owner: one sequential pass, touched left to the caller."),
+    NR_PY_KW_METHOD("route_tags", py_route_tags,
+                    "route_tags(owner, ids, rank, tags, present): in one pass over the sample "
+                    "ids (int32 or int64, clipped to owner's range), each sample's owner "
+                    "(owner[id], int32 in [0, 255]) into tags (uint8, one per sample) and "
+                    "present[id] = 1 (uint8, one per row) for the ids rank owns."),
     {NULL, NULL, 0, NULL},
 };

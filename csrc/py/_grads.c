@@ -223,6 +223,13 @@ static PyObject *grads_out(PyObject *given, int64_t words, const char *fn)
     return PyArray_EMPTY(1, dims, NPY_UINT32, 0);
 }
 
+/* The owner of row id among owners ranks, id % owners (a mask for a power of two: a
+ * division per row costs more than the rest of the packing). */
+static inline int64_t owner_of(int64_t id, long owners)
+{
+    return (owners & (owners - 1)) == 0 ? id & (owners - 1) : id % owners;
+}
+
 int64_t nr_py_grads_count(const struct nr_batch_grads *g, const int *tab, int64_t n_tab,
                           long owners, int empty, int64_t *cnt)
 {
@@ -237,7 +244,7 @@ int64_t nr_py_grads_count(const struct nr_batch_grads *g, const int *tab, int64_
         for (int i = 0; i < nth; i++) {
             const struct nr_grad_part *part = &g->parts[i * g->n_tables + tab[j]];
             for (int64_t r = 0; r < part->n_rows; r++)
-                cnt[(part->rows[r] % owners) * n_tab + j]++;
+                cnt[owner_of(part->rows[r], owners) * n_tab + j]++;
         }
     }
     for (long d = 0; d < owners; d++)
@@ -278,7 +285,7 @@ int nr_py_grads_pack(const struct nr_batch_grads *g, const int *tab, int64_t n_t
                 continue;
             }
             for (int64_t r = 0; r < part->n_rows; r++) {
-                char **c = cur + 2 * ((part->rows[r] % owners) * n_tab + j);
+                char **c = cur + 2 * (owner_of(part->rows[r], owners) * n_tab + j);
                 memcpy(c[0], part->rows + r, 8);
                 memcpy(c[1], (const char *)part->grad + (size_t)r * row_bytes, row_bytes);
                 c[0] += 8;

@@ -25,7 +25,7 @@ dealt to the ranks by their number of samples (largest first, in a serpentine or
 balances the ranks' work; routing is not used when one id holds so many samples that
 the shares cannot be balanced within ``MAX_IMBALANCE``.
 """
-from typing import Dict, List, NamedTuple, Optional, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -127,27 +127,21 @@ def choose(builder, tables, inputs: Sequence[np.ndarray], batch_size: int,
     return None
 
 
-def sample_owners(route: Route, ids: np.ndarray,
-                  out: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
-    """Each sample's owner (uint8; None past 255 ranks): one pass over the id column,
-    which spares :func:`split` reading every sample's id at every epoch (into ``out``
-    when it has the size)."""
+def sample_owners(route: Route, ids: np.ndarray, rank: int = 0,
+                  out: Optional[np.ndarray] = None) -> Tuple[Optional[np.ndarray], np.ndarray]:
+    """Each sample's owner (uint8; None past 255 ranks), which spares :func:`split`
+    reading every sample's id at every epoch (into ``out`` when it has the size), and the
+    rows ``rank`` owns that ``ids`` read (uint8, one per row: those a pass of tagged
+    shuffles may train there, marked touched at each of its chunks, a few more than a
+    chunk trains, which a swap sends unchanged); one pass over the ids (ids :func:`id_column`)."""
+    present = np.zeros(route.owner.size, dtype=np.uint8)
     if int(route.owner.max(initial=0)) > 255:
-        return None
+        return None, present
     ids = ids.reshape(-1)
     if out is None or out.shape != ids.shape:
         out = np.empty(ids.shape, dtype=np.uint8)
-    return np.take(route.owner.astype(np.uint8), ids, mode="clip", out=out)
-
-
-def present(route: Route, ids: np.ndarray, rank: int) -> np.ndarray:
-    """The rows ``rank`` owns that ``ids`` read (uint8, one per row): the rows a pass of
-    tagged shuffles (:func:`split`) may train there, marked touched at each of its chunks
-    (a few more than a chunk trains, which a swap sends unchanged)."""
-    rows = np.zeros(route.owner.size, dtype=np.uint8)
-    np.put(rows, ids.reshape(-1), 1, mode="clip")
-    rows &= route.owner == rank
-    return rows
+    _core.route_tags(route.owner, ids, rank, out, present)
+    return out, present
 
 
 def id_column(column: np.ndarray) -> np.ndarray:
@@ -169,7 +163,8 @@ def split(route: Route, ids: np.ndarray, idx: np.ndarray, batch_size: int,
     ``idx.size`` values; ``owners``: :func:`sample_owners` of ``ids``, when known;
     ``tagged``: ``idx`` is a shuffle tagged with the samples' owners
     (``_core.permutation(tags=)``: each value's top byte its owner), which this rank reads
-    in one sequential pass; ``touched`` is then the caller's to mark (:func:`present`)."""
+    in one sequential pass; ``touched`` is then the caller's to mark (:func:`sample_owners`'
+    rows present)."""
     n_steps = -(-idx.size // batch_size)
     if out is None or out.size < idx.size:
         out = np.empty(idx.size, dtype=np.int64)

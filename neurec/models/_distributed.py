@@ -118,7 +118,8 @@ class DataParallelFit:
         self._owners: Optional[np.ndarray] = None
         self._present: Optional[np.ndarray] = None  # the rows this rank owns that they read
         self.tagged_chunks = 0  # chunks split from a shuffle that carried their owners
-        self._fixed: Optional[Tuple] = None  # (ids, each sample's owner) of a fixed column
+        # (ids, each sample's owner, the rows this rank owns they read) of a fixed column
+        self._fixed: Optional[Tuple] = None
         self._close_open_exchange()
         self.exchange = _shared.exchange_for(self.comm, _tables(model),
                                              model.optimizer.sparse_updates, owners=self.OWNERS)
@@ -264,7 +265,7 @@ class DataParallelFit:
         elif not self._fixed_for_the_fit(column):  # this chunk's ids
             ids, owners = _routing.id_column(column), None
         else:  # the same ids at every chunk: converted, and their owners found, once
-            ids, owners = self._fixed_owners(column)
+            ids, owners, _ = self._fixed_owners(column)
         mine, bounds, norms = _routing.split(self.route, ids, idx, batch_size, self.rank,
                                              self._touched, out=self._mine, owners=owners,
                                              tagged=tagged)
@@ -275,11 +276,11 @@ class DataParallelFit:
                              bounds=bounds, norms=norms)
 
     def _fixed_owners(self, column: np.ndarray):
-        """The routed ids of a column fixed for the fit (converted once) and their
-        owners (found once)."""
+        """The routed ids of a column fixed for the fit (converted once), their owners
+        and the rows this rank owns that they read (found once)."""
         if self._fixed is None:
             ids = _routing.id_column(column)
-            self._fixed = (ids, _routing.sample_owners(self.route, ids))
+            self._fixed = (ids,) + _routing.sample_owners(self.route, ids, self.rank)
         return self._fixed
 
     def _tags(self, inputs: List[np.ndarray]) -> Optional[np.ndarray]:
@@ -288,15 +289,12 @@ class DataParallelFit:
         pass over the ids into a kept buffer); None past 255 ranks."""
         column = inputs[self.route.column]
         if self._fixed_for_the_fit(column):
-            fixed = self._ids is self._fixed_owners(column)[0]
-            self._ids, owners = self._fixed
-        else:
-            fixed, self._ids = False, _routing.id_column(column)
-            owners = self._owners = _routing.sample_owners(self.route, self._ids,
-                                                          out=self._owners)
-        if not fixed:
-            self._present = _routing.present(self.route, self._ids, self.rank)
-        return owners
+            self._ids, owners, self._present = self._fixed_owners(column)
+            return owners
+        self._ids = _routing.id_column(column)
+        self._owners, self._present = _routing.sample_owners(self.route, self._ids, self.rank,
+                                                             out=self._owners)
+        return self._owners
 
     def _fixed_for_the_fit(self, ids: np.ndarray) -> bool:
         """Whether the id column ``ids`` holds the same values at every chunk of this fit:
