@@ -16,8 +16,11 @@ epoch pays one-time costs (first-touch page faults of the epoch's arrays, buffer
 growing) that are not training throughput. The driver runs each configuration as a
 fresh process (``mpiexec -n 2`` for the ranks,
 from the ``mpich`` wheel beside this Python or on PATH) with ``NEUREC_NUM_THREADS`` set,
-and prints one row per configuration. Two-rank runs also measure, for the model of step
-time in benchmarks/README.md:
+and prints one row per configuration: the median of ``--repeat`` rounds (default 3) run
+one after the other, each round over every configuration, and the median and range of
+its ratio to the same round's one-process run (this VM's speed drifts by 10% over
+minutes; a ratio within a round does not). Two-rank runs also measure, for the model of
+step time in benchmarks/README.md:
 
 - ``compute_ms``: a step's time outside the gradient exchange (forward, backward, apply);
 - ``exchange_ms`` and ``bytes_per_step``: the gradient exchange's time and payload per
@@ -226,6 +229,22 @@ def run_config(base, name, ranks, threads, mode):
     return row
 
 
+def print_row(name: str, runs: list, base: list) -> None:
+    """A configuration's line: its median run, and the median (range) of its ratios to
+    the one-process run of the same round."""
+    row = sorted(runs, key=lambda r: r["samples_per_s"])[(len(runs) - 1) // 2]
+    ratios = sorted(r["samples_per_s"] / b["samples_per_s"] for r, b in zip(runs, base))
+    ratio = ratios[(len(ratios) - 1) // 2]
+    spread = f" [{ratios[0]:.2f}-{ratios[-1]:.2f}]" if len(ratios) > 1 else ""
+    extra = "" if "exchange_ms" not in row else (
+        f"  {row['bytes_per_step'] / 1e3:8.1f} kB/step sent  compute "
+        f"{row['compute_ms']:.2f} ms  exchange {row['exchange_ms']:.2f} ms/step  "
+        f"alpha {row['alpha_us']:.1f} us  beta {row['beta_ns_per_byte']:.3f} ns/B")
+    print(f"  {name:34s} {row['samples_per_s']:12,.0f} samples/s  {ratio:5.2f}x{spread:13s} "
+          f"HR@10 {row['hr@10']:.4f}  ({row['seconds']:.1f}s, {row['steps']} steps)"
+          f"{extra}", flush=True)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="ml-1m", help="ml-1m (default), ml-100k or planted")
@@ -237,6 +256,10 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=1,
                    help="epochs trained before the timed ones, in every configuration "
                         "(default 1; 0 times a cold start)")
+    p.add_argument("--repeat", type=int, default=3,
+                   help="rounds over the configurations, interleaved (default 3): each row "
+                        "reports its median, and its ratio is the median of its ratios to "
+                        "the same round's one-process run, with their range")
     p.add_argument("--json", default=None, help="write the rows to this JSON file")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -252,25 +275,21 @@ def main(argv=None) -> int:
                 "--epochs", str(args.epochs), "--batch", str(batch), "--lr", str(args.lr),
                 "--warmup", str(args.warmup)]
         print(f"global batch {batch}:")
-        got = {}
-        for name, ranks, threads, mode in CONFIGS:
-            try:
-                row = run_config(base, name, ranks, threads, mode)
-            except RuntimeError as e:
-                print(e)
-                return 1
-            if row is None:
-                continue
-            rows.append(row)
-            got[name] = row
-            extra = "" if "exchange_ms" not in row else (
-                f"  {row['bytes_per_step'] / 1e3:8.1f} kB/step sent  compute "
-                f"{row['compute_ms']:.2f} ms  exchange {row['exchange_ms']:.2f} ms/step  "
-                f"alpha {row['alpha_us']:.1f} us  beta {row['beta_ns_per_byte']:.3f} ns/B")
-            ratio = row["samples_per_s"] / got[CONFIGS[0][0]]["samples_per_s"]
-            print(f"  {name:34s} {row['samples_per_s']:12,.0f} samples/s  {ratio:5.2f}x  "
-                  f"HR@10 {row['hr@10']:.4f}  ({row['seconds']:.1f}s, {row['steps']} steps)"
-                  f"{extra}", flush=True)
+        runs = {name: [] for name, *_ in CONFIGS}
+        for round_ in range(max(1, args.repeat)):  # interleaved: drift hits every config
+            for name, ranks, threads, mode in CONFIGS:
+                try:
+                    row = run_config(base, name, ranks, threads, mode)
+                except RuntimeError as e:
+                    print(e)
+                    return 1
+                if row is not None:
+                    row["round"] = round_
+                    rows.append(row)
+                    runs[name].append(row)
+        for name, *_ in CONFIGS:
+            if runs[name]:
+                print_row(name, runs[name], runs[CONFIGS[0][0]])
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"machine": info, "rows": rows}, f, indent=1)

@@ -3,19 +3,27 @@ largest embedding tables out of the gradient exchange.
 
 A global batch's gradient is the sum of its samples' gradients, whichever rank computes
 each one. ``DataParallel()`` is free to choose which rank takes which sample, so for one
-id input (the users, typically) it gives each rank the samples of the ids it owns: the
-rows of every table that input alone reads (a user's GMF and MLP embeddings) are then read
-and written by their owner only. Their gradients never travel and their owner applies
-the optimizer to them on its own; the gradient exchange
-(:class:`neurec.distribution._exchange.GradientExchange`) carries the other tables (the
-items) and the dense layers. At the end of each chunk of batches every rank receives the
-rows the others updated in it (weights and optimizer state), so at every callback, save
-and validation each rank holds the whole, identical model.
+id input it gives each rank the samples of the ids it owns: the rows of every table that
+input alone reads (an item's GMF and MLP embeddings, say) are then read and written by
+their owner only. Their gradients never travel and their owner applies the optimizer to
+them on its own; the gradient exchange
+(:class:`neurec.distribution._exchange.GradientExchange`) carries the other tables and the
+dense layers. (On ml-1m with a ``NegativeSampler`` the items are routed: their uniform
+negatives make a batch touch more distinct items than users.) At the end of each chunk of
+batches every rank receives the rows the others updated in it (weights and optimizer
+state), so at every callback, save and validation each rank holds the whole, identical
+model.
 
 The samples of a global batch keep their order on each rank, a rank's share of a batch
 varies from step to step (``Plan.fit(bounds=, norms=)``: each step's loss is still
 normalized by the global batch, so the ranks' gradients add up to the batch's), and a
 rank whose ids are absent from a batch takes part in its step with no samples.
+
+A rank finds its samples of a chunk in one pass (``_core.route_split``). From a fit's second
+pass on, the pass's shuffle carries each sample's owner in its top byte
+(``_core.permutation(tags=)``, the same order; the owners are found once per fit for
+arrays and a sampler's users, once per pass for a sampler's drawn items,
+``_core.route_tags``), so that pass reads the shuffle alone, sequentially.
 
 The input is chosen for the bytes it keeps off the wire, per step: the floats per row of
 the tables it alone reads times the distinct ids expected in a global batch (from the
