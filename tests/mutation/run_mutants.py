@@ -10,7 +10,7 @@ rate per module and lists every mutant.
 
 It is a tool, not a test: pytest does not collect it. Run from the repository root::
 
-    python tests/mutation/run_mutants.py                 # all mutants, ~5 min on 2 cores
+    python tests/mutation/run_mutants.py                 # all mutants, ~10 min on 2 cores
     python tests/mutation/run_mutants.py --list          # the mutants, nothing run
     python tests/mutation/run_mutants.py --only lr-not-passed,auc-flipped
     python tests/mutation/run_mutants.py --markdown out.md
