@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -290,6 +291,32 @@ def test_a_killed_rank_ends_the_job_and_the_checkpoint_loads(mpi, tmp_path):
     want = dp_fit.build()
     assert [w.shape for w in model.get_weights()] == [w.shape for w in want.get_weights()]
     assert model.optimizer.iterations == -(-dp_fit.N // 16)
+
+
+def test_ctrl_c_stops_ranks_stepping_through_the_shared_window(mpi, tmp_path):
+    """Ctrl-C (SIGINT to the job's process group, as a terminal sends it) ends every rank
+    promptly, also one waiting at a barrier of the window's C steps for the other."""
+    env = dict(os.environ, NEUREC_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    p = subprocess.Popen([_mpiexec(), "-n", "2", sys.executable, SCRIPT, "interrupt",
+                          str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not all((tmp_path / f"started-{r}").exists() for r in (0, 1)):
+            assert p.poll() is None, p.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "the ranks never reached their second epoch"
+            time.sleep(0.05)
+        t0 = time.monotonic()
+        os.killpg(p.pid, signal.SIGINT)
+        _, err = p.communicate(timeout=60)
+        seconds = time.monotonic() - t0
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.communicate()
+    assert p.returncode != 0
+    assert "KeyboardInterrupt" in err, err[-3000:]
+    assert seconds < 20
 
 
 def test_ranks_that_disagree_on_validation_are_refused_not_hung(mpi, tmp_path):

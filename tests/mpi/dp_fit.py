@@ -4,7 +4,7 @@ there (``build``, ``data``, ``CONFIGS``) to train the same models on one process
     python dp_fit.py MODE OUT_DIR
 
 MODE: hello | match | shared | sync-rows | many-fits | threads | evaluate | files |
-raise-data | raise-callback | kill | mismatch.
+raise-data | raise-callback | kill | interrupt | mismatch.
 """
 import hashlib
 import json
@@ -299,6 +299,18 @@ def main(mode, out):
             callbacks.ModelCheckpoint(os.path.join(out, "last.neurec")),
             callbacks.LambdaCallback(on_epoch_begin=lambda e, logs: epoch.__setitem__(0, e),
                                      on_train_batch_end=die)])
+    elif mode == "interrupt":  # Ctrl-C while the ranks step through the shared window
+        model, (x, y) = build(), data()
+        epoch = [0]
+
+        def started(batch, logs):  # the second epoch: the window and tagged shuffles in use
+            marker = os.path.join(out, f"started-{rank}")
+            if epoch[0] >= 1 and not os.path.exists(marker):
+                open(marker, "w").close()
+
+        model.fit(x, y, batch_size=16, epochs=100000, verbose=0, callbacks=[
+            callbacks.LambdaCallback(on_epoch_begin=lambda e, logs: epoch.__setitem__(0, e),
+                                     on_train_batch_end=started)])
     elif mode == "mismatch":
         model, (x, y) = build(factors=8 + rank), data()
         model.fit(x, y, batch_size=100, epochs=1, verbose=0)
