@@ -132,7 +132,8 @@ def test_a_tagged_shuffle_is_the_shuffle_with_its_owners(n):
 @pytest.mark.parametrize("batch", [7, 64])
 def test_route_split_of_a_tagged_shuffle_matches_numpy(batch):
     """The tagged path selects by the values' top byte alone and leaves touched to the
-    caller, which marks the rows the pass may train (_routing.sample_owners' present)."""
+    caller, which marks the rows the pass may train (_routing.sample_owners' present), or
+    marks exactly the rows its samples read (mark=True)."""
     rng = np.random.default_rng(batch)
     ids = rng.integers(0, 100, 900).astype(np.int64)
     owner = rng.integers(0, 3, 100).astype(np.int32)
@@ -143,10 +144,13 @@ def test_route_split_of_a_tagged_shuffle_matches_numpy(batch):
         out, touched = np.full(700, -7, np.int64), np.zeros(100, np.uint8)
         bounds = np.empty(-(-700 // batch) + 1, np.int64)
         n = _core.route_split(owner, ids, idx, batch, rank, out, bounds, touched, None, True)
-        mine, want_bounds, _ = _split_reference(owner, ids, idx & ((1 << 56) - 1), batch, rank)
+        mine, want_bounds, want_touched = _split_reference(owner, ids, idx & ((1 << 56) - 1),
+                                                           batch, rank)
         np.testing.assert_array_equal(out[:n], mine)
         np.testing.assert_array_equal(bounds, want_bounds)
         assert not touched.any()
+        _core.route_split(owner, ids, idx, batch, rank, out, bounds, touched, None, True, True)
+        np.testing.assert_array_equal(touched, want_touched)  # mark=True: exactly
         present = _routing.sample_owners(route, ids, rank)[1]
         np.testing.assert_array_equal(present, np.isin(np.arange(100), ids) & (owner == rank))
     bad = idx.copy()
@@ -260,3 +264,15 @@ def test_a_table_two_inputs_read_is_not_routable():
     model.predict([np.zeros(2, np.int64), np.zeros(2, np.int64)], verbose=0)
     got = _routing.routable(model._builder, [t.param for t in _tables(model)])
     assert list(got) == [1] and len(got[1]) == 1  # b's own table alone
+
+
+def test_a_shared_step_refuses_a_window_that_cannot_hold_its_regions():
+    raw = np.zeros(2 * 80 + 16, np.uint32)
+    at = (-raw.ctypes.data % 64) // 4  # a 64-byte boundary, as MPI's windows are
+    win = raw[at:at + 160].reshape(2, 80)
+    _core.SharedStep(win, 0, np.array([3]), np.array([4]), 4, 16, 16, True)  # fits
+    for cols, need_rows, need_values in [([-5], 16, 16), ([4], 2**62, 2**62), ([4], 16, 1),
+                                         ([4], 40, 16)]:
+        with pytest.raises(ValueError, match="SharedStep"):
+            _core.SharedStep(win, 0, np.array([3]), np.array(cols), 4, need_rows, need_values,
+                             True)

@@ -145,7 +145,7 @@ static PyObject *py_route_split(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
     static char *kwlist[] = {"owner",  "ids",     "idx",          "batch_size", "rank", "out",
-                             "bounds", "touched", "sample_owner", "tagged",     NULL};
+                             "bounds", "touched", "sample_owner", "tagged",     "mark", NULL};
     struct nr_arg owner = {.name = "owner", .min_nd = 1, .max_nd = 1},
                   ids = {.name = "ids", .min_nd = 1, .max_nd = 2},
                   idx = {.name = "idx", .min_nd = 1, .max_nd = 1},
@@ -154,11 +154,11 @@ static PyObject *py_route_split(PyObject *self, PyObject *args, PyObject *kw)
                   touched = {.name = "touched", .min_nd = 1, .max_nd = 1},
                   so = {.name = "sample_owner", .min_nd = 1, .max_nd = 1, .optional = 1};
     long long batch, rank;
-    int tagged = 0;
+    int tagged = 0, mark = 0;
     if (!PyArg_ParseTupleAndKeywords(
-            args, kw, "O&O&O&LLO&O&O&|O&p:route_split", kwlist, nr_conv_i32_in, &owner,
+            args, kw, "O&O&O&LLO&O&O&|O&pp:route_split", kwlist, nr_conv_i32_in, &owner,
             nr_conv_num_in, &ids, nr_conv_i64_in, &idx, &batch, &rank, nr_conv_i64_out, &out,
-            nr_conv_i64_out, &bounds, nr_conv_u8_out, &touched, nr_conv_u8_in, &so, &tagged))
+            nr_conv_i64_out, &bounds, nr_conv_u8_out, &touched, nr_conv_u8_in, &so, &tagged, &mark))
         return NULL;
     PyObject *result = NULL;
     const int type = PyArray_TYPE(ids.array);
@@ -193,7 +193,7 @@ static PyObject *py_route_split(PyObject *self, PyObject *args, PyObject *kw)
         m = select_mine(ix, n, batch, n_ids, rank, 0, sown, NULL, id, wide, rows, o, b, t, &bad);
     else
         m = select_mine(ix, n, batch, n_ids, rank, 0, NULL, own, id, wide, rows, o, b, t, &bad);
-    for (int64_t j = 0; sown && j < m && bad < 0; j++) { /* the rows they train */
+    for (int64_t j = 0; (sown || (tagged && mark)) && j < m && bad < 0; j++) { /* their rows */
         if (j + 16 < m)
             __builtin_prefetch(id_addr(id, wide, o[j + 16]));
         t[clip_id(id_at(id, wide, o[j]), rows)] = 1;
@@ -278,7 +278,7 @@ PyMethodDef nr_py_exchange_methods[] = {
                     "for each of their ids (uint8 of owner.size). sample_owner (uint8, one "
                     "per sample: owner[ids[s]]) saves reading every sample's id; tagged=True: "
                     "idx comes from permutation(tags=sample_owner), its values' top byte the "
-                    "owner: one sequential pass, touched left to the caller."),
+                    "owner: one sequential pass, touched left to the caller unless mark=True."),
     NR_PY_KW_METHOD("route_tags", py_route_tags,
                     "route_tags(owner, ids, rank, tags, present): in one pass over the sample "
                     "ids (int32 or int64, clipped to owner's range), each sample's owner "

@@ -29,6 +29,9 @@
 
 #include "neurec/nr_thread.h"
 
+/* the counts are shared between processes: only lock-free atomics work there */
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
+
 #define FLAG_WORDS 16 /* the barrier count's cache line */
 #define SPINS 2000    /* rounds of NR_PAUSE before yielding the core */
 #define YIELDS 20000  /* then rounds of yielding before sleeping between looks */
@@ -125,6 +128,26 @@ static int step_weights(StepObject *s, int64_t step)
     return 0;
 }
 
+/* Every rank's row counts fit a segment's rows region (they come from other
+ * processes: the offsets summed from them must stay in the window). Returns 0, or
+ * -1 with an error set. */
+static int check_counts(const StepObject *s)
+{
+    for (int r = 0; r < s->size; r++) {
+        const int64_t *h = header(s, r);
+        int64_t words = 0;
+        for (int64_t k = 0; k < s->size * s->n_tab; k++) {
+            const int64_t n = h[3 + k], w = s->widths[k % s->n_tab];
+            if (n < 0 || n > s->need_rows / w || (words += n * w) > s->need_rows) {
+                PyErr_Format(PyExc_RuntimeError,
+                             "data-parallel fit: rank %d's rows do not fit its window segment", r);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
 static GradsObject *live_grads(PyObject *o)
 {
     if (!PyObject_TypeCheck(o, &GradsType) || !((GradsObject *)o)->g) {
@@ -162,6 +185,13 @@ static PyObject *Step_reduce(StepObject *s, PyObject *args)
     if (!tab)
         return NULL;
     PyObject *result = NULL;
+    for (int64_t j = 0; j < s->n_tab; j++)
+        if (s->widths[j] != g->parts[tab[j]].cols + 2) {
+            PyErr_Format(PyExc_ValueError, "SharedStep: table %lld has %lld columns, not %lld",
+                         (long long)s->params[j], (long long)g->parts[tab[j]].cols,
+                         (long long)(s->widths[j] - 2));
+            goto done;
+        }
     const int me = s->rank, P = s->size;
     const int64_t T = s->n_tab;
     char *mine = segment(s, me);
@@ -181,7 +211,7 @@ static PyObject *Step_reduce(StepObject *s, PyObject *args)
             Py_INCREF(result);
             goto done;
         }
-    if (step_weights(s, g->step) < 0)
+    if (step_weights(s, g->step) < 0 || check_counts(s) < 0)
         goto done;
     if (s->dense_size)
         nr_py_weighted_sum((const float *)(s->base + 4 * s->dense), s->words, P, s->weights,
@@ -279,11 +309,18 @@ static PyObject *Step_new(PyTypeObject *type, PyObject *args, PyObject *kw)
         goto done;
     }
     const npy_intp *shape = PyArray_DIMS(w);
-    if (nr_arg_size(&cols) != T || T < 1 || rank < 0 || rank >= shape[0] || shape[0] > 1 << 16 ||
-        dense < 0 || need_rows < 0 || need_values < 2 * T || shape[1] % FLAG_WORDS ||
-        FLAG_WORDS + 2 * (3 + shape[0] * T) + dense + need_rows + need_values > shape[1]) {
+    const long long room = shape[1]; /* each term bounded first: the sum cannot overflow */
+    int bad_cols = nr_arg_size(&cols) != T;
+    for (int64_t j = 0; !bad_cols && j < T; j++)
+        bad_cols = ((const int64_t *)nr_arg_data(&cols))[j] < 0 ||
+                   ((const int64_t *)nr_arg_data(&cols))[j] > room;
+    if (bad_cols || T < 1 || T > room || rank < 0 || rank >= shape[0] || shape[0] > 1 << 16 ||
+        dense < 0 || dense > room || need_rows < 0 || need_rows > room || need_values < 2 * T ||
+        need_values > room || shape[1] % FLAG_WORDS ||
+        FLAG_WORDS + 2 * (3 + shape[0] * T) + dense + need_rows + need_values > room) {
         PyErr_SetString(PyExc_ValueError,
-                        "SharedStep: needs one column count per table, a rank of the window, "
+                        "SharedStep: needs one column count (>= 0) per table, a rank of the "
+                        "window, "
                         "and segments (a multiple of 16 words) that hold the barrier, the "
                         "header, dense, need_rows and need_values words");
         goto done;

@@ -161,7 +161,7 @@ def id_column(column: np.ndarray) -> np.ndarray:
 
 def split(route: Route, ids: np.ndarray, idx: np.ndarray, batch_size: int,
           rank: int, touched: np.ndarray, out: Optional[np.ndarray] = None,
-          owners: Optional[np.ndarray] = None, tagged: bool = False):
+          owners: Optional[np.ndarray] = None, tagged: bool = False, mark: bool = True):
     """This rank's samples of the global batches ``idx`` (consecutive batches of
     ``batch_size``, the last maybe short): ``(mine, bounds, norms)`` for
     ``Plan.fit(mine, bounds=bounds, norms=norms)``: step ``s`` trains ``mine[bounds[s]:
@@ -171,14 +171,15 @@ def split(route: Route, ids: np.ndarray, idx: np.ndarray, batch_size: int,
     ``idx.size`` values; ``owners``: :func:`sample_owners` of ``ids``, when known;
     ``tagged``: ``idx`` is a shuffle tagged with the samples' owners
     (``_core.permutation(tags=)``: each value's top byte its owner), which this rank reads
-    in one sequential pass; ``touched`` is then the caller's to mark (:func:`sample_owners`'
-    rows present)."""
+    in one sequential pass; with ``mark=False`` ``touched`` is then the caller's to mark
+    (:func:`sample_owners`' rows present)."""
     n_steps = -(-idx.size // batch_size)
     if out is None or out.size < idx.size:
         out = np.empty(idx.size, dtype=np.int64)
     bounds = np.empty(n_steps + 1, dtype=np.int64)
     n = _core.route_split(route.owner, ids, np.ascontiguousarray(idx, dtype=np.int64),
-                          batch_size, rank, out, bounds, touched, owners, tagged)
+                          batch_size, rank, out, bounds, touched, owners, tagged,
+                          mark or not tagged)
     starts = np.minimum(np.arange(n_steps + 1, dtype=np.int64) * batch_size, idx.size)
     return out[:n], bounds, np.diff(starts)
 

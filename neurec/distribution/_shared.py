@@ -158,7 +158,7 @@ class SharedGradientExchange(GradientExchange):
             step, error = _core.SharedStep(
                 w.rows, self.rank, self._sent, self._widths - 2, dense, need[0], need[1],
                 self.summed), None
-        except ValueError as e:  # e.g. segments MPI did not align to a cache line
+        except Exception as e:  # e.g. segments MPI did not align to a cache line
             step, error = None, str(e)  # (not e: its traceback would hold grads)
         w.fence()
         if not self._node.allreduce(error is None, op=self._mpi.LAND):

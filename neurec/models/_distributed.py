@@ -118,6 +118,7 @@ class DataParallelFit:
         self._owners: Optional[np.ndarray] = None
         self._present: Optional[np.ndarray] = None  # the rows this rank owns that they read
         self.tagged_chunks = 0  # chunks split from a shuffle that carried their owners
+        self._present_rows = 0
         # (ids, each sample's owner, the rows this rank owns they read) of a fixed column
         self._fixed: Optional[Tuple] = None
         self._close_open_exchange()
@@ -184,6 +185,8 @@ class DataParallelFit:
                 be failing alone), and the shared window is freed by the next fit.
         """
         self.plan.set_reduce_hook(None)
+        if hasattr(self.source, "tagger"):  # no cycle through the source
+            self.source.tagger = None
         if failed:
             self.model._open_exchange = self.exchange
         else:
@@ -266,12 +269,15 @@ class DataParallelFit:
             ids, owners = _routing.id_column(column), None
         else:  # the same ids at every chunk: converted, and their owners found, once
             ids, owners, _ = self._fixed_owners(column)
+        # a tagged pass marks the rows it may train at once when they are few next to a
+        # chunk's samples (the chunk's swap sends the extra rows unchanged), else exactly
+        coarse = tagged and self._present_rows * 8 <= idx.size // self.size
         mine, bounds, norms = _routing.split(self.route, ids, idx, batch_size, self.rank,
                                              self._touched, out=self._mine, owners=owners,
-                                             tagged=tagged)
-        if tagged:
+                                             tagged=tagged, mark=not coarse)
+        if coarse:
             self._touched |= self._present
-            self.tagged_chunks += 1
+        self.tagged_chunks += tagged
         return self.plan.fit(inputs, labels, mine, batch_size, step, seed, weights=weights,
                              bounds=bounds, norms=norms)
 
@@ -290,11 +296,13 @@ class DataParallelFit:
         column = inputs[self.route.column]
         if self._fixed_for_the_fit(column):
             self._ids, owners, self._present = self._fixed_owners(column)
-            return owners
-        self._ids = _routing.id_column(column)
-        self._owners, self._present = _routing.sample_owners(self.route, self._ids, self.rank,
-                                                             out=self._owners)
-        return self._owners
+        else:
+            self._ids = _routing.id_column(column)
+            self._owners, self._present = _routing.sample_owners(
+                self.route, self._ids, self.rank, out=self._owners)
+            owners = self._owners
+        self._present_rows = int(np.count_nonzero(self._present))
+        return owners
 
     def _fixed_for_the_fit(self, ids: np.ndarray) -> bool:
         """Whether the id column ``ids`` holds the same values at every chunk of this fit:
