@@ -185,8 +185,15 @@ def test_weighted_sum_is_the_rank_ordered_float64_sum():
     for r in (1, 2):
         want = want + values[r] * weights[r]
     np.testing.assert_array_equal(out, want.astype(np.float32))
+    wide = np.zeros((3, 64), np.float32)  # rows apart, as in a gathered message
+    wide[:, 7:57] = values
+    strided = np.empty(50, np.float32)
+    _core.weighted_sum(wide[:, 7:57], weights, strided)
+    assert strided.tobytes() == out.tobytes()
     with pytest.raises(ValueError, match="weight"):
         _core.weighted_sum(values, weights[:2], out)
+    with pytest.raises(ValueError, match="contiguous"):
+        _core.weighted_sum(wide[:, ::2][:, :32], weights, out[:32])
 
 
 def test_route_split_refuses_bad_arguments():

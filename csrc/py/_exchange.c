@@ -185,8 +185,8 @@ static PyObject *py_route_split(PyObject *self, PyObject *args, PyObject *kw)
     uint8_t *t = nr_arg_data(&touched);
     const uint8_t *sown = so.array ? nr_arg_data(&so) : NULL;
     Py_BEGIN_ALLOW_THREADS
-    /* two copies of the loop, one without sample owners and one with (inlined, each
-     * without the other's branches) */
+    /* three copies of the loop, by where the owners come from (inlined, each without
+     * the others' branches) */
     if (tagged)
         m = select_mine(ix, n, batch, n_ids, rank, 1, NULL, NULL, id, wide, rows, o, b, t, &bad);
     else if (sown)

@@ -88,8 +88,8 @@ static int barrier(StepObject *s)
     return 0;
 }
 
-static void nr_py_weighted_sum(const float *values, int64_t stride, int senders,
-                               const double *weights, int64_t n, float *out)
+static void weighted_sum(const float *values, int64_t stride, int senders, const double *weights,
+                         int64_t n, float *out)
 {
     for (int64_t i = 0; i < n; i++) {
         double acc = (double)values[i] * weights[0];
@@ -214,8 +214,8 @@ static PyObject *Step_reduce(StepObject *s, PyObject *args)
     if (step_weights(s, g->step) < 0 || check_counts(s) < 0)
         goto done;
     if (s->dense_size)
-        nr_py_weighted_sum((const float *)(s->base + 4 * s->dense), s->words, P, s->weights,
-                           s->dense_size, g->dense);
+        weighted_sum((const float *)(s->base + 4 * s->dense), s->words, P, s->weights,
+                     s->dense_size, g->dense);
     int64_t block = 0, sent = 2 * header_longs(s) + s->dense_size;
     for (int d = 0; d < P; d++) { /* the rows sent to owner d, their words */
         int64_t to_d = 0;
@@ -398,33 +398,45 @@ static PyObject *py_weighted_sum(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
     static char *kwlist[] = {"values", "weights", "out", NULL};
-    struct nr_arg values = {.name = "values", .min_nd = 2, .max_nd = 2},
-                  weights = {.name = "weights", .min_nd = 1, .max_nd = 1},
+    struct nr_arg weights = {.name = "weights", .min_nd = 1, .max_nd = 1},
                   out = {.name = "out", .min_nd = 1, .max_nd = 1};
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&:weighted_sum", kwlist, nr_conv_f32_in,
-                                     &values, nr_conv_f64_in, &weights, nr_conv_f32_out, &out))
+    PyObject *vo;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO&O&:weighted_sum", kwlist, &vo, nr_conv_f64_in,
+                                     &weights, nr_conv_f32_out, &out))
         return NULL;
     PyObject *result = NULL;
-    const int64_t senders = nr_arg_dim(&values, 0), n = nr_arg_dim(&values, 1);
+    /* rows of contiguous floats at any distance (a gathered message's dense parts) */
+    PyArrayObject *v = PyArray_Check(vo) ? (PyArrayObject *)vo : NULL;
+    if (!v || PyArray_TYPE(v) != NPY_FLOAT32 || PyArray_NDIM(v) != 2 || PyArray_ISBYTESWAPPED(v) ||
+        !PyArray_ISALIGNED(v) || (PyArray_DIM(v, 1) > 1 && PyArray_STRIDE(v, 1) != 4) ||
+        PyArray_STRIDE(v, 0) < 0 || PyArray_STRIDE(v, 0) % 4) {
+        PyErr_SetString(PyExc_ValueError, "weighted_sum: values must be a float32 (senders, n) "
+                                          "array whose rows are contiguous");
+        goto done;
+    }
+    const int64_t senders = PyArray_DIM(v, 0), n = PyArray_DIM(v, 1);
     if (senders < 1 || senders > INT32_MAX || nr_arg_size(&weights) != senders ||
         nr_arg_size(&out) != n) {
         PyErr_SetString(PyExc_ValueError, "weighted_sum: needs values (senders >= 1, n), one "
                                           "weight per sender and out of n values");
-    } else {
-        nr_py_weighted_sum(nr_arg_data(&values), n, (int)senders, nr_arg_data(&weights), n,
-                           nr_arg_data(&out));
-        result = Py_None;
-        Py_INCREF(result);
+        goto done;
     }
-    NR_ARGS_RELEASE(&values, &weights, &out);
+    weighted_sum(PyArray_DATA(v), PyArray_STRIDE(v, 0) / 4, (int)senders, nr_arg_data(&weights), n,
+                 nr_arg_data(&out));
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    NR_ARGS_RELEASE(&weights, &out);
     return result;
 }
 
 static PyMethodDef window_methods[] = {
-    NR_PY_KW_METHOD("weighted_sum", py_weighted_sum,
-                    "weighted_sum(values, weights, out): out[i] = sum_r weights[r] * values[r, "
-                    "i] for float32 values (senders, n), in double and in sender order: the dense "
-                    "sum of a data-parallel exchange, the same bits on every rank and path."),
+    NR_PY_KW_METHOD(
+        "weighted_sum", py_weighted_sum,
+        "weighted_sum(values, weights, out): out[i] = sum_r weights[r] * values[r, "
+        "i] for float32 values (senders, n; each row contiguous), in double and in sender "
+        "order: the dense "
+        "sum of a data-parallel exchange, the same bits on every rank and path."),
     {NULL, NULL, 0, NULL},
 };
 

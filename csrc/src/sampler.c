@@ -197,6 +197,12 @@ static void shuffle(int64_t *perm, int64_t n, struct nr_rng *r)
 #define PERM_BUCKET ((int64_t)1 << 15)
 #define PERM_MAX_BUCKETS 4096
 
+/* The value i with its tag in the top byte. */
+static inline int64_t tagged(int64_t i, const uint8_t *tags)
+{
+    return tags ? (int64_t)((uint64_t)i | (uint64_t)tags[i] << NR_PERM_TAG_SHIFT) : i;
+}
+
 /* One Fisher-Yates over an array of tens of millions of values waits on
  * memory at every swap. Above PERM_FY_MAX values the permutation is drawn in
  * three cache-friendly passes (Rao-Sandelius): each value 0..n-1 in turn draws
@@ -204,17 +210,6 @@ static void shuffle(int64_t *perm, int64_t n, struct nr_rng *r)
  * to count, then to place the values in order), and each bucket is shuffled
  * by Fisher-Yates with a stream of its own. Uniform assignments and uniform
  * shuffles make every permutation equally likely. */
-void nr_sampler_permutation(int64_t *perm, int64_t n, uint64_t seed)
-{
-    nr_sampler_permutation_tagged(perm, n, seed, NULL);
-}
-
-/* The value i with its tag in the top byte. */
-static inline int64_t tagged(int64_t i, const uint8_t *tags)
-{
-    return tags ? (int64_t)((uint64_t)i | (uint64_t)tags[i] << NR_PERM_TAG_SHIFT) : i;
-}
-
 void nr_sampler_permutation_tagged(int64_t *perm, int64_t n, uint64_t seed, const uint8_t *tags)
 {
     struct nr_rng r;
@@ -246,4 +241,9 @@ void nr_sampler_permutation_tagged(int64_t *perm, int64_t n, uint64_t seed, cons
         nr_rng_seed(&own, seed, ((uint64_t)1 << 32) + (uint64_t)b);
         shuffle(perm + start[b], start[b + 1] - start[b], &own);
     }
+}
+
+void nr_sampler_permutation(int64_t *perm, int64_t n, uint64_t seed)
+{
+    nr_sampler_permutation_tagged(perm, n, seed, NULL);
 }

@@ -139,7 +139,8 @@ class GradientExchange:
         table = np.ascontiguousarray(every[:, :h]).view(np.int64)
         weights = self._weights(table, grads.step)
         if dense.size and gather:
-            self._sum_dense(every[:, h:].view(np.float32), weights, dense)
+            # in float64 and in rank order: every rank the same bits
+            _core.weighted_sum(every[:, h:].view(np.float32), weights, dense)
         elif dense.size:
             self._reduce(dense, weights)
         if self.owners and self.sent:
@@ -164,18 +165,6 @@ class GradientExchange:
             return (table[:, 1] > 0).astype(np.float64)
         return table[:, 1].astype(np.float64) / total
 
-    @staticmethod
-    def _sum_dense(values: np.ndarray, weights: np.ndarray, out: np.ndarray) -> None:
-        """``out = sum_r weights[r] * values[r]``, in float64 and in rank order (every
-        rank the same bits)."""
-        _core.weighted_sum(np.ascontiguousarray(values), weights, out)
-
-    def _new_rows_block(self, n_rows: np.ndarray) -> int:
-        """Words of the longest block of new rows an owner sends after the apply phase:
-        at most the rows sent to it (``n_rows[sender, owner, table]``), tables' counts
-        first."""
-        return int(2 * self._sent.size + (n_rows.sum(axis=0) @ self._widths).max())
-
     def close(self) -> None:
         """Release what the exchange holds beyond the fit (collective; nothing here)."""
 
@@ -199,10 +188,8 @@ class GradientExchange:
         slices = np.empty((size, n), dtype=np.float32)
         self.comm.Alltoallv([buf, (counts, displs), MPI.FLOAT],
                             [slices, (np.full(size, n), np.arange(size) * n), MPI.FLOAT])
-        acc = slices[0] * weights[0]
-        for r in range(1, size):
-            acc += slices[r] * weights[r]
-        summed = acc.astype(np.float32)
+        summed = np.empty(n, dtype=np.float32)
+        _core.weighted_sum(slices, weights, summed)
         self.comm.Allgatherv([summed, MPI.FLOAT], [buf, (counts, displs), MPI.FLOAT])
         self.bytes_sent += 4 * (buf.size - n + n * (size - 1))
 
@@ -263,7 +250,8 @@ class GradientExchange:
         self.bytes_sent += 4 * int(send.sum() - send[me])
         grads.merge_rows(self._sent, self._recv.view(np.int32), rdispls,
                          np.ascontiguousarray(n_rows[:, me, :]), weights)
-        self._block = self._new_rows_block(n_rows)
+        # an owner's new rows are at most the rows sent to it (the tables' counts first)
+        self._block = int(2 * self._sent.size + (n_rows.sum(axis=0) @ self._widths).max())
 
     def after_apply(self, grads) -> None:
         """The plan's apply hook: every rank sends the new values of the rows it owns and

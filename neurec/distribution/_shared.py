@@ -62,9 +62,8 @@ class _Window:
         if comm.allreduce(apart, op=MPI.LOR):
             self.win.Free()
             raise RuntimeError("the shared window's segments are not contiguous")
-        self.all: Optional[np.ndarray] = np.ctypeslib.as_array(
-            (ctypes.c_uint32 * (self.words * size)).from_address(base))
-        self.rows = self.all.reshape(size, self.words)  # segment by segment
+        self.rows: Optional[np.ndarray] = np.ctypeslib.as_array(  # segment by segment
+            (ctypes.c_uint32 * (self.words * size)).from_address(base)).reshape(size, self.words)
         self.win.Lock_all()
 
     def fence(self) -> None:
@@ -75,7 +74,7 @@ class _Window:
 
     def free(self) -> None:
         """Release the window (collective); its arrays must not be used after."""
-        self.all = self.rows = None
+        self.rows = None
         self.win.Unlock_all()
         self.win.Free()
 
